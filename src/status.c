@@ -1,0 +1,37 @@
+#include "src/status.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static _Thread_local char tq_err_msg_[512];
+static _Thread_local char tq_err_where_[96];
+
+const char *tq_status_str(tq_status s) {
+    switch (s) {
+    case TQ_OK: return "ok";
+    case TQ_E_ARG: return "bad argument";
+    case TQ_E_NOMEM: return "out of memory";
+    case TQ_E_IO: return "I/O error";
+    case TQ_E_FORMAT: return "bad file format";
+    case TQ_E_SHAPE: return "shape mismatch";
+    case TQ_E_NUMERIC: return "numeric error";
+    }
+    return "unknown status";
+}
+
+const char *tq_last_error(void) { return tq_err_msg_; }
+const char *tq_last_error_where(void) { return tq_err_where_; }
+
+void tq_error_clear(void) {
+    tq_err_msg_[0] = '\0';
+    tq_err_where_[0] = '\0';
+}
+
+tq_status tq_error_set_(tq_status code, const char *file, int line, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tq_err_msg_, sizeof tq_err_msg_, fmt, ap);
+    va_end(ap);
+    snprintf(tq_err_where_, sizeof tq_err_where_, "%s:%d", file, line);
+    return code;
+}
