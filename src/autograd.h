@@ -72,7 +72,7 @@ struct tq_node {
     float *grad;                  /* rows*cols, or NULL when no gradient flows here */
     float *aux;                   /* aux_len floats of op scratch kept from forward to backward */
     size_t aux_len;
-    size_t cap, aux_cap;          /* floats allocated (graph-owned buffers only) */
+    size_t cap, grad_cap, aux_cap; /* floats allocated (graph-owned buffers only) */
     unsigned flags;
     void *ctx;                    /* op parameters (labels, quantizer...), owned by the caller */
     const char *name;             /* static string, for messages */

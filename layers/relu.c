@@ -1,0 +1,27 @@
+#include "layers/relu.h"
+
+static tq_status relu_shape(tq_node *n) {
+    n->rows = n->in[0]->rows;
+    n->cols = n->in[0]->cols;
+    return TQ_OK;
+}
+
+static void relu_forward(tq_node *n, int training) {
+    (void)training;
+    const float *x = n->in[0]->val;
+    size_t N = tq_node_numel(n);
+    for (size_t i = 0; i < N; i++) n->val[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+/* The output is its own mask: y > 0 exactly where x > 0, so nothing extra is cached. */
+static void relu_backward(tq_node *n) {
+    float *dx = n->in[0]->grad;
+    if (!dx) return;
+    size_t N = tq_node_numel(n);
+    for (size_t i = 0; i < N; i++)
+        if (n->val[i] > 0.0f) dx[i] += n->grad[i];
+}
+
+static const tq_op op_relu = {"relu", relu_shape, relu_forward, relu_backward};
+
+tq_node *tq_relu(tq_graph *g, tq_node *x) { return tq_graph_apply(g, &op_relu, NULL, 1, &x); }
