@@ -1,0 +1,206 @@
+/* Model spec parsing, parameter layout, input-normalization folding, and the model file:
+ * round trip, determinism, and rejection of damaged files. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "layers/model.h"
+#include "src/alloc.h"
+#include "src/fileio.h"
+
+static char dir[64];
+
+static int setup(void **state) {
+    (void)state;
+    strcpy(dir, "/tmp/tq_model_XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd);
+}
+
+static void spec_parsing(void **state) {
+    (void)state;
+    tq_model m;
+    assert_int_equal(tq_model_init(&m, "784-100r-100r-10"), TQ_OK);
+    assert_int_equal(m.n_layers, 3);
+    assert_int_equal(m.dims[0], 784);
+    assert_int_equal(m.dims[3], 10);
+    assert_true(m.relu[0] && m.relu[1] && !m.relu[2]);
+    assert_int_equal(m.n_params, 784 * 100 + 100 + 100 * 100 + 100 + 100 * 10 + 10);
+    /* views carved in order W0 b0 W1 b1 W2 b2 */
+    assert_ptr_equal(m.b[0], m.W[0] + 78400);
+    assert_ptr_equal(m.W[1], m.b[0] + 100);
+    assert_ptr_equal(m.db[2] + 10, m.grads + m.n_params);
+    tq_model_free(&m);
+    assert_int_equal(tq_model_init(&m, "784-100-100-10r"), TQ_OK); /* the article's variant */
+    assert_true(!m.relu[0] && !m.relu[1] && m.relu[2]);
+    tq_model_free(&m);
+    const char *bad[] = {"", "784", "784-", "784r-10", "784-0-10", "784-x-10", "784--10", "784-10rr",
+                         "1-2-3-4-5-6-7-8-9-10", "784-99999999-10"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(tq_model_init(&m, bad[i]), TQ_E_ARG);
+        assert_non_null(strstr(tq_last_error(), "spec"));
+    }
+}
+
+static void init_matches_pytorch_bounds(void **state) {
+    (void)state;
+    tq_model m;
+    tq_rng r;
+    tq_rng_seed(&r, 0);
+    assert_int_equal(tq_model_init(&m, "784-100r-10"), TQ_OK);
+    tq_model_init_params(&m, &r);
+    float bound0 = 1.0f / sqrtf(784.0f), bound1 = 0.1f, mx = 0;
+    double mean = 0;
+    for (int i = 0; i < 78400; i++) {
+        assert_true(fabsf(m.W[0][i]) <= bound0);
+        mx = fmaxf(mx, fabsf(m.W[0][i]));
+        mean += m.W[0][i];
+    }
+    assert_true(mx > 0.99f * bound0); /* uses the whole range */
+    assert_true(fabs(mean / 78400) < 0.01 * bound0 * 10);
+    for (int i = 0; i < 10; i++) assert_true(fabsf(m.b[1][i]) <= bound1);
+    tq_model_free(&m);
+}
+
+static void run_logits(tq_model *m, const uint8_t *px, int n, float *out) {
+    tq_net net;
+    assert_int_equal(tq_net_init(&net, m, n), TQ_OK);
+    tq_net_set_batch(&net, m, px, NULL, n);
+    assert_int_equal(tq_graph_forward(net.g, 0), TQ_OK);
+    memcpy(out, net.logits->val, (size_t)n * m->dims[m->n_layers] * sizeof(float));
+    tq_net_free(&net);
+}
+
+static void folding_input_norm_keeps_the_function(void **state) {
+    (void)state;
+    tq_model m;
+    tq_rng r;
+    tq_rng_seed(&r, 3);
+    assert_int_equal(tq_model_init(&m, "784-32r-10"), TQ_OK);
+    tq_model_init_params(&m, &r);
+    uint8_t px[4 * 784];
+    for (int i = 0; i < 4 * 784; i++) px[i] = (uint8_t)tq_rng_below(&r, 256);
+    float a[40], b[40];
+    run_logits(&m, px, 4, a);
+    tq_model_fold_input_norm(&m);
+    assert_true(m.in_mean == 0.0f && m.in_std == 1.0f);
+    run_logits(&m, px, 4, b);
+    for (int i = 0; i < 40; i++) assert_float_equal(a[i], b[i], 1e-4f * (1 + fabsf(a[i])));
+    tq_model_free(&m);
+}
+
+static void save_load_round_trip_is_byte_identical(void **state) {
+    (void)state;
+    tq_model m, m2;
+    tq_rng r;
+    tq_rng_seed(&r, 7);
+    assert_int_equal(tq_model_init(&m, "784-16r-10"), TQ_OK);
+    tq_model_init_params(&m, &r);
+    char p1[128], p2[128];
+    snprintf(p1, sizeof p1, "%s/a.tqf", dir);
+    snprintf(p2, sizeof p2, "%s/b.tqf", dir);
+    assert_int_equal(tq_model_save(&m, p1), TQ_OK);
+    assert_int_equal(tq_model_load(&m2, p1), TQ_OK);
+    assert_string_equal(m2.spec, "784-16r-10");
+    assert_memory_equal(m.params, m2.params, m.n_params * sizeof(float));
+    assert_true(m2.in_mean == m.in_mean && m2.in_std == m.in_std);
+    assert_int_equal(tq_model_save(&m2, p2), TQ_OK);
+    unsigned char *d1, *d2;
+    size_t n1, n2;
+    assert_int_equal(tq_file_read_all(p1, 1 << 24, &d1, &n1), TQ_OK);
+    assert_int_equal(tq_file_read_all(p2, 1 << 24, &d2, &n2), TQ_OK);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(d1, d2, n1);
+    tq_free(d1);
+    tq_free(d2);
+    tq_model_free(&m);
+    tq_model_free(&m2);
+}
+
+static void damaged_files_are_rejected(void **state) {
+    (void)state;
+    tq_model m, m2;
+    tq_rng r;
+    tq_rng_seed(&r, 8);
+    assert_int_equal(tq_model_init(&m, "784-8r-10"), TQ_OK);
+    tq_model_init_params(&m, &r);
+    char good[128], bad[128];
+    snprintf(good, sizeof good, "%s/good.tqf", dir);
+    snprintf(bad, sizeof bad, "%s/bad.tqf", dir);
+    assert_int_equal(tq_model_save(&m, good), TQ_OK);
+    unsigned char *d;
+    size_t n;
+    assert_int_equal(tq_file_read_all(good, 1 << 24, &d, &n), TQ_OK);
+    /* truncated at many points: header, metadata, tensor headers, data, CRC */
+    size_t cuts[] = {0, 3, 7, 11, 20, 40, 80, n / 2, n - 5, n - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        assert_int_equal(tq_file_write_atomic(bad, d, cuts[i]), TQ_OK);
+        tq_status st = tq_model_load(&m2, bad);
+        assert_true(st == TQ_E_FORMAT);
+        assert_non_null(strstr(tq_last_error(), bad));
+    }
+    /* one flipped bit anywhere: the CRC catches it */
+    for (size_t pos = 4; pos < n; pos += n / 17) {
+        d[pos] ^= 0x10;
+        assert_int_equal(tq_file_write_atomic(bad, d, n), TQ_OK);
+        assert_int_equal(tq_model_load(&m2, bad), TQ_E_FORMAT);
+        d[pos] ^= 0x10;
+    }
+    assert_non_null(strstr(tq_last_error(), "checksum"));
+    /* missing file */
+    assert_int_equal(tq_model_load(&m2, "/nonexistent/x.tqf"), TQ_E_IO);
+    assert_non_null(strstr(tq_last_error(), "/nonexistent/x.tqf"));
+    tq_free(d);
+    /* NaN weights are refused on load */
+    m.W[0][5] = NAN;
+    assert_int_equal(tq_model_save(&m, bad), TQ_OK);
+    assert_int_equal(tq_model_load(&m2, bad), TQ_E_NUMERIC);
+    assert_non_null(strstr(tq_last_error(), "NaN"));
+    tq_model_free(&m);
+}
+
+static void failed_save_leaves_old_file_intact(void **state) {
+    (void)state;
+    tq_model m;
+    tq_rng r;
+    tq_rng_seed(&r, 9);
+    assert_int_equal(tq_model_init(&m, "784-8r-10"), TQ_OK);
+    tq_model_init_params(&m, &r);
+    char p[128];
+    snprintf(p, sizeof p, "%s/nodir/m.tqf", dir);
+    assert_int_equal(tq_model_save(&m, p), TQ_E_IO);
+    assert_non_null(strstr(tq_last_error(), "nodir"));
+    /* no temporary file is left behind in the target's folder on success either */
+    snprintf(p, sizeof p, "%s/keep.tqf", dir);
+    assert_int_equal(tq_model_save(&m, p), TQ_OK);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "test -z \"$(ls %s | grep tmp)\"", dir);
+    assert_int_equal(system(cmd), 0);
+    tq_model_free(&m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(spec_parsing),
+        cmocka_unit_test(init_matches_pytorch_bounds),
+        cmocka_unit_test(folding_input_norm_keeps_the_function),
+        cmocka_unit_test(save_load_round_trip_is_byte_identical),
+        cmocka_unit_test(damaged_files_are_rejected),
+        cmocka_unit_test(failed_save_leaves_old_file_intact),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
