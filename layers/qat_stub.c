@@ -13,3 +13,5 @@ tq_node *tq_qat_apply_layer(tq_graph *g, tq_model *m, int l, tq_node *x, tq_node
     return NULL;
 }
 tq_node *tq_qat_apply_input(tq_graph *g, tq_model *m, tq_node *x) { (void)g; (void)m; return x; }
+void tq_qat_set_frozen(tq_model *m, int frozen);
+void tq_qat_set_frozen(tq_model *m, int frozen) { (void)m; (void)frozen; }

@@ -1,0 +1,139 @@
+#define _POSIX_C_SOURCE 200809L
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "src/status.h"
+
+static void print_default(const cli_opt *o) {
+    switch (o->type) {
+    case CLI_INT: printf(" [%d]", *(int *)o->dst); break;
+    case CLI_U64: printf(" [%llu]", (unsigned long long)*(uint64_t *)o->dst); break;
+    case CLI_FLOAT: printf(" [%g]", (double)*(float *)o->dst); break;
+    case CLI_STR: printf(" [%s]", *(const char **)o->dst ? *(const char **)o->dst : "none"); break;
+    case CLI_FLAG: break;
+    }
+}
+
+static void usage(const cli_cmd *cmd, const cli_opt *opts, int n_opts) {
+    printf("usage: tinyqat %s %s\n%s\n\noptions (default in brackets):\n", cmd->name, cmd->args, cmd->summary);
+    for (int i = 0; i < n_opts; i++) {
+        const char *meta = opts[i].type == CLI_FLAG ? "" : opts[i].type == CLI_STR ? " S" : " N";
+        char left[40];
+        snprintf(left, sizeof left, "%s%s", opts[i].name, meta);
+        printf("  %-22s %s", left, opts[i].help);
+        print_default(&opts[i]);
+        printf("\n");
+    }
+    printf("  %-22s %s\n", "--help", "show this help");
+}
+
+static int bad(const cli_cmd *cmd, const char *fmt, const char *a, const char *b) {
+    fprintf(stderr, "tinyqat %s: ", cmd->name);
+    fprintf(stderr, fmt, a, b);
+    fprintf(stderr, " (see 'tinyqat %s --help')\n", cmd->name);
+    return 2;
+}
+
+int cli_parse(const cli_cmd *cmd, cli_opt *opts, int n_opts, int argc, char **argv, const char **pos, int *n_pos) {
+    *n_pos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(cmd, opts, n_opts);
+            return 1;
+        }
+        if (a[0] != '-' || a[1] == '\0' || (a[1] != '-' && !(a[1] >= 'a' && a[1] <= 'z'))) {
+            if (*n_pos >= cmd->n_pos_max) return bad(cmd, "unexpected argument '%s'%s", a, "");
+            pos[(*n_pos)++] = a;
+            continue;
+        }
+        /* --name=value or --name value */
+        char name[64];
+        const char *val = strchr(a, '=');
+        size_t nlen = val ? (size_t)(val - a) : strlen(a);
+        if (nlen >= sizeof name) return bad(cmd, "unknown option '%s'%s", a, "");
+        memcpy(name, a, nlen);
+        name[nlen] = '\0';
+        cli_opt *o = NULL;
+        for (int k = 0; k < n_opts; k++)
+            if (!strcmp(opts[k].name, name)) o = &opts[k];
+        if (!o) return bad(cmd, "unknown option '%s'%s", name, "");
+        if (o->type == CLI_FLAG) {
+            if (val) return bad(cmd, "option %s takes no value%s", name, "");
+            *(int *)o->dst = 1;
+            continue;
+        }
+        if (val) val++;
+        else if (i + 1 < argc) val = argv[++i];
+        else return bad(cmd, "option %s needs a value%s", name, "");
+        if (o->type == CLI_STR) {
+            if (!*val) return bad(cmd, "option %s: empty value%s", name, "");
+            *(const char **)o->dst = val;
+            continue;
+        }
+        char *end;
+        errno = 0;
+        double v = o->type == CLI_U64 ? (double)strtoull(val, &end, 10) : strtod(val, &end);
+        if (end == val || *end || errno || !isfinite(v) || (o->type == CLI_U64 && val[0] == '-'))
+            return bad(cmd, "option %s: '%s' is not a number", name, val);
+        if ((o->type == CLI_INT || o->type == CLI_U64) && v != floor(v))
+            return bad(cmd, "option %s: '%s' is not a whole number", name, val);
+        if (v < o->lo || v > o->hi) {
+            char range[96];
+            snprintf(range, sizeof range, "'%s' is out of range [%g, %g]", val, o->lo, o->hi);
+            return bad(cmd, "option %s: %s", name, range);
+        }
+        if (o->type == CLI_INT) *(int *)o->dst = (int)v;
+        else if (o->type == CLI_U64) *(uint64_t *)o->dst = strtoull(val, NULL, 10);
+        else *(float *)o->dst = (float)v;
+    }
+    if (*n_pos < cmd->n_pos_min) return bad(cmd, "missing argument: %s%s", cmd->args, "");
+    return 0;
+}
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double cli_peak_rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0; /* Linux reports KiB */
+}
+
+int cli_fail(const char *what) {
+    fprintf(stderr, "tinyqat: %s%s%s\n", what ? what : "", what ? ": " : "", tq_last_error());
+    return 1;
+}
+
+void cli_progress_start(cli_progress *p) {
+    p->enabled = isatty(STDERR_FILENO);
+    p->t0 = p->last = cli_now();
+}
+
+void cli_progress_update(cli_progress *p, const char *label, long done, long total, const char *extra) {
+    if (!p->enabled) return;
+    double now = cli_now();
+    if (done < total && now - p->last < 0.1) return; /* redraw at most 10 times a second */
+    p->last = now;
+    int width = 30, fill = total > 0 ? (int)(width * done / total) : width;
+    char bar[64];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+    bar[width] = '\0';
+    fprintf(stderr, "\r%s [%s] %3d%% %s\033[K", label, bar, total > 0 ? (int)(100 * done / total) : 100,
+            extra ? extra : "");
+    fflush(stderr);
+}
+
+void cli_progress_end(cli_progress *p) {
+    if (p->enabled) fprintf(stderr, "\r\033[K");
+}

@@ -1,0 +1,44 @@
+/* Command-line plumbing shared by the tinyqat subcommands: an option table that parses,
+ * range-checks and prints itself (with defaults) for --help, and small output helpers. */
+#ifndef TQ_CLI_H
+#define TQ_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum { CLI_INT, CLI_U64, CLI_FLOAT, CLI_STR, CLI_FLAG } cli_type;
+
+typedef struct {
+    const char *name;   /* "--epochs" */
+    cli_type type;
+    void *dst;          /* int*, uint64_t*, float*, const char**, int* (flag) */
+    const char *help;
+    double lo, hi;      /* accepted range for numbers (inclusive) */
+} cli_opt;
+
+typedef struct {
+    const char *name;     /* "train" */
+    const char *args;     /* "[options]" or "MODEL [options]" */
+    const char *summary;  /* one line */
+    int n_pos_min, n_pos_max;
+} cli_cmd;
+
+/* Parse argv (argv[0] is the command name). Positional arguments go to pos[0..]. Returns 0 to
+ * go on, 1 when --help was printed (exit 0), 2 on a usage error (a one-line message was
+ * printed to stderr; exit 2). */
+int cli_parse(const cli_cmd *cmd, cli_opt *opts, int n_opts, int argc, char **argv, const char **pos, int *n_pos);
+
+/* A progress bar on stderr when it is a terminal; silent otherwise. */
+typedef struct {
+    int enabled;
+    double t0, last;
+} cli_progress;
+void cli_progress_start(cli_progress *p);
+void cli_progress_update(cli_progress *p, const char *label, long done, long total, const char *extra);
+void cli_progress_end(cli_progress *p);
+
+double cli_now(void);          /* monotonic seconds */
+double cli_peak_rss_mb(void);  /* this process's peak resident set size */
+int cli_fail(const char *what); /* prints "tinyqat: <what>: <tq_last_error()>" and returns 1 */
+
+#endif

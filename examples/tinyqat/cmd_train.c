@@ -1,0 +1,130 @@
+/* tinyqat train / tinyqat eval */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "src/alloc.h"
+#include "train.h"
+
+int cmd_train(int argc, char **argv) {
+    tq_train_cfg cfg;
+    tq_train_cfg_defaults(&cfg);
+    const char *spec = "784-100r-100r-10", *out = "digitsnet.tqf", *data = NULL;
+    int json = 0, no_norm = 0, limit = 0;
+    cli_opt opts[] = {
+        {"--epochs", CLI_INT, &cfg.epochs, "training epochs", 1, TQ_MAX_EPOCHS},
+        {"--batch", CLI_INT, &cfg.batch, "batch size", 1, 60000},
+        {"--lr", CLI_FLOAT, &cfg.lr, "learning rate", 1e-7, 10},
+        {"--schedule", CLI_STR, &cfg.schedule, "learning-rate schedule: const or cosine (to 0 at the end)", 0, 0},
+        {"--optim", CLI_STR, &cfg.optim, "optimizer: adam or sgd (momentum 0.9)", 0, 0},
+        {"--weight-decay", CLI_FLOAT, &cfg.weight_decay, "L2 weight decay", 0, 1},
+        {"--seed", CLI_U64, &cfg.seed, "random seed (init and shuffling)", 0, 1.8e19},
+        {"--threads", CLI_INT, &cfg.threads, "BLAS threads (same seed + threads = same model)", 1, 256},
+        {"--model", CLI_STR, &spec, "layer spec; 'r' = ReLU after that layer", 0, 0},
+        {"--no-norm", CLI_FLAG, &no_norm, "feed p/255 without the MNIST mean/std normalization", 0, 0},
+        {"--out", CLI_STR, &out, "where to save the model", 0, 0},
+        {"--data", CLI_STR, &data, "MNIST directory (else $MNIST_DIR, else data/mnist)", 0, 0},
+        {"--limit", CLI_INT, &limit, "train on the first N training images only (0 = all 60,000)", 0, 60000},
+        {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
+    };
+    static const cli_cmd cmd = {"train", "[options]", "Train a float model on MNIST (Adam, batch 64, PyTorch init).", 0, 0};
+    const char *pos[1];
+    int n_pos, rc = cli_parse(&cmd, opts, sizeof opts / sizeof opts[0], argc, argv, pos, &n_pos);
+    if (rc) return rc == 1 ? 0 : 2;
+    if (strcmp(cfg.schedule, "const") && strcmp(cfg.schedule, "cosine")) {
+        fprintf(stderr, "tinyqat train: --schedule must be const or cosine, not '%s'\n", cfg.schedule);
+        return 2;
+    }
+    if (strcmp(cfg.optim, "adam") && strcmp(cfg.optim, "sgd")) {
+        fprintf(stderr, "tinyqat train: --optim must be adam or sgd, not '%s'\n", cfg.optim);
+        return 2;
+    }
+    tq_model m;
+    if (tq_model_init(&m, spec) != TQ_OK) {
+        fprintf(stderr, "tinyqat train: %s\n", tq_last_error());
+        return 2;
+    }
+    if (m.dims[0] != 784 || m.dims[m.n_layers] != 10) {
+        fprintf(stderr, "tinyqat train: model %s must take 784 inputs and give 10 outputs for MNIST\n", spec);
+        tq_model_free(&m);
+        return 2;
+    }
+    if (no_norm) m.in_mean = 0.0f, m.in_std = 1.0f;
+    tq_mnist tr, te;
+    memset(&tr, 0, sizeof tr);
+    memset(&te, 0, sizeof te);
+    if (tq_load_split(data, TQ_MNIST_TRAIN, &tr) || tq_load_split(data, TQ_MNIST_TEST, &te)) {
+        tq_mnist_free(&tr);
+        tq_model_free(&m);
+        return 1;
+    }
+    if (limit > 0 && (uint32_t)limit < tr.n) tr.n = (uint32_t)limit;
+    tq_rng rng;
+    tq_rng_seed(&rng, cfg.seed);
+    tq_model_init_params(&m, &rng);
+    printf("training %s: %d epochs, batch %d, %s lr %g (%s), seed %llu, %d thread(s)\n", spec, cfg.epochs, cfg.batch,
+           cfg.optim, (double)cfg.lr, cfg.schedule, (unsigned long long)cfg.seed, cfg.threads);
+    tq_train_result res;
+    rc = 0;
+    if (tq_train(&m, &tr, &te, &cfg, &res) != TQ_OK) rc = cli_fail("train");
+    else if (tq_model_save(&m, out) != TQ_OK) rc = cli_fail("save");
+    if (rc == 0) {
+        printf("test accuracy %.2f%%, %.3f s/epoch, %.0f samples/s; saved %s\n", (double)res.final_test_acc,
+               res.seconds_per_epoch, res.samples_per_second, out);
+        if (json)
+            printf("{\"test_accuracy\": %.2f, \"seconds_per_epoch\": %.4f, \"samples_per_second\": %.0f, "
+                   "\"epochs\": %d, \"peak_rss_mb\": %.1f, \"model\": \"%s\", \"seed\": %llu}\n",
+                   (double)res.final_test_acc, res.seconds_per_epoch, res.samples_per_second, cfg.epochs,
+                   cli_peak_rss_mb(), out, (unsigned long long)cfg.seed);
+    }
+    tq_mnist_free(&tr);
+    tq_mnist_free(&te);
+    tq_model_free(&m);
+    return rc;
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *data = NULL;
+    int json = 0;
+    cli_opt opts[] = {
+        {"--data", CLI_STR, &data, "MNIST directory (else $MNIST_DIR, else data/mnist)", 0, 0},
+        {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
+    };
+    static const cli_cmd cmd = {"eval", "MODEL [options]", "Evaluate a model on the 10,000 MNIST test images.", 1, 1};
+    const char *pos[1];
+    int n_pos, rc = cli_parse(&cmd, opts, sizeof opts / sizeof opts[0], argc, argv, pos, &n_pos);
+    if (rc) return rc == 1 ? 0 : 2;
+    tq_model m;
+    if (tq_model_load(&m, pos[0]) != TQ_OK) return cli_fail(NULL);
+    tq_mnist te;
+    if (tq_load_split(data, TQ_MNIST_TEST, &te)) {
+        tq_model_free(&m);
+        return 1;
+    }
+    float acc;
+    int64_t conf[100];
+    if (tq_evaluate(&m, &te, &acc, conf, NULL) != TQ_OK) rc = cli_fail("eval");
+    else {
+        printf("%s (%s): test accuracy %.2f%% on %u images\n\nconfusion matrix (rows: true digit, columns: predicted)\n      ",
+               pos[0], m.spec, (double)acc, te.n);
+        for (int c = 0; c < 10; c++) printf("%6d", c);
+        printf("\n");
+        for (int t = 0; t < 10; t++) {
+            printf("%6d", t);
+            for (int c = 0; c < 10; c++) printf("%6lld", (long long)conf[t * 10 + c]);
+            printf("\n");
+        }
+        printf("\nerrors per class\n");
+        for (int t = 0; t < 10; t++) {
+            long total = 0;
+            for (int c = 0; c < 10; c++) total += (long)conf[t * 10 + c];
+            long wrong = total - (long)conf[t * 10 + t];
+            printf("  digit %d: %4ld of %4ld wrong (%.2f%%)\n", t, wrong, total, total ? 100.0 * wrong / total : 0.0);
+        }
+        if (json) printf("{\"test_accuracy\": %.2f, \"images\": %u}\n", (double)acc, te.n);
+    }
+    tq_mnist_free(&te);
+    tq_model_free(&m);
+    return rc;
+}

@@ -1,0 +1,9 @@
+/* The subcommands, one function each (in cmd_*.c); main.c's table lists them. */
+#ifndef TQ_COMMANDS_H
+#define TQ_COMMANDS_H
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif

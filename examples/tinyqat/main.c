@@ -1,0 +1,45 @@
+/* tinyqat: the command-line program. One function per subcommand; each parses its own options
+ * (cli.h prints them with their defaults under --help) and returns the exit status:
+ * 0 success, 1 a failure with a one-line message, 2 a usage error. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command COMMANDS[] = {
+    {"train", cmd_train, "train a float model on MNIST"},
+    {"eval", cmd_eval, "test accuracy, confusion matrix and errors per class of a model"},
+    {"bench", cmd_bench, "time one FP32 training epoch against its matrix products alone"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: tinyqat COMMAND [options]    (tinyqat COMMAND --help for its options)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        fprintf(f, "  %-12s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fprintf(f, "\nData is read from --data DIR, else $MNIST_DIR, else ./data/mnist (data/fetch_mnist.sh fills it).\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("tinyqat 0.1.0\n");
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "tinyqat: unknown command '%s' (see 'tinyqat --help')\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,47 @@
+/* Training and evaluation of a tq_model on MNIST, shared by the train, eval, ptq, qat and
+ * experiment commands. */
+#ifndef TQ_TRAIN_H
+#define TQ_TRAIN_H
+
+#include <stdint.h>
+
+#include "data/mnist.h"
+#include "layers/model.h"
+
+#define TQ_MAX_EPOCHS 1000
+
+typedef struct {
+    int epochs, batch, threads;
+    float lr, lr_min_frac;         /* cosine: lr decays to lr*lr_min_frac at the end */
+    const char *schedule;          /* "cosine" or "const" */
+    const char *optim;             /* "adam" or "sgd" */
+    float momentum, weight_decay;
+    uint64_t seed;
+    int freeze_observers_epoch;    /* QAT: observers stop moving from this epoch (0-based); -1 never */
+    int quiet;                     /* no per-epoch lines */
+    const char *label;             /* progress-bar label */
+} tq_train_cfg;
+
+typedef struct {
+    int epochs;
+    double seconds_total, seconds_per_epoch, samples_per_second;
+    float train_loss[TQ_MAX_EPOCHS], test_acc[TQ_MAX_EPOCHS];   /* per epoch */
+    float final_test_acc;
+} tq_train_result;
+
+void tq_train_cfg_defaults(tq_train_cfg *c);
+
+/* Train m in place. Shuffles with its own generator seeded from cfg->seed, so the same seed
+ * and thread count give the same bytes. `test` may be NULL (no per-epoch evaluation). */
+tq_status tq_train(tq_model *m, const tq_mnist *train, const tq_mnist *test, const tq_train_cfg *cfg,
+                   tq_train_result *res);
+
+/* Test accuracy in percent. confusion: 10x10 counts [true][pred] or NULL. pred: per-image
+ * predicted class or NULL. Evaluation never moves an observer. */
+tq_status tq_evaluate(tq_model *m, const tq_mnist *ds, float *acc, int64_t *confusion, uint8_t *pred);
+
+/* Load the train and/or test split from the data directory (--data, $MNIST_DIR, data/mnist),
+ * with a hint to run the fetch script when the files are missing. */
+int tq_load_split(const char *dir_opt, tq_mnist_split split, tq_mnist *ds);
+
+#endif

@@ -1,0 +1,51 @@
+#include "optim/adam.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "src/alloc.h"
+
+tq_status tq_adam_init(tq_adam *o, size_t n, float lr) {
+    memset(o, 0, sizeof *o);
+    if (n == 0 || !(lr > 0)) TQ_FAIL(TQ_E_ARG, "adam: need parameters and a positive learning rate");
+    o->lr = lr;
+    o->beta1 = 0.9f;
+    o->beta2 = 0.999f;
+    o->eps = 1e-8f;
+    o->n = n;
+    o->m = tq_calloc(n, sizeof(float));
+    o->v = tq_calloc(n, sizeof(float));
+    if (!o->m || !o->v) {
+        tq_adam_free(o);
+        TQ_FAIL(TQ_E_NOMEM, "adam: cannot allocate state for %zu parameters", n);
+    }
+    return TQ_OK;
+}
+
+void tq_adam_step(tq_adam *o, float *params, const float *grads) {
+    o->t++;
+    /* Bias corrections in double: b^t for large t underflows gracefully either way, but double
+     * keeps step 1's correction exact (1 - 0.9 = 0.1). */
+    const float step = (float)(o->lr / (1.0 - pow(o->beta1, (double)o->t)));
+    const float inv_sqrt_bc2 = (float)(1.0 / sqrt(1.0 - pow(o->beta2, (double)o->t)));
+    const float b1 = o->beta1, b2 = o->beta2, eps = o->eps, wd = o->weight_decay;
+    const float decay = o->decoupled ? 1.0f - o->lr * wd : 1.0f, l2 = o->decoupled ? 0.0f : wd;
+    /* restrict: the four arrays never overlap, which lets the loop vectorize (it is ~10% of a
+     * training step otherwise). */
+    float *restrict p = params, *restrict m = o->m, *restrict v = o->v;
+    const float *restrict gr = grads;
+    const size_t n = o->n;
+    for (size_t i = 0; i < n; i++) {
+        float g = gr[i] + l2 * p[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * g;
+        v[i] = b2 * v[i] + (1.0f - b2) * g * g;
+        p[i] = p[i] * decay - step * m[i] / (sqrtf(v[i]) * inv_sqrt_bc2 + eps);
+    }
+}
+
+void tq_adam_free(tq_adam *o) {
+    if (!o) return;
+    tq_free(o->m);
+    tq_free(o->v);
+    o->m = o->v = NULL;
+}

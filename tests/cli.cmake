@@ -1,0 +1,5 @@
+# The command-line program's end-to-end checks (tests/cli_test.sh).
+if(TARGET tinyqat_cli)
+  add_test(NAME cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli_test.sh $<TARGET_FILE:tinyqat_cli>)
+  set_tests_properties(cli PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=1" TIMEOUT 600)
+endif()

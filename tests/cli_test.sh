@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# End-to-end checks of the tinyqat program: help, usage errors, missing files, and that the
+# same seed and thread count give a byte-identical model (with MNIST; skipped without).
+#   tests/cli_test.sh PATH/TO/tinyqat
+set -u
+bin="$1"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+ok()   { pass=$((pass + 1)); }
+bad()  { fail=$((fail + 1)); echo "FAIL: $*"; }
+# expect STATUS DESCRIPTION -- command...: checks the exit status; stderr saved in $tmp/err
+expect() {
+  local want="$1" what="$2"; shift 3
+  "$@" >"$tmp/out" 2>"$tmp/err"; local got=$?
+  if [ "$got" = "$want" ]; then ok; else bad "$what: exit $got, want $want"; sed 's/^/  | /' "$tmp/err" | head -5; fi
+}
+one_line_err() { # the error is exactly one line and mentions $1
+  local n; n=$(wc -l <"$tmp/err")
+  if [ "$n" = 1 ] && grep -q -- "$1" "$tmp/err"; then ok; else bad "$2: want one stderr line naming '$1', got:"; sed 's/^/  | /' "$tmp/err" | head -5; fi
+}
+
+expect 0 "top-level --help" -- "$bin" --help
+grep -q "train" "$tmp/out" && ok || bad "--help lists commands"
+expect 2 "no command" -- "$bin"
+expect 2 "unknown command" -- "$bin" frobnicate
+one_line_err "frobnicate" "unknown command"
+
+for cmd in $("$bin" --help | awk '/^commands:/{f=1;next} /^$/{f=0} f{print $1}'); do
+  expect 0 "$cmd --help" -- "$bin" "$cmd" --help
+  grep -q "usage: tinyqat $cmd" "$tmp/out" && ok || bad "$cmd --help prints its usage"
+  expect 2 "$cmd with an unknown flag" -- "$bin" "$cmd" --no-such-flag
+  one_line_err "no-such-flag" "$cmd unknown flag"
+done
+
+"$bin" train --help >"$tmp/out"
+grep -q -- "--epochs N .*\[10\]" "$tmp/out" && ok || bad "train --help shows the epochs default"
+expect 2 "zero batch" -- "$bin" train --batch 0
+one_line_err "batch" "zero batch"
+expect 2 "negative epochs" -- "$bin" train --epochs -3
+expect 2 "learning rate not a number" -- "$bin" train --lr abc
+one_line_err "not a number" "lr abc"
+expect 2 "learning rate zero" -- "$bin" train --lr 0
+expect 2 "bad model spec" -- "$bin" train --model 784-x-10
+one_line_err "spec" "bad spec"
+expect 2 "bad schedule" -- "$bin" train --schedule wavy
+expect 2 "eval without a model" -- "$bin" eval
+expect 1 "eval of a missing file" -- "$bin" eval "$tmp/none.tqf"
+one_line_err "none.tqf" "missing model"
+printf 'garbage' >"$tmp/junk.tqf"
+expect 1 "eval of a junk file" -- "$bin" eval "$tmp/junk.tqf"
+one_line_err "junk.tqf" "junk model"
+expect 1 "train with no data" -- "$bin" train --data "$tmp/nodata" --epochs 1
+grep -q "nodata" "$tmp/err" && ok || bad "missing data names the folder"
+
+if [ -n "${MNIST_DIR:-}" ]; then
+  args=(train --epochs 1 --limit 3000 --seed 7 --threads 1 --data "$MNIST_DIR")
+  expect 0 "train run 1" -- "$bin" "${args[@]}" --out "$tmp/a.tqf" --json
+  tail -n 1 "$tmp/out" | grep -q '^{"test_accuracy": ' && ok || bad "--json last line"
+  expect 0 "train run 2" -- "$bin" "${args[@]}" --out "$tmp/b.tqf"
+  cmp -s "$tmp/a.tqf" "$tmp/b.tqf" && ok || bad "same seed and threads give a byte-identical model"
+  expect 0 "train run 3, other seed" -- "$bin" train --epochs 1 --limit 3000 --seed 8 --data "$MNIST_DIR" --out "$tmp/c.tqf"
+  cmp -s "$tmp/a.tqf" "$tmp/c.tqf" && bad "another seed gives another model" || ok
+  expect 0 "eval" -- "$bin" eval "$tmp/a.tqf" --data "$MNIST_DIR" --json
+  grep -q "confusion matrix" "$tmp/out" && ok || bad "eval prints a confusion matrix"
+  expect 1 "save into a missing folder" -- "$bin" "${args[@]}" --out "$tmp/no/such/dir/m.tqf"
+  one_line_err "no/such/dir" "save into a missing folder"
+  cp "$tmp/a.tqf" "$tmp/keep.tqf"
+  expect 2 "bad args do not touch an existing output" -- "$bin" train --epochs 0 --out "$tmp/keep.tqf"
+  cmp -s "$tmp/a.tqf" "$tmp/keep.tqf" && ok || bad "existing model untouched"
+else
+  echo "MNIST_DIR not set: skipping the training checks"
+fi
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" = 0 ]

@@ -1,0 +1,236 @@
+/* The IDX reader on small synthetic files, raw and gzip: good files load byte for byte, every
+ * kind of damage is refused with the right status and a message naming the file. The real
+ * MNIST set is read when $MNIST_DIR is set. */
+#define _POSIX_C_SOURCE 200809L
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <cmocka.h>
+
+#include "data/mnist.h"
+#include "src/alloc.h"
+
+static char dir[64];
+
+static int setup(void **state) {
+    (void)state;
+    strcpy(dir, "/tmp/tq_idx_XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd);
+}
+
+/* An IDX byte image: magic, dims (big-endian), then `data_len` payload bytes (i*7 mod 256, or
+ * i mod 10 for labels). */
+static size_t make_idx(unsigned char *out, uint32_t magic, const uint32_t *dims, int nd, size_t data_len, int labels) {
+    size_t p = 0;
+    uint32_t words[5] = {magic, 0, 0, 0, 0};
+    for (int i = 0; i < nd; i++) words[1 + i] = dims[i];
+    for (int i = 0; i <= nd; i++)
+        for (int b = 3; b >= 0; b--) out[p++] = (unsigned char)(words[i] >> (8 * b));
+    for (size_t i = 0; i < data_len; i++) out[p++] = (unsigned char)(labels ? i % 10 : (i * 7) % 256);
+    return p;
+}
+
+static void write_file(const char *name, const unsigned char *d, size_t n, int gz) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (gz) {
+        gzFile f = gzopen(path, "wb");
+        assert_non_null(f);
+        assert_int_equal(gzwrite(f, d, (unsigned)n), (int)n);
+        assert_int_equal(gzclose(f), Z_OK);
+    } else {
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(d, 1, n, f), n);
+        fclose(f);
+    }
+}
+
+static void clear_dir(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -f %s/*", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static unsigned char buf[16 + 5 * 784 + 64];
+
+/* A 5-image test split; `gz` selects gzip for both files. */
+static void write_good(int gz) {
+    uint32_t idim[3] = {5, 28, 28}, ldim[1] = {5};
+    size_t n = make_idx(buf, 0x803, idim, 3, 5 * 784, 0);
+    write_file(gz ? "t10k-images-idx3-ubyte.gz" : "t10k-images-idx3-ubyte", buf, n, gz);
+    n = make_idx(buf, 0x801, ldim, 1, 5, 1);
+    write_file(gz ? "t10k-labels-idx1-ubyte.gz" : "t10k-labels-idx1-ubyte", buf, n, gz);
+}
+
+static void expect_fail(tq_status want, const char *needle) {
+    tq_mnist ds;
+    tq_status st = tq_mnist_load(&ds, dir, TQ_MNIST_TEST);
+    if (st != want || !strstr(tq_last_error(), needle)) print_message("got %d: %s\n", st, tq_last_error());
+    assert_int_equal(st, want);
+    assert_non_null(strstr(tq_last_error(), needle));
+    assert_null(ds.images);
+}
+
+static void good_files_load(void **state) {
+    (void)state;
+    for (int gz = 0; gz < 2; gz++) {
+        clear_dir();
+        write_good(gz);
+        tq_mnist ds;
+        assert_int_equal(tq_mnist_load(&ds, dir, TQ_MNIST_TEST), TQ_OK);
+        assert_int_equal(ds.n, 5);
+        assert_int_equal(ds.rows, 28);
+        for (size_t i = 0; i < 5 * 784; i++) assert_int_equal(ds.images[i], (i * 7) % 256);
+        for (int i = 0; i < 5; i++) assert_int_equal(ds.labels[i], i);
+        tq_mnist_free(&ds);
+        tq_mnist_free(&ds); /* idempotent */
+    }
+}
+
+static void bad_headers(void **state) {
+    (void)state;
+    uint32_t ldim[1] = {5};
+    struct {
+        uint32_t magic, d0, d1, d2;
+        const char *needle;
+    } cases[] = {
+        {0x804, 5, 28, 28, "bad IDX magic"},          /* wrong type/ndims */
+        {0x803, 0, 28, 28, "dimension 0 is 0"},
+        {0x803, 5, 0, 28, "dimension 1 is 0"},
+        {0x803, 0x80000000u, 28, 28, "absurd"},        /* 2^31 images */
+        {0x803, 0xffffffffu, 28, 28, "absurd"},
+        {0x803, 5, 28, 27, "28x28"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        clear_dir();
+        uint32_t idim[3] = {cases[c].d0, cases[c].d1, cases[c].d2};
+        size_t plen = (uint64_t)idim[0] * idim[1] * idim[2] <= 5 * 784 ? (size_t)idim[0] * idim[1] * idim[2] : 0;
+        size_t n = make_idx(buf, cases[c].magic, idim, 3, plen, 0);
+        write_file("t10k-images-idx3-ubyte", buf, n, 0);
+        n = make_idx(buf, 0x801, ldim, 1, 5, 1);
+        write_file("t10k-labels-idx1-ubyte", buf, n, 0);
+        expect_fail(TQ_E_FORMAT, cases[c].needle);
+        assert_non_null(strstr(tq_last_error(), "t10k-images"));
+    }
+}
+
+static void truncated_and_trailing(void **state) {
+    (void)state;
+    uint32_t idim[3] = {5, 28, 28}, ldim[1] = {5};
+    size_t full = make_idx(buf, 0x803, idim, 3, 5 * 784, 0);
+    size_t cuts[] = {0, 2, 6, 14, 16, 100, full - 1};
+    for (int gz = 0; gz < 2; gz++)
+        for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+            clear_dir();
+            make_idx(buf, 0x803, idim, 3, 5 * 784, 0);
+            write_file("t10k-images-idx3-ubyte", buf, cuts[c], gz);
+            size_t n = make_idx(buf, 0x801, ldim, 1, 5, 1);
+            write_file("t10k-labels-idx1-ubyte", buf, n, 0);
+            expect_fail(TQ_E_FORMAT, "truncated");
+        }
+    clear_dir();
+    make_idx(buf, 0x803, idim, 3, 5 * 784 + 3, 0); /* 3 bytes too many */
+    write_file("t10k-images-idx3-ubyte", buf, full + 3, 0);
+    size_t n = make_idx(buf, 0x801, ldim, 1, 5, 1);
+    write_file("t10k-labels-idx1-ubyte", buf, n, 0);
+    expect_fail(TQ_E_FORMAT, "unexpected bytes");
+}
+
+static void corrupted_gzip(void **state) {
+    (void)state;
+    clear_dir();
+    write_good(1);
+    char path[256];
+    snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte.gz", dir);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    /* flip bytes in the middle of the deflate stream (past the 10-byte gzip header) */
+    for (long pos = 12; pos < len - 8; pos += 5) {
+        fseek(f, pos, SEEK_SET);
+        int c = fgetc(f);
+        fseek(f, pos, SEEK_SET);
+        fputc(c ^ 0x5a, f);
+    }
+    fclose(f);
+    expect_fail(TQ_E_FORMAT, "t10k-images-idx3-ubyte.gz");
+}
+
+static void inconsistent_pair(void **state) {
+    (void)state;
+    uint32_t idim[3] = {5, 28, 28}, ldim[1] = {4};
+    clear_dir();
+    size_t n = make_idx(buf, 0x803, idim, 3, 5 * 784, 0);
+    write_file("t10k-images-idx3-ubyte", buf, n, 0);
+    n = make_idx(buf, 0x801, ldim, 1, 4, 1);
+    write_file("t10k-labels-idx1-ubyte", buf, n, 0);
+    expect_fail(TQ_E_FORMAT, "4 labels");
+    /* a label that is not a digit */
+    ldim[0] = 5;
+    n = make_idx(buf, 0x801, ldim, 1, 5, 1);
+    buf[8 + 3] = 10;
+    write_file("t10k-labels-idx1-ubyte", buf, n, 0);
+    expect_fail(TQ_E_FORMAT, "not a digit");
+    /* labels file with the images' magic */
+    n = make_idx(buf, 0x803, idim, 3, 5 * 784, 0);
+    write_file("t10k-labels-idx1-ubyte", buf, n, 0);
+    expect_fail(TQ_E_FORMAT, "t10k-labels");
+}
+
+static void missing_files(void **state) {
+    (void)state;
+    clear_dir();
+    expect_fail(TQ_E_IO, "not found");
+    assert_non_null(strstr(tq_last_error(), dir));
+}
+
+static void default_dir_order(void **state) {
+    (void)state;
+    unsetenv("MNIST_DIR");
+    assert_string_equal(tq_mnist_default_dir(NULL), "data/mnist");
+    setenv("MNIST_DIR", "/x/y", 1);
+    assert_string_equal(tq_mnist_default_dir(NULL), "/x/y");
+    assert_string_equal(tq_mnist_default_dir("/cli"), "/cli");
+}
+
+static void real_mnist(void **state) {
+    (void)state;
+    const char *d = getenv("TQ_REAL_MNIST");
+    if (!d || !*d) skip();
+    tq_mnist tr, te;
+    assert_int_equal(tq_mnist_load(&tr, d, TQ_MNIST_TRAIN), TQ_OK);
+    assert_int_equal(tq_mnist_load(&te, d, TQ_MNIST_TEST), TQ_OK);
+    assert_int_equal(tr.n, 60000);
+    assert_int_equal(te.n, 10000);
+    assert_int_equal(tr.labels[0], 5); /* the famous first training digit */
+    assert_int_equal(te.labels[0], 7);
+    tq_mnist_free(&tr);
+    tq_mnist_free(&te);
+}
+
+int main(void) {
+    /* default_dir_order changes MNIST_DIR: remember the real one first */
+    const char *real = getenv("MNIST_DIR");
+    if (real) setenv("TQ_REAL_MNIST", real, 1);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(good_files_load),   cmocka_unit_test(bad_headers),     cmocka_unit_test(truncated_and_trailing),
+        cmocka_unit_test(corrupted_gzip),    cmocka_unit_test(inconsistent_pair), cmocka_unit_test(missing_files),
+        cmocka_unit_test(default_dir_order), cmocka_unit_test(real_mnist),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
