@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "layers/linear.h"
+#include "layers/qat.h"
 #include "layers/relu.h"
 #include "src/alloc.h"
 #include "src/checkpoint.h"
@@ -71,14 +72,20 @@ void tq_model_init_params(tq_model *m, tq_rng *rng) {
     for (int l = 0; l < m->n_layers; l++) tq_linear_init(m->W[l], m->b[l], m->dims[l], m->dims[l + 1], rng);
 }
 
-void tq_qat_free(struct tq_qat *q);
-
 void tq_model_free(tq_model *m) {
     if (!m) return;
     tq_free(m->params);
     tq_free(m->grads);
     tq_qat_free(m->qat);
     memset(m, 0, sizeof *m);
+}
+
+tq_status tq_model_clone(tq_model *dst, const tq_model *src) {
+    TQ_TRY(tq_model_init(dst, src->spec));
+    memcpy(dst->params, src->params, src->n_params * sizeof(float));
+    dst->in_mean = src->in_mean;
+    dst->in_std = src->in_std;
+    return TQ_OK;
 }
 
 void tq_model_fold_input_norm(tq_model *m) {
@@ -104,9 +111,6 @@ void tq_model_input(const tq_model *m, const uint8_t *pixels, size_t n, float *x
 }
 
 /* ---- files ---- */
-
-tq_status tq_qat_save_state(const tq_model *m, tq_ckpt *c);
-tq_status tq_qat_load_state(tq_model *m, const tq_ckpt *c, const char *path);
 
 tq_status tq_model_save(const tq_model *m, const char *path) {
     tq_ckpt c;
@@ -172,9 +176,6 @@ done:
 
 /* ---- the graph ---- */
 
-tq_node *tq_qat_apply_layer(tq_graph *g, tq_model *m, int l, tq_node *x, tq_node *W, tq_node *b);
-tq_node *tq_qat_apply_input(tq_graph *g, tq_model *m, tq_node *x);
-
 tq_status tq_net_init(tq_net *net, tq_model *m, int max_batch) {
     memset(net, 0, sizeof *net);
     if (max_batch < 1) TQ_FAIL(TQ_E_ARG, "batch size %d: must be at least 1", max_batch);
@@ -189,7 +190,6 @@ tq_status tq_net_init(tq_net *net, tq_model *m, int max_batch) {
     }
     tq_graph *g = net->g;
     tq_node *h = net->x = tq_leaf(g, "x", max_batch, m->dims[0], net->xbuf, NULL);
-    if (m->qat) h = tq_qat_apply_input(g, m, h);
     static const char *wname[TQ_MAX_LAYERS] = {"W0", "W1", "W2", "W3", "W4", "W5", "W6", "W7"};
     static const char *bname[TQ_MAX_LAYERS] = {"b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7"};
     for (int l = 0; l < m->n_layers; l++) {

@@ -45,6 +45,8 @@ typedef struct tq_model {
 tq_status tq_model_init(tq_model *m, const char *spec);
 void tq_model_init_params(tq_model *m, tq_rng *rng);   /* PyTorch's default init, layer by layer */
 void tq_model_free(tq_model *m);                       /* NULL-safe */
+/* A float copy of src's spec, normalization and parameters (no quantization state). */
+tq_status tq_model_clone(tq_model *dst, const tq_model *src);
 
 /* W0' = W0 / std, b0' = b0 - (mean/std) sum_i W0[o][i]; then mean = 0, std = 1. Same function,
  * up to float rounding. */

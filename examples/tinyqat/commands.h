@@ -5,5 +5,8 @@
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_ptq(int argc, char **argv);
+int cmd_qat(int argc, char **argv);
+int cmd_experiment(int argc, char **argv);
 
 #endif

@@ -15,6 +15,9 @@ typedef struct {
 static const command COMMANDS[] = {
     {"train", cmd_train, "train a float model on MNIST"},
     {"eval", cmd_eval, "test accuracy, confusion matrix and errors per class of a model"},
+    {"ptq", cmd_ptq, "post-training quantization of a float model (calibrated on training data)"},
+    {"qat", cmd_qat, "quantization-aware training, fine-tuned from a float model or from scratch"},
+    {"experiment", cmd_experiment, "FP32 vs PTQ vs QAT over seeds and bit widths, in one table"},
     {"bench", cmd_bench, "time one FP32 training epoch against its matrix products alone"},
 };
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "layers/qat.h"
 #include "optim/adam.h"
 #include "optim/sgd.h"
 #include "src/alloc.h"
@@ -47,8 +48,6 @@ static float lr_at(const tq_train_cfg *c, long step, long total) {
     float lo = c->lr * c->lr_min_frac;
     return lo + (c->lr - lo) * 0.5f * (1.0f + (float)cos(M_PI * (double)step / (double)total));
 }
-
-void tq_qat_set_frozen(tq_model *m, int frozen);
 
 tq_status tq_train(tq_model *m, const tq_mnist *train, const tq_mnist *test, const tq_train_cfg *cfg,
                    tq_train_result *res) {
@@ -97,7 +96,7 @@ tq_status tq_train(tq_model *m, const tq_mnist *train, const tq_mnist *test, con
             }
             tq_net_set_batch(&net, m, px, lab, n);
             memset(m->grads, 0, m->n_params * sizeof(float));
-            if ((st = tq_graph_forward(net.g, 1)) != TQ_OK) goto done;
+            if ((st = tq_graph_forward(net.g, TQ_RUN_TRAIN)) != TQ_OK) goto done;
             float loss = net.loss->val[0];
             if (!isfinite(loss)) {
                 st = tq_error_set_(TQ_E_NUMERIC, __FILE__, __LINE__,
@@ -147,6 +146,30 @@ done:
     return st;
 }
 
+tq_status tq_calibrate(tq_model *m, const tq_mnist *train, int n_batches, int batch, uint64_t seed) {
+    if (!m->qat) TQ_FAIL(TQ_E_ARG, "calibrate: the model has no quantization state");
+    const int D = m->dims[0];
+    tq_net net;
+    TQ_TRY(tq_net_init(&net, m, batch));
+    uint8_t *px = tq_malloc((size_t)batch * D);
+    if (!px) {
+        tq_net_free(&net);
+        TQ_FAIL(TQ_E_NOMEM, "calibrate: out of memory");
+    }
+    tq_rng rng;
+    tq_rng_seed(&rng, seed ^ 0xCA11B4A7Eull);
+    tq_status st = TQ_OK;
+    for (int b = 0; b < n_batches && st == TQ_OK; b++) {
+        for (int k = 0; k < batch; k++)
+            memcpy(px + (size_t)k * D, train->images + (size_t)tq_rng_below(&rng, train->n) * D, (size_t)D);
+        tq_net_set_batch(&net, m, px, NULL, batch);
+        st = tq_graph_forward(net.g, TQ_RUN_CALIBRATE);
+    }
+    tq_free(px);
+    tq_net_free(&net);
+    return st;
+}
+
 tq_status tq_evaluate(tq_model *m, const tq_mnist *ds, float *acc, int64_t *confusion, uint8_t *pred) {
     const int B = 1000, D = m->dims[0], C = m->dims[m->n_layers];
     if (ds->rows * ds->cols != (uint32_t)D)
@@ -158,7 +181,7 @@ tq_status tq_evaluate(tq_model *m, const tq_mnist *ds, float *acc, int64_t *conf
     for (uint32_t s = 0; s < ds->n; s += B) {
         int n = (int)(ds->n - s < (uint32_t)B ? ds->n - s : (uint32_t)B);
         tq_net_set_batch(&net, m, ds->images + (size_t)s * D, NULL, n);
-        tq_status st = tq_graph_forward(net.g, 0);
+        tq_status st = tq_graph_forward(net.g, TQ_RUN_EVAL);
         if (st != TQ_OK) {
             tq_net_free(&net);
             return st;

@@ -40,6 +40,11 @@ tq_status tq_train(tq_model *m, const tq_mnist *train, const tq_mnist *test, con
  * predicted class or NULL. Evaluation never moves an observer. */
 tq_status tq_evaluate(tq_model *m, const tq_mnist *ds, float *acc, int64_t *confusion, uint8_t *pred);
 
+/* PTQ calibration: run n_batches random training batches (seeded) through the model in
+ * calibrate mode, so the activation observers see them; outputs stay unquantized meanwhile.
+ * Never the test set. */
+tq_status tq_calibrate(tq_model *m, const tq_mnist *train, int n_batches, int batch, uint64_t seed);
+
 /* Load the train and/or test split from the data directory (--data, $MNIST_DIR, data/mnist),
  * with a hint to run the fetch script when the files are missing. */
 int tq_load_split(const char *dir_opt, tq_mnist_split split, tq_mnist *ds);

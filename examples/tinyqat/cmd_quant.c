@@ -1,0 +1,407 @@
+/* tinyqat ptq / qat / experiment: post-training quantization, quantization-aware training, and
+ * the PTQ-vs-QAT comparison table. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "layers/qat.h"
+#include "src/alloc.h"
+#include "train.h"
+
+/* Options every quantizing command shares. */
+typedef struct {
+    int bits, per_tensor, calib_batches, no_bias_quant;
+    const char *observer, *ste;
+} quant_opts;
+
+static void quant_opts_defaults(quant_opts *q, const char *observer) {
+    q->bits = 8;
+    q->per_tensor = 0;
+    q->calib_batches = 32;
+    q->no_bias_quant = 0;
+    q->observer = observer;
+    q->ste = "clipped";
+}
+
+static int quant_cfg(const char *cmd, const quant_opts *q, tq_qat_cfg *cfg) {
+    tq_qat_cfg_defaults(cfg);
+    int obs = tq_obs_kind_parse(q->observer);
+    if (obs < 0) {
+        fprintf(stderr, "tinyqat %s: --observer must be minmax, ema or percentile, not '%s'\n", cmd, q->observer);
+        return 2;
+    }
+    if (strcmp(q->ste, "clipped") && strcmp(q->ste, "plain")) {
+        fprintf(stderr, "tinyqat %s: --ste must be clipped or plain, not '%s'\n", cmd, q->ste);
+        return 2;
+    }
+    cfg->w_bits = q->bits;
+    cfg->per_channel = !q->per_tensor;
+    cfg->quant_bias = !q->no_bias_quant;
+    cfg->obs = (tq_obs_kind)obs;
+    cfg->ste = strcmp(q->ste, "plain") ? TQ_STE_CLIPPED : TQ_STE_PLAIN;
+    return 0;
+}
+
+#define QUANT_OPTIONS(q)                                                                                       \
+    {"--bits", CLI_INT, &(q).bits, "weight bits: 2..8 (activations stay 8-bit)", 2, 8},                          \
+    {"--per-tensor", CLI_FLAG, &(q).per_tensor, "one weight scale per layer instead of per output channel", 0, 0}, \
+    {"--observer", CLI_STR, &(q).observer, "activation observer: minmax, ema or percentile", 0, 0},             \
+    {"--calib-batches", CLI_INT, &(q).calib_batches, "training batches of 64 that calibrate the observers", 1, 10000}, \
+    {"--no-bias-quant", CLI_FLAG, &(q).no_bias_quant, "keep the bias in float (default: int32 at s_in*s_w)", 0, 0}
+
+/* PTQ of a float model copy: attach quantizers, calibrate on training data, done. */
+static tq_status do_ptq(tq_model *q, const tq_model *fp, const tq_qat_cfg *cfg, const tq_mnist *train, int calib,
+                        uint64_t seed) {
+    TQ_TRY(tq_model_clone(q, fp));
+    tq_status st = tq_qat_attach(q, cfg);
+    if (st == TQ_OK) st = tq_calibrate(q, train, calib, 64, seed);
+    if (st != TQ_OK) tq_model_free(q);
+    return st;
+}
+
+int cmd_ptq(int argc, char **argv) {
+    quant_opts q;
+    quant_opts_defaults(&q, "minmax");
+    const char *out = "digitsnet-ptq.tqf", *data = NULL;
+    uint64_t seed = 0;
+    int json = 0;
+    cli_opt opts[] = {
+        QUANT_OPTIONS(q),
+        {"--seed", CLI_U64, &seed, "which calibration batches are drawn", 0, 1.8e19},
+        {"--out", CLI_STR, &out, "where to save the quantized model", 0, 0},
+        {"--data", CLI_STR, &data, "MNIST directory (else $MNIST_DIR, else data/mnist)", 0, 0},
+        {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
+    };
+    static const cli_cmd cmd = {"ptq", "FP32_MODEL [options]",
+                                "Post-training quantization: calibrate activation ranges on training batches, quantize weights.", 1, 1};
+    const char *pos[1];
+    int n_pos, rc = cli_parse(&cmd, opts, sizeof opts / sizeof opts[0], argc, argv, pos, &n_pos);
+    if (rc) return rc == 1 ? 0 : 2;
+    tq_qat_cfg cfg;
+    if ((rc = quant_cfg("ptq", &q, &cfg))) return rc;
+    tq_model fp, m;
+    if (tq_model_load(&fp, pos[0]) != TQ_OK) return cli_fail(NULL);
+    if (fp.qat) {
+        fprintf(stderr, "tinyqat ptq: %s is already quantized; give a float model\n", pos[0]);
+        tq_model_free(&fp);
+        return 1;
+    }
+    tq_mnist tr, te;
+    memset(&tr, 0, sizeof tr);
+    if (tq_load_split(data, TQ_MNIST_TRAIN, &tr) || tq_load_split(data, TQ_MNIST_TEST, &te)) {
+        tq_mnist_free(&tr);
+        tq_model_free(&fp);
+        return 1;
+    }
+    float acc_fp = 0, acc_q = 0;
+    rc = 0;
+    if (tq_evaluate(&fp, &te, &acc_fp, NULL, NULL) != TQ_OK || do_ptq(&m, &fp, &cfg, &tr, q.calib_batches, seed) != TQ_OK)
+        rc = cli_fail("ptq");
+    else {
+        if (tq_evaluate(&m, &te, &acc_q, NULL, NULL) != TQ_OK) rc = cli_fail("ptq");
+        else if (tq_model_save(&m, out) != TQ_OK) rc = cli_fail("save");
+        else {
+            printf("PTQ int%d weights (%s, %s observer, %d calibration batches): test accuracy %.2f%% (FP32 %.2f%%, %+.2f); saved %s\n",
+                   q.bits, q.per_tensor ? "per tensor" : "per channel", q.observer, q.calib_batches, (double)acc_q,
+                   (double)acc_fp, (double)(acc_q - acc_fp), out);
+            if (json)
+                printf("{\"test_accuracy\": %.2f, \"fp32_test_accuracy\": %.2f, \"bits\": %d, \"model\": \"%s\"}\n",
+                       (double)acc_q, (double)acc_fp, q.bits, out);
+        }
+        tq_model_free(&m);
+    }
+    tq_mnist_free(&tr);
+    tq_mnist_free(&te);
+    tq_model_free(&fp);
+    return rc;
+}
+
+/* The QAT fine-tuning recipe: a tenth of the float learning rate, cosine to 0, observers frozen
+ * for the last epoch so the final weights settle under fixed activation scales. */
+static void qat_finetune_cfg(tq_train_cfg *c, int epochs, uint64_t seed) {
+    tq_train_cfg_defaults(c);
+    c->epochs = epochs;
+    c->lr = 1e-4f;
+    c->seed = seed + 1000; /* another shuffle than the float run's */
+    c->freeze_observers_epoch = epochs > 1 ? epochs - 1 : -1;
+    c->label = "qat";
+}
+
+int cmd_qat(int argc, char **argv) {
+    quant_opts q;
+    quant_opts_defaults(&q, "ema");
+    tq_train_cfg cfg;
+    qat_finetune_cfg(&cfg, 3, 0);
+    const char *from = NULL, *out = "digitsnet-qat.tqf", *data = NULL, *spec = "784-100r-100r-10";
+    int json = 0, freeze = -2;
+    cli_opt opts[] = {
+        QUANT_OPTIONS(q),
+        {"--from", CLI_STR, &from, "fine-tune this float model (else train from scratch)", 0, 0},
+        {"--model", CLI_STR, &spec, "layer spec when training from scratch", 0, 0},
+        {"--epochs", CLI_INT, &cfg.epochs, "QAT epochs", 1, TQ_MAX_EPOCHS},
+        {"--lr", CLI_FLOAT, &cfg.lr, "learning rate (fine-tuning; from scratch 1e-3 is usual)", 1e-7, 10},
+        {"--schedule", CLI_STR, &cfg.schedule, "const or cosine", 0, 0},
+        {"--batch", CLI_INT, &cfg.batch, "batch size", 1, 60000},
+        {"--freeze-epoch", CLI_INT, &freeze, "freeze observers from this epoch (1-based; 0 never; default: the last)", 0, TQ_MAX_EPOCHS},
+        {"--ste", CLI_STR, &q.ste, "straight-through estimator: clipped or plain", 0, 0},
+        {"--seed", CLI_U64, &cfg.seed, "random seed", 0, 1.8e19},
+        {"--threads", CLI_INT, &cfg.threads, "BLAS threads", 1, 256},
+        {"--out", CLI_STR, &out, "where to save the quantized model", 0, 0},
+        {"--data", CLI_STR, &data, "MNIST directory (else $MNIST_DIR, else data/mnist)", 0, 0},
+        {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
+    };
+    static const cli_cmd cmd = {"qat", "[--from FP32_MODEL] [options]",
+                                "Quantization-aware training: fine-tune a float model (--from) or train from scratch with fake quant.", 0, 0};
+    const char *pos[1];
+    int n_pos, rc = cli_parse(&cmd, opts, sizeof opts / sizeof opts[0], argc, argv, pos, &n_pos);
+    if (rc) return rc == 1 ? 0 : 2;
+    tq_qat_cfg qcfg;
+    if ((rc = quant_cfg("qat", &q, &qcfg))) return rc;
+    if (strcmp(cfg.schedule, "const") && strcmp(cfg.schedule, "cosine")) {
+        fprintf(stderr, "tinyqat qat: --schedule must be const or cosine, not '%s'\n", cfg.schedule);
+        return 2;
+    }
+    cfg.freeze_observers_epoch = freeze == -2 ? (cfg.epochs > 1 ? cfg.epochs - 1 : -1) : freeze == 0 ? -1 : freeze - 1;
+    tq_model m;
+    if (from) {
+        if (tq_model_load(&m, from) != TQ_OK) return cli_fail(NULL);
+        if (m.qat) {
+            fprintf(stderr, "tinyqat qat: %s is already quantized; give a float model\n", from);
+            tq_model_free(&m);
+            return 1;
+        }
+    } else {
+        if (tq_model_init(&m, spec) != TQ_OK) {
+            fprintf(stderr, "tinyqat qat: %s\n", tq_last_error());
+            return 2;
+        }
+        tq_rng r;
+        tq_rng_seed(&r, cfg.seed);
+        tq_model_init_params(&m, &r);
+    }
+    tq_mnist tr, te;
+    memset(&tr, 0, sizeof tr);
+    if (tq_load_split(data, TQ_MNIST_TRAIN, &tr) || tq_load_split(data, TQ_MNIST_TEST, &te)) {
+        tq_mnist_free(&tr);
+        tq_model_free(&m);
+        return 1;
+    }
+    tq_train_result res;
+    rc = 0;
+    if (tq_qat_attach(&m, &qcfg) != TQ_OK || tq_train(&m, &tr, &te, &cfg, &res) != TQ_OK) rc = cli_fail("qat");
+    else if (tq_model_save(&m, out) != TQ_OK) rc = cli_fail("save");
+    else {
+        printf("QAT int%d weights (%s): test accuracy %.2f%%, %.3f s/epoch; saved %s\n", q.bits, from ? "fine-tuned" : "from scratch",
+               (double)res.final_test_acc, res.seconds_per_epoch, out);
+        if (json)
+            printf("{\"test_accuracy\": %.2f, \"seconds_per_epoch\": %.4f, \"epochs\": %d, \"bits\": %d, \"model\": \"%s\"}\n",
+                   (double)res.final_test_acc, res.seconds_per_epoch, cfg.epochs, q.bits, out);
+    }
+    tq_mnist_free(&tr);
+    tq_mnist_free(&te);
+    tq_model_free(&m);
+    return rc;
+}
+
+/* ---- experiment ---- */
+
+#define MAX_SEEDS 16
+#define MAX_BITS 8
+
+typedef struct {
+    const char *method;
+    int bits;
+    float acc[MAX_SEEDS];
+    double seconds[MAX_SEEDS];
+    size_t bytes;
+} row;
+
+static void mean_std(const float *v, int n, double *mean, double *sd) {
+    double s = 0, s2 = 0;
+    for (int i = 0; i < n; i++) s += v[i];
+    *mean = s / n;
+    for (int i = 0; i < n; i++) s2 += (v[i] - *mean) * (v[i] - *mean);
+    *sd = n > 1 ? sqrt(s2 / (n - 1)) : 0.0;
+}
+
+static int parse_bits(const char *s, int *bits, int *n) {
+    *n = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        long b = strtol(p, &end, 10);
+        if (end == p || b < 2 || b > 8 || *n == MAX_BITS) return 0;
+        bits[(*n)++] = (int)b;
+        p = end;
+        if (*p == ',') p++;
+        else if (*p) return 0;
+    }
+    return *n > 0;
+}
+
+int cmd_experiment(int argc, char **argv) {
+    int seeds = 3, json = 0, qat_epochs = 3, calib = 32;
+    const char *bits_s = "8", *recipe = "digitsnet", *data = NULL, *observer = NULL;
+    tq_train_cfg fcfg;
+    tq_train_cfg_defaults(&fcfg);
+    cli_opt opts[] = {
+        {"--seeds", CLI_INT, &seeds, "seeds 0..N-1; the table shows mean and std", 1, MAX_SEEDS},
+        {"--bits", CLI_STR, &bits_s, "weight bit widths, e.g. 8,4,2: a PTQ and a QAT row each", 0, 0},
+        {"--recipe", CLI_STR, &recipe, "digitsnet (784-100r-100r-10) or article (the seed article's exact setup)", 0, 0},
+        {"--epochs", CLI_INT, &fcfg.epochs, "FP32 training epochs (digitsnet recipe)", 1, TQ_MAX_EPOCHS},
+        {"--qat-epochs", CLI_INT, &qat_epochs, "QAT fine-tuning epochs (digitsnet recipe)", 1, TQ_MAX_EPOCHS},
+        {"--calib-batches", CLI_INT, &calib, "PTQ calibration batches of 64 training images", 1, 10000},
+        {"--observer", CLI_STR, &observer, "PTQ activation observer (default minmax; QAT uses ema)", 0, 0},
+        {"--threads", CLI_INT, &fcfg.threads, "BLAS threads", 1, 256},
+        {"--data", CLI_STR, &data, "MNIST directory (else $MNIST_DIR, else data/mnist)", 0, 0},
+        {"--json", CLI_FLAG, &json, "end with one JSON line: {\"seeds\", \"rows\": [...]}", 0, 0},
+    };
+    static const cli_cmd cmd = {"experiment", "[options]",
+                                "Train FP32, then PTQ and QAT per bit width, over several seeds; print one table.", 0, 0};
+    const char *pos[1];
+    int n_pos, rc = cli_parse(&cmd, opts, sizeof opts / sizeof opts[0], argc, argv, pos, &n_pos);
+    if (rc) return rc == 1 ? 0 : 2;
+    int bits[MAX_BITS], nb;
+    if (!parse_bits(bits_s, bits, &nb)) {
+        fprintf(stderr, "tinyqat experiment: --bits '%s': want a comma-separated list of 2..8\n", bits_s);
+        return 2;
+    }
+    int article = !strcmp(recipe, "article");
+    if (!article && strcmp(recipe, "digitsnet")) {
+        fprintf(stderr, "tinyqat experiment: --recipe must be digitsnet or article, not '%s'\n", recipe);
+        return 2;
+    }
+    int obs_ptq = tq_obs_kind_parse(observer ? observer : "minmax");
+    if (obs_ptq < 0) {
+        fprintf(stderr, "tinyqat experiment: --observer must be minmax, ema or percentile, not '%s'\n", observer);
+        return 2;
+    }
+    const char *spec = article ? "784-100-100-10r" : "784-100r-100r-10";
+    if (article) { /* the article: ReLU only after the last layer, batch 10, 1 epoch, Adam 1e-3, min-max, per tensor */
+        fcfg.epochs = 1;
+        fcfg.batch = 10;
+        fcfg.schedule = "const";
+    }
+    tq_mnist tr, te;
+    memset(&tr, 0, sizeof tr);
+    if (tq_load_split(data, TQ_MNIST_TRAIN, &tr) || tq_load_split(data, TQ_MNIST_TEST, &te)) {
+        tq_mnist_free(&tr);
+        return 1;
+    }
+    row rows[1 + 2 * MAX_BITS];
+    memset(rows, 0, sizeof rows);
+    int nr = 1 + 2 * nb;
+    rows[0].method = "fp32";
+    rows[0].bits = 32;
+    for (int b = 0; b < nb; b++) {
+        rows[1 + 2 * b] = (row){.method = "ptq", .bits = bits[b]};
+        rows[2 + 2 * b] = (row){.method = "qat", .bits = bits[b]};
+    }
+    printf("experiment: %s recipe, model %s, seeds 0..%d, weight bits %s\n", recipe, spec, seeds - 1, bits_s);
+    fcfg.quiet = 1;
+    double t_start = cli_now();
+    rc = 0;
+    for (int s = 0; s < seeds && rc == 0; s++) {
+        tq_model fp;
+        tq_train_result res;
+        if (tq_model_init(&fp, spec) != TQ_OK) {
+            rc = cli_fail("experiment");
+            break;
+        }
+        tq_rng r;
+        tq_rng_seed(&r, (uint64_t)s);
+        tq_model_init_params(&fp, &r);
+        fcfg.seed = (uint64_t)s;
+        fcfg.label = "fp32";
+        if (tq_train(&fp, &tr, &te, &fcfg, &res) != TQ_OK) {
+            tq_model_free(&fp);
+            rc = cli_fail("experiment");
+            break;
+        }
+        rows[0].acc[s] = res.final_test_acc;
+        rows[0].seconds[s] = res.seconds_total;
+        rows[0].bytes = tq_model_float_bytes(&fp);
+        printf("seed %d: fp32 %.2f%%", s, (double)res.final_test_acc);
+        for (int b = 0; b < nb && rc == 0; b++) {
+            tq_qat_cfg qc;
+            tq_qat_cfg_defaults(&qc);
+            qc.w_bits = bits[b];
+            qc.obs = (tq_obs_kind)obs_ptq;
+            if (article) qc.per_channel = 0;
+            tq_model pq, qq;
+            double t0 = cli_now();
+            float acc;
+            if (do_ptq(&pq, &fp, &qc, &tr, calib, (uint64_t)s) != TQ_OK || tq_evaluate(&pq, &te, &acc, NULL, NULL) != TQ_OK) {
+                rc = cli_fail("experiment: ptq");
+                break;
+            }
+            row *rp = &rows[1 + 2 * b], *rq = &rows[2 + 2 * b];
+            rp->acc[s] = acc;
+            rp->seconds[s] = cli_now() - t0;
+            rp->bytes = tq_model_int8_bytes(&pq);
+            tq_model_free(&pq);
+            /* QAT: fine-tuned from the float model (digitsnet), or from scratch (the article's way) */
+            tq_train_cfg qcfg;
+            qc.obs = article ? TQ_OBS_MINMAX : TQ_OBS_EMA;
+            if (article) {
+                qcfg = fcfg;
+                tq_model_init(&qq, spec);
+                tq_rng_seed(&r, (uint64_t)s);
+                tq_model_init_params(&qq, &r);
+            } else {
+                qat_finetune_cfg(&qcfg, qat_epochs, (uint64_t)s);
+                qcfg.threads = fcfg.threads;
+                tq_model_clone(&qq, &fp);
+            }
+            qcfg.quiet = 1;
+            qcfg.label = "qat";
+            if (tq_qat_attach(&qq, &qc) != TQ_OK || tq_train(&qq, &tr, &te, &qcfg, &res) != TQ_OK) {
+                tq_model_free(&qq);
+                rc = cli_fail("experiment: qat");
+                break;
+            }
+            rq->acc[s] = res.final_test_acc;
+            rq->seconds[s] = res.seconds_total;
+            rq->bytes = tq_model_int8_bytes(&qq);
+            tq_model_free(&qq);
+            printf(", int%d ptq %.2f%% qat %.2f%%", bits[b], (double)rp->acc[s], (double)rq->acc[s]);
+        }
+        printf("\n");
+        fflush(stdout);
+        tq_model_free(&fp);
+    }
+    if (rc == 0) {
+        double fm, fs;
+        mean_std(rows[0].acc, seeds, &fm, &fs);
+        printf("\n| method | weight bits | test accuracy (mean ± std, %d seeds) | vs FP32 | model bytes | train seconds |\n",
+               seeds);
+        printf("|---|---:|---:|---:|---:|---:|\n");
+        for (int i = 0; i < nr; i++) {
+            double m, sd, t = 0;
+            mean_std(rows[i].acc, seeds, &m, &sd);
+            for (int s = 0; s < seeds; s++) t += rows[i].seconds[s];
+            printf("| %s | %d | %.2f%% ± %.2f | %+.2f | %zu | %.1f |\n", rows[i].method, rows[i].bits, m, sd, m - fm,
+                   rows[i].bytes, t / seeds);
+        }
+        printf("\n(train seconds: FP32 training, PTQ calibration, QAT training; per seed. Total wall time %.1f s.)\n",
+               cli_now() - t_start);
+        if (json) {
+            printf("{\"seeds\": %d, \"recipe\": \"%s\", \"rows\": [", seeds, recipe);
+            for (int i = 0; i < nr; i++) {
+                double m, sd, t = 0;
+                mean_std(rows[i].acc, seeds, &m, &sd);
+                for (int s = 0; s < seeds; s++) t += rows[i].seconds[s];
+                printf("%s{\"method\": \"%s\", \"bits\": %d, \"test_accuracy\": %.2f, \"test_accuracy_std\": %.3f, "
+                       "\"model_bytes\": %zu, \"train_seconds\": %.2f}",
+                       i ? ", " : "", rows[i].method, rows[i].bits, m, sd, rows[i].bytes, t / seeds);
+            }
+            printf("]}\n");
+        }
+    }
+    tq_mnist_free(&tr);
+    tq_mnist_free(&te);
+    return rc;
+}

@@ -1,0 +1,173 @@
+#include "layers/qat.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers/linear.h"
+#include "layers/relu.h"
+#include "src/alloc.h"
+
+void tq_qat_cfg_defaults(tq_qat_cfg *c) {
+    c->w_bits = 8;
+    c->per_channel = 1;
+    c->quant_bias = 1;
+    c->ste = TQ_STE_CLIPPED;
+    c->obs = TQ_OBS_EMA;
+}
+
+tq_status tq_qat_attach(tq_model *m, const tq_qat_cfg *cfg) {
+    if (m->qat) TQ_FAIL(TQ_E_ARG, "model %s is already quantized", m->spec);
+    tq_qat *q = tq_calloc(1, sizeof *q);
+    if (!q) TQ_FAIL(TQ_E_NOMEM, "cannot allocate quantization state");
+    q->cfg = *cfg;
+    for (int l = 0; l < m->n_layers; l++) {
+        tq_status st = tq_fq_init_weight(&q->wfq[l], cfg->w_bits, cfg->per_channel, m->dims[l + 1]);
+        if (st != TQ_OK) {
+            tq_free(q);
+            return st;
+        }
+        q->wfq[l].ste = cfg->ste;
+        tq_observer_init(&q->aobs[l], cfg->obs);
+        tq_fq_init_act(&q->afq[l], &q->aobs[l]);
+        q->afq[l].ste = cfg->ste;
+        q->bq[l].w = &q->wfq[l];
+        q->bq[l].in = l ? &q->afq[l - 1] : NULL;
+    }
+    if (m->in_mean != 0.0f || m->in_std != 1.0f) tq_model_fold_input_norm(m);
+    m->qat = q;
+    return TQ_OK;
+}
+
+void tq_qat_free(struct tq_qat *q) {
+    if (!q) return;
+    for (int l = 0; l < TQ_MAX_LAYERS; l++) tq_observer_free(&q->aobs[l]);
+    tq_free(q);
+}
+
+void tq_qat_set_frozen(tq_model *m, int frozen) {
+    if (!m->qat) return;
+    for (int l = 0; l < m->n_layers; l++) m->qat->aobs[l].frozen = frozen;
+}
+
+void tq_qat_set_observer(tq_model *m, tq_obs_kind kind) {
+    if (!m->qat) return;
+    m->qat->cfg.obs = kind;
+    for (int l = 0; l < m->n_layers; l++) m->qat->aobs[l].kind = kind;
+}
+
+/* ---- bias fake quant: b^[o] = round(b[o] / (s_in s_w[o])) * s_in s_w[o], the int32 the
+ * integer path adds to its accumulator. STE: db = dy (the rounding is far below a weight's). */
+
+static tq_status bq_shape(tq_node *n) {
+    n->rows = n->in[0]->rows;
+    n->cols = n->in[0]->cols;
+    return TQ_OK;
+}
+
+static void bq_forward(tq_node *n, int mode) {
+    const tq_bias_q *bq = n->ctx;
+    const float *b = n->in[0]->val;
+    float s_in = bq->in ? bq->in->scale[0] : TQ_INPUT_SCALE;
+    int unquantized = mode == TQ_RUN_CALIBRATE || (bq->in && bq->in->obs && bq->in->obs->n_seen == 0);
+    for (int o = 0; o < n->cols; o++) {
+        float s = s_in * bq->w->scale[bq->w->per_channel ? o : 0];
+        double q = nearbyint((double)b[o] / (double)s);
+        q = q > 2147483647.0 ? 2147483647.0 : q < -2147483648.0 ? -2147483648.0 : q;
+        n->val[o] = unquantized ? b[o] : (float)(q * (double)s);
+    }
+}
+
+static void bq_backward(tq_node *n) {
+    if (!n->in[0]->grad) return;
+    for (int o = 0; o < n->cols; o++) n->in[0]->grad[o] += n->grad[o];
+}
+
+static const tq_op op_bias_quant = {"bias_quant", bq_shape, bq_forward, bq_backward};
+
+tq_node *tq_qat_apply_layer(tq_graph *g, tq_model *m, int l, tq_node *x, tq_node *W, tq_node *b) {
+    tq_qat *q = m->qat;
+    tq_node *Wq = tq_fake_quant(g, W, &q->wfq[l]);
+    /* the bias quantizer reads s_w from the weight quantizer, so it must run after it: it does,
+     * being recorded later on the tape */
+    tq_node *bq = q->cfg.quant_bias ? tq_graph_apply(g, &op_bias_quant, &q->bq[l], 1, &b) : b;
+    tq_node *y = tq_linear(g, x, Wq, bq);
+    if (m->relu[l]) y = tq_relu(g, y);
+    return tq_fake_quant(g, y, &q->afq[l]);
+}
+
+/* ---- files ---- */
+
+tq_status tq_qat_save_state(const tq_model *m, tq_ckpt *c) {
+    const tq_qat *q = m->qat;
+    char v[32];
+    snprintf(v, sizeof v, "%d", q->cfg.w_bits);
+    TQ_TRY(tq_ckpt_set_meta(c, "w_bits", v));
+    TQ_TRY(tq_ckpt_set_meta(c, "per_channel", q->cfg.per_channel ? "1" : "0"));
+    TQ_TRY(tq_ckpt_set_meta(c, "quant_bias", q->cfg.quant_bias ? "1" : "0"));
+    TQ_TRY(tq_ckpt_set_meta(c, "ste", q->cfg.ste == TQ_STE_PLAIN ? "plain" : "clipped"));
+    TQ_TRY(tq_ckpt_set_meta(c, "observer", tq_obs_kind_name(q->cfg.obs)));
+    /* The activation observers' state: range, batches seen, frozen. Weight scales are not
+     * stored: they are a function of the weights. */
+    static char names[TQ_MAX_LAYERS][48];
+    static float st[TQ_MAX_LAYERS][4];
+    for (int l = 0; l < m->n_layers; l++) {
+        const tq_observer *o = &q->aobs[l];
+        st[l][0] = o->min;
+        st[l][1] = o->max;
+        st[l][2] = (float)o->n_seen;
+        st[l][3] = (float)o->frozen;
+        snprintf(names[l], sizeof names[l], "layers.%d.act_observer", l);
+        TQ_TRY(tq_ckpt_add(c, names[l], 1, 4, st[l]));
+    }
+    return TQ_OK;
+}
+
+tq_status tq_qat_load_state(tq_model *m, const tq_ckpt *c, const char *path) {
+    tq_qat_cfg cfg;
+    tq_qat_cfg_defaults(&cfg);
+    const char *wb = tq_ckpt_meta(c, "w_bits"), *pc = tq_ckpt_meta(c, "per_channel"), *qb = tq_ckpt_meta(c, "quant_bias"),
+               *ste = tq_ckpt_meta(c, "ste"), *obs = tq_ckpt_meta(c, "observer");
+    if (!wb || !pc || !qb || !ste || !obs || tq_obs_kind_parse(obs) < 0)
+        TQ_FAIL(TQ_E_FORMAT, "%s: quantized model without a complete quantization configuration", path);
+    cfg.w_bits = (int)strtol(wb, NULL, 10);
+    cfg.per_channel = pc[0] == '1';
+    cfg.quant_bias = qb[0] == '1';
+    cfg.ste = strcmp(ste, "plain") ? TQ_STE_CLIPPED : TQ_STE_PLAIN;
+    cfg.obs = (tq_obs_kind)tq_obs_kind_parse(obs);
+    if (m->in_mean != 0.0f || m->in_std != 1.0f)
+        TQ_FAIL(TQ_E_FORMAT, "%s: quantized model whose input normalization is not folded", path);
+    tq_status s = tq_qat_attach(m, &cfg);
+    if (s != TQ_OK) return tq_error_set_(s, __FILE__, __LINE__, "%s: %s", path, tq_last_error());
+    for (int l = 0; l < m->n_layers; l++) {
+        char name[48];
+        snprintf(name, sizeof name, "layers.%d.act_observer", l);
+        const tq_ckpt_tensor *t = tq_ckpt_find(c, name);
+        if (!t || t->rows != 1 || t->cols != 4 || t->data[2] < 0 || !(t->data[0] <= t->data[1]))
+            TQ_FAIL(TQ_E_FORMAT, "%s: missing or bad %s", path, name);
+        tq_observer *o = &m->qat->aobs[l];
+        o->min = t->data[0];
+        o->max = t->data[1];
+        o->n_seen = (int64_t)t->data[2];
+        o->frozen = t->data[3] != 0.0f;
+        if (o->n_seen) TQ_TRY(tq_fq_update(&m->qat->afq[l], NULL, 0, 0, 0));
+    }
+    for (int l = 0; l < m->n_layers; l++) /* weight scales from the loaded weights */
+        TQ_TRY(tq_fq_update(&m->qat->wfq[l], m->W[l], m->dims[l + 1], m->dims[l], 0));
+    return TQ_OK;
+}
+
+size_t tq_model_float_bytes(const tq_model *m) { return m->n_params * sizeof(float); }
+
+size_t tq_model_int8_bytes(const tq_model *m) {
+    size_t n = 0;
+    for (int l = 0; l < m->n_layers; l++) {
+        size_t out = (size_t)m->dims[l + 1];
+        n += out * (size_t)m->dims[l]; /* int8 weights */
+        n += out * 4;                  /* int32 bias */
+        n += out * 8;                  /* int32 M0 and shift per channel */
+        n += 4 * 4;                    /* zero points in/out and the clamp */
+    }
+    return n;
+}

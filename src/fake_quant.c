@@ -1,0 +1,191 @@
+#include "src/fake_quant.h"
+
+#include "src/simd.h"
+
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+tq_status tq_fq_init_weight(tq_fq *fq, int bits, int per_channel, int rows) {
+    memset(fq, 0, sizeof *fq);
+    if (rows < 1 || rows > TQ_FQ_MAX_CH) TQ_FAIL(TQ_E_ARG, "fake quant: %d channels (at most %d)", rows, TQ_FQ_MAX_CH);
+    TQ_TRY(tq_qrange(bits, 1, &fq->qmin, &fq->qmax));
+    fq->bits = bits;
+    fq->per_channel = per_channel;
+    fq->n_ch = per_channel ? rows : 1;
+    for (int c = 0; c < fq->n_ch; c++) fq->scale[c] = 1.0f;
+    fq->enabled = 1;
+    return TQ_OK;
+}
+
+void tq_fq_init_act(tq_fq *fq, tq_observer *obs) {
+    memset(fq, 0, sizeof *fq);
+    fq->bits = 8;
+    fq->qmin = -128;
+    fq->qmax = 127;
+    fq->n_ch = 1;
+    fq->scale[0] = 1.0f;
+    fq->obs = obs;
+    fq->enabled = 1;
+}
+
+TQ_SIMD_CLONES static float absmax(const float *restrict row, int cols) {
+    uint32_t abits = 0;
+    for (int c = 0; c < cols; c++) {
+        uint32_t b;
+        memcpy(&b, &row[c], 4);
+        b &= 0x7fffffffu;
+        abits = b > abits ? b : abits;
+    }
+    float a;
+    memcpy(&a, &abits, 4);
+    return a;
+}
+
+TQ_SIMD_CLONES static void mask_grad(float *restrict dx, const float *restrict dy, const float *restrict m, size_t n) {
+    for (size_t i = 0; i < n; i++) dx[i] += dy[i] * m[i];
+}
+
+tq_status tq_fq_update(tq_fq *fq, const float *x, int rows, int cols, int observe) {
+    if (fq->obs) {
+        if (observe) TQ_TRY(tq_observer_observe(fq->obs, x, (size_t)rows * cols));
+        if (fq->obs->n_seen == 0) return TQ_OK;
+        tq_qparams p;
+        TQ_TRY(tq_observer_qparams(fq->obs, fq->qmin, fq->qmax, &p));
+        fq->scale[0] = p.scale;
+        fq->zero_point[0] = p.zero_point;
+        return TQ_OK;
+    }
+    /* Weights: s = max|x| / qmax per row or per tensor, z = 0 (the same rule as tq_weight_scales).
+     * The max runs on the bit patterns of |x|: for non-negative floats they order like the values,
+     * the integer max vectorizes where a float max cannot (NaN rules), and a NaN, whose pattern is
+     * above every number's, comes out as the max instead of vanishing. */
+    float all = 0.0f;
+    for (int r = 0; r < rows; r++) {
+        float a = absmax(x + (size_t)r * cols, cols);
+        if (fq->per_channel && r < fq->n_ch) {
+            float s = a / (float)fq->qmax;
+            fq->scale[r] = s > FLT_EPSILON ? s : FLT_EPSILON;
+            fq->zero_point[r] = 0;
+        }
+        all = a > all ? a : all;
+    }
+    if (!fq->per_channel) {
+        float s = all / (float)fq->qmax;
+        fq->scale[0] = s > FLT_EPSILON ? s : FLT_EPSILON;
+        fq->zero_point[0] = 0;
+    }
+    return TQ_OK;
+}
+
+/* round-half-even for |v| <= 2^22 without a libm call (baseline x86-64 has no SSE4.1 round):
+ * adding 1.5 * 2^23 lands v where the float spacing is exactly 1, so the addition itself rounds
+ * to an integer, to even on ties, as nearbyintf does in the default rounding mode. Beyond 2^22
+ * the value is far outside any int8 range and the clamp decides anyway. */
+#define TQ_RND_MAGIC 12582912.0f
+static inline float rne(float v) {
+    v = v < -4194304.0f ? -4194304.0f : v;
+    v = v > 4194304.0f ? 4194304.0f : v;
+    return (v + TQ_RND_MAGIC) - TQ_RND_MAGIC;
+}
+
+/* One row: y = (clamp(z + rne(x/s)) - z) s, mask = 1 where the unclamped u is in range.
+ * x * 0 is added to the output so a NaN or Inf input stays visible downstream. */
+TQ_SIMD_CLONES static void fq_row(const float *restrict x, float *restrict y, float *restrict mask, int n, float s, int32_t z,
+                   int32_t qmin, int32_t qmax) {
+    const float inv = 1.0f / s, fz = (float)z, lo = (float)qmin, hi = (float)qmax;
+    for (int i = 0; i < n; i++) {
+        float u = fz + rne(x[i] * inv);
+        float q = u < lo ? lo : u;
+        q = q > hi ? hi : q;
+        y[i] = (q - fz) * s + x[i] * 0.0f;
+        mask[i] = (u >= lo ? 1.0f : 0.0f) * (u <= hi ? 1.0f : 0.0f);
+    }
+}
+
+static tq_status fq_shape(tq_node *n) {
+    tq_node *x = n->in[0];
+    tq_fq *fq = n->ctx;
+    if (fq->per_channel && x->rows != fq->n_ch)
+        TQ_FAIL(TQ_E_SHAPE, "fake quant: %d per-channel scales for a tensor of %d rows", fq->n_ch, x->rows);
+    if (n->n_in == 2 && (n->in[1]->rows != 1 || n->in[1]->cols != fq->n_ch))
+        TQ_FAIL(TQ_E_SHAPE, "fake quant (LSQ): scale is [%d][%d], want [1][%d]", n->in[1]->rows, n->in[1]->cols, fq->n_ch);
+    n->rows = x->rows;
+    n->cols = x->cols;
+    n->aux_len = tq_node_numel(n); /* the STE mask */
+    return TQ_OK;
+}
+
+static void fq_forward(tq_node *n, int mode) {
+    tq_node *x = n->in[0];
+    tq_fq *fq = n->ctx;
+    size_t N = tq_node_numel(n);
+    int lsq = n->n_in == 2;
+    if (!lsq && (mode != TQ_RUN_EVAL || !fq->obs)) {
+        /* A failure here (NaN values) leaves s, z as they were; the NaN itself flows on to the
+         * loss, where training stops with a message. */
+        (void)tq_fq_update(fq, x->val, x->rows, x->cols, mode != TQ_RUN_EVAL);
+    }
+    if (!fq->enabled || mode == TQ_RUN_CALIBRATE || (fq->obs && fq->obs->n_seen == 0)) {
+        memcpy(n->val, x->val, N * sizeof(float));
+        for (size_t i = 0; i < N; i++) n->aux[i] = 1.0f;
+        return;
+    }
+    for (int r = 0; r < x->rows; r++) {
+        int c = fq->per_channel ? r : 0;
+        float s = lsq ? fabsf(n->in[1]->val[c]) : fq->scale[c];
+        if (lsq) {
+            s = s > FLT_EPSILON ? s : FLT_EPSILON;
+            fq->scale[c] = s; /* keep the learned scale visible to export */
+        }
+        size_t off = (size_t)r * x->cols;
+        fq_row(x->val + off, n->val + off, n->aux + off, x->cols, s, fq->zero_point[c], fq->qmin, fq->qmax);
+    }
+}
+
+static void fq_backward(tq_node *n) {
+    tq_node *x = n->in[0];
+    tq_fq *fq = n->ctx;
+    size_t N = tq_node_numel(n);
+    if (x->grad) {
+        float *restrict dx = x->grad;
+        const float *restrict dy = n->grad, *restrict m = n->aux;
+        if (fq->ste == TQ_STE_PLAIN)
+            for (size_t i = 0; i < N; i++) dx[i] += dy[i];
+        else
+            mask_grad(dx, dy, m, N);
+    }
+    if (n->n_in == 2 && n->in[1]->grad && fq->enabled) {
+        /* LSQ scale gradient (Esser et al. 2020), g = 1/sqrt(numel * qmax) balances its size
+         * against the weights' gradients. Accumulated per channel in double. */
+        tq_node *sn = n->in[1];
+        double g = 1.0 / sqrt((double)N * (double)fq->qmax);
+        for (int r = 0; r < x->rows; r++) {
+            int c = fq->per_channel ? r : 0;
+            float s = fq->scale[c], z = (float)fq->zero_point[c];
+            double acc = 0;
+            for (int i = 0; i < x->cols; i++) {
+                size_t k = (size_t)r * x->cols + i;
+                float v = x->val[k] / s, u = z + rne(v);
+                double d;
+                if (u < (float)fq->qmin) d = (double)fq->qmin - z;
+                else if (u > (float)fq->qmax) d = (double)fq->qmax - z;
+                else d = (double)rne(v) - (double)v;
+                acc += (double)n->grad[k] * d;
+            }
+            /* d|s|/ds = sign(s): the forward used |scale| */
+            sn->grad[c] += (float)(acc * g) * (sn->val[c] < 0 ? -1.0f : 1.0f);
+        }
+    }
+}
+
+static const tq_op op_fake_quant = {"fake_quant", fq_shape, fq_forward, fq_backward};
+
+tq_node *tq_fake_quant(tq_graph *g, tq_node *x, tq_fq *fq) {
+    return tq_graph_apply(g, &op_fake_quant, fq, 1, &x);
+}
+
+tq_node *tq_fake_quant_lsq(tq_graph *g, tq_node *x, tq_node *scale, tq_fq *fq) {
+    tq_node *in[2] = {x, scale};
+    return tq_graph_apply(g, &op_fake_quant, fq, 2, in);
+}

@@ -1,0 +1,62 @@
+/* The fake-quant op: quantize and dequantize in the forward pass, so training sees the rounding
+ * and clipping the integer model will do, and pass gradients through with a straight-through
+ * estimator (STE), since the staircase's true derivative is 0 almost everywhere.
+ *
+ * forward (QUANT-SPEC section 2), per channel c (a row of a [rows][cols] tensor) or per tensor:
+ *     u  = z + nearbyintf(x * (1/s))          q = clamp(u, qmin, qmax)       y = (q - z) s
+ * backward (section 3):
+ *     clipped STE (default, PyTorch's): dx = dy where qmin <= u <= qmax, else 0
+ *         i.e. the gradient passes on [(qmin - z - 1/2) s, (qmax - z + 1/2) s]
+ *     plain STE (teaching): dx = dy everywhere
+ *     LSQ (learned step size): the scale is a parameter node; dx as clipped, and with
+ *         v = x/s, g = 1/sqrt(numel * qmax):
+ *         ds += dy g (round(v) - v) inside, dy g (qmin - z) below, dy g (qmax - z) above
+ *
+ * Where s and z come from, by run mode (the `training` argument of a graph run):
+ *     TQ_RUN_TRAIN      observer (if any, unless frozen) sees x, s and z follow; then quantize
+ *     TQ_RUN_CALIBRATE  observer sees x; y = x unchanged (PTQ calibration)
+ *     TQ_RUN_EVAL       s and z as they are: evaluation never moves an observer
+ * Without an observer (weights), s is derived from x itself on every run: symmetric, from
+ * max |x| per row (per channel) or over the tensor, as tq_weight_scales.
+ */
+#ifndef TQ_FAKE_QUANT_H
+#define TQ_FAKE_QUANT_H
+
+#include <stdint.h>
+
+#include "src/autograd.h"
+#include "src/observer.h"
+#include "src/quant.h"
+
+enum { TQ_RUN_EVAL = 0, TQ_RUN_TRAIN = 1, TQ_RUN_CALIBRATE = 2 };
+
+typedef enum { TQ_STE_CLIPPED = 0, TQ_STE_PLAIN = 1, TQ_STE_LSQ = 2 } tq_ste;
+
+#define TQ_FQ_MAX_CH 4096
+
+typedef struct tq_fq {
+    int bits;
+    int32_t qmin, qmax;
+    int per_channel;          /* one (s, z) per row of the input */
+    int n_ch;                 /* entries in scale / zero_point: rows, or 1 */
+    float scale[TQ_FQ_MAX_CH];
+    int32_t zero_point[TQ_FQ_MAX_CH];
+    tq_ste ste;
+    int enabled;              /* 0: y = x, dx = dy (a float model) */
+    tq_observer *obs;         /* activations: the range watcher; NULL: weights (s from x) */
+} tq_fq;
+
+/* Weights: symmetric narrow range of `bits`, s from the tensor itself. */
+tq_status tq_fq_init_weight(tq_fq *fq, int bits, int per_channel, int rows);
+/* Activations: int8 affine [-128, 127], s and z from `obs` (which the caller owns). */
+void tq_fq_init_act(tq_fq *fq, tq_observer *obs);
+
+/* y = fake_quant(x), same shape. */
+tq_node *tq_fake_quant(tq_graph *g, tq_node *x, tq_fq *fq);
+/* LSQ: `scale` is a [1][n_ch] parameter leaf holding s (learned); fq gives range and z. */
+tq_node *tq_fake_quant_lsq(tq_graph *g, tq_node *x, tq_node *scale, tq_fq *fq);
+
+/* Recompute s, z from the observer (activations) or from x (weights), as a training run would. */
+tq_status tq_fq_update(tq_fq *fq, const float *x, int rows, int cols, int observe);
+
+#endif

@@ -1,0 +1,90 @@
+#include "src/observer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/alloc.h"
+
+void tq_observer_init(tq_observer *o, tq_obs_kind kind) {
+    memset(o, 0, sizeof *o);
+    o->kind = kind;
+    o->momentum = 0.01f;
+    o->percentile = 99.99f;
+}
+
+void tq_observer_free(tq_observer *o) {
+    if (!o) return;
+    tq_free(o->scratch);
+    o->scratch = NULL;
+    o->scratch_cap = 0;
+}
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Linear interpolation between order statistics (numpy's default "linear" method). */
+static float quantile_sorted(const float *v, size_t n, double q) {
+    double pos = q * (double)(n - 1);
+    size_t i = (size_t)pos;
+    if (i + 1 >= n) return v[n - 1];
+    double f = pos - (double)i;
+    return (float)((1.0 - f) * v[i] + f * v[i + 1]);
+}
+
+tq_status tq_observer_observe(tq_observer *o, const float *x, size_t n) {
+    if (o->frozen || n == 0) return TQ_OK;
+    float bmin = x[0], bmax = x[0];
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(x[i])) TQ_FAIL(TQ_E_NUMERIC, "observer: a NaN or Inf among the values observed");
+        bmin = x[i] < bmin ? x[i] : bmin;
+        bmax = x[i] > bmax ? x[i] : bmax;
+    }
+    if (o->kind == TQ_OBS_PERCENTILE) {
+        if (n > o->scratch_cap) {
+            float *p = tq_realloc(o->scratch, n * sizeof(float));
+            if (!p) TQ_FAIL(TQ_E_NOMEM, "observer: cannot allocate %zu floats", n);
+            o->scratch = p;
+            o->scratch_cap = n;
+        }
+        memcpy(o->scratch, x, n * sizeof(float));
+        qsort(o->scratch, n, sizeof(float), cmp_float);
+        double q = o->percentile / 100.0;
+        bmin = quantile_sorted(o->scratch, n, 1.0 - q);
+        bmax = quantile_sorted(o->scratch, n, q);
+    }
+    if (o->n_seen == 0) {
+        o->min = bmin;
+        o->max = bmax;
+    } else if (o->kind == TQ_OBS_MINMAX) {
+        o->min = fminf(o->min, bmin);
+        o->max = fmaxf(o->max, bmax);
+    } else if (o->kind == TQ_OBS_EMA) {
+        o->min += o->momentum * (bmin - o->min);
+        o->max += o->momentum * (bmax - o->max);
+    } else { /* percentile: running mean of the per-batch quantiles */
+        double k = (double)o->n_seen;
+        o->min = (float)((o->min * k + bmin) / (k + 1));
+        o->max = (float)((o->max * k + bmax) / (k + 1));
+    }
+    o->n_seen++;
+    return TQ_OK;
+}
+
+tq_status tq_observer_qparams(const tq_observer *o, int32_t qmin, int32_t qmax, tq_qparams *out) {
+    if (o->n_seen == 0) TQ_FAIL(TQ_E_ARG, "observer: asked for qparams before seeing any data (calibrate first)");
+    return tq_qparams_affine(o->min, o->max, qmin, qmax, out);
+}
+
+int tq_obs_kind_parse(const char *name) {
+    if (!strcmp(name, "minmax")) return TQ_OBS_MINMAX;
+    if (!strcmp(name, "ema")) return TQ_OBS_EMA;
+    if (!strcmp(name, "percentile")) return TQ_OBS_PERCENTILE;
+    return -1;
+}
+
+const char *tq_obs_kind_name(tq_obs_kind k) {
+    return k == TQ_OBS_MINMAX ? "minmax" : k == TQ_OBS_EMA ? "ema" : "percentile";
+}
