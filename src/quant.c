@@ -59,8 +59,12 @@ tq_status tq_weight_scales(const float *W, int rows, int cols, int bits, int per
     float all = 0.0f;
     for (int r = 0; r < rows; r++) {
         float a = 0.0f;
-        for (int c = 0; c < cols; c++) a = fmaxf(a, fabsf(W[(size_t)r * cols + c]));
-        if (!isfinite(a)) TQ_FAIL(TQ_E_NUMERIC, "weights row %d holds a NaN or Inf", r);
+        for (int c = 0; c < cols; c++) {
+            float v = W[(size_t)r * cols + c];
+            /* checked one by one: fmaxf would silently drop a NaN */
+            if (!isfinite(v)) TQ_FAIL(TQ_E_NUMERIC, "weights row %d holds a NaN or Inf at column %d", r, c);
+            a = fmaxf(a, fabsf(v));
+        }
         scale[r] = a;
         all = fmaxf(all, a);
     }

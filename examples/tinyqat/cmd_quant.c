@@ -119,12 +119,13 @@ int cmd_ptq(int argc, char **argv) {
     return rc;
 }
 
-/* The QAT fine-tuning recipe: a tenth of the float learning rate, cosine to 0, observers frozen
- * for the last epoch so the final weights settle under fixed activation scales. */
+/* The QAT fine-tuning recipe: Adam 1e-3 annealed by a cosine again, observers frozen for the
+ * last epoch so the final weights settle under fixed activation scales. (1e-4 was too timid for
+ * 2-bit weights: 95.3% against 97.5%; 1e-3 is also a little better at 8 and 4 bits.) */
 static void qat_finetune_cfg(tq_train_cfg *c, int epochs, uint64_t seed) {
     tq_train_cfg_defaults(c);
     c->epochs = epochs;
-    c->lr = 1e-4f;
+    c->lr = 1e-3f;
     c->seed = seed + 1000; /* another shuffle than the float run's */
     c->freeze_observers_epoch = epochs > 1 ? epochs - 1 : -1;
     c->label = "qat";
@@ -142,7 +143,7 @@ int cmd_qat(int argc, char **argv) {
         {"--from", CLI_STR, &from, "fine-tune this float model (else train from scratch)", 0, 0},
         {"--model", CLI_STR, &spec, "layer spec when training from scratch", 0, 0},
         {"--epochs", CLI_INT, &cfg.epochs, "QAT epochs", 1, TQ_MAX_EPOCHS},
-        {"--lr", CLI_FLOAT, &cfg.lr, "learning rate (fine-tuning; from scratch 1e-3 is usual)", 1e-7, 10},
+        {"--lr", CLI_FLOAT, &cfg.lr, "learning rate", 1e-7, 10},
         {"--schedule", CLI_STR, &cfg.schedule, "const or cosine", 0, 0},
         {"--batch", CLI_INT, &cfg.batch, "batch size", 1, 60000},
         {"--freeze-epoch", CLI_INT, &freeze, "freeze observers from this epoch (1-based; 0 never; default: the last)", 0, TQ_MAX_EPOCHS},
@@ -244,6 +245,7 @@ static int parse_bits(const char *s, int *bits, int *n) {
 
 int cmd_experiment(int argc, char **argv) {
     int seeds = 3, json = 0, qat_epochs = 3, calib = 32;
+    float qat_lr = 1e-3f;
     const char *bits_s = "8", *recipe = "digitsnet", *data = NULL, *observer = NULL;
     tq_train_cfg fcfg;
     tq_train_cfg_defaults(&fcfg);
@@ -253,6 +255,7 @@ int cmd_experiment(int argc, char **argv) {
         {"--recipe", CLI_STR, &recipe, "digitsnet (784-100r-100r-10) or article (the seed article's exact setup)", 0, 0},
         {"--epochs", CLI_INT, &fcfg.epochs, "FP32 training epochs (digitsnet recipe)", 1, TQ_MAX_EPOCHS},
         {"--qat-epochs", CLI_INT, &qat_epochs, "QAT fine-tuning epochs (digitsnet recipe)", 1, TQ_MAX_EPOCHS},
+        {"--qat-lr", CLI_FLOAT, &qat_lr, "QAT fine-tuning learning rate (cosine to 0)", 1e-7, 10},
         {"--calib-batches", CLI_INT, &calib, "PTQ calibration batches of 64 training images", 1, 10000},
         {"--observer", CLI_STR, &observer, "PTQ activation observer (default minmax; QAT uses ema)", 0, 0},
         {"--threads", CLI_INT, &fcfg.threads, "BLAS threads", 1, 256},
@@ -353,6 +356,7 @@ int cmd_experiment(int argc, char **argv) {
                 tq_model_init_params(&qq, &r);
             } else {
                 qat_finetune_cfg(&qcfg, qat_epochs, (uint64_t)s);
+                qcfg.lr = qat_lr;
                 qcfg.threads = fcfg.threads;
                 tq_model_clone(&qq, &fp);
             }
