@@ -158,6 +158,28 @@ tq_status tq_qat_load_state(tq_model *m, const tq_ckpt *c, const char *path) {
     return TQ_OK;
 }
 
+tq_status tq_qat_to_int8(tq_model *m, tq_qmodel *q) {
+    tq_qat *Q = m->qat;
+    if (!Q) TQ_FAIL(TQ_E_ARG, "model %s is not quantized: run ptq or qat first", m->spec);
+    tq_qlayer_src src[TQ_MAX_LAYERS];
+    for (int l = 0; l < m->n_layers; l++) {
+        if (Q->aobs[l].n_seen == 0) TQ_FAIL(TQ_E_ARG, "layer %d's activation range was never observed: calibrate first", l);
+        /* weight scales from the weights as they are now, as the next forward would compute */
+        TQ_TRY(tq_fq_update(&Q->wfq[l], m->W[l], m->dims[l + 1], m->dims[l], 0));
+        TQ_TRY(tq_fq_update(&Q->afq[l], NULL, 0, 0, 0));
+        static float wscale[TQ_MAX_LAYERS][TQ_FQ_MAX_CH];
+        for (int o = 0; o < m->dims[l + 1]; o++) wscale[l][o] = Q->wfq[l].scale[Q->wfq[l].per_channel ? o : 0];
+        src[l] = (tq_qlayer_src){.in = m->dims[l], .out = m->dims[l + 1], .relu = m->relu[l], .w_bits = Q->cfg.w_bits,
+                                 .W = m->W[l], .b = m->b[l], .w_scale = wscale[l],
+                                 .in_scale = l ? Q->afq[l - 1].scale[0] : TQ_INPUT_SCALE,
+                                 .in_zp = l ? Q->afq[l - 1].zero_point[0] : TQ_INPUT_ZERO_POINT,
+                                 .out_scale = Q->afq[l].scale[0], .out_zp = Q->afq[l].zero_point[0]};
+    }
+    if (!Q->cfg.quant_bias)
+        TQ_FAIL(TQ_E_ARG, "model %s keeps a float bias (--no-bias-quant): the integer path needs an int32 bias", m->spec);
+    return tq_qmodel_convert(q, m->spec, src, m->n_layers);
+}
+
 size_t tq_model_float_bytes(const tq_model *m) { return m->n_params * sizeof(float); }
 
 size_t tq_model_int8_bytes(const tq_model *m) {

@@ -15,6 +15,7 @@
 #include "layers/model.h"
 #include "src/checkpoint.h"
 #include "src/fake_quant.h"
+#include "src/qmodel.h"
 
 typedef struct {
     int w_bits;          /* 2..8 */
@@ -53,6 +54,10 @@ tq_node *tq_qat_apply_layer(tq_graph *g, tq_model *m, int l, tq_node *x, tq_node
 void tq_qat_free(struct tq_qat *q);
 tq_status tq_qat_save_state(const tq_model *m, tq_ckpt *c);
 tq_status tq_qat_load_state(tq_model *m, const tq_ckpt *c, const char *path);
+
+/* The integer model of a quantized model (PTQ-calibrated or QAT-trained): weights through the
+ * same quantizer the fake quant used, the activation scales its observers hold. */
+tq_status tq_qat_to_int8(tq_model *m, tq_qmodel *q);
 
 /* Float bytes of the model vs its int8 weights + int32 biases + per-channel multiplier/shift
  * (int32 each) + zero points (what the integer model file stores per layer). */

@@ -8,5 +8,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_ptq(int argc, char **argv);
 int cmd_qat(int argc, char **argv);
 int cmd_experiment(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_infer(int argc, char **argv);
 
 #endif

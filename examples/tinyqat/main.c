@@ -18,6 +18,8 @@ static const command COMMANDS[] = {
     {"ptq", cmd_ptq, "post-training quantization of a float model (calibrated on training data)"},
     {"qat", cmd_qat, "quantization-aware training, fine-tuned from a float model or from scratch"},
     {"experiment", cmd_experiment, "FP32 vs PTQ vs QAT over seeds and bit widths, in one table"},
+    {"convert", cmd_convert, "turn a PTQ/QAT model into an integer model file (.tqm)"},
+    {"infer", cmd_infer, "integer-only inference on the test set: accuracy, images/s, agreement"},
     {"bench", cmd_bench, "time one FP32 training epoch against its matrix products alone"},
 };
 

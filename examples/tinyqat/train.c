@@ -170,6 +170,21 @@ tq_status tq_calibrate(tq_model *m, const tq_mnist *train, int n_batches, int ba
     return st;
 }
 
+tq_status tq_predict_logits(tq_model *m, const tq_mnist *ds, float *logits) {
+    const int B = 1000, D = m->dims[0], C = m->dims[m->n_layers];
+    tq_net net;
+    TQ_TRY(tq_net_init(&net, m, B));
+    tq_status st = TQ_OK;
+    for (uint32_t s = 0; s < ds->n && st == TQ_OK; s += B) {
+        int n = (int)(ds->n - s < (uint32_t)B ? ds->n - s : (uint32_t)B);
+        tq_net_set_batch(&net, m, ds->images + (size_t)s * D, NULL, n);
+        if ((st = tq_graph_forward(net.g, TQ_RUN_EVAL)) == TQ_OK)
+            memcpy(logits + (size_t)s * C, net.logits->val, (size_t)n * C * sizeof(float));
+    }
+    tq_net_free(&net);
+    return st;
+}
+
 tq_status tq_evaluate(tq_model *m, const tq_mnist *ds, float *acc, int64_t *confusion, uint8_t *pred) {
     const int B = 1000, D = m->dims[0], C = m->dims[m->n_layers];
     if (ds->rows * ds->cols != (uint32_t)D)

@@ -40,6 +40,9 @@ tq_status tq_train(tq_model *m, const tq_mnist *train, const tq_mnist *test, con
  * predicted class or NULL. Evaluation never moves an observer. */
 tq_status tq_evaluate(tq_model *m, const tq_mnist *ds, float *acc, int64_t *confusion, uint8_t *pred);
 
+/* The model's output rows for every image of ds: logits [n][classes]. */
+tq_status tq_predict_logits(tq_model *m, const tq_mnist *ds, float *logits);
+
 /* PTQ calibration: run n_batches random training batches (seeded) through the model in
  * calibrate mode, so the activation observers see them; outputs stay unquantized meanwhile.
  * Never the test set. */

@@ -1,0 +1,252 @@
+/* The fast host kernel for the integer path: the same integers as tq_linear_s8_ref, computed
+ * with AVX-512 VNNI where the CPU has it.
+ *
+ * vpdpbusd multiplies unsigned by signed bytes and adds groups of four products into int32
+ * lanes exactly (no int16 saturation, unlike vpmaddubsw). So activations are kept unsigned,
+ * xu = x + 128, and the zero point moves into the bias:
+ *     sum_i W[o][i] (x[i] - z_x) = sum_i W[o][i] xu[i] - (z_x + 128) sum_i W[o][i]
+ * Rows are padded with zeros to a multiple of 64 bytes; padding adds nothing. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/alloc.h"
+#include "src/qmodel.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define TQ_HAVE_VNNI_KERNEL 1
+#endif
+
+#define TQ_FAST_BATCH 16
+
+typedef struct {
+    int in, in_pad, out, groups, in4;
+    int8_t *w;          /* [out][in_pad] for the scalar path, zero padded */
+    int8_t *wt;         /* VNNI layout [groups][in4][16][4]: lane j of group g is output 16g + j */
+    int32_t *bias;      /* [groups*16] effective bias, zero point folded in, 0 past `out` */
+    int32_t *mult, *shift; /* [groups*16], padded with a valid multiplier */
+    int32_t out_zp, act_min, act_max;
+    int left_shift;     /* some channel has shift > 0: use the scalar requantization */
+} fast_layer;
+
+struct tq_qfast {
+    const tq_qmodel *q;
+    int n_layers, max_pad, vnni;
+    fast_layer L[TQ_INT8_MAX_LAYERS];
+    uint8_t *act[2];    /* [TQ_FAST_BATCH][max_pad] unsigned activations */
+    void *scratch;      /* for the reference path */
+    size_t scratch_bytes;
+};
+
+static int pad64(int n) { return (n + 63) / 64 * 64; }
+
+void tq_qfast_free(tq_qfast *f) {
+    if (!f) return;
+    for (int l = 0; l < f->n_layers; l++) {
+        tq_free(f->L[l].w);
+        tq_free(f->L[l].wt);
+        tq_free(f->L[l].bias);
+        tq_free(f->L[l].mult);
+        tq_free(f->L[l].shift);
+    }
+    tq_free(f->act[0]);
+    tq_free(f->act[1]);
+    tq_free(f->scratch);
+    tq_free(f);
+}
+
+tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
+    *out = NULL;
+    tq_qfast *f = tq_calloc(1, sizeof *f);
+    if (!f) TQ_FAIL(TQ_E_NOMEM, "fast kernel: out of memory");
+    f->q = q;
+    f->n_layers = q->n_layers;
+    for (int l = 0; l < q->n_layers; l++) {
+        const tq_qlayer *Q = &q->layer[l];
+        fast_layer *L = &f->L[l];
+        L->in = Q->in;
+        L->in_pad = pad64(Q->in);
+        L->out = Q->out;
+        L->groups = (Q->out + 15) / 16;
+        L->in4 = (Q->in + 3) / 4;
+        L->out_zp = Q->out_zp;
+        L->act_min = Q->act_min;
+        L->act_max = Q->act_max;
+        size_t n16 = (size_t)L->groups * 16;
+        L->w = tq_calloc((size_t)L->out * L->in_pad, 1);
+        L->wt = tq_calloc(n16 * (size_t)L->in4 * 4, 1);
+        L->bias = tq_calloc(n16, sizeof(int32_t));
+        L->mult = tq_calloc(n16, sizeof(int32_t));
+        L->shift = tq_calloc(n16, sizeof(int32_t));
+        if (!L->w || !L->wt || !L->bias || !L->mult || !L->shift) {
+            f->n_layers = l + 1;
+            tq_qfast_free(f);
+            TQ_FAIL(TQ_E_NOMEM, "fast kernel: out of memory");
+        }
+        for (int o = 0; o < L->out; o++) {
+            int32_t sum = 0;
+            for (int i = 0; i < L->in; i++) {
+                int8_t w = Q->w[(size_t)o * L->in + i];
+                L->w[(size_t)o * L->in_pad + i] = w;
+                sum += w;
+            }
+            L->bias[o] = Q->bias[o] - (Q->in_zp + 128) * sum;
+            L->mult[o] = Q->mult[o];
+            L->shift[o] = Q->shift[o];
+            if (Q->shift[o] > 0) L->left_shift = 1;
+            for (int i = 0; i < L->in; i++)
+                L->wt[((((size_t)(o / 16) * L->in4 + (size_t)(i / 4)) * 16) + (size_t)(o % 16)) * 4 + (size_t)(i % 4)] =
+                    Q->w[(size_t)o * L->in + i];
+        }
+        for (size_t o = (size_t)L->out; o < n16; o++) L->mult[o] = 1 << 30; /* padding lanes: harmless */
+        if (L->in_pad > f->max_pad) f->max_pad = L->in_pad;
+        if (pad64(L->out) > f->max_pad) f->max_pad = pad64(L->out);
+    }
+    f->act[0] = tq_calloc((size_t)TQ_FAST_BATCH * f->max_pad, 1);
+    f->act[1] = tq_calloc((size_t)TQ_FAST_BATCH * f->max_pad, 1);
+    f->scratch_bytes = tq_int8_mlp_scratch_bytes(&q->mlp);
+    f->scratch = tq_malloc(f->scratch_bytes);
+    if (!f->act[0] || !f->act[1] || !f->scratch) {
+        tq_qfast_free(f);
+        TQ_FAIL(TQ_E_NOMEM, "fast kernel: out of memory");
+    }
+#ifdef TQ_HAVE_VNNI_KERNEL
+    __builtin_cpu_init();
+    f->vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
+#endif
+    *out = f;
+    return TQ_OK;
+}
+
+const char *tq_qfast_kernel_name(const tq_qfast *f, int force_ref) {
+    return (f->vnni && !force_ref) ? "AVX-512 VNNI" : "portable reference";
+}
+
+#ifdef TQ_HAVE_VNNI_KERNEL
+#define TQ_VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
+
+/* tq_requantize_ref on 16 lanes, for shift <= 0 (M0 >= 2^30 > 0, so the saturating case
+ * a == M0 == INT32_MIN cannot occur):
+ *   h = (a M0 + nudge) / 2^31 truncated toward zero, nudge = 2^30 or 1 - 2^30 by the sign
+ *   out = (h >> e) + ((h & mask) > (mask >> 1) + (h < 0)) */
+TQ_VNNI static inline __m512i requant16(__m512i a, __m512i m0, __m512i e) {
+    /* 64-bit products of the even and the odd lanes */
+    __m512i pe = _mm512_mul_epi32(a, m0);
+    __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(a, 32), _mm512_srli_epi64(m0, 32));
+    const __m512i pos = _mm512_set1_epi64((int64_t)1 << 30), neg = _mm512_set1_epi64(1 - ((int64_t)1 << 30));
+    const __m512i zero = _mm512_setzero_si512(), bias31 = _mm512_set1_epi64(((int64_t)1 << 31) - 1);
+    __mmask8 ne = _mm512_cmplt_epi64_mask(pe, zero), no = _mm512_cmplt_epi64_mask(po, zero);
+    pe = _mm512_add_epi64(pe, _mm512_mask_blend_epi64(ne, pos, neg));
+    po = _mm512_add_epi64(po, _mm512_mask_blend_epi64(no, pos, neg));
+    /* division by 2^31 toward zero: add 2^31 - 1 first when negative, then shift arithmetically */
+    ne = _mm512_cmplt_epi64_mask(pe, zero);
+    no = _mm512_cmplt_epi64_mask(po, zero);
+    pe = _mm512_srai_epi64(_mm512_mask_add_epi64(pe, ne, pe, bias31), 31);
+    po = _mm512_srai_epi64(_mm512_mask_add_epi64(po, no, po, bias31), 31);
+    /* back to 32-bit lanes: even results in the low halves, odd ones shifted up */
+    __m512i h = _mm512_mask_blend_epi32((__mmask16)0xAAAA, pe, _mm512_slli_epi64(po, 32));
+    __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), e), _mm512_set1_epi32(1));
+    __m512i rem = _mm512_and_si512(h, mask);
+    __m512i thr = _mm512_add_epi32(_mm512_srai_epi32(mask, 1),
+                                   _mm512_maskz_set1_epi32(_mm512_cmplt_epi32_mask(h, _mm512_setzero_si512()), 1));
+    __m512i q = _mm512_srav_epi32(h, e);
+    return _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, thr), q, _mm512_set1_epi32(1));
+}
+
+/* One layer for nb images: x [nb][x_stride] unsigned (x + 128) -> y [nb][y_stride] unsigned, or
+ * int8 logits [nb][out] for the last layer. Each 32-bit lane accumulates one output channel:
+ * broadcast four input bytes, multiply by the four matching weights of 16 channels. Four images
+ * share every weight load. */
+TQ_VNNI static void layer_vnni(const fast_layer *L, const uint8_t *x, int x_stride, int nb, uint8_t *y, int y_stride,
+                               int8_t *logits) {
+    const __m512i zp = _mm512_set1_epi32(L->out_zp), lo = _mm512_set1_epi32(L->act_min), hi = _mm512_set1_epi32(L->act_max);
+    const __m512i u8off = _mm512_set1_epi32(128), zero = _mm512_setzero_si512();
+    for (int g = 0; g < L->groups; g++) {
+        const int8_t *wg = L->wt + (size_t)g * L->in4 * 64;
+        const __m512i bias = _mm512_loadu_si512((const void *)(L->bias + 16 * g));
+        const __m512i m0 = _mm512_loadu_si512((const void *)(L->mult + 16 * g));
+        const __m512i e = _mm512_max_epi32(zero, _mm512_sub_epi32(zero, _mm512_loadu_si512((const void *)(L->shift + 16 * g))));
+        int valid = L->out - 16 * g < 16 ? L->out - 16 * g : 16;
+        __mmask16 vmask = (__mmask16)((1u << valid) - 1);
+        for (int b0 = 0; b0 < nb; b0 += 4) {
+            int nk = nb - b0 < 4 ? nb - b0 : 4;
+            __m512i acc[4] = {bias, bias, bias, bias};
+            const uint8_t *xb = x + (size_t)b0 * x_stride;
+            if (nk == 4) {
+                for (int k = 0; k < L->in4; k++) {
+                    __m512i w = _mm512_loadu_si512((const void *)(wg + 64 * k));
+                    int32_t v0, v1, v2, v3;
+                    memcpy(&v0, xb + 4 * k, 4);
+                    memcpy(&v1, xb + x_stride + 4 * k, 4);
+                    memcpy(&v2, xb + 2 * x_stride + 4 * k, 4);
+                    memcpy(&v3, xb + 3 * x_stride + 4 * k, 4);
+                    acc[0] = _mm512_dpbusd_epi32(acc[0], _mm512_set1_epi32(v0), w);
+                    acc[1] = _mm512_dpbusd_epi32(acc[1], _mm512_set1_epi32(v1), w);
+                    acc[2] = _mm512_dpbusd_epi32(acc[2], _mm512_set1_epi32(v2), w);
+                    acc[3] = _mm512_dpbusd_epi32(acc[3], _mm512_set1_epi32(v3), w);
+                }
+            } else {
+                for (int k = 0; k < L->in4; k++) {
+                    __m512i w = _mm512_loadu_si512((const void *)(wg + 64 * k));
+                    for (int j = 0; j < nk; j++) {
+                        int32_t v;
+                        memcpy(&v, xb + (size_t)j * x_stride + 4 * k, 4);
+                        acc[j] = _mm512_dpbusd_epi32(acc[j], _mm512_set1_epi32(v), w);
+                    }
+                }
+            }
+            for (int j = 0; j < nk; j++) {
+                __m512i v;
+                if (L->left_shift) { /* rare (M > 1): the scalar reference, lane by lane */
+                    int32_t a[16], r[16];
+                    _mm512_storeu_si512((void *)a, acc[j]);
+                    for (int t = 0; t < 16; t++) r[t] = tq_requantize_ref(a[t], L->mult[16 * g + t], L->shift[16 * g + t]);
+                    v = _mm512_loadu_si512((const void *)r);
+                } else {
+                    v = requant16(acc[j], m0, e);
+                }
+                v = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zp), lo), hi);
+                if (logits)
+                    _mm512_mask_cvtepi32_storeu_epi8(logits + (size_t)(b0 + j) * L->out + 16 * g, vmask, v);
+                else
+                    _mm512_mask_cvtepi32_storeu_epi8(y + (size_t)(b0 + j) * y_stride + 16 * g, vmask, _mm512_add_epi32(v, u8off));
+            }
+        }
+    }
+}
+#endif
+
+tq_status tq_qfast_run(tq_qfast *f, const uint8_t *pixels, size_t n, int8_t *logits, uint8_t *pred, int force_ref) {
+    const int in0 = f->L[0].in, nout = f->L[f->n_layers - 1].out;
+    for (size_t s = 0; s < n; s += TQ_FAST_BATCH) {
+        int nb = (int)(n - s < TQ_FAST_BATCH ? n - s : TQ_FAST_BATCH);
+        int8_t *lg = logits + s * (size_t)nout;
+#ifdef TQ_HAVE_VNNI_KERNEL
+        if (f->vnni && !force_ref) {
+            /* layer 0's unsigned input is the raw pixel itself: q + 128 = p */
+            for (int b = 0; b < nb; b++) memcpy(f->act[0] + (size_t)b * f->max_pad, pixels + (s + (size_t)b) * in0, (size_t)in0);
+            int cur = 0;
+            for (int l = 0; l < f->n_layers; l++) {
+                int last = l == f->n_layers - 1;
+                layer_vnni(&f->L[l], f->act[cur], f->max_pad, nb, f->act[cur ^ 1], f->max_pad, last ? lg : NULL);
+                cur ^= 1;
+            }
+        } else
+#endif
+        {
+            for (int b = 0; b < nb; b++) {
+                int c = tq_int8_mlp_predict_u8(&f->q->mlp, pixels + (s + (size_t)b) * in0, lg + (size_t)b * nout,
+                                               f->scratch, f->scratch_bytes);
+                if (c < 0) TQ_FAIL(TQ_E_ARG, "integer model is malformed");
+            }
+        }
+        for (int b = 0; b < nb; b++) {
+            const int8_t *z = lg + (size_t)b * nout;
+            int best = 0;
+            for (int c = 1; c < nout; c++)
+                if (z[c] > z[best]) best = c;
+            pred[s + (size_t)b] = (uint8_t)best;
+        }
+    }
+    return TQ_OK;
+}
