@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "layers/qat.h"
 #include "src/alloc.h"
+#include "src/qmodel.h"
 #include "train.h"
 
 /* Options every quantizing command shares. */
@@ -216,6 +217,7 @@ typedef struct {
     const char *method;
     int bits;
     float acc[MAX_SEEDS];
+    float int_acc[MAX_SEEDS]; /* the integer-only path's accuracy (quantized rows) */
     double seconds[MAX_SEEDS];
     size_t bytes;
 } row;
@@ -226,6 +228,28 @@ static void mean_std(const float *v, int n, double *mean, double *sd) {
     *mean = s / n;
     for (int i = 0; i < n; i++) s2 += (v[i] - *mean) * (v[i] - *mean);
     *sd = n > 1 ? sqrt(s2 / (n - 1)) : 0.0;
+}
+
+/* Accuracy of the integer-only path: convert, then run the test set through the int8 kernels. */
+static tq_status int_path_accuracy(tq_model *m, const tq_mnist *te, float *acc) {
+    tq_qmodel q;
+    TQ_TRY(tq_qat_to_int8(m, &q));
+    tq_qfast *f = NULL;
+    int nout = q.layer[q.n_layers - 1].out;
+    int8_t *logits = tq_malloc((size_t)te->n * nout);
+    uint8_t *pred = tq_malloc(te->n);
+    tq_status st = (!logits || !pred) ? tq_error_set_(TQ_E_NOMEM, __FILE__, __LINE__, "out of memory") : tq_qfast_init(&f, &q);
+    if (st == TQ_OK) st = tq_qfast_run(f, te->images, te->n, logits, pred, 0);
+    if (st == TQ_OK) {
+        long correct = 0;
+        for (uint32_t i = 0; i < te->n; i++) correct += pred[i] == te->labels[i];
+        *acc = (float)(100.0 * (double)correct / te->n);
+    }
+    tq_qfast_free(f);
+    tq_free(logits);
+    tq_free(pred);
+    tq_qmodel_free(&q);
+    return st;
 }
 
 static int parse_bits(const char *s, int *bits, int *n) {
@@ -337,11 +361,12 @@ int cmd_experiment(int argc, char **argv) {
             tq_model pq, qq;
             double t0 = cli_now();
             float acc;
-            if (do_ptq(&pq, &fp, &qc, &tr, calib, (uint64_t)s) != TQ_OK || tq_evaluate(&pq, &te, &acc, NULL, NULL) != TQ_OK) {
+            row *rp = &rows[1 + 2 * b], *rq = &rows[2 + 2 * b];
+            if (do_ptq(&pq, &fp, &qc, &tr, calib, (uint64_t)s) != TQ_OK || tq_evaluate(&pq, &te, &acc, NULL, NULL) != TQ_OK ||
+                int_path_accuracy(&pq, &te, &rp->int_acc[s]) != TQ_OK) {
                 rc = cli_fail("experiment: ptq");
                 break;
             }
-            row *rp = &rows[1 + 2 * b], *rq = &rows[2 + 2 * b];
             rp->acc[s] = acc;
             rp->seconds[s] = cli_now() - t0;
             rp->bytes = tq_model_int8_bytes(&pq);
@@ -362,7 +387,8 @@ int cmd_experiment(int argc, char **argv) {
             }
             qcfg.quiet = 1;
             qcfg.label = "qat";
-            if (tq_qat_attach(&qq, &qc) != TQ_OK || tq_train(&qq, &tr, &te, &qcfg, &res) != TQ_OK) {
+            if (tq_qat_attach(&qq, &qc) != TQ_OK || tq_train(&qq, &tr, &te, &qcfg, &res) != TQ_OK ||
+                int_path_accuracy(&qq, &te, &rq->int_acc[s]) != TQ_OK) {
                 tq_model_free(&qq);
                 rc = cli_fail("experiment: qat");
                 break;
@@ -380,14 +406,17 @@ int cmd_experiment(int argc, char **argv) {
     if (rc == 0) {
         double fm, fs;
         mean_std(rows[0].acc, seeds, &fm, &fs);
-        printf("\n| method | weight bits | test accuracy (mean ± std, %d seeds) | vs FP32 | model bytes | train seconds |\n",
+        printf("\n| method | weight bits | test accuracy (mean ± std, %d seeds) | vs FP32 | integer path | model bytes | train seconds |\n",
                seeds);
-        printf("|---|---:|---:|---:|---:|---:|\n");
+        printf("|---|---:|---:|---:|---:|---:|---:|\n");
         for (int i = 0; i < nr; i++) {
-            double m, sd, t = 0;
+            double m, sd, t = 0, im = 0, isd;
             mean_std(rows[i].acc, seeds, &m, &sd);
+            if (i) mean_std(rows[i].int_acc, seeds, &im, &isd);
             for (int s = 0; s < seeds; s++) t += rows[i].seconds[s];
-            printf("| %s | %d | %.2f%% ± %.2f | %+.2f | %zu | %.1f |\n", rows[i].method, rows[i].bits, m, sd, m - fm,
+            char ip[32] = "-";
+            if (i) snprintf(ip, sizeof ip, "%.2f%%", im);
+            printf("| %s | %d | %.2f%% ± %.2f | %+.2f | %s | %zu | %.1f |\n", rows[i].method, rows[i].bits, m, sd, m - fm, ip,
                    rows[i].bytes, t / seeds);
         }
         printf("\n(train seconds: FP32 training, PTQ calibration, QAT training; per seed. Total wall time %.1f s.)\n",
@@ -399,8 +428,14 @@ int cmd_experiment(int argc, char **argv) {
                 mean_std(rows[i].acc, seeds, &m, &sd);
                 for (int s = 0; s < seeds; s++) t += rows[i].seconds[s];
                 printf("%s{\"method\": \"%s\", \"bits\": %d, \"test_accuracy\": %.2f, \"test_accuracy_std\": %.3f, "
-                       "\"model_bytes\": %zu, \"train_seconds\": %.2f}",
+                       "\"model_bytes\": %zu, \"train_seconds\": %.2f",
                        i ? ", " : "", rows[i].method, rows[i].bits, m, sd, rows[i].bytes, t / seeds);
+                if (i) {
+                    double im, isd;
+                    mean_std(rows[i].int_acc, seeds, &im, &isd);
+                    printf(", \"int_path_accuracy\": %.2f", im);
+                }
+                printf("}");
             }
             printf("]}\n");
         }
