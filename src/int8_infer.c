@@ -1,5 +1,13 @@
 #include "src/int8_infer.h"
 
+/* On a Cortex-M with the DSP extension (M4, M7, M33...), the layers run on the SMLAD kernel below
+ * unless TQ_PORTABLE is defined; everywhere else, and on the host, on the plain loops. Both give
+ * the same integers (the sums are exact in int32 either way). */
+#if defined(__ARM_FEATURE_DSP) && !defined(TQ_PORTABLE)
+#define TQ_DSP 1
+#include <arm_acle.h>
+#endif
+
 /* QUANT-SPEC section 4, line by line:
  *   a = acc * 2^max(shift, 0)
  *   h = (int32)(((int64)a*M0 + (a*M0 >= 0 ? 2^30 : 1 - 2^30)) / 2^31)     C division truncates
@@ -32,6 +40,65 @@ void tq_linear_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) {
     }
 }
 
+#ifdef TQ_DSP
+/* Four int8 (or uint8) values in one word, unpacked into two pairs of int16 with an offset added:
+ * SXTAB16(off, v) = [v0 + off, v2 + off], SXTAB16(off, v ror 8) = [v1 + off, v3 + off]. SMLAD
+ * then adds both products of a pair to the accumulator: 4 MACs in 2 multiply instructions. Two
+ * output rows share each input word, so each input is loaded and unpacked once per two rows. */
+static inline uint32_t ld32(const void *p) {
+    uint32_t v;
+    __builtin_memcpy(&v, p, 4); /* one LDR: the M4 loads unaligned words */
+    return v;
+}
+
+/* rotate right by 8: GCC folds it into SXTB16/SXTAB16's rotate operand */
+static inline uint32_t ror8(uint32_t v) { return (v >> 8) | (v << 24); }
+
+/* The rows' dot products with x unpacked by `UNPACK` (SXTAB16 for int8, UXTAB16 for pixels). */
+#define TQ_DOT2(UNPACK)                                                                                   \
+    for (; i + 4 <= n; i += 4) {                                                                          \
+        uint32_t xv = ld32(x + i);                                                                        \
+        int16x2_t x02 = (int16x2_t)UNPACK(off2, xv), x13 = (int16x2_t)UNPACK(off2, ror8(xv));             \
+        uint32_t v0 = ld32(w0 + i), v1 = ld32(w1 + i);                                                    \
+        s0 = __smlad(__sxtb16((int8x4_t)v0), x02, s0);                                                    \
+        s0 = __smlad(__sxtb16((int8x4_t)ror8(v0)), x13, s0);                                              \
+        s1 = __smlad(__sxtb16((int8x4_t)v1), x02, s1);                                                    \
+        s1 = __smlad(__sxtb16((int8x4_t)ror8(v1)), x13, s1);                                              \
+    }
+
+static void dot2(const int8_t *w0, const int8_t *w1, const uint8_t *x, int32_t n, int32_t off, int is_u8, int32_t *a0,
+                 int32_t *a1) {
+    int32_t s0 = *a0, s1 = *a1, i = 0;
+    uint32_t off2 = ((uint32_t)off & 0xffffu) * 0x10001u;
+    if (is_u8) {
+        TQ_DOT2(__uxtab16)
+    } else {
+        TQ_DOT2(__sxtab16)
+    }
+    for (; i < n; i++) {
+        int32_t xi = (is_u8 ? (int32_t)x[i] : (int32_t)(int8_t)x[i]) + off;
+        s0 += (int32_t)w0[i] * xi;
+        s1 += (int32_t)w1[i] * xi;
+    }
+    *a0 = s0;
+    *a1 = s1;
+}
+
+/* One layer; x is int8 (is_u8 = 0, off = -z_x) or raw pixels (is_u8 = 1, off = -128 - z_x). */
+static void linear_dsp(const tq_s8_layer *L, const uint8_t *x, int is_u8, int32_t off, int8_t *y) {
+    for (int32_t o = 0; o < L->out; o += 2) {
+        int32_t o1 = o + 1 < L->out ? o + 1 : o; /* an odd last row is computed twice, stored once */
+        int32_t acc[2] = {L->bias[o], L->bias[o1]};
+        dot2(L->w + (size_t)o * (size_t)L->in, L->w + (size_t)o1 * (size_t)L->in, x, L->in, off, is_u8, &acc[0], &acc[1]);
+        for (int32_t k = 0; k < 2 && o + k < L->out; k++) {
+            int32_t v = tq_requantize_ref(acc[k], L->mult[o + k], L->shift[o + k]) + L->out_zp;
+            v = v < L->act_min ? L->act_min : v > L->act_max ? L->act_max : v;
+            y[o + k] = (int8_t)v;
+        }
+    }
+}
+#endif
+
 size_t tq_int8_mlp_scratch_bytes(const tq_int8_mlp *m) {
     size_t widest = 0;
     for (int32_t l = 0; l < m->n_layers; l++) {
@@ -50,27 +117,59 @@ int tq_int8_mlp_run(const tq_int8_mlp *m, const int8_t *in, int8_t *out, void *s
     const int8_t *x = in;
     for (int32_t l = 0; l < m->n_layers; l++) {
         int8_t *y = l == m->n_layers - 1 ? out : buf[l & 1];
+#ifdef TQ_DSP
+        linear_dsp(&m->layer[l], (const uint8_t *)x, 0, -m->layer[l].in_zp, y);
+#else
         tq_linear_s8_ref(&m->layer[l], x, y);
+#endif
         x = y;
     }
     return TQ_INT8_OK;
 }
 
+size_t tq_int8_mlp_predict_scratch_bytes(const tq_int8_mlp *m) {
+    size_t widest = 0;
+    for (int32_t l = 0; l < m->n_layers; l++)
+        if ((size_t)m->layer[l].out > widest) widest = (size_t)m->layer[l].out;
+    return 2 * widest;
+}
+
+#ifndef TQ_DSP
+/* Layer 0 on raw pixels: x[i] - z_x = (p[i] - 128) - z_x, read in place. */
+static void linear_u8_input(const tq_s8_layer *L, const uint8_t *p, int8_t *y) {
+    int32_t off = 128 + L->in_zp;
+    for (int32_t o = 0; o < L->out; o++) {
+        const int8_t *w = L->w + (size_t)o * (size_t)L->in;
+        int32_t acc = L->bias[o];
+        for (int32_t i = 0; i < L->in; i++) acc += (int32_t)w[i] * ((int32_t)p[i] - off);
+        int32_t v = tq_requantize_ref(acc, L->mult[o], L->shift[o]) + L->out_zp;
+        v = v < L->act_min ? L->act_min : v > L->act_max ? L->act_max : v;
+        y[o] = (int8_t)v;
+    }
+}
+#endif
+
 int tq_int8_mlp_predict_u8(const tq_int8_mlp *m, const uint8_t *pixels, int8_t *logits, void *scratch,
                            size_t scratch_bytes) {
-    if (!m || m->n_layers < 1 || scratch_bytes < tq_int8_mlp_scratch_bytes(m)) return TQ_INT8_E_ARG;
-    /* The input goes in the second half of the scratch: layer 0 writes the first half. */
-    size_t half = tq_int8_mlp_scratch_bytes(m) / 2;
-    int8_t *x = (int8_t *)scratch + half;
-    int32_t n_in = m->layer[0].in;
-    for (int32_t i = 0; i < n_in; i++) x[i] = (int8_t)((int32_t)pixels[i] - 128);
-    /* layer 0 reads x (second half) and writes the first half; later layers alternate, and the
-     * second half is free again by then */
-    const int8_t *cur = x;
+    if (!m || m->n_layers < 1 || m->n_layers > TQ_INT8_MAX_LAYERS || !scratch ||
+        scratch_bytes < tq_int8_mlp_predict_scratch_bytes(m))
+        return TQ_INT8_E_ARG;
+    size_t half = tq_int8_mlp_predict_scratch_bytes(m) / 2;
     int8_t *buf[2] = {(int8_t *)scratch, (int8_t *)scratch + half};
-    for (int32_t l = 0; l < m->n_layers; l++) {
-        int8_t *y = l == m->n_layers - 1 ? logits : buf[l & 1];
+    int8_t *y = m->n_layers == 1 ? logits : buf[0];
+#ifdef TQ_DSP
+    linear_dsp(&m->layer[0], pixels, 1, -128 - m->layer[0].in_zp, y);
+#else
+    linear_u8_input(&m->layer[0], pixels, y);
+#endif
+    const int8_t *cur = y;
+    for (int32_t l = 1; l < m->n_layers; l++) {
+        y = l == m->n_layers - 1 ? logits : buf[l & 1];
+#ifdef TQ_DSP
+        linear_dsp(&m->layer[l], (const uint8_t *)cur, 0, -m->layer[l].in_zp, y);
+#else
         tq_linear_s8_ref(&m->layer[l], cur, y);
+#endif
         cur = y;
     }
     int32_t n_out = m->layer[m->n_layers - 1].out, best = 0;

@@ -54,9 +54,13 @@ size_t tq_int8_mlp_scratch_bytes(const tq_int8_mlp *m);
  * too small or the model is malformed; TQ_INT8_OK otherwise. */
 int tq_int8_mlp_run(const tq_int8_mlp *m, const int8_t *in, int8_t *out, void *scratch, size_t scratch_bytes);
 
+/* Bytes of scratch tq_int8_mlp_predict_u8 needs: two buffers of the widest layer output (the
+ * pixels are read where they are, so the input needs no copy: 200 bytes for 784-100-100-10). */
+size_t tq_int8_mlp_predict_scratch_bytes(const tq_int8_mlp *m);
+
 /* Classify raw pixels (uint8, 0..255): the integer input is q = p - 128 (s = 1/255, z = -128,
  * which stands for p/255 exactly). Writes the int8 logits and returns the class (the first
- * maximum), or TQ_INT8_E_ARG. */
+ * maximum), or TQ_INT8_E_ARG when the scratch is too small. */
 int tq_int8_mlp_predict_u8(const tq_int8_mlp *m, const uint8_t *pixels, int8_t *logits, void *scratch,
                            size_t scratch_bytes);
 

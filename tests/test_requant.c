@@ -76,7 +76,7 @@ static void requant_hand_values(void **state) {
  *   divide by 2^e, ties away from zero = sign(h) floor((|h| + 2^(e-1)) / 2^e) */
 static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 static int32_t requant_independent(int32_t acc, int32_t M0, int32_t shift) {
-    int64_t a = (int64_t)acc << (shift > 0 ? shift : 0);
+    int64_t a = (int64_t)acc * ((int64_t)1 << (shift > 0 ? shift : 0)); /* a multiply: << of a negative is UB */
     if (a > INT32_MAX) a = INT32_MAX;
     if (a < INT32_MIN) a = INT32_MIN;
     int64_t h = floor_div(a * M0 + ((int64_t)1 << 30), (int64_t)1 << 31);

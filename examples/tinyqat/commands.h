@@ -10,5 +10,6 @@ int cmd_qat(int argc, char **argv);
 int cmd_experiment(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_infer(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 #endif

@@ -20,6 +20,7 @@ static const command COMMANDS[] = {
     {"experiment", cmd_experiment, "FP32 vs PTQ vs QAT over seeds and bit widths, in one table"},
     {"convert", cmd_convert, "turn a PTQ/QAT model into an integer model file (.tqm)"},
     {"infer", cmd_infer, "integer-only inference on the test set: accuracy, images/s, agreement"},
+    {"export", cmd_export, "write an integer model as a freestanding C module for microcontrollers"},
     {"bench", cmd_bench, "time one FP32 training epoch against its matrix products alone"},
 };
 
