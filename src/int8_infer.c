@@ -51,46 +51,80 @@ static inline uint32_t ld32(const void *p) {
     return v;
 }
 
-/* rotate right by 8: GCC folds it into SXTB16/SXTAB16's rotate operand */
-static inline uint32_t ror8(uint32_t v) { return (v >> 8) | (v << 24); }
+/* The extend instructions can rotate their source by 8 for free; GCC does not fold a separate
+ * rotate into them, so these say it directly. */
+static inline uint32_t sxtb16_r8(uint32_t v) {
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+}
+static inline uint32_t sxtab16_r8(uint32_t a, uint32_t v) {
+    uint32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(v));
+    return r;
+}
+static inline uint32_t uxtb16_r8(uint32_t v) {
+    uint32_t r;
+    __asm__("uxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+}
+/* two-operand forms for the zero-offset case, shaped like the unpackers above */
+#define TQ_UXTB16_2(off2, v) __uxtb16((uint8x4_t)(v))
+#define TQ_UXTB16_R8_2(off2, v) uxtb16_r8(v)
+static inline int32_t smlad(uint32_t a, uint32_t b, int32_t acc) { return __smlad((int16x2_t)a, (int16x2_t)b, acc); }
 
-/* The rows' dot products with x unpacked by `UNPACK` (SXTAB16 for int8, UXTAB16 for pixels). */
-#define TQ_DOT2(UNPACK)                                                                                   \
+/* Four rows' dot products with x unpacked by UNPACK / UNPACK_R8 (SXTAB16 for int8, UXTAB16 for
+ * pixels): per 4 inputs, 1 load and 2 unpacks of x, then per row 1 load, 2 extends, 2 SMLADs. */
+#define TQ_DOT4(UNPACK, UNPACK_R8)                                                                        \
     for (; i + 4 <= n; i += 4) {                                                                          \
         uint32_t xv = ld32(x + i);                                                                        \
-        int16x2_t x02 = (int16x2_t)UNPACK(off2, xv), x13 = (int16x2_t)UNPACK(off2, ror8(xv));             \
-        uint32_t v0 = ld32(w0 + i), v1 = ld32(w1 + i);                                                    \
-        s0 = __smlad(__sxtb16((int8x4_t)v0), x02, s0);                                                    \
-        s0 = __smlad(__sxtb16((int8x4_t)ror8(v0)), x13, s0);                                              \
-        s1 = __smlad(__sxtb16((int8x4_t)v1), x02, s1);                                                    \
-        s1 = __smlad(__sxtb16((int8x4_t)ror8(v1)), x13, s1);                                              \
+        uint32_t x02 = (uint32_t)UNPACK(off2, xv), x13 = UNPACK_R8(off2, xv);                             \
+        uint32_t v0 = ld32(w + i), v1 = ld32(w + stride + i), v2 = ld32(w + 2 * stride + i),              \
+                 v3 = ld32(w + 3 * stride + i);                                                           \
+        s0 = smlad(sxtb16_r8(v0), x13, smlad((uint32_t)__sxtb16((int8x4_t)v0), x02, s0));                 \
+        s1 = smlad(sxtb16_r8(v1), x13, smlad((uint32_t)__sxtb16((int8x4_t)v1), x02, s1));                 \
+        s2 = smlad(sxtb16_r8(v2), x13, smlad((uint32_t)__sxtb16((int8x4_t)v2), x02, s2));                 \
+        s3 = smlad(sxtb16_r8(v3), x13, smlad((uint32_t)__sxtb16((int8x4_t)v3), x02, s3));                 \
     }
 
-static void dot2(const int8_t *w0, const int8_t *w1, const uint8_t *x, int32_t n, int32_t off, int is_u8, int32_t *a0,
-                 int32_t *a1) {
-    int32_t s0 = *a0, s1 = *a1, i = 0;
+/* acc[0..3] += rows w, w + stride, w + 2 stride, w + 3 stride (each n long) times (x + off). */
+static void dot4(const int8_t *w, size_t stride, const uint8_t *x, int32_t n, int32_t off, int is_u8, int32_t *acc) {
+    int32_t s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3], i = 0;
     uint32_t off2 = ((uint32_t)off & 0xffffu) * 0x10001u;
-    if (is_u8) {
-        TQ_DOT2(__uxtab16)
+    if (is_u8) { /* pixels into a layer with z_x = -128 (off = 0): p itself; see linear_dsp */
+        TQ_DOT4(TQ_UXTB16_2, TQ_UXTB16_R8_2)
     } else {
-        TQ_DOT2(__sxtab16)
+        TQ_DOT4(__sxtab16, sxtab16_r8)
     }
     for (; i < n; i++) {
         int32_t xi = (is_u8 ? (int32_t)x[i] : (int32_t)(int8_t)x[i]) + off;
-        s0 += (int32_t)w0[i] * xi;
-        s1 += (int32_t)w1[i] * xi;
+        s0 += (int32_t)w[i] * xi;
+        s1 += (int32_t)w[stride + (size_t)i] * xi;
+        s2 += (int32_t)w[2 * stride + (size_t)i] * xi;
+        s3 += (int32_t)w[3 * stride + (size_t)i] * xi;
     }
-    *a0 = s0;
-    *a1 = s1;
+    acc[0] = s0, acc[1] = s1, acc[2] = s2, acc[3] = s3;
 }
 
-/* One layer; x is int8 (is_u8 = 0, off = -z_x) or raw pixels (is_u8 = 1, off = -128 - z_x). */
+/* One layer; x is int8 (is_u8 = 0, off = -z_x) or raw pixels (is_u8 = 1, off = -128 - z_x).
+ * Rows go four at a time; a last group of fewer rows reuses its last row (computed, not stored). */
 static void linear_dsp(const tq_s8_layer *L, const uint8_t *x, int is_u8, int32_t off, int8_t *y) {
-    for (int32_t o = 0; o < L->out; o += 2) {
-        int32_t o1 = o + 1 < L->out ? o + 1 : o; /* an odd last row is computed twice, stored once */
-        int32_t acc[2] = {L->bias[o], L->bias[o1]};
-        dot2(L->w + (size_t)o * (size_t)L->in, L->w + (size_t)o1 * (size_t)L->in, x, L->in, off, is_u8, &acc[0], &acc[1]);
-        for (int32_t k = 0; k < 2 && o + k < L->out; k++) {
+    const size_t in = (size_t)L->in;
+    for (int32_t o = 0; o < L->out; o += 4) {
+        int32_t rows = L->out - o < 4 ? L->out - o : 4;
+        int32_t acc[4];
+        if (rows == 4) {
+            for (int k = 0; k < 4; k++) acc[k] = L->bias[o + k];
+            dot4(L->w + (size_t)o * in, in, x, L->in, off, is_u8, acc);
+        } else {
+            /* fewer than 4 rows left: stride 0 makes all four lanes the row o + k, one at a time */
+            for (int32_t k = 0; k < rows; k++) {
+                int32_t a[4] = {L->bias[o + k], 0, 0, 0};
+                dot4(L->w + (size_t)(o + k) * in, 0, x, L->in, off, is_u8, a);
+                acc[k] = a[0];
+            }
+        }
+        for (int32_t k = 0; k < rows; k++) {
             int32_t v = tq_requantize_ref(acc[k], L->mult[o + k], L->shift[o + k]) + L->out_zp;
             v = v < L->act_min ? L->act_min : v > L->act_max ? L->act_max : v;
             y[o + k] = (int8_t)v;
@@ -134,7 +168,6 @@ size_t tq_int8_mlp_predict_scratch_bytes(const tq_int8_mlp *m) {
     return 2 * widest;
 }
 
-#ifndef TQ_DSP
 /* Layer 0 on raw pixels: x[i] - z_x = (p[i] - 128) - z_x, read in place. */
 static void linear_u8_input(const tq_s8_layer *L, const uint8_t *p, int8_t *y) {
     int32_t off = 128 + L->in_zp;
@@ -147,7 +180,6 @@ static void linear_u8_input(const tq_s8_layer *L, const uint8_t *p, int8_t *y) {
         y[o] = (int8_t)v;
     }
 }
-#endif
 
 int tq_int8_mlp_predict_u8(const tq_int8_mlp *m, const uint8_t *pixels, int8_t *logits, void *scratch,
                            size_t scratch_bytes) {
@@ -158,7 +190,10 @@ int tq_int8_mlp_predict_u8(const tq_int8_mlp *m, const uint8_t *pixels, int8_t *
     int8_t *buf[2] = {(int8_t *)scratch, (int8_t *)scratch + half};
     int8_t *y = m->n_layers == 1 ? logits : buf[0];
 #ifdef TQ_DSP
-    linear_dsp(&m->layer[0], pixels, 1, -128 - m->layer[0].in_zp, y);
+    /* tinyqat's input zero point is -128, so the pixels need no offset; anything else (a hand-made
+     * model) takes the plain loop rather than a third copy of the DSP loop in flash */
+    if (m->layer[0].in_zp == -128) linear_dsp(&m->layer[0], pixels, 1, 0, y);
+    else linear_u8_input(&m->layer[0], pixels, y);
 #else
     linear_u8_input(&m->layer[0], pixels, y);
 #endif
