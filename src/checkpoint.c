@@ -3,12 +3,11 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "src/alloc.h"
 #include "src/fileio.h"
 
-static const unsigned char MAGIC[4] = {'T', 'Q', 'C', 'K'};
+static const char MAGIC[4] = {'T', 'Q', 'C', 'K'};
 
 void tq_ckpt_init(tq_ckpt *c) { memset(c, 0, sizeof *c); }
 
@@ -41,9 +40,7 @@ tq_status tq_ckpt_add(tq_ckpt *c, const char *name, uint32_t rows, uint32_t cols
 
 tq_status tq_ckpt_save(const tq_ckpt *c, const char *path) {
     tq_buf b;
-    tq_buf_init(&b);
-    tq_buf_put(&b, MAGIC, 4);
-    tq_buf_u32(&b, TQ_CKPT_VERSION);
+    tq_buf_frame_begin(&b, MAGIC, TQ_CKPT_VERSION);
     tq_buf_u32(&b, (uint32_t)c->n_meta);
     for (int i = 0; i < c->n_meta; i++) {
         tq_buf_u16(&b, (uint16_t)strlen(c->key[i]));
@@ -60,14 +57,7 @@ tq_status tq_ckpt_save(const tq_ckpt *c, const char *path) {
         tq_buf_u32(&b, t->cols);
         for (size_t k = 0; k < (size_t)t->rows * t->cols; k++) tq_buf_f32(&b, t->data[k]);
     }
-    if (b.ok) tq_buf_u32(&b, (uint32_t)crc32(0L, b.p, (uInt)b.len));
-    if (!b.ok) {
-        tq_buf_free(&b);
-        TQ_FAIL(TQ_E_NOMEM, "%s: out of memory while serializing", path);
-    }
-    tq_status st = tq_file_write_atomic(path, b.p, b.len);
-    tq_buf_free(&b);
-    return st;
+    return tq_buf_frame_save(&b, path);
 }
 
 /* Read a u16-length-prefixed string into dst (cap bytes incl. NUL). */
@@ -83,24 +73,15 @@ static int rd_str(tq_reader *r, char *dst, size_t cap) {
 tq_status tq_ckpt_load(tq_ckpt *c, const char *path) {
     tq_ckpt_init(c);
     c->owns_data = 1;
-    unsigned char *data;
-    size_t len;
-    TQ_TRY(tq_file_read_all(path, (size_t)1 << 30, &data, &len));
-    tq_status st = TQ_OK;
+    unsigned char *data = NULL;
+    tq_reader r;
+    tq_status st = tq_file_read_frame(path, (size_t)1 << 30, MAGIC, TQ_CKPT_VERSION, "model file", &data, &r);
+    if (st != TQ_OK) goto done;
 #define BAD(code, ...)                                                     \
     do {                                                                   \
         st = tq_error_set_((code), __FILE__, __LINE__, __VA_ARGS__);       \
         goto done;                                                         \
     } while (0)
-    if (len < 16 || memcmp(data, MAGIC, 4) != 0) BAD(TQ_E_FORMAT, "%s: not a tinyqat model file (bad magic)", path);
-    tq_reader r = {data, len - 4, 4, 1};
-    uint32_t version = tq_rd_u32(&r);
-    if (version != TQ_CKPT_VERSION)
-        BAD(TQ_E_FORMAT, "%s: model format version %u, this tinyqat reads version %u", path, version, TQ_CKPT_VERSION);
-    tq_reader tail = {data, len, len - 4, 1};
-    uint32_t want_crc = tq_rd_u32(&tail), got_crc = (uint32_t)crc32(0L, data, (uInt)(len - 4));
-    if (want_crc != got_crc)
-        BAD(TQ_E_FORMAT, "%s: checksum mismatch (file says %08x, contents give %08x): corrupted", path, want_crc, got_crc);
     uint32_t n_meta = tq_rd_u32(&r);
     if (n_meta > TQ_CKPT_MAX_META) BAD(TQ_E_FORMAT, "%s: %u metadata entries (at most %d)", path, n_meta, TQ_CKPT_MAX_META);
     for (uint32_t i = 0; i < n_meta; i++) {

@@ -10,6 +10,8 @@
 
 #include "src/alloc.h"
 
+#include <zlib.h>
+
 tq_status tq_file_read_all(const char *path, size_t max_bytes, unsigned char **data, size_t *len) {
     *data = NULL;
     *len = 0;
@@ -145,4 +147,32 @@ float tq_rd_f32(tq_reader *r) {
     float f;
     memcpy(&f, &u, 4);
     return f;
+}
+
+void tq_buf_frame_begin(tq_buf *b, const char magic[4], uint32_t version) {
+    tq_buf_init(b);
+    tq_buf_put(b, magic, 4);
+    tq_buf_u32(b, version);
+}
+
+tq_status tq_buf_frame_save(tq_buf *b, const char *path) {
+    if (b->ok) tq_buf_u32(b, (uint32_t)crc32(0L, b->p, (uInt)b->len));
+    tq_status st = b->ok ? tq_file_write_atomic(path, b->p, b->len)
+                         : tq_error_set_(TQ_E_NOMEM, __FILE__, __LINE__, "%s: out of memory while serializing", path);
+    tq_buf_free(b);
+    return st;
+}
+
+tq_status tq_file_read_frame(const char *path, size_t max_bytes, const char magic[4], uint32_t version, const char *what,
+                             unsigned char **data, tq_reader *r) {
+    size_t len;
+    TQ_TRY(tq_file_read_all(path, max_bytes, data, &len));
+    if (len < 12 || memcmp(*data, magic, 4) != 0) TQ_FAIL(TQ_E_FORMAT, "%s: not a tinyqat %s (bad magic)", path, what);
+    *r = (tq_reader){*data, len - 4, 4, 1};
+    uint32_t v = tq_rd_u32(r);
+    if (v != version) TQ_FAIL(TQ_E_FORMAT, "%s: %s format version %u, this tinyqat reads version %u", path, what, v, version);
+    tq_reader tail = {*data, len, len - 4, 1};
+    uint32_t want = tq_rd_u32(&tail), got = (uint32_t)crc32(0L, *data, (uInt)(len - 4));
+    if (want != got) TQ_FAIL(TQ_E_FORMAT, "%s: checksum mismatch (file says %08x, contents give %08x): corrupted", path, want, got);
+    return TQ_OK;
 }

@@ -31,12 +31,27 @@ void tq_buf_u16(tq_buf *b, uint16_t v);
 void tq_buf_u32(tq_buf *b, uint32_t v);
 void tq_buf_f32(tq_buf *b, float v);
 
+/* tinyqat's binary files share one frame: 4 magic bytes, a u32 format version, the body, and a
+ * u32 CRC32 (zlib) of everything before it. */
+
+/* Start a framed buffer: magic and version. */
+void tq_buf_frame_begin(tq_buf *b, const char magic[4], uint32_t version);
+/* Append the CRC and write the file atomically; frees the buffer in every case. */
+tq_status tq_buf_frame_save(tq_buf *b, const char *path);
+
+typedef struct tq_reader tq_reader;
+/* Read `path` (at most max_bytes), check the magic, the version and the CRC, and set *r over the
+ * body (after the version, before the CRC). `what` names the format in messages ("model file").
+ * *data is the caller's to tq_free, also on error (NULL then). */
+tq_status tq_file_read_frame(const char *path, size_t max_bytes, const char magic[4], uint32_t version, const char *what,
+                             unsigned char **data, tq_reader *r);
+
 /* A bounds-checked reader over a byte range. Reading past the end sets ok = 0 and yields 0. */
-typedef struct {
+struct tq_reader {
     const unsigned char *p;
     size_t len, pos;
     int ok;
-} tq_reader;
+};
 
 uint8_t tq_rd_u8(tq_reader *r);
 uint16_t tq_rd_u16(tq_reader *r);

@@ -29,14 +29,19 @@ int32_t tq_requantize_ref(int32_t acc, int32_t M0, int32_t shift) {
     return (h >> e) + (remainder > threshold ? 1 : 0);
 }
 
+/* y[o] from its accumulator: requantize, add the output zero point, clamp (a fused ReLU). */
+static inline int8_t output(const tq_s8_layer *L, int32_t o, int32_t acc) {
+    int32_t v = tq_requantize_ref(acc, L->mult[o], L->shift[o]) + L->out_zp;
+    v = v < L->act_min ? L->act_min : v > L->act_max ? L->act_max : v;
+    return (int8_t)v;
+}
+
 void tq_linear_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) {
     for (int32_t o = 0; o < L->out; o++) {
         const int8_t *w = L->w + (size_t)o * (size_t)L->in;
         int32_t acc = L->bias[o];
         for (int32_t i = 0; i < L->in; i++) acc += (int32_t)w[i] * ((int32_t)x[i] - L->in_zp);
-        int32_t v = tq_requantize_ref(acc, L->mult[o], L->shift[o]) + L->out_zp;
-        v = v < L->act_min ? L->act_min : v > L->act_max ? L->act_max : v;
-        y[o] = (int8_t)v;
+        y[o] = output(L, o, acc);
     }
 }
 
@@ -124,11 +129,7 @@ static void linear_dsp(const tq_s8_layer *L, const uint8_t *x, int is_u8, int32_
                 acc[k] = a[0];
             }
         }
-        for (int32_t k = 0; k < rows; k++) {
-            int32_t v = tq_requantize_ref(acc[k], L->mult[o + k], L->shift[o + k]) + L->out_zp;
-            v = v < L->act_min ? L->act_min : v > L->act_max ? L->act_max : v;
-            y[o + k] = (int8_t)v;
-        }
+        for (int32_t k = 0; k < rows; k++) y[o + k] = output(L, o + k, acc[k]);
     }
 }
 #endif
@@ -175,9 +176,7 @@ static void linear_u8_input(const tq_s8_layer *L, const uint8_t *p, int8_t *y) {
         const int8_t *w = L->w + (size_t)o * (size_t)L->in;
         int32_t acc = L->bias[o];
         for (int32_t i = 0; i < L->in; i++) acc += (int32_t)w[i] * ((int32_t)p[i] - off);
-        int32_t v = tq_requantize_ref(acc, L->mult[o], L->shift[o]) + L->out_zp;
-        v = v < L->act_min ? L->act_min : v > L->act_max ? L->act_max : v;
-        y[o] = (int8_t)v;
+        y[o] = output(L, o, acc);
     }
 }
 

@@ -3,7 +3,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "src/alloc.h"
 #include "src/fileio.h"
@@ -103,13 +102,11 @@ tq_status tq_qmodel_convert(tq_qmodel *q, const char *spec, const tq_qlayer_src 
     return TQ_OK;
 }
 
-static const unsigned char MAGIC[4] = {'T', 'Q', 'I', '8'};
+static const char MAGIC[4] = {'T', 'Q', 'I', '8'};
 
 tq_status tq_qmodel_save(const tq_qmodel *q, const char *path) {
     tq_buf b;
-    tq_buf_init(&b);
-    tq_buf_put(&b, MAGIC, 4);
-    tq_buf_u32(&b, TQ_TQM_FORMAT_VERSION);
+    tq_buf_frame_begin(&b, MAGIC, TQ_TQM_FORMAT_VERSION);
     tq_buf_u16(&b, (uint16_t)strlen(q->spec));
     tq_buf_put(&b, q->spec, strlen(q->spec));
     tq_buf_u32(&b, (uint32_t)q->n_layers);
@@ -130,14 +127,7 @@ tq_status tq_qmodel_save(const tq_qmodel *q, const char *path) {
         for (int o = 0; o < L->out; o++) tq_buf_u32(&b, (uint32_t)L->mult[o]);
         for (int o = 0; o < L->out; o++) tq_buf_u32(&b, (uint32_t)L->shift[o]);
     }
-    if (b.ok) tq_buf_u32(&b, (uint32_t)crc32(0L, b.p, (uInt)b.len));
-    if (!b.ok) {
-        tq_buf_free(&b);
-        TQ_FAIL(TQ_E_NOMEM, "%s: out of memory while serializing", path);
-    }
-    tq_status st = tq_file_write_atomic(path, b.p, b.len);
-    tq_buf_free(&b);
-    return st;
+    return tq_buf_frame_save(&b, path);
 }
 
 #define FAIL_AT(...)                                                   \
@@ -148,18 +138,10 @@ tq_status tq_qmodel_save(const tq_qmodel *q, const char *path) {
 
 tq_status tq_qmodel_load(tq_qmodel *q, const char *path) {
     memset(q, 0, sizeof *q);
-    unsigned char *data;
-    size_t len;
-    TQ_TRY(tq_file_read_all(path, (size_t)1 << 28, &data, &len));
-    tq_status st = TQ_OK;
-    if (len < 16 || memcmp(data, MAGIC, 4) != 0) FAIL_AT("%s: not a tinyqat integer model (bad magic)", path);
-    tq_reader r = {data, len - 4, 4, 1};
-    uint32_t version = tq_rd_u32(&r);
-    if (version != TQ_TQM_FORMAT_VERSION)
-        FAIL_AT("%s: integer model format version %u, this tinyqat reads version %d", path, version, TQ_TQM_FORMAT_VERSION);
-    tq_reader tail = {data, len, len - 4, 1};
-    uint32_t want = tq_rd_u32(&tail), got = (uint32_t)crc32(0L, data, (uInt)(len - 4));
-    if (want != got) FAIL_AT("%s: checksum mismatch (file says %08x, contents give %08x): corrupted", path, want, got);
+    unsigned char *data = NULL;
+    tq_reader r;
+    tq_status st = tq_file_read_frame(path, (size_t)1 << 28, MAGIC, TQ_TQM_FORMAT_VERSION, "integer model", &data, &r);
+    if (st != TQ_OK) goto done;
     uint16_t sl = tq_rd_u16(&r);
     const unsigned char *sp = tq_rd_bytes(&r, sl);
     if (!sp || sl >= sizeof q->spec) FAIL_AT("%s: bad model spec field", path);
