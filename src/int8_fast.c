@@ -21,6 +21,9 @@
 
 typedef struct {
     int in, in_pad, out, groups, in4;
+    int groups8, in2;   /* AVX2 layout: groups of 8 channels, pairs of inputs */
+    int16_t *wt16;      /* [groups8][in2][8][2]: lane j of group g is output 8g + j */
+    int32_t *bias8;     /* [groups8*8] effective bias for the AVX2 layout */
     int8_t *w;          /* [out][in_pad] for the scalar path, zero padded */
     int8_t *wt;         /* VNNI layout [groups][in4][16][4]: lane j of group g is output 16g + j */
     int32_t *bias;      /* [groups*16] effective bias, zero point folded in, 0 past `out` */
@@ -31,7 +34,8 @@ typedef struct {
 
 struct tq_qfast {
     const tq_qmodel *q;
-    int n_layers, max_pad, vnni;
+    int n_layers, max_pad, vnni, avx2;
+    int32_t *pairs;     /* AVX2: one image's activations as u16 pairs, [max_pad / 2] */
     fast_layer L[TQ_INT8_MAX_LAYERS];
     uint8_t *act[2];    /* [TQ_FAST_BATCH][max_pad] unsigned activations */
     void *scratch;      /* for the reference path */
@@ -45,10 +49,13 @@ void tq_qfast_free(tq_qfast *f) {
     for (int l = 0; l < f->n_layers; l++) {
         tq_free(f->L[l].w);
         tq_free(f->L[l].wt);
+        tq_free(f->L[l].wt16);
+        tq_free(f->L[l].bias8);
         tq_free(f->L[l].bias);
         tq_free(f->L[l].mult);
         tq_free(f->L[l].shift);
     }
+    tq_free(f->pairs);
     tq_free(f->act[0]);
     tq_free(f->act[1]);
     tq_free(f->scratch);
@@ -73,12 +80,16 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
         L->act_min = Q->act_min;
         L->act_max = Q->act_max;
         size_t n16 = (size_t)L->groups * 16;
+        L->groups8 = (Q->out + 7) / 8;
+        L->in2 = (Q->in + 1) / 2;
+        L->wt16 = tq_calloc((size_t)L->groups8 * 8 * (size_t)L->in2 * 2, sizeof(int16_t));
+        L->bias8 = tq_calloc((size_t)L->groups8 * 8, sizeof(int32_t));
         L->w = tq_calloc((size_t)L->out * L->in_pad, 1);
         L->wt = tq_calloc(n16 * (size_t)L->in4 * 4, 1);
         L->bias = tq_calloc(n16, sizeof(int32_t));
         L->mult = tq_calloc(n16, sizeof(int32_t));
         L->shift = tq_calloc(n16, sizeof(int32_t));
-        if (!L->w || !L->wt || !L->bias || !L->mult || !L->shift) {
+        if (!L->w || !L->wt || !L->bias || !L->mult || !L->shift || !L->wt16 || !L->bias8) {
             f->n_layers = l + 1;
             tq_qfast_free(f);
             TQ_FAIL(TQ_E_NOMEM, "fast kernel: out of memory");
@@ -94,6 +105,10 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
             L->mult[o] = Q->mult[o];
             L->shift[o] = Q->shift[o];
             if (Q->shift[o] > 0) L->left_shift = 1;
+            L->bias8[o] = L->bias[o];
+            for (int i = 0; i < L->in; i++)
+                L->wt16[((((size_t)(o / 8) * L->in2 + (size_t)(i / 2)) * 8) + (size_t)(o % 8)) * 2 + (size_t)(i % 2)] =
+                    Q->w[(size_t)o * L->in + i];
             for (int i = 0; i < L->in; i++)
                 L->wt[((((size_t)(o / 16) * L->in4 + (size_t)(i / 4)) * 16) + (size_t)(o % 16)) * 4 + (size_t)(i % 4)] =
                     Q->w[(size_t)o * L->in + i];
@@ -106,20 +121,31 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
     f->act[1] = tq_calloc((size_t)TQ_FAST_BATCH * f->max_pad, 1);
     f->scratch_bytes = tq_int8_mlp_scratch_bytes(&q->mlp);
     f->scratch = tq_malloc(f->scratch_bytes);
-    if (!f->act[0] || !f->act[1] || !f->scratch) {
+    f->pairs = tq_calloc((size_t)f->max_pad / 2 + 1, sizeof(int32_t));
+    if (!f->act[0] || !f->act[1] || !f->scratch || !f->pairs) {
         tq_qfast_free(f);
         TQ_FAIL(TQ_E_NOMEM, "fast kernel: out of memory");
     }
 #ifdef TQ_HAVE_VNNI_KERNEL
     __builtin_cpu_init();
     f->vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
+    f->avx2 = __builtin_cpu_supports("avx2");
 #endif
     *out = f;
     return TQ_OK;
 }
 
-const char *tq_qfast_kernel_name(const tq_qfast *f, int force_ref) {
-    return (f->vnni && !force_ref) ? "AVX-512 VNNI" : "portable reference";
+tq_kernel tq_qfast_best(const tq_qfast *f) { return f->vnni ? TQ_KERNEL_VNNI : f->avx2 ? TQ_KERNEL_AVX2 : TQ_KERNEL_REF; }
+
+const char *tq_kernel_name(tq_kernel k) {
+    return k == TQ_KERNEL_VNNI ? "AVX-512 VNNI" : k == TQ_KERNEL_AVX2 ? "AVX2" : k == TQ_KERNEL_REF ? "portable reference" : "auto";
+}
+
+int tq_kernel_parse(const char *s) {
+    static const char *names[] = {"auto", "ref", "avx2", "vnni"};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, names[i])) return i;
+    return -1;
 }
 
 #ifdef TQ_HAVE_VNNI_KERNEL
@@ -214,21 +240,55 @@ TQ_VNNI static void layer_vnni(const fast_layer *L, const uint8_t *x, int x_stri
         }
     }
 }
+
+/* AVX2: vpmaddwd multiplies int16 pairs and adds each pair into an int32 lane, exactly. Lane j of
+ * group g accumulates output 8g + j; the activations (unsigned, x + 128) go in as one int32 per
+ * pair of inputs, broadcast. The requantization is the scalar reference, per output. */
+__attribute__((target("avx2"))) static void layer_avx2(const fast_layer *L, const uint8_t *x, int nb, int x_stride,
+                                                       int32_t *pairs, uint8_t *y, int y_stride, int8_t *logits) {
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *xb = x + (size_t)b * x_stride;
+        for (int k = 0; k < L->in2; k++)
+            pairs[k] = (int32_t)xb[2 * k] | (int32_t)(2 * k + 1 < L->in ? xb[2 * k + 1] : 0) << 16;
+        for (int g = 0; g < L->groups8; g++) {
+            const int16_t *wg = L->wt16 + (size_t)g * L->in2 * 16;
+            __m256i acc = _mm256_loadu_si256((const __m256i *)(L->bias8 + 8 * g));
+            for (int k = 0; k < L->in2; k++)
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_set1_epi32(pairs[k]),
+                                                              _mm256_loadu_si256((const __m256i *)(wg + 16 * k))));
+            int32_t a[8];
+            _mm256_storeu_si256((__m256i *)a, acc);
+            for (int j = 0; j < 8 && 8 * g + j < L->out; j++) {
+                int o = 8 * g + j;
+                int32_t v = tq_requantize_ref(a[j], L->mult[o], L->shift[o]) + L->out_zp;
+                v = v < L->act_min ? L->act_min : v > L->act_max ? L->act_max : v;
+                if (logits) logits[(size_t)b * L->out + o] = (int8_t)v;
+                else y[(size_t)b * y_stride + o] = (uint8_t)(v + 128);
+            }
+        }
+    }
+}
 #endif
 
-tq_status tq_qfast_run(tq_qfast *f, const uint8_t *pixels, size_t n, int8_t *logits, uint8_t *pred, int force_ref) {
+tq_status tq_qfast_run(tq_qfast *f, const uint8_t *pixels, size_t n, int8_t *logits, uint8_t *pred, tq_kernel k) {
     const int in0 = f->L[0].in, nout = f->L[f->n_layers - 1].out;
+    if (k == TQ_KERNEL_AUTO) k = tq_qfast_best(f);
+    if ((k == TQ_KERNEL_VNNI && !f->vnni) || (k == TQ_KERNEL_AVX2 && !f->avx2))
+        TQ_FAIL(TQ_E_ARG, "this CPU cannot run the %s kernel", tq_kernel_name(k));
     for (size_t s = 0; s < n; s += TQ_FAST_BATCH) {
         int nb = (int)(n - s < TQ_FAST_BATCH ? n - s : TQ_FAST_BATCH);
         int8_t *lg = logits + s * (size_t)nout;
 #ifdef TQ_HAVE_VNNI_KERNEL
-        if (f->vnni && !force_ref) {
+        if (k != TQ_KERNEL_REF) {
             /* layer 0's unsigned input is the raw pixel itself: q + 128 = p */
             for (int b = 0; b < nb; b++) memcpy(f->act[0] + (size_t)b * f->max_pad, pixels + (s + (size_t)b) * in0, (size_t)in0);
             int cur = 0;
             for (int l = 0; l < f->n_layers; l++) {
-                int last = l == f->n_layers - 1;
-                layer_vnni(&f->L[l], f->act[cur], f->max_pad, nb, f->act[cur ^ 1], f->max_pad, last ? lg : NULL);
+                int8_t *out = l == f->n_layers - 1 ? lg : NULL;
+                if (k == TQ_KERNEL_VNNI)
+                    layer_vnni(&f->L[l], f->act[cur], f->max_pad, nb, f->act[cur ^ 1], f->max_pad, out);
+                else
+                    layer_avx2(&f->L[l], f->act[cur], nb, f->max_pad, f->pairs, f->act[cur ^ 1], f->max_pad, out);
                 cur ^= 1;
             }
         } else

@@ -62,11 +62,18 @@ tq_status tq_qmodel_load(tq_qmodel *q, const char *path);
  * so the dot products run on unsigned activations (AVX-512 VNNI vpdpbusd). */
 typedef struct tq_qfast tq_qfast;
 
+/* The kernels, all bit-identical: AUTO picks the fastest the CPU has (VNNI, then AVX2, then REF). */
+typedef enum { TQ_KERNEL_AUTO = 0, TQ_KERNEL_REF = 1, TQ_KERNEL_AVX2 = 2, TQ_KERNEL_VNNI = 3 } tq_kernel;
+
 tq_status tq_qfast_init(tq_qfast **f, const tq_qmodel *q);
 void tq_qfast_free(tq_qfast *f);
-/* Classify n images of raw pixels [n][in]; logits [n][out] int8 and predictions [n]. Uses the
- * VNNI kernel when the CPU has it (force_ref = 0), else the reference kernels; same results. */
-tq_status tq_qfast_run(tq_qfast *f, const uint8_t *pixels, size_t n, int8_t *logits, uint8_t *pred, int force_ref);
-const char *tq_qfast_kernel_name(const tq_qfast *f, int force_ref);
+/* Classify n images of raw pixels [n][in]; logits [n][out] int8 and predictions [n].
+ * TQ_E_ARG when the CPU lacks the kernel asked for. */
+tq_status tq_qfast_run(tq_qfast *f, const uint8_t *pixels, size_t n, int8_t *logits, uint8_t *pred, tq_kernel k);
+/* What AUTO resolves to on this CPU, and a kernel's name. */
+tq_kernel tq_qfast_best(const tq_qfast *f);
+const char *tq_kernel_name(tq_kernel k);
+/* "auto", "ref", "avx2", "vnni" -> kernel; -1 if unknown. */
+int tq_kernel_parse(const char *s);
 
 #endif

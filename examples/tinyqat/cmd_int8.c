@@ -41,10 +41,11 @@ int cmd_convert(int argc, char **argv) {
 
 int cmd_infer(int argc, char **argv) {
     const char *data = NULL, *compare = NULL;
-    int json = 0, reference = 0, repeats = 5;
+    int json = 0, repeats = 5;
+    const char *kernel_s = "auto";
     cli_opt opts[] = {
         {"--compare", CLI_STR, &compare, "the simulated (fake-quant) model to compare predictions and logits with", 0, 0},
-        {"--reference", CLI_FLAG, &reference, "time the portable reference kernel instead of the fast one", 0, 0},
+        {"--kernel", CLI_STR, &kernel_s, "auto, ref (portable), avx2 or vnni: all give the same integers", 0, 0},
         {"--repeats", CLI_INT, &repeats, "timed passes over the test set (the best is reported)", 1, 1000},
         {"--data", CLI_STR, &data, "MNIST directory (else $MNIST_DIR, else data/mnist)", 0, 0},
         {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
@@ -54,6 +55,12 @@ int cmd_infer(int argc, char **argv) {
     const char *pos[1];
     int n_pos, rc = cli_parse(&cmd, opts, sizeof opts / sizeof opts[0], argc, argv, pos, &n_pos);
     if (rc) return rc == 1 ? 0 : 2;
+    int kparsed = tq_kernel_parse(kernel_s);
+    if (kparsed < 0) {
+        fprintf(stderr, "tinyqat infer: --kernel must be auto, ref, avx2 or vnni, not '%s'\n", kernel_s);
+        return 2;
+    }
+    tq_kernel kernel = (tq_kernel)kparsed;
     tq_qmodel q;
     if (tq_qmodel_load(&q, pos[0]) != TQ_OK) return cli_fail(NULL);
     tq_mnist te;
@@ -78,7 +85,7 @@ int cmd_infer(int argc, char **argv) {
     double best = 1e30;
     for (int r = 0; r < repeats; r++) {
         double t0 = cli_now();
-        if (tq_qfast_run(f, te.images, te.n, logits, pred, reference) != TQ_OK) {
+        if (tq_qfast_run(f, te.images, te.n, logits, pred, kernel) != TQ_OK) {
             rc = cli_fail("infer");
             goto out;
         }
@@ -88,8 +95,9 @@ int cmd_infer(int argc, char **argv) {
     long correct = 0;
     for (uint32_t i = 0; i < te.n; i++) correct += pred[i] == te.labels[i];
     double acc = 100.0 * (double)correct / te.n;
+    if (kernel == TQ_KERNEL_AUTO) kernel = tq_qfast_best(f);
     printf("%s (%s): integer-only test accuracy %.2f%% on %u images; %.2f ms, %.0f images/s (%s kernel, best of %d)\n",
-           pos[0], q.spec, acc, te.n, best * 1e3, te.n / best, tq_qfast_kernel_name(f, reference), repeats);
+           pos[0], q.spec, acc, te.n, best * 1e3, te.n / best, tq_kernel_name(kernel), repeats);
     long disagree = -1;
     int max_diff = -1;
     float sim_acc = 0;
@@ -138,7 +146,7 @@ int cmd_infer(int argc, char **argv) {
     }
     if (json) {
         printf("{\"test_accuracy\": %.2f, \"images_per_second\": %.0f, \"milliseconds\": %.3f, \"kernel\": \"%s\"", acc,
-               te.n / best, best * 1e3, tq_qfast_kernel_name(f, reference));
+               te.n / best, best * 1e3, tq_kernel_name(kernel));
         if (compare)
             printf(", \"disagreements\": %ld, \"max_logit_diff\": %d, \"simulated_test_accuracy\": %.2f", disagree, max_diff,
                    (double)sim_acc);

@@ -239,7 +239,7 @@ static tq_status int_path_accuracy(tq_model *m, const tq_mnist *te, float *acc) 
     int8_t *logits = tq_malloc((size_t)te->n * nout);
     uint8_t *pred = tq_malloc(te->n);
     tq_status st = (!logits || !pred) ? tq_error_set_(TQ_E_NOMEM, __FILE__, __LINE__, "out of memory") : tq_qfast_init(&f, &q);
-    if (st == TQ_OK) st = tq_qfast_run(f, te->images, te->n, logits, pred, 0);
+    if (st == TQ_OK) st = tq_qfast_run(f, te->images, te->n, logits, pred, TQ_KERNEL_AUTO);
     if (st == TQ_OK) {
         long correct = 0;
         for (uint32_t i = 0; i < te->n; i++) correct += pred[i] == te->labels[i];
