@@ -112,22 +112,30 @@ void tq_model_input(const tq_model *m, const uint8_t *pixels, size_t n, float *x
 
 /* ---- files ---- */
 
-tq_status tq_model_save(const tq_model *m, const char *path) {
-    tq_ckpt c;
-    tq_ckpt_init(&c);
-    char names[TQ_MAX_LAYERS][2][48];
-    float norm[2] = {m->in_mean, m->in_std};
-    TQ_TRY(tq_ckpt_set_meta(&c, "format", "tinyqat-model"));
-    TQ_TRY(tq_ckpt_set_meta(&c, "spec", m->spec));
-    TQ_TRY(tq_ckpt_set_meta(&c, "kind", m->qat ? "quantized" : "fp32"));
-    TQ_TRY(tq_ckpt_add(&c, "input_norm", 1, 2, norm));
+tq_status tq_model_to_ckpt(const tq_model *m, void *ckpt, float norm[2]) {
+    tq_ckpt *c = ckpt;
+    char names[TQ_MAX_LAYERS][2][48]; /* tq_ckpt_add copies names */
+    norm[0] = m->in_mean;
+    norm[1] = m->in_std;
+    TQ_TRY(tq_ckpt_set_meta(c, "format", "tinyqat-model"));
+    TQ_TRY(tq_ckpt_set_meta(c, "spec", m->spec));
+    TQ_TRY(tq_ckpt_set_meta(c, "kind", m->qat ? "quantized" : "fp32"));
+    TQ_TRY(tq_ckpt_add(c, "input_norm", 1, 2, norm));
     for (int l = 0; l < m->n_layers; l++) {
         snprintf(names[l][0], sizeof names[l][0], "layers.%d.weight", l);
         snprintf(names[l][1], sizeof names[l][1], "layers.%d.bias", l);
-        TQ_TRY(tq_ckpt_add(&c, names[l][0], (uint32_t)m->dims[l + 1], (uint32_t)m->dims[l], m->W[l]));
-        TQ_TRY(tq_ckpt_add(&c, names[l][1], 1, (uint32_t)m->dims[l + 1], m->b[l]));
+        TQ_TRY(tq_ckpt_add(c, names[l][0], (uint32_t)m->dims[l + 1], (uint32_t)m->dims[l], m->W[l]));
+        TQ_TRY(tq_ckpt_add(c, names[l][1], 1, (uint32_t)m->dims[l + 1], m->b[l]));
     }
-    if (m->qat) TQ_TRY(tq_qat_save_state(m, &c));
+    if (m->qat) TQ_TRY(tq_qat_save_state(m, c));
+    return TQ_OK;
+}
+
+tq_status tq_model_save(const tq_model *m, const char *path) {
+    tq_ckpt c;
+    tq_ckpt_init(&c);
+    float norm[2];
+    TQ_TRY(tq_model_to_ckpt(m, &c, norm));
     return tq_ckpt_save(&c, path);
 }
 
@@ -135,9 +143,17 @@ tq_status tq_model_load(tq_model *m, const char *path) {
     memset(m, 0, sizeof *m);
     tq_ckpt c;
     TQ_TRY(tq_ckpt_load(&c, path));
+    tq_status st = tq_model_from_ckpt(m, &c, path);
+    tq_ckpt_free(&c);
+    return st;
+}
+
+tq_status tq_model_from_ckpt(tq_model *m, const void *ckpt, const char *path) {
+    memset(m, 0, sizeof *m);
+    const tq_ckpt *cp = ckpt;
     tq_status st = TQ_OK;
-    const char *fmt = tq_ckpt_meta(&c, "format"), *spec = tq_ckpt_meta(&c, "spec");
-    const tq_ckpt_tensor *norm = tq_ckpt_find(&c, "input_norm");
+    const char *fmt = tq_ckpt_meta(cp, "format"), *spec = tq_ckpt_meta(cp, "spec");
+    const tq_ckpt_tensor *norm = tq_ckpt_find(cp, "input_norm");
     if (!fmt || strcmp(fmt, "tinyqat-model") || !spec) {
         st = tq_error_set_(TQ_E_FORMAT, __FILE__, __LINE__, "%s: not a tinyqat model (no format/spec)", path);
         goto done;
@@ -156,7 +172,7 @@ tq_status tq_model_load(tq_model *m, const char *path) {
         char wn[48], bn[48];
         snprintf(wn, sizeof wn, "layers.%d.weight", l);
         snprintf(bn, sizeof bn, "layers.%d.bias", l);
-        const tq_ckpt_tensor *w = tq_ckpt_find(&c, wn), *b = tq_ckpt_find(&c, bn);
+        const tq_ckpt_tensor *w = tq_ckpt_find(cp, wn), *b = tq_ckpt_find(cp, bn);
         if (!w || !b || w->rows != (uint32_t)m->dims[l + 1] || w->cols != (uint32_t)m->dims[l] || b->rows != 1 ||
             b->cols != (uint32_t)m->dims[l + 1]) {
             st = tq_error_set_(TQ_E_FORMAT, __FILE__, __LINE__, "%s: layer %d's tensors are missing or do not match spec %s",
@@ -166,10 +182,9 @@ tq_status tq_model_load(tq_model *m, const char *path) {
         memcpy(m->W[l], w->data, (size_t)w->rows * w->cols * sizeof(float));
         memcpy(m->b[l], b->data, (size_t)b->cols * sizeof(float));
     }
-    const char *kind = tq_ckpt_meta(&c, "kind");
-    if (kind && !strcmp(kind, "quantized")) st = tq_qat_load_state(m, &c, path);
+    const char *kind = tq_ckpt_meta(cp, "kind");
+    if (kind && !strcmp(kind, "quantized")) st = tq_qat_load_state(m, cp, path);
 done:
-    tq_ckpt_free(&c);
     if (st != TQ_OK) tq_model_free(m);
     return st;
 }

@@ -58,6 +58,10 @@ void tq_model_input(const tq_model *m, const uint8_t *pixels, size_t n, float *x
 /* Save / load a float (or QAT, when m->qat is set) model: src/checkpoint.h format. */
 tq_status tq_model_save(const tq_model *m, const char *path);
 tq_status tq_model_load(tq_model *m, const char *path);
+/* The same through a tq_ckpt the caller owns, so a training checkpoint can add its own state.
+ * to_ckpt borrows m's arrays and `norm` (2 floats of caller storage) until the save. */
+tq_status tq_model_to_ckpt(const tq_model *m, void *ckpt, float norm[2]);
+tq_status tq_model_from_ckpt(tq_model *m, const void *ckpt, const char *path);
 
 /* The graph for a model: input leaf, logits, loss. Built once for up to max_batch rows; set
  * the batch with tq_net_set_batch before each run. */

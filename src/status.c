@@ -15,6 +15,7 @@ const char *tq_status_str(tq_status s) {
     case TQ_E_FORMAT: return "bad file format";
     case TQ_E_SHAPE: return "shape mismatch";
     case TQ_E_NUMERIC: return "numeric error";
+    case TQ_E_INTERRUPTED: return "interrupted";
     }
     return "unknown status";
 }

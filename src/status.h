@@ -23,7 +23,8 @@ typedef enum {
     TQ_E_IO = -3,      /* open/read/write/rename failed */
     TQ_E_FORMAT = -4,  /* a file is not what it claims: magic, version, size, CRC */
     TQ_E_SHAPE = -5,   /* tensor shapes do not fit together */
-    TQ_E_NUMERIC = -6  /* NaN/Inf or a value outside what the math allows */
+    TQ_E_NUMERIC = -6, /* NaN/Inf or a value outside what the math allows */
+    TQ_E_INTERRUPTED = -7 /* the caller asked a long computation to stop (Ctrl-C) */
 } tq_status;
 
 /* "ok", "bad argument", ... ; never NULL. */

@@ -68,6 +68,28 @@ if [ -n "${MNIST_DIR:-}" ]; then
   cp "$tmp/a.tqf" "$tmp/keep.tqf"
   expect 2 "bad args do not touch an existing output" -- "$bin" train --epochs 0 --out "$tmp/keep.tqf"
   cmp -s "$tmp/a.tqf" "$tmp/keep.tqf" && ok || bad "existing model untouched"
+  # Ctrl-C once the first checkpoint exists, then --resume: the same bytes as a run never stopped
+  run=(train --epochs 6 --limit 30000 --seed 3 --data "$MNIST_DIR")
+  expect 0 "uninterrupted run" -- "$bin" "${run[@]}" --out "$tmp/u.tqf"
+  "$bin" "${run[@]}" --out "$tmp/i.tqf" --checkpoint-every 1 >"$tmp/i.out" 2>"$tmp/i.err" &
+  pid=$!
+  for _ in $(seq 600); do [ -f "$tmp/i.tqf.ckpt" ] && break; sleep 0.05; done
+  kill -INT "$pid" 2>/dev/null
+  wait "$pid"; rc=$?
+  if [ "$rc" = 130 ]; then
+    ok
+    [ ! -e "$tmp/i.tqf" ] && ok || bad "an interrupted run leaves no half-written model"
+    grep -q "resume from the last checkpoint with --resume" "$tmp/i.err" && ok || bad "interruption message names the checkpoint"
+  elif [ "$rc" = 0 ]; then ok; echo "(the run finished before the interrupt; resuming from its last checkpoint)"
+  else bad "interrupted run: exit $rc, want 130"; fi
+  expect 0 "resume" -- "$bin" "${run[@]}" --out "$tmp/i.tqf" --resume "$tmp/i.tqf.ckpt"
+  cmp -s "$tmp/u.tqf" "$tmp/i.tqf" && ok || bad "resumed run gives the same bytes as the uninterrupted one"
+  expect 1 "resume with other options" -- "$bin" train --epochs 7 --limit 30000 --seed 3 --data "$MNIST_DIR" --out "$tmp/x.tqf" --resume "$tmp/i.tqf.ckpt"
+  one_line_err "checkpoint was made by a run with" "resume with other options"
+  # divergence: stops with a message, writes no model, keeps the last good checkpoint
+  expect 1 "diverging run" -- "$bin" train --optim sgd --lr 10 --epochs 1 --limit 5000 --data "$MNIST_DIR" --out "$tmp/nan.tqf" --checkpoint-every 1
+  grep -q "diverged" "$tmp/err" && ok || bad "divergence message"
+  [ ! -e "$tmp/nan.tqf" ] && ok || bad "a diverged run writes no model"
 else
   echo "MNIST_DIR not set: skipping the training checks"
 fi

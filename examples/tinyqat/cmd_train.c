@@ -1,4 +1,6 @@
 /* tinyqat train / tinyqat eval */
+#define _POSIX_C_SOURCE 200809L
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -7,10 +9,19 @@
 #include "src/alloc.h"
 #include "train.h"
 
+/* Ctrl-C asks the training loop to stop after its current step; the last checkpoint, written
+ * atomically, is never half-written. A second Ctrl-C kills as usual. */
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig) {
+    (void)sig;
+    interrupted = 1;
+    signal(SIGINT, SIG_DFL);
+}
+
 int cmd_train(int argc, char **argv) {
     tq_train_cfg cfg;
     tq_train_cfg_defaults(&cfg);
-    const char *spec = "784-100r-100r-10", *out = "digitsnet.tqf", *data = NULL;
+    const char *spec = "784-100r-100r-10", *out = "digitsnet.tqf", *data = NULL, *ckpt = NULL, *resume = NULL;
     int json = 0, no_norm = 0, limit = 0;
     cli_opt opts[] = {
         {"--epochs", CLI_INT, &cfg.epochs, "training epochs", 1, TQ_MAX_EPOCHS},
@@ -26,6 +37,9 @@ int cmd_train(int argc, char **argv) {
         {"--out", CLI_STR, &out, "where to save the model", 0, 0},
         {"--data", CLI_STR, &data, "MNIST directory (else $MNIST_DIR, else data/mnist)", 0, 0},
         {"--limit", CLI_INT, &limit, "train on the first N training images only (0 = all 60,000)", 0, 60000},
+        {"--checkpoint-every", CLI_INT, &cfg.checkpoint_every, "write a checkpoint every N epochs (0 = never)", 0, TQ_MAX_EPOCHS},
+        {"--checkpoint", CLI_STR, &ckpt, "checkpoint file (default: OUT with .ckpt added)", 0, 0},
+        {"--resume", CLI_STR, &resume, "continue from this checkpoint (same options as the run that wrote it)", 0, 0},
         {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
     };
     static const cli_cmd cmd = {"train", "[options]", "Train a float model on MNIST (Adam, batch 64, PyTorch init).", 0, 0};
@@ -40,8 +54,26 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "tinyqat train: --optim must be adam or sgd, not '%s'\n", cfg.optim);
         return 2;
     }
+    char ckpt_buf[1024];
+    if (cfg.checkpoint_every > 0) {
+        if (!ckpt) {
+            snprintf(ckpt_buf, sizeof ckpt_buf, "%s.ckpt", out);
+            ckpt = ckpt_buf;
+        }
+        cfg.checkpoint_path = ckpt;
+    }
     tq_model m;
-    if (tq_model_init(&m, spec) != TQ_OK) {
+    tq_ckpt resume_ck;
+    tq_ckpt_init(&resume_ck);
+    if (resume) {
+        if (tq_ckpt_load(&resume_ck, resume) != TQ_OK) return cli_fail(NULL);
+        if (tq_model_from_ckpt(&m, &resume_ck, resume) != TQ_OK) {
+            tq_ckpt_free(&resume_ck);
+            return cli_fail(NULL);
+        }
+        cfg.resume = &resume_ck;
+        spec = m.spec;
+    } else if (tq_model_init(&m, spec) != TQ_OK) {
         fprintf(stderr, "tinyqat train: %s\n", tq_last_error());
         return 2;
     }
@@ -57,18 +89,36 @@ int cmd_train(int argc, char **argv) {
     if (tq_load_split(data, TQ_MNIST_TRAIN, &tr) || tq_load_split(data, TQ_MNIST_TEST, &te)) {
         tq_mnist_free(&tr);
         tq_model_free(&m);
+        tq_ckpt_free(&resume_ck);
         return 1;
     }
     if (limit > 0 && (uint32_t)limit < tr.n) tr.n = (uint32_t)limit;
-    tq_rng rng;
-    tq_rng_seed(&rng, cfg.seed);
-    tq_model_init_params(&m, &rng);
+    if (!resume) {
+        tq_rng rng;
+        tq_rng_seed(&rng, cfg.seed);
+        tq_model_init_params(&m, &rng);
+    }
+    interrupted = 0;
+    cfg.stop = &interrupted;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, &old);
     printf("training %s: %d epochs, batch %d, %s lr %g (%s), seed %llu, %d thread(s)\n", spec, cfg.epochs, cfg.batch,
            cfg.optim, (double)cfg.lr, cfg.schedule, (unsigned long long)cfg.seed, cfg.threads);
     tq_train_result res;
     rc = 0;
-    if (tq_train(&m, &tr, &te, &cfg, &res) != TQ_OK) rc = cli_fail("train");
-    else if (tq_model_save(&m, out) != TQ_OK) rc = cli_fail("save");
+    tq_status st = tq_train(&m, &tr, &te, &cfg, &res);
+    sigaction(SIGINT, &old, NULL);
+    if (st == TQ_E_INTERRUPTED) {
+        fprintf(stderr, "tinyqat train: %s; nothing saved to %s%s%s\n", tq_last_error(), out,
+                cfg.checkpoint_path ? "; resume from the last checkpoint with --resume " : "",
+                cfg.checkpoint_path ? cfg.checkpoint_path : "");
+        rc = 130;
+    } else if (st != TQ_OK) {
+        rc = cli_fail("train");
+        if (cfg.checkpoint_path) fprintf(stderr, "tinyqat train: the last good checkpoint (if any) is %s\n", cfg.checkpoint_path);
+    } else if (tq_model_save(&m, out) != TQ_OK) rc = cli_fail("save");
     if (rc == 0) {
         printf("test accuracy %.2f%%, %.3f s/epoch, %.0f samples/s; saved %s\n", (double)res.final_test_acc,
                res.seconds_per_epoch, res.samples_per_second, out);
@@ -81,6 +131,7 @@ int cmd_train(int argc, char **argv) {
     tq_mnist_free(&tr);
     tq_mnist_free(&te);
     tq_model_free(&m);
+    tq_ckpt_free(&resume_ck);
     return rc;
 }
 

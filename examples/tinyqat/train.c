@@ -1,6 +1,7 @@
 #include "train.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -49,6 +50,98 @@ static float lr_at(const tq_train_cfg *c, long step, long total) {
     return lo + (c->lr - lo) * 0.5f * (1.0f + (float)cos(M_PI * (double)step / (double)total));
 }
 
+/* Sum of g - g over the block: 0 when every gradient is finite, NaN otherwise (inf - inf is
+ * NaN). One vectorizable pass, ~1% of a step. */
+static int all_finite(const float *restrict g, size_t n) {
+    float s = 0.0f;
+    for (size_t i = 0; i < n; i++) s += g[i] - g[i];
+    return s == 0.0f;
+}
+
+/* What must match between a checkpoint and the run resuming from it. */
+static tq_status describe_run(const tq_train_cfg *c, uint32_t n, char *buf, size_t cap) {
+    snprintf(buf, cap, "epochs=%d batch=%d lr=%.9g schedule=%s optim=%s momentum=%.9g wd=%.9g seed=%llu n=%u freeze=%d",
+             c->epochs, c->batch, (double)c->lr, c->schedule, c->optim, (double)c->momentum, (double)c->weight_decay,
+             (unsigned long long)c->seed, n, c->freeze_observers_epoch);
+    return TQ_OK;
+}
+
+static tq_status save_checkpoint(const tq_model *m, const tq_train_cfg *cfg, uint32_t N, int epochs_done, const tq_adam *adam,
+                                 const tq_sgd *sgd, int use_adam, const tq_rng *rng, const uint32_t *order, float *order_f,
+                                 const tq_train_result *res) {
+    tq_ckpt c;
+    tq_ckpt_init(&c);
+    float norm[2], hist[2 * TQ_MAX_EPOCHS];
+    char v[512];
+    TQ_TRY(tq_model_to_ckpt(m, &c, norm));
+    describe_run(cfg, N, v, sizeof v);
+    TQ_TRY(tq_ckpt_set_meta(&c, "train.run", v));
+    snprintf(v, sizeof v, "%d", epochs_done);
+    TQ_TRY(tq_ckpt_set_meta(&c, "train.epochs_done", v));
+    snprintf(v, sizeof v, "%016llx", (unsigned long long)rng->s);
+    TQ_TRY(tq_ckpt_set_meta(&c, "train.rng", v));
+    snprintf(v, sizeof v, "%lld", (long long)(use_adam ? adam->t : sgd->t));
+    TQ_TRY(tq_ckpt_set_meta(&c, "train.opt_t", v));
+    if (use_adam) {
+        TQ_TRY(tq_ckpt_add(&c, "train.adam_m", 1, (uint32_t)m->n_params, adam->m));
+        TQ_TRY(tq_ckpt_add(&c, "train.adam_v", 1, (uint32_t)m->n_params, adam->v));
+    } else {
+        TQ_TRY(tq_ckpt_add(&c, "train.sgd_buf", 1, (uint32_t)m->n_params, sgd->buf));
+    }
+    /* sample indices < 2^24 are exact as floats */
+    for (uint32_t i = 0; i < N; i++) order_f[i] = (float)order[i];
+    TQ_TRY(tq_ckpt_add(&c, "train.order", 1, N, order_f));
+    for (int e = 0; e < epochs_done; e++) {
+        hist[e] = res->train_loss[e];
+        hist[TQ_MAX_EPOCHS + e] = isfinite(res->test_acc[e]) ? res->test_acc[e] : -1.0f;
+    }
+    if (epochs_done > 0) {
+        TQ_TRY(tq_ckpt_add(&c, "train.loss", 1, (uint32_t)epochs_done, hist));
+        TQ_TRY(tq_ckpt_add(&c, "train.acc", 1, (uint32_t)epochs_done, hist + TQ_MAX_EPOCHS));
+    }
+    return tq_ckpt_save(&c, cfg->checkpoint_path);
+}
+
+/* Take the run's state back from a checkpoint (the model itself is loaded by the caller). */
+static tq_status restore_checkpoint(const tq_ckpt *c, const tq_model *m, const tq_train_cfg *cfg, uint32_t N, int *epochs_done,
+                                    tq_adam *adam, tq_sgd *sgd, int use_adam, tq_rng *rng, uint32_t *order,
+                                    tq_train_result *res) {
+    char want[512];
+    describe_run(cfg, N, want, sizeof want);
+    const char *run = tq_ckpt_meta(c, "train.run"), *ed = tq_ckpt_meta(c, "train.epochs_done"),
+               *rs = tq_ckpt_meta(c, "train.rng"), *ot = tq_ckpt_meta(c, "train.opt_t");
+    if (!run || !ed || !rs || !ot) TQ_FAIL(TQ_E_FORMAT, "resume: not a training checkpoint (no training state)");
+    if (strcmp(run, want) != 0)
+        TQ_FAIL(TQ_E_ARG, "resume: the checkpoint was made by a run with %s; this run has %s", run, want);
+    *epochs_done = (int)strtol(ed, NULL, 10);
+    if (*epochs_done < 1 || *epochs_done > cfg->epochs) TQ_FAIL(TQ_E_FORMAT, "resume: bad epoch count %s", ed);
+    rng->s = strtoull(rs, NULL, 16);
+    const tq_ckpt_tensor *mm = tq_ckpt_find(c, use_adam ? "train.adam_m" : "train.sgd_buf"),
+                         *vv = use_adam ? tq_ckpt_find(c, "train.adam_v") : NULL, *od = tq_ckpt_find(c, "train.order"),
+                         *lo = tq_ckpt_find(c, "train.loss"), *ac = tq_ckpt_find(c, "train.acc");
+    if (!mm || mm->cols != m->n_params || (use_adam && (!vv || vv->cols != m->n_params)) || !od || od->cols != N || !lo ||
+        !ac || lo->cols != (uint32_t)*epochs_done || ac->cols != (uint32_t)*epochs_done)
+        TQ_FAIL(TQ_E_FORMAT, "resume: the optimizer or order state does not fit this model and data");
+    if (use_adam) {
+        memcpy(adam->m, mm->data, m->n_params * sizeof(float));
+        memcpy(adam->v, vv->data, m->n_params * sizeof(float));
+        adam->t = strtoll(ot, NULL, 10);
+    } else {
+        memcpy(sgd->buf, mm->data, m->n_params * sizeof(float));
+        sgd->t = strtoll(ot, NULL, 10);
+    }
+    for (uint32_t i = 0; i < N; i++) {
+        float f = od->data[i];
+        if (!(f >= 0 && f < (float)N) || f != (float)(uint32_t)f) TQ_FAIL(TQ_E_FORMAT, "resume: bad sample order");
+        order[i] = (uint32_t)f;
+    }
+    for (int e = 0; e < *epochs_done; e++) {
+        res->train_loss[e] = lo->data[e];
+        res->test_acc[e] = ac->data[e] < 0 ? NAN : ac->data[e];
+    }
+    return TQ_OK;
+}
+
 tq_status tq_train(tq_model *m, const tq_mnist *train, const tq_mnist *test, const tq_train_cfg *cfg,
                    tq_train_result *res) {
     memset(res, 0, sizeof *res);
@@ -62,6 +155,7 @@ tq_status tq_train(tq_model *m, const tq_mnist *train, const tq_mnist *test, con
     tq_net net;
     TQ_TRY(tq_net_init(&net, m, B));
     uint32_t *order = tq_malloc(N * sizeof *order);
+    float *order_f = cfg->checkpoint_every > 0 ? tq_malloc(N * sizeof *order_f) : NULL;
     uint8_t *px = tq_malloc((size_t)B * D);
     int32_t *lab = tq_malloc((size_t)B * sizeof *lab);
     int use_adam = strcmp(cfg->optim, "sgd") != 0;
@@ -69,7 +163,11 @@ tq_status tq_train(tq_model *m, const tq_mnist *train, const tq_mnist *test, con
     tq_sgd sgd;
     memset(&adam, 0, sizeof adam);
     memset(&sgd, 0, sizeof sgd);
-    tq_status st = (!order || !px || !lab) ? tq_error_set_(TQ_E_NOMEM, __FILE__, __LINE__, "out of memory") : TQ_OK;
+    tq_status st = (!order || !px || !lab || (cfg->checkpoint_every > 0 && !order_f))
+                       ? tq_error_set_(TQ_E_NOMEM, __FILE__, __LINE__, "out of memory")
+                       : TQ_OK;
+    if (st == TQ_OK && cfg->checkpoint_every > 0 && !cfg->checkpoint_path)
+        st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "checkpoints asked for but no checkpoint path");
     if (st == TQ_OK) st = use_adam ? tq_adam_init(&adam, m->n_params, cfg->lr) : tq_sgd_init(&sgd, m->n_params, cfg->lr, cfg->momentum);
     if (st != TQ_OK) goto done;
     adam.weight_decay = cfg->weight_decay;
@@ -80,7 +178,15 @@ tq_status tq_train(tq_model *m, const tq_mnist *train, const tq_mnist *test, con
     long steps_per_epoch = (long)((N + (uint32_t)B - 1) / (uint32_t)B), step = 0;
     long total_steps = steps_per_epoch * cfg->epochs;
     double t_train = 0;
-    for (int e = 0; e < cfg->epochs; e++) {
+    int start = 0;
+    if (cfg->resume) {
+        if ((st = restore_checkpoint(cfg->resume, m, cfg, N, &start, &adam, &sgd, use_adam, &rng, order, res)) != TQ_OK)
+            goto done;
+        step = steps_per_epoch * start;
+        res->epochs = start;
+        if (!cfg->quiet) printf("%s: resuming after epoch %d of %d\n", cfg->label, start, cfg->epochs);
+    }
+    for (int e = start; e < cfg->epochs; e++) {
         if (m->qat && cfg->freeze_observers_epoch >= 0) tq_qat_set_frozen(m, e >= cfg->freeze_observers_epoch);
         tq_rng_shuffle_u32(&rng, order, N);
         cli_progress bar;
@@ -105,6 +211,16 @@ tq_status tq_train(tq_model *m, const tq_mnist *train, const tq_mnist *test, con
                 goto done;
             }
             if ((st = tq_graph_backward(net.g, net.loss)) != TQ_OK) goto done;
+            if (!all_finite(m->grads, m->n_params)) {
+                st = tq_error_set_(TQ_E_NUMERIC, __FILE__, __LINE__,
+                                   "training diverged: a gradient is NaN or Inf at epoch %d, step %ld (try a smaller --lr)", e + 1,
+                                   step + 1);
+                goto done;
+            }
+            if (cfg->stop && *cfg->stop) {
+                st = tq_error_set_(TQ_E_INTERRUPTED, __FILE__, __LINE__, "interrupted at epoch %d, step %ld", e + 1, step + 1);
+                goto done;
+            }
             float lr = lr_at(cfg, step, total_steps);
             if (use_adam) {
                 adam.lr = lr;
@@ -131,15 +247,20 @@ tq_status tq_train(tq_model *m, const tq_mnist *train, const tq_mnist *test, con
             printf("%s epoch %d/%d  loss %.4f  test accuracy %.2f%%  %.2f s\n", cfg->label, e + 1, cfg->epochs,
                    res->train_loss[e], (double)res->test_acc[e], dt);
         res->epochs = e + 1;
+        if (cfg->checkpoint_every > 0 && ((e + 1) % cfg->checkpoint_every == 0 || e + 1 == cfg->epochs)) {
+            if ((st = save_checkpoint(m, cfg, N, e + 1, &adam, &sgd, use_adam, &rng, order, order_f, res)) != TQ_OK) goto done;
+            if (!cfg->quiet) printf("%s: checkpoint after epoch %d -> %s\n", cfg->label, e + 1, cfg->checkpoint_path);
+        }
     }
     res->seconds_total = t_train;
-    res->seconds_per_epoch = t_train / cfg->epochs;
-    res->samples_per_second = (double)N * cfg->epochs / t_train;
+    res->seconds_per_epoch = cfg->epochs > start ? t_train / (cfg->epochs - start) : 0;
+    res->samples_per_second = t_train > 0 ? (double)N * (cfg->epochs - start) / t_train : 0;
     res->final_test_acc = res->test_acc[cfg->epochs - 1];
 done:
     if (use_adam) tq_adam_free(&adam);
     else tq_sgd_free(&sgd);
     tq_free(order);
+    tq_free(order_f);
     tq_free(px);
     tq_free(lab);
     tq_net_free(&net);

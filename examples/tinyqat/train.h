@@ -3,10 +3,12 @@
 #ifndef TQ_TRAIN_H
 #define TQ_TRAIN_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "data/mnist.h"
 #include "layers/model.h"
+#include "src/checkpoint.h"
 
 #define TQ_MAX_EPOCHS 1000
 
@@ -20,6 +22,10 @@ typedef struct {
     int freeze_observers_epoch;    /* QAT: observers stop moving from this epoch (0-based); -1 never */
     int quiet;                     /* no per-epoch lines */
     const char *label;             /* progress-bar label */
+    int checkpoint_every;          /* epochs between checkpoints (0: none) */
+    const char *checkpoint_path;   /* where checkpoints go (atomically replaced) */
+    const tq_ckpt *resume;         /* a checkpoint to continue from, or NULL */
+    volatile sig_atomic_t *stop;   /* set (by a signal handler) to stop after the current step */
 } tq_train_cfg;
 
 typedef struct {
@@ -32,7 +38,13 @@ typedef struct {
 void tq_train_cfg_defaults(tq_train_cfg *c);
 
 /* Train m in place. Shuffles with its own generator seeded from cfg->seed, so the same seed
- * and thread count give the same bytes. `test` may be NULL (no per-epoch evaluation). */
+ * and thread count give the same bytes. `test` may be NULL (no per-epoch evaluation).
+ * Checkpoints (cfg->checkpoint_every) hold the model and everything the run needs to go on:
+ * optimizer moments and step, the shuffle generator and order, the epochs done and their
+ * figures. Resuming from one (cfg->resume, its model already loaded into m) gives the same final
+ * model, byte for byte, as the run that was never stopped. A NaN/Inf loss or gradient stops the
+ * run (TQ_E_NUMERIC) before anything is written, so the last checkpoint stays the last good one;
+ * *cfg->stop stops it too (TQ_E_INTERRUPTED). */
 tq_status tq_train(tq_model *m, const tq_mnist *train, const tq_mnist *test, const tq_train_cfg *cfg,
                    tq_train_result *res);
 
