@@ -80,15 +80,28 @@ tq_status tq_idx_read_u8(const char *path, uint32_t expect_magic, uint32_t *dims
                     i, dims[i]);
         }
     }
-    uint8_t *buf = tq_malloc((size_t)total);
-    if (!buf) {
-        gzclose(f);
-        TQ_FAIL(TQ_E_NOMEM, "%s: cannot allocate %llu bytes", path, (unsigned long long)total);
-    }
-    got = gz_read_all(f, buf, total);
-    if (got < 0) {
-        tq_free(buf);
-        return gz_fail(f, path, "corrupted data");
+    /* Grow the buffer as the data really arrives, so a header claiming 2 GiB in a 20-byte file
+     * costs nothing (and the claim is checked against what the file holds). */
+    uint8_t *buf = NULL;
+    uint64_t cap = 0;
+    got = 0;
+    while ((uint64_t)got < total) {
+        uint64_t want = cap ? (cap * 2 < total ? cap * 2 : total) : (total < (1u << 20) ? total : (1u << 20));
+        uint8_t *nb = tq_realloc(buf, (size_t)want);
+        if (!nb) {
+            tq_free(buf);
+            gzclose(f);
+            TQ_FAIL(TQ_E_NOMEM, "%s: cannot allocate %llu bytes", path, (unsigned long long)want);
+        }
+        buf = nb;
+        int64_t r = gz_read_all(f, buf + cap, want - cap);
+        if (r < 0) {
+            tq_free(buf);
+            return gz_fail(f, path, "corrupted data");
+        }
+        got = (int64_t)cap + r;
+        cap = want;
+        if ((uint64_t)got < cap) break; /* the stream ended early */
     }
     if ((uint64_t)got < total) {
         tq_free(buf);

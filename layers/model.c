@@ -47,6 +47,7 @@ tq_status tq_model_init(tq_model *m, const char *spec) {
     m->in_std = TQ_MNIST_STD;
     size_t n = 0;
     for (int l = 0; l < m->n_layers; l++) n += (size_t)m->dims[l + 1] * (m->dims[l] + 1);
+    if (n > ((size_t)1 << 26)) TQ_FAIL(TQ_E_ARG, "model spec '%s': %zu parameters, more than the 67,108,864 tinyqat allows", spec, n);
     m->n_params = n;
     m->params = tq_calloc(n, sizeof(float));
     m->grads = tq_calloc(n, sizeof(float));

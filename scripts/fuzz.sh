@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Build the libFuzzer targets (clang, ASan + UBSan) and run each for SECONDS (default 60) on a
+# corpus seeded from valid files; report executions and coverage. Crashes are saved as
+# build-fuzz/crash-* and fail the run: each becomes a regression test (tests/test_fuzz_regress.c).
+#   scripts/fuzz.sh [SECONDS]        (needs clang and MNIST_DIR for the IDX seeds)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+secs="${1:-60}"
+out="$root/build-fuzz"
+mkdir -p "$out"
+command -v clang >/dev/null || { echo "fuzz: clang not installed (apt-get install clang)" >&2; exit 1; }
+cflags=(-std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_POSIX_C_SOURCE=200809L
+        -I"$root" $(pkg-config --cflags openblas))
+libsrc=("$root"/src/*.c "$root"/layers/*.c "$root"/optim/*.c "$root"/data/*.c "$root/examples/tinyqat/cli.c")
+for t in idx model tqm cli; do
+  clang "${cflags[@]}" "${libsrc[@]}" "$root/tests/fuzz/fuzz_$t.c" -o "$out/fuzz_$t" $(pkg-config --libs openblas) -lz -lm
+done
+# seeds: valid files of each kind, made by the program itself
+seed="$out/seed" && rm -rf "$seed" && mkdir -p "$seed"/{idx,model,tqm,cli}
+if [ -n "${MNIST_DIR:-}" ]; then
+  gzip -dc "$MNIST_DIR/t10k-labels-idx1-ubyte.gz" | head -c 108 >"$seed/idx/labels"     # 8-byte header + 100 labels
+  printf '\x00\x00\x08\x03\x00\x00\x00\x02\x00\x00\x00\x02\x00\x00\x00\x02\x01\x02\x03\x04\x05\x06\x07\x08' >"$seed/idx/images"
+  gzip -c "$seed/idx/images" >"$seed/idx/images.gz"
+  tq="$root/build/tinyqat"
+  if [ -x "$tq" ]; then
+    "$tq" train --model 784-4r-10 --epochs 1 --limit 500 --data "$MNIST_DIR" --out "$seed/model/a.tqf" >/dev/null
+    "$tq" ptq "$seed/model/a.tqf" --calib-batches 1 --data "$MNIST_DIR" --out "$seed/model/q.tqf" >/dev/null
+    "$tq" convert "$seed/model/q.tqf" --out "$seed/tqm/q.tqm" >/dev/null
+  fi
+fi
+printf -- '--epochs\0003\000784-100r-10' >"$seed/cli/a"
+printf -- '--lr=0.5\000--json\000--seed\00018446744073709551615' >"$seed/cli/b"
+status=0
+for t in idx model tqm cli; do
+  corpus="$out/corpus-$t" && mkdir -p "$corpus"
+  log="$out/fuzz_$t.log"
+  if (cd "$out" && ./fuzz_$t -max_total_time="$secs" -max_len=65536 -rss_limit_mb=4096 "$corpus" "$seed/$t" >"$log" 2>&1); then
+    echo "fuzz_$t: $(grep -E '^#[0-9]+.*DONE' "$log" | tail -1 | sed 's/ *$//')"
+  else
+    echo "fuzz_$t: FAILED, see $log"; grep -E "ERROR|SUMMARY|Test unit written" "$log" | head -5; status=1
+  fi
+done
+exit $status
