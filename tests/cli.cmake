@@ -3,3 +3,9 @@ if(TARGET tinyqat_cli)
   add_test(NAME cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli_test.sh $<TARGET_FILE:tinyqat_cli>)
   set_tests_properties(cli PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=1" TIMEOUT 600)
 endif()
+
+# Bad input for every command (tests/bad_inputs.sh): one-line errors, non-zero exits, no damage.
+if(TARGET tinyqat_cli)
+  add_test(NAME bad_inputs COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/bad_inputs.sh $<TARGET_FILE:tinyqat_cli>)
+  set_tests_properties(bad_inputs PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=1" TIMEOUT 900)
+endif()

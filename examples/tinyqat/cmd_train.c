@@ -116,8 +116,9 @@ int cmd_train(int argc, char **argv) {
                 cfg.checkpoint_path ? cfg.checkpoint_path : "");
         rc = 130;
     } else if (st != TQ_OK) {
-        rc = cli_fail("train");
-        if (cfg.checkpoint_path) fprintf(stderr, "tinyqat train: the last good checkpoint (if any) is %s\n", cfg.checkpoint_path);
+        fprintf(stderr, "tinyqat: train: %s%s%s\n", tq_last_error(), cfg.checkpoint_path ? "; the last good checkpoint (if any) is " : "",
+                cfg.checkpoint_path ? cfg.checkpoint_path : "");
+        rc = 1;
     } else if (tq_model_save(&m, out) != TQ_OK) rc = cli_fail("save");
     if (rc == 0) {
         printf("test accuracy %.2f%%, %.3f s/epoch, %.0f samples/s; saved %s\n", (double)res.final_test_acc,

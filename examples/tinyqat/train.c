@@ -36,8 +36,8 @@ void tq_train_cfg_defaults(tq_train_cfg *c) {
 int tq_load_split(const char *dir_opt, tq_mnist_split split, tq_mnist *ds) {
     const char *dir = tq_mnist_default_dir(dir_opt);
     if (tq_mnist_load(ds, dir, split) != TQ_OK) {
-        fprintf(stderr, "tinyqat: %s\n", tq_last_error());
-        fprintf(stderr, "tinyqat: hint: fetch MNIST with 'data/fetch_mnist.sh', or point --data / MNIST_DIR at it\n");
+        fprintf(stderr, "tinyqat: %s (fetch MNIST with data/fetch_mnist.sh, or point --data or MNIST_DIR at it)\n",
+                tq_last_error());
         return 1;
     }
     return 0;

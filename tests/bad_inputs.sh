@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Bad input for every command, table-driven: each case must exit non-zero (not by a signal), print
+# exactly one stderr line naming the problem, and leave an existing output file byte for byte as
+# it was. Files are damaged copies of valid ones the program makes itself.
+#   tests/bad_inputs.sh PATH/TO/tinyqat        (the file cases need MNIST_DIR; skipped without)
+set -u
+bin="$1"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+printf 'precious bytes\n' >"$tmp/keep"
+# case WANT_STATUS NEEDLE -- ARGS...   (ARGS may name $tmp/keep as an output: it must survive)
+case_() {
+  local want="$1" needle="$2"; shift 3
+  cp "$tmp/keep" "$tmp/out.keep"
+  "$bin" "$@" >/dev/null 2>"$tmp/err"; local got=$?
+  local lines; lines=$(wc -l <"$tmp/err")
+  local why=""
+  [ "$got" = "$want" ] || why="exit $got, want $want"
+  [ "$got" -lt 128 ] || why="killed by a signal ($got)"
+  [ "$lines" = 1 ] || why="${why:+$why; }$lines stderr lines"
+  grep -qi -- "$needle" "$tmp/err" || why="${why:+$why; }message lacks '$needle'"
+  cmp -s "$tmp/keep" "$tmp/out.keep" || why="${why:+$why; }an existing file was changed"
+  if [ -z "$why" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL [$*]: $why"; sed 's/^/  | /' "$tmp/err" | head -3; fi
+}
+
+# --- arguments, every command ---
+for cmd in train eval ptq qat experiment convert infer export bench; do
+  case_ 2 "unknown option" -- $cmd --no-such-flag
+done
+for opt in "--batch 0" "--batch -1" "--epochs 0" "--epochs -2" "--lr 0" "--lr -1" "--lr nan" "--epochs 1e9" "--threads 0"; do
+  case_ 2 "${opt%% *}" -- train $opt --out "$tmp/keep"
+  case_ 2 "${opt%% *}" -- qat $opt --out "$tmp/keep"
+done
+for b in 1 9 0 -3 x; do
+  case_ 2 "bits" -- ptq "$tmp/m.tqf" --bits $b --out "$tmp/keep"
+  case_ 2 "bits" -- qat --bits $b --out "$tmp/keep"
+  case_ 2 "bits" -- experiment --bits $b
+done
+case_ 2 "bits" -- experiment --bits 8,,4
+case_ 2 "observer" -- ptq "$tmp/m.tqf" --observer median --out "$tmp/keep"
+case_ 2 "kernel" -- infer "$tmp/m.tqm" --kernel gpu
+case_ 2 "recipe" -- experiment --recipe magic
+case_ 2 "missing argument" -- eval
+case_ 2 "missing argument" -- convert
+case_ 2 "required" -- export "$tmp/m.tqm"
+case_ 2 "spec" -- train --model 784-0-10 --out "$tmp/keep"
+case_ 2 "unexpected argument" -- eval a b
+
+# --- files ---
+if [ -z "${MNIST_DIR:-}" ]; then
+  echo "MNIST_DIR not set: skipping the file cases"
+else
+  d="$MNIST_DIR"
+  "$bin" train --model 784-16r-10 --epochs 1 --limit 2000 --data "$d" --out "$tmp/m.tqf" >/dev/null || exit 1
+  "$bin" ptq "$tmp/m.tqf" --calib-batches 2 --data "$d" --out "$tmp/q.tqf" >/dev/null || exit 1
+  "$bin" convert "$tmp/q.tqf" --out "$tmp/m.tqm" >/dev/null || exit 1
+  cp "$tmp/m.tqm" "$tmp/q.tqm"
+  # damaged copies: name|how
+  mk() { # mk NAME SRC: write damaged variants of SRC
+    local src="$1" base="$2" n; n=$(stat -c %s "$src")
+    : >"$tmp/$base.empty"
+    for cut in 2 6 10 14 20 40 $((n / 2)) $((n - 3)); do head -c "$cut" "$src" >"$tmp/$base.cut$cut"; done
+    cp "$src" "$tmp/$base.magic" && printf 'XXXX' | dd of="$tmp/$base.magic" conv=notrunc status=none
+    cp "$src" "$tmp/$base.crc" && printf '\x55' | dd of="$tmp/$base.crc" bs=1 seek=$((n / 2)) conv=notrunc status=none
+    cp "$src" "$tmp/$base.version" && printf '\x09' | dd of="$tmp/$base.version" bs=1 seek=4 conv=notrunc status=none
+  }
+  mk "$tmp/q.tqf" tqf
+  mk "$tmp/q.tqm" tqm
+  for f in "$tmp"/tqf.*; do
+    needle=$(basename "$f")
+    for cmd in "eval $f --data $d" "ptq $f --data $d --out $tmp/keep" "qat --from $f --data $d --epochs 1 --out $tmp/keep" \
+               "convert $f --out $tmp/keep"; do
+      # shellcheck disable=SC2086
+      case_ 1 "$needle" -- $cmd
+    done
+  done
+  for f in "$tmp"/tqm.*; do
+    needle=$(basename "$f")
+    case_ 1 "$needle" -- infer "$f" --data "$d"
+    case_ 1 "$needle" -- export "$f" --c "$tmp/cdir"
+  done
+  case_ 1 "none.tqf" -- eval "$tmp/none.tqf" --data "$d"
+  case_ 1 "none.tqm" -- infer "$tmp/none.tqm" --data "$d"
+  # NaN weights, a float model given where an integer one is wanted and the reverse
+  python3 - "$tmp/m.tqf" "$tmp/nan.tqf" <<'PY' || true
+import sys, struct, zlib
+b = bytearray(open(sys.argv[1], 'rb').read())
+i = b.find(b'layers.0.weight') + len('layers.0.weight') + 8   # skip rows, cols
+b[i:i + 4] = struct.pack('<f', float('nan'))
+b[-4:] = struct.pack('<I', zlib.crc32(bytes(b[:-4])) & 0xffffffff)
+open(sys.argv[2], 'wb').write(b)
+PY
+  [ -f "$tmp/nan.tqf" ] && case_ 1 "NaN" -- eval "$tmp/nan.tqf" --data "$d"
+  case_ 1 "m.tqf" -- infer "$tmp/m.tqf" --data "$d"
+  case_ 1 "not quantized" -- convert "$tmp/m.tqf" --out "$tmp/keep"
+  case_ 1 "already quantized" -- ptq "$tmp/q.tqf" --data "$d" --out "$tmp/keep"
+  # outputs into folders that do not exist: nothing written, the message names the path
+  case_ 1 "no/dir" -- train --epochs 1 --limit 500 --data "$d" --out "$tmp/no/dir/m.tqf"
+  case_ 1 "no/dir" -- ptq "$tmp/m.tqf" --data "$d" --out "$tmp/no/dir/m.tqf"
+  case_ 1 "no/dir" -- convert "$tmp/q.tqf" --out "$tmp/no/dir/m.tqm"
+  case_ 1 "no/dir" -- export "$tmp/m.tqm" --c "$tmp/no/dir/c"
+  # bad data folders: absurd counts, zero columns, counts that disagree, truncation
+  mkdata() { # mkdata DIR IMAGES_HEADER_HEX LABEL_COUNT
+    mkdir -p "$1"
+    printf "$2" >"$1/t10k-images-idx3-ubyte"
+    head -c 100 /dev/zero >>"$1/t10k-images-idx3-ubyte"
+    printf "\x00\x00\x08\x01\x00\x00\x00\x$(printf %02x "$3")" >"$1/t10k-labels-idx1-ubyte"
+    head -c "$3" /dev/zero >>"$1/t10k-labels-idx1-ubyte"
+  }
+  mkdata "$tmp/d_huge" '\x00\x00\x08\x03\x80\x00\x00\x00\x00\x00\x00\x1c\x00\x00\x00\x1c' 5
+  mkdata "$tmp/d_zero" '\x00\x00\x08\x03\x00\x00\x00\x05\x00\x00\x00\x1c\x00\x00\x00\x00' 5
+  mkdata "$tmp/d_trunc" '\x00\x00\x08\x03\x00\x00\x00\x05\x00\x00\x00\x1c\x00\x00\x00\x1c' 5
+  mkdata "$tmp/d_magic" '\x00\x00\x08\x04\x00\x00\x00\x05\x00\x00\x00\x1c\x00\x00\x00\x1c' 5
+  case_ 1 "absurd" -- eval "$tmp/m.tqf" --data "$tmp/d_huge"
+  case_ 1 "dimension 2 is 0" -- eval "$tmp/m.tqf" --data "$tmp/d_zero"
+  case_ 1 "truncated" -- eval "$tmp/m.tqf" --data "$tmp/d_trunc"
+  case_ 1 "magic" -- eval "$tmp/m.tqf" --data "$tmp/d_magic"
+  mkdir -p "$tmp/d_count" && head -c $((16 + 784 * 3)) /dev/zero >"$tmp/d_count/t10k-images-idx3-ubyte" &&
+    printf '\x00\x00\x08\x03\x00\x00\x00\x03\x00\x00\x00\x1c\x00\x00\x00\x1c' | dd of="$tmp/d_count/t10k-images-idx3-ubyte" conv=notrunc status=none &&
+    printf '\x00\x00\x08\x01\x00\x00\x00\x02\x00\x00' >"$tmp/d_count/t10k-labels-idx1-ubyte"
+  case_ 1 "labels" -- eval "$tmp/m.tqf" --data "$tmp/d_count"
+  case_ 1 "not found" -- eval "$tmp/m.tqf" --data "$tmp/d_none"
+fi
+echo "bad inputs: $pass passed, $fail failed"
+[ "$fail" = 0 ]
