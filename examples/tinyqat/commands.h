@@ -11,5 +11,6 @@ int cmd_experiment(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_infer(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@ typedef struct {
 } command;
 
 static const command COMMANDS[] = {
+    {"quantize", cmd_quantize, "quantize a few numbers and show q, the dequantized values and the errors"},
     {"train", cmd_train, "train a float model on MNIST"},
     {"eval", cmd_eval, "test accuracy, confusion matrix and errors per class of a model"},
     {"ptq", cmd_ptq, "post-training quantization of a float model (calibrated on training data)"},
