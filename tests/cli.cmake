@@ -9,3 +9,8 @@ if(TARGET tinyqat_cli)
   add_test(NAME bad_inputs COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/bad_inputs.sh $<TARGET_FILE:tinyqat_cli>)
   set_tests_properties(bad_inputs PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=1" TIMEOUT 900)
 endif()
+
+# The STE demo checks itself against the library and prints hand-checkable rows.
+if(TARGET tq_ste_demo)
+  add_test(NAME ste_demo COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/ste_demo_test.sh $<TARGET_FILE:tq_ste_demo>)
+endif()
