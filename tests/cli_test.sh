@@ -4,6 +4,7 @@
 #   tests/cli_test.sh PATH/TO/tinyqat
 set -u
 bin="$1"
+pnginfo="$(dirname "$bin")/tq_pnginfo"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 pass=0 fail=0
@@ -90,6 +91,31 @@ if [ -n "${MNIST_DIR:-}" ]; then
   expect 1 "diverging run" -- "$bin" train --optim sgd --lr 10 --epochs 1 --limit 5000 --data "$MNIST_DIR" --out "$tmp/nan.tqf" --checkpoint-every 1
   grep -q "diverged" "$tmp/err" && ok || bad "divergence message"
   [ ! -e "$tmp/nan.tqf" ] && ok || bad "a diverged run writes no model"
+  # pictures: they decode, have the size the layout gives, and are not blank
+  if "$pnginfo" /dev/null >/dev/null 2>&1; [ $? -ne 77 ]; then
+    expect 0 "view" -- "$bin" view --count 16 --data "$MNIST_DIR" --out "$tmp/d.png"
+    read -r w h ink < <("$pnginfo" "$tmp/d.png")
+    [ "$w" = 560 ] && [ "$h" = 194 ] && ok || bad "view: size ${w}x${h}, want 560x194"
+    read -r _ _ ink < <("$pnginfo" "$tmp/d.png" 8 30 63 85)    # the first digit's cell
+    [ "${ink:-0}" -gt 50 ] && ok || bad "view: the first digit is blank ($ink)"
+    expect 0 "view --misclassified" -- "$bin" view --misclassified "$tmp/a.tqf" "$tmp/c.tqf" --count 8 --data "$MNIST_DIR" --out "$tmp/m.png"
+    read -r w h ink < <("$pnginfo" "$tmp/m.png")
+    [ "$w" = 1120 ] && ok || bad "view --misclassified: two panels, width $w"
+    expect 0 "experiment --plots" -- "$bin" experiment --seeds 1 --epochs 1 --qat-epochs 1 --bits 8,4 --data "$MNIST_DIR" --plots "$tmp"
+    for f in staircase weights curves misclassified; do
+      read -r w h ink < <("$pnginfo" "$tmp/$f.png")
+      [ "${ink:-0}" -gt 2000 ] && ok || bad "$f.png: blank or missing (${w}x${h}, ink $ink)"
+    done
+    read -r w h _ < <("$pnginfo" "$tmp/weights.png")
+    [ "$w" = 1120 ] && [ "$h" = 600 ] && ok || bad "weights.png: two bit widths, 2x2 panels: ${w}x${h}"
+    read -r _ _ ink < <("$pnginfo" "$tmp/curves.png" 80 40 540 300)   # inside the loss panel
+    [ "${ink:-0}" -gt 300 ] && ok || bad "curves.png: no curve in the loss panel"
+    expect 1 "plots into a missing folder" -- "$bin" experiment --seeds 1 --epochs 1 --qat-epochs 1 --data "$MNIST_DIR" --plots "$tmp/nope"
+  else
+    echo "built without libpng: skipping the picture checks"
+    expect 1 "view without libpng" -- "$bin" view --data "$MNIST_DIR" --out "$tmp/d.png"
+    grep -q "libpng" "$tmp/err" && ok || bad "the error says libpng is missing"
+  fi
 else
   echo "MNIST_DIR not set: skipping the training checks"
 fi

@@ -10,6 +10,8 @@
 #include "layers/qat.h"
 #include "src/alloc.h"
 #include "src/qmodel.h"
+#include "data/png_view.h"
+#include "figures.h"
 #include "train.h"
 
 /* Options every quantizing command shares. */
@@ -270,7 +272,7 @@ static int parse_bits(const char *s, int *bits, int *n) {
 int cmd_experiment(int argc, char **argv) {
     int seeds = 3, json = 0, qat_epochs = 3, calib = 32;
     float qat_lr = 1e-3f;
-    const char *bits_s = "8", *recipe = "digitsnet", *data = NULL, *observer = NULL;
+    const char *bits_s = "8", *recipe = "digitsnet", *data = NULL, *observer = NULL, *plots = NULL;
     tq_train_cfg fcfg;
     tq_train_cfg_defaults(&fcfg);
     cli_opt opts[] = {
@@ -284,6 +286,7 @@ int cmd_experiment(int argc, char **argv) {
         {"--observer", CLI_STR, &observer, "PTQ activation observer (default minmax; QAT uses ema)", 0, 0},
         {"--threads", CLI_INT, &fcfg.threads, "BLAS threads", 1, 256},
         {"--data", CLI_STR, &data, "MNIST directory (else $MNIST_DIR, else data/mnist)", 0, 0},
+        {"--plots", CLI_STR, &plots, "write PNG figures of seed 0 into this folder (staircase, weights, curves, mistakes)", 0, 0},
         {"--json", CLI_FLAG, &json, "end with one JSON line: {\"seeds\", \"rows\": [...]}", 0, 0},
     };
     static const cli_cmd cmd = {"experiment", "[options]",
@@ -320,6 +323,19 @@ int cmd_experiment(int argc, char **argv) {
     }
     row rows[1 + 2 * MAX_BITS];
     memset(rows, 0, sizeof rows);
+    /* seed 0's material for --plots */
+    static tq_train_result fp_res0, qat_res0;
+    static float w_fp0[4096], w_qat0[MAX_BITS][4096];
+    uint8_t *pred0[3] = {NULL, NULL, NULL};
+    if (plots) {
+        if (!tq_png_supported()) {
+            fprintf(stderr, "tinyqat experiment: --plots needs libpng: install libpng-dev and rebuild\n");
+            tq_mnist_free(&tr);
+            tq_mnist_free(&te);
+            return 1;
+        }
+        for (int k = 0; k < 3; k++) pred0[k] = tq_malloc(te.n);
+    }
     int nr = 1 + 2 * nb;
     rows[0].method = "fp32";
     rows[0].bits = 32;
@@ -351,6 +367,18 @@ int cmd_experiment(int argc, char **argv) {
         rows[0].acc[s] = res.final_test_acc;
         rows[0].seconds[s] = res.seconds_total;
         rows[0].bytes = tq_model_float_bytes(&fp);
+        int keep = plots && s == 0 && fp.dims[0] <= 4096;
+        if (keep) { /* the float weights as PTQ/QAT see them: normalization folded in */
+            tq_model folded;
+            float a0;
+            fp_res0 = res;
+            if (tq_model_clone(&folded, &fp) == TQ_OK) {
+                tq_model_fold_input_norm(&folded);
+                memcpy(w_fp0, folded.W[0], (size_t)fp.dims[0] * sizeof(float));
+                tq_model_free(&folded);
+            }
+            (void)tq_evaluate(&fp, &te, &a0, NULL, pred0[0]);
+        }
         printf("seed %d: fp32 %.2f%%", s, (double)res.final_test_acc);
         for (int b = 0; b < nb && rc == 0; b++) {
             tq_qat_cfg qc;
@@ -370,6 +398,7 @@ int cmd_experiment(int argc, char **argv) {
             rp->acc[s] = acc;
             rp->seconds[s] = cli_now() - t0;
             rp->bytes = tq_model_int8_bytes(&pq);
+            if (keep && b == 0) (void)tq_evaluate(&pq, &te, &acc, NULL, pred0[1]);
             tq_model_free(&pq);
             /* QAT: fine-tuned from the float model (digitsnet), or from scratch (the article's way) */
             tq_train_cfg qcfg;
@@ -396,6 +425,14 @@ int cmd_experiment(int argc, char **argv) {
             rq->acc[s] = res.final_test_acc;
             rq->seconds[s] = res.seconds_total;
             rq->bytes = tq_model_int8_bytes(&qq);
+            if (keep) {
+                memcpy(w_qat0[b], qq.W[0], (size_t)qq.dims[0] * sizeof(float));
+                if (b == 0) {
+                    float a1;
+                    qat_res0 = res;
+                    (void)tq_evaluate(&qq, &te, &a1, NULL, pred0[2]);
+                }
+            }
             tq_model_free(&qq);
             printf(", int%d ptq %.2f%% qat %.2f%%", bits[b], (double)rp->acc[s], (double)rq->acc[s]);
         }
@@ -403,6 +440,35 @@ int cmd_experiment(int argc, char **argv) {
         fflush(stdout);
         tq_model_free(&fp);
     }
+    if (rc == 0 && plots) {
+        char path[1024], lab[32];
+        const float *wq[MAX_BITS];
+        for (int b = 0; b < nb; b++) wq[b] = w_qat0[b];
+        snprintf(lab, sizeof lab, "QAT int%d", bits[0]);
+        uint32_t *idx[3];
+        int cnt[3] = {0, 0, 0};
+        const char *titles[3] = {"FP32", "PTQ", "QAT"};
+        char tbuf[3][32];
+        for (int k = 0; k < 3; k++) {
+            idx[k] = tq_malloc(24 * sizeof(uint32_t));
+            for (uint32_t i = 0; idx[k] && pred0[k] && i < te.n && cnt[k] < 24; i++)
+                if (pred0[k][i] != te.labels[i]) idx[k][cnt[k]++] = i;
+            snprintf(tbuf[k], sizeof tbuf[k], "%s%s mistakes", titles[k], k ? (bits[0] == 8 ? " int8" : " low-bit") : "");
+            titles[k] = tbuf[k];
+        }
+        const char *names[4] = {"staircase.png", "weights.png", "curves.png", "misclassified.png"};
+        for (int f = 0; f < 4 && rc == 0; f++) {
+            snprintf(path, sizeof path, "%s/%s", plots, names[f]);
+            tq_status st = f == 0 ? fig_staircase(path)
+                         : f == 1 ? fig_weights(path, w_fp0, wq, bits, nb, fp_res0.epochs ? 784 : 0)
+                         : f == 2 ? fig_curves(path, &fp_res0, &qat_res0, lab)
+                                  : fig_digits(path, &te, (const uint32_t *const *)idx, cnt, (const uint8_t *const *)pred0, titles, 3);
+            if (st != TQ_OK) rc = cli_fail("experiment --plots");
+        }
+        if (rc == 0) printf("wrote %s/{staircase,weights,curves,misclassified}.png (seed 0)\n", plots);
+        for (int k = 0; k < 3; k++) tq_free(idx[k]);
+    }
+    for (int k = 0; k < 3; k++) tq_free(pred0[k]);
     if (rc == 0) {
         double fm, fs;
         mean_std(rows[0].acc, seeds, &fm, &fs);

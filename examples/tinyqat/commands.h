@@ -12,5 +12,6 @@ int cmd_convert(int argc, char **argv);
 int cmd_infer(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
+int cmd_view(int argc, char **argv);
 
 #endif

@@ -22,6 +22,7 @@ static const command COMMANDS[] = {
     {"convert", cmd_convert, "turn a PTQ/QAT model into an integer model file (.tqm)"},
     {"infer", cmd_infer, "integer-only inference on the test set: accuracy, images/s, agreement"},
     {"export", cmd_export, "write an integer model as a freestanding C module for microcontrollers"},
+    {"view", cmd_view, "draw MNIST digits, or the digits models get wrong, as a PNG"},
     {"bench", cmd_bench, "time one FP32 training epoch against its matrix products alone"},
 };
 
