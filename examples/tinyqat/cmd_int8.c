@@ -32,6 +32,17 @@ int cmd_convert(int argc, char **argv) {
             for (int l = 0; l < q.n_layers; l++) bytes += (size_t)q.layer[l].out * (q.layer[l].in + 4);
             printf("converted %s (%s, %d layers) -> %s: %zu bytes of int8 weights and int32 biases\n", pos[0], q.spec,
                    q.n_layers, out, bytes);
+            printf("\n%5s %9s %11s %5s %11s %5s %9s | channel 0: %11s %11s %5s\n", "layer", "shape", "s_in", "z_in", "s_out",
+                   "z_out", "clamp", "M", "M0", "shift");
+            for (int l = 0; l < q.n_layers; l++) {
+                const tq_qlayer *L = &q.layer[l];
+                char shape[24], clamp[24];
+                snprintf(shape, sizeof shape, "%dx%d", L->out, L->in);
+                snprintf(clamp, sizeof clamp, "[%d,%d]", L->act_min, L->act_max);
+                double M = (double)L->in_scale * L->w_scale[0] / L->out_scale;
+                printf("%5d %9s %11.6g %5d %11.6g %5d %9s | %22.9f %11d %5d\n", l, shape, (double)L->in_scale, L->in_zp,
+                       (double)L->out_scale, L->out_zp, clamp, M, L->mult[0], L->shift[0]);
+            }
         }
         tq_qmodel_free(&q);
     }

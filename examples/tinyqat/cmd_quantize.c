@@ -14,7 +14,7 @@
 #define MAX_VALUES 64
 
 int cmd_quantize(int argc, char **argv) {
-    int bits = 8, naive = 0, uniform = 0, show = 10;
+    int bits = 8, naive = 0, uniform = 0, show = 10, qlo = 1, qhi = -1;
     float lo_r = NAN, hi_r = NAN, lo_u = -1.0f, hi_u = 1.0f;
     const char *scheme = "affine";
     uint64_t seed = 0;
@@ -28,6 +28,8 @@ int cmd_quantize(int argc, char **argv) {
         {"--lo", CLI_FLOAT, &lo_u, "--uniform's lower end", -1e30, 1e30},
         {"--hi", CLI_FLOAT, &hi_u, "--uniform's upper end", -1e30, 1e30},
         {"--seed", CLI_U64, &seed, "--uniform's seed", 0, 1.8e19},
+        {"--qmin", CLI_INT, &qlo, "override the integer range's low end (with --qmax), e.g. the article's 0..5", -32768, 32767},
+        {"--qmax", CLI_INT, &qhi, "override the integer range's high end", -32768, 32767},
         {"--show", CLI_INT, &show, "rows of the table to print for --uniform", 0, 1000},
     };
     static const cli_cmd cmd = {"quantize", "[NUMBERS...] [options]",
@@ -74,6 +76,18 @@ int cmd_quantize(int argc, char **argv) {
     tq_qparams p;
     int32_t qmin, qmax;
     tq_qrange(bits, symmetric, &qmin, &qmax);
+    if (qlo <= qhi) {
+        if (symmetric && qlo != -qhi) {
+            fprintf(stderr, "tinyqat quantize: a symmetric range needs --qmin = -qmax\n");
+            tq_free(x);
+            return 2;
+        }
+        qmin = qlo, qmax = qhi;
+    } else if (qlo != 1 || qhi != -1) {
+        fprintf(stderr, "tinyqat quantize: --qmin must be below --qmax\n");
+        tq_free(x);
+        return 2;
+    }
     tq_status st = symmetric ? tq_qparams_symmetric(mn, mx, qmax, &p) : tq_qparams_affine(mn, mx, qmin, qmax, &p);
     if (st != TQ_OK) {
         tq_free(x);
@@ -84,10 +98,11 @@ int cmd_quantize(int argc, char **argv) {
         p.zero_point = tq_zero_point_naive(mn, p.scale, p.qmin, p.qmax);
         zrule = "z = round(-min/s), the seed's formula";
     }
-    printf("%d-bit %s, range [%g, %g] -> integers [%d, %d]\n", bits, scheme, (double)mn, (double)mx, p.qmin, p.qmax);
+    if (qlo <= qhi) printf("%s, range [%g, %g] -> integers [%d, %d] (%d levels)\n", scheme, (double)mn, (double)mx, p.qmin, p.qmax, p.qmax - p.qmin + 1);
+    else printf("%d-bit %s, range [%g, %g] -> integers [%d, %d]\n", bits, scheme, (double)mn, (double)mx, p.qmin, p.qmax);
     printf("scale s = %.9g   zero point z = %d   (%s)\n\n", (double)p.scale, p.zero_point, zrule);
-    printf("%14s %6s %14s %12s\n", "x", "q", "x^ = (q-z)s", "x^ - x");
     size_t rows = uniform ? (size_t)show : n;
+    if (rows) printf("%14s %6s %14s %12s\n", "x", "q", "x^ = (q-z)s", "x^ - x");
     for (size_t i = 0; i < rows && i < n; i++) {
         int32_t q = tq_quantize_ref(x[i], p.scale, p.zero_point, p.qmin, p.qmax);
         float xh = tq_dequantize_ref(q, p.scale, p.zero_point);
@@ -95,7 +110,7 @@ int cmd_quantize(int argc, char **argv) {
     }
     double mse, maxe;
     tq_quant_error(x, n, &p, &mse, &maxe);
-    printf("\n%zu values: MSE %.6g, largest |error| %.6g (s/2 = %.6g, s^2/12 = %.6g)\n", n, mse, maxe, (double)p.scale / 2,
+    printf("%s%zu values: MSE %.6g, largest |error| %.6g (s/2 = %.6g, s^2/12 = %.6g)\n", rows ? "\n" : "", n, mse, maxe, (double)p.scale / 2,
            (double)p.scale * p.scale / 12);
     tq_free(x);
     return 0;
