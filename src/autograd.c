@@ -48,6 +48,13 @@ static tq_node *push(tq_graph *g, tq_node *n) {
     return n;
 }
 
+/* A zeroed node, or NULL with TQ_E_NOMEM recorded in the graph. */
+static tq_node *new_node(tq_graph *g) {
+    tq_node *n = tq_calloc(1, sizeof *n);
+    if (!n) g->status = tq_error_set_(TQ_E_NOMEM, __FILE__, __LINE__, "graph: out of memory");
+    return n;
+}
+
 tq_node *tq_leaf(tq_graph *g, const char *name, int rows, int cols, float *val, float *grad) {
     if (!g || g->status != TQ_OK) return NULL;
     if (rows <= 0 || cols <= 0) {
@@ -55,11 +62,8 @@ tq_node *tq_leaf(tq_graph *g, const char *name, int rows, int cols, float *val, 
                                   name ? name : "?", rows, cols);
         return NULL;
     }
-    tq_node *n = tq_calloc(1, sizeof *n);
-    if (!n) {
-        g->status = tq_error_set_(TQ_E_NOMEM, __FILE__, __LINE__, "graph: out of memory");
-        return NULL;
-    }
+    tq_node *n = new_node(g);
+    if (!n) return NULL;
     n->name = name;
     n->rows = rows;
     n->cols = cols;
@@ -113,11 +117,8 @@ tq_node *tq_graph_apply(tq_graph *g, const tq_op *op, void *ctx, int n_in, tq_no
         g->status = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "graph: bad op or input count");
         return NULL;
     }
-    tq_node *n = tq_calloc(1, sizeof *n);
-    if (!n) {
-        g->status = tq_error_set_(TQ_E_NOMEM, __FILE__, __LINE__, "graph: out of memory");
-        return NULL;
-    }
+    tq_node *n = new_node(g);
+    if (!n) return NULL;
     n->op = op;
     n->ctx = ctx;
     n->name = op->name;

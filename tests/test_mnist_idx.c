@@ -16,20 +16,7 @@
 #include "data/mnist.h"
 #include "src/alloc.h"
 
-static char dir[64];
-
-static int setup(void **state) {
-    (void)state;
-    strcpy(dir, "/tmp/tq_idx_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
-}
+#include "tests/tq_test_tmpdir.h"
 
 /* An IDX byte image: magic, dims (big-endian), then `data_len` payload bytes (i*7 mod 256, or
  * i mod 10 for labels). */
@@ -232,5 +219,5 @@ int main(void) {
         cmocka_unit_test(corrupted_gzip),    cmocka_unit_test(inconsistent_pair), cmocka_unit_test(missing_files),
         cmocka_unit_test(default_dir_order), cmocka_unit_test(real_mnist),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -16,20 +16,7 @@
 #include "src/alloc.h"
 #include "src/fileio.h"
 
-static char dir[64];
-
-static int setup(void **state) {
-    (void)state;
-    strcpy(dir, "/tmp/tq_model_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
-}
+#include "tests/tq_test_tmpdir.h"
 
 static void spec_parsing(void **state) {
     (void)state;
@@ -202,5 +189,5 @@ int main(void) {
         cmocka_unit_test(damaged_files_are_rejected),
         cmocka_unit_test(failed_save_leaves_old_file_intact),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }
