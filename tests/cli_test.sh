@@ -87,6 +87,17 @@ if [ -n "${MNIST_DIR:-}" ]; then
   cmp -s "$tmp/u.tqf" "$tmp/i.tqf" && ok || bad "resumed run gives the same bytes as the uninterrupted one"
   expect 1 "resume with other options" -- "$bin" train --epochs 7 --limit 30000 --seed 3 --data "$MNIST_DIR" --out "$tmp/x.tqf" --resume "$tmp/i.tqf.ckpt"
   one_line_err "checkpoint was made by a run with" "resume with other options"
+  # the same for QAT (observers and their frozen state travel in the checkpoint)
+  qrun=(qat --from "$tmp/a.tqf" --epochs 3 --data "$MNIST_DIR")
+  expect 0 "QAT uninterrupted" -- "$bin" "${qrun[@]}" --out "$tmp/qu.tqf"
+  "$bin" "${qrun[@]}" --out "$tmp/qi.tqf" --checkpoint-every 1 >/dev/null 2>"$tmp/qi.err" &
+  pid=$!
+  for _ in $(seq 600); do [ -f "$tmp/qi.tqf.ckpt" ] && break; sleep 0.05; done
+  kill -INT "$pid" 2>/dev/null
+  wait "$pid"; rc=$?
+  { [ "$rc" = 130 ] || [ "$rc" = 0 ]; } && ok || bad "interrupted QAT: exit $rc"
+  expect 0 "QAT resume" -- "$bin" "${qrun[@]}" --out "$tmp/qi.tqf" --resume "$tmp/qi.tqf.ckpt"
+  cmp -s "$tmp/qu.tqf" "$tmp/qi.tqf" && ok || bad "resumed QAT gives the same bytes as the uninterrupted one"
   # divergence: stops with a message, writes no model, keeps the last good checkpoint
   expect 1 "diverging run" -- "$bin" train --optim sgd --lr 10 --epochs 1 --limit 5000 --data "$MNIST_DIR" --out "$tmp/nan.tqf" --checkpoint-every 1
   grep -q "diverged" "$tmp/err" && ok || bad "divergence message"

@@ -137,3 +137,23 @@ void cli_progress_update(cli_progress *p, const char *label, long done, long tot
 void cli_progress_end(cli_progress *p) {
     if (p->enabled) fprintf(stderr, "\r\033[K");
 }
+
+static volatile sig_atomic_t sigint_seen;
+static struct sigaction sigint_old;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    sigint_seen = 1;
+    signal(SIGINT, SIG_DFL);
+}
+
+volatile sig_atomic_t *cli_catch_sigint(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigint_seen = 0;
+    sigaction(SIGINT, &sa, &sigint_old);
+    return &sigint_seen;
+}
+
+void cli_release_sigint(void) { sigaction(SIGINT, &sigint_old, NULL); }

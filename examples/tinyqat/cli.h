@@ -3,6 +3,7 @@
 #ifndef TQ_CLI_H
 #define TQ_CLI_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -36,6 +37,12 @@ typedef struct {
 void cli_progress_start(cli_progress *p);
 void cli_progress_update(cli_progress *p, const char *label, long done, long total, const char *extra);
 void cli_progress_end(cli_progress *p);
+
+/* Ctrl-C during a long run: cli_catch_sigint installs a handler that only sets the returned flag
+ * (the training loop stops after its current step; a second Ctrl-C kills as usual);
+ * cli_release_sigint restores the previous handler. */
+volatile sig_atomic_t *cli_catch_sigint(void);
+void cli_release_sigint(void);
 
 double cli_now(void);          /* monotonic seconds */
 double cli_peak_rss_mb(void);  /* this process's peak resident set size */

@@ -139,7 +139,8 @@ int cmd_qat(int argc, char **argv) {
     quant_opts_defaults(&q, "ema");
     tq_train_cfg cfg;
     qat_finetune_cfg(&cfg, 3, 0);
-    const char *from = NULL, *out = "digitsnet-qat.tqf", *data = NULL, *spec = "784-100r-100r-10";
+    const char *from = NULL, *out = "digitsnet-qat.tqf", *data = NULL, *spec = "784-100r-100r-10", *ckpt = NULL,
+               *resume = NULL;
     int json = 0, freeze = -2;
     cli_opt opts[] = {
         QUANT_OPTIONS(q),
@@ -154,6 +155,9 @@ int cmd_qat(int argc, char **argv) {
         {"--seed", CLI_U64, &cfg.seed, "random seed", 0, 1.8e19},
         {"--threads", CLI_INT, &cfg.threads, "BLAS threads", 1, 256},
         {"--out", CLI_STR, &out, "where to save the quantized model", 0, 0},
+        {"--checkpoint-every", CLI_INT, &cfg.checkpoint_every, "write a checkpoint every N epochs (0 = never)", 0, TQ_MAX_EPOCHS},
+        {"--checkpoint", CLI_STR, &ckpt, "checkpoint file (default: OUT with .ckpt added)", 0, 0},
+        {"--resume", CLI_STR, &resume, "continue from this checkpoint (same options as the run that wrote it)", 0, 0},
         {"--data", CLI_STR, &data, "MNIST directory (else $MNIST_DIR, else data/mnist)", 0, 0},
         {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
     };
@@ -169,8 +173,31 @@ int cmd_qat(int argc, char **argv) {
         return 2;
     }
     cfg.freeze_observers_epoch = freeze == -2 ? (cfg.epochs > 1 ? cfg.epochs - 1 : -1) : freeze == 0 ? -1 : freeze - 1;
+    char ckpt_buf[1024];
+    if (cfg.checkpoint_every > 0) {
+        if (!ckpt) {
+            snprintf(ckpt_buf, sizeof ckpt_buf, "%s.ckpt", out);
+            ckpt = ckpt_buf;
+        }
+        cfg.checkpoint_path = ckpt;
+    }
     tq_model m;
-    if (from) {
+    tq_ckpt resume_ck;
+    tq_ckpt_init(&resume_ck);
+    if (resume) { /* the checkpoint holds the quantized model, observers included */
+        if (tq_ckpt_load(&resume_ck, resume) != TQ_OK) return cli_fail(NULL);
+        if (tq_model_from_ckpt(&m, &resume_ck, resume) != TQ_OK) {
+            tq_ckpt_free(&resume_ck);
+            return cli_fail(NULL);
+        }
+        if (!m.qat) {
+            fprintf(stderr, "tinyqat qat: %s is not a QAT checkpoint\n", resume);
+            tq_model_free(&m);
+            tq_ckpt_free(&resume_ck);
+            return 1;
+        }
+        cfg.resume = &resume_ck;
+    } else if (from) {
         if (tq_model_load(&m, from) != TQ_OK) return cli_fail(NULL);
         if (m.qat) {
             fprintf(stderr, "tinyqat qat: %s is already quantized; give a float model\n", from);
@@ -191,13 +218,19 @@ int cmd_qat(int argc, char **argv) {
     if (tq_load_split(data, TQ_MNIST_TRAIN, &tr) || tq_load_split(data, TQ_MNIST_TEST, &te)) {
         tq_mnist_free(&tr);
         tq_model_free(&m);
+        tq_ckpt_free(&resume_ck);
         return 1;
     }
     tq_train_result res;
     rc = 0;
-    if (tq_qat_attach(&m, &qcfg) != TQ_OK || tq_train(&m, &tr, &te, &cfg, &res) != TQ_OK) rc = cli_fail("qat");
-    else if (tq_model_save(&m, out) != TQ_OK) rc = cli_fail("save");
+    if (!resume && tq_qat_attach(&m, &qcfg) != TQ_OK) rc = cli_fail("qat");
     else {
+        cfg.stop = cli_catch_sigint();
+        tq_status st = tq_train(&m, &tr, &te, &cfg, &res);
+        cli_release_sigint();
+        rc = tq_train_finish(st, "qat", &m, out, cfg.checkpoint_path);
+    }
+    if (rc == 0) {
         printf("QAT int%d weights (%s): test accuracy %.2f%%, %.3f s/epoch; saved %s\n", q.bits, from ? "fine-tuned" : "from scratch",
                (double)res.final_test_acc, res.seconds_per_epoch, out);
         if (json)
@@ -207,6 +240,7 @@ int cmd_qat(int argc, char **argv) {
     tq_mnist_free(&tr);
     tq_mnist_free(&te);
     tq_model_free(&m);
+    tq_ckpt_free(&resume_ck);
     return rc;
 }
 

@@ -1,6 +1,4 @@
 /* tinyqat train / tinyqat eval */
-#define _POSIX_C_SOURCE 200809L
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -8,15 +6,6 @@
 #include "commands.h"
 #include "src/alloc.h"
 #include "train.h"
-
-/* Ctrl-C asks the training loop to stop after its current step; the last checkpoint, written
- * atomically, is never half-written. A second Ctrl-C kills as usual. */
-static volatile sig_atomic_t interrupted;
-static void on_sigint(int sig) {
-    (void)sig;
-    interrupted = 1;
-    signal(SIGINT, SIG_DFL);
-}
 
 int cmd_train(int argc, char **argv) {
     tq_train_cfg cfg;
@@ -98,28 +87,14 @@ int cmd_train(int argc, char **argv) {
         tq_rng_seed(&rng, cfg.seed);
         tq_model_init_params(&m, &rng);
     }
-    interrupted = 0;
-    cfg.stop = &interrupted;
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigaction(SIGINT, &sa, &old);
+    cfg.stop = cli_catch_sigint(); /* Ctrl-C: stop after the current step, the last checkpoint intact */
     printf("training %s: %d epochs, batch %d, %s lr %g (%s), seed %llu, %d thread(s)\n", spec, cfg.epochs, cfg.batch,
            cfg.optim, (double)cfg.lr, cfg.schedule, (unsigned long long)cfg.seed, cfg.threads);
     tq_train_result res;
     rc = 0;
     tq_status st = tq_train(&m, &tr, &te, &cfg, &res);
-    sigaction(SIGINT, &old, NULL);
-    if (st == TQ_E_INTERRUPTED) {
-        fprintf(stderr, "tinyqat train: %s; nothing saved to %s%s%s\n", tq_last_error(), out,
-                cfg.checkpoint_path ? "; resume from the last checkpoint with --resume " : "",
-                cfg.checkpoint_path ? cfg.checkpoint_path : "");
-        rc = 130;
-    } else if (st != TQ_OK) {
-        fprintf(stderr, "tinyqat: train: %s%s%s\n", tq_last_error(), cfg.checkpoint_path ? "; the last good checkpoint (if any) is " : "",
-                cfg.checkpoint_path ? cfg.checkpoint_path : "");
-        rc = 1;
-    } else if (tq_model_save(&m, out) != TQ_OK) rc = cli_fail("save");
+    cli_release_sigint();
+    rc = tq_train_finish(st, "train", &m, out, cfg.checkpoint_path);
     if (rc == 0) {
         printf("test accuracy %.2f%%, %.3f s/epoch, %.0f samples/s; saved %s\n", (double)res.final_test_acc,
                res.seconds_per_epoch, res.samples_per_second, out);

@@ -342,3 +342,18 @@ tq_status tq_evaluate(tq_model *m, const tq_mnist *ds, float *acc, int64_t *conf
     *acc = (float)(100.0 * (double)correct / (double)ds->n);
     return TQ_OK;
 }
+
+int tq_train_finish(tq_status st, const char *cmd, const tq_model *m, const char *out, const char *checkpoint) {
+    if (st == TQ_E_INTERRUPTED) {
+        fprintf(stderr, "tinyqat %s: %s; nothing saved to %s%s%s\n", cmd, tq_last_error(), out,
+                checkpoint ? "; resume from the last checkpoint with --resume " : "", checkpoint ? checkpoint : "");
+        return 130;
+    }
+    if (st != TQ_OK) {
+        fprintf(stderr, "tinyqat: %s: %s%s%s\n", cmd, tq_last_error(), checkpoint ? "; the last good checkpoint (if any) is " : "",
+                checkpoint ? checkpoint : "");
+        return 1;
+    }
+    if (tq_model_save(m, out) != TQ_OK) return cli_fail("save");
+    return 0;
+}

@@ -60,6 +60,11 @@ tq_status tq_predict_logits(tq_model *m, const tq_mnist *ds, float *logits);
  * Never the test set. */
 tq_status tq_calibrate(tq_model *m, const tq_mnist *train, int n_batches, int batch, uint64_t seed);
 
+/* After tq_train: print the one-line message for an interruption (exit 130, the checkpoint to
+ * resume from) or a failure (exit 1, the last good checkpoint), or save the model to `out`.
+ * Returns the exit status. */
+int tq_train_finish(tq_status st, const char *cmd, const tq_model *m, const char *out, const char *checkpoint);
+
 /* Load the train and/or test split from the data directory (--data, $MNIST_DIR, data/mnist),
  * with a hint to run the fetch script when the files are missing. */
 int tq_load_split(const char *dir_opt, tq_mnist_split split, tq_mnist *ds);
