@@ -113,15 +113,13 @@ void tq_model_input(const tq_model *m, const uint8_t *pixels, size_t n, float *x
 
 /* ---- files ---- */
 
-tq_status tq_model_to_ckpt(const tq_model *m, void *ckpt, float norm[2]) {
-    tq_ckpt *c = ckpt;
+tq_status tq_model_to_ckpt(const tq_model *m, tq_ckpt *c) {
     char names[TQ_MAX_LAYERS][2][48]; /* tq_ckpt_add copies names */
-    norm[0] = m->in_mean;
-    norm[1] = m->in_std;
+    const float norm[2] = {m->in_mean, m->in_std};
     TQ_TRY(tq_ckpt_set_meta(c, "format", "tinyqat-model"));
     TQ_TRY(tq_ckpt_set_meta(c, "spec", m->spec));
     TQ_TRY(tq_ckpt_set_meta(c, "kind", m->qat ? "quantized" : "fp32"));
-    TQ_TRY(tq_ckpt_add(c, "input_norm", 1, 2, norm));
+    TQ_TRY(tq_ckpt_add_copy(c, "input_norm", 1, 2, norm));
     for (int l = 0; l < m->n_layers; l++) {
         snprintf(names[l][0], sizeof names[l][0], "layers.%d.weight", l);
         snprintf(names[l][1], sizeof names[l][1], "layers.%d.bias", l);
@@ -135,9 +133,10 @@ tq_status tq_model_to_ckpt(const tq_model *m, void *ckpt, float norm[2]) {
 tq_status tq_model_save(const tq_model *m, const char *path) {
     tq_ckpt c;
     tq_ckpt_init(&c);
-    float norm[2];
-    TQ_TRY(tq_model_to_ckpt(m, &c, norm));
-    return tq_ckpt_save(&c, path);
+    tq_status st = tq_model_to_ckpt(m, &c);
+    if (st == TQ_OK) st = tq_ckpt_save(&c, path);
+    tq_ckpt_free(&c);
+    return st;
 }
 
 tq_status tq_model_load(tq_model *m, const char *path) {
@@ -149,9 +148,8 @@ tq_status tq_model_load(tq_model *m, const char *path) {
     return st;
 }
 
-tq_status tq_model_from_ckpt(tq_model *m, const void *ckpt, const char *path) {
+tq_status tq_model_from_ckpt(tq_model *m, const tq_ckpt *cp, const char *path) {
     memset(m, 0, sizeof *m);
-    const tq_ckpt *cp = ckpt;
     tq_status st = TQ_OK;
     const char *fmt = tq_ckpt_meta(cp, "format"), *spec = tq_ckpt_meta(cp, "spec");
     const tq_ckpt_tensor *norm = tq_ckpt_find(cp, "input_norm");
@@ -233,8 +231,10 @@ void tq_net_free(tq_net *net) {
     memset(net, 0, sizeof *net);
 }
 
-void tq_net_set_batch(tq_net *net, const tq_model *m, const uint8_t *pixels, const int32_t *labels, int n) {
+tq_status tq_net_set_batch(tq_net *net, const tq_model *m, const uint8_t *pixels, const int32_t *labels, int n) {
+    if (n < 1 || n > net->max_batch) TQ_FAIL(TQ_E_ARG, "batch of %d images: the net was built for 1..%d", n, net->max_batch);
     tq_model_input(m, pixels, (size_t)n, net->xbuf);
-    tq_leaf_set_rows(net->x, n, net->xbuf);
+    TQ_TRY(tq_leaf_set_rows(net->x, n, net->xbuf));
     net->labels.y = labels ? labels : net->no_labels;
+    return TQ_OK;
 }

@@ -10,7 +10,7 @@
  *
  * Input: a raw pixel p in 0..255 enters as x = (p/255 - in_mean) / in_std. Folding the
  * normalization into the first layer (tq_model_fold_input_norm) makes it x = p/255, the
- * form the integer path uses (QUANT-SPEC section 4). */
+ * form the integer path uses (docs/QUANTIZATION.md §6). */
 #ifndef TQ_MODEL_H
 #define TQ_MODEL_H
 
@@ -19,6 +19,7 @@
 
 #include "layers/loss.h"
 #include "src/autograd.h"
+#include "src/checkpoint.h"
 #include "src/rng.h"
 #include "src/status.h"
 
@@ -59,9 +60,9 @@ void tq_model_input(const tq_model *m, const uint8_t *pixels, size_t n, float *x
 tq_status tq_model_save(const tq_model *m, const char *path);
 tq_status tq_model_load(tq_model *m, const char *path);
 /* The same through a tq_ckpt the caller owns, so a training checkpoint can add its own state.
- * to_ckpt borrows m's arrays and `norm` (2 floats of caller storage) until the save. */
-tq_status tq_model_to_ckpt(const tq_model *m, void *ckpt, float norm[2]);
-tq_status tq_model_from_ckpt(tq_model *m, const void *ckpt, const char *path);
+ * to_ckpt borrows m's weight arrays until the save (copies the rest); tq_ckpt_free after it. */
+tq_status tq_model_to_ckpt(const tq_model *m, tq_ckpt *c);
+tq_status tq_model_from_ckpt(tq_model *m, const tq_ckpt *c, const char *path);
 
 /* The graph for a model: input leaf, logits, loss. Built once for up to max_batch rows; set
  * the batch with tq_net_set_batch before each run. */
@@ -76,7 +77,8 @@ typedef struct {
 
 tq_status tq_net_init(tq_net *net, tq_model *m, int max_batch);
 void tq_net_free(tq_net *net);
-/* Convert n images (and labels; NULL when only the logits matter) into the net's input. */
-void tq_net_set_batch(tq_net *net, const tq_model *m, const uint8_t *pixels, const int32_t *labels, int n);
+/* Convert n images (and labels; NULL when only the logits matter) into the net's input.
+ * TQ_E_ARG when n is not in 1..max_batch (the input buffer's capacity). */
+tq_status tq_net_set_batch(tq_net *net, const tq_model *m, const uint8_t *pixels, const int32_t *labels, int n);
 
 #endif

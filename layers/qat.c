@@ -110,16 +110,12 @@ tq_status tq_qat_save_state(const tq_model *m, tq_ckpt *c) {
     TQ_TRY(tq_ckpt_set_meta(c, "observer", tq_obs_kind_name(q->cfg.obs)));
     /* The activation observers' state: range, batches seen, frozen. Weight scales are not
      * stored: they are a function of the weights. */
-    static char names[TQ_MAX_LAYERS][48];
-    static float st[TQ_MAX_LAYERS][4];
     for (int l = 0; l < m->n_layers; l++) {
         const tq_observer *o = &q->aobs[l];
-        st[l][0] = o->min;
-        st[l][1] = o->max;
-        st[l][2] = (float)o->n_seen;
-        st[l][3] = (float)o->frozen;
-        snprintf(names[l], sizeof names[l], "layers.%d.act_observer", l);
-        TQ_TRY(tq_ckpt_add(c, names[l], 1, 4, st[l]));
+        const float st[4] = {o->min, o->max, (float)o->n_seen, (float)o->frozen};
+        char name[48];
+        snprintf(name, sizeof name, "layers.%d.act_observer", l);
+        TQ_TRY(tq_ckpt_add_copy(c, name, 1, 4, st));
     }
     return TQ_OK;
 }
@@ -161,23 +157,34 @@ tq_status tq_qat_load_state(tq_model *m, const tq_ckpt *c, const char *path) {
 tq_status tq_qat_to_int8(tq_model *m, tq_qmodel *q) {
     tq_qat *Q = m->qat;
     if (!Q) TQ_FAIL(TQ_E_ARG, "model %s is not quantized: run ptq or qat first", m->spec);
+    if (!Q->cfg.quant_bias)
+        TQ_FAIL(TQ_E_ARG, "model %s keeps a float bias (--no-bias-quant): the integer path needs an int32 bias", m->spec);
+    size_t n_ch = 0;
+    for (int l = 0; l < m->n_layers; l++) n_ch += (size_t)m->dims[l + 1];
+    float *wscale = tq_malloc(n_ch * sizeof(float)); /* every layer's per-channel weight scales */
+    if (!wscale) TQ_FAIL(TQ_E_NOMEM, "convert: out of memory");
     tq_qlayer_src src[TQ_MAX_LAYERS];
-    for (int l = 0; l < m->n_layers; l++) {
-        if (Q->aobs[l].n_seen == 0) TQ_FAIL(TQ_E_ARG, "layer %d's activation range was never observed: calibrate first", l);
+    tq_status st = TQ_OK;
+    float *ws = wscale;
+    for (int l = 0; l < m->n_layers && st == TQ_OK; l++) {
+        if (Q->aobs[l].n_seen == 0) {
+            st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "layer %d's activation range was never observed: calibrate first", l);
+            break;
+        }
         /* weight scales from the weights as they are now, as the next forward would compute */
-        TQ_TRY(tq_fq_update(&Q->wfq[l], m->W[l], m->dims[l + 1], m->dims[l], 0));
-        TQ_TRY(tq_fq_update(&Q->afq[l], NULL, 0, 0, 0));
-        static float wscale[TQ_MAX_LAYERS][TQ_FQ_MAX_CH];
-        for (int o = 0; o < m->dims[l + 1]; o++) wscale[l][o] = Q->wfq[l].scale[Q->wfq[l].per_channel ? o : 0];
+        if ((st = tq_fq_update(&Q->wfq[l], m->W[l], m->dims[l + 1], m->dims[l], 0)) != TQ_OK) break;
+        if ((st = tq_fq_update(&Q->afq[l], NULL, 0, 0, 0)) != TQ_OK) break;
+        for (int o = 0; o < m->dims[l + 1]; o++) ws[o] = Q->wfq[l].scale[Q->wfq[l].per_channel ? o : 0];
         src[l] = (tq_qlayer_src){.in = m->dims[l], .out = m->dims[l + 1], .relu = m->relu[l], .w_bits = Q->cfg.w_bits,
-                                 .W = m->W[l], .b = m->b[l], .w_scale = wscale[l],
+                                 .W = m->W[l], .b = m->b[l], .w_scale = ws,
                                  .in_scale = l ? Q->afq[l - 1].scale[0] : TQ_INPUT_SCALE,
                                  .in_zp = l ? Q->afq[l - 1].zero_point[0] : TQ_INPUT_ZERO_POINT,
                                  .out_scale = Q->afq[l].scale[0], .out_zp = Q->afq[l].zero_point[0]};
+        ws += m->dims[l + 1];
     }
-    if (!Q->cfg.quant_bias)
-        TQ_FAIL(TQ_E_ARG, "model %s keeps a float bias (--no-bias-quant): the integer path needs an int32 bias", m->spec);
-    return tq_qmodel_convert(q, m->spec, src, m->n_layers);
+    if (st == TQ_OK) st = tq_qmodel_convert(q, m->spec, src, m->n_layers);
+    tq_free(wscale);
+    return st;
 }
 
 size_t tq_model_float_bytes(const tq_model *m) { return m->n_params * sizeof(float); }

@@ -8,7 +8,7 @@
  *
  * The input needs no fake quant: tq_qat_attach folds the dataset normalization into the first
  * layer, so x = p/255, which the integer input q = p - 128 (s = 1/255, z = -128) represents
- * exactly (QUANT-SPEC section 4). */
+ * exactly (docs/QUANTIZATION.md §6). */
 #ifndef TQ_QAT_H
 #define TQ_QAT_H
 

@@ -68,8 +68,11 @@ tq_node *tq_leaf(tq_graph *g, const char *name, int rows, int cols, float *val, 
     n->rows = rows;
     n->cols = cols;
     if (val) {
-        /* A caller's buffer: a parameter (with its gradient slot) or a batch. */
+        /* A caller's buffer: a parameter (with its gradient slot) or a batch. It holds the
+         * rows*cols floats it was created with: cap records that, so a later batch cannot
+         * grow past it (tq_leaf_set_rows). */
         n->flags = TQ_NODE_EXTERNAL;
+        n->cap = tq_node_numel(n);
         n->val = val;
         n->grad = grad;
         if (grad) n->flags |= TQ_NODE_PARAM | TQ_NODE_NEEDS_GRAD;
@@ -85,9 +88,14 @@ tq_node *tq_leaf(tq_graph *g, const char *name, int rows, int cols, float *val, 
     return push(g, n);
 }
 
-void tq_leaf_set_rows(tq_node *leaf, int rows, float *val) {
+tq_status tq_leaf_set_rows(tq_node *leaf, int rows, float *val) {
+    if (!leaf || leaf->op) TQ_FAIL(TQ_E_ARG, "set_rows: not a leaf");
+    if (rows < 1 || (size_t)rows * (size_t)leaf->cols > leaf->cap)
+        TQ_FAIL(TQ_E_ARG, "leaf %s: %d rows do not fit the %zu rows it was built for", leaf->name, rows,
+                leaf->cap / (size_t)leaf->cols);
     leaf->rows = rows;
     if (val && (leaf->flags & TQ_NODE_EXTERNAL)) leaf->val = val;
+    return TQ_OK;
 }
 
 /* Grow a graph-owned buffer to hold `want` floats; only reallocates when it must, so after the
@@ -151,7 +159,7 @@ tq_status tq_graph_forward(tq_graph *g, int training) {
     for (size_t i = 0; i < g->n; i++) {
         tq_node *n = g->nodes[i];
         if (!n->op) {
-            if (!(n->flags & TQ_NODE_EXTERNAL) && tq_node_numel(n) > n->cap)
+            if (tq_node_numel(n) > n->cap)
                 TQ_FAIL(TQ_E_SHAPE, "leaf %s: %d rows do not fit its buffer", n->name, n->rows);
             continue;
         }

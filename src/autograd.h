@@ -72,7 +72,7 @@ struct tq_node {
     float *grad;                  /* rows*cols, or NULL when no gradient flows here */
     float *aux;                   /* aux_len floats of op scratch kept from forward to backward */
     size_t aux_len;
-    size_t cap, grad_cap, aux_cap; /* floats allocated (graph-owned buffers only) */
+    size_t cap, grad_cap, aux_cap; /* floats allocated (for an external leaf: what its buffer holds) */
     unsigned flags;
     void *ctx;                    /* op parameters (labels, quantizer...), owned by the caller */
     const char *name;             /* static string, for messages */
@@ -86,8 +86,10 @@ void tq_graph_free(tq_graph *g);         /* frees every node and graph-owned buf
  * TQ_NODE_PARAM), or NULL when no gradient is wanted. */
 tq_node *tq_leaf(tq_graph *g, const char *name, int rows, int cols, float *val, float *grad);
 
-/* Change a leaf's row count (the batch size) and, for an external leaf, its buffer. */
-void tq_leaf_set_rows(tq_node *leaf, int rows, float *val);
+/* Change a leaf's row count (the batch size) and, for an external leaf, its buffer (which must
+ * hold rows*cols floats). TQ_E_ARG, leaf unchanged, when rows is below 1 or above the rows the
+ * leaf was created with: that is its buffer's capacity. */
+tq_status tq_leaf_set_rows(tq_node *leaf, int rows, float *val);
 
 /* Record op(inputs) on the tape. Returns the new node, or NULL (status recorded in g). */
 tq_node *tq_graph_apply(tq_graph *g, const tq_op *op, void *ctx, int n_in, tq_node *const *inputs);

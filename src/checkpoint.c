@@ -35,6 +35,23 @@ tq_status tq_ckpt_add(tq_ckpt *c, const char *name, uint32_t rows, uint32_t cols
     t->rows = rows;
     t->cols = cols;
     t->data = data;
+    t->owned = 0;
+    return TQ_OK;
+}
+
+tq_status tq_ckpt_add_copy(tq_ckpt *c, const char *name, uint32_t rows, uint32_t cols, const float *data) {
+    if (rows == 0 || cols == 0 || (uint64_t)rows * cols > TQ_CKPT_MAX_ELEMS)
+        TQ_FAIL(TQ_E_ARG, "checkpoint: tensor %s has bad shape [%u][%u]", name, rows, cols);
+    size_t bytes = (size_t)rows * cols * sizeof(float);
+    float *copy = tq_malloc(bytes);
+    if (!copy) TQ_FAIL(TQ_E_NOMEM, "checkpoint: cannot copy tensor %s", name);
+    memcpy(copy, data, bytes);
+    tq_status st = tq_ckpt_add(c, name, rows, cols, copy);
+    if (st != TQ_OK) {
+        tq_free(copy);
+        return st;
+    }
+    c->t[c->n_tensors - 1].owned = 1;
     return TQ_OK;
 }
 
@@ -72,7 +89,6 @@ static int rd_str(tq_reader *r, char *dst, size_t cap) {
 
 tq_status tq_ckpt_load(tq_ckpt *c, const char *path) {
     tq_ckpt_init(c);
-    c->owns_data = 1;
     unsigned char *data = NULL;
     tq_reader r;
     tq_status st = tq_file_read_frame(path, (size_t)1 << 30, MAGIC, TQ_CKPT_VERSION, "model file", &data, &r);
@@ -101,6 +117,7 @@ tq_status tq_ckpt_load(tq_ckpt *c, const char *path) {
             BAD(TQ_E_FORMAT, "%s: tensor %s: shape [%u][%u] does not fit the file", path, t->name, t->rows, t->cols);
         t->data = tq_malloc((size_t)n * sizeof(float));
         if (!t->data) BAD(TQ_E_NOMEM, "%s: tensor %s: out of memory", path, t->name);
+        t->owned = 1;
         c->n_tensors++;
         for (uint64_t k = 0; k < n; k++) {
             float v = tq_rd_f32(&r);
@@ -118,8 +135,8 @@ done:
 }
 
 void tq_ckpt_free(tq_ckpt *c) {
-    if (c->owns_data)
-        for (int i = 0; i < c->n_tensors; i++) tq_free(c->t[i].data);
+    for (int i = 0; i < c->n_tensors; i++)
+        if (c->t[i].owned) tq_free(c->t[i].data);
     tq_ckpt_init(c);
 }
 

@@ -23,7 +23,8 @@
 typedef struct {
     char name[48];
     uint32_t rows, cols;
-    float *data; /* borrowed when adding for a save; owned (tq_malloc) after a load */
+    float *data; /* borrowed (tq_ckpt_add) or owned (tq_ckpt_add_copy, and after a load) */
+    int owned;   /* 1: tq_ckpt_free frees data */
 } tq_ckpt_tensor;
 
 typedef struct {
@@ -32,16 +33,17 @@ typedef struct {
     char val[TQ_CKPT_MAX_META][256];
     int n_tensors;
     tq_ckpt_tensor t[TQ_CKPT_MAX_TENSORS];
-    int owns_data;
 } tq_ckpt;
 
 void tq_ckpt_init(tq_ckpt *c);
 tq_status tq_ckpt_set_meta(tq_ckpt *c, const char *key, const char *val);
-/* Borrow `data` (rows*cols floats) until the save. */
+/* Borrow `data` (rows*cols floats) until the save: for large arrays that outlive it (weights). */
 tq_status tq_ckpt_add(tq_ckpt *c, const char *name, uint32_t rows, uint32_t cols, float *data);
+/* Copy `data` into the checkpoint (freed by tq_ckpt_free): for small state built on the fly. */
+tq_status tq_ckpt_add_copy(tq_ckpt *c, const char *name, uint32_t rows, uint32_t cols, const float *data);
 tq_status tq_ckpt_save(const tq_ckpt *c, const char *path);
 tq_status tq_ckpt_load(tq_ckpt *c, const char *path); /* c is initialized by the call */
-void tq_ckpt_free(tq_ckpt *c);
+void tq_ckpt_free(tq_ckpt *c); /* frees the owned tensors and empties c; call after a save too */
 
 const char *tq_ckpt_meta(const tq_ckpt *c, const char *key);              /* NULL if absent */
 const tq_ckpt_tensor *tq_ckpt_find(const tq_ckpt *c, const char *name);   /* NULL if absent */

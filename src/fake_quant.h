@@ -2,9 +2,9 @@
  * and clipping the integer model will do, and pass gradients through with a straight-through
  * estimator (STE), since the staircase's true derivative is 0 almost everywhere.
  *
- * forward (QUANT-SPEC section 2), per channel c (a row of a [rows][cols] tensor) or per tensor:
+ * forward (docs/QUANTIZATION.md §2), per channel c (a row of a [rows][cols] tensor) or per tensor:
  *     u  = z + nearbyintf(x * (1/s))          q = clamp(u, qmin, qmax)       y = (q - z) s
- * backward (section 3):
+ * backward (§3):
  *     clipped STE (default, PyTorch's): dx = dy where qmin <= u <= qmax, else 0
  *         i.e. the gradient passes on [(qmin - z - 1/2) s, (qmax - z + 1/2) s]
  *     plain STE (teaching): dx = dy everywhere

@@ -8,7 +8,7 @@
 #include <arm_acle.h>
 #endif
 
-/* QUANT-SPEC section 4, line by line:
+/* docs/QUANTIZATION.md §5 (tinyqat's numeric specification), line by line:
  *   a = acc * 2^max(shift, 0)
  *   h = (int32)(((int64)a*M0 + (a*M0 >= 0 ? 2^30 : 1 - 2^30)) / 2^31)     C division truncates
  *   e = max(-shift, 0),  mask = 2^e - 1

@@ -1,4 +1,4 @@
-/* Integer-only inference of a quantized MLP (QUANT-SPEC section 4). Freestanding: this header
+/* Integer-only inference of a quantized MLP (tinyqat's docs/QUANTIZATION.md §5). Freestanding: this header
  * and int8_infer.c use only <stdint.h> and <stddef.h>, no malloc, no libc, no float, so the same
  * source builds for the host and for a Cortex-M (the build compiles it with -mgeneral-regs-only
  * on x86-64: any float would fail the build).

@@ -1,5 +1,5 @@
 /* Observers watch a tensor's values and keep a range [min, max] from which qparams follow
- * (QUANT-SPEC section 3). They only ever change s and z, never the values themselves.
+ * (docs/QUANTIZATION.md §4). They only ever change s and z, never the values themselves.
  *
  *   minmax      running min / max over everything seen (PTQ calibration)
  *   ema         moving average: the first batch sets the range, then min += 0.01 (bmin - min),

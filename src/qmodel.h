@@ -43,7 +43,7 @@ typedef struct {
     int32_t in_zp, out_zp;
 } tq_qlayer_src;
 
-/* M (> 0) -> M0 in [2^30, 2^31 - 1] and shift with M = M0 2^(shift - 31) (QUANT-SPEC section 4):
+/* M (> 0) -> M0 in [2^30, 2^31 - 1] and shift with M = M0 2^(shift - 31) (docs/QUANTIZATION.md §5):
  * frexp, M0 = round-half-away(q 2^31), M0 == 2^31 -> 2^30 with shift + 1, shift < -31 -> 0, 0. */
 void tq_quantize_multiplier(double M, int32_t *M0, int32_t *shift);
 

@@ -1,4 +1,4 @@
-/* Quantization math (QUANT-SPEC sections 1 and 2).
+/* Quantization math (docs/QUANTIZATION.md §1, §2).
  *
  *     real = s * (q - z)         s > 0, z integer, q in [qmin, qmax]
  *     q    = clamp(z + nearbyintf(x * (1/s)), qmin, qmax)     ties to even; z added after rounding
@@ -50,7 +50,7 @@ tq_status tq_weight_scales(const float *W, int rows, int cols, int bits, int per
 void tq_quant_error(const float *x, size_t n, const tq_qparams *p, double *mse, double *max_abs);
 
 /* The seed article's zero point, z = round(-min / s) clamped to [qmin, qmax]: right only for
- * unsigned ranges (qmin = 0). Kept to show the pitfall (QUANT-SPEC section 5). */
+ * unsigned ranges (qmin = 0). Kept to show the pitfall (docs/QUANTIZATION.md §9). */
 int32_t tq_zero_point_naive(float min, float scale, int32_t qmin, int32_t qmax);
 
 #endif

@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char tq_err_msg_[512];
 static _Thread_local char tq_err_where_[96];
@@ -28,11 +29,16 @@ void tq_error_clear(void) {
     tq_err_where_[0] = '\0';
 }
 
+/* Callers may pass tq_last_error() itself as an argument ("%s: %s", path, tq_last_error()) to add
+ * context to an error. vsnprintf must not read the buffer it writes (undefined behaviour), so
+ * the message is formatted into a local buffer first and copied in afterwards. */
 tq_status tq_error_set_(tq_status code, const char *file, int line, const char *fmt, ...) {
+    char msg[sizeof tq_err_msg_];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(tq_err_msg_, sizeof tq_err_msg_, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(tq_err_msg_, msg, sizeof msg);
     snprintf(tq_err_where_, sizeof tq_err_where_, "%s:%d", file, line);
     return code;
 }

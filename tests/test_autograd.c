@@ -259,12 +259,21 @@ static void steady_state_allocates_nothing(void **state) {
     tq_graph_backward(g, L);
     uint64_t n0 = tq_alloc_count();
     for (int step = 0; step < 5; step++) {
-        tq_leaf_set_rows(xn, step % 2 ? B : 3, x);
+        assert_int_equal(tq_leaf_set_rows(xn, step % 2 ? B : 3, x), TQ_OK);
         assert_int_equal(tq_graph_forward(g, 1), TQ_OK);
         assert_int_equal(tq_graph_backward(g, L), TQ_OK);
         assert_int_equal(L->in[0]->rows, step % 2 ? B : 3);
     }
     assert_int_equal(tq_alloc_count(), n0);
+    /* The caller's x holds B rows: more would read past it, so the leaf refuses (and keeps its
+     * last good shape); a graph-owned leaf refuses likewise. */
+    assert_int_equal(tq_leaf_set_rows(xn, B + 1, x), TQ_E_ARG);
+    assert_non_null(strstr(tq_last_error(), "do not fit"));
+    assert_int_equal(tq_leaf_set_rows(xn, 0, x), TQ_E_ARG);
+    assert_int_equal(xn->rows, 3); /* the last accepted shape (step 4 set 3 rows) */
+    tq_node *owned = tq_leaf(g, "h", 2, 3, NULL, NULL);
+    assert_int_equal(tq_leaf_set_rows(owned, 3, NULL), TQ_E_ARG);
+    assert_int_equal(tq_leaf_set_rows(owned, 1, NULL), TQ_OK);
     tq_graph_free(g);
     assert_int_equal(tq_alloc_live_bytes(), live0);
 }

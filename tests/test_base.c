@@ -22,6 +22,17 @@ static void status_message_and_code(void **state) {
     assert_string_equal(tq_last_error(), "");
 }
 
+/* Adding context to an error passes the last message back in: the old buffer must be read
+ * before it is written (vsnprintf into its own argument was undefined behaviour and, with glibc,
+ * repeated the prefix instead of keeping the message). */
+static void error_can_wrap_the_last_error(void **state) {
+    (void)state;
+    assert_int_equal(fail_with_file("inner.bin"), TQ_E_IO);
+    tq_status st = tq_error_set_(TQ_E_FORMAT, __FILE__, __LINE__, "%s: %s", "outer.tqf", tq_last_error());
+    assert_int_equal(st, TQ_E_FORMAT);
+    assert_string_equal(tq_last_error(), "outer.tqf: inner.bin: cannot open");
+}
+
 static void alloc_counts_live_bytes(void **state) {
     (void)state;
     size_t live0 = tq_alloc_live_bytes();
@@ -87,6 +98,7 @@ static void shuffle_is_a_permutation(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(status_message_and_code),
+        cmocka_unit_test(error_can_wrap_the_last_error),
         cmocka_unit_test(alloc_counts_live_bytes),
         cmocka_unit_test(rng_is_reproducible_and_uniform),
         cmocka_unit_test(shuffle_is_a_permutation),

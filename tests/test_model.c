@@ -66,8 +66,11 @@ static void init_matches_pytorch_bounds(void **state) {
 static void run_logits(tq_model *m, const uint8_t *px, int n, float *out) {
     tq_net net;
     assert_int_equal(tq_net_init(&net, m, n), TQ_OK);
-    tq_net_set_batch(&net, m, px, NULL, n);
+    assert_int_equal(tq_net_set_batch(&net, m, px, NULL, n), TQ_OK);
     assert_int_equal(tq_graph_forward(net.g, 0), TQ_OK);
+    /* a batch above the capacity the net was built for is refused, not written past the buffer */
+    assert_int_equal(tq_net_set_batch(&net, m, px, NULL, n + 1), TQ_E_ARG);
+    assert_int_equal(tq_net_set_batch(&net, m, px, NULL, 0), TQ_E_ARG);
     memcpy(out, net.logits->val, (size_t)n * m->dims[m->n_layers] * sizeof(float));
     tq_net_free(&net);
 }

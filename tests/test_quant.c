@@ -1,4 +1,4 @@
-/* Quantization math against hand-worked values (QUANT-SPEC sections 1, 2, 5). The float32
+/* Quantization math against hand-worked values (docs/QUANTIZATION.md §1, §2, §9). The float32
  * arithmetic is spelled out in comments; where float32 and exact arithmetic differ, it says so. */
 #include <float.h>
 #include <math.h>
@@ -75,7 +75,7 @@ static void round_half_to_even(void **state) {
     assert_int_equal(tq_quantize_ref(2.5f, 1.0f, 1, -128, 127), 3);
 }
 
-/* QUANT-SPEC section 5: the seed's z = round(-min/s) is right only for unsigned ranges. For
+/* docs/QUANTIZATION.md §9: the seed's z = round(-min/s) is right only for unsigned ranges. For
  * [-1, 1] into [-128, 127] it gives round(127.5) = 128 in exact arithmetic (127.499992 -> 127
  * in float32), clamped to 127 either way: every positive value then saturates at q = 127,
  * which dequantizes to 0, and the error reaches 1.0. The right z keeps it under s/2. */

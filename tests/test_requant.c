@@ -1,4 +1,4 @@
-/* Requantization (QUANT-SPEC section 4): multiplier and shift from a float, the double rounding
+/* Requantization (docs/QUANTIZATION.md §5): multiplier and shift from a float, the double rounding
  * at ties, and the kernel against an independent derivation on many random inputs. */
 #include <math.h>
 #include <setjmp.h>

@@ -110,6 +110,24 @@ double cli_peak_rss_mb(void) {
     return (double)ru.ru_maxrss / 1024.0; /* Linux reports KiB */
 }
 
+cJSON *cli_json_new(void) { return cJSON_CreateObject(); }
+
+void cli_json_num(cJSON *o, const char *key, double v, int decimals) {
+    double p = pow(10.0, decimals);
+    if (isfinite(v)) cJSON_AddNumberToObject(o, key, round(v * p) / p);
+    else cJSON_AddNullToObject(o, key); /* JSON has no NaN: null says "no value" */
+}
+
+void cli_json_str(cJSON *o, const char *key, const char *v) { cJSON_AddStringToObject(o, key, v ? v : ""); }
+
+void cli_json_print(cJSON *o) {
+    char *s = o ? cJSON_PrintUnformatted(o) : NULL;
+    if (s) printf("%s\n", s);
+    else fprintf(stderr, "tinyqat: out of memory while writing the JSON line\n");
+    cJSON_free(s);
+    cJSON_Delete(o);
+}
+
 int cli_fail(const char *what) {
     fprintf(stderr, "tinyqat: %s%s%s\n", what ? what : "", what ? ": " : "", tq_last_error());
     return 1;

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <cJSON.h>
+
 typedef enum { CLI_INT, CLI_U64, CLI_FLOAT, CLI_STR, CLI_FLAG } cli_type;
 
 typedef struct {
@@ -43,6 +45,14 @@ void cli_progress_end(cli_progress *p);
  * cli_release_sigint restores the previous handler. */
 volatile sig_atomic_t *cli_catch_sigint(void);
 void cli_release_sigint(void);
+
+/* --json: a command builds one cJSON object and prints it as its last stdout line (cJSON does
+ * the escaping, so any path is valid JSON). cli_json_num rounds to `decimals` places first, so
+ * 98.16f prints as 98.16, not 98.16000366. cli_json_print prints and deletes the object. */
+cJSON *cli_json_new(void);
+void cli_json_num(cJSON *o, const char *key, double v, int decimals);
+void cli_json_str(cJSON *o, const char *key, const char *v);
+void cli_json_print(cJSON *o);
 
 double cli_now(void);          /* monotonic seconds */
 double cli_peak_rss_mb(void);  /* this process's peak resident set size */

@@ -103,11 +103,18 @@ int cmd_bench(int argc, char **argv) {
            tr.n / best_train);
     printf("GEMMs alone (same shapes, same run):          %.3f s\n", best_gemm);
     printf("epoch / GEMM floor: %.2fx   peak RSS %.1f MB\n", best_train / best_gemm, rss);
-    if (json)
-        printf("{\"seconds_per_epoch\": %.4f, \"samples_per_second\": %.0f, \"gemm_seconds\": %.4f, \"ratio\": %.3f, "
-               "\"batch\": %d, \"threads\": %d, \"peak_rss_mb\": %.1f, \"synthetic\": %s}\n",
-               best_train, tr.n / best_train, best_gemm, best_train / best_gemm, batch, threads, rss,
-               synthetic ? "true" : "false");
+    if (json) {
+        cJSON *j = cli_json_new();
+        cli_json_num(j, "seconds_per_epoch", best_train, 4);
+        cli_json_num(j, "samples_per_second", tr.n / best_train, 0);
+        cli_json_num(j, "gemm_seconds", best_gemm, 4);
+        cli_json_num(j, "ratio", best_train / best_gemm, 3);
+        cli_json_num(j, "batch", batch, 0);
+        cli_json_num(j, "threads", threads, 0);
+        cli_json_num(j, "peak_rss_mb", rss, 1);
+        cJSON_AddBoolToObject(j, "synthetic", synthetic);
+        cli_json_print(j);
+    }
     tq_mnist_free(&tr);
     return 0;
 }

@@ -34,13 +34,19 @@ static int write_buf(const char *dir, const char *name, tq_buf *b) {
 static void put_str(tq_buf *b, const char *s) { tq_buf_put(b, s, strlen(s)); }
 
 static void putf(tq_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* printf into the buffer, whatever the length (a fixed stack buffer would cut long text off). */
 static void putf(tq_buf *b, const char *fmt, ...) {
-    char tmp[512];
-    va_list ap;
+    char tmp[512], *p = tmp;
+    va_list ap, ap2;
     va_start(ap, fmt);
+    va_copy(ap2, ap);
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    tq_buf_put(b, tmp, n < (int)sizeof tmp ? (size_t)n : sizeof tmp - 1);
+    if (n >= (int)sizeof tmp && (p = tq_malloc((size_t)n + 1)) != NULL) vsnprintf(p, (size_t)n + 1, fmt, ap2);
+    va_end(ap2);
+    if (n < 0 || !p) b->ok = 0;
+    else tq_buf_put(b, p, (size_t)n);
+    if (p != tmp) tq_free(p);
 }
 
 static void put_i8(tq_buf *b, const char *name, const int8_t *v, size_t n) {
@@ -71,11 +77,12 @@ static void put_runtime(tq_buf *b, const unsigned char *src, size_t len) {
 
 int cmd_export(int argc, char **argv) {
     const char *cdir = NULL, *data = NULL;
-    int n_test = 0;
+    int n_test = 0, json = 0;
     cli_opt opts[] = {
         {"--c", CLI_STR, &cdir, "write the C module into this folder (created if its parent exists)", 0, 0},
         {"--test-images", CLI_INT, &n_test, "also write N test digits with the host's logits (tq_test_data.h)", 0, 10000},
         {"--data", CLI_STR, &data, "MNIST directory for --test-images (else $MNIST_DIR, else data/mnist)", 0, 0},
+        {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
     };
     static const cli_cmd cmd = {"export", "MODEL.tqm --c DIR [options]",
                                 "Write an integer model as a freestanding C module for microcontrollers.", 1, 1};
@@ -104,11 +111,12 @@ int cmd_export(int argc, char **argv) {
     tq_buf_init(&rt_c);
     /* tq_model.h */
     put_str(&h, prov);
-    putf(&h, "#ifndef TQ_MODEL_H\n#define TQ_MODEL_H\n\n#include <stdint.h>\n\n#include \"int8_infer.h\"\n\n"
+    putf(&h, "#ifndef TQ_EXPORTED_MODEL_H\n#define TQ_EXPORTED_MODEL_H\n\n#include <stdint.h>\n\n#include \"int8_infer.h\"\n\n"
              "#define TQ_MODEL_FORMAT_VERSION %d\n#define TQ_MODEL_INPUTS %d\n#define TQ_MODEL_OUTPUTS %d\n"
              "#define TQ_MODEL_SCRATCH_BYTES %zu\n\n"
-             "extern const tq_int8_mlp tq_model;\n\n"
-             "/* 784 raw pixels (0..255) in; int8 logits out; returns the class. Uses TQ_MODEL_SCRATCH_BYTES of stack. */\n"
+             "/* the network; named so it never clashes with the library's tq_model type */\nextern const tq_int8_mlp tq_model_net;\n\n"
+             "/* TQ_MODEL_INPUTS raw pixels (0..255) in; TQ_MODEL_OUTPUTS int8 logits out; returns the class.\n"
+             " * Uses TQ_MODEL_SCRATCH_BYTES of stack. */\n"
              "int tq_model_classify(const uint8_t *pixels, int8_t *logits);\n\n#endif\n",
          TQ_TQM_FORMAT_VERSION, first->in, last->out, tq_int8_mlp_predict_scratch_bytes(&q.mlp));
     /* tq_model.c */
@@ -129,7 +137,7 @@ int cmd_export(int argc, char **argv) {
         put_i32(&c, name, L->shift, (size_t)L->out);
         put_str(&c, "\n");
     }
-    putf(&c, "const tq_int8_mlp tq_model = {%d, {\n", q.n_layers);
+    putf(&c, "const tq_int8_mlp tq_model_net = {%d, {\n", q.n_layers);
     for (int l = 0; l < q.n_layers; l++) {
         const tq_qlayer *L = &q.layer[l];
         putf(&c, "    {%d, %d, l%d_w, l%d_bias, l%d_mult, l%d_shift, %d, %d, %d, %d},\n", L->in, L->out, l, l, l, l, L->in_zp,
@@ -137,7 +145,7 @@ int cmd_export(int argc, char **argv) {
     }
     put_str(&c, "}};\n\nint tq_model_classify(const uint8_t *pixels, int8_t *logits) {\n"
                 "    int8_t scratch[TQ_MODEL_SCRATCH_BYTES];\n"
-                "    return tq_int8_mlp_predict_u8(&tq_model, pixels, logits, scratch, sizeof scratch);\n}\n");
+                "    return tq_int8_mlp_predict_u8(&tq_model_net, pixels, logits, scratch, sizeof scratch);\n}\n");
     put_runtime(&rt_h, tq_src_int8_infer_h, tq_src_int8_infer_h_len);
     put_runtime(&rt_c, tq_src_int8_infer_c, tq_src_int8_infer_c_len);
     rc = write_buf(cdir, "tq_model.h", &h) || write_buf(cdir, "tq_model.c", &c) || write_buf(cdir, "int8_infer.h", &rt_h) ||
@@ -183,9 +191,18 @@ int cmd_export(int argc, char **argv) {
             tq_mnist_free(&te);
         }
     }
-    if (!rc)
+    if (!rc) {
         printf("exported %s (%s) to %s/: tq_model.{h,c}, int8_infer.{h,c}%s\n", pos[0], q.spec, cdir,
                n_test ? ", tq_test_data.h" : "");
+        if (json) {
+            cJSON *j = cli_json_new();
+            cli_json_str(j, "model", pos[0]);
+            cli_json_str(j, "dir", cdir);
+            cli_json_num(j, "test_images", n_test, 0);
+            cli_json_num(j, "scratch_bytes", (double)tq_int8_mlp_predict_scratch_bytes(&q.mlp), 0);
+            cli_json_print(j);
+        }
+    }
     tq_qmodel_free(&q);
     return rc;
 }

@@ -12,8 +12,10 @@
 
 int cmd_convert(int argc, char **argv) {
     const char *out = "digitsnet.tqm";
+    int json = 0;
     cli_opt opts[] = {
         {"--out", CLI_STR, &out, "where to write the integer model (.tqm)", 0, 0},
+        {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
     };
     static const cli_cmd cmd = {"convert", "MODEL [options]",
                                 "Convert a PTQ or QAT model into int8 weights, int32 biases and requantization multipliers.", 1, 1};
@@ -42,6 +44,15 @@ int cmd_convert(int argc, char **argv) {
                 double M = (double)L->in_scale * L->w_scale[0] / L->out_scale;
                 printf("%5d %9s %11.6g %5d %11.6g %5d %9s | %22.9f %11d %5d\n", l, shape, (double)L->in_scale, L->in_zp,
                        (double)L->out_scale, L->out_zp, clamp, M, L->mult[0], L->shift[0]);
+            }
+            if (json) {
+                cJSON *j = cli_json_new();
+                cli_json_str(j, "model", out);
+                cli_json_str(j, "from", pos[0]);
+                cli_json_str(j, "spec", q.spec);
+                cli_json_num(j, "layers", q.n_layers, 0);
+                cli_json_num(j, "weight_and_bias_bytes", (double)bytes, 0);
+                cli_json_print(j);
             }
         }
         tq_qmodel_free(&q);
@@ -156,12 +167,19 @@ int cmd_infer(int argc, char **argv) {
         tq_model_free(&m);
     }
     if (json) {
-        printf("{\"test_accuracy\": %.2f, \"images_per_second\": %.0f, \"milliseconds\": %.3f, \"kernel\": \"%s\"", acc,
-               te.n / best, best * 1e3, tq_kernel_name(kernel));
-        if (compare)
-            printf(", \"disagreements\": %ld, \"max_logit_diff\": %d, \"simulated_test_accuracy\": %.2f", disagree, max_diff,
-                   (double)sim_acc);
-        printf("}\n");
+        cJSON *j = cli_json_new();
+        cli_json_num(j, "test_accuracy", acc, 2);
+        cli_json_num(j, "images_per_second", te.n / best, 0);
+        cli_json_num(j, "milliseconds", best * 1e3, 3);
+        cli_json_str(j, "kernel", tq_kernel_name(kernel));
+        cli_json_str(j, "model", pos[0]);
+        if (compare) {
+            cli_json_num(j, "disagreements", (double)disagree, 0);
+            cli_json_num(j, "max_logit_diff", max_diff, 0);
+            cli_json_num(j, "simulated_test_accuracy", sim_acc, 2);
+            cli_json_str(j, "compared_with", compare);
+        }
+        cli_json_print(j);
     }
 out:
     tq_qfast_free(f);

@@ -110,9 +110,14 @@ int cmd_ptq(int argc, char **argv) {
             printf("PTQ int%d weights (%s, %s observer, %d calibration batches): test accuracy %.2f%% (FP32 %.2f%%, %+.2f); saved %s\n",
                    q.bits, q.per_tensor ? "per tensor" : "per channel", q.observer, q.calib_batches, (double)acc_q,
                    (double)acc_fp, (double)(acc_q - acc_fp), out);
-            if (json)
-                printf("{\"test_accuracy\": %.2f, \"fp32_test_accuracy\": %.2f, \"bits\": %d, \"model\": \"%s\"}\n",
-                       (double)acc_q, (double)acc_fp, q.bits, out);
+            if (json) {
+                cJSON *j = cli_json_new();
+                cli_json_num(j, "test_accuracy", acc_q, 2);
+                cli_json_num(j, "fp32_test_accuracy", acc_fp, 2);
+                cli_json_num(j, "bits", q.bits, 0);
+                cli_json_str(j, "model", out);
+                cli_json_print(j);
+            }
         }
         tq_model_free(&m);
     }
@@ -233,9 +238,15 @@ int cmd_qat(int argc, char **argv) {
     if (rc == 0) {
         printf("QAT int%d weights (%s): test accuracy %.2f%%, %.3f s/epoch; saved %s\n", q.bits, from ? "fine-tuned" : "from scratch",
                (double)res.final_test_acc, res.seconds_per_epoch, out);
-        if (json)
-            printf("{\"test_accuracy\": %.2f, \"seconds_per_epoch\": %.4f, \"epochs\": %d, \"bits\": %d, \"model\": \"%s\"}\n",
-                   (double)res.final_test_acc, res.seconds_per_epoch, cfg.epochs, q.bits, out);
+        if (json) {
+            cJSON *j = cli_json_new();
+            cli_json_num(j, "test_accuracy", res.final_test_acc, 2);
+            cli_json_num(j, "seconds_per_epoch", res.seconds_per_epoch, 4);
+            cli_json_num(j, "epochs", cfg.epochs, 0);
+            cli_json_num(j, "bits", q.bits, 0);
+            cli_json_str(j, "model", out);
+            cli_json_print(j);
+        }
     }
     tq_mnist_free(&tr);
     tq_mnist_free(&te);
@@ -522,22 +533,28 @@ int cmd_experiment(int argc, char **argv) {
         printf("\n(train seconds: FP32 training, PTQ calibration, QAT training; per seed. Total wall time %.1f s.)\n",
                cli_now() - t_start);
         if (json) {
-            printf("{\"seeds\": %d, \"recipe\": \"%s\", \"rows\": [", seeds, recipe);
+            cJSON *j = cli_json_new(), *arr = cJSON_AddArrayToObject(j, "rows");
+            cli_json_num(j, "seeds", seeds, 0);
+            cli_json_str(j, "recipe", recipe);
             for (int i = 0; i < nr; i++) {
                 double m, sd, t = 0;
                 mean_std(rows[i].acc, seeds, &m, &sd);
                 for (int s = 0; s < seeds; s++) t += rows[i].seconds[s];
-                printf("%s{\"method\": \"%s\", \"bits\": %d, \"test_accuracy\": %.2f, \"test_accuracy_std\": %.3f, "
-                       "\"model_bytes\": %zu, \"train_seconds\": %.2f",
-                       i ? ", " : "", rows[i].method, rows[i].bits, m, sd, rows[i].bytes, t / seeds);
+                cJSON *r = cJSON_CreateObject();
+                cli_json_str(r, "method", rows[i].method);
+                cli_json_num(r, "bits", rows[i].bits, 0);
+                cli_json_num(r, "test_accuracy", m, 2);
+                cli_json_num(r, "test_accuracy_std", sd, 3);
+                cli_json_num(r, "model_bytes", (double)rows[i].bytes, 0);
+                cli_json_num(r, "train_seconds", t / seeds, 2);
                 if (i) {
                     double im, isd;
                     mean_std(rows[i].int_acc, seeds, &im, &isd);
-                    printf(", \"int_path_accuracy\": %.2f", im);
+                    cli_json_num(r, "int_path_accuracy", im, 2);
                 }
-                printf("}");
+                cJSON_AddItemToArray(arr, r);
             }
-            printf("]}\n");
+            cli_json_print(j);
         }
     }
     tq_mnist_free(&tr);

@@ -14,7 +14,7 @@
 #define MAX_VALUES 64
 
 int cmd_quantize(int argc, char **argv) {
-    int bits = 8, naive = 0, uniform = 0, show = 10, qlo = 1, qhi = -1;
+    int bits = 8, naive = 0, uniform = 0, show = 10, qlo = 1, qhi = -1, json = 0;
     float lo_r = NAN, hi_r = NAN, lo_u = -1.0f, hi_u = 1.0f;
     const char *scheme = "affine";
     uint64_t seed = 0;
@@ -31,6 +31,7 @@ int cmd_quantize(int argc, char **argv) {
         {"--qmin", CLI_INT, &qlo, "override the integer range's low end (with --qmax), e.g. the article's 0..5", -32768, 32767},
         {"--qmax", CLI_INT, &qhi, "override the integer range's high end", -32768, 32767},
         {"--show", CLI_INT, &show, "rows of the table to print for --uniform", 0, 1000},
+        {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
     };
     static const cli_cmd cmd = {"quantize", "[NUMBERS...] [options]",
                                 "Quantize numbers and show q = clamp(z + round(x/s)), x^ = (q - z) s and the errors.", 0,
@@ -102,16 +103,30 @@ int cmd_quantize(int argc, char **argv) {
     else printf("%d-bit %s, range [%g, %g] -> integers [%d, %d]\n", bits, scheme, (double)mn, (double)mx, p.qmin, p.qmax);
     printf("scale s = %.9g   zero point z = %d   (%s)\n\n", (double)p.scale, p.zero_point, zrule);
     size_t rows = uniform ? (size_t)show : n;
+    cJSON *j = json ? cli_json_new() : NULL, *jq = j ? cJSON_AddArrayToObject(j, "q") : NULL,
+          *jx = j ? cJSON_AddArrayToObject(j, "dequantized") : NULL;
     if (rows) printf("%14s %6s %14s %12s\n", "x", "q", "x^ = (q-z)s", "x^ - x");
     for (size_t i = 0; i < rows && i < n; i++) {
         int32_t q = tq_quantize_ref(x[i], p.scale, p.zero_point, p.qmin, p.qmax);
         float xh = tq_dequantize_ref(q, p.scale, p.zero_point);
         printf("%14.6g %6d %14.6g %12.4g\n", (double)x[i], q, (double)xh, (double)(xh - x[i]));
+        cJSON_AddItemToArray(jq, cJSON_CreateNumber(q));
+        cJSON_AddItemToArray(jx, cJSON_CreateNumber((double)xh));
     }
     double mse, maxe;
     tq_quant_error(x, n, &p, &mse, &maxe);
     printf("%s%zu values: MSE %.6g, largest |error| %.6g (s/2 = %.6g, s^2/12 = %.6g)\n", rows ? "\n" : "", n, mse, maxe, (double)p.scale / 2,
            (double)p.scale * p.scale / 12);
+    if (j) {
+        cJSON_AddNumberToObject(j, "scale", (double)p.scale);
+        cJSON_AddNumberToObject(j, "zero_point", p.zero_point);
+        cJSON_AddNumberToObject(j, "qmin", p.qmin);
+        cJSON_AddNumberToObject(j, "qmax", p.qmax);
+        cJSON_AddNumberToObject(j, "values", (double)n);
+        cJSON_AddNumberToObject(j, "mse", mse);
+        cJSON_AddNumberToObject(j, "max_abs_error", maxe);
+        cli_json_print(j);
+    }
     tq_free(x);
     return 0;
 }

@@ -98,11 +98,17 @@ int cmd_train(int argc, char **argv) {
     if (rc == 0) {
         printf("test accuracy %.2f%%, %.3f s/epoch, %.0f samples/s; saved %s\n", (double)res.final_test_acc,
                res.seconds_per_epoch, res.samples_per_second, out);
-        if (json)
-            printf("{\"test_accuracy\": %.2f, \"seconds_per_epoch\": %.4f, \"samples_per_second\": %.0f, "
-                   "\"epochs\": %d, \"peak_rss_mb\": %.1f, \"model\": \"%s\", \"seed\": %llu}\n",
-                   (double)res.final_test_acc, res.seconds_per_epoch, res.samples_per_second, cfg.epochs,
-                   cli_peak_rss_mb(), out, (unsigned long long)cfg.seed);
+        if (json) {
+            cJSON *j = cli_json_new();
+            cli_json_num(j, "test_accuracy", res.final_test_acc, 2);
+            cli_json_num(j, "seconds_per_epoch", res.seconds_per_epoch, 4);
+            cli_json_num(j, "samples_per_second", res.samples_per_second, 0);
+            cli_json_num(j, "epochs", cfg.epochs, 0);
+            cli_json_num(j, "peak_rss_mb", cli_peak_rss_mb(), 1);
+            cli_json_str(j, "model", out);
+            cli_json_num(j, "seed", (double)cfg.seed, 0);
+            cli_json_print(j);
+        }
     }
     tq_mnist_free(&tr);
     tq_mnist_free(&te);
@@ -149,7 +155,13 @@ int cmd_eval(int argc, char **argv) {
             long wrong = total - (long)conf[t * 10 + t];
             printf("  digit %d: %4ld of %4ld wrong (%.2f%%)\n", t, wrong, total, total ? 100.0 * wrong / total : 0.0);
         }
-        if (json) printf("{\"test_accuracy\": %.2f, \"images\": %u}\n", (double)acc, te.n);
+        if (json) {
+            cJSON *j = cli_json_new();
+            cli_json_num(j, "test_accuracy", acc, 2);
+            cli_json_num(j, "images", te.n, 0);
+            cli_json_str(j, "model", pos[0]);
+            cli_json_print(j);
+        }
     }
     tq_mnist_free(&te);
     tq_model_free(&m);

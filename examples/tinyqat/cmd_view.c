@@ -13,13 +13,14 @@
 
 int cmd_view(int argc, char **argv) {
     const char *out = "digits.png", *data = NULL, *mis = NULL, *split = "test";
-    int count = 32;
+    int count = 32, json = 0;
     cli_opt opts[] = {
         {"--misclassified", CLI_STR, &mis, "show the test digits this model gets wrong (more models may follow as arguments)", 0, 0},
         {"--count", CLI_INT, &count, "digits per panel", 1, 400},
         {"--split", CLI_STR, &split, "test or train (plain grid only)", 0, 0},
         {"--out", CLI_STR, &out, "the PNG to write", 0, 0},
         {"--data", CLI_STR, &data, "MNIST directory (else $MNIST_DIR, else data/mnist)", 0, 0},
+        {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
     };
     static const cli_cmd cmd = {"view", "[--misclassified MODEL [MODEL...]] [options]",
                                 "Draw MNIST digits with their labels, or each model's mistakes as predicted/true.", 0, MAX_MODELS - 1};
@@ -85,6 +86,13 @@ int cmd_view(int argc, char **argv) {
             printf("wrote %s: the first %d mistakes of %d model(s), labelled predicted/true\n", out, count, nm);
         else
             printf("wrote %s: %d digits with their labels\n", out, n[0]);
+        if (!rc && json) {
+            cJSON *j = cli_json_new();
+            cli_json_str(j, "image", out);
+            cli_json_num(j, "models", nm, 0);
+            cli_json_num(j, "digits_per_panel", nm ? count : n[0], 0);
+            cli_json_print(j);
+        }
     }
     for (int k = 0; k < MAX_MODELS; k++) {
         tq_free(idx[k]);

@@ -71,40 +71,49 @@ static tq_status describe_run(const tq_train_cfg *c, uint32_t n, char *buf, size
     return TQ_OK;
 }
 
-static tq_status save_checkpoint(const tq_model *m, const tq_train_cfg *cfg, uint32_t N, int epochs_done, const tq_adam *adam,
-                                 const tq_sgd *sgd, int use_adam, const tq_rng *rng, const uint32_t *order, float *order_f,
-                                 const tq_train_result *res) {
-    tq_ckpt c;
-    tq_ckpt_init(&c);
-    float norm[2], hist[2 * TQ_MAX_EPOCHS];
+static tq_status fill_checkpoint(tq_ckpt *c, const tq_model *m, const tq_train_cfg *cfg, uint32_t N, int epochs_done,
+                                 const tq_adam *adam, const tq_sgd *sgd, int use_adam, const tq_rng *rng, const uint32_t *order,
+                                 float *order_f, const tq_train_result *res) {
+    float hist[2 * TQ_MAX_EPOCHS];
     char v[512];
-    TQ_TRY(tq_model_to_ckpt(m, &c, norm));
+    TQ_TRY(tq_model_to_ckpt(m, c));
     describe_run(cfg, N, v, sizeof v);
-    TQ_TRY(tq_ckpt_set_meta(&c, "train.run", v));
+    TQ_TRY(tq_ckpt_set_meta(c, "train.run", v));
     snprintf(v, sizeof v, "%d", epochs_done);
-    TQ_TRY(tq_ckpt_set_meta(&c, "train.epochs_done", v));
+    TQ_TRY(tq_ckpt_set_meta(c, "train.epochs_done", v));
     snprintf(v, sizeof v, "%016llx", (unsigned long long)rng->s);
-    TQ_TRY(tq_ckpt_set_meta(&c, "train.rng", v));
+    TQ_TRY(tq_ckpt_set_meta(c, "train.rng", v));
     snprintf(v, sizeof v, "%lld", (long long)(use_adam ? adam->t : sgd->t));
-    TQ_TRY(tq_ckpt_set_meta(&c, "train.opt_t", v));
+    TQ_TRY(tq_ckpt_set_meta(c, "train.opt_t", v));
     if (use_adam) {
-        TQ_TRY(tq_ckpt_add(&c, "train.adam_m", 1, (uint32_t)m->n_params, adam->m));
-        TQ_TRY(tq_ckpt_add(&c, "train.adam_v", 1, (uint32_t)m->n_params, adam->v));
+        TQ_TRY(tq_ckpt_add(c, "train.adam_m", 1, (uint32_t)m->n_params, adam->m));
+        TQ_TRY(tq_ckpt_add(c, "train.adam_v", 1, (uint32_t)m->n_params, adam->v));
     } else {
-        TQ_TRY(tq_ckpt_add(&c, "train.sgd_buf", 1, (uint32_t)m->n_params, sgd->buf));
+        TQ_TRY(tq_ckpt_add(c, "train.sgd_buf", 1, (uint32_t)m->n_params, sgd->buf));
     }
     /* sample indices < 2^24 are exact as floats */
     for (uint32_t i = 0; i < N; i++) order_f[i] = (float)order[i];
-    TQ_TRY(tq_ckpt_add(&c, "train.order", 1, N, order_f));
+    TQ_TRY(tq_ckpt_add(c, "train.order", 1, N, order_f));
     for (int e = 0; e < epochs_done; e++) {
         hist[e] = res->train_loss[e];
         hist[TQ_MAX_EPOCHS + e] = isfinite(res->test_acc[e]) ? res->test_acc[e] : -1.0f;
     }
     if (epochs_done > 0) {
-        TQ_TRY(tq_ckpt_add(&c, "train.loss", 1, (uint32_t)epochs_done, hist));
-        TQ_TRY(tq_ckpt_add(&c, "train.acc", 1, (uint32_t)epochs_done, hist + TQ_MAX_EPOCHS));
+        TQ_TRY(tq_ckpt_add_copy(c, "train.loss", 1, (uint32_t)epochs_done, hist));
+        TQ_TRY(tq_ckpt_add_copy(c, "train.acc", 1, (uint32_t)epochs_done, hist + TQ_MAX_EPOCHS));
     }
-    return tq_ckpt_save(&c, cfg->checkpoint_path);
+    return TQ_OK;
+}
+
+static tq_status save_checkpoint(const tq_model *m, const tq_train_cfg *cfg, uint32_t N, int epochs_done, const tq_adam *adam,
+                                 const tq_sgd *sgd, int use_adam, const tq_rng *rng, const uint32_t *order, float *order_f,
+                                 const tq_train_result *res) {
+    tq_ckpt c;
+    tq_ckpt_init(&c);
+    tq_status st = fill_checkpoint(&c, m, cfg, N, epochs_done, adam, sgd, use_adam, rng, order, order_f, res);
+    if (st == TQ_OK) st = tq_ckpt_save(&c, cfg->checkpoint_path);
+    tq_ckpt_free(&c);
+    return st;
 }
 
 /* Take the run's state back from a checkpoint (the model itself is loaded by the caller). */
@@ -205,7 +214,7 @@ tq_status tq_train(tq_model *m, const tq_mnist *train, const tq_mnist *test, con
                 memcpy(px + (size_t)k * D, train->images + (size_t)idx * D, (size_t)D);
                 lab[k] = train->labels[idx];
             }
-            tq_net_set_batch(&net, m, px, lab, n);
+            if ((st = tq_net_set_batch(&net, m, px, lab, n)) != TQ_OK) goto done;
             memset(m->grads, 0, m->n_params * sizeof(float));
             if ((st = tq_graph_forward(net.g, TQ_RUN_TRAIN)) != TQ_OK) goto done;
             float loss = net.loss->val[0];
@@ -288,8 +297,8 @@ tq_status tq_calibrate(tq_model *m, const tq_mnist *train, int n_batches, int ba
     for (int b = 0; b < n_batches && st == TQ_OK; b++) {
         for (int k = 0; k < batch; k++)
             memcpy(px + (size_t)k * D, train->images + (size_t)tq_rng_below(&rng, train->n) * D, (size_t)D);
-        tq_net_set_batch(&net, m, px, NULL, batch);
-        st = tq_graph_forward(net.g, TQ_RUN_CALIBRATE);
+        st = tq_net_set_batch(&net, m, px, NULL, batch);
+        if (st == TQ_OK) st = tq_graph_forward(net.g, TQ_RUN_CALIBRATE);
     }
     tq_free(px);
     tq_net_free(&net);
@@ -303,8 +312,8 @@ tq_status tq_predict_logits(tq_model *m, const tq_mnist *ds, float *logits) {
     tq_status st = TQ_OK;
     for (uint32_t s = 0; s < ds->n && st == TQ_OK; s += B) {
         int n = (int)(ds->n - s < (uint32_t)B ? ds->n - s : (uint32_t)B);
-        tq_net_set_batch(&net, m, ds->images + (size_t)s * D, NULL, n);
-        if ((st = tq_graph_forward(net.g, TQ_RUN_EVAL)) == TQ_OK)
+        st = tq_net_set_batch(&net, m, ds->images + (size_t)s * D, NULL, n);
+        if (st == TQ_OK && (st = tq_graph_forward(net.g, TQ_RUN_EVAL)) == TQ_OK)
             memcpy(logits + (size_t)s * C, net.logits->val, (size_t)n * C * sizeof(float));
     }
     tq_net_free(&net);
@@ -321,8 +330,8 @@ tq_status tq_evaluate(tq_model *m, const tq_mnist *ds, float *acc, int64_t *conf
     if (confusion) memset(confusion, 0, 100 * sizeof *confusion);
     for (uint32_t s = 0; s < ds->n; s += B) {
         int n = (int)(ds->n - s < (uint32_t)B ? ds->n - s : (uint32_t)B);
-        tq_net_set_batch(&net, m, ds->images + (size_t)s * D, NULL, n);
-        tq_status st = tq_graph_forward(net.g, TQ_RUN_EVAL);
+        tq_status st = tq_net_set_batch(&net, m, ds->images + (size_t)s * D, NULL, n);
+        if (st == TQ_OK) st = tq_graph_forward(net.g, TQ_RUN_EVAL);
         if (st != TQ_OK) {
             tq_net_free(&net);
             return st;

@@ -11,8 +11,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             tq_net net;
             if (tq_net_init(&net, &m, 2) == TQ_OK) {
                 static uint8_t px[2 * 4096];
-                tq_net_set_batch(&net, &m, px, NULL, 2);
-                (void)tq_graph_forward(net.g, 0);
+                if (tq_net_set_batch(&net, &m, px, NULL, 2) == TQ_OK) (void)tq_graph_forward(net.g, 0);
                 tq_net_free(&net);
             }
         }

@@ -1,0 +1,75 @@
+/* Helpers the shell tests need, in C so the tests depend on nothing but the build:
+ *
+ *   tq_testtool json FILE          the last non-empty line of FILE parses as one JSON object
+ *   tq_testtool nan-weight IN OUT  copy the float model IN with its first weight set to NaN
+ *                                  (and the CRC fixed), so the loader's NaN check is what fails
+ * Exit 0 on success, 1 with a one-line message otherwise. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+#include <zlib.h>
+
+static unsigned char *slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0;
+    unsigned char *b = malloc(cap + 1);
+    size_t r;
+    while (b && (r = fread(b + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap) {
+            unsigned char *nb = realloc(b, 2 * cap + 1);
+            if (!nb) { free(b); b = NULL; break; }
+            b = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (b) b[n] = 0;
+    *len = n;
+    return b;
+}
+
+static int check_json(const char *path) {
+    size_t n;
+    char *s = (char *)slurp(path, &n);
+    if (!s) { fprintf(stderr, "tq_testtool: %s: cannot read\n", path); return 1; }
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ')) s[--n] = 0;
+    char *line = strrchr(s, '\n');
+    line = line ? line + 1 : s;
+    cJSON *j = cJSON_Parse(line);
+    int ok = j && cJSON_IsObject(j);
+    if (!ok) fprintf(stderr, "tq_testtool: %s: last line is not a JSON object: %.200s\n", path, line);
+    cJSON_Delete(j);
+    free(s);
+    return !ok;
+}
+
+static int nan_weight(const char *in, const char *out) {
+    size_t n;
+    unsigned char *b = slurp(in, &n);
+    const char *key = "layers.0.weight";
+    unsigned char *p = b && n > 8 ? memmem(b, n, key, strlen(key)) : NULL;
+    if (!p || (size_t)(p - b) + strlen(key) + 12 > n - 4) { fprintf(stderr, "tq_testtool: %s: no %s tensor\n", in, key); free(b); return 1; }
+    p += strlen(key) + 8; /* past the name, rows and cols */
+    const uint32_t nan_bits = 0x7fc00000u;
+    memcpy(p, &nan_bits, 4); /* the file is little-endian, like the machines the tests run on */
+    uint32_t crc = (uint32_t)crc32(0L, b, (uInt)(n - 4));
+    for (int i = 0; i < 4; i++) b[n - 4 + i] = (unsigned char)(crc >> (8 * i));
+    FILE *f = fopen(out, "wb");
+    int ok = f && fwrite(b, 1, n, f) == n;
+    if (f && fclose(f) != 0) ok = 0;
+    if (!ok) fprintf(stderr, "tq_testtool: %s: cannot write\n", out);
+    free(b);
+    return !ok;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "json")) return check_json(argv[2]);
+    if (argc == 4 && !strcmp(argv[1], "nan-weight")) return nan_weight(argv[2], argv[3]);
+    fprintf(stderr, "usage: tq_testtool json FILE | nan-weight IN OUT\n");
+    return 2;
+}
