@@ -6,10 +6,65 @@
 #include <string.h>
 
 #include "layers/linear.h"
-#include "layers/qat.h"
 #include "layers/relu.h"
 #include "src/alloc.h"
-#include "src/checkpoint.h"
+
+static const struct {
+    const char *name, *spec;
+} PRESETS[] = {
+    {"digitsnet", "in-100r-100r-out"},
+    {"article", "in-100-100-outr"},
+};
+
+tq_status tq_model_spec_resolve(const char *spec, int inputs, int classes, char *out, size_t cap) {
+    if (!spec || !*spec) TQ_FAIL(TQ_E_ARG, "model spec is empty (want a preset such as digitsnet, or e.g. in-100r-100r-out)");
+    const char *given = spec;
+    for (size_t i = 0; i < sizeof PRESETS / sizeof PRESETS[0]; i++)
+        if (!strcmp(spec, PRESETS[i].name)) spec = PRESETS[i].spec;
+    size_t o = 0;
+    int first_w = -1, last_w = -1;
+    for (const char *p = spec; *p;) {
+        const char *dash = strchr(p, '-');
+        size_t len = dash ? (size_t)(dash - p) : strlen(p);
+        int is_in = len >= 2 && !strncmp(p, "in", 2), is_out = len >= 3 && !strncmp(p, "out", 3);
+        char num[16] = "";
+        size_t skip = 0;
+        if (is_in || is_out) {
+            int v = is_in ? inputs : classes;
+            v = v < 0 ? 1 : v; /* tq_model_spec_check: any size will do */
+            if (is_in && p != spec) TQ_FAIL(TQ_E_ARG, "model spec '%s': 'in' can only be the first width", given);
+            if (is_out && dash) TQ_FAIL(TQ_E_ARG, "model spec '%s': 'out' can only be the last width", given);
+            if (v <= 0) TQ_FAIL(TQ_E_ARG, "model spec '%s' says '%s' but the data's size is not known here", given, is_in ? "in" : "out");
+            snprintf(num, sizeof num, "%d", v);
+            skip = is_in ? 2 : 3;
+        }
+        int n = snprintf(out + o, o < cap ? cap - o : 0, "%s%s%.*s", o ? "-" : "", num, (int)(len - skip), p + skip);
+        if (n < 0 || o + (size_t)n >= cap) TQ_FAIL(TQ_E_ARG, "model spec '%s' is too long", given);
+        long w = strtol(out + o + (o ? 1 : 0), NULL, 10);
+        if (first_w < 0) first_w = (int)w;
+        last_w = (int)w;
+        o += (size_t)n;
+        p += len + (dash ? 1 : 0);
+        if (dash && !*p) TQ_FAIL(TQ_E_ARG, "model spec '%s' ends with '-'", given);
+    }
+    if (inputs > 0 && first_w != inputs)
+        TQ_FAIL(TQ_E_SHAPE, "model %s takes %d inputs, but the images have %d values (start the spec with 'in')", given, first_w,
+                inputs);
+    if (classes > 0 && last_w != classes)
+        TQ_FAIL(TQ_E_SHAPE, "model %s gives %d outputs, but the data has %d classes (end the spec with 'out')", given, last_w,
+                classes);
+    return TQ_OK;
+}
+
+static tq_status parse_spec(tq_model *m, const char *spec);
+
+tq_status tq_model_spec_check(const char *spec) {
+    char r[128];
+    tq_model tmp;
+    memset(&tmp, 0, sizeof tmp);
+    TQ_TRY(tq_model_spec_resolve(spec, -1, -1, r, sizeof r));
+    return parse_spec(&tmp, r);
+}
 
 static tq_status parse_spec(tq_model *m, const char *spec) {
     if (!spec || !*spec) TQ_FAIL(TQ_E_ARG, "model spec is empty (want e.g. 784-100r-100r-10)");
@@ -43,8 +98,8 @@ static tq_status parse_spec(tq_model *m, const char *spec) {
 tq_status tq_model_init(tq_model *m, const char *spec) {
     memset(m, 0, sizeof *m);
     TQ_TRY(parse_spec(m, spec));
-    m->in_mean = TQ_MNIST_MEAN;
-    m->in_std = TQ_MNIST_STD;
+    m->in_mean = 0.0f;
+    m->in_std = 1.0f;
     size_t n = 0;
     for (int l = 0; l < m->n_layers; l++) n += (size_t)m->dims[l + 1] * (m->dims[l] + 1);
     if (n > ((size_t)1 << 26)) TQ_FAIL(TQ_E_ARG, "model spec '%s': %zu parameters, more than the 67,108,864 tinyqat allows", spec, n);
@@ -111,6 +166,62 @@ void tq_model_input(const tq_model *m, const uint8_t *pixels, size_t n, float *x
     for (size_t i = 0; i < total; i++) x[i] = lut[pixels[i]];
 }
 
+/* ---- quantization ---- */
+
+tq_status tq_model_quantize(tq_model *m, const tq_qat_cfg *cfg) {
+    if (m->qat) TQ_FAIL(TQ_E_ARG, "model %s is already quantized", m->spec);
+    TQ_TRY(tq_qat_new(&m->qat, cfg, m->n_layers, m->dims + 1));
+    if (m->in_mean != 0.0f || m->in_std != 1.0f) tq_model_fold_input_norm(m);
+    return TQ_OK;
+}
+
+tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
+    tq_qat *Q = m->qat;
+    if (!Q) TQ_FAIL(TQ_E_ARG, "model %s is not quantized: run ptq or qat first", m->spec);
+    if (!Q->cfg.quant_bias)
+        TQ_FAIL(TQ_E_ARG, "model %s keeps a float bias (--no-bias-quant): the integer path needs an int32 bias", m->spec);
+    size_t n_ch = 0;
+    for (int l = 0; l < m->n_layers; l++) n_ch += (size_t)m->dims[l + 1];
+    float *wscale = tq_malloc(n_ch * sizeof(float)); /* every layer's per-channel weight scales */
+    if (!wscale) TQ_FAIL(TQ_E_NOMEM, "convert: out of memory");
+    tq_qlayer_src src[TQ_MAX_LAYERS];
+    tq_status st = TQ_OK;
+    float *ws = wscale;
+    for (int l = 0; l < m->n_layers && st == TQ_OK; l++) {
+        if (Q->aobs[l].n_seen == 0) {
+            st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "layer %d's activation range was never observed: calibrate first", l);
+            break;
+        }
+        /* weight scales from the weights as they are now, as the next forward would compute */
+        if ((st = tq_fq_update(&Q->wfq[l], m->W[l], m->dims[l + 1], m->dims[l], 0)) != TQ_OK) break;
+        if ((st = tq_fq_update(&Q->afq[l], NULL, 0, 0, 0)) != TQ_OK) break;
+        for (int o = 0; o < m->dims[l + 1]; o++) ws[o] = Q->wfq[l].scale[Q->wfq[l].per_channel ? o : 0];
+        src[l] = (tq_qlayer_src){.in = m->dims[l], .out = m->dims[l + 1], .relu = m->relu[l], .w_bits = Q->cfg.w_bits,
+                                 .W = m->W[l], .b = m->b[l], .w_scale = ws,
+                                 .in_scale = l ? Q->afq[l - 1].scale[0] : TQ_INPUT_SCALE,
+                                 .in_zp = l ? Q->afq[l - 1].zero_point[0] : TQ_INPUT_ZERO_POINT,
+                                 .out_scale = Q->afq[l].scale[0], .out_zp = Q->afq[l].zero_point[0]};
+        ws += m->dims[l + 1];
+    }
+    if (st == TQ_OK) st = tq_qmodel_convert(q, m->spec, src, m->n_layers);
+    tq_free(wscale);
+    return st;
+}
+
+size_t tq_model_float_bytes(const tq_model *m) { return m->n_params * sizeof(float); }
+
+size_t tq_model_int8_bytes(const tq_model *m) {
+    size_t n = 0;
+    for (int l = 0; l < m->n_layers; l++) {
+        size_t out = (size_t)m->dims[l + 1];
+        n += out * (size_t)m->dims[l]; /* int8 weights */
+        n += out * 4;                  /* int32 bias */
+        n += out * 8;                  /* int32 M0 and shift per channel */
+        n += 4 * 4;                    /* zero points in/out and the clamp */
+    }
+    return n;
+}
+
 /* ---- files ---- */
 
 tq_status tq_model_to_ckpt(const tq_model *m, tq_ckpt *c) {
@@ -126,7 +237,7 @@ tq_status tq_model_to_ckpt(const tq_model *m, tq_ckpt *c) {
         TQ_TRY(tq_ckpt_add(c, names[l][0], (uint32_t)m->dims[l + 1], (uint32_t)m->dims[l], m->W[l]));
         TQ_TRY(tq_ckpt_add(c, names[l][1], 1, (uint32_t)m->dims[l + 1], m->b[l]));
     }
-    if (m->qat) TQ_TRY(tq_qat_save_state(m, c));
+    if (m->qat) TQ_TRY(tq_qat_save_state(m->qat, c));
     return TQ_OK;
 }
 
@@ -146,6 +257,19 @@ tq_status tq_model_load(tq_model *m, const char *path) {
     tq_status st = tq_model_from_ckpt(m, &c, path);
     tq_ckpt_free(&c);
     return st;
+}
+
+static tq_status load_quant_state(tq_model *m, const tq_ckpt *c, const char *path) {
+    tq_qat_cfg cfg;
+    TQ_TRY(tq_qat_cfg_load(&cfg, c, path));
+    if (m->in_mean != 0.0f || m->in_std != 1.0f)
+        TQ_FAIL(TQ_E_FORMAT, "%s: quantized model whose input normalization is not folded", path);
+    tq_status s = tq_model_quantize(m, &cfg);
+    if (s != TQ_OK) return tq_error_set_(s, __FILE__, __LINE__, "%s: %s", path, tq_last_error());
+    TQ_TRY(tq_qat_load_observers(m->qat, c, path));
+    for (int l = 0; l < m->n_layers; l++) /* weight scales from the loaded weights */
+        TQ_TRY(tq_fq_update(&m->qat->wfq[l], m->W[l], m->dims[l + 1], m->dims[l], 0));
+    return TQ_OK;
 }
 
 tq_status tq_model_from_ckpt(tq_model *m, const tq_ckpt *cp, const char *path) {
@@ -182,7 +306,7 @@ tq_status tq_model_from_ckpt(tq_model *m, const tq_ckpt *cp, const char *path) {
         memcpy(m->b[l], b->data, (size_t)b->cols * sizeof(float));
     }
     const char *kind = tq_ckpt_meta(cp, "kind");
-    if (kind && !strcmp(kind, "quantized")) st = tq_qat_load_state(m, cp, path);
+    if (kind && !strcmp(kind, "quantized")) st = load_quant_state(m, cp, path);
 done:
     if (st != TQ_OK) tq_model_free(m);
     return st;
@@ -210,7 +334,7 @@ tq_status tq_net_init(tq_net *net, tq_model *m, int max_batch) {
         tq_node *W = tq_leaf(g, wname[l], m->dims[l + 1], m->dims[l], m->W[l], m->dW[l]);
         tq_node *b = tq_leaf(g, bname[l], 1, m->dims[l + 1], m->b[l], m->db[l]);
         if (m->qat) {
-            h = tq_qat_apply_layer(g, m, l, h, W, b); /* fake-quant W (and b), linear, ReLU, fake-quant output */
+            h = tq_qat_layer(g, m->qat, l, h, W, b, m->relu[l]); /* fake-quant W (and b), linear, ReLU, fake-quant output */
         } else {
             h = tq_linear(g, h, W, b);
             if (m->relu[l]) h = tq_relu(g, h);

@@ -1,16 +1,17 @@
-/* A sequential MLP described by a spec string, its parameters in one flat block, and the
- * graph that trains or evaluates it.
+/* A sequential model described by a spec string, its parameters in one flat block, optional
+ * quantization state, and the graph that trains or evaluates it.
  *
  * Spec: layer widths joined by '-', input first; an 'r' after a width puts a ReLU after the
- * layer that produces it. "784-100r-100r-10" is DigitsNet (two hidden ReLU layers, raw logits
- * out); "784-100-100-10r" is the seed article's variant (one ReLU, on the logits).
+ * layer that produces it. `in` and `out` stand for the data's input size and class count, so one
+ * spec fits any dataset: "in-100r-100r-out" is DigitsNet (784-100r-100r-10 on MNIST), and
+ * tq_model_spec_resolve turns it (or a preset name, "digitsnet") into numbers.
  *
  * Parameters: one block, W0 b0 W1 b1 ... (W row-major [out][in]), and a gradient block of the
  * same layout, so an optimizer step is one loop and zero_grad one memset.
  *
- * Input: a raw pixel p in 0..255 enters as x = (p/255 - in_mean) / in_std. Folding the
- * normalization into the first layer (tq_model_fold_input_norm) makes it x = p/255, the
- * form the integer path uses (docs/QUANTIZATION.md §6). */
+ * Input: a raw pixel p in 0..255 enters as x = (p/255 - in_mean) / in_std, with the training
+ * set's statistics (tq_dataset_norm). Quantizing the model folds the normalization into the first
+ * layer, which makes the input x = p/255, the form the integer path uses (docs/QUANTIZATION.md §6). */
 #ifndef TQ_MODEL_H
 #define TQ_MODEL_H
 
@@ -18,31 +19,41 @@
 #include <stdint.h>
 
 #include "layers/loss.h"
+#include "layers/qat.h"
 #include "src/autograd.h"
 #include "src/checkpoint.h"
+#include "src/qmodel.h"
 #include "src/rng.h"
 #include "src/status.h"
 
-#define TQ_MAX_LAYERS 8
-#define TQ_MNIST_MEAN 0.1307f
-#define TQ_MNIST_STD 0.3081f
+#ifdef __cplusplus
+extern "C" {
+#endif
 
-struct tq_qat; /* quantization state, layers/qat.h; NULL for a float model */
+#define TQ_MAX_LAYERS TQ_QAT_MAX_LAYERS
 
 typedef struct tq_model {
-    char spec[128];
+    char spec[128];                /* resolved: numbers only */
     int n_layers;
     int dims[TQ_MAX_LAYERS + 1];   /* dims[0] inputs ... dims[n_layers] outputs */
     int relu[TQ_MAX_LAYERS];       /* ReLU after layer l */
-    float in_mean, in_std;
+    float in_mean, in_std;         /* input normalization (0 and 1 once folded) */
     size_t n_params;
     float *params, *grads;         /* the flat blocks, tq_calloc'd, owned */
     float *W[TQ_MAX_LAYERS], *b[TQ_MAX_LAYERS];    /* views into params */
     float *dW[TQ_MAX_LAYERS], *db[TQ_MAX_LAYERS];  /* views into grads */
-    struct tq_qat *qat;            /* owned; NULL = float model */
+    tq_qat *qat;                   /* owned; NULL = float model */
 } tq_model;
 
-/* Parse `spec` and allocate zeroed parameters. TQ_E_ARG with a message on a bad spec. */
+/* A preset name ("digitsnet": in-100r-100r-out; "article": in-100-100-outr, the seed article's
+ * network with its one ReLU on the logits) or a spec, with `in` and `out` replaced by `inputs`
+ * and `classes`. A spec whose numbers do not fit the data (inputs or classes > 0 given) is
+ * TQ_E_SHAPE with a message saying which end. */
+tq_status tq_model_spec_resolve(const char *spec, int inputs, int classes, char *out, size_t cap);
+/* The spec (or preset) is well formed, whatever the data: TQ_E_ARG with a message if not. */
+tq_status tq_model_spec_check(const char *spec);
+
+/* Parse a resolved spec and allocate zeroed parameters (normalization 0/1). TQ_E_ARG on a bad spec. */
 tq_status tq_model_init(tq_model *m, const char *spec);
 void tq_model_init_params(tq_model *m, tq_rng *rng);   /* PyTorch's default init, layer by layer */
 void tq_model_free(tq_model *m);                       /* NULL-safe */
@@ -56,7 +67,21 @@ void tq_model_fold_input_norm(tq_model *m);
 /* pixels: n*dims[0] bytes -> x: n*dims[0] floats, with the model's normalization. */
 void tq_model_input(const tq_model *m, const uint8_t *pixels, size_t n, float *x);
 
-/* Save / load a float (or QAT, when m->qat is set) model: src/checkpoint.h format. */
+/* Give a float model quantization state (folding the input normalization first). Observers start
+ * empty: calibrate (PTQ) or train (QAT) before evaluating. TQ_E_ARG if already quantized. */
+tq_status tq_model_quantize(tq_model *m, const tq_qat_cfg *cfg);
+
+/* The integer model of a quantized model (PTQ-calibrated or QAT-trained): weights through the
+ * same quantizer the fake quant used, the activation scales its observers hold. q is filled
+ * (tq_qmodel_free it). TQ_E_ARG for a float model or one never calibrated. */
+tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q);
+
+/* Bytes of the float parameters; of the integer model's weights, int32 biases, per-channel
+ * multiplier/shift (int32 each) and zero points (what the integer model file stores per layer). */
+size_t tq_model_float_bytes(const tq_model *m);
+size_t tq_model_int8_bytes(const tq_model *m);
+
+/* Save / load a float or quantized model (.tqf, docs/QUANTIZATION.md §8). */
 tq_status tq_model_save(const tq_model *m, const char *path);
 tq_status tq_model_load(tq_model *m, const char *path);
 /* The same through a tq_ckpt the caller owns, so a training checkpoint can add its own state.
@@ -70,7 +95,7 @@ typedef struct {
     tq_graph *g;
     tq_node *x, *logits, *loss;
     tq_labels labels;
-    float *xbuf;       /* [max_batch][dims[0]] owned input buffer */
+    float *xbuf;        /* [max_batch][dims[0]] owned input buffer */
     int32_t *no_labels; /* [max_batch] zeros: the loss's labels when only logits are wanted */
     int max_batch;
 } tq_net;
@@ -81,4 +106,7 @@ void tq_net_free(tq_net *net);
  * TQ_E_ARG when n is not in 1..max_batch (the input buffer's capacity). */
 tq_status tq_net_set_batch(tq_net *net, const tq_model *m, const uint8_t *pixels, const int32_t *labels, int n);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -17,13 +17,15 @@ void tq_qat_cfg_defaults(tq_qat_cfg *c) {
     c->obs = TQ_OBS_EMA;
 }
 
-tq_status tq_qat_attach(tq_model *m, const tq_qat_cfg *cfg) {
-    if (m->qat) TQ_FAIL(TQ_E_ARG, "model %s is already quantized", m->spec);
+tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_layers, const int *out_dims) {
+    *out = NULL;
+    if (n_layers < 1 || n_layers > TQ_QAT_MAX_LAYERS) TQ_FAIL(TQ_E_ARG, "quantization: %d layers (1..%d)", n_layers, TQ_QAT_MAX_LAYERS);
     tq_qat *q = tq_calloc(1, sizeof *q);
     if (!q) TQ_FAIL(TQ_E_NOMEM, "cannot allocate quantization state");
     q->cfg = *cfg;
-    for (int l = 0; l < m->n_layers; l++) {
-        tq_status st = tq_fq_init_weight(&q->wfq[l], cfg->w_bits, cfg->per_channel, m->dims[l + 1]);
+    q->n_layers = n_layers;
+    for (int l = 0; l < n_layers; l++) {
+        tq_status st = tq_fq_init_weight(&q->wfq[l], cfg->w_bits, cfg->per_channel, out_dims[l]);
         if (st != TQ_OK) {
             tq_free(q);
             return st;
@@ -35,26 +37,24 @@ tq_status tq_qat_attach(tq_model *m, const tq_qat_cfg *cfg) {
         q->bq[l].w = &q->wfq[l];
         q->bq[l].in = l ? &q->afq[l - 1] : NULL;
     }
-    if (m->in_mean != 0.0f || m->in_std != 1.0f) tq_model_fold_input_norm(m);
-    m->qat = q;
+    *out = q;
     return TQ_OK;
 }
 
-void tq_qat_free(struct tq_qat *q) {
+void tq_qat_free(tq_qat *q) {
     if (!q) return;
-    for (int l = 0; l < TQ_MAX_LAYERS; l++) tq_observer_free(&q->aobs[l]);
+    for (int l = 0; l < TQ_QAT_MAX_LAYERS; l++) tq_observer_free(&q->aobs[l]);
     tq_free(q);
 }
 
-void tq_qat_set_frozen(tq_model *m, int frozen) {
-    if (!m->qat) return;
-    for (int l = 0; l < m->n_layers; l++) m->qat->aobs[l].frozen = frozen;
+void tq_qat_set_frozen(tq_qat *q, int frozen) {
+    for (int l = 0; q && l < q->n_layers; l++) q->aobs[l].frozen = frozen;
 }
 
-void tq_qat_set_observer(tq_model *m, tq_obs_kind kind) {
-    if (!m->qat) return;
-    m->qat->cfg.obs = kind;
-    for (int l = 0; l < m->n_layers; l++) m->qat->aobs[l].kind = kind;
+void tq_qat_set_observer(tq_qat *q, tq_obs_kind kind) {
+    if (!q) return;
+    q->cfg.obs = kind;
+    for (int l = 0; l < q->n_layers; l++) q->aobs[l].kind = kind;
 }
 
 /* ---- bias fake quant: b^[o] = round(b[o] / (s_in s_w[o])) * s_in s_w[o], the int32 the
@@ -86,21 +86,19 @@ static void bq_backward(tq_node *n) {
 
 static const tq_op op_bias_quant = {"bias_quant", bq_shape, bq_forward, bq_backward};
 
-tq_node *tq_qat_apply_layer(tq_graph *g, tq_model *m, int l, tq_node *x, tq_node *W, tq_node *b) {
-    tq_qat *q = m->qat;
+tq_node *tq_qat_layer(tq_graph *g, tq_qat *q, int l, tq_node *x, tq_node *W, tq_node *b, int relu) {
     tq_node *Wq = tq_fake_quant(g, W, &q->wfq[l]);
     /* the bias quantizer reads s_w from the weight quantizer, so it must run after it: it does,
      * being recorded later on the tape */
     tq_node *bq = q->cfg.quant_bias ? tq_graph_apply(g, &op_bias_quant, &q->bq[l], 1, &b) : b;
     tq_node *y = tq_linear(g, x, Wq, bq);
-    if (m->relu[l]) y = tq_relu(g, y);
+    if (relu) y = tq_relu(g, y);
     return tq_fake_quant(g, y, &q->afq[l]);
 }
 
 /* ---- files ---- */
 
-tq_status tq_qat_save_state(const tq_model *m, tq_ckpt *c) {
-    const tq_qat *q = m->qat;
+tq_status tq_qat_save_state(const tq_qat *q, tq_ckpt *c) {
     char v[32];
     snprintf(v, sizeof v, "%d", q->cfg.w_bits);
     TQ_TRY(tq_ckpt_set_meta(c, "w_bits", v));
@@ -108,9 +106,7 @@ tq_status tq_qat_save_state(const tq_model *m, tq_ckpt *c) {
     TQ_TRY(tq_ckpt_set_meta(c, "quant_bias", q->cfg.quant_bias ? "1" : "0"));
     TQ_TRY(tq_ckpt_set_meta(c, "ste", q->cfg.ste == TQ_STE_PLAIN ? "plain" : "clipped"));
     TQ_TRY(tq_ckpt_set_meta(c, "observer", tq_obs_kind_name(q->cfg.obs)));
-    /* The activation observers' state: range, batches seen, frozen. Weight scales are not
-     * stored: they are a function of the weights. */
-    for (int l = 0; l < m->n_layers; l++) {
+    for (int l = 0; l < q->n_layers; l++) {
         const tq_observer *o = &q->aobs[l];
         const float st[4] = {o->min, o->max, (float)o->n_seen, (float)o->frozen};
         char name[48];
@@ -120,83 +116,33 @@ tq_status tq_qat_save_state(const tq_model *m, tq_ckpt *c) {
     return TQ_OK;
 }
 
-tq_status tq_qat_load_state(tq_model *m, const tq_ckpt *c, const char *path) {
-    tq_qat_cfg cfg;
-    tq_qat_cfg_defaults(&cfg);
+tq_status tq_qat_cfg_load(tq_qat_cfg *cfg, const tq_ckpt *c, const char *path) {
+    tq_qat_cfg_defaults(cfg);
     const char *wb = tq_ckpt_meta(c, "w_bits"), *pc = tq_ckpt_meta(c, "per_channel"), *qb = tq_ckpt_meta(c, "quant_bias"),
                *ste = tq_ckpt_meta(c, "ste"), *obs = tq_ckpt_meta(c, "observer");
     if (!wb || !pc || !qb || !ste || !obs || tq_obs_kind_parse(obs) < 0)
         TQ_FAIL(TQ_E_FORMAT, "%s: quantized model without a complete quantization configuration", path);
-    cfg.w_bits = (int)strtol(wb, NULL, 10);
-    cfg.per_channel = pc[0] == '1';
-    cfg.quant_bias = qb[0] == '1';
-    cfg.ste = strcmp(ste, "plain") ? TQ_STE_CLIPPED : TQ_STE_PLAIN;
-    cfg.obs = (tq_obs_kind)tq_obs_kind_parse(obs);
-    if (m->in_mean != 0.0f || m->in_std != 1.0f)
-        TQ_FAIL(TQ_E_FORMAT, "%s: quantized model whose input normalization is not folded", path);
-    tq_status s = tq_qat_attach(m, &cfg);
-    if (s != TQ_OK) return tq_error_set_(s, __FILE__, __LINE__, "%s: %s", path, tq_last_error());
-    for (int l = 0; l < m->n_layers; l++) {
+    cfg->w_bits = (int)strtol(wb, NULL, 10);
+    cfg->per_channel = pc[0] == '1';
+    cfg->quant_bias = qb[0] == '1';
+    cfg->ste = strcmp(ste, "plain") ? TQ_STE_CLIPPED : TQ_STE_PLAIN;
+    cfg->obs = (tq_obs_kind)tq_obs_kind_parse(obs);
+    return TQ_OK;
+}
+
+tq_status tq_qat_load_observers(tq_qat *q, const tq_ckpt *c, const char *path) {
+    for (int l = 0; l < q->n_layers; l++) {
         char name[48];
         snprintf(name, sizeof name, "layers.%d.act_observer", l);
         const tq_ckpt_tensor *t = tq_ckpt_find(c, name);
         if (!t || t->rows != 1 || t->cols != 4 || t->data[2] < 0 || !(t->data[0] <= t->data[1]))
             TQ_FAIL(TQ_E_FORMAT, "%s: missing or bad %s", path, name);
-        tq_observer *o = &m->qat->aobs[l];
+        tq_observer *o = &q->aobs[l];
         o->min = t->data[0];
         o->max = t->data[1];
         o->n_seen = (int64_t)t->data[2];
         o->frozen = t->data[3] != 0.0f;
-        if (o->n_seen) TQ_TRY(tq_fq_update(&m->qat->afq[l], NULL, 0, 0, 0));
+        if (o->n_seen) TQ_TRY(tq_fq_update(&q->afq[l], NULL, 0, 0, 0));
     }
-    for (int l = 0; l < m->n_layers; l++) /* weight scales from the loaded weights */
-        TQ_TRY(tq_fq_update(&m->qat->wfq[l], m->W[l], m->dims[l + 1], m->dims[l], 0));
     return TQ_OK;
-}
-
-tq_status tq_qat_to_int8(tq_model *m, tq_qmodel *q) {
-    tq_qat *Q = m->qat;
-    if (!Q) TQ_FAIL(TQ_E_ARG, "model %s is not quantized: run ptq or qat first", m->spec);
-    if (!Q->cfg.quant_bias)
-        TQ_FAIL(TQ_E_ARG, "model %s keeps a float bias (--no-bias-quant): the integer path needs an int32 bias", m->spec);
-    size_t n_ch = 0;
-    for (int l = 0; l < m->n_layers; l++) n_ch += (size_t)m->dims[l + 1];
-    float *wscale = tq_malloc(n_ch * sizeof(float)); /* every layer's per-channel weight scales */
-    if (!wscale) TQ_FAIL(TQ_E_NOMEM, "convert: out of memory");
-    tq_qlayer_src src[TQ_MAX_LAYERS];
-    tq_status st = TQ_OK;
-    float *ws = wscale;
-    for (int l = 0; l < m->n_layers && st == TQ_OK; l++) {
-        if (Q->aobs[l].n_seen == 0) {
-            st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "layer %d's activation range was never observed: calibrate first", l);
-            break;
-        }
-        /* weight scales from the weights as they are now, as the next forward would compute */
-        if ((st = tq_fq_update(&Q->wfq[l], m->W[l], m->dims[l + 1], m->dims[l], 0)) != TQ_OK) break;
-        if ((st = tq_fq_update(&Q->afq[l], NULL, 0, 0, 0)) != TQ_OK) break;
-        for (int o = 0; o < m->dims[l + 1]; o++) ws[o] = Q->wfq[l].scale[Q->wfq[l].per_channel ? o : 0];
-        src[l] = (tq_qlayer_src){.in = m->dims[l], .out = m->dims[l + 1], .relu = m->relu[l], .w_bits = Q->cfg.w_bits,
-                                 .W = m->W[l], .b = m->b[l], .w_scale = ws,
-                                 .in_scale = l ? Q->afq[l - 1].scale[0] : TQ_INPUT_SCALE,
-                                 .in_zp = l ? Q->afq[l - 1].zero_point[0] : TQ_INPUT_ZERO_POINT,
-                                 .out_scale = Q->afq[l].scale[0], .out_zp = Q->afq[l].zero_point[0]};
-        ws += m->dims[l + 1];
-    }
-    if (st == TQ_OK) st = tq_qmodel_convert(q, m->spec, src, m->n_layers);
-    tq_free(wscale);
-    return st;
-}
-
-size_t tq_model_float_bytes(const tq_model *m) { return m->n_params * sizeof(float); }
-
-size_t tq_model_int8_bytes(const tq_model *m) {
-    size_t n = 0;
-    for (int l = 0; l < m->n_layers; l++) {
-        size_t out = (size_t)m->dims[l + 1];
-        n += out * (size_t)m->dims[l]; /* int8 weights */
-        n += out * 4;                  /* int32 bias */
-        n += out * 8;                  /* int32 M0 and shift per channel */
-        n += 4 * 4;                    /* zero points in/out and the clamp */
-    }
-    return n;
 }

@@ -1,21 +1,26 @@
-/* Quantization state of a model: what QAT trains through and what PTQ calibrates.
+/* Quantization state of a sequential model's layers: what QAT trains through and what PTQ
+ * calibrates. It knows layer sizes, not the model (layers/model.h owns one and calls it).
  *
- * Each linear layer l becomes
+ * Each linear layer l (in -> out) becomes
  *
- *     W^ = fq_w(W)               symmetric, narrow, w_bits, per output channel (or per tensor)
- *     b^ = fq_b(b)               int32 at s_in * s_w[o], optional (what the integer path adds)
- *     y  = fq_a(relu(x W^T + b^))   int8 affine; observer watches the output
+ *     W^ = fq_w(W)                 symmetric, narrow, w_bits, per output channel (or per tensor)
+ *     b^ = fq_b(b)                 int32 at s_in * s_w[o], optional (what the integer path adds)
+ *     y  = fq_a(relu(x W^T + b^))  int8 affine; an observer watches the output
  *
- * The input needs no fake quant: tq_qat_attach folds the dataset normalization into the first
- * layer, so x = p/255, which the integer input q = p - 128 (s = 1/255, z = -128) represents
- * exactly (docs/QUANTIZATION.md §6). */
+ * The model's input needs no fake quant: its normalization is folded into the first layer, so
+ * x = p/255, which the integer input q = p - 128 (s = 1/255, z = -128) represents exactly
+ * (docs/QUANTIZATION.md §6). */
 #ifndef TQ_QAT_H
 #define TQ_QAT_H
 
-#include "layers/model.h"
 #include "src/checkpoint.h"
 #include "src/fake_quant.h"
-#include "src/qmodel.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TQ_QAT_MAX_LAYERS 8
 
 typedef struct {
     int w_bits;          /* 2..8 */
@@ -32,36 +37,36 @@ typedef struct {
 
 typedef struct tq_qat {
     tq_qat_cfg cfg;
-    tq_fq wfq[TQ_MAX_LAYERS], afq[TQ_MAX_LAYERS];
-    tq_observer aobs[TQ_MAX_LAYERS];
-    tq_bias_q bq[TQ_MAX_LAYERS];
+    int n_layers;
+    tq_fq wfq[TQ_QAT_MAX_LAYERS], afq[TQ_QAT_MAX_LAYERS];
+    tq_observer aobs[TQ_QAT_MAX_LAYERS];
+    tq_bias_q bq[TQ_QAT_MAX_LAYERS];
 } tq_qat;
 
+/* The integer input: x = p/255 is q = p - 128 with these (docs/QUANTIZATION.md §6). */
 #define TQ_INPUT_SCALE (1.0f / 255.0f)
 #define TQ_INPUT_ZERO_POINT (-128)
 
 void tq_qat_cfg_defaults(tq_qat_cfg *c); /* 8 bits, per channel, bias quantized, clipped STE, ema */
 
-/* Give a float model quantization state (fold the input normalization first). Observers start
- * empty: calibrate (PTQ) or train (QAT) before evaluating. */
-tq_status tq_qat_attach(tq_model *m, const tq_qat_cfg *cfg);
-void tq_qat_set_frozen(tq_model *m, int frozen);
-/* Switch every activation observer to `kind`, keeping the range seen so far. */
-void tq_qat_set_observer(tq_model *m, tq_obs_kind kind);
+/* Quantizers for n_layers layers of out_dims[l] outputs each. Observers start empty: calibrate
+ * (PTQ) or train (QAT) before evaluating. *out is tq_malloc'd; tq_qat_free frees it. */
+tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_layers, const int *out_dims);
+void tq_qat_free(tq_qat *q); /* NULL-safe */
 
-/* Hooks used by layers/model.c. */
-tq_node *tq_qat_apply_layer(tq_graph *g, tq_model *m, int l, tq_node *x, tq_node *W, tq_node *b);
-void tq_qat_free(struct tq_qat *q);
-tq_status tq_qat_save_state(const tq_model *m, tq_ckpt *c);
-tq_status tq_qat_load_state(tq_model *m, const tq_ckpt *c, const char *path);
+void tq_qat_set_frozen(tq_qat *q, int frozen);            /* observers stop (1) or go on (0) */
+void tq_qat_set_observer(tq_qat *q, tq_obs_kind kind);    /* switch kind, keep the range seen */
 
-/* The integer model of a quantized model (PTQ-calibrated or QAT-trained): weights through the
- * same quantizer the fake quant used, the activation scales its observers hold. */
-tq_status tq_qat_to_int8(tq_model *m, tq_qmodel *q);
+/* Record layer l: fake-quant W (and b), x W^T + b, ReLU if relu, fake-quant the output. */
+tq_node *tq_qat_layer(tq_graph *g, tq_qat *q, int l, tq_node *x, tq_node *W, tq_node *b, int relu);
 
-/* Float bytes of the model vs its int8 weights + int32 biases + per-channel multiplier/shift
- * (int32 each) + zero points (what the integer model file stores per layer). */
-size_t tq_model_float_bytes(const tq_model *m);
-size_t tq_model_int8_bytes(const tq_model *m);
+/* The configuration and each layer's activation observer (range, batches seen, frozen) into a
+ * checkpoint (copied), and back. Weight scales are not stored: they follow from the weights. */
+tq_status tq_qat_save_state(const tq_qat *q, tq_ckpt *c);
+tq_status tq_qat_cfg_load(tq_qat_cfg *cfg, const tq_ckpt *c, const char *path);
+tq_status tq_qat_load_observers(tq_qat *q, const tq_ckpt *c, const char *path);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

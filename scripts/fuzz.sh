@@ -10,10 +10,12 @@ out="$root/build-fuzz"
 mkdir -p "$out"
 command -v clang >/dev/null || { echo "fuzz: clang not installed (apt-get install clang)" >&2; exit 1; }
 cflags=(-std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_POSIX_C_SOURCE=200809L
-        -I"$root" $(pkg-config --cflags openblas))
-libsrc=("$root"/src/*.c "$root"/layers/*.c "$root"/optim/*.c "$root"/data/*.c "$root/examples/tinyqat/cli.c")
+        -I"$root" -I"$root/include" $(pkg-config --cflags openblas libcjson))
+# the library without the C exporter (it embeds a generated file; no target needs it) and the CLI's parser
+libsrc=("$root"/src/*.c "$root"/layers/*.c "$root"/optim/*.c "$root"/data/*.c "$root"/pipeline/{train,int8,version}.c
+        "$root/examples/tinyqat/cli.c")
 for t in idx model tqm cli; do
-  clang "${cflags[@]}" "${libsrc[@]}" "$root/tests/fuzz/fuzz_$t.c" -o "$out/fuzz_$t" $(pkg-config --libs openblas) -lz -lm
+  clang "${cflags[@]}" "${libsrc[@]}" "$root/tests/fuzz/fuzz_$t.c" -o "$out/fuzz_$t" $(pkg-config --libs openblas libcjson) -lz -lm
 done
 # seeds: valid files of each kind, made by the program itself
 seed="$out/seed" && rm -rf "$seed" && mkdir -p "$seed"/{idx,model,tqm,cli}
@@ -23,7 +25,7 @@ if [ -n "${MNIST_DIR:-}" ]; then
   gzip -c "$seed/idx/images" >"$seed/idx/images.gz"
   tq="$root/build/tinyqat"
   if [ -x "$tq" ]; then
-    "$tq" train --model 784-4r-10 --epochs 1 --limit 500 --data "$MNIST_DIR" --out "$seed/model/a.tqf" >/dev/null
+    "$tq" train --model in-4r-out --epochs 1 --limit 500 --data "$MNIST_DIR" --out "$seed/model/a.tqf" >/dev/null
     "$tq" ptq "$seed/model/a.tqf" --calib-batches 1 --data "$MNIST_DIR" --out "$seed/model/q.tqf" >/dev/null
     "$tq" convert "$seed/model/q.tqf" --out "$seed/tqm/q.tqm" >/dev/null
   fi

@@ -82,6 +82,9 @@ static void folding_input_norm_keeps_the_function(void **state) {
     tq_rng_seed(&r, 3);
     assert_int_equal(tq_model_init(&m, "784-32r-10"), TQ_OK);
     tq_model_init_params(&m, &r);
+    assert_true(m.in_mean == 0.0f && m.in_std == 1.0f); /* a new model does not normalize until told */
+    m.in_mean = 0.1307f;
+    m.in_std = 0.3081f;
     uint8_t px[4 * 784];
     for (int i = 0; i < 4 * 784; i++) px[i] = (uint8_t)tq_rng_below(&r, 256);
     float a[40], b[40];
@@ -100,6 +103,8 @@ static void save_load_round_trip_is_byte_identical(void **state) {
     tq_rng_seed(&r, 7);
     assert_int_equal(tq_model_init(&m, "784-16r-10"), TQ_OK);
     tq_model_init_params(&m, &r);
+    m.in_mean = 0.25f;
+    m.in_std = 0.5f;
     char p1[128], p2[128];
     snprintf(p1, sizeof p1, "%s/a.tqf", dir);
     snprintf(p2, sizeof p2, "%s/b.tqf", dir);

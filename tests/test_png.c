@@ -11,8 +11,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "data/plot.h"
-#include "data/png_view.h"
+#include "plot/plot.h"
+#include "plot/png_view.h"
 
 #ifdef TQ_HAVE_PNG
 #include <png.h>

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "src/status.h"
+#include "layers/model.h"
 
 static void print_default(const cli_opt *o) {
     switch (o->type) {
@@ -175,3 +176,76 @@ volatile sig_atomic_t *cli_catch_sigint(void) {
 }
 
 void cli_release_sigint(void) { sigaction(SIGINT, &sigint_old, NULL); }
+
+int cli_load_data(const char *dataset, const char *dir_opt, tq_dataset *train, tq_dataset *test) {
+    char dir[1024];
+    if (train) memset(train, 0, sizeof *train);
+    if (test) memset(test, 0, sizeof *test);
+    if (tq_dataset_dir(dataset, dir_opt, dir, sizeof dir) != TQ_OK) {
+        fprintf(stderr, "tinyqat: %s\n", tq_last_error());
+        return 1;
+    }
+    tq_status st = train ? tq_dataset_load(train, dir, TQ_SPLIT_TRAIN) : TQ_OK;
+    if (st == TQ_OK && test) st = tq_dataset_load(test, dir, TQ_SPLIT_TEST);
+    if (st == TQ_OK && train && test) st = tq_dataset_check_pair(train, test);
+    if (st == TQ_OK && train && train->classes < 2) {
+        fprintf(stderr, "tinyqat: %s: the labels name only %u class(es)\n", train->source, train->classes);
+        st = TQ_E_FORMAT;
+    } else if (st == TQ_E_IO) { /* the files are not there: say how to get them */
+        int fashion = dataset && !strcmp(dataset, "fashion-mnist") && !(dir_opt && *dir_opt);
+        fprintf(stderr, "tinyqat: %s (%s)\n", tq_last_error(),
+                fashion ? "install Debian's dataset-fashion-mnist, or run data/fetch_data.sh fashion-mnist"
+                        : "fetch MNIST with data/fetch_data.sh, or point --data or MNIST_DIR at it");
+    } else if (st != TQ_OK) {
+        fprintf(stderr, "tinyqat: %s\n", tq_last_error());
+    }
+    if (st != TQ_OK) {
+        tq_dataset_free(train);
+        tq_dataset_free(test);
+        return 1;
+    }
+    return 0;
+}
+
+int cli_train_callback(const tq_train_event *ev, void *user) {
+    cli_train_view *v = user;
+    char extra[96];
+    switch (ev->kind) {
+    case TQ_EVENT_STEP:
+        if (!v->started) cli_progress_start(&v->bar);
+        v->started = 1;
+        snprintf(extra, sizeof extra, "epoch %d/%d loss %.4f %.0f samples/s", ev->epoch, ev->epochs, ev->loss,
+                 (double)ev->samples_done / (ev->seconds + 1e-9));
+        cli_progress_update(&v->bar, v->label, ev->samples_done, ev->samples, extra);
+        break;
+    case TQ_EVENT_EPOCH:
+        if (v->started) cli_progress_end(&v->bar);
+        v->started = 0;
+        if (!v->quiet)
+            printf("%s epoch %d/%d  loss %.4f  test accuracy %.2f%%  %.2f s\n", v->label, ev->epoch, ev->epochs, ev->loss,
+                   (double)ev->test_acc, ev->seconds);
+        break;
+    case TQ_EVENT_CHECKPOINT:
+        if (!v->quiet) printf("%s: checkpoint after epoch %d -> %s\n", v->label, ev->epoch, ev->path);
+        break;
+    case TQ_EVENT_RESUMED:
+        if (!v->quiet) printf("%s: resuming after epoch %d of %d\n", v->label, ev->epoch, ev->epochs);
+        break;
+    }
+    return 0;
+}
+
+int cli_train_finish(tq_status st, const char *cmd, const tq_model *m, const char *out, const char *checkpoint) {
+    if (st == TQ_E_INTERRUPTED) {
+        fprintf(stderr, "tinyqat %s: %s; nothing saved to %s%s%s\n", cmd, tq_last_error(), out,
+                checkpoint ? "; resume from the last checkpoint with --resume " : "", checkpoint ? checkpoint : "");
+        return 130;
+    }
+    if (st != TQ_OK) {
+        fprintf(stderr, "tinyqat: %s: %s%s%s\n", cmd, tq_last_error(), checkpoint ? "; the last good checkpoint (if any) is " : "",
+                checkpoint ? checkpoint : "");
+        return 1;
+    }
+    if (tq_model_save(m, out) != TQ_OK) return cli_fail("save");
+    return 0;
+}

@@ -9,6 +9,9 @@
 
 #include <cJSON.h>
 
+#include "data/dataset.h"
+#include "pipeline/train.h"
+
 typedef enum { CLI_INT, CLI_U64, CLI_FLOAT, CLI_STR, CLI_FLAG } cli_type;
 
 typedef struct {
@@ -53,6 +56,34 @@ cJSON *cli_json_new(void);
 void cli_json_num(cJSON *o, const char *key, double v, int decimals);
 void cli_json_str(cJSON *o, const char *key, const char *v);
 void cli_json_print(cJSON *o);
+
+/* --dataset NAME and --data DIR, the same in every command that reads images. */
+#define CLI_DATA_OPTIONS(dataset, dir)                                                                                   \
+    {"--dataset", CLI_STR, &(dataset), "mnist or fashion-mnist (where it lives: see the README's Data section)", 0, 0}, \
+    {"--data", CLI_STR, &(dir), "a folder of IDX files, {train,t10k}-{images,labels}-idx*-ubyte[.gz] (overrides --dataset)", 0, 0}
+
+/* Load the training and/or the test split (NULL: not wanted) of --dataset/--data; the test split
+ * is checked against the training split when both are loaded. On failure prints one line (with
+ * how to get the data) and returns 1, with nothing left allocated; 0 on success. */
+int cli_load_data(const char *dataset, const char *dir, tq_dataset *train, tq_dataset *test);
+
+/* tq_train's callback for the program: a progress bar on a terminal and, unless quiet, a line per
+ * epoch and checkpoint, each prefixed by label. */
+typedef struct {
+    const char *label;
+    int quiet;
+    cli_progress bar;
+    int started;   /* the bar of the current epoch is drawn */
+} cli_train_view;
+int cli_train_callback(const tq_train_event *ev, void *user);
+
+/* After tq_train: print the one-line message for an interruption (exit 130, the checkpoint to
+ * resume from) or a failure (exit 1, the last good checkpoint), or save the model to `out`.
+ * Returns the exit status. */
+int cli_train_finish(tq_status st, const char *cmd, const tq_model *m, const char *out, const char *checkpoint);
+
+/* --checkpoint-every without --checkpoint: OUT.ckpt (in buf). Sets cfg->checkpoint_path. */
+void cli_checkpoint_path(tq_train_cfg *cfg, const char *out, const char *ckpt, char *buf, size_t cap);
 
 double cli_now(void);          /* monotonic seconds */
 double cli_peak_rss_mb(void);  /* this process's peak resident set size */

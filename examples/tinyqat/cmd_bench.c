@@ -9,10 +9,12 @@
 #include "commands.h"
 #include "src/alloc.h"
 #include "src/ops.h"
-#include "train.h"
 
-static double gemm_epoch(int B, int steps) {
-    const int D = 784, H1 = 100, H2 = 100, C = 10;
+/* MNIST's shape, for timing on random images when no data is there. */
+enum { MNIST_N = 60000, MNIST_SIDE = 28, MNIST_CLASSES = 10 };
+
+static double gemm_epoch(int B, int steps, int D, int C) {
+    const int H1 = 100, H2 = 100; /* DigitsNet's hidden layers */
     size_t sizes[] = {(size_t)B * D, (size_t)H1 * D, (size_t)B * H1, (size_t)H2 * H1, (size_t)B * H2, (size_t)C * H2,
                       (size_t)B * C};
     float *buf[7], *grad[7];
@@ -45,30 +47,36 @@ static double gemm_epoch(int B, int steps) {
 
 int cmd_bench(int argc, char **argv) {
     int batch = 64, threads = 1, repeats = 3, json = 0;
-    const char *data = NULL;
+    const char *dataset = NULL, *data = NULL;
     cli_opt opts[] = {
         {"--batch", CLI_INT, &batch, "batch size", 1, 60000},
         {"--threads", CLI_INT, &threads, "BLAS threads", 1, 256},
         {"--repeats", CLI_INT, &repeats, "epochs to time (the best one is reported)", 1, 100},
-        {"--data", CLI_STR, &data, "MNIST directory (else $MNIST_DIR, else data/mnist; random images if absent)", 0, 0},
+        CLI_DATA_OPTIONS(dataset, data),
         {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
     };
     static const cli_cmd cmd = {"bench", "[options]",
-                                "Time one FP32 training epoch of DigitsNet (784-100r-100r-10, Adam) against its GEMMs alone.", 0, 0};
+                                "Time one FP32 training epoch of DigitsNet (in-100r-100r-out, Adam) against its GEMMs alone.", 0, 0};
     const char *pos[1];
     int n_pos, rc = cli_parse(&cmd, opts, sizeof opts / sizeof opts[0], argc, argv, pos, &n_pos);
     if (rc) return rc == 1 ? 0 : 2;
-    tq_mnist tr;
+    tq_dataset tr;
     memset(&tr, 0, sizeof tr);
-    int synthetic = tq_mnist_load(&tr, tq_mnist_default_dir(data), TQ_MNIST_TRAIN) != TQ_OK;
+    char dir[1024];
+    int synthetic = tq_dataset_dir(dataset, data, dir, sizeof dir) != TQ_OK || tq_dataset_load(&tr, dir, TQ_SPLIT_TRAIN) != TQ_OK;
     if (synthetic) { /* timing does not depend on pixel values: random images of MNIST's size */
-        tr.n = 60000, tr.rows = tr.cols = 28;
-        tr.images = tq_malloc((size_t)tr.n * 784);
+        tr.n = MNIST_N, tr.h = tr.w = MNIST_SIDE, tr.c = 1, tr.classes = MNIST_CLASSES;
+        snprintf(tr.source, sizeof tr.source, "random images");
+        tr.images = tq_malloc((size_t)tr.n * tq_dataset_pixels(&tr));
         tr.labels = tq_malloc(tr.n);
+        if (!tr.images || !tr.labels) {
+            tq_dataset_free(&tr);
+            return cli_fail("bench");
+        }
         tq_rng r;
         tq_rng_seed(&r, 2);
-        for (size_t i = 0; i < (size_t)tr.n * 784; i++) tr.images[i] = (uint8_t)tq_rng_below(&r, 256);
-        for (uint32_t i = 0; i < tr.n; i++) tr.labels[i] = (uint8_t)tq_rng_below(&r, 10);
+        for (size_t i = 0; i < (size_t)tr.n * tq_dataset_pixels(&tr); i++) tr.images[i] = (uint8_t)tq_rng_below(&r, 256);
+        for (uint32_t i = 0; i < tr.n; i++) tr.labels[i] = (uint8_t)tq_rng_below(&r, MNIST_CLASSES);
         printf("(MNIST not found: timing on random images of the same size)\n");
     }
     tq_set_threads(threads);
@@ -76,26 +84,25 @@ int cmd_bench(int argc, char **argv) {
     double best_train = 1e30, best_gemm = 1e30;
     tq_model m;
     for (int rep = 0; rep < repeats; rep++) {
-        if (tq_model_init(&m, "784-100r-100r-10") != TQ_OK) return cli_fail(NULL);
-        tq_rng r;
-        tq_rng_seed(&r, 0);
-        tq_model_init_params(&m, &r);
+        if (tq_model_for_data(&m, "digitsnet", &tr, 0) != TQ_OK) {
+            tq_dataset_free(&tr);
+            return cli_fail(NULL);
+        }
         tq_train_cfg cfg;
         tq_train_cfg_defaults(&cfg);
         cfg.epochs = 1;
         cfg.batch = batch;
         cfg.threads = threads;
-        cfg.quiet = 1;
-        cfg.label = "bench";
         tq_train_result res;
         if (tq_train(&m, &tr, NULL, &cfg, &res) != TQ_OK) {
             tq_model_free(&m);
+            tq_dataset_free(&tr);
             return cli_fail("bench");
         }
-        tq_model_free(&m);
         if (res.seconds_total < best_train) best_train = res.seconds_total;
-        double g = gemm_epoch(batch, steps);
+        double g = gemm_epoch(batch, steps, m.dims[0], m.dims[m.n_layers]);
         if (g < best_gemm) best_gemm = g;
+        tq_model_free(&m);
         printf("run %d: epoch %.3f s, GEMMs alone %.3f s\n", rep + 1, res.seconds_total, g);
     }
     double rss = cli_peak_rss_mb();
@@ -115,6 +122,6 @@ int cmd_bench(int argc, char **argv) {
         cJSON_AddBoolToObject(j, "synthetic", synthetic);
         cli_json_print(j);
     }
-    tq_mnist_free(&tr);
+    tq_dataset_free(&tr);
     return 0;
 }

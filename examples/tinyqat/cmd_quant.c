@@ -7,12 +7,10 @@
 
 #include "cli.h"
 #include "commands.h"
-#include "layers/qat.h"
+#include "pipeline/int8.h"
+#include "plot/png_view.h"
 #include "src/alloc.h"
-#include "src/qmodel.h"
-#include "data/png_view.h"
 #include "figures.h"
-#include "train.h"
 
 /* Options every quantizing command shares. */
 typedef struct {
@@ -55,27 +53,17 @@ static int quant_cfg(const char *cmd, const quant_opts *q, tq_qat_cfg *cfg) {
     {"--calib-batches", CLI_INT, &(q).calib_batches, "training batches of 64 that calibrate the observers", 1, 10000}, \
     {"--no-bias-quant", CLI_FLAG, &(q).no_bias_quant, "keep the bias in float (default: int32 at s_in*s_w)", 0, 0}
 
-/* PTQ of a float model copy: attach quantizers, calibrate on training data, done. */
-static tq_status do_ptq(tq_model *q, const tq_model *fp, const tq_qat_cfg *cfg, const tq_mnist *train, int calib,
-                        uint64_t seed) {
-    TQ_TRY(tq_model_clone(q, fp));
-    tq_status st = tq_qat_attach(q, cfg);
-    if (st == TQ_OK) st = tq_calibrate(q, train, calib, 64, seed);
-    if (st != TQ_OK) tq_model_free(q);
-    return st;
-}
-
 int cmd_ptq(int argc, char **argv) {
     quant_opts q;
     quant_opts_defaults(&q, "minmax");
-    const char *out = "digitsnet-ptq.tqf", *data = NULL;
+    const char *out = "digitsnet-ptq.tqf", *dataset = NULL, *data = NULL;
     uint64_t seed = 0;
     int json = 0;
     cli_opt opts[] = {
         QUANT_OPTIONS(q),
         {"--seed", CLI_U64, &seed, "which calibration batches are drawn", 0, 1.8e19},
         {"--out", CLI_STR, &out, "where to save the quantized model", 0, 0},
-        {"--data", CLI_STR, &data, "MNIST directory (else $MNIST_DIR, else data/mnist)", 0, 0},
+        CLI_DATA_OPTIONS(dataset, data),
         {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
     };
     static const cli_cmd cmd = {"ptq", "FP32_MODEL [options]",
@@ -92,16 +80,14 @@ int cmd_ptq(int argc, char **argv) {
         tq_model_free(&fp);
         return 1;
     }
-    tq_mnist tr, te;
-    memset(&tr, 0, sizeof tr);
-    if (tq_load_split(data, TQ_MNIST_TRAIN, &tr) || tq_load_split(data, TQ_MNIST_TEST, &te)) {
-        tq_mnist_free(&tr);
+    tq_dataset tr, te;
+    if (cli_load_data(dataset, data, &tr, &te)) {
         tq_model_free(&fp);
         return 1;
     }
     float acc_fp = 0, acc_q = 0;
     rc = 0;
-    if (tq_evaluate(&fp, &te, &acc_fp, NULL, NULL) != TQ_OK || do_ptq(&m, &fp, &cfg, &tr, q.calib_batches, seed) != TQ_OK)
+    if (tq_evaluate(&fp, &te, &acc_fp, NULL, NULL) != TQ_OK || tq_ptq(&m, &fp, &cfg, &tr, q.calib_batches, seed) != TQ_OK)
         rc = cli_fail("ptq");
     else {
         if (tq_evaluate(&m, &te, &acc_q, NULL, NULL) != TQ_OK) rc = cli_fail("ptq");
@@ -121,8 +107,8 @@ int cmd_ptq(int argc, char **argv) {
         }
         tq_model_free(&m);
     }
-    tq_mnist_free(&tr);
-    tq_mnist_free(&te);
+    tq_dataset_free(&tr);
+    tq_dataset_free(&te);
     tq_model_free(&fp);
     return rc;
 }
@@ -136,7 +122,6 @@ static void qat_finetune_cfg(tq_train_cfg *c, int epochs, uint64_t seed) {
     c->lr = 1e-3f;
     c->seed = seed + 1000; /* another shuffle than the float run's */
     c->freeze_observers_epoch = epochs > 1 ? epochs - 1 : -1;
-    c->label = "qat";
 }
 
 int cmd_qat(int argc, char **argv) {
@@ -144,17 +129,17 @@ int cmd_qat(int argc, char **argv) {
     quant_opts_defaults(&q, "ema");
     tq_train_cfg cfg;
     qat_finetune_cfg(&cfg, 3, 0);
-    const char *from = NULL, *out = "digitsnet-qat.tqf", *data = NULL, *spec = "784-100r-100r-10", *ckpt = NULL,
+    const char *from = NULL, *out = "digitsnet-qat.tqf", *dataset = NULL, *data = NULL, *spec = "digitsnet", *ckpt = NULL,
                *resume = NULL;
     int json = 0, freeze = -2;
     cli_opt opts[] = {
         QUANT_OPTIONS(q),
         {"--from", CLI_STR, &from, "fine-tune this float model (else train from scratch)", 0, 0},
-        {"--model", CLI_STR, &spec, "layer spec when training from scratch", 0, 0},
+        {"--model", CLI_STR, &spec, "preset or layer spec when training from scratch (see train --help)", 0, 0},
         {"--epochs", CLI_INT, &cfg.epochs, "QAT epochs", 1, TQ_MAX_EPOCHS},
         {"--lr", CLI_FLOAT, &cfg.lr, "learning rate", 1e-7, 10},
         {"--schedule", CLI_STR, &cfg.schedule, "const or cosine", 0, 0},
-        {"--batch", CLI_INT, &cfg.batch, "batch size", 1, 60000},
+        {"--batch", CLI_INT, &cfg.batch, "batch size", 1, 1 << 20},
         {"--freeze-epoch", CLI_INT, &freeze, "freeze observers from this epoch (1-based; 0 never; default: the last)", 0, TQ_MAX_EPOCHS},
         {"--ste", CLI_STR, &q.ste, "straight-through estimator: clipped or plain", 0, 0},
         {"--seed", CLI_U64, &cfg.seed, "random seed", 0, 1.8e19},
@@ -163,7 +148,7 @@ int cmd_qat(int argc, char **argv) {
         {"--checkpoint-every", CLI_INT, &cfg.checkpoint_every, "write a checkpoint every N epochs (0 = never)", 0, TQ_MAX_EPOCHS},
         {"--checkpoint", CLI_STR, &ckpt, "checkpoint file (default: OUT with .ckpt added)", 0, 0},
         {"--resume", CLI_STR, &resume, "continue from this checkpoint (same options as the run that wrote it)", 0, 0},
-        {"--data", CLI_STR, &data, "MNIST directory (else $MNIST_DIR, else data/mnist)", 0, 0},
+        CLI_DATA_OPTIONS(dataset, data),
         {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
     };
     static const cli_cmd cmd = {"qat", "[--from FP32_MODEL] [options]",
@@ -178,62 +163,54 @@ int cmd_qat(int argc, char **argv) {
         return 2;
     }
     cfg.freeze_observers_epoch = freeze == -2 ? (cfg.epochs > 1 ? cfg.epochs - 1 : -1) : freeze == 0 ? -1 : freeze - 1;
-    char ckpt_buf[1024];
-    if (cfg.checkpoint_every > 0) {
-        if (!ckpt) {
-            snprintf(ckpt_buf, sizeof ckpt_buf, "%s.ckpt", out);
-            ckpt = ckpt_buf;
-        }
-        cfg.checkpoint_path = ckpt;
+    if (!from && !resume && tq_model_spec_check(spec) != TQ_OK) {
+        fprintf(stderr, "tinyqat qat: %s\n", tq_last_error());
+        return 2;
     }
+    char ckpt_buf[1024];
+    cli_checkpoint_path(&cfg, out, ckpt, ckpt_buf, sizeof ckpt_buf);
+    tq_dataset tr, te;
+    if (cli_load_data(dataset, data, &tr, &te)) return 1;
     tq_model m;
+    memset(&m, 0, sizeof m);
     tq_ckpt resume_ck;
     tq_ckpt_init(&resume_ck);
     if (resume) { /* the checkpoint holds the quantized model, observers included */
-        if (tq_ckpt_load(&resume_ck, resume) != TQ_OK) return cli_fail(NULL);
-        if (tq_model_from_ckpt(&m, &resume_ck, resume) != TQ_OK) {
-            tq_ckpt_free(&resume_ck);
-            return cli_fail(NULL);
+        if (tq_ckpt_load(&resume_ck, resume) != TQ_OK || tq_model_from_ckpt(&m, &resume_ck, resume) != TQ_OK) {
+            rc = cli_fail(NULL);
+            goto out;
         }
         if (!m.qat) {
             fprintf(stderr, "tinyqat qat: %s is not a QAT checkpoint\n", resume);
-            tq_model_free(&m);
-            tq_ckpt_free(&resume_ck);
-            return 1;
+            rc = 1;
+            goto out;
         }
         cfg.resume = &resume_ck;
     } else if (from) {
-        if (tq_model_load(&m, from) != TQ_OK) return cli_fail(NULL);
+        if (tq_model_load(&m, from) != TQ_OK) {
+            rc = cli_fail(NULL);
+            goto out;
+        }
         if (m.qat) {
             fprintf(stderr, "tinyqat qat: %s is already quantized; give a float model\n", from);
-            tq_model_free(&m);
-            return 1;
+            rc = 1;
+            goto out;
         }
-    } else {
-        if (tq_model_init(&m, spec) != TQ_OK) {
-            fprintf(stderr, "tinyqat qat: %s\n", tq_last_error());
-            return 2;
-        }
-        tq_rng r;
-        tq_rng_seed(&r, cfg.seed);
-        tq_model_init_params(&m, &r);
-    }
-    tq_mnist tr, te;
-    memset(&tr, 0, sizeof tr);
-    if (tq_load_split(data, TQ_MNIST_TRAIN, &tr) || tq_load_split(data, TQ_MNIST_TEST, &te)) {
-        tq_mnist_free(&tr);
-        tq_model_free(&m);
-        tq_ckpt_free(&resume_ck);
-        return 1;
+    } else if (tq_model_for_data(&m, spec, &tr, cfg.seed) != TQ_OK) {
+        rc = cli_fail(NULL);
+        goto out;
     }
     tq_train_result res;
     rc = 0;
-    if (!resume && tq_qat_attach(&m, &qcfg) != TQ_OK) rc = cli_fail("qat");
+    if (!resume && tq_model_quantize(&m, &qcfg) != TQ_OK) rc = cli_fail("qat");
     else {
+        cli_train_view view = {.label = "qat"};
+        cfg.callback = cli_train_callback;
+        cfg.user = &view;
         cfg.stop = cli_catch_sigint();
         tq_status st = tq_train(&m, &tr, &te, &cfg, &res);
         cli_release_sigint();
-        rc = tq_train_finish(st, "qat", &m, out, cfg.checkpoint_path);
+        rc = cli_train_finish(st, "qat", &m, out, cfg.checkpoint_path);
     }
     if (rc == 0) {
         printf("QAT int%d weights (%s): test accuracy %.2f%%, %.3f s/epoch; saved %s\n", q.bits, from ? "fine-tuned" : "from scratch",
@@ -248,8 +225,9 @@ int cmd_qat(int argc, char **argv) {
             cli_json_print(j);
         }
     }
-    tq_mnist_free(&tr);
-    tq_mnist_free(&te);
+out:
+    tq_dataset_free(&tr);
+    tq_dataset_free(&te);
     tq_model_free(&m);
     tq_ckpt_free(&resume_ck);
     return rc;
@@ -278,23 +256,10 @@ static void mean_std(const float *v, int n, double *mean, double *sd) {
 }
 
 /* Accuracy of the integer-only path: convert, then run the test set through the int8 kernels. */
-static tq_status int_path_accuracy(tq_model *m, const tq_mnist *te, float *acc) {
+static tq_status int_path_accuracy(tq_model *m, const tq_dataset *te, float *acc) {
     tq_qmodel q;
-    TQ_TRY(tq_qat_to_int8(m, &q));
-    tq_qfast *f = NULL;
-    int nout = q.layer[q.n_layers - 1].out;
-    int8_t *logits = tq_malloc((size_t)te->n * nout);
-    uint8_t *pred = tq_malloc(te->n);
-    tq_status st = (!logits || !pred) ? tq_error_set_(TQ_E_NOMEM, __FILE__, __LINE__, "out of memory") : tq_qfast_init(&f, &q);
-    if (st == TQ_OK) st = tq_qfast_run(f, te->images, te->n, logits, pred, TQ_KERNEL_AUTO);
-    if (st == TQ_OK) {
-        long correct = 0;
-        for (uint32_t i = 0; i < te->n; i++) correct += pred[i] == te->labels[i];
-        *acc = (float)(100.0 * (double)correct / te->n);
-    }
-    tq_qfast_free(f);
-    tq_free(logits);
-    tq_free(pred);
+    TQ_TRY(tq_model_to_int8(m, &q));
+    tq_status st = tq_int8_evaluate(&q, te, TQ_KERNEL_AUTO, acc, NULL, NULL);
     tq_qmodel_free(&q);
     return st;
 }
@@ -317,20 +282,20 @@ static int parse_bits(const char *s, int *bits, int *n) {
 int cmd_experiment(int argc, char **argv) {
     int seeds = 3, json = 0, qat_epochs = 3, calib = 32;
     float qat_lr = 1e-3f;
-    const char *bits_s = "8", *recipe = "digitsnet", *data = NULL, *observer = NULL, *plots = NULL;
+    const char *bits_s = "8", *recipe = "digitsnet", *dataset = NULL, *data = NULL, *observer = NULL, *plots = NULL;
     tq_train_cfg fcfg;
     tq_train_cfg_defaults(&fcfg);
     cli_opt opts[] = {
         {"--seeds", CLI_INT, &seeds, "seeds 0..N-1; the table shows mean and std", 1, MAX_SEEDS},
         {"--bits", CLI_STR, &bits_s, "weight bit widths, e.g. 8,4,2: a PTQ and a QAT row each", 0, 0},
-        {"--recipe", CLI_STR, &recipe, "digitsnet (784-100r-100r-10) or article (the seed article's exact setup)", 0, 0},
+        {"--recipe", CLI_STR, &recipe, "digitsnet (in-100r-100r-out) or article (the seed article's exact setup)", 0, 0},
         {"--epochs", CLI_INT, &fcfg.epochs, "FP32 training epochs (digitsnet recipe)", 1, TQ_MAX_EPOCHS},
         {"--qat-epochs", CLI_INT, &qat_epochs, "QAT fine-tuning epochs (digitsnet recipe)", 1, TQ_MAX_EPOCHS},
         {"--qat-lr", CLI_FLOAT, &qat_lr, "QAT fine-tuning learning rate (cosine to 0)", 1e-7, 10},
         {"--calib-batches", CLI_INT, &calib, "PTQ calibration batches of 64 training images", 1, 10000},
         {"--observer", CLI_STR, &observer, "PTQ activation observer (default minmax; QAT uses ema)", 0, 0},
         {"--threads", CLI_INT, &fcfg.threads, "BLAS threads", 1, 256},
-        {"--data", CLI_STR, &data, "MNIST directory (else $MNIST_DIR, else data/mnist)", 0, 0},
+        CLI_DATA_OPTIONS(dataset, data),
         {"--plots", CLI_STR, &plots, "write PNG figures of seed 0 into this folder (staircase, weights, curves, mistakes)", 0, 0},
         {"--json", CLI_FLAG, &json, "end with one JSON line: {\"seeds\", \"rows\": [...]}", 0, 0},
     };
@@ -354,29 +319,26 @@ int cmd_experiment(int argc, char **argv) {
         fprintf(stderr, "tinyqat experiment: --observer must be minmax, ema or percentile, not '%s'\n", observer);
         return 2;
     }
-    const char *spec = article ? "784-100-100-10r" : "784-100r-100r-10";
+    const char *spec = article ? "article" : "digitsnet";
     if (article) { /* the article: ReLU only after the last layer, batch 10, 1 epoch, Adam 1e-3, min-max, per tensor */
         fcfg.epochs = 1;
         fcfg.batch = 10;
         fcfg.schedule = "const";
     }
-    tq_mnist tr, te;
-    memset(&tr, 0, sizeof tr);
-    if (tq_load_split(data, TQ_MNIST_TRAIN, &tr) || tq_load_split(data, TQ_MNIST_TEST, &te)) {
-        tq_mnist_free(&tr);
-        return 1;
-    }
+    tq_dataset tr, te;
+    if (cli_load_data(dataset, data, &tr, &te)) return 1;
     row rows[1 + 2 * MAX_BITS];
     memset(rows, 0, sizeof rows);
     /* seed 0's material for --plots */
     static tq_train_result fp_res0, qat_res0;
     static float w_fp0[4096], w_qat0[MAX_BITS][4096];
+    int fp_dims0 = 0;
     uint8_t *pred0[3] = {NULL, NULL, NULL};
     if (plots) {
         if (!tq_png_supported()) {
             fprintf(stderr, "tinyqat experiment: --plots needs libpng: install libpng-dev and rebuild\n");
-            tq_mnist_free(&tr);
-            tq_mnist_free(&te);
+            tq_dataset_free(&tr);
+            tq_dataset_free(&te);
             return 1;
         }
         for (int k = 0; k < 3; k++) pred0[k] = tq_malloc(te.n);
@@ -388,22 +350,26 @@ int cmd_experiment(int argc, char **argv) {
         rows[1 + 2 * b] = (row){.method = "ptq", .bits = bits[b]};
         rows[2 + 2 * b] = (row){.method = "qat", .bits = bits[b]};
     }
-    printf("experiment: %s recipe, model %s, seeds 0..%d, weight bits %s\n", recipe, spec, seeds - 1, bits_s);
-    fcfg.quiet = 1;
+    char resolved[128];
+    if (tq_model_spec_resolve(spec, (int)tq_dataset_pixels(&tr), (int)tr.classes, resolved, sizeof resolved) != TQ_OK) {
+        tq_dataset_free(&tr);
+        tq_dataset_free(&te);
+        return cli_fail("experiment");
+    }
+    printf("experiment: %s recipe, model %s on %s, seeds 0..%d, weight bits %s\n", recipe, resolved, tr.source, seeds - 1, bits_s);
+    cli_train_view fview = {.label = "fp32", .quiet = 1}, qview = {.label = "qat", .quiet = 1};
+    fcfg.callback = cli_train_callback;
+    fcfg.user = &fview;
     double t_start = cli_now();
     rc = 0;
     for (int s = 0; s < seeds && rc == 0; s++) {
         tq_model fp;
         tq_train_result res;
-        if (tq_model_init(&fp, spec) != TQ_OK) {
+        if (tq_model_for_data(&fp, spec, &tr, (uint64_t)s) != TQ_OK) {
             rc = cli_fail("experiment");
             break;
         }
-        tq_rng r;
-        tq_rng_seed(&r, (uint64_t)s);
-        tq_model_init_params(&fp, &r);
         fcfg.seed = (uint64_t)s;
-        fcfg.label = "fp32";
         if (tq_train(&fp, &tr, &te, &fcfg, &res) != TQ_OK) {
             tq_model_free(&fp);
             rc = cli_fail("experiment");
@@ -413,6 +379,7 @@ int cmd_experiment(int argc, char **argv) {
         rows[0].seconds[s] = res.seconds_total;
         rows[0].bytes = tq_model_float_bytes(&fp);
         int keep = plots && s == 0 && fp.dims[0] <= 4096;
+        if (keep) fp_dims0 = fp.dims[0];
         if (keep) { /* the float weights as PTQ/QAT see them: normalization folded in */
             tq_model folded;
             float a0;
@@ -435,7 +402,7 @@ int cmd_experiment(int argc, char **argv) {
             double t0 = cli_now();
             float acc;
             row *rp = &rows[1 + 2 * b], *rq = &rows[2 + 2 * b];
-            if (do_ptq(&pq, &fp, &qc, &tr, calib, (uint64_t)s) != TQ_OK || tq_evaluate(&pq, &te, &acc, NULL, NULL) != TQ_OK ||
+            if (tq_ptq(&pq, &fp, &qc, &tr, calib, (uint64_t)s) != TQ_OK || tq_evaluate(&pq, &te, &acc, NULL, NULL) != TQ_OK ||
                 int_path_accuracy(&pq, &te, &rp->int_acc[s]) != TQ_OK) {
                 rc = cli_fail("experiment: ptq");
                 break;
@@ -450,18 +417,19 @@ int cmd_experiment(int argc, char **argv) {
             qc.obs = article ? TQ_OBS_MINMAX : TQ_OBS_EMA;
             if (article) {
                 qcfg = fcfg;
-                tq_model_init(&qq, spec);
-                tq_rng_seed(&r, (uint64_t)s);
-                tq_model_init_params(&qq, &r);
+                if (tq_model_for_data(&qq, spec, &tr, (uint64_t)s) != TQ_OK) {
+                    rc = cli_fail("experiment: qat");
+                    break;
+                }
             } else {
                 qat_finetune_cfg(&qcfg, qat_epochs, (uint64_t)s);
                 qcfg.lr = qat_lr;
                 qcfg.threads = fcfg.threads;
                 tq_model_clone(&qq, &fp);
             }
-            qcfg.quiet = 1;
-            qcfg.label = "qat";
-            if (tq_qat_attach(&qq, &qc) != TQ_OK || tq_train(&qq, &tr, &te, &qcfg, &res) != TQ_OK ||
+            qcfg.callback = cli_train_callback;
+            qcfg.user = &qview;
+            if (tq_model_quantize(&qq, &qc) != TQ_OK || tq_train(&qq, &tr, &te, &qcfg, &res) != TQ_OK ||
                 int_path_accuracy(&qq, &te, &rq->int_acc[s]) != TQ_OK) {
                 tq_model_free(&qq);
                 rc = cli_fail("experiment: qat");
@@ -505,7 +473,7 @@ int cmd_experiment(int argc, char **argv) {
         for (int f = 0; f < 4 && rc == 0; f++) {
             snprintf(path, sizeof path, "%s/%s", plots, names[f]);
             tq_status st = f == 0 ? fig_staircase(path)
-                         : f == 1 ? fig_weights(path, w_fp0, wq, bits, nb, fp_res0.epochs ? 784 : 0)
+                         : f == 1 ? fig_weights(path, w_fp0, wq, bits, nb, fp_res0.epochs ? fp_dims0 : 0)
                          : f == 2 ? fig_curves(path, &fp_res0, &qat_res0, lab)
                                   : fig_digits(path, &te, (const uint32_t *const *)idx, cnt, (const uint8_t *const *)pred0, titles, 3);
             if (st != TQ_OK) rc = cli_fail("experiment --plots");
@@ -557,7 +525,7 @@ int cmd_experiment(int argc, char **argv) {
             cli_json_print(j);
         }
     }
-    tq_mnist_free(&tr);
-    tq_mnist_free(&te);
+    tq_dataset_free(&tr);
+    tq_dataset_free(&te);
     return rc;
 }

@@ -1,37 +1,47 @@
 /* tinyqat train / tinyqat eval */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "commands.h"
 #include "src/alloc.h"
-#include "train.h"
+
+/* --checkpoint-every without --checkpoint: OUT.ckpt. Sets cfg->checkpoint_path. */
+void cli_checkpoint_path(tq_train_cfg *cfg, const char *out, const char *ckpt, char *buf, size_t cap) {
+    if (cfg->checkpoint_every <= 0) return;
+    if (!ckpt) {
+        snprintf(buf, cap, "%s.ckpt", out);
+        ckpt = buf;
+    }
+    cfg->checkpoint_path = ckpt;
+}
 
 int cmd_train(int argc, char **argv) {
     tq_train_cfg cfg;
     tq_train_cfg_defaults(&cfg);
-    const char *spec = "784-100r-100r-10", *out = "digitsnet.tqf", *data = NULL, *ckpt = NULL, *resume = NULL;
+    const char *spec = "digitsnet", *out = "digitsnet.tqf", *dataset = NULL, *data = NULL, *ckpt = NULL, *resume = NULL;
     int json = 0, no_norm = 0, limit = 0;
     cli_opt opts[] = {
         {"--epochs", CLI_INT, &cfg.epochs, "training epochs", 1, TQ_MAX_EPOCHS},
-        {"--batch", CLI_INT, &cfg.batch, "batch size", 1, 60000},
+        {"--batch", CLI_INT, &cfg.batch, "batch size", 1, 1 << 20},
         {"--lr", CLI_FLOAT, &cfg.lr, "learning rate", 1e-7, 10},
         {"--schedule", CLI_STR, &cfg.schedule, "learning-rate schedule: const or cosine (to 0 at the end)", 0, 0},
         {"--optim", CLI_STR, &cfg.optim, "optimizer: adam or sgd (momentum 0.9)", 0, 0},
         {"--weight-decay", CLI_FLOAT, &cfg.weight_decay, "L2 weight decay", 0, 1},
         {"--seed", CLI_U64, &cfg.seed, "random seed (init and shuffling)", 0, 1.8e19},
         {"--threads", CLI_INT, &cfg.threads, "BLAS threads (same seed + threads = same model)", 1, 256},
-        {"--model", CLI_STR, &spec, "layer spec; 'r' = ReLU after that layer", 0, 0},
-        {"--no-norm", CLI_FLAG, &no_norm, "feed p/255 without the MNIST mean/std normalization", 0, 0},
+        {"--model", CLI_STR, &spec, "a preset (digitsnet, article) or a spec like in-100r-100r-out ('r' = ReLU)", 0, 0},
+        {"--no-norm", CLI_FLAG, &no_norm, "feed p/255 without the training set's mean/std normalization", 0, 0},
         {"--out", CLI_STR, &out, "where to save the model", 0, 0},
-        {"--data", CLI_STR, &data, "MNIST directory (else $MNIST_DIR, else data/mnist)", 0, 0},
-        {"--limit", CLI_INT, &limit, "train on the first N training images only (0 = all 60,000)", 0, 60000},
+        CLI_DATA_OPTIONS(dataset, data),
+        {"--limit", CLI_INT, &limit, "train on the first N training images only (0 = all)", 0, 2147483647},
         {"--checkpoint-every", CLI_INT, &cfg.checkpoint_every, "write a checkpoint every N epochs (0 = never)", 0, TQ_MAX_EPOCHS},
         {"--checkpoint", CLI_STR, &ckpt, "checkpoint file (default: OUT with .ckpt added)", 0, 0},
         {"--resume", CLI_STR, &resume, "continue from this checkpoint (same options as the run that wrote it)", 0, 0},
         {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
     };
-    static const cli_cmd cmd = {"train", "[options]", "Train a float model on MNIST (Adam, batch 64, PyTorch init).", 0, 0};
+    static const cli_cmd cmd = {"train", "[options]", "Train a float model (Adam, batch 64, PyTorch init); MNIST unless told otherwise.", 0, 0};
     const char *pos[1];
     int n_pos, rc = cli_parse(&cmd, opts, sizeof opts / sizeof opts[0], argc, argv, pos, &n_pos);
     if (rc) return rc == 1 ? 0 : 2;
@@ -43,58 +53,41 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "tinyqat train: --optim must be adam or sgd, not '%s'\n", cfg.optim);
         return 2;
     }
-    char ckpt_buf[1024];
-    if (cfg.checkpoint_every > 0) {
-        if (!ckpt) {
-            snprintf(ckpt_buf, sizeof ckpt_buf, "%s.ckpt", out);
-            ckpt = ckpt_buf;
-        }
-        cfg.checkpoint_path = ckpt;
+    if (!resume && tq_model_spec_check(spec) != TQ_OK) {
+        fprintf(stderr, "tinyqat train: %s\n", tq_last_error()); /* a malformed spec: a usage error, before any data */
+        return 2;
     }
+    char ckpt_buf[1024];
+    cli_checkpoint_path(&cfg, out, ckpt, ckpt_buf, sizeof ckpt_buf);
+    tq_dataset tr, te;
+    if (cli_load_data(dataset, data, &tr, &te)) return 1;
+    if (limit > 0 && (uint32_t)limit < tr.n) tr.n = (uint32_t)limit;
     tq_model m;
     tq_ckpt resume_ck;
     tq_ckpt_init(&resume_ck);
+    tq_status st = TQ_OK;
     if (resume) {
-        if (tq_ckpt_load(&resume_ck, resume) != TQ_OK) return cli_fail(NULL);
-        if (tq_model_from_ckpt(&m, &resume_ck, resume) != TQ_OK) {
-            tq_ckpt_free(&resume_ck);
-            return cli_fail(NULL);
-        }
+        st = tq_ckpt_load(&resume_ck, resume);
+        if (st == TQ_OK) st = tq_model_from_ckpt(&m, &resume_ck, resume);
         cfg.resume = &resume_ck;
-        spec = m.spec;
-    } else if (tq_model_init(&m, spec) != TQ_OK) {
-        fprintf(stderr, "tinyqat train: %s\n", tq_last_error());
-        return 2;
+    } else {
+        st = tq_model_for_data(&m, spec, &tr, cfg.seed);
+        if (st == TQ_OK && no_norm) m.in_mean = 0.0f, m.in_std = 1.0f;
     }
-    if (m.dims[0] != 784 || m.dims[m.n_layers] != 10) {
-        fprintf(stderr, "tinyqat train: model %s must take 784 inputs and give 10 outputs for MNIST\n", spec);
-        tq_model_free(&m);
-        return 2;
+    if (st != TQ_OK) {
+        rc = cli_fail(NULL);
+        goto out;
     }
-    if (no_norm) m.in_mean = 0.0f, m.in_std = 1.0f;
-    tq_mnist tr, te;
-    memset(&tr, 0, sizeof tr);
-    memset(&te, 0, sizeof te);
-    if (tq_load_split(data, TQ_MNIST_TRAIN, &tr) || tq_load_split(data, TQ_MNIST_TEST, &te)) {
-        tq_mnist_free(&tr);
-        tq_model_free(&m);
-        tq_ckpt_free(&resume_ck);
-        return 1;
-    }
-    if (limit > 0 && (uint32_t)limit < tr.n) tr.n = (uint32_t)limit;
-    if (!resume) {
-        tq_rng rng;
-        tq_rng_seed(&rng, cfg.seed);
-        tq_model_init_params(&m, &rng);
-    }
+    cli_train_view view = {.label = "train"};
+    cfg.callback = cli_train_callback;
+    cfg.user = &view;
     cfg.stop = cli_catch_sigint(); /* Ctrl-C: stop after the current step, the last checkpoint intact */
-    printf("training %s: %d epochs, batch %d, %s lr %g (%s), seed %llu, %d thread(s)\n", spec, cfg.epochs, cfg.batch,
-           cfg.optim, (double)cfg.lr, cfg.schedule, (unsigned long long)cfg.seed, cfg.threads);
+    printf("training %s on %s: %d epochs, batch %d, %s lr %g (%s), seed %llu, %d thread(s)\n", m.spec, tr.source, cfg.epochs,
+           cfg.batch, cfg.optim, (double)cfg.lr, cfg.schedule, (unsigned long long)cfg.seed, cfg.threads);
     tq_train_result res;
-    rc = 0;
-    tq_status st = tq_train(&m, &tr, &te, &cfg, &res);
+    st = tq_train(&m, &tr, &te, &cfg, &res);
     cli_release_sigint();
-    rc = tq_train_finish(st, "train", &m, out, cfg.checkpoint_path);
+    rc = cli_train_finish(st, "train", &m, out, cfg.checkpoint_path);
     if (rc == 0) {
         printf("test accuracy %.2f%%, %.3f s/epoch, %.0f samples/s; saved %s\n", (double)res.final_test_acc,
                res.seconds_per_epoch, res.samples_per_second, out);
@@ -106,54 +99,60 @@ int cmd_train(int argc, char **argv) {
             cli_json_num(j, "epochs", cfg.epochs, 0);
             cli_json_num(j, "peak_rss_mb", cli_peak_rss_mb(), 1);
             cli_json_str(j, "model", out);
+            cli_json_str(j, "spec", m.spec);
             cli_json_num(j, "seed", (double)cfg.seed, 0);
             cli_json_print(j);
         }
     }
-    tq_mnist_free(&tr);
-    tq_mnist_free(&te);
     tq_model_free(&m);
+out:
+    tq_dataset_free(&tr);
+    tq_dataset_free(&te);
     tq_ckpt_free(&resume_ck);
     return rc;
 }
 
 int cmd_eval(int argc, char **argv) {
-    const char *data = NULL;
+    const char *dataset = NULL, *data = NULL;
     int json = 0;
     cli_opt opts[] = {
-        {"--data", CLI_STR, &data, "MNIST directory (else $MNIST_DIR, else data/mnist)", 0, 0},
+        CLI_DATA_OPTIONS(dataset, data),
         {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
     };
-    static const cli_cmd cmd = {"eval", "MODEL [options]", "Evaluate a model on the 10,000 MNIST test images.", 1, 1};
+    static const cli_cmd cmd = {"eval", "MODEL [options]", "Evaluate a model on the test images: accuracy, confusion matrix, errors per class.", 1, 1};
     const char *pos[1];
     int n_pos, rc = cli_parse(&cmd, opts, sizeof opts / sizeof opts[0], argc, argv, pos, &n_pos);
     if (rc) return rc == 1 ? 0 : 2;
     tq_model m;
     if (tq_model_load(&m, pos[0]) != TQ_OK) return cli_fail(NULL);
-    tq_mnist te;
-    if (tq_load_split(data, TQ_MNIST_TEST, &te)) {
+    tq_dataset te;
+    if (cli_load_data(dataset, data, NULL, &te)) {
         tq_model_free(&m);
         return 1;
     }
+    const int K = m.dims[m.n_layers];
     float acc;
-    int64_t conf[100];
-    if (tq_evaluate(&m, &te, &acc, conf, NULL) != TQ_OK) rc = cli_fail("eval");
+    int64_t *conf = tq_calloc((size_t)K * (size_t)K, sizeof *conf);
+    if (!conf) rc = cli_fail("eval");
+    else if (tq_evaluate(&m, &te, &acc, conf, NULL) != TQ_OK) rc = cli_fail("eval");
     else {
-        printf("%s (%s): test accuracy %.2f%% on %u images\n\nconfusion matrix (rows: true digit, columns: predicted)\n      ",
-               pos[0], m.spec, (double)acc, te.n);
-        for (int c = 0; c < 10; c++) printf("%6d", c);
-        printf("\n");
-        for (int t = 0; t < 10; t++) {
-            printf("%6d", t);
-            for (int c = 0; c < 10; c++) printf("%6lld", (long long)conf[t * 10 + c]);
+        printf("%s (%s): test accuracy %.2f%% on %u images\n", pos[0], m.spec, (double)acc, te.n);
+        if (K <= 20) {
+            printf("\nconfusion matrix (rows: true class, columns: predicted)\n      ");
+            for (int c = 0; c < K; c++) printf("%6d", c);
             printf("\n");
+            for (int t = 0; t < K; t++) {
+                printf("%6d", t);
+                for (int c = 0; c < K; c++) printf("%6lld", (long long)conf[t * K + c]);
+                printf("\n");
+            }
         }
         printf("\nerrors per class\n");
-        for (int t = 0; t < 10; t++) {
+        for (int t = 0; t < K; t++) {
             long total = 0;
-            for (int c = 0; c < 10; c++) total += (long)conf[t * 10 + c];
-            long wrong = total - (long)conf[t * 10 + t];
-            printf("  digit %d: %4ld of %4ld wrong (%.2f%%)\n", t, wrong, total, total ? 100.0 * wrong / total : 0.0);
+            for (int c = 0; c < K; c++) total += (long)conf[t * K + c];
+            long wrong = total - (long)conf[t * K + t];
+            printf("  class %d: %4ld of %4ld wrong (%.2f%%)\n", t, wrong, total, total ? 100.0 * wrong / total : 0.0);
         }
         if (json) {
             cJSON *j = cli_json_new();
@@ -163,7 +162,8 @@ int cmd_eval(int argc, char **argv) {
             cli_json_print(j);
         }
     }
-    tq_mnist_free(&te);
+    tq_free(conf);
+    tq_dataset_free(&te);
     tq_model_free(&m);
     return rc;
 }

@@ -4,26 +4,25 @@
 
 #include "cli.h"
 #include "commands.h"
-#include "data/png_view.h"
+#include "plot/png_view.h"
 #include "figures.h"
 #include "src/alloc.h"
-#include "train.h"
 
 #define MAX_MODELS 4
 
 int cmd_view(int argc, char **argv) {
-    const char *out = "digits.png", *data = NULL, *mis = NULL, *split = "test";
+    const char *out = "digits.png", *dataset = NULL, *data = NULL, *mis = NULL, *split = "test";
     int count = 32, json = 0;
     cli_opt opts[] = {
         {"--misclassified", CLI_STR, &mis, "show the test digits this model gets wrong (more models may follow as arguments)", 0, 0},
         {"--count", CLI_INT, &count, "digits per panel", 1, 400},
         {"--split", CLI_STR, &split, "test or train (plain grid only)", 0, 0},
         {"--out", CLI_STR, &out, "the PNG to write", 0, 0},
-        {"--data", CLI_STR, &data, "MNIST directory (else $MNIST_DIR, else data/mnist)", 0, 0},
+        CLI_DATA_OPTIONS(dataset, data),
         {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
     };
     static const cli_cmd cmd = {"view", "[--misclassified MODEL [MODEL...]] [options]",
-                                "Draw MNIST digits with their labels, or each model's mistakes as predicted/true.", 0, MAX_MODELS - 1};
+                                "Draw images with their labels, or each model's mistakes on the test set as predicted/true.", 0, MAX_MODELS - 1};
     const char *pos[MAX_MODELS];
     int n_pos, rc = cli_parse(&cmd, opts, sizeof opts / sizeof opts[0], argc, argv, pos, &n_pos);
     if (rc) return rc == 1 ? 0 : 2;
@@ -39,8 +38,9 @@ int cmd_view(int argc, char **argv) {
         fprintf(stderr, "tinyqat view: this tinyqat was built without libpng: install libpng-dev and rebuild to draw pictures\n");
         return 1;
     }
-    tq_mnist ds;
-    if (tq_load_split(data, mis || !strcmp(split, "test") ? TQ_MNIST_TEST : TQ_MNIST_TRAIN, &ds)) return 1;
+    tq_dataset ds;
+    int test = mis || !strcmp(split, "test");
+    if (cli_load_data(dataset, data, test ? NULL : &ds, test ? &ds : NULL)) return 1;
     const char *models[MAX_MODELS];
     int nm = 0;
     if (mis) models[nm++] = mis;
@@ -55,7 +55,7 @@ int cmd_view(int argc, char **argv) {
         idx[0] = tq_malloc((size_t)count * sizeof(uint32_t));
         if (!idx[0]) rc = cli_fail("view");
         for (int i = 0; !rc && i < count && (uint32_t)i < ds.n; i++) idx[0][n[0]++] = (uint32_t)i;
-        snprintf(titles[0], sizeof titles[0], "MNIST %s, first %d", split, n[0]);
+        snprintf(titles[0], sizeof titles[0], "%s %s, first %d", dataset ? dataset : "MNIST", split, n[0]);
         tp[0] = titles[0];
     }
     for (int k = 0; k < nm && !rc; k++) {
@@ -98,6 +98,6 @@ int cmd_view(int argc, char **argv) {
         tq_free(idx[k]);
         tq_free(pred[k]);
     }
-    tq_mnist_free(&ds);
+    tq_dataset_free(&ds);
     return rc;
 }

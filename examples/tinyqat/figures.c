@@ -4,7 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "data/plot.h"
+#include "plot/plot.h"
+#include "src/alloc.h"
 #include "src/quant.h"
 
 #define BLUE 0x1F77B4u
@@ -129,29 +130,44 @@ tq_status fig_curves(const char *path, const tq_train_result *fp, const tq_train
     return st;
 }
 
-tq_status fig_digits(const char *path, const tq_mnist *ds, const uint32_t *const *idx, const int *n,
+tq_status fig_digits(const char *path, const tq_dataset *ds, const uint32_t *const *idx, const int *n,
                      const uint8_t *const *pred, const char *const *titles, int panels) {
-    const int cols = 8, sc = 2, cell_w = 28 * sc + 12, cell_h = 28 * sc + 22, head = 30;
+    const int H = (int)ds->h, W = (int)ds->w, C = (int)ds->c, side = H > W ? H : W;
+    const int cols = 8, sc = side < 56 ? 56 / side : 1, cell_w = W * sc + 12, cell_h = H * sc + 22, head = 30;
+    if (H > 512 || W > 512) TQ_FAIL(TQ_E_ARG, "%s: images of %dx%d are too large to draw in a grid", path, H, W);
+    uint8_t *gray = tq_malloc((size_t)H * W); /* the channels' mean, for images with more than one */
+    if (!gray) TQ_FAIL(TQ_E_NOMEM, "%s: out of memory", path);
     int rows = 1;
     for (int p = 0; p < panels; p++) rows = n[p] / cols + (n[p] % cols != 0) > rows ? n[p] / cols + (n[p] % cols != 0) : rows;
     int pw = cols * cell_w + 16;
     tq_image im;
-    TQ_TRY(tq_image_init(&im, pw * panels, head + rows * cell_h + 8, WHITE));
+    tq_status st = tq_image_init(&im, pw * panels, head + rows * cell_h + 8, WHITE);
+    if (st != TQ_OK) {
+        tq_free(gray);
+        return st;
+    }
     for (int p = 0; p < panels; p++) {
         int x0 = p * pw + 8;
         tq_image_text(&im, x0, 8, titles[p], 0x222222u, 2);
         for (int i = 0; i < n[p]; i++) {
             uint32_t k = idx[p][i];
             int x = x0 + (i % cols) * cell_w, y = head + (i / cols) * cell_h;
-            tq_image_gray(&im, x, y, ds->images + (size_t)k * 784, 28, 28, sc, 1);
+            const uint8_t *img = ds->images + (size_t)k * tq_dataset_pixels(ds);
+            for (int i2 = 0; i2 < H * W; i2++) {
+                int sum = 0;
+                for (int c = 0; c < C; c++) sum += img[(size_t)i2 * C + c];
+                gray[i2] = (uint8_t)(sum / C);
+            }
+            tq_image_gray(&im, x, y, gray, W, H, sc, 1);
             char lab[16];
             if (pred && pred[p]) snprintf(lab, sizeof lab, "%u/%u", pred[p][k], ds->labels[k]);
             else snprintf(lab, sizeof lab, "%u", ds->labels[k]);
-            tq_image_text(&im, x + 2, y + 28 * sc + 5, lab, pred && pred[p] ? RED : 0x222222u, 1);
+            tq_image_text(&im, x + 2, y + H * sc + 5, lab, pred && pred[p] ? RED : 0x222222u, 1);
         }
         if (n[p] == 0) tq_image_text(&im, x0, head + 10, "none", GRAY, 2);
     }
-    tq_status st = tq_image_save_png(&im, path);
+    st = tq_image_save_png(&im, path);
     tq_image_free(&im);
+    tq_free(gray);
     return st;
 }

@@ -1,10 +1,10 @@
-/* The pictures tinyqat draws (PNG through data/png_view.c): each returns TQ_E_ARG with a
+/* The pictures tinyqat draws (PNG through plot/png_view.c): each returns TQ_E_ARG with a
  * message when the build has no libpng. */
 #ifndef TQ_FIGURES_H
 #define TQ_FIGURES_H
 
-#include "data/mnist.h"
-#include "train.h"
+#include "data/dataset.h"
+#include "pipeline/train.h"
 
 /* The fake-quant staircase of a 3-bit quantizer (s = 0.5, z = 0) against the identity, and below it
  * the gradient each STE passes. */
@@ -19,7 +19,7 @@ tq_status fig_curves(const char *path, const tq_train_result *fp, const tq_train
 
 /* A grid of digits (n indices into ds) labelled with the truth, or "pred/true" when pred is given;
  * several panels side by side (one per model), each with its own title. */
-tq_status fig_digits(const char *path, const tq_mnist *ds, const uint32_t *const *idx, const int *n,
+tq_status fig_digits(const char *path, const tq_dataset *ds, const uint32_t *const *idx, const int *n,
                      const uint8_t *const *pred, const char *const *titles, int panels);
 
 #endif

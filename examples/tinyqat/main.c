@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "tinyqat.h"
 
 typedef struct {
     const char *name;
@@ -14,7 +15,7 @@ typedef struct {
 
 static const command COMMANDS[] = {
     {"quantize", cmd_quantize, "quantize a few numbers and show q, the dequantized values and the errors"},
-    {"train", cmd_train, "train a float model on MNIST"},
+    {"train", cmd_train, "train a float model (MNIST, Fashion-MNIST or any IDX dataset)"},
     {"eval", cmd_eval, "test accuracy, confusion matrix and errors per class of a model"},
     {"ptq", cmd_ptq, "post-training quantization of a float model (calibrated on training data)"},
     {"qat", cmd_qat, "quantization-aware training, fine-tuned from a float model or from scratch"},
@@ -22,7 +23,7 @@ static const command COMMANDS[] = {
     {"convert", cmd_convert, "turn a PTQ/QAT model into an integer model file (.tqm)"},
     {"infer", cmd_infer, "integer-only inference on the test set: accuracy, images/s, agreement"},
     {"export", cmd_export, "write an integer model as a freestanding C module for microcontrollers"},
-    {"view", cmd_view, "draw MNIST digits, or the digits models get wrong, as a PNG"},
+    {"view", cmd_view, "draw test images, or the ones models get wrong, as a PNG"},
     {"bench", cmd_bench, "time one FP32 training epoch against its matrix products alone"},
 };
 
@@ -30,7 +31,8 @@ static void usage(FILE *f) {
     fprintf(f, "usage: tinyqat COMMAND [options]    (tinyqat COMMAND --help for its options)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
         fprintf(f, "  %-12s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
-    fprintf(f, "\nData is read from --data DIR, else $MNIST_DIR, else ./data/mnist (data/fetch_mnist.sh fills it).\n");
+    fprintf(f, "\nData: --dataset mnist (the default: $MNIST_DIR, else ./data/mnist, which data/fetch_data.sh fills) or\n"
+               "--dataset fashion-mnist (Debian's dataset-fashion-mnist), or --data DIR for any folder of IDX files.\n");
 }
 
 int main(int argc, char **argv) {
@@ -43,7 +45,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("tinyqat 0.1.0\n");
+        printf("tinyqat %s\n", tq_version());
         return 0;
     }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)

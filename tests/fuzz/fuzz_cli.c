@@ -1,5 +1,5 @@
 /* Command-line parsing: the input, split at NUL bytes, becomes argv for an option table with every
- * kind of option (as the commands have), and the first argument is also tried as a model spec. */
+ * kind of option (as the commands have), and the first argument is also tried as a model spec (raw, and through the resolver). */
 #include "tests/fuzz/fuzz_common.h"
 
 #include <string.h>
@@ -38,6 +38,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     (void)devnull;
     (void)cli_parse(&cmd, opts, 5, argc, argv, pos, &n_pos);
     tq_model m;
-    if (tq_model_init(&m, argc > 1 ? argv[1] : "") == TQ_OK) tq_model_free(&m);
+    const char *spec = argc > 1 ? argv[1] : "";
+    if (tq_model_init(&m, spec) == TQ_OK) tq_model_free(&m);
+    /* the spec resolver (presets, in/out) with a known and an unknown data size */
+    char resolved[128];
+    (void)tq_model_spec_check(spec);
+    if (tq_model_spec_resolve(spec, 784, 10, resolved, sizeof resolved) == TQ_OK && tq_model_init(&m, resolved) == TQ_OK)
+        tq_model_free(&m);
+    (void)tq_model_spec_resolve(spec, 0, 0, resolved, sizeof resolved);
     return 0;
 }

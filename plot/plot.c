@@ -1,4 +1,4 @@
-#include "data/plot.h"
+#include "plot/plot.h"
 
 #include <math.h>
 #include <stdio.h>

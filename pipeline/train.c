@@ -1,12 +1,12 @@
-#include "train.h"
+#define _POSIX_C_SOURCE 200809L
+#include "pipeline/train.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
-#include "cli.h"
-#include "layers/qat.h"
 #include "optim/adam.h"
 #include "optim/sgd.h"
 #include "src/alloc.h"
@@ -31,17 +31,19 @@ void tq_train_cfg_defaults(tq_train_cfg *c) {
     c->momentum = 0.9f;
     c->seed = 0;
     c->freeze_observers_epoch = -1;
-    c->label = "train";
 }
 
-int tq_load_split(const char *dir_opt, tq_mnist_split split, tq_mnist *ds) {
-    const char *dir = tq_mnist_default_dir(dir_opt);
-    if (tq_mnist_load(ds, dir, split) != TQ_OK) {
-        fprintf(stderr, "tinyqat: %s (fetch MNIST with data/fetch_mnist.sh, or point --data or MNIST_DIR at it)\n",
-                tq_last_error());
-        return 1;
-    }
-    return 0;
+static tq_status check_data(const tq_model *m, const tq_dataset *ds);
+
+static double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Tell the caller; non-zero from the callback asks the run to stop. */
+static int notify(const tq_train_cfg *cfg, const tq_train_event *ev) {
+    return cfg->callback ? cfg->callback(ev, cfg->user) : 0;
 }
 
 /* Cosine annealing per step: lr(t) = lr_min + (lr - lr_min) * (1 + cos(pi t / T)) / 2. */
@@ -156,13 +158,15 @@ static tq_status restore_checkpoint(const tq_ckpt *c, const tq_model *m, const t
     return TQ_OK;
 }
 
-tq_status tq_train(tq_model *m, const tq_mnist *train, const tq_mnist *test, const tq_train_cfg *cfg,
+tq_status tq_train(tq_model *m, const tq_dataset *train, const tq_dataset *test, const tq_train_cfg *cfg,
                    tq_train_result *res) {
     memset(res, 0, sizeof *res);
     if (cfg->epochs < 1 || cfg->epochs > TQ_MAX_EPOCHS) TQ_FAIL(TQ_E_ARG, "epochs %d out of range", cfg->epochs);
     if (cfg->batch < 1) TQ_FAIL(TQ_E_ARG, "batch %d must be positive", cfg->batch);
-    if (train->cols * train->rows != (uint32_t)m->dims[0])
-        TQ_FAIL(TQ_E_SHAPE, "model %s takes %d inputs, images have %u", m->spec, m->dims[0], train->rows * train->cols);
+    if (tq_dataset_pixels(train) != (size_t)m->dims[0])
+        TQ_FAIL(TQ_E_SHAPE, "model %s takes %d inputs, the images have %zu values", m->spec, m->dims[0], tq_dataset_pixels(train));
+    TQ_TRY(tq_dataset_check_labels(train, m->dims[m->n_layers]));
+    if (test) TQ_TRY(tq_dataset_check_labels(test, m->dims[m->n_layers]));
     tq_set_threads(cfg->threads);
     const int B = cfg->batch, D = m->dims[0];
     const uint32_t N = train->n;
@@ -198,14 +202,13 @@ tq_status tq_train(tq_model *m, const tq_mnist *train, const tq_mnist *test, con
             goto done;
         step = steps_per_epoch * start;
         res->epochs = start;
-        if (!cfg->quiet) printf("%s: resuming after epoch %d of %d\n", cfg->label, start, cfg->epochs);
+        tq_train_event ev = {.kind = TQ_EVENT_RESUMED, .epoch = start, .epochs = cfg->epochs, .test_acc = NAN};
+        notify(cfg, &ev);
     }
     for (int e = start; e < cfg->epochs; e++) {
-        if (m->qat && cfg->freeze_observers_epoch >= 0) tq_qat_set_frozen(m, e >= cfg->freeze_observers_epoch);
+        if (m->qat && cfg->freeze_observers_epoch >= 0) tq_qat_set_frozen(m->qat, e >= cfg->freeze_observers_epoch);
         tq_rng_shuffle_u32(&rng, order, N);
-        cli_progress bar;
-        cli_progress_start(&bar);
-        double t0 = cli_now(), loss_sum = 0;
+        double t0 = now_seconds(), loss_sum = 0;
         long seen = 0;
         for (uint32_t s = 0; s < N; s += (uint32_t)B) {
             int n = (int)(N - s < (uint32_t)B ? N - s : (uint32_t)B);
@@ -246,24 +249,34 @@ tq_status tq_train(tq_model *m, const tq_mnist *train, const tq_mnist *test, con
             step++;
             loss_sum += (double)loss * n;
             seen += n;
-            char extra[96];
-            snprintf(extra, sizeof extra, "epoch %d/%d loss %.4f %.0f samples/s", e + 1, cfg->epochs, loss_sum / seen,
-                     seen / (cli_now() - t0 + 1e-9));
-            cli_progress_update(&bar, cfg->label, seen, N, extra);
+            if (cfg->callback) {
+                tq_train_event ev = {.kind = TQ_EVENT_STEP, .epoch = e + 1, .epochs = cfg->epochs, .samples_done = seen,
+                                     .samples = (long)N, .loss = loss_sum / (double)seen, .seconds = now_seconds() - t0,
+                                     .test_acc = NAN};
+                if (notify(cfg, &ev)) {
+                    st = tq_error_set_(TQ_E_INTERRUPTED, __FILE__, __LINE__, "stopped at epoch %d, step %ld", e + 1, step);
+                    goto done;
+                }
+            }
         }
-        double dt = cli_now() - t0;
-        cli_progress_end(&bar);
+        double dt = now_seconds() - t0;
         t_train += dt;
         res->train_loss[e] = (float)(loss_sum / seen);
         res->test_acc[e] = NAN;
         if (test && (st = tq_evaluate(m, test, &res->test_acc[e], NULL, NULL)) != TQ_OK) goto done;
-        if (!cfg->quiet)
-            printf("%s epoch %d/%d  loss %.4f  test accuracy %.2f%%  %.2f s\n", cfg->label, e + 1, cfg->epochs,
-                   res->train_loss[e], (double)res->test_acc[e], dt);
         res->epochs = e + 1;
+        tq_train_event ev = {.kind = TQ_EVENT_EPOCH, .epoch = e + 1, .epochs = cfg->epochs, .samples_done = seen,
+                             .samples = (long)N, .loss = res->train_loss[e], .seconds = dt, .test_acc = res->test_acc[e]};
+        int stop_asked = notify(cfg, &ev);
         if (cfg->checkpoint_every > 0 && ((e + 1) % cfg->checkpoint_every == 0 || e + 1 == cfg->epochs)) {
             if ((st = save_checkpoint(m, cfg, N, e + 1, &adam, &sgd, use_adam, &rng, order, order_f, res)) != TQ_OK) goto done;
-            if (!cfg->quiet) printf("%s: checkpoint after epoch %d -> %s\n", cfg->label, e + 1, cfg->checkpoint_path);
+            tq_train_event ck = {.kind = TQ_EVENT_CHECKPOINT, .epoch = e + 1, .epochs = cfg->epochs, .test_acc = NAN,
+                                 .path = cfg->checkpoint_path};
+            stop_asked |= notify(cfg, &ck);
+        }
+        if (stop_asked && e + 1 < cfg->epochs) {
+            st = tq_error_set_(TQ_E_INTERRUPTED, __FILE__, __LINE__, "stopped after epoch %d", e + 1);
+            goto done;
         }
     }
     res->seconds_total = t_train;
@@ -281,8 +294,9 @@ done:
     return st;
 }
 
-tq_status tq_calibrate(tq_model *m, const tq_mnist *train, int n_batches, int batch, uint64_t seed) {
+tq_status tq_calibrate(tq_model *m, const tq_dataset *train, int n_batches, int batch, uint64_t seed) {
     if (!m->qat) TQ_FAIL(TQ_E_ARG, "calibrate: the model has no quantization state");
+    TQ_TRY(check_data(m, train));
     const int D = m->dims[0];
     tq_net net;
     TQ_TRY(tq_net_init(&net, m, batch));
@@ -305,8 +319,17 @@ tq_status tq_calibrate(tq_model *m, const tq_mnist *train, int n_batches, int ba
     return st;
 }
 
-tq_status tq_predict_logits(tq_model *m, const tq_mnist *ds, float *logits) {
+/* The images fit the model's input and the labels its outputs. */
+static tq_status check_data(const tq_model *m, const tq_dataset *ds) {
+    if (tq_dataset_pixels(ds) != (size_t)m->dims[0])
+        TQ_FAIL(TQ_E_SHAPE, "model %s takes %d inputs, the images of %s have %zu values", m->spec, m->dims[0], ds->source,
+                tq_dataset_pixels(ds));
+    return tq_dataset_check_labels(ds, m->dims[m->n_layers]);
+}
+
+tq_status tq_predict_logits(tq_model *m, const tq_dataset *ds, float *logits) {
     const int B = 1000, D = m->dims[0], C = m->dims[m->n_layers];
+    TQ_TRY(check_data(m, ds));
     tq_net net;
     TQ_TRY(tq_net_init(&net, m, B));
     tq_status st = TQ_OK;
@@ -320,14 +343,13 @@ tq_status tq_predict_logits(tq_model *m, const tq_mnist *ds, float *logits) {
     return st;
 }
 
-tq_status tq_evaluate(tq_model *m, const tq_mnist *ds, float *acc, int64_t *confusion, uint8_t *pred) {
+tq_status tq_evaluate(tq_model *m, const tq_dataset *ds, float *acc, int64_t *confusion, uint8_t *pred) {
     const int B = 1000, D = m->dims[0], C = m->dims[m->n_layers];
-    if (ds->rows * ds->cols != (uint32_t)D)
-        TQ_FAIL(TQ_E_SHAPE, "model %s takes %d inputs, images have %u", m->spec, D, ds->rows * ds->cols);
+    TQ_TRY(check_data(m, ds));
     tq_net net;
     TQ_TRY(tq_net_init(&net, m, B));
     long correct = 0;
-    if (confusion) memset(confusion, 0, 100 * sizeof *confusion);
+    if (confusion) memset(confusion, 0, (size_t)C * (size_t)C * sizeof *confusion);
     for (uint32_t s = 0; s < ds->n; s += B) {
         int n = (int)(ds->n - s < (uint32_t)B ? ds->n - s : (uint32_t)B);
         tq_status st = tq_net_set_batch(&net, m, ds->images + (size_t)s * D, NULL, n);
@@ -343,7 +365,7 @@ tq_status tq_evaluate(tq_model *m, const tq_mnist *ds, float *acc, int64_t *conf
                 if (z[c] > z[best]) best = c;
             int y = ds->labels[s + (uint32_t)k];
             correct += best == y;
-            if (confusion && y < 10 && best < 10) confusion[y * 10 + best]++;
+            if (confusion) confusion[y * C + best]++;
             if (pred) pred[s + (uint32_t)k] = (uint8_t)best;
         }
     }
@@ -352,17 +374,25 @@ tq_status tq_evaluate(tq_model *m, const tq_mnist *ds, float *acc, int64_t *conf
     return TQ_OK;
 }
 
-int tq_train_finish(tq_status st, const char *cmd, const tq_model *m, const char *out, const char *checkpoint) {
-    if (st == TQ_E_INTERRUPTED) {
-        fprintf(stderr, "tinyqat %s: %s; nothing saved to %s%s%s\n", cmd, tq_last_error(), out,
-                checkpoint ? "; resume from the last checkpoint with --resume " : "", checkpoint ? checkpoint : "");
-        return 130;
-    }
-    if (st != TQ_OK) {
-        fprintf(stderr, "tinyqat: %s: %s%s%s\n", cmd, tq_last_error(), checkpoint ? "; the last good checkpoint (if any) is " : "",
-                checkpoint ? checkpoint : "");
-        return 1;
-    }
-    if (tq_model_save(m, out) != TQ_OK) return cli_fail("save");
-    return 0;
+tq_status tq_ptq(tq_model *q, const tq_model *fp, const tq_qat_cfg *cfg, const tq_dataset *train, int n_batches,
+                 uint64_t seed) {
+    if (fp->qat) TQ_FAIL(TQ_E_ARG, "ptq: model %s is already quantized (give the float model)", fp->spec);
+    TQ_TRY(tq_model_clone(q, fp));
+    tq_status st = tq_model_quantize(q, cfg);
+    if (st == TQ_OK) st = tq_calibrate(q, train, n_batches, 64, seed);
+    if (st != TQ_OK) tq_model_free(q);
+    return st;
+}
+
+tq_status tq_model_for_data(tq_model *m, const char *spec, const tq_dataset *ds, uint64_t seed) {
+    char resolved[128];
+    memset(m, 0, sizeof *m);
+    if (ds->classes < 2) TQ_FAIL(TQ_E_FORMAT, "%s: the labels name only %u class(es)", ds->source, ds->classes);
+    TQ_TRY(tq_model_spec_resolve(spec, (int)tq_dataset_pixels(ds), (int)ds->classes, resolved, sizeof resolved));
+    TQ_TRY(tq_model_init(m, resolved));
+    tq_rng rng;
+    tq_rng_seed(&rng, seed);
+    tq_model_init_params(m, &rng);
+    tq_dataset_norm(ds, &m->in_mean, &m->in_std);
+    return TQ_OK;
 }

@@ -1,6 +1,7 @@
-/* The IDX reader on small synthetic files, raw and gzip: good files load byte for byte, every
- * kind of damage is refused with the right status and a message naming the file. The real
- * MNIST set is read when $MNIST_DIR is set. */
+/* The IDX reader and the dataset on small synthetic files, raw and gzip: good files load byte for
+ * byte (3-D and 4-D images, any size), every kind of damage is refused with the right status and a
+ * message naming the file, test sets are checked against their training set, the normalization is
+ * the hand-computed one. The real MNIST set is read when $MNIST_DIR is set. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +14,7 @@
 #include <zlib.h>
 #include <cmocka.h>
 
-#include "data/mnist.h"
+#include "data/dataset.h"
 #include "src/alloc.h"
 
 #include "tests/tq_test_tmpdir.h"
@@ -46,13 +47,19 @@ static void write_file(const char *name, const unsigned char *d, size_t n, int g
     }
 }
 
+static void remove_file(const char *name) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    assert_int_equal(remove(path), 0);
+}
+
 static void clear_dir(void) {
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -f %s/*", dir);
     assert_int_equal(system(cmd), 0);
 }
 
-static unsigned char buf[16 + 5 * 784 + 64];
+static unsigned char buf[24 + 6 * 360 + 5 * 784 + 64];
 
 /* A 5-image test split; `gz` selects gzip for both files. */
 static void write_good(int gz) {
@@ -64,8 +71,8 @@ static void write_good(int gz) {
 }
 
 static void expect_fail(tq_status want, const char *needle) {
-    tq_mnist ds;
-    tq_status st = tq_mnist_load(&ds, dir, TQ_MNIST_TEST);
+    tq_dataset ds;
+    tq_status st = tq_dataset_load(&ds, dir, TQ_SPLIT_TEST);
     if (st != want || !strstr(tq_last_error(), needle)) print_message("got %d: %s\n", st, tq_last_error());
     assert_int_equal(st, want);
     assert_non_null(strstr(tq_last_error(), needle));
@@ -77,14 +84,18 @@ static void good_files_load(void **state) {
     for (int gz = 0; gz < 2; gz++) {
         clear_dir();
         write_good(gz);
-        tq_mnist ds;
-        assert_int_equal(tq_mnist_load(&ds, dir, TQ_MNIST_TEST), TQ_OK);
+        tq_dataset ds;
+        assert_int_equal(tq_dataset_load(&ds, dir, TQ_SPLIT_TEST), TQ_OK);
         assert_int_equal(ds.n, 5);
-        assert_int_equal(ds.rows, 28);
+        assert_int_equal(ds.h, 28);
+        assert_int_equal(ds.w, 28);
+        assert_int_equal(ds.c, 1);
+        assert_int_equal(ds.classes, 5); /* labels 0..4 */
+        assert_non_null(strstr(ds.source, "t10k-labels"));
         for (size_t i = 0; i < 5 * 784; i++) assert_int_equal(ds.images[i], (i * 7) % 256);
         for (int i = 0; i < 5; i++) assert_int_equal(ds.labels[i], i);
-        tq_mnist_free(&ds);
-        tq_mnist_free(&ds); /* idempotent */
+        tq_dataset_free(&ds);
+        tq_dataset_free(&ds); /* idempotent */
     }
 }
 
@@ -95,12 +106,12 @@ static void bad_headers(void **state) {
         uint32_t magic, d0, d1, d2;
         const char *needle;
     } cases[] = {
-        {0x804, 5, 28, 28, "bad IDX magic"},          /* wrong type/ndims */
+        {0x802, 5, 28, 28, "bad IDX magic"},          /* 2 dimensions: not images */
+        {0xd03, 5, 28, 28, "bad IDX magic"},          /* 0x0d: floats, not bytes */
         {0x803, 0, 28, 28, "dimension 0 is 0"},
         {0x803, 5, 0, 28, "dimension 1 is 0"},
         {0x803, 0x80000000u, 28, 28, "absurd"},        /* 2^31 images */
         {0x803, 0xffffffffu, 28, 28, "absurd"},
-        {0x803, 5, 28, 27, "28x28"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         clear_dir();
@@ -167,12 +178,6 @@ static void inconsistent_pair(void **state) {
     n = make_idx(buf, 0x801, ldim, 1, 4, 1);
     write_file("t10k-labels-idx1-ubyte", buf, n, 0);
     expect_fail(TQ_E_FORMAT, "4 labels");
-    /* a label that is not a digit */
-    ldim[0] = 5;
-    n = make_idx(buf, 0x801, ldim, 1, 5, 1);
-    buf[8 + 3] = 10;
-    write_file("t10k-labels-idx1-ubyte", buf, n, 0);
-    expect_fail(TQ_E_FORMAT, "not a digit");
     /* labels file with the images' magic */
     n = make_idx(buf, 0x803, idim, 3, 5 * 784, 0);
     write_file("t10k-labels-idx1-ubyte", buf, n, 0);
@@ -186,38 +191,120 @@ static void missing_files(void **state) {
     assert_non_null(strstr(tq_last_error(), dir));
 }
 
-static void default_dir_order(void **state) {
+static void dataset_dir_order(void **state) {
     (void)state;
+    char d[256];
     unsetenv("MNIST_DIR");
-    assert_string_equal(tq_mnist_default_dir(NULL), "data/mnist");
+    assert_int_equal(tq_dataset_dir(NULL, NULL, d, sizeof d), TQ_OK);
+    assert_string_equal(d, "data/mnist");
     setenv("MNIST_DIR", "/x/y", 1);
-    assert_string_equal(tq_mnist_default_dir(NULL), "/x/y");
-    assert_string_equal(tq_mnist_default_dir("/cli"), "/cli");
+    assert_int_equal(tq_dataset_dir("mnist", NULL, d, sizeof d), TQ_OK);
+    assert_string_equal(d, "/x/y");
+    assert_int_equal(tq_dataset_dir("mnist", "/cli", d, sizeof d), TQ_OK);
+    assert_string_equal(d, "/cli");
+    setenv("FASHION_MNIST_DIR", "/f", 1);
+    assert_int_equal(tq_dataset_dir("fashion-mnist", NULL, d, sizeof d), TQ_OK);
+    assert_string_equal(d, "/f");
+    unsetenv("FASHION_MNIST_DIR");
+    assert_int_equal(tq_dataset_dir("fashion-mnist", NULL, d, sizeof d), TQ_OK); /* the test runs in the build folder */
+    assert_string_equal(d, TQ_FASHION_MNIST_SYSTEM_DIR);
+    assert_int_equal(tq_dataset_dir("cifar", NULL, d, sizeof d), TQ_E_ARG);
+    assert_non_null(strstr(tq_last_error(), "unknown dataset 'cifar'"));
+}
+
+/* 4-D images (N x H x W x C) of another size, and a test set checked against its training set. */
+static void other_shapes_and_pairs(void **state) {
+    (void)state;
+    clear_dir();
+    uint32_t idim[4] = {6, 12, 10, 3}, ldim[1] = {6};
+    size_t n = make_idx(buf, 0x804, idim, 4, 6 * 360, 0);
+    write_file("train-images-idx4-ubyte.gz", buf, n, 1);
+    n = make_idx(buf, 0x801, ldim, 1, 6, 0);
+    for (int i = 0; i < 6; i++) buf[8 + i] = (unsigned char)(i % 3); /* 3 classes */
+    write_file("train-labels-idx1-ubyte", buf, n, 0);
+    tq_dataset tr, te;
+    assert_int_equal(tq_dataset_load(&tr, dir, TQ_SPLIT_TRAIN), TQ_OK);
+    assert_int_equal(tr.h, 12);
+    assert_int_equal(tr.w, 10);
+    assert_int_equal(tr.c, 3);
+    assert_int_equal(tq_dataset_pixels(&tr), 360);
+    assert_int_equal(tr.classes, 3);
+    assert_int_equal(tr.images[359], (359 * 7) % 256);
+    /* a test set of another shape is refused, naming both shapes */
+    uint32_t tdim[3] = {2, 12, 10};
+    n = make_idx(buf, 0x803, tdim, 3, 2 * 120, 0);
+    write_file("t10k-images-idx3-ubyte", buf, n, 0);
+    ldim[0] = 2;
+    n = make_idx(buf, 0x801, ldim, 1, 2, 1);
+    write_file("t10k-labels-idx1-ubyte", buf, n, 0);
+    assert_int_equal(tq_dataset_load(&te, dir, TQ_SPLIT_TEST), TQ_OK);
+    assert_int_equal(tq_dataset_check_pair(&tr, &te), TQ_E_SHAPE);
+    assert_non_null(strstr(tq_last_error(), "12x10x1 but training images are 12x10x3"));
+    tq_dataset_free(&te);
+    /* the right shape, but a label the training set never had */
+    uint32_t t4[4] = {2, 12, 10, 3};
+    n = make_idx(buf, 0x804, t4, 4, 2 * 360, 0);
+    write_file("t10k-images-idx4-ubyte", buf, n, 0);
+    remove_file("t10k-images-idx3-ubyte");
+    n = make_idx(buf, 0x801, ldim, 1, 2, 0);
+    buf[8] = 1;
+    buf[9] = 3;
+    write_file("t10k-labels-idx1-ubyte", buf, n, 0);
+    assert_int_equal(tq_dataset_load(&te, dir, TQ_SPLIT_TEST), TQ_OK);
+    assert_int_equal(tq_dataset_check_pair(&tr, &te), TQ_E_FORMAT);
+    assert_non_null(strstr(tq_last_error(), "label 3 at index 1, but the training labels are 0..2"));
+    assert_non_null(strstr(tq_last_error(), "t10k-labels"));
+    /* and against a model's outputs */
+    assert_int_equal(tq_dataset_check_labels(&tr, 2), TQ_E_SHAPE);
+    assert_non_null(strstr(tq_last_error(), "label 2 at index 2, but the model has 2 outputs"));
+    assert_int_equal(tq_dataset_check_labels(&tr, 3), TQ_OK);
+    tq_dataset_free(&te);
+    tq_dataset_free(&tr);
+}
+
+/* mean and std of p/255 over every pixel, by hand: pixels {0, 255, 255, 0, 51, 102}
+ * x = {0, 1, 1, 0, 0.2, 0.4}: mean 2.6/6 = 0.433333, E[x^2] = 2.2/6 = 0.366667,
+ * var = 0.366667 - 0.187778 = 0.178889, std = 0.422953 -> 0.4333, 0.423 (four decimals) */
+static void normalization_by_hand(void **state) {
+    (void)state;
+    uint8_t px[6] = {0, 255, 255, 0, 51, 102}, lab[2] = {0, 1};
+    tq_dataset ds = {.n = 2, .h = 1, .w = 3, .c = 1, .classes = 2, .images = px, .labels = lab};
+    float mean, sd;
+    tq_dataset_norm(&ds, &mean, &sd);
+    assert_float_equal(mean, 0.4333f, 1e-7f);
+    assert_float_equal(sd, 0.4230f, 1e-7f);
 }
 
 static void real_mnist(void **state) {
     (void)state;
     const char *d = getenv("TQ_REAL_MNIST");
     if (!d || !*d) skip();
-    tq_mnist tr, te;
-    assert_int_equal(tq_mnist_load(&tr, d, TQ_MNIST_TRAIN), TQ_OK);
-    assert_int_equal(tq_mnist_load(&te, d, TQ_MNIST_TEST), TQ_OK);
+    tq_dataset tr, te;
+    assert_int_equal(tq_dataset_load(&tr, d, TQ_SPLIT_TRAIN), TQ_OK);
+    assert_int_equal(tq_dataset_load(&te, d, TQ_SPLIT_TEST), TQ_OK);
+    assert_int_equal(tq_dataset_check_pair(&tr, &te), TQ_OK);
     assert_int_equal(tr.n, 60000);
     assert_int_equal(te.n, 10000);
+    assert_int_equal(tr.classes, 10);
     assert_int_equal(tr.labels[0], 5); /* the famous first training digit */
     assert_int_equal(te.labels[0], 7);
-    tq_mnist_free(&tr);
-    tq_mnist_free(&te);
+    float mean, sd;
+    tq_dataset_norm(&tr, &mean, &sd); /* the values everyone quotes for MNIST */
+    assert_float_equal(mean, 0.1307f, 1e-7f);
+    assert_float_equal(sd, 0.3081f, 1e-7f);
+    tq_dataset_free(&tr);
+    tq_dataset_free(&te);
 }
 
 int main(void) {
-    /* default_dir_order changes MNIST_DIR: remember the real one first */
+    /* dataset_dir_order changes MNIST_DIR: remember the real one first */
     const char *real = getenv("MNIST_DIR");
     if (real) setenv("TQ_REAL_MNIST", real, 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(good_files_load),   cmocka_unit_test(bad_headers),     cmocka_unit_test(truncated_and_trailing),
         cmocka_unit_test(corrupted_gzip),    cmocka_unit_test(inconsistent_pair), cmocka_unit_test(missing_files),
-        cmocka_unit_test(default_dir_order), cmocka_unit_test(real_mnist),
+        cmocka_unit_test(dataset_dir_order), cmocka_unit_test(other_shapes_and_pairs), cmocka_unit_test(normalization_by_hand),
+        cmocka_unit_test(real_mnist),
     };
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

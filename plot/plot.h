@@ -2,7 +2,7 @@
 #ifndef TQ_PLOT_H
 #define TQ_PLOT_H
 
-#include "data/png_view.h"
+#include "plot/png_view.h"
 
 typedef struct {
     tq_image *im;

@@ -1,5 +1,5 @@
 #define _POSIX_C_SOURCE 200809L
-#include "data/png_view.h"
+#include "plot/png_view.h"
 
 #include <errno.h>
 #include <stdio.h>

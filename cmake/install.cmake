@@ -1,0 +1,32 @@
+# cmake --install: headers under include/tinyqat/ (the umbrella tinyqat.h and the module headers in
+# their folders, as the sources include them), libtinyqat.so (with a soname) and libtinyqat.a, the
+# freestanding runtime libtinyqat_runtime.a, the tinyqat program, tinyqat.pc for pkg-config, and
+# a CMake package: find_package(tinyqat) gives tinyqat::tinyqat (shared), tinyqat::tinyqat_static
+# and tinyqat::runtime.
+include(CMakePackageConfigHelpers)
+
+set_target_properties(tinyqat PROPERTIES EXPORT_NAME tinyqat_static)
+set_target_properties(tinyqat_shared PROPERTIES EXPORT_NAME tinyqat)
+set_target_properties(tinyqat_runtime PROPERTIES EXPORT_NAME runtime)
+
+install(FILES ${PROJECT_SOURCE_DIR}/include/tinyqat.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/tinyqat)
+foreach(h ${TQ_HEADERS})
+  file(RELATIVE_PATH rel ${PROJECT_SOURCE_DIR} ${h})
+  get_filename_component(sub ${rel} DIRECTORY)
+  install(FILES ${h} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/tinyqat/${sub})
+endforeach()
+
+install(TARGETS tinyqat tinyqat_shared tinyqat_runtime EXPORT tinyqatTargets
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/tinyqat)
+install(EXPORT tinyqatTargets NAMESPACE tinyqat:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/tinyqat)
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/tinyqatConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/tinyqatConfig.cmake INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/tinyqat)
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/tinyqatConfigVersion.cmake COMPATIBILITY SameMinorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/tinyqatConfig.cmake ${PROJECT_BINARY_DIR}/tinyqatConfigVersion.cmake
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/tinyqat)
+
+configure_file(${PROJECT_SOURCE_DIR}/cmake/tinyqat.pc.in ${PROJECT_BINARY_DIR}/tinyqat.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/tinyqat.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

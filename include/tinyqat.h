@@ -1,0 +1,82 @@
+/* tinyqat: quantization-aware training in C. The one header a program includes.
+ *
+ * What it gives, in the order a run uses it:
+ *
+ *   datasets      tq_dataset_load (IDX files: any N x H x W [x C] uint8 images, labels 0..K-1),
+ *                 tq_dataset_dir ("mnist", "fashion-mnist" or a folder)        data/dataset.h
+ *   models        tq_model_for_data (a spec such as "in-100r-100r-out", or a preset name),
+ *                 tq_model_save / tq_model_load (.tqf)                         layers/model.h
+ *   training      tq_train (options struct, progress callback, checkpoints and resume),
+ *                 tq_evaluate, tq_predict_logits                               pipeline/train.h
+ *   quantization  tq_ptq (calibrate on training data), tq_model_quantize + tq_train (QAT,
+ *                 fine-tuned or from scratch), tq_qat_cfg                       pipeline/train.h
+ *   integers      tq_model_to_int8 -> tq_qmodel (.tqm), tq_int8_evaluate, tq_int8_agreement
+ *                                                                               pipeline/int8.h
+ *   export        tq_export_c: the model as a freestanding C module for a microcontroller
+ *                                                                               pipeline/export.h
+ *
+ * Conventions (every header follows them): functions that can fail return a tq_status (TQ_OK is
+ * 0, errors negative) and leave a one-line message naming the file and the problem in
+ * tq_last_error(); the library never prints and never exits. Objects come as init/free pairs on
+ * caller storage (tq_model, tq_dataset, tq_qmodel); free functions accept NULL and zeroed
+ * objects. The same seed and thread count give the same bytes. The numbers are specified in
+ * docs/QUANTIZATION.md.
+ *
+ *     #include <tinyqat.h>
+ *
+ *     tq_dataset train, test;
+ *     tq_model fp, q;
+ *     if (tq_dataset_load(&train, dir, TQ_SPLIT_TRAIN) || tq_dataset_load(&test, dir, TQ_SPLIT_TEST) ||
+ *         tq_dataset_check_pair(&train, &test) || tq_model_for_data(&fp, "digitsnet", &train, 0)) {
+ *         fprintf(stderr, "%s\n", tq_last_error());
+ *         return 1;
+ *     }
+ *     tq_train_cfg cfg;
+ *     tq_train_cfg_defaults(&cfg);
+ *     tq_train_result res;
+ *     tq_train(&fp, &train, &test, &cfg, &res);                  // FP32
+ *     tq_qat_cfg qc;
+ *     tq_qat_cfg_defaults(&qc);                                   // int8, per channel
+ *     tq_ptq(&q, &fp, &qc, &train, 32, 0);                        // PTQ: calibrated copy
+ *
+ * examples/library/main.c is a complete program (train, QAT, convert, integer inference).
+ * Build against the installed library with `pkg-config --cflags --libs tinyqat` or CMake's
+ * `find_package(tinyqat)` and the target `tinyqat::tinyqat`. */
+#ifndef TINYQAT_H
+#define TINYQAT_H
+
+/* The version, written here and nowhere else (CMake reads it from this file). */
+#define TQ_VERSION_MAJOR 0
+#define TQ_VERSION_MINOR 2
+#define TQ_VERSION_PATCH 0
+#define TQ_VERSION_STRING "0.2.0"
+
+/* The module headers are C; from C++ they are all seen as extern "C". */
+#ifdef __cplusplus
+extern "C" {
+#endif
+#include "data/dataset.h"
+#include "layers/model.h"
+#include "layers/qat.h"
+#include "optim/adam.h"
+#include "optim/sgd.h"
+#include "pipeline/export.h"
+#include "pipeline/int8.h"
+#include "pipeline/train.h"
+#include "src/alloc.h"
+#include "src/fake_quant.h"
+#include "src/int8_infer.h"
+#include "src/observer.h"
+#include "src/ops.h"
+#include "src/qmodel.h"
+#include "src/quant.h"
+#include "src/status.h"
+
+/* "0.2.0": the version of the library the program runs with (TQ_VERSION_STRING is the one it
+ * was compiled against). */
+const char *tq_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,27 @@
+/* An integer model as a self-contained C module for microcontrollers (docs/QUANTIZATION.md §8).
+ *
+ *   DIR/int8_infer.{h,c}   the runtime, byte for byte the host's reference kernels (only the
+ *                          include line differs)
+ *   DIR/tq_model.{h,c}     the model as const arrays (they stay in flash) and one call:
+ *                          int tq_model_classify(const uint8_t *pixels, int8_t *logits)
+ *   DIR/tq_test_data.h     with test images: their pixels, labels and the host's int8 logits
+ * Freestanding: nothing beyond <stdint.h> and <stddef.h>, no malloc, no float. Each file is
+ * written atomically. */
+#ifndef TQ_EXPORT_H
+#define TQ_EXPORT_H
+
+#include "data/dataset.h"
+#include "src/qmodel.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Write the module into dir (created if its parent exists). `source` names the model file in the
+ * provenance line. test: the first n_test images of it go into tq_test_data.h (NULL or 0: none). */
+tq_status tq_export_c(const tq_qmodel *q, const char *dir, const char *source, const tq_dataset *test, int n_test);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,107 @@
+/* Training, evaluation, calibration and PTQ of a tq_model on a tq_dataset: the loop every
+ * command and every library caller shares. Nothing here prints: progress reaches the caller
+ * through a callback.
+ *
+ *     tq_train_cfg cfg;
+ *     tq_train_cfg_defaults(&cfg);            // Adam 1e-3, cosine, batch 64, 10 epochs
+ *     cfg.epochs = 2;
+ *     tq_train_result res;
+ *     tq_status st = tq_train(&model, &train, &test, &cfg, &res);
+ */
+#ifndef TQ_TRAIN_H
+#define TQ_TRAIN_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "data/dataset.h"
+#include "layers/model.h"
+#include "src/checkpoint.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TQ_MAX_EPOCHS 1000
+
+typedef enum {
+    TQ_EVENT_STEP = 0,       /* after each optimizer step */
+    TQ_EVENT_EPOCH = 1,      /* after each epoch (and its test evaluation) */
+    TQ_EVENT_CHECKPOINT = 2, /* after a checkpoint was written */
+    TQ_EVENT_RESUMED = 3     /* a run resumed from a checkpoint: `epoch` epochs were done */
+} tq_event_kind;
+
+typedef struct {
+    tq_event_kind kind;
+    int epoch, epochs;           /* the epoch (1-based) in progress or just done, of `epochs` */
+    long samples_done, samples;  /* within this epoch */
+    double loss;                 /* mean training loss of this epoch so far */
+    double seconds;              /* since this epoch started */
+    float test_acc;              /* EPOCH: test accuracy in percent, NaN without a test set */
+    const char *path;            /* CHECKPOINT: the file */
+} tq_train_event;
+
+/* Return 0 to go on; anything else stops the run after the current step (TQ_E_INTERRUPTED). */
+typedef int (*tq_train_callback)(const tq_train_event *ev, void *user);
+
+typedef struct {
+    int epochs, batch, threads;
+    float lr, lr_min_frac;         /* cosine: lr decays to lr*lr_min_frac at the end */
+    const char *schedule;          /* "cosine" or "const" */
+    const char *optim;             /* "adam" or "sgd" */
+    float momentum, weight_decay;
+    uint64_t seed;                 /* the shuffle order (the model's init is the caller's) */
+    int freeze_observers_epoch;    /* QAT: observers stop moving from this epoch (0-based); -1 never */
+    int checkpoint_every;          /* epochs between checkpoints (0: none) */
+    const char *checkpoint_path;   /* where checkpoints go (atomically replaced) */
+    const tq_ckpt *resume;         /* a checkpoint to continue from, or NULL */
+    volatile sig_atomic_t *stop;   /* if set (by a signal handler), stop after the current step */
+    tq_train_callback callback;    /* progress, or NULL */
+    void *user;                    /* handed to the callback */
+} tq_train_cfg;
+
+typedef struct {
+    int epochs;
+    double seconds_total, seconds_per_epoch, samples_per_second;
+    float train_loss[TQ_MAX_EPOCHS], test_acc[TQ_MAX_EPOCHS];   /* per epoch */
+    float final_test_acc;
+} tq_train_result;
+
+void tq_train_cfg_defaults(tq_train_cfg *c);
+
+/* Train m in place on `train` (its labels must be below m's outputs). Shuffles with its own
+ * generator seeded from cfg->seed, so the same seed and thread count give the same bytes. `test`
+ * may be NULL (no per-epoch evaluation). Checkpoints (cfg->checkpoint_every) hold the model and
+ * everything the run needs to go on: optimizer moments and step, the shuffle generator and order,
+ * the epochs done and their figures. Resuming from one (cfg->resume, its model already loaded
+ * into m) gives the same final model, byte for byte, as the run that was never stopped. A NaN/Inf
+ * loss or gradient stops the run (TQ_E_NUMERIC) before anything is written, so the last
+ * checkpoint stays the last good one; cfg->stop or the callback stop it (TQ_E_INTERRUPTED). */
+tq_status tq_train(tq_model *m, const tq_dataset *train, const tq_dataset *test, const tq_train_cfg *cfg,
+                   tq_train_result *res);
+
+/* Accuracy in percent over ds. confusion: classes x classes counts [true][pred] (classes = m's
+ * outputs), or NULL. pred: per-image predicted class, or NULL. Never moves an observer. */
+tq_status tq_evaluate(tq_model *m, const tq_dataset *ds, float *acc, int64_t *confusion, uint8_t *pred);
+
+/* The model's outputs for every image of ds: logits [n][classes]. */
+tq_status tq_predict_logits(tq_model *m, const tq_dataset *ds, float *logits);
+
+/* PTQ calibration: n_batches random training batches (seeded) through the model in calibrate
+ * mode, so the activation observers see them; outputs stay unquantized meanwhile. Never the test
+ * set. */
+tq_status tq_calibrate(tq_model *m, const tq_dataset *train, int n_batches, int batch, uint64_t seed);
+
+/* Post-training quantization: *q becomes a quantized copy of the float model fp (cfg), calibrated
+ * on n_batches batches of 64 training images. fp is not changed. */
+tq_status tq_ptq(tq_model *q, const tq_model *fp, const tq_qat_cfg *cfg, const tq_dataset *train, int n_batches,
+                 uint64_t seed);
+
+/* A new float model for ds: the spec (or preset) resolved against its image size and classes,
+ * PyTorch's init from `seed`, the normalization from ds's pixels (tq_dataset_norm). */
+tq_status tq_model_for_data(tq_model *m, const char *spec, const tq_dataset *ds, uint64_t seed);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
