@@ -28,5 +28,7 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/tinyqatConfigVersion.cmak
 install(FILES ${PROJECT_BINARY_DIR}/tinyqatConfig.cmake ${PROJECT_BINARY_DIR}/tinyqatConfigVersion.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/tinyqat)
 
+# The .pc file finds its prefix from where it lies (${pcfiledir}), so an installed tree can move.
+file(RELATIVE_PATH TQ_PC_TO_PREFIX "/p/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/p")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/tinyqat.pc.in ${PROJECT_BINARY_DIR}/tinyqat.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/tinyqat.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -63,7 +63,12 @@ tq_status tq_model_spec_check(const char *spec) {
     tq_model tmp;
     memset(&tmp, 0, sizeof tmp);
     TQ_TRY(tq_model_spec_resolve(spec, -1, -1, r, sizeof r));
-    return parse_spec(&tmp, r);
+    tq_status st = parse_spec(&tmp, r);
+    if (st != TQ_OK) { /* say it of the spec as given, not of its stand-in numbers */
+        const char *why = strstr(tq_last_error(), "': ");
+        return tq_error_set_(st, __FILE__, __LINE__, "model spec '%s': %s", spec, why ? why + 3 : tq_last_error());
+    }
+    return TQ_OK;
 }
 
 static tq_status parse_spec(tq_model *m, const char *spec) {

@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Install tinyqat's build dependencies (Debian packages), build it, and fetch MNIST.
 # Quick and harmless to run again: it installs only what is missing and skips a verified dataset.
-#   scripts/setup.sh [--no-data] [--mcu] [--build-dir DIR] [--cmake-args "..."]
+#   scripts/setup.sh [--no-data] [--fashion] [--mcu] [--build-dir DIR] [--cmake-args "..."]
+# --fashion also installs Fashion-MNIST (Debian's dataset-fashion-mnist) into data/fashion-mnist.
 # --mcu also installs the Cortex-M cross compiler and QEMU (about 1 GB) for the microcontroller test.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-build="$root/build" data=1 cmake_args="" mcu=0
+build="$root/build" data=1 cmake_args="" mcu=0 fashion=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-data) data=0 ;;
     --mcu) mcu=1 ;;
+    --fashion) fashion=1 ;;
     --build-dir) build="$2"; shift ;;
     --cmake-args) cmake_args="$2"; shift ;;
-    -h|--help) sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -48,5 +50,6 @@ cmake --build "$build" -j"$(nproc)" >/dev/null
 echo "setup: built $build/tinyqat"
 
 if [ "$data" = 1 ]; then
-  "$root/data/fetch_mnist.sh"
+  "$root/data/fetch_data.sh" mnist
+  [ "$fashion" = 0 ] || "$root/data/fetch_data.sh" fashion-mnist
 fi

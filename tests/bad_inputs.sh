@@ -25,6 +25,31 @@ case_() {
   if [ -z "$why" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL [$*]: $why"; sed 's/^/  | /' "$tmp/err" | head -3; fi
 }
 
+# --- datasets: names, and folders whose files do not fit together (written by tq_testtool) ---
+mkd() { # mkd DIR TRAIN_N TRAIN_H TRAIN_W TRAIN_K TEST_N TEST_H TEST_W TEST_K
+  mkdir -p "$1"
+  "$tool" images "$1/train-images-idx3-ubyte" "$2" "$3" "$4" && "$tool" labels "$1/train-labels-idx1-ubyte" "$2" "$5" &&
+  "$tool" images "$1/t10k-images-idx3-ubyte" "$6" "$7" "$8" && "$tool" labels "$1/t10k-labels-idx1-ubyte" "$6" "$9"
+}
+mkd "$tmp/d_small" 30 12 10 3 9 12 10 3     # fine: 3 classes of 12x10
+mkd "$tmp/d_shape" 30 12 10 3 9 12 9 3      # test images of another size
+mkd "$tmp/d_label" 30 12 10 3 9 12 10 6     # test labels up to 5, training labels only 0..2
+mkd "$tmp/d_one" 30 12 10 1 9 12 10 1       # one class
+for cmd in train eval ptq qat experiment infer view bench; do
+  case "$cmd" in eval|ptq|infer) m="$tmp/keep" ;; *) m="" ;; esac
+  # shellcheck disable=SC2086
+  case_ 2 "'cifar' is not one of mnist,fashion-mnist" -- $cmd $m --dataset cifar
+done
+case_ 2 "'cifar' is not one of" -- export "$tmp/keep" --c "$tmp/cdir" --test-images 3 --dataset cifar
+case_ 1 "test images are 12x9x1 but training images are 12x10x1" -- train --data "$tmp/d_shape" --epochs 1 --out "$tmp/keep"
+case_ 1 "label 3 at index 3, but the training labels are 0..2" -- train --data "$tmp/d_label" --epochs 1 --out "$tmp/keep"
+case_ 1 "label 3 at index 3, but the training labels are 0..2" -- qat --data "$tmp/d_label" --epochs 1 --out "$tmp/keep"
+case_ 1 "only 1 class" -- train --data "$tmp/d_one" --epochs 1 --out "$tmp/keep"
+case_ 1 "takes 784 inputs, but the images have 120 values" -- train --data "$tmp/d_small" --model 784-16r-10 --epochs 1 --out "$tmp/keep"
+case_ 1 "gives 10 outputs, but the data has 3 classes" -- train --data "$tmp/d_small" --model in-16r-10 --epochs 1 --out "$tmp/keep"
+case_ 2 "'out' can only be the last width" -- train --model in-out-16 --data "$tmp/d_small"
+case_ 2 "model spec 'in-16x-out': unexpected 'x'" -- qat --model in-16x-out --data "$tmp/d_small"
+
 # --- arguments, every command ---
 for cmd in train eval ptq qat experiment convert infer export bench; do
   case_ 2 "unknown option" -- $cmd --no-such-flag
@@ -105,7 +130,7 @@ else
   mkdata "$tmp/d_huge" '\x00\x00\x08\x03\x80\x00\x00\x00\x00\x00\x00\x1c\x00\x00\x00\x1c' 5
   mkdata "$tmp/d_zero" '\x00\x00\x08\x03\x00\x00\x00\x05\x00\x00\x00\x1c\x00\x00\x00\x00' 5
   mkdata "$tmp/d_trunc" '\x00\x00\x08\x03\x00\x00\x00\x05\x00\x00\x00\x1c\x00\x00\x00\x1c' 5
-  mkdata "$tmp/d_magic" '\x00\x00\x08\x04\x00\x00\x00\x05\x00\x00\x00\x1c\x00\x00\x00\x1c' 5
+  mkdata "$tmp/d_magic" '\x00\x00\x0d\x03\x00\x00\x00\x05\x00\x00\x00\x1c\x00\x00\x00\x1c' 5
   case_ 1 "absurd" -- eval "$tmp/m.tqf" --data "$tmp/d_huge"
   case_ 1 "dimension 2 is 0" -- eval "$tmp/m.tqf" --data "$tmp/d_zero"
   case_ 1 "truncated" -- eval "$tmp/m.tqf" --data "$tmp/d_trunc"
@@ -115,6 +140,14 @@ else
     printf '\x00\x00\x08\x01\x00\x00\x00\x02\x00\x00' >"$tmp/d_count/t10k-labels-idx1-ubyte"
   case_ 1 "labels" -- eval "$tmp/m.tqf" --data "$tmp/d_count"
   case_ 1 "not found" -- eval "$tmp/m.tqf" --data "$tmp/d_none"
+  # a model given data of another shape, or labels beyond its outputs
+  case_ 1 "takes 784 inputs" -- eval "$tmp/m.tqf" --data "$tmp/d_small"
+  case_ 1 "takes 784 inputs" -- infer "$tmp/m.tqm" --data "$tmp/d_small"
+  case_ 1 "takes 784 inputs" -- ptq "$tmp/m.tqf" --data "$tmp/d_small" --out "$tmp/keep"
+  mkdir -p "$tmp/d_k12"
+  "$tool" images "$tmp/d_k12/t10k-images-idx3-ubyte" 20 28 28 && "$tool" labels "$tmp/d_k12/t10k-labels-idx1-ubyte" 20 13
+  case_ 1 "model has 10 outputs" -- eval "$tmp/m.tqf" --data "$tmp/d_k12"
+  case_ 1 "model has 10 outputs" -- infer "$tmp/m.tqm" --data "$tmp/d_k12"
 fi
 echo "bad inputs: $pass passed, $fail failed"
 [ "$fail" = 0 ]

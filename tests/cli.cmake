@@ -14,3 +14,10 @@ endif()
 if(TARGET tq_ste_demo)
   add_test(NAME ste_demo COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/ste_demo_test.sh $<TARGET_FILE:tq_ste_demo>)
 endif()
+
+# Install into a temporary prefix and build examples/library against it (pkg-config and
+# find_package). Not under the sanitizers: an outside program does not link their runtimes.
+if(TARGET tinyqat_cli AND NOT TQ_SANITIZE)
+  add_test(NAME install COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/install_test.sh ${PROJECT_BINARY_DIR})
+  set_tests_properties(install PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=1" TIMEOUT 600)
+endif()

@@ -35,6 +35,18 @@ static void usage(const cli_cmd *cmd, const cli_opt *opts, int n_opts) {
     printf("  %-22s %s\n", "--help", "show this help");
 }
 
+/* val is one of the comma-separated choices */
+static int is_choice(const char *choices, const char *val) {
+    size_t n = strlen(val);
+    for (const char *p = choices; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == n && !strncmp(p, val, n)) return 1;
+        p = comma ? comma + 1 : NULL;
+    }
+    return 0;
+}
+
 static int bad(const cli_cmd *cmd, const char *fmt, const char *a, const char *b) {
     fprintf(stderr, "tinyqat %s: ", cmd->name);
     fprintf(stderr, fmt, a, b);
@@ -76,6 +88,11 @@ int cli_parse(const cli_cmd *cmd, cli_opt *opts, int n_opts, int argc, char **ar
         else return bad(cmd, "option %s needs a value%s", name, "");
         if (o->type == CLI_STR) {
             if (!*val) return bad(cmd, "option %s: empty value%s", name, "");
+            if (o->choices && !is_choice(o->choices, val)) {
+                char msg[256];
+                snprintf(msg, sizeof msg, "'%s' is not one of %s", val, o->choices);
+                return bad(cmd, "option %s: %s", name, msg);
+            }
             *(const char **)o->dst = val;
             continue;
         }
@@ -181,9 +198,9 @@ int cli_load_data(const char *dataset, const char *dir_opt, tq_dataset *train, t
     char dir[1024];
     if (train) memset(train, 0, sizeof *train);
     if (test) memset(test, 0, sizeof *test);
-    if (tq_dataset_dir(dataset, dir_opt, dir, sizeof dir) != TQ_OK) {
+    if (tq_dataset_dir(dataset, dir_opt, dir, sizeof dir) != TQ_OK) { /* an unknown name: a usage error */
         fprintf(stderr, "tinyqat: %s\n", tq_last_error());
-        return 1;
+        return 2;
     }
     tq_status st = train ? tq_dataset_load(train, dir, TQ_SPLIT_TRAIN) : TQ_OK;
     if (st == TQ_OK && test) st = tq_dataset_load(test, dir, TQ_SPLIT_TEST);

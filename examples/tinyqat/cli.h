@@ -20,6 +20,7 @@ typedef struct {
     void *dst;          /* int*, uint64_t*, float*, const char**, int* (flag) */
     const char *help;
     double lo, hi;      /* accepted range for numbers (inclusive) */
+    const char *choices; /* strings: the accepted values, comma-separated ("a,b"), or NULL for any */
 } cli_opt;
 
 typedef struct {
@@ -59,12 +60,14 @@ void cli_json_print(cJSON *o);
 
 /* --dataset NAME and --data DIR, the same in every command that reads images. */
 #define CLI_DATA_OPTIONS(dataset, dir)                                                                                   \
-    {"--dataset", CLI_STR, &(dataset), "mnist or fashion-mnist (where it lives: see the README's Data section)", 0, 0}, \
+    {"--dataset", CLI_STR, &(dataset), "mnist or fashion-mnist (where it lives: see the README's Data section)", 0, 0,  \
+     "mnist,fashion-mnist"},                                                                                             \
     {"--data", CLI_STR, &(dir), "a folder of IDX files, {train,t10k}-{images,labels}-idx*-ubyte[.gz] (overrides --dataset)", 0, 0}
 
 /* Load the training and/or the test split (NULL: not wanted) of --dataset/--data; the test split
  * is checked against the training split when both are loaded. On failure prints one line (with
- * how to get the data) and returns 1, with nothing left allocated; 0 on success. */
+ * how to get the data) and returns the exit status, 2 for an unknown dataset name and 1 for
+ * missing or bad files, with nothing left allocated; 0 on success. */
 int cli_load_data(const char *dataset, const char *dir, tq_dataset *train, tq_dataset *test);
 
 /* tq_train's callback for the program: a progress bar on a terminal and, unless quiet, a line per

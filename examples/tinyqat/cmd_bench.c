@@ -63,7 +63,11 @@ int cmd_bench(int argc, char **argv) {
     tq_dataset tr;
     memset(&tr, 0, sizeof tr);
     char dir[1024];
-    int synthetic = tq_dataset_dir(dataset, data, dir, sizeof dir) != TQ_OK || tq_dataset_load(&tr, dir, TQ_SPLIT_TRAIN) != TQ_OK;
+    if (tq_dataset_dir(dataset, data, dir, sizeof dir) != TQ_OK) {
+        fprintf(stderr, "tinyqat bench: %s\n", tq_last_error());
+        return 2;
+    }
+    int synthetic = tq_dataset_load(&tr, dir, TQ_SPLIT_TRAIN) != TQ_OK;
     if (synthetic) { /* timing does not depend on pixel values: random images of MNIST's size */
         tr.n = MNIST_N, tr.h = tr.w = MNIST_SIDE, tr.c = 1, tr.classes = MNIST_CLASSES;
         snprintf(tr.source, sizeof tr.source, "random images");

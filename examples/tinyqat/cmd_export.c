@@ -28,9 +28,9 @@ int cmd_export(int argc, char **argv) {
     if (tq_qmodel_load(&q, pos[0]) != TQ_OK) return cli_fail(NULL);
     tq_dataset te;
     memset(&te, 0, sizeof te);
-    if (n_test > 0 && cli_load_data(dataset, data, NULL, &te)) {
+    if (n_test > 0 && (rc = cli_load_data(dataset, data, NULL, &te))) {
         tq_qmodel_free(&q);
-        return 1;
+        return rc;
     }
     if (tq_export_c(&q, cdir, pos[0], n_test > 0 ? &te : NULL, n_test) != TQ_OK) rc = cli_fail("export");
     else {

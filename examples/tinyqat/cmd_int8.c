@@ -84,9 +84,9 @@ int cmd_infer(int argc, char **argv) {
     tq_qmodel q;
     if (tq_qmodel_load(&q, pos[0]) != TQ_OK) return cli_fail(NULL);
     tq_dataset te;
-    if (cli_load_data(dataset, data, NULL, &te)) {
+    if ((rc = cli_load_data(dataset, data, NULL, &te))) {
         tq_qmodel_free(&q);
-        return 1;
+        return rc;
     }
     /* accuracy (checks the shapes and labels too), then the kernel alone timed: the best of
      * `repeats` passes over the test set, the model prepared once */

@@ -81,9 +81,9 @@ int cmd_ptq(int argc, char **argv) {
         return 1;
     }
     tq_dataset tr, te;
-    if (cli_load_data(dataset, data, &tr, &te)) {
+    if ((rc = cli_load_data(dataset, data, &tr, &te))) {
         tq_model_free(&fp);
-        return 1;
+        return rc;
     }
     float acc_fp = 0, acc_q = 0;
     rc = 0;
@@ -170,7 +170,7 @@ int cmd_qat(int argc, char **argv) {
     char ckpt_buf[1024];
     cli_checkpoint_path(&cfg, out, ckpt, ckpt_buf, sizeof ckpt_buf);
     tq_dataset tr, te;
-    if (cli_load_data(dataset, data, &tr, &te)) return 1;
+    if ((rc = cli_load_data(dataset, data, &tr, &te))) return rc;
     tq_model m;
     memset(&m, 0, sizeof m);
     tq_ckpt resume_ck;
@@ -326,7 +326,7 @@ int cmd_experiment(int argc, char **argv) {
         fcfg.schedule = "const";
     }
     tq_dataset tr, te;
-    if (cli_load_data(dataset, data, &tr, &te)) return 1;
+    if ((rc = cli_load_data(dataset, data, &tr, &te))) return rc;
     row rows[1 + 2 * MAX_BITS];
     memset(rows, 0, sizeof rows);
     /* seed 0's material for --plots */

