@@ -72,7 +72,7 @@ tq_status tq_model_spec_check(const char *spec) {
 }
 
 static tq_status parse_spec(tq_model *m, const char *spec) {
-    if (!spec || !*spec) TQ_FAIL(TQ_E_ARG, "model spec is empty (want e.g. 784-100r-100r-10)");
+    if (!spec || !*spec) TQ_FAIL(TQ_E_ARG, "model spec is empty (want a preset such as digitsnet, or e.g. in-100r-100r-out)");
     if (strlen(spec) >= sizeof m->spec) TQ_FAIL(TQ_E_ARG, "model spec '%s' is too long", spec);
     int n = 0;
     const char *p = spec;

@@ -82,8 +82,10 @@ int cmd_train(int argc, char **argv) {
     cfg.callback = cli_train_callback;
     cfg.user = &view;
     cfg.stop = cli_catch_sigint(); /* Ctrl-C: stop after the current step, the last checkpoint intact */
-    printf("training %s on %s: %d epochs, batch %d, %s lr %g (%s), seed %llu, %d thread(s)\n", m.spec, tr.source, cfg.epochs,
-           cfg.batch, cfg.optim, (double)cfg.lr, cfg.schedule, (unsigned long long)cfg.seed, cfg.threads);
+    printf("training %s on %s (%u images of %ux%ux%u, %u classes; input mean %.4f, std %.4f)\n"
+           "  %d epochs, batch %d, %s lr %g (%s), seed %llu, %d thread(s)\n",
+           m.spec, tr.source, tr.n, tr.h, tr.w, tr.c, tr.classes, (double)m.in_mean, (double)m.in_std, cfg.epochs, cfg.batch,
+           cfg.optim, (double)cfg.lr, cfg.schedule, (unsigned long long)cfg.seed, cfg.threads);
     tq_train_result res;
     st = tq_train(&m, &tr, &te, &cfg, &res);
     cli_release_sigint();
