@@ -1,0 +1,156 @@
+#include "layers/batchnorm.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "src/fake_quant.h" /* the run modes */
+
+void tq_bn_init(tq_bn *bn, int C, float *running_mean, float *running_var) {
+    *bn = (tq_bn){.C = C, .momentum = 0.1f, .eps = 1e-5f, .running_mean = running_mean, .running_var = running_var};
+    for (int c = 0; c < C; c++) {
+        running_mean[c] = 0.0f;
+        running_var[c] = 1.0f;
+    }
+}
+
+static tq_status bn_shape(tq_node *n) {
+    const tq_bn *bn = n->ctx;
+    tq_node *x = n->in[0];
+    if (bn->C < 1 || bn->C > 4096) TQ_FAIL(TQ_E_SHAPE, "batch norm: %d channels (1..4096)", bn->C);
+    if (x->cols % bn->C) TQ_FAIL(TQ_E_SHAPE, "batch norm: rows of %d values do not hold whole %d-channel positions", x->cols, bn->C);
+    for (int i = 1; i < n->n_in; i++)
+        if (n->in[i]->rows != 1 || n->in[i]->cols != bn->C)
+            TQ_FAIL(TQ_E_SHAPE, "batch norm: gamma/beta are [%d][%d], want [1][%d]", n->in[i]->rows, n->in[i]->cols, bn->C);
+    n->rows = x->rows;
+    n->cols = x->cols;
+    n->aux_len = tq_node_numel(n) + (size_t)bn->C; /* xh, then 1/sqrt(var + eps) per channel */
+    return TQ_OK;
+}
+
+static void bn_forward(tq_node *n, int mode) {
+    tq_bn *bn = n->ctx;
+    const int C = bn->C;
+    const float *x = n->in[0]->val, *gamma = n->in[1]->val, *beta = n->in[2]->val;
+    const size_t total = tq_node_numel(n), N = total / (size_t)C;
+    float *xh = n->aux, *inv = n->aux + total;
+    bn->batch_stats = mode == TQ_RUN_TRAIN && !bn->frozen;
+    if (bn->batch_stats) {
+        double mean[4096], var[4096]; /* C <= 4096 (checked where layers are built) */
+        for (int c = 0; c < C; c++) mean[c] = var[c] = 0.0;
+        for (size_t i = 0; i < total; i++) mean[i % (size_t)C] += x[i];
+        for (int c = 0; c < C; c++) mean[c] /= (double)N;
+        for (size_t i = 0; i < total; i++) {
+            double d = x[i] - mean[i % (size_t)C];
+            var[i % (size_t)C] += d * d;
+        }
+        for (int c = 0; c < C; c++) {
+            var[c] /= (double)N;
+            inv[c] = (float)(1.0 / sqrt(var[c] + (double)bn->eps));
+            double unbiased = N > 1 ? var[c] * (double)N / (double)(N - 1) : var[c];
+            bn->running_mean[c] += bn->momentum * ((float)mean[c] - bn->running_mean[c]);
+            bn->running_var[c] += bn->momentum * ((float)unbiased - bn->running_var[c]);
+        }
+        for (size_t i = 0; i < total; i++) {
+            int c = (int)(i % (size_t)C);
+            xh[i] = (float)((x[i] - mean[c]) * inv[c]);
+            n->val[i] = gamma[c] * xh[i] + beta[c];
+        }
+        return;
+    }
+    for (int c = 0; c < C; c++) inv[c] = 1.0f / sqrtf(bn->running_var[c] + bn->eps);
+    for (size_t i = 0; i < total; i++) {
+        int c = (int)(i % (size_t)C);
+        xh[i] = (x[i] - bn->running_mean[c]) * inv[c];
+        n->val[i] = gamma[c] * xh[i] + beta[c];
+    }
+}
+
+static void bn_backward(tq_node *n) {
+    const tq_bn *bn = n->ctx;
+    const int C = bn->C;
+    const size_t total = tq_node_numel(n), N = total / (size_t)C;
+    const float *dy = n->grad, *xh = n->aux, *inv = n->aux + total, *gamma = n->in[1]->val;
+    double sdy[4096], sdyxh[4096];
+    for (int c = 0; c < C; c++) sdy[c] = sdyxh[c] = 0.0;
+    for (size_t i = 0; i < total; i++) {
+        sdy[i % (size_t)C] += dy[i];
+        sdyxh[i % (size_t)C] += (double)dy[i] * xh[i];
+    }
+    if (n->in[1]->grad)
+        for (int c = 0; c < C; c++) n->in[1]->grad[c] += (float)sdyxh[c];
+    if (n->in[2]->grad)
+        for (int c = 0; c < C; c++) n->in[2]->grad[c] += (float)sdy[c];
+    float *dx = n->in[0]->grad;
+    if (!dx) return;
+    for (size_t i = 0; i < total; i++) {
+        int c = (int)(i % (size_t)C);
+        if (bn->batch_stats)
+            dx[i] += (float)(gamma[c] * inv[c] / (double)N * ((double)N * dy[i] - sdy[c] - xh[i] * sdyxh[c]));
+        else
+            dx[i] += dy[i] * gamma[c] * inv[c];
+    }
+}
+
+static const tq_op op_bn = {"batchnorm", bn_shape, bn_forward, bn_backward};
+
+tq_node *tq_batchnorm(tq_graph *g, tq_node *x, tq_node *gamma, tq_node *beta, tq_bn *bn) {
+    tq_node *in[3] = {x, gamma, beta};
+    return tq_graph_apply(g, &op_bn, bn, 3, in);
+}
+
+/* ---- the fold's per-channel scale ----
+ * Two ops: weights [OC][K] times s, row c being channel c (bn_fold_w), and outputs [B][S*C]
+ * divided by s, column j being channel j % C (bn_unfold_y). aux keeps s. */
+
+static tq_status scale_shape(tq_node *n, int per_row) {
+    const tq_bn *bn = n->ctx;
+    tq_node *x = n->in[0];
+    if (per_row ? x->rows != bn->C : x->cols % bn->C)
+        TQ_FAIL(TQ_E_SHAPE, "bn scale: a [%d][%d] tensor does not hold %d channels", x->rows, x->cols, bn->C);
+    n->rows = x->rows;
+    n->cols = x->cols;
+    n->aux_len = (size_t)bn->C;
+    return TQ_OK;
+}
+
+static void scale_forward(tq_node *n, int per_row) {
+    const tq_bn *bn = n->ctx;
+    const float *gamma = n->in[1]->val, *x = n->in[0]->val;
+    for (int c = 0; c < bn->C; c++) n->aux[c] = gamma[c] / sqrtf(bn->running_var[c] + bn->eps);
+    for (size_t i = 0; i < tq_node_numel(n); i++) {
+        if (per_row) n->val[i] = x[i] * n->aux[i / (size_t)n->cols];
+        else n->val[i] = x[i] / n->aux[i % (size_t)bn->C];
+    }
+}
+
+/* s = gamma / sigma, so ds/dgamma = 1 / sigma. y = x s: dy/dx = s, dy/ds = x.
+ * y = x / s: dy/dx = 1/s, dy/ds = -x / s^2. */
+static void scale_backward(tq_node *n, int per_row) {
+    const tq_bn *bn = n->ctx;
+    const float *x = n->in[0]->val, *dy = n->grad;
+    for (size_t i = 0; i < tq_node_numel(n); i++) {
+        int c = per_row ? (int)(i / (size_t)n->cols) : (int)(i % (size_t)bn->C);
+        float s = n->aux[c], sigma_inv = 1.0f / sqrtf(bn->running_var[c] + bn->eps);
+        if (n->in[0]->grad) n->in[0]->grad[i] += per_row ? dy[i] * s : dy[i] / s;
+        if (n->in[1]->grad) n->in[1]->grad[c] += dy[i] * (per_row ? x[i] : -x[i] / (s * s)) * sigma_inv;
+    }
+}
+
+static tq_status fold_w_shape(tq_node *n) { return scale_shape(n, 1); }
+static void fold_w_forward(tq_node *n, int mode) { (void)mode; scale_forward(n, 1); }
+static void fold_w_backward(tq_node *n) { scale_backward(n, 1); }
+static tq_status unfold_y_shape(tq_node *n) { return scale_shape(n, 0); }
+static void unfold_y_forward(tq_node *n, int mode) { (void)mode; scale_forward(n, 0); }
+static void unfold_y_backward(tq_node *n) { scale_backward(n, 0); }
+static const tq_op op_fold_w = {"bn_fold_w", fold_w_shape, fold_w_forward, fold_w_backward};
+static const tq_op op_unfold_y = {"bn_unfold_y", unfold_y_shape, unfold_y_forward, unfold_y_backward};
+
+tq_node *tq_bn_fold_weights(tq_graph *g, tq_node *W, tq_node *gamma, tq_bn *bn) {
+    tq_node *in[2] = {W, gamma};
+    return tq_graph_apply(g, &op_fold_w, bn, 2, in);
+}
+
+tq_node *tq_bn_unfold_output(tq_graph *g, tq_node *y, tq_node *gamma, tq_bn *bn) {
+    tq_node *in[2] = {y, gamma};
+    return tq_graph_apply(g, &op_unfold_y, bn, 2, in);
+}

@@ -1,0 +1,269 @@
+#include "layers/conv.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "src/ops.h"
+
+tq_status tq_conv_shape_init(tq_conv_shape *s, int H, int W, int C, int K, int stride, int pad, int OC, int depthwise) {
+    memset(s, 0, sizeof *s);
+    if (H < 1 || W < 1 || C < 1 || K < 1 || stride < 1 || pad < 0 || OC < 1)
+        TQ_FAIL(TQ_E_SHAPE, "convolution: sizes must be positive (image %dx%dx%d, kernel %d, stride %d, pad %d, %d channels)", H, W,
+                C, K, stride, pad, OC);
+    if (K > H + 2 * pad || K > W + 2 * pad)
+        TQ_FAIL(TQ_E_SHAPE, "convolution: a %dx%d kernel does not fit a %dx%d image with padding %d", K, K, H, W, pad);
+    if (depthwise && OC % C)
+        TQ_FAIL(TQ_E_SHAPE, "depthwise convolution: %d output channels is not a multiple of the %d input channels", OC, C);
+    if (K > 64 || (long)H * W * C > (1L << 24) || OC > 4096)
+        TQ_FAIL(TQ_E_SHAPE, "convolution: kernel %d, image %dx%dx%d or %d channels is more than tinyqat takes", K, H, W, C, OC);
+    *s = (tq_conv_shape){.H = H, .W = W, .C = C, .KH = K, .KW = K, .stride = stride, .pad = pad, .OC = OC,
+                         .OH = (H + 2 * pad - K) / stride + 1, .OW = (W + 2 * pad - K) / stride + 1, .depthwise = depthwise};
+    return TQ_OK;
+}
+
+tq_status tq_pool_shape_init(tq_pool_shape *s, int H, int W, int C, int K, int stride, int avg) {
+    memset(s, 0, sizeof *s);
+    if (H < 1 || W < 1 || C < 1 || K < 1 || stride < 1)
+        TQ_FAIL(TQ_E_SHAPE, "pool: sizes must be positive (image %dx%dx%d, window %d, stride %d)", H, W, C, K, stride);
+    if (K > H || K > W) TQ_FAIL(TQ_E_SHAPE, "pool: a %dx%d window does not fit a %dx%d image", K, K, H, W);
+    *s = (tq_pool_shape){.H = H, .W = W, .C = C, .K = K, .stride = stride, .OH = (H - K) / stride + 1,
+                         .OW = (W - K) / stride + 1, .avg = avg};
+    return TQ_OK;
+}
+
+void tq_conv_init(float *W, float *b, const tq_conv_shape *s, tq_rng *rng) {
+    int fan_in = s->KH * s->KW * (s->depthwise ? 1 : s->C);
+    float bound = 1.0f / sqrtf((float)fan_in);
+    size_t nw = (size_t)s->OC * (size_t)fan_in;
+    for (size_t i = 0; i < nw; i++) W[i] = tq_rng_uniform_in(rng, -bound, bound);
+    for (int o = 0; b && o < s->OC; o++) b[o] = tq_rng_uniform_in(rng, -bound, bound);
+}
+
+void tq_conv2d_ref(float *y, const float *x, const float *W, const float *b, int B, const tq_conv_shape *s) {
+    const int K = s->KH * s->KW * (s->depthwise ? 1 : s->C), mult = s->depthwise ? s->OC / s->C : 1;
+    for (int n = 0; n < B; n++)
+        for (int oy = 0; oy < s->OH; oy++)
+            for (int ox = 0; ox < s->OW; ox++)
+                for (int o = 0; o < s->OC; o++) {
+                    double acc = b ? b[o] : 0.0;
+                    for (int ky = 0; ky < s->KH; ky++)
+                        for (int kx = 0; kx < s->KW; kx++) {
+                            int iy = oy * s->stride + ky - s->pad, ix = ox * s->stride + kx - s->pad;
+                            if (iy < 0 || iy >= s->H || ix < 0 || ix >= s->W) continue;
+                            const float *px = x + (((size_t)n * s->H + iy) * s->W + ix) * s->C;
+                            if (s->depthwise) {
+                                acc += (double)W[(size_t)o * K + ky * s->KW + kx] * px[o / mult];
+                            } else {
+                                for (int c = 0; c < s->C; c++) acc += (double)W[(size_t)o * K + (ky * s->KW + kx) * s->C + c] * px[c];
+                            }
+                        }
+                    y[(((size_t)n * s->OH + oy) * s->OW + ox) * s->OC + o] = (float)acc;
+                }
+}
+
+/* ---- conv2d through im2col ---- */
+
+static tq_status conv_shape(tq_node *n) {
+    const tq_conv_shape *s = n->ctx;
+    tq_node *x = n->in[0], *W = n->in[1];
+    int K = s->KH * s->KW * (s->depthwise ? 1 : s->C);
+    if (x->cols != s->H * s->W * s->C)
+        TQ_FAIL(TQ_E_SHAPE, "conv2d: input rows have %d values, a %dx%dx%d image has %d", x->cols, s->H, s->W, s->C, s->H * s->W * s->C);
+    if (W->rows != s->OC || W->cols != K)
+        TQ_FAIL(TQ_E_SHAPE, "conv2d: weights are [%d][%d], want [%d][%d]", W->rows, W->cols, s->OC, K);
+    if (n->n_in == 3 && (n->in[2]->rows != 1 || n->in[2]->cols != s->OC))
+        TQ_FAIL(TQ_E_SHAPE, "conv2d: bias is [%d][%d], want [1][%d]", n->in[2]->rows, n->in[2]->cols, s->OC);
+    n->rows = x->rows;
+    n->cols = s->OH * s->OW * s->OC;
+    /* im2col: the columns of the whole batch, kept for backward (depthwise needs none) */
+    n->aux_len = s->depthwise ? 0 : (size_t)x->rows * s->OH * s->OW * K;
+    return TQ_OK;
+}
+
+/* col[(n*OH + oy)*OW + ox][(ky*KW + kx)*C + c] = x[n][iy][ix][c], 0 in the padding */
+static void im2col(float *col, const float *x, int B, const tq_conv_shape *s) {
+    const size_t K = (size_t)s->KH * s->KW * s->C, rowC = (size_t)s->C * sizeof(float);
+    for (int n = 0; n < B; n++)
+        for (int oy = 0; oy < s->OH; oy++)
+            for (int ox = 0; ox < s->OW; ox++) {
+                float *dst = col + (((size_t)n * s->OH + oy) * s->OW + ox) * K;
+                for (int ky = 0; ky < s->KH; ky++) {
+                    int iy = oy * s->stride + ky - s->pad;
+                    for (int kx = 0; kx < s->KW; kx++, dst += s->C) {
+                        int ix = ox * s->stride + kx - s->pad;
+                        if (iy < 0 || iy >= s->H || ix < 0 || ix >= s->W) memset(dst, 0, rowC);
+                        else memcpy(dst, x + (((size_t)n * s->H + iy) * s->W + ix) * s->C, rowC);
+                    }
+                }
+            }
+}
+
+/* dx[n][iy][ix][c] += dcol[...]: the adjoint of im2col */
+static void col2im_add(float *dx, const float *dcol, int B, const tq_conv_shape *s) {
+    const size_t K = (size_t)s->KH * s->KW * s->C;
+    for (int n = 0; n < B; n++)
+        for (int oy = 0; oy < s->OH; oy++)
+            for (int ox = 0; ox < s->OW; ox++) {
+                const float *src = dcol + (((size_t)n * s->OH + oy) * s->OW + ox) * K;
+                for (int ky = 0; ky < s->KH; ky++) {
+                    int iy = oy * s->stride + ky - s->pad;
+                    for (int kx = 0; kx < s->KW; kx++, src += s->C) {
+                        int ix = ox * s->stride + kx - s->pad;
+                        if (iy < 0 || iy >= s->H || ix < 0 || ix >= s->W) continue;
+                        float *d = dx + (((size_t)n * s->H + iy) * s->W + ix) * s->C;
+                        for (int c = 0; c < s->C; c++) d[c] += src[c];
+                    }
+                }
+            }
+}
+
+static void add_channel_bias(float *y, const float *b, size_t rows, int C) {
+    for (size_t r = 0; r < rows; r++, y += C)
+        for (int c = 0; c < C; c++) y[c] += b[c];
+}
+
+static void conv_forward(tq_node *n, int training) {
+    (void)training;
+    const tq_conv_shape *s = n->ctx;
+    const tq_node *x = n->in[0], *W = n->in[1];
+    const int B = x->rows, P = s->OH * s->OW;
+    if (s->depthwise) {
+        const int K = s->KH * s->KW, mult = s->OC / s->C;
+        memset(n->val, 0, tq_node_numel(n) * sizeof(float));
+        for (int b = 0; b < B; b++)
+            for (int oy = 0; oy < s->OH; oy++)
+                for (int ox = 0; ox < s->OW; ox++) {
+                    float *y = n->val + (((size_t)b * s->OH + oy) * s->OW + ox) * s->OC;
+                    for (int ky = 0; ky < s->KH; ky++) {
+                        int iy = oy * s->stride + ky - s->pad;
+                        if (iy < 0 || iy >= s->H) continue;
+                        for (int kx = 0; kx < s->KW; kx++) {
+                            int ix = ox * s->stride + kx - s->pad;
+                            if (ix < 0 || ix >= s->W) continue;
+                            const float *px = x->val + (((size_t)b * s->H + iy) * s->W + ix) * s->C;
+                            const float *w = W->val + ky * s->KW + kx;
+                            for (int o = 0; o < s->OC; o++) y[o] += w[(size_t)o * K] * px[o / mult];
+                        }
+                    }
+                }
+    } else {
+        const int K = s->KH * s->KW * s->C;
+        im2col(n->aux, x->val, B, s);
+        /* y[B*P][OC] = col[B*P][K] W^T */
+        tq_sgemm(0, 1, B * P, s->OC, K, 1.0f, n->aux, K, W->val, K, 0.0f, n->val, s->OC);
+    }
+    if (n->n_in == 3) add_channel_bias(n->val, n->in[2]->val, (size_t)B * P, s->OC);
+}
+
+static void conv_backward(tq_node *n) {
+    const tq_conv_shape *s = n->ctx;
+    tq_node *x = n->in[0], *W = n->in[1];
+    const int B = x->rows, P = s->OH * s->OW;
+    const float *dy = n->grad;
+    if (n->n_in == 3 && n->in[2]->grad) { /* db[o] += sum over every position of dy */
+        float *db = n->in[2]->grad;
+        for (size_t r = 0; r < (size_t)B * P; r++)
+            for (int o = 0; o < s->OC; o++) db[o] += dy[r * s->OC + o];
+    }
+    if (s->depthwise) {
+        const int K = s->KH * s->KW, mult = s->OC / s->C;
+        for (int b = 0; b < B; b++)
+            for (int oy = 0; oy < s->OH; oy++)
+                for (int ox = 0; ox < s->OW; ox++) {
+                    const float *g = dy + (((size_t)b * s->OH + oy) * s->OW + ox) * s->OC;
+                    for (int ky = 0; ky < s->KH; ky++) {
+                        int iy = oy * s->stride + ky - s->pad;
+                        if (iy < 0 || iy >= s->H) continue;
+                        for (int kx = 0; kx < s->KW; kx++) {
+                            int ix = ox * s->stride + kx - s->pad;
+                            if (ix < 0 || ix >= s->W) continue;
+                            size_t at = (((size_t)b * s->H + iy) * s->W + ix) * s->C;
+                            int k = ky * s->KW + kx;
+                            for (int o = 0; o < s->OC; o++) {
+                                if (W->grad) W->grad[(size_t)o * K + k] += g[o] * x->val[at + o / mult];
+                                if (x->grad) x->grad[at + o / mult] += g[o] * W->val[(size_t)o * K + k];
+                            }
+                        }
+                    }
+                }
+        return;
+    }
+    const int K = s->KH * s->KW * s->C;
+    if (W->grad) /* dW[OC][K] += dy^T[OC][B*P] col[B*P][K] */
+        tq_sgemm(1, 0, s->OC, K, B * P, 1.0f, dy, s->OC, n->aux, K, 1.0f, W->grad, K);
+    if (x->grad) { /* dcol[B*P][K] = dy W (over col, no longer needed), then back to the image */
+        tq_sgemm(0, 0, B * P, K, s->OC, 1.0f, dy, s->OC, W->val, K, 0.0f, n->aux, K);
+        col2im_add(x->grad, n->aux, B, s);
+    }
+}
+
+static const tq_op op_conv2d = {"conv2d", conv_shape, conv_forward, conv_backward};
+
+tq_node *tq_conv2d(tq_graph *g, tq_node *x, tq_node *W, tq_node *b, const tq_conv_shape *s) {
+    tq_node *in[3] = {x, W, b};
+    return tq_graph_apply(g, &op_conv2d, (void *)s, b ? 3 : 2, in);
+}
+
+/* ---- pooling ---- */
+
+static tq_status pool_shape(tq_node *n) {
+    const tq_pool_shape *s = n->ctx;
+    if (n->in[0]->cols != s->H * s->W * s->C)
+        TQ_FAIL(TQ_E_SHAPE, "pool: input rows have %d values, a %dx%dx%d image has %d", n->in[0]->cols, s->H, s->W, s->C,
+                s->H * s->W * s->C);
+    n->rows = n->in[0]->rows;
+    n->cols = s->OH * s->OW * s->C;
+    n->aux_len = s->avg ? 0 : tq_node_numel(n); /* max: where each maximum came from */
+    return TQ_OK;
+}
+
+static void pool_forward(tq_node *n, int training) {
+    (void)training;
+    const tq_pool_shape *s = n->ctx;
+    const float *x = n->in[0]->val;
+    const float inv = 1.0f / (float)(s->K * s->K);
+    size_t out = 0;
+    for (int b = 0; b < n->rows; b++)
+        for (int oy = 0; oy < s->OH; oy++)
+            for (int ox = 0; ox < s->OW; ox++)
+                for (int c = 0; c < s->C; c++, out++) {
+                    size_t best = 0;
+                    float m = -INFINITY, sum = 0.0f;
+                    for (int ky = 0; ky < s->K; ky++)
+                        for (int kx = 0; kx < s->K; kx++) {
+                            size_t at = (((size_t)b * s->H + oy * s->stride + ky) * s->W + ox * s->stride + kx) * s->C + c;
+                            sum += x[at];
+                            if (x[at] > m || (ky == 0 && kx == 0)) m = x[at], best = at;
+                        }
+                    if (s->avg) n->val[out] = sum * inv;
+                    else {
+                        n->val[out] = m;
+                        n->aux[out] = (float)best; /* an index < 2^24, exact as a float */
+                    }
+                }
+}
+
+static void pool_backward(tq_node *n) {
+    const tq_pool_shape *s = n->ctx;
+    float *dx = n->in[0]->grad;
+    if (!dx) return;
+    if (!s->avg) {
+        for (size_t i = 0; i < tq_node_numel(n); i++) dx[(size_t)n->aux[i]] += n->grad[i];
+        return;
+    }
+    const float inv = 1.0f / (float)(s->K * s->K);
+    size_t out = 0;
+    for (int b = 0; b < n->rows; b++)
+        for (int oy = 0; oy < s->OH; oy++)
+            for (int ox = 0; ox < s->OW; ox++)
+                for (int c = 0; c < s->C; c++, out++) {
+                    float g = n->grad[out] * inv;
+                    for (int ky = 0; ky < s->K; ky++)
+                        for (int kx = 0; kx < s->K; kx++)
+                            dx[(((size_t)b * s->H + oy * s->stride + ky) * s->W + ox * s->stride + kx) * s->C + c] += g;
+                }
+}
+
+static const tq_op op_pool = {"pool2d", pool_shape, pool_forward, pool_backward};
+
+tq_node *tq_pool2d(tq_graph *g, tq_node *x, const tq_pool_shape *s) { return tq_graph_apply(g, &op_pool, (void *)s, 1, &x); }

@@ -1,0 +1,239 @@
+/* Convolution, depthwise convolution, pooling and batch norm: forward against direct loops in
+ * double (odd and even kernels, stride 2, padding, channel multipliers) and hand-worked values,
+ * every gradient against central finite differences. A wrong index, stride or padding changes
+ * the forward against the reference; a wrong backward fails the finite differences. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "layers/batchnorm.h"
+#include "layers/conv.h"
+#include "src/alloc.h"
+#include "src/fake_quant.h"
+
+#include "tests/tq_gradcheck.h"
+
+static float *rnd(tq_rng *r, size_t n, float lo, float hi) {
+    float *a = tq_malloc(n * sizeof(float));
+    fill(r, a, n, lo, hi);
+    return a;
+}
+
+static void check_conv(int B, int H, int W, int C, int K, int stride, int pad, int OC, int depthwise, int bias) {
+    tq_conv_shape s;
+    assert_int_equal(tq_conv_shape_init(&s, H, W, C, K, stride, pad, OC, depthwise), TQ_OK);
+    tq_rng r;
+    tq_rng_seed(&r, (uint64_t)(H * 1000 + K * 10 + stride));
+    int KK = K * K * (depthwise ? 1 : C);
+    size_t nx = (size_t)B * H * W * C, nw = (size_t)OC * KK, ny = (size_t)B * s.OH * s.OW * OC;
+    float *x = rnd(&r, nx, -1, 1), *w = rnd(&r, nw, -1, 1), *b = rnd(&r, (size_t)OC, -1, 1), *R = rnd(&r, ny, -1, 1);
+    float *dx = tq_calloc(nx, sizeof(float)), *dw = tq_calloc(nw, sizeof(float)), *db = tq_calloc((size_t)OC, sizeof(float));
+    float *yref = tq_malloc(ny * sizeof(float));
+    tq_graph *g = tq_graph_new();
+    tq_node *xn = tq_leaf(g, "x", B, H * W * C, x, dx), *wn = tq_leaf(g, "W", OC, KK, w, dw);
+    tq_node *bn = bias ? tq_leaf(g, "b", 1, OC, b, db) : NULL;
+    tq_node *y = tq_conv2d(g, xn, wn, bn, &s);
+    tq_node *L = tq_graph_apply(g, &op_wsum, R, 1, &y);
+    assert_int_equal(tq_graph_status(g), TQ_OK);
+    assert_int_equal(y->cols, s.OH * s.OW * OC);
+    assert_int_equal(tq_graph_forward(g, 1), TQ_OK);
+    tq_conv2d_ref(yref, x, w, bias ? b : NULL, B, &s);
+    for (size_t i = 0; i < ny; i++)
+        if (fabsf(y->val[i] - yref[i]) > 1e-5f) fail_msg("conv %dx%dx%d k%d s%d p%d: y[%zu] = %g, reference %g", H, W, C, K, stride, pad, i,
+                                                       (double)y->val[i], (double)yref[i]);
+    assert_true(gradcheck(g, L, x, dx, nx) <= 0);
+    assert_true(gradcheck(g, L, w, dw, nw) <= 0);
+    if (bias) assert_true(gradcheck(g, L, b, db, (size_t)OC) <= 0);
+    tq_graph_free(g);
+    void *all[] = {x, w, b, R, dx, dw, db, yref};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tq_free(all[i]);
+}
+
+static void conv_matches_reference_and_gradients(void **state) {
+    (void)state;
+    check_conv(2, 7, 6, 3, 3, 1, 1, 4, 0, 1);   /* odd kernel, padding */
+    check_conv(2, 8, 9, 2, 4, 2, 0, 5, 0, 0);   /* even kernel, stride 2, no bias */
+    check_conv(1, 9, 9, 1, 5, 2, 2, 3, 0, 1);   /* one input channel, stride and padding */
+    check_conv(2, 5, 4, 3, 1, 1, 0, 2, 0, 1);   /* 1x1 */
+    check_conv(2, 6, 7, 3, 3, 2, 1, 6, 1, 1);   /* depthwise, multiplier 2, stride 2, padding */
+    check_conv(1, 5, 5, 4, 2, 1, 0, 4, 1, 0);   /* depthwise, even kernel */
+}
+
+/* A 1-channel 3x3 image, 2x2 kernel, stride 1, padding 1, by hand:
+ *   x = 1 2 3     W = 1 0     y[oy][ox] = sum W[ky][kx] x[oy + ky - 1][ox + kx - 1], output 4x4
+ *       4 5 6         0 -1    y[0][0] = x[0][0] W[1][1] (only that tap is inside) = -1
+ *       7 8 9                 y[1][1] = x[0][0] - x[1][1] = 1 - 5 = -4, y[3][3] = x[2][2] = 9 */
+static void conv_by_hand(void **state) {
+    (void)state;
+    tq_conv_shape s;
+    assert_int_equal(tq_conv_shape_init(&s, 3, 3, 1, 2, 1, 1, 1, 0), TQ_OK);
+    assert_int_equal(s.OH, 4);
+    float x[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, w[4] = {1, 0, 0, -1}, y[16];
+    tq_conv2d_ref(y, x, w, NULL, 1, &s);
+    assert_float_equal(y[0], -1.0f, 0);
+    assert_float_equal(y[1 * 4 + 1], -4.0f, 0);
+    assert_float_equal(y[3 * 4 + 3], 9.0f, 0);
+    assert_float_equal(y[0 * 4 + 3], 0.0f, 0); /* top right: only W[1][0] = 0 lands inside, on x[0][2] */
+    assert_float_equal(y[2 * 4 + 1], 4.0f - 8.0f, 0); /* x[1][0] W[0][0] + x[2][1] W[1][1] */
+}
+
+static void shapes_are_checked(void **state) {
+    (void)state;
+    tq_conv_shape s;
+    assert_int_equal(tq_conv_shape_init(&s, 4, 4, 1, 5, 1, 0, 8, 0), TQ_E_SHAPE); /* kernel larger than the image */
+    assert_non_null(strstr(tq_last_error(), "does not fit"));
+    assert_int_equal(tq_conv_shape_init(&s, 4, 4, 1, 5, 1, 1, 8, 0), TQ_OK);    /* padding makes it fit */
+    assert_int_equal(tq_conv_shape_init(&s, 4, 4, 3, 3, 1, 0, 4, 1), TQ_E_SHAPE); /* depthwise 4 of 3 channels */
+    tq_pool_shape p;
+    assert_int_equal(tq_pool_shape_init(&p, 1, 1, 8, 2, 2, 0), TQ_E_SHAPE);      /* a pool that leaves nothing */
+    /* an op refuses inputs that are not the image its shape says */
+    assert_int_equal(tq_conv_shape_init(&s, 4, 4, 2, 3, 1, 0, 2, 0), TQ_OK);
+    tq_graph *g = tq_graph_new();
+    float x[2 * 30], w[2 * 18];
+    tq_node *y = tq_conv2d(g, tq_leaf(g, "x", 2, 30, x, NULL), tq_leaf(g, "W", 2, 18, w, NULL), NULL, &s);
+    assert_null(y);
+    assert_int_equal(tq_graph_status(g), TQ_E_SHAPE);
+    assert_non_null(strstr(tq_last_error(), "input rows have 30 values"));
+    tq_graph_free(g);
+}
+
+/* 4x4, 1 channel, 2x2 windows, stride 2:
+ *   1  2  5  6      max: 4 8      avg: 2.5  6.5
+ *   3  4  7  8           12 16         10.5 14.5
+ *   9 10 13 14
+ *  11 12 15 16 */
+static void pools_by_hand_and_gradients(void **state) {
+    (void)state;
+    float x[16] = {1, 2, 5, 6, 3, 4, 7, 8, 9, 10, 13, 14, 11, 12, 15, 16};
+    const float want[2][4] = {{4, 8, 12, 16}, {2.5f, 6.5f, 10.5f, 14.5f}};
+    for (int avg = 0; avg < 2; avg++) {
+        tq_pool_shape p;
+        assert_int_equal(tq_pool_shape_init(&p, 4, 4, 1, 2, 2, avg), TQ_OK);
+        tq_graph *g = tq_graph_new();
+        tq_node *y = tq_pool2d(g, tq_leaf(g, "x", 1, 16, x, NULL), &p);
+        assert_int_equal(tq_graph_forward(g, 0), TQ_OK);
+        for (int i = 0; i < 4; i++) assert_float_equal(y->val[i], want[avg][i], 0);
+        tq_graph_free(g);
+    }
+    /* gradients: 2 images, 3 channels, 5x5, 3x3 windows, stride 2 (overlapping); distinct values
+     * at least 0.05 apart so a +-0.01 step never changes which one is the maximum */
+    tq_rng r;
+    tq_rng_seed(&r, 5);
+    enum { N = 2 * 5 * 5 * 3 };
+    float xs[N], dx[N], R[2 * 2 * 2 * 3];
+    for (int i = 0; i < N; i++) xs[i] = 0.05f * (float)i - 3.0f;
+    tq_rng_shuffle_u32(&r, (uint32_t *)(void *)xs, N); /* permute the values (as bit patterns) */
+    fill(&r, R, sizeof R / sizeof R[0], -1, 1);
+    for (int avg = 0; avg < 2; avg++) {
+        tq_pool_shape p;
+        assert_int_equal(tq_pool_shape_init(&p, 5, 5, 3, 3, 2, avg), TQ_OK);
+        tq_graph *g = tq_graph_new();
+        tq_node *y = tq_pool2d(g, tq_leaf(g, "x", 2, 75, xs, dx), &p);
+        tq_node *L = tq_graph_apply(g, &op_wsum, R, 1, &y);
+        assert_int_equal(y->cols, 2 * 2 * 3);
+        assert_true(gradcheck(g, L, xs, dx, N) <= 0);
+        tq_graph_free(g);
+    }
+}
+
+/* Training mode: per channel, mean 0 and variance 1 after the norm (gamma 1, beta 0), and the
+ * running statistics move by momentum 0.1 towards the batch's (variance unbiased). By hand for
+ * channel 0 of x = {1, 3} (B = 2, S = 1): mean 2, biased var 1, unbiased 2:
+ * running mean 0 + 0.1 (2 - 0) = 0.2, running var 1 + 0.1 (2 - 1) = 1.1. */
+static void batchnorm_statistics(void **state) {
+    (void)state;
+    float x[4] = {1, -1, 3, 5}, gamma[2] = {1, 1}, beta[2] = {0, 0}, rm[2], rv[2];
+    tq_bn bn;
+    tq_bn_init(&bn, 2, rm, rv);
+    tq_graph *g = tq_graph_new();
+    tq_node *y = tq_batchnorm(g, tq_leaf(g, "x", 2, 2, x, NULL), tq_leaf(g, "g", 1, 2, gamma, NULL),
+                              tq_leaf(g, "b", 1, 2, beta, NULL), &bn);
+    assert_int_equal(tq_graph_forward(g, TQ_RUN_TRAIN), TQ_OK);
+    float e = 1.0f / sqrtf(1.0f + 1e-5f); /* (x - mean) / sqrt(var + eps) for |x - mean| = 1, var 1 */
+    assert_float_equal(y->val[0], -e, 1e-6f);
+    assert_float_equal(y->val[2], e, 1e-6f);
+    assert_float_equal(rm[0], 0.2f, 1e-6f);
+    assert_float_equal(rv[0], 1.1f, 1e-6f);
+    assert_float_equal(rm[1], 0.2f, 1e-6f);  /* channel 1: {-1, 5}: mean 2, var 9, unbiased 18 */
+    assert_float_equal(rv[1], 2.7f, 1e-6f);  /* 1 + 0.1 (18 - 1) */
+    /* evaluation: the running statistics, and nothing moves */
+    assert_int_equal(tq_graph_forward(g, TQ_RUN_EVAL), TQ_OK);
+    assert_float_equal(y->val[0], (1.0f - 0.2f) / sqrtf(1.1f + 1e-5f), 1e-6f);
+    assert_float_equal(rm[0], 0.2f, 1e-6f);
+    /* frozen: training runs use the running statistics too, and leave them */
+    bn.frozen = 1;
+    assert_int_equal(tq_graph_forward(g, TQ_RUN_TRAIN), TQ_OK);
+    assert_float_equal(y->val[0], (1.0f - 0.2f) / sqrtf(1.1f + 1e-5f), 1e-6f);
+    assert_float_equal(rv[0], 1.1f, 1e-6f);
+    tq_graph_free(g);
+}
+
+static void batchnorm_gradients(void **state) {
+    (void)state;
+    enum { B = 3, S = 4, C = 3, N = B * S * C };
+    tq_rng r;
+    tq_rng_seed(&r, 9);
+    float x[N], dx[N], gamma[C], dg[C], beta[C], db[C], R[N], rm[C], rv[C];
+    fill(&r, x, N, -2, 2);
+    fill(&r, gamma, C, 0.5f, 1.5f);
+    fill(&r, beta, C, -1, 1);
+    fill(&r, R, N, -1, 1);
+    tq_bn bn;
+    tq_bn_init(&bn, C, rm, rv);
+    tq_graph *g = tq_graph_new();
+    tq_node *y = tq_batchnorm(g, tq_leaf(g, "x", B, S * C, x, dx), tq_leaf(g, "g", 1, C, gamma, dg), tq_leaf(g, "b", 1, C, beta, db), &bn);
+    tq_node *L = tq_graph_apply(g, &op_wsum, R, 1, &y);
+    for (int mode = TQ_RUN_EVAL; mode <= TQ_RUN_TRAIN; mode++) { /* batch statistics, then running ones */
+        assert_true(gradcheck_mode(g, L, x, dx, N, mode) <= 0);
+        assert_true(gradcheck_mode(g, L, gamma, dg, C, mode) <= 0);
+        assert_true(gradcheck_mode(g, L, beta, db, C, mode) <= 0);
+        for (int c = 0; c < C; c++) rv[c] = 0.5f + (float)c, rm[c] = 0.1f * (float)c; /* away from the init */
+    }
+    tq_graph_free(g);
+}
+
+/* The fold: W' = W * s per row, y' = y / s per channel column, s = gamma / sqrt(var + eps). */
+static void bn_fold_gradients(void **state) {
+    (void)state;
+    enum { OC = 3, K = 4, B = 2 };
+    tq_rng r;
+    tq_rng_seed(&r, 12);
+    float W[OC * K], dW[OC * K], y[B * 2 * OC], dy[B * 2 * OC], gamma[OC], dg[OC], R1[OC * K], R2[B * 2 * OC], rm[OC], rv[OC];
+    fill(&r, W, OC * K, -1, 1);
+    fill(&r, y, B * 2 * OC, -1, 1);
+    fill(&r, gamma, OC, 0.5f, 1.5f);
+    fill(&r, R1, OC * K, -1, 1);
+    fill(&r, R2, B * 2 * OC, -1, 1);
+    tq_bn bn;
+    tq_bn_init(&bn, OC, rm, rv);
+    for (int c = 0; c < OC; c++) rv[c] = 0.3f + 0.4f * (float)c;
+    tq_graph *g = tq_graph_new();
+    tq_node *gn = tq_leaf(g, "g", 1, OC, gamma, dg);
+    tq_node *Wf = tq_bn_fold_weights(g, tq_leaf(g, "W", OC, K, W, dW), gn, &bn);
+    tq_node *yu = tq_bn_unfold_output(g, tq_leaf(g, "y", B, 2 * OC, y, dy), gn, &bn);
+    tq_node *L1 = tq_graph_apply(g, &op_wsum, R1, 1, &Wf), *L2 = tq_graph_apply(g, &op_wsum, R2, 1, &yu);
+    assert_int_equal(tq_graph_forward(g, 0), TQ_OK);
+    assert_float_equal(Wf->val[1 * K + 2], W[1 * K + 2] * gamma[1] / sqrtf(rv[1] + 1e-5f), 1e-6f);
+    assert_float_equal(yu->val[OC + 2], y[OC + 2] * sqrtf(rv[2] + 1e-5f) / gamma[2], 1e-5f);
+    assert_true(gradcheck(g, L1, W, dW, OC * K) <= 0);
+    assert_true(gradcheck(g, L1, gamma, dg, OC) <= 0);
+    assert_true(gradcheck(g, L2, y, dy, B * 2 * OC) <= 0);
+    assert_true(gradcheck(g, L2, gamma, dg, OC) <= 0);
+    tq_graph_free(g);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(conv_matches_reference_and_gradients), cmocka_unit_test(conv_by_hand),
+        cmocka_unit_test(shapes_are_checked),                   cmocka_unit_test(pools_by_hand_and_gradients),
+        cmocka_unit_test(batchnorm_statistics),                 cmocka_unit_test(batchnorm_gradients),
+        cmocka_unit_test(bn_fold_gradients),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
