@@ -13,47 +13,69 @@ static const struct {
     const char *name, *spec;
 } PRESETS[] = {
     {"digitsnet", "in-100r-100r-out"},
+    {"digitscnn", "in-c8k5br-m2-c16k5br-m2-out"},
     {"article", "in-100-100-outr"},
 };
 
-tq_status tq_model_spec_resolve(const char *spec, int inputs, int classes, char *out, size_t cap) {
+/* A stage token: c or d, then a digit. */
+static int is_stage_token(const char *p) { return (p[0] == 'c' || p[0] == 'd') && p[1] >= '0' && p[1] <= '9'; }
+
+/* check_only: `in` and `out` become stand-ins (a 64x64x3 image, 2 classes) so the grammar can be
+ * checked before any data is read; nothing is compared with the data. */
+static tq_status resolve(const char *spec, const int *in_shape, int classes, char *out, size_t cap, int check_only) {
     if (!spec || !*spec) TQ_FAIL(TQ_E_ARG, "model spec is empty (want a preset such as digitsnet, or e.g. in-100r-100r-out)");
     const char *given = spec;
     for (size_t i = 0; i < sizeof PRESETS / sizeof PRESETS[0]; i++)
         if (!strcmp(spec, PRESETS[i].name)) spec = PRESETS[i].spec;
+    static const int standin[3] = {64, 64, 3};
+    if (check_only) in_shape = standin, classes = 2;
+    int stages = 0;
+    for (const char *p = spec; p; p = strchr(p, '-') ? strchr(p, '-') + 1 : NULL) stages |= is_stage_token(p);
     size_t o = 0;
-    int first_w = -1, last_w = -1;
+    const char *first = NULL, *last = NULL;
     for (const char *p = spec; *p;) {
         const char *dash = strchr(p, '-');
         size_t len = dash ? (size_t)(dash - p) : strlen(p);
         int is_in = len >= 2 && !strncmp(p, "in", 2), is_out = len >= 3 && !strncmp(p, "out", 3);
-        char num[16] = "";
+        char num[48] = "";
         size_t skip = 0;
         if (is_in || is_out) {
-            int v = is_in ? inputs : classes;
-            v = v < 0 ? 1 : v; /* tq_model_spec_check: any size will do */
-            if (is_in && p != spec) TQ_FAIL(TQ_E_ARG, "model spec '%s': 'in' can only be the first width", given);
-            if (is_out && dash) TQ_FAIL(TQ_E_ARG, "model spec '%s': 'out' can only be the last width", given);
-            if (v <= 0) TQ_FAIL(TQ_E_ARG, "model spec '%s' says '%s' but the data's size is not known here", given, is_in ? "in" : "out");
-            snprintf(num, sizeof num, "%d", v);
+            if (is_in && p != spec) TQ_FAIL(TQ_E_ARG, "model spec '%s': 'in' can only be the first token", given);
+            if (is_out && dash) TQ_FAIL(TQ_E_ARG, "model spec '%s': 'out' can only be the last token", given);
+            if (is_in && !in_shape) TQ_FAIL(TQ_E_ARG, "model spec '%s' says 'in' but the data's size is not known here", given);
+            if (is_out && classes <= 0) TQ_FAIL(TQ_E_ARG, "model spec '%s' says 'out' but the class count is not known here", given);
+            if (is_in && stages) snprintf(num, sizeof num, "%dx%dx%d", in_shape[0], in_shape[1], in_shape[2]);
+            else snprintf(num, sizeof num, "%d", is_in ? in_shape[0] * in_shape[1] * in_shape[2] : classes);
             skip = is_in ? 2 : 3;
         }
         int n = snprintf(out + o, o < cap ? cap - o : 0, "%s%s%.*s", o ? "-" : "", num, (int)(len - skip), p + skip);
         if (n < 0 || o + (size_t)n >= cap) TQ_FAIL(TQ_E_ARG, "model spec '%s' is too long", given);
-        long w = strtol(out + o + (o ? 1 : 0), NULL, 10);
-        if (first_w < 0) first_w = (int)w;
-        last_w = (int)w;
+        if (!first) first = out + o;
+        last = out + o + (o ? 1 : 0);
         o += (size_t)n;
         p += len + (dash ? 1 : 0);
         if (dash && !*p) TQ_FAIL(TQ_E_ARG, "model spec '%s' ends with '-'", given);
     }
-    if (inputs > 0 && first_w != inputs)
-        TQ_FAIL(TQ_E_SHAPE, "model %s takes %d inputs, but the images have %d values (start the spec with 'in')", given, first_w,
-                inputs);
-    if (classes > 0 && last_w != classes)
-        TQ_FAIL(TQ_E_SHAPE, "model %s gives %d outputs, but the data has %d classes (end the spec with 'out')", given, last_w,
+    if (check_only) return TQ_OK;
+    if (in_shape) {
+        int h = 0, w = 0, c = 0, flat = in_shape[0] * in_shape[1] * in_shape[2];
+        if (sscanf(first, "%dx%dx%d", &h, &w, &c) == 3) {
+            if (h != in_shape[0] || w != in_shape[1] || c != in_shape[2])
+                TQ_FAIL(TQ_E_SHAPE, "model %s takes %dx%dx%d images, but the data's are %dx%dx%d (start the spec with 'in')", given, h,
+                        w, c, in_shape[0], in_shape[1], in_shape[2]);
+        } else if (atoi(first) != flat) {
+            TQ_FAIL(TQ_E_SHAPE, "model %s takes %d inputs, but the images have %d values (start the spec with 'in')", given,
+                    atoi(first), flat);
+        }
+    }
+    if (classes > 0 && atoi(last) != classes)
+        TQ_FAIL(TQ_E_SHAPE, "model %s gives %d outputs, but the data has %d classes (end the spec with 'out')", given, atoi(last),
                 classes);
     return TQ_OK;
+}
+
+tq_status tq_model_spec_resolve(const char *spec, const int *in_shape, int classes, char *out, size_t cap) {
+    return resolve(spec, in_shape, classes, out, cap, 0);
 }
 
 static tq_status parse_spec(tq_model *m, const char *spec);
@@ -62,7 +84,7 @@ tq_status tq_model_spec_check(const char *spec) {
     char r[128];
     tq_model tmp;
     memset(&tmp, 0, sizeof tmp);
-    TQ_TRY(tq_model_spec_resolve(spec, -1, -1, r, sizeof r));
+    TQ_TRY(resolve(spec, NULL, 0, r, sizeof r, 1));
     tq_status st = parse_spec(&tmp, r);
     if (st != TQ_OK) { /* say it of the spec as given, not of its stand-in numbers */
         const char *why = strstr(tq_last_error(), "': ");
@@ -71,18 +93,96 @@ tq_status tq_model_spec_check(const char *spec) {
     return TQ_OK;
 }
 
+/* Read a positive number after letter `key` at *p (e.g. "k5"), advancing *p; 0 if absent. */
+static int opt_num(const char **p, char key, int *v) {
+    if (**p != key || (*p)[1] < '0' || (*p)[1] > '9') return 0;
+    char *end;
+    long x = strtol(*p + 1, &end, 10);
+    if (x < 0 || x > 65536) return -1;
+    *v = (int)x;
+    *p = end;
+    return 1;
+}
+
+/* A stage token: cOkK[sS][pP][b][r] or dMkK[...]. h, w, c: its input; fills the stage. */
+static tq_status parse_stage(tq_model *m, const char *spec, const char *tok, int *h, int *w, int *c) {
+    if (m->n_stages == TQ_MAX_STAGES) TQ_FAIL(TQ_E_ARG, "model spec '%s': more than %d stages", spec, TQ_MAX_STAGES);
+    tq_stage *st = &m->stage[m->n_stages];
+    int depthwise = tok[0] == 'd', n = 0, k = 0, stride = 1, pad = 0;
+    const char *p = tok + 1;
+    char *end;
+    n = (int)strtol(p, &end, 10);
+    p = end;
+    if (n < 1 || n > 4096 || opt_num(&p, 'k', &k) != 1 || k < 1)
+        TQ_FAIL(TQ_E_ARG, "model spec '%s': stage %d '%.*s': want %cNkK (N %s, K the kernel size)", spec, m->n_stages + 1,
+                (int)strcspn(tok, "-"), tok, tok[0], depthwise ? "channels per input channel" : "output channels");
+    if (opt_num(&p, 's', &stride) < 0 || stride < 1 || opt_num(&p, 'p', &pad) < 0)
+        TQ_FAIL(TQ_E_ARG, "model spec '%s': stage %d: bad stride or padding", spec, m->n_stages + 1);
+    if (*p == 'b') st->bn = 1, p++;
+    if (*p == 'r') st->relu = 1, p++;
+    if (*p && *p != '-') TQ_FAIL(TQ_E_ARG, "model spec '%s': stage %d: unexpected '%c'", spec, m->n_stages + 1, *p);
+    tq_status s = tq_conv_shape_init(&st->conv, *h, *w, *c, k, stride, pad, depthwise ? *c * n : n, depthwise);
+    if (s != TQ_OK) return tq_error_set_(s, __FILE__, __LINE__, "model spec '%s': stage %d: %s", spec, m->n_stages + 1, tq_last_error());
+    *h = st->out_h = st->conv.OH;
+    *w = st->out_w = st->conv.OW;
+    *c = st->out_c = st->conv.OC;
+    m->n_stages++;
+    return TQ_OK;
+}
+
+/* A pool token mK[sS] or aK[sS] after a stage. */
+static tq_status parse_pool(tq_model *m, const char *spec, const char *tok, int *h, int *w, int c) {
+    tq_stage *st = m->n_stages ? &m->stage[m->n_stages - 1] : NULL;
+    if (!st || st->pool) TQ_FAIL(TQ_E_ARG, "model spec '%s': a pool must follow a convolution stage (one pool each)", spec);
+    const char *p = tok + 1;
+    char *end;
+    int k = (int)strtol(p, &end, 10), stride;
+    p = end;
+    stride = k;
+    if (k < 1 || k > 64 || opt_num(&p, 's', &stride) < 0 || stride < 1 || (*p && *p != '-'))
+        TQ_FAIL(TQ_E_ARG, "model spec '%s': bad pool '%.*s' (want m2, a4 or m3s2)", spec, (int)strcspn(tok, "-"), tok);
+    tq_status s = tq_pool_shape_init(&st->pool_shape, *h, *w, c, k, stride, tok[0] == 'a');
+    if (s != TQ_OK) return tq_error_set_(s, __FILE__, __LINE__, "model spec '%s': stage %d: %s", spec, m->n_stages, tq_last_error());
+    st->pool = tok[0] == 'a' ? 2 : 1;
+    *h = st->out_h = st->pool_shape.OH;
+    *w = st->out_w = st->pool_shape.OW;
+    return TQ_OK;
+}
+
 static tq_status parse_spec(tq_model *m, const char *spec) {
-    if (!spec || !*spec) TQ_FAIL(TQ_E_ARG, "model spec is empty (want a preset such as digitsnet, or e.g. in-100r-100r-out)");
+    if (!spec || !*spec) TQ_FAIL(TQ_E_ARG, "model spec is empty (want e.g. 784-100r-100r-10)");
     if (strlen(spec) >= sizeof m->spec) TQ_FAIL(TQ_E_ARG, "model spec '%s' is too long", spec);
-    int n = 0;
-    const char *p = spec;
+    /* the input: N, or HxWxC */
+    int h = 1, w = 1, c = 0, used = 0;
+    if (sscanf(spec, "%dx%dx%d%n", &h, &w, &c, &used) == 3 && (spec[used] == '-' || !spec[used])) {
+        if (h < 1 || w < 1 || c < 1 || (long)h * w * c > (1L << 24))
+            TQ_FAIL(TQ_E_ARG, "model spec '%s': bad input image %dx%dx%d", spec, h, w, c);
+        m->in_h = h, m->in_w = w, m->in_c = c;
+    } else {
+        h = w = 1;
+        used = 0;
+    }
+    const char *p = spec + used;
+    if (used && *p == '-') p++;
+    int n = used ? 1 : 0; /* widths seen; an image input counts as the first */
+    if (used) {
+        /* stages, then the dense layers' input is the last stage's output */
+        while (*p && (is_stage_token(p) || ((p[0] == 'm' || p[0] == 'a') && p[1] >= '0' && p[1] <= '9'))) {
+            TQ_TRY(is_stage_token(p) ? parse_stage(m, spec, p, &h, &w, &c) : parse_pool(m, spec, p, &h, &w, c));
+            p += strcspn(p, "-");
+            if (*p == '-') p++;
+        }
+        if (!*p) TQ_FAIL(TQ_E_ARG, "model spec '%s': needs at least one dense layer after the input (the classifier)", spec);
+        m->dims[0] = h * w * c;
+    }
     for (;;) {
+        if (is_stage_token(p)) TQ_FAIL(TQ_E_ARG, "model spec '%s': a convolution needs an image input (HxWxC) and comes before the dense layers", spec);
         if (!isdigit((unsigned char)*p)) TQ_FAIL(TQ_E_ARG, "model spec '%s': expected a width at '%s'", spec, p);
         char *end;
-        long w = strtol(p, &end, 10);
-        if (w < 1 || w > 65536) TQ_FAIL(TQ_E_ARG, "model spec '%s': width %ld out of range 1..65536", spec, w);
+        long wd = strtol(p, &end, 10);
+        if (wd < 1 || wd > 65536) TQ_FAIL(TQ_E_ARG, "model spec '%s': width %ld out of range 1..65536", spec, wd);
         if (n > TQ_MAX_LAYERS) TQ_FAIL(TQ_E_ARG, "model spec '%s': more than %d layers", spec, TQ_MAX_LAYERS);
-        m->dims[n] = (int)w;
+        m->dims[n] = (int)wd;
         p = end;
         if (*p == 'r') {
             if (n == 0) TQ_FAIL(TQ_E_ARG, "model spec '%s': a ReLU needs a layer before it", spec);
@@ -96,8 +196,19 @@ static tq_status parse_spec(tq_model *m, const char *spec) {
     }
     if (n < 2) TQ_FAIL(TQ_E_ARG, "model spec '%s': needs an input and at least one layer", spec);
     m->n_layers = n - 1;
+    if (!used) m->in_h = m->in_w = 1, m->in_c = m->dims[0];
     strcpy(m->spec, spec);
     return TQ_OK;
+}
+
+/* Floats of stage st's parameters (W, then b or gamma and beta) and of its buffers. */
+static size_t stage_params(const tq_stage *st) {
+    size_t K = (size_t)st->conv.KH * st->conv.KW * (st->conv.depthwise ? 1 : st->conv.C);
+    return (size_t)st->conv.OC * K + (size_t)st->conv.OC * (st->bn ? 2 : 1);
+}
+static size_t stage_buffers(const tq_stage *st) { return st->bn ? 2 * (size_t)st->conv.OC : 0; }
+static size_t stage_weights(const tq_stage *st) {
+    return (size_t)st->conv.OC * st->conv.KH * st->conv.KW * (st->conv.depthwise ? 1 : st->conv.C);
 }
 
 tq_status tq_model_init(tq_model *m, const char *spec) {
@@ -105,18 +216,39 @@ tq_status tq_model_init(tq_model *m, const char *spec) {
     TQ_TRY(parse_spec(m, spec));
     m->in_mean = 0.0f;
     m->in_std = 1.0f;
-    size_t n = 0;
+    size_t n = 0, nb = 0;
+    for (int s = 0; s < m->n_stages; s++) n += stage_params(&m->stage[s]), nb += stage_buffers(&m->stage[s]);
     for (int l = 0; l < m->n_layers; l++) n += (size_t)m->dims[l + 1] * (m->dims[l] + 1);
     if (n > ((size_t)1 << 26)) TQ_FAIL(TQ_E_ARG, "model spec '%s': %zu parameters, more than the 67,108,864 tinyqat allows", spec, n);
     m->n_params = n;
+    m->n_buffers = nb;
     m->params = tq_calloc(n, sizeof(float));
     m->grads = tq_calloc(n, sizeof(float));
-    if (!m->params || !m->grads) {
+    m->buffers = nb ? tq_calloc(nb, sizeof(float)) : NULL;
+    if (!m->params || !m->grads || (nb && !m->buffers)) {
         tq_model_free(m);
         TQ_FAIL(TQ_E_NOMEM, "model %s: cannot allocate %zu parameters", spec, n);
     }
-    /* Carve the views: W0 b0 W1 b1 ... in both blocks, same offsets. */
-    size_t off = 0;
+    /* Carve the views: the stages' W, b (or gamma, beta), then W0 b0 W1 b1 ... in both blocks, same
+     * offsets (a dense-only model's block is exactly what it was before stages existed). */
+    size_t off = 0, boff = 0;
+    for (int s = 0; s < m->n_stages; s++) {
+        tq_stage *st = &m->stage[s];
+        size_t OC = (size_t)st->conv.OC;
+        st->W = m->params + off, st->dW = m->grads + off;
+        off += stage_weights(st);
+        if (st->bn) {
+            st->gamma = m->params + off, st->dgamma = m->grads + off;
+            st->beta = m->params + off + OC, st->dbeta = m->grads + off + OC;
+            off += 2 * OC;
+            st->running_mean = m->buffers + boff, st->running_var = m->buffers + boff + OC;
+            boff += 2 * OC;
+            tq_bn_init(&st->bn_state, (int)OC, st->running_mean, st->running_var);
+        } else {
+            st->b = m->params + off, st->db = m->grads + off;
+            off += OC;
+        }
+    }
     for (int l = 0; l < m->n_layers; l++) {
         size_t nw = (size_t)m->dims[l + 1] * m->dims[l];
         m->W[l] = m->params + off;
@@ -130,6 +262,12 @@ tq_status tq_model_init(tq_model *m, const char *spec) {
 }
 
 void tq_model_init_params(tq_model *m, tq_rng *rng) {
+    for (int s = 0; s < m->n_stages; s++) { /* PyTorch's Conv2d and BatchNorm2d defaults */
+        tq_stage *st = &m->stage[s];
+        tq_conv_init(st->W, st->b, &st->conv, rng);
+        for (int c = 0; st->bn && c < st->conv.OC; c++) st->gamma[c] = 1.0f, st->beta[c] = 0.0f;
+        if (st->bn) tq_bn_init(&st->bn_state, st->conv.OC, st->running_mean, st->running_var);
+    }
     for (int l = 0; l < m->n_layers; l++) tq_linear_init(m->W[l], m->b[l], m->dims[l], m->dims[l + 1], rng);
 }
 
@@ -137,6 +275,7 @@ void tq_model_free(tq_model *m) {
     if (!m) return;
     tq_free(m->params);
     tq_free(m->grads);
+    tq_free(m->buffers);
     tq_qat_free(m->qat);
     memset(m, 0, sizeof *m);
 }
@@ -144,12 +283,39 @@ void tq_model_free(tq_model *m) {
 tq_status tq_model_clone(tq_model *dst, const tq_model *src) {
     TQ_TRY(tq_model_init(dst, src->spec));
     memcpy(dst->params, src->params, src->n_params * sizeof(float));
+    if (src->n_buffers) memcpy(dst->buffers, src->buffers, src->n_buffers * sizeof(float));
     dst->in_mean = src->in_mean;
     dst->in_std = src->in_std;
     return TQ_OK;
 }
 
+void tq_model_freeze_bn(tq_model *m, int frozen) {
+    for (int s = 0; s < m->n_stages; s++) m->stage[s].bn_state.frozen = frozen;
+}
+
+/* conv((p/255 - mean) / std) = conv_{W/std}(p/255) - shift, shift[o] = (mean/std) sum W[o]: the
+ * shift moves into the bias (b - shift) or, ahead of a batch norm, into its running mean
+ * (rm + shift), exact wherever no padding is read. */
+static void fold_into_stage(tq_stage *st, float mean, float std) {
+    size_t K = stage_weights(st) / (size_t)st->conv.OC;
+    float inv = 1.0f / std, k = mean / std;
+    for (int o = 0; o < st->conv.OC; o++) {
+        float *w = st->W + (size_t)o * K;
+        double sum = 0;
+        for (size_t i = 0; i < K; i++) sum += w[i];
+        if (st->bn) st->running_mean[o] += (float)(k * sum);
+        else st->b[o] -= (float)(k * sum);
+        for (size_t i = 0; i < K; i++) w[i] *= inv;
+    }
+}
+
 void tq_model_fold_input_norm(tq_model *m) {
+    if (m->n_stages) {
+        fold_into_stage(&m->stage[0], m->in_mean, m->in_std);
+        m->in_mean = 0.0f;
+        m->in_std = 1.0f;
+        return;
+    }
     int in = m->dims[0], out = m->dims[1];
     float inv = 1.0f / m->in_std, shift = m->in_mean / m->in_std;
     for (int o = 0; o < out; o++) {
@@ -167,7 +333,7 @@ void tq_model_input(const tq_model *m, const uint8_t *pixels, size_t n, float *x
      * p / 255.0f is the exact value the integer path's (q + 128) * (1/255) stands for. */
     float lut[256];
     for (int p = 0; p < 256; p++) lut[p] = ((float)p / 255.0f - m->in_mean) / m->in_std;
-    size_t total = n * (size_t)m->dims[0];
+    size_t total = n * (size_t)m->in_h * (size_t)m->in_w * (size_t)m->in_c;
     for (size_t i = 0; i < total; i++) x[i] = lut[pixels[i]];
 }
 
@@ -175,7 +341,12 @@ void tq_model_input(const tq_model *m, const uint8_t *pixels, size_t n, float *x
 
 tq_status tq_model_quantize(tq_model *m, const tq_qat_cfg *cfg) {
     if (m->qat) TQ_FAIL(TQ_E_ARG, "model %s is already quantized", m->spec);
-    TQ_TRY(tq_qat_new(&m->qat, cfg, m->n_layers, m->dims + 1));
+    if (m->n_stages && m->stage[0].conv.pad && (m->in_mean != 0.0f || m->in_std != 1.0f))
+        TQ_FAIL(TQ_E_ARG, "model %s: the first convolution pads its input, so the input normalization cannot be folded into it "
+                          "exactly; train it with --no-norm to quantize it", m->spec);
+    int oc[TQ_MAX_STAGES];
+    for (int s = 0; s < m->n_stages; s++) oc[s] = m->stage[s].conv.OC;
+    TQ_TRY(tq_qat_new(&m->qat, cfg, m->n_stages, oc, m->n_layers, m->dims + 1));
     if (m->in_mean != 0.0f || m->in_std != 1.0f) tq_model_fold_input_norm(m);
     return TQ_OK;
 }
@@ -183,6 +354,9 @@ tq_status tq_model_quantize(tq_model *m, const tq_qat_cfg *cfg) {
 tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
     tq_qat *Q = m->qat;
     if (!Q) TQ_FAIL(TQ_E_ARG, "model %s is not quantized: run ptq or qat first", m->spec);
+    if (m->n_stages)
+        TQ_FAIL(TQ_E_ARG, "model %s: the integer path and the .tqm format know dense layers only so far; "
+                          "convolutional models run as fake-quant simulations", m->spec);
     if (!Q->cfg.quant_bias)
         TQ_FAIL(TQ_E_ARG, "model %s keeps a float bias (--no-bias-quant): the integer path needs an int32 bias", m->spec);
     size_t n_ch = 0;
@@ -217,6 +391,10 @@ size_t tq_model_float_bytes(const tq_model *m) { return m->n_params * sizeof(flo
 
 size_t tq_model_int8_bytes(const tq_model *m) {
     size_t n = 0;
+    for (int s = 0; s < m->n_stages; s++) {
+        size_t OC = (size_t)m->stage[s].conv.OC;
+        n += stage_weights(&m->stage[s]) + OC * 4 + OC * 8 + 4 * 4; /* int8 W (BN folded), int32 bias, M0/shift, zero points */
+    }
     for (int l = 0; l < m->n_layers; l++) {
         size_t out = (size_t)m->dims[l + 1];
         n += out * (size_t)m->dims[l]; /* int8 weights */
@@ -236,6 +414,26 @@ tq_status tq_model_to_ckpt(const tq_model *m, tq_ckpt *c) {
     TQ_TRY(tq_ckpt_set_meta(c, "spec", m->spec));
     TQ_TRY(tq_ckpt_set_meta(c, "kind", m->qat ? "quantized" : "fp32"));
     TQ_TRY(tq_ckpt_add_copy(c, "input_norm", 1, 2, norm));
+    for (int s = 0; s < m->n_stages; s++) {
+        const tq_stage *st = &m->stage[s];
+        uint32_t OC = (uint32_t)st->conv.OC;
+        char name[48];
+        snprintf(name, sizeof name, "stages.%d.weight", s);
+        TQ_TRY(tq_ckpt_add(c, name, OC, (uint32_t)(stage_weights(st) / OC), st->W));
+        const char *what[4] = {"bias", "bn_weight", "bn_bias", NULL};
+        float *arr[4] = {st->b, st->gamma, st->beta, NULL};
+        for (int k = 0; k < 3; k++)
+            if (arr[k]) {
+                snprintf(name, sizeof name, "stages.%d.%s", s, what[k]);
+                TQ_TRY(tq_ckpt_add(c, name, 1, OC, arr[k]));
+            }
+        if (st->bn) {
+            snprintf(name, sizeof name, "stages.%d.running_mean", s);
+            TQ_TRY(tq_ckpt_add(c, name, 1, OC, st->running_mean));
+            snprintf(name, sizeof name, "stages.%d.running_var", s);
+            TQ_TRY(tq_ckpt_add(c, name, 1, OC, st->running_var));
+        }
+    }
     for (int l = 0; l < m->n_layers; l++) {
         snprintf(names[l][0], sizeof names[l][0], "layers.%d.weight", l);
         snprintf(names[l][1], sizeof names[l][1], "layers.%d.bias", l);
@@ -296,6 +494,32 @@ tq_status tq_model_from_ckpt(tq_model *m, const tq_ckpt *cp, const char *path) {
     }
     m->in_mean = norm->data[0];
     m->in_std = norm->data[1];
+    for (int si = 0; si < m->n_stages; si++) {
+        tq_stage *sg = &m->stage[si];
+        uint32_t OC = (uint32_t)sg->conv.OC;
+        const char *what[5] = {"weight", "bias", "bn_weight", "bn_bias", NULL};
+        float *dst[5] = {sg->W, sg->b, sg->gamma, sg->beta, NULL};
+        const char *bufs[2] = {"running_mean", "running_var"};
+        float *bdst[2] = {sg->running_mean, sg->running_var};
+        for (int k = 0; k < 6 && st == TQ_OK; k++) {
+            float *d = k < 4 ? dst[k] : sg->bn ? bdst[k - 4] : NULL;
+            if (!d) continue;
+            char name[48];
+            snprintf(name, sizeof name, "stages.%d.%s", si, k < 4 ? what[k] : bufs[k - 4]);
+            uint32_t rows = k == 0 ? OC : 1, cols = k == 0 ? (uint32_t)(stage_weights(sg) / OC) : OC;
+            const tq_ckpt_tensor *t = tq_ckpt_find(cp, name);
+            if (!t || t->rows != rows || t->cols != cols)
+                st = tq_error_set_(TQ_E_FORMAT, __FILE__, __LINE__, "%s: %s is missing or does not match spec %s", path, name, spec);
+            else memcpy(d, t->data, (size_t)rows * cols * sizeof(float));
+        }
+        if (st == TQ_OK && sg->bn)
+            for (uint32_t c = 0; c < OC; c++)
+                if (!(sg->running_var[c] >= 0.0f)) {
+                    st = tq_error_set_(TQ_E_FORMAT, __FILE__, __LINE__, "%s: stage %d has a negative running variance", path, si);
+                    break;
+                }
+        if (st != TQ_OK) goto done;
+    }
     for (int l = 0; l < m->n_layers; l++) {
         char wn[48], bn[48];
         snprintf(wn, sizeof wn, "layers.%d.weight", l);
@@ -323,7 +547,7 @@ tq_status tq_net_init(tq_net *net, tq_model *m, int max_batch) {
     memset(net, 0, sizeof *net);
     if (max_batch < 1) TQ_FAIL(TQ_E_ARG, "batch size %d: must be at least 1", max_batch);
     net->max_batch = max_batch;
-    net->xbuf = tq_calloc((size_t)max_batch * m->dims[0], sizeof(float));
+    net->xbuf = tq_calloc((size_t)max_batch * (size_t)(m->in_h * m->in_w * m->in_c), sizeof(float));
     net->no_labels = tq_calloc((size_t)max_batch, sizeof(int32_t));
     net->labels.y = net->no_labels;
     net->g = tq_graph_new();
@@ -332,7 +556,27 @@ tq_status tq_net_init(tq_net *net, tq_model *m, int max_batch) {
         TQ_FAIL(TQ_E_NOMEM, "cannot allocate the graph for batch %d", max_batch);
     }
     tq_graph *g = net->g;
-    tq_node *h = net->x = tq_leaf(g, "x", max_batch, m->dims[0], net->xbuf, NULL);
+    tq_node *h = net->x = tq_leaf(g, "x", max_batch, m->in_h * m->in_w * m->in_c, net->xbuf, NULL);
+    static const char *sname[TQ_MAX_STAGES][4] = {
+        {"c0.W", "c0.b", "c0.gamma", "c0.beta"}, {"c1.W", "c1.b", "c1.gamma", "c1.beta"}, {"c2.W", "c2.b", "c2.gamma", "c2.beta"},
+        {"c3.W", "c3.b", "c3.gamma", "c3.beta"}, {"c4.W", "c4.b", "c4.gamma", "c4.beta"}, {"c5.W", "c5.b", "c5.gamma", "c5.beta"},
+        {"c6.W", "c6.b", "c6.gamma", "c6.beta"}, {"c7.W", "c7.b", "c7.gamma", "c7.beta"}};
+    for (int s = 0; s < m->n_stages; s++) {
+        tq_stage *st = &m->stage[s];
+        int OC = st->conv.OC, K = (int)(stage_weights(st) / (size_t)OC);
+        tq_node *W = tq_leaf(g, sname[s][0], OC, K, st->W, st->dW);
+        tq_node *b = st->b ? tq_leaf(g, sname[s][1], 1, OC, st->b, st->db) : NULL;
+        tq_node *gm = st->bn ? tq_leaf(g, sname[s][2], 1, OC, st->gamma, st->dgamma) : NULL;
+        tq_node *bt = st->bn ? tq_leaf(g, sname[s][3], 1, OC, st->beta, st->dbeta) : NULL;
+        if (m->qat) {
+            h = tq_qat_stage(g, m->qat, s, h, W, b, gm, bt, st->bn ? &st->bn_state : NULL, st->relu, &st->conv);
+        } else {
+            h = tq_conv2d(g, h, W, b, &st->conv);
+            if (st->bn) h = tq_batchnorm(g, h, gm, bt, &st->bn_state);
+            if (st->relu) h = tq_relu(g, h);
+        }
+        if (st->pool) h = tq_pool2d(g, h, &st->pool_shape);
+    }
     static const char *wname[TQ_MAX_LAYERS] = {"W0", "W1", "W2", "W3", "W4", "W5", "W6", "W7"};
     static const char *bname[TQ_MAX_LAYERS] = {"b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7"};
     for (int l = 0; l < m->n_layers; l++) {

@@ -1,10 +1,24 @@
 /* A sequential model described by a spec string, its parameters in one flat block, optional
  * quantization state, and the graph that trains or evaluates it.
  *
- * Spec: layer widths joined by '-', input first; an 'r' after a width puts a ReLU after the
- * layer that produces it. `in` and `out` stand for the data's input size and class count, so one
- * spec fits any dataset: "in-100r-100r-out" is DigitsNet (784-100r-100r-10 on MNIST), and
- * tq_model_spec_resolve turns it (or a preset name, "digitsnet") into numbers.
+ * A model is feature stages, then dense layers. A stage is a convolution (or a depthwise one),
+ * optionally batch norm, optionally ReLU, optionally a pool; a dense layer is x W^T + b,
+ * optionally ReLU. Activations are NHWC (layers/conv.h).
+ *
+ * Spec: tokens joined by '-', the input first:
+ *   N or HxWxC     the input: N values (dense only), or an H x W image of C channels
+ *   cOkK           a convolution to O channels with a K x K kernel; then optionally sS (stride,
+ *                  default 1), pP (zero padding, default 0), b (batch norm), r (ReLU): c8k5br
+ *   dMkK           a depthwise convolution, M output channels per input channel, same options
+ *   mK / aK        a K x K max / average pool after the stage before it; sS sets its stride
+ *                  (default K): m2
+ *   W              a dense layer of W outputs; r puts a ReLU after it: 100r
+ * `in` and `out` stand for the data's input (a number when the model is dense only, HxWxC when
+ * it has stages) and its class count, so one spec fits any dataset; tq_model_spec_resolve turns
+ * them, and the presets, into numbers:
+ *   digitsnet   in-100r-100r-out                (784-100r-100r-10 on MNIST)
+ *   digitscnn   in-c8k5br-m2-c16k5br-m2-out     (28x28x1-c8k5br-m2-c16k5br-m2-10: 322,560 MACs)
+ *   article     in-100-100-outr                 (the seed article's network, ReLU on the logits)
  *
  * Parameters: one block, W0 b0 W1 b1 ... (W row-major [out][in]), and a gradient block of the
  * same layout, so an optimizer step is one loop and zero_grad one memset.
@@ -18,6 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "layers/batchnorm.h"
+#include "layers/conv.h"
 #include "layers/loss.h"
 #include "layers/qat.h"
 #include "src/autograd.h"
@@ -31,11 +47,31 @@ extern "C" {
 #endif
 
 #define TQ_MAX_LAYERS TQ_QAT_MAX_LAYERS
+#define TQ_MAX_STAGES TQ_QAT_MAX_STAGES
+
+/* A feature stage: conv (or depthwise), [batch norm], [ReLU], [pool]. */
+typedef struct {
+    tq_conv_shape conv;            /* input H x W x C -> OH x OW x OC */
+    int bn, relu;
+    int pool;                      /* 0 none, 1 max, 2 average */
+    tq_pool_shape pool_shape;
+    int out_h, out_w, out_c;       /* after the pool */
+    float *W, *b;                  /* views into params: W [OC][K]; b [OC], NULL with batch norm */
+    float *gamma, *beta;           /* batch norm's, or NULL */
+    float *dW, *db, *dgamma, *dbeta;
+    float *running_mean, *running_var; /* views into buffers */
+    tq_bn bn_state;
+} tq_stage;
 
 typedef struct tq_model {
     char spec[128];                /* resolved: numbers only */
+    int in_h, in_w, in_c;          /* the input image (a dense-only model: 1 x 1 x dims[0]) */
+    int n_stages;
+    tq_stage stage[TQ_MAX_STAGES];
+    float *buffers;                /* the stages' running statistics (not trained), owned */
+    size_t n_buffers;
     int n_layers;
-    int dims[TQ_MAX_LAYERS + 1];   /* dims[0] inputs ... dims[n_layers] outputs */
+    int dims[TQ_MAX_LAYERS + 1];   /* dense layers: dims[0] inputs (the last stage's output) ... dims[n_layers] outputs */
     int relu[TQ_MAX_LAYERS];       /* ReLU after layer l */
     float in_mean, in_std;         /* input normalization (0 and 1 once folded) */
     size_t n_params;
@@ -45,13 +81,15 @@ typedef struct tq_model {
     tq_qat *qat;                   /* owned; NULL = float model */
 } tq_model;
 
-/* A preset name ("digitsnet": in-100r-100r-out; "article": in-100-100-outr, the seed article's
- * network with its one ReLU on the logits) or a spec, with `in` and `out` replaced by `inputs`
- * and `classes`. A spec whose numbers do not fit the data (inputs or classes > 0 given) is
- * TQ_E_SHAPE with a message saying which end. */
-tq_status tq_model_spec_resolve(const char *spec, int inputs, int classes, char *out, size_t cap);
+/* A preset name or a spec, with `in` and `out` replaced by the data's: in_shape = {H, W, C}
+ * (NULL when not known) and classes (0 when not known). A spec whose input or output does not
+ * fit the data is TQ_E_SHAPE with a message saying which end. */
+tq_status tq_model_spec_resolve(const char *spec, const int *in_shape, int classes, char *out, size_t cap);
 /* The spec (or preset) is well formed, whatever the data: TQ_E_ARG with a message if not. */
 tq_status tq_model_spec_check(const char *spec);
+
+/* Values of one input image: in_h * in_w * in_c (a dense-only model: dims[0]). */
+static inline int tq_model_inputs(const tq_model *m) { return m->in_h * m->in_w * m->in_c; }
 
 /* Parse a resolved spec and allocate zeroed parameters (normalization 0/1). TQ_E_ARG on a bad spec. */
 tq_status tq_model_init(tq_model *m, const char *spec);
@@ -60,8 +98,9 @@ void tq_model_free(tq_model *m);                       /* NULL-safe */
 /* A float copy of src's spec, normalization and parameters (no quantization state). */
 tq_status tq_model_clone(tq_model *dst, const tq_model *src);
 
-/* W0' = W0 / std, b0' = b0 - (mean/std) sum_i W0[o][i]; then mean = 0, std = 1. Same function,
- * up to float rounding. */
+/* W0' = W0 / std, b0' = b0 - (mean/std) sum_i W0[o][i] (for a first stage with batch norm the
+ * shift goes into its running mean instead); then mean = 0, std = 1. The same function up to
+ * float rounding, except where a first convolution pads its input (tq_model_quantize refuses that). */
 void tq_model_fold_input_norm(tq_model *m);
 
 /* pixels: n*dims[0] bytes -> x: n*dims[0] floats, with the model's normalization. */
@@ -88,6 +127,9 @@ tq_status tq_model_load(tq_model *m, const char *path);
  * to_ckpt borrows m's weight arrays until the save (copies the rest); tq_ckpt_free after it. */
 tq_status tq_model_to_ckpt(const tq_model *m, tq_ckpt *c);
 tq_status tq_model_from_ckpt(tq_model *m, const tq_ckpt *c, const char *path);
+
+/* Batch norm statistics of every stage: frozen (1: training uses and keeps the running ones). */
+void tq_model_freeze_bn(tq_model *m, int frozen);
 
 /* The graph for a model: input leaf, logits, loss. Built once for up to max_batch rows; set
  * the batch with tq_net_set_batch before each run. */

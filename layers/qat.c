@@ -17,13 +17,30 @@ void tq_qat_cfg_defaults(tq_qat_cfg *c) {
     c->obs = TQ_OBS_EMA;
 }
 
-tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_layers, const int *out_dims) {
+tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_stages, const int *stage_channels, int n_layers,
+                     const int *out_dims) {
     *out = NULL;
     if (n_layers < 1 || n_layers > TQ_QAT_MAX_LAYERS) TQ_FAIL(TQ_E_ARG, "quantization: %d layers (1..%d)", n_layers, TQ_QAT_MAX_LAYERS);
+    if (n_stages < 0 || n_stages > TQ_QAT_MAX_STAGES) TQ_FAIL(TQ_E_ARG, "quantization: %d stages (0..%d)", n_stages, TQ_QAT_MAX_STAGES);
     tq_qat *q = tq_calloc(1, sizeof *q);
     if (!q) TQ_FAIL(TQ_E_NOMEM, "cannot allocate quantization state");
     q->cfg = *cfg;
     q->n_layers = n_layers;
+    q->n_stages = n_stages;
+    /* stage s reads the previous stage's quantized output (stage 0: the input, s = 1/255) */
+    for (int s = 0; s < n_stages; s++) {
+        tq_status st = tq_fq_init_weight(&q->swfq[s], cfg->w_bits, cfg->per_channel, stage_channels[s]);
+        if (st != TQ_OK) {
+            tq_free(q);
+            return st;
+        }
+        q->swfq[s].ste = cfg->ste;
+        tq_observer_init(&q->saobs[s], cfg->obs);
+        tq_fq_init_act(&q->safq[s], &q->saobs[s]);
+        q->safq[s].ste = cfg->ste;
+        q->sbq[s].w = &q->swfq[s];
+        q->sbq[s].in = s ? &q->safq[s - 1] : NULL;
+    }
     for (int l = 0; l < n_layers; l++) {
         tq_status st = tq_fq_init_weight(&q->wfq[l], cfg->w_bits, cfg->per_channel, out_dims[l]);
         if (st != TQ_OK) {
@@ -35,7 +52,7 @@ tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_layers, const in
         tq_fq_init_act(&q->afq[l], &q->aobs[l]);
         q->afq[l].ste = cfg->ste;
         q->bq[l].w = &q->wfq[l];
-        q->bq[l].in = l ? &q->afq[l - 1] : NULL;
+        q->bq[l].in = l ? &q->afq[l - 1] : n_stages ? &q->safq[n_stages - 1] : NULL;
     }
     *out = q;
     return TQ_OK;
@@ -44,17 +61,20 @@ tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_layers, const in
 void tq_qat_free(tq_qat *q) {
     if (!q) return;
     for (int l = 0; l < TQ_QAT_MAX_LAYERS; l++) tq_observer_free(&q->aobs[l]);
+    for (int s = 0; s < TQ_QAT_MAX_STAGES; s++) tq_observer_free(&q->saobs[s]);
     tq_free(q);
 }
 
 void tq_qat_set_frozen(tq_qat *q, int frozen) {
     for (int l = 0; q && l < q->n_layers; l++) q->aobs[l].frozen = frozen;
+    for (int s = 0; q && s < q->n_stages; s++) q->saobs[s].frozen = frozen;
 }
 
 void tq_qat_set_observer(tq_qat *q, tq_obs_kind kind) {
     if (!q) return;
     q->cfg.obs = kind;
     for (int l = 0; l < q->n_layers; l++) q->aobs[l].kind = kind;
+    for (int s = 0; s < q->n_stages; s++) q->saobs[s].kind = kind;
 }
 
 /* ---- bias fake quant: b^[o] = round(b[o] / (s_in s_w[o])) * s_in s_w[o], the int32 the
@@ -96,6 +116,21 @@ tq_node *tq_qat_layer(tq_graph *g, tq_qat *q, int l, tq_node *x, tq_node *W, tq_
     return tq_fake_quant(g, y, &q->afq[l]);
 }
 
+tq_node *tq_qat_stage(tq_graph *g, tq_qat *q, int s, tq_node *x, tq_node *W, tq_node *b, tq_node *gamma, tq_node *beta,
+                      tq_bn *bn, int relu, const tq_conv_shape *cs) {
+    tq_node *y;
+    if (bn) { /* the fold: the quantizer sees W * s_bn, the weights the integer model will hold */
+        tq_node *Wq = tq_fake_quant(g, tq_bn_fold_weights(g, W, gamma, bn), &q->swfq[s]);
+        y = tq_batchnorm(g, tq_bn_unfold_output(g, tq_conv2d(g, x, Wq, NULL, cs), gamma, bn), gamma, beta, bn);
+    } else {
+        tq_node *Wq = tq_fake_quant(g, W, &q->swfq[s]);
+        tq_node *bq = b && q->cfg.quant_bias ? tq_graph_apply(g, &op_bias_quant, &q->sbq[s], 1, &b) : b;
+        y = tq_conv2d(g, x, Wq, bq, cs);
+    }
+    if (relu) y = tq_relu(g, y);
+    return tq_fake_quant(g, y, &q->safq[s]);
+}
+
 /* ---- files ---- */
 
 tq_status tq_qat_save_state(const tq_qat *q, tq_ckpt *c) {
@@ -111,6 +146,13 @@ tq_status tq_qat_save_state(const tq_qat *q, tq_ckpt *c) {
         const float st[4] = {o->min, o->max, (float)o->n_seen, (float)o->frozen};
         char name[48];
         snprintf(name, sizeof name, "layers.%d.act_observer", l);
+        TQ_TRY(tq_ckpt_add_copy(c, name, 1, 4, st));
+    }
+    for (int s = 0; s < q->n_stages; s++) {
+        const tq_observer *o = &q->saobs[s];
+        const float st[4] = {o->min, o->max, (float)o->n_seen, (float)o->frozen};
+        char name[48];
+        snprintf(name, sizeof name, "stages.%d.act_observer", s);
         TQ_TRY(tq_ckpt_add_copy(c, name, 1, 4, st));
     }
     return TQ_OK;
@@ -130,19 +172,27 @@ tq_status tq_qat_cfg_load(tq_qat_cfg *cfg, const tq_ckpt *c, const char *path) {
     return TQ_OK;
 }
 
+static tq_status load_observer(tq_observer *o, tq_fq *fq, const tq_ckpt *c, const char *path, const char *name) {
+    const tq_ckpt_tensor *t = tq_ckpt_find(c, name);
+    if (!t || t->rows != 1 || t->cols != 4 || t->data[2] < 0 || !(t->data[0] <= t->data[1]))
+        TQ_FAIL(TQ_E_FORMAT, "%s: missing or bad %s", path, name);
+    o->min = t->data[0];
+    o->max = t->data[1];
+    o->n_seen = (int64_t)t->data[2];
+    o->frozen = t->data[3] != 0.0f;
+    if (o->n_seen) TQ_TRY(tq_fq_update(fq, NULL, 0, 0, 0));
+    return TQ_OK;
+}
+
 tq_status tq_qat_load_observers(tq_qat *q, const tq_ckpt *c, const char *path) {
+    char name[48];
     for (int l = 0; l < q->n_layers; l++) {
-        char name[48];
         snprintf(name, sizeof name, "layers.%d.act_observer", l);
-        const tq_ckpt_tensor *t = tq_ckpt_find(c, name);
-        if (!t || t->rows != 1 || t->cols != 4 || t->data[2] < 0 || !(t->data[0] <= t->data[1]))
-            TQ_FAIL(TQ_E_FORMAT, "%s: missing or bad %s", path, name);
-        tq_observer *o = &q->aobs[l];
-        o->min = t->data[0];
-        o->max = t->data[1];
-        o->n_seen = (int64_t)t->data[2];
-        o->frozen = t->data[3] != 0.0f;
-        if (o->n_seen) TQ_TRY(tq_fq_update(&q->afq[l], NULL, 0, 0, 0));
+        TQ_TRY(load_observer(&q->aobs[l], &q->afq[l], c, path, name));
+    }
+    for (int s = 0; s < q->n_stages; s++) {
+        snprintf(name, sizeof name, "stages.%d.act_observer", s);
+        TQ_TRY(load_observer(&q->saobs[s], &q->safq[s], c, path, name));
     }
     return TQ_OK;
 }

@@ -13,6 +13,8 @@
 #ifndef TQ_QAT_H
 #define TQ_QAT_H
 
+#include "layers/batchnorm.h"
+#include "layers/conv.h"
 #include "src/checkpoint.h"
 #include "src/fake_quant.h"
 
@@ -21,6 +23,7 @@ extern "C" {
 #endif
 
 #define TQ_QAT_MAX_LAYERS 8
+#define TQ_QAT_MAX_STAGES 8
 
 typedef struct {
     int w_bits;          /* 2..8 */
@@ -41,6 +44,10 @@ typedef struct tq_qat {
     tq_fq wfq[TQ_QAT_MAX_LAYERS], afq[TQ_QAT_MAX_LAYERS];
     tq_observer aobs[TQ_QAT_MAX_LAYERS];
     tq_bias_q bq[TQ_QAT_MAX_LAYERS];
+    int n_stages;                 /* feature stages before the dense layers, quantized the same way */
+    tq_fq swfq[TQ_QAT_MAX_STAGES], safq[TQ_QAT_MAX_STAGES];
+    tq_observer saobs[TQ_QAT_MAX_STAGES];
+    tq_bias_q sbq[TQ_QAT_MAX_STAGES];
 } tq_qat;
 
 /* The integer input: x = p/255 is q = p - 128 with these (docs/QUANTIZATION.md §6). */
@@ -49,9 +56,11 @@ typedef struct tq_qat {
 
 void tq_qat_cfg_defaults(tq_qat_cfg *c); /* 8 bits, per channel, bias quantized, clipped STE, ema */
 
-/* Quantizers for n_layers layers of out_dims[l] outputs each. Observers start empty: calibrate
- * (PTQ) or train (QAT) before evaluating. *out is tq_malloc'd; tq_qat_free frees it. */
-tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_layers, const int *out_dims);
+/* Quantizers for n_stages feature stages of stage_channels[s] output channels, then n_layers
+ * dense layers of out_dims[l] outputs. Observers start empty: calibrate (PTQ) or train (QAT)
+ * before evaluating. *out is tq_malloc'd; tq_qat_free frees it. */
+tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_stages, const int *stage_channels, int n_layers,
+                     const int *out_dims);
 void tq_qat_free(tq_qat *q); /* NULL-safe */
 
 void tq_qat_set_frozen(tq_qat *q, int frozen);            /* observers stop (1) or go on (0) */
@@ -59,6 +68,13 @@ void tq_qat_set_observer(tq_qat *q, tq_obs_kind kind);    /* switch kind, keep t
 
 /* Record layer l: fake-quant W (and b), x W^T + b, ReLU if relu, fake-quant the output. */
 tq_node *tq_qat_layer(tq_graph *g, tq_qat *q, int l, tq_node *x, tq_node *W, tq_node *b, int relu);
+
+/* Record stage s's convolution, fused with its batch norm when bn is given (docs/QUANTIZATION.md
+ * §10): fake_quant(W * s_bn) convolved, divided by s_bn, then batch norm (gamma, beta); without
+ * batch norm: fake-quant W and the int32 bias b. Then ReLU if relu, then the output fake quant.
+ * The pool comes after (it needs no quantizer: it keeps the scale). */
+tq_node *tq_qat_stage(tq_graph *g, tq_qat *q, int s, tq_node *x, tq_node *W, tq_node *b, tq_node *gamma, tq_node *beta,
+                      tq_bn *bn, int relu, const tq_conv_shape *cs);
 
 /* The configuration and each layer's activation observer (range, batches seen, frozen) into a
  * checkpoint (copied), and back. Weight scales are not stored: they follow from the weights. */

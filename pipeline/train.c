@@ -31,6 +31,7 @@ void tq_train_cfg_defaults(tq_train_cfg *c) {
     c->momentum = 0.9f;
     c->seed = 0;
     c->freeze_observers_epoch = -1;
+    c->freeze_bn_epoch = -1;
 }
 
 static tq_status check_data(const tq_model *m, const tq_dataset *ds);
@@ -70,6 +71,10 @@ static tq_status describe_run(const tq_train_cfg *c, uint32_t n, char *buf, size
     snprintf(buf, cap, "epochs=%d batch=%d lr=%.9g schedule=%s optim=%s momentum=%.9g wd=%.9g seed=%llu n=%u freeze=%d",
              c->epochs, c->batch, (double)c->lr, c->schedule, c->optim, (double)c->momentum, (double)c->weight_decay,
              (unsigned long long)c->seed, n, c->freeze_observers_epoch);
+    if (c->freeze_bn_epoch >= 0) { /* only when used, so older checkpoints still match */
+        size_t len = strlen(buf);
+        snprintf(buf + len, cap - len, " freeze_bn=%d", c->freeze_bn_epoch);
+    }
     return TQ_OK;
 }
 
@@ -163,12 +168,11 @@ tq_status tq_train(tq_model *m, const tq_dataset *train, const tq_dataset *test,
     memset(res, 0, sizeof *res);
     if (cfg->epochs < 1 || cfg->epochs > TQ_MAX_EPOCHS) TQ_FAIL(TQ_E_ARG, "epochs %d out of range", cfg->epochs);
     if (cfg->batch < 1) TQ_FAIL(TQ_E_ARG, "batch %d must be positive", cfg->batch);
-    if (tq_dataset_pixels(train) != (size_t)m->dims[0])
-        TQ_FAIL(TQ_E_SHAPE, "model %s takes %d inputs, the images have %zu values", m->spec, m->dims[0], tq_dataset_pixels(train));
+    TQ_TRY(check_data(m, train));
     TQ_TRY(tq_dataset_check_labels(train, m->dims[m->n_layers]));
     if (test) TQ_TRY(tq_dataset_check_labels(test, m->dims[m->n_layers]));
     tq_set_threads(cfg->threads);
-    const int B = cfg->batch, D = m->dims[0];
+    const int B = cfg->batch, D = tq_model_inputs(m);
     const uint32_t N = train->n;
     tq_net net;
     TQ_TRY(tq_net_init(&net, m, B));
@@ -207,6 +211,7 @@ tq_status tq_train(tq_model *m, const tq_dataset *train, const tq_dataset *test,
     }
     for (int e = start; e < cfg->epochs; e++) {
         if (m->qat && cfg->freeze_observers_epoch >= 0) tq_qat_set_frozen(m->qat, e >= cfg->freeze_observers_epoch);
+        tq_model_freeze_bn(m, cfg->freeze_bn_epoch >= 0 && e >= cfg->freeze_bn_epoch);
         tq_rng_shuffle_u32(&rng, order, N);
         double t0 = now_seconds(), loss_sum = 0;
         long seen = 0;
@@ -297,7 +302,7 @@ done:
 tq_status tq_calibrate(tq_model *m, const tq_dataset *train, int n_batches, int batch, uint64_t seed) {
     if (!m->qat) TQ_FAIL(TQ_E_ARG, "calibrate: the model has no quantization state");
     TQ_TRY(check_data(m, train));
-    const int D = m->dims[0];
+    const int D = tq_model_inputs(m);
     tq_net net;
     TQ_TRY(tq_net_init(&net, m, batch));
     uint8_t *px = tq_malloc((size_t)batch * D);
@@ -321,14 +326,17 @@ tq_status tq_calibrate(tq_model *m, const tq_dataset *train, int n_batches, int 
 
 /* The images fit the model's input and the labels its outputs. */
 static tq_status check_data(const tq_model *m, const tq_dataset *ds) {
-    if (tq_dataset_pixels(ds) != (size_t)m->dims[0])
-        TQ_FAIL(TQ_E_SHAPE, "model %s takes %d inputs, the images of %s have %zu values", m->spec, m->dims[0], ds->source,
+    if (m->n_stages && ((uint32_t)m->in_h != ds->h || (uint32_t)m->in_w != ds->w || (uint32_t)m->in_c != ds->c))
+        TQ_FAIL(TQ_E_SHAPE, "model %s takes %dx%dx%d images, the images of %s are %ux%ux%u", m->spec, m->in_h, m->in_w, m->in_c,
+                ds->source, ds->h, ds->w, ds->c);
+    if (tq_dataset_pixels(ds) != (size_t)tq_model_inputs(m))
+        TQ_FAIL(TQ_E_SHAPE, "model %s takes %d inputs, the images of %s have %zu values", m->spec, tq_model_inputs(m), ds->source,
                 tq_dataset_pixels(ds));
     return tq_dataset_check_labels(ds, m->dims[m->n_layers]);
 }
 
 tq_status tq_predict_logits(tq_model *m, const tq_dataset *ds, float *logits) {
-    const int B = 1000, D = m->dims[0], C = m->dims[m->n_layers];
+    const int B = 1000, D = tq_model_inputs(m), C = m->dims[m->n_layers];
     TQ_TRY(check_data(m, ds));
     tq_net net;
     TQ_TRY(tq_net_init(&net, m, B));
@@ -344,7 +352,7 @@ tq_status tq_predict_logits(tq_model *m, const tq_dataset *ds, float *logits) {
 }
 
 tq_status tq_evaluate(tq_model *m, const tq_dataset *ds, float *acc, int64_t *confusion, uint8_t *pred) {
-    const int B = 1000, D = m->dims[0], C = m->dims[m->n_layers];
+    const int B = 1000, D = tq_model_inputs(m), C = m->dims[m->n_layers];
     TQ_TRY(check_data(m, ds));
     tq_net net;
     TQ_TRY(tq_net_init(&net, m, B));
@@ -388,7 +396,8 @@ tq_status tq_model_for_data(tq_model *m, const char *spec, const tq_dataset *ds,
     char resolved[128];
     memset(m, 0, sizeof *m);
     if (ds->classes < 2) TQ_FAIL(TQ_E_FORMAT, "%s: the labels name only %u class(es)", ds->source, ds->classes);
-    TQ_TRY(tq_model_spec_resolve(spec, (int)tq_dataset_pixels(ds), (int)ds->classes, resolved, sizeof resolved));
+    const int shape[3] = {(int)ds->h, (int)ds->w, (int)ds->c};
+    TQ_TRY(tq_model_spec_resolve(spec, shape, (int)ds->classes, resolved, sizeof resolved));
     TQ_TRY(tq_model_init(m, resolved));
     tq_rng rng;
     tq_rng_seed(&rng, seed);

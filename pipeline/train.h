@@ -52,6 +52,7 @@ typedef struct {
     float momentum, weight_decay;
     uint64_t seed;                 /* the shuffle order (the model's init is the caller's) */
     int freeze_observers_epoch;    /* QAT: observers stop moving from this epoch (0-based); -1 never */
+    int freeze_bn_epoch;           /* batch norm uses and keeps its running statistics from this epoch; -1 never */
     int checkpoint_every;          /* epochs between checkpoints (0: none) */
     const char *checkpoint_path;   /* where checkpoints go (atomically replaced) */
     const tq_ckpt *resume;         /* a checkpoint to continue from, or NULL */

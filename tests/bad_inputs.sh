@@ -47,7 +47,7 @@ case_ 1 "label 3 at index 3, but the training labels are 0..2" -- qat --data "$t
 case_ 1 "only 1 class" -- train --data "$tmp/d_one" --epochs 1 --out "$tmp/keep"
 case_ 1 "takes 784 inputs, but the images have 120 values" -- train --data "$tmp/d_small" --model 784-16r-10 --epochs 1 --out "$tmp/keep"
 case_ 1 "gives 10 outputs, but the data has 3 classes" -- train --data "$tmp/d_small" --model in-16r-10 --epochs 1 --out "$tmp/keep"
-case_ 2 "'out' can only be the last width" -- train --model in-out-16 --data "$tmp/d_small"
+case_ 2 "'out' can only be the last token" -- train --model in-out-16 --data "$tmp/d_small"
 case_ 2 "model spec 'in-16x-out': unexpected 'x'" -- qat --model in-16x-out --data "$tmp/d_small"
 
 # --- arguments, every command ---

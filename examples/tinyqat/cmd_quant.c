@@ -351,7 +351,8 @@ int cmd_experiment(int argc, char **argv) {
         rows[2 + 2 * b] = (row){.method = "qat", .bits = bits[b]};
     }
     char resolved[128];
-    if (tq_model_spec_resolve(spec, (int)tq_dataset_pixels(&tr), (int)tr.classes, resolved, sizeof resolved) != TQ_OK) {
+    const int shape[3] = {(int)tr.h, (int)tr.w, (int)tr.c};
+    if (tq_model_spec_resolve(spec, shape, (int)tr.classes, resolved, sizeof resolved) != TQ_OK) {
         tq_dataset_free(&tr);
         tq_dataset_free(&te);
         return cli_fail("experiment");
@@ -378,7 +379,7 @@ int cmd_experiment(int argc, char **argv) {
         rows[0].acc[s] = res.final_test_acc;
         rows[0].seconds[s] = res.seconds_total;
         rows[0].bytes = tq_model_float_bytes(&fp);
-        int keep = plots && s == 0 && fp.dims[0] <= 4096;
+        int keep = plots && s == 0 && fp.dims[0] <= 4096 && !fp.n_stages; /* the weight figure shows a dense layer's row */
         if (keep) fp_dims0 = fp.dims[0];
         if (keep) { /* the float weights as PTQ/QAT see them: normalization folded in */
             tq_model folded;

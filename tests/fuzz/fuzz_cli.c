@@ -43,8 +43,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* the spec resolver (presets, in/out) with a known and an unknown data size */
     char resolved[128];
     (void)tq_model_spec_check(spec);
-    if (tq_model_spec_resolve(spec, 784, 10, resolved, sizeof resolved) == TQ_OK && tq_model_init(&m, resolved) == TQ_OK)
+    const int mnist[3] = {28, 28, 1};
+    if (tq_model_spec_resolve(spec, mnist, 10, resolved, sizeof resolved) == TQ_OK && tq_model_init(&m, resolved) == TQ_OK)
         tq_model_free(&m);
-    (void)tq_model_spec_resolve(spec, 0, 0, resolved, sizeof resolved);
+    (void)tq_model_spec_resolve(spec, NULL, 0, resolved, sizeof resolved);
     return 0;
 }
