@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "src/fake_quant.h" /* the run modes */
+#include "src/simd.h"
 
 void tq_bn_init(tq_bn *bn, int C, float *running_mean, float *running_var) {
     *bn = (tq_bn){.C = C, .momentum = 0.1f, .eps = 1e-5f, .running_mean = running_mean, .running_var = running_var};
@@ -27,42 +28,78 @@ static tq_status bn_shape(tq_node *n) {
     return TQ_OK;
 }
 
+/* Every loop below runs over positions (rows of C contiguous channels), the channel innermost, so
+ * it vectorizes and needs no division. Sums are in double: a channel of a batch has tens of
+ * thousands of values. */
+TQ_SIMD_CLONES static void channel_sums(const float *restrict x, size_t P, int C, double *restrict sum) {
+    for (size_t p = 0; p < P; p++, x += C)
+        for (int c = 0; c < C; c++) sum[c] += x[c];
+}
+
+TQ_SIMD_CLONES static void channel_sq_dev(const float *restrict x, size_t P, int C, const double *restrict mean,
+                                          double *restrict var) {
+    for (size_t p = 0; p < P; p++, x += C)
+        for (int c = 0; c < C; c++) {
+            double d = x[c] - mean[c];
+            var[c] += d * d;
+        }
+}
+
+/* xh = (x - shift) * inv; y = gamma xh + beta */
+TQ_SIMD_CLONES static void normalize(const float *restrict x, float *restrict xh, float *restrict y, size_t P, int C,
+                                     const float *restrict shift, const float *restrict inv, const float *restrict gamma,
+                                     const float *restrict beta) {
+    for (size_t p = 0; p < P; p++, x += C, xh += C, y += C)
+        for (int c = 0; c < C; c++) {
+            xh[c] = (x[c] - shift[c]) * inv[c];
+            y[c] = gamma[c] * xh[c] + beta[c];
+        }
+}
+
 static void bn_forward(tq_node *n, int mode) {
     tq_bn *bn = n->ctx;
     const int C = bn->C;
     const float *x = n->in[0]->val, *gamma = n->in[1]->val, *beta = n->in[2]->val;
     const size_t total = tq_node_numel(n), N = total / (size_t)C;
-    float *xh = n->aux, *inv = n->aux + total;
+    float *xh = n->aux, *inv = n->aux + total, shift[4096];
     bn->batch_stats = mode == TQ_RUN_TRAIN && !bn->frozen;
     if (bn->batch_stats) {
-        double mean[4096], var[4096]; /* C <= 4096 (checked where layers are built) */
+        double mean[4096], var[4096]; /* C <= 4096 (bn_shape) */
         for (int c = 0; c < C; c++) mean[c] = var[c] = 0.0;
-        for (size_t i = 0; i < total; i++) mean[i % (size_t)C] += x[i];
+        channel_sums(x, N, C, mean);
         for (int c = 0; c < C; c++) mean[c] /= (double)N;
-        for (size_t i = 0; i < total; i++) {
-            double d = x[i] - mean[i % (size_t)C];
-            var[i % (size_t)C] += d * d;
-        }
+        channel_sq_dev(x, N, C, mean, var);
         for (int c = 0; c < C; c++) {
             var[c] /= (double)N;
             inv[c] = (float)(1.0 / sqrt(var[c] + (double)bn->eps));
+            shift[c] = (float)mean[c];
             double unbiased = N > 1 ? var[c] * (double)N / (double)(N - 1) : var[c];
             bn->running_mean[c] += bn->momentum * ((float)mean[c] - bn->running_mean[c]);
             bn->running_var[c] += bn->momentum * ((float)unbiased - bn->running_var[c]);
         }
-        for (size_t i = 0; i < total; i++) {
-            int c = (int)(i % (size_t)C);
-            xh[i] = (float)((x[i] - mean[c]) * inv[c]);
-            n->val[i] = gamma[c] * xh[i] + beta[c];
+    } else {
+        for (int c = 0; c < C; c++) {
+            inv[c] = 1.0f / sqrtf(bn->running_var[c] + bn->eps);
+            shift[c] = bn->running_mean[c];
         }
-        return;
     }
-    for (int c = 0; c < C; c++) inv[c] = 1.0f / sqrtf(bn->running_var[c] + bn->eps);
-    for (size_t i = 0; i < total; i++) {
-        int c = (int)(i % (size_t)C);
-        xh[i] = (x[i] - bn->running_mean[c]) * inv[c];
-        n->val[i] = gamma[c] * xh[i] + beta[c];
-    }
+    normalize(x, xh, n->val, N, C, shift, inv, gamma, beta);
+}
+
+TQ_SIMD_CLONES static void grad_sums(const float *restrict dy, const float *restrict xh, size_t P, int C, double *restrict sdy,
+                                     double *restrict sdyxh) {
+    for (size_t p = 0; p < P; p++, dy += C, xh += C)
+        for (int c = 0; c < C; c++) {
+            sdy[c] += dy[c];
+            sdyxh[c] += (double)dy[c] * xh[c];
+        }
+}
+
+/* dx += a (dy - b - xh c) per channel (batch statistics), or dx += a dy (b = c = 0) */
+TQ_SIMD_CLONES static void grad_x(float *restrict dx, const float *restrict dy, const float *restrict xh, size_t P, int C,
+                                  const float *restrict a, const float *restrict b, const float *restrict c3) {
+    for (size_t p = 0; p < P; p++, dx += C, dy += C, xh += C)
+        for (int c = 0; c < C; c++) dx[c] += a[c] * (dy[c] - b[c] - xh[c] * c3[c]);
 }
 
 static void bn_backward(tq_node *n) {
@@ -72,23 +109,21 @@ static void bn_backward(tq_node *n) {
     const float *dy = n->grad, *xh = n->aux, *inv = n->aux + total, *gamma = n->in[1]->val;
     double sdy[4096], sdyxh[4096];
     for (int c = 0; c < C; c++) sdy[c] = sdyxh[c] = 0.0;
-    for (size_t i = 0; i < total; i++) {
-        sdy[i % (size_t)C] += dy[i];
-        sdyxh[i % (size_t)C] += (double)dy[i] * xh[i];
-    }
+    grad_sums(dy, xh, N, C, sdy, sdyxh);
     if (n->in[1]->grad)
         for (int c = 0; c < C; c++) n->in[1]->grad[c] += (float)sdyxh[c];
     if (n->in[2]->grad)
         for (int c = 0; c < C; c++) n->in[2]->grad[c] += (float)sdy[c];
-    float *dx = n->in[0]->grad;
-    if (!dx) return;
-    for (size_t i = 0; i < total; i++) {
-        int c = (int)(i % (size_t)C);
-        if (bn->batch_stats)
-            dx[i] += (float)(gamma[c] * inv[c] / (double)N * ((double)N * dy[i] - sdy[c] - xh[i] * sdyxh[c]));
-        else
-            dx[i] += dy[i] * gamma[c] * inv[c];
+    if (!n->in[0]->grad) return;
+    /* batch statistics: dx = gamma inv / N (N dy - sum dy - xh sum(dy xh)) = a (dy - mean dy - xh mean(dy xh));
+     * running ones: dx = gamma inv dy */
+    float a[4096], b[4096], c3[4096];
+    for (int c = 0; c < C; c++) {
+        a[c] = gamma[c] * inv[c];
+        b[c] = bn->batch_stats ? (float)(sdy[c] / (double)N) : 0.0f;
+        c3[c] = bn->batch_stats ? (float)(sdyxh[c] / (double)N) : 0.0f;
     }
+    grad_x(n->in[0]->grad, dy, xh, N, C, a, b, c3);
 }
 
 static const tq_op op_bn = {"batchnorm", bn_shape, bn_forward, bn_backward};

@@ -4,12 +4,14 @@
 #include <string.h>
 
 #include "src/ops.h"
+#include "src/simd.h"
 
 tq_status tq_conv_shape_init(tq_conv_shape *s, int H, int W, int C, int K, int stride, int pad, int OC, int depthwise) {
     memset(s, 0, sizeof *s);
     if (H < 1 || W < 1 || C < 1 || K < 1 || stride < 1 || pad < 0 || OC < 1)
         TQ_FAIL(TQ_E_SHAPE, "convolution: sizes must be positive (image %dx%dx%d, kernel %d, stride %d, pad %d, %d channels)", H, W,
                 C, K, stride, pad, OC);
+    if (C > 4096) TQ_FAIL(TQ_E_SHAPE, "convolution: %d input channels (at most 4096)", C);
     if (K > H + 2 * pad || K > W + 2 * pad)
         TQ_FAIL(TQ_E_SHAPE, "convolution: a %dx%d kernel does not fit a %dx%d image with padding %d", K, K, H, W, pad);
     if (depthwise && OC % C)
@@ -26,6 +28,7 @@ tq_status tq_pool_shape_init(tq_pool_shape *s, int H, int W, int C, int K, int s
     if (H < 1 || W < 1 || C < 1 || K < 1 || stride < 1)
         TQ_FAIL(TQ_E_SHAPE, "pool: sizes must be positive (image %dx%dx%d, window %d, stride %d)", H, W, C, K, stride);
     if (K > H || K > W) TQ_FAIL(TQ_E_SHAPE, "pool: a %dx%d window does not fit a %dx%d image", K, K, H, W);
+    if (C > 4096) TQ_FAIL(TQ_E_SHAPE, "pool: %d channels (at most 4096)", C);
     *s = (tq_pool_shape){.H = H, .W = W, .C = C, .K = K, .stride = stride, .OH = (H - K) / stride + 1,
                          .OW = (W - K) / stride + 1, .avg = avg};
     return TQ_OK;
@@ -75,27 +78,87 @@ static tq_status conv_shape(tq_node *n) {
         TQ_FAIL(TQ_E_SHAPE, "conv2d: bias is [%d][%d], want [1][%d]", n->in[2]->rows, n->in[2]->cols, s->OC);
     n->rows = x->rows;
     n->cols = s->OH * s->OW * s->OC;
-    /* im2col: the columns of the whole batch, kept for backward (depthwise needs none) */
+    /* im2col: the columns of the whole batch, kept for backward (depthwise needs none); with one
+     * input channel they are built transposed, [K][B*OH*OW] (see im2col_t) */
     n->aux_len = s->depthwise ? 0 : (size_t)x->rows * s->OH * s->OW * K;
     return TQ_OK;
 }
 
-/* col[(n*OH + oy)*OW + ox][(ky*KW + kx)*C + c] = x[n][iy][ix][c], 0 in the padding */
+/* col[(n*OH + oy)*OW + ox][(ky*KW + kx)*C + c] = x[n][iy][ix][c], 0 in the padding. One window
+ * row (KW pixels of C channels) is contiguous in NHWC, so an inside row is one copy. */
 static void im2col(float *col, const float *x, int B, const tq_conv_shape *s) {
-    const size_t K = (size_t)s->KH * s->KW * s->C, rowC = (size_t)s->C * sizeof(float);
+    const size_t K = (size_t)s->KH * s->KW * s->C, run = (size_t)s->KW * s->C;
     for (int n = 0; n < B; n++)
         for (int oy = 0; oy < s->OH; oy++)
             for (int ox = 0; ox < s->OW; ox++) {
                 float *dst = col + (((size_t)n * s->OH + oy) * s->OW + ox) * K;
-                for (int ky = 0; ky < s->KH; ky++) {
+                int ix0 = ox * s->stride - s->pad;
+                for (int ky = 0; ky < s->KH; ky++, dst += run) {
                     int iy = oy * s->stride + ky - s->pad;
-                    for (int kx = 0; kx < s->KW; kx++, dst += s->C) {
-                        int ix = ox * s->stride + kx - s->pad;
-                        if (iy < 0 || iy >= s->H || ix < 0 || ix >= s->W) memset(dst, 0, rowC);
-                        else memcpy(dst, x + (((size_t)n * s->H + iy) * s->W + ix) * s->C, rowC);
+                    const float *src = x + (((size_t)n * s->H + iy) * s->W + ix0) * s->C;
+                    if (iy < 0 || iy >= s->H) {
+                        memset(dst, 0, run * sizeof(float));
+                    } else if (ix0 >= 0 && ix0 + s->KW <= s->W) {
+                        for (size_t i = 0; i < run; i++) dst[i] = src[i];
+                    } else {
+                        for (int kx = 0; kx < s->KW; kx++)
+                            for (int c = 0; c < s->C; c++)
+                                dst[kx * s->C + c] = ix0 + kx >= 0 && ix0 + kx < s->W ? src[kx * s->C + c] : 0.0f;
                     }
                 }
             }
+}
+
+/* The outputs ox in [lo, hi) whose tap kx reads inside the image: 0 <= ox*stride + kx - pad < W. */
+static void inside(const tq_conv_shape *s, int kx, int *lo, int *hi) {
+    int a = 0, b = s->OW;
+    while (a < b && a * s->stride + kx - s->pad < 0) a++;
+    while (b > a && (b - 1) * s->stride + kx - s->pad >= s->W) b--;
+    *lo = a;
+    *hi = b;
+}
+
+/* One input channel (a grayscale first layer): col^T[ky*KW + kx][(n*OH + oy)*OW + ox] =
+ * x[n][oy*stride + ky - pad][ox*stride + kx - pad]. Row k of col^T is the image shifted by (ky, kx),
+ * so an output row is one contiguous run (for stride 1) instead of KH separate KW-pixel runs per
+ * output pixel: the same numbers, a fraction of the copying. */
+static void im2col_t(float *colT, const float *x, int B, const tq_conv_shape *s) {
+    const size_t BP = (size_t)B * s->OH * s->OW;
+    for (int ky = 0; ky < s->KH; ky++)
+        for (int kx = 0; kx < s->KW; kx++) {
+            float *row = colT + (size_t)(ky * s->KW + kx) * BP;
+            for (int n = 0; n < B; n++)
+                for (int oy = 0; oy < s->OH; oy++) {
+                    int iy = oy * s->stride + ky - s->pad, lo, hi;
+                    float *dst = row + ((size_t)n * s->OH + oy) * s->OW;
+                    if (iy < 0 || iy >= s->H) {
+                        memset(dst, 0, (size_t)s->OW * sizeof(float));
+                        continue;
+                    }
+                    inside(s, kx, &lo, &hi);
+                    const float *src = x + ((size_t)n * s->H + iy) * s->W + kx - s->pad;
+                    for (int ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
+                    for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox * s->stride];
+                    for (int ox = hi; ox < s->OW; ox++) dst[ox] = 0.0f;
+                }
+        }
+}
+
+static void col2im_t_add(float *dx, const float *dcolT, int B, const tq_conv_shape *s) {
+    const size_t BP = (size_t)B * s->OH * s->OW;
+    for (int ky = 0; ky < s->KH; ky++)
+        for (int kx = 0; kx < s->KW; kx++) {
+            const float *row = dcolT + (size_t)(ky * s->KW + kx) * BP;
+            for (int n = 0; n < B; n++)
+                for (int oy = 0; oy < s->OH; oy++) {
+                    int iy = oy * s->stride + ky - s->pad, lo, hi;
+                    if (iy < 0 || iy >= s->H) continue;
+                    inside(s, kx, &lo, &hi);
+                    const float *src = row + ((size_t)n * s->OH + oy) * s->OW;
+                    float *d = dx + ((size_t)n * s->H + iy) * s->W + kx - s->pad;
+                    for (int ox = lo; ox < hi; ox++) d[ox * s->stride] += src[ox];
+                }
+        }
 }
 
 /* dx[n][iy][ix][c] += dcol[...]: the adjoint of im2col */
@@ -148,9 +211,13 @@ static void conv_forward(tq_node *n, int training) {
                 }
     } else {
         const int K = s->KH * s->KW * s->C;
-        im2col(n->aux, x->val, B, s);
-        /* y[B*P][OC] = col[B*P][K] W^T */
-        tq_sgemm(0, 1, B * P, s->OC, K, 1.0f, n->aux, K, W->val, K, 0.0f, n->val, s->OC);
+        if (s->C == 1) { /* y[B*P][OC] = (col^T)^T W^T */
+            im2col_t(n->aux, x->val, B, s);
+            tq_sgemm(1, 1, B * P, s->OC, K, 1.0f, n->aux, B * P, W->val, K, 0.0f, n->val, s->OC);
+        } else { /* y[B*P][OC] = col[B*P][K] W^T */
+            im2col(n->aux, x->val, B, s);
+            tq_sgemm(0, 1, B * P, s->OC, K, 1.0f, n->aux, K, W->val, K, 0.0f, n->val, s->OC);
+        }
     }
     if (n->n_in == 3) add_channel_bias(n->val, n->in[2]->val, (size_t)B * P, s->OC);
 }
@@ -189,6 +256,14 @@ static void conv_backward(tq_node *n) {
         return;
     }
     const int K = s->KH * s->KW * s->C;
+    if (s->C == 1) { /* the transposed columns: dW += dy^T (col^T)^T, dcol^T = W^T dy^T */
+        if (W->grad) tq_sgemm(1, 1, s->OC, K, B * P, 1.0f, dy, s->OC, n->aux, B * P, 1.0f, W->grad, K);
+        if (x->grad) {
+            tq_sgemm(1, 1, K, B * P, s->OC, 1.0f, W->val, K, dy, s->OC, 0.0f, n->aux, B * P);
+            col2im_t_add(x->grad, n->aux, B, s);
+        }
+        return;
+    }
     if (W->grad) /* dW[OC][K] += dy^T[OC][B*P] col[B*P][K] */
         tq_sgemm(1, 0, s->OC, K, B * P, 1.0f, dy, s->OC, n->aux, K, 1.0f, W->grad, K);
     if (x->grad) { /* dcol[B*P][K] = dy W (over col, no longer needed), then back to the image */
@@ -213,55 +288,73 @@ static tq_status pool_shape(tq_node *n) {
                 s->H * s->W * s->C);
     n->rows = n->in[0]->rows;
     n->cols = s->OH * s->OW * s->C;
-    n->aux_len = s->avg ? 0 : tq_node_numel(n); /* max: where each maximum came from */
+    n->aux_len = 0;
     return TQ_OK;
+}
+
+/* Window by window, the channels innermost (contiguous in NHWC), no branches: it vectorizes. */
+TQ_SIMD_CLONES static void pool_rows(const float *restrict x, float *restrict y, int rows, const tq_pool_shape *s) {
+    const int C = s->C;
+    const float inv = 1.0f / (float)(s->K * s->K);
+    for (int b = 0; b < rows; b++)
+        for (int oy = 0; oy < s->OH; oy++)
+            for (int ox = 0; ox < s->OW; ox++) {
+                float *restrict out = y + (((size_t)b * s->OH + oy) * s->OW + ox) * C;
+                for (int ky = 0; ky < s->K; ky++)
+                    for (int kx = 0; kx < s->K; kx++) {
+                        const float *restrict px = x + (((size_t)b * s->H + oy * s->stride + ky) * s->W + ox * s->stride + kx) * C;
+                        if (ky == 0 && kx == 0) {
+                            for (int c = 0; c < C; c++) out[c] = px[c];
+                        } else if (s->avg) {
+                            for (int c = 0; c < C; c++) out[c] += px[c];
+                        } else {
+                            for (int c = 0; c < C; c++) out[c] = px[c] > out[c] ? px[c] : out[c];
+                        }
+                    }
+                if (s->avg)
+                    for (int c = 0; c < C; c++) out[c] *= inv;
+            }
 }
 
 static void pool_forward(tq_node *n, int training) {
     (void)training;
-    const tq_pool_shape *s = n->ctx;
-    const float *x = n->in[0]->val;
+    pool_rows(n->in[0]->val, n->val, n->rows, n->ctx);
+}
+
+/* Max pool: the gradient goes to the first element of the window equal to the maximum (the one
+ * forward kept: the window is read in the same order); `taken` marks the channels already served,
+ * so the loop has no branches. Average pool: spread evenly. */
+TQ_SIMD_CLONES static void pool_grad(float *restrict dx, const float *restrict x, const float *restrict y, const float *restrict dy,
+                                     int rows, const tq_pool_shape *s) {
+    const int C = s->C;
     const float inv = 1.0f / (float)(s->K * s->K);
-    size_t out = 0;
-    for (int b = 0; b < n->rows; b++)
+    float taken[4096];
+    for (int b = 0; b < rows; b++)
         for (int oy = 0; oy < s->OH; oy++)
-            for (int ox = 0; ox < s->OW; ox++)
-                for (int c = 0; c < s->C; c++, out++) {
-                    size_t best = 0;
-                    float m = -INFINITY, sum = 0.0f;
-                    for (int ky = 0; ky < s->K; ky++)
-                        for (int kx = 0; kx < s->K; kx++) {
-                            size_t at = (((size_t)b * s->H + oy * s->stride + ky) * s->W + ox * s->stride + kx) * s->C + c;
-                            sum += x[at];
-                            if (x[at] > m || (ky == 0 && kx == 0)) m = x[at], best = at;
+            for (int ox = 0; ox < s->OW; ox++) {
+                size_t out = (((size_t)b * s->OH + oy) * s->OW + ox) * C;
+                const float *g = dy + out, *m = y + out;
+                for (int c = 0; c < C; c++) taken[c] = 0.0f;
+                for (int ky = 0; ky < s->K; ky++)
+                    for (int kx = 0; kx < s->K; kx++) {
+                        size_t at = (((size_t)b * s->H + oy * s->stride + ky) * s->W + ox * s->stride + kx) * C;
+                        float *d = dx + at;
+                        const float *px = x + at;
+                        if (s->avg) {
+                            for (int c = 0; c < C; c++) d[c] += g[c] * inv;
+                        } else {
+                            for (int c = 0; c < C; c++) {
+                                float hit = (px[c] == m[c] ? 1.0f : 0.0f) * (1.0f - taken[c]);
+                                d[c] += hit * g[c];
+                                taken[c] += hit;
+                            }
                         }
-                    if (s->avg) n->val[out] = sum * inv;
-                    else {
-                        n->val[out] = m;
-                        n->aux[out] = (float)best; /* an index < 2^24, exact as a float */
                     }
-                }
+            }
 }
 
 static void pool_backward(tq_node *n) {
-    const tq_pool_shape *s = n->ctx;
-    float *dx = n->in[0]->grad;
-    if (!dx) return;
-    if (!s->avg) {
-        for (size_t i = 0; i < tq_node_numel(n); i++) dx[(size_t)n->aux[i]] += n->grad[i];
-        return;
-    }
-    const float inv = 1.0f / (float)(s->K * s->K);
-    size_t out = 0;
-    for (int b = 0; b < n->rows; b++)
-        for (int oy = 0; oy < s->OH; oy++)
-            for (int ox = 0; ox < s->OW; ox++)
-                for (int c = 0; c < s->C; c++, out++) {
-                    float g = n->grad[out] * inv;
-                    for (int ky = 0; ky < s->K; ky++)
-                        for (int kx = 0; kx < s->K; kx++)
-                            dx[(((size_t)b * s->H + oy * s->stride + ky) * s->W + ox * s->stride + kx) * s->C + c] += g;
-                }
+    if (n->in[0]->grad) pool_grad(n->in[0]->grad, n->in[0]->val, n->val, n->grad, n->rows, n->ctx);
 }
 
 static const tq_op op_pool = {"pool2d", pool_shape, pool_forward, pool_backward};

@@ -324,6 +324,20 @@ tq_status tq_calibrate(tq_model *m, const tq_dataset *train, int n_batches, int 
     return st;
 }
 
+/* Images per evaluation batch: 1000, or fewer for a convolutional model so that its largest
+ * im2col buffer stays near 8 MB (batch 1000 of DigitsCNN's first layer would be 58 MB, touched
+ * afresh at every evaluation). */
+static int eval_batch(const tq_model *m) {
+    size_t per_image = 1;
+    for (int s = 0; s < m->n_stages; s++) {
+        const tq_conv_shape *c = &m->stage[s].conv;
+        size_t cols = (size_t)c->OH * c->OW * c->KH * c->KW * (c->depthwise ? 1 : c->C);
+        per_image = cols > per_image ? cols : per_image;
+    }
+    size_t b = ((size_t)2 << 20) / per_image;
+    return m->n_stages ? (int)(b < 1 ? 1 : b > 1000 ? 1000 : b) : 1000;
+}
+
 /* The images fit the model's input and the labels its outputs. */
 static tq_status check_data(const tq_model *m, const tq_dataset *ds) {
     if (m->n_stages && ((uint32_t)m->in_h != ds->h || (uint32_t)m->in_w != ds->w || (uint32_t)m->in_c != ds->c))
@@ -336,7 +350,7 @@ static tq_status check_data(const tq_model *m, const tq_dataset *ds) {
 }
 
 tq_status tq_predict_logits(tq_model *m, const tq_dataset *ds, float *logits) {
-    const int B = 1000, D = tq_model_inputs(m), C = m->dims[m->n_layers];
+    const int B = eval_batch(m), D = tq_model_inputs(m), C = m->dims[m->n_layers];
     TQ_TRY(check_data(m, ds));
     tq_net net;
     TQ_TRY(tq_net_init(&net, m, B));
@@ -352,7 +366,7 @@ tq_status tq_predict_logits(tq_model *m, const tq_dataset *ds, float *logits) {
 }
 
 tq_status tq_evaluate(tq_model *m, const tq_dataset *ds, float *acc, int64_t *confusion, uint8_t *pred) {
-    const int B = 1000, D = tq_model_inputs(m), C = m->dims[m->n_layers];
+    const int B = eval_batch(m), D = tq_model_inputs(m), C = m->dims[m->n_layers];
     TQ_TRY(check_data(m, ds));
     tq_net net;
     TQ_TRY(tq_net_init(&net, m, B));

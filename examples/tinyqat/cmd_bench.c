@@ -13,50 +13,75 @@
 /* MNIST's shape, for timing on random images when no data is there. */
 enum { MNIST_N = 60000, MNIST_SIDE = 28, MNIST_CLASSES = 10 };
 
-static double gemm_epoch(int B, int steps, int D, int C) {
-    const int H1 = 100, H2 = 100; /* DigitsNet's hidden layers */
-    size_t sizes[] = {(size_t)B * D, (size_t)H1 * D, (size_t)B * H1, (size_t)H2 * H1, (size_t)B * H2, (size_t)C * H2,
-                      (size_t)B * C};
-    float *buf[7], *grad[7];
+/* The matrix products of one training step of m at batch B, shape by shape, as the ops make them:
+ * per convolution (im2col) y = col W^T, dW += dy^T col and, past the first stage, dcol = dy W;
+ * per dense layer y = x W^T, dW += dy^T x and, unless it reads the input, dx = dy W. Depthwise
+ * convolutions use no GEMM. */
+typedef struct {
+    int ta, tb, M, N, K;
+} gemm_shape;
+
+static int step_gemms(const tq_model *m, int B, gemm_shape *g) {
+    int n = 0;
+    for (int s = 0; s < m->n_stages; s++) {
+        const tq_conv_shape *c = &m->stage[s].conv;
+        if (c->depthwise) continue;
+        int P = B * c->OH * c->OW, K = c->KH * c->KW * c->C;
+        g[n++] = (gemm_shape){0, 1, P, c->OC, K};
+        g[n++] = (gemm_shape){1, 0, c->OC, K, P};
+        if (s > 0) g[n++] = (gemm_shape){0, 0, P, K, c->OC};
+    }
+    for (int l = 0; l < m->n_layers; l++) {
+        int in = m->dims[l], out = m->dims[l + 1];
+        g[n++] = (gemm_shape){0, 1, B, out, in};
+        g[n++] = (gemm_shape){1, 0, out, in, B};
+        if (l > 0 || m->n_stages) g[n++] = (gemm_shape){0, 0, B, in, out};
+    }
+    return n;
+}
+
+static double gemm_epoch(const tq_model *m, int B, int steps) {
+    gemm_shape g[3 * (TQ_MAX_STAGES + TQ_MAX_LAYERS)];
+    int n = step_gemms(m, B, g);
+    size_t big = 1;
+    for (int i = 0; i < n; i++) {
+        size_t a = (size_t)g[i].M * g[i].K, b = (size_t)g[i].K * g[i].N, c = (size_t)g[i].M * g[i].N;
+        big = a > big ? a : big;
+        big = b > big ? b : big;
+        big = c > big ? c : big;
+    }
+    float *A = tq_malloc(big * sizeof(float)), *Bm = tq_malloc(big * sizeof(float)), *C = tq_calloc(big, sizeof(float));
+    if (!A || !Bm || !C) {
+        tq_free(A), tq_free(Bm), tq_free(C);
+        return -1;
+    }
     tq_rng r;
     tq_rng_seed(&r, 1);
-    for (int i = 0; i < 7; i++) {
-        buf[i] = tq_malloc(sizes[i] * sizeof(float));
-        grad[i] = tq_calloc(sizes[i], sizeof(float));
-        for (size_t k = 0; k < sizes[i]; k++) buf[i][k] = tq_rng_uniform_in(&r, -1, 1);
-    }
-    float *x = buf[0], *W1 = buf[1], *h1 = buf[2], *W2 = buf[3], *h2 = buf[4], *W3 = buf[5], *z = buf[6];
+    for (size_t k = 0; k < big; k++) A[k] = tq_rng_uniform_in(&r, -1, 1), Bm[k] = tq_rng_uniform_in(&r, -1, 1);
     double t0 = cli_now();
-    for (int s = 0; s < steps; s++) {
-        tq_sgemm(0, 1, B, H1, D, 1, x, D, W1, D, 0, h1, H1);
-        tq_sgemm(0, 1, B, H2, H1, 1, h1, H1, W2, H1, 0, h2, H2);
-        tq_sgemm(0, 1, B, C, H2, 1, h2, H2, W3, H2, 0, z, C);
-        tq_sgemm(1, 0, C, H2, B, 1, grad[6], C, h2, H2, 1, grad[5], H2);  /* dW3 */
-        tq_sgemm(0, 0, B, H2, C, 1, grad[6], C, W3, H2, 1, grad[4], H2);  /* dh2 */
-        tq_sgemm(1, 0, H2, H1, B, 1, grad[4], H2, h1, H1, 1, grad[3], H1); /* dW2 */
-        tq_sgemm(0, 0, B, H1, H2, 1, grad[4], H2, W2, H1, 1, grad[2], H1); /* dh1 */
-        tq_sgemm(1, 0, H1, D, B, 1, grad[2], H1, x, D, 1, grad[1], D);    /* dW1 */
-    }
+    for (int s = 0; s < steps; s++)
+        for (int i = 0; i < n; i++) {
+            const gemm_shape *q = &g[i];
+            tq_sgemm(q->ta, q->tb, q->M, q->N, q->K, 1.0f, A, q->ta ? q->M : q->K, Bm, q->tb ? q->K : q->N, 1.0f, C, q->N);
+        }
     double dt = cli_now() - t0;
-    for (int i = 0; i < 7; i++) {
-        tq_free(buf[i]);
-        tq_free(grad[i]);
-    }
+    tq_free(A), tq_free(Bm), tq_free(C);
     return dt;
 }
 
 int cmd_bench(int argc, char **argv) {
     int batch = 64, threads = 1, repeats = 3, json = 0;
-    const char *dataset = NULL, *data = NULL;
+    const char *dataset = NULL, *data = NULL, *spec = "digitsnet";
     cli_opt opts[] = {
         {"--batch", CLI_INT, &batch, "batch size", 1, 60000},
         {"--threads", CLI_INT, &threads, "BLAS threads", 1, 256},
         {"--repeats", CLI_INT, &repeats, "epochs to time (the best one is reported)", 1, 100},
+        {"--model", CLI_STR, &spec, "a preset (digitsnet, digitscnn) or a spec (see train --help)", 0, 0},
         CLI_DATA_OPTIONS(dataset, data),
         {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
     };
     static const cli_cmd cmd = {"bench", "[options]",
-                                "Time one FP32 training epoch of DigitsNet (in-100r-100r-out, Adam) against its GEMMs alone.", 0, 0};
+                                "Time one FP32 training epoch (Adam) against its matrix products alone, replayed with the same shapes.", 0, 0};
     const char *pos[1];
     int n_pos, rc = cli_parse(&cmd, opts, sizeof opts / sizeof opts[0], argc, argv, pos, &n_pos);
     if (rc) return rc == 1 ? 0 : 2;
@@ -88,7 +113,7 @@ int cmd_bench(int argc, char **argv) {
     double best_train = 1e30, best_gemm = 1e30;
     tq_model m;
     for (int rep = 0; rep < repeats; rep++) {
-        if (tq_model_for_data(&m, "digitsnet", &tr, 0) != TQ_OK) {
+        if (tq_model_for_data(&m, spec, &tr, 0) != TQ_OK) {
             tq_dataset_free(&tr);
             return cli_fail(NULL);
         }
@@ -104,14 +129,14 @@ int cmd_bench(int argc, char **argv) {
             return cli_fail("bench");
         }
         if (res.seconds_total < best_train) best_train = res.seconds_total;
-        double g = gemm_epoch(batch, steps, m.dims[0], m.dims[m.n_layers]);
+        double g = gemm_epoch(&m, batch, steps);
         if (g < best_gemm) best_gemm = g;
         tq_model_free(&m);
         printf("run %d: epoch %.3f s, GEMMs alone %.3f s\n", rep + 1, res.seconds_total, g);
     }
     double rss = cli_peak_rss_mb();
-    printf("\nFP32 epoch (batch %d, %d steps, %d thread(s)): %.3f s, %.0f samples/s\n", batch, steps, threads, best_train,
-           tr.n / best_train);
+    printf("\n%s, FP32 epoch (batch %d, %d steps, %d thread(s)): %.3f s, %.0f samples/s\n", spec, batch, steps, threads,
+           best_train, tr.n / best_train);
     printf("GEMMs alone (same shapes, same run):          %.3f s\n", best_gemm);
     printf("epoch / GEMM floor: %.2fx   peak RSS %.1f MB\n", best_train / best_gemm, rss);
     if (json) {
@@ -121,6 +146,7 @@ int cmd_bench(int argc, char **argv) {
         cli_json_num(j, "gemm_seconds", best_gemm, 4);
         cli_json_num(j, "ratio", best_train / best_gemm, 3);
         cli_json_num(j, "batch", batch, 0);
+        cli_json_str(j, "model", spec);
         cli_json_num(j, "threads", threads, 0);
         cli_json_num(j, "peak_rss_mb", rss, 1);
         cJSON_AddBoolToObject(j, "synthetic", synthetic);
