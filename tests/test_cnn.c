@@ -1,0 +1,278 @@
+/* Convolutional models (layers/model.c with feature stages): the spec grammar and presets, shape
+ * errors that name the stage, the model's forward against the reference ops composed by hand, a
+ * whole-model gradient check, files with batch-norm statistics, normalization folding, and QAT. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "layers/model.h"
+#include "src/alloc.h"
+#include "src/fileio.h"
+
+#include "tests/tq_gradcheck.h"
+#include "tests/tq_test_tmpdir.h"
+
+static void digitscnn_preset(void **state) {
+    (void)state;
+    const int mnist[3] = {28, 28, 1};
+    char r[128];
+    assert_int_equal(tq_model_spec_resolve("digitscnn", mnist, 10, r, sizeof r), TQ_OK);
+    assert_string_equal(r, "28x28x1-c8k5br-m2-c16k5br-m2-10");
+    tq_model m;
+    assert_int_equal(tq_model_init(&m, r), TQ_OK);
+    assert_int_equal(m.n_stages, 2);
+    assert_int_equal(m.stage[0].out_h, 12); /* 28 -conv5-> 24 -pool2-> 12 */
+    assert_int_equal(m.stage[1].out_h, 4);  /* 12 -conv5-> 8 -pool2-> 4 */
+    assert_int_equal(m.dims[0], 256);       /* 4 x 4 x 16 */
+    /* conv 8*25 + BN 16, conv 16*200 + BN 32, dense 256*10 + 10 */
+    assert_int_equal(m.n_params, 200 + 16 + 3200 + 32 + 2570);
+    assert_int_equal(m.n_buffers, 2 * 8 + 2 * 16);
+    assert_int_equal(tq_model_inputs(&m), 784);
+    tq_model_free(&m);
+    /* a dense-only spec still resolves `in` to a number (its files stay what they were) */
+    assert_int_equal(tq_model_spec_resolve("digitsnet", mnist, 10, r, sizeof r), TQ_OK);
+    assert_string_equal(r, "784-100r-100r-10");
+    /* an image spec must match the data's image */
+    const int fashion_rgb[3] = {28, 28, 3};
+    assert_int_equal(tq_model_spec_resolve("28x28x1-c8k5-10", fashion_rgb, 10, r, sizeof r), TQ_E_SHAPE);
+    assert_non_null(strstr(tq_last_error(), "takes 28x28x1 images, but the data's are 28x28x3"));
+}
+
+static void bad_specs_name_the_stage(void **state) {
+    (void)state;
+    tq_model m;
+    struct {
+        const char *spec, *needle;
+    } cases[] = {
+        {"5x5x1-c8k7-10", "stage 1: convolution: a 7x7 kernel does not fit a 5x5 image"},
+        {"8x8x1-c4k5-m8-10", "stage 1: pool: a 8x8 window does not fit a 4x4 image"},
+        {"12x12x1-c4k3-m2-c4k5-m2-c8k3-10", "stage 2: pool: a 2x2 window does not fit a 1x1 image"}, /* 12-10-5-1 */
+        {"12x12x1-c4k3-m2-c4k4-c8k3-10", "stage 3: convolution: a 3x3 kernel does not fit a 2x2 image"},
+        {"784-c8k5-10", "needs an image input"},
+        {"28x28x1-c8k5-m2", "needs at least one dense layer"},
+        {"28x28x1-m2-10", "a pool must follow a convolution"},
+        {"28x28x1-c8k5-m2-m2-10", "a pool must follow a convolution"},
+        {"28x28x1-c8-10", "want cNkK"},
+        {"28x28x1-c8k5q-10", "unexpected 'q'"},
+        {"28x28x1-100-c8k5-10", "comes before the dense layers"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tq_status st = tq_model_init(&m, cases[i].spec);
+        if (st == TQ_OK || !strstr(tq_last_error(), cases[i].needle))
+            fail_msg("%s: got %d '%s', want '%s'", cases[i].spec, st, tq_last_error(), cases[i].needle);
+    }
+}
+
+/* The model's logits against conv2d_ref + batch norm (running statistics) + ReLU + max pool +
+ * dense, written out here, for a 6x6x2 image: c3k3p1br-m2 then a depthwise d2k2s1 stage, dense 4. */
+static void forward_matches_composition(void **state) {
+    (void)state;
+    tq_model m;
+    assert_int_equal(tq_model_init(&m, "6x6x2-c3k3p1br-m2-d2k2-4"), TQ_OK);
+    tq_rng r;
+    tq_rng_seed(&r, 4);
+    tq_model_init_params(&m, &r);
+    tq_stage *s0 = &m.stage[0], *s1 = &m.stage[1];
+    for (int c = 0; c < 3; c++) { /* statistics and affine away from the identity */
+        s0->running_mean[c] = 0.1f * (float)c - 0.05f;
+        s0->running_var[c] = 0.5f + 0.3f * (float)c;
+        s0->gamma[c] = 0.8f + 0.2f * (float)c;
+        s0->beta[c] = 0.1f - 0.1f * (float)c;
+    }
+    enum { B = 2 };
+    uint8_t px[B * 72];
+    for (int i = 0; i < B * 72; i++) px[i] = (uint8_t)tq_rng_below(&r, 256);
+    m.in_mean = 0.25f;
+    m.in_std = 0.5f;
+    tq_net net;
+    assert_int_equal(tq_net_init(&net, &m, B), TQ_OK);
+    assert_int_equal(tq_net_set_batch(&net, &m, px, NULL, B), TQ_OK);
+    assert_int_equal(tq_graph_forward(net.g, 0), TQ_OK);
+    /* by hand */
+    float x[B * 72], c0[B * 6 * 6 * 3], p0[B * 3 * 3 * 3], c1[B * 2 * 2 * 6], z[B * 4];
+    for (int i = 0; i < B * 72; i++) x[i] = ((float)px[i] / 255.0f - 0.25f) / 0.5f;
+    tq_conv2d_ref(c0, x, s0->W, NULL, B, &s0->conv);
+    for (int i = 0; i < B * 36 * 3; i++) {
+        int c = i % 3;
+        float v = s0->gamma[c] * (c0[i] - s0->running_mean[c]) / sqrtf(s0->running_var[c] + 1e-5f) + s0->beta[c];
+        c0[i] = v > 0 ? v : 0;
+    }
+    for (int b = 0; b < B; b++)
+        for (int oy = 0; oy < 3; oy++)
+            for (int ox = 0; ox < 3; ox++)
+                for (int c = 0; c < 3; c++) {
+                    float mx = -INFINITY;
+                    for (int ky = 0; ky < 2; ky++)
+                        for (int kx = 0; kx < 2; kx++) mx = fmaxf(mx, c0[((b * 6 + oy * 2 + ky) * 6 + ox * 2 + kx) * 3 + c]);
+                    p0[((b * 3 + oy) * 3 + ox) * 3 + c] = mx;
+                }
+    tq_conv2d_ref(c1, p0, s1->W, s1->b, B, &s1->conv);
+    for (int b = 0; b < B; b++)
+        for (int o = 0; o < 4; o++) {
+            double acc = m.b[0][o];
+            for (int i = 0; i < 24; i++) acc += (double)m.W[0][o * 24 + i] * c1[b * 24 + i];
+            z[b * 4 + o] = (float)acc;
+        }
+    for (int i = 0; i < B * 4; i++) assert_float_equal(net.logits->val[i], z[i], 1e-4f);
+    tq_net_free(&net);
+    tq_model_free(&m);
+}
+
+/* Every parameter of a whole model (conv, batch norm in training mode, average pool, depthwise,
+ * dense) against finite differences of the loss. No ReLU or max pool: no kinks to straddle. */
+static void whole_model_gradients(void **state) {
+    (void)state;
+    tq_model m;
+    assert_int_equal(tq_model_init(&m, "6x6x2-c3k3p1b-a2-d2k2-4"), TQ_OK);
+    tq_rng r;
+    tq_rng_seed(&r, 8);
+    tq_model_init_params(&m, &r);
+    for (int c = 0; c < 3; c++) m.stage[0].gamma[c] = 0.7f + 0.3f * (float)c, m.stage[0].beta[c] = 0.2f * (float)c;
+    enum { B = 3 };
+    uint8_t px[B * 72];
+    int32_t y[B] = {0, 3, 1};
+    for (int i = 0; i < B * 72; i++) px[i] = (uint8_t)tq_rng_below(&r, 256);
+    tq_net net;
+    assert_int_equal(tq_net_init(&net, &m, B), TQ_OK);
+    assert_int_equal(tq_net_set_batch(&net, &m, px, y, B), TQ_OK);
+    assert_true(gradcheck(net.g, net.loss, m.params, m.grads, m.n_params) <= 0);
+    tq_net_free(&net);
+    tq_model_free(&m);
+}
+
+static void files_keep_the_statistics(void **state) {
+    (void)state;
+    tq_model m, m2;
+    assert_int_equal(tq_model_init(&m, "10x10x1-c4k3br-m2-c6k3s2-3"), TQ_OK);
+    tq_rng r;
+    tq_rng_seed(&r, 2);
+    tq_model_init_params(&m, &r);
+    for (int c = 0; c < 4; c++) m.stage[0].running_mean[c] = 0.5f * (float)c, m.stage[0].running_var[c] = 2.0f + (float)c;
+    char p1[128], p2[128];
+    snprintf(p1, sizeof p1, "%s/c.tqf", dir);
+    snprintf(p2, sizeof p2, "%s/c2.tqf", dir);
+    assert_int_equal(tq_model_save(&m, p1), TQ_OK);
+    assert_int_equal(tq_model_load(&m2, p1), TQ_OK);
+    assert_string_equal(m2.spec, m.spec);
+    assert_memory_equal(m.params, m2.params, m.n_params * sizeof(float));
+    assert_memory_equal(m.buffers, m2.buffers, m.n_buffers * sizeof(float));
+    assert_int_equal(tq_model_save(&m2, p2), TQ_OK);
+    unsigned char *d1, *d2;
+    size_t n1, n2;
+    assert_int_equal(tq_file_read_all(p1, 1 << 20, &d1, &n1), TQ_OK);
+    assert_int_equal(tq_file_read_all(p2, 1 << 20, &d2, &n2), TQ_OK);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(d1, d2, n1);
+    tq_free(d1);
+    tq_free(d2);
+    tq_model_free(&m2);
+    tq_model_free(&m);
+}
+
+/* Folding the normalization into a first stage: into its bias (no batch norm), or its running
+ * mean (batch norm); the function stays the same where no padding is read. */
+static void fold_into_first_stage(void **state) {
+    (void)state;
+    const char *specs[2] = {"8x8x1-c4k3r-m2-3", "8x8x1-c4k3br-m2-3"};
+    for (int k = 0; k < 2; k++) {
+        tq_model m;
+        assert_int_equal(tq_model_init(&m, specs[k]), TQ_OK);
+        tq_rng r;
+        tq_rng_seed(&r, 30 + (uint64_t)k);
+        tq_model_init_params(&m, &r);
+        m.in_mean = 0.3f;
+        m.in_std = 0.4f;
+        uint8_t px[2 * 64];
+        for (int i = 0; i < 128; i++) px[i] = (uint8_t)tq_rng_below(&r, 256);
+        float a[6], b[6];
+        for (int pass = 0; pass < 2; pass++) {
+            if (pass) tq_model_fold_input_norm(&m);
+            tq_net net;
+            assert_int_equal(tq_net_init(&net, &m, 2), TQ_OK);
+            assert_int_equal(tq_net_set_batch(&net, &m, px, NULL, 2), TQ_OK);
+            assert_int_equal(tq_graph_forward(net.g, 0), TQ_OK);
+            memcpy(pass ? b : a, net.logits->val, sizeof a);
+            tq_net_free(&net);
+        }
+        assert_true(m.in_mean == 0.0f && m.in_std == 1.0f);
+        for (int i = 0; i < 6; i++) assert_float_equal(a[i], b[i], 1e-4f * (1 + fabsf(a[i])));
+        tq_model_free(&m);
+    }
+}
+
+static void quantized_cnn(void **state) {
+    (void)state;
+    tq_qat_cfg qc;
+    tq_qat_cfg_defaults(&qc);
+    tq_model m;
+    /* a padded first convolution cannot take the normalization exactly: refused, with the way out */
+    assert_int_equal(tq_model_init(&m, "8x8x1-c4k3p1br-m2-3"), TQ_OK);
+    m.in_mean = 0.1f;
+    m.in_std = 0.3f;
+    assert_int_equal(tq_model_quantize(&m, &qc), TQ_E_ARG);
+    assert_non_null(strstr(tq_last_error(), "--no-norm"));
+    m.in_mean = 0.0f;
+    m.in_std = 1.0f;
+    assert_int_equal(tq_model_quantize(&m, &qc), TQ_OK);
+    tq_model_free(&m);
+    /* the fold: after a training run the observers have seen the stages, the weights the quantizer
+     * saw are W * gamma / sigma on the per-channel grid, and the integer conversion says it cannot */
+    assert_int_equal(tq_model_init(&m, "8x8x1-c4k3br-m2-3"), TQ_OK);
+    tq_rng r;
+    tq_rng_seed(&r, 6);
+    tq_model_init_params(&m, &r);
+    for (int c = 0; c < 4; c++) m.stage[0].gamma[c] = 0.5f + 0.25f * (float)c, m.stage[0].running_var[c] = 0.3f + (float)c;
+    assert_int_equal(tq_model_quantize(&m, &qc), TQ_OK);
+    assert_int_equal(m.qat->n_stages, 1);
+    uint8_t px[4 * 64];
+    int32_t y[4] = {0, 1, 2, 1};
+    for (int i = 0; i < 256; i++) px[i] = (uint8_t)tq_rng_below(&r, 256);
+    float rv0[4]; /* the fold reads the running variance before this run's batch updates it */
+    memcpy(rv0, m.stage[0].running_var, sizeof rv0);
+    tq_net net;
+    assert_int_equal(tq_net_init(&net, &m, 4), TQ_OK);
+    assert_int_equal(tq_net_set_batch(&net, &m, px, y, 4), TQ_OK);
+    assert_int_equal(tq_graph_forward(net.g, TQ_RUN_TRAIN), TQ_OK);
+    assert_true(m.stage[0].running_var[0] != rv0[0]);
+    assert_int_equal(m.qat->saobs[0].n_seen, 1);
+    assert_true(m.qat->saobs[0].min >= 0.0f); /* after the ReLU */
+    tq_node *fq = NULL;
+    for (size_t i = 0; i < tq_graph_size(net.g) && !fq; i++)
+        if (!strcmp(tq_graph_node(net.g, i)->name, "fake_quant")) fq = tq_graph_node(net.g, i);
+    assert_non_null(fq); /* the first fake quant is the stage's weights */
+    assert_string_equal(fq->in[0]->name, "bn_fold_w");
+    for (int o = 0; o < 4; o++) {
+        float s = m.qat->swfq[0].scale[o], sigma = sqrtf(rv0[o] + 1e-5f);
+        for (int k = 0; k < 9; k++) {
+            float folded = m.stage[0].W[o * 9 + k] * m.stage[0].gamma[o] / sigma, q = fq->val[o * 9 + k] / s;
+            assert_float_equal(fq->in[0]->val[o * 9 + k], folded, 1e-6f);
+            assert_float_equal(q, nearbyintf(q), 1e-3f); /* on the grid */
+            assert_true(fabsf(nearbyintf(q)) <= 127.0f);
+        }
+    }
+    tq_net_free(&net);
+    tq_qmodel qm;
+    assert_int_equal(tq_model_to_int8(&m, &qm), TQ_E_ARG);
+    assert_non_null(strstr(tq_last_error(), "dense layers only"));
+    /* batch norm can be frozen for the whole model */
+    tq_model_freeze_bn(&m, 1);
+    assert_int_equal(m.stage[0].bn_state.frozen, 1);
+    tq_model_free(&m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(digitscnn_preset),           cmocka_unit_test(bad_specs_name_the_stage),
+        cmocka_unit_test(forward_matches_composition), cmocka_unit_test(whole_model_gradients),
+        cmocka_unit_test(files_keep_the_statistics),  cmocka_unit_test(fold_into_first_stage),
+        cmocka_unit_test(quantized_cnn),
+    };
+    return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
+}
