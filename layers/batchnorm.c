@@ -3,7 +3,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "layers/conv.h"     /* TQ_CONV_SLICES */
 #include "src/fake_quant.h" /* the run modes */
+#include "src/parallel.h"
 #include "src/simd.h"
 
 void tq_bn_init(tq_bn *bn, int C, float *running_mean, float *running_var) {
@@ -56,12 +58,35 @@ TQ_SIMD_CLONES static void normalize(const float *restrict x, float *restrict xh
         }
 }
 
+/* The elementwise halves run as tasks over batch slices (src/parallel.h); the channel sums stay
+ * serial (cheap, and their order then never changes). */
+typedef struct {
+    tq_node *n;
+    const float *shift, *inv, *gamma, *beta; /* forward */
+    const float *a, *b, *c3;                 /* backward */
+} bn_job;
+
+static void slice_positions(const tq_node *n, int t, size_t *p0, size_t *p1) {
+    size_t per_row = (size_t)n->cols / (size_t)((const tq_bn *)n->ctx)->C;
+    *p0 = (size_t)((long)n->rows * t / TQ_CONV_SLICES) * per_row;
+    *p1 = (size_t)((long)n->rows * (t + 1) / TQ_CONV_SLICES) * per_row;
+}
+
+static void normalize_slice(void *ctx, int t) {
+    const bn_job *j = ctx;
+    const int C = ((const tq_bn *)j->n->ctx)->C;
+    size_t p0, p1;
+    slice_positions(j->n, t, &p0, &p1);
+    if (p1 > p0)
+        normalize(j->n->in[0]->val + p0 * C, j->n->aux + p0 * C, j->n->val + p0 * C, p1 - p0, C, j->shift, j->inv, j->gamma, j->beta);
+}
+
 static void bn_forward(tq_node *n, int mode) {
     tq_bn *bn = n->ctx;
     const int C = bn->C;
     const float *x = n->in[0]->val, *gamma = n->in[1]->val, *beta = n->in[2]->val;
     const size_t total = tq_node_numel(n), N = total / (size_t)C;
-    float *xh = n->aux, *inv = n->aux + total, shift[4096];
+    float *inv = n->aux + total, shift[4096];
     bn->batch_stats = mode == TQ_RUN_TRAIN && !bn->frozen;
     if (bn->batch_stats) {
         double mean[4096], var[4096]; /* C <= 4096 (bn_shape) */
@@ -83,7 +108,8 @@ static void bn_forward(tq_node *n, int mode) {
             shift[c] = bn->running_mean[c];
         }
     }
-    normalize(x, xh, n->val, N, C, shift, inv, gamma, beta);
+    bn_job j = {n, shift, inv, gamma, beta, NULL, NULL, NULL};
+    tq_parallel_for(TQ_CONV_SLICES, normalize_slice, &j);
 }
 
 TQ_SIMD_CLONES static void grad_sums(const float *restrict dy, const float *restrict xh, size_t P, int C, double *restrict sdy,
@@ -100,6 +126,14 @@ TQ_SIMD_CLONES static void grad_x(float *restrict dx, const float *restrict dy, 
                                   const float *restrict a, const float *restrict b, const float *restrict c3) {
     for (size_t p = 0; p < P; p++, dx += C, dy += C, xh += C)
         for (int c = 0; c < C; c++) dx[c] += a[c] * (dy[c] - b[c] - xh[c] * c3[c]);
+}
+
+static void grad_x_slice(void *ctx, int t) {
+    const bn_job *j = ctx;
+    const int C = ((const tq_bn *)j->n->ctx)->C;
+    size_t p0, p1;
+    slice_positions(j->n, t, &p0, &p1);
+    if (p1 > p0) grad_x(j->n->in[0]->grad + p0 * C, j->n->grad + p0 * C, j->n->aux + p0 * C, p1 - p0, C, j->a, j->b, j->c3);
 }
 
 static void bn_backward(tq_node *n) {
@@ -123,7 +157,8 @@ static void bn_backward(tq_node *n) {
         b[c] = bn->batch_stats ? (float)(sdy[c] / (double)N) : 0.0f;
         c3[c] = bn->batch_stats ? (float)(sdyxh[c] / (double)N) : 0.0f;
     }
-    grad_x(n->in[0]->grad, dy, xh, N, C, a, b, c3);
+    bn_job j = {n, NULL, NULL, NULL, NULL, a, b, c3};
+    tq_parallel_for(TQ_CONV_SLICES, grad_x_slice, &j);
 }
 
 static const tq_op op_bn = {"batchnorm", bn_shape, bn_forward, bn_backward};

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "src/ops.h"
+#include "src/parallel.h"
 #include "src/simd.h"
 
 tq_status tq_conv_shape_init(tq_conv_shape *s, int H, int W, int C, int K, int stride, int pad, int OC, int depthwise) {
@@ -66,6 +67,25 @@ void tq_conv2d_ref(float *y, const float *x, const float *W, const float *b, int
 
 /* ---- conv2d through im2col ---- */
 
+/* Floats of im2col for B images (depthwise: none). */
+static size_t col_len(int B, const tq_conv_shape *s) {
+    return s->depthwise ? 0 : (size_t)B * s->OH * s->OW * s->KH * s->KW * s->C;
+}
+
+/* The batch is cut into min(TQ_CONV_SLICES, B) slices of whole images, always the same for a given
+ * B; each slice is one task of tq_parallel_for. Weight and bias gradients are summed per slice into
+ * their own partial buffers (kept in aux after the columns) and then added up in slice order, so
+ * the bytes do not depend on how many threads ran the slices. */
+typedef struct {
+    tq_node *n;
+    int B, slices;
+} conv_job;
+
+static void slice_range(const conv_job *j, int t, int *b0, int *b1) {
+    *b0 = (int)((long)j->B * t / j->slices);
+    *b1 = (int)((long)j->B * (t + 1) / j->slices);
+}
+
 static tq_status conv_shape(tq_node *n) {
     const tq_conv_shape *s = n->ctx;
     tq_node *x = n->in[0], *W = n->in[1];
@@ -80,15 +100,15 @@ static tq_status conv_shape(tq_node *n) {
     n->cols = s->OH * s->OW * s->OC;
     /* im2col: the columns of the whole batch, kept for backward (depthwise needs none); with one
      * input channel they are built transposed, [K][B*OH*OW] (see im2col_t) */
-    n->aux_len = s->depthwise ? 0 : (size_t)x->rows * s->OH * s->OW * K;
+    n->aux_len = col_len(x->rows, s) + (size_t)TQ_CONV_SLICES * ((size_t)s->OC * K + (size_t)s->OC);
     return TQ_OK;
 }
 
 /* col[(n*OH + oy)*OW + ox][(ky*KW + kx)*C + c] = x[n][iy][ix][c], 0 in the padding. One window
  * row (KW pixels of C channels) is contiguous in NHWC, so an inside row is one copy. */
-static void im2col(float *col, const float *x, int B, const tq_conv_shape *s) {
+static void im2col(float *col, const float *x, int b0, int b1, const tq_conv_shape *s) {
     const size_t K = (size_t)s->KH * s->KW * s->C, run = (size_t)s->KW * s->C;
-    for (int n = 0; n < B; n++)
+    for (int n = b0; n < b1; n++)
         for (int oy = 0; oy < s->OH; oy++)
             for (int ox = 0; ox < s->OW; ox++) {
                 float *dst = col + (((size_t)n * s->OH + oy) * s->OW + ox) * K;
@@ -122,12 +142,11 @@ static void inside(const tq_conv_shape *s, int kx, int *lo, int *hi) {
  * x[n][oy*stride + ky - pad][ox*stride + kx - pad]. Row k of col^T is the image shifted by (ky, kx),
  * so an output row is one contiguous run (for stride 1) instead of KH separate KW-pixel runs per
  * output pixel: the same numbers, a fraction of the copying. */
-static void im2col_t(float *colT, const float *x, int B, const tq_conv_shape *s) {
-    const size_t BP = (size_t)B * s->OH * s->OW;
+static void im2col_t(float *colT, const float *x, int b0, int b1, size_t BP, const tq_conv_shape *s) {
     for (int ky = 0; ky < s->KH; ky++)
         for (int kx = 0; kx < s->KW; kx++) {
             float *row = colT + (size_t)(ky * s->KW + kx) * BP;
-            for (int n = 0; n < B; n++)
+            for (int n = b0; n < b1; n++)
                 for (int oy = 0; oy < s->OH; oy++) {
                     int iy = oy * s->stride + ky - s->pad, lo, hi;
                     float *dst = row + ((size_t)n * s->OH + oy) * s->OW;
@@ -144,12 +163,11 @@ static void im2col_t(float *colT, const float *x, int B, const tq_conv_shape *s)
         }
 }
 
-static void col2im_t_add(float *dx, const float *dcolT, int B, const tq_conv_shape *s) {
-    const size_t BP = (size_t)B * s->OH * s->OW;
+static void col2im_t_add(float *dx, const float *dcolT, int b0, int b1, size_t BP, const tq_conv_shape *s) {
     for (int ky = 0; ky < s->KH; ky++)
         for (int kx = 0; kx < s->KW; kx++) {
             const float *row = dcolT + (size_t)(ky * s->KW + kx) * BP;
-            for (int n = 0; n < B; n++)
+            for (int n = b0; n < b1; n++)
                 for (int oy = 0; oy < s->OH; oy++) {
                     int iy = oy * s->stride + ky - s->pad, lo, hi;
                     if (iy < 0 || iy >= s->H) continue;
@@ -162,9 +180,9 @@ static void col2im_t_add(float *dx, const float *dcolT, int B, const tq_conv_sha
 }
 
 /* dx[n][iy][ix][c] += dcol[...]: the adjoint of im2col */
-static void col2im_add(float *dx, const float *dcol, int B, const tq_conv_shape *s) {
+static void col2im_add(float *dx, const float *dcol, int b0, int b1, const tq_conv_shape *s) {
     const size_t K = (size_t)s->KH * s->KW * s->C;
-    for (int n = 0; n < B; n++)
+    for (int n = b0; n < b1; n++)
         for (int oy = 0; oy < s->OH; oy++)
             for (int ox = 0; ox < s->OW; ox++) {
                 const float *src = dcol + (((size_t)n * s->OH + oy) * s->OW + ox) * K;
@@ -185,15 +203,20 @@ static void add_channel_bias(float *y, const float *b, size_t rows, int C) {
         for (int c = 0; c < C; c++) y[c] += b[c];
 }
 
-static void conv_forward(tq_node *n, int training) {
-    (void)training;
+static void conv_forward_slice(void *ctx, int t) {
+    const conv_job *j = ctx;
+    tq_node *n = j->n;
     const tq_conv_shape *s = n->ctx;
     const tq_node *x = n->in[0], *W = n->in[1];
-    const int B = x->rows, P = s->OH * s->OW;
+    const int P = s->OH * s->OW;
+    int b0, b1;
+    slice_range(j, t, &b0, &b1);
+    if (b1 <= b0) return;
+    float *y0 = n->val + (size_t)b0 * P * s->OC;
     if (s->depthwise) {
         const int K = s->KH * s->KW, mult = s->OC / s->C;
-        memset(n->val, 0, tq_node_numel(n) * sizeof(float));
-        for (int b = 0; b < B; b++)
+        memset(y0, 0, (size_t)(b1 - b0) * P * s->OC * sizeof(float));
+        for (int b = b0; b < b1; b++)
             for (int oy = 0; oy < s->OH; oy++)
                 for (int ox = 0; ox < s->OW; ox++) {
                     float *y = n->val + (((size_t)b * s->OH + oy) * s->OW + ox) * s->OC;
@@ -210,34 +233,49 @@ static void conv_forward(tq_node *n, int training) {
                     }
                 }
     } else {
-        const int K = s->KH * s->KW * s->C;
-        if (s->C == 1) { /* y[B*P][OC] = (col^T)^T W^T */
-            im2col_t(n->aux, x->val, B, s);
-            tq_sgemm(1, 1, B * P, s->OC, K, 1.0f, n->aux, B * P, W->val, K, 0.0f, n->val, s->OC);
-        } else { /* y[B*P][OC] = col[B*P][K] W^T */
-            im2col(n->aux, x->val, B, s);
-            tq_sgemm(0, 1, B * P, s->OC, K, 1.0f, n->aux, K, W->val, K, 0.0f, n->val, s->OC);
+        const int K = s->KH * s->KW * s->C, rows = (b1 - b0) * P;
+        if (s->C == 1) { /* y[rows][OC] = (col^T)^T W^T, this slice's columns of col^T */
+            size_t BP = (size_t)j->B * P;
+            im2col_t(n->aux, x->val, b0, b1, BP, s);
+            tq_sgemm(1, 1, rows, s->OC, K, 1.0f, n->aux + (size_t)b0 * P, (int)BP, W->val, K, 0.0f, y0, s->OC);
+        } else { /* y[rows][OC] = col[rows][K] W^T */
+            float *col = n->aux + (size_t)b0 * P * K;
+            im2col(n->aux, x->val, b0, b1, s);
+            tq_sgemm(0, 1, rows, s->OC, K, 1.0f, col, K, W->val, K, 0.0f, y0, s->OC);
         }
     }
-    if (n->n_in == 3) add_channel_bias(n->val, n->in[2]->val, (size_t)B * P, s->OC);
+    if (n->n_in == 3) add_channel_bias(y0, n->in[2]->val, (size_t)(b1 - b0) * P, s->OC);
 }
 
-static void conv_backward(tq_node *n) {
+static void conv_forward(tq_node *n, int training) {
+    (void)training;
+    int B = n->in[0]->rows;
+    conv_job j = {n, B, B < TQ_CONV_SLICES ? B : TQ_CONV_SLICES};
+    tq_parallel_for(j.slices, conv_forward_slice, &j);
+}
+
+static void conv_backward_slice(void *ctx, int t) {
+    const conv_job *j = ctx;
+    tq_node *n = j->n;
     const tq_conv_shape *s = n->ctx;
     tq_node *x = n->in[0], *W = n->in[1];
-    const int B = x->rows, P = s->OH * s->OW;
-    const float *dy = n->grad;
-    if (n->n_in == 3 && n->in[2]->grad) { /* db[o] += sum over every position of dy */
-        float *db = n->in[2]->grad;
-        for (size_t r = 0; r < (size_t)B * P; r++)
-            for (int o = 0; o < s->OC; o++) db[o] += dy[r * s->OC + o];
-    }
+    const int P = s->OH * s->OW, K = (int)((size_t)W->cols);
+    int b0, b1;
+    slice_range(j, t, &b0, &b1);
+    float *dWp = n->aux + col_len(j->B, s) + (size_t)t * ((size_t)s->OC * K + (size_t)s->OC), *dbp = dWp + (size_t)s->OC * K;
+    memset(dWp, 0, ((size_t)s->OC * K + (size_t)s->OC) * sizeof(float));
+    if (b1 <= b0) return;
+    const int rows = (b1 - b0) * P;
+    const float *dy = n->grad + (size_t)b0 * P * s->OC;
+    if (n->n_in == 3 && n->in[2]->grad) /* db[o] += sum over this slice's positions of dy */
+        for (int r = 0; r < rows; r++)
+            for (int o = 0; o < s->OC; o++) dbp[o] += dy[(size_t)r * s->OC + o];
     if (s->depthwise) {
-        const int K = s->KH * s->KW, mult = s->OC / s->C;
-        for (int b = 0; b < B; b++)
+        const int mult = s->OC / s->C;
+        for (int b = b0; b < b1; b++)
             for (int oy = 0; oy < s->OH; oy++)
                 for (int ox = 0; ox < s->OW; ox++) {
-                    const float *g = dy + (((size_t)b * s->OH + oy) * s->OW + ox) * s->OC;
+                    const float *g = n->grad + (((size_t)b * s->OH + oy) * s->OW + ox) * s->OC;
                     for (int ky = 0; ky < s->KH; ky++) {
                         int iy = oy * s->stride + ky - s->pad;
                         if (iy < 0 || iy >= s->H) continue;
@@ -247,7 +285,7 @@ static void conv_backward(tq_node *n) {
                             size_t at = (((size_t)b * s->H + iy) * s->W + ix) * s->C;
                             int k = ky * s->KW + kx;
                             for (int o = 0; o < s->OC; o++) {
-                                if (W->grad) W->grad[(size_t)o * K + k] += g[o] * x->val[at + o / mult];
+                                dWp[(size_t)o * K + k] += g[o] * x->val[at + o / mult];
                                 if (x->grad) x->grad[at + o / mult] += g[o] * W->val[(size_t)o * K + k];
                             }
                         }
@@ -255,20 +293,39 @@ static void conv_backward(tq_node *n) {
                 }
         return;
     }
-    const int K = s->KH * s->KW * s->C;
     if (s->C == 1) { /* the transposed columns: dW += dy^T (col^T)^T, dcol^T = W^T dy^T */
-        if (W->grad) tq_sgemm(1, 1, s->OC, K, B * P, 1.0f, dy, s->OC, n->aux, B * P, 1.0f, W->grad, K);
+        size_t BP = (size_t)j->B * P;
+        float *colT = n->aux + (size_t)b0 * P;
+        if (W->grad) tq_sgemm(1, 1, s->OC, K, rows, 1.0f, dy, s->OC, colT, (int)BP, 0.0f, dWp, K);
         if (x->grad) {
-            tq_sgemm(1, 1, K, B * P, s->OC, 1.0f, W->val, K, dy, s->OC, 0.0f, n->aux, B * P);
-            col2im_t_add(x->grad, n->aux, B, s);
+            tq_sgemm(1, 1, K, rows, s->OC, 1.0f, W->val, K, dy, s->OC, 0.0f, colT, (int)BP);
+            col2im_t_add(x->grad, n->aux, b0, b1, BP, s);
         }
         return;
     }
-    if (W->grad) /* dW[OC][K] += dy^T[OC][B*P] col[B*P][K] */
-        tq_sgemm(1, 0, s->OC, K, B * P, 1.0f, dy, s->OC, n->aux, K, 1.0f, W->grad, K);
-    if (x->grad) { /* dcol[B*P][K] = dy W (over col, no longer needed), then back to the image */
-        tq_sgemm(0, 0, B * P, K, s->OC, 1.0f, dy, s->OC, W->val, K, 0.0f, n->aux, K);
-        col2im_add(x->grad, n->aux, B, s);
+    float *col = n->aux + (size_t)b0 * P * K;
+    if (W->grad) /* dW[OC][K] += dy^T[OC][rows] col[rows][K] */
+        tq_sgemm(1, 0, s->OC, K, rows, 1.0f, dy, s->OC, col, K, 0.0f, dWp, K);
+    if (x->grad) { /* dcol[rows][K] = dy W (over col, no longer needed), then back to the image */
+        tq_sgemm(0, 0, rows, K, s->OC, 1.0f, dy, s->OC, W->val, K, 0.0f, col, K);
+        col2im_add(x->grad, n->aux, b0, b1, s);
+    }
+}
+
+static void conv_backward(tq_node *n) {
+    const tq_conv_shape *s = n->ctx;
+    int B = n->in[0]->rows, K = n->in[1]->cols;
+    conv_job j = {n, B, B < TQ_CONV_SLICES ? B : TQ_CONV_SLICES};
+    tq_parallel_for(j.slices, conv_backward_slice, &j);
+    /* the slices' partial sums, added in slice order */
+    const float *base = n->aux + col_len(B, s);
+    const size_t stride = (size_t)s->OC * K + (size_t)s->OC;
+    for (int t = 0; t < j.slices; t++) {
+        const float *dWp = base + (size_t)t * stride, *dbp = dWp + (size_t)s->OC * K;
+        if (n->in[1]->grad)
+            for (size_t i = 0; i < (size_t)s->OC * K; i++) n->in[1]->grad[i] += dWp[i];
+        if (n->n_in == 3 && n->in[2]->grad)
+            for (int o = 0; o < s->OC; o++) n->in[2]->grad[o] += dbp[o];
     }
 }
 
@@ -316,9 +373,24 @@ TQ_SIMD_CLONES static void pool_rows(const float *restrict x, float *restrict y,
             }
 }
 
+/* Pooling and its gradient touch only their own slice's images: one task per slice. */
+typedef struct {
+    tq_node *n;
+    int slices;
+} pool_job;
+
+static void pool_forward_slice(void *ctx, int t) {
+    const pool_job *j = ctx;
+    const tq_pool_shape *s = j->n->ctx;
+    int b0 = (int)((long)j->n->rows * t / j->slices), b1 = (int)((long)j->n->rows * (t + 1) / j->slices);
+    size_t in = (size_t)s->H * s->W * s->C, out = (size_t)s->OH * s->OW * s->C;
+    if (b1 > b0) pool_rows(j->n->in[0]->val + (size_t)b0 * in, j->n->val + (size_t)b0 * out, b1 - b0, s);
+}
+
 static void pool_forward(tq_node *n, int training) {
     (void)training;
-    pool_rows(n->in[0]->val, n->val, n->rows, n->ctx);
+    pool_job j = {n, n->rows < TQ_CONV_SLICES ? n->rows : TQ_CONV_SLICES};
+    tq_parallel_for(j.slices, pool_forward_slice, &j);
 }
 
 /* Max pool: the gradient goes to the first element of the window equal to the maximum (the one
@@ -353,8 +425,21 @@ TQ_SIMD_CLONES static void pool_grad(float *restrict dx, const float *restrict x
             }
 }
 
+static void pool_backward_slice(void *ctx, int t) {
+    const pool_job *j = ctx;
+    const tq_node *n = j->n;
+    const tq_pool_shape *s = n->ctx;
+    int b0 = (int)((long)n->rows * t / j->slices), b1 = (int)((long)n->rows * (t + 1) / j->slices);
+    size_t in = (size_t)s->H * s->W * s->C, out = (size_t)s->OH * s->OW * s->C;
+    if (b1 > b0)
+        pool_grad(n->in[0]->grad + (size_t)b0 * in, n->in[0]->val + (size_t)b0 * in, n->val + (size_t)b0 * out,
+                  n->grad + (size_t)b0 * out, b1 - b0, s);
+}
+
 static void pool_backward(tq_node *n) {
-    if (n->in[0]->grad) pool_grad(n->in[0]->grad, n->in[0]->val, n->val, n->grad, n->rows, n->ctx);
+    if (!n->in[0]->grad) return;
+    pool_job j = {n, n->rows < TQ_CONV_SLICES ? n->rows : TQ_CONV_SLICES};
+    tq_parallel_for(j.slices, pool_backward_slice, &j);
 }
 
 static const tq_op op_pool = {"pool2d", pool_shape, pool_forward, pool_backward};

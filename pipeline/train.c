@@ -11,6 +11,7 @@
 #include "optim/sgd.h"
 #include "src/alloc.h"
 #include "src/ops.h"
+#include "src/parallel.h"
 #include "src/simd.h"
 
 #ifndef M_PI
@@ -171,7 +172,10 @@ tq_status tq_train(tq_model *m, const tq_dataset *train, const tq_dataset *test,
     TQ_TRY(check_data(m, train));
     TQ_TRY(tq_dataset_check_labels(train, m->dims[m->n_layers]));
     if (test) TQ_TRY(tq_dataset_check_labels(test, m->dims[m->n_layers]));
-    tq_set_threads(cfg->threads);
+    /* dense-only models: threaded OpenBLAS, as always; with stages, the ops' own slices run on
+     * tinyqat's pool and each GEMM is single-threaded (nested threads would only fight) */
+    tq_set_threads(m->n_stages ? 1 : cfg->threads);
+    tq_parallel_set_threads(m->n_stages ? cfg->threads : 1);
     const int B = cfg->batch, D = tq_model_inputs(m);
     const uint32_t N = train->n;
     tq_net net;

@@ -1,0 +1,78 @@
+/* The pool: workers sleep on a condition variable until a job is posted; each takes the next index
+ * under the mutex until none is left; the caller takes indices too and then waits for the stragglers. */
+#include "src/parallel.h"
+
+#include <pthread.h>
+
+#define TQ_MAX_THREADS 64
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t job_posted = PTHREAD_COND_INITIALIZER, job_done = PTHREAD_COND_INITIALIZER;
+static pthread_t workers[TQ_MAX_THREADS];
+static int n_workers;        /* threads besides the caller */
+static unsigned generation;  /* bumped for every job, and to stop the workers */
+static int stopping;
+static void (*job_fn)(void *, int);
+static void *job_ctx;
+static int job_n, job_next, job_busy; /* indices, the next to take, workers inside the job */
+
+static void run_indices(void) { /* called with mu held; returns with it held */
+    while (job_next < job_n) {
+        int i = job_next++;
+        pthread_mutex_unlock(&mu);
+        job_fn(job_ctx, i);
+        pthread_mutex_lock(&mu);
+    }
+}
+
+static void *worker(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&mu);
+    unsigned seen = generation;
+    for (;;) {
+        while (generation == seen) pthread_cond_wait(&job_posted, &mu);
+        seen = generation;
+        if (stopping) break;
+        job_busy++;
+        run_indices();
+        if (--job_busy == 0) pthread_cond_broadcast(&job_done);
+    }
+    pthread_mutex_unlock(&mu);
+    return NULL;
+}
+
+void tq_parallel_set_threads(int n) {
+    n = n < 1 ? 1 : n > TQ_MAX_THREADS ? TQ_MAX_THREADS : n;
+    if (n - 1 == n_workers) return;
+    pthread_mutex_lock(&mu); /* stop the old workers */
+    stopping = 1;
+    generation++;
+    pthread_cond_broadcast(&job_posted);
+    pthread_mutex_unlock(&mu);
+    for (int i = 0; i < n_workers; i++) pthread_join(workers[i], NULL);
+    stopping = 0;
+    n_workers = 0;
+    for (int i = 0; i < n - 1; i++) {
+        if (pthread_create(&workers[i], NULL, worker, NULL) != 0) break; /* fewer threads: slower, same results */
+        n_workers++;
+    }
+}
+
+int tq_parallel_threads(void) { return n_workers + 1; }
+
+void tq_parallel_for(int n, void (*fn)(void *ctx, int i), void *ctx) {
+    if (n_workers == 0 || n <= 1) {
+        for (int i = 0; i < n; i++) fn(ctx, i);
+        return;
+    }
+    pthread_mutex_lock(&mu);
+    job_fn = fn;
+    job_ctx = ctx;
+    job_n = n;
+    job_next = 0;
+    generation++;
+    pthread_cond_broadcast(&job_posted);
+    run_indices();
+    while (job_busy > 0 || job_next < job_n) pthread_cond_wait(&job_done, &mu);
+    pthread_mutex_unlock(&mu);
+}

@@ -1,0 +1,25 @@
+/* A small thread pool for the ops' batch slices.
+ *
+ * tq_parallel_for(n, fn, ctx) runs fn(ctx, 0..n-1), each index once, on the pool's threads and the
+ * caller's, and returns when all are done. Which thread runs which index is up to timing, so the
+ * work of index i must not depend on it: ops give every index its own output (a slice of the
+ * batch, or a partial sum that is added up afterwards in index order). That way the results are
+ * the same bytes for any thread count; the count only changes the speed. */
+#ifndef TQ_PARALLEL_H
+#define TQ_PARALLEL_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Threads that run tq_parallel_for (1..64; 1 runs everything on the caller). Not while a
+ * tq_parallel_for is running. */
+void tq_parallel_set_threads(int n);
+int tq_parallel_threads(void);
+
+void tq_parallel_for(int n, void (*fn)(void *ctx, int i), void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
