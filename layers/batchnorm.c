@@ -175,35 +175,73 @@ tq_node *tq_batchnorm(tq_graph *g, tq_node *x, tq_node *gamma, tq_node *beta, tq
 static tq_status scale_shape(tq_node *n, int per_row) {
     const tq_bn *bn = n->ctx;
     tq_node *x = n->in[0];
+    if (bn->C < 1 || bn->C > 4096) TQ_FAIL(TQ_E_SHAPE, "bn scale: %d channels (1..4096)", bn->C);
     if (per_row ? x->rows != bn->C : x->cols % bn->C)
         TQ_FAIL(TQ_E_SHAPE, "bn scale: a [%d][%d] tensor does not hold %d channels", x->rows, x->cols, bn->C);
     n->rows = x->rows;
     n->cols = x->cols;
-    n->aux_len = (size_t)bn->C;
+    n->aux_len = 2 * (size_t)bn->C; /* s, then 1/sigma */
     return TQ_OK;
+}
+
+/* y = x * f per channel over P positions of C channels (vectorizes: no division, no modulo) */
+TQ_SIMD_CLONES static void scale_rows(float *restrict y, const float *restrict x, const float *restrict f, size_t P, int C) {
+    for (size_t p = 0; p < P; p++, x += C, y += C)
+        for (int c = 0; c < C; c++) y[c] = x[c] * f[c];
+}
+
+/* sum over positions of dy * x, per channel */
+TQ_SIMD_CLONES static void dot_rows(double *restrict acc, const float *restrict dy, const float *restrict x, size_t P, int C) {
+    for (size_t p = 0; p < P; p++, x += C, dy += C)
+        for (int c = 0; c < C; c++) acc[c] += (double)dy[c] * x[c];
 }
 
 static void scale_forward(tq_node *n, int per_row) {
     const tq_bn *bn = n->ctx;
+    const int C = bn->C;
     const float *gamma = n->in[1]->val, *x = n->in[0]->val;
-    for (int c = 0; c < bn->C; c++) n->aux[c] = gamma[c] / sqrtf(bn->running_var[c] + bn->eps);
-    for (size_t i = 0; i < tq_node_numel(n); i++) {
-        if (per_row) n->val[i] = x[i] * n->aux[i / (size_t)n->cols];
-        else n->val[i] = x[i] / n->aux[i % (size_t)bn->C];
+    float *sc = n->aux, *sinv = n->aux + C, f[4096];
+    for (int c = 0; c < C; c++) {
+        sinv[c] = 1.0f / sqrtf(bn->running_var[c] + bn->eps);
+        sc[c] = gamma[c] * sinv[c];
+        f[c] = per_row ? sc[c] : 1.0f / sc[c];
     }
+    if (per_row) /* row c of W times s[c] */
+        for (int c = 0; c < C; c++)
+            for (int k = 0; k < n->cols; k++) n->val[(size_t)c * n->cols + k] = x[(size_t)c * n->cols + k] * f[c];
+    else /* y / s: positions of C channels */
+        scale_rows(n->val, x, f, tq_node_numel(n) / (size_t)C, C);
 }
 
 /* s = gamma / sigma, so ds/dgamma = 1 / sigma. y = x s: dy/dx = s, dy/ds = x.
  * y = x / s: dy/dx = 1/s, dy/ds = -x / s^2. */
 static void scale_backward(tq_node *n, int per_row) {
     const tq_bn *bn = n->ctx;
-    const float *x = n->in[0]->val, *dy = n->grad;
-    for (size_t i = 0; i < tq_node_numel(n); i++) {
-        int c = per_row ? (int)(i / (size_t)n->cols) : (int)(i % (size_t)bn->C);
-        float s = n->aux[c], sigma_inv = 1.0f / sqrtf(bn->running_var[c] + bn->eps);
-        if (n->in[0]->grad) n->in[0]->grad[i] += per_row ? dy[i] * s : dy[i] / s;
-        if (n->in[1]->grad) n->in[1]->grad[c] += dy[i] * (per_row ? x[i] : -x[i] / (s * s)) * sigma_inv;
+    const int C = bn->C;
+    const float *x = n->in[0]->val, *dy = n->grad, *sc = n->aux, *sinv = n->aux + C;
+    double acc[4096];
+    for (int c = 0; c < C; c++) acc[c] = 0.0;
+    if (per_row) {
+        for (int c = 0; c < C; c++)
+            for (int k = 0; k < n->cols; k++) {
+                size_t i = (size_t)c * n->cols + k;
+                acc[c] += (double)dy[i] * x[i];
+                if (n->in[0]->grad) n->in[0]->grad[i] += dy[i] * sc[c];
+            }
+    } else {
+        size_t P = tq_node_numel(n) / (size_t)C;
+        dot_rows(acc, dy, x, P, C);
+        if (n->in[0]->grad) {
+            float f[4096];
+            for (int c = 0; c < C; c++) f[c] = 1.0f / sc[c];
+            float *dx = n->in[0]->grad;
+            for (size_t p = 0; p < P; p++)
+                for (int c = 0; c < C; c++) dx[p * C + c] += dy[p * C + c] * f[c];
+        }
     }
+    if (n->in[1]->grad)
+        for (int c = 0; c < C; c++)
+            n->in[1]->grad[c] += (float)(acc[c] * (per_row ? 1.0 : -1.0 / ((double)sc[c] * sc[c])) * sinv[c]);
 }
 
 static tq_status fold_w_shape(tq_node *n) { return scale_shape(n, 1); }

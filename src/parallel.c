@@ -1,8 +1,13 @@
 /* The pool: workers sleep on a condition variable until a job is posted; each takes the next index
- * under the mutex until none is left; the caller takes indices too and then waits for the stragglers. */
+ * under the mutex until none is left; the caller takes indices too and then waits for the stragglers.
+ * A training step posts a dozen small jobs, so both sides first spin briefly on the job counter
+ * before sleeping: a futex round trip per job would cost as much as the job. */
 #include "src/parallel.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
+
+#define TQ_SPIN 20000
 
 #define TQ_MAX_THREADS 64
 
@@ -10,7 +15,8 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t job_posted = PTHREAD_COND_INITIALIZER, job_done = PTHREAD_COND_INITIALIZER;
 static pthread_t workers[TQ_MAX_THREADS];
 static int n_workers;        /* threads besides the caller */
-static unsigned generation;  /* bumped for every job, and to stop the workers */
+static atomic_uint generation; /* bumped for every job, and to stop the workers */
+static atomic_int pending;      /* indices not finished yet in the current job */
 static int stopping;
 static void (*job_fn)(void *, int);
 static void *job_ctx;
@@ -21,6 +27,7 @@ static void run_indices(void) { /* called with mu held; returns with it held */
         int i = job_next++;
         pthread_mutex_unlock(&mu);
         job_fn(job_ctx, i);
+        atomic_fetch_sub(&pending, 1);
         pthread_mutex_lock(&mu);
     }
 }
@@ -28,10 +35,16 @@ static void run_indices(void) { /* called with mu held; returns with it held */
 static void *worker(void *arg) {
     (void)arg;
     pthread_mutex_lock(&mu);
-    unsigned seen = generation;
+    unsigned seen = atomic_load(&generation);
     for (;;) {
-        while (generation == seen) pthread_cond_wait(&job_posted, &mu);
-        seen = generation;
+        if (atomic_load(&generation) == seen) { /* spin a while outside the lock, then sleep */
+            pthread_mutex_unlock(&mu);
+            for (int k = 0; k < TQ_SPIN && atomic_load(&generation) == seen; k++) {
+            }
+            pthread_mutex_lock(&mu);
+        }
+        while (atomic_load(&generation) == seen) pthread_cond_wait(&job_posted, &mu);
+        seen = atomic_load(&generation);
         if (stopping) break;
         job_busy++;
         run_indices();
@@ -46,7 +59,7 @@ void tq_parallel_set_threads(int n) {
     if (n - 1 == n_workers) return;
     pthread_mutex_lock(&mu); /* stop the old workers */
     stopping = 1;
-    generation++;
+    atomic_fetch_add(&generation, 1);
     pthread_cond_broadcast(&job_posted);
     pthread_mutex_unlock(&mu);
     for (int i = 0; i < n_workers; i++) pthread_join(workers[i], NULL);
@@ -70,9 +83,14 @@ void tq_parallel_for(int n, void (*fn)(void *ctx, int i), void *ctx) {
     job_ctx = ctx;
     job_n = n;
     job_next = 0;
-    generation++;
+    atomic_store(&pending, n);
+    atomic_fetch_add(&generation, 1);
     pthread_cond_broadcast(&job_posted);
     run_indices();
+    pthread_mutex_unlock(&mu);
+    for (int k = 0; k < TQ_SPIN && atomic_load(&pending) > 0; k++) {
+    }
+    pthread_mutex_lock(&mu);
     while (job_busy > 0 || job_next < job_n) pthread_cond_wait(&job_done, &mu);
     pthread_mutex_unlock(&mu);
 }

@@ -293,17 +293,34 @@ int cmd_experiment(int argc, char **argv) {
     const char *bits_s = "8", *recipe = "digitsnet", *dataset = NULL, *data = NULL, *observer = NULL, *plots = NULL, *model = NULL;
     tq_train_cfg fcfg;
     tq_train_cfg_defaults(&fcfg);
+    /* The recipe sets the defaults the other options then override (and --help shows): found
+     * before parsing, in either spelling. */
+    for (int i = 1; i < argc; i++) {
+        const char *v = !strcmp(argv[i], "--recipe") && i + 1 < argc ? argv[i + 1] : !strncmp(argv[i], "--recipe=", 9) ? argv[i] + 9 : NULL;
+        if (v && !strcmp(v, "digitscnn")) {
+            /* DigitsCNN: 15 epochs of Adam 3e-3 (cosine to 0) with L2 weight decay 5e-4: 99.2%+ where the
+             * dense recipe (10 epochs, 1e-3) gives 99.10% (seeds 0-2); two threads */
+            fcfg.epochs = 15;
+            fcfg.lr = 3e-3f;
+            fcfg.weight_decay = 5e-4f;
+            fcfg.threads = 2;
+            /* QAT: a gentler fine-tune than the dense recipe's 3 epochs at 1e-3 (which lost 0.05 here) */
+            qat_epochs = 2;
+            qat_lr = 3e-4f;
+        }
+    }
     cli_opt opts[] = {
         {"--seeds", CLI_INT, &seeds, "seeds 0..N-1; the table shows mean and std", 1, MAX_SEEDS},
         {"--bits", CLI_STR, &bits_s, "weight bit widths, e.g. 8,4,2: a PTQ and a QAT row each", 0, 0},
-        {"--recipe", CLI_STR, &recipe, "digitsnet (in-100r-100r-out) or article (the seed article's exact setup)", 0, 0},
+        {"--recipe", CLI_STR, &recipe, "digitsnet (in-100r-100r-out), digitscnn (in-c8k5br-m2-c16k5br-m2-out, its own recipe) or article", 0,
+         0, "digitsnet,digitscnn,article"},
         {"--model", CLI_STR, &model, "another model for the digitsnet recipe: a preset (digitscnn) or a spec", 0, 0},
         {"--epochs", CLI_INT, &fcfg.epochs, "FP32 training epochs (digitsnet recipe)", 1, TQ_MAX_EPOCHS},
         {"--qat-epochs", CLI_INT, &qat_epochs, "QAT fine-tuning epochs (digitsnet recipe)", 1, TQ_MAX_EPOCHS},
         {"--qat-lr", CLI_FLOAT, &qat_lr, "QAT fine-tuning learning rate (cosine to 0)", 1e-7, 10},
         {"--calib-batches", CLI_INT, &calib, "PTQ calibration batches of 64 training images", 1, 10000},
         {"--observer", CLI_STR, &observer, "PTQ activation observer (default minmax; QAT uses ema)", 0, 0},
-        {"--threads", CLI_INT, &fcfg.threads, "BLAS threads", 1, 256},
+        {"--threads", CLI_INT, &fcfg.threads, "threads (the same results for any count with convolutions)", 1, 256},
         CLI_DATA_OPTIONS(dataset, data),
         {"--plots", CLI_STR, &plots, "write PNG figures of seed 0 into this folder (staircase, weights, curves, mistakes)", 0, 0},
         {"--json", CLI_FLAG, &json, "end with one JSON line: {\"seeds\", \"rows\": [...]}", 0, 0},
@@ -318,11 +335,7 @@ int cmd_experiment(int argc, char **argv) {
         fprintf(stderr, "tinyqat experiment: --bits '%s': want a comma-separated list of 2..8\n", bits_s);
         return 2;
     }
-    int article = !strcmp(recipe, "article");
-    if (!article && strcmp(recipe, "digitsnet")) {
-        fprintf(stderr, "tinyqat experiment: --recipe must be digitsnet or article, not '%s'\n", recipe);
-        return 2;
-    }
+    int article = !strcmp(recipe, "article"), cnn = !strcmp(recipe, "digitscnn");
     int obs_ptq = tq_obs_kind_parse(observer ? observer : "minmax");
     if (obs_ptq < 0) {
         fprintf(stderr, "tinyqat experiment: --observer must be minmax, ema or percentile, not '%s'\n", observer);
@@ -336,7 +349,7 @@ int cmd_experiment(int argc, char **argv) {
         fprintf(stderr, "tinyqat experiment: %s\n", tq_last_error());
         return 2;
     }
-    const char *spec = article ? "article" : model ? model : "digitsnet";
+    const char *spec = article ? "article" : model ? model : cnn ? "digitscnn" : "digitsnet";
     if (article) { /* the article: ReLU only after the last layer, batch 10, 1 epoch, Adam 1e-3, min-max, per tensor */
         fcfg.epochs = 1;
         fcfg.batch = 10;
