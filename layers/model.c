@@ -177,6 +177,8 @@ static tq_status parse_spec(tq_model *m, const char *spec) {
     }
     for (;;) {
         if (is_stage_token(p)) TQ_FAIL(TQ_E_ARG, "model spec '%s': a convolution needs an image input (HxWxC) and comes before the dense layers", spec);
+        if ((p[0] == 'm' || p[0] == 'a') && isdigit((unsigned char)p[1]))
+            TQ_FAIL(TQ_E_ARG, "model spec '%s': a pool must follow a convolution stage (with an image input)", spec);
         if (!isdigit((unsigned char)*p)) TQ_FAIL(TQ_E_ARG, "model spec '%s': expected a width at '%s'", spec, p);
         char *end;
         long wd = strtol(p, &end, 10);
