@@ -15,7 +15,7 @@ cflags=(-std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recove
 libsrc=("$root"/src/*.c "$root"/layers/*.c "$root"/optim/*.c "$root"/data/*.c "$root"/pipeline/{train,int8,version}.c
         "$root/examples/tinyqat/cli.c")
 for t in idx model tqm cli; do
-  clang "${cflags[@]}" "${libsrc[@]}" "$root/tests/fuzz/fuzz_$t.c" -o "$out/fuzz_$t" $(pkg-config --libs openblas libcjson) -lz -lm
+  clang "${cflags[@]}" "${libsrc[@]}" "$root/tests/fuzz/fuzz_$t.c" -o "$out/fuzz_$t" $(pkg-config --libs openblas libcjson) -lz -lm -lpthread
 done
 # seeds: valid files of each kind, made by the program itself
 seed="$out/seed" && rm -rf "$seed" && mkdir -p "$seed"/{idx,model,tqm,cli}

@@ -88,6 +88,17 @@ if [ -n "${MNIST_DIR:-}" ]; then
   json_ok quantize -- quantize -1 -0.5 0 0.5 1
   json_ok experiment -- experiment --seeds 1 --epochs 1 --qat-epochs 1 --data "$MNIST_DIR"
   json_ok bench -- bench --repeats 1 --data "$MNIST_DIR"
+  # a convolutional model: trains, quantizes both ways, the same bytes with one thread or two
+  cnn=(train --model in-c4k5br-m2-out --epochs 1 --limit 3000 --seed 5 --data "$MNIST_DIR")
+  expect 0 "cnn train, one thread" -- "$bin" "${cnn[@]}" --threads 1 --out "$tmp/c1.tqf"
+  grep -q "28x28x1-c4k5br-m2-10" "$tmp/out" && ok || bad "cnn train names the resolved spec"
+  expect 0 "cnn train, two threads" -- "$bin" "${cnn[@]}" --threads 2 --out "$tmp/c2.tqf"
+  cmp -s "$tmp/c1.tqf" "$tmp/c2.tqf" && ok || bad "a CNN trained with one and two threads differs"
+  expect 0 "cnn eval" -- "$bin" eval "$tmp/c1.tqf" --data "$MNIST_DIR"
+  expect 0 "cnn ptq" -- "$bin" ptq "$tmp/c1.tqf" --calib-batches 4 --data "$MNIST_DIR" --out "$tmp/cp.tqf"
+  expect 0 "cnn qat" -- "$bin" qat --from "$tmp/c1.tqf" --epochs 1 --threads 2 --data "$MNIST_DIR" --out "$tmp/cq.tqf"
+  expect 1 "cnn convert (no integer path for convolutions yet)" -- "$bin" convert "$tmp/cq.tqf" --out "$tmp/cq.tqm"
+  one_line_err "dense layers only" "cnn convert"
   # the exported header and the library's headers can meet in one program
   printf '#include "layers/model.h"\n#include "tq_model.h"\nint main(void) { tq_model m; (void)m; return TQ_MODEL_INPUTS - (int)tq_model_net.layer[0].in; }\n' >"$tmp/both.c"
   cc -std=c11 -fsyntax-only -I"$src" -I"$tmp/cdir" "$tmp/both.c" 2>"$tmp/err" && ok || { bad "library and exported headers clash"; sed 's/^/  | /' "$tmp/err" | head -5; }
