@@ -17,6 +17,20 @@ void tq_qat_cfg_defaults(tq_qat_cfg *c) {
     c->obs = TQ_OBS_EMA;
 }
 
+/* The quantizers of one unit (stage or dense layer) of `channels` outputs: per-channel weights,
+ * the output activation with its observer, and the bias at s_in * s_w. */
+static tq_status init_unit(const tq_qat_cfg *cfg, int channels, tq_fq *w, tq_fq *a, tq_observer *o, tq_bias_q *bq,
+                           const tq_fq *in) {
+    TQ_TRY(tq_fq_init_weight(w, cfg->w_bits, cfg->per_channel, channels));
+    w->ste = cfg->ste;
+    tq_observer_init(o, cfg->obs);
+    tq_fq_init_act(a, o);
+    a->ste = cfg->ste;
+    bq->w = w;
+    bq->in = in;
+    return TQ_OK;
+}
+
 tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_stages, const int *stage_channels, int n_layers,
                      const int *out_dims) {
     *out = NULL;
@@ -27,32 +41,23 @@ tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_stages, const in
     q->cfg = *cfg;
     q->n_layers = n_layers;
     q->n_stages = n_stages;
-    /* stage s reads the previous stage's quantized output (stage 0: the input, s = 1/255) */
+    /* each unit reads the previous one's quantized output (the first: the input, s = 1/255); the
+     * dense layers come after the stages */
     for (int s = 0; s < n_stages; s++) {
-        tq_status st = tq_fq_init_weight(&q->swfq[s], cfg->w_bits, cfg->per_channel, stage_channels[s]);
+        tq_status st = init_unit(cfg, stage_channels[s], &q->swfq[s], &q->safq[s], &q->saobs[s], &q->sbq[s],
+                                 s ? &q->safq[s - 1] : NULL);
         if (st != TQ_OK) {
             tq_free(q);
             return st;
         }
-        q->swfq[s].ste = cfg->ste;
-        tq_observer_init(&q->saobs[s], cfg->obs);
-        tq_fq_init_act(&q->safq[s], &q->saobs[s]);
-        q->safq[s].ste = cfg->ste;
-        q->sbq[s].w = &q->swfq[s];
-        q->sbq[s].in = s ? &q->safq[s - 1] : NULL;
     }
     for (int l = 0; l < n_layers; l++) {
-        tq_status st = tq_fq_init_weight(&q->wfq[l], cfg->w_bits, cfg->per_channel, out_dims[l]);
+        const tq_fq *in = l ? &q->afq[l - 1] : n_stages ? &q->safq[n_stages - 1] : NULL;
+        tq_status st = init_unit(cfg, out_dims[l], &q->wfq[l], &q->afq[l], &q->aobs[l], &q->bq[l], in);
         if (st != TQ_OK) {
             tq_free(q);
             return st;
         }
-        q->wfq[l].ste = cfg->ste;
-        tq_observer_init(&q->aobs[l], cfg->obs);
-        tq_fq_init_act(&q->afq[l], &q->aobs[l]);
-        q->afq[l].ste = cfg->ste;
-        q->bq[l].w = &q->wfq[l];
-        q->bq[l].in = l ? &q->afq[l - 1] : n_stages ? &q->safq[n_stages - 1] : NULL;
     }
     *out = q;
     return TQ_OK;
