@@ -157,7 +157,9 @@ static void im2col_t(float *colT, const float *x, int b0, int b1, size_t BP, con
                     inside(s, kx, &lo, &hi);
                     const float *src = x + ((size_t)n * s->H + iy) * s->W + kx - s->pad;
                     for (int ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
-                    for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox * s->stride];
+                    if (s->stride == 1) memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
+                    else
+                        for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox * s->stride];
                     for (int ox = hi; ox < s->OW; ox++) dst[ox] = 0.0f;
                 }
         }

@@ -7,7 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#define TQ_SPIN 20000
+#define TQ_SPIN 200000
 
 #define TQ_MAX_THREADS 64
 
