@@ -21,3 +21,10 @@ if(TARGET tinyqat_cli AND NOT TQ_SANITIZE)
   add_test(NAME install COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/install_test.sh ${PROJECT_BINARY_DIR})
   set_tests_properties(install PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=1" TIMEOUT 600)
 endif()
+
+# docs/TUTORIAL.md against its commands (docs/run_tutorial.sh --check), and the check against a
+# changed copy. Not under the sanitizers (minutes of training for nothing new).
+if(TARGET tinyqat_cli AND NOT TQ_SANITIZE)
+  add_test(NAME tutorial COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tutorial_test.sh ${PROJECT_BINARY_DIR})
+  set_tests_properties(tutorial PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=1" SKIP_RETURN_CODE 77 TIMEOUT 900)
+endif()
