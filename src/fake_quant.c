@@ -1,5 +1,6 @@
 #include "src/fake_quant.h"
 
+#include "src/parallel.h"
 #include "src/simd.h"
 
 #include <float.h>
@@ -116,6 +117,28 @@ static tq_status fq_shape(tq_node *n) {
     return TQ_OK;
 }
 
+/* Rows [R t / k, R (t+1) / k) of the fake quant, k the number of slices the caller asked for. */
+static void fq_rows(void *ctx, int t) {
+    tq_node *n = ctx;
+    tq_node *x = n->in[0];
+    const tq_fq *fq = n->ctx;
+    size_t N = tq_node_numel(n);
+    int k = N >= ((size_t)1 << 16) ? 4 : 1;
+    int r0 = (int)((long)x->rows * t / k), r1 = (int)((long)x->rows * (t + 1) / k);
+    for (int r = r0; r < r1; r++) {
+        int c = fq->per_channel ? r : 0;
+        size_t off = (size_t)r * x->cols;
+        fq_row(x->val + off, n->val + off, n->aux + off, x->cols, fq->scale[c], fq->zero_point[c], fq->qmin, fq->qmax);
+    }
+}
+
+/* dx += dy * mask over one of 4 slices of the elements */
+static void mask_slice(void *ctx, int t) {
+    tq_node *n = ctx;
+    size_t N = tq_node_numel(n), a = N * (size_t)t / 4, b = N * (size_t)(t + 1) / 4;
+    mask_grad(n->in[0]->grad + a, n->grad + a, n->aux + a, b - a);
+}
+
 static void fq_forward(tq_node *n, int mode) {
     tq_node *x = n->in[0];
     tq_fq *fq = n->ctx;
@@ -131,13 +154,15 @@ static void fq_forward(tq_node *n, int mode) {
         for (size_t i = 0; i < N; i++) n->aux[i] = 1.0f;
         return;
     }
+    if (!lsq) { /* rows are independent: the thread pool's slices (same bytes for any thread count) */
+        tq_parallel_for(N >= ((size_t)1 << 16) ? 4 : 1, fq_rows, n);
+        return;
+    }
     for (int r = 0; r < x->rows; r++) {
         int c = fq->per_channel ? r : 0;
-        float s = lsq ? fabsf(n->in[1]->val[c]) : fq->scale[c];
-        if (lsq) {
-            s = s > FLT_EPSILON ? s : FLT_EPSILON;
-            fq->scale[c] = s; /* keep the learned scale visible to export */
-        }
+        float s = fabsf(n->in[1]->val[c]);
+        s = s > FLT_EPSILON ? s : FLT_EPSILON;
+        fq->scale[c] = s; /* keep the learned scale visible to export */
         size_t off = (size_t)r * x->cols;
         fq_row(x->val + off, n->val + off, n->aux + off, x->cols, s, fq->zero_point[c], fq->qmin, fq->qmax);
     }
@@ -152,6 +177,8 @@ static void fq_backward(tq_node *n) {
         const float *restrict dy = n->grad, *restrict m = n->aux;
         if (fq->ste == TQ_STE_PLAIN)
             for (size_t i = 0; i < N; i++) dx[i] += dy[i];
+        else if (N >= ((size_t)1 << 16))
+            tq_parallel_for(4, mask_slice, n);
         else
             mask_grad(dx, dy, m, N);
     }

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "src/alloc.h"
+#include "src/parallel.h"
+#include "src/simd.h"
 
 void tq_observer_init(tq_observer *o, tq_obs_kind kind) {
     memset(o, 0, sizeof *o);
@@ -34,14 +36,54 @@ static float quantile_sorted(const float *v, size_t n, double q) {
     return (float)((1.0 - f) * v[i] + f * v[i + 1]);
 }
 
+/* The range of x[0..n) and whether a NaN or Inf is among them (exponent bits all ones), without
+ * branches so that it vectorizes: for finite values the compare-and-select is exactly min / max. */
+TQ_SIMD_CLONES static void range_of(const float *restrict x, size_t n, float *mn, float *mx, uint32_t *bad) {
+    float lo = x[0], hi = x[0];
+    uint32_t b = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, &x[i], 4);
+        b |= (uint32_t)((bits & 0x7f800000u) == 0x7f800000u);
+        lo = x[i] < lo ? x[i] : lo;
+        hi = x[i] > hi ? x[i] : hi;
+    }
+    *mn = lo, *mx = hi, *bad = b;
+}
+
+/* Large tensors (a convolution's activations) in 4 chunks on the thread pool; min and max are
+ * exact in any order, so the result is the same. */
+typedef struct {
+    const float *x;
+    size_t n;
+    float mn[4], mx[4];
+    uint32_t bad[4];
+} range_job;
+
+static void range_chunk(void *ctx, int t) {
+    range_job *j = ctx;
+    size_t a = j->n * (size_t)t / 4, b = j->n * (size_t)(t + 1) / 4;
+    if (b > a) range_of(j->x + a, b - a, &j->mn[t], &j->mx[t], &j->bad[t]);
+    else j->mn[t] = j->mx[t] = j->x[0], j->bad[t] = 0;
+}
+
 tq_status tq_observer_observe(tq_observer *o, const float *x, size_t n) {
     if (o->frozen || n == 0) return TQ_OK;
-    float bmin = x[0], bmax = x[0];
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(x[i])) TQ_FAIL(TQ_E_NUMERIC, "observer: a NaN or Inf among the values observed");
-        bmin = x[i] < bmin ? x[i] : bmin;
-        bmax = x[i] > bmax ? x[i] : bmax;
+    float bmin, bmax;
+    uint32_t bad;
+    if (n >= ((size_t)1 << 16)) {
+        range_job j = {.x = x, .n = n};
+        tq_parallel_for(4, range_chunk, &j);
+        bmin = j.mn[0], bmax = j.mx[0], bad = j.bad[0];
+        for (int t = 1; t < 4; t++) {
+            bmin = j.mn[t] < bmin ? j.mn[t] : bmin;
+            bmax = j.mx[t] > bmax ? j.mx[t] : bmax;
+            bad |= j.bad[t];
+        }
+    } else {
+        range_of(x, n, &bmin, &bmax, &bad);
     }
+    if (bad) TQ_FAIL(TQ_E_NUMERIC, "observer: a NaN or Inf among the values observed");
     if (o->kind == TQ_OBS_PERCENTILE) {
         if (n > o->scratch_cap) {
             float *p = tq_realloc(o->scratch, n * sizeof(float));
