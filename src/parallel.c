@@ -6,12 +6,16 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 
 #define TQ_SPIN 200000
 
 #define TQ_MAX_THREADS 64
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+/* Held for the whole of a job: a second caller (another thread of the program using the library,
+ * or a nested call) finds it taken and runs its indices inline instead: same results, no sharing. */
+static pthread_mutex_t job_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t job_posted = PTHREAD_COND_INITIALIZER, job_done = PTHREAD_COND_INITIALIZER;
 static pthread_t workers[TQ_MAX_THREADS];
 static int n_workers;        /* threads besides the caller */
@@ -32,10 +36,11 @@ static void run_indices(void) { /* called with mu held; returns with it held */
     }
 }
 
+/* arg: the generation when the worker was created. Reading the counter when the thread first runs
+ * instead would be wrong: a stop posted before that would then never be seen. */
 static void *worker(void *arg) {
-    (void)arg;
     pthread_mutex_lock(&mu);
-    unsigned seen = atomic_load(&generation);
+    unsigned seen = (unsigned)(uintptr_t)arg;
     for (;;) {
         if (atomic_load(&generation) == seen) { /* spin a while outside the lock, then sleep */
             pthread_mutex_unlock(&mu);
@@ -56,7 +61,11 @@ static void *worker(void *arg) {
 
 void tq_parallel_set_threads(int n) {
     n = n < 1 ? 1 : n > TQ_MAX_THREADS ? TQ_MAX_THREADS : n;
-    if (n - 1 == n_workers) return;
+    pthread_mutex_lock(&job_lock); /* no job runs while the pool changes */
+    if (n - 1 == n_workers) {
+        pthread_mutex_unlock(&job_lock);
+        return;
+    }
     pthread_mutex_lock(&mu); /* stop the old workers */
     stopping = 1;
     atomic_fetch_add(&generation, 1);
@@ -66,15 +75,17 @@ void tq_parallel_set_threads(int n) {
     stopping = 0;
     n_workers = 0;
     for (int i = 0; i < n - 1; i++) {
-        if (pthread_create(&workers[i], NULL, worker, NULL) != 0) break; /* fewer threads: slower, same results */
+        void *born = (void *)(uintptr_t)atomic_load(&generation);
+        if (pthread_create(&workers[i], NULL, worker, born) != 0) break; /* fewer threads: slower, same results */
         n_workers++;
     }
+    pthread_mutex_unlock(&job_lock);
 }
 
 int tq_parallel_threads(void) { return n_workers + 1; }
 
 void tq_parallel_for(int n, void (*fn)(void *ctx, int i), void *ctx) {
-    if (n_workers == 0 || n <= 1) {
+    if (n_workers == 0 || n <= 1 || pthread_mutex_trylock(&job_lock) != 0) {
         for (int i = 0; i < n; i++) fn(ctx, i);
         return;
     }
@@ -93,4 +104,5 @@ void tq_parallel_for(int n, void (*fn)(void *ctx, int i), void *ctx) {
     pthread_mutex_lock(&mu);
     while (job_busy > 0 || job_next < job_n) pthread_cond_wait(&job_done, &mu);
     pthread_mutex_unlock(&mu);
+    pthread_mutex_unlock(&job_lock);
 }

@@ -4,7 +4,10 @@
  * caller's, and returns when all are done. Which thread runs which index is up to timing, so the
  * work of index i must not depend on it: ops give every index its own output (a slice of the
  * batch, or a partial sum that is added up afterwards in index order). That way the results are
- * the same bytes for any thread count; the count only changes the speed. */
+ * the same bytes for any thread count; the count only changes the speed.
+ *
+ * One pool serves the process. A call made while another thread's job (or an enclosing one) is
+ * running does not wait for it: it runs its own indices inline, on its own thread. */
 #ifndef TQ_PARALLEL_H
 #define TQ_PARALLEL_H
 
@@ -12,8 +15,8 @@
 extern "C" {
 #endif
 
-/* Threads that run tq_parallel_for (1..64; 1 runs everything on the caller). Not while a
- * tq_parallel_for is running. */
+/* Threads that run tq_parallel_for (1..64; 1 runs everything on the caller). Waits for a running
+ * job to finish first. */
 void tq_parallel_set_threads(int n);
 int tq_parallel_threads(void);
 
