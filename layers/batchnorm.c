@@ -3,7 +3,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "layers/conv.h"     /* TQ_CONV_SLICES */
 #include "src/fake_quant.h" /* the run modes */
 #include "src/parallel.h"
 #include "src/simd.h"
@@ -68,8 +67,9 @@ typedef struct {
 
 static void slice_positions(const tq_node *n, int t, size_t *p0, size_t *p1) {
     size_t per_row = (size_t)n->cols / (size_t)((const tq_bn *)n->ctx)->C;
-    *p0 = (size_t)((long)n->rows * t / TQ_CONV_SLICES) * per_row;
-    *p1 = (size_t)((long)n->rows * (t + 1) / TQ_CONV_SLICES) * per_row;
+    tq_slice((size_t)n->rows, t, TQ_SLICES, p0, p1);
+    *p0 *= per_row;
+    *p1 *= per_row;
 }
 
 static void normalize_slice(void *ctx, int t) {
@@ -109,7 +109,7 @@ static void bn_forward(tq_node *n, int mode) {
         }
     }
     bn_job j = {n, shift, inv, gamma, beta, NULL, NULL, NULL};
-    tq_parallel_for(TQ_CONV_SLICES, normalize_slice, &j);
+    tq_parallel_for(TQ_SLICES, normalize_slice, &j);
 }
 
 TQ_SIMD_CLONES static void grad_sums(const float *restrict dy, const float *restrict xh, size_t P, int C, double *restrict sdy,
@@ -158,7 +158,7 @@ static void bn_backward(tq_node *n) {
         c3[c] = bn->batch_stats ? (float)(sdyxh[c] / (double)N) : 0.0f;
     }
     bn_job j = {n, NULL, NULL, NULL, NULL, a, b, c3};
-    tq_parallel_for(TQ_CONV_SLICES, grad_x_slice, &j);
+    tq_parallel_for(TQ_SLICES, grad_x_slice, &j);
 }
 
 static const tq_op op_bn = {"batchnorm", bn_shape, bn_forward, bn_backward};

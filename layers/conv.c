@@ -72,7 +72,7 @@ static size_t col_len(int B, const tq_conv_shape *s) {
     return s->depthwise ? 0 : (size_t)B * s->OH * s->OW * s->KH * s->KW * s->C;
 }
 
-/* The batch is cut into min(TQ_CONV_SLICES, B) slices of whole images, always the same for a given
+/* The batch is cut into min(TQ_SLICES, B) slices of whole images, always the same for a given
  * B; each slice is one task of tq_parallel_for. Weight and bias gradients are summed per slice into
  * their own partial buffers (kept in aux after the columns) and then added up in slice order, so
  * the bytes do not depend on how many threads ran the slices. */
@@ -82,8 +82,9 @@ typedef struct {
 } conv_job;
 
 static void slice_range(const conv_job *j, int t, int *b0, int *b1) {
-    *b0 = (int)((long)j->B * t / j->slices);
-    *b1 = (int)((long)j->B * (t + 1) / j->slices);
+    size_t a, b;
+    tq_slice((size_t)j->B, t, j->slices, &a, &b);
+    *b0 = (int)a, *b1 = (int)b;
 }
 
 static tq_status conv_shape(tq_node *n) {
@@ -100,7 +101,7 @@ static tq_status conv_shape(tq_node *n) {
     n->cols = s->OH * s->OW * s->OC;
     /* im2col: the columns of the whole batch, kept for backward (depthwise needs none); with one
      * input channel they are built transposed, [K][B*OH*OW] (see im2col_t) */
-    n->aux_len = col_len(x->rows, s) + (size_t)TQ_CONV_SLICES * ((size_t)s->OC * K + (size_t)s->OC);
+    n->aux_len = col_len(x->rows, s) + (size_t)TQ_SLICES * ((size_t)s->OC * K + (size_t)s->OC);
     return TQ_OK;
 }
 
@@ -252,7 +253,7 @@ static void conv_forward_slice(void *ctx, int t) {
 static void conv_forward(tq_node *n, int training) {
     (void)training;
     int B = n->in[0]->rows;
-    conv_job j = {n, B, B < TQ_CONV_SLICES ? B : TQ_CONV_SLICES};
+    conv_job j = {n, B, B < TQ_SLICES ? B : TQ_SLICES};
     tq_parallel_for(j.slices, conv_forward_slice, &j);
 }
 
@@ -261,7 +262,7 @@ static void conv_backward_slice(void *ctx, int t) {
     tq_node *n = j->n;
     const tq_conv_shape *s = n->ctx;
     tq_node *x = n->in[0], *W = n->in[1];
-    const int P = s->OH * s->OW, K = (int)((size_t)W->cols);
+    const int P = s->OH * s->OW, K = W->cols;
     int b0, b1;
     slice_range(j, t, &b0, &b1);
     float *dWp = n->aux + col_len(j->B, s) + (size_t)t * ((size_t)s->OC * K + (size_t)s->OC), *dbp = dWp + (size_t)s->OC * K;
@@ -317,7 +318,7 @@ static void conv_backward_slice(void *ctx, int t) {
 static void conv_backward(tq_node *n) {
     const tq_conv_shape *s = n->ctx;
     int B = n->in[0]->rows, K = n->in[1]->cols;
-    conv_job j = {n, B, B < TQ_CONV_SLICES ? B : TQ_CONV_SLICES};
+    conv_job j = {n, B, B < TQ_SLICES ? B : TQ_SLICES};
     tq_parallel_for(j.slices, conv_backward_slice, &j);
     /* the slices' partial sums, added in slice order */
     const float *base = n->aux + col_len(B, s);
@@ -384,14 +385,14 @@ typedef struct {
 static void pool_forward_slice(void *ctx, int t) {
     const pool_job *j = ctx;
     const tq_pool_shape *s = j->n->ctx;
-    int b0 = (int)((long)j->n->rows * t / j->slices), b1 = (int)((long)j->n->rows * (t + 1) / j->slices);
-    size_t in = (size_t)s->H * s->W * s->C, out = (size_t)s->OH * s->OW * s->C;
-    if (b1 > b0) pool_rows(j->n->in[0]->val + (size_t)b0 * in, j->n->val + (size_t)b0 * out, b1 - b0, s);
+    size_t b0, b1, in = (size_t)s->H * s->W * s->C, out = (size_t)s->OH * s->OW * s->C;
+    tq_slice((size_t)j->n->rows, t, j->slices, &b0, &b1);
+    if (b1 > b0) pool_rows(j->n->in[0]->val + b0 * in, j->n->val + b0 * out, (int)(b1 - b0), s);
 }
 
 static void pool_forward(tq_node *n, int training) {
     (void)training;
-    pool_job j = {n, n->rows < TQ_CONV_SLICES ? n->rows : TQ_CONV_SLICES};
+    pool_job j = {n, n->rows < TQ_SLICES ? n->rows : TQ_SLICES};
     tq_parallel_for(j.slices, pool_forward_slice, &j);
 }
 
@@ -431,16 +432,15 @@ static void pool_backward_slice(void *ctx, int t) {
     const pool_job *j = ctx;
     const tq_node *n = j->n;
     const tq_pool_shape *s = n->ctx;
-    int b0 = (int)((long)n->rows * t / j->slices), b1 = (int)((long)n->rows * (t + 1) / j->slices);
-    size_t in = (size_t)s->H * s->W * s->C, out = (size_t)s->OH * s->OW * s->C;
+    size_t b0, b1, in = (size_t)s->H * s->W * s->C, out = (size_t)s->OH * s->OW * s->C;
+    tq_slice((size_t)n->rows, t, j->slices, &b0, &b1);
     if (b1 > b0)
-        pool_grad(n->in[0]->grad + (size_t)b0 * in, n->in[0]->val + (size_t)b0 * in, n->val + (size_t)b0 * out,
-                  n->grad + (size_t)b0 * out, b1 - b0, s);
+        pool_grad(n->in[0]->grad + b0 * in, n->in[0]->val + b0 * in, n->val + b0 * out, n->grad + b0 * out, (int)(b1 - b0), s);
 }
 
 static void pool_backward(tq_node *n) {
     if (!n->in[0]->grad) return;
-    pool_job j = {n, n->rows < TQ_CONV_SLICES ? n->rows : TQ_CONV_SLICES};
+    pool_job j = {n, n->rows < TQ_SLICES ? n->rows : TQ_SLICES};
     tq_parallel_for(j.slices, pool_backward_slice, &j);
 }
 

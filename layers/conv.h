@@ -27,10 +27,6 @@
 extern "C" {
 #endif
 
-/* Batch slices of the conv, pool and batch-norm ops: tasks for the thread pool (src/parallel.h),
- * fixed so that results do not depend on the thread count. */
-#define TQ_CONV_SLICES 4
-
 typedef struct {
     int H, W, C;          /* input image */
     int KH, KW, stride, pad;

@@ -117,25 +117,29 @@ static tq_status fq_shape(tq_node *n) {
     return TQ_OK;
 }
 
-/* Rows [R t / k, R (t+1) / k) of the fake quant, k the number of slices the caller asked for. */
+/* Fake quant of the rows of slice t of `slices` (rows are independent). */
+typedef struct {
+    tq_node *n;
+    int slices;
+} fq_job;
+
 static void fq_rows(void *ctx, int t) {
-    tq_node *n = ctx;
-    tq_node *x = n->in[0];
+    const fq_job *j = ctx;
+    tq_node *n = j->n, *x = n->in[0];
     const tq_fq *fq = n->ctx;
-    size_t N = tq_node_numel(n);
-    int k = N >= ((size_t)1 << 16) ? 4 : 1;
-    int r0 = (int)((long)x->rows * t / k), r1 = (int)((long)x->rows * (t + 1) / k);
-    for (int r = r0; r < r1; r++) {
-        int c = fq->per_channel ? r : 0;
-        size_t off = (size_t)r * x->cols;
+    size_t r0, r1;
+    tq_slice((size_t)x->rows, t, j->slices, &r0, &r1);
+    for (size_t r = r0; r < r1; r++) {
+        size_t c = fq->per_channel ? r : 0, off = r * (size_t)x->cols;
         fq_row(x->val + off, n->val + off, n->aux + off, x->cols, fq->scale[c], fq->zero_point[c], fq->qmin, fq->qmax);
     }
 }
 
-/* dx += dy * mask over one of 4 slices of the elements */
+/* dx += dy * mask over slice t of the elements */
 static void mask_slice(void *ctx, int t) {
     tq_node *n = ctx;
-    size_t N = tq_node_numel(n), a = N * (size_t)t / 4, b = N * (size_t)(t + 1) / 4;
+    size_t a, b;
+    tq_slice(tq_node_numel(n), t, TQ_SLICES, &a, &b);
     mask_grad(n->in[0]->grad + a, n->grad + a, n->aux + a, b - a);
 }
 
@@ -155,7 +159,8 @@ static void fq_forward(tq_node *n, int mode) {
         return;
     }
     if (!lsq) { /* rows are independent: the thread pool's slices (same bytes for any thread count) */
-        tq_parallel_for(N >= ((size_t)1 << 16) ? 4 : 1, fq_rows, n);
+        fq_job j = {n, N >= TQ_SLICE_MIN ? TQ_SLICES : 1};
+        tq_parallel_for(j.slices, fq_rows, &j);
         return;
     }
     for (int r = 0; r < x->rows; r++) {
@@ -177,8 +182,8 @@ static void fq_backward(tq_node *n) {
         const float *restrict dy = n->grad, *restrict m = n->aux;
         if (fq->ste == TQ_STE_PLAIN)
             for (size_t i = 0; i < N; i++) dx[i] += dy[i];
-        else if (N >= ((size_t)1 << 16))
-            tq_parallel_for(4, mask_slice, n);
+        else if (N >= TQ_SLICE_MIN)
+            tq_parallel_for(TQ_SLICES, mask_slice, n);
         else
             mask_grad(dx, dy, m, N);
     }

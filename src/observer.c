@@ -51,18 +51,19 @@ TQ_SIMD_CLONES static void range_of(const float *restrict x, size_t n, float *mn
     *mn = lo, *mx = hi, *bad = b;
 }
 
-/* Large tensors (a convolution's activations) in 4 chunks on the thread pool; min and max are
+/* Large tensors (a convolution's activations) in slices on the thread pool; min and max are
  * exact in any order, so the result is the same. */
 typedef struct {
     const float *x;
     size_t n;
-    float mn[4], mx[4];
-    uint32_t bad[4];
+    float mn[TQ_SLICES], mx[TQ_SLICES];
+    uint32_t bad[TQ_SLICES];
 } range_job;
 
 static void range_chunk(void *ctx, int t) {
     range_job *j = ctx;
-    size_t a = j->n * (size_t)t / 4, b = j->n * (size_t)(t + 1) / 4;
+    size_t a, b;
+    tq_slice(j->n, t, TQ_SLICES, &a, &b);
     if (b > a) range_of(j->x + a, b - a, &j->mn[t], &j->mx[t], &j->bad[t]);
     else j->mn[t] = j->mx[t] = j->x[0], j->bad[t] = 0;
 }
@@ -71,11 +72,11 @@ tq_status tq_observer_observe(tq_observer *o, const float *x, size_t n) {
     if (o->frozen || n == 0) return TQ_OK;
     float bmin, bmax;
     uint32_t bad;
-    if (n >= ((size_t)1 << 16)) {
+    if (n >= TQ_SLICE_MIN) {
         range_job j = {.x = x, .n = n};
-        tq_parallel_for(4, range_chunk, &j);
+        tq_parallel_for(TQ_SLICES, range_chunk, &j);
         bmin = j.mn[0], bmax = j.mx[0], bad = j.bad[0];
-        for (int t = 1; t < 4; t++) {
+        for (int t = 1; t < TQ_SLICES; t++) {
             bmin = j.mn[t] < bmin ? j.mn[t] : bmin;
             bmax = j.mx[t] > bmax ? j.mx[t] : bmax;
             bad |= j.bad[t];

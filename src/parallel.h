@@ -11,9 +11,22 @@
 #ifndef TQ_PARALLEL_H
 #define TQ_PARALLEL_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* The fixed slicing the ops use: a batch (or a tensor of at least TQ_SLICE_MIN values) is cut
+ * into TQ_SLICES parts, whatever the thread count, so results never depend on it. */
+#define TQ_SLICES 4
+#define TQ_SLICE_MIN ((size_t)1 << 16)
+
+/* Part t of k of n items: [*begin, *end), n*t/k to n*(t+1)/k (possibly empty). */
+static inline void tq_slice(size_t n, int t, int k, size_t *begin, size_t *end) {
+    *begin = n * (size_t)t / (size_t)k;
+    *end = n * (size_t)(t + 1) / (size_t)k;
+}
 
 /* Threads that run tq_parallel_for (1..64; 1 runs everything on the caller). Waits for a running
  * job to finish first. */

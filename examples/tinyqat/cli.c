@@ -194,6 +194,16 @@ volatile sig_atomic_t *cli_catch_sigint(void) {
 
 void cli_release_sigint(void) { sigaction(SIGINT, &sigint_old, NULL); }
 
+/* --checkpoint-every without --checkpoint: OUT.ckpt. Sets cfg->checkpoint_path. */
+void cli_checkpoint_path(tq_train_cfg *cfg, const char *out, const char *ckpt, char *buf, size_t cap) {
+    if (cfg->checkpoint_every <= 0) return;
+    if (!ckpt) {
+        snprintf(buf, cap, "%s.ckpt", out);
+        ckpt = buf;
+    }
+    cfg->checkpoint_path = ckpt;
+}
+
 int cli_load_data(const char *dataset, const char *dir_opt, tq_dataset *train, tq_dataset *test) {
     char dir[1024];
     if (train) memset(train, 0, sizeof *train);

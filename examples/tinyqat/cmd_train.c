@@ -7,16 +7,6 @@
 #include "commands.h"
 #include "src/alloc.h"
 
-/* --checkpoint-every without --checkpoint: OUT.ckpt. Sets cfg->checkpoint_path. */
-void cli_checkpoint_path(tq_train_cfg *cfg, const char *out, const char *ckpt, char *buf, size_t cap) {
-    if (cfg->checkpoint_every <= 0) return;
-    if (!ckpt) {
-        snprintf(buf, cap, "%s.ckpt", out);
-        ckpt = buf;
-    }
-    cfg->checkpoint_path = ckpt;
-}
-
 int cmd_train(int argc, char **argv) {
     tq_train_cfg cfg;
     tq_train_cfg_defaults(&cfg);
