@@ -1,6 +1,7 @@
 #include "layers/model.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -353,39 +354,103 @@ tq_status tq_model_quantize(tq_model *m, const tq_qat_cfg *cfg) {
     return TQ_OK;
 }
 
+/* Stage s's weights and bias as the integer model holds them: with batch norm, folded exactly as
+ * the fake quant saw them (layers/batchnorm.c's float expressions: s = gamma * (1 / sqrtf(var + eps))),
+ * and the bias the evaluation's batch norm adds, beta - s mean. W: [OC][K], b: [OC]. */
+static void stage_folded(const tq_stage *st, float *W, float *b) {
+    size_t OC = (size_t)st->conv.OC, K = stage_weights(st) / OC;
+    for (size_t c = 0; c < OC; c++) {
+        float sc = 1.0f, bias = st->b ? st->b[c] : 0.0f;
+        if (st->bn) {
+            sc = st->gamma[c] * (1.0f / sqrtf(st->running_var[c] + st->bn_state.eps));
+            bias = st->beta[c] - sc * st->running_mean[c];
+        }
+        for (size_t k = 0; k < K; k++) W[c * K + k] = st->W[c * K + k] * sc;
+        b[c] = bias;
+    }
+}
+
 tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
     tq_qat *Q = m->qat;
     if (!Q) TQ_FAIL(TQ_E_ARG, "model %s is not quantized: run ptq or qat first", m->spec);
-    if (m->n_stages)
-        TQ_FAIL(TQ_E_ARG, "model %s: the integer path and the .tqm format know dense layers only so far; "
-                          "convolutional models run as fake-quant simulations", m->spec);
     if (!Q->cfg.quant_bias)
         TQ_FAIL(TQ_E_ARG, "model %s keeps a float bias (--no-bias-quant): the integer path needs an int32 bias", m->spec);
-    size_t n_ch = 0;
+    for (int s = 0; s < m->n_stages; s++)
+        if (Q->saobs[s].n_seen == 0) TQ_FAIL(TQ_E_ARG, "stage %d's activation range was never observed: calibrate first", s);
+    for (int l = 0; l < m->n_layers; l++)
+        if (Q->aobs[l].n_seen == 0) TQ_FAIL(TQ_E_ARG, "layer %d's activation range was never observed: calibrate first", l);
+    size_t n_ch = 0, n_w = 0;
+    for (int s = 0; s < m->n_stages; s++) n_ch += 2 * (size_t)m->stage[s].conv.OC, n_w += stage_weights(&m->stage[s]);
     for (int l = 0; l < m->n_layers; l++) n_ch += (size_t)m->dims[l + 1];
-    float *wscale = tq_malloc(n_ch * sizeof(float)); /* every layer's per-channel weight scales */
-    if (!wscale) TQ_FAIL(TQ_E_NOMEM, "convert: out of memory");
-    tq_qlayer_src src[TQ_MAX_LAYERS];
+    /* every unit's per-channel weight scales (and the stages' folded biases), the folded weights */
+    float *chan = tq_malloc(n_ch * sizeof(float)), *wf = tq_malloc((n_w ? n_w : 1) * sizeof(float));
+    if (!chan || !wf) {
+        tq_free(chan);
+        tq_free(wf);
+        TQ_FAIL(TQ_E_NOMEM, "convert: out of memory");
+    }
+    tq_qlayer_src src[TQ_INT8_MAX_LAYERS];
+    int n = 0;
     tq_status st = TQ_OK;
-    float *ws = wscale;
-    for (int l = 0; l < m->n_layers && st == TQ_OK; l++) {
-        if (Q->aobs[l].n_seen == 0) {
-            st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "layer %d's activation range was never observed: calibrate first", l);
+    float *ch = chan, *w = wf;
+    float in_scale = TQ_INPUT_SCALE;
+    int32_t in_zp = TQ_INPUT_ZERO_POINT;
+    for (int s = 0; s < m->n_stages && st == TQ_OK; s++) {
+        const tq_stage *S = &m->stage[s];
+        const tq_conv_shape *cs = &S->conv;
+        int OC = cs->OC, K = (int)(stage_weights(S) / (size_t)OC);
+        float *bias = ch + OC;
+        stage_folded(S, w, bias);
+        if ((st = tq_fq_update(&Q->swfq[s], w, OC, K, 0)) != TQ_OK || (st = tq_fq_update(&Q->safq[s], NULL, 0, 0, 0)) != TQ_OK) break;
+        for (int o = 0; o < OC; o++) ch[o] = Q->swfq[s].scale[Q->swfq[s].per_channel ? o : 0];
+        float out_scale = Q->safq[s].scale[0];
+        int32_t out_zp = Q->safq[s].zero_point[0];
+        int need = 1 + (S->pool != 0) + (s == m->n_stages - 1);
+        if (n + need > TQ_INT8_MAX_LAYERS) {
+            st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "convert: more than %d integer layers", TQ_INT8_MAX_LAYERS);
             break;
         }
+        src[n++] = (tq_qlayer_src){.in = cs->H * cs->W * cs->C, .out = cs->OH * cs->OW * OC, .relu = S->relu,
+                                   .w_bits = Q->cfg.w_bits, .W = w, .b = bias, .w_scale = ch, .in_scale = in_scale,
+                                   .out_scale = out_scale, .in_zp = in_zp, .out_zp = out_zp,
+                                   .kind = cs->depthwise ? TQ_S8_DEPTHWISE : TQ_S8_CONV, .in_h = cs->H, .in_w = cs->W,
+                                   .in_c = cs->C, .out_h = cs->OH, .out_w = cs->OW, .out_c = OC, .k = cs->KH,
+                                   .stride = cs->stride, .pad = cs->pad};
+        if (S->pool) { /* on the stage's quantized output: the same scale and zero point */
+            const tq_pool_shape *ps = &S->pool_shape;
+            src[n++] = (tq_qlayer_src){.in_scale = out_scale, .out_scale = out_scale, .in_zp = out_zp, .out_zp = out_zp,
+                                       .kind = ps->avg ? TQ_S8_AVGPOOL : TQ_S8_MAXPOOL, .in_h = ps->H, .in_w = ps->W,
+                                       .in_c = ps->C, .out_h = ps->OH, .out_w = ps->OW, .out_c = ps->C, .k = ps->K,
+                                       .stride = ps->stride};
+        }
+        if (s == m->n_stages - 1) /* NHWC flattens to the dense layers' input order as it is */
+            src[n++] = (tq_qlayer_src){.in_scale = out_scale, .out_scale = out_scale, .in_zp = out_zp, .out_zp = out_zp,
+                                       .kind = TQ_S8_FLATTEN, .in_h = S->out_h, .in_w = S->out_w, .in_c = S->out_c,
+                                       .out_h = 1, .out_w = 1, .out_c = S->out_h * S->out_w * S->out_c, .k = 1, .stride = 1};
+        in_scale = out_scale;
+        in_zp = out_zp;
+        ch += 2 * OC;
+        w += stage_weights(S);
+    }
+    for (int l = 0; l < m->n_layers && st == TQ_OK; l++) {
         /* weight scales from the weights as they are now, as the next forward would compute */
         if ((st = tq_fq_update(&Q->wfq[l], m->W[l], m->dims[l + 1], m->dims[l], 0)) != TQ_OK) break;
         if ((st = tq_fq_update(&Q->afq[l], NULL, 0, 0, 0)) != TQ_OK) break;
-        for (int o = 0; o < m->dims[l + 1]; o++) ws[o] = Q->wfq[l].scale[Q->wfq[l].per_channel ? o : 0];
-        src[l] = (tq_qlayer_src){.in = m->dims[l], .out = m->dims[l + 1], .relu = m->relu[l], .w_bits = Q->cfg.w_bits,
-                                 .W = m->W[l], .b = m->b[l], .w_scale = ws,
-                                 .in_scale = l ? Q->afq[l - 1].scale[0] : TQ_INPUT_SCALE,
-                                 .in_zp = l ? Q->afq[l - 1].zero_point[0] : TQ_INPUT_ZERO_POINT,
-                                 .out_scale = Q->afq[l].scale[0], .out_zp = Q->afq[l].zero_point[0]};
-        ws += m->dims[l + 1];
+        if (n >= TQ_INT8_MAX_LAYERS) {
+            st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "convert: more than %d integer layers", TQ_INT8_MAX_LAYERS);
+            break;
+        }
+        for (int o = 0; o < m->dims[l + 1]; o++) ch[o] = Q->wfq[l].scale[Q->wfq[l].per_channel ? o : 0];
+        src[n++] = (tq_qlayer_src){.in = m->dims[l], .out = m->dims[l + 1], .relu = m->relu[l], .w_bits = Q->cfg.w_bits,
+                                   .W = m->W[l], .b = m->b[l], .w_scale = ch, .in_scale = in_scale, .in_zp = in_zp,
+                                   .out_scale = Q->afq[l].scale[0], .out_zp = Q->afq[l].zero_point[0]};
+        in_scale = Q->afq[l].scale[0];
+        in_zp = Q->afq[l].zero_point[0];
+        ch += m->dims[l + 1];
     }
-    if (st == TQ_OK) st = tq_qmodel_convert(q, m->spec, src, m->n_layers);
-    tq_free(wscale);
+    if (st == TQ_OK) st = tq_qmodel_convert(q, m->spec, src, n);
+    tq_free(chan);
+    tq_free(wf);
     return st;
 }
 

@@ -111,8 +111,10 @@ void tq_model_input(const tq_model *m, const uint8_t *pixels, size_t n, float *x
 tq_status tq_model_quantize(tq_model *m, const tq_qat_cfg *cfg);
 
 /* The integer model of a quantized model (PTQ-calibrated or QAT-trained): weights through the
- * same quantizer the fake quant used, the activation scales its observers hold. q is filled
- * (tq_qmodel_free it). TQ_E_ARG for a float model or one never calibrated. */
+ * same quantizer the fake quant used (a stage's with its batch norm folded in), the activation
+ * scales its observers hold. A stage becomes a conv (or depthwise) layer and its pool; a flatten
+ * layer leads to the dense ones. q is filled (tq_qmodel_free it). TQ_E_ARG for a float model or
+ * one never calibrated. */
 tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q);
 
 /* Bytes of the float parameters; of the integer model's weights, int32 biases, per-channel

@@ -49,14 +49,18 @@ static void put_i32(tq_buf *b, const char *name, const int32_t *v, size_t n) {
     put_str(b, "\n};\n");
 }
 
-/* The runtime source with its repo-relative include made local. */
-static void put_runtime(tq_buf *b, const unsigned char *src, size_t len) {
-    const char *needle = "#include \"src/int8_infer.h\"";
-    size_t nl = strlen(needle);
+/* The runtime source with its repo-relative include made local and, in the header, the layer
+ * kinds limited to the model's (kinds: one bit per tq_s8_kind). */
+static void put_runtime(tq_buf *b, const unsigned char *src, size_t len, unsigned kinds) {
+    const char *needle = "#include \"src/int8_infer.h\"", *kind_line = "#define TQ_INT8_KINDS 0x3f";
+    size_t nl = strlen(needle), kl = strlen(kind_line);
     for (size_t i = 0; i < len;) {
         if (i + nl <= len && !memcmp(src + i, needle, nl)) {
             put_str(b, "#include \"int8_infer.h\"");
             i += nl;
+        } else if (i + kl <= len && !memcmp(src + i, kind_line, kl)) {
+            putf(b, "#define TQ_INT8_KINDS 0x%02x", kinds);
+            i += kl;
         } else {
             tq_buf_u8(b, src[i++]);
         }
@@ -81,40 +85,52 @@ tq_status tq_export_c(const tq_qmodel *qm, const char *cdir, const char *source,
     putf(&h, "#ifndef TQ_EXPORTED_MODEL_H\n#define TQ_EXPORTED_MODEL_H\n\n#include <stdint.h>\n\n#include \"int8_infer.h\"\n\n"
              "#define TQ_MODEL_FORMAT_VERSION %d\n#define TQ_MODEL_INPUTS %d\n#define TQ_MODEL_OUTPUTS %d\n"
              "#define TQ_MODEL_SCRATCH_BYTES %zu\n\n"
-             "/* the network; named so it never clashes with the library's tq_model type */\nextern const tq_int8_mlp tq_model_net;\n\n"
+             "/* the network; named so it never clashes with the library's tq_model type */\nextern const tq_int8_net tq_model_net;\n\n"
              "/* TQ_MODEL_INPUTS raw pixels (0..255) in; TQ_MODEL_OUTPUTS int8 logits out; returns the class.\n"
-             " * Uses TQ_MODEL_SCRATCH_BYTES of stack. */\n"
+             " * Uses TQ_MODEL_SCRATCH_BYTES of stack: the activations and the convolution's window. */\n"
              "int tq_model_classify(const uint8_t *pixels, int8_t *logits);\n\n#endif\n",
-         TQ_TQM_FORMAT_VERSION, first->in, last->out, tq_int8_mlp_predict_scratch_bytes(&q.mlp));
+         TQ_TQM_FORMAT_VERSION, first->in, last->out, tq_int8_net_predict_scratch_bytes(&q.net));
     /* tq_model.c */
     put_str(&c, prov);
     put_str(&c, "#include \"tq_model.h\"\n\n");
+    static const char *kind_names[] = {"TQ_S8_LINEAR", "TQ_S8_CONV", "TQ_S8_DEPTHWISE", "TQ_S8_MAXPOOL", "TQ_S8_AVGPOOL", "TQ_S8_FLATTEN"};
     for (int l = 0; l < q.n_layers; l++) {
         const tq_qlayer *L = &q.layer[l];
+        putf(&c, "/* layer %d: %s %dx%dx%d -> %dx%dx%d", l, kind_names[L->kind] + 6, L->in_h, L->in_w, L->in_c, L->out_h, L->out_w,
+             L->out_c);
+        if (L->kind != TQ_S8_LINEAR && L->kind != TQ_S8_FLATTEN) putf(&c, ", kernel %d stride %d pad %d", L->k, L->stride, L->pad);
+        putf(&c, "%s; s_in %.9g z_in %d, s_out %.9g z_out %d */\n", L->relu ? ", ReLU" : "", (double)L->in_scale, L->in_zp,
+             (double)L->out_scale, L->out_zp);
+        if (!tq_qlayer_channels(L)) continue;
         char name[32];
-        putf(&c, "/* layer %d: %d -> %d%s; s_in %.9g z_in %d, s_out %.9g z_out %d */\n", l, L->in, L->out, L->relu ? ", ReLU" : "",
-             (double)L->in_scale, L->in_zp, (double)L->out_scale, L->out_zp);
         snprintf(name, sizeof name, "l%d_w", l);
-        put_i8(&c, name, L->w, (size_t)L->in * L->out);
+        put_i8(&c, name, L->w, tq_qlayer_weights(L));
         snprintf(name, sizeof name, "l%d_bias", l);
-        put_i32(&c, name, L->bias, (size_t)L->out);
+        put_i32(&c, name, L->bias, (size_t)L->out_c);
         snprintf(name, sizeof name, "l%d_mult", l);
-        put_i32(&c, name, L->mult, (size_t)L->out);
+        put_i32(&c, name, L->mult, (size_t)L->out_c);
         snprintf(name, sizeof name, "l%d_shift", l);
-        put_i32(&c, name, L->shift, (size_t)L->out);
+        put_i32(&c, name, L->shift, (size_t)L->out_c);
         put_str(&c, "\n");
     }
-    putf(&c, "const tq_int8_mlp tq_model_net = {%d, {\n", q.n_layers);
+    putf(&c, "static const tq_s8_layer layers[%d] = {\n", q.n_layers);
     for (int l = 0; l < q.n_layers; l++) {
         const tq_qlayer *L = &q.layer[l];
-        putf(&c, "    {%d, %d, l%d_w, l%d_bias, l%d_mult, l%d_shift, %d, %d, %d, %d},\n", L->in, L->out, l, l, l, l, L->in_zp,
-             L->out_zp, L->act_min, L->act_max);
+        if (tq_qlayer_channels(L))
+            putf(&c, "    {%d, %d, l%d_w, l%d_bias, l%d_mult, l%d_shift, ", L->in, L->out, l, l, l, l);
+        else
+            putf(&c, "    {%d, %d, 0, 0, 0, 0, ", L->in, L->out);
+        putf(&c, "%d, %d, %d, %d, %s, %d, %d, %d, %d, %d, %d, %d, %d, %d},\n", L->in_zp, L->out_zp, L->act_min, L->act_max,
+             kind_names[L->kind], L->in_h, L->in_w, L->in_c, L->out_h, L->out_w, L->out_c, L->k, L->stride, L->pad);
     }
-    put_str(&c, "}};\n\nint tq_model_classify(const uint8_t *pixels, int8_t *logits) {\n"
+    putf(&c, "};\n\nconst tq_int8_net tq_model_net = {%d, layers};\n\n", q.n_layers);
+    put_str(&c, "int tq_model_classify(const uint8_t *pixels, int8_t *logits) {\n"
                 "    int8_t scratch[TQ_MODEL_SCRATCH_BYTES];\n"
-                "    return tq_int8_mlp_predict_u8(&tq_model_net, pixels, logits, scratch, sizeof scratch);\n}\n");
-    put_runtime(&rt_h, tq_src_int8_infer_h, tq_src_int8_infer_h_len);
-    put_runtime(&rt_c, tq_src_int8_infer_c, tq_src_int8_infer_c_len);
+                "    return tq_int8_net_predict_u8(&tq_model_net, pixels, logits, scratch, sizeof scratch);\n}\n");
+    unsigned kinds = 0;
+    for (int l = 0; l < q.n_layers; l++) kinds |= 1u << q.layer[l].kind;
+    put_runtime(&rt_h, tq_src_int8_infer_h, tq_src_int8_infer_h_len, kinds);
+    put_runtime(&rt_c, tq_src_int8_infer_c, tq_src_int8_infer_c_len, kinds);
     if (st == TQ_OK) st = write_buf(cdir, "tq_model.h", &h);
     if (st == TQ_OK) st = write_buf(cdir, "tq_model.c", &c);
     if (st == TQ_OK) st = write_buf(cdir, "int8_infer.h", &rt_h);
@@ -128,7 +144,7 @@ tq_status tq_export_c(const tq_qmodel *qm, const char *cdir, const char *source,
             TQ_FAIL(TQ_E_SHAPE, "export: the model takes %d inputs, the test images of %s have %zu values", first->in, test->source,
                     tq_dataset_pixels(test));
         if ((uint32_t)n_test > test->n) n_test = (int)test->n;
-        size_t sb = tq_int8_mlp_predict_scratch_bytes(&q.mlp);
+        size_t sb = tq_int8_net_predict_scratch_bytes(&q.net);
         int8_t *logits = tq_malloc((size_t)n_test * last->out), *scratch = tq_malloc(sb);
         tq_buf t;
         tq_buf_init(&t);
@@ -146,7 +162,7 @@ tq_status tq_export_c(const tq_qmodel *qm, const char *cdir, const char *source,
         for (int i = 0; i < n_test; i++) putf(&t, "%s%u", i ? "," : "", test->labels[i]);
         putf(&t, "};\nstatic const int8_t tq_test_logits[%d][%d] TQ_TEST_DATA_ATTR = {\n", n_test, last->out);
         for (int i = 0; i < n_test && logits && scratch; i++) {
-            tq_int8_mlp_predict_u8(&q.mlp, test->images + (size_t)i * first->in, logits + (size_t)i * last->out, scratch, sb);
+            tq_int8_net_predict_u8(&q.net, test->images + (size_t)i * first->in, logits + (size_t)i * last->out, scratch, sb);
             put_str(&t, "  {");
             for (int k = 0; k < last->out; k++) putf(&t, "%s%d", k ? "," : "", logits[(size_t)i * last->out + k]);
             put_str(&t, "},\n");

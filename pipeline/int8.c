@@ -8,9 +8,13 @@
 
 tq_status tq_int8_evaluate(const tq_qmodel *q, const tq_dataset *ds, tq_kernel k, float *acc, int8_t *logits, uint8_t *pred) {
     int nout = q->layer[q->n_layers - 1].out;
-    if (tq_dataset_pixels(ds) != (size_t)q->layer[0].in)
-        TQ_FAIL(TQ_E_SHAPE, "integer model %s takes %d inputs, the images of %s have %zu values", q->spec, q->layer[0].in,
-                ds->source, tq_dataset_pixels(ds));
+    const tq_qlayer *L0 = &q->layer[0];
+    if (L0->kind != TQ_S8_LINEAR && ((int)ds->h != L0->in_h || (int)ds->w != L0->in_w || (int)ds->c != L0->in_c))
+        TQ_FAIL(TQ_E_SHAPE, "integer model %s takes %dx%dx%d images, those of %s are %ux%ux%u", q->spec, L0->in_h, L0->in_w,
+                L0->in_c, ds->source, ds->h, ds->w, ds->c);
+    if (tq_dataset_pixels(ds) != (size_t)L0->in)
+        TQ_FAIL(TQ_E_SHAPE, "integer model %s takes %d inputs, the images of %s have %zu values", q->spec, L0->in, ds->source,
+                tq_dataset_pixels(ds));
     TQ_TRY(tq_dataset_check_labels(ds, nout));
     int8_t *lg = logits ? logits : tq_malloc((size_t)ds->n * (size_t)nout);
     uint8_t *pr = pred ? pred : tq_malloc(ds->n);

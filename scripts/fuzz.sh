@@ -28,6 +28,9 @@ if [ -n "${MNIST_DIR:-}" ]; then
     "$tq" train --model in-4r-out --epochs 1 --limit 500 --data "$MNIST_DIR" --out "$seed/model/a.tqf" >/dev/null
     "$tq" ptq "$seed/model/a.tqf" --calib-batches 1 --data "$MNIST_DIR" --out "$seed/model/q.tqf" >/dev/null
     "$tq" convert "$seed/model/q.tqf" --out "$seed/tqm/q.tqm" >/dev/null
+    "$tq" train --model in-c2k3p1br-m2-out --no-norm --epochs 1 --limit 300 --data "$MNIST_DIR" --out "$seed/model/c.tqf" >/dev/null
+    "$tq" ptq "$seed/model/c.tqf" --calib-batches 1 --data "$MNIST_DIR" --out "$seed/model/cq.tqf" >/dev/null
+    "$tq" convert "$seed/model/cq.tqf" --out "$seed/tqm/c.tqm" >/dev/null
   fi
 fi
 printf -- '--epochs\0003\000784-100r-10' >"$seed/cli/a"

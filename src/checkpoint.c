@@ -91,7 +91,7 @@ tq_status tq_ckpt_load(tq_ckpt *c, const char *path) {
     tq_ckpt_init(c);
     unsigned char *data = NULL;
     tq_reader r;
-    tq_status st = tq_file_read_frame(path, (size_t)1 << 30, MAGIC, TQ_CKPT_VERSION, "model file", &data, &r);
+    tq_status st = tq_file_read_frame(path, (size_t)1 << 30, MAGIC, TQ_CKPT_VERSION, TQ_CKPT_VERSION, "model file", &data, &r, NULL);
     if (st != TQ_OK) goto done;
 #define BAD(code, ...)                                                     \
     do {                                                                   \

@@ -163,14 +163,20 @@ tq_status tq_buf_frame_save(tq_buf *b, const char *path) {
     return st;
 }
 
-tq_status tq_file_read_frame(const char *path, size_t max_bytes, const char magic[4], uint32_t version, const char *what,
-                             unsigned char **data, tq_reader *r) {
+tq_status tq_file_read_frame(const char *path, size_t max_bytes, const char magic[4], uint32_t min_version,
+                             uint32_t max_version, const char *what, unsigned char **data, tq_reader *r, uint32_t *version) {
     size_t len;
     TQ_TRY(tq_file_read_all(path, max_bytes, data, &len));
     if (len < 12 || memcmp(*data, magic, 4) != 0) TQ_FAIL(TQ_E_FORMAT, "%s: not a tinyqat %s (bad magic)", path, what);
     *r = (tq_reader){*data, len - 4, 4, 1};
     uint32_t v = tq_rd_u32(r);
-    if (v != version) TQ_FAIL(TQ_E_FORMAT, "%s: %s format version %u, this tinyqat reads version %u", path, what, v, version);
+    if (v < min_version || v > max_version) {
+        if (min_version == max_version)
+            TQ_FAIL(TQ_E_FORMAT, "%s: %s format version %u, this tinyqat reads version %u", path, what, v, max_version);
+        TQ_FAIL(TQ_E_FORMAT, "%s: %s format version %u, this tinyqat reads versions %u to %u", path, what, v, min_version,
+                max_version);
+    }
+    if (version) *version = v;
     tq_reader tail = {*data, len, len - 4, 1};
     uint32_t want = tq_rd_u32(&tail), got = (uint32_t)crc32(0L, *data, (uInt)(len - 4));
     if (want != got) TQ_FAIL(TQ_E_FORMAT, "%s: checksum mismatch (file says %08x, contents give %08x): corrupted", path, want, got);

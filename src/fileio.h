@@ -40,11 +40,11 @@ void tq_buf_frame_begin(tq_buf *b, const char magic[4], uint32_t version);
 tq_status tq_buf_frame_save(tq_buf *b, const char *path);
 
 typedef struct tq_reader tq_reader;
-/* Read `path` (at most max_bytes), check the magic, the version and the CRC, and set *r over the
- * body (after the version, before the CRC). `what` names the format in messages ("model file").
- * *data is the caller's to tq_free, also on error (NULL then). */
-tq_status tq_file_read_frame(const char *path, size_t max_bytes, const char magic[4], uint32_t version, const char *what,
-                             unsigned char **data, tq_reader *r);
+/* Read `path` (at most max_bytes), check the magic, the version (min..max; *version gets it when
+ * not NULL) and the CRC, and set *r over the body (after the version, before the CRC). `what`
+ * names the format in messages ("model file"). *data is the caller's to tq_free, also on error. */
+tq_status tq_file_read_frame(const char *path, size_t max_bytes, const char magic[4], uint32_t min_version,
+                             uint32_t max_version, const char *what, unsigned char **data, tq_reader *r, uint32_t *version);
 
 /* A bounds-checked reader over a byte range. Reading past the end sets ok = 0 and yields 0. */
 struct tq_reader {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "src/alloc.h"
+#include "src/parallel.h"
 #include "src/qmodel.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -35,10 +36,11 @@ typedef struct {
 struct tq_qfast {
     const tq_qmodel *q;
     int n_layers, max_pad, vnni, avx2;
+    int dense;          /* linear layers only: what the AVX2 and VNNI kernels cover */
     int32_t *pairs;     /* AVX2: one image's activations as u16 pairs, [max_pad / 2] */
     fast_layer L[TQ_INT8_MAX_LAYERS];
     uint8_t *act[2];    /* [TQ_FAST_BATCH][max_pad] unsigned activations */
-    void *scratch;      /* for the reference path */
+    void *scratch[TQ_SLICES]; /* for the reference path, one per slice of the images */
     size_t scratch_bytes;
 };
 
@@ -58,7 +60,7 @@ void tq_qfast_free(tq_qfast *f) {
     tq_free(f->pairs);
     tq_free(f->act[0]);
     tq_free(f->act[1]);
-    tq_free(f->scratch);
+    for (int t = 0; t < TQ_SLICES; t++) tq_free(f->scratch[t]);
     tq_free(f);
 }
 
@@ -67,6 +69,18 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
     tq_qfast *f = tq_calloc(1, sizeof *f);
     if (!f) TQ_FAIL(TQ_E_NOMEM, "fast kernel: out of memory");
     f->q = q;
+    f->dense = 1;
+    for (int l = 0; l < q->n_layers; l++) f->dense &= q->layer[l].kind == TQ_S8_LINEAR;
+    f->scratch_bytes = tq_int8_net_predict_scratch_bytes(&q->net);
+    for (int t = 0; t < TQ_SLICES; t++)
+        if (!(f->scratch[t] = tq_malloc(f->scratch_bytes + 1))) { /* + 1: a model may need none */
+            tq_qfast_free(f);
+            TQ_FAIL(TQ_E_NOMEM, "fast kernel: out of memory");
+        }
+    if (!f->dense) { /* the reference kernels only, for now */
+        *out = f;
+        return TQ_OK;
+    }
     f->n_layers = q->n_layers;
     for (int l = 0; l < q->n_layers; l++) {
         const tq_qlayer *Q = &q->layer[l];
@@ -119,10 +133,8 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
     }
     f->act[0] = tq_calloc((size_t)TQ_FAST_BATCH * f->max_pad, 1);
     f->act[1] = tq_calloc((size_t)TQ_FAST_BATCH * f->max_pad, 1);
-    f->scratch_bytes = tq_int8_mlp_scratch_bytes(&q->mlp);
-    f->scratch = tq_malloc(f->scratch_bytes);
     f->pairs = tq_calloc((size_t)f->max_pad / 2 + 1, sizeof(int32_t));
-    if (!f->act[0] || !f->act[1] || !f->scratch || !f->pairs) {
+    if (!f->act[0] || !f->act[1] || !f->pairs) {
         tq_qfast_free(f);
         TQ_FAIL(TQ_E_NOMEM, "fast kernel: out of memory");
     }
@@ -270,11 +282,35 @@ __attribute__((target("avx2"))) static void layer_avx2(const fast_layer *L, cons
 }
 #endif
 
+/* The reference path: the images in TQ_SLICES slices on the pool, each with its own scratch. */
+typedef struct {
+    tq_qfast *f;
+    const uint8_t *pixels;
+    size_t n;
+    int8_t *logits;
+} ref_job;
+
+static void ref_slice(void *ctx, int t) {
+    ref_job *j = ctx;
+    const tq_qmodel *q = j->f->q;
+    size_t in0 = (size_t)q->layer[0].in, nout = (size_t)q->layer[q->n_layers - 1].out, b, e;
+    tq_slice(j->n, t, TQ_SLICES, &b, &e);
+    for (size_t i = b; i < e; i++)
+        tq_int8_net_predict_u8(&q->net, j->pixels + i * in0, j->logits + i * nout, j->f->scratch[t], j->f->scratch_bytes);
+}
+
 tq_status tq_qfast_run(tq_qfast *f, const uint8_t *pixels, size_t n, int8_t *logits, uint8_t *pred, tq_kernel k) {
-    const int in0 = f->L[0].in, nout = f->L[f->n_layers - 1].out;
+    const int in0 = f->q->layer[0].in, nout = f->q->layer[f->q->n_layers - 1].out;
     if (k == TQ_KERNEL_AUTO) k = tq_qfast_best(f);
+    if (k != TQ_KERNEL_REF && !f->dense)
+        TQ_FAIL(TQ_E_ARG, "the %s kernel runs linear layers only; this model (%s) has image layers: use the reference kernel",
+                tq_kernel_name(k), f->q->spec);
     if ((k == TQ_KERNEL_VNNI && !f->vnni) || (k == TQ_KERNEL_AVX2 && !f->avx2))
         TQ_FAIL(TQ_E_ARG, "this CPU cannot run the %s kernel", tq_kernel_name(k));
+    if (k == TQ_KERNEL_REF) {
+        ref_job j = {f, pixels, n, logits};
+        tq_parallel_for(TQ_SLICES, ref_slice, &j);
+    }
     for (size_t s = 0; s < n; s += TQ_FAST_BATCH) {
         int nb = (int)(n - s < TQ_FAST_BATCH ? n - s : TQ_FAST_BATCH);
         int8_t *lg = logits + s * (size_t)nout;
@@ -291,15 +327,8 @@ tq_status tq_qfast_run(tq_qfast *f, const uint8_t *pixels, size_t n, int8_t *log
                     layer_avx2(&f->L[l], f->act[cur], nb, f->max_pad, f->pairs, f->act[cur ^ 1], f->max_pad, out);
                 cur ^= 1;
             }
-        } else
-#endif
-        {
-            for (int b = 0; b < nb; b++) {
-                int c = tq_int8_mlp_predict_u8(&f->q->mlp, pixels + (s + (size_t)b) * in0, lg + (size_t)b * nout,
-                                               f->scratch, f->scratch_bytes);
-                if (c < 0) TQ_FAIL(TQ_E_ARG, "integer model is malformed");
-            }
         }
+#endif
         for (int b = 0; b < nb; b++) {
             const int8_t *z = lg + (size_t)b * nout;
             int best = 0;

@@ -68,14 +68,15 @@ static inline uint32_t sxtab16_r8(uint32_t a, uint32_t v) {
     __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(v));
     return r;
 }
-static inline uint32_t uxtb16_r8(uint32_t v) {
+static inline uint32_t uxtab16_r8(uint32_t a, uint32_t v) {
     uint32_t r;
-    __asm__("uxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    __asm__("uxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(v));
     return r;
 }
 /* two-operand forms for the zero-offset case, shaped like the unpackers above */
-#define TQ_UXTB16_2(off2, v) __uxtb16((uint8x4_t)(v))
-#define TQ_UXTB16_R8_2(off2, v) uxtb16_r8(v)
+/* the offset is added to each halfword modulo 2^16: p + off is in [-255, 255], so the result is
+ * that value as the signed halfword SMLAD reads */
+#define TQ_UXTAB16(off2, v) __uxtab16((uint16x2_t)(off2), (uint8x4_t)(v))
 static inline int32_t smlad(uint32_t a, uint32_t b, int32_t acc) { return __smlad((int16x2_t)a, (int16x2_t)b, acc); }
 
 /* Four rows' dot products with x unpacked by UNPACK / UNPACK_R8 (SXTAB16 for int8, UXTAB16 for
@@ -96,8 +97,8 @@ static inline int32_t smlad(uint32_t a, uint32_t b, int32_t acc) { return __smla
 static void dot4(const int8_t *w, size_t stride, const uint8_t *x, int32_t n, int32_t off, int is_u8, int32_t *acc) {
     int32_t s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3], i = 0;
     uint32_t off2 = ((uint32_t)off & 0xffffu) * 0x10001u;
-    if (is_u8) { /* pixels into a layer with z_x = -128 (off = 0): p itself; see linear_dsp */
-        TQ_DOT4(TQ_UXTB16_2, TQ_UXTB16_R8_2)
+    if (is_u8) { /* pixels: p + off with off = -128 - z_x (0 for tinyqat's input: p itself) */
+        TQ_DOT4(TQ_UXTAB16, uxtab16_r8)
     } else {
         TQ_DOT4(__sxtab16, sxtab16_r8)
     }
@@ -134,43 +135,198 @@ static void linear_dsp(const tq_s8_layer *L, const uint8_t *x, int is_u8, int32_
 }
 #endif
 
-size_t tq_int8_mlp_scratch_bytes(const tq_int8_mlp *m) {
-    size_t widest = 0;
-    for (int32_t l = 0; l < m->n_layers; l++) {
-        if ((size_t)m->layer[l].in > widest) widest = (size_t)m->layer[l].in;
-        if ((size_t)m->layer[l].out > widest) widest = (size_t)m->layer[l].out;
-    }
-    return 2 * widest;
+/* The linear kernel the build has: SMLAD on a Cortex-M with DSP, the plain loop elsewhere. */
+static void linear_best(const tq_s8_layer *L, const int8_t *x, int8_t *y) {
+#ifdef TQ_DSP
+    linear_dsp(L, (const uint8_t *)x, 0, -L->in_zp, y);
+#else
+    tq_linear_s8_ref(L, x, y);
+#endif
 }
 
-int tq_int8_mlp_run(const tq_int8_mlp *m, const int8_t *in, int8_t *out, void *scratch, size_t scratch_bytes) {
-    if (!m || m->n_layers < 1 || m->n_layers > TQ_INT8_MAX_LAYERS || !scratch ||
-        scratch_bytes < tq_int8_mlp_scratch_bytes(m))
-        return TQ_INT8_E_ARG;
-    size_t half = tq_int8_mlp_scratch_bytes(m) / 2;
-    int8_t *buf[2] = {(int8_t *)scratch, (int8_t *)scratch + half};
-    const int8_t *x = in;
-    for (int32_t l = 0; l < m->n_layers; l++) {
-        int8_t *y = l == m->n_layers - 1 ? out : buf[l & 1];
-#ifdef TQ_DSP
-        linear_dsp(&m->layer[l], (const uint8_t *)x, 0, -m->layer[l].in_zp, y);
-#else
-        tq_linear_s8_ref(&m->layer[l], x, y);
-#endif
-        x = y;
+/* n bytes, a word at a time where it can (the M4 and x86 load unaligned words; a call to memcpy
+ * would need the C library). */
+static void copy_bytes(int8_t *dst, const int8_t *src, int32_t n) {
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        uint32_t v;
+        __builtin_memcpy(&v, src + i, 4);
+        __builtin_memcpy(dst + i, &v, 4);
     }
+    for (; i < n; i++) dst[i] = src[i];
+}
+
+/* The window of output (oy, ox) as one vector [ky][kx][c], the weights' row order; positions
+ * outside the image hold z_x. Within a kernel row the in-image part is contiguous in NHWC. */
+static void gather_patch(const tq_s8_layer *L, const int8_t *x, int32_t oy, int32_t ox, int8_t *patch) {
+    const int32_t C = L->in_c, k = L->k;
+    const int32_t ix0 = ox * L->stride - L->pad;
+    int32_t kx0 = ix0 < 0 ? -ix0 : 0, kx1 = L->in_w - ix0 < k ? L->in_w - ix0 : k; /* kx in [kx0, kx1) is inside */
+    for (int32_t ky = 0; ky < k; ky++) {
+        int32_t iy = oy * L->stride - L->pad + ky;
+        int8_t *row = patch + ky * k * C;
+        if (iy < 0 || iy >= L->in_h || kx0 >= kx1) {
+            for (int32_t i = 0; i < k * C; i++) row[i] = (int8_t)L->in_zp;
+            continue;
+        }
+        for (int32_t i = 0; i < kx0 * C; i++) row[i] = (int8_t)L->in_zp;
+        copy_bytes(row + kx0 * C, x + ((size_t)iy * (size_t)L->in_w + (size_t)(ix0 + kx0)) * (size_t)C, (kx1 - kx0) * C);
+        for (int32_t i = kx1 * C; i < k * C; i++) row[i] = (int8_t)L->in_zp;
+    }
+}
+
+/* A convolution is, at each output position, a linear layer (out_c rows of k*k*in_c weights)
+ * applied to the window: gather it, then run `lin` on it. */
+static void conv_with(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch,
+                      void (*lin)(const tq_s8_layer *, const int8_t *, int8_t *)) {
+    tq_s8_layer P = *L;
+    P.in = L->k * L->k * L->in_c;
+    P.out = L->out_c;
+    for (int32_t oy = 0; oy < L->out_h; oy++)
+        for (int32_t ox = 0; ox < L->out_w; ox++) {
+            gather_patch(L, x, oy, ox, patch);
+            lin(&P, patch, y + ((size_t)oy * (size_t)L->out_w + (size_t)ox) * (size_t)L->out_c);
+        }
+}
+
+void tq_conv_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) {
+    conv_with(L, x, y, patch, tq_linear_s8_ref);
+}
+
+void tq_depthwise_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) {
+    const int32_t C = L->in_c, OC = L->out_c, mult = L->out_c / L->in_c, k = L->k;
+    for (int32_t oy = 0; oy < L->out_h; oy++)
+        for (int32_t ox = 0; ox < L->out_w; ox++)
+            for (int32_t o = 0; o < OC; o++) {
+                int32_t acc = L->bias[o];
+                for (int32_t ky = 0; ky < k; ky++) {
+                    int32_t iy = oy * L->stride - L->pad + ky;
+                    if (iy < 0 || iy >= L->in_h) continue; /* z_x: adds nothing */
+                    for (int32_t kx = 0; kx < k; kx++) {
+                        int32_t ix = ox * L->stride - L->pad + kx;
+                        if (ix < 0 || ix >= L->in_w) continue;
+                        int32_t xv = x[((size_t)iy * (size_t)L->in_w + (size_t)ix) * (size_t)C + (size_t)(o / mult)];
+                        acc += (int32_t)L->w[(size_t)(ky * k + kx) * (size_t)OC + (size_t)o] * (xv - L->in_zp);
+                    }
+                }
+                y[((size_t)oy * (size_t)L->out_w + (size_t)ox) * (size_t)OC + (size_t)o] = output(L, o, acc);
+            }
+}
+
+static int8_t clamp_act(const tq_s8_layer *L, int32_t v) {
+    return (int8_t)(v < L->act_min ? L->act_min : v > L->act_max ? L->act_max : v);
+}
+
+/* Max (avg = 0) or average (avg = 1) over each k x k window, channel by channel. */
+static void pool(const tq_s8_layer *L, const int8_t *x, int8_t *y, int avg) {
+    const int32_t C = L->in_c, k = L->k, count = k * k;
+    for (int32_t oy = 0; oy < L->out_h; oy++)
+        for (int32_t ox = 0; ox < L->out_w; ox++)
+            for (int32_t c = 0; c < C; c++) {
+                int32_t best = -128, sum = 0;
+                for (int32_t ky = 0; ky < k; ky++) {
+                    const int8_t *row = x + ((size_t)(oy * L->stride + ky) * (size_t)L->in_w + (size_t)(ox * L->stride)) * (size_t)C + c;
+                    for (int32_t kx = 0; kx < k; kx++) {
+                        int32_t v = row[(size_t)kx * (size_t)C];
+                        best = v > best ? v : best;
+                        sum += v;
+                    }
+                }
+                /* C's division truncates, so adding half the count first rounds half away from zero */
+                int32_t v = !avg ? best : sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
+                y[((size_t)oy * (size_t)L->out_w + (size_t)ox) * (size_t)C + (size_t)c] = clamp_act(L, v);
+            }
+}
+
+void tq_maxpool_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) { pool(L, x, y, 0); }
+void tq_avgpool_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) { pool(L, x, y, 1); }
+
+size_t tq_s8_layer_scratch_bytes(const tq_s8_layer *L) {
+    return L->kind == TQ_S8_CONV ? (size_t)L->k * (size_t)L->k * (size_t)L->in_c : 0;
+}
+
+#define HAS(kind) ((TQ_INT8_KINDS >> (kind)) & 1)
+#define ONLY_LINEAR (TQ_INT8_KINDS == (1 << TQ_S8_LINEAR)) /* an exported MLP: less code in flash */
+
+void tq_s8_layer_run(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) {
+    if (L->kind == TQ_S8_LINEAR && HAS(TQ_S8_LINEAR)) linear_best(L, x, y);
+    else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV)) conv_with(L, x, y, patch, linear_best);
+    else if (L->kind == TQ_S8_DEPTHWISE && HAS(TQ_S8_DEPTHWISE)) tq_depthwise_s8_ref(L, x, y);
+    else if ((L->kind == TQ_S8_MAXPOOL || L->kind == TQ_S8_AVGPOOL) && (HAS(TQ_S8_MAXPOOL) || HAS(TQ_S8_AVGPOOL)))
+        pool(L, x, y, L->kind == TQ_S8_AVGPOOL);
+    else if (L->kind == TQ_S8_FLATTEN && HAS(TQ_S8_FLATTEN)) copy_bytes(y, x, L->out);
+}
+
+/* ---- the network runner ---- */
+
+/* A flatten moves nothing: the runners pass its input on. */
+static int is_flatten(const tq_s8_layer *L) { return HAS(TQ_S8_FLATTEN) && L->kind == TQ_S8_FLATTEN; }
+
+static int net_ok(const tq_int8_net *m) {
+    return m && m->layer && m->n_layers >= 1 && m->n_layers <= TQ_INT8_MAX_LAYERS &&
+           !is_flatten(&m->layer[m->n_layers - 1]);
+}
+
+/* The largest patch, rounded up to a word so the arena after it starts aligned. */
+static size_t patch_bytes(const tq_int8_net *m) {
+    size_t p = 0;
+    if (!HAS(TQ_S8_CONV)) return 0;
+    for (int32_t l = 0; l < m->n_layers; l++) {
+        size_t b = tq_s8_layer_scratch_bytes(&m->layer[l]);
+        p = b > p ? b : p;
+    }
+    return (p + 3) / 4 * 4;
+}
+
+/* The arena for layers first.. when the input of layer `first` is in it (in_bytes) or not (0):
+ * each layer needs its input and its output at once; flatten moves nothing; the last layer
+ * writes into the caller's buffer. */
+static size_t arena_bytes(const tq_int8_net *m, int32_t first, size_t in_bytes) {
+    size_t need = in_bytes, cur = in_bytes;
+    for (int32_t l = first; l < m->n_layers; l++) {
+        if (is_flatten(&m->layer[l])) continue;
+        size_t out = l == m->n_layers - 1 ? 0 : (size_t)m->layer[l].out;
+        need = cur + out > need ? cur + out : need;
+        cur = out;
+    }
+    return need;
+}
+
+/* Layers first.. on x, which is the caller's (at = 0) or at the arena's start (1) or end (2);
+ * each output goes to the end its input leaves free. */
+static void run_from(const tq_int8_net *m, int32_t first, const int8_t *x, int at, int8_t *out, int8_t *patch, int8_t *arena,
+                     size_t arena_size) {
+    for (int32_t l = first; l < m->n_layers; l++) {
+        const tq_s8_layer *L = &m->layer[l];
+        if (is_flatten(L)) continue;
+        int8_t *y = l == m->n_layers - 1 ? out : at == 1 ? arena + arena_size - (size_t)L->out : arena;
+        tq_s8_layer_run(L, x, y, patch);
+        x = y;
+        at = at == 1 ? 2 : 1;
+    }
+}
+
+size_t tq_int8_net_scratch_bytes(const tq_int8_net *m) { return patch_bytes(m) + arena_bytes(m, 0, 0); }
+
+int tq_int8_net_run(const tq_int8_net *m, const int8_t *in, int8_t *out, void *scratch, size_t scratch_bytes) {
+    if (!net_ok(m) || !scratch || scratch_bytes < tq_int8_net_scratch_bytes(m)) return TQ_INT8_E_ARG;
+    size_t pb = patch_bytes(m);
+    run_from(m, 0, in, 0, out, (int8_t *)scratch, (int8_t *)scratch + pb, arena_bytes(m, 0, 0));
     return TQ_INT8_OK;
 }
 
-size_t tq_int8_mlp_predict_scratch_bytes(const tq_int8_mlp *m) {
-    size_t widest = 0;
-    for (int32_t l = 0; l < m->n_layers; l++)
-        if ((size_t)m->layer[l].out > widest) widest = (size_t)m->layer[l].out;
-    return 2 * widest;
+/* A first linear layer reads the pixels where they are; any other gets them in the arena. */
+static int reads_pixels_in_place(const tq_int8_net *m) { return ONLY_LINEAR || m->layer[0].kind == TQ_S8_LINEAR; }
+
+size_t tq_int8_net_predict_scratch_bytes(const tq_int8_net *m) {
+    return patch_bytes(m) + arena_bytes(m, 0, reads_pixels_in_place(m) ? 0 : (size_t)m->layer[0].in);
 }
 
 /* Layer 0 on raw pixels: x[i] - z_x = (p[i] - 128) - z_x, read in place. */
 static void linear_u8_input(const tq_s8_layer *L, const uint8_t *p, int8_t *y) {
+#ifdef TQ_DSP
+    linear_dsp(L, p, 1, -128 - L->in_zp, y);
+#else
     int32_t off = 128 + L->in_zp;
     for (int32_t o = 0; o < L->out; o++) {
         const int8_t *w = L->w + (size_t)o * (size_t)L->in;
@@ -178,36 +334,28 @@ static void linear_u8_input(const tq_s8_layer *L, const uint8_t *p, int8_t *y) {
         for (int32_t i = 0; i < L->in; i++) acc += (int32_t)w[i] * ((int32_t)p[i] - off);
         y[o] = output(L, o, acc);
     }
+#endif
 }
 
-int tq_int8_mlp_predict_u8(const tq_int8_mlp *m, const uint8_t *pixels, int8_t *logits, void *scratch,
+int tq_int8_net_predict_u8(const tq_int8_net *m, const uint8_t *pixels, int8_t *logits, void *scratch,
                            size_t scratch_bytes) {
-    if (!m || m->n_layers < 1 || m->n_layers > TQ_INT8_MAX_LAYERS || !scratch ||
-        scratch_bytes < tq_int8_mlp_predict_scratch_bytes(m))
-        return TQ_INT8_E_ARG;
-    size_t half = tq_int8_mlp_predict_scratch_bytes(m) / 2;
-    int8_t *buf[2] = {(int8_t *)scratch, (int8_t *)scratch + half};
-    int8_t *y = m->n_layers == 1 ? logits : buf[0];
-#ifdef TQ_DSP
-    /* tinyqat's input zero point is -128, so the pixels need no offset; anything else (a hand-made
-     * model) takes the plain loop rather than a third copy of the DSP loop in flash */
-    if (m->layer[0].in_zp == -128) linear_dsp(&m->layer[0], pixels, 1, 0, y);
-    else linear_u8_input(&m->layer[0], pixels, y);
-#else
-    linear_u8_input(&m->layer[0], pixels, y);
-#endif
-    const int8_t *cur = y;
-    for (int32_t l = 1; l < m->n_layers; l++) {
-        y = l == m->n_layers - 1 ? logits : buf[l & 1];
-#ifdef TQ_DSP
-        linear_dsp(&m->layer[l], (const uint8_t *)cur, 0, -m->layer[l].in_zp, y);
-#else
-        tq_linear_s8_ref(&m->layer[l], cur, y);
-#endif
-        cur = y;
+    if (!net_ok(m) || !scratch) return TQ_INT8_E_ARG;
+    const tq_s8_layer *L0 = &m->layer[0];
+    int in_place = reads_pixels_in_place(m);
+    size_t pb = patch_bytes(m), size = arena_bytes(m, 0, in_place ? 0 : (size_t)L0->in);
+    if (scratch_bytes < pb + size) return TQ_INT8_E_ARG;
+    int8_t *patch = (int8_t *)scratch, *arena = patch + pb;
+    if (in_place) {
+        int8_t *y = m->n_layers == 1 ? logits : arena;
+        linear_u8_input(L0, pixels, y);
+        run_from(m, 1, y, 1, logits, patch, arena, size);
+    } else {
+        for (int32_t i = 0; i < L0->in; i++) arena[i] = (int8_t)(pixels[i] ^ 0x80u); /* p - 128 */
+        run_from(m, 0, arena, 1, logits, patch, arena, size);
     }
-    int32_t n_out = m->layer[m->n_layers - 1].out, best = 0;
-    for (int32_t c = 1; c < n_out; c++)
+    const tq_s8_layer *last = &m->layer[m->n_layers - 1];
+    int32_t best = 0;
+    for (int32_t c = 1; c < last->out; c++)
         if (logits[c] > logits[best]) best = c;
     return (int)best;
 }

@@ -1,67 +1,107 @@
-/* Integer-only inference of a quantized MLP (tinyqat's docs/QUANTIZATION.md §5). Freestanding: this header
+/* Integer-only inference (tinyqat's docs/QUANTIZATION.md §5 and §11). Freestanding: this header
  * and int8_infer.c use only <stdint.h> and <stddef.h>, no malloc, no libc, no float, so the same
  * source builds for the host and for a Cortex-M (the build compiles it with -mgeneral-regs-only
  * on x86-64: any float would fail the build).
  *
- * One fully connected layer, input x (int8, zero point z_x), weights W[out][in] (int8, z = 0),
- * bias b (int32 at scale s_x s_w[o]):
+ * A network is a list of layers over NHWC int8 activations. A layer with weights computes, per
+ * output value, an int32 accumulator from int8 weights (z = 0) and inputs (zero point z_x), and
  *
- *     acc[o] = b[o] + sum_i W[o][i] (x[i] - z_x)                        int32
- *     y[o]   = clamp(requant(acc[o], M0[o], shift[o]) + z_y, act_min, act_max)
+ *     y = clamp(requant(acc, M0[o], shift[o]) + z_y, act_min, act_max)
  *
- * where M = s_x s_w[o] / s_y = M0 2^(shift - 31), M0 in [2^30, 2^31 - 1], and requant is the
- * TFLite / gemmlowp double rounding (CMSIS-NN's default). A fused ReLU is act_min = z_y.
- * The same numbers map one to one onto CMSIS-NN's arm_fully_connected_s8 (input_offset = -z_x,
- * output_offset = z_y, quant_params = {M0, shift}).
+ * with M = s_x s_w[o] / s_y = M0 2^(shift - 31), M0 in [2^30, 2^31 - 1], requant the TFLite /
+ * gemmlowp double rounding (CMSIS-NN's default). A fused ReLU is act_min = z_y.
  *
- * Memory: the caller passes everything. tq_int8_mlp_scratch_bytes says how much scratch a run
- * needs (two activation buffers); the scratch needs no particular contents. */
+ *   linear     acc[o] = b[o] + sum_i W[o][i] (x[i] - z_x)             W [out][in]
+ *              = CMSIS-NN's arm_fully_connected_s8 (input_offset = -z_x, output_offset = z_y)
+ *   conv       acc[oy][ox][o] = b[o] + sum_{ky,kx,c} W[o][ky][kx][c] (x[iy][ix][c] - z_x)
+ *              iy = oy stride + ky - pad (likewise ix); a position outside the image holds z_x,
+ *              so it adds nothing. W is OHWI [out_c][k][k][in_c] = arm_convolve_s8
+ *   depthwise  acc[oy][ox][o] = b[o] + sum_{ky,kx} W[ky][kx][o] (x[iy][ix][o / mult] - z_x)
+ *              W is 1HWO [k][k][out_c], out_c = in_c mult = arm_depthwise_conv_s8
+ *   max pool   y = clamp(max over the k x k window)            = arm_max_pool_s8
+ *   avg pool   y = clamp(round(sum / count)), half away from 0 = arm_avgpool_s8 (TFLite's rounding)
+ *              both on the raw int8 values: a pool keeps the scale and zero point; no padding
+ *   flatten    H x W x C -> H*W*C values, which in NHWC is the same bytes: nothing to compute
+ *
+ * Memory: the caller passes everything. The *_scratch_bytes functions say how much a run needs;
+ * the scratch needs no particular contents. */
 #ifndef TQ_INT8_INFER_H
 #define TQ_INT8_INFER_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define TQ_INT8_MAX_LAYERS 8
+#define TQ_INT8_MAX_LAYERS 16
+
+/* The layer kinds a build runs, one bit per tq_s8_kind: all of them here. An exported module's
+ * copy of this header names its model's kinds only, so the other kernels stay out of the flash;
+ * a layer of a kind left out is not computed. */
+#define TQ_INT8_KINDS 0x3f
 #define TQ_INT8_OK 0
 #define TQ_INT8_E_ARG (-1)   /* same value as TQ_E_ARG */
 
+typedef enum {
+    TQ_S8_LINEAR = 0,        /* 0, so a layer filled with the first ten fields only is linear */
+    TQ_S8_CONV = 1,
+    TQ_S8_DEPTHWISE = 2,
+    TQ_S8_MAXPOOL = 3,
+    TQ_S8_AVGPOOL = 4,
+    TQ_S8_FLATTEN = 5,
+} tq_s8_kind;
+
 typedef struct {
-    int32_t in, out;
-    const int8_t *w;        /* [out][in] row-major */
-    const int32_t *bias;    /* [out] */
-    const int32_t *mult;    /* [out] M0 */
-    const int32_t *shift;   /* [out] */
-    int32_t in_zp, out_zp;  /* zero points, in [-128, 127] */
+    int32_t in, out;        /* values in and out: a linear layer's lengths, H*W*C for the others */
+    const int8_t *w;        /* layouts above; NULL for pools and flatten */
+    const int32_t *bias;    /* [output channels] */
+    const int32_t *mult;    /* [output channels] M0 */
+    const int32_t *shift;   /* [output channels] */
+    int32_t in_zp, out_zp;  /* zero points, in [-128, 127] (equal for pools and flatten) */
     int32_t act_min, act_max;
+    int32_t kind;           /* tq_s8_kind */
+    int32_t in_h, in_w, in_c, out_h, out_w, out_c; /* images (linear: 1 x 1 x in -> 1 x 1 x out) */
+    int32_t k, stride, pad; /* square kernel or window; pad on every side (pools: 0) */
 } tq_s8_layer;
 
 typedef struct {
-    int32_t n_layers;
-    tq_s8_layer layer[TQ_INT8_MAX_LAYERS];
-} tq_int8_mlp;
+    int32_t n_layers;            /* 1..TQ_INT8_MAX_LAYERS */
+    const tq_s8_layer *layer;    /* [n_layers] */
+} tq_int8_net;
 
 /* (acc * M0 * 2^(shift - 31)) rounded as TFLite does; shift in [-31, 30]. */
 int32_t tq_requantize_ref(int32_t acc, int32_t M0, int32_t shift);
 
-/* y[out] = the layer applied to x[in]. */
+/* The reference kernels, plain loops: y = the layer applied to x. The convolution gathers each
+ * output position's window (k*k*in_c values) into `patch` first (tq_s8_layer_scratch_bytes). */
 void tq_linear_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y);
+void tq_conv_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch);
+void tq_depthwise_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y);
+void tq_maxpool_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y);
+void tq_avgpool_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y);
 
-/* Bytes of scratch tq_int8_mlp_run needs: two buffers of the widest layer. */
-size_t tq_int8_mlp_scratch_bytes(const tq_int8_mlp *m);
+/* Scratch a layer's kernel needs besides its input and output: the convolution's patch. */
+size_t tq_s8_layer_scratch_bytes(const tq_s8_layer *L);
+
+/* One layer with the best kernel this build has (on a Cortex-M with DSP: SMLAD for linear and
+ * conv). Flatten copies (the runners below pass its input through instead). */
+void tq_s8_layer_run(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch);
+
+/* Bytes of scratch tq_int8_net_run needs: the largest patch, then an arena holding each layer's
+ * input and output at its two ends (the next layer's output goes to the end its input left free),
+ * sized for the layer needing most (the network's input and output are the caller's). */
+size_t tq_int8_net_scratch_bytes(const tq_int8_net *m);
 
 /* Run all layers: in[layer[0].in] -> out[layer[n-1].out]. TQ_INT8_E_ARG when the scratch is
- * too small or the model is malformed; TQ_INT8_OK otherwise. */
-int tq_int8_mlp_run(const tq_int8_mlp *m, const int8_t *in, int8_t *out, void *scratch, size_t scratch_bytes);
+ * too small or the network is malformed; TQ_INT8_OK otherwise. */
+int tq_int8_net_run(const tq_int8_net *m, const int8_t *in, int8_t *out, void *scratch, size_t scratch_bytes);
 
-/* Bytes of scratch tq_int8_mlp_predict_u8 needs: two buffers of the widest layer output (the
- * pixels are read where they are, so the input needs no copy: 200 bytes for 784-100-100-10). */
-size_t tq_int8_mlp_predict_scratch_bytes(const tq_int8_mlp *m);
+/* Bytes of scratch tq_int8_net_predict_u8 needs. A first linear layer reads the pixels where they
+ * are (200 bytes for 784-100-100-10); any other first layer gets them as int8 in the arena. */
+size_t tq_int8_net_predict_scratch_bytes(const tq_int8_net *m);
 
 /* Classify raw pixels (uint8, 0..255): the integer input is q = p - 128 (s = 1/255, z = -128,
  * which stands for p/255 exactly). Writes the int8 logits and returns the class (the first
  * maximum), or TQ_INT8_E_ARG when the scratch is too small. */
-int tq_int8_mlp_predict_u8(const tq_int8_mlp *m, const uint8_t *pixels, int8_t *logits, void *scratch,
+int tq_int8_net_predict_u8(const tq_int8_net *m, const uint8_t *pixels, int8_t *logits, void *scratch,
                            size_t scratch_bytes);
 
 #endif

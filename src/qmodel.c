@@ -29,6 +29,29 @@ void tq_quantize_multiplier(double M, int32_t *M0, int32_t *shift) {
     *shift = e;
 }
 
+size_t tq_qlayer_weights(const tq_qlayer *L) {
+    switch (L->kind) {
+    case TQ_S8_LINEAR: return (size_t)L->out * (size_t)L->in;
+    case TQ_S8_CONV: return (size_t)L->out_c * (size_t)L->k * (size_t)L->k * (size_t)L->in_c;
+    case TQ_S8_DEPTHWISE: return (size_t)L->k * (size_t)L->k * (size_t)L->out_c;
+    default: return 0;
+    }
+}
+
+int32_t tq_qlayer_channels(const tq_qlayer *L) {
+    return L->kind == TQ_S8_LINEAR || L->kind == TQ_S8_CONV || L->kind == TQ_S8_DEPTHWISE ? L->out_c : 0;
+}
+
+uint64_t tq_qmodel_macs(const tq_qmodel *q) {
+    uint64_t n = 0;
+    for (int l = 0; l < q->n_layers; l++) {
+        const tq_qlayer *L = &q->layer[l];
+        /* every weight is used once per output position (a linear layer has one) */
+        n += (uint64_t)L->out_h * (uint64_t)L->out_w * tq_qlayer_weights(L);
+    }
+    return n;
+}
+
 void tq_qmodel_free(tq_qmodel *q) {
     if (!q) return;
     for (int l = 0; l < TQ_INT8_MAX_LAYERS; l++) {
@@ -43,46 +66,132 @@ void tq_qmodel_free(tq_qmodel *q) {
 }
 
 static tq_status alloc_layer(tq_qlayer *L) {
-    size_t out = (size_t)L->out;
-    L->w_scale = tq_malloc(out * sizeof(float));
-    L->w = tq_malloc(out * (size_t)L->in);
-    L->bias = tq_malloc(out * sizeof(int32_t));
-    L->mult = tq_malloc(out * sizeof(int32_t));
-    L->shift = tq_malloc(out * sizeof(int32_t));
+    size_t ch = (size_t)tq_qlayer_channels(L);
+    if (!ch) return TQ_OK;
+    L->w_scale = tq_malloc(ch * sizeof(float));
+    L->w = tq_malloc(tq_qlayer_weights(L));
+    L->bias = tq_malloc(ch * sizeof(int32_t));
+    L->mult = tq_malloc(ch * sizeof(int32_t));
+    L->shift = tq_malloc(ch * sizeof(int32_t));
     if (!L->w_scale || !L->w || !L->bias || !L->mult || !L->shift)
-        TQ_FAIL(TQ_E_NOMEM, "integer model: out of memory for a %dx%d layer", L->out, L->in);
+        TQ_FAIL(TQ_E_NOMEM, "integer model: out of memory for %zu weights", tq_qlayer_weights(L));
     return TQ_OK;
 }
 
 static void bind_view(tq_qmodel *q) {
-    q->mlp.n_layers = q->n_layers;
+    q->net = (tq_int8_net){q->n_layers, q->view};
     for (int l = 0; l < q->n_layers; l++) {
         const tq_qlayer *L = &q->layer[l];
-        q->mlp.layer[l] = (tq_s8_layer){L->in, L->out, L->w, L->bias, L->mult, L->shift,
-                                        L->in_zp, L->out_zp, L->act_min, L->act_max};
+        q->view[l] = (tq_s8_layer){.in = L->in, .out = L->out, .w = L->w, .bias = L->bias, .mult = L->mult,
+                                        .shift = L->shift, .in_zp = L->in_zp, .out_zp = L->out_zp, .act_min = L->act_min,
+                                        .act_max = L->act_max, .kind = L->kind, .in_h = L->in_h, .in_w = L->in_w,
+                                        .in_c = L->in_c, .out_h = L->out_h, .out_w = L->out_w, .out_c = L->out_c,
+                                        .k = L->k, .stride = L->stride, .pad = L->pad};
     }
+}
+
+static const char *KIND_NAME[] = {"linear", "conv", "depthwise", "max pool", "avg pool", "flatten"};
+
+/* A size the formats and kernels handle: 1..65536 per dimension, 2^24 values per activation,
+ * a patch of at most 2^20 values. */
+#define DIM_OK(v) ((v) >= 1 && (v) <= 65536)
+
+/* Layer l's fields against its kind and the layer before it: what the loader and the converter
+ * both check, so a model that passes runs without reading out of bounds. Sets in and out. */
+static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
+    tq_qlayer *L = &q->layer[l];
+#define BAD(...) TQ_FAIL(TQ_E_FORMAT, __VA_ARGS__)
+    if (L->kind < 0 || L->kind > TQ_S8_FLATTEN) BAD("%s: layer %d: unknown kind %d", path, l, L->kind);
+    const char *kn = KIND_NAME[L->kind];
+    if (!DIM_OK(L->in_h) || !DIM_OK(L->in_w) || !DIM_OK(L->in_c) || !DIM_OK(L->out_h) || !DIM_OK(L->out_w) ||
+        !DIM_OK(L->out_c) || (int64_t)L->in_h * L->in_w * L->in_c > (1 << 24) || (int64_t)L->out_h * L->out_w * L->out_c > (1 << 24))
+        BAD("%s: layer %d (%s): bad shape %dx%dx%d -> %dx%dx%d", path, l, kn, L->in_h, L->in_w, L->in_c, L->out_h, L->out_w,
+            L->out_c);
+    L->in = L->in_h * L->in_w * L->in_c;
+    L->out = L->out_h * L->out_w * L->out_c;
+    int image = L->kind == TQ_S8_CONV || L->kind == TQ_S8_DEPTHWISE || L->kind == TQ_S8_MAXPOOL || L->kind == TQ_S8_AVGPOOL;
+    if (image) {
+        int conv = L->kind == TQ_S8_CONV || L->kind == TQ_S8_DEPTHWISE, pad_max = conv ? L->k - 1 : 0;
+        if (L->k < 1 || L->k > 64 || L->stride < 1 || L->stride > 64 || L->pad < 0 || L->pad > pad_max ||
+            L->k > L->in_h + 2 * L->pad || L->k > L->in_w + 2 * L->pad)
+            BAD("%s: layer %d (%s): kernel %d, stride %d, padding %d do not fit a %dx%d input", path, l, kn, L->k, L->stride,
+                L->pad, L->in_h, L->in_w);
+        if (L->kind == TQ_S8_CONV && (int64_t)L->k * L->k * L->in_c > (1 << 20))
+            BAD("%s: layer %d (conv): a %dx%dx%d window needs too much scratch", path, l, L->k, L->k, L->in_c);
+        if (L->out_h != (L->in_h + 2 * L->pad - L->k) / L->stride + 1 || L->out_w != (L->in_w + 2 * L->pad - L->k) / L->stride + 1)
+            BAD("%s: layer %d (%s): output %dx%d, the kernel gives %dx%d", path, l, kn, L->out_h, L->out_w,
+                (L->in_h + 2 * L->pad - L->k) / L->stride + 1, (L->in_w + 2 * L->pad - L->k) / L->stride + 1);
+        if ((L->kind == TQ_S8_DEPTHWISE && L->out_c % L->in_c) || (!conv && L->out_c != L->in_c))
+            BAD("%s: layer %d (%s): %d output channels from %d", path, l, kn, L->out_c, L->in_c);
+    } else {
+        int want_c = L->kind == TQ_S8_FLATTEN ? L->in : L->out_c;
+        if (L->kind == TQ_S8_LINEAR && (L->in_h != 1 || L->in_w != 1))
+            BAD("%s: layer %d (linear): input %dx%dx%d is not flat (a flatten layer goes first)", path, l, L->in_h, L->in_w, L->in_c);
+        if (L->out_h != 1 || L->out_w != 1 || L->out_c != want_c || L->k != 1 || L->stride != 1 || L->pad != 0)
+            BAD("%s: layer %d (%s): bad shape fields", path, l, kn);
+    }
+    if (L->relu > 1 || L->relu < 0 || (tq_qlayer_channels(L) == 0 && L->relu))
+        BAD("%s: layer %d (%s): bad relu flag %d", path, l, kn, L->relu);
+    if (L->in_zp < -128 || L->in_zp > 127 || L->out_zp < -128 || L->out_zp > 127)
+        BAD("%s: layer %d: zero point outside int8", path, l);
+    if (!tq_qlayer_channels(L) && L->in_zp != L->out_zp)
+        BAD("%s: layer %d (%s): zero points %d in, %d out (a %s keeps them)", path, l, kn, L->in_zp, L->out_zp, kn);
+    if (L->act_min < -128 || L->act_max > 127 || L->act_min > L->act_max)
+        BAD("%s: layer %d: bad activation clamp [%d, %d]", path, l, L->act_min, L->act_max);
+    if (!(L->in_scale > 0) || !(L->out_scale > 0) || !isfinite(L->in_scale) || !isfinite(L->out_scale))
+        BAD("%s: layer %d: bad scales", path, l);
+    if (l > 0) {
+        const tq_qlayer *P = &q->layer[l - 1];
+        if (L->in_h != P->out_h || L->in_w != P->out_w || L->in_c != P->out_c || L->in_zp != P->out_zp)
+            BAD("%s: layer %d (%s) does not follow layer %d: input %dx%dx%d z %d, outputs %dx%dx%d z %d", path, l, kn, l - 1,
+                L->in_h, L->in_w, L->in_c, L->in_zp, P->out_h, P->out_w, P->out_c, P->out_zp);
+    }
+    if (l == q->n_layers - 1 && L->kind == TQ_S8_FLATTEN) BAD("%s: the last layer is a flatten", path);
+#undef BAD
+    return TQ_OK;
+}
+
+/* Per-channel arrays against their ranges (after conversion or loading). */
+static tq_status check_channels(const tq_qlayer *L, int l, const char *path) {
+    for (size_t k = 0; k < tq_qlayer_weights(L); k++)
+        if (L->w[k] == -128) TQ_FAIL(TQ_E_FORMAT, "%s: layer %d: weight -128 outside the narrow range [-127, 127]", path, l);
+    for (int32_t o = 0; o < tq_qlayer_channels(L); o++) {
+        int32_t m = L->mult[o], s = L->shift[o];
+        if (!(m == 0 && s == 0) && (m < (1 << 30) || s < -31 || s > 30))
+            TQ_FAIL(TQ_E_FORMAT, "%s: layer %d channel %d: multiplier %d / shift %d out of range", path, l, o, m, s);
+        if (!(L->w_scale[o] > 0) || !isfinite(L->w_scale[o])) TQ_FAIL(TQ_E_FORMAT, "%s: layer %d channel %d: bad weight scale", path, l, o);
+    }
+    return TQ_OK;
 }
 
 tq_status tq_qmodel_convert(tq_qmodel *q, const char *spec, const tq_qlayer_src *src, int n_layers) {
     memset(q, 0, sizeof *q);
-    if (n_layers < 1 || n_layers > TQ_INT8_MAX_LAYERS) TQ_FAIL(TQ_E_ARG, "convert: %d layers", n_layers);
+    if (n_layers < 1 || n_layers > TQ_INT8_MAX_LAYERS) TQ_FAIL(TQ_E_ARG, "convert: %d layers (1..%d)", n_layers, TQ_INT8_MAX_LAYERS);
     snprintf(q->spec, sizeof q->spec, "%s", spec);
     q->n_layers = n_layers;
     tq_status st = TQ_OK;
     for (int l = 0; l < n_layers && st == TQ_OK; l++) {
         const tq_qlayer_src *s = &src[l];
         tq_qlayer *L = &q->layer[l];
-        int32_t qmin, qmax;
-        if ((st = tq_qrange(s->w_bits, 1, &qmin, &qmax)) != TQ_OK) break;
-        *L = (tq_qlayer){.in = s->in, .out = s->out, .relu = s->relu, .in_zp = s->in_zp, .out_zp = s->out_zp,
+        *L = (tq_qlayer){.kind = s->kind, .relu = s->relu, .in_zp = s->in_zp, .out_zp = s->out_zp,
                          .act_min = s->relu ? s->out_zp : -128, .act_max = 127, .in_scale = s->in_scale,
-                         .out_scale = s->out_scale};
-        if ((st = alloc_layer(L)) != TQ_OK) break;
-        for (int o = 0; o < s->out; o++) {
+                         .out_scale = s->out_scale, .in_h = s->in_h, .in_w = s->in_w, .in_c = s->in_c, .out_h = s->out_h,
+                         .out_w = s->out_w, .out_c = s->out_c, .k = s->k, .stride = s->stride, .pad = s->pad};
+        if (s->kind == TQ_S8_LINEAR)
+            L->in_h = L->in_w = L->out_h = L->out_w = L->k = L->stride = 1, L->pad = 0, L->in_c = s->in, L->out_c = s->out;
+        if ((st = check_layer(q, l, "convert")) != TQ_OK || (st = alloc_layer(L)) != TQ_OK) break;
+        int32_t ch = tq_qlayer_channels(L), qmin, qmax;
+        if (!ch) continue;
+        if ((st = tq_qrange(s->w_bits, 1, &qmin, &qmax)) != TQ_OK) break;
+        size_t per = tq_qlayer_weights(L) / (size_t)ch; /* weights per channel */
+        for (int32_t o = 0; o < ch; o++) {
             float sw = s->w_scale[o];
             L->w_scale[o] = sw;
-            for (int i = 0; i < s->in; i++)
-                L->w[(size_t)o * s->in + i] = (int8_t)tq_quantize_ref(s->W[(size_t)o * s->in + i], sw, 0, qmin, qmax);
+            for (size_t i = 0; i < per; i++) {
+                /* W is [channel][per] in every kind; the depthwise file layout is [per][channel] */
+                size_t at = L->kind == TQ_S8_DEPTHWISE ? i * (size_t)ch + (size_t)o : (size_t)o * per + i;
+                L->w[at] = (int8_t)tq_quantize_ref(s->W[(size_t)o * per + i], sw, 0, qmin, qmax);
+            }
             /* the same expression as the bias fake quant (layers/qat.c), so both see one integer */
             float sb = s->in_scale * sw;
             double bq = nearbyint((double)s->b[o] / (double)sb);
@@ -93,6 +202,7 @@ tq_status tq_qmodel_convert(tq_qmodel *q, const char *spec, const tq_qlayer_src 
             L->bias[o] = (int32_t)bq;
             tq_quantize_multiplier((double)s->in_scale * (double)sw / (double)s->out_scale, &L->mult[o], &L->shift[o]);
         }
+        if (st == TQ_OK) st = check_channels(L, l, "convert");
     }
     if (st != TQ_OK) {
         tq_qmodel_free(q);
@@ -112,20 +222,17 @@ tq_status tq_qmodel_save(const tq_qmodel *q, const char *path) {
     tq_buf_u32(&b, (uint32_t)q->n_layers);
     for (int l = 0; l < q->n_layers; l++) {
         const tq_qlayer *L = &q->layer[l];
-        tq_buf_u32(&b, (uint32_t)L->in);
-        tq_buf_u32(&b, (uint32_t)L->out);
-        tq_buf_u32(&b, (uint32_t)L->relu);
-        tq_buf_u32(&b, (uint32_t)L->in_zp);
-        tq_buf_u32(&b, (uint32_t)L->out_zp);
-        tq_buf_u32(&b, (uint32_t)L->act_min);
-        tq_buf_u32(&b, (uint32_t)L->act_max);
+        const int32_t head[15] = {L->kind, L->in_h,   L->in_w,  L->in_c,   L->out_h,  L->out_w,  L->out_c, L->k,
+                                  L->stride, L->pad, L->relu, L->in_zp, L->out_zp, L->act_min, L->act_max};
+        for (int i = 0; i < 15; i++) tq_buf_u32(&b, (uint32_t)head[i]);
         tq_buf_f32(&b, L->in_scale);
         tq_buf_f32(&b, L->out_scale);
-        for (int o = 0; o < L->out; o++) tq_buf_f32(&b, L->w_scale[o]);
-        tq_buf_put(&b, L->w, (size_t)L->out * (size_t)L->in);
-        for (int o = 0; o < L->out; o++) tq_buf_u32(&b, (uint32_t)L->bias[o]);
-        for (int o = 0; o < L->out; o++) tq_buf_u32(&b, (uint32_t)L->mult[o]);
-        for (int o = 0; o < L->out; o++) tq_buf_u32(&b, (uint32_t)L->shift[o]);
+        int32_t ch = tq_qlayer_channels(L);
+        for (int o = 0; o < ch; o++) tq_buf_f32(&b, L->w_scale[o]);
+        tq_buf_put(&b, L->w, tq_qlayer_weights(L));
+        for (int o = 0; o < ch; o++) tq_buf_u32(&b, (uint32_t)L->bias[o]);
+        for (int o = 0; o < ch; o++) tq_buf_u32(&b, (uint32_t)L->mult[o]);
+        for (int o = 0; o < ch; o++) tq_buf_u32(&b, (uint32_t)L->shift[o]);
     }
     return tq_buf_frame_save(&b, path);
 }
@@ -136,11 +243,31 @@ tq_status tq_qmodel_save(const tq_qmodel *q, const char *path) {
         goto done;                                                     \
     } while (0)
 
+/* A layer's header: version 2's fields, or version 1's (a linear layer: in, out, relu). */
+static void read_header(tq_reader *r, uint32_t version, tq_qlayer *L) {
+    if (version == 1) {
+        int32_t in = (int32_t)tq_rd_u32(r), out = (int32_t)tq_rd_u32(r);
+        *L = (tq_qlayer){.kind = TQ_S8_LINEAR, .in_h = 1, .in_w = 1, .in_c = in, .out_h = 1, .out_w = 1, .out_c = out,
+                         .k = 1, .stride = 1, .pad = 0};
+    } else {
+        int32_t *f[10] = {&L->kind, &L->in_h, &L->in_w, &L->in_c, &L->out_h, &L->out_w, &L->out_c, &L->k, &L->stride, &L->pad};
+        for (int i = 0; i < 10; i++) *f[i] = (int32_t)tq_rd_u32(r);
+    }
+    L->relu = (int32_t)tq_rd_u32(r);
+    L->in_zp = (int32_t)tq_rd_u32(r);
+    L->out_zp = (int32_t)tq_rd_u32(r);
+    L->act_min = (int32_t)tq_rd_u32(r);
+    L->act_max = (int32_t)tq_rd_u32(r);
+    L->in_scale = tq_rd_f32(r);
+    L->out_scale = tq_rd_f32(r);
+}
+
 tq_status tq_qmodel_load(tq_qmodel *q, const char *path) {
     memset(q, 0, sizeof *q);
     unsigned char *data = NULL;
     tq_reader r;
-    tq_status st = tq_file_read_frame(path, (size_t)1 << 28, MAGIC, TQ_TQM_FORMAT_VERSION, "integer model", &data, &r);
+    uint32_t version;
+    tq_status st = tq_file_read_frame(path, (size_t)1 << 28, MAGIC, 1, TQ_TQM_FORMAT_VERSION, "integer model", &data, &r, &version);
     if (st != TQ_OK) goto done;
     uint16_t sl = tq_rd_u16(&r);
     const unsigned char *sp = tq_rd_bytes(&r, sl);
@@ -149,49 +276,25 @@ tq_status tq_qmodel_load(tq_qmodel *q, const char *path) {
     q->spec[sl] = '\0';
     uint32_t nl = tq_rd_u32(&r);
     if (!r.ok || nl < 1 || nl > TQ_INT8_MAX_LAYERS) FAIL_AT("%s: %u layers (1..%d)", path, nl, TQ_INT8_MAX_LAYERS);
+    q->n_layers = (int32_t)nl;
     for (uint32_t l = 0; l < nl; l++) {
         tq_qlayer *L = &q->layer[l];
-        uint32_t in = tq_rd_u32(&r), out = tq_rd_u32(&r), relu = tq_rd_u32(&r);
-        L->in_zp = (int32_t)tq_rd_u32(&r);
-        L->out_zp = (int32_t)tq_rd_u32(&r);
-        L->act_min = (int32_t)tq_rd_u32(&r);
-        L->act_max = (int32_t)tq_rd_u32(&r);
-        L->in_scale = tq_rd_f32(&r);
-        L->out_scale = tq_rd_f32(&r);
+        read_header(&r, version, L);
         if (!r.ok) FAIL_AT("%s: layer %u: truncated header", path, l);
-        if (in < 1 || in > 65536 || out < 1 || out > 65536 || relu > 1)
-            FAIL_AT("%s: layer %u: bad shape %ux%u or relu flag %u", path, l, out, in, relu);
-        if ((uint64_t)out * (in + 16) > r.len - r.pos) FAIL_AT("%s: layer %u: %ux%u weights do not fit the file", path, l, out, in);
-        if (l > 0 && (in != (uint32_t)q->layer[l - 1].out || L->in_zp != q->layer[l - 1].out_zp))
-            FAIL_AT("%s: layer %u does not follow layer %u (inputs %u vs outputs %d, or zero points differ)", path, l, l - 1,
-                    in, q->layer[l - 1].out);
-        if (L->in_zp < -128 || L->in_zp > 127 || L->out_zp < -128 || L->out_zp > 127)
-            FAIL_AT("%s: layer %u: zero point outside int8", path, l);
-        if (L->act_min < -128 || L->act_max > 127 || L->act_min > L->act_max)
-            FAIL_AT("%s: layer %u: bad activation clamp [%d, %d]", path, l, L->act_min, L->act_max);
-        if (!(L->in_scale > 0) || !(L->out_scale > 0) || !isfinite(L->in_scale) || !isfinite(L->out_scale))
-            FAIL_AT("%s: layer %u: bad scales", path, l);
-        L->in = (int32_t)in;
-        L->out = (int32_t)out;
-        L->relu = (int32_t)relu;
-        q->n_layers = (int32_t)l + 1;
+        if ((st = check_layer(q, (int)l, path)) != TQ_OK) goto done;
+        size_t ch = (size_t)tq_qlayer_channels(L), nw = tq_qlayer_weights(L);
+        if (nw + 16 * ch > r.len - r.pos) FAIL_AT("%s: layer %u: %zu weights do not fit the file", path, l, nw);
         if ((st = alloc_layer(L)) != TQ_OK) goto done;
-        for (uint32_t o = 0; o < out; o++) L->w_scale[o] = tq_rd_f32(&r);
-        const unsigned char *w = tq_rd_bytes(&r, (size_t)out * in);
+        if (!ch) continue;
+        for (size_t o = 0; o < ch; o++) L->w_scale[o] = tq_rd_f32(&r);
+        const unsigned char *w = tq_rd_bytes(&r, nw);
         if (!w) FAIL_AT("%s: layer %u: truncated weights", path, l);
-        memcpy(L->w, w, (size_t)out * in);
-        for (size_t k = 0; k < (size_t)out * in; k++)
-            if (L->w[k] == -128) FAIL_AT("%s: layer %u: weight -128 outside the narrow range [-127, 127]", path, l);
-        for (uint32_t o = 0; o < out; o++) L->bias[o] = (int32_t)tq_rd_u32(&r);
-        for (uint32_t o = 0; o < out; o++) L->mult[o] = (int32_t)tq_rd_u32(&r);
-        for (uint32_t o = 0; o < out; o++) L->shift[o] = (int32_t)tq_rd_u32(&r);
+        memcpy(L->w, w, nw);
+        for (size_t o = 0; o < ch; o++) L->bias[o] = (int32_t)tq_rd_u32(&r);
+        for (size_t o = 0; o < ch; o++) L->mult[o] = (int32_t)tq_rd_u32(&r);
+        for (size_t o = 0; o < ch; o++) L->shift[o] = (int32_t)tq_rd_u32(&r);
         if (!r.ok) FAIL_AT("%s: layer %u: truncated", path, l);
-        for (uint32_t o = 0; o < out; o++) {
-            int32_t m = L->mult[o], s = L->shift[o];
-            if (!(m == 0 && s == 0) && (m < (1 << 30) || s < -31 || s > 30))
-                FAIL_AT("%s: layer %u channel %u: multiplier %d / shift %d out of range", path, l, o, m, s);
-            if (!(L->w_scale[o] > 0) || !isfinite(L->w_scale[o])) FAIL_AT("%s: layer %u channel %u: bad weight scale", path, l, o);
-        }
+        if ((st = check_channels(L, (int)l, path)) != TQ_OK) goto done;
     }
     if (r.pos != r.len) FAIL_AT("%s: %zu unexpected bytes after the last layer", path, r.len - r.pos);
     bind_view(q);

@@ -1,11 +1,15 @@
 /* The quantized model on the host: conversion from a fake-quantized float model, the .tqm file,
  * and a fast batched runner bit-identical to the reference kernels of src/int8_infer.h.
  *
- * .tqm layout (little-endian), format TQ_TQM_FORMAT_VERSION:
+ * .tqm layout (little-endian), format TQ_TQM_FORMAT_VERSION (2; docs/QUANTIZATION.md §8):
  *   "TQI8"  u32 version  u16 spec_len  spec bytes  u32 n_layers
- *   per layer: u32 in, out, relu; i32 in_zp, out_zp, act_min, act_max; f32 in_scale, out_scale;
- *              f32 w_scale[out]; i8 w[out][in]; i32 bias[out]; i32 M0[out]; i32 shift[out]
+ *   per layer: u32 kind, in_h, in_w, in_c, out_h, out_w, out_c, k, stride, pad, relu;
+ *              i32 in_zp, out_zp, act_min, act_max; f32 in_scale, out_scale;
+ *              then, for linear, conv and depthwise layers (C = out_c channels):
+ *              f32 w_scale[C]; i8 w[...] (src/int8_infer.h's layouts); i32 bias[C], M0[C], shift[C]
  *   u32 crc32 (zlib) of everything before it
+ * A linear layer is 1 x 1 x in -> 1 x 1 x out with k = stride = 1, pad = 0. Version 1 files (linear
+ * layers only: u32 in, out, relu; the same fields from in_zp on) still load.
  * The float scales are information (and what --compare needs); the integer path uses none. */
 #ifndef TQ_QMODEL_H
 #define TQ_QMODEL_H
@@ -16,39 +20,52 @@
 #include "src/int8_infer.h"
 #include "src/status.h"
 
-#define TQ_TQM_FORMAT_VERSION 1
+#define TQ_TQM_FORMAT_VERSION 2
 
 typedef struct {
-    int32_t in, out, relu;
+    int32_t kind;              /* tq_s8_kind */
+    int32_t in, out, relu;     /* values in and out */
+    int32_t in_h, in_w, in_c, out_h, out_w, out_c, k, stride, pad;
     int32_t in_zp, out_zp, act_min, act_max;
     float in_scale, out_scale;
-    float *w_scale;            /* [out] */
-    int8_t *w;                 /* [out][in] */
-    int32_t *bias, *mult, *shift; /* [out] */
+    float *w_scale;            /* [out_c]; NULL without weights */
+    int8_t *w;
+    int32_t *bias, *mult, *shift; /* [out_c] */
 } tq_qlayer;
 
 typedef struct {
     char spec[128];
     int32_t n_layers;
     tq_qlayer layer[TQ_INT8_MAX_LAYERS];
-    tq_int8_mlp mlp;           /* the runtime's view of the arrays above */
+    tq_s8_layer view[TQ_INT8_MAX_LAYERS]; /* the runtime's view of the layers above */
+    tq_int8_net net;           /* {n_layers, view} */
 } tq_qmodel;
 
-/* One layer of a fake-quantized float model, as conversion needs it. */
+/* One layer of a fake-quantized float model, as conversion needs it. A linear layer needs the
+ * first eleven fields; the others describe an image layer (kind != TQ_S8_LINEAR). */
 typedef struct {
     int in, out, relu, w_bits;
-    const float *W, *b;        /* [out][in], [out] */
-    const float *w_scale;      /* [out] (all equal when per tensor) */
+    const float *W, *b;        /* linear [out][in]; conv [out_c][k*k*in_c]; depthwise [out_c][k*k] */
+    const float *w_scale;      /* [out_c] (all equal when per tensor) */
     float in_scale, out_scale;
     int32_t in_zp, out_zp;
+    int kind;
+    int in_h, in_w, in_c, out_h, out_w, out_c, k, stride, pad;
 } tq_qlayer_src;
+
+/* Weights and channels of a layer (0 for pools and flatten). */
+size_t tq_qlayer_weights(const tq_qlayer *L);
+int32_t tq_qlayer_channels(const tq_qlayer *L);
+/* Multiply-adds of one inference. */
+uint64_t tq_qmodel_macs(const tq_qmodel *q);
 
 /* M (> 0) -> M0 in [2^30, 2^31 - 1] and shift with M = M0 2^(shift - 31) (docs/QUANTIZATION.md §5):
  * frexp, M0 = round-half-away(q 2^31), M0 == 2^31 -> 2^30 with shift + 1, shift < -31 -> 0, 0. */
 void tq_quantize_multiplier(double M, int32_t *M0, int32_t *shift);
 
 /* Build an integer model: weights by tq_quantize_ref (the fake quant's own function), bias to
- * int32 at s_in s_w[o] (round half even, as the bias fake quant), M0/shift per channel. */
+ * int32 at s_in s_w[o] (round half even, as the bias fake quant), M0/shift per channel; a
+ * depthwise filter goes from [out_c][k*k] to 1HWO. The shapes are checked as the loader does. */
 tq_status tq_qmodel_convert(tq_qmodel *q, const char *spec, const tq_qlayer_src *src, int n_layers);
 void tq_qmodel_free(tq_qmodel *q); /* NULL-safe */
 
@@ -68,7 +85,8 @@ typedef enum { TQ_KERNEL_AUTO = 0, TQ_KERNEL_REF = 1, TQ_KERNEL_AVX2 = 2, TQ_KER
 tq_status tq_qfast_init(tq_qfast **f, const tq_qmodel *q);
 void tq_qfast_free(tq_qfast *f);
 /* Classify n images of raw pixels [n][in]; logits [n][out] int8 and predictions [n].
- * TQ_E_ARG when the CPU lacks the kernel asked for. */
+ * TQ_E_ARG when the CPU lacks the kernel asked for. The AVX2 and VNNI kernels cover networks of
+ * linear layers; others run the reference kernels, images spread over the thread pool. */
 tq_status tq_qfast_run(tq_qfast *f, const uint8_t *pixels, size_t n, int8_t *logits, uint8_t *pred, tq_kernel k);
 /* What AUTO resolves to on this CPU, and a kernel's name. */
 tq_kernel tq_qfast_best(const tq_qfast *f);

@@ -154,6 +154,33 @@ else
   "$tool" images "$tmp/d_k12/t10k-images-idx3-ubyte" 20 28 28 && "$tool" labels "$tmp/d_k12/t10k-labels-idx1-ubyte" 20 13
   case_ 1 "model has 10 outputs" -- eval "$tmp/m.tqf" --data "$tmp/d_k12"
   case_ 1 "model has 10 outputs" -- infer "$tmp/m.tqm" --data "$tmp/d_k12"
+  # a convolutional integer model (conv, max pool, flatten, linear) with one header field wrong:
+  # layer, field (0 kind 3 in_c 4 out_h 6 out_c 7 k 8 stride 9 pad 12 out_zp), value, the message
+  "$bin" train --model in-c4k5br-m2-out --epochs 1 --limit 1000 --data "$d" --out "$tmp/c.tqf" >/dev/null &&
+    "$bin" ptq "$tmp/c.tqf" --calib-batches 2 --data "$d" --out "$tmp/cq.tqf" >/dev/null &&
+    "$bin" convert "$tmp/cq.tqf" --out "$tmp/c.tqm" >/dev/null || exit 1
+  case_ 1 "takes 28x28x1 images" -- infer "$tmp/c.tqm" --data "$tmp/d_small"
+  while read -r layer field value needle; do
+    if ! "$tool" tqm-set "$tmp/c.tqm" "$tmp/cbad.tqm" "$layer" "$field" "$value"; then
+      fail=$((fail + 1)); echo "FAIL: tqm-set $layer $field $value"; continue
+    fi
+    case_ 1 "${needle//_/ }" -- infer "$tmp/cbad.tqm" --data "$d"
+    case_ 1 "${needle//_/ }" -- export "$tmp/cbad.tqm" --c "$tmp/cdir"
+  done <<'EOF'
+0 7 40 do_not_fit
+0 8 0 do_not_fit
+0 9 5 do_not_fit
+0 9 -1 do_not_fit
+0 4 23 kernel_gives_24x24
+0 0 9 unknown_kind
+0 3 65536 bad_shape
+1 12 7 zero_points
+1 9 1 do_not_fit
+1 6 5 output_channels
+2 6 100 shape_fields
+2 0 3 kernel_gives
+3 3 577 does_not_follow
+EOF
 fi
 echo "bad inputs: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -97,8 +97,16 @@ if [ -n "${MNIST_DIR:-}" ]; then
   expect 0 "cnn eval" -- "$bin" eval "$tmp/c1.tqf" --data "$MNIST_DIR"
   expect 0 "cnn ptq" -- "$bin" ptq "$tmp/c1.tqf" --calib-batches 4 --data "$MNIST_DIR" --out "$tmp/cp.tqf"
   expect 0 "cnn qat" -- "$bin" qat --from "$tmp/c1.tqf" --epochs 1 --threads 2 --data "$MNIST_DIR" --out "$tmp/cq.tqf"
-  expect 1 "cnn convert (no integer path for convolutions yet)" -- "$bin" convert "$tmp/cq.tqf" --out "$tmp/cq.tqm"
-  one_line_err "dense layers only" "cnn convert"
+  # its integer model: conv, max pool, flatten, linear; the same predictions as the simulation
+  expect 0 "cnn convert" -- "$bin" convert "$tmp/cq.tqf" --out "$tmp/cq.tqm"
+  grep -q "max pool" "$tmp/out" && grep -q "flatten" "$tmp/out" && ok || bad "cnn convert lists the pool and the flatten"
+  expect 0 "cnn infer --compare" -- "$bin" infer "$tmp/cq.tqm" --compare "$tmp/cq.tqf" --repeats 1 --data "$MNIST_DIR" --json
+  dis=$(tail -n 1 "$tmp/out" | grep -o '"disagreements":[0-9]*' | cut -d: -f2)
+  [ -n "$dis" ] && [ "$dis" -le 5 ] && ok || bad "cnn infer --compare: ${dis:-?} of 10000 predictions differ (want <= 5)"
+  expect 1 "cnn infer with a kernel for dense layers" -- "$bin" infer "$tmp/cq.tqm" --kernel avx2 --data "$MNIST_DIR"
+  one_line_err "linear layers only" "cnn infer --kernel avx2"
+  expect 0 "cnn export" -- "$bin" export "$tmp/cq.tqm" --c "$tmp/ccdir" --test-images 5 --data "$MNIST_DIR"
+  grep -q "TQ_S8_CONV" "$tmp/ccdir/tq_model.c" && ok || bad "cnn export writes a conv layer"
   # the exported header and the library's headers can meet in one program
   printf '#include "layers/model.h"\n#include "tq_model.h"\nint main(void) { tq_model m; (void)m; return TQ_MODEL_INPUTS - (int)tq_model_net.layer[0].in; }\n' >"$tmp/both.c"
   cc -std=c11 -fsyntax-only -I"$src" -I"$tmp/cdir" "$tmp/both.c" 2>"$tmp/err" && ok || { bad "library and exported headers clash"; sed 's/^/  | /' "$tmp/err" | head -5; }

@@ -223,7 +223,7 @@ static void quantized_cnn(void **state) {
     assert_int_equal(tq_model_quantize(&m, &qc), TQ_OK);
     tq_model_free(&m);
     /* the fold: after a training run the observers have seen the stages, the weights the quantizer
-     * saw are W * gamma / sigma on the per-channel grid, and the integer conversion says it cannot */
+     * saw are W * gamma / sigma on the per-channel grid, and the integer model follows the simulation */
     assert_int_equal(tq_model_init(&m, "8x8x1-c4k3br-m2-3"), TQ_OK);
     tq_rng r;
     tq_rng_seed(&r, 6);
@@ -257,10 +257,32 @@ static void quantized_cnn(void **state) {
             assert_true(fabsf(nearbyintf(q)) <= 127.0f);
         }
     }
+    /* the integer model: conv (batch norm folded), max pool, flatten, linear; on these images its
+     * logits are the simulation's (evaluation mode, running statistics) to within one output step */
+    assert_int_equal(tq_graph_forward(net.g, 0), TQ_OK);
+    float sim[4 * 3];
+    memcpy(sim, net.logits->val, sizeof sim);
     tq_net_free(&net);
     tq_qmodel qm;
-    assert_int_equal(tq_model_to_int8(&m, &qm), TQ_E_ARG);
-    assert_non_null(strstr(tq_last_error(), "dense layers only"));
+    assert_int_equal(tq_model_to_int8(&m, &qm), TQ_OK);
+    assert_int_equal(qm.n_layers, 4);
+    const int kinds[4] = {TQ_S8_CONV, TQ_S8_MAXPOOL, TQ_S8_FLATTEN, TQ_S8_LINEAR};
+    for (int l = 0; l < 4; l++) assert_int_equal(qm.layer[l].kind, kinds[l]);
+    assert_int_equal(qm.layer[0].out, 6 * 6 * 4);
+    assert_int_equal(qm.layer[3].in, 3 * 3 * 4);
+    size_t sb = tq_int8_net_predict_scratch_bytes(&qm.net);
+    int8_t *scratch = tq_malloc(sb), logits[3];
+    float s_out = m.qat->afq[0].scale[0];
+    int32_t z_out = m.qat->afq[0].zero_point[0];
+    for (int i = 0; i < 4; i++) {
+        tq_int8_net_predict_u8(&qm.net, px + 64 * i, logits, scratch, sb);
+        for (int k = 0; k < 3; k++) {
+            int want = (int)nearbyintf(sim[i * 3 + k] / s_out) + z_out;
+            if (abs(logits[k] - want) > 1) fail_msg("image %d logit %d: integer %d, simulation %d", i, k, logits[k], want);
+        }
+    }
+    tq_free(scratch);
+    tq_qmodel_free(&qm);
     /* batch norm can be frozen for the whole model */
     tq_model_freeze_bn(&m, 1);
     assert_int_equal(m.stage[0].bn_state.frozen, 1);

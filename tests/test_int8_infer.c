@@ -1,5 +1,7 @@
-/* The integer runtime: the reference layer against a plain int64 re-derivation, the MLP runner's
- * memory contract, the pixel mapping, and the fast host kernel bit-identical to the reference. */
+/* The integer runtime: each reference kernel (linear, conv, depthwise, max and average pool)
+ * against a plain int64 re-derivation written here, hand-worked pool rounding, the network
+ * runner's memory contract, the pixel mapping, and the fast host kernel bit-identical to the
+ * reference. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <setjmp.h>
@@ -40,7 +42,10 @@ static void random_layer(tq_rng *r, tq_s8_layer *L, layer_store *st, int in, int
         st->s[o] = (int32_t)tq_rng_below(r, 12) - 11;
     }
     int32_t zy = (int32_t)tq_rng_below(r, 256) - 128;
-    *L = (tq_s8_layer){in, out, st->w, st->b, st->m, st->s, (int32_t)tq_rng_below(r, 256) - 128, zy, relu ? zy : -128, 127};
+    *L = (tq_s8_layer){.in = in, .out = out, .w = st->w, .bias = st->b, .mult = st->m, .shift = st->s,
+                       .in_zp = (int32_t)tq_rng_below(r, 256) - 128, .out_zp = zy, .act_min = relu ? zy : -128, .act_max = 127,
+                       .kind = TQ_S8_LINEAR, .in_h = 1, .in_w = 1, .in_c = in, .out_h = 1, .out_w = 1, .out_c = out,
+                       .k = 1, .stride = 1};
 }
 
 static void linear_matches_int64_rederivation(void **state) {
@@ -70,34 +75,239 @@ static void mlp_runner_contract(void **state) {
     tq_rng r;
     tq_rng_seed(&r, 42);
     static layer_store a, b;
-    tq_int8_mlp m = {2, {{0}}};
-    random_layer(&r, &m.layer[0], &a, 20, 30, 1);
-    random_layer(&r, &m.layer[1], &b, 30, 5, 0);
-    m.layer[1].in_zp = m.layer[0].out_zp;
-    assert_int_equal(tq_int8_mlp_scratch_bytes(&m), 60); /* two buffers of the widest (30) */
-    int8_t x[20], y[5], y2[5], hidden[30], scratch[60];
+    tq_s8_layer layers[2];
+    tq_int8_net m = {2, layers};
+    random_layer(&r, &layers[0], &a, 20, 30, 1);
+    random_layer(&r, &layers[1], &b, 30, 5, 0);
+    layers[1].in_zp = layers[0].out_zp;
+    /* the input and the output are the caller's: only the hidden 30 values need the arena */
+    assert_int_equal(tq_int8_net_scratch_bytes(&m), 30);
+    int8_t x[20], y[5], y2[5], hidden[30], scratch[30];
     for (int i = 0; i < 20; i++) x[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
     memset(scratch, 0x55, sizeof scratch); /* no pre-fill is required */
-    assert_int_equal(tq_int8_mlp_run(&m, x, y, scratch, sizeof scratch), TQ_INT8_OK);
-    tq_linear_s8_ref(&m.layer[0], x, hidden);
-    tq_linear_s8_ref(&m.layer[1], hidden, y2);
+    assert_int_equal(tq_int8_net_run(&m, x, y, scratch, sizeof scratch), TQ_INT8_OK);
+    tq_linear_s8_ref(&layers[0], x, hidden);
+    tq_linear_s8_ref(&layers[1], hidden, y2);
     assert_memory_equal(y, y2, 5);
-    assert_int_equal(tq_int8_mlp_run(&m, x, y, scratch, 59), TQ_INT8_E_ARG);
+    assert_int_equal(tq_int8_net_run(&m, x, y, scratch, 29), TQ_INT8_E_ARG);
     /* predict_u8: pixel p becomes q = p - 128 */
-    m.layer[0].in_zp = -128;
+    layers[0].in_zp = -128;
     uint8_t px[20];
     for (int i = 0; i < 20; i++) {
         px[i] = (uint8_t)tq_rng_below(&r, 256);
         x[i] = (int8_t)(px[i] - 128);
     }
     int8_t logits[5];
-    int c = tq_int8_mlp_predict_u8(&m, px, logits, scratch, sizeof scratch);
-    tq_int8_mlp_run(&m, x, y2, scratch, sizeof scratch);
+    int c = tq_int8_net_predict_u8(&m, px, logits, scratch, sizeof scratch);
+    tq_int8_net_run(&m, x, y2, scratch, sizeof scratch);
     assert_memory_equal(logits, y2, 5);
     int best = 0;
     for (int k = 1; k < 5; k++)
         if (y2[k] > y2[best]) best = k;
     assert_int_equal(c, best);
+}
+
+/* ---- image layers ---- */
+
+typedef struct {
+    int8_t w[16 * 5 * 5 * 9];
+    int32_t b[16], m[16], s[16];
+} image_store;
+
+/* A random conv (kind TQ_S8_CONV) or depthwise layer: sizes 1..9, kernels 1..5 that fit, stride
+ * 1..3, padding below the kernel, zero points anywhere, multipliers above 1 now and then. */
+static void random_image_layer(tq_rng *r, tq_s8_layer *L, image_store *st, int kind) {
+    int H = 1 + (int)tq_rng_below(r, 9), W = 1 + (int)tq_rng_below(r, 9), C = 1 + (int)tq_rng_below(r, 9);
+    int k = 1 + (int)tq_rng_below(r, 5), pad = (int)tq_rng_below(r, (uint32_t)k), stride = 1 + (int)tq_rng_below(r, 3);
+    while (k > H + 2 * pad || k > W + 2 * pad) k--;
+    if (pad >= k) pad = k - 1;
+    int OC = kind == TQ_S8_DEPTHWISE ? C * (1 + (int)tq_rng_below(r, 3)) : 1 + (int)tq_rng_below(r, 16);
+    if (OC > 16) OC = C * (16 / C);
+    int nw = kind == TQ_S8_DEPTHWISE ? k * k * OC : OC * k * k * C;
+    for (int i = 0; i < nw; i++) st->w[i] = (int8_t)((int)tq_rng_below(r, 255) - 127);
+    for (int o = 0; o < OC; o++) {
+        st->b[o] = (int32_t)tq_rng_below(r, 20001) - 10000;
+        st->m[o] = (1 << 30) + (int32_t)tq_rng_below(r, 1u << 30);
+        st->s[o] = (int32_t)tq_rng_below(r, 14) - 11; /* -11..2: some M > 1 */
+    }
+    int OH = (H + 2 * pad - k) / stride + 1, OW = (W + 2 * pad - k) / stride + 1;
+    int32_t zy = (int32_t)tq_rng_below(r, 256) - 128;
+    *L = (tq_s8_layer){.in = H * W * C, .out = OH * OW * OC, .w = st->w, .bias = st->b, .mult = st->m, .shift = st->s,
+                       .in_zp = (int32_t)tq_rng_below(r, 256) - 128, .out_zp = zy, .act_min = tq_rng_below(r, 2) ? zy : -128,
+                       .act_max = 127, .kind = kind, .in_h = H, .in_w = W, .in_c = C, .out_h = OH, .out_w = OW, .out_c = OC,
+                       .k = k, .stride = stride, .pad = pad};
+}
+
+/* conv and depthwise written out: every window position, padding skipped (it holds z_x) */
+static int8_t image_ref64(const tq_s8_layer *L, const int8_t *x, int oy, int ox, int o) {
+    int64_t acc = L->bias[o];
+    int mult = L->out_c / L->in_c;
+    for (int ky = 0; ky < L->k; ky++)
+        for (int kx = 0; kx < L->k; kx++) {
+            int iy = oy * L->stride + ky - L->pad, ix = ox * L->stride + kx - L->pad;
+            if (iy < 0 || ix < 0 || iy >= L->in_h || ix >= L->in_w) continue;
+            const int8_t *px = x + (iy * L->in_w + ix) * L->in_c;
+            if (L->kind == TQ_S8_DEPTHWISE)
+                acc += (int64_t)L->w[(ky * L->k + kx) * L->out_c + o] * (px[o / mult] - L->in_zp);
+            else
+                for (int c = 0; c < L->in_c; c++)
+                    acc += (int64_t)L->w[((o * L->k + ky) * L->k + kx) * L->in_c + c] * (px[c] - L->in_zp);
+        }
+    int64_t v = (int64_t)requant64(acc, L->mult[o], L->shift[o]) + L->out_zp;
+    return (int8_t)(v < L->act_min ? L->act_min : v > L->act_max ? L->act_max : v);
+}
+
+static void conv_and_depthwise_match_int64_rederivation(void **state) {
+    (void)state;
+    tq_rng r;
+    tq_rng_seed(&r, 44);
+    static image_store st;
+    int strided = 0, padded = 0, left = 0;
+    for (int trial = 0; trial < 600; trial++) {
+        int kind = trial & 1 ? TQ_S8_DEPTHWISE : TQ_S8_CONV;
+        tq_s8_layer L;
+        random_image_layer(&r, &L, &st, kind);
+        int8_t x[9 * 9 * 9], y[13 * 13 * 16], y2[13 * 13 * 16], patch[5 * 5 * 9]; /* 9 + 2*4 - 5 + 1 = 13 */
+        for (int i = 0; i < L.in; i++) x[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
+        assert_true(tq_s8_layer_scratch_bytes(&L) <= sizeof patch);
+        if (kind == TQ_S8_CONV) tq_conv_s8_ref(&L, x, y, patch);
+        else tq_depthwise_s8_ref(&L, x, y);
+        tq_s8_layer_run(&L, x, y2, patch); /* the build's best kernel: the same integers */
+        assert_memory_equal(y, y2, (size_t)L.out);
+        for (int oy = 0; oy < L.out_h; oy++)
+            for (int ox = 0; ox < L.out_w; ox++)
+                for (int o = 0; o < L.out_c; o++) {
+                    int8_t want = image_ref64(&L, x, oy, ox, o), got = y[(oy * L.out_w + ox) * L.out_c + o];
+                    if (got != want) fail_msg("trial %d (%s) at %d,%d,%d: kernel %d, re-derivation %d", trial, kind == TQ_S8_CONV ? "conv" : "depthwise", oy, ox, o, got, want);
+                }
+        strided += L.stride > 1;
+        padded += L.pad > 0;
+        for (int o = 0; o < L.out_c; o++) left += L.shift[o] > 0;
+    }
+    assert_true(strided > 100 && padded > 100 && left > 100); /* the cases the issue names were drawn */
+}
+
+/* Pools on hand-worked windows: the average rounds half away from zero (TFLite, CMSIS-NN), on the
+ * raw values; the clamp applies to both. */
+static void pools_by_hand(void **state) {
+    (void)state;
+    /* a 2x2 image of 4 channels, one 2x2 window: channel c holds the four values of case c */
+    const int8_t win[4][4] = {{1, 2, 2, 2}, {-1, -2, -2, -1}, {1, 1, 0, 0}, {-1, -1, 0, 0}};
+    const int8_t avg_want[4] = {2 /* 1.75 */, -2 /* -1.5 */, 1 /* 0.5 */, -1 /* -0.5 */};
+    const int8_t max_want[4] = {2, -1, 1, 0};
+    int8_t x[16], y[4];
+    for (int p = 0; p < 4; p++)
+        for (int c = 0; c < 4; c++) x[p * 4 + c] = win[c][p];
+    tq_s8_layer L = {.in = 16, .out = 4, .in_zp = 0, .out_zp = 0, .act_min = -128, .act_max = 127, .kind = TQ_S8_AVGPOOL,
+                     .in_h = 2, .in_w = 2, .in_c = 4, .out_h = 1, .out_w = 1, .out_c = 4, .k = 2, .stride = 2};
+    tq_avgpool_s8_ref(&L, x, y);
+    assert_memory_equal(y, avg_want, 4);
+    L.kind = TQ_S8_MAXPOOL;
+    tq_maxpool_s8_ref(&L, x, y);
+    assert_memory_equal(y, max_want, 4);
+    L.act_min = 0; /* a clamp, as CMSIS-NN's act_min */
+    tq_maxpool_s8_ref(&L, x, y);
+    const int8_t clamped[4] = {2, 0, 1, 0};
+    assert_memory_equal(y, clamped, 4);
+    /* 3x3 windows of -128: the sum (-1152) stays exact */
+    int8_t big[9], one;
+    memset(big, -128, sizeof big);
+    tq_s8_layer A = {.in = 9, .out = 1, .act_min = -128, .act_max = 127, .kind = TQ_S8_AVGPOOL, .in_h = 3, .in_w = 3,
+                     .in_c = 1, .out_h = 1, .out_w = 1, .out_c = 1, .k = 3, .stride = 1};
+    tq_avgpool_s8_ref(&A, big, &one);
+    assert_int_equal(one, -128);
+}
+
+static void pools_match_direct_loops(void **state) {
+    (void)state;
+    tq_rng r;
+    tq_rng_seed(&r, 45);
+    for (int trial = 0; trial < 400; trial++) {
+        int H = 1 + (int)tq_rng_below(&r, 9), W = 1 + (int)tq_rng_below(&r, 9), C = 1 + (int)tq_rng_below(&r, 7);
+        int k = 1 + (int)tq_rng_below(&r, 4), s = 1 + (int)tq_rng_below(&r, 3);
+        while (k > H || k > W) k--;
+        int lo = (int)tq_rng_below(&r, 40) - 128, avg = trial & 1;
+        tq_s8_layer L = {.in = H * W * C, .act_min = lo, .act_max = 127, .kind = avg ? TQ_S8_AVGPOOL : TQ_S8_MAXPOOL,
+                         .in_h = H, .in_w = W, .in_c = C, .out_h = (H - k) / s + 1, .out_w = (W - k) / s + 1, .out_c = C,
+                         .k = k, .stride = s};
+        L.out = L.out_h * L.out_w * C;
+        int8_t x[9 * 9 * 7], y[9 * 9 * 7];
+        for (int i = 0; i < L.in; i++) x[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
+        tq_s8_layer_run(&L, x, y, NULL);
+        for (int oy = 0; oy < L.out_h; oy++)
+            for (int ox = 0; ox < L.out_w; ox++)
+                for (int c = 0; c < C; c++) {
+                    int64_t sum = 0, mx = -1000;
+                    for (int ky = 0; ky < k; ky++)
+                        for (int kx = 0; kx < k; kx++) {
+                            int v = x[((oy * s + ky) * W + ox * s + kx) * C + c];
+                            sum += v;
+                            mx = v > mx ? v : mx;
+                        }
+                    /* round half away from zero: floor(|sum|/n + 1/2) with the sign put back */
+                    int64_t n = k * k, mag = ((sum < 0 ? -sum : sum) * 2 + n) / (2 * n), v = avg ? (sum < 0 ? -mag : mag) : mx;
+                    v = v < lo ? lo : v;
+                    assert_int_equal(y[(oy * L.out_w + ox) * C + c], v);
+                }
+    }
+}
+
+/* conv 6x6x2 (k3 p1) -> max pool 2 -> flatten -> linear 27 -> 5: the runner against the layers
+ * run one by one, its arena size worked out by hand, any scratch contents, too little refused. */
+static void cnn_runner_contract(void **state) {
+    (void)state;
+    tq_rng r;
+    tq_rng_seed(&r, 46);
+    static image_store cs;
+    static layer_store ls;
+    tq_s8_layer layers[4];
+    tq_int8_net m = {4, layers};
+    tq_s8_layer *c = &layers[0], *p = &layers[1], *f = &layers[2], *l = &layers[3];
+    do random_image_layer(&r, c, &cs, TQ_S8_CONV);
+    while (c->out_h < 2 || c->out_w < 2 || c->out_h * c->out_w * c->out_c > 400);
+    *p = (tq_s8_layer){.in = c->out, .in_zp = c->out_zp, .out_zp = c->out_zp, .act_min = -128, .act_max = 127,
+                       .kind = TQ_S8_MAXPOOL, .in_h = c->out_h, .in_w = c->out_w, .in_c = c->out_c,
+                       .out_h = c->out_h / 2, .out_w = c->out_w / 2, .out_c = c->out_c, .k = 2, .stride = 2};
+    p->out = p->out_h * p->out_w * p->out_c;
+    *f = (tq_s8_layer){.in = p->out, .out = p->out, .in_zp = p->out_zp, .out_zp = p->out_zp, .kind = TQ_S8_FLATTEN,
+                       .in_h = p->out_h, .in_w = p->out_w, .in_c = p->out_c, .out_h = 1, .out_w = 1, .out_c = p->out, .k = 1,
+                       .stride = 1};
+    random_layer(&r, l, &ls, p->out, 5, 0);
+    l->in_zp = p->out_zp;
+    size_t patch = ((size_t)c->k * c->k * c->in_c + 3) / 4 * 4;
+    /* the conv's output alone (the input is the caller's), then pool in + out; the linear reads the
+     * pool's output and writes the caller's buffer */
+    size_t arena = (size_t)c->out + (size_t)p->out;
+    assert_int_equal(tq_int8_net_scratch_bytes(&m), patch + arena);
+    int8_t x[9 * 9 * 9], y[5], y2[5], a[400], b[400], pb[5 * 5 * 9];
+    static int8_t scratch[4096];
+    for (int i = 0; i < c->in; i++) x[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
+    memset(scratch, 0x55, sizeof scratch);
+    assert_int_equal(tq_int8_net_run(&m, x, y, scratch, patch + arena), TQ_INT8_OK);
+    tq_conv_s8_ref(c, x, a, pb);
+    tq_maxpool_s8_ref(p, a, b);
+    tq_linear_s8_ref(l, b, y2);
+    assert_memory_equal(y, y2, 5);
+    assert_int_equal(tq_int8_net_run(&m, x, y, scratch, patch + arena - 1), TQ_INT8_E_ARG);
+    /* from pixels: the input q = p - 128 goes into the arena first */
+    c->in_zp = -128;
+    uint8_t px[9 * 9 * 9];
+    for (int i = 0; i < c->in; i++) px[i] = (uint8_t)(x[i] ^ 0x80);
+    size_t need = tq_int8_net_predict_scratch_bytes(&m);
+    size_t want = patch + ((size_t)c->in + c->out > arena ? (size_t)c->in + c->out : arena);
+    assert_int_equal(need, want);
+    memset(scratch, 0x33, sizeof scratch);
+    int8_t logits[5];
+    int cls = tq_int8_net_predict_u8(&m, px, logits, scratch, need);
+    tq_int8_net_run(&m, x, y2, scratch, sizeof scratch);
+    assert_memory_equal(logits, y2, 5);
+    int best = 0;
+    for (int k = 1; k < 5; k++)
+        if (y2[k] > y2[best]) best = k;
+    assert_int_equal(cls, best);
+    assert_int_equal(tq_int8_net_predict_u8(&m, px, logits, scratch, need - 1), TQ_INT8_E_ARG);
+    layers[3].kind = TQ_S8_FLATTEN; /* a network ending in a flatten has no output layer */
+    assert_int_equal(tq_int8_net_run(&m, x, y, scratch, sizeof scratch), TQ_INT8_E_ARG);
 }
 
 /* A random integer model through the same conversion the real ones take. */
@@ -111,8 +321,9 @@ static void random_qmodel(tq_rng *r, tq_qmodel *q, const int *dims, int n_layers
             B[l][o] = tq_rng_uniform_in(r, -0.2f, 0.2f);
             S[l][o] = tq_rng_uniform_in(r, 0.001f, 0.003f);
         }
-        src[l] = (tq_qlayer_src){in, out, l < n_layers - 1, 8, W[l], B[l], S[l],
-                                 l ? 0.05f : 1.0f / 255.0f, 0.05f * out_scale_mul, l ? -128 : -128, l < n_layers - 1 ? -128 : 3};
+        src[l] = (tq_qlayer_src){.in = in, .out = out, .relu = l < n_layers - 1, .w_bits = 8, .W = W[l], .b = B[l],
+                                 .w_scale = S[l], .in_scale = l ? 0.05f : 1.0f / 255.0f, .out_scale = 0.05f * out_scale_mul,
+                                 .in_zp = -128, .out_zp = l < n_layers - 1 ? -128 : 3};
     }
     assert_int_equal(tq_qmodel_convert(q, "test", src, n_layers), TQ_OK);
 }
@@ -197,6 +408,10 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(linear_matches_int64_rederivation),
         cmocka_unit_test(mlp_runner_contract),
+        cmocka_unit_test(conv_and_depthwise_match_int64_rederivation),
+        cmocka_unit_test(pools_by_hand),
+        cmocka_unit_test(pools_match_direct_loops),
+        cmocka_unit_test(cnn_runner_contract),
         cmocka_unit_test(fast_kernel_is_bit_identical),
         cmocka_unit_test_setup(kernel_available, set_avx2),
         cmocka_unit_test_setup(kernel_available, set_vnni),

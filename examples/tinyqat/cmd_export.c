@@ -41,7 +41,7 @@ int cmd_export(int argc, char **argv) {
             cli_json_str(j, "model", pos[0]);
             cli_json_str(j, "dir", cdir);
             cli_json_num(j, "test_images", n_test && te.n < (uint32_t)n_test ? te.n : (uint32_t)n_test, 0);
-            cli_json_num(j, "scratch_bytes", (double)tq_int8_mlp_predict_scratch_bytes(&q.mlp), 0);
+            cli_json_num(j, "scratch_bytes", (double)tq_int8_net_predict_scratch_bytes(&q.net), 0);
             cli_json_print(j);
         }
     }

@@ -29,19 +29,27 @@ int cmd_convert(int argc, char **argv) {
         if (tq_qmodel_save(&q, out) != TQ_OK) rc = cli_fail("convert");
         else {
             size_t bytes = 0;
-            for (int l = 0; l < q.n_layers; l++) bytes += (size_t)q.layer[l].out * (q.layer[l].in + 4);
-            printf("converted %s (%s, %d layers) -> %s: %zu bytes of int8 weights and int32 biases\n", pos[0], q.spec,
-                   q.n_layers, out, bytes);
-            printf("\n%5s %9s %11s %5s %11s %5s %9s | channel 0: %11s %11s %5s\n", "layer", "shape", "s_in", "z_in", "s_out",
-                   "z_out", "clamp", "M", "M0", "shift");
+            for (int l = 0; l < q.n_layers; l++)
+                bytes += tq_qlayer_weights(&q.layer[l]) + 4 * (size_t)tq_qlayer_channels(&q.layer[l]);
+            printf("converted %s (%s, %d layers) -> %s: %zu bytes of int8 weights and int32 biases, %llu multiply-adds "
+                   "per image\n", pos[0], q.spec, q.n_layers, out, bytes, (unsigned long long)tq_qmodel_macs(&q));
+            printf("\n%5s %-12s %-19s %10s %5s %10s %5s %10s | channel 0: %11s %11s %5s\n", "layer", "kind", "shape", "s_in",
+                   "z_in", "s_out", "z_out", "clamp", "M", "M0", "shift");
+            static const char *kinds[] = {"linear", "conv", "depthwise", "max pool", "avg pool", "flatten"};
             for (int l = 0; l < q.n_layers; l++) {
                 const tq_qlayer *L = &q.layer[l];
-                char shape[24], clamp[24];
-                snprintf(shape, sizeof shape, "%dx%d", L->out, L->in);
+                char kind[24], shape[48], clamp[24];
+                if (L->kind == TQ_S8_LINEAR || L->kind == TQ_S8_FLATTEN) snprintf(kind, sizeof kind, "%s", kinds[L->kind]);
+                else snprintf(kind, sizeof kind, "%s %d/%d", kinds[L->kind], L->k, L->stride);
+                if (L->kind == TQ_S8_LINEAR) snprintf(shape, sizeof shape, "%d->%d", L->in, L->out);
+                else snprintf(shape, sizeof shape, "%dx%dx%d->%dx%dx%d", L->in_h, L->in_w, L->in_c, L->out_h, L->out_w, L->out_c);
                 snprintf(clamp, sizeof clamp, "[%d,%d]", L->act_min, L->act_max);
-                double M = (double)L->in_scale * L->w_scale[0] / L->out_scale;
-                printf("%5d %9s %11.6g %5d %11.6g %5d %9s | %22.9f %11d %5d\n", l, shape, (double)L->in_scale, L->in_zp,
-                       (double)L->out_scale, L->out_zp, clamp, M, L->mult[0], L->shift[0]);
+                printf("%5d %-12s %-19s %10.5g %5d %10.5g %5d %10s |", l, kind, shape, (double)L->in_scale, L->in_zp,
+                       (double)L->out_scale, L->out_zp, clamp);
+                if (tq_qlayer_channels(L))
+                    printf(" %22.9f %11d %5d\n", (double)L->in_scale * L->w_scale[0] / L->out_scale, L->mult[0], L->shift[0]);
+                else
+                    printf(" %22s\n", "(keeps the scale)");
             }
             if (json) {
                 cJSON *j = cli_json_new();

@@ -261,10 +261,6 @@ static void mean_std(const float *v, int n, double *mean, double *sd) {
 
 /* Accuracy of the integer-only path: convert, then run the test set through the int8 kernels. */
 static tq_status int_path_accuracy(tq_model *m, const tq_dataset *te, float *acc) {
-    if (m->n_stages) { /* no integer path for convolutions yet: the column says "-" */
-        *acc = NAN;
-        return TQ_OK;
-    }
     tq_qmodel q;
     TQ_TRY(tq_model_to_int8(m, &q));
     tq_status st = tq_int8_evaluate(&q, te, TQ_KERNEL_AUTO, acc, NULL, NULL);

@@ -5,6 +5,9 @@
  *                                  (and the CRC fixed), so the loader's NaN check is what fails
  *   tq_testtool images PATH N H W  an IDX file of N H x W images (pixel i is i*7 mod 256)
  *   tq_testtool labels PATH N K    an IDX file of N labels, i mod K
+ *   tq_testtool tqm-set IN OUT L F V  copy the integer model IN (format 2) with field F (0 kind,
+ *                                  1 in_h, 2 in_w, 3 in_c, 4 out_h, 5 out_w, 6 out_c, 7 k, 8 stride,
+ *                                  9 pad, 10 relu, 11 in_zp, 12 out_zp, ...) of layer L set to V
  * Exit 0 on success, 1 with a one-line message otherwise. */
 #include <stdint.h>
 #include <stdio.h>
@@ -69,6 +72,43 @@ static int nan_weight(const char *in, const char *out) {
     return !ok;
 }
 
+static uint32_t rd32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Walks the records as src/qmodel.h lays them out, written again here: 15 u32 and 2 f32, then for
+ * linear (0), conv (1) and depthwise (2) layers 16 bytes per channel and the weights. */
+static int tqm_set(const char *in, const char *out, int layer, int field, long value) {
+    size_t n;
+    unsigned char *b = slurp(in, &n);
+    if (!b || n < 16 || rd32(b + 4) != 2) {
+        fprintf(stderr, "tq_testtool: %s: not a format-2 integer model\n", in);
+        free(b);
+        return 1;
+    }
+    size_t off = 8 + 2 + (b[8] | (size_t)b[9] << 8) + 4;
+    for (int l = 0; l < layer && off + 68 <= n; l++) {
+        uint32_t kind = rd32(b + off), in_c = rd32(b + off + 12), out_c = rd32(b + off + 24), k = rd32(b + off + 28);
+        size_t w = kind == 0 ? (size_t)out_c * in_c : kind == 1 ? (size_t)out_c * k * k * in_c : kind == 2 ? (size_t)k * k * out_c : 0;
+        off += 68 + (kind <= 2 ? 16 * (size_t)out_c + w : 0);
+    }
+    if (field < 0 || field > 14 || off + 68 > n - 4) {
+        fprintf(stderr, "tq_testtool: %s: no layer %d field %d\n", in, layer, field);
+        free(b);
+        return 1;
+    }
+    uint32_t v = (uint32_t)value;
+    for (int i = 0; i < 4; i++) b[off + 4 * (size_t)field + (size_t)i] = (unsigned char)(v >> (8 * i));
+    uint32_t crc = (uint32_t)crc32(0L, b, (uInt)(n - 4));
+    for (int i = 0; i < 4; i++) b[n - 4 + i] = (unsigned char)(crc >> (8 * i));
+    FILE *f = fopen(out, "wb");
+    int ok = f && fwrite(b, 1, n, f) == n;
+    if (f && fclose(f) != 0) ok = 0;
+    if (!ok) fprintf(stderr, "tq_testtool: %s: cannot write\n", out);
+    free(b);
+    return !ok;
+}
+
 static void be32(FILE *f, unsigned long v) {
     for (int b = 3; b >= 0; b--) fputc((int)((v >> (8 * b)) & 0xff), f);
 }
@@ -95,6 +135,9 @@ int main(int argc, char **argv) {
         return write_idx(argv[2], 0, strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10), 0);
     if (argc == 3 && !strcmp(argv[1], "json")) return check_json(argv[2]);
     if (argc == 4 && !strcmp(argv[1], "nan-weight")) return nan_weight(argv[2], argv[3]);
-    fprintf(stderr, "usage: tq_testtool json FILE | nan-weight IN OUT | images PATH N H W | labels PATH N K\n");
+    if (argc == 7 && !strcmp(argv[1], "tqm-set"))
+        return tqm_set(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), strtol(argv[6], NULL, 10));
+    fprintf(stderr, "usage: tq_testtool json FILE | nan-weight IN OUT | images PATH N H W | labels PATH N K | "
+                    "tqm-set IN OUT LAYER FIELD VALUE\n");
     return 2;
 }
