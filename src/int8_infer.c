@@ -11,27 +11,39 @@
 /* docs/QUANTIZATION.md §5 (tinyqat's numeric specification), line by line:
  *   a = acc * 2^max(shift, 0)
  *   h = (int32)(((int64)a*M0 + (a*M0 >= 0 ? 2^30 : 1 - 2^30)) / 2^31)     C division truncates
+ *     = (int32)(((int64)a*M0 + 2^30) >> 31)                                 the same, floored
  *   e = max(-shift, 0),  mask = 2^e - 1
  *   out = (h >> e) + ((h & mask) > (mask >> 1) + (h < 0))                ties away from zero
  * h is SaturatingRoundingDoublingHighMul(a, M0); the last line is RoundingDivideByPOT(h, e).
  * The left shift saturates instead of overflowing (TFLite leaves that case undefined). */
-int32_t tq_requantize_ref(int32_t acc, int32_t M0, int32_t shift) {
-    int32_t left = shift > 0 ? shift : 0, e = shift < 0 ? -shift : 0;
-    int64_t a64 = (int64_t)acc * ((int64_t)1 << left);
-    int32_t a = a64 > INT32_MAX ? INT32_MAX : a64 < INT32_MIN ? INT32_MIN : (int32_t)a64;
-    if (a == INT32_MIN && M0 == INT32_MIN) return INT32_MAX;
-    int64_t ab = (int64_t)a * (int64_t)M0;
-    int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
-    int32_t h = (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+/* For M0 >= 0, which every layer has (M0 in [2^30, 2^31 - 1], or 0): the product cannot reach the
+ * one case SaturatingRoundingDoublingHighMul saturates (a = M0 = INT32_MIN), so the kernels skip
+ * the test; tq_requantize_ref keeps it. */
+__attribute__((noinline)) static int32_t requantize(int32_t acc, int32_t M0, int32_t shift) {
+    int32_t a = acc, e = 0;
+    if (shift > 0) { /* rare (M > 1): the left shift, saturated */
+        int64_t a64 = (int64_t)acc * ((int64_t)1 << shift);
+        a = a64 > INT32_MAX ? INT32_MAX : a64 < INT32_MIN ? INT32_MIN : (int32_t)a64;
+    } else {
+        e = -shift;
+    }
+    /* (ab + nudge) / 2^31 truncated equals (ab + 2^30) >> 31 floored for every ab (for ab < 0
+     * write -ab = q 2^31 + r: both are -q - [r > 2^30]), which is one SMLAL and a shift. */
+    int32_t h = (int32_t)(((int64_t)a * (int64_t)M0 + ((int64_t)1 << 30)) >> 31);
     int32_t mask = (int32_t)(((int64_t)1 << e) - 1);
     int32_t remainder = h & mask, threshold = (mask >> 1) + (h < 0 ? 1 : 0);
     /* >> of a negative int is arithmetic on every compiler tinyqat targets (GCC, Clang) */
     return (h >> e) + (remainder > threshold ? 1 : 0);
 }
 
+int32_t tq_requantize_ref(int32_t acc, int32_t M0, int32_t shift) {
+    if (M0 == INT32_MIN && (shift > 0 ? (int64_t)acc * ((int64_t)1 << shift) : acc) <= INT32_MIN) return INT32_MAX;
+    return requantize(acc, M0, shift);
+}
+
 /* y[o] from its accumulator: requantize, add the output zero point, clamp (a fused ReLU). */
 static inline int8_t output(const tq_s8_layer *L, int32_t o, int32_t acc) {
-    int32_t v = tq_requantize_ref(acc, L->mult[o], L->shift[o]) + L->out_zp;
+    int32_t v = requantize(acc, L->mult[o], L->shift[o]) + L->out_zp;
     v = v < L->act_min ? L->act_min : v > L->act_max ? L->act_max : v;
     return (int8_t)v;
 }
@@ -68,15 +80,15 @@ static inline uint32_t sxtab16_r8(uint32_t a, uint32_t v) {
     __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(v));
     return r;
 }
-static inline uint32_t uxtab16_r8(uint32_t a, uint32_t v) {
+static inline uint32_t uxtb16_r8(uint32_t v) {
     uint32_t r;
-    __asm__("uxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(v));
+    __asm__("uxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
     return r;
 }
 /* two-operand forms for the zero-offset case, shaped like the unpackers above */
-/* the offset is added to each halfword modulo 2^16: p + off is in [-255, 255], so the result is
- * that value as the signed halfword SMLAD reads */
-#define TQ_UXTAB16(off2, v) __uxtab16((uint16x2_t)(off2), (uint8x4_t)(v))
+/* pixels into tinyqat's input zero point (-128): x - z_x = p itself, unpacked with no offset */
+#define TQ_UXTB16(off2, v) __uxtb16((uint8x4_t)(v))
+#define TQ_UXTB16_R8(off2, v) uxtb16_r8(v)
 static inline int32_t smlad(uint32_t a, uint32_t b, int32_t acc) { return __smlad((int16x2_t)a, (int16x2_t)b, acc); }
 
 /* Four rows' dot products with x unpacked by UNPACK / UNPACK_R8 (SXTAB16 for int8, UXTAB16 for
@@ -97,8 +109,8 @@ static inline int32_t smlad(uint32_t a, uint32_t b, int32_t acc) { return __smla
 static void dot4(const int8_t *w, size_t stride, const uint8_t *x, int32_t n, int32_t off, int is_u8, int32_t *acc) {
     int32_t s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3], i = 0;
     uint32_t off2 = ((uint32_t)off & 0xffffu) * 0x10001u;
-    if (is_u8) { /* pixels: p + off with off = -128 - z_x (0 for tinyqat's input: p itself) */
-        TQ_DOT4(TQ_UXTAB16, uxtab16_r8)
+    if (is_u8) { /* pixels into a layer with z_x = -128 (off = 0): p itself; see linear_u8_input */
+        TQ_DOT4(TQ_UXTB16, TQ_UXTB16_R8)
     } else {
         TQ_DOT4(__sxtab16, sxtab16_r8)
     }
@@ -133,6 +145,7 @@ static void linear_dsp(const tq_s8_layer *L, const uint8_t *x, int is_u8, int32_
         for (int32_t k = 0; k < rows; k++) y[o + k] = output(L, o + k, acc[k]);
     }
 }
+
 #endif
 
 /* The linear kernel the build has: SMLAD on a Cortex-M with DSP, the plain loop elsewhere. */
@@ -189,6 +202,103 @@ static void conv_with(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *
         }
 }
 
+#ifdef TQ_DSP
+static inline void st32(void *p, uint32_t v) { __builtin_memcpy(p, &v, 4); }
+
+/* Four channels' dot products with a window already unpacked to int16 pairs (x - z_x, in the
+ * order SXTB16 unpacks weights: [x0 x2] [x1 x3] per 4 values): per 4 weights of a channel 1 load,
+ * 2 extends, 2 SMLADs, and nothing spent on the window. The last K % 4 values come from the int8
+ * window. Rows w, w + stride, w + 2 stride, w + 3 stride. */
+static void dot4_q15(const int8_t *w, size_t stride, const uint8_t *p16, const int8_t *patch, int32_t K, int32_t zp,
+                     int32_t *acc) {
+    int32_t s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3], i = 0;
+    for (; i + 4 <= K; i += 4, p16 += 8) {
+        uint32_t a = ld32(p16), b = ld32(p16 + 4);
+        uint32_t v0 = ld32(w + i);
+        s0 = smlad(sxtb16_r8(v0), b, smlad((uint32_t)__sxtb16((int8x4_t)v0), a, s0));
+        uint32_t v1 = ld32(w + stride + i);
+        s1 = smlad(sxtb16_r8(v1), b, smlad((uint32_t)__sxtb16((int8x4_t)v1), a, s1));
+        uint32_t v2 = ld32(w + 2 * stride + i);
+        s2 = smlad(sxtb16_r8(v2), b, smlad((uint32_t)__sxtb16((int8x4_t)v2), a, s2));
+        uint32_t v3 = ld32(w + 3 * stride + i);
+        s3 = smlad(sxtb16_r8(v3), b, smlad((uint32_t)__sxtb16((int8x4_t)v3), a, s3));
+    }
+    for (; i < K; i++) {
+        int32_t xi = (int32_t)patch[i] - zp;
+        s0 += (int32_t)w[i] * xi;
+        s1 += (int32_t)w[stride + (size_t)i] * xi;
+        s2 += (int32_t)w[2 * stride + (size_t)i] * xi;
+        s3 += (int32_t)w[3 * stride + (size_t)i] * xi;
+    }
+    acc[0] = s0, acc[1] = s1, acc[2] = s2, acc[3] = s3;
+}
+
+/* The convolution on the DSP: gather the window (int8), unpack it once to int16 pairs, then four
+ * output channels at a time as in linear_dsp. Scratch: K bytes, then 2 (K - K % 4) bytes. */
+static void conv_dsp(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) {
+    const int32_t K = L->k * L->k * L->in_c, OC = L->out_c;
+    const size_t Ks = (size_t)K;
+    uint8_t *p16 = (uint8_t *)patch + K;
+    const uint32_t off2 = ((uint32_t)(-L->in_zp) & 0xffffu) * 0x10001u;
+    for (int32_t oy = 0; oy < L->out_h; oy++)
+        for (int32_t ox = 0; ox < L->out_w; ox++) {
+            gather_patch(L, x, oy, ox, patch);
+            for (int32_t i = 0; i + 4 <= K; i += 4) {
+                uint32_t v = ld32(patch + i);
+                st32(p16 + 2 * i, (uint32_t)__sxtab16((int16x2_t)off2, (int8x4_t)v));
+                st32(p16 + 2 * i + 4, sxtab16_r8(off2, v));
+            }
+            int8_t *out = y + ((size_t)oy * (size_t)L->out_w + (size_t)ox) * (size_t)OC;
+            for (int32_t o = 0; o < OC; o += 4) {
+                int32_t rows = OC - o < 4 ? OC - o : 4, acc[4];
+                if (rows == 4) {
+                    for (int k = 0; k < 4; k++) acc[k] = L->bias[o + k];
+                    dot4_q15(L->w + (size_t)o * Ks, Ks, p16, patch, K, L->in_zp, acc);
+                } else { /* stride 0: the four lanes are one row, as in linear_dsp */
+                    for (int32_t k = 0; k < rows; k++) {
+                        int32_t a[4] = {L->bias[o + k], 0, 0, 0};
+                        dot4_q15(L->w + (size_t)(o + k) * Ks, 0, p16, patch, K, L->in_zp, a);
+                        acc[k] = a[0];
+                    }
+                }
+                for (int32_t k = 0; k < rows; k++) out[o + k] = output(L, o + k, acc[k]);
+            }
+        }
+}
+
+/* Byte-wise max and min of four int8 lanes: SSUB8 sets a GE flag per lane where a >= b, SEL
+ * picks by them (one asm block, so nothing can come between the two). */
+static inline uint32_t max4(uint32_t a, uint32_t b) {
+    uint32_t r, t;
+    __asm__("ssub8 %1, %2, %3\n\tsel %0, %2, %3" : "=r"(r), "=&r"(t) : "r"(a), "r"(b) : "cc");
+    return r;
+}
+static inline uint32_t min4(uint32_t a, uint32_t b) {
+    uint32_t r, t;
+    __asm__("ssub8 %1, %2, %3\n\tsel %0, %3, %2" : "=r"(r), "=&r"(t) : "r"(a), "r"(b) : "cc");
+    return r;
+}
+
+/* Max pool four channels at a time (in_c a multiple of 4): the window's rows folded into the
+ * output with max4, then the clamp. */
+static void maxpool_dsp(const tq_s8_layer *L, const int8_t *x, int8_t *y) {
+    const int32_t C = L->in_c, k = L->k;
+    const uint32_t lo = ((uint32_t)L->act_min & 0xffu) * 0x01010101u, hi = ((uint32_t)L->act_max & 0xffu) * 0x01010101u;
+    for (int32_t oy = 0; oy < L->out_h; oy++)
+        for (int32_t ox = 0; ox < L->out_w; ox++) {
+            const int8_t *win = x + ((size_t)(oy * L->stride) * (size_t)L->in_w + (size_t)(ox * L->stride)) * (size_t)C;
+            int8_t *out = y + ((size_t)oy * (size_t)L->out_w + (size_t)ox) * (size_t)C;
+            for (int32_t c = 0; c < C; c += 4) {
+                uint32_t m = lo;
+                for (int32_t ky = 0; ky < k; ky++)
+                    for (int32_t kx = 0; kx < k; kx++)
+                        m = max4(m, ld32(win + ((size_t)ky * (size_t)L->in_w + (size_t)kx) * (size_t)C + (size_t)c));
+                st32(out + c, min4(m, hi));
+            }
+        }
+}
+#endif
+
 void tq_conv_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) {
     conv_with(L, x, y, patch, tq_linear_s8_ref);
 }
@@ -242,7 +352,8 @@ void tq_maxpool_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) { pool(
 void tq_avgpool_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) { pool(L, x, y, 1); }
 
 size_t tq_s8_layer_scratch_bytes(const tq_s8_layer *L) {
-    return L->kind == TQ_S8_CONV ? (size_t)L->k * (size_t)L->k * (size_t)L->in_c : 0;
+    size_t K = (size_t)L->k * (size_t)L->k * (size_t)L->in_c;
+    return L->kind == TQ_S8_CONV ? K + 2 * (K - K % 4) : 0; /* the int8 window, its int16 pairs (DSP) */
 }
 
 #define HAS(kind) ((TQ_INT8_KINDS >> (kind)) & 1)
@@ -250,7 +361,12 @@ size_t tq_s8_layer_scratch_bytes(const tq_s8_layer *L) {
 
 void tq_s8_layer_run(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) {
     if (L->kind == TQ_S8_LINEAR && HAS(TQ_S8_LINEAR)) linear_best(L, x, y);
+#ifdef TQ_DSP
+    else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV)) conv_dsp(L, x, y, patch);
+    else if (L->kind == TQ_S8_MAXPOOL && HAS(TQ_S8_MAXPOOL) && L->in_c % 4 == 0) maxpool_dsp(L, x, y);
+#else
     else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV)) conv_with(L, x, y, patch, linear_best);
+#endif
     else if (L->kind == TQ_S8_DEPTHWISE && HAS(TQ_S8_DEPTHWISE)) tq_depthwise_s8_ref(L, x, y);
     else if ((L->kind == TQ_S8_MAXPOOL || L->kind == TQ_S8_AVGPOOL) && (HAS(TQ_S8_MAXPOOL) || HAS(TQ_S8_AVGPOOL)))
         pool(L, x, y, L->kind == TQ_S8_AVGPOOL);
@@ -263,7 +379,7 @@ void tq_s8_layer_run(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *p
 static int is_flatten(const tq_s8_layer *L) { return HAS(TQ_S8_FLATTEN) && L->kind == TQ_S8_FLATTEN; }
 
 static int net_ok(const tq_int8_net *m) {
-    return m && m->layer && m->n_layers >= 1 && m->n_layers <= TQ_INT8_MAX_LAYERS &&
+    return m && m->n_layers >= 1 && m->n_layers <= TQ_INT8_MAX_LAYERS &&
            !is_flatten(&m->layer[m->n_layers - 1]);
 }
 
@@ -325,8 +441,13 @@ size_t tq_int8_net_predict_scratch_bytes(const tq_int8_net *m) {
 /* Layer 0 on raw pixels: x[i] - z_x = (p[i] - 128) - z_x, read in place. */
 static void linear_u8_input(const tq_s8_layer *L, const uint8_t *p, int8_t *y) {
 #ifdef TQ_DSP
-    linear_dsp(L, p, 1, -128 - L->in_zp, y);
-#else
+    /* tinyqat's input zero point is -128, so the pixels need no offset; anything else (a hand-made
+     * model) takes the plain loop rather than a third copy of the DSP loop in flash */
+    if (L->in_zp == -128) {
+        linear_dsp(L, p, 1, 0, y);
+        return;
+    }
+#endif
     int32_t off = 128 + L->in_zp;
     for (int32_t o = 0; o < L->out; o++) {
         const int8_t *w = L->w + (size_t)o * (size_t)L->in;
@@ -334,7 +455,6 @@ static void linear_u8_input(const tq_s8_layer *L, const uint8_t *p, int8_t *y) {
         for (int32_t i = 0; i < L->in; i++) acc += (int32_t)w[i] * ((int32_t)p[i] - off);
         y[o] = output(L, o, acc);
     }
-#endif
 }
 
 int tq_int8_net_predict_u8(const tq_int8_net *m, const uint8_t *pixels, int8_t *logits, void *scratch,

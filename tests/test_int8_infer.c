@@ -167,7 +167,7 @@ static void conv_and_depthwise_match_int64_rederivation(void **state) {
         int kind = trial & 1 ? TQ_S8_DEPTHWISE : TQ_S8_CONV;
         tq_s8_layer L;
         random_image_layer(&r, &L, &st, kind);
-        int8_t x[9 * 9 * 9], y[13 * 13 * 16], y2[13 * 13 * 16], patch[5 * 5 * 9]; /* 9 + 2*4 - 5 + 1 = 13 */
+        int8_t x[9 * 9 * 9], y[13 * 13 * 16], y2[13 * 13 * 16], patch[3 * 5 * 5 * 9]; /* 9 + 2*4 - 5 + 1 = 13 */
         for (int i = 0; i < L.in; i++) x[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
         assert_true(tq_s8_layer_scratch_bytes(&L) <= sizeof patch);
         if (kind == TQ_S8_CONV) tq_conv_s8_ref(&L, x, y, patch);
@@ -274,12 +274,13 @@ static void cnn_runner_contract(void **state) {
                        .stride = 1};
     random_layer(&r, l, &ls, p->out, 5, 0);
     l->in_zp = p->out_zp;
-    size_t patch = ((size_t)c->k * c->k * c->in_c + 3) / 4 * 4;
+    /* the window as int8 and as int16 pairs (all but K % 4 of it), rounded up to a word */
+    size_t K = (size_t)c->k * c->k * c->in_c, patch = (K + 2 * (K - K % 4) + 3) / 4 * 4;
     /* the conv's output alone (the input is the caller's), then pool in + out; the linear reads the
      * pool's output and writes the caller's buffer */
     size_t arena = (size_t)c->out + (size_t)p->out;
     assert_int_equal(tq_int8_net_scratch_bytes(&m), patch + arena);
-    int8_t x[9 * 9 * 9], y[5], y2[5], a[400], b[400], pb[5 * 5 * 9];
+    int8_t x[9 * 9 * 9], y[5], y2[5], a[400], b[400], pb[3 * 5 * 5 * 9];
     static int8_t scratch[4096];
     for (int i = 0; i < c->in; i++) x[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
     memset(scratch, 0x55, sizeof scratch);
