@@ -100,6 +100,17 @@ static int teardown(void **state) {
     return system(cmd);
 }
 
+/* q saved to `bad` is byte for byte `want` */
+static void saves_as(const tq_qmodel *q, const unsigned char *want, size_t want_len) {
+    assert_int_equal(tq_qmodel_save(q, bad), TQ_OK);
+    unsigned char *d;
+    size_t n;
+    assert_int_equal(tq_file_read_all(bad, 1 << 20, &d, &n), TQ_OK);
+    assert_int_equal(n, want_len);
+    assert_memory_equal(d, want, n);
+    tq_free(d);
+}
+
 static void round_trip_is_byte_identical(void **state) {
     (void)state;
     tq_qmodel q, q2;
@@ -113,13 +124,7 @@ static void round_trip_is_byte_identical(void **state) {
     }
     assert_int_equal(q.layer[0].act_min, -128); /* ReLU clamp = its zero point */
     assert_int_equal(q.layer[1].act_min, -128);
-    assert_int_equal(tq_qmodel_save(&q, bad), TQ_OK);
-    unsigned char *d;
-    size_t n;
-    assert_int_equal(tq_file_read_all(bad, 1 << 20, &d, &n), TQ_OK);
-    assert_int_equal(n, img_len);
-    assert_memory_equal(d, img, n);
-    tq_free(d);
+    saves_as(&q, img, img_len);
     tq_qmodel_free(&q);
     tq_qmodel_free(&q2);
 }
@@ -230,13 +235,7 @@ static void cnn_round_trip(void **state) {
     for (int o = 0; o < 6; o++)
         for (int i = 0; i < 4; i++)
             assert_int_equal(q.layer[1].w[i * 6 + o], q2.layer[1].w[i * 6 + o]);
-    assert_int_equal(tq_qmodel_save(&q, bad), TQ_OK);
-    unsigned char *d;
-    size_t n;
-    assert_int_equal(tq_file_read_all(bad, 1 << 20, &d, &n), TQ_OK);
-    assert_int_equal(n, cimg_len);
-    assert_memory_equal(d, cimg, n);
-    tq_free(d);
+    saves_as(&q, cimg, cimg_len);
     tq_qmodel_free(&q);
     tq_qmodel_free(&q2);
 }
@@ -335,13 +334,7 @@ static void version_1_files_load(void **state) {
         assert_memory_equal(v1.layer[l].shift, q.layer[l].shift, (size_t)q.layer[l].out * 4);
     }
     /* saved again, it is today's format, byte for byte what the converter's model saves */
-    assert_int_equal(tq_qmodel_save(&v1, bad), TQ_OK);
-    unsigned char *d;
-    size_t n;
-    assert_int_equal(tq_file_read_all(bad, 1 << 20, &d, &n), TQ_OK);
-    assert_int_equal(n, img_len);
-    assert_memory_equal(d, img, n);
-    tq_free(d);
+    saves_as(&v1, img, img_len);
     tq_qmodel_free(&v1);
     tq_qmodel_free(&q);
 }

@@ -53,6 +53,18 @@ static int check_json(const char *path) {
     return !ok;
 }
 
+/* b (n bytes, freed here) with its last 4 bytes set to the CRC32 of the rest, written to out */
+static int save_with_crc(unsigned char *b, size_t n, const char *out) {
+    uint32_t crc = (uint32_t)crc32(0L, b, (uInt)(n - 4));
+    for (int i = 0; i < 4; i++) b[n - 4 + i] = (unsigned char)(crc >> (8 * i));
+    FILE *f = fopen(out, "wb");
+    int ok = f && fwrite(b, 1, n, f) == n;
+    if (f && fclose(f) != 0) ok = 0;
+    if (!ok) fprintf(stderr, "tq_testtool: %s: cannot write\n", out);
+    free(b);
+    return !ok;
+}
+
 static int nan_weight(const char *in, const char *out) {
     size_t n;
     unsigned char *b = slurp(in, &n);
@@ -62,14 +74,7 @@ static int nan_weight(const char *in, const char *out) {
     p += strlen(key) + 8; /* past the name, rows and cols */
     const uint32_t nan_bits = 0x7fc00000u;
     memcpy(p, &nan_bits, 4); /* the file is little-endian, like the machines the tests run on */
-    uint32_t crc = (uint32_t)crc32(0L, b, (uInt)(n - 4));
-    for (int i = 0; i < 4; i++) b[n - 4 + i] = (unsigned char)(crc >> (8 * i));
-    FILE *f = fopen(out, "wb");
-    int ok = f && fwrite(b, 1, n, f) == n;
-    if (f && fclose(f) != 0) ok = 0;
-    if (!ok) fprintf(stderr, "tq_testtool: %s: cannot write\n", out);
-    free(b);
-    return !ok;
+    return save_with_crc(b, n, out);
 }
 
 static uint32_t rd32(const unsigned char *p) {
@@ -99,14 +104,7 @@ static int tqm_set(const char *in, const char *out, int layer, int field, long v
     }
     uint32_t v = (uint32_t)value;
     for (int i = 0; i < 4; i++) b[off + 4 * (size_t)field + (size_t)i] = (unsigned char)(v >> (8 * i));
-    uint32_t crc = (uint32_t)crc32(0L, b, (uInt)(n - 4));
-    for (int i = 0; i < 4; i++) b[n - 4 + i] = (unsigned char)(crc >> (8 * i));
-    FILE *f = fopen(out, "wb");
-    int ok = f && fwrite(b, 1, n, f) == n;
-    if (f && fclose(f) != 0) ok = 0;
-    if (!ok) fprintf(stderr, "tq_testtool: %s: cannot write\n", out);
-    free(b);
-    return !ok;
+    return save_with_crc(b, n, out);
 }
 
 static void be32(FILE *f, unsigned long v) {
