@@ -36,7 +36,10 @@ typedef struct {
 struct tq_qfast {
     const tq_qmodel *q;
     int n_layers, max_pad, vnni, avx2;
-    int dense;          /* linear layers only: what the AVX2 and VNNI kernels cover */
+    int dense;          /* linear layers only: the batched path */
+    int fast_ok;        /* linear, conv, max pool and flatten layers: what the AVX2 and VNNI kernels cover */
+    uint8_t *buf[TQ_SLICES]; /* a CNN's per-slice work: two activations, the windows, the AVX2 pairs */
+    size_t act_bytes, cols_bytes;
     int32_t *pairs;     /* AVX2: one image's activations as u16 pairs, [max_pad / 2] */
     fast_layer L[TQ_INT8_MAX_LAYERS];
     uint8_t *act[2];    /* [TQ_FAST_BATCH][max_pad] unsigned activations */
@@ -60,7 +63,7 @@ void tq_qfast_free(tq_qfast *f) {
     tq_free(f->pairs);
     tq_free(f->act[0]);
     tq_free(f->act[1]);
-    for (int t = 0; t < TQ_SLICES; t++) tq_free(f->scratch[t]);
+    for (int t = 0; t < TQ_SLICES; t++) tq_free(f->scratch[t]), tq_free(f->buf[t]);
     tq_free(f);
 }
 
@@ -77,7 +80,12 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
             tq_qfast_free(f);
             TQ_FAIL(TQ_E_NOMEM, "fast kernel: out of memory");
         }
-    if (!f->dense) { /* the reference kernels only, for now */
+    f->fast_ok = 1;
+    for (int l = 0; l < q->n_layers; l++) {
+        int kind = q->layer[l].kind;
+        f->fast_ok &= kind == TQ_S8_LINEAR || kind == TQ_S8_CONV || kind == TQ_S8_MAXPOOL || kind == TQ_S8_FLATTEN;
+    }
+    if (!f->fast_ok) { /* depthwise or average pool: the reference kernels only, for now */
         *out = f;
         return TQ_OK;
     }
@@ -85,17 +93,19 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
     for (int l = 0; l < q->n_layers; l++) {
         const tq_qlayer *Q = &q->layer[l];
         fast_layer *L = &f->L[l];
-        L->in = Q->in;
-        L->in_pad = pad64(Q->in);
-        L->out = Q->out;
-        L->groups = (Q->out + 15) / 16;
-        L->in4 = (Q->in + 3) / 4;
+        if (Q->kind != TQ_S8_LINEAR && Q->kind != TQ_S8_CONV) continue;
+        /* a convolution is a linear layer over each window: out_c rows of k*k*in_c weights */
+        L->in = Q->kind == TQ_S8_CONV ? Q->k * Q->k * Q->in_c : Q->in;
+        L->in_pad = pad64(L->in);
+        L->out = Q->out_c;
+        L->groups = (L->out + 15) / 16;
+        L->in4 = (L->in + 3) / 4;
         L->out_zp = Q->out_zp;
         L->act_min = Q->act_min;
         L->act_max = Q->act_max;
         size_t n16 = (size_t)L->groups * 16;
-        L->groups8 = (Q->out + 7) / 8;
-        L->in2 = (Q->in + 1) / 2;
+        L->groups8 = (L->out + 7) / 8;
+        L->in2 = (L->in + 1) / 2;
         L->wt16 = tq_calloc((size_t)L->groups8 * 8 * (size_t)L->in2 * 2, sizeof(int16_t));
         L->bias8 = tq_calloc((size_t)L->groups8 * 8, sizeof(int32_t));
         L->w = tq_calloc((size_t)L->out * L->in_pad, 1);
@@ -130,7 +140,25 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
         for (size_t o = (size_t)L->out; o < n16; o++) L->mult[o] = 1 << 30; /* padding lanes: harmless */
         if (L->in_pad > f->max_pad) f->max_pad = L->in_pad;
         if (pad64(L->out) > f->max_pad) f->max_pad = pad64(L->out);
+        if (Q->kind == TQ_S8_CONV) {
+            size_t cols = (size_t)Q->out_h * (size_t)Q->out_w * (size_t)L->in4 * 4;
+            f->cols_bytes = cols > f->cols_bytes ? cols : f->cols_bytes;
+        }
     }
+    for (int l = 0; l < q->n_layers; l++) {
+        size_t a = (size_t)q->layer[l].out;
+        f->act_bytes = a > f->act_bytes ? a : f->act_bytes;
+    }
+    /* + 64: a row is read in whole groups of 4 bytes (padding weights are 0); whole cache lines,
+     * so the pairs after them stay aligned */
+    f->act_bytes = (f->act_bytes + 64 + 63) / 64 * 64;
+    f->cols_bytes = (f->cols_bytes + 64 + 63) / 64 * 64;
+    if (!f->dense)
+        for (int t = 0; t < TQ_SLICES; t++)
+            if (!(f->buf[t] = tq_calloc(1, 2 * f->act_bytes + f->cols_bytes + ((size_t)f->max_pad / 2 + 1) * sizeof(int32_t)))) {
+                tq_qfast_free(f);
+                TQ_FAIL(TQ_E_NOMEM, "fast kernel: out of memory");
+            }
     f->act[0] = tq_calloc((size_t)TQ_FAST_BATCH * f->max_pad, 1);
     f->act[1] = tq_calloc((size_t)TQ_FAST_BATCH * f->max_pad, 1);
     f->pairs = tq_calloc((size_t)f->max_pad / 2 + 1, sizeof(int32_t));
@@ -282,6 +310,126 @@ __attribute__((target("avx2"))) static void layer_avx2(const fast_layer *L, cons
 }
 #endif
 
+/* ---- convolutional networks on the AVX2 / VNNI kernels ----
+ * Activations stay unsigned (x + 128) from layer to layer. A convolution gathers every output
+ * position's window into one row of `cols` (k*k*in_c bytes, padded positions holding z_x + 128,
+ * the row rounded up to a whole group of 4: the padding weights are 0), then runs the dense
+ * kernel over the rows, one row per position: its output rows are the NHWC output. A max pool of
+ * x + 128 is the max pool of x, plus 128. */
+/* n bytes from src to dst, 8 at a time: may write up to 7 bytes past dst + n (the caller's rows
+ * follow, and are written after) and read up to 7 past src + n when src_end allows. */
+static inline void copy_run(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t *src_end) {
+    if (src + (n + 7) / 8 * 8 > src_end) {
+        memcpy(dst, src, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t v;
+        memcpy(&v, src + i, 8);
+        memcpy(dst + i, &v, 8);
+    }
+}
+
+static void windows_u8(const tq_qlayer *Q, const uint8_t *x, uint8_t *cols, size_t stride) {
+    const int C = Q->in_c, k = Q->k;
+    const uint8_t pad = (uint8_t)(Q->in_zp + 128), *x_end = x + (size_t)Q->in;
+    const size_t run = (size_t)k * C, K = run * k;
+    for (int oy = 0; oy < Q->out_h; oy++)
+        for (int ox = 0; ox < Q->out_w; ox++) {
+            uint8_t *row = cols + ((size_t)oy * (size_t)Q->out_w + (size_t)ox) * stride, *start = row;
+            const int ix0 = ox * Q->stride - Q->pad, iy0 = oy * Q->stride - Q->pad;
+            const int kx0 = ix0 < 0 ? -ix0 : 0, kx1 = Q->in_w - ix0 < k ? Q->in_w - ix0 : k;
+            const size_t last = ((size_t)(iy0 + k - 1) * Q->in_w + (size_t)ix0) * C + (run + 7) / 8 * 8;
+            if (kx0 == 0 && kx1 == k && iy0 >= 0 && iy0 + k <= Q->in_h && last <= (size_t)Q->in) {
+                const uint8_t *src = x + ((size_t)iy0 * Q->in_w + (size_t)ix0) * C;
+                /* the window is inside the image (the usual case): k runs of k*C bytes, 8 at a time */
+                for (int ky = 0; ky < k; ky++, row += run, src += (size_t)Q->in_w * C)
+                    for (size_t i = 0; i < run; i += 8) {
+                        uint64_t v;
+                        memcpy(&v, src + i, 8);
+                        memcpy(row + i, &v, 8);
+                    }
+                memset(start + K, 0, stride - K);
+                continue;
+            }
+            for (int ky = 0; ky < k; ky++, row += run) {
+                int iy = oy * Q->stride - Q->pad + ky;
+                if (iy < 0 || iy >= Q->in_h || kx0 >= kx1) {
+                    memset(row, pad, run);
+                    continue;
+                }
+                if (kx0) memset(row, pad, (size_t)kx0 * C);
+                copy_run(row + (size_t)kx0 * C, x + ((size_t)iy * Q->in_w + (size_t)(ix0 + kx0)) * C, (size_t)(kx1 - kx0) * C, x_end);
+                if (kx1 < k) memset(row + (size_t)kx1 * C, pad, (size_t)(k - kx1) * C);
+            }
+            memset(start + K, 0, stride - K); /* the last group's rest (weights 0), after any overshoot */
+        }
+}
+
+static void maxpool_u8(const tq_qlayer *Q, const uint8_t *x, uint8_t *y) {
+    const int C = Q->in_c, k = Q->k, lo = Q->act_min + 128, hi = Q->act_max + 128;
+    for (int oy = 0; oy < Q->out_h; oy++)
+        for (int ox = 0; ox < Q->out_w; ox++) {
+            uint8_t *out = y + ((size_t)oy * Q->out_w + (size_t)ox) * C;
+            const uint8_t *win = x + ((size_t)(oy * Q->stride) * Q->in_w + (size_t)(ox * Q->stride)) * C;
+            for (int c = 0; c < C; c++) out[c] = (uint8_t)lo;
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++) {
+                    const uint8_t *v = win + ((size_t)ky * Q->in_w + (size_t)kx) * C;
+                    for (int c = 0; c < C; c++) out[c] = v[c] > out[c] ? v[c] : out[c]; /* vectorizes */
+                }
+            for (int c = 0; c < C; c++) out[c] = out[c] < hi ? out[c] : (uint8_t)hi;
+        }
+}
+
+typedef struct {
+    tq_qfast *f;
+    const uint8_t *pixels;
+    size_t n;
+    int8_t *logits;
+    tq_kernel k;
+} cnn_job;
+
+static void cnn_slice(void *ctx, int t) {
+    cnn_job *j = ctx;
+    tq_qfast *f = j->f;
+    const tq_qmodel *q = f->q;
+    uint8_t *act[2] = {f->buf[t], f->buf[t] + f->act_bytes}, *cols = f->buf[t] + 2 * f->act_bytes;
+    int32_t *pairs = (int32_t *)(void *)(cols + f->cols_bytes);
+    size_t in0 = (size_t)q->layer[0].in, nout = (size_t)q->layer[q->n_layers - 1].out, b, e;
+    tq_slice(j->n, t, TQ_SLICES, &b, &e);
+    for (size_t i = b; i < e; i++) {
+        const uint8_t *x = j->pixels + i * in0; /* q + 128 = p */
+        int cur = 0;
+        for (int l = 0; l < q->n_layers; l++) {
+            const tq_qlayer *Q = &q->layer[l];
+            if (Q->kind == TQ_S8_FLATTEN) continue;
+            uint8_t *y = act[cur];
+            int8_t *lg = l == q->n_layers - 1 ? j->logits + i * nout : NULL;
+            if (Q->kind == TQ_S8_MAXPOOL) {
+                maxpool_u8(Q, x, y);
+            } else {
+                const fast_layer *L = &f->L[l];
+                int rows = 1, stride = L->in4 * 4;
+                const uint8_t *in = x;
+                if (Q->kind == TQ_S8_CONV) {
+                    windows_u8(Q, x, cols, (size_t)stride);
+                    rows = Q->out_h * Q->out_w;
+                    in = cols;
+                }
+#ifdef TQ_HAVE_VNNI_KERNEL
+                if (j->k == TQ_KERNEL_VNNI) layer_vnni(L, in, stride, rows, y, L->out, lg);
+                else layer_avx2(L, in, rows, stride, pairs, y, L->out, lg);
+#else
+                (void)in, (void)rows, (void)pairs, (void)lg;
+#endif
+            }
+            x = y;
+            cur ^= 1;
+        }
+    }
+}
+
 /* The reference path: the images in TQ_SLICES slices on the pool, each with its own scratch. */
 typedef struct {
     tq_qfast *f;
@@ -302,20 +450,23 @@ static void ref_slice(void *ctx, int t) {
 tq_status tq_qfast_run(tq_qfast *f, const uint8_t *pixels, size_t n, int8_t *logits, uint8_t *pred, tq_kernel k) {
     const int in0 = f->q->layer[0].in, nout = f->q->layer[f->q->n_layers - 1].out;
     if (k == TQ_KERNEL_AUTO) k = tq_qfast_best(f);
-    if (k != TQ_KERNEL_REF && !f->dense)
-        TQ_FAIL(TQ_E_ARG, "the %s kernel runs linear layers only; this model (%s) has image layers: use the reference kernel",
-                tq_kernel_name(k), f->q->spec);
+    if (k != TQ_KERNEL_REF && !f->fast_ok)
+        TQ_FAIL(TQ_E_ARG, "the %s kernel runs linear, conv and max pool layers only; this model (%s) has others: use the "
+                          "reference kernel", tq_kernel_name(k), f->q->spec);
     if ((k == TQ_KERNEL_VNNI && !f->vnni) || (k == TQ_KERNEL_AVX2 && !f->avx2))
         TQ_FAIL(TQ_E_ARG, "this CPU cannot run the %s kernel", tq_kernel_name(k));
     if (k == TQ_KERNEL_REF) {
         ref_job j = {f, pixels, n, logits};
         tq_parallel_for(TQ_SLICES, ref_slice, &j);
+    } else if (!f->dense) {
+        cnn_job j = {f, pixels, n, logits, k};
+        tq_parallel_for(TQ_SLICES, cnn_slice, &j);
     }
     for (size_t s = 0; s < n; s += TQ_FAST_BATCH) {
         int nb = (int)(n - s < TQ_FAST_BATCH ? n - s : TQ_FAST_BATCH);
         int8_t *lg = logits + s * (size_t)nout;
 #ifdef TQ_HAVE_VNNI_KERNEL
-        if (k != TQ_KERNEL_REF) {
+        if (k != TQ_KERNEL_REF && f->dense) {
             /* layer 0's unsigned input is the raw pixel itself: q + 128 = p */
             for (int b = 0; b < nb; b++) memcpy(f->act[0] + (size_t)b * f->max_pad, pixels + (s + (size_t)b) * in0, (size_t)in0);
             int cur = 0;

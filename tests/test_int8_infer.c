@@ -381,6 +381,72 @@ static void fast_kernel_is_bit_identical(void **state) {
     }
 }
 
+/* A random CNN through the converter: conv (any stride, padding, channel count) -> max pool ->
+ * conv -> flatten -> linear; out_scale_mul < 1 makes some multipliers exceed 1. */
+static void random_cnn(tq_rng *r, tq_qmodel *q, float out_scale_mul) {
+    static float W[3][20 * 5 * 5 * 20], B[3][20], S[3][20];
+    int H = 6 + (int)tq_rng_below(r, 8), C = 1 + (int)tq_rng_below(r, 4), O1 = 3 + (int)tq_rng_below(r, 18);
+    int k1 = 1 + (int)tq_rng_below(r, 5), s1 = 1 + (int)tq_rng_below(r, 2), p1 = (int)tq_rng_below(r, (uint32_t)k1);
+    int H1 = (H + 2 * p1 - k1) / s1 + 1, pk = H1 >= 4 ? 2 : 1, H2 = (H1 - pk) / pk + 1;
+    int O2 = 1 + (int)tq_rng_below(r, 20), k2 = H2 >= 3 ? 3 : 1, p2 = k2 == 3 ? (int)tq_rng_below(r, 2) : 0;
+    int H3 = H2 + 2 * p2 - k2 + 1, flat = H3 * H3 * O2, classes = 2 + (int)tq_rng_below(r, 9);
+    const int sizes[3][2] = {{O1, k1 * k1 * C}, {O2, k2 * k2 * O1}, {classes, flat}};
+    for (int l = 0; l < 3; l++) {
+        for (int i = 0; i < sizes[l][0] * sizes[l][1]; i++) W[l][i] = tq_rng_uniform_in(r, -0.3f, 0.3f);
+        for (int o = 0; o < sizes[l][0]; o++) B[l][o] = tq_rng_uniform_in(r, -0.2f, 0.2f), S[l][o] = tq_rng_uniform_in(r, 0.001f, 0.003f);
+    }
+    tq_qlayer_src src[6] = {
+        {.relu = 1, .w_bits = 8, .W = W[0], .b = B[0], .w_scale = S[0], .in_scale = 1.0f / 255, .out_scale = 0.05f * out_scale_mul,
+         .in_zp = -128, .out_zp = -128, .kind = TQ_S8_CONV, .in_h = H, .in_w = H, .in_c = C, .out_h = H1, .out_w = H1,
+         .out_c = O1, .k = k1, .stride = s1, .pad = p1},
+        {.in_scale = 0.05f * out_scale_mul, .out_scale = 0.05f * out_scale_mul, .in_zp = -128, .out_zp = -128,
+         .kind = TQ_S8_MAXPOOL, .in_h = H1, .in_w = H1, .in_c = O1, .out_h = H2, .out_w = H2, .out_c = O1, .k = pk, .stride = pk},
+        {.w_bits = 8, .W = W[1], .b = B[1], .w_scale = S[1], .in_scale = 0.05f * out_scale_mul, .out_scale = 0.07f * out_scale_mul,
+         .in_zp = -128, .out_zp = 5, .kind = TQ_S8_CONV, .in_h = H2, .in_w = H2, .in_c = O1, .out_h = H3, .out_w = H3,
+         .out_c = O2, .k = k2, .stride = 1, .pad = p2},
+        {.in_scale = 0.07f * out_scale_mul, .out_scale = 0.07f * out_scale_mul, .in_zp = 5, .out_zp = 5, .kind = TQ_S8_FLATTEN,
+         .in_h = H3, .in_w = H3, .in_c = O2, .out_h = 1, .out_w = 1, .out_c = flat, .k = 1, .stride = 1},
+        {.in = flat, .out = classes, .w_bits = 8, .W = W[2], .b = B[2], .w_scale = S[2], .in_scale = 0.07f * out_scale_mul,
+         .out_scale = 0.1f, .in_zp = 5, .out_zp = -3},
+    };
+    if (tq_qmodel_convert(q, "random cnn", src, 5) != TQ_OK) fail_msg("%s", tq_last_error());
+}
+
+/* The AVX2 and VNNI kernels run CNNs as windows through the dense kernel: the same integers as
+ * the reference on random shapes (stride 2, padding, channel counts off the vector width). */
+static void cnn_fast_kernels_are_bit_identical(void **state) {
+    (void)state;
+    tq_rng r;
+    tq_rng_seed(&r, 47);
+    int checked = 0;
+    for (int t = 0; t < 24; t++) {
+        tq_qmodel q;
+        random_cnn(&r, &q, t % 3 == 2 ? 0.001f : 1.0f);
+        enum { N = 37 };
+        int in = q.layer[0].in, out = q.layer[q.n_layers - 1].out;
+        uint8_t *px = tq_malloc((size_t)N * in), pf[N], pr[N];
+        int8_t *lf = tq_malloc((size_t)N * out), *lr = tq_malloc((size_t)N * out);
+        for (int i = 0; i < N * in; i++) px[i] = (uint8_t)tq_rng_below(&r, 256);
+        tq_qfast *f;
+        assert_int_equal(tq_qfast_init(&f, &q), TQ_OK);
+        assert_int_equal(tq_qfast_run(f, px, N, lr, pr, TQ_KERNEL_REF), TQ_OK);
+        for (tq_kernel k = TQ_KERNEL_AVX2; k <= TQ_KERNEL_VNNI; k++) {
+            if (tq_qfast_run(f, px, N, lf, pf, k) != TQ_OK) continue;
+            checked++;
+            for (int i = 0; i < N * out; i++)
+                if (lf[i] != lr[i]) fail_msg("model %d (%s): logit %d: %s %d, reference %d", t, q.spec, i, tq_kernel_name(k), lf[i], lr[i]);
+            assert_memory_equal(pf, pr, N);
+        }
+        tq_qfast_free(f);
+        tq_free(px);
+        tq_free(lf);
+        tq_free(lr);
+        tq_qmodel_free(&q);
+    }
+    print_message("%d kernel runs on random CNNs matched the reference\n", checked);
+    if (!checked) skip(); /* no fast kernel on this CPU: said, not passed */
+}
+
 /* One test per fast kernel, so a CPU without it shows a skipped test instead of a pass. */
 static void kernel_available(void **state) {
     tq_kernel k = (tq_kernel)(intptr_t)*state;
@@ -414,6 +480,7 @@ int main(void) {
         cmocka_unit_test(pools_match_direct_loops),
         cmocka_unit_test(cnn_runner_contract),
         cmocka_unit_test(fast_kernel_is_bit_identical),
+        cmocka_unit_test(cnn_fast_kernels_are_bit_identical),
         cmocka_unit_test_setup(kernel_available, set_avx2),
         cmocka_unit_test_setup(kernel_available, set_vnni),
     };

@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "pipeline/int8.h"
 #include "src/alloc.h"
+#include "src/parallel.h"
 
 int cmd_convert(int argc, char **argv) {
     const char *out = "digitsnet.tqm";
@@ -69,12 +70,13 @@ int cmd_convert(int argc, char **argv) {
 
 int cmd_infer(int argc, char **argv) {
     const char *dataset = NULL, *data = NULL, *compare = NULL;
-    int json = 0, repeats = 5;
+    int json = 0, repeats = 5, threads = 1;
     const char *kernel_s = "auto";
     cli_opt opts[] = {
         {"--compare", CLI_STR, &compare, "the simulated (fake-quant) model to compare predictions and logits with", 0, 0},
         {"--kernel", CLI_STR, &kernel_s, "auto, ref (portable), avx2 or vnni: all give the same integers", 0, 0},
         {"--repeats", CLI_INT, &repeats, "timed passes over the test set (the best is reported)", 1, 1000},
+        {"--threads", CLI_INT, &threads, "threads for a convolutional model's images (the same logits for any count)", 1, 64},
         CLI_DATA_OPTIONS(dataset, data),
         {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
     };
@@ -89,6 +91,7 @@ int cmd_infer(int argc, char **argv) {
         return 2;
     }
     tq_kernel kernel = (tq_kernel)kparsed;
+    tq_parallel_set_threads(threads);
     tq_qmodel q;
     if (tq_qmodel_load(&q, pos[0]) != TQ_OK) return cli_fail(NULL);
     tq_dataset te;
@@ -117,8 +120,10 @@ int cmd_infer(int argc, char **argv) {
     tq_free(logits);
     tq_free(pred);
     if (rc) goto out;
-    printf("%s (%s): integer-only test accuracy %.2f%% on %u images; %.2f ms, %.0f images/s (%s kernel, best of %d)\n",
-           pos[0], q.spec, (double)acc, te.n, best * 1e3, te.n / best, tq_kernel_name(kernel), repeats);
+    char thr[24] = "";
+    if (threads > 1) snprintf(thr, sizeof thr, ", %d threads", threads);
+    printf("%s (%s): integer-only test accuracy %.2f%% on %u images; %.2f ms, %.0f images/s (%s kernel%s, best of %d)\n",
+           pos[0], q.spec, (double)acc, te.n, best * 1e3, te.n / best, tq_kernel_name(kernel), thr, repeats);
     tq_agreement ag;
     if (compare) {
         tq_model m;
