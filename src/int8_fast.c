@@ -13,6 +13,9 @@
 #include "src/parallel.h"
 #include "src/qmodel.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define TQ_HAVE_VNNI_KERNEL 1
@@ -145,6 +148,7 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
             f->cols_bytes = cols > f->cols_bytes ? cols : f->cols_bytes;
         }
     }
+    f->act_bytes = (size_t)q->layer[0].in; /* a first linear layer reads a copy of the pixels */
     for (int l = 0; l < q->n_layers; l++) {
         size_t a = (size_t)q->layer[l].out;
         f->act_bytes = a > f->act_bytes ? a : f->act_bytes;
@@ -330,6 +334,13 @@ static inline void copy_run(uint8_t *dst, const uint8_t *src, size_t n, const ui
     }
 }
 
+/* The 0..3 bytes that complete a window's last group of 4 (one store: what it writes past them is
+ * the next window's, written later, or the buffer's slack). */
+static inline void zero_tail(uint8_t *p) {
+    const uint32_t z = 0;
+    memcpy(p, &z, 4);
+}
+
 static void windows_u8(const tq_qlayer *Q, const uint8_t *x, uint8_t *cols, size_t stride) {
     const int C = Q->in_c, k = Q->k;
     const uint8_t pad = (uint8_t)(Q->in_zp + 128), *x_end = x + (size_t)Q->in;
@@ -349,7 +360,7 @@ static void windows_u8(const tq_qlayer *Q, const uint8_t *x, uint8_t *cols, size
                         memcpy(&v, src + i, 8);
                         memcpy(row + i, &v, 8);
                     }
-                memset(start + K, 0, stride - K);
+                zero_tail(start + K);
                 continue;
             }
             for (int ky = 0; ky < k; ky++, row += run) {
@@ -362,23 +373,56 @@ static void windows_u8(const tq_qlayer *Q, const uint8_t *x, uint8_t *cols, size
                 copy_run(row + (size_t)kx0 * C, x + ((size_t)iy * Q->in_w + (size_t)(ix0 + kx0)) * C, (size_t)(kx1 - kx0) * C, x_end);
                 if (kx1 < k) memset(row + (size_t)kx1 * C, pad, (size_t)(k - kx1) * C);
             }
-            memset(start + K, 0, stride - K); /* the last group's rest (weights 0), after any overshoot */
+            zero_tail(start + K); /* the last group's rest (weights 0), after any overshoot */
         }
 }
 
+#ifdef __SSE2__
+/* n (1..16) bytes as a vector and back; 16 and 8, the usual channel counts, in one instruction */
+static inline __m128i load_n(const uint8_t *p, int n) {
+    if (n == 16) return _mm_loadu_si128((const __m128i *)(const void *)p);
+    if (n == 8) return _mm_loadl_epi64((const __m128i *)(const void *)p);
+    uint8_t t[16] = {0};
+    memcpy(t, p, (size_t)n);
+    return _mm_loadu_si128((const __m128i *)(const void *)t);
+}
+static inline void store_n(uint8_t *p, __m128i v, int n) {
+    if (n == 16) _mm_storeu_si128((__m128i *)(void *)p, v);
+    else if (n == 8) _mm_storel_epi64((__m128i *)(void *)p, v);
+    else {
+        uint8_t t[16];
+        _mm_storeu_si128((__m128i *)(void *)t, v);
+        memcpy(p, t, (size_t)n);
+    }
+}
+#endif
+
+/* The max of each window, 16 channels at a time in a register (a max kept in memory would wait
+ * on its own store at every element). */
 static void maxpool_u8(const tq_qlayer *Q, const uint8_t *x, uint8_t *y) {
     const int C = Q->in_c, k = Q->k, lo = Q->act_min + 128, hi = Q->act_max + 128;
     for (int oy = 0; oy < Q->out_h; oy++)
         for (int ox = 0; ox < Q->out_w; ox++) {
             uint8_t *out = y + ((size_t)oy * Q->out_w + (size_t)ox) * C;
             const uint8_t *win = x + ((size_t)(oy * Q->stride) * Q->in_w + (size_t)(ox * Q->stride)) * C;
-            for (int c = 0; c < C; c++) out[c] = (uint8_t)lo;
-            for (int ky = 0; ky < k; ky++)
-                for (int kx = 0; kx < k; kx++) {
-                    const uint8_t *v = win + ((size_t)ky * Q->in_w + (size_t)kx) * C;
-                    for (int c = 0; c < C; c++) out[c] = v[c] > out[c] ? v[c] : out[c]; /* vectorizes */
-                }
-            for (int c = 0; c < C; c++) out[c] = out[c] < hi ? out[c] : (uint8_t)hi;
+            for (int c = 0; c < C; c += 16) {
+                int n = C - c < 16 ? C - c : 16;
+#ifdef __SSE2__
+                __m128i m = _mm_set1_epi8((char)lo);
+                for (int ky = 0; ky < k; ky++)
+                    for (int kx = 0; kx < k; kx++) m = _mm_max_epu8(m, load_n(win + ((size_t)ky * Q->in_w + (size_t)kx) * C + c, n));
+                store_n(out + c, _mm_min_epu8(m, _mm_set1_epi8((char)hi)), n);
+#else
+                uint8_t m[16];
+                for (int i = 0; i < n; i++) m[i] = (uint8_t)lo;
+                for (int ky = 0; ky < k; ky++)
+                    for (int kx = 0; kx < k; kx++) {
+                        const uint8_t *v = win + ((size_t)ky * Q->in_w + (size_t)kx) * C + c;
+                        for (int i = 0; i < n; i++) m[i] = v[i] > m[i] ? v[i] : m[i];
+                    }
+                for (int i = 0; i < n; i++) out[c + i] = m[i] < hi ? m[i] : (uint8_t)hi;
+#endif
+            }
         }
 }
 
@@ -401,6 +445,10 @@ static void cnn_slice(void *ctx, int t) {
     for (size_t i = b; i < e; i++) {
         const uint8_t *x = j->pixels + i * in0; /* q + 128 = p */
         int cur = 0;
+        if (q->layer[0].kind == TQ_S8_LINEAR) { /* it reads whole groups of 4: not past the caller's pixels */
+            memcpy(act[1], x, in0);
+            x = act[1];
+        }
         for (int l = 0; l < q->n_layers; l++) {
             const tq_qlayer *Q = &q->layer[l];
             if (Q->kind == TQ_S8_FLATTEN) continue;

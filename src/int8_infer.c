@@ -91,7 +91,7 @@ static inline uint32_t uxtb16_r8(uint32_t v) {
 #define TQ_UXTB16_R8(off2, v) uxtb16_r8(v)
 static inline int32_t smlad(uint32_t a, uint32_t b, int32_t acc) { return __smlad((int16x2_t)a, (int16x2_t)b, acc); }
 
-/* Four rows' dot products with x unpacked by UNPACK / UNPACK_R8 (SXTAB16 for int8, UXTAB16 for
+/* Four rows' dot products with x unpacked by UNPACK / UNPACK_R8 (SXTAB16 for int8, UXTB16 for
  * pixels): per 4 inputs, 1 load and 2 unpacks of x, then per row 1 load, 2 extends, 2 SMLADs. */
 #define TQ_DOT4(UNPACK, UNPACK_R8)                                                                        \
     for (; i + 4 <= n; i += 4) {                                                                          \
