@@ -30,6 +30,8 @@ typedef struct {
     int32_t *bias8;     /* [groups8*8] effective bias for the AVX2 layout */
     int8_t *w;          /* [out][in_pad] for the scalar path, zero padded */
     int8_t *wt;         /* VNNI layout [groups][in4][16][4]: lane j of group g is output 16g + j */
+    int8_t *wt2;        /* at most 8 outputs: [in4][16][4], lanes j and 8 + j both output j (two rows a vector) */
+    int32_t bias2[16], mult2[16], shift2[16];
     int32_t *bias;      /* [groups*16] effective bias, zero point folded in, 0 past `out` */
     int32_t *mult, *shift; /* [groups*16], padded with a valid multiplier */
     int32_t out_zp, act_min, act_max;
@@ -57,6 +59,7 @@ void tq_qfast_free(tq_qfast *f) {
     for (int l = 0; l < f->n_layers; l++) {
         tq_free(f->L[l].w);
         tq_free(f->L[l].wt);
+        tq_free(f->L[l].wt2);
         tq_free(f->L[l].wt16);
         tq_free(f->L[l].bias8);
         tq_free(f->L[l].bias);
@@ -141,6 +144,21 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
                     Q->w[(size_t)o * L->in + i];
         }
         for (size_t o = (size_t)L->out; o < n16; o++) L->mult[o] = 1 << 30; /* padding lanes: harmless */
+        if (L->out <= 8) {
+            if (!(L->wt2 = tq_calloc((size_t)L->in4 * 64, 1))) {
+                f->n_layers = l + 1;
+                tq_qfast_free(f);
+                TQ_FAIL(TQ_E_NOMEM, "fast kernel: out of memory");
+            }
+            for (int j = 0; j < 16; j++) {
+                int o = j % 8;
+                L->bias2[j] = o < L->out ? L->bias[o] : 0;
+                L->mult2[j] = o < L->out ? L->mult[o] : 1 << 30;
+                L->shift2[j] = o < L->out ? L->shift[o] : 0;
+                for (int i = 0; o < L->out && i < L->in; i++)
+                    L->wt2[((size_t)(i / 4) * 16 + (size_t)j) * 4 + (size_t)(i % 4)] = Q->w[(size_t)o * L->in + i];
+            }
+        }
         if (L->in_pad > f->max_pad) f->max_pad = L->in_pad;
         if (pad64(L->out) > f->max_pad) f->max_pad = pad64(L->out);
         if (Q->kind == TQ_S8_CONV) {
@@ -172,7 +190,7 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
     }
 #ifdef TQ_HAVE_VNNI_KERNEL
     __builtin_cpu_init();
-    f->vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
+    f->vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
     f->avx2 = __builtin_cpu_supports("avx2");
 #endif
     *out = f;
@@ -193,7 +211,7 @@ int tq_kernel_parse(const char *s) {
 }
 
 #ifdef TQ_HAVE_VNNI_KERNEL
-#define TQ_VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
+#define TQ_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 
 /* tq_requantize_ref on 16 lanes, for shift <= 0 (M0 >= 2^30 > 0, so the saturating case
  * a == M0 == INT32_MIN cannot occur):
@@ -285,6 +303,48 @@ TQ_VNNI static void layer_vnni(const fast_layer *L, const uint8_t *x, int x_stri
     }
 }
 
+/* A layer of at most 8 outputs over many rows (a first convolution's windows): lanes 0-7 take row
+ * r and lanes 8-15 row r + 1 (wt2 holds the weights twice), so one requantization serves two rows
+ * instead of leaving half the lanes idle. The same integers as layer_vnni. */
+TQ_VNNI static void layer_vnni_pairs(const fast_layer *L, const uint8_t *x, int x_stride, int nb, uint8_t *y, int y_stride) {
+    const __m512i zp = _mm512_set1_epi32(L->out_zp), lo = _mm512_set1_epi32(L->act_min), hi = _mm512_set1_epi32(L->act_max);
+    const __m512i u8off = _mm512_set1_epi32(128), zero = _mm512_setzero_si512();
+    const __m512i bias = _mm512_loadu_si512((const void *)L->bias2), m0 = _mm512_loadu_si512((const void *)L->mult2);
+    const __m512i e = _mm512_max_epi32(zero, _mm512_sub_epi32(zero, _mm512_loadu_si512((const void *)L->shift2)));
+    const __mmask16 low = (__mmask16)((1u << L->out) - 1);
+    for (int r0 = 0; r0 < nb; r0 += 8) {
+        int np = (nb - r0 + 1) / 2 < 4 ? (nb - r0 + 1) / 2 : 4;
+        __m512i acc[4] = {bias, bias, bias, bias};
+        for (int k = 0; k < L->in4; k++) {
+            __m512i w = _mm512_loadu_si512((const void *)(L->wt2 + 64 * k));
+            for (int j = 0; j < np; j++) {
+                int ra = r0 + 2 * j, rb = ra + 1 < nb ? ra + 1 : ra;
+                int32_t va, vb;
+                memcpy(&va, x + (size_t)ra * x_stride + 4 * k, 4);
+                memcpy(&vb, x + (size_t)rb * x_stride + 4 * k, 4);
+                __m512i xv = _mm512_inserti64x4(_mm512_set1_epi32(va), _mm256_set1_epi32(vb), 1);
+                acc[j] = _mm512_dpbusd_epi32(acc[j], xv, w);
+            }
+        }
+        for (int j = 0; j < np; j++) {
+            __m512i v;
+            if (L->left_shift) {
+                int32_t a[16], r[16];
+                _mm512_storeu_si512((void *)a, acc[j]);
+                for (int t = 0; t < 16; t++) r[t] = tq_requantize_ref(a[t], L->mult2[t], L->shift2[t]);
+                v = _mm512_loadu_si512((const void *)r);
+            } else {
+                v = requant16(acc[j], m0, e);
+            }
+            v = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zp), lo), hi), u8off);
+            int ra = r0 + 2 * j;
+            _mm512_mask_cvtepi32_storeu_epi8(y + (size_t)ra * y_stride, low, v);
+            if (ra + 1 < nb)
+                _mm256_mask_cvtepi32_storeu_epi8(y + (size_t)(ra + 1) * y_stride, (__mmask8)low, _mm512_extracti64x4_epi64(v, 1));
+        }
+    }
+}
+
 /* AVX2: vpmaddwd multiplies int16 pairs and adds each pair into an int32 lane, exactly. Lane j of
  * group g accumulates output 8g + j; the activations (unsigned, x + 128) go in as one int32 per
  * pair of inputs, broadcast. The requantization is the scalar reference, per output. */
@@ -354,12 +414,20 @@ static void windows_u8(const tq_qlayer *Q, const uint8_t *x, uint8_t *cols, size
             if (kx0 == 0 && kx1 == k && iy0 >= 0 && iy0 + k <= Q->in_h && last <= (size_t)Q->in) {
                 const uint8_t *src = x + ((size_t)iy0 * Q->in_w + (size_t)ix0) * C;
                 /* the window is inside the image (the usual case): k runs of k*C bytes, 8 at a time */
-                for (int ky = 0; ky < k; ky++, row += run, src += (size_t)Q->in_w * C)
-                    for (size_t i = 0; i < run; i += 8) {
+                const size_t step = (size_t)Q->in_w * C;
+                if (run <= 8) /* a one-channel image's short rows: one load and one store each */
+                    for (int ky = 0; ky < k; ky++, row += run, src += step) {
                         uint64_t v;
-                        memcpy(&v, src + i, 8);
-                        memcpy(row + i, &v, 8);
+                        memcpy(&v, src, 8);
+                        memcpy(row, &v, 8);
                     }
+                else
+                    for (int ky = 0; ky < k; ky++, row += run, src += step)
+                        for (size_t i = 0; i < run; i += 8) {
+                            uint64_t v;
+                            memcpy(&v, src + i, 8);
+                            memcpy(row + i, &v, 8);
+                        }
                 zero_tail(start + K);
                 continue;
             }
@@ -466,7 +534,8 @@ static void cnn_slice(void *ctx, int t) {
                     in = cols;
                 }
 #ifdef TQ_HAVE_VNNI_KERNEL
-                if (j->k == TQ_KERNEL_VNNI) layer_vnni(L, in, stride, rows, y, L->out, lg);
+                if (j->k == TQ_KERNEL_VNNI && L->wt2 && !lg && rows > 1) layer_vnni_pairs(L, in, stride, rows, y, L->out);
+                else if (j->k == TQ_KERNEL_VNNI) layer_vnni(L, in, stride, rows, y, L->out, lg);
                 else layer_avx2(L, in, rows, stride, pairs, y, L->out, lg);
 #else
                 (void)in, (void)rows, (void)pairs, (void)lg;
