@@ -70,6 +70,20 @@ static void linear_matches_int64_rederivation(void **state) {
     }
 }
 
+/* predict_u8 on pixels px (with `bytes` of scratch) gives the logits run gives on x = px - 128, and
+ * returns their first maximum; 5 outputs. */
+static void predict_is_run(const tq_int8_net *m, const uint8_t *px, const int8_t *x, int8_t *scratch, size_t bytes) {
+    int8_t logits[5], y[5];
+    int c = tq_int8_net_predict_u8(m, px, logits, scratch, bytes);
+    static int8_t run_scratch[4096];
+    assert_int_equal(tq_int8_net_run(m, x, y, run_scratch, sizeof run_scratch), TQ_INT8_OK);
+    assert_memory_equal(logits, y, 5);
+    int best = 0;
+    for (int k = 1; k < 5; k++)
+        if (y[k] > y[best]) best = k;
+    assert_int_equal(c, best);
+}
+
 static void mlp_runner_contract(void **state) {
     (void)state;
     tq_rng r;
@@ -97,14 +111,7 @@ static void mlp_runner_contract(void **state) {
         px[i] = (uint8_t)tq_rng_below(&r, 256);
         x[i] = (int8_t)(px[i] - 128);
     }
-    int8_t logits[5];
-    int c = tq_int8_net_predict_u8(&m, px, logits, scratch, sizeof scratch);
-    tq_int8_net_run(&m, x, y2, scratch, sizeof scratch);
-    assert_memory_equal(logits, y2, 5);
-    int best = 0;
-    for (int k = 1; k < 5; k++)
-        if (y2[k] > y2[best]) best = k;
-    assert_int_equal(c, best);
+    predict_is_run(&m, px, x, scratch, sizeof scratch);
 }
 
 /* ---- image layers ---- */
@@ -298,14 +305,8 @@ static void cnn_runner_contract(void **state) {
     size_t want = patch + ((size_t)c->in + c->out > arena ? (size_t)c->in + c->out : arena);
     assert_int_equal(need, want);
     memset(scratch, 0x33, sizeof scratch);
+    predict_is_run(&m, px, x, scratch, need);
     int8_t logits[5];
-    int cls = tq_int8_net_predict_u8(&m, px, logits, scratch, need);
-    tq_int8_net_run(&m, x, y2, scratch, sizeof scratch);
-    assert_memory_equal(logits, y2, 5);
-    int best = 0;
-    for (int k = 1; k < 5; k++)
-        if (y2[k] > y2[best]) best = k;
-    assert_int_equal(cls, best);
     assert_int_equal(tq_int8_net_predict_u8(&m, px, logits, scratch, need - 1), TQ_INT8_E_ARG);
     layers[3].kind = TQ_S8_FLATTEN; /* a network ending in a flatten has no output layer */
     assert_int_equal(tq_int8_net_run(&m, x, y, scratch, sizeof scratch), TQ_INT8_E_ARG);
@@ -329,6 +330,30 @@ static void random_qmodel(tq_rng *r, tq_qmodel *q, const int *dims, int n_layers
     assert_int_equal(tq_qmodel_convert(q, "test", src, n_layers), TQ_OK);
 }
 
+/* Every fast kernel this CPU has against the reference, on 37 random images (not a multiple of
+ * the batch or of 4): has[k] is set for each kernel that ran (and matched). */
+static void kernels_match_reference(tq_rng *r, const tq_qmodel *q, const char *what, int has[TQ_KERNEL_VNNI + 1]) {
+    enum { N = 37 };
+    int in = q->layer[0].in, out = q->layer[q->n_layers - 1].out;
+    uint8_t *px = tq_malloc((size_t)N * in), pf[N], pr[N];
+    int8_t *lf = tq_malloc((size_t)N * out), *lr = tq_malloc((size_t)N * out);
+    for (int i = 0; i < N * in; i++) px[i] = (uint8_t)tq_rng_below(r, 256);
+    tq_qfast *f;
+    assert_int_equal(tq_qfast_init(&f, q), TQ_OK);
+    assert_int_equal(tq_qfast_run(f, px, N, lr, pr, TQ_KERNEL_REF), TQ_OK);
+    for (tq_kernel k = TQ_KERNEL_AVX2; k <= TQ_KERNEL_VNNI; k++) {
+        has[k] = tq_qfast_run(f, px, N, lf, pf, k) == TQ_OK;
+        if (!has[k]) continue;
+        for (int i = 0; i < N * out; i++)
+            if (lf[i] != lr[i]) fail_msg("%s: logit %d: %s %d, reference %d", what, i, tq_kernel_name(k), lf[i], lr[i]);
+        assert_memory_equal(pf, pr, N);
+    }
+    tq_qfast_free(f);
+    tq_free(px);
+    tq_free(lf);
+    tq_free(lr);
+}
+
 static void fast_kernel_is_bit_identical(void **state) {
     (void)state;
     tq_rng r;
@@ -346,31 +371,15 @@ static void fast_kernel_is_bit_identical(void **state) {
                     for (int o = 0; o < q.layer[l].out; o++) any |= q.layer[l].shift[o] > 0;
                 if (nl[t] > 1) assert_true(any); /* layer 0 (s_in = 1/255) stays below 1 */
             }
-            enum { N = 37 }; /* not a multiple of the batch or of 4 */
-            int in = q.layer[0].in, out = q.layer[q.n_layers - 1].out;
-            uint8_t *px = tq_malloc((size_t)N * in), pf[N], pr[N];
-            int8_t *lf = tq_malloc((size_t)N * out), *lr = tq_malloc((size_t)N * out);
-            for (int i = 0; i < N * in; i++) px[i] = (uint8_t)tq_rng_below(&r, 256);
-            tq_qfast *f;
-            assert_int_equal(tq_qfast_init(&f, &q), TQ_OK);
-            assert_int_equal(tq_qfast_run(f, px, N, lr, pr, TQ_KERNEL_REF), TQ_OK);
-            /* every kernel this CPU has, against the reference */
+            char what[48];
+            snprintf(what, sizeof what, "shape %d%s", t, big ? " (M > 1)" : "");
+            int has[TQ_KERNEL_VNNI + 1] = {0};
+            kernels_match_reference(&r, &q, what, has);
             for (tq_kernel k = TQ_KERNEL_AVX2; k <= TQ_KERNEL_VNNI; k++) {
-                if (tq_qfast_run(f, px, N, lf, pf, k) != TQ_OK) {
-                    missing[k] = 1;
-                    continue;
-                }
-                checked[k]++;
-                for (int i = 0; i < N * out; i++)
-                    if (lf[i] != lr[i]) fail_msg("shape %d: logit %d: %s %d, reference %d", t, i, tq_kernel_name(k), lf[i], lr[i]);
-                assert_memory_equal(pf, pr, N);
-                print_message("shape %d%s: %s kernel matches the reference on %d images\n", t, big ? " (M > 1)" : "",
-                              tq_kernel_name(k), N);
+                missing[k] |= !has[k];
+                checked[k] += has[k];
+                if (has[k]) print_message("%s: %s kernel matches the reference on 37 images\n", what, tq_kernel_name(k));
             }
-            tq_qfast_free(f);
-            tq_free(px);
-            tq_free(lf);
-            tq_free(lr);
             tq_qmodel_free(&q);
         }
     /* A kernel the CPU lacks is a skip, said as one (cmocka counts it), never a silent pass;
@@ -424,25 +433,11 @@ static void cnn_fast_kernels_are_bit_identical(void **state) {
     for (int t = 0; t < 24; t++) {
         tq_qmodel q;
         random_cnn(&r, &q, t % 3 == 2 ? 0.001f : 1.0f, t < 6);
-        enum { N = 37 };
-        int in = q.layer[0].in, out = q.layer[q.n_layers - 1].out;
-        uint8_t *px = tq_malloc((size_t)N * in), pf[N], pr[N];
-        int8_t *lf = tq_malloc((size_t)N * out), *lr = tq_malloc((size_t)N * out);
-        for (int i = 0; i < N * in; i++) px[i] = (uint8_t)tq_rng_below(&r, 256);
-        tq_qfast *f;
-        assert_int_equal(tq_qfast_init(&f, &q), TQ_OK);
-        assert_int_equal(tq_qfast_run(f, px, N, lr, pr, TQ_KERNEL_REF), TQ_OK);
-        for (tq_kernel k = TQ_KERNEL_AVX2; k <= TQ_KERNEL_VNNI; k++) {
-            if (tq_qfast_run(f, px, N, lf, pf, k) != TQ_OK) continue;
-            checked++;
-            for (int i = 0; i < N * out; i++)
-                if (lf[i] != lr[i]) fail_msg("model %d (%s): logit %d: %s %d, reference %d", t, q.spec, i, tq_kernel_name(k), lf[i], lr[i]);
-            assert_memory_equal(pf, pr, N);
-        }
-        tq_qfast_free(f);
-        tq_free(px);
-        tq_free(lf);
-        tq_free(lr);
+        char what[32];
+        snprintf(what, sizeof what, "random CNN %d", t);
+        int has[TQ_KERNEL_VNNI + 1] = {0};
+        kernels_match_reference(&r, &q, what, has);
+        checked += has[TQ_KERNEL_AVX2] + has[TQ_KERNEL_VNNI];
         tq_qmodel_free(&q);
     }
     print_message("%d kernel runs on random CNNs matched the reference\n", checked);
