@@ -1,7 +1,7 @@
 /* An integer model as a self-contained C module for microcontrollers (docs/QUANTIZATION.md §8).
  *
- *   DIR/int8_infer.{h,c}   the runtime, byte for byte the host's reference kernels (only the
- *                          include line differs)
+ *   DIR/int8_infer.{h,c}   the runtime, byte for byte the host's (only the include line and
+ *                          TQ_INT8_KINDS, the model's layer kinds, differ)
  *   DIR/tq_model.{h,c}     the model as const arrays (they stay in flash) and one call:
  *                          int tq_model_classify(const uint8_t *pixels, int8_t *logits)
  *   DIR/tq_test_data.h     with test images: their pixels, labels and the host's int8 logits
