@@ -188,20 +188,6 @@ static void gather_patch(const tq_s8_layer *L, const int8_t *x, int32_t oy, int3
     }
 }
 
-/* A convolution is, at each output position, a linear layer (out_c rows of k*k*in_c weights)
- * applied to the window: gather it, then run `lin` on it. */
-static void conv_with(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch,
-                      void (*lin)(const tq_s8_layer *, const int8_t *, int8_t *)) {
-    tq_s8_layer P = *L;
-    P.in = L->k * L->k * L->in_c;
-    P.out = L->out_c;
-    for (int32_t oy = 0; oy < L->out_h; oy++)
-        for (int32_t ox = 0; ox < L->out_w; ox++) {
-            gather_patch(L, x, oy, ox, patch);
-            lin(&P, patch, y + ((size_t)oy * (size_t)L->out_w + (size_t)ox) * (size_t)L->out_c);
-        }
-}
-
 #ifdef TQ_DSP
 static inline void st32(void *p, uint32_t v) { __builtin_memcpy(p, &v, 4); }
 
@@ -299,8 +285,17 @@ static void maxpool_dsp(const tq_s8_layer *L, const int8_t *x, int8_t *y) {
 }
 #endif
 
+/* A convolution is, at each output position, a linear layer (out_c rows of k*k*in_c weights)
+ * applied to the window: gather it, then run the linear kernel on it. */
 void tq_conv_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) {
-    conv_with(L, x, y, patch, tq_linear_s8_ref);
+    tq_s8_layer P = *L;
+    P.in = L->k * L->k * L->in_c;
+    P.out = L->out_c;
+    for (int32_t oy = 0; oy < L->out_h; oy++)
+        for (int32_t ox = 0; ox < L->out_w; ox++) {
+            gather_patch(L, x, oy, ox, patch);
+            tq_linear_s8_ref(&P, patch, y + ((size_t)oy * (size_t)L->out_w + (size_t)ox) * (size_t)L->out_c);
+        }
 }
 
 void tq_depthwise_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) {
@@ -365,7 +360,7 @@ void tq_s8_layer_run(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *p
     else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV)) conv_dsp(L, x, y, patch);
     else if (L->kind == TQ_S8_MAXPOOL && HAS(TQ_S8_MAXPOOL) && L->in_c % 4 == 0) maxpool_dsp(L, x, y);
 #else
-    else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV)) conv_with(L, x, y, patch, linear_best);
+    else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV)) tq_conv_s8_ref(L, x, y, patch);
 #endif
     else if (L->kind == TQ_S8_DEPTHWISE && HAS(TQ_S8_DEPTHWISE)) tq_depthwise_s8_ref(L, x, y);
     else if ((L->kind == TQ_S8_MAXPOOL || L->kind == TQ_S8_AVGPOOL) && (HAS(TQ_S8_MAXPOOL) || HAS(TQ_S8_AVGPOOL)))

@@ -90,7 +90,10 @@ static void bind_view(tq_qmodel *q) {
     }
 }
 
-static const char *KIND_NAME[] = {"linear", "conv", "depthwise", "max pool", "avg pool", "flatten"};
+const char *tq_qlayer_kind_name(int32_t kind) {
+    static const char *names[] = {"linear", "conv", "depthwise", "max pool", "avg pool", "flatten"};
+    return kind >= 0 && kind <= TQ_S8_FLATTEN ? names[kind] : "unknown";
+}
 
 /* A size the formats and kernels handle: 1..65536 per dimension, 2^24 values per activation,
  * a patch of at most 2^20 values. */
@@ -102,7 +105,7 @@ static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
     tq_qlayer *L = &q->layer[l];
 #define BAD(...) TQ_FAIL(TQ_E_FORMAT, __VA_ARGS__)
     if (L->kind < 0 || L->kind > TQ_S8_FLATTEN) BAD("%s: layer %d: unknown kind %d", path, l, L->kind);
-    const char *kn = KIND_NAME[L->kind];
+    const char *kn = tq_qlayer_kind_name(L->kind);
     if (!DIM_OK(L->in_h) || !DIM_OK(L->in_w) || !DIM_OK(L->in_c) || !DIM_OK(L->out_h) || !DIM_OK(L->out_w) ||
         !DIM_OK(L->out_c) || (int64_t)L->in_h * L->in_w * L->in_c > (1 << 24) || (int64_t)L->out_h * L->out_w * L->out_c > (1 << 24))
         BAD("%s: layer %d (%s): bad shape %dx%dx%d -> %dx%dx%d", path, l, kn, L->in_h, L->in_w, L->in_c, L->out_h, L->out_w,

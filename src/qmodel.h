@@ -53,6 +53,8 @@ typedef struct {
     int in_h, in_w, in_c, out_h, out_w, out_c, k, stride, pad;
 } tq_qlayer_src;
 
+/* "linear", "conv", "depthwise", "max pool", "avg pool", "flatten" ("unknown" otherwise). */
+const char *tq_qlayer_kind_name(int32_t kind);
 /* Weights and channels of a layer (0 for pools and flatten). */
 size_t tq_qlayer_weights(const tq_qlayer *L);
 int32_t tq_qlayer_channels(const tq_qlayer *L);

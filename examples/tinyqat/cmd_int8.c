@@ -36,12 +36,11 @@ int cmd_convert(int argc, char **argv) {
                    "per image\n", pos[0], q.spec, q.n_layers, out, bytes, (unsigned long long)tq_qmodel_macs(&q));
             printf("\n%5s %-12s %-19s %10s %5s %10s %5s %10s | channel 0: %11s %11s %5s\n", "layer", "kind", "shape", "s_in",
                    "z_in", "s_out", "z_out", "clamp", "M", "M0", "shift");
-            static const char *kinds[] = {"linear", "conv", "depthwise", "max pool", "avg pool", "flatten"};
             for (int l = 0; l < q.n_layers; l++) {
                 const tq_qlayer *L = &q.layer[l];
                 char kind[24], shape[48], clamp[24];
-                if (L->kind == TQ_S8_LINEAR || L->kind == TQ_S8_FLATTEN) snprintf(kind, sizeof kind, "%s", kinds[L->kind]);
-                else snprintf(kind, sizeof kind, "%s %d/%d", kinds[L->kind], L->k, L->stride);
+                if (L->kind == TQ_S8_LINEAR || L->kind == TQ_S8_FLATTEN) snprintf(kind, sizeof kind, "%s", tq_qlayer_kind_name(L->kind));
+                else snprintf(kind, sizeof kind, "%s %d/%d", tq_qlayer_kind_name(L->kind), L->k, L->stride);
                 if (L->kind == TQ_S8_LINEAR) snprintf(shape, sizeof shape, "%d->%d", L->in, L->out);
                 else snprintf(shape, sizeof shape, "%dx%dx%d->%dx%dx%d", L->in_h, L->in_w, L->in_c, L->out_h, L->out_w, L->out_c);
                 snprintf(clamp, sizeof clamp, "[%d,%d]", L->act_min, L->act_max);
