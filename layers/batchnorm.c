@@ -57,11 +57,19 @@ TQ_SIMD_CLONES static void normalize(const float *restrict x, float *restrict xh
         }
 }
 
+/* y = a x + b per channel */
+TQ_SIMD_CLONES static void affine(const float *restrict x, float *restrict y, size_t P, int C, const float *restrict a,
+                                  const float *restrict b) {
+    for (size_t p = 0; p < P; p++, x += C, y += C)
+        for (int c = 0; c < C; c++) y[c] = a[c] * x[c] + b[c];
+}
+
 /* The elementwise halves run as tasks over batch slices (src/parallel.h); the channel sums stay
  * serial (cheap, and their order then never changes). */
 typedef struct {
     tq_node *n;
     const float *shift, *inv, *gamma, *beta; /* forward */
+    const float *fs, *fb;                    /* forward with a rounded folded bias: y = fs x + fb */
     const float *a, *b, *c3;                 /* backward */
 } bn_job;
 
@@ -79,6 +87,7 @@ static void normalize_slice(void *ctx, int t) {
     slice_positions(j->n, t, &p0, &p1);
     if (p1 > p0)
         normalize(j->n->in[0]->val + p0 * C, j->n->aux + p0 * C, j->n->val + p0 * C, p1 - p0, C, j->shift, j->inv, j->gamma, j->beta);
+    if (p1 > p0 && j->fs) affine(j->n->in[0]->val + p0 * C, j->n->val + p0 * C, p1 - p0, C, j->fs, j->fb);
 }
 
 static void bn_forward(tq_node *n, int mode) {
@@ -86,7 +95,7 @@ static void bn_forward(tq_node *n, int mode) {
     const int C = bn->C;
     const float *x = n->in[0]->val, *gamma = n->in[1]->val, *beta = n->in[2]->val;
     const size_t total = tq_node_numel(n), N = total / (size_t)C;
-    float *inv = n->aux + total, shift[4096];
+    float *inv = n->aux + total, shift[4096], fs[4096], fb[4096];
     bn->batch_stats = mode == TQ_RUN_TRAIN && !bn->frozen;
     if (bn->batch_stats) {
         double mean[4096], var[4096]; /* C <= 4096 (bn_shape) */
@@ -106,9 +115,14 @@ static void bn_forward(tq_node *n, int mode) {
         for (int c = 0; c < C; c++) {
             inv[c] = 1.0f / sqrtf(bn->running_var[c] + bn->eps);
             shift[c] = bn->running_mean[c];
+            /* the folded scale and bias as conversion computes them (layers/model.c) */
+            fs[c] = gamma[c] * inv[c];
+            fb[c] = beta[c] - fs[c] * bn->running_mean[c];
         }
+        if (bn->round_bias) bn->round_bias(bn->round_bias_ctx, fb, C, mode);
     }
-    bn_job j = {n, shift, inv, gamma, beta, NULL, NULL, NULL};
+    int folded = !bn->batch_stats && bn->round_bias;
+    bn_job j = {n, shift, inv, gamma, beta, folded ? fs : NULL, folded ? fb : NULL, NULL, NULL, NULL};
     tq_parallel_for(TQ_SLICES, normalize_slice, &j);
 }
 
@@ -157,7 +171,7 @@ static void bn_backward(tq_node *n) {
         b[c] = bn->batch_stats ? (float)(sdy[c] / (double)N) : 0.0f;
         c3[c] = bn->batch_stats ? (float)(sdyxh[c] / (double)N) : 0.0f;
     }
-    bn_job j = {n, NULL, NULL, NULL, NULL, a, b, c3};
+    bn_job j = {n, NULL, NULL, NULL, NULL, NULL, NULL, a, b, c3};
     tq_parallel_for(TQ_SLICES, grad_x_slice, &j);
 }
 

@@ -11,7 +11,10 @@
  *              dx = gamma / sqrt(var + eps) / N (N dy - sum dy - xh sum(dy xh)),
  *              dgamma += sum(dy xh), dbeta += sum(dy)
  *   evaluation, or frozen statistics: the running mean and var stand in for the batch's, which
- *              are then constants: dx = dy gamma / sqrt(running_var + eps).
+ *              are then constants: dx = dy gamma / sqrt(running_var + eps). With round_bias set,
+ *              y = s x + round(beta - s mean) instead (s = gamma / sqrt(running_var + eps)): the
+ *              same function up to the bias rounding, whose gradient passes straight through, so
+ *              the backward is unchanged.
  * momentum 0.1 and eps 1e-5 as PyTorch's defaults.
  *
  * The fold (PyTorch 1.13's ConvBn2d): s[c] = gamma[c] / sqrt(running_var[c] + eps). QAT computes
@@ -33,6 +36,12 @@ typedef struct {
     float *running_mean, *running_var;  /* [C]: the caller's buffers (the model's) */
     int frozen;                         /* 1: use and keep the running statistics while training */
     int batch_stats;                    /* set by forward: 1 when it normalized with the batch's */
+    /* Set by QAT on a folded stage (may be NULL): rounds each channel's folded bias
+     * beta - s * running_mean to the int32 grid the integer model stores it on (in place; `mode`
+     * is the run's, see src/fake_quant.h). With the running statistics the batch norm then
+     * outputs s x + that bias, the folded layer exactly as the integer path computes it. */
+    void (*round_bias)(const void *ctx, float *bias, int C, int mode);
+    const void *round_bias_ctx;
 } tq_bn;
 
 /* running mean 0, var 1, momentum 0.1, eps 1e-5, not frozen (the buffers are the caller's) */

@@ -91,18 +91,25 @@ static tq_status bq_shape(tq_node *n) {
     return TQ_OK;
 }
 
-static void bq_forward(tq_node *n, int mode) {
-    const tq_bias_q *bq = n->ctx;
-    const float *b = n->in[0]->val;
+/* out[o] = b[o] on its int32 grid s_in * s_w[o]; unchanged while calibrating or before the input
+ * range has been observed. out may be b. */
+static void round_bias(const tq_bias_q *bq, const float *b, float *out, int C, int mode) {
     float s_in = bq->in ? bq->in->scale[0] : TQ_INPUT_SCALE;
-    int unquantized = mode == TQ_RUN_CALIBRATE || (bq->in && bq->in->obs && bq->in->obs->n_seen == 0);
-    for (int o = 0; o < n->cols; o++) {
+    if (mode == TQ_RUN_CALIBRATE || (bq->in && bq->in->obs && bq->in->obs->n_seen == 0)) {
+        memmove(out, b, (size_t)C * sizeof *out);
+        return;
+    }
+    for (int o = 0; o < C; o++) {
         float s = s_in * bq->w->scale[bq->w->per_channel ? o : 0];
         double q = nearbyint((double)b[o] / (double)s);
         q = q > 2147483647.0 ? 2147483647.0 : q < -2147483648.0 ? -2147483648.0 : q;
-        n->val[o] = unquantized ? b[o] : (float)(q * (double)s);
+        out[o] = (float)(q * (double)s);
     }
 }
+
+static void bq_forward(tq_node *n, int mode) { round_bias(n->ctx, n->in[0]->val, n->val, n->cols, mode); }
+
+static void round_folded_bias(const void *ctx, float *bias, int C, int mode) { round_bias(ctx, bias, bias, C, mode); }
 
 static void bq_backward(tq_node *n) {
     if (!n->in[0]->grad) return;
@@ -125,6 +132,10 @@ tq_node *tq_qat_stage(tq_graph *g, tq_qat *q, int s, tq_node *x, tq_node *W, tq_
                       tq_bn *bn, int relu, const tq_conv_shape *cs) {
     tq_node *y;
     if (bn) { /* the fold: the quantizer sees W * s_bn, the weights the integer model will hold */
+        if (q->cfg.quant_bias) { /* with the running statistics, the bias it will hold too */
+            bn->round_bias = round_folded_bias;
+            bn->round_bias_ctx = &q->sbq[s];
+        }
         tq_node *Wq = tq_fake_quant(g, tq_bn_fold_weights(g, W, gamma, bn), &q->swfq[s]);
         y = tq_batchnorm(g, tq_bn_unfold_output(g, tq_conv2d(g, x, Wq, NULL, cs), gamma, bn), gamma, beta, bn);
     } else {

@@ -262,6 +262,17 @@ static void quantized_cnn(void **state) {
     assert_int_equal(tq_graph_forward(net.g, 0), TQ_OK);
     float sim[4 * 3];
     memcpy(sim, net.logits->val, sizeof sim);
+    /* with the running statistics the batch norm is the folded layer s x + b, b the folded bias on
+     * its int32 grid (the one conversion stores, checked below); x is conv / s */
+    tq_node *bn = NULL;
+    for (size_t i = 0; i < tq_graph_size(net.g) && !bn; i++)
+        if (!strcmp(tq_graph_node(net.g, i)->name, "batchnorm")) bn = tq_graph_node(net.g, i);
+    assert_non_null(bn);
+    float b_sim[4];
+    for (int o = 0; o < 4; o++) {
+        float sc = m.stage[0].gamma[o] * (1.0f / sqrtf(m.stage[0].running_var[o] + 1e-5f));
+        b_sim[o] = bn->val[o] - sc * bn->in[0]->val[o]; /* first image, first position, channel o */
+    }
     tq_net_free(&net);
     tq_qmodel qm;
     assert_int_equal(tq_model_to_int8(&m, &qm), TQ_OK);
@@ -270,6 +281,12 @@ static void quantized_cnn(void **state) {
     for (int l = 0; l < 4; l++) assert_int_equal(qm.layer[l].kind, kinds[l]);
     assert_int_equal(qm.layer[0].out, 6 * 6 * 4);
     assert_int_equal(qm.layer[3].in, 3 * 3 * 4);
+    for (int o = 0; o < 4; o++) {
+        float step = TQ_INPUT_SCALE * m.qat->swfq[0].scale[o];
+        if (fabsf(b_sim[o] / step - (float)qm.layer[0].bias[o]) > 0.01f)
+            fail_msg("channel %d: the simulation adds %g steps of bias, the integer model %d", o, b_sim[o] / step,
+                     qm.layer[0].bias[o]);
+    }
     size_t sb = tq_int8_net_predict_scratch_bytes(&qm.net);
     int8_t *scratch = tq_malloc(sb), logits[3];
     float s_out = m.qat->afq[0].scale[0];
