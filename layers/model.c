@@ -457,14 +457,15 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
 size_t tq_model_float_bytes(const tq_model *m) { return m->n_params * sizeof(float); }
 
 size_t tq_model_int8_bytes(const tq_model *m) {
-    size_t n = 0;
+    size_t n = 0, sb = (size_t)tq_qlayer_storage_bits(m->qat ? m->qat->cfg.w_bits : 8);
     for (int s = 0; s < m->n_stages; s++) {
         size_t OC = (size_t)m->stage[s].conv.OC;
-        n += stage_weights(&m->stage[s]) + OC * 4 + OC * 8 + 4 * 4; /* int8 W (BN folded), int32 bias, M0/shift, zero points */
+        /* packed W (BN folded), int32 bias, M0/shift, zero points */
+        n += (stage_weights(&m->stage[s]) * sb + 7) / 8 + OC * 4 + OC * 8 + 4 * 4;
     }
     for (int l = 0; l < m->n_layers; l++) {
         size_t out = (size_t)m->dims[l + 1];
-        n += out * (size_t)m->dims[l]; /* int8 weights */
+        n += (out * (size_t)m->dims[l] * sb + 7) / 8; /* the weights, packed (src/qmodel.h) */
         n += out * 4;                  /* int32 bias */
         n += out * 8;                  /* int32 M0 and shift per channel */
         n += 4 * 4;                    /* zero points in/out and the clamp */

@@ -50,10 +50,11 @@ static void put_i32(tq_buf *b, const char *name, const int32_t *v, size_t n) {
 }
 
 /* The runtime source with its repo-relative include made local and, in the header, the layer
- * kinds limited to the model's (kinds: one bit per tq_s8_kind). */
-static void put_runtime(tq_buf *b, const unsigned char *src, size_t len, unsigned kinds) {
-    const char *needle = "#include \"src/int8_infer.h\"", *kind_line = "#define TQ_INT8_KINDS 0x3f";
-    size_t nl = strlen(needle), kl = strlen(kind_line);
+ * kinds and packed widths limited to the model's (one bit per tq_s8_kind, per width). */
+static void put_runtime(tq_buf *b, const unsigned char *src, size_t len, unsigned kinds, unsigned widths) {
+    const char *needle = "#include \"src/int8_infer.h\"", *kind_line = "#define TQ_INT8_KINDS 0x3f",
+               *packed_line = "#define TQ_INT8_PACKED 0x14";
+    size_t nl = strlen(needle), kl = strlen(kind_line), pl = strlen(packed_line);
     for (size_t i = 0; i < len;) {
         if (i + nl <= len && !memcmp(src + i, needle, nl)) {
             put_str(b, "#include \"int8_infer.h\"");
@@ -61,6 +62,9 @@ static void put_runtime(tq_buf *b, const unsigned char *src, size_t len, unsigne
         } else if (i + kl <= len && !memcmp(src + i, kind_line, kl)) {
             putf(b, "#define TQ_INT8_KINDS 0x%02x", kinds);
             i += kl;
+        } else if (i + pl <= len && !memcmp(src + i, packed_line, pl)) {
+            putf(b, "#define TQ_INT8_PACKED 0x%02x", widths);
+            i += pl;
         } else {
             tq_buf_u8(b, src[i++]);
         }
@@ -104,7 +108,10 @@ tq_status tq_export_c(const tq_qmodel *qm, const char *cdir, const char *source,
         if (!tq_qlayer_channels(L)) continue;
         char name[32];
         snprintf(name, sizeof name, "l%d_w", l);
-        put_i8(&c, name, L->w, tq_qlayer_weights(L));
+        if (q.view[l].w_bits != 8)
+            putf(&c, "/* %zu weights of %d bits, %d to a byte, the first in the lowest bits */\n", tq_qlayer_weights(L), L->w_bits,
+                 8 / q.view[l].w_bits);
+        put_i8(&c, name, L->w, tq_qlayer_weight_bytes(L));
         snprintf(name, sizeof name, "l%d_bias", l);
         put_i32(&c, name, L->bias, (size_t)L->out_c);
         snprintf(name, sizeof name, "l%d_mult", l);
@@ -120,17 +127,21 @@ tq_status tq_export_c(const tq_qmodel *qm, const char *cdir, const char *source,
             putf(&c, "    {%d, %d, l%d_w, l%d_bias, l%d_mult, l%d_shift, ", L->in, L->out, l, l, l, l);
         else
             putf(&c, "    {%d, %d, 0, 0, 0, 0, ", L->in, L->out);
-        putf(&c, "%d, %d, %d, %d, %s, %d, %d, %d, %d, %d, %d, %d, %d, %d},\n", L->in_zp, L->out_zp, L->act_min, L->act_max,
-             kind_names[L->kind], L->in_h, L->in_w, L->in_c, L->out_h, L->out_w, L->out_c, L->k, L->stride, L->pad);
+        putf(&c, "%d, %d, %d, %d, %s, %d, %d, %d, %d, %d, %d, %d, %d, %d, %d},\n", L->in_zp, L->out_zp, L->act_min, L->act_max,
+             kind_names[L->kind], L->in_h, L->in_w, L->in_c, L->out_h, L->out_w, L->out_c, L->k, L->stride, L->pad,
+             q.view[l].w_bits);
     }
     putf(&c, "};\n\nconst tq_int8_net tq_model_net = {%d, layers};\n\n", q.n_layers);
     put_str(&c, "int tq_model_classify(const uint8_t *pixels, int8_t *logits) {\n"
                 "    int8_t scratch[TQ_MODEL_SCRATCH_BYTES];\n"
                 "    return tq_int8_net_predict_u8(&tq_model_net, pixels, logits, scratch, sizeof scratch);\n}\n");
-    unsigned kinds = 0;
-    for (int l = 0; l < q.n_layers; l++) kinds |= 1u << q.layer[l].kind;
-    put_runtime(&rt_h, tq_src_int8_infer_h, tq_src_int8_infer_h_len, kinds);
-    put_runtime(&rt_c, tq_src_int8_infer_c, tq_src_int8_infer_c_len, kinds);
+    unsigned kinds = 0, widths = 0;
+    for (int l = 0; l < q.n_layers; l++) {
+        kinds |= 1u << q.layer[l].kind;
+        if (tq_qlayer_channels(&q.layer[l]) && q.view[l].w_bits != 8) widths |= 1u << q.view[l].w_bits;
+    }
+    put_runtime(&rt_h, tq_src_int8_infer_h, tq_src_int8_infer_h_len, kinds, widths);
+    put_runtime(&rt_c, tq_src_int8_infer_c, tq_src_int8_infer_c_len, kinds, widths);
     if (st == TQ_OK) st = write_buf(cdir, "tq_model.h", &h);
     if (st == TQ_OK) st = write_buf(cdir, "tq_model.c", &c);
     if (st == TQ_OK) st = write_buf(cdir, "int8_infer.h", &rt_h);

@@ -31,6 +31,10 @@ if [ -n "${MNIST_DIR:-}" ]; then
     "$tq" train --model in-c2k3p1br-m2-out --no-norm --epochs 1 --limit 300 --data "$MNIST_DIR" --out "$seed/model/c.tqf" >/dev/null
     "$tq" ptq "$seed/model/c.tqf" --calib-batches 1 --data "$MNIST_DIR" --out "$seed/model/cq.tqf" >/dev/null
     "$tq" convert "$seed/model/cq.tqf" --out "$seed/tqm/c.tqm" >/dev/null
+    "$tq" ptq "$seed/model/c.tqf" --bits 4 --calib-batches 1 --data "$MNIST_DIR" --out "$seed/model/c4.tqf" >/dev/null
+    "$tq" convert "$seed/model/c4.tqf" --out "$seed/tqm/c4.tqm" >/dev/null   # packed: two weights a byte
+    "$tq" ptq "$seed/model/a.tqf" --bits 2 --calib-batches 1 --data "$MNIST_DIR" --out "$seed/model/q2.tqf" >/dev/null
+    "$tq" convert "$seed/model/q2.tqf" --out "$seed/tqm/q2.tqm" >/dev/null   # four a byte
   fi
 fi
 printf -- '--epochs\0003\000784-100r-10' >"$seed/cli/a"

@@ -73,6 +73,10 @@ void tq_qfast_free(tq_qfast *f) {
     tq_free(f);
 }
 
+/* Weight i of a layer one per byte: the fast kernels lay packed weights out as int8 like any
+ * other (host memory is not what packing saves). */
+static int8_t weight(const tq_s8_layer *V, size_t i) { return (int8_t)tq_s8_unpack(V->w, V->w_bits, i); }
+
 tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
     *out = NULL;
     tq_qfast *f = tq_calloc(1, sizeof *f);
@@ -127,7 +131,7 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
         for (int o = 0; o < L->out; o++) {
             int32_t sum = 0;
             for (int i = 0; i < L->in; i++) {
-                int8_t w = Q->w[(size_t)o * L->in + i];
+                int8_t w = weight(&q->view[l], (size_t)o * L->in + i);
                 L->w[(size_t)o * L->in_pad + i] = w;
                 sum += w;
             }
@@ -138,10 +142,10 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
             L->bias8[o] = L->bias[o];
             for (int i = 0; i < L->in; i++)
                 L->wt16[((((size_t)(o / 8) * L->in2 + (size_t)(i / 2)) * 8) + (size_t)(o % 8)) * 2 + (size_t)(i % 2)] =
-                    Q->w[(size_t)o * L->in + i];
+                    weight(&q->view[l], (size_t)o * L->in + i);
             for (int i = 0; i < L->in; i++)
                 L->wt[((((size_t)(o / 16) * L->in4 + (size_t)(i / 4)) * 16) + (size_t)(o % 16)) * 4 + (size_t)(i % 4)] =
-                    Q->w[(size_t)o * L->in + i];
+                    weight(&q->view[l], (size_t)o * L->in + i);
         }
         for (size_t o = (size_t)L->out; o < n16; o++) L->mult[o] = 1 << 30; /* padding lanes: harmless */
         if (L->out <= 8) {
@@ -156,7 +160,7 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
                 L->mult2[j] = o < L->out ? L->mult[o] : 1 << 30;
                 L->shift2[j] = o < L->out ? L->shift[o] : 0;
                 for (int i = 0; o < L->out && i < L->in; i++)
-                    L->wt2[((size_t)(i / 4) * 16 + (size_t)j) * 4 + (size_t)(i % 4)] = Q->w[(size_t)o * L->in + i];
+                    L->wt2[((size_t)(i / 4) * 16 + (size_t)j) * 4 + (size_t)(i % 4)] = weight(&q->view[l], (size_t)o * L->in + i);
             }
         }
         if (L->in_pad > f->max_pad) f->max_pad = L->in_pad;

@@ -48,7 +48,38 @@ static inline int8_t output(const tq_s8_layer *L, int32_t o, int32_t acc) {
     return (int8_t)v;
 }
 
+/* ---- packed weights ---- */
+
+/* A layer whose weights this build reads packed (TQ_INT8_PACKED names the widths it has). */
+#define PACKED(L) (TQ_INT8_PACKED && ((L)->w_bits == 4 || (L)->w_bits == 2) && ((TQ_INT8_PACKED >> (L)->w_bits) & 1))
+
+/* weight i of a tensor packed at 4 or 2 bits: the field moved to the top of a word, then shifted
+ * back down arithmetically, which sign-extends it */
+static inline int32_t unpack(const int8_t *w, int32_t bits, size_t i) {
+    size_t per = bits == 4 ? 2 : 4; /* weights per byte */
+    uint32_t top = (uint32_t)(uint8_t)w[i / per] << (32 - (size_t)bits * (i % per + 1));
+    return (int32_t)top >> (32 - bits);
+}
+
+int32_t tq_s8_unpack(const int8_t *w, int32_t w_bits, size_t i) {
+    return w_bits == 4 || w_bits == 2 ? unpack(w, w_bits, i) : w[i];
+}
+
+/* Row o's accumulator with the weights unpacked one at a time: x is int8 (is_u8 = 0) or raw
+ * pixels (is_u8 = 1), plus off; inputs first.. of the row. */
+static int32_t packed_row(const tq_s8_layer *L, int32_t o, const uint8_t *x, int is_u8, int32_t off, int32_t first) {
+    int32_t acc = 0;
+    size_t base = (size_t)o * (size_t)L->in;
+    for (int32_t i = first; i < L->in; i++)
+        acc += unpack(L->w, L->w_bits, base + (size_t)i) * ((is_u8 ? (int32_t)x[i] : (int32_t)(int8_t)x[i]) + off);
+    return acc;
+}
+
 void tq_linear_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) {
+    if (PACKED(L)) {
+        for (int32_t o = 0; o < L->out; o++) y[o] = output(L, o, L->bias[o] + packed_row(L, o, (const uint8_t *)x, 0, -L->in_zp, 0));
+        return;
+    }
     for (int32_t o = 0; o < L->out; o++) {
         const int8_t *w = L->w + (size_t)o * (size_t)L->in;
         int32_t acc = L->bias[o];
@@ -146,13 +177,98 @@ static void linear_dsp(const tq_s8_layer *L, const uint8_t *x, int is_u8, int32_
     }
 }
 
+/* Packed weights on the DSP. A word holds G = 32 / bits weights; masking field f of every byte
+ * to the byte's top bits ((v << (8 - bits (f + 1))) & top) and extending bytes 0, 2 and 1, 3
+ * (SXTB16, SXTB16 ror 8) gives int16 pairs of weights times 2^(8 - bits), with no shift per
+ * value: the sums are scaled by 2^(8 - bits) and shifted back, exactly, once per row. The input
+ * is unpacked once per layer to int16 in the matching order: the pair of field f, bytes b and
+ * b + 2, is [x_{b per + f}, x_{(b + 2) per + f}] at int16 offset 2 (2 f + (b & 1)) + (b >> 1).
+ * Per 8 weights of 4 bits: 1 load, 2 masks, 4 extends, 4 SMLADs (2 bits: 16 weights, 4 masks,
+ * 8 extends, 8 SMLADs). Scaled sums fit int32: |16 * 7 * 255| * 65536 < 2^31 (2 bits: 64 * 255). */
+static inline __attribute__((always_inline)) void unpack_x_bits(const uint8_t *x, int is_u8, int32_t off, int32_t n,
+                                                                  const int32_t bits, uint8_t *x16) {
+    const int32_t G = 32 / bits, per = 8 / bits;
+    for (int32_t g = 0; g + G <= n; g += G)
+        for (int32_t j = 0; j < G; j++) {
+            int32_t b = j / per, f = j % per;
+            int16_t v = (int16_t)((is_u8 ? (int32_t)x[g + j] : (int32_t)(int8_t)x[g + j]) + off);
+            __builtin_memcpy(x16 + 2 * (g + 2 * (2 * f + (b & 1)) + (b >> 1)), &v, 2);
+        }
+}
+
+/* (bits a constant in each call, so the divisions above are shifts) */
+static void unpack_x(const uint8_t *x, int is_u8, int32_t off, int32_t n, int32_t bits, uint8_t *x16) {
+    if (bits == 4) unpack_x_bits(x, is_u8, off, n, 4, x16);
+    else unpack_x_bits(x, is_u8, off, n, 2, x16);
+}
+
+/* top & (v << sh) in one AND with a shifted operand (GCC would shift, then AND an immediate) */
+#define TQ_FIELD(v, f, bits, top) and_lsl(top, v, 8 - (bits) * ((f) + 1))
+static inline __attribute__((always_inline)) uint32_t and_lsl(uint32_t top, uint32_t v, const int sh) {
+    uint32_t r;
+    if (sh == 0) return top & v;
+    __asm__("and %0, %1, %2, lsl %3" : "=r"(r) : "r"(top), "r"(v), "i"(sh));
+    return r;
+}
+#define TQ_PACKED_PAIR(s, m, xp, f) s = smlad(sxtb16_r8(m), ld32((xp) + 8 * (f) + 4), smlad((uint32_t)__sxtb16((int8x4_t)(m)), ld32((xp) + 8 * (f)), s))
+
+/* Scaled dot products of rows w0 and w1 (groups words each) with x16. (Not inlined: in a function
+ * of its own the loop keeps everything in registers.) */
+__attribute__((noinline)) static void dot2_packed(const uint8_t *w0, const uint8_t *w1, const uint8_t *x16, int32_t groups, int32_t bits, int32_t *s) {
+    int32_t s0 = 0, s1 = 0;
+    uint32_t top = bits == 4 ? 0xf0f0f0f0u : 0xc0c0c0c0u; /* a register: the ANDs take it with the shift */
+    if (bits == 4) {
+        for (const uint8_t *end = w0 + 4 * (size_t)groups; w0 != end; w0 += 4, w1 += 4, x16 += 16) {
+            uint32_t v0 = ld32(w0), v1 = ld32(w1), m;
+            m = TQ_FIELD(v0, 0, 4, top), TQ_PACKED_PAIR(s0, m, x16, 0);
+            m = TQ_FIELD(v0, 1, 4, top), TQ_PACKED_PAIR(s0, m, x16, 1);
+            m = TQ_FIELD(v1, 0, 4, top), TQ_PACKED_PAIR(s1, m, x16, 0);
+            m = TQ_FIELD(v1, 1, 4, top), TQ_PACKED_PAIR(s1, m, x16, 1);
+        }
+    } else {
+        for (const uint8_t *end = w0 + 4 * (size_t)groups; w0 != end; w0 += 4, w1 += 4, x16 += 32) {
+            uint32_t v0 = ld32(w0), v1 = ld32(w1), m;
+            m = TQ_FIELD(v0, 0, 2, top), TQ_PACKED_PAIR(s0, m, x16, 0);
+            m = TQ_FIELD(v1, 0, 2, top), TQ_PACKED_PAIR(s1, m, x16, 0);
+            m = TQ_FIELD(v0, 1, 2, top), TQ_PACKED_PAIR(s0, m, x16, 1);
+            m = TQ_FIELD(v1, 1, 2, top), TQ_PACKED_PAIR(s1, m, x16, 1);
+            m = TQ_FIELD(v0, 2, 2, top), TQ_PACKED_PAIR(s0, m, x16, 2);
+            m = TQ_FIELD(v1, 2, 2, top), TQ_PACKED_PAIR(s1, m, x16, 2);
+            m = TQ_FIELD(v0, 3, 2, top), TQ_PACKED_PAIR(s0, m, x16, 3);
+            m = TQ_FIELD(v1, 3, 2, top), TQ_PACKED_PAIR(s1, m, x16, 3);
+        }
+    }
+    s[0] = s0, s[1] = s1;
+}
+
+/* A layer of packed weights whose rows start on a byte (in bits % 8 == 0; others take the plain
+ * loop), two rows at a time; the last in % G inputs one at a time. x as in linear_dsp. */
+static void linear_packed_dsp(const tq_s8_layer *L, const uint8_t *x, int is_u8, int32_t off, int8_t *y, uint8_t *x16) {
+    const int32_t bits = L->w_bits, n = L->in, groups = n / (32 / bits), done = groups * (32 / bits);
+    const size_t row = (size_t)n * (size_t)bits / 8;
+    const uint8_t *w = (const uint8_t *)L->w;
+    if ((n * bits) % 8) {
+        for (int32_t o = 0; o < L->out; o++) y[o] = output(L, o, L->bias[o] + packed_row(L, o, x, is_u8, off, 0));
+        return;
+    }
+    unpack_x(x, is_u8, off, n, bits, x16);
+    for (int32_t o = 0; o < L->out; o += 2) {
+        int32_t o1 = o + 1 < L->out ? o + 1 : o, s[2];
+        dot2_packed(w + (size_t)o * row, w + (size_t)o1 * row, x16, groups, bits, s);
+        for (int32_t k = 0; k < 2 && o + k < L->out; k++)
+            y[o + k] = output(L, o + k, L->bias[o + k] + (s[k] >> (8 - bits)) + packed_row(L, o + k, x, is_u8, off, done));
+    }
+}
+
 #endif
 
 /* The linear kernel the build has: SMLAD on a Cortex-M with DSP, the plain loop elsewhere. */
-static void linear_best(const tq_s8_layer *L, const int8_t *x, int8_t *y) {
+static void linear_best(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *scratch) {
 #ifdef TQ_DSP
-    linear_dsp(L, (const uint8_t *)x, 0, -L->in_zp, y);
+    if (PACKED(L)) linear_packed_dsp(L, (const uint8_t *)x, 0, -L->in_zp, y, (uint8_t *)scratch);
+    else linear_dsp(L, (const uint8_t *)x, 0, -L->in_zp, y);
 #else
+    (void)scratch;
     tq_linear_s8_ref(L, x, y);
 #endif
 }
@@ -311,7 +427,8 @@ void tq_depthwise_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) {
                         int32_t ix = ox * L->stride - L->pad + kx;
                         if (ix < 0 || ix >= L->in_w) continue;
                         int32_t xv = x[((size_t)iy * (size_t)L->in_w + (size_t)ix) * (size_t)C + (size_t)(o / mult)];
-                        acc += (int32_t)L->w[(size_t)(ky * k + kx) * (size_t)OC + (size_t)o] * (xv - L->in_zp);
+                        size_t at = (size_t)(ky * k + kx) * (size_t)OC + (size_t)o;
+                        acc += (PACKED(L) ? tq_s8_unpack(L->w, L->w_bits, at) : (int32_t)L->w[at]) * (xv - L->in_zp);
                     }
                 }
                 y[((size_t)oy * (size_t)L->out_w + (size_t)ox) * (size_t)OC + (size_t)o] = output(L, o, acc);
@@ -348,6 +465,8 @@ void tq_avgpool_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) { pool(
 
 size_t tq_s8_layer_scratch_bytes(const tq_s8_layer *L) {
     size_t K = (size_t)L->k * (size_t)L->k * (size_t)L->in_c;
+    if (TQ_INT8_PACKED && L->kind == TQ_S8_LINEAR && (L->w_bits == 4 || L->w_bits == 2)) /* the input as int16 (DSP) */
+        return 2 * ((size_t)L->in - (size_t)L->in % (size_t)(32 / L->w_bits));
     return L->kind == TQ_S8_CONV ? K + 2 * (K - K % 4) : 0; /* the int8 window, its int16 pairs (DSP) */
 }
 
@@ -355,9 +474,10 @@ size_t tq_s8_layer_scratch_bytes(const tq_s8_layer *L) {
 #define ONLY_LINEAR (TQ_INT8_KINDS == (1 << TQ_S8_LINEAR)) /* an exported MLP: less code in flash */
 
 void tq_s8_layer_run(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) {
-    if (L->kind == TQ_S8_LINEAR && HAS(TQ_S8_LINEAR)) linear_best(L, x, y);
+    if (L->kind == TQ_S8_LINEAR && HAS(TQ_S8_LINEAR)) linear_best(L, x, y, patch);
 #ifdef TQ_DSP
-    else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV)) conv_dsp(L, x, y, patch);
+    else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV) && !PACKED(L)) conv_dsp(L, x, y, patch);
+    else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV)) tq_conv_s8_ref(L, x, y, patch);
     else if (L->kind == TQ_S8_MAXPOOL && HAS(TQ_S8_MAXPOOL) && L->in_c % 4 == 0) maxpool_dsp(L, x, y);
 #else
     else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV)) tq_conv_s8_ref(L, x, y, patch);
@@ -381,7 +501,7 @@ static int net_ok(const tq_int8_net *m) {
 /* The largest patch, rounded up to a word so the arena after it starts aligned. */
 static size_t patch_bytes(const tq_int8_net *m) {
     size_t p = 0;
-    if (!HAS(TQ_S8_CONV)) return 0;
+    if (!HAS(TQ_S8_CONV) && !TQ_INT8_PACKED) return 0;
     for (int32_t l = 0; l < m->n_layers; l++) {
         size_t b = tq_s8_layer_scratch_bytes(&m->layer[l]);
         p = b > p ? b : p;
@@ -434,7 +554,16 @@ size_t tq_int8_net_predict_scratch_bytes(const tq_int8_net *m) {
 }
 
 /* Layer 0 on raw pixels: x[i] - z_x = (p[i] - 128) - z_x, read in place. */
-static void linear_u8_input(const tq_s8_layer *L, const uint8_t *p, int8_t *y) {
+static void linear_u8_input(const tq_s8_layer *L, const uint8_t *p, int8_t *y, int8_t *scratch) {
+    if (PACKED(L)) {
+#ifdef TQ_DSP
+        linear_packed_dsp(L, p, 1, -128 - L->in_zp, y, (uint8_t *)scratch);
+#else
+        for (int32_t o = 0; o < L->out; o++) y[o] = output(L, o, L->bias[o] + packed_row(L, o, p, 1, -128 - L->in_zp, 0));
+#endif
+        return;
+    }
+    (void)scratch;
 #ifdef TQ_DSP
     /* tinyqat's input zero point is -128, so the pixels need no offset; anything else (a hand-made
      * model) takes the plain loop rather than a third copy of the DSP loop in flash */
@@ -462,7 +591,7 @@ int tq_int8_net_predict_u8(const tq_int8_net *m, const uint8_t *pixels, int8_t *
     int8_t *patch = (int8_t *)scratch, *arena = patch + pb;
     if (in_place) {
         int8_t *y = m->n_layers == 1 ? logits : arena;
-        linear_u8_input(L0, pixels, y);
+        linear_u8_input(L0, pixels, y, patch);
         run_from(m, 1, y, 1, logits, patch, arena, size);
     } else {
         for (int32_t i = 0; i < L0->in; i++) arena[i] = (int8_t)(pixels[i] ^ 0x80u); /* p - 128 */

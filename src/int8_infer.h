@@ -23,6 +23,12 @@
  *              both on the raw int8 values: a pool keeps the scale and zero point; no padding
  *   flatten    H x W x C -> H*W*C values, which in NHWC is the same bytes: nothing to compute
  *
+ * Packed weights (w_bits 4 or 2): the weights of a layer are two's-complement fields of w_bits
+ * bits, packed over the whole tensor in its layout's order with nothing between rows (a row of
+ * odd length starts mid-byte): weight i is in byte i / (8 / w_bits), the first of a byte in its
+ * lowest bits (TFLite's int4 and CMSIS-NN's s4 layout: low nibble first). The kernels read them
+ * packed and compute the same integers as with the weights one per byte.
+ *
  * Memory: the caller passes everything. The *_scratch_bytes functions say how much a run needs;
  * the scratch needs no particular contents. */
 #ifndef TQ_INT8_INFER_H
@@ -37,6 +43,9 @@
  * copy of this header names its model's kinds only, so the other kernels stay out of the flash;
  * a layer of a kind left out is not computed. */
 #define TQ_INT8_KINDS 0x3f
+/* The packed weight widths a build runs, one bit per width (1 << 4 | 1 << 2): both here; an
+ * exported module's names its model's, 0 for an int8 model. */
+#define TQ_INT8_PACKED 0x14
 #define TQ_INT8_OK 0
 #define TQ_INT8_E_ARG (-1)   /* same value as TQ_E_ARG */
 
@@ -60,12 +69,16 @@ typedef struct {
     int32_t kind;           /* tq_s8_kind */
     int32_t in_h, in_w, in_c, out_h, out_w, out_c; /* images (linear: 1 x 1 x in -> 1 x 1 x out) */
     int32_t k, stride, pad; /* square kernel or window; pad on every side (pools: 0) */
+    int32_t w_bits;         /* bits per stored weight: 8 (or 0, so older initializers mean int8), 4 or 2 */
 } tq_s8_layer;
 
 typedef struct {
     int32_t n_layers;            /* 1..TQ_INT8_MAX_LAYERS */
     const tq_s8_layer *layer;    /* [n_layers] */
 } tq_int8_net;
+
+/* Weight i of a tensor stored w_bits (8, 4 or 2) to a weight, as above. */
+int32_t tq_s8_unpack(const int8_t *w, int32_t w_bits, size_t i);
 
 /* (acc * M0 * 2^(shift - 31)) rounded as TFLite does; shift in [-31, 30]. */
 int32_t tq_requantize_ref(int32_t acc, int32_t M0, int32_t shift);
@@ -78,7 +91,9 @@ void tq_depthwise_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y);
 void tq_maxpool_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y);
 void tq_avgpool_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y);
 
-/* Scratch a layer's kernel needs besides its input and output: the convolution's patch. */
+/* Scratch a layer's kernel needs besides its input and output: the convolution's patch; for a
+ * linear layer of packed weights, its input unpacked to int16 (the DSP kernel's; every build
+ * reports the same, so one buffer fits both). */
 size_t tq_s8_layer_scratch_bytes(const tq_s8_layer *L);
 
 /* One layer with the best kernel this build has (on a Cortex-M with DSP: SMLAD for linear and

@@ -38,6 +38,12 @@ size_t tq_qlayer_weights(const tq_qlayer *L) {
     }
 }
 
+int32_t tq_qlayer_storage_bits(int32_t w_bits) { return w_bits <= 2 ? 2 : w_bits <= 4 ? 4 : 8; }
+
+size_t tq_qlayer_weight_bytes(const tq_qlayer *L) {
+    return (tq_qlayer_weights(L) * (size_t)tq_qlayer_storage_bits(L->w_bits) + 7) / 8;
+}
+
 int32_t tq_qlayer_channels(const tq_qlayer *L) {
     return L->kind == TQ_S8_LINEAR || L->kind == TQ_S8_CONV || L->kind == TQ_S8_DEPTHWISE ? L->out_c : 0;
 }
@@ -65,11 +71,18 @@ void tq_qmodel_free(tq_qmodel *q) {
     memset(q, 0, sizeof *q);
 }
 
+/* Weight i of a zeroed weight buffer := v, packed to the layer's storage width. */
+static void put_weight(tq_qlayer *L, size_t i, int32_t v) {
+    size_t sb = (size_t)tq_qlayer_storage_bits(L->w_bits), per = 8 / sb;
+    uint8_t *w = (uint8_t *)L->w;
+    w[i / per] |= (uint8_t)(((uint32_t)v & ((1u << sb) - 1)) << (sb * (i % per)));
+}
+
 static tq_status alloc_layer(tq_qlayer *L) {
     size_t ch = (size_t)tq_qlayer_channels(L);
     if (!ch) return TQ_OK;
     L->w_scale = tq_malloc(ch * sizeof(float));
-    L->w = tq_malloc(tq_qlayer_weights(L));
+    L->w = tq_calloc(tq_qlayer_weight_bytes(L), 1); /* zeros: packing ORs into it */
     L->bias = tq_malloc(ch * sizeof(int32_t));
     L->mult = tq_malloc(ch * sizeof(int32_t));
     L->shift = tq_malloc(ch * sizeof(int32_t));
@@ -86,7 +99,8 @@ static void bind_view(tq_qmodel *q) {
                                         .shift = L->shift, .in_zp = L->in_zp, .out_zp = L->out_zp, .act_min = L->act_min,
                                         .act_max = L->act_max, .kind = L->kind, .in_h = L->in_h, .in_w = L->in_w,
                                         .in_c = L->in_c, .out_h = L->out_h, .out_w = L->out_w, .out_c = L->out_c,
-                                        .k = L->k, .stride = L->stride, .pad = L->pad};
+                                        .k = L->k, .stride = L->stride, .pad = L->pad,
+                                        .w_bits = tq_qlayer_storage_bits(L->w_bits)};
     }
 }
 
@@ -106,6 +120,7 @@ static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
 #define BAD(...) TQ_FAIL(TQ_E_FORMAT, __VA_ARGS__)
     if (L->kind < 0 || L->kind > TQ_S8_FLATTEN) BAD("%s: layer %d: unknown kind %d", path, l, L->kind);
     const char *kn = tq_qlayer_kind_name(L->kind);
+    if (L->w_bits < 2 || L->w_bits > 8) BAD("%s: layer %d (%s): %d-bit weights (2..8)", path, l, kn, L->w_bits);
     if (!DIM_OK(L->in_h) || !DIM_OK(L->in_w) || !DIM_OK(L->in_c) || !DIM_OK(L->out_h) || !DIM_OK(L->out_w) ||
         !DIM_OK(L->out_c) || (int64_t)L->in_h * L->in_w * L->in_c > (1 << 24) || (int64_t)L->out_h * L->out_w * L->out_c > (1 << 24))
         BAD("%s: layer %d (%s): bad shape %dx%dx%d -> %dx%dx%d", path, l, kn, L->in_h, L->in_w, L->in_c, L->out_h, L->out_w,
@@ -156,8 +171,15 @@ static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
 
 /* Per-channel arrays against their ranges (after conversion or loading). */
 static tq_status check_channels(const tq_qlayer *L, int l, const char *path) {
-    for (size_t k = 0; k < tq_qlayer_weights(L); k++)
-        if (L->w[k] == -128) TQ_FAIL(TQ_E_FORMAT, "%s: layer %d: weight -128 outside the narrow range [-127, 127]", path, l);
+    const int32_t qmax = (1 << (L->w_bits - 1)) - 1, sb = tq_qlayer_storage_bits(L->w_bits);
+    const size_t n = tq_qlayer_weights(L), nb = tq_qlayer_weight_bytes(L);
+    for (size_t k = 0; k < n; k++) {
+        int32_t w = tq_s8_unpack(L->w, sb, k);
+        if (w < -qmax || w > qmax)
+            TQ_FAIL(TQ_E_FORMAT, "%s: layer %d: weight %zu is %d, outside the %d-bit range [%d, %d]", path, l, k, w, L->w_bits, -qmax, qmax);
+    }
+    if (n * (size_t)sb < nb * 8 && ((uint8_t)L->w[nb - 1] >> (n * (size_t)sb % 8)))
+        TQ_FAIL(TQ_E_FORMAT, "%s: layer %d: the unused bits of the last weight byte are not zero", path, l);
     for (int32_t o = 0; o < tq_qlayer_channels(L); o++) {
         int32_t m = L->mult[o], s = L->shift[o];
         if (!(m == 0 && s == 0) && (m < (1 << 30) || s < -31 || s > 30))
@@ -176,7 +198,7 @@ tq_status tq_qmodel_convert(tq_qmodel *q, const char *spec, const tq_qlayer_src 
     for (int l = 0; l < n_layers && st == TQ_OK; l++) {
         const tq_qlayer_src *s = &src[l];
         tq_qlayer *L = &q->layer[l];
-        *L = (tq_qlayer){.kind = s->kind, .relu = s->relu, .in_zp = s->in_zp, .out_zp = s->out_zp,
+        *L = (tq_qlayer){.kind = s->kind, .relu = s->relu, .w_bits = s->w_bits ? s->w_bits : 8, .in_zp = s->in_zp, .out_zp = s->out_zp,
                          .act_min = s->relu ? s->out_zp : -128, .act_max = 127, .in_scale = s->in_scale,
                          .out_scale = s->out_scale, .in_h = s->in_h, .in_w = s->in_w, .in_c = s->in_c, .out_h = s->out_h,
                          .out_w = s->out_w, .out_c = s->out_c, .k = s->k, .stride = s->stride, .pad = s->pad};
@@ -193,7 +215,7 @@ tq_status tq_qmodel_convert(tq_qmodel *q, const char *spec, const tq_qlayer_src 
             for (size_t i = 0; i < per; i++) {
                 /* W is [channel][per] in every kind; the depthwise file layout is [per][channel] */
                 size_t at = L->kind == TQ_S8_DEPTHWISE ? i * (size_t)ch + (size_t)o : (size_t)o * per + i;
-                L->w[at] = (int8_t)tq_quantize_ref(s->W[(size_t)o * per + i], sw, 0, qmin, qmax);
+                put_weight(L, at, tq_quantize_ref(s->W[(size_t)o * per + i], sw, 0, qmin, qmax));
             }
             /* the same expression as the bias fake quant (layers/qat.c), so both see one integer */
             float sb = s->in_scale * sw;
@@ -225,14 +247,16 @@ tq_status tq_qmodel_save(const tq_qmodel *q, const char *path) {
     tq_buf_u32(&b, (uint32_t)q->n_layers);
     for (int l = 0; l < q->n_layers; l++) {
         const tq_qlayer *L = &q->layer[l];
-        const int32_t head[15] = {L->kind, L->in_h,   L->in_w,  L->in_c,   L->out_h,  L->out_w,  L->out_c, L->k,
-                                  L->stride, L->pad, L->relu, L->in_zp, L->out_zp, L->act_min, L->act_max};
-        for (int i = 0; i < 15; i++) tq_buf_u32(&b, (uint32_t)head[i]);
+        const int32_t head[17] = {L->kind,   L->in_h,  L->in_w,  L->in_c,   L->out_h,
+                                  L->out_w,  L->out_c, L->k,     L->stride, L->pad,
+                                  L->relu,   L->w_bits, (int32_t)tq_qlayer_weight_bytes(L), L->in_zp, L->out_zp,
+                                  L->act_min, L->act_max};
+        for (int i = 0; i < 17; i++) tq_buf_u32(&b, (uint32_t)head[i]);
         tq_buf_f32(&b, L->in_scale);
         tq_buf_f32(&b, L->out_scale);
         int32_t ch = tq_qlayer_channels(L);
         for (int o = 0; o < ch; o++) tq_buf_f32(&b, L->w_scale[o]);
-        tq_buf_put(&b, L->w, tq_qlayer_weights(L));
+        tq_buf_put(&b, L->w, tq_qlayer_weight_bytes(L));
         for (int o = 0; o < ch; o++) tq_buf_u32(&b, (uint32_t)L->bias[o]);
         for (int o = 0; o < ch; o++) tq_buf_u32(&b, (uint32_t)L->mult[o]);
         for (int o = 0; o < ch; o++) tq_buf_u32(&b, (uint32_t)L->shift[o]);
@@ -246,8 +270,10 @@ tq_status tq_qmodel_save(const tq_qmodel *q, const char *path) {
         goto done;                                                     \
     } while (0)
 
-/* A layer's header: version 2's fields, or version 1's (a linear layer: in, out, relu). */
-static void read_header(tq_reader *r, uint32_t version, tq_qlayer *L) {
+/* A layer's header: version 3's fields, version 2's (no w_bits: 8), or version 1's (a linear
+ * layer: in, out, relu). *w_bytes: the weight bytes the file says follow (earlier versions:
+ * what the header implies). */
+static void read_header(tq_reader *r, uint32_t version, tq_qlayer *L, uint32_t *w_bytes) {
     if (version == 1) {
         int32_t in = (int32_t)tq_rd_u32(r), out = (int32_t)tq_rd_u32(r);
         *L = (tq_qlayer){.kind = TQ_S8_LINEAR, .in_h = 1, .in_w = 1, .in_c = in, .out_h = 1, .out_w = 1, .out_c = out,
@@ -257,6 +283,8 @@ static void read_header(tq_reader *r, uint32_t version, tq_qlayer *L) {
         for (int i = 0; i < 10; i++) *f[i] = (int32_t)tq_rd_u32(r);
     }
     L->relu = (int32_t)tq_rd_u32(r);
+    L->w_bits = version >= 3 ? (int32_t)tq_rd_u32(r) : 8;
+    *w_bytes = version >= 3 ? tq_rd_u32(r) : (uint32_t)-1;
     L->in_zp = (int32_t)tq_rd_u32(r);
     L->out_zp = (int32_t)tq_rd_u32(r);
     L->act_min = (int32_t)tq_rd_u32(r);
@@ -282,11 +310,16 @@ tq_status tq_qmodel_load(tq_qmodel *q, const char *path) {
     q->n_layers = (int32_t)nl;
     for (uint32_t l = 0; l < nl; l++) {
         tq_qlayer *L = &q->layer[l];
-        read_header(&r, version, L);
+        uint32_t w_bytes;
+        read_header(&r, version, L, &w_bytes);
         if (!r.ok) FAIL_AT("%s: layer %u: truncated header", path, l);
         if ((st = check_layer(q, (int)l, path)) != TQ_OK) goto done;
-        size_t ch = (size_t)tq_qlayer_channels(L), nw = tq_qlayer_weights(L);
-        if (nw + 16 * ch > r.len - r.pos) FAIL_AT("%s: layer %u: %zu weights do not fit the file", path, l, nw);
+        size_t ch = (size_t)tq_qlayer_channels(L), nw = tq_qlayer_weight_bytes(L);
+        if (version >= 3 && w_bytes != nw)
+            FAIL_AT("%s: layer %u: %u bytes of weights, but %zu weights of %d bits take %zu", path, l, w_bytes,
+                    tq_qlayer_weights(L), L->w_bits, nw);
+        if (nw + 16 * ch > r.len - r.pos)
+            FAIL_AT("%s: layer %u: %zu weights of %d bits (%zu bytes) do not fit the file", path, l, tq_qlayer_weights(L), L->w_bits, nw);
         if ((st = alloc_layer(L)) != TQ_OK) goto done;
         if (!ch) continue;
         for (size_t o = 0; o < ch; o++) L->w_scale[o] = tq_rd_f32(&r);

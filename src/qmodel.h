@@ -1,15 +1,17 @@
 /* The quantized model on the host: conversion from a fake-quantized float model, the .tqm file,
  * and a fast batched runner bit-identical to the reference kernels of src/int8_infer.h.
  *
- * .tqm layout (little-endian), format TQ_TQM_FORMAT_VERSION (2; docs/QUANTIZATION.md §8):
+ * .tqm layout (little-endian), format TQ_TQM_FORMAT_VERSION (3; docs/QUANTIZATION.md §8):
  *   "TQI8"  u32 version  u16 spec_len  spec bytes  u32 n_layers
- *   per layer: u32 kind, in_h, in_w, in_c, out_h, out_w, out_c, k, stride, pad, relu;
+ *   per layer: u32 kind, in_h, in_w, in_c, out_h, out_w, out_c, k, stride, pad, relu, w_bits, w_bytes;
  *              i32 in_zp, out_zp, act_min, act_max; f32 in_scale, out_scale;
  *              then, for linear, conv and depthwise layers (C = out_c channels):
- *              f32 w_scale[C]; i8 w[...] (src/int8_infer.h's layouts); i32 bias[C], M0[C], shift[C]
+ *              f32 w_scale[C]; w[...] (src/int8_infer.h's layouts, packed to the storage width
+ *              of w_bits: 2 bits in 2, 3 and 4 in 4, 5..8 in 8); i32 bias[C], M0[C], shift[C]
  *   u32 crc32 (zlib) of everything before it
- * A linear layer is 1 x 1 x in -> 1 x 1 x out with k = stride = 1, pad = 0. Version 1 files (linear
- * layers only: u32 in, out, relu; the same fields from in_zp on) still load.
+ * A linear layer is 1 x 1 x in -> 1 x 1 x out with k = stride = 1, pad = 0. Version 2 files (no
+ * w_bits: 8) and version 1 files (linear layers only: u32 in, out, relu; the same fields from
+ * in_zp on) still load.
  * The float scales are information (and what --compare needs); the integer path uses none. */
 #ifndef TQ_QMODEL_H
 #define TQ_QMODEL_H
@@ -20,11 +22,12 @@
 #include "src/int8_infer.h"
 #include "src/status.h"
 
-#define TQ_TQM_FORMAT_VERSION 2
+#define TQ_TQM_FORMAT_VERSION 3
 
 typedef struct {
     int32_t kind;              /* tq_s8_kind */
     int32_t in, out, relu;     /* values in and out */
+    int32_t w_bits;            /* the weights' bit width, 2..8 (8 for layers without weights) */
     int32_t in_h, in_w, in_c, out_h, out_w, out_c, k, stride, pad;
     int32_t in_zp, out_zp, act_min, act_max;
     float in_scale, out_scale;
@@ -57,6 +60,10 @@ typedef struct {
 const char *tq_qlayer_kind_name(int32_t kind);
 /* Weights and channels of a layer (0 for pools and flatten). */
 size_t tq_qlayer_weights(const tq_qlayer *L);
+/* How a bit width is stored: 2 -> 2, 3 and 4 -> 4, 5..8 -> 8 bits a weight. */
+int32_t tq_qlayer_storage_bits(int32_t w_bits);
+/* Bytes of the packed weights. */
+size_t tq_qlayer_weight_bytes(const tq_qlayer *L);
 int32_t tq_qlayer_channels(const tq_qlayer *L);
 /* Multiply-adds of one inference. */
 uint64_t tq_qmodel_macs(const tq_qmodel *q);

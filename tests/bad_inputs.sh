@@ -155,7 +155,8 @@ else
   case_ 1 "model has 10 outputs" -- eval "$tmp/m.tqf" --data "$tmp/d_k12"
   case_ 1 "model has 10 outputs" -- infer "$tmp/m.tqm" --data "$tmp/d_k12"
   # a convolutional integer model (conv, max pool, flatten, linear) with one header field wrong:
-  # layer, field (0 kind 3 in_c 4 out_h 6 out_c 7 k 8 stride 9 pad 12 out_zp), value, the message
+  # layer, field (0 kind 3 in_c 4 out_h 6 out_c 7 k 8 stride 9 pad 11 w_bits 12 w_bytes 14 out_zp),
+  # value, the message
   "$bin" train --model in-c4k5br-m2-out --epochs 1 --limit 1000 --data "$d" --out "$tmp/c.tqf" >/dev/null &&
     "$bin" ptq "$tmp/c.tqf" --calib-batches 2 --data "$d" --out "$tmp/cq.tqf" >/dev/null &&
     "$bin" convert "$tmp/cq.tqf" --out "$tmp/c.tqm" >/dev/null || exit 1
@@ -174,7 +175,10 @@ else
 0 4 23 kernel_gives_24x24
 0 0 9 unknown_kind
 0 3 65536 bad_shape
-1 12 7 zero_points
+1 14 7 zero_points
+0 11 9 9-bit_weights
+0 11 4 100_bytes_of_weights,_but_100_weights_of_4_bits_take_50
+0 12 99 99_bytes_of_weights
 1 9 1 do_not_fit
 1 6 5 output_channels
 2 6 100 shape_fields

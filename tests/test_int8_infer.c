@@ -313,7 +313,7 @@ static void cnn_runner_contract(void **state) {
 }
 
 /* A random integer model through the same conversion the real ones take. */
-static void random_qmodel(tq_rng *r, tq_qmodel *q, const int *dims, int n_layers, float out_scale_mul) {
+static void random_qmodel(tq_rng *r, tq_qmodel *q, const int *dims, int n_layers, float out_scale_mul, int bits) {
     tq_qlayer_src src[4];
     static float W[4][800 * 120], B[4][120], S[4][120];
     for (int l = 0; l < n_layers; l++) {
@@ -323,7 +323,7 @@ static void random_qmodel(tq_rng *r, tq_qmodel *q, const int *dims, int n_layers
             B[l][o] = tq_rng_uniform_in(r, -0.2f, 0.2f);
             S[l][o] = tq_rng_uniform_in(r, 0.001f, 0.003f);
         }
-        src[l] = (tq_qlayer_src){.in = in, .out = out, .relu = l < n_layers - 1, .w_bits = 8, .W = W[l], .b = B[l],
+        src[l] = (tq_qlayer_src){.in = in, .out = out, .relu = l < n_layers - 1, .w_bits = bits, .W = W[l], .b = B[l],
                                  .w_scale = S[l], .in_scale = l ? 0.05f : 1.0f / 255.0f, .out_scale = 0.05f * out_scale_mul,
                                  .in_zp = -128, .out_zp = l < n_layers - 1 ? -128 : 3};
     }
@@ -364,7 +364,7 @@ static void fast_kernel_is_bit_identical(void **state) {
     for (int t = 0; t < 5; t++)
         for (int big = 0; big < 2; big++) { /* big: out scale 1000x smaller, so M > 1 and shift > 0 */
             tq_qmodel q;
-            random_qmodel(&r, &q, shapes[t], nl[t], big ? 0.001f : 1.0f);
+            random_qmodel(&r, &q, shapes[t], nl[t], big ? 0.001f : 1.0f, 8);
             if (big) {
                 int any = 0;
                 for (int l = 0; l < q.n_layers; l++)
@@ -392,7 +392,7 @@ static void fast_kernel_is_bit_identical(void **state) {
 
 /* A random CNN through the converter: conv (any stride, padding, channel count) -> max pool ->
  * conv -> flatten -> linear; out_scale_mul < 1 makes some multipliers exceed 1. */
-static void random_cnn(tq_rng *r, tq_qmodel *q, float out_scale_mul, int digits_like) {
+static void random_cnn(tq_rng *r, tq_qmodel *q, float out_scale_mul, int digits_like, int bits) {
     static float W[3][20 * 5 * 5 * 20], B[3][20], S[3][20];
     int H = 6 + (int)tq_rng_below(r, 8), C = 1 + (int)tq_rng_below(r, 4), O1 = 3 + (int)tq_rng_below(r, 18);
     int k1 = 1 + (int)tq_rng_below(r, 5), s1 = 1 + (int)tq_rng_below(r, 2), p1 = (int)tq_rng_below(r, (uint32_t)k1);
@@ -406,17 +406,17 @@ static void random_cnn(tq_rng *r, tq_qmodel *q, float out_scale_mul, int digits_
         for (int o = 0; o < sizes[l][0]; o++) B[l][o] = tq_rng_uniform_in(r, -0.2f, 0.2f), S[l][o] = tq_rng_uniform_in(r, 0.001f, 0.003f);
     }
     tq_qlayer_src src[6] = {
-        {.relu = 1, .w_bits = 8, .W = W[0], .b = B[0], .w_scale = S[0], .in_scale = 1.0f / 255, .out_scale = 0.05f * out_scale_mul,
+        {.relu = 1, .w_bits = bits, .W = W[0], .b = B[0], .w_scale = S[0], .in_scale = 1.0f / 255, .out_scale = 0.05f * out_scale_mul,
          .in_zp = -128, .out_zp = -128, .kind = TQ_S8_CONV, .in_h = H, .in_w = H, .in_c = C, .out_h = H1, .out_w = H1,
          .out_c = O1, .k = k1, .stride = s1, .pad = p1},
         {.in_scale = 0.05f * out_scale_mul, .out_scale = 0.05f * out_scale_mul, .in_zp = -128, .out_zp = -128,
          .kind = TQ_S8_MAXPOOL, .in_h = H1, .in_w = H1, .in_c = O1, .out_h = H2, .out_w = H2, .out_c = O1, .k = pk, .stride = pk},
-        {.w_bits = 8, .W = W[1], .b = B[1], .w_scale = S[1], .in_scale = 0.05f * out_scale_mul, .out_scale = 0.07f * out_scale_mul,
+        {.w_bits = bits, .W = W[1], .b = B[1], .w_scale = S[1], .in_scale = 0.05f * out_scale_mul, .out_scale = 0.07f * out_scale_mul,
          .in_zp = -128, .out_zp = 5, .kind = TQ_S8_CONV, .in_h = H2, .in_w = H2, .in_c = O1, .out_h = H3, .out_w = H3,
          .out_c = O2, .k = k2, .stride = 1, .pad = p2},
         {.in_scale = 0.07f * out_scale_mul, .out_scale = 0.07f * out_scale_mul, .in_zp = 5, .out_zp = 5, .kind = TQ_S8_FLATTEN,
          .in_h = H3, .in_w = H3, .in_c = O2, .out_h = 1, .out_w = 1, .out_c = flat, .k = 1, .stride = 1},
-        {.in = flat, .out = classes, .w_bits = 8, .W = W[2], .b = B[2], .w_scale = S[2], .in_scale = 0.07f * out_scale_mul,
+        {.in = flat, .out = classes, .w_bits = bits, .W = W[2], .b = B[2], .w_scale = S[2], .in_scale = 0.07f * out_scale_mul,
          .out_scale = 0.1f, .in_zp = 5, .out_zp = -3},
     };
     if (tq_qmodel_convert(q, "random cnn", src, 5) != TQ_OK) fail_msg("%s", tq_last_error());
@@ -432,7 +432,7 @@ static void cnn_fast_kernels_are_bit_identical(void **state) {
     int checked = 0;
     for (int t = 0; t < 24; t++) {
         tq_qmodel q;
-        random_cnn(&r, &q, t % 3 == 2 ? 0.001f : 1.0f, t < 6);
+        random_cnn(&r, &q, t % 3 == 2 ? 0.001f : 1.0f, t < 6, 8);
         char what[32];
         snprintf(what, sizeof what, "random CNN %d", t);
         int has[TQ_KERNEL_VNNI + 1] = {0};
@@ -444,6 +444,130 @@ static void cnn_fast_kernels_are_bit_identical(void **state) {
     if (!checked) skip(); /* no fast kernel on this CPU: said, not passed */
 }
 
+/* ---- packed weights ---- */
+
+/* w[0..n) packed at `bits` (4 or 2) into p: the layout src/int8_infer.h describes, written out
+ * independently of the converter. */
+static void pack(const int8_t *w, size_t n, int bits, int8_t *p) {
+    size_t per = 8 / (size_t)bits;
+    memset(p, 0, (n + per - 1) / per);
+    for (size_t i = 0; i < n; i++) p[i / per] = (int8_t)((uint8_t)p[i / per] | (((uint8_t)w[i] & ((1u << bits) - 1)) << (bits * (i % per))));
+}
+
+/* Weights drawn again within [-(2^(bits-1) - 1), 2^(bits-1) - 1], packed into `packed`; P is L
+ * reading them. */
+static void packed_twin(tq_rng *r, tq_s8_layer *L, int8_t *w, size_t n, int bits, int8_t *packed, tq_s8_layer *P) {
+    int qmax = (1 << (bits - 1)) - 1;
+    for (size_t i = 0; i < n; i++) w[i] = (int8_t)((int)tq_rng_below(r, (uint32_t)(2 * qmax + 1)) - qmax);
+    pack(w, n, bits, packed);
+    *P = *L;
+    P->w = packed;
+    P->w_bits = bits;
+}
+
+/* Linear (odd lengths: rows that start mid-byte), conv and depthwise layers read 4- and 2-bit
+ * weights packed and give the integers of the same weights one per byte, with the reference and
+ * with the build's best kernel. */
+static void packed_layers_match_int8(void **state) {
+    (void)state;
+    tq_rng r;
+    tq_rng_seed(&r, 48);
+    static layer_store ls;
+    static image_store is;
+    static int8_t packed[64 * 100];
+    int odd = 0;
+    for (int trial = 0; trial < 600; trial++) {
+        int bits = trial & 1 ? 4 : 2, kind = trial % 3 == 0 ? TQ_S8_LINEAR : trial % 3 == 1 ? TQ_S8_CONV : TQ_S8_DEPTHWISE;
+        tq_s8_layer L, P;
+        size_t n;
+        if (kind == TQ_S8_LINEAR) {
+            int in = 1 + (int)tq_rng_below(&r, 100), out = 1 + (int)tq_rng_below(&r, 64);
+            random_layer(&r, &L, &ls, in, out, trial & 2);
+            n = (size_t)in * (size_t)out;
+            packed_twin(&r, &L, ls.w, n, bits, packed, &P);
+            odd += in * bits % 8 != 0;
+        } else {
+            random_image_layer(&r, &L, &is, kind);
+            n = kind == TQ_S8_DEPTHWISE ? (size_t)(L.k * L.k * L.out_c) : (size_t)(L.out_c * L.k * L.k * L.in_c);
+            packed_twin(&r, &L, is.w, n, bits, packed, &P);
+        }
+        int8_t x[9 * 9 * 9], y[13 * 13 * 16], y2[13 * 13 * 16], patch[3 * 5 * 5 * 9];
+        for (int i = 0; i < L.in; i++) x[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
+        assert_true(tq_s8_layer_scratch_bytes(&P) <= sizeof patch);
+        tq_s8_layer_run(&L, x, y, patch);
+        tq_s8_layer_run(&P, x, y2, patch);
+        if (memcmp(y, y2, (size_t)L.out)) fail_msg("trial %d: %d-bit %s layer differs from int8", trial, bits, kind == 0 ? "linear" : "image");
+        if (kind == TQ_S8_LINEAR) tq_linear_s8_ref(&P, x, y2);
+        else if (kind == TQ_S8_CONV) tq_conv_s8_ref(&P, x, y2, patch);
+        else tq_depthwise_s8_ref(&P, x, y2);
+        assert_memory_equal(y, y2, (size_t)L.out);
+    }
+    assert_true(odd > 50);
+}
+
+/* A converted model with packed weights against its int8 twin (the weights unpacked), through
+ * the runner, then every fast kernel against the reference. */
+static void packed_model_matches_int8(const tq_qmodel *q, tq_rng *r, const char *what, int *checked) {
+    tq_s8_layer twin[TQ_INT8_MAX_LAYERS];
+    int8_t *unpacked[TQ_INT8_MAX_LAYERS] = {0};
+    for (int l = 0; l < q->n_layers; l++) {
+        twin[l] = q->view[l];
+        size_t n = tq_qlayer_weights(&q->layer[l]);
+        if (!n) continue;
+        assert_int_equal(q->view[l].w_bits, tq_qlayer_storage_bits(q->layer[l].w_bits));
+        unpacked[l] = tq_malloc(n);
+        for (size_t i = 0; i < n; i++) unpacked[l][i] = (int8_t)tq_s8_unpack(q->layer[l].w, q->view[l].w_bits, i);
+        twin[l].w = unpacked[l];
+        twin[l].w_bits = 8;
+    }
+    tq_int8_net tn = {q->n_layers, twin};
+    size_t sb = tq_int8_net_predict_scratch_bytes(&q->net), tb = tq_int8_net_predict_scratch_bytes(&tn);
+    int in = q->layer[0].in, out = q->layer[q->n_layers - 1].out;
+    uint8_t *px = tq_malloc((size_t)in);
+    int8_t *scratch = tq_malloc((sb > tb ? sb : tb) + 1), a[64], b[64]; /* + 1: a model may need none */
+    for (int i = 0; i < 8; i++) {
+        for (int k = 0; k < in; k++) px[k] = (uint8_t)tq_rng_below(r, 256);
+        int ca = tq_int8_net_predict_u8(&q->net, px, a, scratch, sb), cb = tq_int8_net_predict_u8(&tn, px, b, scratch, tb);
+        assert_true(ca >= 0);
+        if (ca != cb || memcmp(a, b, (size_t)out))
+            fail_msg("%s: image %d: packed and int8 weights disagree (class %d, %d; logit 0 %d, %d)", what, i, ca, cb, a[0], b[0]);
+    }
+    int has[TQ_KERNEL_VNNI + 1] = {0};
+    kernels_match_reference(r, q, what, has);
+    *checked += has[TQ_KERNEL_AVX2] + has[TQ_KERNEL_VNNI];
+    for (int l = 0; l < q->n_layers; l++) tq_free(unpacked[l]);
+    tq_free(px);
+    tq_free(scratch);
+}
+
+static void packed_models_match_int8(void **state) {
+    (void)state;
+    tq_rng r;
+    tq_rng_seed(&r, 49);
+    const int shapes[][4] = {{784, 100, 100, 10}, {17, 33, 1, 0}, {65, 16, 17, 0}, {3, 5, 0, 0}};
+    const int nl[] = {3, 2, 2, 1};
+    int checked = 0;
+    for (int bits = 2; bits <= 4; bits++) {
+        for (int t = 0; t < 4; t++) {
+            tq_qmodel q;
+            random_qmodel(&r, &q, shapes[t], nl[t], 1.0f, bits);
+            char what[48];
+            snprintf(what, sizeof what, "%d-bit dense shape %d", bits, t);
+            packed_model_matches_int8(&q, &r, what, &checked);
+            tq_qmodel_free(&q);
+        }
+        for (int t = 0; t < 6; t++) {
+            tq_qmodel q;
+            random_cnn(&r, &q, 1.0f, t < 2, bits);
+            char what[48];
+            snprintf(what, sizeof what, "%d-bit random CNN %d", bits, t);
+            packed_model_matches_int8(&q, &r, what, &checked);
+            tq_qmodel_free(&q);
+        }
+    }
+    print_message("%d fast kernel runs on packed models matched the reference\n", checked);
+}
+
 /* One test per fast kernel, so a CPU without it shows a skipped test instead of a pass. */
 static void kernel_available(void **state) {
     tq_kernel k = (tq_kernel)(intptr_t)*state;
@@ -451,7 +575,7 @@ static void kernel_available(void **state) {
     tq_rng r;
     tq_rng_seed(&r, 5);
     const int shape[5] = {3, 5, 0, 0, 0};
-    random_qmodel(&r, &q, shape, 1, 1.0f);
+    random_qmodel(&r, &q, shape, 1, 1.0f, 8);
     tq_qfast *f;
     assert_int_equal(tq_qfast_init(&f, &q), TQ_OK);
     uint8_t px[3] = {1, 2, 3}, pred;
@@ -478,6 +602,8 @@ int main(void) {
         cmocka_unit_test(cnn_runner_contract),
         cmocka_unit_test(fast_kernel_is_bit_identical),
         cmocka_unit_test(cnn_fast_kernels_are_bit_identical),
+        cmocka_unit_test(packed_layers_match_int8),
+        cmocka_unit_test(packed_models_match_int8),
         cmocka_unit_test_setup(kernel_available, set_avx2),
         cmocka_unit_test_setup(kernel_available, set_vnni),
     };

@@ -210,8 +210,15 @@ static void qat_from_scratch(void **state) {
     assert_true(res.final_test_acc >= 90.0f);
     tq_qmodel qm;
     assert_int_equal(tq_model_to_int8(&m, &qm), TQ_OK);
-    for (int l = 0; l < qm.n_layers; l++) /* 4-bit weights: every integer in [-7, 7] */
-        for (int i = 0; i < qm.layer[l].in * qm.layer[l].out; i++) assert_true(qm.layer[l].w[i] >= -7 && qm.layer[l].w[i] <= 7);
+    for (int l = 0; l < qm.n_layers; l++) { /* 4-bit weights, two to a byte: every integer in [-7, 7] */
+        size_t n = (size_t)qm.layer[l].in * (size_t)qm.layer[l].out;
+        assert_int_equal(qm.view[l].w_bits, 4);
+        assert_int_equal(tq_qlayer_weight_bytes(&qm.layer[l]), (n + 1) / 2);
+        for (size_t i = 0; i < n; i++) {
+            int32_t w = tq_s8_unpack(qm.layer[l].w, 4, i);
+            assert_true(w >= -7 && w <= 7);
+        }
+    }
     tq_qmodel_free(&qm);
     tq_model_free(&m);
 }

@@ -65,12 +65,19 @@ static void make_cnn(tq_qmodel *q) {
 }
 
 /* Where layer l's record starts in a saved file: after magic, version, spec and the layer count,
- * each record is 15 u32 and 2 f32, then (with weights) 16 bytes per channel and the weights. */
+ * each record is 17 u32 and 2 f32, then (with weights) 16 bytes per channel and the weights. */
 static size_t layer_at(const tq_qmodel *q, int l) {
     size_t off = 4 + 4 + 2 + strlen(q->spec) + 4;
     for (int i = 0; i < l; i++)
-        off += 68 + 16 * (size_t)tq_qlayer_channels(&q->layer[i]) + tq_qlayer_weights(&q->layer[i]);
+        off += 76 + 16 * (size_t)tq_qlayer_channels(&q->layer[i]) + tq_qlayer_weight_bytes(&q->layer[i]);
     return off;
+}
+
+/* One linear layer 1 x n of the given weights (scale 1) at `bits`. */
+static void make_row(tq_qmodel *q, const float *W, int n, int bits) {
+    static const float b[1] = {0}, sw[1] = {1};
+    tq_qlayer_src src[1] = {{.in = n, .out = 1, .w_bits = bits, .W = W, .b = b, .w_scale = sw, .in_scale = 1, .out_scale = 1}};
+    if (tq_qmodel_convert(q, "row", src, 1) != TQ_OK) fail_msg("%s", tq_last_error());
 }
 
 static int setup(void **state) {
@@ -111,6 +118,20 @@ static void saves_as(const tq_qmodel *q, const unsigned char *want, size_t want_
     tq_free(d);
 }
 
+/* q saved, loaded and saved again gives the same bytes */
+static void saves_as_itself(const tq_qmodel *q) {
+    assert_int_equal(tq_qmodel_save(q, bad), TQ_OK);
+    unsigned char *d;
+    size_t n;
+    assert_int_equal(tq_file_read_all(bad, 1 << 20, &d, &n), TQ_OK);
+    tq_qmodel q2;
+    assert_int_equal(tq_qmodel_load(&q2, bad), TQ_OK);
+    assert_memory_equal(q2.layer[0].w, q->layer[0].w, tq_qlayer_weight_bytes(&q->layer[0]));
+    saves_as(&q2, d, n);
+    tq_qmodel_free(&q2);
+    tq_free(d);
+}
+
 static void round_trip_is_byte_identical(void **state) {
     (void)state;
     tq_qmodel q, q2;
@@ -147,7 +168,8 @@ static void truncated_and_corrupted(void **state) {
     for (size_t pos = 4; pos < img_len; pos += 11) {
         memcpy(d, img, img_len);
         d[pos] ^= 0x01;
-        expect_load_fails(d, img_len, TQ_E_FORMAT, pos < 8 ? "version" : pos >= img_len - 4 ? "checksum" : "checksum");
+        /* (version 3 becomes 2, a version that loads: the checksum catches it) */
+        expect_load_fails(d, img_len, TQ_E_FORMAT, "checksum");
     }
     memcpy(d, img, img_len);
     d[0] = 'X';
@@ -159,9 +181,9 @@ static void truncated_and_corrupted(void **state) {
 
 /* Offsets in the file for 4-6r-3: magic 0, version 4, spec_len 8, spec 10..15, n_layers 16,
  * layer 0 at 20: kind 20, in_h 24, in_w 28, in_c 32, out_h 36, out_w 40, out_c 44, k 48, stride 52,
- * pad 56, relu 60, in_zp 64, out_zp 68, act_min 72, act_max 76, in_scale 80, out_scale 84,
- * w_scale 88..111, w 112..135, bias 136..159, M0 160..183, shift 184..207; layer 1 at 208: in_c 220,
- * in_zp 252. (A record's field f is at its start + 4 f.) */
+ * pad 56, relu 60, w_bits 64, w_bytes 68, in_zp 72, out_zp 76, act_min 80, act_max 84, in_scale 88,
+ * out_scale 92, w_scale 96..119, w 120..143, bias 144..167, M0 168..191, shift 192..215; layer 1 at
+ * 216: in_c 228, in_zp 268. (A record's field f is at its start + 4 f.) */
 static void patch_u32(unsigned char *d, size_t off, uint32_t v) {
     d[off] = (unsigned char)v, d[off + 1] = (unsigned char)(v >> 8), d[off + 2] = (unsigned char)(v >> 16),
     d[off + 3] = (unsigned char)(v >> 24);
@@ -175,8 +197,8 @@ static void every_field_is_checked(void **state) {
         uint32_t val;
         const char *needle;
     } cases[] = {
-        {4, 3, "versions 1 to 2"},
-        {4, 0, "versions 1 to 2"},
+        {4, 4, "versions 1 to 3"},
+        {4, 0, "versions 1 to 3"},
         {16, 0, "layers"},
         {16, 99, "layers"},
         {44, 0x7fffffff, "shape"},      /* absurd output count */
@@ -185,20 +207,24 @@ static void every_field_is_checked(void **state) {
         {24, 2, "not flat"},            /* a linear layer on a 2x1x4 image */
         {48, 3, "shape fields"},        /* a linear layer's kernel is 1 */
         {60, 2, "relu"},
-        {64, 200, "zero point"},
-        {72, 200, "clamp"},             /* act_min outside int8 */
-        {76, 300, "clamp"},
-        {80, 0, "scales"},
-        {112, 0x80, "-128"},            /* weight -128 */
-        {160, 5, "multiplier"},         /* M0 below 2^30 */
-        {184, 40, "multiplier"},        /* shift out of range */
-        {220, 5, "does not follow"},    /* layer 1 inputs != layer 0 outputs */
-        {252, 7, "does not follow"},    /* zero points disagree */
+        {64, 9, "9-bit weights"},
+        {64, 1, "1-bit weights"},
+        {64, 4, "24 bytes of weights, but 24 weights of 4 bits take 12"}, /* packed size != declared width */
+        {68, 25, "25 bytes of weights, but 24 weights of 8 bits take 24"},
+        {72, 200, "zero point"},
+        {80, 200, "clamp"},             /* act_min outside int8 */
+        {84, 300, "clamp"},
+        {88, 0, "scales"},
+        {120, 0x80, "weight 0 is -128, outside the 8-bit range [-127, 127]"},
+        {168, 5, "multiplier"},         /* M0 below 2^30 */
+        {192, 40, "multiplier"},        /* shift out of range */
+        {228, 5, "does not follow"},    /* layer 1 inputs != layer 0 outputs */
+        {268, 7, "does not follow"},    /* zero points disagree */
     };
     unsigned char *d = tq_malloc(img_len);
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         memcpy(d, img, img_len);
-        if (cases[c].off == 112) d[112] = 0x80;
+        if (cases[c].off == 120) d[120] = 0x80;
         else patch_u32(d, cases[c].off, cases[c].val);
         fix_crc(d, img_len);
         expect_load_fails(d, img_len, TQ_E_FORMAT, cases[c].needle);
@@ -256,6 +282,74 @@ static void depthwise_layout_by_hand(void **state) {
     tq_qmodel_free(&q);
 }
 
+/* Packing worked by hand: two's-complement fields, the first weight in the lowest bits. */
+static void packing_by_hand(void **state) {
+    (void)state;
+    tq_qmodel q;
+    /* 4 bits: 1 -> 0x1, -2 -> 0xE, 7 -> 0x7, -7 -> 0x9, 3 -> 0x3 (high nibble of the last byte 0) */
+    const float w4[5] = {1, -2, 7, -7, 3};
+    make_row(&q, w4, 5, 4);
+    const int8_t want4[3] = {(int8_t)0xE1, (int8_t)0x97, 0x03};
+    assert_int_equal(tq_qlayer_weight_bytes(&q.layer[0]), 3);
+    assert_memory_equal(q.layer[0].w, want4, 3);
+    assert_int_equal(q.view[0].w_bits, 4);
+    for (int i = 0; i < 5; i++) assert_int_equal(tq_s8_unpack(q.layer[0].w, 4, (size_t)i), (int)w4[i]);
+    saves_as_itself(&q);
+    tq_qmodel_free(&q);
+    /* 2 bits: 1 -> 01, -1 -> 11, 0 -> 00, 1 -> 01 | -1 -> 11 */
+    const float w2[5] = {1, -1, 0, 1, -1};
+    make_row(&q, w2, 5, 2);
+    const int8_t want2[2] = {0x4D, 0x03};
+    assert_memory_equal(q.layer[0].w, want2, 2);
+    for (int i = 0; i < 5; i++) assert_int_equal(tq_s8_unpack(q.layer[0].w, 2, (size_t)i), (int)w2[i]);
+    saves_as_itself(&q);
+    tq_qmodel_free(&q);
+    /* 3 bits: the 4-bit container, values in [-3, 3] (4 clips to 3) */
+    const float w3[3] = {4, -3, 1};
+    make_row(&q, w3, 3, 3);
+    const int8_t want3[2] = {(int8_t)0xD3, 0x01};
+    assert_int_equal(q.layer[0].w_bits, 3);
+    assert_memory_equal(q.layer[0].w, want3, 2);
+    saves_as_itself(&q);
+    tq_qmodel_free(&q);
+}
+
+/* A packed file's weights against their declared width. */
+static void packed_fields_are_checked(void **state) {
+    (void)state;
+    tq_qmodel q;
+    const float w4[5] = {1, -2, 7, -7, 3};
+    make_row(&q, w4, 5, 4);
+    assert_int_equal(tq_qmodel_save(&q, bad), TQ_OK);
+    const size_t at = layer_at(&q, 0), w = at + 76 + 4; /* after the record and one weight scale */
+    tq_qmodel_free(&q);
+    unsigned char *d;
+    size_t n;
+    assert_int_equal(tq_file_read_all(bad, 1 << 20, &d, &n), TQ_OK);
+    struct {
+        size_t off;
+        int byte;     /* patch one byte (else the u32 field) */
+        uint32_t val;
+        const char *needle;
+    } cases[] = {
+        {w, 1, 0x81, "weight 1 is -8, outside the 4-bit range [-7, 7]"}, /* 0x81: 1, then -8 */
+        {w + 2, 1, 0x13, "unused bits of the last weight byte"},
+        {at + 4 * 11, 0, 3, "weight 2 is 7, outside the 3-bit range [-3, 3]"},
+        {at + 4 * 11, 0, 2, "3 bytes of weights, but 5 weights of 2 bits take 2"},
+        {at + 4 * 11, 0, 8, "3 bytes of weights, but 5 weights of 8 bits take 5"},
+    };
+    unsigned char *e = tq_malloc(n);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        memcpy(e, d, n);
+        if (cases[c].byte) e[cases[c].off] = (unsigned char)cases[c].val;
+        else patch_u32(e, cases[c].off, cases[c].val);
+        fix_crc(e, n);
+        expect_load_fails(e, n, TQ_E_FORMAT, cases[c].needle);
+    }
+    tq_free(e);
+    tq_free(d);
+}
+
 static void cnn_fields_are_checked(void **state) {
     (void)state;
     tq_qmodel q;
@@ -263,7 +357,7 @@ static void cnn_fields_are_checked(void **state) {
     const size_t c0 = layer_at(&q, 0), c1 = layer_at(&q, 1), p2 = layer_at(&q, 2), f3 = layer_at(&q, 3), l4 = layer_at(&q, 4);
     tq_qmodel_free(&q);
     /* field f of a record is at its start + 4 f: kind 0, in_h 1, in_w 2, in_c 3, out_h 4, out_w 5,
-     * out_c 6, k 7, stride 8, pad 9, relu 10, in_zp 11, out_zp 12 */
+     * out_c 6, k 7, stride 8, pad 9, relu 10, w_bits 11, w_bytes 12, in_zp 13, out_zp 14 */
     struct {
         size_t off;
         uint32_t val;
@@ -277,7 +371,7 @@ static void cnn_fields_are_checked(void **state) {
         {c1 + 4 * 6, 7, "7 output channels from 3"}, /* depthwise: not a multiple */
         {c1 + 4 * 1, 7, "does not follow"},     /* input height != the conv's output's */
         {p2 + 4 * 9, 1, "do not fit"},          /* a pool with padding */
-        {p2 + 4 * 12, 4, "zero points 3 in, 4 out"},
+        {p2 + 4 * 14, 4, "zero points 3 in, 4 out"},
         {p2 + 4 * 6, 5, "5 output channels from 6"},
         {p2 + 4 * 10, 1, "relu"},               /* a pool has no ReLU */
         {f3 + 4 * 6, 5, "shape fields"},        /* flatten: 1x1x6 is 6 values */
@@ -300,9 +394,9 @@ static void cnn_fields_are_checked(void **state) {
     tq_free(d);
 }
 
-/* Version 1 (dense layers: in, out, relu, then the fields from in_zp on), written here field by
- * field, loads as the same model. */
-static void version_1_files_load(void **state) {
+/* Version 1 (dense layers: in, out, relu, then the fields from in_zp on) and version 2, written
+ * here field by field, load as the same model. */
+static void older_versions_load(void **state) {
     (void)state;
     tq_qmodel q, v1;
     make_model(&q);
@@ -336,6 +430,29 @@ static void version_1_files_load(void **state) {
     /* saved again, it is today's format, byte for byte what the converter's model saves */
     saves_as(&v1, img, img_len);
     tq_qmodel_free(&v1);
+    /* version 2: today's records without w_bits and w_bytes (8-bit weights) */
+    tq_buf_frame_begin(&b, "TQI8", 2);
+    tq_buf_u16(&b, (uint16_t)strlen(q.spec));
+    tq_buf_put(&b, q.spec, strlen(q.spec));
+    tq_buf_u32(&b, (uint32_t)q.n_layers);
+    for (int l = 0; l < q.n_layers; l++) {
+        const tq_qlayer *L = &q.layer[l];
+        const int32_t f[15] = {L->kind, L->in_h,   L->in_w, L->in_c,  L->out_h,  L->out_w,  L->out_c, L->k,
+                               L->stride, L->pad, L->relu, L->in_zp, L->out_zp, L->act_min, L->act_max};
+        for (int i = 0; i < 15; i++) tq_buf_u32(&b, (uint32_t)f[i]);
+        tq_buf_f32(&b, L->in_scale);
+        tq_buf_f32(&b, L->out_scale);
+        for (int o = 0; o < L->out; o++) tq_buf_f32(&b, L->w_scale[o]);
+        tq_buf_put(&b, L->w, (size_t)L->out * (size_t)L->in);
+        for (int o = 0; o < L->out; o++) tq_buf_u32(&b, (uint32_t)L->bias[o]);
+        for (int o = 0; o < L->out; o++) tq_buf_u32(&b, (uint32_t)L->mult[o]);
+        for (int o = 0; o < L->out; o++) tq_buf_u32(&b, (uint32_t)L->shift[o]);
+    }
+    assert_int_equal(tq_buf_frame_save(&b, bad), TQ_OK);
+    assert_int_equal(tq_qmodel_load(&v1, bad), TQ_OK);
+    assert_int_equal(v1.layer[0].w_bits, 8);
+    saves_as(&v1, img, img_len);
+    tq_qmodel_free(&v1);
     tq_qmodel_free(&q);
 }
 
@@ -359,7 +476,9 @@ int main(void) {
         cmocka_unit_test(cnn_round_trip),
         cmocka_unit_test(depthwise_layout_by_hand),
         cmocka_unit_test(cnn_fields_are_checked),
-        cmocka_unit_test(version_1_files_load),
+        cmocka_unit_test(older_versions_load),
+        cmocka_unit_test(packing_by_hand),
+        cmocka_unit_test(packed_fields_are_checked),
         cmocka_unit_test(failed_save_keeps_the_old_file),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

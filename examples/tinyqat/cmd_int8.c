@@ -30,10 +30,18 @@ int cmd_convert(int argc, char **argv) {
         if (tq_qmodel_save(&q, out) != TQ_OK) rc = cli_fail("convert");
         else {
             size_t bytes = 0;
-            for (int l = 0; l < q.n_layers; l++)
-                bytes += tq_qlayer_weights(&q.layer[l]) + 4 * (size_t)tq_qlayer_channels(&q.layer[l]);
-            printf("converted %s (%s, %d layers) -> %s: %zu bytes of int8 weights and int32 biases, %llu multiply-adds "
-                   "per image\n", pos[0], q.spec, q.n_layers, out, bytes, (unsigned long long)tq_qmodel_macs(&q));
+            int bits = 8;
+            for (int l = 0; l < q.n_layers; l++) {
+                bytes += tq_qlayer_weight_bytes(&q.layer[l]) + 4 * (size_t)tq_qlayer_channels(&q.layer[l]);
+                if (tq_qlayer_channels(&q.layer[l])) bits = q.layer[l].w_bits;
+            }
+            char what[64];
+            int sb = tq_qlayer_storage_bits(bits);
+            if (bits == 8) snprintf(what, sizeof what, "int8 weights");
+            else if (sb == 8) snprintf(what, sizeof what, "%d-bit weights (one to a byte)", bits);
+            else snprintf(what, sizeof what, "%d-bit weights (%d to a byte)", bits, 8 / sb);
+            printf("converted %s (%s, %d layers) -> %s: %zu bytes of %s and int32 biases, %llu multiply-adds per image\n", pos[0],
+                   q.spec, q.n_layers, out, bytes, what, (unsigned long long)tq_qmodel_macs(&q));
             printf("\n%5s %-12s %-19s %10s %5s %10s %5s %10s | channel 0: %11s %11s %5s\n", "layer", "kind", "shape", "s_in",
                    "z_in", "s_out", "z_out", "clamp", "M", "M0", "shift");
             for (int l = 0; l < q.n_layers; l++) {

@@ -5,9 +5,10 @@
  *                                  (and the CRC fixed), so the loader's NaN check is what fails
  *   tq_testtool images PATH N H W  an IDX file of N H x W images (pixel i is i*7 mod 256)
  *   tq_testtool labels PATH N K    an IDX file of N labels, i mod K
- *   tq_testtool tqm-set IN OUT L F V  copy the integer model IN (format 2) with field F (0 kind,
+ *   tq_testtool tqm-set IN OUT L F V  copy the integer model IN (format 3) with field F (0 kind,
  *                                  1 in_h, 2 in_w, 3 in_c, 4 out_h, 5 out_w, 6 out_c, 7 k, 8 stride,
- *                                  9 pad, 10 relu, 11 in_zp, 12 out_zp, ...) of layer L set to V
+ *                                  9 pad, 10 relu, 11 w_bits, 12 w_bytes, 13 in_zp, 14 out_zp, ...)
+ *                                  of layer L set to V
  * Exit 0 on success, 1 with a one-line message otherwise. */
 #include <stdint.h>
 #include <stdio.h>
@@ -86,18 +87,17 @@ static uint32_t rd32(const unsigned char *p) {
 static int tqm_set(const char *in, const char *out, int layer, int field, long value) {
     size_t n;
     unsigned char *b = slurp(in, &n);
-    if (!b || n < 16 || rd32(b + 4) != 2) {
-        fprintf(stderr, "tq_testtool: %s: not a format-2 integer model\n", in);
+    if (!b || n < 16 || rd32(b + 4) != 3) {
+        fprintf(stderr, "tq_testtool: %s: not a format-3 integer model\n", in);
         free(b);
         return 1;
     }
     size_t off = 8 + 2 + (b[8] | (size_t)b[9] << 8) + 4;
-    for (int l = 0; l < layer && off + 68 <= n; l++) {
-        uint32_t kind = rd32(b + off), in_c = rd32(b + off + 12), out_c = rd32(b + off + 24), k = rd32(b + off + 28);
-        size_t w = kind == 0 ? (size_t)out_c * in_c : kind == 1 ? (size_t)out_c * k * k * in_c : kind == 2 ? (size_t)k * k * out_c : 0;
-        off += 68 + (kind <= 2 ? 16 * (size_t)out_c + w : 0);
+    for (int l = 0; l < layer && off + 76 <= n; l++) {
+        uint32_t kind = rd32(b + off), out_c = rd32(b + off + 24), w_bytes = rd32(b + off + 48);
+        off += 76 + (kind <= 2 ? 16 * (size_t)out_c + w_bytes : 0);
     }
-    if (field < 0 || field > 14 || off + 68 > n - 4) {
+    if (field < 0 || field > 16 || off + 76 > n - 4) {
         fprintf(stderr, "tq_testtool: %s: no layer %d field %d\n", in, layer, field);
         free(b);
         return 1;
