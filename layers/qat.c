@@ -15,6 +15,7 @@ void tq_qat_cfg_defaults(tq_qat_cfg *c) {
     c->quant_bias = 1;
     c->ste = TQ_STE_CLIPPED;
     c->obs = TQ_OBS_EMA;
+    c->w_mse = 0;
 }
 
 /* The quantizers of one unit (stage or dense layer) of `channels` outputs: per-channel weights,
@@ -23,6 +24,7 @@ static tq_status init_unit(const tq_qat_cfg *cfg, int channels, tq_fq *w, tq_fq 
                            const tq_fq *in) {
     TQ_TRY(tq_fq_init_weight(w, cfg->w_bits, cfg->per_channel, channels));
     w->ste = cfg->ste;
+    w->mse_range = cfg->w_mse;
     tq_observer_init(o, cfg->obs);
     tq_fq_init_act(a, o);
     a->ste = cfg->ste;
@@ -157,6 +159,7 @@ tq_status tq_qat_save_state(const tq_qat *q, tq_ckpt *c) {
     TQ_TRY(tq_ckpt_set_meta(c, "quant_bias", q->cfg.quant_bias ? "1" : "0"));
     TQ_TRY(tq_ckpt_set_meta(c, "ste", q->cfg.ste == TQ_STE_PLAIN ? "plain" : "clipped"));
     TQ_TRY(tq_ckpt_set_meta(c, "observer", tq_obs_kind_name(q->cfg.obs)));
+    TQ_TRY(tq_ckpt_set_meta(c, "w_range", q->cfg.w_mse ? "mse" : "maxabs"));
     for (int l = 0; l < q->n_layers; l++) {
         const tq_observer *o = &q->aobs[l];
         const float st[4] = {o->min, o->max, (float)o->n_seen, (float)o->frozen};
@@ -185,6 +188,9 @@ tq_status tq_qat_cfg_load(tq_qat_cfg *cfg, const tq_ckpt *c, const char *path) {
     cfg->quant_bias = qb[0] == '1';
     cfg->ste = strcmp(ste, "plain") ? TQ_STE_CLIPPED : TQ_STE_PLAIN;
     cfg->obs = (tq_obs_kind)tq_obs_kind_parse(obs);
+    const char *wr = tq_ckpt_meta(c, "w_range"); /* absent before it existed: max|x| */
+    if (wr && strcmp(wr, "mse") && strcmp(wr, "maxabs")) TQ_FAIL(TQ_E_FORMAT, "%s: unknown weight range rule '%s'", path, wr);
+    cfg->w_mse = wr && !strcmp(wr, "mse");
     return TQ_OK;
 }
 

@@ -31,6 +31,7 @@ typedef struct {
     int quant_bias;      /* 1: fake-quantize the bias to int32 (default) */
     tq_ste ste;          /* clipped (default) or plain */
     tq_obs_kind obs;     /* activation observer */
+    int w_mse;           /* 1: weight ranges by the least squared error (PTQ --method mse) */
 } tq_qat_cfg;
 
 typedef struct {

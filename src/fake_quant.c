@@ -43,6 +43,30 @@ TQ_SIMD_CLONES static float absmax(const float *restrict row, int cols) {
     return a;
 }
 
+/* The squared error of x[0..n) quantized with scale s, symmetric [-qmax, qmax]. */
+TQ_SIMD_CLONES static float sq_error(const float *restrict x, size_t n, float s, float qmax) {
+    float e = 0.0f, inv = 1.0f / s;
+    for (size_t i = 0; i < n; i++) {
+        float q = nearbyintf(x[i] * inv);
+        q = q > qmax ? qmax : q < -qmax ? -qmax : q;
+        float d = x[i] - q * s;
+        e += d * d;
+    }
+    return e;
+}
+
+/* The MSE weight range (docs/QUANTIZATION.md §4): the clip c = max|x| (1 - k/100), k = 0..90,
+ * whose scale c / qmax gives the least squared error, the largest clip on a tie. A function of
+ * the weights alone, so conversion finds the same scale again. */
+static float mse_scale(const float *x, size_t n, float amax, int32_t qmax) {
+    float best = amax / (float)qmax, best_e = INFINITY;
+    for (int k = 0; k <= 90 && amax > 0.0f; k++) {
+        float s = amax * (1.0f - 0.01f * (float)k) / (float)qmax, e = sq_error(x, n, s, (float)qmax);
+        if (e < best_e) best = s, best_e = e;
+    }
+    return best;
+}
+
 TQ_SIMD_CLONES static void mask_grad(float *restrict dx, const float *restrict dy, const float *restrict m, size_t n) {
     for (size_t i = 0; i < n; i++) dx[i] += dy[i] * m[i];
 }
@@ -65,14 +89,14 @@ tq_status tq_fq_update(tq_fq *fq, const float *x, int rows, int cols, int observ
     for (int r = 0; r < rows; r++) {
         float a = absmax(x + (size_t)r * cols, cols);
         if (fq->per_channel && r < fq->n_ch) {
-            float s = a / (float)fq->qmax;
+            float s = fq->mse_range ? mse_scale(x + (size_t)r * cols, (size_t)cols, a, fq->qmax) : a / (float)fq->qmax;
             fq->scale[r] = s > FLT_EPSILON ? s : FLT_EPSILON;
             fq->zero_point[r] = 0;
         }
         all = a > all ? a : all;
     }
     if (!fq->per_channel) {
-        float s = all / (float)fq->qmax;
+        float s = fq->mse_range ? mse_scale(x, (size_t)rows * (size_t)cols, all, fq->qmax) : all / (float)fq->qmax;
         fq->scale[0] = s > FLT_EPSILON ? s : FLT_EPSILON;
         fq->zero_point[0] = 0;
     }

@@ -17,7 +17,8 @@
  *     TQ_RUN_CALIBRATE  observer sees x; y = x unchanged (PTQ calibration)
  *     TQ_RUN_EVAL       s and z as they are: evaluation never moves an observer
  * Without an observer (weights), s is derived from x itself on every run: symmetric, from
- * max |x| per row (per channel) or over the tensor, as tq_weight_scales.
+ * max |x| per row (per channel) or over the tensor, as tq_weight_scales; or, with mse_range, the
+ * clip of least squared error (§4).
  */
 #ifndef TQ_FAKE_QUANT_H
 #define TQ_FAKE_QUANT_H
@@ -44,6 +45,7 @@ typedef struct tq_fq {
     tq_ste ste;
     int enabled;              /* 0: y = x, dx = dy (a float model) */
     tq_observer *obs;         /* activations: the range watcher; NULL: weights (s from x) */
+    int mse_range;            /* weights: s from the clip of least squared error, not max|x| */
 } tq_fq;
 
 /* Weights: symmetric narrow range of `bits`, s from the tensor itself. */

@@ -48,6 +48,9 @@ case_ 1 "only 1 class" -- train --data "$tmp/d_one" --epochs 1 --out "$tmp/keep"
 case_ 1 "takes 784 inputs, but the images have 120 values" -- train --data "$tmp/d_small" --model 784-16r-10 --epochs 1 --out "$tmp/keep"
 case_ 1 "gives 10 outputs, but the data has 3 classes" -- train --data "$tmp/d_small" --model in-16r-10 --epochs 1 --out "$tmp/keep"
 case_ 2 "'out' can only be the last token" -- train --model in-out-16 --data "$tmp/d_small"
+case_ 2 "--method must be minmax or mse, not 'gptq'" -- ptq "$tmp/keep" --method gptq
+case_ 2 "--ptq-methods 'mse,mse': want minmax, mse or minmax,mse" -- experiment --ptq-methods mse,mse
+case_ 2 "--ptq-methods 'adaround'" -- experiment --ptq-methods adaround
 # convolutional specs that do not fit the data: refused before training, naming the stage
 case_ 1 "stage 1: convolution: a 13x13 kernel does not fit a 12x10 image" -- train --model in-c4k13-out --data "$tmp/d_small" --out "$tmp/keep"
 case_ 1 "stage 2: pool: a 4x4 window does not fit a 3x2 image" -- train --model in-c4k3r-m2-c4k3-m4-out --data "$tmp/d_small" --out "$tmp/keep"

@@ -87,6 +87,18 @@ if [ -n "${MNIST_DIR:-}" ]; then
   json_ok export -- export "$odd/m.tqm" --c "$tmp/cdir"
   json_ok quantize -- quantize -1 -0.5 0 0.5 1
   json_ok experiment -- experiment --seeds 1 --epochs 1 --qat-epochs 1 --data "$MNIST_DIR"
+  # PTQ at 2 bits with MSE weight ranges: the range rule travels in the file, so the integer model
+  # converted from it is what was simulated; the experiment shows a row per method
+  expect 0 "ptq --method mse" -- "$bin" ptq "$odd/m.tqf" --bits 2 --method mse --data "$MNIST_DIR" --out "$tmp/mse.tqf"
+  grep -q "mse ranges" "$tmp/out" && ok || bad "ptq --method mse says so"
+  "$bin" convert "$tmp/mse.tqf" --out "$tmp/mse.tqm" >/dev/null && grep -q "2-bit weights (4 to a byte)" <("$bin" convert "$tmp/mse.tqf" --out "$tmp/mse.tqm") && ok || bad "convert packs 2-bit weights"
+  expect 0 "2-bit infer --compare" -- "$bin" infer "$tmp/mse.tqm" --compare "$tmp/mse.tqf" --repeats 1 --data "$MNIST_DIR" --json
+  # (a weak 2-bit model has many near-ties: a float rounding that moves a hidden value by one step
+  # moves a logit by up to one step; more than that would be a real disagreement)
+  mld=$(tail -n 1 "$tmp/out" | grep -o '"max_logit_diff":[0-9]*' | cut -d: -f2)
+  [ "${mld:-9}" -le 1 ] && ok || bad "2-bit mse infer --compare: logits differ by ${mld:-?} steps (want <= 1)"
+  expect 0 "experiment --ptq-methods" -- "$bin" experiment --seeds 1 --epochs 1 --qat-epochs 1 --bits 2 --ptq-methods minmax,mse --data "$MNIST_DIR"
+  grep -q "^| ptq mse | 2 |" "$tmp/out" && grep -q "^| ptq | 2 |" "$tmp/out" && ok || bad "experiment shows a PTQ row per method"
   json_ok bench -- bench --repeats 1 --data "$MNIST_DIR"
   # a convolutional model: trains, quantizes both ways, the same bytes with one thread or two
   cnn=(train --model in-c4k5br-m2-out --epochs 1 --limit 3000 --seed 5 --data "$MNIST_DIR")

@@ -197,11 +197,38 @@ static void low_bits_and_shapes(void **state) {
     assert_int_equal(tq_fq_init_weight(&fq, 9, 1, 2), TQ_E_ARG);
 }
 
+/* The MSE weight range, worked by hand at 2 bits (qmax 1) on the row 1, .6, .6, .6, -.6: max|w|
+ * gives s = 1 and error 4 (.4)^2 = .64; a clip c in [.6, 1.2] keeps every .6 at one step, with
+ * error (1 - c)^2 + 4 (.6 - c)^2, least at c = .68 (.128); the search steps c by .01 of max|w|. */
+static void mse_range_by_hand(void **state) {
+    (void)state;
+    const float w[5] = {1.0f, 0.6f, 0.6f, 0.6f, -0.6f};
+    tq_fq fq;
+    assert_int_equal(tq_fq_init_weight(&fq, 2, 1, 1), TQ_OK);
+    assert_int_equal(tq_fq_update(&fq, w, 1, 5, 0), TQ_OK);
+    assert_float_equal(fq.scale[0], 1.0f, 1e-7f);
+    fq.mse_range = 1;
+    assert_int_equal(tq_fq_update(&fq, w, 1, 5, 0), TQ_OK);
+    assert_float_equal(fq.scale[0], 0.68f, 1e-6f);
+    /* per tensor, two rows: the same search over all ten values */
+    const float w2[10] = {1.0f, 0.6f, 0.6f, 0.6f, -0.6f, 1.0f, 0.6f, 0.6f, 0.6f, -0.6f};
+    assert_int_equal(tq_fq_init_weight(&fq, 2, 0, 2), TQ_OK);
+    fq.mse_range = 1;
+    assert_int_equal(tq_fq_update(&fq, w2, 2, 5, 0), TQ_OK);
+    assert_float_equal(fq.scale[0], 0.68f, 1e-6f);
+    /* at 8 bits the clip that loses nothing (max|w|) is already the least error here */
+    assert_int_equal(tq_fq_init_weight(&fq, 8, 1, 1), TQ_OK);
+    fq.mse_range = 1;
+    const float w3[3] = {1.27f, -0.5f, 0.01f};
+    assert_int_equal(tq_fq_update(&fq, w3, 1, 3, 0), TQ_OK);
+    assert_float_equal(fq.scale[0], 0.01f, 1e-6f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ste_mask_at_the_boundaries), cmocka_unit_test(forward_equals_reference),
         cmocka_unit_test(lsq_scale_gradient),         cmocka_unit_test(disabled_is_identity),
-        cmocka_unit_test(low_bits_and_shapes),
+        cmocka_unit_test(low_bits_and_shapes),        cmocka_unit_test(mse_range_by_hand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

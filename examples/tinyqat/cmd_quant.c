@@ -56,11 +56,12 @@ static int quant_cfg(const char *cmd, const quant_opts *q, tq_qat_cfg *cfg) {
 int cmd_ptq(int argc, char **argv) {
     quant_opts q;
     quant_opts_defaults(&q, "minmax");
-    const char *out = "digitsnet-ptq.tqf", *dataset = NULL, *data = NULL;
+    const char *out = "digitsnet-ptq.tqf", *dataset = NULL, *data = NULL, *method = "minmax";
     uint64_t seed = 0;
     int json = 0;
     cli_opt opts[] = {
         QUANT_OPTIONS(q),
+        {"--method", CLI_STR, &method, "weight ranges: minmax (max |w| per channel) or mse (the clip of least squared error)", 0, 0},
         {"--seed", CLI_U64, &seed, "which calibration batches are drawn", 0, 1.8e19},
         {"--out", CLI_STR, &out, "where to save the quantized model", 0, 0},
         CLI_DATA_OPTIONS(dataset, data),
@@ -73,6 +74,11 @@ int cmd_ptq(int argc, char **argv) {
     if (rc) return rc == 1 ? 0 : 2;
     tq_qat_cfg cfg;
     if ((rc = quant_cfg("ptq", &q, &cfg))) return rc;
+    if (strcmp(method, "minmax") && strcmp(method, "mse")) {
+        fprintf(stderr, "tinyqat ptq: --method must be minmax or mse, not '%s'\n", method);
+        return 2;
+    }
+    cfg.w_mse = !strcmp(method, "mse");
     tq_model fp, m;
     if (tq_model_load(&fp, pos[0]) != TQ_OK) return cli_fail(NULL);
     if (fp.qat) {
@@ -93,14 +99,16 @@ int cmd_ptq(int argc, char **argv) {
         if (tq_evaluate(&m, &te, &acc_q, NULL, NULL) != TQ_OK) rc = cli_fail("ptq");
         else if (tq_model_save(&m, out) != TQ_OK) rc = cli_fail("save");
         else {
-            printf("PTQ int%d weights (%s, %s observer, %d calibration batches): test accuracy %.2f%% (FP32 %.2f%%, %+.2f); saved %s\n",
-                   q.bits, q.per_tensor ? "per tensor" : "per channel", q.observer, q.calib_batches, (double)acc_q,
+            printf("PTQ int%d weights (%s, %s ranges, %s observer, %d calibration batches): test accuracy %.2f%% (FP32 %.2f%%, "
+                   "%+.2f); saved %s\n",
+                   q.bits, q.per_tensor ? "per tensor" : "per channel", method, q.observer, q.calib_batches, (double)acc_q,
                    (double)acc_fp, (double)(acc_q - acc_fp), out);
             if (json) {
                 cJSON *j = cli_json_new();
                 cli_json_num(j, "test_accuracy", acc_q, 2);
                 cli_json_num(j, "fp32_test_accuracy", acc_fp, 2);
                 cli_json_num(j, "bits", q.bits, 0);
+                cli_json_str(j, "method", method);
                 cli_json_str(j, "model", out);
                 cli_json_print(j);
             }
@@ -286,7 +294,7 @@ static int parse_bits(const char *s, int *bits, int *n) {
 int cmd_experiment(int argc, char **argv) {
     int seeds = 3, json = 0, qat_epochs = 3, calib = 32;
     float qat_lr = 1e-3f;
-    const char *bits_s = "8", *recipe = "digitsnet", *dataset = NULL, *data = NULL, *observer = NULL, *plots = NULL, *model = NULL;
+    const char *bits_s = "8", *methods_s = "minmax", *recipe = "digitsnet", *dataset = NULL, *data = NULL, *observer = NULL, *plots = NULL, *model = NULL;
     tq_train_cfg fcfg;
     tq_train_cfg_defaults(&fcfg);
     /* The recipe sets the defaults the other options then override (and --help shows): found
@@ -308,6 +316,7 @@ int cmd_experiment(int argc, char **argv) {
     cli_opt opts[] = {
         {"--seeds", CLI_INT, &seeds, "seeds 0..N-1; the table shows mean and std", 1, MAX_SEEDS},
         {"--bits", CLI_STR, &bits_s, "weight bit widths, e.g. 8,4,2: a PTQ and a QAT row each", 0, 0},
+        {"--ptq-methods", CLI_STR, &methods_s, "PTQ weight ranges, a row each: minmax, mse or both (minmax,mse)", 0, 0},
         {"--recipe", CLI_STR, &recipe, "digitsnet (in-100r-100r-out), digitscnn (in-c8k5br-m2-c16k5br-m2-out, its own recipe) or article", 0,
          0, "digitsnet,digitscnn,article"},
         {"--model", CLI_STR, &model, "another model for the digitsnet recipe: a preset (digitscnn) or a spec", 0, 0},
@@ -329,6 +338,19 @@ int cmd_experiment(int argc, char **argv) {
     int bits[MAX_BITS], nb;
     if (!parse_bits(bits_s, bits, &nb)) {
         fprintf(stderr, "tinyqat experiment: --bits '%s': want a comma-separated list of 2..8\n", bits_s);
+        return 2;
+    }
+    /* PTQ methods: a row each per bit width */
+    int use_mse[2], nm = 0;
+    for (const char *p = methods_s; *p && nm >= 0;) {
+        size_t len = strcspn(p, ",");
+        if (nm < 2 && len == 6 && !strncmp(p, "minmax", 6)) use_mse[nm++] = 0;
+        else if (nm < 2 && len == 3 && !strncmp(p, "mse", 3)) use_mse[nm++] = 1;
+        else nm = -1;
+        p += len + (p[len] == ',');
+    }
+    if (nm <= 0 || (nm == 2 && use_mse[0] == use_mse[1])) {
+        fprintf(stderr, "tinyqat experiment: --ptq-methods '%s': want minmax, mse or minmax,mse\n", methods_s);
         return 2;
     }
     int article = !strcmp(recipe, "article"), cnn = !strcmp(recipe, "digitscnn");
@@ -353,7 +375,7 @@ int cmd_experiment(int argc, char **argv) {
     }
     tq_dataset tr, te;
     if ((rc = cli_load_data(dataset, data, &tr, &te))) return rc;
-    row rows[1 + 2 * MAX_BITS];
+    row rows[1 + 3 * MAX_BITS];
     memset(rows, 0, sizeof rows);
     /* seed 0's material for --plots */
     static tq_train_result fp_res0, qat_res0;
@@ -369,12 +391,12 @@ int cmd_experiment(int argc, char **argv) {
         }
         for (int k = 0; k < 3; k++) pred0[k] = tq_malloc(te.n);
     }
-    int nr = 1 + 2 * nb;
+    int per_b = nm + 1, nr = 1 + per_b * nb; /* per bit width: the PTQ rows, then QAT */
     rows[0].method = "fp32";
     rows[0].bits = 32;
     for (int b = 0; b < nb; b++) {
-        rows[1 + 2 * b] = (row){.method = "ptq", .bits = bits[b]};
-        rows[2 + 2 * b] = (row){.method = "qat", .bits = bits[b]};
+        for (int k = 0; k < nm; k++) rows[1 + per_b * b + k] = (row){.method = use_mse[k] ? "ptq mse" : "ptq", .bits = bits[b]};
+        rows[1 + per_b * b + nm] = (row){.method = "qat", .bits = bits[b]};
     }
     char resolved[128];
     const int shape[3] = {(int)tr.h, (int)tr.w, (int)tr.c};
@@ -426,19 +448,26 @@ int cmd_experiment(int argc, char **argv) {
             qc.obs = (tq_obs_kind)obs_ptq;
             if (article) qc.per_channel = 0;
             tq_model pq, qq;
-            double t0 = cli_now();
             float acc;
-            row *rp = &rows[1 + 2 * b], *rq = &rows[2 + 2 * b];
-            if (tq_ptq(&pq, &fp, &qc, &tr, calib, (uint64_t)s) != TQ_OK || tq_evaluate(&pq, &te, &acc, NULL, NULL) != TQ_OK ||
-                int_path_accuracy(&pq, &te, &rp->int_acc[s]) != TQ_OK) {
-                rc = cli_fail("experiment: ptq");
-                break;
+            row *rq = &rows[1 + per_b * b + nm];
+            for (int k = 0; k < nm && rc == 0; k++) {
+                row *rp = &rows[1 + per_b * b + k];
+                double t0 = cli_now();
+                qc.w_mse = use_mse[k];
+                if (tq_ptq(&pq, &fp, &qc, &tr, calib, (uint64_t)s) != TQ_OK || tq_evaluate(&pq, &te, &acc, NULL, NULL) != TQ_OK ||
+                    int_path_accuracy(&pq, &te, &rp->int_acc[s]) != TQ_OK) {
+                    rc = cli_fail("experiment: ptq");
+                    break;
+                }
+                rp->acc[s] = acc;
+                rp->seconds[s] = cli_now() - t0;
+                rp->bytes = tq_model_int8_bytes(&pq);
+                if (keep && b == 0 && k == 0) (void)tq_evaluate(&pq, &te, &acc, NULL, pred0[1]);
+                tq_model_free(&pq);
+                printf(", int%d %s %.2f%%", bits[b], rp->method, (double)acc);
             }
-            rp->acc[s] = acc;
-            rp->seconds[s] = cli_now() - t0;
-            rp->bytes = tq_model_int8_bytes(&pq);
-            if (keep && b == 0) (void)tq_evaluate(&pq, &te, &acc, NULL, pred0[1]);
-            tq_model_free(&pq);
+            if (rc) break;
+            qc.w_mse = 0;
             /* QAT: fine-tuned from the float model (digitsnet), or from scratch (the article's way) */
             tq_train_cfg qcfg;
             qc.obs = article ? TQ_OBS_MINMAX : TQ_OBS_EMA;
@@ -474,7 +503,7 @@ int cmd_experiment(int argc, char **argv) {
                 }
             }
             tq_model_free(&qq);
-            printf(", int%d ptq %.2f%% qat %.2f%%", bits[b], (double)rp->acc[s], (double)rq->acc[s]);
+            printf(", int%d qat %.2f%%", bits[b], (double)rq->acc[s]);
         }
         printf("\n");
         fflush(stdout);
