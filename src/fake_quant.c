@@ -43,11 +43,22 @@ TQ_SIMD_CLONES static float absmax(const float *restrict row, int cols) {
     return a;
 }
 
+/* round-half-even for |v| <= 2^22 without a libm call (baseline x86-64 has no SSE4.1 round):
+ * adding 1.5 * 2^23 lands v where the float spacing is exactly 1, so the addition itself rounds
+ * to an integer, to even on ties, as nearbyintf does in the default rounding mode. Beyond 2^22
+ * the value is far outside any int8 range and the clamp decides anyway. */
+#define TQ_RND_MAGIC 12582912.0f
+static inline float rne(float v) {
+    v = v < -4194304.0f ? -4194304.0f : v;
+    v = v > 4194304.0f ? 4194304.0f : v;
+    return (v + TQ_RND_MAGIC) - TQ_RND_MAGIC;
+}
+
 /* The squared error of x[0..n) quantized with scale s, symmetric [-qmax, qmax]. */
 TQ_SIMD_CLONES static float sq_error(const float *restrict x, size_t n, float s, float qmax) {
     float e = 0.0f, inv = 1.0f / s;
     for (size_t i = 0; i < n; i++) {
-        float q = nearbyintf(x[i] * inv);
+        float q = rne(x[i] * inv);
         q = q > qmax ? qmax : q < -qmax ? -qmax : q;
         float d = x[i] - q * s;
         e += d * d;
@@ -103,16 +114,6 @@ tq_status tq_fq_update(tq_fq *fq, const float *x, int rows, int cols, int observ
     return TQ_OK;
 }
 
-/* round-half-even for |v| <= 2^22 without a libm call (baseline x86-64 has no SSE4.1 round):
- * adding 1.5 * 2^23 lands v where the float spacing is exactly 1, so the addition itself rounds
- * to an integer, to even on ties, as nearbyintf does in the default rounding mode. Beyond 2^22
- * the value is far outside any int8 range and the clamp decides anyway. */
-#define TQ_RND_MAGIC 12582912.0f
-static inline float rne(float v) {
-    v = v < -4194304.0f ? -4194304.0f : v;
-    v = v > 4194304.0f ? 4194304.0f : v;
-    return (v + TQ_RND_MAGIC) - TQ_RND_MAGIC;
-}
 
 /* One row: y = (clamp(z + rne(x/s)) - z) s, mask = 1 where the unclamped u is in range.
  * x * 0 is added to the output so a NaN or Inf input stays visible downstream. */

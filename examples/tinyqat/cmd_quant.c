@@ -467,7 +467,7 @@ int cmd_experiment(int argc, char **argv) {
                 printf(", int%d %s %.2f%%", bits[b], rp->method, (double)acc);
             }
             if (rc) break;
-            qc.w_mse = 0;
+            qc.w_mse = 0; /* QAT: max|w| (a search every step would cost more than the rest of training) */
             /* QAT: fine-tuned from the float model (digitsnet), or from scratch (the article's way) */
             tq_train_cfg qcfg;
             qc.obs = article ? TQ_OBS_MINMAX : TQ_OBS_EMA;
