@@ -20,6 +20,8 @@ void tq_qat_cfg_defaults(tq_qat_cfg *c) {
 
 /* The quantizers of one unit (stage or dense layer) of `channels` outputs: per-channel weights,
  * the output activation with its observer, and the bias at s_in * s_w. */
+static const float input_scale = TQ_INPUT_SCALE;
+
 static tq_status init_unit(const tq_qat_cfg *cfg, int channels, tq_fq *w, tq_fq *a, tq_observer *o, tq_bias_q *bq,
                            const tq_fq *in) {
     TQ_TRY(tq_fq_init_weight(w, cfg->w_bits, cfg->per_channel, channels));
@@ -28,6 +30,10 @@ static tq_status init_unit(const tq_qat_cfg *cfg, int channels, tq_fq *w, tq_fq 
     tq_observer_init(o, cfg->obs);
     tq_fq_init_act(a, o);
     a->ste = cfg->ste;
+    if (cfg->quant_bias) { /* evaluation rounds the output as the integer path requantizes it */
+        a->req_w = w;
+        a->req_in = in ? &in->scale[0] : &input_scale;
+    }
     bq->w = w;
     bq->in = in;
     return TQ_OK;

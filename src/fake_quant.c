@@ -1,6 +1,8 @@
 #include "src/fake_quant.h"
 
+#include "src/int8_infer.h" /* tq_requantize_ref */
 #include "src/parallel.h"
+#include "src/qmodel.h"      /* tq_quantize_multiplier */
 #include "src/simd.h"
 
 #include <float.h>
@@ -168,11 +170,41 @@ static void mask_slice(void *ctx, int t) {
     mask_grad(n->in[0]->grad + a, n->grad + a, n->aux + a, b - a);
 }
 
+/* Evaluation of an activation after a layer with weights, rounded as the integer path does
+ * (tq_fq.req_w): per channel the accumulator step s_in s_w[c] (the float product the bias fake
+ * quant uses) and M0, shift of s_in s_w[c] / s_y (the converter's function). */
+static void fq_requant(tq_node *n) {
+    tq_node *x = n->in[0];
+    const tq_fq *fq = n->ctx, *w = fq->req_w;
+    const int C = w->per_channel ? w->n_ch : 1;
+    const float s_in = *fq->req_in, s_y = fq->scale[0], fz = (float)fq->zero_point[0];
+    float step[TQ_FQ_MAX_CH];
+    int32_t M0[TQ_FQ_MAX_CH], shift[TQ_FQ_MAX_CH];
+    for (int c = 0; c < C; c++) {
+        step[c] = s_in * w->scale[c];
+        tq_quantize_multiplier((double)s_in * (double)w->scale[c] / (double)s_y, &M0[c], &shift[c]);
+    }
+    size_t N = tq_node_numel(n);
+    for (size_t i = 0; i < N; i++) {
+        int c = (int)((i % (size_t)x->cols) % (size_t)C);
+        double a = nearbyint((double)x->val[i] / (double)step[c]);
+        a = a > 2147483647.0 ? 2147483647.0 : a < -2147483648.0 ? -2147483648.0 : a;
+        int32_t q = tq_requantize_ref((int32_t)a, M0[c], shift[c]) + fq->zero_point[0];
+        q = q < fq->qmin ? fq->qmin : q > fq->qmax ? fq->qmax : q;
+        n->val[i] = ((float)q - fz) * s_y + x->val[i] * 0.0f; /* x * 0: a NaN stays visible */
+        n->aux[i] = 1.0f;
+    }
+}
+
 static void fq_forward(tq_node *n, int mode) {
     tq_node *x = n->in[0];
     tq_fq *fq = n->ctx;
     size_t N = tq_node_numel(n);
     int lsq = n->n_in == 2;
+    if (!lsq && mode == TQ_RUN_EVAL && fq->enabled && fq->obs && fq->obs->n_seen && fq->req_w && fq->req_in) {
+        fq_requant(n);
+        return;
+    }
     if (!lsq && (mode != TQ_RUN_EVAL || !fq->obs)) {
         /* A failure here (NaN values) leaves s, z as they were; the NaN itself flows on to the
          * loss, where training stops with a message. */

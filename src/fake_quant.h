@@ -46,6 +46,13 @@ typedef struct tq_fq {
     int enabled;              /* 0: y = x, dx = dy (a float model) */
     tq_observer *obs;         /* activations: the range watcher; NULL: weights (s from x) */
     int mse_range;            /* weights: s from the clip of least squared error, not max|x| */
+    /* Activations after a layer with weights (may be NULL): in evaluation, the output is rounded
+     * as the integer path requantizes it (§5): acc = round(x / (s_in s_w[c])), then TFLite's double
+     * rounding by M0, shift, so the simulation is the integer model up to float error in acc
+     * (single rounding of x / s differs where the double rounding bites: often at low bit widths,
+     * whose weight scales give small shifts). Channel c = column % req_w->n_ch (NHWC). */
+    const struct tq_fq *req_w; /* the layer's weight quantizer */
+    const float *req_in;      /* s_in: the previous activation quantizer's scale[0], or a constant */
 } tq_fq;
 
 /* Weights: symmetric narrow range of `bits`, s from the tensor itself. */

@@ -10,6 +10,8 @@
 
 #include "src/autograd.h"
 #include "src/fake_quant.h"
+#include "src/int8_infer.h"
+#include "src/qmodel.h"
 #include "src/ops.h"
 #include "src/rng.h"
 
@@ -224,11 +226,58 @@ static void mse_range_by_hand(void **state) {
     assert_float_equal(fq.scale[0], 0.01f, 1e-6f);
 }
 
+/* In evaluation, an activation after a layer with weights rounds as the integer path does: the
+ * accumulator acc = x / (s_in s_w), then TFLite's double rounding. Worked: acc = 64 and
+ * M = s_in s_w / s_y = 0.0694316 (M0 = 1192826082, shift -3): 64 M = 4.44 rounds to 4 at once,
+ * but the high multiply first gives round(64 M 2^3) = round(35.55) = 36, and 36 / 8 = 4.5 rounds
+ * away from zero to 5, which is what the integer model outputs. Training keeps the single
+ * rounding (and its STE). */
+static void eval_rounds_as_the_integer_path(void **state) {
+    (void)state;
+    const float s_in = 1.0f / 255.0f;
+    tq_fq w, a;
+    assert_int_equal(tq_fq_init_weight(&w, 8, 1, 2), TQ_OK);
+    w.scale[0] = 1.0f, w.scale[1] = 0.5f;
+    tq_observer obs;
+    tq_observer_init(&obs, TQ_OBS_MINMAX);
+    const float range[2] = {0.0f, 255.0f * (s_in / 0.0694316161f)}; /* s_y = s_in / M, z = -128 */
+    assert_int_equal(tq_observer_observe(&obs, range, 2), TQ_OK);
+    tq_fq_init_act(&a, &obs);
+    assert_int_equal(tq_fq_update(&a, NULL, 0, 0, 0), TQ_OK);
+    a.req_w = &w;
+    a.req_in = &s_in;
+    int32_t M0, shift;
+    tq_quantize_multiplier((double)s_in * 1.0 / (double)a.scale[0], &M0, &shift);
+    assert_int_equal(shift, -3);
+    assert_int_equal(tq_requantize_ref(64, M0, shift), 5);
+    /* column 0: channel 0, acc 64; column 1: channel 1 (s_w = 0.5), acc 128: the same real value */
+    float x[4] = {64.0f * (s_in * 1.0f), 128.0f * (s_in * 0.5f), 3.0f * s_in, -5.0f}, dx[4];
+    tq_graph *g = tq_graph_new();
+    tq_node *xn = tq_leaf(g, "x", 2, 2, x, dx), *y = tq_fake_quant(g, xn, &a);
+    assert_int_equal(tq_graph_status(g), TQ_OK);
+    assert_int_equal(tq_graph_forward(g, TQ_RUN_EVAL), TQ_OK);
+    float z = (float)a.zero_point[0], sy = a.scale[0];
+    assert_float_equal(y->val[0] / sy + z, 5.0f - 128.0f, 1e-3f);        /* the integer path's 5 */
+    assert_float_equal(nearbyintf(x[0] / sy), 4.0f, 0.0f);                /* what single rounding says */
+    int32_t M1, sh1;
+    tq_quantize_multiplier((double)s_in * 0.5 / (double)sy, &M1, &sh1);
+    assert_float_equal(y->val[1] / sy + z, (float)(tq_requantize_ref(128, M1, sh1) - 128), 1e-3f);
+    assert_float_equal(y->val[2] / sy + z, (float)(tq_requantize_ref(3, M0, shift) - 128), 1e-3f);
+    assert_float_equal(y->val[3] / sy + z, -128.0f, 1e-3f);              /* clamped */
+    /* a training run rounds once, as PyTorch's fake quant (the observer frozen: s_y stays) */
+    obs.frozen = 1;
+    assert_int_equal(tq_graph_forward(g, TQ_RUN_TRAIN), TQ_OK);
+    assert_float_equal(y->val[0] / sy + z, 4.0f - 128.0f, 1e-3f);
+    tq_graph_free(g);
+    tq_observer_free(&obs);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ste_mask_at_the_boundaries), cmocka_unit_test(forward_equals_reference),
         cmocka_unit_test(lsq_scale_gradient),         cmocka_unit_test(disabled_is_identity),
         cmocka_unit_test(low_bits_and_shapes),        cmocka_unit_test(mse_range_by_hand),
+        cmocka_unit_test(eval_rounds_as_the_integer_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
