@@ -285,7 +285,7 @@ void tq_model_free(tq_model *m) {
 
 tq_status tq_model_clone(tq_model *dst, const tq_model *src) {
     TQ_TRY(tq_model_init(dst, src->spec));
-    memcpy(dst->params, src->params, src->n_params * sizeof(float));
+    memcpy(dst->params, src->params, dst->n_params * sizeof(float)); /* not src's learned scales (LSQ) */
     if (src->n_buffers) memcpy(dst->buffers, src->buffers, src->n_buffers * sizeof(float));
     dst->in_mean = src->in_mean;
     dst->in_std = src->in_std;
@@ -342,6 +342,8 @@ void tq_model_input(const tq_model *m, const uint8_t *pixels, size_t n, float *x
 
 /* ---- quantization ---- */
 
+static tq_status add_lsq_params(tq_model *m);
+
 tq_status tq_model_quantize(tq_model *m, const tq_qat_cfg *cfg) {
     if (m->qat) TQ_FAIL(TQ_E_ARG, "model %s is already quantized", m->spec);
     if (m->n_stages && m->stage[0].conv.pad && (m->in_mean != 0.0f || m->in_std != 1.0f))
@@ -351,6 +353,7 @@ tq_status tq_model_quantize(tq_model *m, const tq_qat_cfg *cfg) {
     for (int s = 0; s < m->n_stages; s++) oc[s] = m->stage[s].conv.OC;
     TQ_TRY(tq_qat_new(&m->qat, cfg, m->n_stages, oc, m->n_layers, m->dims + 1));
     if (m->in_mean != 0.0f || m->in_std != 1.0f) tq_model_fold_input_norm(m);
+    if (cfg->ste == TQ_STE_LSQ) return add_lsq_params(m);
     return TQ_OK;
 }
 
@@ -368,6 +371,56 @@ static void stage_folded(const tq_stage *st, float *W, float *b) {
         for (size_t k = 0; k < K; k++) W[c * K + k] = st->W[c * K + k] * sc;
         b[c] = bias;
     }
+}
+
+/* LSQ (docs/QUANTIZATION.md §3): every unit's weight scales become parameters, appended to the
+ * parameter block as log s so that the optimizer, the gradient checks and checkpoints treat them
+ * as any other parameter; they start where PTQ's rule puts them (max|w|, or the MSE clip). The
+ * blocks are reallocated and every view moved with them. */
+static tq_status add_lsq_params(tq_model *m) {
+    tq_qat *Q = m->qat;
+    size_t n = 0, wmax = 1;
+    for (int s = 0; s < m->n_stages; s++) n += (size_t)Q->swfq[s].n_ch, wmax = stage_weights(&m->stage[s]) > wmax ? stage_weights(&m->stage[s]) : wmax;
+    for (int l = 0; l < m->n_layers; l++) n += (size_t)Q->wfq[l].n_ch;
+    float *p = tq_calloc(m->n_params + n, sizeof(float)), *gr = tq_calloc(m->n_params + n, sizeof(float));
+    float *wf = tq_malloc(wmax * sizeof(float)), *bf = tq_malloc(4096 * sizeof(float));
+    if (!p || !gr || !wf || !bf) {
+        tq_free(p), tq_free(gr), tq_free(wf), tq_free(bf);
+        TQ_FAIL(TQ_E_NOMEM, "model %s: cannot allocate the learned scales", m->spec);
+    }
+    memcpy(p, m->params, m->n_params * sizeof(float));
+#define MOVE(v, from, to) ((v) = (v) ? (to) + ((v) - (from)) : NULL)
+    for (int s = 0; s < m->n_stages; s++) {
+        tq_stage *st = &m->stage[s];
+        MOVE(st->W, m->params, p), MOVE(st->b, m->params, p), MOVE(st->gamma, m->params, p), MOVE(st->beta, m->params, p);
+        MOVE(st->dW, m->grads, gr), MOVE(st->db, m->grads, gr), MOVE(st->dgamma, m->grads, gr), MOVE(st->dbeta, m->grads, gr);
+    }
+    for (int l = 0; l < m->n_layers; l++)
+        MOVE(m->W[l], m->params, p), MOVE(m->b[l], m->params, p), MOVE(m->dW[l], m->grads, gr), MOVE(m->db[l], m->grads, gr);
+#undef MOVE
+    tq_free(m->params);
+    tq_free(m->grads);
+    m->params = p, m->grads = gr;
+    m->lsq = p + m->n_params, m->n_lsq = n;
+    m->n_params += n;
+    float *v = m->lsq;
+    for (int s = 0; s < m->n_stages; s++) {
+        size_t OC = (size_t)m->stage[s].conv.OC;
+        stage_folded(&m->stage[s], wf, bf);
+        (void)tq_fq_update(&Q->swfq[s], wf, (int)OC, (int)(stage_weights(&m->stage[s]) / OC), 0);
+        for (int c = 0; c < Q->swfq[s].n_ch; c++) v[c] = logf(Q->swfq[s].scale[c]);
+        Q->swfq[s].learned = v, Q->swfq[s].learned_grad = gr + (v - p), Q->swfq[s].lsq_log = 1;
+        v += Q->swfq[s].n_ch;
+    }
+    for (int l = 0; l < m->n_layers; l++) {
+        (void)tq_fq_update(&Q->wfq[l], m->W[l], m->dims[l + 1], m->dims[l], 0);
+        for (int c = 0; c < Q->wfq[l].n_ch; c++) v[c] = logf(Q->wfq[l].scale[c]);
+        Q->wfq[l].learned = v, Q->wfq[l].learned_grad = gr + (v - p), Q->wfq[l].lsq_log = 1;
+        v += Q->wfq[l].n_ch;
+    }
+    tq_free(wf);
+    tq_free(bf);
+    return TQ_OK;
 }
 
 tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
@@ -509,6 +562,18 @@ tq_status tq_model_to_ckpt(const tq_model *m, tq_ckpt *c) {
         TQ_TRY(tq_ckpt_add(c, names[l][1], 1, (uint32_t)m->dims[l + 1], m->b[l]));
     }
     if (m->qat) TQ_TRY(tq_qat_save_state(m->qat, c));
+    char name[48];
+    float *v = m->lsq;
+    for (int s = 0; v && s < m->n_stages; s++) {
+        snprintf(name, sizeof name, "stages.%d.w_log_scale", s);
+        TQ_TRY(tq_ckpt_add(c, name, 1, (uint32_t)m->qat->swfq[s].n_ch, v));
+        v += m->qat->swfq[s].n_ch;
+    }
+    for (int l = 0; v && l < m->n_layers; l++) {
+        snprintf(name, sizeof name, "layers.%d.w_log_scale", l);
+        TQ_TRY(tq_ckpt_add(c, name, 1, (uint32_t)m->qat->wfq[l].n_ch, v));
+        v += m->qat->wfq[l].n_ch;
+    }
     return TQ_OK;
 }
 
@@ -538,7 +603,20 @@ static tq_status load_quant_state(tq_model *m, const tq_ckpt *c, const char *pat
     tq_status s = tq_model_quantize(m, &cfg);
     if (s != TQ_OK) return tq_error_set_(s, __FILE__, __LINE__, "%s: %s", path, tq_last_error());
     TQ_TRY(tq_qat_load_observers(m->qat, c, path));
-    for (int l = 0; l < m->n_layers; l++) /* weight scales from the loaded weights */
+    float *v = m->lsq; /* LSQ: the learned scales replace the ones quantize started from */
+    for (int u = 0; v && u < m->n_stages + m->n_layers; u++) {
+        int is_stage = u < m->n_stages, k = is_stage ? u : u - m->n_stages;
+        int n = is_stage ? m->qat->swfq[k].n_ch : m->qat->wfq[k].n_ch;
+        char name[48];
+        snprintf(name, sizeof name, "%s.%d.w_log_scale", is_stage ? "stages" : "layers", k);
+        const tq_ckpt_tensor *t = tq_ckpt_find(c, name);
+        if (!t || t->rows != 1 || t->cols != (uint32_t)n) TQ_FAIL(TQ_E_FORMAT, "%s: missing or bad %s (an LSQ model)", path, name);
+        for (int i = 0; i < n; i++)
+            if (!(t->data[i] > -80.0f && t->data[i] < 80.0f)) TQ_FAIL(TQ_E_FORMAT, "%s: %s[%d] is no log scale", path, name, i);
+        memcpy(v, t->data, (size_t)n * sizeof(float));
+        v += n;
+    }
+    for (int l = 0; l < m->n_layers; l++) /* weight scales from the loaded weights (or learned) */
         TQ_TRY(tq_fq_update(&m->qat->wfq[l], m->W[l], m->dims[l + 1], m->dims[l], 0));
     return TQ_OK;
 }

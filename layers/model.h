@@ -79,6 +79,8 @@ typedef struct tq_model {
     float *W[TQ_MAX_LAYERS], *b[TQ_MAX_LAYERS];    /* views into params */
     float *dW[TQ_MAX_LAYERS], *db[TQ_MAX_LAYERS];  /* views into grads */
     tq_qat *qat;                   /* owned; NULL = float model */
+    float *lsq;                    /* LSQ training: the log weight scales, the last n_lsq of params (NULL otherwise) */
+    size_t n_lsq;
 } tq_model;
 
 /* A preset name or a spec, with `in` and `out` replaced by the data's: in_shape = {H, W, C}

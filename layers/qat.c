@@ -126,8 +126,14 @@ static void bq_backward(tq_node *n) {
 
 static const tq_op op_bias_quant = {"bias_quant", bq_shape, bq_forward, bq_backward};
 
+/* The weights' fake quant: with learned scales (LSQ) their parameters are a leaf of the graph. */
+static tq_node *weight_fq(tq_graph *g, tq_node *W, tq_fq *fq) {
+    if (!fq->learned) return tq_fake_quant(g, W, fq);
+    return tq_fake_quant_lsq(g, W, tq_leaf(g, "w_log_scale", 1, fq->n_ch, fq->learned, fq->learned_grad), fq);
+}
+
 tq_node *tq_qat_layer(tq_graph *g, tq_qat *q, int l, tq_node *x, tq_node *W, tq_node *b, int relu) {
-    tq_node *Wq = tq_fake_quant(g, W, &q->wfq[l]);
+    tq_node *Wq = weight_fq(g, W, &q->wfq[l]);
     /* the bias quantizer reads s_w from the weight quantizer, so it must run after it: it does,
      * being recorded later on the tape */
     tq_node *bq = q->cfg.quant_bias ? tq_graph_apply(g, &op_bias_quant, &q->bq[l], 1, &b) : b;
@@ -144,10 +150,10 @@ tq_node *tq_qat_stage(tq_graph *g, tq_qat *q, int s, tq_node *x, tq_node *W, tq_
             bn->round_bias = round_folded_bias;
             bn->round_bias_ctx = &q->sbq[s];
         }
-        tq_node *Wq = tq_fake_quant(g, tq_bn_fold_weights(g, W, gamma, bn), &q->swfq[s]);
+        tq_node *Wq = weight_fq(g, tq_bn_fold_weights(g, W, gamma, bn), &q->swfq[s]);
         y = tq_batchnorm(g, tq_bn_unfold_output(g, tq_conv2d(g, x, Wq, NULL, cs), gamma, bn), gamma, beta, bn);
     } else {
-        tq_node *Wq = tq_fake_quant(g, W, &q->swfq[s]);
+        tq_node *Wq = weight_fq(g, W, &q->swfq[s]);
         tq_node *bq = b && q->cfg.quant_bias ? tq_graph_apply(g, &op_bias_quant, &q->sbq[s], 1, &b) : b;
         y = tq_conv2d(g, x, Wq, bq, cs);
     }
@@ -163,7 +169,7 @@ tq_status tq_qat_save_state(const tq_qat *q, tq_ckpt *c) {
     TQ_TRY(tq_ckpt_set_meta(c, "w_bits", v));
     TQ_TRY(tq_ckpt_set_meta(c, "per_channel", q->cfg.per_channel ? "1" : "0"));
     TQ_TRY(tq_ckpt_set_meta(c, "quant_bias", q->cfg.quant_bias ? "1" : "0"));
-    TQ_TRY(tq_ckpt_set_meta(c, "ste", q->cfg.ste == TQ_STE_PLAIN ? "plain" : "clipped"));
+    TQ_TRY(tq_ckpt_set_meta(c, "ste", q->cfg.ste == TQ_STE_PLAIN ? "plain" : q->cfg.ste == TQ_STE_LSQ ? "lsq" : "clipped"));
     TQ_TRY(tq_ckpt_set_meta(c, "observer", tq_obs_kind_name(q->cfg.obs)));
     TQ_TRY(tq_ckpt_set_meta(c, "w_range", q->cfg.w_mse ? "mse" : "maxabs"));
     for (int l = 0; l < q->n_layers; l++) {
@@ -192,7 +198,7 @@ tq_status tq_qat_cfg_load(tq_qat_cfg *cfg, const tq_ckpt *c, const char *path) {
     cfg->w_bits = (int)strtol(wb, NULL, 10);
     cfg->per_channel = pc[0] == '1';
     cfg->quant_bias = qb[0] == '1';
-    cfg->ste = strcmp(ste, "plain") ? TQ_STE_CLIPPED : TQ_STE_PLAIN;
+    cfg->ste = !strcmp(ste, "plain") ? TQ_STE_PLAIN : !strcmp(ste, "lsq") ? TQ_STE_LSQ : TQ_STE_CLIPPED;
     cfg->obs = (tq_obs_kind)tq_obs_kind_parse(obs);
     const char *wr = tq_ckpt_meta(c, "w_range"); /* absent before it existed: max|x| */
     if (wr && strcmp(wr, "mse") && strcmp(wr, "maxabs")) TQ_FAIL(TQ_E_FORMAT, "%s: unknown weight range rule '%s'", path, wr);

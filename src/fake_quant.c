@@ -94,6 +94,14 @@ tq_status tq_fq_update(tq_fq *fq, const float *x, int rows, int cols, int observ
         fq->zero_point[0] = p.zero_point;
         return TQ_OK;
     }
+    if (fq->learned) { /* LSQ: the learned scales, as the forward uses them */
+        for (int c = 0; c < fq->n_ch; c++) {
+            float s = fq->lsq_log ? expf(fq->learned[c]) : fabsf(fq->learned[c]);
+            fq->scale[c] = s > FLT_EPSILON ? s : FLT_EPSILON;
+            fq->zero_point[c] = 0;
+        }
+        return TQ_OK;
+    }
     /* Weights: s = max|x| / qmax per row or per tensor, z = 0 (the same rule as tq_weight_scales).
      * The max runs on the bit patterns of |x|: for non-negative floats they order like the values,
      * the integer max vectorizes where a float max cannot (NaN rules), and a NaN, whose pattern is
@@ -222,7 +230,7 @@ static void fq_forward(tq_node *n, int mode) {
     }
     for (int r = 0; r < x->rows; r++) {
         int c = fq->per_channel ? r : 0;
-        float s = fabsf(n->in[1]->val[c]);
+        float s = fq->lsq_log ? expf(n->in[1]->val[c]) : fabsf(n->in[1]->val[c]);
         s = s > FLT_EPSILON ? s : FLT_EPSILON;
         fq->scale[c] = s; /* keep the learned scale visible to export */
         size_t off = (size_t)r * x->cols;
@@ -262,8 +270,8 @@ static void fq_backward(tq_node *n) {
                 else d = (double)rne(v) - (double)v;
                 acc += (double)n->grad[k] * d;
             }
-            /* d|s|/ds = sign(s): the forward used |scale| */
-            sn->grad[c] += (float)(acc * g) * (sn->val[c] < 0 ? -1.0f : 1.0f);
+            /* d|s|/ds = sign(s): the forward used |scale|; d exp(v)/dv = exp(v) = s */
+            sn->grad[c] += (float)(acc * g) * (fq->lsq_log ? s : sn->val[c] < 0 ? -1.0f : 1.0f);
         }
     }
 }

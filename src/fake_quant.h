@@ -11,6 +11,7 @@
  *     LSQ (learned step size): the scale is a parameter node; dx as clipped, and with
  *         v = x/s, g = 1/sqrt(numel * qmax):
  *         ds += dy g (round(v) - v) inside, dy g (qmin - z) below, dy g (qmax - z) above
+ *         (with lsq_log the node holds log s: its gradient is ds times s)
  *
  * Where s and z come from, by run mode (the `training` argument of a graph run):
  *     TQ_RUN_TRAIN      observer (if any, unless frozen) sees x, s and z follow; then quantize
@@ -46,6 +47,11 @@ typedef struct tq_fq {
     int enabled;              /* 0: y = x, dx = dy (a float model) */
     tq_observer *obs;         /* activations: the range watcher; NULL: weights (s from x) */
     int mse_range;            /* weights: s from the clip of least squared error, not max|x| */
+    /* Learned weight scales (LSQ in training, tq_qat): the scale node holds log s per channel,
+     * so an optimizer's step changes s by a ratio, whatever its size (s = exp(v), ds/dv = s);
+     * `learned` points at those values so that tq_fq_update (conversion) reads them too. */
+    int lsq_log;
+    float *learned, *learned_grad; /* [n_ch] values and gradients of the scale parameters, or NULL */
     /* Activations after a layer with weights (may be NULL): in evaluation, the output is rounded
      * as the integer path requantizes it (§5): acc = round(x / (s_in s_w[c])), then TFLite's double
      * rounding by M0, shift, so the simulation is the integer model up to float error in acc

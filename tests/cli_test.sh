@@ -97,8 +97,13 @@ if [ -n "${MNIST_DIR:-}" ]; then
   # moves a logit by up to one step; more than that would be a real disagreement)
   mld=$(tail -n 1 "$tmp/out" | grep -o '"max_logit_diff":[0-9]*' | cut -d: -f2)
   [ "${mld:-9}" -le 1 ] && ok || bad "2-bit mse infer --compare: logits differ by ${mld:-?} steps (want <= 1)"
-  expect 0 "experiment --ptq-methods" -- "$bin" experiment --seeds 1 --epochs 1 --qat-epochs 1 --bits 2 --ptq-methods minmax,mse --data "$MNIST_DIR"
+  expect 0 "qat --ste lsq" -- "$bin" qat --from "$odd/m.tqf" --ste lsq --bits 4 --epochs 1 --data "$MNIST_DIR" --out "$tmp/lsq.tqf"
+  "$bin" convert "$tmp/lsq.tqf" --out "$tmp/lsq.tqm" >/dev/null &&
+    "$bin" infer "$tmp/lsq.tqm" --compare "$tmp/lsq.tqf" --repeats 1 --data "$MNIST_DIR" --json >"$tmp/out" &&
+    tail -n 1 "$tmp/out" | grep -q '"disagreements":0,"max_logit_diff":0' && ok || bad "an LSQ model's integer path is its simulation"
+  expect 0 "experiment --ptq-methods --qat-methods" -- "$bin" experiment --seeds 1 --epochs 1 --qat-epochs 1 --bits 2 --ptq-methods minmax,mse --qat-methods ste,lsq --data "$MNIST_DIR"
   grep -q "^| ptq mse | 2 |" "$tmp/out" && grep -q "^| ptq | 2 |" "$tmp/out" && ok || bad "experiment shows a PTQ row per method"
+  grep -q "^| qat lsq | 2 |" "$tmp/out" && grep -q "^| qat | 2 |" "$tmp/out" && ok || bad "experiment shows a QAT row per method"
   json_ok bench -- bench --repeats 1 --data "$MNIST_DIR"
   # a convolutional model: trains, quantizes both ways, the same bytes with one thread or two
   cnn=(train --model in-c4k5br-m2-out --epochs 1 --limit 3000 --seed 5 --data "$MNIST_DIR")

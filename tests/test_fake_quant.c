@@ -155,6 +155,19 @@ static void lsq_scale_gradient(void **state) {
         double u = nearbyint((double)x[i] / 0.05);
         assert_float_equal(dx[i], (u < -127 || u > 127) ? 0.0f : R[i], 1e-6f);
     }
+    /* in the log domain (training's LSQ): the node holds log s, its gradient is ds times s, and
+     * the forward is the same quantizer */
+    float lg[1] = {logf(0.05f)}, dlg[1] = {0}, y0[N];
+    memcpy(y0, y->val, sizeof y0);
+    fq.lsq_log = 1;
+    tq_graph *g2 = tq_graph_new();
+    tq_node *y2 = tq_fake_quant_lsq(g2, tq_leaf(g2, "x", 1, N, x, NULL), tq_leaf(g2, "logs", 1, 1, lg, dlg), &fq);
+    tq_node *L2 = tq_graph_apply(g2, &op_wsum, R, 1, &y2);
+    tq_graph_forward(g2, TQ_RUN_TRAIN);
+    tq_graph_backward(g2, L2);
+    for (int i = 0; i < N; i++) assert_float_equal(y2->val[i], y0[i], 1e-6f * (1.0f + fabsf(y0[i])));
+    assert_float_equal(dlg[0], want * 0.05, 1e-6);
+    tq_graph_free(g2);
     tq_graph_free(g);
 }
 

@@ -15,6 +15,8 @@
 #include <cmocka.h>
 
 #include "tinyqat.h"
+#include "src/alloc.h"
+#include "src/fileio.h"
 
 #include "tests/tq_test_tmpdir.h"
 
@@ -223,6 +225,71 @@ static void qat_from_scratch(void **state) {
     tq_model_free(&m);
 }
 
+/* LSQ: the weight scales join the parameters as log s (after the model's own, starting at the
+ * MSE clip), training moves them, the file keeps them, and conversion uses them: the integer
+ * model is the simulation. */
+static void lsq_learns_the_scales(void **state) {
+    (void)state;
+    tq_model m;
+    assert_int_equal(tq_model_for_data(&m, "in-16r-out", &tr, 3), TQ_OK);
+    size_t base = m.n_params;
+    tq_qat_cfg qc;
+    tq_qat_cfg_defaults(&qc);
+    qc.w_bits = 2;
+    qc.ste = TQ_STE_LSQ;
+    qc.w_mse = 1;
+    assert_int_equal(tq_model_quantize(&m, &qc), TQ_OK);
+    assert_int_equal(m.n_lsq, (size_t)(16 + K));
+    assert_int_equal(m.n_params, base + m.n_lsq);
+    assert_true(m.lsq == m.params + base);
+    /* the start: the MSE clip of each channel, as PTQ --method mse would choose it */
+    tq_fq ref;
+    assert_int_equal(tq_fq_init_weight(&ref, 2, 1, 16), TQ_OK);
+    ref.mse_range = 1;
+    assert_int_equal(tq_fq_update(&ref, m.W[0], 16, m.dims[0], 0), TQ_OK);
+    for (int c = 0; c < 16; c++) assert_float_equal(m.lsq[c], logf(ref.scale[c]), 1e-6f);
+    float start[64];
+    memcpy(start, m.lsq, m.n_lsq * sizeof(float));
+    tq_train_cfg cfg;
+    counts c = {0, 0, 0};
+    train_cfg(&cfg, 2, &c);
+    tq_train_result res;
+    assert_int_equal(tq_train(&m, &tr, &te, &cfg, &res), TQ_OK);
+    int moved = 0;
+    for (size_t i = 0; i < m.n_lsq; i++) moved += m.lsq[i] != start[i];
+    assert_true(moved > (int)m.n_lsq / 2);
+    print_message("QAT int2 LSQ: %.2f%%, %d of %zu scales moved\n", (double)res.final_test_acc, moved, m.n_lsq);
+    /* the file keeps the learned scales: the same bytes after a load and a save */
+    char p1[160], p2[160];
+    snprintf(p1, sizeof p1, "%s/lsq1.tqf", dir);
+    snprintf(p2, sizeof p2, "%s/lsq2.tqf", dir);
+    assert_int_equal(tq_model_save(&m, p1), TQ_OK);
+    tq_model m2;
+    assert_int_equal(tq_model_load(&m2, p1), TQ_OK);
+    assert_int_equal(m2.n_params, m.n_params);
+    assert_memory_equal(m2.params, m.params, m.n_params * sizeof(float));
+    assert_int_equal(tq_model_save(&m2, p2), TQ_OK);
+    unsigned char *d1, *d2;
+    size_t n1, n2;
+    assert_int_equal(tq_file_read_all(p1, 1 << 24, &d1, &n1), TQ_OK);
+    assert_int_equal(tq_file_read_all(p2, 1 << 24, &d2, &n2), TQ_OK);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(d1, d2, n1);
+    tq_free(d1);
+    tq_free(d2);
+    /* conversion's weight scales are the learned ones, and the integer path is the simulation */
+    tq_qmodel qm;
+    assert_int_equal(tq_model_to_int8(&m2, &qm), TQ_OK);
+    for (int o = 0; o < 16; o++) assert_float_equal(qm.layer[0].w_scale[o], expf(m.lsq[o]), 1e-6f * expf(m.lsq[o]));
+    tq_agreement ag;
+    assert_int_equal(tq_int8_agreement(&m2, &qm, &te, &ag), TQ_OK);
+    assert_int_equal(ag.disagreements, 0);
+    assert_int_equal(ag.max_logit_diff, 0);
+    tq_qmodel_free(&qm);
+    tq_model_free(&m2);
+    tq_model_free(&m);
+}
+
 /* Calibration moves the observers and nothing else: the outputs during it are the float model's,
  * the weights do not change, and it stops at the batches asked for. */
 static void calibration_observes_only(void **state) {
@@ -283,7 +350,8 @@ static void callback_stops_the_run(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(data_sized_model),          cmocka_unit_test(train_ptq_convert_agree_export),
-        cmocka_unit_test(qat_from_scratch),          cmocka_unit_test(calibration_observes_only),
+        cmocka_unit_test(qat_from_scratch),
+        cmocka_unit_test(lsq_learns_the_scales),          cmocka_unit_test(calibration_observes_only),
         cmocka_unit_test(callback_stops_the_run),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

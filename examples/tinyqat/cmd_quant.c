@@ -34,15 +34,17 @@ static int quant_cfg(const char *cmd, const quant_opts *q, tq_qat_cfg *cfg) {
         fprintf(stderr, "tinyqat %s: --observer must be minmax, ema or percentile, not '%s'\n", cmd, q->observer);
         return 2;
     }
-    if (strcmp(q->ste, "clipped") && strcmp(q->ste, "plain")) {
-        fprintf(stderr, "tinyqat %s: --ste must be clipped or plain, not '%s'\n", cmd, q->ste);
+    int lsq_ok = !strcmp(cmd, "qat");
+    if (strcmp(q->ste, "clipped") && strcmp(q->ste, "plain") && (!lsq_ok || strcmp(q->ste, "lsq"))) {
+        fprintf(stderr, "tinyqat %s: --ste must be clipped%s or plain, not '%s'\n", cmd, lsq_ok ? ", lsq" : "", q->ste);
         return 2;
     }
     cfg->w_bits = q->bits;
     cfg->per_channel = !q->per_tensor;
     cfg->quant_bias = !q->no_bias_quant;
     cfg->obs = (tq_obs_kind)obs;
-    cfg->ste = strcmp(q->ste, "plain") ? TQ_STE_CLIPPED : TQ_STE_PLAIN;
+    cfg->ste = !strcmp(q->ste, "plain") ? TQ_STE_PLAIN : !strcmp(q->ste, "lsq") ? TQ_STE_LSQ : TQ_STE_CLIPPED;
+    cfg->w_mse = cfg->ste == TQ_STE_LSQ; /* LSQ's scales start at the MSE clip (then they are learned) */
     return 0;
 }
 
@@ -138,6 +140,10 @@ int cmd_qat(int argc, char **argv) {
     quant_opts_defaults(&q, "ema");
     tq_train_cfg cfg;
     qat_finetune_cfg(&cfg, 3, 0);
+    /* LSQ's recipe learns faster (3e-3: its scales move by ratios of the step); --lr still rules.
+     * Found before parsing, in either spelling, so --help shows it. */
+    for (int i = 1; i < argc; i++)
+        if ((!strcmp(argv[i], "--ste") && i + 1 < argc && !strcmp(argv[i + 1], "lsq")) || !strcmp(argv[i], "--ste=lsq")) cfg.lr = 3e-3f;
     const char *from = NULL, *out = "digitsnet-qat.tqf", *dataset = NULL, *data = NULL, *spec = "digitsnet", *ckpt = NULL,
                *resume = NULL;
     int json = 0, freeze = -2, freeze_bn = -2;
@@ -152,7 +158,7 @@ int cmd_qat(int argc, char **argv) {
         {"--freeze-epoch", CLI_INT, &freeze, "freeze observers from this epoch (1-based; 0 never; default: the last)", 0, TQ_MAX_EPOCHS},
         {"--freeze-bn-epoch", CLI_INT, &freeze_bn, "freeze batch-norm statistics from this epoch (1-based; 0 never; default: the last)", 0,
          TQ_MAX_EPOCHS},
-        {"--ste", CLI_STR, &q.ste, "straight-through estimator: clipped or plain", 0, 0},
+        {"--ste", CLI_STR, &q.ste, "straight-through estimator: clipped, plain, or lsq (clipped, the weight scales learned; --lr then defaults to 3e-3)", 0, 0},
         {"--seed", CLI_U64, &cfg.seed, "random seed", 0, 1.8e19},
         {"--threads", CLI_INT, &cfg.threads, "BLAS threads", 1, 256},
         {"--out", CLI_STR, &out, "where to save the quantized model", 0, 0},
@@ -293,8 +299,8 @@ static int parse_bits(const char *s, int *bits, int *n) {
 
 int cmd_experiment(int argc, char **argv) {
     int seeds = 3, json = 0, qat_epochs = 3, calib = 32;
-    float qat_lr = 1e-3f;
-    const char *bits_s = "8", *methods_s = "minmax", *recipe = "digitsnet", *dataset = NULL, *data = NULL, *observer = NULL, *plots = NULL, *model = NULL;
+    float qat_lr = 1e-3f, lsq_lr = 3e-3f;
+    const char *bits_s = "8", *methods_s = "minmax", *qmethods_s = "ste", *recipe = "digitsnet", *dataset = NULL, *data = NULL, *observer = NULL, *plots = NULL, *model = NULL;
     tq_train_cfg fcfg;
     tq_train_cfg_defaults(&fcfg);
     /* The recipe sets the defaults the other options then override (and --help shows): found
@@ -317,12 +323,14 @@ int cmd_experiment(int argc, char **argv) {
         {"--seeds", CLI_INT, &seeds, "seeds 0..N-1; the table shows mean and std", 1, MAX_SEEDS},
         {"--bits", CLI_STR, &bits_s, "weight bit widths, e.g. 8,4,2: a PTQ and a QAT row each", 0, 0},
         {"--ptq-methods", CLI_STR, &methods_s, "PTQ weight ranges, a row each: minmax, mse or both (minmax,mse)", 0, 0},
+        {"--qat-methods", CLI_STR, &qmethods_s, "QAT weight scales, a row each: ste (from max|w|), lsq (learned) or both (ste,lsq)", 0, 0},
         {"--recipe", CLI_STR, &recipe, "digitsnet (in-100r-100r-out), digitscnn (in-c8k5br-m2-c16k5br-m2-out, its own recipe) or article", 0,
          0, "digitsnet,digitscnn,article"},
         {"--model", CLI_STR, &model, "another model for the digitsnet recipe: a preset (digitscnn) or a spec", 0, 0},
         {"--epochs", CLI_INT, &fcfg.epochs, "FP32 training epochs (digitsnet recipe)", 1, TQ_MAX_EPOCHS},
         {"--qat-epochs", CLI_INT, &qat_epochs, "QAT fine-tuning epochs (digitsnet recipe)", 1, TQ_MAX_EPOCHS},
         {"--qat-lr", CLI_FLOAT, &qat_lr, "QAT fine-tuning learning rate (cosine to 0)", 1e-7, 10},
+        {"--lsq-lr", CLI_FLOAT, &lsq_lr, "the same for the LSQ rows (--qat-methods)", 1e-7, 10},
         {"--calib-batches", CLI_INT, &calib, "PTQ calibration batches of 64 training images", 1, 10000},
         {"--observer", CLI_STR, &observer, "PTQ activation observer (default minmax; QAT uses ema)", 0, 0},
         {"--threads", CLI_INT, &fcfg.threads, "threads (the same results for any count with convolutions)", 1, 256},
@@ -353,6 +361,18 @@ int cmd_experiment(int argc, char **argv) {
         fprintf(stderr, "tinyqat experiment: --ptq-methods '%s': want minmax, mse or minmax,mse\n", methods_s);
         return 2;
     }
+    int use_lsq[2], nq = 0; /* QAT methods: a row each */
+    for (const char *p = qmethods_s; *p && nq >= 0;) {
+        size_t len = strcspn(p, ",");
+        if (nq < 2 && len == 3 && !strncmp(p, "ste", 3)) use_lsq[nq++] = 0;
+        else if (nq < 2 && len == 3 && !strncmp(p, "lsq", 3)) use_lsq[nq++] = 1;
+        else nq = -1;
+        p += len + (p[len] == ',');
+    }
+    if (nq <= 0 || (nq == 2 && use_lsq[0] == use_lsq[1])) {
+        fprintf(stderr, "tinyqat experiment: --qat-methods '%s': want ste, lsq or ste,lsq\n", qmethods_s);
+        return 2;
+    }
     int article = !strcmp(recipe, "article"), cnn = !strcmp(recipe, "digitscnn");
     int obs_ptq = tq_obs_kind_parse(observer ? observer : "minmax");
     if (obs_ptq < 0) {
@@ -375,7 +395,7 @@ int cmd_experiment(int argc, char **argv) {
     }
     tq_dataset tr, te;
     if ((rc = cli_load_data(dataset, data, &tr, &te))) return rc;
-    row rows[1 + 3 * MAX_BITS];
+    row rows[1 + 4 * MAX_BITS];
     memset(rows, 0, sizeof rows);
     /* seed 0's material for --plots */
     static tq_train_result fp_res0, qat_res0;
@@ -391,12 +411,12 @@ int cmd_experiment(int argc, char **argv) {
         }
         for (int k = 0; k < 3; k++) pred0[k] = tq_malloc(te.n);
     }
-    int per_b = nm + 1, nr = 1 + per_b * nb; /* per bit width: the PTQ rows, then QAT */
+    int per_b = nm + nq, nr = 1 + per_b * nb; /* per bit width: the PTQ rows, then the QAT rows */
     rows[0].method = "fp32";
     rows[0].bits = 32;
     for (int b = 0; b < nb; b++) {
         for (int k = 0; k < nm; k++) rows[1 + per_b * b + k] = (row){.method = use_mse[k] ? "ptq mse" : "ptq", .bits = bits[b]};
-        rows[1 + per_b * b + nm] = (row){.method = "qat", .bits = bits[b]};
+        for (int k = 0; k < nq; k++) rows[1 + per_b * b + nm + k] = (row){.method = use_lsq[k] ? "qat lsq" : "qat", .bits = bits[b]};
     }
     char resolved[128];
     const int shape[3] = {(int)tr.h, (int)tr.w, (int)tr.c};
@@ -449,7 +469,6 @@ int cmd_experiment(int argc, char **argv) {
             if (article) qc.per_channel = 0;
             tq_model pq, qq;
             float acc;
-            row *rq = &rows[1 + per_b * b + nm];
             for (int k = 0; k < nm && rc == 0; k++) {
                 row *rp = &rows[1 + per_b * b + k];
                 double t0 = cli_now();
@@ -467,43 +486,48 @@ int cmd_experiment(int argc, char **argv) {
                 printf(", int%d %s %.2f%%", bits[b], rp->method, (double)acc);
             }
             if (rc) break;
-            qc.w_mse = 0; /* QAT: max|w| (a search every step would cost more than the rest of training) */
-            /* QAT: fine-tuned from the float model (digitsnet), or from scratch (the article's way) */
-            tq_train_cfg qcfg;
-            qc.obs = article ? TQ_OBS_MINMAX : TQ_OBS_EMA;
-            if (article) {
-                qcfg = fcfg;
-                if (tq_model_for_data(&qq, spec, &tr, (uint64_t)s) != TQ_OK) {
+            /* QAT: fine-tuned from the float model (digitsnet), or from scratch (the article's way); the
+             * weight scales from max|w| at every step (ste), or learned from the MSE clip on (lsq) */
+            for (int k = 0; k < nq && rc == 0; k++) {
+                row *rq = &rows[1 + per_b * b + nm + k];
+                tq_train_cfg qcfg;
+                qc.obs = article ? TQ_OBS_MINMAX : TQ_OBS_EMA;
+                qc.ste = use_lsq[k] ? TQ_STE_LSQ : TQ_STE_CLIPPED;
+                qc.w_mse = use_lsq[k]; /* QAT with max|w|: a search at every step would cost more than training */
+                if (article) {
+                    qcfg = fcfg;
+                    if (tq_model_for_data(&qq, spec, &tr, (uint64_t)s) != TQ_OK) {
+                        rc = cli_fail("experiment: qat");
+                        break;
+                    }
+                } else {
+                    qat_finetune_cfg(&qcfg, qat_epochs, (uint64_t)s);
+                    qcfg.lr = use_lsq[k] ? lsq_lr : qat_lr;
+                    qcfg.threads = fcfg.threads;
+                    tq_model_clone(&qq, &fp);
+                }
+                qcfg.callback = cli_train_callback;
+                qcfg.user = &qview;
+                if (tq_model_quantize(&qq, &qc) != TQ_OK || tq_train(&qq, &tr, &te, &qcfg, &res) != TQ_OK ||
+                    int_path_accuracy(&qq, &te, &rq->int_acc[s]) != TQ_OK) {
+                    tq_model_free(&qq);
                     rc = cli_fail("experiment: qat");
                     break;
                 }
-            } else {
-                qat_finetune_cfg(&qcfg, qat_epochs, (uint64_t)s);
-                qcfg.lr = qat_lr;
-                qcfg.threads = fcfg.threads;
-                tq_model_clone(&qq, &fp);
-            }
-            qcfg.callback = cli_train_callback;
-            qcfg.user = &qview;
-            if (tq_model_quantize(&qq, &qc) != TQ_OK || tq_train(&qq, &tr, &te, &qcfg, &res) != TQ_OK ||
-                int_path_accuracy(&qq, &te, &rq->int_acc[s]) != TQ_OK) {
-                tq_model_free(&qq);
-                rc = cli_fail("experiment: qat");
-                break;
-            }
-            rq->acc[s] = res.final_test_acc;
-            rq->seconds[s] = res.seconds_total;
-            rq->bytes = tq_model_int8_bytes(&qq);
-            if (keep) {
-                memcpy(w_qat0[b], qq.W[0], (size_t)qq.dims[0] * sizeof(float));
-                if (b == 0) {
-                    float a1;
-                    qat_res0 = res;
-                    (void)tq_evaluate(&qq, &te, &a1, NULL, pred0[2]);
+                rq->acc[s] = res.final_test_acc;
+                rq->seconds[s] = res.seconds_total;
+                rq->bytes = tq_model_int8_bytes(&qq);
+                if (keep && k == 0) {
+                    memcpy(w_qat0[b], qq.W[0], (size_t)qq.dims[0] * sizeof(float));
+                    if (b == 0) {
+                        float a1;
+                        qat_res0 = res;
+                        (void)tq_evaluate(&qq, &te, &a1, NULL, pred0[2]);
+                    }
                 }
+                tq_model_free(&qq);
+                printf(", int%d %s %.2f%%", bits[b], rq->method, (double)rq->acc[s]);
             }
-            tq_model_free(&qq);
-            printf(", int%d qat %.2f%%", bits[b], (double)rq->acc[s]);
         }
         printf("\n");
         fflush(stdout);
