@@ -98,6 +98,13 @@ tq_status tq_calibrate(tq_model *m, const tq_dataset *train, int n_batches, int 
 tq_status tq_ptq(tq_model *q, const tq_model *fp, const tq_qat_cfg *cfg, const tq_dataset *train, int n_batches,
                  uint64_t seed);
 
+/* GPTQ (docs/QUANTIZATION.md §4) on a calibrated PTQ model's dense layers, in order: each layer's
+ * weights rounded a column at a time, the columns left moved to cancel the error on its inputs
+ * from n_batches batches of 64 training images (drawn as tq_calibrate draws them with `seed`).
+ * The weight scales stay max|w| per channel (TQ_E_ARG with MSE ranges or LSQ); convolutions are
+ * left as PTQ rounds them. */
+tq_status tq_gptq(tq_model *m, const tq_dataset *train, int n_batches, uint64_t seed);
+
 /* A new float model for ds: the spec (or preset) resolved against its image size and classes,
  * PyTorch's init from `seed`, the normalization from ds's pixels (tq_dataset_norm). */
 tq_status tq_model_for_data(tq_model *m, const char *spec, const tq_dataset *ds, uint64_t seed);

@@ -48,8 +48,8 @@ case_ 1 "only 1 class" -- train --data "$tmp/d_one" --epochs 1 --out "$tmp/keep"
 case_ 1 "takes 784 inputs, but the images have 120 values" -- train --data "$tmp/d_small" --model 784-16r-10 --epochs 1 --out "$tmp/keep"
 case_ 1 "gives 10 outputs, but the data has 3 classes" -- train --data "$tmp/d_small" --model in-16r-10 --epochs 1 --out "$tmp/keep"
 case_ 2 "'out' can only be the last token" -- train --model in-out-16 --data "$tmp/d_small"
-case_ 2 "--method must be minmax or mse, not 'gptq'" -- ptq "$tmp/keep" --method gptq
-case_ 2 "--ptq-methods 'mse,mse': want minmax, mse or minmax,mse" -- experiment --ptq-methods mse,mse
+case_ 2 "--method must be minmax, mse or gptq, not 'adaround'" -- ptq "$tmp/keep" --method adaround
+case_ 2 "--ptq-methods 'mse,mse': want a list of minmax, mse and gptq, each once" -- experiment --ptq-methods mse,mse
 case_ 2 "--ptq-methods 'adaround'" -- experiment --ptq-methods adaround
 case_ 2 "--qat-methods 'gptq': want ste, lsq or ste,lsq" -- experiment --qat-methods gptq
 case_ 2 "--ste must be clipped, lsq or plain, not 'exact'" -- qat --ste exact

@@ -101,8 +101,8 @@ if [ -n "${MNIST_DIR:-}" ]; then
   "$bin" convert "$tmp/lsq.tqf" --out "$tmp/lsq.tqm" >/dev/null &&
     "$bin" infer "$tmp/lsq.tqm" --compare "$tmp/lsq.tqf" --repeats 1 --data "$MNIST_DIR" --json >"$tmp/out" &&
     tail -n 1 "$tmp/out" | grep -q '"disagreements":0,"max_logit_diff":0' && ok || bad "an LSQ model's integer path is its simulation"
-  expect 0 "experiment --ptq-methods --qat-methods" -- "$bin" experiment --seeds 1 --epochs 1 --qat-epochs 1 --bits 2 --ptq-methods minmax,mse --qat-methods ste,lsq --data "$MNIST_DIR"
-  grep -q "^| ptq mse | 2 |" "$tmp/out" && grep -q "^| ptq | 2 |" "$tmp/out" && ok || bad "experiment shows a PTQ row per method"
+  expect 0 "experiment --ptq-methods --qat-methods" -- "$bin" experiment --seeds 1 --epochs 1 --qat-epochs 1 --bits 2 --ptq-methods minmax,mse,gptq --qat-methods ste,lsq --data "$MNIST_DIR"
+  grep -q "^| ptq mse | 2 |" "$tmp/out" && grep -q "^| ptq | 2 |" "$tmp/out" && grep -q "^| ptq gptq | 2 |" "$tmp/out" && ok || bad "experiment shows a PTQ row per method"
   grep -q "^| qat lsq | 2 |" "$tmp/out" && grep -q "^| qat | 2 |" "$tmp/out" && ok || bad "experiment shows a QAT row per method"
   json_ok bench -- bench --repeats 1 --data "$MNIST_DIR"
   # a convolutional model: trains, quantizes both ways, the same bytes with one thread or two

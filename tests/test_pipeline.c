@@ -17,6 +17,7 @@
 #include "tinyqat.h"
 #include "src/alloc.h"
 #include "src/fileio.h"
+#include "src/quant.h"
 
 #include "tests/tq_test_tmpdir.h"
 
@@ -290,6 +291,61 @@ static void lsq_learns_the_scales(void **state) {
     tq_model_free(&m);
 }
 
+/* GPTQ: the first layer's weights end on their grid with the scales PTQ gave them, and its
+ * outputs on the training images are closer to the float layer's than with each weight rounded
+ * to nearest (what GPTQ minimizes, on the calibration batches). */
+static void gptq_beats_rounding(void **state) {
+    (void)state;
+    tq_model fp, q;
+    assert_int_equal(tq_model_for_data(&fp, "in-16r-out", &tr, 4), TQ_OK);
+    tq_train_cfg cfg;
+    counts c = {0, 0, 0};
+    train_cfg(&cfg, 2, &c);
+    tq_train_result res;
+    assert_int_equal(tq_train(&fp, &tr, &te, &cfg, &res), TQ_OK);
+    tq_qat_cfg qc;
+    tq_qat_cfg_defaults(&qc);
+    qc.w_bits = 3;
+    assert_int_equal(tq_ptq(&q, &fp, &qc, &tr, 8, 0), TQ_OK);
+    const int in = q.dims[0], out = q.dims[1];
+    float *w0 = tq_malloc((size_t)in * out * sizeof(float)), *rtn = tq_malloc((size_t)in * out * sizeof(float)), s[16];
+    memcpy(w0, q.W[0], (size_t)in * out * sizeof(float));
+    assert_int_equal(tq_fq_update(&q.qat->wfq[0], w0, out, in, 0), TQ_OK);
+    for (int o = 0; o < out; o++) {
+        s[o] = q.qat->wfq[0].scale[o];
+        for (int i = 0; i < in; i++) rtn[o * in + i] = (float)tq_quantize_ref(w0[o * in + i], s[o], 0, -3, 3) * s[o];
+    }
+    assert_int_equal(tq_gptq(&q, &tr, 8, 0), TQ_OK);
+    for (int o = 0; o < out; o++) {
+        int top = 0;
+        for (int i = 0; i < in; i++) {
+            float v = q.W[0][o * in + i] / s[o];
+            assert_float_equal(v, nearbyintf(v), 1e-4f); /* on the grid */
+            assert_true(fabsf(v) <= 3.0f + 1e-4f);
+            top |= fabsf(v) > 3.0f - 1e-4f;
+        }
+        assert_true(top); /* max|q| = qmax: the scale comes out the same again */
+    }
+    assert_int_equal(tq_fq_update(&q.qat->wfq[0], q.W[0], out, in, 0), TQ_OK);
+    for (int o = 0; o < out; o++) assert_float_equal(q.qat->wfq[0].scale[o], s[o], 1e-6f * s[o]);
+    double e_rtn = 0, e_gptq = 0;
+    for (uint32_t n = 0; n < tr.n; n++)
+        for (int o = 0; o < out; o++) {
+            double a = 0, r = 0, g = 0;
+            for (int i = 0; i < in; i++) {
+                double x = tr.images[(size_t)n * in + i] / 255.0;
+                a += x * w0[o * in + i], r += x * rtn[o * in + i], g += x * q.W[0][o * in + i];
+            }
+            e_rtn += (r - a) * (r - a), e_gptq += (g - a) * (g - a);
+        }
+    print_message("layer 0 output error on the training images: GPTQ %.4g, rounding to nearest %.4g\n", e_gptq, e_rtn);
+    assert_true(e_gptq < 0.8 * e_rtn);
+    tq_free(w0);
+    tq_free(rtn);
+    tq_model_free(&q);
+    tq_model_free(&fp);
+}
+
 /* Calibration moves the observers and nothing else: the outputs during it are the float model's,
  * the weights do not change, and it stops at the batches asked for. */
 static void calibration_observes_only(void **state) {
@@ -351,7 +407,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(data_sized_model),          cmocka_unit_test(train_ptq_convert_agree_export),
         cmocka_unit_test(qat_from_scratch),
-        cmocka_unit_test(lsq_learns_the_scales),          cmocka_unit_test(calibration_observes_only),
+        cmocka_unit_test(lsq_learns_the_scales),     cmocka_unit_test(gptq_beats_rounding),          cmocka_unit_test(calibration_observes_only),
         cmocka_unit_test(callback_stops_the_run),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -63,7 +63,9 @@ int cmd_ptq(int argc, char **argv) {
     int json = 0;
     cli_opt opts[] = {
         QUANT_OPTIONS(q),
-        {"--method", CLI_STR, &method, "weight ranges: minmax (max |w| per channel) or mse (the clip of least squared error)", 0, 0},
+        {"--method", CLI_STR, &method,
+         "weights: minmax (max|w| per channel, each weight rounded to nearest), mse (the clip of least squared error) or gptq "
+         "(minmax scales, weights rounded by GPTQ on the calibration batches)", 0, 0},
         {"--seed", CLI_U64, &seed, "which calibration batches are drawn", 0, 1.8e19},
         {"--out", CLI_STR, &out, "where to save the quantized model", 0, 0},
         CLI_DATA_OPTIONS(dataset, data),
@@ -76,8 +78,8 @@ int cmd_ptq(int argc, char **argv) {
     if (rc) return rc == 1 ? 0 : 2;
     tq_qat_cfg cfg;
     if ((rc = quant_cfg("ptq", &q, &cfg))) return rc;
-    if (strcmp(method, "minmax") && strcmp(method, "mse")) {
-        fprintf(stderr, "tinyqat ptq: --method must be minmax or mse, not '%s'\n", method);
+    if (strcmp(method, "minmax") && strcmp(method, "mse") && strcmp(method, "gptq")) {
+        fprintf(stderr, "tinyqat ptq: --method must be minmax, mse or gptq, not '%s'\n", method);
         return 2;
     }
     cfg.w_mse = !strcmp(method, "mse");
@@ -97,7 +99,10 @@ int cmd_ptq(int argc, char **argv) {
     rc = 0;
     if (tq_evaluate(&fp, &te, &acc_fp, NULL, NULL) != TQ_OK || tq_ptq(&m, &fp, &cfg, &tr, q.calib_batches, seed) != TQ_OK)
         rc = cli_fail("ptq");
-    else {
+    else if (!strcmp(method, "gptq") && tq_gptq(&m, &tr, q.calib_batches, seed) != TQ_OK) {
+        rc = cli_fail("ptq");
+        tq_model_free(&m);
+    } else {
         if (tq_evaluate(&m, &te, &acc_q, NULL, NULL) != TQ_OK) rc = cli_fail("ptq");
         else if (tq_model_save(&m, out) != TQ_OK) rc = cli_fail("save");
         else {
@@ -322,7 +327,7 @@ int cmd_experiment(int argc, char **argv) {
     cli_opt opts[] = {
         {"--seeds", CLI_INT, &seeds, "seeds 0..N-1; the table shows mean and std", 1, MAX_SEEDS},
         {"--bits", CLI_STR, &bits_s, "weight bit widths, e.g. 8,4,2: a PTQ and a QAT row each", 0, 0},
-        {"--ptq-methods", CLI_STR, &methods_s, "PTQ weight ranges, a row each: minmax, mse or both (minmax,mse)", 0, 0},
+        {"--ptq-methods", CLI_STR, &methods_s, "PTQ methods, a row each: minmax, mse, gptq (e.g. minmax,mse,gptq)", 0, 0},
         {"--qat-methods", CLI_STR, &qmethods_s, "QAT weight scales, a row each: ste (from max|w|), lsq (learned) or both (ste,lsq)", 0, 0},
         {"--recipe", CLI_STR, &recipe, "digitsnet (in-100r-100r-out), digitscnn (in-c8k5br-m2-c16k5br-m2-out, its own recipe) or article", 0,
          0, "digitsnet,digitscnn,article"},
@@ -348,17 +353,19 @@ int cmd_experiment(int argc, char **argv) {
         fprintf(stderr, "tinyqat experiment: --bits '%s': want a comma-separated list of 2..8\n", bits_s);
         return 2;
     }
-    /* PTQ methods: a row each per bit width */
-    int use_mse[2], nm = 0;
+    /* PTQ methods: a row each per bit width (0 minmax, 1 mse, 2 gptq), each named once */
+    static const char *ptq_names[3] = {"minmax", "mse", "gptq"}, *ptq_rows[3] = {"ptq", "ptq mse", "ptq gptq"};
+    int pm[3], nm = 0, named = 0;
     for (const char *p = methods_s; *p && nm >= 0;) {
         size_t len = strcspn(p, ",");
-        if (nm < 2 && len == 6 && !strncmp(p, "minmax", 6)) use_mse[nm++] = 0;
-        else if (nm < 2 && len == 3 && !strncmp(p, "mse", 3)) use_mse[nm++] = 1;
-        else nm = -1;
+        int k = 0;
+        while (k < 3 && (strlen(ptq_names[k]) != len || strncmp(p, ptq_names[k], len))) k++;
+        if (k == 3 || (named >> k & 1)) nm = -1;
+        else pm[nm++] = k, named |= 1 << k;
         p += len + (p[len] == ',');
     }
-    if (nm <= 0 || (nm == 2 && use_mse[0] == use_mse[1])) {
-        fprintf(stderr, "tinyqat experiment: --ptq-methods '%s': want minmax, mse or minmax,mse\n", methods_s);
+    if (nm <= 0) {
+        fprintf(stderr, "tinyqat experiment: --ptq-methods '%s': want a list of minmax, mse and gptq, each once\n", methods_s);
         return 2;
     }
     int use_lsq[2], nq = 0; /* QAT methods: a row each */
@@ -395,7 +402,7 @@ int cmd_experiment(int argc, char **argv) {
     }
     tq_dataset tr, te;
     if ((rc = cli_load_data(dataset, data, &tr, &te))) return rc;
-    row rows[1 + 4 * MAX_BITS];
+    row rows[1 + 5 * MAX_BITS];
     memset(rows, 0, sizeof rows);
     /* seed 0's material for --plots */
     static tq_train_result fp_res0, qat_res0;
@@ -415,7 +422,7 @@ int cmd_experiment(int argc, char **argv) {
     rows[0].method = "fp32";
     rows[0].bits = 32;
     for (int b = 0; b < nb; b++) {
-        for (int k = 0; k < nm; k++) rows[1 + per_b * b + k] = (row){.method = use_mse[k] ? "ptq mse" : "ptq", .bits = bits[b]};
+        for (int k = 0; k < nm; k++) rows[1 + per_b * b + k] = (row){.method = ptq_rows[pm[k]], .bits = bits[b]};
         for (int k = 0; k < nq; k++) rows[1 + per_b * b + nm + k] = (row){.method = use_lsq[k] ? "qat lsq" : "qat", .bits = bits[b]};
     }
     char resolved[128];
@@ -472,10 +479,12 @@ int cmd_experiment(int argc, char **argv) {
             for (int k = 0; k < nm && rc == 0; k++) {
                 row *rp = &rows[1 + per_b * b + k];
                 double t0 = cli_now();
-                qc.w_mse = use_mse[k];
-                if (tq_ptq(&pq, &fp, &qc, &tr, calib, (uint64_t)s) != TQ_OK || tq_evaluate(&pq, &te, &acc, NULL, NULL) != TQ_OK ||
+                qc.w_mse = pm[k] == 1;
+                if (tq_ptq(&pq, &fp, &qc, &tr, calib, (uint64_t)s) != TQ_OK ||
+                    (pm[k] == 2 && tq_gptq(&pq, &tr, calib, (uint64_t)s) != TQ_OK) || tq_evaluate(&pq, &te, &acc, NULL, NULL) != TQ_OK ||
                     int_path_accuracy(&pq, &te, &rp->int_acc[s]) != TQ_OK) {
                     rc = cli_fail("experiment: ptq");
+                    tq_model_free(&pq); /* (safe after a failed tq_ptq: it leaves *q zeroed) */
                     break;
                 }
                 rp->acc[s] = acc;
