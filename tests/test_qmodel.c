@@ -394,65 +394,51 @@ static void cnn_fields_are_checked(void **state) {
     tq_free(d);
 }
 
-/* Version 1 (dense layers: in, out, relu, then the fields from in_zp on) and version 2, written
- * here field by field, load as the same model. */
+/* q (dense layers) written to `bad` field by field as format version 1 (in, out, relu, then the
+ * fields from in_zp on) or 2 (today's records without w_bits and w_bytes). */
+static void write_old_version(const tq_qmodel *q, int version) {
+    tq_buf b;
+    tq_buf_frame_begin(&b, "TQI8", (uint32_t)version);
+    tq_buf_u16(&b, (uint16_t)strlen(q->spec));
+    tq_buf_put(&b, q->spec, strlen(q->spec));
+    tq_buf_u32(&b, (uint32_t)q->n_layers);
+    for (int l = 0; l < q->n_layers; l++) {
+        const tq_qlayer *L = &q->layer[l];
+        const int32_t v1[7] = {L->in, L->out, L->relu, L->in_zp, L->out_zp, L->act_min, L->act_max};
+        const int32_t v2[15] = {L->kind, L->in_h,   L->in_w, L->in_c,  L->out_h,  L->out_w,  L->out_c, L->k,
+                                L->stride, L->pad, L->relu, L->in_zp, L->out_zp, L->act_min, L->act_max};
+        for (int i = 0; i < (version == 1 ? 7 : 15); i++) tq_buf_u32(&b, (uint32_t)(version == 1 ? v1[i] : v2[i]));
+        tq_buf_f32(&b, L->in_scale);
+        tq_buf_f32(&b, L->out_scale);
+        for (int o = 0; o < L->out; o++) tq_buf_f32(&b, L->w_scale[o]);
+        tq_buf_put(&b, L->w, (size_t)L->out * (size_t)L->in);
+        for (int o = 0; o < L->out; o++) tq_buf_u32(&b, (uint32_t)L->bias[o]);
+        for (int o = 0; o < L->out; o++) tq_buf_u32(&b, (uint32_t)L->mult[o]);
+        for (int o = 0; o < L->out; o++) tq_buf_u32(&b, (uint32_t)L->shift[o]);
+    }
+    assert_int_equal(tq_buf_frame_save(&b, bad), TQ_OK);
+}
+
+/* Versions 1 and 2 load as the same model, and save again as today's bytes. */
 static void older_versions_load(void **state) {
     (void)state;
-    tq_qmodel q, v1;
+    tq_qmodel q, old;
     make_model(&q);
-    tq_buf b;
-    tq_buf_frame_begin(&b, "TQI8", 1);
-    tq_buf_u16(&b, (uint16_t)strlen(q.spec));
-    tq_buf_put(&b, q.spec, strlen(q.spec));
-    tq_buf_u32(&b, (uint32_t)q.n_layers);
-    for (int l = 0; l < q.n_layers; l++) {
-        const tq_qlayer *L = &q.layer[l];
-        const int32_t f[7] = {L->in, L->out, L->relu, L->in_zp, L->out_zp, L->act_min, L->act_max};
-        for (int i = 0; i < 7; i++) tq_buf_u32(&b, (uint32_t)f[i]);
-        tq_buf_f32(&b, L->in_scale);
-        tq_buf_f32(&b, L->out_scale);
-        for (int o = 0; o < L->out; o++) tq_buf_f32(&b, L->w_scale[o]);
-        tq_buf_put(&b, L->w, (size_t)L->out * (size_t)L->in);
-        for (int o = 0; o < L->out; o++) tq_buf_u32(&b, (uint32_t)L->bias[o]);
-        for (int o = 0; o < L->out; o++) tq_buf_u32(&b, (uint32_t)L->mult[o]);
-        for (int o = 0; o < L->out; o++) tq_buf_u32(&b, (uint32_t)L->shift[o]);
+    for (int version = 1; version <= 2; version++) {
+        write_old_version(&q, version);
+        assert_int_equal(tq_qmodel_load(&old, bad), TQ_OK);
+        assert_int_equal(old.n_layers, 2);
+        for (int l = 0; l < 2; l++) {
+            assert_int_equal(old.layer[l].kind, TQ_S8_LINEAR);
+            assert_int_equal(old.layer[l].w_bits, 8);
+            assert_int_equal(old.layer[l].in, q.layer[l].in);
+            assert_int_equal(old.layer[l].out_c, q.layer[l].out);
+            assert_memory_equal(old.layer[l].w, q.layer[l].w, (size_t)q.layer[l].in * q.layer[l].out);
+            assert_memory_equal(old.layer[l].shift, q.layer[l].shift, (size_t)q.layer[l].out * 4);
+        }
+        saves_as(&old, img, img_len); /* byte for byte what the converter's model saves */
+        tq_qmodel_free(&old);
     }
-    assert_int_equal(tq_buf_frame_save(&b, bad), TQ_OK);
-    assert_int_equal(tq_qmodel_load(&v1, bad), TQ_OK);
-    assert_int_equal(v1.n_layers, 2);
-    for (int l = 0; l < 2; l++) {
-        assert_int_equal(v1.layer[l].kind, TQ_S8_LINEAR);
-        assert_int_equal(v1.layer[l].in, q.layer[l].in);
-        assert_int_equal(v1.layer[l].out_c, q.layer[l].out);
-        assert_memory_equal(v1.layer[l].w, q.layer[l].w, (size_t)q.layer[l].in * q.layer[l].out);
-        assert_memory_equal(v1.layer[l].shift, q.layer[l].shift, (size_t)q.layer[l].out * 4);
-    }
-    /* saved again, it is today's format, byte for byte what the converter's model saves */
-    saves_as(&v1, img, img_len);
-    tq_qmodel_free(&v1);
-    /* version 2: today's records without w_bits and w_bytes (8-bit weights) */
-    tq_buf_frame_begin(&b, "TQI8", 2);
-    tq_buf_u16(&b, (uint16_t)strlen(q.spec));
-    tq_buf_put(&b, q.spec, strlen(q.spec));
-    tq_buf_u32(&b, (uint32_t)q.n_layers);
-    for (int l = 0; l < q.n_layers; l++) {
-        const tq_qlayer *L = &q.layer[l];
-        const int32_t f[15] = {L->kind, L->in_h,   L->in_w, L->in_c,  L->out_h,  L->out_w,  L->out_c, L->k,
-                               L->stride, L->pad, L->relu, L->in_zp, L->out_zp, L->act_min, L->act_max};
-        for (int i = 0; i < 15; i++) tq_buf_u32(&b, (uint32_t)f[i]);
-        tq_buf_f32(&b, L->in_scale);
-        tq_buf_f32(&b, L->out_scale);
-        for (int o = 0; o < L->out; o++) tq_buf_f32(&b, L->w_scale[o]);
-        tq_buf_put(&b, L->w, (size_t)L->out * (size_t)L->in);
-        for (int o = 0; o < L->out; o++) tq_buf_u32(&b, (uint32_t)L->bias[o]);
-        for (int o = 0; o < L->out; o++) tq_buf_u32(&b, (uint32_t)L->mult[o]);
-        for (int o = 0; o < L->out; o++) tq_buf_u32(&b, (uint32_t)L->shift[o]);
-    }
-    assert_int_equal(tq_buf_frame_save(&b, bad), TQ_OK);
-    assert_int_equal(tq_qmodel_load(&v1, bad), TQ_OK);
-    assert_int_equal(v1.layer[0].w_bits, 8);
-    saves_as(&v1, img, img_len);
-    tq_qmodel_free(&v1);
     tq_qmodel_free(&q);
 }
 
