@@ -373,15 +373,18 @@ static void stage_folded(const tq_stage *st, float *W, float *b) {
     }
 }
 
-/* LSQ (docs/QUANTIZATION.md §3): every unit's weight scales become parameters, appended to the
- * parameter block as log s so that the optimizer, the gradient checks and checkpoints treat them
- * as any other parameter; they start where PTQ's rule puts them (max|w|, or the MSE clip). The
- * blocks are reallocated and every view moved with them. */
+/* LSQ (docs/QUANTIZATION.md §3): every unit's weight scales and its output's activation scale
+ * become parameters, appended to the parameter block as log s so that the optimizer, the
+ * gradient checks and checkpoints treat them as any other parameter. The weight scales start
+ * where PTQ's rule puts them (max|w|, or the MSE clip); an activation scale where its observer
+ * puts it on the first training batch (the fake quant sets it then). The blocks are reallocated
+ * and every view moved with them. Order: per stage, then per dense layer, the weight scales then
+ * the activation scale. */
 static tq_status add_lsq_params(tq_model *m) {
     tq_qat *Q = m->qat;
     size_t n = 0, wmax = 1;
-    for (int s = 0; s < m->n_stages; s++) n += (size_t)Q->swfq[s].n_ch, wmax = stage_weights(&m->stage[s]) > wmax ? stage_weights(&m->stage[s]) : wmax;
-    for (int l = 0; l < m->n_layers; l++) n += (size_t)Q->wfq[l].n_ch;
+    for (int s = 0; s < m->n_stages; s++) n += (size_t)Q->swfq[s].n_ch + 1, wmax = stage_weights(&m->stage[s]) > wmax ? stage_weights(&m->stage[s]) : wmax;
+    for (int l = 0; l < m->n_layers; l++) n += (size_t)Q->wfq[l].n_ch + 1;
     float *p = tq_calloc(m->n_params + n, sizeof(float)), *gr = tq_calloc(m->n_params + n, sizeof(float));
     float *wf = tq_malloc(wmax * sizeof(float)), *bf = tq_malloc(4096 * sizeof(float));
     if (!p || !gr || !wf || !bf) {
@@ -411,12 +414,16 @@ static tq_status add_lsq_params(tq_model *m) {
         for (int c = 0; c < Q->swfq[s].n_ch; c++) v[c] = logf(Q->swfq[s].scale[c]);
         Q->swfq[s].learned = v, Q->swfq[s].learned_grad = gr + (v - p), Q->swfq[s].lsq_log = 1;
         v += Q->swfq[s].n_ch;
+        Q->safq[s].learned = v, Q->safq[s].learned_grad = gr + (v - p), Q->safq[s].lsq_log = 1;
+        v += 1;
     }
     for (int l = 0; l < m->n_layers; l++) {
         (void)tq_fq_update(&Q->wfq[l], m->W[l], m->dims[l + 1], m->dims[l], 0);
         for (int c = 0; c < Q->wfq[l].n_ch; c++) v[c] = logf(Q->wfq[l].scale[c]);
         Q->wfq[l].learned = v, Q->wfq[l].learned_grad = gr + (v - p), Q->wfq[l].lsq_log = 1;
         v += Q->wfq[l].n_ch;
+        Q->afq[l].learned = v, Q->afq[l].learned_grad = gr + (v - p), Q->afq[l].lsq_log = 1;
+        v += 1;
     }
     tq_free(wf);
     tq_free(bf);
@@ -564,15 +571,14 @@ tq_status tq_model_to_ckpt(const tq_model *m, tq_ckpt *c) {
     if (m->qat) TQ_TRY(tq_qat_save_state(m->qat, c));
     char name[48];
     float *v = m->lsq;
-    for (int s = 0; v && s < m->n_stages; s++) {
-        snprintf(name, sizeof name, "stages.%d.w_log_scale", s);
-        TQ_TRY(tq_ckpt_add(c, name, 1, (uint32_t)m->qat->swfq[s].n_ch, v));
-        v += m->qat->swfq[s].n_ch;
-    }
-    for (int l = 0; v && l < m->n_layers; l++) {
-        snprintf(name, sizeof name, "layers.%d.w_log_scale", l);
-        TQ_TRY(tq_ckpt_add(c, name, 1, (uint32_t)m->qat->wfq[l].n_ch, v));
-        v += m->qat->wfq[l].n_ch;
+    for (int u = 0; v && u < m->n_stages + m->n_layers; u++) { /* add_lsq_params's order */
+        int is_stage = u < m->n_stages, k = is_stage ? u : u - m->n_stages;
+        int nw = is_stage ? m->qat->swfq[k].n_ch : m->qat->wfq[k].n_ch;
+        snprintf(name, sizeof name, "%s.%d.w_log_scale", is_stage ? "stages" : "layers", k);
+        TQ_TRY(tq_ckpt_add(c, name, 1, (uint32_t)nw, v));
+        snprintf(name, sizeof name, "%s.%d.a_log_scale", is_stage ? "stages" : "layers", k);
+        TQ_TRY(tq_ckpt_add(c, name, 1, 1, v + nw));
+        v += nw + 1;
     }
     return TQ_OK;
 }
@@ -606,15 +612,19 @@ static tq_status load_quant_state(tq_model *m, const tq_ckpt *c, const char *pat
     float *v = m->lsq; /* LSQ: the learned scales replace the ones quantize started from */
     for (int u = 0; v && u < m->n_stages + m->n_layers; u++) {
         int is_stage = u < m->n_stages, k = is_stage ? u : u - m->n_stages;
-        int n = is_stage ? m->qat->swfq[k].n_ch : m->qat->wfq[k].n_ch;
-        char name[48];
-        snprintf(name, sizeof name, "%s.%d.w_log_scale", is_stage ? "stages" : "layers", k);
-        const tq_ckpt_tensor *t = tq_ckpt_find(c, name);
-        if (!t || t->rows != 1 || t->cols != (uint32_t)n) TQ_FAIL(TQ_E_FORMAT, "%s: missing or bad %s (an LSQ model)", path, name);
-        for (int i = 0; i < n; i++)
-            if (!(t->data[i] > -80.0f && t->data[i] < 80.0f)) TQ_FAIL(TQ_E_FORMAT, "%s: %s[%d] is no log scale", path, name, i);
-        memcpy(v, t->data, (size_t)n * sizeof(float));
-        v += n;
+        for (int a = 0; a < 2; a++) { /* the weight scales, then the activation's */
+            int n = a ? 1 : is_stage ? m->qat->swfq[k].n_ch : m->qat->wfq[k].n_ch;
+            char name[48];
+            snprintf(name, sizeof name, "%s.%d.%s_log_scale", is_stage ? "stages" : "layers", k, a ? "a" : "w");
+            const tq_ckpt_tensor *t = tq_ckpt_find(c, name);
+            if (!t || t->rows != 1 || t->cols != (uint32_t)n) TQ_FAIL(TQ_E_FORMAT, "%s: missing or bad %s (an LSQ model)", path, name);
+            for (int i = 0; i < n; i++)
+                if (!(t->data[i] > -80.0f && t->data[i] < 80.0f)) TQ_FAIL(TQ_E_FORMAT, "%s: %s[%d] is no log scale", path, name, i);
+            memcpy(v, t->data, (size_t)n * sizeof(float));
+            v += n;
+        }
+        tq_fq *af = is_stage ? &m->qat->safq[k] : &m->qat->afq[k]; /* its scale: the learned one */
+        TQ_TRY(tq_fq_update(af, NULL, 0, 0, 0));
     }
     for (int l = 0; l < m->n_layers; l++) /* weight scales from the loaded weights (or learned) */
         TQ_TRY(tq_fq_update(&m->qat->wfq[l], m->W[l], m->dims[l + 1], m->dims[l], 0));

@@ -126,20 +126,20 @@ static void bq_backward(tq_node *n) {
 
 static const tq_op op_bias_quant = {"bias_quant", bq_shape, bq_forward, bq_backward};
 
-/* The weights' fake quant: with learned scales (LSQ) their parameters are a leaf of the graph. */
-static tq_node *weight_fq(tq_graph *g, tq_node *W, tq_fq *fq) {
-    if (!fq->learned) return tq_fake_quant(g, W, fq);
-    return tq_fake_quant_lsq(g, W, tq_leaf(g, "w_log_scale", 1, fq->n_ch, fq->learned, fq->learned_grad), fq);
+/* A fake quant: with learned scales (LSQ) their parameters are a leaf of the graph. */
+static tq_node *fake_quant(tq_graph *g, tq_node *x, tq_fq *fq) {
+    if (!fq->learned) return tq_fake_quant(g, x, fq);
+    return tq_fake_quant_lsq(g, x, tq_leaf(g, "log_scale", 1, fq->n_ch, fq->learned, fq->learned_grad), fq);
 }
 
 tq_node *tq_qat_layer(tq_graph *g, tq_qat *q, int l, tq_node *x, tq_node *W, tq_node *b, int relu) {
-    tq_node *Wq = weight_fq(g, W, &q->wfq[l]);
+    tq_node *Wq = fake_quant(g, W, &q->wfq[l]);
     /* the bias quantizer reads s_w from the weight quantizer, so it must run after it: it does,
      * being recorded later on the tape */
     tq_node *bq = q->cfg.quant_bias ? tq_graph_apply(g, &op_bias_quant, &q->bq[l], 1, &b) : b;
     tq_node *y = tq_linear(g, x, Wq, bq);
     if (relu) y = tq_relu(g, y);
-    return tq_fake_quant(g, y, &q->afq[l]);
+    return fake_quant(g, y, &q->afq[l]);
 }
 
 tq_node *tq_qat_stage(tq_graph *g, tq_qat *q, int s, tq_node *x, tq_node *W, tq_node *b, tq_node *gamma, tq_node *beta,
@@ -150,15 +150,15 @@ tq_node *tq_qat_stage(tq_graph *g, tq_qat *q, int s, tq_node *x, tq_node *W, tq_
             bn->round_bias = round_folded_bias;
             bn->round_bias_ctx = &q->sbq[s];
         }
-        tq_node *Wq = weight_fq(g, tq_bn_fold_weights(g, W, gamma, bn), &q->swfq[s]);
+        tq_node *Wq = fake_quant(g, tq_bn_fold_weights(g, W, gamma, bn), &q->swfq[s]);
         y = tq_batchnorm(g, tq_bn_unfold_output(g, tq_conv2d(g, x, Wq, NULL, cs), gamma, bn), gamma, beta, bn);
     } else {
-        tq_node *Wq = weight_fq(g, W, &q->swfq[s]);
+        tq_node *Wq = fake_quant(g, W, &q->swfq[s]);
         tq_node *bq = b && q->cfg.quant_bias ? tq_graph_apply(g, &op_bias_quant, &q->sbq[s], 1, &b) : b;
         y = tq_conv2d(g, x, Wq, bq, cs);
     }
     if (relu) y = tq_relu(g, y);
-    return tq_fake_quant(g, y, &q->safq[s]);
+    return fake_quant(g, y, &q->safq[s]);
 }
 
 /* ---- files ---- */

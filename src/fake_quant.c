@@ -86,12 +86,16 @@ TQ_SIMD_CLONES static void mask_grad(float *restrict dx, const float *restrict d
 
 tq_status tq_fq_update(tq_fq *fq, const float *x, int rows, int cols, int observe) {
     if (fq->obs) {
-        if (observe) TQ_TRY(tq_observer_observe(fq->obs, x, (size_t)rows * cols));
+        if (observe && !fq->learned) TQ_TRY(tq_observer_observe(fq->obs, x, (size_t)rows * cols));
         if (fq->obs->n_seen == 0) return TQ_OK;
         tq_qparams p;
         TQ_TRY(tq_observer_qparams(fq->obs, fq->qmin, fq->qmax, &p));
         fq->scale[0] = p.scale;
         fq->zero_point[0] = p.zero_point;
+        if (fq->learned) { /* LSQ: the zero point from the observer, the scale learned */
+            float s = fq->lsq_log ? expf(fq->learned[0]) : fabsf(fq->learned[0]);
+            fq->scale[0] = s > FLT_EPSILON ? s : FLT_EPSILON;
+        }
         return TQ_OK;
     }
     if (fq->learned) { /* LSQ: the learned scales, as the forward uses them */
@@ -209,7 +213,20 @@ static void fq_forward(tq_node *n, int mode) {
     tq_fq *fq = n->ctx;
     size_t N = tq_node_numel(n);
     int lsq = n->n_in == 2;
-    if (!lsq && mode == TQ_RUN_EVAL && fq->enabled && fq->obs && fq->obs->n_seen && fq->req_w && fq->req_in) {
+    if (lsq && fq->obs && fq->obs->n_seen == 0 && mode != TQ_RUN_EVAL) {
+        /* a learned activation scale starts where its observer puts it on the first batch seen;
+         * the zero point stays there (the observer then rests: nothing else reads it) */
+        tq_qparams p;
+        if (tq_observer_observe(fq->obs, x->val, N) == TQ_OK && tq_observer_qparams(fq->obs, fq->qmin, fq->qmax, &p) == TQ_OK) {
+            fq->zero_point[0] = p.zero_point;
+            n->in[1]->val[0] = fq->lsq_log ? logf(p.scale) : p.scale;
+        }
+    }
+    for (int c = 0; lsq && c < fq->n_ch; c++) { /* the learned scales, visible to the bias and export */
+        float s = fq->lsq_log ? expf(n->in[1]->val[c]) : fabsf(n->in[1]->val[c]);
+        fq->scale[c] = s > FLT_EPSILON ? s : FLT_EPSILON;
+    }
+    if (mode == TQ_RUN_EVAL && fq->enabled && fq->obs && fq->obs->n_seen && fq->req_w && fq->req_in) {
         fq_requant(n);
         return;
     }
@@ -230,11 +247,8 @@ static void fq_forward(tq_node *n, int mode) {
     }
     for (int r = 0; r < x->rows; r++) {
         int c = fq->per_channel ? r : 0;
-        float s = fq->lsq_log ? expf(n->in[1]->val[c]) : fabsf(n->in[1]->val[c]);
-        s = s > FLT_EPSILON ? s : FLT_EPSILON;
-        fq->scale[c] = s; /* keep the learned scale visible to export */
         size_t off = (size_t)r * x->cols;
-        fq_row(x->val + off, n->val + off, n->aux + off, x->cols, s, fq->zero_point[c], fq->qmin, fq->qmax);
+        fq_row(x->val + off, n->val + off, n->aux + off, x->cols, fq->scale[c], fq->zero_point[c], fq->qmin, fq->qmax);
     }
 }
 

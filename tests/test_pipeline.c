@@ -226,8 +226,9 @@ static void qat_from_scratch(void **state) {
     tq_model_free(&m);
 }
 
-/* LSQ: the weight scales join the parameters as log s (after the model's own, starting at the
- * MSE clip), training moves them, the file keeps them, and conversion uses them: the integer
+/* LSQ: the weight scales and the activation scales join the parameters as log s (after the
+ * model's own; the weights' starting at the MSE clip, the activations' at their observer on the
+ * first batch), training moves them, the file keeps them, and conversion uses them: the integer
  * model is the simulation. */
 static void lsq_learns_the_scales(void **state) {
     (void)state;
@@ -240,7 +241,7 @@ static void lsq_learns_the_scales(void **state) {
     qc.ste = TQ_STE_LSQ;
     qc.w_mse = 1;
     assert_int_equal(tq_model_quantize(&m, &qc), TQ_OK);
-    assert_int_equal(m.n_lsq, (size_t)(16 + K));
+    assert_int_equal(m.n_lsq, (size_t)(16 + 1 + K + 1)); /* per layer: weight scales, then the output's */
     assert_int_equal(m.n_params, base + m.n_lsq);
     assert_true(m.lsq == m.params + base);
     /* the start: the MSE clip of each channel, as PTQ --method mse would choose it */
@@ -275,6 +276,9 @@ static void lsq_learns_the_scales(void **state) {
     tq_qmodel qm;
     assert_int_equal(tq_model_to_int8(&m2, &qm), TQ_OK);
     for (int o = 0; o < 16; o++) assert_float_equal(qm.layer[0].w_scale[o], expf(m.lsq[o]), 1e-6f * expf(m.lsq[o]));
+    assert_float_equal(qm.layer[0].out_scale, expf(m.lsq[16]), 1e-6f * expf(m.lsq[16]));
+    assert_float_equal(qm.layer[1].in_scale, expf(m.lsq[16]), 1e-6f * expf(m.lsq[16]));
+    assert_float_equal(qm.layer[1].out_scale, expf(m.lsq[16 + 1 + K]), 1e-6f * expf(m.lsq[16 + 1 + K]));
     tq_agreement ag;
     assert_int_equal(tq_int8_agreement(&m2, &qm, &te, &ag), TQ_OK);
     assert_int_equal(ag.disagreements, 0);
