@@ -8,8 +8,9 @@
  *                 tq_model_save / tq_model_load (.tqf)                         layers/model.h
  *   training      tq_train (options struct, progress callback, checkpoints and resume),
  *                 tq_evaluate, tq_predict_logits                               pipeline/train.h
- *   quantization  tq_ptq (calibrate on training data), tq_model_quantize + tq_train (QAT,
- *                 fine-tuned or from scratch), tq_qat_cfg                       pipeline/train.h
+ *   quantization  tq_ptq (calibrate on training data; then tq_gptq for GPTQ's rounding),
+ *                 tq_model_quantize + tq_train (QAT, fine-tuned or from scratch; LSQ with
+ *                 tq_qat_cfg.ste = TQ_STE_LSQ), tq_qat_cfg                       pipeline/train.h
  *   integers      tq_model_to_int8 -> tq_qmodel (.tqm), tq_int8_evaluate, tq_int8_agreement
  *                                                                               pipeline/int8.h
  *   export        tq_export_c: the model as a freestanding C module for a microcontroller
