@@ -335,6 +335,20 @@ static void dot4_q15(const int8_t *w, size_t stride, const uint8_t *p16, const i
     acc[0] = s0, acc[1] = s1, acc[2] = s2, acc[3] = s3;
 }
 
+/* A convolution of packed weights on the DSP: the packed linear kernel over each gathered window
+ * (its int16 input after the window: 2 (K - K % G) <= 2 (K - K % 4) bytes, G = 32 / bits). */
+static void conv_packed_dsp(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) {
+    tq_s8_layer P = *L;
+    P.in = L->k * L->k * L->in_c;
+    P.out = L->out_c;
+    for (int32_t oy = 0; oy < L->out_h; oy++)
+        for (int32_t ox = 0; ox < L->out_w; ox++) {
+            gather_patch(L, x, oy, ox, patch);
+            linear_packed_dsp(&P, (const uint8_t *)patch, 0, -L->in_zp,
+                              y + ((size_t)oy * (size_t)L->out_w + (size_t)ox) * (size_t)L->out_c, (uint8_t *)patch + P.in);
+        }
+}
+
 /* The convolution on the DSP: gather the window (int8), unpack it once to int16 pairs, then four
  * output channels at a time as in linear_dsp. Scratch: K bytes, then 2 (K - K % 4) bytes. */
 static void conv_dsp(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) {
@@ -477,7 +491,7 @@ void tq_s8_layer_run(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *p
     if (L->kind == TQ_S8_LINEAR && HAS(TQ_S8_LINEAR)) linear_best(L, x, y, patch);
 #ifdef TQ_DSP
     else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV) && !PACKED(L)) conv_dsp(L, x, y, patch);
-    else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV)) tq_conv_s8_ref(L, x, y, patch);
+    else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV)) conv_packed_dsp(L, x, y, patch);
     else if (L->kind == TQ_S8_MAXPOOL && HAS(TQ_S8_MAXPOOL) && L->in_c % 4 == 0) maxpool_dsp(L, x, y);
 #else
     else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV)) tq_conv_s8_ref(L, x, y, patch);

@@ -2,7 +2,7 @@
 # Exported models on an emulated Cortex-M4 (QEMU mps2-an386): both kernels (SMLAD and the
 # portable loops) must reproduce the host integer path's logits on 300 test digits, within the
 # linker's flash and RAM budget (DigitsCNN within 32 KiB of flash and 8 KiB of RAM, the 4-bit
-# DigitsNet within 52 KiB of flash). fp4, fp2, odd4: weights packed 4 and 2 to a byte.
+# DigitsNet within 52 KiB of flash). fp4, fp2, odd4, cnn4: weights packed 2 and 4 to a byte.
 # Skipped (77) without the ARM toolchain, QEMU or MNIST.
 #   tests/mcu_test.sh PATH/TO/tinyqat
 set -u
@@ -23,8 +23,8 @@ cd "$tmp"
 "$bin" train --model digitscnn --epochs 1 --limit 3000 --threads 2 --out cnn.tqf >/dev/null
 "$bin" train --model in-c6k3s2p1br-m2-d2k3r-a2-out --no-norm --epochs 1 --limit 2000 --threads 2 --out odd.tqf >/dev/null
 pass=0 total=0
-for m in fp cnn odd fp4 fp2 odd4; do
-  case $m in fp4) f=fp bits=4 ;; fp2) f=fp bits=2 ;; odd4) f=odd bits=4 ;; *) f=$m bits=8 ;; esac
+for m in fp cnn odd fp4 fp2 odd4 cnn4; do
+  case $m in fp4) f=fp bits=4 ;; fp2) f=fp bits=2 ;; odd4) f=odd bits=4 ;; cnn4) f=cnn bits=4 ;; *) f=$m bits=8 ;; esac
   "$bin" ptq $f.tqf --bits $bits --out $m-q.tqf >/dev/null
   "$bin" convert $m-q.tqf --out $m.tqm >/dev/null
   "$bin" export $m.tqm --c $m --test-images 300 >/dev/null
