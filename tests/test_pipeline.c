@@ -16,6 +16,7 @@
 
 #include "tinyqat.h"
 #include "src/alloc.h"
+#include "src/checkpoint.h"
 #include "src/fileio.h"
 #include "src/quant.h"
 
@@ -285,6 +286,21 @@ static void lsq_learns_the_scales(void **state) {
     assert_int_equal(ag.max_logit_diff, 0);
     tq_qmodel_free(&qm);
     tq_model_free(&m2);
+    /* a file that says LSQ but lacks the learned scales is refused, naming the missing tensor */
+    tq_model plain;
+    tq_qat_cfg pc;
+    tq_qat_cfg_defaults(&pc);
+    assert_int_equal(tq_model_for_data(&plain, "in-16r-out", &tr, 3), TQ_OK);
+    assert_int_equal(tq_model_quantize(&plain, &pc), TQ_OK);
+    tq_ckpt ck;
+    tq_ckpt_init(&ck);
+    assert_int_equal(tq_model_to_ckpt(&plain, &ck), TQ_OK);
+    assert_int_equal(tq_ckpt_set_meta(&ck, "ste", "lsq"), TQ_OK);
+    assert_int_equal(tq_ckpt_save(&ck, p1), TQ_OK);
+    tq_ckpt_free(&ck);
+    assert_int_equal(tq_model_load(&m2, p1), TQ_E_FORMAT);
+    assert_non_null(strstr(tq_last_error(), "missing or bad layers.0.w_log_scale (an LSQ model)"));
+    tq_model_free(&plain);
     tq_model_free(&m);
 }
 
