@@ -128,7 +128,6 @@ tq_status tq_fq_update(tq_fq *fq, const float *x, int rows, int cols, int observ
     return TQ_OK;
 }
 
-
 /* One row: y = (clamp(z + rne(x/s)) - z) s, mask = 1 where the unclamped u is in range.
  * x * 0 is added to the output so a NaN or Inf input stays visible downstream. */
 TQ_SIMD_CLONES static void fq_row(const float *restrict x, float *restrict y, float *restrict mask, int n, float s, int32_t z,
@@ -200,7 +199,7 @@ static void fq_requant(tq_node *n) {
     for (size_t i = 0; i < N; i++) {
         int c = (int)((i % (size_t)x->cols) % (size_t)C);
         double a = nearbyint((double)x->val[i] / (double)step[c]);
-        a = a > 2147483647.0 ? 2147483647.0 : a < -2147483648.0 ? -2147483648.0 : a;
+        a = a != a ? 0.0 : a > 2147483647.0 ? 2147483647.0 : a < -2147483648.0 ? -2147483648.0 : a; /* NaN: see below */
         int32_t q = tq_requantize_ref((int32_t)a, M0[c], shift[c]) + fq->zero_point[0];
         q = q < fq->qmin ? fq->qmin : q > fq->qmax ? fq->qmax : q;
         n->val[i] = ((float)q - fz) * s_y + x->val[i] * 0.0f; /* x * 0: a NaN stays visible */
