@@ -190,6 +190,18 @@ static void patch_u32(unsigned char *d, size_t off, uint32_t v) {
 }
 static void fix_crc(unsigned char *d, size_t n) { patch_u32(d, n - 4, (uint32_t)crc32(0L, d, (uInt)(n - 4))); }
 
+/* A copy of the file file[n] with the u32 at off set to v (or, with byte, the byte at off), its
+ * CRC made right again, is refused with a message containing needle. */
+static void expect_patch_fails(const unsigned char *file, size_t n, size_t off, uint32_t v, int byte, const char *needle) {
+    unsigned char *d = tq_malloc(n);
+    memcpy(d, file, n);
+    if (byte) d[off] = (unsigned char)v;
+    else patch_u32(d, off, v);
+    fix_crc(d, n);
+    expect_load_fails(d, n, TQ_E_FORMAT, needle);
+    tq_free(d);
+}
+
 static void every_field_is_checked(void **state) {
     (void)state;
     struct {
@@ -221,14 +233,8 @@ static void every_field_is_checked(void **state) {
         {228, 5, "does not follow"},    /* layer 1 inputs != layer 0 outputs */
         {268, 7, "does not follow"},    /* zero points disagree */
     };
-    unsigned char *d = tq_malloc(img_len);
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        memcpy(d, img, img_len);
-        if (cases[c].off == 120) d[120] = 0x80;
-        else patch_u32(d, cases[c].off, cases[c].val);
-        fix_crc(d, img_len);
-        expect_load_fails(d, img_len, TQ_E_FORMAT, cases[c].needle);
-    }
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) /* off 120: the first weight byte */
+        expect_patch_fails(img, img_len, cases[c].off, cases[c].val, cases[c].off == 120, cases[c].needle);
     /* trailing bytes */
     unsigned char *e = tq_malloc(img_len + 3);
     memcpy(e, img, img_len - 4);
@@ -236,7 +242,6 @@ static void every_field_is_checked(void **state) {
     fix_crc(e, img_len + 3);
     expect_load_fails(e, img_len + 3, TQ_E_FORMAT, "unexpected bytes");
     tq_free(e);
-    tq_free(d);
 }
 
 static void cnn_round_trip(void **state) {
@@ -338,15 +343,8 @@ static void packed_fields_are_checked(void **state) {
         {at + 4 * 11, 0, 2, "3 bytes of weights, but 5 weights of 2 bits take 2"},
         {at + 4 * 11, 0, 8, "3 bytes of weights, but 5 weights of 8 bits take 5"},
     };
-    unsigned char *e = tq_malloc(n);
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        memcpy(e, d, n);
-        if (cases[c].byte) e[cases[c].off] = (unsigned char)cases[c].val;
-        else patch_u32(e, cases[c].off, cases[c].val);
-        fix_crc(e, n);
-        expect_load_fails(e, n, TQ_E_FORMAT, cases[c].needle);
-    }
-    tq_free(e);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        expect_patch_fails(d, n, cases[c].off, cases[c].val, cases[c].byte, cases[c].needle);
     tq_free(d);
 }
 
@@ -378,14 +376,10 @@ static void cnn_fields_are_checked(void **state) {
         {l4 + 4 * 3, 5, "does not follow"},
         {c0 + 4 * 0, 5, "shape fields"},        /* the conv record read as a flatten */
     };
-    unsigned char *d = tq_malloc(cimg_len);
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        memcpy(d, cimg, cimg_len);
-        patch_u32(d, cases[c].off, cases[c].val);
-        fix_crc(d, cimg_len);
-        expect_load_fails(d, cimg_len, TQ_E_FORMAT, cases[c].needle);
-    }
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        expect_patch_fails(cimg, cimg_len, cases[c].off, cases[c].val, 0, cases[c].needle);
     /* a window of 8 x 8 x 65536 values (4 MiB of scratch) on a 6 x 6 image padded by 1 */
+    unsigned char *d = tq_malloc(cimg_len);
     memcpy(d, cimg, cimg_len);
     patch_u32(d, c0 + 4 * 3, 65536);
     patch_u32(d, c0 + 4 * 7, 8);

@@ -302,6 +302,20 @@ static int parse_bits(const char *s, int *bits, int *n) {
     return *n > 0;
 }
 
+/* A comma-separated list of names[0..n) into their indices, each at most once: how many, or -1. */
+static int parse_methods(const char *s, const char *const *names, int n, int *out) {
+    int count = 0, named = 0;
+    for (const char *p = s; *p;) {
+        size_t len = strcspn(p, ",");
+        int k = 0;
+        while (k < n && (strlen(names[k]) != len || strncmp(p, names[k], len))) k++;
+        if (k == n || (named >> k & 1)) return -1;
+        out[count++] = k, named |= 1 << k;
+        p += len + (p[len] == ',');
+    }
+    return count;
+}
+
 int cmd_experiment(int argc, char **argv) {
     int seeds = 3, json = 0, qat_epochs = 3, calib = 32;
     float qat_lr = 1e-3f, lsq_lr = 3e-3f;
@@ -353,30 +367,15 @@ int cmd_experiment(int argc, char **argv) {
         fprintf(stderr, "tinyqat experiment: --bits '%s': want a comma-separated list of 2..8\n", bits_s);
         return 2;
     }
-    /* PTQ methods: a row each per bit width (0 minmax, 1 mse, 2 gptq), each named once */
+    /* the methods, a row each per bit width: PTQ 0 minmax, 1 mse, 2 gptq; QAT 0 ste, 1 lsq */
     static const char *ptq_names[3] = {"minmax", "mse", "gptq"}, *ptq_rows[3] = {"ptq", "ptq mse", "ptq gptq"};
-    int pm[3], nm = 0, named = 0;
-    for (const char *p = methods_s; *p && nm >= 0;) {
-        size_t len = strcspn(p, ",");
-        int k = 0;
-        while (k < 3 && (strlen(ptq_names[k]) != len || strncmp(p, ptq_names[k], len))) k++;
-        if (k == 3 || (named >> k & 1)) nm = -1;
-        else pm[nm++] = k, named |= 1 << k;
-        p += len + (p[len] == ',');
-    }
+    static const char *qat_names[2] = {"ste", "lsq"};
+    int pm[3], use_lsq[2], nm = parse_methods(methods_s, ptq_names, 3, pm), nq = parse_methods(qmethods_s, qat_names, 2, use_lsq);
     if (nm <= 0) {
         fprintf(stderr, "tinyqat experiment: --ptq-methods '%s': want a list of minmax, mse and gptq, each once\n", methods_s);
         return 2;
     }
-    int use_lsq[2], nq = 0; /* QAT methods: a row each */
-    for (const char *p = qmethods_s; *p && nq >= 0;) {
-        size_t len = strcspn(p, ",");
-        if (nq < 2 && len == 3 && !strncmp(p, "ste", 3)) use_lsq[nq++] = 0;
-        else if (nq < 2 && len == 3 && !strncmp(p, "lsq", 3)) use_lsq[nq++] = 1;
-        else nq = -1;
-        p += len + (p[len] == ',');
-    }
-    if (nq <= 0 || (nq == 2 && use_lsq[0] == use_lsq[1])) {
+    if (nq <= 0) {
         fprintf(stderr, "tinyqat experiment: --qat-methods '%s': want ste, lsq or ste,lsq\n", qmethods_s);
         return 2;
     }
