@@ -5,7 +5,8 @@
  * lanes exactly (no int16 saturation, unlike vpmaddubsw). So activations are kept unsigned,
  * xu = x + 128, and the zero point moves into the bias:
  *     sum_i W[o][i] (x[i] - z_x) = sum_i W[o][i] xu[i] - (z_x + 128) sum_i W[o][i]
- * Rows are padded with zeros to a multiple of 64 bytes; padding adds nothing. */
+ * Rows are padded with zero weights to whole steps; padding adds nothing. 4- and 2-bit weights
+ * stay packed, and are unpacked in registers as they are used (pack_steps). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,11 +27,12 @@
 typedef struct {
     int in, in_pad, out, groups, in4;
     int groups8, in2;   /* AVX2 layout: groups of 8 channels, pairs of inputs */
-    int16_t *wt16;      /* [groups8][in2][8][2]: lane j of group g is output 8g + j */
+    int cbits, per;     /* the weights' container (8, 4 or 2 bits) and the steps a block holds, 8 / cbits */
+    int blocks4, blocks2; /* blocks of steps: the VNNI layouts' ceil(in4 / per), the AVX2 one's ceil(in2 / per) */
+    int8_t *wa;         /* AVX2 [groups8][blocks2][16]: a step is 8 channels x 2 inputs, lane j of group g output 8g + j */
     int32_t *bias8;     /* [groups8*8] effective bias for the AVX2 layout */
-    int8_t *w;          /* [out][in_pad] for the scalar path, zero padded */
-    int8_t *wt;         /* VNNI layout [groups][in4][16][4]: lane j of group g is output 16g + j */
-    int8_t *wt2;        /* at most 8 outputs: [in4][16][4], lanes j and 8 + j both output j (two rows a vector) */
+    int8_t *wt;         /* VNNI [groups][blocks4][64]: a step is 16 channels x 4 inputs, lane j of group g output 16g + j */
+    int8_t *wt2;        /* at most 8 outputs: [blocks4][64], lanes j and 8 + j both output j (two rows a vector) */
     int32_t bias2[16], mult2[16], shift2[16];
     int32_t *bias;      /* [groups*16] effective bias, zero point folded in, 0 past `out` */
     int32_t *mult, *shift; /* [groups*16], padded with a valid multiplier */
@@ -57,10 +59,9 @@ static int pad64(int n) { return (n + 63) / 64 * 64; }
 void tq_qfast_free(tq_qfast *f) {
     if (!f) return;
     for (int l = 0; l < f->n_layers; l++) {
-        tq_free(f->L[l].w);
         tq_free(f->L[l].wt);
         tq_free(f->L[l].wt2);
-        tq_free(f->L[l].wt16);
+        tq_free(f->L[l].wa);
         tq_free(f->L[l].bias8);
         tq_free(f->L[l].bias);
         tq_free(f->L[l].mult);
@@ -73,9 +74,31 @@ void tq_qfast_free(tq_qfast *f) {
     tq_free(f);
 }
 
-/* Weight i of a layer one per byte: the fast kernels lay packed weights out as int8 like any
- * other (host memory is not what packing saves). */
 static int8_t weight(const tq_s8_layer *V, size_t i) { return (int8_t)tq_s8_unpack(V->w, V->w_bits, i); }
+
+/* Packed weights stay packed in the kernels' layouts. A kernel consumes its weights in steps (a
+ * vector's worth: 64 bytes for VNNI, 16 for AVX2), ordered as it reads them; with c-bit weights,
+ * per = 8 / c consecutive steps share one block: byte b of step s is field s % per (low bits
+ * first, as the file packs) of byte b of block s / per. The kernel loads a block once and takes
+ * each step out of it with a shift, a mask and a table lookup that sign-extends the field
+ * (unpack512, unpack128). `src` holds the steps one weight per byte; `dst` is zeroed. */
+static void pack_steps(int8_t *dst, const int8_t *src, size_t n_steps, size_t step, int cbits) {
+    const size_t per = 8 / (size_t)cbits;
+    const unsigned mask = (1u << cbits) - 1;
+    for (size_t s = 0; s < n_steps; s++)
+        for (size_t b = 0; b < step; b++) {
+            uint8_t *d = (uint8_t *)dst + s / per * step + b;
+            *d = (uint8_t)(*d | ((unsigned)(uint8_t)src[s * step + b] & mask) << (cbits * (int)(s % per)));
+        }
+}
+
+/* A layout of n_steps steps laid out one weight per byte in `tmp`, packed into a new buffer. */
+static int8_t *packed_layout(const int8_t *tmp, size_t n_steps, size_t step, int cbits) {
+    size_t per = 8 / (size_t)cbits;
+    int8_t *w = tq_calloc(n_steps / per * step, 1); /* n_steps is a whole number of blocks */
+    if (w) pack_steps(w, tmp, n_steps, step, cbits);
+    return w;
+}
 
 tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
     *out = NULL;
@@ -116,52 +139,50 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
         size_t n16 = (size_t)L->groups * 16;
         L->groups8 = (L->out + 7) / 8;
         L->in2 = (L->in + 1) / 2;
-        L->wt16 = tq_calloc((size_t)L->groups8 * 8 * (size_t)L->in2 * 2, sizeof(int16_t));
+        L->cbits = q->view[l].w_bits == 4 || q->view[l].w_bits == 2 ? q->view[l].w_bits : 8;
+        L->per = 8 / L->cbits;
+        L->blocks4 = (L->in4 + L->per - 1) / L->per;
+        L->blocks2 = (L->in2 + L->per - 1) / L->per;
+        const size_t steps4 = (size_t)L->blocks4 * L->per, steps2 = (size_t)L->blocks2 * L->per;
+        /* the layouts one weight per byte first, then packed */
+        int8_t *t16 = tq_calloc((size_t)L->groups8 * steps2 * 16, 1), *t = tq_calloc(n16 * steps4 * 4, 1);
+        int8_t *t2 = L->out <= 8 ? tq_calloc(steps4 * 64, 1) : NULL;
         L->bias8 = tq_calloc((size_t)L->groups8 * 8, sizeof(int32_t));
-        L->w = tq_calloc((size_t)L->out * L->in_pad, 1);
-        L->wt = tq_calloc(n16 * (size_t)L->in4 * 4, 1);
         L->bias = tq_calloc(n16, sizeof(int32_t));
         L->mult = tq_calloc(n16, sizeof(int32_t));
         L->shift = tq_calloc(n16, sizeof(int32_t));
-        if (!L->w || !L->wt || !L->bias || !L->mult || !L->shift || !L->wt16 || !L->bias8) {
+        if (t16 && t && (t2 || L->out > 8) && L->bias8 && L->bias && L->mult && L->shift) {
+            for (int o = 0; o < L->out; o++) {
+                int32_t sum = 0;
+                for (int i = 0; i < L->in; i++) {
+                    int8_t w = weight(&q->view[l], (size_t)o * L->in + i);
+                    sum += w;
+                    t16[(((size_t)(o / 8) * steps2 + (size_t)(i / 2)) * 8 + (size_t)(o % 8)) * 2 + (size_t)(i % 2)] = w;
+                    t[(((size_t)(o / 16) * steps4 + (size_t)(i / 4)) * 16 + (size_t)(o % 16)) * 4 + (size_t)(i % 4)] = w;
+                    for (int j = o; t2 && j < 16; j += 8) t2[((size_t)(i / 4) * 16 + (size_t)j) * 4 + (size_t)(i % 4)] = w;
+                }
+                L->bias[o] = Q->bias[o] - (Q->in_zp + 128) * sum;
+                L->mult[o] = Q->mult[o];
+                L->shift[o] = Q->shift[o];
+                if (Q->shift[o] > 0) L->left_shift = 1;
+                L->bias8[o] = L->bias[o];
+            }
+            L->wa = packed_layout(t16, (size_t)L->groups8 * steps2, 16, L->cbits);
+            L->wt = packed_layout(t, (size_t)L->groups * steps4, 64, L->cbits);
+            if (t2) L->wt2 = packed_layout(t2, steps4, 64, L->cbits);
+        }
+        tq_free(t16), tq_free(t), tq_free(t2);
+        if (!L->wa || !L->wt || (L->out <= 8 && !L->wt2) || !L->bias8 || !L->bias || !L->mult || !L->shift) {
             f->n_layers = l + 1;
             tq_qfast_free(f);
             TQ_FAIL(TQ_E_NOMEM, "fast kernel: out of memory");
         }
-        for (int o = 0; o < L->out; o++) {
-            int32_t sum = 0;
-            for (int i = 0; i < L->in; i++) {
-                int8_t w = weight(&q->view[l], (size_t)o * L->in + i);
-                L->w[(size_t)o * L->in_pad + i] = w;
-                sum += w;
-            }
-            L->bias[o] = Q->bias[o] - (Q->in_zp + 128) * sum;
-            L->mult[o] = Q->mult[o];
-            L->shift[o] = Q->shift[o];
-            if (Q->shift[o] > 0) L->left_shift = 1;
-            L->bias8[o] = L->bias[o];
-            for (int i = 0; i < L->in; i++)
-                L->wt16[((((size_t)(o / 8) * L->in2 + (size_t)(i / 2)) * 8) + (size_t)(o % 8)) * 2 + (size_t)(i % 2)] =
-                    weight(&q->view[l], (size_t)o * L->in + i);
-            for (int i = 0; i < L->in; i++)
-                L->wt[((((size_t)(o / 16) * L->in4 + (size_t)(i / 4)) * 16) + (size_t)(o % 16)) * 4 + (size_t)(i % 4)] =
-                    weight(&q->view[l], (size_t)o * L->in + i);
-        }
         for (size_t o = (size_t)L->out; o < n16; o++) L->mult[o] = 1 << 30; /* padding lanes: harmless */
-        if (L->out <= 8) {
-            if (!(L->wt2 = tq_calloc((size_t)L->in4 * 64, 1))) {
-                f->n_layers = l + 1;
-                tq_qfast_free(f);
-                TQ_FAIL(TQ_E_NOMEM, "fast kernel: out of memory");
-            }
-            for (int j = 0; j < 16; j++) {
-                int o = j % 8;
-                L->bias2[j] = o < L->out ? L->bias[o] : 0;
-                L->mult2[j] = o < L->out ? L->mult[o] : 1 << 30;
-                L->shift2[j] = o < L->out ? L->shift[o] : 0;
-                for (int i = 0; o < L->out && i < L->in; i++)
-                    L->wt2[((size_t)(i / 4) * 16 + (size_t)j) * 4 + (size_t)(i % 4)] = weight(&q->view[l], (size_t)o * L->in + i);
-            }
+        for (int j = 0; j < 16; j++) {
+            int o = j % 8;
+            L->bias2[j] = o < L->out ? L->bias[o] : 0;
+            L->mult2[j] = o < L->out ? L->mult[o] : 1 << 30;
+            L->shift2[j] = o < L->out ? L->shift[o] : 0;
         }
         if (L->in_pad > f->max_pad) f->max_pad = L->in_pad;
         if (pad64(L->out) > f->max_pad) f->max_pad = pad64(L->out);
@@ -245,16 +266,32 @@ TQ_VNNI static inline __m512i requant16(__m512i a, __m512i m0, __m512i e) {
     return _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, thr), q, _mm512_set1_epi32(1));
 }
 
+/* Step f of a block of packed weights (see pack_steps) as int8: field f shifted down (a 16-bit
+ * shift: the bits it brings in from the next byte are masked off), masked, and sign-extended by a
+ * table lookup (vpshufb: the field value indexes a 16-byte table of its signed values). With
+ * cbits a constant the kernels below compile once per width. */
+static const int8_t sign4[16] = {0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1};
+static const int8_t sign2[16] = {0, 1, -2, -1};
+
+TQ_VNNI static inline __attribute__((always_inline)) __m512i unpack512(__m512i blk, int f, int cbits) {
+    if (cbits == 8) return blk;
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)(cbits == 4 ? sign4 : sign2)));
+    const __m512i field = _mm512_and_si512(_mm512_srli_epi16(blk, (unsigned)(cbits * f)), _mm512_set1_epi8((char)((1 << cbits) - 1)));
+    return _mm512_shuffle_epi8(lut, field);
+}
+
 /* One layer for nb images: x [nb][x_stride] unsigned (x + 128) -> y [nb][y_stride] unsigned, or
  * int8 logits [nb][out] for the last layer. Each 32-bit lane accumulates one output channel:
  * broadcast four input bytes, multiply by the four matching weights of 16 channels. Four images
- * share every weight load. */
-TQ_VNNI static void layer_vnni(const fast_layer *L, const uint8_t *x, int x_stride, int nb, uint8_t *y, int y_stride,
-                               int8_t *logits) {
+ * share every weight load (and every unpacking of packed weights). Rows are read in whole blocks
+ * of steps: up to 4 * (per - 1) bytes past a row's last group, against weights 0. */
+TQ_VNNI static inline __attribute__((always_inline)) void layer_vnni_bits(const fast_layer *L, const uint8_t *x, int x_stride, int nb,
+                                                                          uint8_t *y, int y_stride, int8_t *logits, const int cbits) {
+    const int per = 8 / cbits;
     const __m512i zp = _mm512_set1_epi32(L->out_zp), lo = _mm512_set1_epi32(L->act_min), hi = _mm512_set1_epi32(L->act_max);
     const __m512i u8off = _mm512_set1_epi32(128), zero = _mm512_setzero_si512();
     for (int g = 0; g < L->groups; g++) {
-        const int8_t *wg = L->wt + (size_t)g * L->in4 * 64;
+        const int8_t *wg = L->wt + (size_t)g * L->blocks4 * 64;
         const __m512i bias = _mm512_loadu_si512((const void *)(L->bias + 16 * g));
         const __m512i m0 = _mm512_loadu_si512((const void *)(L->mult + 16 * g));
         const __m512i e = _mm512_max_epi32(zero, _mm512_sub_epi32(zero, _mm512_loadu_si512((const void *)(L->shift + 16 * g))));
@@ -264,26 +301,27 @@ TQ_VNNI static void layer_vnni(const fast_layer *L, const uint8_t *x, int x_stri
             int nk = nb - b0 < 4 ? nb - b0 : 4;
             __m512i acc[4] = {bias, bias, bias, bias};
             const uint8_t *xb = x + (size_t)b0 * x_stride;
-            if (nk == 4) {
-                for (int k = 0; k < L->in4; k++) {
-                    __m512i w = _mm512_loadu_si512((const void *)(wg + 64 * k));
-                    int32_t v0, v1, v2, v3;
-                    memcpy(&v0, xb + 4 * k, 4);
-                    memcpy(&v1, xb + x_stride + 4 * k, 4);
-                    memcpy(&v2, xb + 2 * x_stride + 4 * k, 4);
-                    memcpy(&v3, xb + 3 * x_stride + 4 * k, 4);
-                    acc[0] = _mm512_dpbusd_epi32(acc[0], _mm512_set1_epi32(v0), w);
-                    acc[1] = _mm512_dpbusd_epi32(acc[1], _mm512_set1_epi32(v1), w);
-                    acc[2] = _mm512_dpbusd_epi32(acc[2], _mm512_set1_epi32(v2), w);
-                    acc[3] = _mm512_dpbusd_epi32(acc[3], _mm512_set1_epi32(v3), w);
-                }
-            } else {
-                for (int k = 0; k < L->in4; k++) {
-                    __m512i w = _mm512_loadu_si512((const void *)(wg + 64 * k));
-                    for (int j = 0; j < nk; j++) {
-                        int32_t v;
-                        memcpy(&v, xb + (size_t)j * x_stride + 4 * k, 4);
-                        acc[j] = _mm512_dpbusd_epi32(acc[j], _mm512_set1_epi32(v), w);
+            for (int kb = 0; kb < L->blocks4; kb++) {
+                const __m512i blk = _mm512_loadu_si512((const void *)(wg + 64 * kb));
+                for (int f = 0; f < per; f++) {
+                    const __m512i w = unpack512(blk, f, cbits);
+                    const uint8_t *xk = xb + 4 * (kb * per + f);
+                    if (nk == 4) {
+                        int32_t v0, v1, v2, v3;
+                        memcpy(&v0, xk, 4);
+                        memcpy(&v1, xk + x_stride, 4);
+                        memcpy(&v2, xk + 2 * x_stride, 4);
+                        memcpy(&v3, xk + 3 * x_stride, 4);
+                        acc[0] = _mm512_dpbusd_epi32(acc[0], _mm512_set1_epi32(v0), w);
+                        acc[1] = _mm512_dpbusd_epi32(acc[1], _mm512_set1_epi32(v1), w);
+                        acc[2] = _mm512_dpbusd_epi32(acc[2], _mm512_set1_epi32(v2), w);
+                        acc[3] = _mm512_dpbusd_epi32(acc[3], _mm512_set1_epi32(v3), w);
+                    } else {
+                        for (int j = 0; j < nk; j++) {
+                            int32_t v;
+                            memcpy(&v, xk + (size_t)j * x_stride, 4);
+                            acc[j] = _mm512_dpbusd_epi32(acc[j], _mm512_set1_epi32(v), w);
+                        }
                     }
                 }
             }
@@ -307,10 +345,19 @@ TQ_VNNI static void layer_vnni(const fast_layer *L, const uint8_t *x, int x_stri
     }
 }
 
+TQ_VNNI static void layer_vnni(const fast_layer *L, const uint8_t *x, int x_stride, int nb, uint8_t *y, int y_stride,
+                               int8_t *logits) {
+    if (L->cbits == 4) layer_vnni_bits(L, x, x_stride, nb, y, y_stride, logits, 4);
+    else if (L->cbits == 2) layer_vnni_bits(L, x, x_stride, nb, y, y_stride, logits, 2);
+    else layer_vnni_bits(L, x, x_stride, nb, y, y_stride, logits, 8);
+}
+
 /* A layer of at most 8 outputs over many rows (a first convolution's windows): lanes 0-7 take row
  * r and lanes 8-15 row r + 1 (wt2 holds the weights twice), so one requantization serves two rows
  * instead of leaving half the lanes idle. The same integers as layer_vnni. */
-TQ_VNNI static void layer_vnni_pairs(const fast_layer *L, const uint8_t *x, int x_stride, int nb, uint8_t *y, int y_stride) {
+TQ_VNNI static inline __attribute__((always_inline)) void layer_vnni_pairs_bits(const fast_layer *L, const uint8_t *x, int x_stride,
+                                                                                int nb, uint8_t *y, int y_stride, const int cbits) {
+    const int per = 8 / cbits;
     const __m512i zp = _mm512_set1_epi32(L->out_zp), lo = _mm512_set1_epi32(L->act_min), hi = _mm512_set1_epi32(L->act_max);
     const __m512i u8off = _mm512_set1_epi32(128), zero = _mm512_setzero_si512();
     const __m512i bias = _mm512_loadu_si512((const void *)L->bias2), m0 = _mm512_loadu_si512((const void *)L->mult2);
@@ -319,15 +366,19 @@ TQ_VNNI static void layer_vnni_pairs(const fast_layer *L, const uint8_t *x, int 
     for (int r0 = 0; r0 < nb; r0 += 8) {
         int np = (nb - r0 + 1) / 2 < 4 ? (nb - r0 + 1) / 2 : 4;
         __m512i acc[4] = {bias, bias, bias, bias};
-        for (int k = 0; k < L->in4; k++) {
-            __m512i w = _mm512_loadu_si512((const void *)(L->wt2 + 64 * k));
-            for (int j = 0; j < np; j++) {
-                int ra = r0 + 2 * j, rb = ra + 1 < nb ? ra + 1 : ra;
-                int32_t va, vb;
-                memcpy(&va, x + (size_t)ra * x_stride + 4 * k, 4);
-                memcpy(&vb, x + (size_t)rb * x_stride + 4 * k, 4);
-                __m512i xv = _mm512_inserti64x4(_mm512_set1_epi32(va), _mm256_set1_epi32(vb), 1);
-                acc[j] = _mm512_dpbusd_epi32(acc[j], xv, w);
+        for (int kb = 0; kb < L->blocks4; kb++) {
+            const __m512i blk = _mm512_loadu_si512((const void *)(L->wt2 + 64 * kb));
+            for (int f = 0; f < per; f++) {
+                const __m512i w = unpack512(blk, f, cbits);
+                const int k = kb * per + f;
+                for (int j = 0; j < np; j++) {
+                    int ra = r0 + 2 * j, rb = ra + 1 < nb ? ra + 1 : ra;
+                    int32_t va, vb;
+                    memcpy(&va, x + (size_t)ra * x_stride + 4 * k, 4);
+                    memcpy(&vb, x + (size_t)rb * x_stride + 4 * k, 4);
+                    __m512i xv = _mm512_inserti64x4(_mm512_set1_epi32(va), _mm256_set1_epi32(vb), 1);
+                    acc[j] = _mm512_dpbusd_epi32(acc[j], xv, w);
+                }
             }
         }
         for (int j = 0; j < np; j++) {
@@ -349,23 +400,45 @@ TQ_VNNI static void layer_vnni_pairs(const fast_layer *L, const uint8_t *x, int 
     }
 }
 
+TQ_VNNI static void layer_vnni_pairs(const fast_layer *L, const uint8_t *x, int x_stride, int nb, uint8_t *y, int y_stride) {
+    if (L->cbits == 4) layer_vnni_pairs_bits(L, x, x_stride, nb, y, y_stride, 4);
+    else if (L->cbits == 2) layer_vnni_pairs_bits(L, x, x_stride, nb, y, y_stride, 2);
+    else layer_vnni_pairs_bits(L, x, x_stride, nb, y, y_stride, 8);
+}
+
+#define TQ_AVX2 __attribute__((target("avx2")))
+
+/* unpack512 on 16 bytes, the AVX2 kernel's step (8 channels x 2 inputs) */
+TQ_AVX2 static inline __attribute__((always_inline)) __m128i unpack128(__m128i blk, int f, int cbits) {
+    if (cbits == 8) return blk;
+    const __m128i lut = _mm_loadu_si128((const __m128i *)(const void *)(cbits == 4 ? sign4 : sign2));
+    return _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(blk, cbits * f), _mm_set1_epi8((char)((1 << cbits) - 1))));
+}
+
 /* AVX2: vpmaddwd multiplies int16 pairs and adds each pair into an int32 lane, exactly. Lane j of
  * group g accumulates output 8g + j; the activations (unsigned, x + 128) go in as one int32 per
- * pair of inputs, broadcast. The requantization is the scalar reference, per output. */
-__attribute__((target("avx2"))) static void layer_avx2(const fast_layer *L, const uint8_t *x, int nb, int x_stride,
-                                                       int32_t *pairs, uint8_t *y, int y_stride, int8_t *logits) {
+ * pair of inputs, broadcast; the weights are kept as bytes and widened to int16 per step. The
+ * requantization is the scalar reference, per output. */
+TQ_AVX2 static inline __attribute__((always_inline)) void layer_avx2_bits(const fast_layer *L, const uint8_t *x, int nb, int x_stride,
+                                                                          int32_t *pairs, uint8_t *y, int y_stride, int8_t *logits,
+                                                                          const int cbits) {
+    const int per = 8 / cbits, steps = L->blocks2 * per;
     for (int b = 0; b < nb; b++) {
         const uint8_t *xb = x + (size_t)b * x_stride;
-        for (int k = 0; k < L->in2; k++)
-            pairs[k] = (int32_t)xb[2 * k] | (int32_t)(2 * k + 1 < L->in ? xb[2 * k + 1] : 0) << 16;
+        for (int k = 0; k < steps; k++)
+            pairs[k] = (int32_t)(2 * k < L->in ? xb[2 * k] : 0) | (int32_t)(2 * k + 1 < L->in ? xb[2 * k + 1] : 0) << 16;
         for (int g = 0; g < L->groups8; g++) {
-            const int16_t *wg = L->wt16 + (size_t)g * L->in2 * 16;
-            __m256i acc = _mm256_loadu_si256((const __m256i *)(L->bias8 + 8 * g));
-            for (int k = 0; k < L->in2; k++)
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_set1_epi32(pairs[k]),
-                                                              _mm256_loadu_si256((const __m256i *)(wg + 16 * k))));
+            const int8_t *wg = L->wa + (size_t)g * L->blocks2 * 16;
+            __m256i acc = _mm256_loadu_si256((const __m256i *)(const void *)(L->bias8 + 8 * g));
+            for (int kb = 0; kb < L->blocks2; kb++) {
+                const __m128i blk = _mm_loadu_si128((const __m128i *)(const void *)(wg + 16 * kb));
+                for (int f = 0; f < per; f++) {
+                    const __m256i w = _mm256_cvtepi8_epi16(unpack128(blk, f, cbits));
+                    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_set1_epi32(pairs[kb * per + f]), w));
+                }
+            }
             int32_t a[8];
-            _mm256_storeu_si256((__m256i *)a, acc);
+            _mm256_storeu_si256((__m256i *)(void *)a, acc);
             for (int j = 0; j < 8 && 8 * g + j < L->out; j++) {
                 int o = 8 * g + j;
                 int32_t v = tq_requantize_ref(a[j], L->mult[o], L->shift[o]) + L->out_zp;
@@ -375,6 +448,13 @@ __attribute__((target("avx2"))) static void layer_avx2(const fast_layer *L, cons
             }
         }
     }
+}
+
+TQ_AVX2 static void layer_avx2(const fast_layer *L, const uint8_t *x, int nb, int x_stride, int32_t *pairs, uint8_t *y,
+                               int y_stride, int8_t *logits) {
+    if (L->cbits == 4) layer_avx2_bits(L, x, nb, x_stride, pairs, y, y_stride, logits, 4);
+    else if (L->cbits == 2) layer_avx2_bits(L, x, nb, x_stride, pairs, y, y_stride, logits, 2);
+    else layer_avx2_bits(L, x, nb, x_stride, pairs, y, y_stride, logits, 8);
 }
 #endif
 

@@ -83,7 +83,8 @@ tq_status tq_qmodel_load(tq_qmodel *q, const char *path);
 
 /* ---- fast host path ---- */
 
-/* A model prepared for the fast kernel: weights padded to 64 bytes a row and the input zero
+/* A model prepared for the fast kernel: weights laid out as the kernels read them (packed 4- and
+ * 2-bit weights stay packed, docs/QUANTIZATION.md section 12), rows padded, and the input zero
  * point folded into the bias (acc = b - (z_x + 128) sum_i W[o][i] + sum_i W[o][i] (x[i] + 128)),
  * so the dot products run on unsigned activations (AVX-512 VNNI vpdpbusd). */
 typedef struct tq_qfast tq_qfast;
