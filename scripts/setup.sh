@@ -39,6 +39,7 @@ install_missing() { # install_missing REQUIRED(0/1) PACKAGE...
   return 0
 }
 install_missing 1 cmake make gcc pkg-config libopenblas-dev zlib1g-dev libcmocka-dev libpng-dev libcjson-dev curl ca-certificates || exit 1
+install_missing 0 libcairo2-dev fonts-dejavu-core || echo "setup: tinyqat will build without pictures" >&2
 if [ "$mcu" = 1 ]; then
   install_missing 0 gcc-arm-none-eabi binutils-arm-none-eabi qemu-system-arm libglib2.0-dev ||
     echo "setup: the microcontroller test will be skipped" >&2

@@ -5,7 +5,9 @@
 set -uo pipefail
 build=$(cd "${1:-build}" && pwd)
 command -v valgrind >/dev/null || { echo "valgrind: not installed (apt-get install valgrind)" >&2; exit 1; }
-vg=(valgrind -q --error-exitcode=9 --leak-check=full --show-leak-kinds=all --errors-for-leak-kinds=all)
+root=$(cd "$(dirname "$0")/.." && pwd)
+vg=(valgrind -q --error-exitcode=9 --leak-check=full --show-leak-kinds=all --errors-for-leak-kinds=all
+    --suppressions="$root/tests/valgrind.supp")
 export OPENBLAS_NUM_THREADS=1
 pass=0 fail=0
 for t in "$build"/tests/test_*; do
@@ -18,7 +20,8 @@ if [ -n "${MNIST_DIR:-}" ]; then
   trap 'rm -rf "$tmp"' EXIT
   bin="$build/tinyqat"
   for step in "train --epochs 1 --limit 1000 --out $tmp/a.tqf" "ptq $tmp/a.tqf --calib-batches 2 --out $tmp/b.tqf" \
-              "convert $tmp/b.tqf --out $tmp/b.tqm" "infer $tmp/b.tqm --repeats 1 --kernel ref" "export $tmp/b.tqm --c $tmp/c"; do
+              "convert $tmp/b.tqf --out $tmp/b.tqm" "infer $tmp/b.tqm --repeats 1 --kernel ref" "export $tmp/b.tqm --c $tmp/c" \
+              "view --count 4 --out $tmp/d.png" "view --count 4 --out $tmp/d.svg"; do
     # shellcheck disable=SC2086
     if "${vg[@]}" "$bin" $step >"$tmp/log" 2>&1; then pass=$((pass + 1))
     else fail=$((fail + 1)); echo "valgrind: tinyqat $step FAILED"; tail -20 "$tmp/log"; fi

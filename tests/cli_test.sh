@@ -4,7 +4,7 @@
 #   tests/cli_test.sh PATH/TO/tinyqat
 set -u
 bin="$1"
-pnginfo="$(dirname "$bin")/tq_pnginfo"
+figcheck="$(dirname "$bin")/tq_figcheck"
 tool="$(dirname "$bin")/tq_testtool"
 src=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
@@ -171,30 +171,47 @@ if [ -n "${MNIST_DIR:-}" ]; then
   expect 1 "diverging run" -- "$bin" train --optim sgd --lr 10 --epochs 1 --limit 5000 --data "$MNIST_DIR" --out "$tmp/nan.tqf" --checkpoint-every 1
   grep -q "diverged" "$tmp/err" && ok || bad "divergence message"
   [ ! -e "$tmp/nan.tqf" ] && ok || bad "a diverged run writes no model"
-  # pictures: they decode, have the size the layout gives, and are not blank
-  if "$pnginfo" /dev/null >/dev/null 2>&1; [ $? -ne 77 ]; then
+  # pictures: each PNG decodes (libpng) to the size the layout gives, with ink where it draws
+  # and anti-aliased edges; each SVG parses, and its text is text (tests/tools/figcheck.c)
+  if "$bin" --version | grep -q "pictures: PNG and SVG"; then
     expect 0 "view" -- "$bin" view --count 16 --data "$MNIST_DIR" --out "$tmp/d.png"
-    read -r w h ink < <("$pnginfo" "$tmp/d.png")
-    [ "$w" = 560 ] && [ "$h" = 194 ] && ok || bad "view: size ${w}x${h}, want 560x194"
-    read -r _ _ ink < <("$pnginfo" "$tmp/d.png" 8 30 63 85)    # the first digit's cell
+    read -r w h ink _ < <("$figcheck" "$tmp/d.png")
+    [ "$w" = 560 ] && [ "$h" = 202 ] && ok || bad "view: size ${w}x${h}, want 560x202"
+    read -r _ _ ink _ < <("$figcheck" "$tmp/d.png" 8 34 63 89)    # the first digit's cell
     [ "${ink:-0}" -gt 50 ] && ok || bad "view: the first digit is blank ($ink)"
+    expect 0 "view as SVG" -- "$bin" view --count 16 --data "$MNIST_DIR" --out "$tmp/d.svg"
+    "$figcheck" "$tmp/d.svg" > "$tmp/svg.txt" && grep -qx "7" "$tmp/svg.txt" && ok || bad "view: the SVG does not parse or lacks the label 7"
     expect 0 "view --misclassified" -- "$bin" view --misclassified "$tmp/a.tqf" "$tmp/c.tqf" --count 8 --data "$MNIST_DIR" --out "$tmp/m.png"
-    read -r w h ink < <("$pnginfo" "$tmp/m.png")
+    read -r w h ink _ < <("$figcheck" "$tmp/m.png")
     [ "$w" = 1120 ] && ok || bad "view --misclassified: two panels, width $w"
-    expect 0 "experiment --plots" -- "$bin" experiment --seeds 1 --epochs 1 --qat-epochs 1 --bits 8,4 --data "$MNIST_DIR" --plots "$tmp"
-    for f in staircase weights curves misclassified; do
-      read -r w h ink < <("$pnginfo" "$tmp/$f.png")
+    expect 0 "experiment --plots" -- "$bin" experiment --seeds 1 --epochs 1 --qat-epochs 1 --bits 8,4 --ptq-methods minmax,mse --data "$MNIST_DIR" --plots "$tmp"
+    for f in bits staircase rounding curves confusion misclassified; do
+      read -r w h ink grays < <("$figcheck" "$tmp/$f.png")
       [ "${ink:-0}" -gt 2000 ] && ok || bad "$f.png: blank or missing (${w}x${h}, ink $ink)"
+      [ "${grays:-0}" -gt 200 ] && ok || bad "$f.png: no anti-aliased gray edges ($grays)"
+      "$figcheck" "$tmp/$f.svg" > "$tmp/svg.txt" 2> "$tmp/svgerr" && ok || bad "$f.svg does not parse: $(cat "$tmp/svgerr")"
+      read -r sw sh _ < "$tmp/svg.txt"
+      [ "$sw $sh" = "$w $h" ] && ok || bad "$f.svg is ${sw}x${sh}, its PNG ${w}x${h}"
     done
-    read -r w h _ < <("$pnginfo" "$tmp/weights.png")
-    [ "$w" = 1120 ] && [ "$h" = 600 ] && ok || bad "weights.png: two bit widths, 2x2 panels: ${w}x${h}"
-    read -r _ _ ink < <("$pnginfo" "$tmp/curves.png" 80 40 540 300)   # inside the loss panel
+    # the text is searchable, and says what the figure shows
+    "$figcheck" "$tmp/bits.svg" | grep -q "test accuracy against weight bits" && ok || bad "bits.svg: no title text"
+    for want in "PTQ, min-max ranges" "PTQ, MSE ranges" "QAT, STE" "weight bits (activations 8-bit)"; do
+      "$figcheck" "$tmp/bits.svg" | grep -qF "$want" && ok || bad "bits.svg: no legend or label '$want'"
+    done
+    "$figcheck" "$tmp/rounding.svg" | grep -q "4-bit QAT: weights whose integer value changed" && ok || bad "rounding.svg: the 4-bit flips panel is missing"
+    read -r w h _ < <("$figcheck" "$tmp/rounding.png")
+    [ "$w" = 1200 ] && [ "$h" = 300 ] && ok || bad "rounding.png: one width swept below 8 (4), one row: ${w}x${h}"
+    read -r _ _ ink _ < <("$figcheck" "$tmp/curves.png" 80 40 540 320)   # inside the loss panel
     [ "${ink:-0}" -gt 300 ] && ok || bad "curves.png: no curve in the loss panel"
+    mkdir -p "$tmp/svgonly"
+    expect 0 "experiment --plot-format svg" -- "$bin" experiment --seeds 1 --epochs 1 --qat-epochs 1 --bits 8 --data "$MNIST_DIR" --plots "$tmp/svgonly" --plot-format svg
+    [ "$(ls "$tmp/svgonly" | sort | tr '\n' ' ')" = "bits.svg confusion.svg curves.svg misclassified.svg rounding.svg staircase.svg " ] && ok ||
+      bad "--plot-format svg: want the six SVGs only, got: $(ls "$tmp/svgonly" | tr '\n' ' ')"
     expect 1 "plots into a missing folder" -- "$bin" experiment --seeds 1 --epochs 1 --qat-epochs 1 --data "$MNIST_DIR" --plots "$tmp/nope"
   else
-    echo "built without libpng: skipping the picture checks"
-    expect 1 "view without libpng" -- "$bin" view --data "$MNIST_DIR" --out "$tmp/d.png"
-    grep -q "libpng" "$tmp/err" && ok || bad "the error says libpng is missing"
+    echo "built without cairo: skipping the picture checks"
+    expect 1 "view without cairo" -- "$bin" view --data "$MNIST_DIR" --out "$tmp/d.png"
+    grep -q "cairo" "$tmp/err" && ok || bad "the error says cairo is missing"
   fi
 else
   echo "MNIST_DIR not set: skipping the training checks"

@@ -8,7 +8,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "pipeline/int8.h"
-#include "plot/png_view.h"
+#include "plot/plot.h"
 #include "src/alloc.h"
 #include "figures.h"
 
@@ -316,10 +316,74 @@ static int parse_methods(const char *s, const char *const *names, int n, int *ou
     return count;
 }
 
+/* QAT's progress bar, and with --plots the weight flips of each step. */
+typedef struct {
+    cli_train_view *view;
+    fig_flip_counter *flips;
+} qat_watch;
+
+static int qat_watch_callback(const tq_train_event *ev, void *user) {
+    qat_watch *w = user;
+    if (ev->kind == TQ_EVENT_STEP && w->flips) fig_flips_step(w->flips);
+    return cli_train_callback(ev, w->view);
+}
+
+/* The rounding figure's widths: 4 and 2 bits when swept, else the lowest width swept. */
+static int rounding_width(int b, const int *bits, int nb) {
+    int has42 = 0, lowest = 8;
+    for (int i = 0; i < nb; i++) has42 |= bits[i] == 4 || bits[i] == 2, lowest = bits[i] < lowest ? bits[i] : lowest;
+    return has42 ? bits[b] == 4 || bits[b] == 2 : bits[b] == lowest;
+}
+
+/* Seed 0's figures (--plots), written as .png, .svg or both. */
+static int write_plots(const char *dir, const char *formats, const char *const *names, const int *which, int n,
+                       tq_status (*draw)(const char *path, int which, void *ctx), void *ctx) {
+    char path[1024];
+    for (int f = 0; f < n; f++)
+        for (int e = 0; e < 2; e++) {
+            const char *ext = e ? "svg" : "png";
+            if (strcmp(formats, "both") && strcmp(formats, ext)) continue;
+            snprintf(path, sizeof path, "%s/%s.%s", dir, names[f], ext);
+            if (draw(path, which[f], ctx) != TQ_OK) return cli_fail("experiment --plots");
+        }
+    return 0;
+}
+
+typedef struct {
+    const char *title;
+    double fp_mean, fp_std;
+    fig_series series[5];
+    int n_series;
+    fig_rounding_data *rounding;
+    int n_rounding;
+    const tq_train_result *fp_res, *qat_res;
+    const char *qat_label;
+    const int64_t *conf[3];
+    const char *conf_titles[3];
+    int classes;
+    const tq_dataset *te;
+    const uint32_t *idx[3];
+    int cnt[3];
+    const uint8_t *pred[3];
+    const char *mis_titles[3];
+} plot_material;
+
+static tq_status draw_plot(const char *path, int which, void *ctx) {
+    const plot_material *m = ctx;
+    switch (which) {
+    case 0: return fig_bits(path, m->title, m->fp_mean, m->fp_std, m->series, m->n_series);
+    case 1: return fig_staircase(path);
+    case 2: return fig_rounding(path, m->rounding, m->n_rounding);
+    case 3: return fig_curves(path, m->fp_res, m->qat_res, m->qat_label);
+    case 4: return fig_confusion(path, m->conf, m->conf_titles, 3, m->classes);
+    default: return fig_digits(path, m->te, m->idx, m->cnt, m->pred, m->mis_titles, 3);
+    }
+}
+
 int cmd_experiment(int argc, char **argv) {
     int seeds = 3, json = 0, qat_epochs = 3, calib = 32;
     float qat_lr = 1e-3f, lsq_lr = 3e-3f;
-    const char *bits_s = "8", *methods_s = "minmax", *qmethods_s = "ste", *recipe = "digitsnet", *dataset = NULL, *data = NULL, *observer = NULL, *plots = NULL, *model = NULL;
+    const char *bits_s = "8", *methods_s = "minmax", *qmethods_s = "ste", *recipe = "digitsnet", *dataset = NULL, *data = NULL, *observer = NULL, *plots = NULL, *model = NULL, *plot_format = "both";
     tq_train_cfg fcfg;
     tq_train_cfg_defaults(&fcfg);
     /* The recipe sets the defaults the other options then override (and --help shows): found
@@ -354,7 +418,8 @@ int cmd_experiment(int argc, char **argv) {
         {"--observer", CLI_STR, &observer, "PTQ activation observer (default minmax; QAT uses ema)", 0, 0},
         {"--threads", CLI_INT, &fcfg.threads, "threads (the same results for any count with convolutions)", 1, 256},
         CLI_DATA_OPTIONS(dataset, data),
-        {"--plots", CLI_STR, &plots, "write PNG figures of seed 0 into this folder (staircase, weights, curves, mistakes)", 0, 0},
+        {"--plots", CLI_STR, &plots, "write the figures into this folder: accuracy against bits; of seed 0 the STE, rounding, curves, confusion, mistakes", 0, 0},
+        {"--plot-format", CLI_STR, &plot_format, "the figures as png, svg or both", 0, 0, "png,svg,both"},
         {"--json", CLI_FLAG, &json, "end with one JSON line: {\"seeds\", \"rows\": [...]}", 0, 0},
     };
     static const cli_cmd cmd = {"experiment", "[options]",
@@ -405,17 +470,24 @@ int cmd_experiment(int argc, char **argv) {
     memset(rows, 0, sizeof rows);
     /* seed 0's material for --plots */
     static tq_train_result fp_res0, qat_res0;
-    static float w_fp0[4096], w_qat0[MAX_BITS][4096];
-    int fp_dims0 = 0;
+    static fig_rounding_data rounding[MAX_BITS];
+    fig_flip_counter flips[MAX_BITS];
+    memset(flips, 0, sizeof flips);
+    int n_rounding = 0;
     uint8_t *pred0[3] = {NULL, NULL, NULL};
+    int64_t *conf0[3] = {NULL, NULL, NULL};
     if (plots) {
-        if (!tq_png_supported()) {
-            fprintf(stderr, "tinyqat experiment: --plots needs libpng: install libpng-dev and rebuild\n");
+        if (!tq_canvas_supported()) {
+            fprintf(stderr, "tinyqat experiment: --plots: this tinyqat was built without cairo and cannot draw: install "
+                            "libcairo2-dev and rebuild\n");
             tq_dataset_free(&tr);
             tq_dataset_free(&te);
             return 1;
         }
-        for (int k = 0; k < 3; k++) pred0[k] = tq_malloc(te.n);
+        for (int k = 0; k < 3; k++) {
+            pred0[k] = tq_malloc(te.n);
+            conf0[k] = tq_calloc((size_t)te.classes * te.classes, sizeof(int64_t));
+        }
     }
     int per_b = nm + nq, nr = 1 + per_b * nb; /* per bit width: the PTQ rows, then the QAT rows */
     rows[0].method = "fp32";
@@ -453,18 +525,11 @@ int cmd_experiment(int argc, char **argv) {
         rows[0].acc[s] = res.final_test_acc;
         rows[0].seconds[s] = res.seconds_total;
         rows[0].bytes = tq_model_float_bytes(&fp);
-        int keep = plots && s == 0 && fp.dims[0] <= 4096 && !fp.n_stages; /* the weight figure shows a dense layer's row */
-        if (keep) fp_dims0 = fp.dims[0];
-        if (keep) { /* the float weights as PTQ/QAT see them: normalization folded in */
-            tq_model folded;
+        int keep = plots && s == 0;
+        if (keep) {
             float a0;
             fp_res0 = res;
-            if (tq_model_clone(&folded, &fp) == TQ_OK) {
-                tq_model_fold_input_norm(&folded);
-                memcpy(w_fp0, folded.W[0], (size_t)fp.dims[0] * sizeof(float));
-                tq_model_free(&folded);
-            }
-            (void)tq_evaluate(&fp, &te, &a0, NULL, pred0[0]);
+            (void)tq_evaluate(&fp, &te, &a0, conf0[0], pred0[0]);
         }
         printf("seed %d: fp32 %.2f%%", s, (double)res.final_test_acc);
         for (int b = 0; b < nb && rc == 0; b++) {
@@ -489,7 +554,7 @@ int cmd_experiment(int argc, char **argv) {
                 rp->acc[s] = acc;
                 rp->seconds[s] = cli_now() - t0;
                 rp->bytes = tq_model_int8_bytes(&pq);
-                if (keep && b == 0 && k == 0) (void)tq_evaluate(&pq, &te, &acc, NULL, pred0[1]);
+                if (keep && b == 0 && k == 0) (void)tq_evaluate(&pq, &te, &acc, conf0[1], pred0[1]);
                 tq_model_free(&pq);
                 printf(", int%d %s %.2f%%", bits[b], rp->method, (double)acc);
             }
@@ -514,24 +579,40 @@ int cmd_experiment(int argc, char **argv) {
                     qcfg.threads = fcfg.threads;
                     tq_model_clone(&qq, &fp);
                 }
-                qcfg.callback = cli_train_callback;
-                qcfg.user = &qview;
-                if (tq_model_quantize(&qq, &qc) != TQ_OK || tq_train(&qq, &tr, &te, &qcfg, &res) != TQ_OK ||
-                    int_path_accuracy(&qq, &te, &rq->int_acc[s]) != TQ_OK) {
+                /* the rounding figure: seed 0, plain STE, at the widths it shows */
+                fig_flip_counter *fc = keep && !use_lsq[k] && rounding_width(b, bits, nb) ? &flips[n_rounding] : NULL;
+                qat_watch watch = {&qview, NULL};
+                qcfg.callback = qat_watch_callback;
+                qcfg.user = &watch;
+                if (tq_model_quantize(&qq, &qc) != TQ_OK ||
+                    (fc && fig_flips_init(fc, &qq, bits[b], qcfg.epochs * (int)((tr.n + (size_t)qcfg.batch - 1) / (size_t)qcfg.batch)) != TQ_OK)) {
                     tq_model_free(&qq);
                     rc = cli_fail("experiment: qat");
                     break;
                 }
+                if (fc) { /* before: the float weights as QAT starts from them (normalization folded in) */
+                    watch.flips = fc;
+                    rounding[n_rounding].bits = bits[b];
+                    fig_frac_hist(&qq, bits[b], rounding[n_rounding].before);
+                }
+                if (tq_train(&qq, &tr, &te, &qcfg, &res) != TQ_OK || int_path_accuracy(&qq, &te, &rq->int_acc[s]) != TQ_OK) {
+                    tq_model_free(&qq);
+                    rc = cli_fail("experiment: qat");
+                    break;
+                }
+                if (fc) {
+                    fig_frac_hist(&qq, bits[b], rounding[n_rounding].after);
+                    rounding[n_rounding].flips = fc->flips;
+                    rounding[n_rounding].steps = fc->steps;
+                    n_rounding++;
+                }
                 rq->acc[s] = res.final_test_acc;
                 rq->seconds[s] = res.seconds_total;
                 rq->bytes = tq_model_int8_bytes(&qq);
-                if (keep && k == 0) {
-                    memcpy(w_qat0[b], qq.W[0], (size_t)qq.dims[0] * sizeof(float));
-                    if (b == 0) {
-                        float a1;
-                        qat_res0 = res;
-                        (void)tq_evaluate(&qq, &te, &a1, NULL, pred0[2]);
-                    }
+                if (keep && k == 0 && b == 0) {
+                    float a1;
+                    qat_res0 = res;
+                    (void)tq_evaluate(&qq, &te, &a1, conf0[2], pred0[2]);
                 }
                 tq_model_free(&qq);
                 printf(", int%d %s %.2f%%", bits[b], rq->method, (double)rq->acc[s]);
@@ -542,33 +623,57 @@ int cmd_experiment(int argc, char **argv) {
         tq_model_free(&fp);
     }
     if (rc == 0 && plots) {
-        char path[1024], lab[32];
-        const float *wq[MAX_BITS];
-        for (int b = 0; b < nb; b++) wq[b] = w_qat0[b];
+        static const uint32_t ptq_colors[3] = {TQ_ORANGE, TQ_RED, 0x8C564Bu}, qat_colors[2] = {TQ_BLUE, TQ_GREEN};
+        static const char *ptq_labels[3] = {"PTQ, min-max ranges", "PTQ, MSE ranges", "PTQ, GPTQ"};
+        static const char *qat_labels[2] = {"QAT, STE", "QAT, LSQ (learned scales)"};
+        plot_material pm_ = {0};
+        static double means[5][MAX_BITS], stds[5][MAX_BITS];
+        char title[512], lab[32], tbuf[3][48];
+        mean_std(rows[0].acc, seeds, &pm_.fp_mean, &pm_.fp_std);
+        for (int k = 0; k < per_b; k++) {
+            for (int b = 0; b < nb; b++) mean_std(rows[1 + per_b * b + k].acc, seeds, &means[k][b], &stds[k][b]);
+            pm_.series[k] = (fig_series){k < nm ? ptq_labels[pm[k]] : qat_labels[use_lsq[k - nm]],
+                                         k < nm ? ptq_colors[pm[k]] : qat_colors[use_lsq[k - nm]], nb, bits, means[k], stds[k]};
+        }
+        pm_.n_series = per_b;
+        /* the data by name: the preset's, or the folder's */
+        const char *dname = dataset ? (!strcmp(dataset, "fashion-mnist") ? "Fashion-MNIST" : "MNIST") : "MNIST";
+        if (data) dname = strrchr(data, '/') && strrchr(data, '/')[1] ? strrchr(data, '/') + 1 : data;
+        snprintf(title, sizeof title, "%s on %s: test accuracy against weight bits (%d seed%s)", resolved, dname, seeds,
+                 seeds > 1 ? "s" : "");
+        pm_.title = title;
+        pm_.rounding = rounding, pm_.n_rounding = n_rounding;
         snprintf(lab, sizeof lab, "QAT int%d", bits[0]);
+        pm_.fp_res = &fp_res0, pm_.qat_res = &qat_res0, pm_.qat_label = lab;
+        pm_.classes = (int)te.classes, pm_.te = &te;
         uint32_t *idx[3];
-        int cnt[3] = {0, 0, 0};
-        const char *titles[3] = {"FP32", "PTQ", "QAT"};
-        char tbuf[3][32];
+        static const char *who[3] = {"FP32", "PTQ", "QAT"};
         for (int k = 0; k < 3; k++) {
             idx[k] = tq_malloc(24 * sizeof(uint32_t));
-            for (uint32_t i = 0; idx[k] && pred0[k] && i < te.n && cnt[k] < 24; i++)
-                if (pred0[k][i] != te.labels[i]) idx[k][cnt[k]++] = i;
-            snprintf(tbuf[k], sizeof tbuf[k], "%s%s mistakes", titles[k], k ? (bits[0] == 8 ? " int8" : " low-bit") : "");
-            titles[k] = tbuf[k];
+            for (uint32_t i = 0; idx[k] && pred0[k] && i < te.n && pm_.cnt[k] < 24; i++)
+                if (pred0[k][i] != te.labels[i]) idx[k][pm_.cnt[k]++] = i;
+            snprintf(tbuf[k], sizeof tbuf[k], k ? "%s int%d" : "%s", who[k], bits[0]);
+            pm_.idx[k] = idx[k], pm_.pred[k] = pred0[k], pm_.conf[k] = conf0[k], pm_.conf_titles[k] = tbuf[k];
         }
-        const char *names[4] = {"staircase.png", "weights.png", "curves.png", "misclassified.png"};
-        for (int f = 0; f < 4 && rc == 0; f++) {
-            snprintf(path, sizeof path, "%s/%s", plots, names[f]);
-            tq_status st = f == 0 ? fig_staircase(path)
-                         : f == 1 ? fig_weights(path, w_fp0, wq, bits, nb, fp_res0.epochs ? fp_dims0 : 0)
-                         : f == 2 ? fig_curves(path, &fp_res0, &qat_res0, lab)
-                                  : fig_digits(path, &te, (const uint32_t *const *)idx, cnt, (const uint8_t *const *)pred0, titles, 3);
-            if (st != TQ_OK) rc = cli_fail("experiment --plots");
+        char mt[3][80];
+        for (int k = 0; k < 3; k++) snprintf(mt[k], sizeof mt[k], "%s: mistakes", tbuf[k]), pm_.mis_titles[k] = mt[k];
+        /* figures that need a sweep or seed 0's runs only when they exist */
+        const char *names[6] = {"bits", "staircase", "rounding", "curves", "confusion", "misclassified"};
+        int which[6], n = 0;
+        for (int f = 0; f < 6; f++)
+            if (f != 2 || n_rounding) which[n] = f, n++;
+        const char *nm_[6];
+        for (int i = 0; i < n; i++) nm_[i] = names[which[i]];
+        rc = write_plots(plots, plot_format, nm_, which, n, draw_plot, &pm_);
+        if (rc == 0) {
+            printf("wrote into %s/ (%s):", plots, plot_format);
+            for (int i = 0; i < n; i++) printf(" %s", nm_[i]);
+            printf("\n");
         }
-        if (rc == 0) printf("wrote %s/{staircase,weights,curves,misclassified}.png (seed 0)\n", plots);
         for (int k = 0; k < 3; k++) tq_free(idx[k]);
     }
+    for (int i = 0; i < MAX_BITS; i++) fig_flips_free(&flips[i]);
+    for (int k = 0; k < 3; k++) tq_free(conf0[k]);
     for (int k = 0; k < 3; k++) tq_free(pred0[k]);
     if (rc == 0) {
         double fm, fs;

@@ -1,10 +1,10 @@
-/* tinyqat view: MNIST digits as a PNG grid, or the test digits models get wrong, side by side. */
+/* tinyqat view: MNIST digits as a grid (PNG or SVG), or the test digits models get wrong, side by side. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 #include "commands.h"
-#include "plot/png_view.h"
+#include "plot/canvas.h"
 #include "figures.h"
 #include "src/alloc.h"
 
@@ -17,7 +17,7 @@ int cmd_view(int argc, char **argv) {
         {"--misclassified", CLI_STR, &mis, "show the test digits this model gets wrong (more models may follow as arguments)", 0, 0},
         {"--count", CLI_INT, &count, "digits per panel", 1, 400},
         {"--split", CLI_STR, &split, "test or train (plain grid only)", 0, 0},
-        {"--out", CLI_STR, &out, "the PNG to write", 0, 0},
+        {"--out", CLI_STR, &out, "the picture to write: SVG when it ends in .svg, else PNG", 0, 0},
         CLI_DATA_OPTIONS(dataset, data),
         {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
     };
@@ -34,8 +34,8 @@ int cmd_view(int argc, char **argv) {
         fprintf(stderr, "tinyqat view: models given without --misclassified\n");
         return 2;
     }
-    if (!tq_png_supported()) {
-        fprintf(stderr, "tinyqat view: this tinyqat was built without libpng: install libpng-dev and rebuild to draw pictures\n");
+    if (!tq_canvas_supported()) {
+        fprintf(stderr, "tinyqat view: this tinyqat was built without cairo and cannot draw: install libcairo2-dev and rebuild\n");
         return 1;
     }
     tq_dataset ds;

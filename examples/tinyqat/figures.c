@@ -8,99 +8,262 @@
 #include "src/alloc.h"
 #include "src/quant.h"
 
-#define BLUE 0x1F77B4u
-#define ORANGE 0xFF7F0Eu
-#define GREEN 0x2CA02Cu
-#define RED 0xD62728u
-#define GRAY 0x999999u
-#define WHITE 0xFFFFFFu
+#define CLIP_RED 0xC0392Bu
+
+static tq_status new_canvas(tq_canvas **c, const char *path, int w, int h) {
+    if (!tq_canvas_supported())
+        TQ_FAIL(TQ_E_ARG, "%s: this tinyqat was built without cairo and cannot draw: install libcairo2-dev and rebuild", path);
+    if (!(*c = tq_canvas_new(w, h))) TQ_FAIL(TQ_E_NOMEM, "%s: out of memory", path);
+    return TQ_OK;
+}
+
+static tq_status save(tq_canvas *c, const char *path) {
+    tq_status st = tq_canvas_save(c, path);
+    tq_canvas_free(c);
+    return st;
+}
+
+/* ---- accuracy against bit width ---- */
+
+tq_status fig_bits(const char *path, const char *title, double fp_mean, double fp_std, const fig_series *s, int n_series) {
+    tq_canvas *c;
+    TQ_TRY(new_canvas(&c, path, 900, 540));
+    /* the widths shown, high to low, left to right */
+    double ticks[9];
+    int nt = 0;
+    for (int b = 8; b >= 2; b--) {
+        int used = 0;
+        for (int k = 0; k < n_series; k++)
+            for (int i = 0; i < s[k].n; i++) used |= s[k].bits[i] == b;
+        if (used) ticks[nt++] = b;
+    }
+    if (!nt) ticks[nt++] = 8;
+    /* the y range holds FP32 and every point within 8 points of it; the rest sit on the bottom edge */
+    double hi = fp_mean + fp_std, lo = fp_mean - fp_std;
+    for (int k = 0; k < n_series; k++)
+        for (int i = 0; i < s[k].n; i++) {
+            double m = s[k].mean[i], sd = isfinite(s[k].std[i]) ? s[k].std[i] : 0;
+            hi = fmax(hi, m + sd);
+            if (m >= fp_mean - 8) lo = fmin(lo, m - sd);
+        }
+    hi = ceil((hi + 0.1) * 2) / 2, lo = floor((lo - 0.2) * 2) / 2;
+    tq_plot p;
+    tq_plot_init(&p, c, &(tq_plot_spec){.left = 0, .top = 0, .w = 900, .h = 540, .xmin = ticks[0] + 0.5, .xmax = ticks[nt - 1] - 0.5,
+                                        .ymin = lo, .ymax = hi, .title = title, .xlabel = "weight bits (activations 8-bit)",
+                                        .ylabel = "test accuracy (%)", .xticks = ticks, .n_xticks = nt});
+    tq_plot_rect(&p, p.xmin, p.xmax, fp_mean - fp_std, fp_mean + fp_std, 0xEDEDEDu);
+    tq_plot_hline(&p, fp_mean, TQ_GRAY, 2, 1);
+    char lab[128];
+    snprintf(lab, sizeof lab, "FP32: %.2f%% (band: ± std)", fp_mean);
+    tq_plot_legend(&p, lab, TQ_GRAY, TQ_KEY_DASHED);
+    for (int k = 0; k < n_series; k++) {
+        double x[9], y[9], dx = (k - (n_series - 1) / 2.0) * 0.06;
+        int n = s[k].n < 9 ? s[k].n : 9;
+        for (int i = 0; i < n; i++) x[i] = s[k].bits[i] + dx, y[i] = s[k].mean[i];
+        tq_plot_line(&p, x, y, n, s[k].color, 2, 0);
+        for (int i = 0; i < n; i++) {
+            if (y[i] < lo) { /* off the axis: a marker on the edge with its value */
+                char v[32];
+                snprintf(v, sizeof v, "\xE2\x96\xBC %.1f%%", y[i]); /* U+25BC, a down-pointing triangle */
+                tq_plot_note(&p, x[i], lo + (hi - lo) * 0.025, v, s[k].color, TQ_ANCHOR_MIDDLE);
+                continue;
+            }
+            if (isfinite(s[k].std[i]) && s[k].std[i] > 0) tq_plot_errorbar(&p, x[i], y[i] - s[k].std[i], y[i] + s[k].std[i], s[k].color);
+            tq_plot_points(&p, &x[i], &y[i], 1, s[k].color, 4);
+        }
+        tq_plot_legend(&p, s[k].label, s[k].color, TQ_KEY_MARKER);
+    }
+    tq_plot_finish(&p);
+    return save(c, path);
+}
+
+/* ---- the STE ---- */
 
 tq_status fig_staircase(const char *path) {
-    tq_image im;
-    TQ_TRY(tq_image_init(&im, 720, 640, WHITE));
-    tq_plot a, b;
     enum { N = 1201 };
-    static double x[N], y[N], idn[N], clip[N], plain[N];
+    static double x[N], y[N], idn[N], plain[N], clip[N], lsq[N];
+    const tq_qparams qp = {0.5f, 0, -4, 3};
+    const double lo = (qp.qmin - 0.5) * qp.scale, hi = (qp.qmax + 0.5) * qp.scale;
     for (int i = 0; i < N; i++) {
         x[i] = -3.0 + 6.0 * i / (N - 1);
-        tq_qparams p = {0.5f, 0, -4, 3};
-        y[i] = tq_fake_quant_ref((float)x[i], &p);
+        y[i] = tq_fake_quant_ref((float)x[i], &qp);
         idn[i] = x[i];
-        double u = nearbyint(x[i] / 0.5);
-        clip[i] = (u >= -4 && u <= 3) ? 1.0 : 0.0;
-        plain[i] = 1.0;
+        double v = x[i] / qp.scale, u = nearbyint(v);
+        int inside = u >= qp.qmin && u <= qp.qmax;
+        plain[i] = 1;
+        clip[i] = inside;
+        lsq[i] = inside ? u - v : u < qp.qmin ? qp.qmin : qp.qmax;
     }
-    tq_plot_init(&a, &im, 0, 0, 720, 380, -3, 3, -3, 3, "fake quant, 3 bits, s = 0.5, z = 0", "x", "x^");
-    tq_plot_line(&a, x, idn, N, GRAY, 1);
-    tq_plot_line(&a, x, y, N, BLUE, 2);
-    tq_plot_legend(&a, "x^ = (clamp(round(x/s), -4, 3)) s", BLUE);
-    tq_plot_legend(&a, "identity", GRAY);
-    tq_plot_init(&b, &im, 0, 380, 720, 260, -3, 3, -0.2, 1.3, "the gradient each STE passes", "x", "dx^/dx");
-    tq_plot_line(&b, x, plain, N, ORANGE, 2);
-    tq_plot_line(&b, x, clip, N, BLUE, 2);
-    tq_plot_vline(&b, -2.25, RED);
-    tq_plot_vline(&b, 1.75, RED);
-    tq_plot_legend(&b, "clipped STE: 1 on [-2.25, 1.75]", BLUE);
-    tq_plot_legend(&b, "plain STE: 1 everywhere", ORANGE);
-    tq_plot_legend(&b, "true derivative: 0 between steps", GRAY);
-    tq_status st = tq_image_save_png(&im, path);
-    tq_image_free(&im);
-    return st;
+    tq_canvas *c;
+    TQ_TRY(new_canvas(&c, path, 900, 860));
+    tq_plot a;
+    tq_plot_init(&a, c, &(tq_plot_spec){0, 0, 900, 340, -3, 3, -3, 3, "Fake quantization, 3 bits: q(x) = s clamp(round(x/s), -4, 3), s = 0.5",
+                                        "x", "q(x)", NULL, 0, 24});
+    tq_plot_line(&a, x, idn, N, TQ_GRAY, 1.5, 1);
+    tq_plot_line(&a, x, y, N, TQ_BLUE, 2.5, 0);
+    tq_plot_vline(&a, lo, CLIP_RED, 1.5, 1);
+    tq_plot_vline(&a, hi, CLIP_RED, 1.5, 1);
+    tq_plot_legend(&a, "q(x): the forward pass", TQ_BLUE, TQ_KEY_LINE);
+    tq_plot_legend(&a, "x (identity)", TQ_GRAY, TQ_KEY_DASHED);
+    tq_plot_legend(&a, "clipping range [-2.25, 1.75]", CLIP_RED, TQ_KEY_DASHED);
+    tq_plot_finish(&a);
+    struct {
+        const char *title, *ylabel;
+        const double *g;
+        double ymin, ymax;
+        uint32_t color;
+    } panel[3] = {
+        {"Plain STE: \xE2\x88\x82q/\xE2\x88\x82x taken as 1 everywhere (the true derivative is 0 between steps)", "\xE2\x88\x82q/\xE2\x88\x82x", plain, -0.25, 1.25, TQ_ORANGE},
+        {"Clipped STE (tinyqat's default, and LSQ's): 1 inside [(qmin - 1/2) s, (qmax + 1/2) s], 0 outside", "\xE2\x88\x82q/\xE2\x88\x82x", clip, -0.25, 1.25, TQ_BLUE},
+        {"LSQ's scale gradient \xE2\x88\x82q/\xE2\x88\x82s: round(x/s) - x/s inside, qmin or qmax outside", "\xE2\x88\x82q/\xE2\x88\x82s", lsq, -4.5, 3.5, TQ_GREEN},
+    };
+    for (int k = 0; k < 3; k++) {
+        tq_plot b;
+        tq_plot_init(&b, c, &(tq_plot_spec){0, 340 + 170 * k, 900, 170 + (k == 2 ? 10 : 0), -3, 3, panel[k].ymin, panel[k].ymax,
+                                            panel[k].title, k == 2 ? "x" : "", panel[k].ylabel, NULL, 0, 24});
+        tq_plot_vline(&b, lo, CLIP_RED, 1.5, 1);
+        tq_plot_vline(&b, hi, CLIP_RED, 1.5, 1);
+        tq_plot_line(&b, x, panel[k].g, N, panel[k].color, 2.5, 0);
+    }
+    return save(c, path);
 }
 
-static void weight_panel(tq_image *im, int left, int top, int w, int h, const float *wv, int n, int bits, double a,
-                         const char *title) {
-    enum { BINS = 120 };
-    double edges[BINS + 1], cnt[BINS] = {0}, cmax = 0;
-    for (int i = 0; i <= BINS; i++) edges[i] = -a + 2 * a * i / BINS;
-    float amax = 0;
-    for (int i = 0; i < n; i++) {
-        int k = (int)((wv[i] + a) / (2 * a) * BINS);
-        k = k < 0 ? 0 : k >= BINS ? BINS - 1 : k;
-        cnt[k]++;
-        amax = fmaxf(amax, fabsf(wv[i]));
-    }
-    for (int i = 0; i < BINS; i++) cmax = fmax(cmax, cnt[i]);
-    tq_plot p;
-    tq_plot_init(&p, im, left, top, w, h, -a, a, 0, cmax * 1.15, title, "weight value", "count");
-    /* the grid this channel's weights are rounded to: k s, s = max|w| / qmax */
+/* ---- rounding: where weights sit, and how many flip ---- */
+
+/* The default quantizer's grid for row o of layer l: s = max|w| / qmax over the row. */
+static float row_scale(const float *w, int n, int32_t qmax) {
+    float a = 0;
+    for (int i = 0; i < n; i++) a = fmaxf(a, fabsf(w[i]));
+    return a > 0 ? a / (float)qmax : 1.0f;
+}
+
+void fig_frac_hist(const tq_model *m, int bits, double *hist) {
     int32_t qmin, qmax;
     tq_qrange(bits, 1, &qmin, &qmax);
-    double s = amax / qmax;
-    for (int k = -qmax; k <= qmax; k++) tq_plot_vline(&p, k * s, 0xF4B183u);
-    tq_plot_bars(&p, edges, cnt, BINS, BLUE);
-    char lg[64];
-    snprintf(lg, sizeof lg, "%d-bit grid: %d levels, s = %.4f", bits, 2 * qmax + 1, s);
-    tq_plot_legend(&p, lg, 0xF4B183u);
+    double total = 0;
+    for (int k = 0; k < FIG_FRAC_BINS; k++) hist[k] = 0;
+    for (int l = 0; l < m->n_layers; l++)
+        for (int o = 0; o < m->dims[l + 1]; o++) {
+            const float *w = m->W[l] + (size_t)o * m->dims[l];
+            float s = row_scale(w, m->dims[l], qmax);
+            for (int i = 0; i < m->dims[l]; i++) {
+                double v = w[i] / s, f = v - nearbyint(v); /* in [-0.5, 0.5] */
+                int k = (int)floor((f + 0.5) * FIG_FRAC_BINS);
+                hist[k < 0 ? 0 : k >= FIG_FRAC_BINS ? FIG_FRAC_BINS - 1 : k]++;
+                total++;
+            }
+        }
+    for (int k = 0; k < FIG_FRAC_BINS && total > 0; k++) hist[k] /= total;
 }
 
-tq_status fig_weights(const char *path, const float *w_fp, const float *const *w_qat, const int *bits, int n_bits, int n) {
-    tq_image im;
-    int pw = 560, ph = 300;
-    TQ_TRY(tq_image_init(&im, 2 * pw, ph * n_bits, WHITE));
-    double a = 0;
-    for (int i = 0; i < n; i++) a = fmax(a, fabs(w_fp[i]));
-    for (int b = 0; b < n_bits; b++)
-        for (int i = 0; i < n; i++) a = fmax(a, fabs(w_qat[b][i]));
-    a *= 1.05;
-    for (int b = 0; b < n_bits; b++) {
-        char t[80];
-        snprintf(t, sizeof t, "FP32 weights, %d-bit grid", bits[b]);
-        weight_panel(&im, 0, b * ph, pw, ph, w_fp, n, bits[b], a, t);
-        snprintf(t, sizeof t, "after %d-bit QAT", bits[b]);
-        weight_panel(&im, pw, b * ph, pw, ph, w_qat[b], n, bits[b], a, t);
-    }
-    tq_status st = tq_image_save_png(&im, path);
-    tq_image_free(&im);
-    return st;
+/* Every dense weight's integer value on the default grid, into codes; how many differ from before. */
+static size_t codes_of(const tq_model *m, int bits, int8_t *codes) {
+    int32_t qmin, qmax;
+    tq_qrange(bits, 1, &qmin, &qmax);
+    size_t j = 0, changed = 0;
+    for (int l = 0; l < m->n_layers; l++)
+        for (int o = 0; o < m->dims[l + 1]; o++) {
+            const float *w = m->W[l] + (size_t)o * m->dims[l];
+            float s = row_scale(w, m->dims[l], qmax);
+            for (int i = 0; i < m->dims[l]; i++, j++) {
+                float u = nearbyintf(w[i] / s);
+                int8_t q = (int8_t)(u < (float)qmin ? qmin : u > (float)qmax ? qmax : u);
+                changed += codes[j] != q;
+                codes[j] = q;
+            }
+        }
+    return changed;
 }
+
+tq_status fig_flips_init(fig_flip_counter *f, const tq_model *m, int bits, int max_steps) {
+    memset(f, 0, sizeof *f);
+    for (int l = 0; l < m->n_layers; l++) f->n += (size_t)m->dims[l] * (size_t)m->dims[l + 1];
+    f->m = m, f->bits = bits, f->cap = max_steps;
+    f->codes = tq_calloc(f->n ? f->n : 1, 1);
+    f->flips = tq_calloc(max_steps > 0 ? (size_t)max_steps : 1, sizeof(float));
+    if (!f->codes || !f->flips) {
+        fig_flips_free(f);
+        TQ_FAIL(TQ_E_NOMEM, "weight flip counter: out of memory");
+    }
+    codes_of(m, bits, f->codes);
+    return TQ_OK;
+}
+
+void fig_flips_step(fig_flip_counter *f) {
+    if (!f->codes || f->steps >= f->cap) return;
+    size_t changed = codes_of(f->m, f->bits, f->codes);
+    f->flips[f->steps++] = f->n ? (float)changed / (float)f->n : 0.0f;
+}
+
+void fig_flips_free(fig_flip_counter *f) {
+    tq_free(f->codes);
+    tq_free(f->flips);
+    memset(f, 0, sizeof *f);
+}
+
+tq_status fig_rounding(const char *path, const fig_rounding_data *d, int n) {
+    const int ph = 300;
+    tq_canvas *c;
+    TQ_TRY(new_canvas(&c, path, 1200, ph * (n ? n : 1)));
+    for (int r = 0; r < n; r++) {
+        double edges[FIG_FRAC_BINS + 1], xb[2 * FIG_FRAC_BINS], yb[2 * FIG_FRAC_BINS], ya[2 * FIG_FRAC_BINS], top = 0;
+        for (int k = 0; k <= FIG_FRAC_BINS; k++) edges[k] = -0.5 + (double)k / FIG_FRAC_BINS;
+        /* the histograms as steps (percent of the weights per bin), so both read through each other */
+        for (int k = 0; k < FIG_FRAC_BINS; k++) {
+            xb[2 * k] = edges[k], xb[2 * k + 1] = edges[k + 1];
+            yb[2 * k] = yb[2 * k + 1] = 100 * d[r].before[k];
+            ya[2 * k] = ya[2 * k + 1] = 100 * d[r].after[k];
+            top = fmax(top, fmax(yb[2 * k], ya[2 * k]));
+        }
+        char t[128];
+        snprintf(t, sizeof t, "%d-bit grid: where the weights sit between grid points", d[r].bits);
+        tq_plot a;
+        tq_plot_init(&a, c, &(tq_plot_spec){0, ph * r, 560, ph, -0.5, 0.5, 0, top * 1.35 + 0.1, t, "w/s - round(w/s)",
+                                            "weights per bin (%)", NULL, 0});
+        tq_plot_vline(&a, 0, 0xBBBBBBu, 1, 1);
+        tq_plot_line(&a, xb, yb, 2 * FIG_FRAC_BINS, TQ_GRAY, 2, 0);
+        tq_plot_line(&a, xb, ya, 2 * FIG_FRAC_BINS, TQ_BLUE, 2.5, 0);
+        tq_plot_legend(&a, "FP32 weights", TQ_GRAY, TQ_KEY_LINE);
+        snprintf(t, sizeof t, "after %d-bit QAT", d[r].bits);
+        tq_plot_legend(&a, t, TQ_BLUE, TQ_KEY_LINE);
+        tq_plot_finish(&a);
+        /* flips per step, and their running mean over 50 steps */
+        int ns = d[r].steps;
+        double *sx = tq_malloc((size_t)(ns ? ns : 1) * sizeof(double)), *sy = tq_malloc((size_t)(ns ? ns : 1) * sizeof(double)),
+               *sm = tq_malloc((size_t)(ns ? ns : 1) * sizeof(double)), fmax_ = 0, run = 0;
+        if (!sx || !sy || !sm) {
+            tq_free(sx), tq_free(sy), tq_free(sm);
+            tq_canvas_free(c);
+            TQ_FAIL(TQ_E_NOMEM, "%s: out of memory", path);
+        }
+        for (int i = 0; i < ns; i++) {
+            sx[i] = i + 1, sy[i] = 100.0 * d[r].flips[i];
+            run += sy[i] - (i >= 50 ? sy[i - 50] : 0);
+            sm[i] = run / (i + 1 < 50 ? i + 1 : 50);
+            fmax_ = fmax(fmax_, sy[i]);
+        }
+        snprintf(t, sizeof t, "%d-bit QAT: weights whose integer value changed, per step", d[r].bits);
+        tq_plot b;
+        tq_plot_init(&b, c, &(tq_plot_spec){560, ph * r, 640, ph, 0, ns > 1 ? ns : 1, 0, fmax_ * 1.25 + 1e-3, t, "QAT step",
+                                            "weights changed (%)", NULL, 0});
+        tq_plot_line(&b, sx, sy, ns, 0xAEC7E8u, 1, 0);
+        tq_plot_line(&b, sx, sm, ns, TQ_BLUE, 2.5, 0);
+        tq_plot_legend(&b, "each step", 0xAEC7E8u, TQ_KEY_LINE);
+        tq_plot_legend(&b, "mean of the last 50 steps", TQ_BLUE, TQ_KEY_LINE);
+        tq_plot_finish(&b);
+        tq_free(sx), tq_free(sy), tq_free(sm);
+    }
+    return save(c, path);
+}
+
+/* ---- training curves ---- */
 
 tq_status fig_curves(const char *path, const tq_train_result *fp, const tq_train_result *qat, const char *qat_label) {
-    tq_image im;
-    TQ_TRY(tq_image_init(&im, 1120, 360, WHITE));
+    tq_canvas *c;
+    TQ_TRY(new_canvas(&c, path, 1120, 380));
     int nf = fp->epochs, nq = qat ? qat->epochs : 0;
     double ex[2 * TQ_MAX_EPOCHS], loss[2 * TQ_MAX_EPOCHS], acc[2 * TQ_MAX_EPOCHS];
-    double lmax = 0, amin = 100;
+    double lmax = 0, amin = 100, amax = 0;
     for (int e = 0; e < nf + nq; e++) {
         const tq_train_result *r = e < nf ? fp : qat;
         int k = e < nf ? e : e - nf;
@@ -109,65 +272,124 @@ tq_status fig_curves(const char *path, const tq_train_result *fp, const tq_train
         acc[e] = r->test_acc[k];
         lmax = fmax(lmax, loss[e]);
         amin = fmin(amin, acc[e]);
+        amax = fmax(amax, acc[e]);
     }
+    /* one tick per epoch up to 20 epochs, round numbers past that */
+    int nt = nf + nq <= 20 ? nf + nq : 0;
     tq_plot a, b;
-    tq_plot_init(&a, &im, 0, 0, 560, 360, 0.5, nf + nq + 0.5, 0, lmax * 1.1, "training loss", "epoch", "loss");
-    tq_plot_init(&b, &im, 560, 0, 560, 360, 0.5, nf + nq + 0.5, floor(amin) - 0.2, 100, "test accuracy", "epoch", "percent");
-    tq_plot_line(&a, ex, loss, nf, BLUE, 2);
-    tq_plot_line(&b, ex, acc, nf, BLUE, 2);
+    tq_plot_init(&a, c, &(tq_plot_spec){0, 0, 560, 380, 0.5, nf + nq + 0.5, 0, lmax * 1.1, "Training loss", "epoch", "loss", nt ? ex : NULL, nt});
+    tq_plot_init(&b, c, &(tq_plot_spec){560, 0, 560, 380, 0.5, nf + nq + 0.5, floor(amin * 2) / 2 - 0.5, fmin(100, ceil(amax * 2) / 2 + 0.25),
+                                        "Test accuracy", "epoch", "accuracy (%)", nt ? ex : NULL, nt});
+    tq_plot_line(&a, ex, loss, nf, TQ_BLUE, 2.5, 0);
+    tq_plot_line(&b, ex, acc, nf, TQ_BLUE, 2.5, 0);
+    tq_plot_points(&a, ex, loss, nf, TQ_BLUE, 3);
+    tq_plot_points(&b, ex, acc, nf, TQ_BLUE, 3);
     if (nq) {
-        tq_plot_line(&a, ex + nf - 1, loss + nf - 1, nq + 1, ORANGE, 2);
-        tq_plot_line(&b, ex + nf - 1, acc + nf - 1, nq + 1, ORANGE, 2);
+        tq_plot_line(&a, ex + nf - 1, loss + nf - 1, nq + 1, TQ_ORANGE, 2.5, 0);
+        tq_plot_line(&b, ex + nf - 1, acc + nf - 1, nq + 1, TQ_ORANGE, 2.5, 0);
+        tq_plot_points(&a, ex + nf, loss + nf, nq, TQ_ORANGE, 3);
+        tq_plot_points(&b, ex + nf, acc + nf, nq, TQ_ORANGE, 3);
     }
-    tq_plot_legend(&a, "FP32", BLUE);
-    tq_plot_legend(&b, "FP32", BLUE);
+    tq_plot_legend(&a, "FP32", TQ_BLUE, TQ_KEY_MARKER);
+    tq_plot_legend(&b, "FP32", TQ_BLUE, TQ_KEY_MARKER);
     if (nq) {
-        tq_plot_legend(&a, qat_label, ORANGE);
-        tq_plot_legend(&b, qat_label, ORANGE);
+        tq_plot_legend(&a, qat_label, TQ_ORANGE, TQ_KEY_MARKER);
+        tq_plot_legend(&b, qat_label, TQ_ORANGE, TQ_KEY_MARKER);
     }
-    tq_status st = tq_image_save_png(&im, path);
-    tq_image_free(&im);
-    return st;
+    tq_plot_finish(&a);
+    tq_plot_finish(&b);
+    return save(c, path);
 }
+
+/* ---- confusion matrices ---- */
+
+tq_status fig_confusion(const char *path, const int64_t *const *conf, const char *const *titles, int panels, int classes) {
+    if (classes < 1 || classes > 100) TQ_FAIL(TQ_E_ARG, "%s: %d classes are too many to draw a confusion matrix", path, classes);
+    const double cell = classes <= 10 ? 34 : 340.0 / classes, side = cell * classes, pw = side + 90;
+    tq_canvas *c;
+    TQ_TRY(new_canvas(&c, path, (int)(pw * panels + 20), (int)(side + 110)));
+    char buf[32];
+    for (int p = 0; p < panels; p++) {
+        double x0 = 20 + p * pw + 60, y0 = 56;
+        int64_t right = 0, all = 0;
+        for (int t = 0; t < classes; t++)
+            for (int q = 0; q < classes; q++) all += conf[p][t * classes + q], right += t == q ? conf[p][t * classes + q] : 0;
+        snprintf(buf, sizeof buf, " (%.2f%%)", all ? 100.0 * (double)right / (double)all : 0.0);
+        char title[160];
+        snprintf(title, sizeof title, "%s%s", titles[p], buf);
+        tq_canvas_text(c, x0 + side / 2, 22, title, 14, TQ_INK, TQ_ANCHOR_MIDDLE, 0, 1);
+        for (int t = 0; t < classes; t++) {
+            int64_t row = 0;
+            for (int q = 0; q < classes; q++) row += conf[p][t * classes + q];
+            for (int q = 0; q < classes; q++) {
+                int64_t v = conf[p][t * classes + q];
+                double share = row ? (double)v / (double)row : 0;
+                /* the diagonal in blue by its share; mistakes in red, saturating at 2% of the row */
+                double k = t == q ? share : fmin(1, share / 0.02);
+                uint32_t base = t == q ? TQ_BLUE : TQ_RED;
+                uint32_t col = 0;
+                for (int sh = 0; sh < 24; sh += 8) {
+                    double ch = (base >> sh) & 255;
+                    col |= (uint32_t)lround(255 - (255 - ch) * (t == q ? 0.15 + 0.85 * k : k)) << sh;
+                }
+                if (v == 0) col = 0xFFFFFFu;
+                tq_canvas_rect(c, x0 + q * cell, y0 + t * cell, cell, cell, col);
+                if (v && classes <= 10) {
+                    snprintf(buf, sizeof buf, "%lld", (long long)v);
+                    uint32_t ink = (t == q ? 0.15 + 0.85 * k : k) > 0.55 ? 0xFFFFFFu : TQ_INK;
+                    tq_canvas_text(c, x0 + (q + 0.5) * cell, y0 + (t + 0.5) * cell + 4, buf, t == q ? 9 : 10.5, ink, TQ_ANCHOR_MIDDLE, 0, 0);
+                }
+            }
+            if (classes <= 10) {
+                snprintf(buf, sizeof buf, "%d", t);
+                tq_canvas_text(c, x0 - 8, y0 + (t + 0.5) * cell + 4, buf, 11.5, TQ_INK, TQ_ANCHOR_END, 0, 0);
+                tq_canvas_text(c, x0 + (t + 0.5) * cell, y0 + side + 16, buf, 11.5, TQ_INK, TQ_ANCHOR_MIDDLE, 0, 0);
+            }
+        }
+        tq_canvas_rect_outline(c, x0, y0, side, side, TQ_INK, 1);
+        tq_canvas_text(c, x0 + side / 2, y0 + side + 36, "predicted class", 12.5, TQ_INK, TQ_ANCHOR_MIDDLE, 0, 0);
+        tq_canvas_text(c, x0 - 30, y0 + side / 2, "true class", 12.5, TQ_INK, TQ_ANCHOR_MIDDLE, 90, 0);
+    }
+    return save(c, path);
+}
+
+/* ---- digits ---- */
 
 tq_status fig_digits(const char *path, const tq_dataset *ds, const uint32_t *const *idx, const int *n,
                      const uint8_t *const *pred, const char *const *titles, int panels) {
     const int H = (int)ds->h, W = (int)ds->w, C = (int)ds->c, side = H > W ? H : W;
-    const int cols = 8, sc = side < 56 ? 56 / side : 1, cell_w = W * sc + 12, cell_h = H * sc + 22, head = 30;
     if (H > 512 || W > 512) TQ_FAIL(TQ_E_ARG, "%s: images of %dx%d are too large to draw in a grid", path, H, W);
-    uint8_t *gray = tq_malloc((size_t)H * W); /* the channels' mean, for images with more than one */
-    if (!gray) TQ_FAIL(TQ_E_NOMEM, "%s: out of memory", path);
+    const int cols = 8, sc = side < 56 ? 56 / side : 1, cell_w = W * sc + 12, cell_h = H * sc + 24, head = 34;
     int rows = 1;
-    for (int p = 0; p < panels; p++) rows = n[p] / cols + (n[p] % cols != 0) > rows ? n[p] / cols + (n[p] % cols != 0) : rows;
-    int pw = cols * cell_w + 16;
-    tq_image im;
-    tq_status st = tq_image_init(&im, pw * panels, head + rows * cell_h + 8, WHITE);
-    if (st != TQ_OK) {
-        tq_free(gray);
-        return st;
+    for (int p = 0; p < panels; p++) rows = (n[p] + cols - 1) / cols > rows ? (n[p] + cols - 1) / cols : rows;
+    const int pw = cols * cell_w + 16;
+    tq_canvas *c;
+    TQ_TRY(new_canvas(&c, path, pw * panels, head + rows * cell_h + 8));
+    uint8_t *gray = tq_malloc((size_t)H * W); /* the channels' mean, for images with more than one */
+    if (!gray) {
+        tq_canvas_free(c);
+        TQ_FAIL(TQ_E_NOMEM, "%s: out of memory", path);
     }
     for (int p = 0; p < panels; p++) {
         int x0 = p * pw + 8;
-        tq_image_text(&im, x0, 8, titles[p], 0x222222u, 2);
+        tq_canvas_text(c, x0, 22, titles[p], 15, TQ_INK, TQ_ANCHOR_START, 0, 1);
         for (int i = 0; i < n[p]; i++) {
             uint32_t k = idx[p][i];
             int x = x0 + (i % cols) * cell_w, y = head + (i / cols) * cell_h;
             const uint8_t *img = ds->images + (size_t)k * tq_dataset_pixels(ds);
             for (int i2 = 0; i2 < H * W; i2++) {
                 int sum = 0;
-                for (int c = 0; c < C; c++) sum += img[(size_t)i2 * C + c];
+                for (int ch = 0; ch < C; ch++) sum += img[(size_t)i2 * C + ch];
                 gray[i2] = (uint8_t)(sum / C);
             }
-            tq_image_gray(&im, x, y, gray, W, H, sc, 1);
+            tq_canvas_gray(c, x, y, gray, W, H, sc, 1);
             char lab[16];
             if (pred && pred[p]) snprintf(lab, sizeof lab, "%u/%u", pred[p][k], ds->labels[k]);
             else snprintf(lab, sizeof lab, "%u", ds->labels[k]);
-            tq_image_text(&im, x + 2, y + H * sc + 5, lab, pred && pred[p] ? RED : 0x222222u, 1);
+            tq_canvas_text(c, x + W * sc / 2.0, y + H * sc + 15, lab, 12, pred && pred[p] ? TQ_RED : TQ_INK, TQ_ANCHOR_MIDDLE, 0, 0);
         }
-        if (n[p] == 0) tq_image_text(&im, x0, head + 10, "none", GRAY, 2);
+        if (n[p] == 0) tq_canvas_text(c, x0, head + 24, "none", 14, TQ_GRAY, TQ_ANCHOR_START, 0, 0);
     }
-    st = tq_image_save_png(&im, path);
-    tq_image_free(&im);
     tq_free(gray);
-    return st;
+    return save(c, path);
 }

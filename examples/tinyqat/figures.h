@@ -1,21 +1,62 @@
-/* The pictures tinyqat draws (PNG through plot/png_view.c): each returns TQ_E_ARG with a
- * message when the build has no libpng. */
+/* The pictures tinyqat draws, each written as PNG or SVG by the path's extension (plot/canvas.h);
+ * TQ_E_ARG with a message when the build has no cairo. */
 #ifndef TQ_FIGURES_H
 #define TQ_FIGURES_H
 
 #include "data/dataset.h"
 #include "pipeline/train.h"
 
-/* The fake-quant staircase of a 3-bit quantizer (s = 0.5, z = 0) against the identity, and below it
- * the gradient each STE passes. */
+/* One method's accuracy at each weight bit width: mean and std over seeds. */
+typedef struct {
+    const char *label;
+    uint32_t color;
+    int n;
+    const int *bits;
+    const double *mean, *std;
+} fig_series;
+
+/* Test accuracy against weight bit width, a line per method with error bars (std over seeds),
+ * FP32 as a dashed line; a point below the axis is drawn at its bottom with its value. */
+tq_status fig_bits(const char *path, const char *title, double fp_mean, double fp_std, const fig_series *s, int n_series);
+
+/* The fake-quant staircase of a 3-bit quantizer (s = 0.5, z = 0) against the identity, its
+ * clipping range marked, then the gradients the STEs pass: d/dx (plain, clipped) and LSQ's d/ds. */
 tq_status fig_staircase(const char *path);
 
-/* Histograms of one output channel's weights (row `row` of layer 0) with the quantization grid
- * drawn over them: for each bit width, the float model's weights and the QAT model's. */
-tq_status fig_weights(const char *path, const float *w_fp, const float *const *w_qat, const int *bits, int n_bits, int n);
+/* Where weights sit between grid points (w/s - round(w/s), in FIG_FRAC_BINS bins over [-0.5, 0.5))
+ * before and after QAT, and the weights whose integer value changed at each QAT step. */
+#define FIG_FRAC_BINS 40
+typedef struct {
+    int bits;
+    double before[FIG_FRAC_BINS], after[FIG_FRAC_BINS]; /* fractions of the weights, per bin */
+    const float *flips;                                 /* [steps]: fraction of the weights changed */
+    int steps;
+} fig_rounding_data;
+tq_status fig_rounding(const char *path, const fig_rounding_data *d, int n);
+
+/* The histogram of w/s - round(w/s) over a model's dense-layer weights, s = max|w| / qmax per
+ * output channel (the default quantizer's grid). */
+void fig_frac_hist(const tq_model *m, int bits, double *hist);
+
+/* Counting weight flips during QAT: set up on a model, call after each optimizer step. */
+typedef struct {
+    const tq_model *m;
+    int bits;
+    int8_t *codes; /* every dense weight's current integer value */
+    size_t n;
+    float *flips;  /* [cap] */
+    int steps, cap;
+} fig_flip_counter;
+tq_status fig_flips_init(fig_flip_counter *f, const tq_model *m, int bits, int max_steps);
+void fig_flips_step(fig_flip_counter *f);
+void fig_flips_free(fig_flip_counter *f);
 
 /* Training loss and test accuracy per epoch: the float run, then the QAT fine-tuning after it. */
 tq_status fig_curves(const char *path, const tq_train_result *fp, const tq_train_result *qat, const char *qat_label);
+
+/* Confusion matrices side by side (counts [true][pred], classes x classes), cells shaded by the
+ * share of their row, the off-diagonal counts written. */
+tq_status fig_confusion(const char *path, const int64_t *const *conf, const char *const *titles, int panels, int classes);
 
 /* A grid of digits (n indices into ds) labelled with the truth, or "pred/true" when pred is given;
  * several panels side by side (one per model), each with its own title. */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "plot/canvas.h"
 #include "tinyqat.h"
 
 typedef struct {
@@ -46,6 +47,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "--version")) {
         printf("tinyqat %s\n", tq_version());
+        printf("pictures: %s\n", tq_canvas_supported() ? "PNG and SVG (cairo)" : "none (built without cairo)");
         return 0;
     }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
