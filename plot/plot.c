@@ -73,7 +73,8 @@ void tq_plot_init(tq_plot *p, tq_canvas *c, const tq_plot_spec *s) {
         if (x < p->x0 - 0.5 || x > p->x1 + 0.5) continue;
         tq_canvas_segment(c, x, p->y0, x, p->y1, GRID, 1);
         tq_canvas_segment(c, x, p->y1, x, p->y1 + 5, TQ_INK, 1);
-        if (s->xticks) snprintf(buf, sizeof buf, "%g", v);
+        if (s->xticks && s->xtick_labels) snprintf(buf, sizeof buf, "%s", s->xtick_labels[k]);
+        else if (s->xticks) snprintf(buf, sizeof buf, "%g", v);
         else fmt_tick(buf, sizeof buf, v, sx);
         tq_canvas_text(c, x, p->y1 + 19, buf, TICK_SIZE, TQ_INK, TQ_ANCHOR_MIDDLE, 0, 0);
     }

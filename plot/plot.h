@@ -26,8 +26,9 @@ typedef struct {
     double left, top, w, h;        /* the outer box on the canvas, labels included */
     double xmin, xmax, ymin, ymax; /* what the data area shows; xmin > xmax runs x right to left */
     const char *title, *xlabel, *ylabel;
-    const double *xticks;          /* ticks at these x values (labelled %g), or NULL for round numbers */
+    const double *xticks;          /* ticks at these x values, or NULL for round numbers */
     int n_xticks;
+    const char *const *xtick_labels; /* the ticks' labels, or NULL for %g of their values */
     double tick_room;              /* pixels for the y tick labels (0: the widest label's), to align stacked plots */
 } tq_plot_spec;
 

@@ -25,55 +25,76 @@ static tq_status save(tq_canvas *c, const char *path) {
 
 /* ---- accuracy against bit width ---- */
 
-tq_status fig_bits(const char *path, const char *title, double fp_mean, double fp_std, const fig_series *s, int n_series) {
-    tq_canvas *c;
-    TQ_TRY(new_canvas(&c, path, 900, 540));
-    /* the widths shown, high to low, left to right */
-    double ticks[9];
-    int nt = 0;
-    for (int b = 8; b >= 2; b--) {
-        int used = 0;
-        for (int k = 0; k < n_series; k++)
-            for (int i = 0; i < s[k].n; i++) used |= s[k].bits[i] == b;
-        if (used) ticks[nt++] = b;
-    }
-    if (!nt) ticks[nt++] = 8;
-    /* the y range holds FP32 and every point within 8 points of it; the rest sit on the bottom edge */
-    double hi = fp_mean + fp_std, lo = fp_mean - fp_std;
-    for (int k = 0; k < n_series; k++)
-        for (int i = 0; i < s[k].n; i++) {
-            double m = s[k].mean[i], sd = isfinite(s[k].std[i]) ? s[k].std[i] : 0;
-            hi = fmax(hi, m + sd);
-            if (m >= fp_mean - 8) lo = fmin(lo, m - sd);
-        }
-    hi = ceil((hi + 0.1) * 2) / 2, lo = floor((lo - 0.2) * 2) / 2;
+/* One panel of the bits figure: the widths at evenly spaced positions (8 left), y from lo to hi;
+ * a point below lo is drawn on the bottom edge with its value. */
+static void bits_panel(tq_canvas *c, double top, double h, double lo, double hi, const char *title, const double *widths, int nt,
+                       double fp_mean, double fp_std, const fig_series *s, int n_series) {
+    char labels[9][16];
+    const char *lp[9];
+    double pos[9];
+    for (int i = 0; i < nt; i++) snprintf(labels[i], sizeof labels[i], "%g", widths[i]), lp[i] = labels[i], pos[i] = i;
     tq_plot p;
-    tq_plot_init(&p, c, &(tq_plot_spec){.left = 0, .top = 0, .w = 900, .h = 540, .xmin = ticks[0] + 0.5, .xmax = ticks[nt - 1] - 0.5,
-                                        .ymin = lo, .ymax = hi, .title = title, .xlabel = "weight bits (activations 8-bit)",
-                                        .ylabel = "test accuracy (%)", .xticks = ticks, .n_xticks = nt});
+    tq_plot_init(&p, c, &(tq_plot_spec){.left = 0, .top = top, .w = 900, .h = h, .xmin = -0.5, .xmax = nt - 0.5, .ymin = lo, .ymax = hi,
+                                        .title = title, .xlabel = "weight bits (activations 8-bit)", .ylabel = "test accuracy (%)",
+                                        .xticks = pos, .n_xticks = nt, .xtick_labels = lp, .tick_room = 30});
     tq_plot_rect(&p, p.xmin, p.xmax, fp_mean - fp_std, fp_mean + fp_std, 0xEDEDEDu);
     tq_plot_hline(&p, fp_mean, TQ_GRAY, 2, 1);
     char lab[128];
-    snprintf(lab, sizeof lab, "FP32: %.2f%% (band: ± std)", fp_mean);
+    snprintf(lab, sizeof lab, "FP32: %.2f%% (band: \xC2\xB1 std)", fp_mean);
     tq_plot_legend(&p, lab, TQ_GRAY, TQ_KEY_DASHED);
+    int below[9] = {0}; /* off-axis notes at each width so far: they stack upwards */
     for (int k = 0; k < n_series; k++) {
-        double x[9], y[9], dx = (k - (n_series - 1) / 2.0) * 0.06;
-        int n = s[k].n < 9 ? s[k].n : 9;
-        for (int i = 0; i < n; i++) x[i] = s[k].bits[i] + dx, y[i] = s[k].mean[i];
+        double x[9], y[9], dx = (k - (n_series - 1) / 2.0) * 0.05;
+        int n = 0, at[9];
+        for (int i = 0; i < s[k].n && n < 9; i++)
+            for (int t = 0; t < nt; t++)
+                if (widths[t] == s[k].bits[i]) x[n] = t + dx, y[n] = s[k].mean[i], at[n] = t, n++;
         tq_plot_line(&p, x, y, n, s[k].color, 2, 0);
         for (int i = 0; i < n; i++) {
+            double sd = isfinite(s[k].std[i]) ? s[k].std[i] : 0;
             if (y[i] < lo) { /* off the axis: a marker on the edge with its value */
                 char v[32];
-                snprintf(v, sizeof v, "\xE2\x96\xBC %.1f%%", y[i]); /* U+25BC, a down-pointing triangle */
-                tq_plot_note(&p, x[i], lo + (hi - lo) * 0.025, v, s[k].color, TQ_ANCHOR_MIDDLE);
+                snprintf(v, sizeof v, "\xE2\x96\xBC %.1f", y[i]); /* U+25BC, a down-pointing triangle */
+                tq_plot_note(&p, at[i], lo + (hi - lo) * 0.03 + 17 * below[at[i]]++ * (hi - lo) / (p.y1 - p.y0), v, s[k].color,
+                             TQ_ANCHOR_MIDDLE);
                 continue;
             }
-            if (isfinite(s[k].std[i]) && s[k].std[i] > 0) tq_plot_errorbar(&p, x[i], y[i] - s[k].std[i], y[i] + s[k].std[i], s[k].color);
+            if (sd > 0) tq_plot_errorbar(&p, x[i], y[i] - sd, y[i] + sd, s[k].color);
             tq_plot_points(&p, &x[i], &y[i], 1, s[k].color, 4);
         }
         tq_plot_legend(&p, s[k].label, s[k].color, TQ_KEY_MARKER);
     }
     tq_plot_finish(&p);
+}
+
+tq_status fig_bits(const char *path, const char *title, double fp_mean, double fp_std, const fig_series *s, int n_series) {
+    /* the widths shown, high to low */
+    double widths[9];
+    int nt = 0;
+    for (int b = 8; b >= 2; b--) {
+        int used = 0;
+        for (int k = 0; k < n_series; k++)
+            for (int i = 0; i < s[k].n; i++) used |= s[k].bits[i] == b;
+        if (used) widths[nt++] = b;
+    }
+    if (!nt) widths[nt++] = 8;
+    /* above: every point (down to a multiple of 10); below: a zoom on the top point and a half, where
+     * the methods that keep FP32's accuracy part */
+    double lo_all = fp_mean - fp_std, hi = fp_mean + fp_std;
+    for (int k = 0; k < n_series; k++)
+        for (int i = 0; i < s[k].n; i++) {
+            double sd = isfinite(s[k].std[i]) ? s[k].std[i] : 0;
+            lo_all = fmin(lo_all, s[k].mean[i] - sd), hi = fmax(hi, s[k].mean[i] + sd);
+        }
+    tq_canvas *c;
+    TQ_TRY(new_canvas(&c, path, 900, 760));
+    tq_canvas_text(c, 450, 22, title, 15, TQ_INK, TQ_ANCHOR_MIDDLE, 0, 1);
+    double lo = fmax(0, floor((lo_all - 1) / 10) * 10), top = fmin(100, ceil((hi + 0.5) / 5) * 5);
+    bits_panel(c, 30, 340, lo, top, "every method", widths, nt, fp_mean, fp_std, s, n_series);
+    double zlo = floor((fp_mean - 1.25) * 4) / 4, zhi = ceil((fmax(hi, fp_mean + 0.25) + 0.05) * 10) / 10;
+    char zt[96];
+    snprintf(zt, sizeof zt, "zoomed: from %.2f%% to %.2f%%", zlo, zhi);
+    bits_panel(c, 380, 380, zlo, zhi, zt, widths, nt, fp_mean, fp_std, s, n_series);
     return save(c, path);
 }
 
@@ -98,7 +119,7 @@ tq_status fig_staircase(const char *path) {
     TQ_TRY(new_canvas(&c, path, 900, 860));
     tq_plot a;
     tq_plot_init(&a, c, &(tq_plot_spec){0, 0, 900, 340, -3, 3, -3, 3, "Fake quantization, 3 bits: q(x) = s clamp(round(x/s), -4, 3), s = 0.5",
-                                        "x", "q(x)", NULL, 0, 24});
+                                        "x", "q(x)", NULL, 0, NULL, 24});
     tq_plot_line(&a, x, idn, N, TQ_GRAY, 1.5, 1);
     tq_plot_line(&a, x, y, N, TQ_BLUE, 2.5, 0);
     tq_plot_vline(&a, lo, CLIP_RED, 1.5, 1);
@@ -120,7 +141,7 @@ tq_status fig_staircase(const char *path) {
     for (int k = 0; k < 3; k++) {
         tq_plot b;
         tq_plot_init(&b, c, &(tq_plot_spec){0, 340 + 170 * k, 900, 170 + (k == 2 ? 10 : 0), -3, 3, panel[k].ymin, panel[k].ymax,
-                                            panel[k].title, k == 2 ? "x" : "", panel[k].ylabel, NULL, 0, 24});
+                                            panel[k].title, k == 2 ? "x" : "", panel[k].ylabel, NULL, 0, NULL, 24});
         tq_plot_vline(&b, lo, CLIP_RED, 1.5, 1);
         tq_plot_vline(&b, hi, CLIP_RED, 1.5, 1);
         tq_plot_line(&b, x, panel[k].g, N, panel[k].color, 2.5, 0);
