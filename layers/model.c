@@ -732,6 +732,7 @@ tq_status tq_net_init(tq_net *net, tq_model *m, int max_batch) {
             if (st->relu) h = tq_relu(g, h);
         }
         if (st->pool) h = tq_pool2d(g, h, &st->pool_shape);
+        net->out[s] = h;
     }
     static const char *wname[TQ_MAX_LAYERS] = {"W0", "W1", "W2", "W3", "W4", "W5", "W6", "W7"};
     static const char *bname[TQ_MAX_LAYERS] = {"b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7"};
@@ -744,6 +745,7 @@ tq_status tq_net_init(tq_net *net, tq_model *m, int max_batch) {
             h = tq_linear(g, h, W, b);
             if (m->relu[l]) h = tq_relu(g, h);
         }
+        net->out[m->n_stages + l] = h;
     }
     net->logits = h;
     net->loss = tq_softmax_xent(g, h, &net->labels);

@@ -141,6 +141,7 @@ void tq_model_freeze_bn(tq_model *m, int frozen);
 typedef struct {
     tq_graph *g;
     tq_node *x, *logits, *loss;
+    tq_node *out[TQ_MAX_STAGES + TQ_MAX_LAYERS]; /* each stage's output (after its pool), then each dense layer's */
     tq_labels labels;
     float *xbuf;        /* [max_batch][dims[0]] owned input buffer */
     int32_t *no_labels; /* [max_batch] zeros: the loss's labels when only logits are wanted */

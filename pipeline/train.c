@@ -400,6 +400,68 @@ tq_status tq_evaluate(tq_model *m, const tq_dataset *ds, float *acc, int64_t *co
     return TQ_OK;
 }
 
+tq_status tq_layer_sqnr(tq_model *m, tq_model *ref, const tq_dataset *ds, uint32_t n_images, double *db) {
+    if (!m->qat) TQ_FAIL(TQ_E_ARG, "layer SQNR: model %s is not quantized", m->spec);
+    if (ref && (ref->n_stages != m->n_stages || ref->n_layers != m->n_layers || strcmp(ref->spec, m->spec)))
+        TQ_FAIL(TQ_E_SHAPE, "layer SQNR: the reference model is %s, the quantized one %s", ref->spec, m->spec);
+    TQ_TRY(check_data(m, ds));
+    const int B = eval_batch(m), D = tq_model_inputs(m), L = m->n_stages + m->n_layers;
+    if (n_images == 0 || n_images > ds->n) n_images = ds->n;
+    tq_net net, rnet;
+    TQ_TRY(tq_net_init(&net, m, B));
+    tq_status st = ref ? tq_net_init(&rnet, ref, B) : TQ_OK;
+    if (st != TQ_OK) {
+        tq_net_free(&net);
+        return st;
+    }
+    /* without a reference, the float pass runs in calibrate mode (fake quant and bias rounding pass
+     * values through, batch norm uses its running statistics) with every observer frozen, so
+     * nothing moves */
+    tq_qat *q = m->qat;
+    int frozen[TQ_MAX_STAGES + TQ_MAX_LAYERS];
+    for (int s = 0; s < q->n_stages; s++) frozen[s] = q->saobs[s].frozen;
+    for (int l = 0; l < q->n_layers; l++) frozen[q->n_stages + l] = q->aobs[l].frozen;
+    tq_qat_set_frozen(q, 1);
+    double sig[TQ_MAX_STAGES + TQ_MAX_LAYERS] = {0}, err[TQ_MAX_STAGES + TQ_MAX_LAYERS] = {0};
+    size_t cap = 0;
+    for (int k = 0; k < L; k++) cap += tq_node_numel(net.out[k]);
+    float *quant = tq_malloc(cap * sizeof(float));
+    if (!quant) st = tq_error_set_(TQ_E_NOMEM, __FILE__, __LINE__, "layer SQNR: out of memory");
+    for (uint32_t s = 0; st == TQ_OK && s < n_images; s += (uint32_t)B) {
+        int n = (int)(n_images - s < (uint32_t)B ? n_images - s : (uint32_t)B);
+        st = tq_net_set_batch(&net, m, ds->images + (size_t)s * D, NULL, n);
+        if (st == TQ_OK) st = tq_graph_forward(net.g, TQ_RUN_EVAL);
+        if (st != TQ_OK) break;
+        size_t off = 0;
+        for (int k = 0; k < L; k++) {
+            size_t len = (size_t)n * (size_t)net.out[k]->cols;
+            memcpy(quant + off, net.out[k]->val, len * sizeof(float));
+            off += len;
+        }
+        tq_net *fl = ref ? &rnet : &net;
+        if (ref) st = tq_net_set_batch(&rnet, ref, ds->images + (size_t)s * D, NULL, n);
+        if (st == TQ_OK) st = tq_graph_forward(fl->g, ref ? TQ_RUN_EVAL : TQ_RUN_CALIBRATE);
+        if (st != TQ_OK) break;
+        off = 0;
+        for (int k = 0; k < L; k++) {
+            size_t len = (size_t)n * (size_t)net.out[k]->cols;
+            for (size_t i = 0; i < len; i++) {
+                double f = fl->out[k]->val[i], d = (double)quant[off + i] - f;
+                sig[k] += f * f, err[k] += d * d;
+            }
+            off += len;
+        }
+    }
+    for (int s = 0; s < q->n_stages; s++) q->saobs[s].frozen = frozen[s];
+    for (int l = 0; l < q->n_layers; l++) q->aobs[l].frozen = frozen[q->n_stages + l];
+    tq_free(quant);
+    tq_net_free(&net);
+    if (ref) tq_net_free(&rnet);
+    if (st != TQ_OK) return st;
+    for (int k = 0; k < L; k++) db[k] = err[k] > 0 ? 10 * log10(sig[k] / err[k]) : INFINITY; /* no error: infinite */
+    return TQ_OK;
+}
+
 tq_status tq_ptq(tq_model *q, const tq_model *fp, const tq_qat_cfg *cfg, const tq_dataset *train, int n_batches,
                  uint64_t seed) {
     if (fp->qat) TQ_FAIL(TQ_E_ARG, "ptq: model %s is already quantized (give the float model)", fp->spec);

@@ -93,6 +93,16 @@ tq_status tq_predict_logits(tq_model *m, const tq_dataset *ds, float *logits);
  * set. */
 tq_status tq_calibrate(tq_model *m, const tq_dataset *train, int n_batches, int batch, uint64_t seed);
 
+/* Quantization error layer by layer: the first n_images of ds (all when 0) through the quantized
+ * model m, as evaluated, and through a float reference: `ref` (the FP32 model m was quantized
+ * from: the error then includes what QAT's training moved), or, when NULL, m itself with every
+ * fake quant and bias rounding off (the noise its quantizers add to its own weights). For each
+ * feature stage (its output after the pool) and each dense layer, in order, the SQNR of its output
+ * in dB: 10 log10(sum y_ref^2 / sum (y_quant - y_ref)^2), the error being what every layer up to it
+ * added. db holds n_stages + n_layers values. TQ_E_ARG for a float m, TQ_E_SHAPE when ref's
+ * layers differ; observers do not move. */
+tq_status tq_layer_sqnr(tq_model *m, tq_model *ref, const tq_dataset *ds, uint32_t n_images, double *db);
+
 /* Post-training quantization: *q becomes a quantized copy of the float model fp (cfg), calibrated
  * on n_batches batches of 64 training images. fp is not changed. */
 tq_status tq_ptq(tq_model *q, const tq_model *fp, const tq_qat_cfg *cfg, const tq_dataset *train, int n_batches,

@@ -185,7 +185,7 @@ if [ -n "${MNIST_DIR:-}" ]; then
     read -r w h ink _ < <("$figcheck" "$tmp/m.png")
     [ "$w" = 1120 ] && ok || bad "view --misclassified: two panels, width $w"
     expect 0 "experiment --plots" -- "$bin" experiment --seeds 1 --epochs 1 --qat-epochs 1 --bits 8,4 --ptq-methods minmax,mse --data "$MNIST_DIR" --plots "$tmp"
-    for f in bits staircase rounding curves confusion misclassified; do
+    for f in bits staircase rounding curves confusion misclassified sqnr; do
       read -r w h ink grays < <("$figcheck" "$tmp/$f.png")
       [ "${ink:-0}" -gt 2000 ] && ok || bad "$f.png: blank or missing (${w}x${h}, ink $ink)"
       [ "${grays:-0}" -gt 200 ] && ok || bad "$f.png: no anti-aliased gray edges ($grays)"
@@ -198,6 +198,7 @@ if [ -n "${MNIST_DIR:-}" ]; then
     for want in "PTQ, min-max ranges" "PTQ, MSE ranges" "QAT, STE" "weight bits (activations 8-bit)"; do
       "$figcheck" "$tmp/bits.svg" | grep -qF "$want" && ok || bad "bits.svg: no legend or label '$want'"
     done
+    "$figcheck" "$tmp/sqnr.svg" | grep -q "^dense 3$" && ok || bad "sqnr.svg: no label for the third layer"
     "$figcheck" "$tmp/rounding.svg" | grep -q "4-bit QAT: weights whose integer value changed" && ok || bad "rounding.svg: the 4-bit flips panel is missing"
     read -r w h _ < <("$figcheck" "$tmp/rounding.png")
     [ "$w" = 1200 ] && [ "$h" = 300 ] && ok || bad "rounding.png: one width swept below 8 (4), one row: ${w}x${h}"
@@ -205,7 +206,7 @@ if [ -n "${MNIST_DIR:-}" ]; then
     [ "${ink:-0}" -gt 300 ] && ok || bad "curves.png: no curve in the loss panel"
     mkdir -p "$tmp/svgonly"
     expect 0 "experiment --plot-format svg" -- "$bin" experiment --seeds 1 --epochs 1 --qat-epochs 1 --bits 8 --data "$MNIST_DIR" --plots "$tmp/svgonly" --plot-format svg
-    [ "$(ls "$tmp/svgonly" | sort | tr '\n' ' ')" = "bits.svg confusion.svg curves.svg misclassified.svg rounding.svg staircase.svg " ] && ok ||
+    [ "$(ls "$tmp/svgonly" | sort | tr '\n' ' ')" = "bits.svg confusion.svg curves.svg misclassified.svg rounding.svg sqnr.svg staircase.svg " ] && ok ||
       bad "--plot-format svg: want the six SVGs only, got: $(ls "$tmp/svgonly" | tr '\n' ' ')"
     expect 1 "plots into a missing folder" -- "$bin" experiment --seeds 1 --epochs 1 --qat-epochs 1 --data "$MNIST_DIR" --plots "$tmp/nope"
   else

@@ -361,6 +361,59 @@ static void gptq_beats_rounding(void **state) {
 
 /* Calibration moves the observers and nothing else: the outputs during it are the float model's,
  * the weights do not change, and it stops at the batches asked for. */
+/* SQNR per layer: the last layer's value is the one computed here from the model's logits and its
+ * float twin's (the same weights, no quantization state); fewer bits, more noise at every layer;
+ * against the FP32 model the same for PTQ; observers unmoved; a float model and a reference of
+ * other layers refused. */
+static void layer_sqnr_measures_the_noise(void **state) {
+    (void)state;
+    tq_model fp, q8, q2, twin;
+    assert_int_equal(tq_model_for_data(&fp, "in-16r-12r-out", &tr, 5), TQ_OK);
+    tq_train_cfg cfg;
+    counts c = {0, 0, 0};
+    train_cfg(&cfg, 2, &c);
+    tq_train_result res;
+    assert_int_equal(tq_train(&fp, &tr, &te, &cfg, &res), TQ_OK);
+    double db[3], db2[3];
+    assert_int_equal(tq_layer_sqnr(&fp, NULL, &te, 0, db), TQ_E_ARG);
+    tq_qat_cfg qc;
+    tq_qat_cfg_defaults(&qc);
+    assert_int_equal(tq_ptq(&q8, &fp, &qc, &tr, 8, 0), TQ_OK);
+    qc.w_bits = 2;
+    assert_int_equal(tq_ptq(&q2, &fp, &qc, &tr, 8, 0), TQ_OK);
+    tq_observer before = q8.qat->aobs[1];
+    assert_int_equal(tq_layer_sqnr(&q8, NULL, &te, 0, db), TQ_OK);
+    assert_int_equal(tq_layer_sqnr(&q2, NULL, &te, 0, db2), TQ_OK);
+    assert_int_equal(q8.qat->aobs[1].frozen, before.frozen);
+    assert_float_equal(q8.qat->aobs[1].min, before.min, 0);
+    assert_float_equal(q8.qat->aobs[1].max, before.max, 0);
+    /* the last layer, by hand: quantized logits against the float twin's */
+    const int C = q8.dims[q8.n_layers];
+    float *lq = tq_malloc((size_t)te.n * C * sizeof(float)), *lf = tq_malloc((size_t)te.n * C * sizeof(float));
+    assert_int_equal(tq_model_clone(&twin, &q8), TQ_OK);
+    assert_int_equal(tq_predict_logits(&q8, &te, lq), TQ_OK);
+    assert_int_equal(tq_predict_logits(&twin, &te, lf), TQ_OK);
+    double sig = 0, err = 0;
+    for (size_t i = 0; i < (size_t)te.n * C; i++) sig += (double)lf[i] * lf[i], err += ((double)lq[i] - lf[i]) * ((double)lq[i] - lf[i]);
+    print_message("SQNR per layer, 8 bits: %.1f %.1f %.1f dB; 2 bits: %.1f %.1f %.1f dB\n", db[0], db[1], db[2], db2[0], db2[1], db2[2]);
+    assert_float_equal(db[2], 10 * log10(sig / err), 1e-3);
+    for (int k = 0; k < 3; k++) {
+        assert_true(db[k] > 25 && db[k] < 80); /* int8: tens of dB, not infinite */
+        assert_true(db2[k] < db[k] - 10);       /* 2-bit weights: far noisier */
+    }
+    /* against the FP32 model: the same for PTQ (its weights are FP32's), up to the float rounding
+     * that folding the input normalization brings; a model of other layers refused */
+    double dbf[3];
+    assert_int_equal(tq_layer_sqnr(&q8, &fp, &te, 0, dbf), TQ_OK);
+    for (int k = 0; k < 3; k++) assert_float_equal(dbf[k], db[k], 0.05);
+    tq_model other;
+    assert_int_equal(tq_model_for_data(&other, "in-16r-out", &tr, 5), TQ_OK);
+    assert_int_equal(tq_layer_sqnr(&q8, &other, &te, 0, dbf), TQ_E_SHAPE);
+    tq_model_free(&other);
+    tq_free(lq), tq_free(lf);
+    tq_model_free(&twin), tq_model_free(&q8), tq_model_free(&q2), tq_model_free(&fp);
+}
+
 static void calibration_observes_only(void **state) {
     (void)state;
     tq_model fp, q;
@@ -421,7 +474,7 @@ int main(void) {
         cmocka_unit_test(data_sized_model),          cmocka_unit_test(train_ptq_convert_agree_export),
         cmocka_unit_test(qat_from_scratch),
         cmocka_unit_test(lsq_learns_the_scales),     cmocka_unit_test(gptq_beats_rounding),          cmocka_unit_test(calibration_observes_only),
-        cmocka_unit_test(callback_stops_the_run),
+        cmocka_unit_test(callback_stops_the_run),     cmocka_unit_test(layer_sqnr_measures_the_noise),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -366,6 +366,10 @@ typedef struct {
     int cnt[3];
     const uint8_t *pred[3];
     const char *mis_titles[3];
+    const int *bits;
+    int nb, n_layers;
+    const char *const *layer_names;
+    const double *sqnr; /* [nb][n_series][n_layers] */
 } plot_material;
 
 static tq_status draw_plot(const char *path, int which, void *ctx) {
@@ -376,7 +380,8 @@ static tq_status draw_plot(const char *path, int which, void *ctx) {
     case 2: return fig_rounding(path, m->rounding, m->n_rounding);
     case 3: return fig_curves(path, m->fp_res, m->qat_res, m->qat_label);
     case 4: return fig_confusion(path, m->conf, m->conf_titles, 3, m->classes);
-    default: return fig_digits(path, m->te, m->idx, m->cnt, m->pred, m->mis_titles, 3);
+    case 5: return fig_digits(path, m->te, m->idx, m->cnt, m->pred, m->mis_titles, 3);
+    default: return fig_sqnr(path, m->bits, m->nb, m->layer_names, m->n_layers, m->series, m->n_series, m->sqnr);
     }
 }
 
@@ -471,6 +476,8 @@ int cmd_experiment(int argc, char **argv) {
     /* seed 0's material for --plots */
     static tq_train_result fp_res0, qat_res0;
     static fig_rounding_data rounding[MAX_BITS];
+    static double sqnr0[MAX_BITS][5][TQ_MAX_STAGES + TQ_MAX_LAYERS]; /* [width][method][layer], seed 0 */
+    int n_sqnr_layers = 0, n_stages0 = 0;
     fig_flip_counter flips[MAX_BITS];
     memset(flips, 0, sizeof flips);
     int n_rounding = 0;
@@ -529,6 +536,7 @@ int cmd_experiment(int argc, char **argv) {
         if (keep) {
             float a0;
             fp_res0 = res;
+            n_stages0 = fp.n_stages;
             (void)tq_evaluate(&fp, &te, &a0, conf0[0], pred0[0]);
         }
         printf("seed %d: fp32 %.2f%%", s, (double)res.final_test_acc);
@@ -555,6 +563,7 @@ int cmd_experiment(int argc, char **argv) {
                 rp->seconds[s] = cli_now() - t0;
                 rp->bytes = tq_model_int8_bytes(&pq);
                 if (keep && b == 0 && k == 0) (void)tq_evaluate(&pq, &te, &acc, conf0[1], pred0[1]);
+                if (keep && tq_layer_sqnr(&pq, &fp, &te, 2000, sqnr0[b][k]) != TQ_OK) rc = cli_fail("experiment: layer SQNR");
                 tq_model_free(&pq);
                 printf(", int%d %s %.2f%%", bits[b], rp->method, (double)acc);
             }
@@ -609,6 +618,8 @@ int cmd_experiment(int argc, char **argv) {
                 rq->acc[s] = res.final_test_acc;
                 rq->seconds[s] = res.seconds_total;
                 rq->bytes = tq_model_int8_bytes(&qq);
+                if (keep && tq_layer_sqnr(&qq, &fp, &te, 2000, sqnr0[b][nm + k]) != TQ_OK) rc = cli_fail("experiment: layer SQNR");
+                n_sqnr_layers = qq.n_stages + qq.n_layers;
                 if (keep && k == 0 && b == 0) {
                     float a1;
                     qat_res0 = res;
@@ -657,12 +668,25 @@ int cmd_experiment(int argc, char **argv) {
         }
         char mt[3][80];
         for (int k = 0; k < 3; k++) snprintf(mt[k], sizeof mt[k], "%s: mistakes", tbuf[k]), pm_.mis_titles[k] = mt[k];
+        /* the SQNR figure's values in its order, and the layers' names */
+        static double sqnr_flat[MAX_BITS * 5 * (TQ_MAX_STAGES + TQ_MAX_LAYERS)];
+        static char lnames[TQ_MAX_STAGES + TQ_MAX_LAYERS][24];
+        const char *lname_p[TQ_MAX_STAGES + TQ_MAX_LAYERS];
+        for (int l = 0; l < n_sqnr_layers; l++)
+            for (int k = 0; k < per_b; k++)
+                for (int b = 0; b < nb; b++) sqnr_flat[((size_t)b * per_b + k) * n_sqnr_layers + l] = sqnr0[b][k][l];
+        for (int l = 0; l < n_sqnr_layers; l++) {
+            if (l < n_stages0) snprintf(lnames[l], sizeof lnames[l], "conv %d", l + 1);
+            else snprintf(lnames[l], sizeof lnames[l], "dense %d", l - n_stages0 + 1);
+            lname_p[l] = lnames[l];
+        }
+        pm_.bits = bits, pm_.nb = nb, pm_.n_layers = n_sqnr_layers, pm_.layer_names = lname_p, pm_.sqnr = sqnr_flat;
         /* figures that need a sweep or seed 0's runs only when they exist */
-        const char *names[6] = {"bits", "staircase", "rounding", "curves", "confusion", "misclassified"};
-        int which[6], n = 0;
-        for (int f = 0; f < 6; f++)
+        const char *names[7] = {"bits", "staircase", "rounding", "curves", "confusion", "misclassified", "sqnr"};
+        int which[7], n = 0;
+        for (int f = 0; f < 7; f++)
             if (f != 2 || n_rounding) which[n] = f, n++;
-        const char *nm_[6];
+        const char *nm_[7];
         for (int i = 0; i < n; i++) nm_[i] = names[which[i]];
         rc = write_plots(plots, plot_format, nm_, which, n, draw_plot, &pm_);
         if (rc == 0) {

@@ -277,6 +277,50 @@ tq_status fig_rounding(const char *path, const fig_rounding_data *d, int n) {
     return save(c, path);
 }
 
+/* ---- quantization noise per layer ---- */
+
+tq_status fig_sqnr(const char *path, const int *bits, int nb, const char *const *layer_names, int n_layers,
+                   const fig_series *s, int n_series, const double *db) {
+    const int cols = nb < 3 ? nb : 3, rows = (nb + cols - 1) / cols, pw = 400, ph = 320;
+    double top = 10;
+    for (int i = 0; i < nb * n_series * n_layers; i++)
+        if (isfinite(db[i])) top = fmax(top, db[i]);
+    top = ceil((top + 6) / 10) * 10;
+    tq_canvas *c;
+    const int head = 62;
+    TQ_TRY(new_canvas(&c, path, pw * cols, head + ph * rows));
+    tq_canvas_text(c, pw * cols / 2.0, 22, "Quantization error per layer: SQNR of each layer's output against the FP32 model's",
+                   15, TQ_INK, TQ_ANCHOR_MIDDLE, 0, 1);
+    /* one legend for every panel, in a row under the title */
+    double lw = 0;
+    for (int k = 0; k < n_series; k++) lw += 26 + tq_canvas_text_width(c, s[k].label, 12, 0) + 18;
+    double lx = (pw * cols - lw) / 2;
+    for (int k = 0; k < n_series; k++) {
+        tq_canvas_rect(c, lx, 38, 18, 12, s[k].color);
+        tq_canvas_text(c, lx + 24, 48.5, s[k].label, 12, TQ_INK, TQ_ANCHOR_START, 0, 0);
+        lx += 26 + tq_canvas_text_width(c, s[k].label, 12, 0) + 18;
+    }
+    double pos[TQ_MAX_STAGES + TQ_MAX_LAYERS];
+    for (int l = 0; l < n_layers; l++) pos[l] = l;
+    for (int b = 0; b < nb; b++) {
+        char t[64];
+        snprintf(t, sizeof t, "%d-bit weights", bits[b]);
+        tq_plot p;
+        tq_plot_init(&p, c, &(tq_plot_spec){.left = pw * (b % cols), .top = head + ph * (b / cols), .w = pw, .h = ph, .xmin = -0.5,
+                                            .xmax = n_layers - 0.5, .ymin = 0, .ymax = top, .title = t, .xlabel = "layer (output)",
+                                            .ylabel = "SQNR (dB)", .xticks = pos, .n_xticks = n_layers, .xtick_labels = layer_names});
+        double w = 0.8 / n_series;
+        for (int k = 0; k < n_series; k++) {
+            for (int l = 0; l < n_layers; l++) {
+                double v = db[((size_t)b * n_series + k) * n_layers + l], x = l - 0.4 + w * k;
+                if (!isfinite(v)) v = top; /* no error at all: a full bar */
+                tq_plot_rect(&p, x + 0.05 * w, x + 0.95 * w, 0, v, s[k].color);
+            }
+        }
+    }
+    return save(c, path);
+}
+
 /* ---- training curves ---- */
 
 tq_status fig_curves(const char *path, const tq_train_result *fp, const tq_train_result *qat, const char *qat_label) {

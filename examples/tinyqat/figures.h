@@ -51,6 +51,11 @@ tq_status fig_flips_init(fig_flip_counter *f, const tq_model *m, int bits, int m
 void fig_flips_step(fig_flip_counter *f);
 void fig_flips_free(fig_flip_counter *f);
 
+/* Quantization error per layer (tq_layer_sqnr against the FP32 model), a panel per weight width, a
+ * bar per method (the series' labels and colors): db[(b * n_series + k) * n_layers + l]. */
+tq_status fig_sqnr(const char *path, const int *bits, int nb, const char *const *layer_names, int n_layers,
+                   const fig_series *s, int n_series, const double *db);
+
 /* Training loss and test accuracy per epoch: the float run, then the QAT fine-tuning after it. */
 tq_status fig_curves(const char *path, const tq_train_result *fp, const tq_train_result *qat, const char *qat_label);
 
