@@ -104,6 +104,16 @@ static void train_cfg(tq_train_cfg *cfg, int epochs, counts *c) {
     cfg->user = c;
 }
 
+/* A float model of `spec` for the synthetic data, trained `epochs` epochs. */
+static void trained(tq_model *fp, const char *spec, uint64_t seed, int epochs) {
+    assert_int_equal(tq_model_for_data(fp, spec, &tr, seed), TQ_OK);
+    tq_train_cfg cfg;
+    counts c = {0, 0, 0};
+    train_cfg(&cfg, epochs, &c);
+    tq_train_result res;
+    assert_int_equal(tq_train(fp, &tr, &te, &cfg, &res), TQ_OK);
+}
+
 static void data_sized_model(void **state) {
     (void)state;
     assert_int_equal(tr.classes, K);
@@ -310,12 +320,7 @@ static void lsq_learns_the_scales(void **state) {
 static void gptq_beats_rounding(void **state) {
     (void)state;
     tq_model fp, q;
-    assert_int_equal(tq_model_for_data(&fp, "in-16r-out", &tr, 4), TQ_OK);
-    tq_train_cfg cfg;
-    counts c = {0, 0, 0};
-    train_cfg(&cfg, 2, &c);
-    tq_train_result res;
-    assert_int_equal(tq_train(&fp, &tr, &te, &cfg, &res), TQ_OK);
+    trained(&fp, "in-16r-out", 4, 2);
     tq_qat_cfg qc;
     tq_qat_cfg_defaults(&qc);
     qc.w_bits = 3;
@@ -368,12 +373,7 @@ static void gptq_beats_rounding(void **state) {
 static void layer_sqnr_measures_the_noise(void **state) {
     (void)state;
     tq_model fp, q8, q2, twin;
-    assert_int_equal(tq_model_for_data(&fp, "in-16r-12r-out", &tr, 5), TQ_OK);
-    tq_train_cfg cfg;
-    counts c = {0, 0, 0};
-    train_cfg(&cfg, 2, &c);
-    tq_train_result res;
-    assert_int_equal(tq_train(&fp, &tr, &te, &cfg, &res), TQ_OK);
+    trained(&fp, "in-16r-12r-out", 5, 2);
     double db[3], db2[3];
     assert_int_equal(tq_layer_sqnr(&fp, NULL, &te, 0, db), TQ_E_ARG);
     tq_qat_cfg qc;
