@@ -301,12 +301,12 @@ TQ_VNNI static inline __attribute__((always_inline)) void layer_vnni_bits(const 
             int nk = nb - b0 < 4 ? nb - b0 : 4;
             __m512i acc[4] = {bias, bias, bias, bias};
             const uint8_t *xb = x + (size_t)b0 * x_stride;
-            for (int kb = 0; kb < L->blocks4; kb++) {
-                const __m512i blk = _mm512_loadu_si512((const void *)(wg + 64 * kb));
-                for (int f = 0; f < per; f++) {
-                    const __m512i w = unpack512(blk, f, cbits);
-                    const uint8_t *xk = xb + 4 * (kb * per + f);
-                    if (nk == 4) {
+            if (nk == 4) { /* the usual case, unrolled over the four images */
+                for (int kb = 0; kb < L->blocks4; kb++) {
+                    const __m512i blk = _mm512_loadu_si512((const void *)(wg + 64 * kb));
+                    for (int f = 0; f < per; f++) {
+                        const __m512i w = unpack512(blk, f, cbits);
+                        const uint8_t *xk = xb + 4 * (kb * per + f);
                         int32_t v0, v1, v2, v3;
                         memcpy(&v0, xk, 4);
                         memcpy(&v1, xk + x_stride, 4);
@@ -316,10 +316,16 @@ TQ_VNNI static inline __attribute__((always_inline)) void layer_vnni_bits(const 
                         acc[1] = _mm512_dpbusd_epi32(acc[1], _mm512_set1_epi32(v1), w);
                         acc[2] = _mm512_dpbusd_epi32(acc[2], _mm512_set1_epi32(v2), w);
                         acc[3] = _mm512_dpbusd_epi32(acc[3], _mm512_set1_epi32(v3), w);
-                    } else {
+                    }
+                }
+            } else {
+                for (int kb = 0; kb < L->blocks4; kb++) {
+                    const __m512i blk = _mm512_loadu_si512((const void *)(wg + 64 * kb));
+                    for (int f = 0; f < per; f++) {
+                        const __m512i w = unpack512(blk, f, cbits);
                         for (int j = 0; j < nk; j++) {
                             int32_t v;
-                            memcpy(&v, xk + (size_t)j * x_stride, 4);
+                            memcpy(&v, xb + (size_t)j * x_stride + 4 * (kb * per + f), 4);
                             acc[j] = _mm512_dpbusd_epi32(acc[j], _mm512_set1_epi32(v), w);
                         }
                     }
@@ -366,18 +372,35 @@ TQ_VNNI static inline __attribute__((always_inline)) void layer_vnni_pairs_bits(
     for (int r0 = 0; r0 < nb; r0 += 8) {
         int np = (nb - r0 + 1) / 2 < 4 ? (nb - r0 + 1) / 2 : 4;
         __m512i acc[4] = {bias, bias, bias, bias};
-        for (int kb = 0; kb < L->blocks4; kb++) {
-            const __m512i blk = _mm512_loadu_si512((const void *)(L->wt2 + 64 * kb));
-            for (int f = 0; f < per; f++) {
-                const __m512i w = unpack512(blk, f, cbits);
-                const int k = kb * per + f;
-                for (int j = 0; j < np; j++) {
-                    int ra = r0 + 2 * j, rb = ra + 1 < nb ? ra + 1 : ra;
-                    int32_t va, vb;
-                    memcpy(&va, x + (size_t)ra * x_stride + 4 * k, 4);
-                    memcpy(&vb, x + (size_t)rb * x_stride + 4 * k, 4);
-                    __m512i xv = _mm512_inserti64x4(_mm512_set1_epi32(va), _mm256_set1_epi32(vb), 1);
-                    acc[j] = _mm512_dpbusd_epi32(acc[j], xv, w);
+        if (r0 + 8 <= nb) { /* the usual case: four whole pairs of rows, unrolled */
+            const uint8_t *xr = x + (size_t)r0 * x_stride;
+            for (int kb = 0; kb < L->blocks4; kb++) {
+                const __m512i blk = _mm512_loadu_si512((const void *)(L->wt2 + 64 * kb));
+                for (int f = 0; f < per; f++) {
+                    const __m512i w = unpack512(blk, f, cbits);
+                    const uint8_t *xk = xr + 4 * (kb * per + f);
+                    for (int j = 0; j < 4; j++) {
+                        int32_t va, vb;
+                        memcpy(&va, xk + (size_t)(2 * j) * x_stride, 4);
+                        memcpy(&vb, xk + (size_t)(2 * j + 1) * x_stride, 4);
+                        acc[j] = _mm512_dpbusd_epi32(acc[j], _mm512_inserti64x4(_mm512_set1_epi32(va), _mm256_set1_epi32(vb), 1), w);
+                    }
+                }
+            }
+        } else {
+            for (int kb = 0; kb < L->blocks4; kb++) {
+                const __m512i blk = _mm512_loadu_si512((const void *)(L->wt2 + 64 * kb));
+                for (int f = 0; f < per; f++) {
+                    const __m512i w = unpack512(blk, f, cbits);
+                    const int k = kb * per + f;
+                    for (int j = 0; j < np; j++) {
+                        int ra = r0 + 2 * j, rb = ra + 1 < nb ? ra + 1 : ra;
+                        int32_t va, vb;
+                        memcpy(&va, x + (size_t)ra * x_stride + 4 * k, 4);
+                        memcpy(&vb, x + (size_t)rb * x_stride + 4 * k, 4);
+                        __m512i xv = _mm512_inserti64x4(_mm512_set1_epi32(va), _mm256_set1_epi32(vb), 1);
+                        acc[j] = _mm512_dpbusd_epi32(acc[j], xv, w);
+                    }
                 }
             }
         }
