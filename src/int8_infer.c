@@ -382,6 +382,20 @@ static void conv_dsp(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *p
         }
 }
 
+/* A packed convolution whose rows do not start on a byte (K bits % 8 != 0, as DigitsCNN's first
+ * at 4 bits: 25 weights a row) would unpack weight by weight in every window. Its weights are few
+ * and serve every window, so they are unpacked once per call, into the scratch after the window's
+ * (K out_c bytes more, tq_s8_layer_scratch_bytes), and the 8-bit kernel runs on them. */
+static void conv_midbyte_dsp(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) {
+    const int32_t K = L->k * L->k * L->in_c, n = K * L->out_c;
+    int8_t *w8 = patch + K + 2 * (K - K % 4);
+    for (int32_t i = 0; i < n; i++) w8[i] = (int8_t)unpack(L->w, L->w_bits, (size_t)i);
+    tq_s8_layer P = *L;
+    P.w = w8;
+    P.w_bits = 8;
+    conv_dsp(&P, x, y, patch);
+}
+
 /* Byte-wise max and min of four int8 lanes: SSUB8 sets a GE flag per lane where a >= b, SEL
  * picks by them (one asm block, so nothing can come between the two). */
 static inline uint32_t max4(uint32_t a, uint32_t b) {
@@ -481,7 +495,11 @@ size_t tq_s8_layer_scratch_bytes(const tq_s8_layer *L) {
     size_t K = (size_t)L->k * (size_t)L->k * (size_t)L->in_c;
     if (TQ_INT8_PACKED && L->kind == TQ_S8_LINEAR && (L->w_bits == 4 || L->w_bits == 2)) /* the input as int16 (DSP) */
         return 2 * ((size_t)L->in - (size_t)L->in % (size_t)(32 / L->w_bits));
-    return L->kind == TQ_S8_CONV ? K + 2 * (K - K % 4) : 0; /* the int8 window, its int16 pairs (DSP) */
+    if (L->kind != TQ_S8_CONV) return 0;
+    /* the int8 window, its int16 pairs (DSP); rows of packed weights that start mid-byte: the
+     * weights unpacked (conv_midbyte_dsp) */
+    size_t midbyte = TQ_INT8_PACKED && (L->w_bits == 4 || L->w_bits == 2) && K * (size_t)L->w_bits % 8 ? K * (size_t)L->out_c : 0;
+    return K + 2 * (K - K % 4) + midbyte;
 }
 
 #define HAS(kind) ((TQ_INT8_KINDS >> (kind)) & 1)
@@ -491,6 +509,7 @@ void tq_s8_layer_run(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *p
     if (L->kind == TQ_S8_LINEAR && HAS(TQ_S8_LINEAR)) linear_best(L, x, y, patch);
 #ifdef TQ_DSP
     else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV) && !PACKED(L)) conv_dsp(L, x, y, patch);
+    else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV) && (L->k * L->k * L->in_c * L->w_bits) % 8) conv_midbyte_dsp(L, x, y, patch);
     else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV)) conv_packed_dsp(L, x, y, patch);
     else if (L->kind == TQ_S8_MAXPOOL && HAS(TQ_S8_MAXPOOL) && L->in_c % 4 == 0) maxpool_dsp(L, x, y);
 #else

@@ -491,7 +491,7 @@ static void packed_layers_match_int8(void **state) {
             n = kind == TQ_S8_DEPTHWISE ? (size_t)(L.k * L.k * L.out_c) : (size_t)(L.out_c * L.k * L.k * L.in_c);
             packed_twin(&r, &L, is.w, n, bits, packed, &P);
         }
-        int8_t x[9 * 9 * 9], y[13 * 13 * 16], y2[13 * 13 * 16], patch[3 * 5 * 5 * 9];
+        int8_t x[9 * 9 * 9], y[13 * 13 * 16], y2[13 * 13 * 16], patch[3 * 5 * 5 * 9 + 16 * 5 * 5 * 9]; /* + mid-byte weights */
         for (int i = 0; i < L.in; i++) x[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
         assert_true(tq_s8_layer_scratch_bytes(&P) <= sizeof patch);
         tq_s8_layer_run(&L, x, y, patch);
