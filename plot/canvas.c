@@ -453,12 +453,27 @@ static tq_status save_svg(const tq_canvas *c, const char *path) {
 }
 #endif
 
+/* path ends in ext (lower case), in any case */
+static int ends_with(const char *path, const char *ext) {
+    size_t n = strlen(path), e = strlen(ext);
+    if (n < e) return 0;
+    for (size_t i = 0; i < e; i++)
+        if ((path[n - e + i] | 0x20) != ext[i]) return 0;
+    return 1;
+}
+
+tq_canvas_format tq_canvas_format_of(const char *path) {
+    return ends_with(path, ".svg") ? TQ_CANVAS_SVG : ends_with(path, ".png") ? TQ_CANVAS_PNG : TQ_CANVAS_UNKNOWN;
+}
+
 tq_status tq_canvas_save(const tq_canvas *c, const char *path) {
 #ifdef TQ_HAVE_CAIRO
     if (c->failed) TQ_FAIL(TQ_E_NOMEM, "%s: out of memory while drawing", path);
-    size_t n = strlen(path);
-    if (n >= 4 && !strcmp(path + n - 4, ".svg")) return save_svg(c, path);
-    return save_png(c, path);
+    switch (tq_canvas_format_of(path)) {
+    case TQ_CANVAS_SVG: return save_svg(c, path);
+    case TQ_CANVAS_PNG: return save_png(c, path);
+    default: TQ_FAIL(TQ_E_ARG, "%s: pictures are written as .png or .svg: name the file so", path);
+    }
 #else
     (void)c;
     TQ_FAIL(TQ_E_ARG, "%s: this tinyqat was built without cairo and cannot draw: install libcairo2-dev and rebuild", path);

@@ -49,7 +49,12 @@ double tq_canvas_text_width(const tq_canvas *c, const char *s, double size, int 
  * scale x scale square with its top-left corner at (x, y). */
 void tq_canvas_gray(tq_canvas *c, double x, double y, const uint8_t *px, int w, int h, int scale, int invert);
 
-/* Write the picture: SVG when path ends in ".svg", PNG otherwise; atomically (temp + rename). */
+/* The format a file name asks for: by its extension, .png or .svg in either case. */
+typedef enum { TQ_CANVAS_UNKNOWN = 0, TQ_CANVAS_PNG = 1, TQ_CANVAS_SVG = 2 } tq_canvas_format;
+tq_canvas_format tq_canvas_format_of(const char *path);
+
+/* Write the picture: SVG when path ends in ".svg", PNG when in ".png" (either case), atomically
+ * (temp + rename); any other name is TQ_E_ARG. */
 tq_status tq_canvas_save(const tq_canvas *c, const char *path);
 
 #endif

@@ -81,6 +81,15 @@ static void png_has_ink_where_drawn(void **state) {
     assert_int_equal(f.ink, 28);                                     /* the digit's stroke */
     assert_int_equal(figcheck_png(path, 255, 100, 260, 127, &f), 0);
     assert_int_equal(f.ink, 0);
+    /* the format by the extension, in either case; another extension refused, naming the file */
+    char upper[256];
+    snprintf(upper, sizeof upper, "%.*sPNG", (int)(strlen(path) - 3), path);
+    assert_int_equal(tq_canvas_save(c, upper), TQ_OK);
+    assert_int_equal(figcheck_png(upper, 0, 0, -1, -1, &f), 0);
+    unlink(upper);
+    assert_int_equal(tq_canvas_save(c, "/tmp/tq_canvas_picture.jpg"), TQ_E_ARG);
+    assert_non_null(strstr(tq_last_error(), "tq_canvas_picture.jpg"));
+    assert_int_equal(access("/tmp/tq_canvas_picture.jpg", F_OK), -1);
     /* a folder that does not exist: an error naming it */
     assert_int_equal(tq_canvas_save(c, "/nonexistent/dir/x.png"), TQ_E_IO);
     assert_non_null(strstr(tq_last_error(), "/nonexistent/dir/x.png"));

@@ -34,6 +34,10 @@ int cmd_view(int argc, char **argv) {
         fprintf(stderr, "tinyqat view: models given without --misclassified\n");
         return 2;
     }
+    if (tq_canvas_format_of(out) == TQ_CANVAS_UNKNOWN) {
+        fprintf(stderr, "tinyqat view: --out %s: pictures are written as .png or .svg: name the file so\n", out);
+        return 2;
+    }
     if (!tq_canvas_supported()) {
         fprintf(stderr, "tinyqat view: this tinyqat was built without cairo and cannot draw: install libcairo2-dev and rebuild\n");
         return 1;
