@@ -199,7 +199,7 @@ if [ -n "${MNIST_DIR:-}" ]; then
       "$figcheck" "$tmp/bits.svg" | grep -qF "$want" && ok || bad "bits.svg: no legend or label '$want'"
     done
     "$figcheck" "$tmp/sqnr.svg" | grep -q "^dense 3$" && ok || bad "sqnr.svg: no label for the third layer"
-    "$figcheck" "$tmp/rounding.svg" | grep -q "4-bit QAT: weights whose integer value changed" && ok || bad "rounding.svg: the 4-bit flips panel is missing"
+    "$figcheck" "$tmp/rounding.svg" | grep -q "4-bit QAT: dense weights whose integer value changed" && ok || bad "rounding.svg: the 4-bit flips panel is missing"
     read -r w h _ < <("$figcheck" "$tmp/rounding.png")
     [ "$w" = 1200 ] && [ "$h" = 300 ] && ok || bad "rounding.png: one width swept below 8 (4), one row: ${w}x${h}"
     read -r _ _ ink _ < <("$figcheck" "$tmp/curves.png" 80 40 540 320)   # inside the loss panel

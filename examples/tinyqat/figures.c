@@ -237,7 +237,7 @@ tq_status fig_rounding(const char *path, const fig_rounding_data *d, int n) {
             top = fmax(top, fmax(yb[2 * k], ya[2 * k]));
         }
         char t[128];
-        snprintf(t, sizeof t, "%d-bit grid: where the weights sit between grid points", d[r].bits);
+        snprintf(t, sizeof t, "%d-bit grid: where the dense weights sit between grid points", d[r].bits);
         tq_plot a;
         tq_plot_init(&a, c, &(tq_plot_spec){0, ph * r, 560, ph, -0.5, 0.5, 0, top * 1.35 + 0.1, t, "w/s - round(w/s)",
                                             "weights per bin (%)", NULL, 0});
@@ -263,7 +263,7 @@ tq_status fig_rounding(const char *path, const fig_rounding_data *d, int n) {
             sm[i] = run / (i + 1 < 50 ? i + 1 : 50);
             fmax_ = fmax(fmax_, sy[i]);
         }
-        snprintf(t, sizeof t, "%d-bit QAT: weights whose integer value changed, per step", d[r].bits);
+        snprintf(t, sizeof t, "%d-bit QAT: dense weights whose integer value changed, per step", d[r].bits);
         tq_plot b;
         tq_plot_init(&b, c, &(tq_plot_spec){560, ph * r, 640, ph, 0, ns > 1 ? ns : 1, 0, fmax_ * 1.25 + 1e-3, t, "QAT step",
                                             "weights changed (%)", NULL, 0});
