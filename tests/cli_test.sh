@@ -183,7 +183,7 @@ if [ -n "${MNIST_DIR:-}" ]; then
     "$figcheck" "$tmp/d.svg" > "$tmp/svg.txt" && grep -qx "7" "$tmp/svg.txt" && ok || bad "view: the SVG does not parse or lacks the label 7"
     expect 0 "view --misclassified" -- "$bin" view --misclassified "$tmp/a.tqf" "$tmp/c.tqf" --count 8 --data "$MNIST_DIR" --out "$tmp/m.png"
     read -r w h ink _ < <("$figcheck" "$tmp/m.png")
-    [ "$w" = 1120 ] && ok || bad "view --misclassified: two panels, width $w"
+    [ "$w" = 576 ] && ok || bad "view --misclassified: two panels of four columns, width $w"
     expect 0 "experiment --plots" -- "$bin" experiment --seeds 1 --epochs 1 --qat-epochs 1 --bits 8,4 --ptq-methods minmax,mse --data "$MNIST_DIR" --plots "$tmp"
     for f in bits staircase rounding curves confusion misclassified sqnr; do
       read -r w h ink grays < <("$figcheck" "$tmp/$f.png")
@@ -199,10 +199,10 @@ if [ -n "${MNIST_DIR:-}" ]; then
       "$figcheck" "$tmp/bits.svg" | grep -qF "$want" && ok || bad "bits.svg: no legend or label '$want'"
     done
     "$figcheck" "$tmp/sqnr.svg" | grep -q "^dense 3$" && ok || bad "sqnr.svg: no label for the third layer"
-    "$figcheck" "$tmp/rounding.svg" | grep -q "4-bit QAT: dense weights whose integer value changed" && ok || bad "rounding.svg: the 4-bit flips panel is missing"
+    "$figcheck" "$tmp/rounding.svg" | grep -q "4-bit QAT: weights changing their integer value" && ok || bad "rounding.svg: the 4-bit flips panel is missing"
     read -r w h _ < <("$figcheck" "$tmp/rounding.png")
-    [ "$w" = 1200 ] && [ "$h" = 300 ] && ok || bad "rounding.png: one width swept below 8 (4), one row: ${w}x${h}"
-    read -r _ _ ink _ < <("$figcheck" "$tmp/curves.png" 80 40 540 320)   # inside the loss panel
+    [ "$w" = 900 ] && [ "$h" = 290 ] && ok || bad "rounding.png: one width swept below 8 (4), one row: ${w}x${h}"
+    read -r _ _ ink _ < <("$figcheck" "$tmp/curves.png" 80 40 430 300)   # inside the loss panel
     [ "${ink:-0}" -gt 300 ] && ok || bad "curves.png: no curve in the loss panel"
     mkdir -p "$tmp/svgonly"
     expect 0 "experiment --plot-format svg" -- "$bin" experiment --seeds 1 --epochs 1 --qat-epochs 1 --bits 8 --data "$MNIST_DIR" --plots "$tmp/svgonly" --plot-format svg

@@ -223,9 +223,9 @@ void fig_flips_free(fig_flip_counter *f) {
 }
 
 tq_status fig_rounding(const char *path, const fig_rounding_data *d, int n) {
-    const int ph = 300;
+    const int ph = 290, wa = 400, wb = 500; /* 900 pixels: the README's width */
     tq_canvas *c;
-    TQ_TRY(new_canvas(&c, path, 1200, ph * (n ? n : 1)));
+    TQ_TRY(new_canvas(&c, path, wa + wb, ph * (n ? n : 1)));
     for (int r = 0; r < n; r++) {
         double edges[FIG_FRAC_BINS + 1], xb[2 * FIG_FRAC_BINS], yb[2 * FIG_FRAC_BINS], ya[2 * FIG_FRAC_BINS], top = 0;
         for (int k = 0; k <= FIG_FRAC_BINS; k++) edges[k] = -0.5 + (double)k / FIG_FRAC_BINS;
@@ -237,9 +237,9 @@ tq_status fig_rounding(const char *path, const fig_rounding_data *d, int n) {
             top = fmax(top, fmax(yb[2 * k], ya[2 * k]));
         }
         char t[128];
-        snprintf(t, sizeof t, "%d-bit grid: where the dense weights sit between grid points", d[r].bits);
+        snprintf(t, sizeof t, "%d bits: where the dense weights sit", d[r].bits);
         tq_plot a;
-        tq_plot_init(&a, c, &(tq_plot_spec){0, ph * r, 560, ph, -0.5, 0.5, 0, top * 1.35 + 0.1, t, "w/s - round(w/s)",
+        tq_plot_init(&a, c, &(tq_plot_spec){0, ph * r, wa, ph, -0.5, 0.5, 0, top * 1.35 + 0.1, t, "w/s - round(w/s)",
                                             "weights per bin (%)", NULL, 0});
         tq_plot_vline(&a, 0, 0xBBBBBBu, 1, 1);
         tq_plot_line(&a, xb, yb, 2 * FIG_FRAC_BINS, TQ_GRAY, 2, 0);
@@ -263,9 +263,9 @@ tq_status fig_rounding(const char *path, const fig_rounding_data *d, int n) {
             sm[i] = run / (i + 1 < 50 ? i + 1 : 50);
             fmax_ = fmax(fmax_, sy[i]);
         }
-        snprintf(t, sizeof t, "%d-bit QAT: dense weights whose integer value changed, per step", d[r].bits);
+        snprintf(t, sizeof t, "%d-bit QAT: weights changing their integer value", d[r].bits);
         tq_plot b;
-        tq_plot_init(&b, c, &(tq_plot_spec){560, ph * r, 640, ph, 0, ns > 1 ? ns : 1, 0, fmax_ * 1.25 + 1e-3, t, "QAT step",
+        tq_plot_init(&b, c, &(tq_plot_spec){wa, ph * r, wb, ph, 0, ns > 1 ? ns : 1, 0, fmax_ * 1.25 + 1e-3, t, "QAT step",
                                             "weights changed (%)", NULL, 0});
         tq_plot_line(&b, sx, sy, ns, 0xAEC7E8u, 1, 0);
         tq_plot_line(&b, sx, sm, ns, TQ_BLUE, 2.5, 0);
@@ -281,7 +281,7 @@ tq_status fig_rounding(const char *path, const fig_rounding_data *d, int n) {
 
 tq_status fig_sqnr(const char *path, const int *bits, int nb, const char *const *layer_names, int n_layers,
                    const fig_series *s, int n_series, const double *db) {
-    const int cols = nb < 3 ? nb : 3, rows = (nb + cols - 1) / cols, pw = 400, ph = 320;
+    const int cols = nb < 3 ? nb : 3, rows = (nb + cols - 1) / cols, pw = 300, ph = 300; /* at most 900 wide */
     double top = 10;
     for (int i = 0; i < nb * n_series * n_layers; i++)
         if (isfinite(db[i])) top = fmax(top, db[i]);
@@ -325,7 +325,7 @@ tq_status fig_sqnr(const char *path, const int *bits, int nb, const char *const 
 
 tq_status fig_curves(const char *path, const tq_train_result *fp, const tq_train_result *qat, const char *qat_label) {
     tq_canvas *c;
-    TQ_TRY(new_canvas(&c, path, 1120, 380));
+    TQ_TRY(new_canvas(&c, path, 900, 360));
     int nf = fp->epochs, nq = qat ? qat->epochs : 0;
     double ex[2 * TQ_MAX_EPOCHS], loss[2 * TQ_MAX_EPOCHS], acc[2 * TQ_MAX_EPOCHS];
     double lmax = 0, amin = 100, amax = 0;
@@ -342,8 +342,8 @@ tq_status fig_curves(const char *path, const tq_train_result *fp, const tq_train
     /* one tick per epoch up to 20 epochs, round numbers past that */
     int nt = nf + nq <= 20 ? nf + nq : 0;
     tq_plot a, b;
-    tq_plot_init(&a, c, &(tq_plot_spec){0, 0, 560, 380, 0.5, nf + nq + 0.5, 0, lmax * 1.1, "Training loss", "epoch", "loss", nt ? ex : NULL, nt});
-    tq_plot_init(&b, c, &(tq_plot_spec){560, 0, 560, 380, 0.5, nf + nq + 0.5, floor(amin * 2) / 2 - 0.5, fmin(100, ceil(amax * 2) / 2 + 0.25),
+    tq_plot_init(&a, c, &(tq_plot_spec){0, 0, 450, 360, 0.5, nf + nq + 0.5, 0, lmax * 1.1, "Training loss", "epoch", "loss", nt ? ex : NULL, nt});
+    tq_plot_init(&b, c, &(tq_plot_spec){450, 0, 450, 360, 0.5, nf + nq + 0.5, floor(amin * 2) / 2 - 0.5, fmin(100, ceil(amax * 2) / 2 + 0.25),
                                         "Test accuracy", "epoch", "accuracy (%)", nt ? ex : NULL, nt});
     tq_plot_line(&a, ex, loss, nf, TQ_BLUE, 2.5, 0);
     tq_plot_line(&b, ex, acc, nf, TQ_BLUE, 2.5, 0);
@@ -370,19 +370,20 @@ tq_status fig_curves(const char *path, const tq_train_result *fp, const tq_train
 
 tq_status fig_confusion(const char *path, const int64_t *const *conf, const char *const *titles, int panels, int classes) {
     if (classes < 1 || classes > 100) TQ_FAIL(TQ_E_ARG, "%s: %d classes are too many to draw a confusion matrix", path, classes);
-    const double cell = classes <= 10 ? 34 : 340.0 / classes, side = cell * classes, pw = side + 90;
+    /* three 10-class matrices in 900 pixels, the README's width */
+    const double cell = classes <= 10 ? 22 : 220.0 / classes, side = cell * classes, pw = side + 76;
     tq_canvas *c;
-    TQ_TRY(new_canvas(&c, path, (int)(pw * panels + 20), (int)(side + 110)));
+    TQ_TRY(new_canvas(&c, path, (int)(pw * panels + 10), (int)(side + 96)));
     char buf[32];
     for (int p = 0; p < panels; p++) {
-        double x0 = 20 + p * pw + 60, y0 = 56;
+        double x0 = 10 + p * pw + 50, y0 = 48;
         int64_t right = 0, all = 0;
         for (int t = 0; t < classes; t++)
             for (int q = 0; q < classes; q++) all += conf[p][t * classes + q], right += t == q ? conf[p][t * classes + q] : 0;
         snprintf(buf, sizeof buf, " (%.2f%%)", all ? 100.0 * (double)right / (double)all : 0.0);
         char title[160];
         snprintf(title, sizeof title, "%s%s", titles[p], buf);
-        tq_canvas_text(c, x0 + side / 2, 22, title, 14, TQ_INK, TQ_ANCHOR_MIDDLE, 0, 1);
+        tq_canvas_text(c, x0 + side / 2, 22, title, 13.5, TQ_INK, TQ_ANCHOR_MIDDLE, 0, 1);
         for (int t = 0; t < classes; t++) {
             int64_t row = 0;
             for (int q = 0; q < classes; q++) row += conf[p][t * classes + q];
@@ -399,21 +400,21 @@ tq_status fig_confusion(const char *path, const int64_t *const *conf, const char
                 }
                 if (v == 0) col = 0xFFFFFFu;
                 tq_canvas_rect(c, x0 + q * cell, y0 + t * cell, cell, cell, col);
-                if (v && classes <= 10) {
+                if (v && classes <= 10 && (t != q || cell >= 30)) { /* the mistakes' counts; the diagonal's when they fit */
                     snprintf(buf, sizeof buf, "%lld", (long long)v);
                     uint32_t ink = (t == q ? 0.15 + 0.85 * k : k) > 0.55 ? 0xFFFFFFu : TQ_INK;
-                    tq_canvas_text(c, x0 + (q + 0.5) * cell, y0 + (t + 0.5) * cell + 4, buf, t == q ? 9 : 10.5, ink, TQ_ANCHOR_MIDDLE, 0, 0);
+                    tq_canvas_text(c, x0 + (q + 0.5) * cell, y0 + (t + 0.5) * cell + 3.5, buf, t == q ? 7.5 : 9.5, ink, TQ_ANCHOR_MIDDLE, 0, 0);
                 }
             }
             if (classes <= 10) {
                 snprintf(buf, sizeof buf, "%d", t);
-                tq_canvas_text(c, x0 - 8, y0 + (t + 0.5) * cell + 4, buf, 11.5, TQ_INK, TQ_ANCHOR_END, 0, 0);
-                tq_canvas_text(c, x0 + (t + 0.5) * cell, y0 + side + 16, buf, 11.5, TQ_INK, TQ_ANCHOR_MIDDLE, 0, 0);
+                tq_canvas_text(c, x0 - 6, y0 + (t + 0.5) * cell + 4, buf, 11, TQ_INK, TQ_ANCHOR_END, 0, 0);
+                tq_canvas_text(c, x0 + (t + 0.5) * cell, y0 + side + 15, buf, 11, TQ_INK, TQ_ANCHOR_MIDDLE, 0, 0);
             }
         }
         tq_canvas_rect_outline(c, x0, y0, side, side, TQ_INK, 1);
-        tq_canvas_text(c, x0 + side / 2, y0 + side + 36, "predicted class", 12.5, TQ_INK, TQ_ANCHOR_MIDDLE, 0, 0);
-        tq_canvas_text(c, x0 - 30, y0 + side / 2, "true class", 12.5, TQ_INK, TQ_ANCHOR_MIDDLE, 90, 0);
+        tq_canvas_text(c, x0 + side / 2, y0 + side + 34, "predicted class", 12, TQ_INK, TQ_ANCHOR_MIDDLE, 0, 0);
+        tq_canvas_text(c, x0 - 26, y0 + side / 2, "true class", 12, TQ_INK, TQ_ANCHOR_MIDDLE, 90, 0);
     }
     return save(c, path);
 }
@@ -424,7 +425,8 @@ tq_status fig_digits(const char *path, const tq_dataset *ds, const uint32_t *con
                      const uint8_t *const *pred, const char *const *titles, int panels) {
     const int H = (int)ds->h, W = (int)ds->w, C = (int)ds->c, side = H > W ? H : W;
     if (H > 512 || W > 512) TQ_FAIL(TQ_E_ARG, "%s: images of %dx%d are too large to draw in a grid", path, H, W);
-    const int cols = 8, sc = side < 56 ? 56 / side : 1, cell_w = W * sc + 12, cell_h = H * sc + 24, head = 34;
+    /* up to 900 pixels wide (the README's width): fewer columns per panel as panels are added */
+    const int cols = panels <= 1 ? 8 : panels <= 3 ? 4 : 3, sc = side < 56 ? 56 / side : 1, cell_w = W * sc + 12, cell_h = H * sc + 24, head = 34;
     int rows = 1;
     for (int p = 0; p < panels; p++) rows = (n[p] + cols - 1) / cols > rows ? (n[p] + cols - 1) / cols : rows;
     const int pw = cols * cell_w + 16;

@@ -60,7 +60,7 @@ tq_status fig_sqnr(const char *path, const int *bits, int nb, const char *const 
 tq_status fig_curves(const char *path, const tq_train_result *fp, const tq_train_result *qat, const char *qat_label);
 
 /* Confusion matrices side by side (counts [true][pred], classes x classes), cells shaded by the
- * share of their row, the off-diagonal counts written. */
+ * share of their row (the diagonal blue, mistakes red), the mistakes' counts written. */
 tq_status fig_confusion(const char *path, const int64_t *const *conf, const char *const *titles, int panels, int classes);
 
 /* A grid of digits (n indices into ds) labelled with the truth, or "pred/true" when pred is given;
