@@ -55,6 +55,7 @@ case_ 2 "--qat-methods 'gptq': want ste, lsq or ste,lsq" -- experiment --qat-met
 case_ 2 "--ste must be clipped, lsq or plain, not 'exact'" -- qat --ste exact
 case_ 2 "pictures are written as .png or .svg" -- view --out "$tmp/keep.jpg"
 case_ 2 "'bmp' is not one of png,svg,both" -- experiment --plots "$tmp" --plot-format bmp
+case_ 1 "--plots $tmp/nope: not a folder" -- experiment --plots "$tmp/nope"
 # convolutional specs that do not fit the data: refused before training, naming the stage
 case_ 1 "stage 1: convolution: a 13x13 kernel does not fit a 12x10 image" -- train --model in-c4k13-out --data "$tmp/d_small" --out "$tmp/keep"
 case_ 1 "stage 2: pool: a 4x4 window does not fit a 3x2 image" -- train --model in-c4k3r-m2-c4k3-m4-out --data "$tmp/d_small" --out "$tmp/keep"

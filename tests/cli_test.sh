@@ -209,6 +209,10 @@ if [ -n "${MNIST_DIR:-}" ]; then
     [ "$(ls "$tmp/svgonly" | sort | tr '\n' ' ')" = "bits.svg confusion.svg curves.svg misclassified.svg rounding.svg sqnr.svg staircase.svg " ] && ok ||
       bad "--plot-format svg: want the six SVGs only, got: $(ls "$tmp/svgonly" | tr '\n' ' ')"
     expect 1 "plots into a missing folder" -- "$bin" experiment --seeds 1 --epochs 1 --qat-epochs 1 --data "$MNIST_DIR" --plots "$tmp/nope"
+    # a figure that cannot be written: exit 1 naming it, and the table is printed all the same
+    mkdir -p "$tmp/pfail/bits.png"
+    expect 1 "a figure that cannot be written" -- "$bin" experiment --seeds 1 --epochs 1 --qat-epochs 1 --bits 8 --data "$MNIST_DIR" --plots "$tmp/pfail"
+    grep -q "bits.png" "$tmp/err" && grep -q "^| fp32 |" "$tmp/out" && ok || bad "a failed figure: want its name on stderr and the table on stdout"
   else
     echo "built without cairo: skipping the picture checks"
     expect 1 "view without cairo" -- "$bin" view --data "$MNIST_DIR" --out "$tmp/d.png"

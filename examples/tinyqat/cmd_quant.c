@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -469,6 +470,11 @@ int cmd_experiment(int argc, char **argv) {
         fcfg.batch = 10;
         fcfg.schedule = "const";
     }
+    struct stat pst;
+    if (plots && (stat(plots, &pst) != 0 || !S_ISDIR(pst.st_mode))) { /* before the training, not after it */
+        fprintf(stderr, "tinyqat experiment: --plots %s: not a folder (create it first)\n", plots);
+        return 1;
+    }
     tq_dataset tr, te;
     if ((rc = cli_load_data(dataset, data, &tr, &te))) return rc;
     row rows[1 + 5 * MAX_BITS];
@@ -476,6 +482,7 @@ int cmd_experiment(int argc, char **argv) {
     /* seed 0's material for --plots */
     static tq_train_result fp_res0, qat_res0;
     static fig_rounding_data rounding[MAX_BITS];
+    int plot_rc = 0;
     static double sqnr0[MAX_BITS][5][TQ_MAX_STAGES + TQ_MAX_LAYERS]; /* [width][method][layer], seed 0 */
     int n_sqnr_layers = 0, n_stages0 = 0;
     fig_flip_counter flips[MAX_BITS];
@@ -685,11 +692,11 @@ int cmd_experiment(int argc, char **argv) {
         const char *names[7] = {"bits", "staircase", "rounding", "curves", "confusion", "misclassified", "sqnr"};
         int which[7], n = 0;
         for (int f = 0; f < 7; f++)
-            if (f != 2 || n_rounding) which[n] = f, n++;
+            if ((f != 2 || n_rounding) && (f != 4 || te.classes <= 100)) which[n] = f, n++;
         const char *nm_[7];
         for (int i = 0; i < n; i++) nm_[i] = names[which[i]];
-        rc = write_plots(plots, plot_format, nm_, which, n, draw_plot, &pm_);
-        if (rc == 0) {
+        plot_rc = write_plots(plots, plot_format, nm_, which, n, draw_plot, &pm_);
+        if (plot_rc == 0) {
             printf("wrote into %s/ (%s):", plots, plot_format);
             for (int i = 0; i < n; i++) printf(" %s", nm_[i]);
             printf("\n");
@@ -744,5 +751,5 @@ int cmd_experiment(int argc, char **argv) {
     }
     tq_dataset_free(&tr);
     tq_dataset_free(&te);
-    return rc;
+    return rc ? rc : plot_rc; /* a figure that could not be written does not cost the table */
 }
