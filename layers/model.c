@@ -156,7 +156,8 @@ static tq_status parse_spec(tq_model *m, const char *spec) {
     /* the input: N, or HxWxC */
     int h = 1, w = 1, c = 0, used = 0;
     if (sscanf(spec, "%dx%dx%d%n", &h, &w, &c, &used) == 3 && (spec[used] == '-' || !spec[used])) {
-        if (h < 1 || w < 1 || c < 1 || (long)h * w * c > (1L << 24))
+        const long most = 1L << 24; /* values an image may hold; checked factor by factor, so no product overflows */
+        if (h < 1 || w < 1 || c < 1 || h > most || w > most / h || c > most / ((long)h * w))
             TQ_FAIL(TQ_E_ARG, "model spec '%s': bad input image %dx%dx%d", spec, h, w, c);
         m->in_h = h, m->in_w = w, m->in_c = c;
     } else {

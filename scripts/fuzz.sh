@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the libFuzzer targets (clang, ASan + UBSan) and run each for SECONDS (default 60) on a
 # corpus seeded from valid files; report executions and coverage. Crashes are saved as
-# build-fuzz/crash-* and fail the run: each becomes a regression test (tests/test_fuzz_regress.c).
+# build-fuzz/crash-* and fail the run: each becomes a case in the unit test of the module it crashed
+# (as tests/test_model.c keeps the spec fuzz_cli found overflowing).
 #   scripts/fuzz.sh [SECONDS]        (needs clang and MNIST_DIR for the IDX seeds)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -36,7 +36,8 @@ static void spec_parsing(void **state) {
     assert_true(!m.relu[0] && !m.relu[1] && m.relu[2]);
     tq_model_free(&m);
     const char *bad[] = {"", "784", "784-", "784r-10", "784-0-10", "784-x-10", "784--10", "784-10rr",
-                         "1-2-3-4-5-6-7-8-9-10", "784-99999999-10", "65536-65536-10" /* 4.3e9 parameters */};
+                         "1-2-3-4-5-6-7-8-9-10", "784-99999999-10", "65536-65536-10" /* 4.3e9 parameters */,
+                         "4096x4097x1-10", "83333333388x8x888880888" /* (found by fuzz_cli: h w c overflowed a long) */};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(tq_model_init(&m, bad[i]), TQ_E_ARG);
         assert_non_null(strstr(tq_last_error(), "spec"));
