@@ -13,14 +13,19 @@ tq_status tq_conv_shape_init(tq_conv_shape *s, int H, int W, int C, int K, int s
         TQ_FAIL(TQ_E_SHAPE, "convolution: sizes must be positive (image %dx%dx%d, kernel %d, stride %d, pad %d, %d channels)", H, W,
                 C, K, stride, pad, OC);
     if (C > 4096) TQ_FAIL(TQ_E_SHAPE, "convolution: %d input channels (at most 4096)", C);
-    if (K > H + 2 * pad || K > W + 2 * pad)
+    if (K > H + 2L * pad || K > W + 2L * pad)
         TQ_FAIL(TQ_E_SHAPE, "convolution: a %dx%d kernel does not fit a %dx%d image with padding %d", K, K, H, W, pad);
     if (depthwise && OC % C)
         TQ_FAIL(TQ_E_SHAPE, "depthwise convolution: %d output channels is not a multiple of the %d input channels", OC, C);
-    if (K > 64 || (long)H * W * C > (1L << 24) || OC > 4096)
+    /* at most 2^24 values in and out, checked factor by factor so that no product overflows */
+    const long most = 1L << 24;
+    if (K > 64 || OC > 4096 || H > most || W > most / H || C > most / ((long)H * W))
         TQ_FAIL(TQ_E_SHAPE, "convolution: kernel %d, image %dx%dx%d or %d channels is more than tinyqat takes", K, H, W, C, OC);
+    const long OH = (H + 2L * pad - K) / stride + 1, OW = (W + 2L * pad - K) / stride + 1;
+    if (OH > most || OW > most / OH || OC > most / (OH * OW))
+        TQ_FAIL(TQ_E_SHAPE, "convolution: an output of %ldx%ldx%d values is more than tinyqat takes", OH, OW, OC);
     *s = (tq_conv_shape){.H = H, .W = W, .C = C, .KH = K, .KW = K, .stride = stride, .pad = pad, .OC = OC,
-                         .OH = (H + 2 * pad - K) / stride + 1, .OW = (W + 2 * pad - K) / stride + 1, .depthwise = depthwise};
+                         .OH = (int)OH, .OW = (int)OW, .depthwise = depthwise};
     return TQ_OK;
 }
 

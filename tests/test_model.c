@@ -42,6 +42,9 @@ static void spec_parsing(void **state) {
         assert_int_equal(tq_model_init(&m, bad[i]), TQ_E_ARG);
         assert_non_null(strstr(tq_last_error(), "spec"));
     }
+    /* a stage whose output would not fit an int: 131073 x 131073 x 4096 values */
+    assert_int_equal(tq_model_init(&m, "1x1x1-c4096k1p65536-10"), TQ_E_SHAPE);
+    assert_non_null(strstr(tq_last_error(), "more than tinyqat takes"));
 }
 
 static void init_matches_pytorch_bounds(void **state) {
