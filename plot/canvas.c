@@ -93,9 +93,6 @@ void tq_canvas_free(tq_canvas *c) {
     tq_free(c);
 }
 
-int tq_canvas_width(const tq_canvas *c) { return c->w; }
-int tq_canvas_height(const tq_canvas *c) { return c->h; }
-
 /* A new zeroed shape at the end of the list, or NULL (and the canvas marked) without memory. */
 static shape *add(tq_canvas *c, shape_kind kind, uint32_t color) {
     if (c->failed) return NULL;

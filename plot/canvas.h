@@ -24,8 +24,6 @@ int tq_canvas_supported(void);
 /* A w x h canvas, white. NULL when out of memory. */
 tq_canvas *tq_canvas_new(int w, int h);
 void tq_canvas_free(tq_canvas *c); /* NULL-safe */
-int tq_canvas_width(const tq_canvas *c);
-int tq_canvas_height(const tq_canvas *c);
 
 /* Shapes are clipped to this rectangle until tq_canvas_unclip (one level). */
 void tq_canvas_clip(tq_canvas *c, double x, double y, double w, double h);

@@ -139,11 +139,6 @@ void tq_plot_rect(tq_plot *p, double xa, double xb, double ya, double yb, uint32
     mark(p, pa, qa, pb, qb);
 }
 
-void tq_plot_bars(tq_plot *p, const double *edges, const double *h, int n, uint32_t color) {
-    for (int i = 0; i < n; i++)
-        if (h[i] > p->ymin) tq_plot_rect(p, edges[i], edges[i + 1], p->ymin, h[i], color);
-}
-
 void tq_plot_vline(tq_plot *p, double x, uint32_t color, double width, int dashed) {
     double px = tq_plot_px(p, x), ys[2] = {p->y0, p->y1}, xs[2] = {px, px};
     if (px < p->x0 || px > p->x1) return;
@@ -215,7 +210,6 @@ void tq_plot_finish(tq_plot *p) {
             tq_canvas_segment(p->c, sx, cy, sx + swatch, cy, col, 2);
             tq_canvas_circle(p->c, sx + swatch / 2, cy, 4, col);
             break;
-        case TQ_KEY_BOX: tq_canvas_rect(p->c, sx + 4, cy - 6, swatch - 8, 12, col); break;
         }
         tq_canvas_text(p->c, sx + swatch + 6, cy + 4.5, p->legend[i].label, LEGEND_SIZE, TQ_INK, TQ_ANCHOR_START, 0, 0);
     }

@@ -1,6 +1,6 @@
 /* Plots on a tq_canvas: a frame with ticks at round numbers (or where the caller says), a title,
- * axis labels (the y label rotated), curves, markers, error bars, bars, reference lines and a
- * legend placed in the corner of the data area where it covers the least data.
+ * axis labels (the y label rotated), curves, markers, error bars, rectangles (bar charts),
+ * reference lines and a legend placed in the data area where it covers the least data.
  *
  *     tq_plot p;
  *     tq_plot_init(&p, canvas, &(tq_plot_spec){.left = 0, .top = 0, .w = 560, .h = 360,
@@ -18,7 +18,6 @@
 #define TQ_ORANGE 0xFF7F0Eu
 #define TQ_GREEN 0x2CA02Cu
 #define TQ_RED 0xD62728u
-#define TQ_PURPLE 0x9467BDu
 #define TQ_GRAY 0x8C8C8Cu
 #define TQ_INK 0x222222u
 
@@ -32,7 +31,7 @@ typedef struct {
     double tick_room;              /* pixels for the y tick labels (0: the widest label's), to align stacked plots */
 } tq_plot_spec;
 
-typedef enum { TQ_KEY_LINE = 0, TQ_KEY_DASHED = 1, TQ_KEY_MARKER = 2, TQ_KEY_BOX = 3 } tq_key;
+typedef enum { TQ_KEY_LINE = 0, TQ_KEY_DASHED = 1, TQ_KEY_MARKER = 2 } tq_key;
 
 #define TQ_PLOT_LEGEND_MAX 8
 #define TQ_PLOT_CELLS 32
@@ -61,7 +60,6 @@ void tq_plot_line(tq_plot *p, const double *x, const double *y, int n, uint32_t 
 void tq_plot_points(tq_plot *p, const double *x, const double *y, int n, uint32_t color, double radius);
 void tq_plot_errorbar(tq_plot *p, double x, double lo, double hi, uint32_t color); /* a vertical bar with caps */
 void tq_plot_rect(tq_plot *p, double xa, double xb, double ya, double yb, uint32_t color);
-void tq_plot_bars(tq_plot *p, const double *edges, const double *h, int n, uint32_t color); /* n bars, n+1 edges */
 void tq_plot_vline(tq_plot *p, double x, uint32_t color, double width, int dashed);
 void tq_plot_hline(tq_plot *p, double y, uint32_t color, double width, int dashed);
 /* A note at a data point (anchored by its start, middle or end), counted as data for the legend. */
