@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "layers/conv_direct.h"
 #include "src/ops.h"
 #include "src/parallel.h"
 #include "src/simd.h"
@@ -92,6 +93,32 @@ static void slice_range(const conv_job *j, int t, int *b0, int *b1) {
     *b0 = (int)a, *b1 = (int)b;
 }
 
+/* ---- which path: the direct kernels (conv_direct.c) where the CPU has them, else im2col ---- */
+
+static int direct_wanted = 1;
+
+void tq_conv_set_direct(int on) { direct_wanted = on != 0; }
+
+int tq_conv_direct(const tq_conv_shape *s) {
+    static int available = -1;
+    if (available < 0) available = tq_direct_available();
+    return direct_wanted && available && !s->depthwise;
+}
+
+/* The direct path's scratch in aux: Wt [K][OCp], then (when the layer pads) the batch padded and
+ * its gradient padded, then per slice the partial dWt [K][OCp] and db [OC]. */
+static int oc_padded(const tq_conv_shape *s) { return (s->OC + 15) / 16 * 16; }
+static size_t padded_len(int B, const tq_conv_shape *s) {
+    return s->pad ? (size_t)B * (s->H + 2 * s->pad) * (s->W + 2 * s->pad) * s->C : 0;
+}
+static size_t direct_partial_len(const tq_conv_shape *s) {
+    return (size_t)s->KH * s->KW * s->C * oc_padded(s) + (size_t)s->OC;
+}
+static tq_direct_geom direct_geom(const tq_conv_shape *s) {
+    return (tq_direct_geom){.H = s->H + 2 * s->pad, .W = s->W + 2 * s->pad, .C = s->C, .KH = s->KH, .KW = s->KW,
+                            .stride = s->stride, .OH = s->OH, .OW = s->OW, .OC = s->OC, .OCp = oc_padded(s)};
+}
+
 static tq_status conv_shape(tq_node *n) {
     const tq_conv_shape *s = n->ctx;
     tq_node *x = n->in[0], *W = n->in[1];
@@ -106,7 +133,10 @@ static tq_status conv_shape(tq_node *n) {
     n->cols = s->OH * s->OW * s->OC;
     /* im2col: the columns of the whole batch, kept for backward (depthwise needs none); with one
      * input channel they are built transposed, [K][B*OH*OW] (see im2col_t) */
-    n->aux_len = col_len(x->rows, s) + (size_t)TQ_SLICES * ((size_t)s->OC * K + (size_t)s->OC);
+    if (tq_conv_direct(s))
+        n->aux_len = (size_t)K * oc_padded(s) + 2 * padded_len(x->rows, s) + (size_t)TQ_SLICES * direct_partial_len(s);
+    else
+        n->aux_len = col_len(x->rows, s) + (size_t)TQ_SLICES * ((size_t)s->OC * K + (size_t)s->OC);
     return TQ_OK;
 }
 
@@ -206,6 +236,27 @@ static void col2im_add(float *dx, const float *dcol, int b0, int b1, const tq_co
             }
 }
 
+/* xp = the n images of x with pad zeros on every side */
+static void pad_images(float *xp, const float *x, int n, const tq_conv_shape *s) {
+    const int Hp = s->H + 2 * s->pad, Wp = s->W + 2 * s->pad, C = s->C;
+    memset(xp, 0, (size_t)n * Hp * Wp * C * sizeof(float));
+    for (int i = 0; i < n; i++)
+        for (int y = 0; y < s->H; y++)
+            memcpy(xp + (((size_t)i * Hp + y + s->pad) * Wp + s->pad) * C, x + ((size_t)i * s->H + y) * s->W * C,
+                   (size_t)s->W * C * sizeof(float));
+}
+
+/* dx += the inside of the padded gradient dxp (the adjoint of pad_images) */
+static void unpad_add(float *dx, const float *dxp, int n, const tq_conv_shape *s) {
+    const int Hp = s->H + 2 * s->pad, Wp = s->W + 2 * s->pad, C = s->C;
+    for (int i = 0; i < n; i++)
+        for (int y = 0; y < s->H; y++) {
+            const float *src = dxp + (((size_t)i * Hp + y + s->pad) * Wp + s->pad) * C;
+            float *dst = dx + ((size_t)i * s->H + y) * s->W * C;
+            for (int j = 0; j < s->W * C; j++) dst[j] += src[j];
+        }
+}
+
 static void add_channel_bias(float *y, const float *b, size_t rows, int C) {
     for (size_t r = 0; r < rows; r++, y += C)
         for (int c = 0; c < C; c++) y[c] += b[c];
@@ -221,6 +272,17 @@ static void conv_forward_slice(void *ctx, int t) {
     slice_range(j, t, &b0, &b1);
     if (b1 <= b0) return;
     float *y0 = n->val + (size_t)b0 * P * s->OC;
+    if (tq_conv_direct(s)) {
+        tq_direct_geom g = direct_geom(s);
+        const float *Wt = n->aux, *xs = x->val + (size_t)b0 * s->H * s->W * s->C;
+        if (s->pad) { /* this slice's images, padded with zeros */
+            float *xp = n->aux + (size_t)s->KH * s->KW * s->C * g.OCp + (size_t)b0 * g.H * g.W * s->C;
+            pad_images(xp, xs, b1 - b0, s);
+            xs = xp;
+        }
+        tq_direct_forward(&g, y0, xs, Wt, n->n_in == 3 ? n->in[2]->val : NULL, b1 - b0);
+        return;
+    }
     if (s->depthwise) {
         const int K = s->KH * s->KW, mult = s->OC / s->C;
         memset(y0, 0, (size_t)(b1 - b0) * P * s->OC * sizeof(float));
@@ -257,8 +319,15 @@ static void conv_forward_slice(void *ctx, int t) {
 
 static void conv_forward(tq_node *n, int training) {
     (void)training;
+    const tq_conv_shape *s = n->ctx;
     int B = n->in[0]->rows;
     conv_job j = {n, B, B < TQ_SLICES ? B : TQ_SLICES};
+    if (tq_conv_direct(s)) { /* Wt[k][o] = W[o][k], o padded with zeros to OCp */
+        const int K = n->in[1]->cols, OCp = oc_padded(s);
+        const float *W = n->in[1]->val;
+        for (int k = 0; k < K; k++)
+            for (int o = 0; o < OCp; o++) n->aux[(size_t)k * OCp + o] = o < s->OC ? W[(size_t)o * K + k] : 0.0f;
+    }
     tq_parallel_for(j.slices, conv_forward_slice, &j);
 }
 
@@ -270,14 +339,33 @@ static void conv_backward_slice(void *ctx, int t) {
     const int P = s->OH * s->OW, K = W->cols;
     int b0, b1;
     slice_range(j, t, &b0, &b1);
-    float *dWp = n->aux + col_len(j->B, s) + (size_t)t * ((size_t)s->OC * K + (size_t)s->OC), *dbp = dWp + (size_t)s->OC * K;
-    memset(dWp, 0, ((size_t)s->OC * K + (size_t)s->OC) * sizeof(float));
+    const int direct = tq_conv_direct(s);
+    const size_t part = direct ? direct_partial_len(s) : (size_t)s->OC * K + (size_t)s->OC;
+    float *base = n->aux + (direct ? (size_t)K * oc_padded(s) + 2 * padded_len(j->B, s) : col_len(j->B, s));
+    float *dWp = base + (size_t)t * part, *dbp = dWp + part - (size_t)s->OC;
+    memset(dWp, 0, part * sizeof(float));
     if (b1 <= b0) return;
     const int rows = (b1 - b0) * P;
     const float *dy = n->grad + (size_t)b0 * P * s->OC;
     if (n->n_in == 3 && n->in[2]->grad) /* db[o] += sum over this slice's positions of dy */
         for (int r = 0; r < rows; r++)
             for (int o = 0; o < s->OC; o++) dbp[o] += dy[(size_t)r * s->OC + o];
+    if (direct) {
+        tq_direct_geom g = direct_geom(s);
+        const size_t img = (size_t)s->H * s->W * s->C, imgp = (size_t)g.H * g.W * s->C;
+        float *xp = n->aux + (size_t)K * g.OCp, *dxp = xp + padded_len(j->B, s);
+        const float *xs = s->pad ? xp + (size_t)b0 * imgp : x->val + (size_t)b0 * img;
+        if (W->grad) tq_direct_weights(&g, dWp, xs, dy, b1 - b0);
+        if (x->grad && s->pad) {
+            float *d = dxp + (size_t)b0 * imgp;
+            memset(d, 0, (size_t)(b1 - b0) * imgp * sizeof(float));
+            tq_direct_data(&g, d, dy, W->val, b1 - b0);
+            unpad_add(x->grad + (size_t)b0 * img, d, b1 - b0, s);
+        } else if (x->grad) {
+            tq_direct_data(&g, x->grad + (size_t)b0 * img, dy, W->val, b1 - b0);
+        }
+        return;
+    }
     if (s->depthwise) {
         const int mult = s->OC / s->C;
         for (int b = b0; b < b1; b++)
@@ -325,13 +413,18 @@ static void conv_backward(tq_node *n) {
     int B = n->in[0]->rows, K = n->in[1]->cols;
     conv_job j = {n, B, B < TQ_SLICES ? B : TQ_SLICES};
     tq_parallel_for(j.slices, conv_backward_slice, &j);
-    /* the slices' partial sums, added in slice order */
-    const float *base = n->aux + col_len(B, s);
-    const size_t stride = (size_t)s->OC * K + (size_t)s->OC;
+    /* the slices' partial sums, added in slice order (the direct path's are transposed, Wt) */
+    const int direct = tq_conv_direct(s), OCp = oc_padded(s);
+    const float *base = n->aux + (direct ? (size_t)K * OCp + 2 * padded_len(B, s) : col_len(B, s));
+    const size_t stride = direct ? direct_partial_len(s) : (size_t)s->OC * K + (size_t)s->OC;
     for (int t = 0; t < j.slices; t++) {
-        const float *dWp = base + (size_t)t * stride, *dbp = dWp + (size_t)s->OC * K;
-        if (n->in[1]->grad)
-            for (size_t i = 0; i < (size_t)s->OC * K; i++) n->in[1]->grad[i] += dWp[i];
+        const float *dWp = base + (size_t)t * stride, *dbp = dWp + stride - (size_t)s->OC;
+        float *dW = n->in[1]->grad;
+        if (dW && direct)
+            for (int o = 0; o < s->OC; o++)
+                for (int k = 0; k < K; k++) dW[(size_t)o * K + k] += dWp[(size_t)k * OCp + o];
+        else if (dW)
+            for (size_t i = 0; i < (size_t)s->OC * K; i++) dW[i] += dWp[i];
         if (n->n_in == 3 && n->in[2]->grad)
             for (int o = 0; o < s->OC; o++) n->in[2]->grad[o] += dbp[o];
     }

@@ -7,7 +7,9 @@
  *   conv2d     y[b][oy][ox][o] = bias[o] + sum_{ky,kx,c} W[o][ky][kx][c] x[b][iy][ix][c]
  *              iy = oy*stride + ky - pad, ix = ox*stride + kx - pad; outside the image x = 0.
  *              W is [OC][KH*KW*C] (OHWI): one row per output channel, which is also the row of
- *              the per-channel weight quantizer. Computed as im2col + one SGEMM per batch:
+ *              the per-channel weight quantizer. On a CPU with AVX-512, computed by direct
+ *              kernels (layers/conv_direct.c: output channels as vector lanes, no copies);
+ *              elsewhere as im2col + one SGEMM per batch slice:
  *              col[b*OH*OW + p][(ky*KW + kx)*C + c] = x at the window of output p, and
  *              y = col W^T; backward: dW += dy^T col, dcol = dy W, dx += col2im(dcol).
  *   depthwise  y[b][oy][ox][o] = bias[o] + sum_{ky,kx} W[o][ky*KW + kx] x[b][iy][ix][o / mult]
@@ -42,6 +44,13 @@ tq_status tq_conv_shape_init(tq_conv_shape *s, int H, int W, int C, int K, int s
 /* Record y = conv(x, W) + b (b may be NULL).  x:[B][H*W*C]  W:[OC][KH*KW*C] (depthwise
  * [OC][KH*KW])  b:[1][OC]  ->  [B][OH*OW*OC]. */
 tq_node *tq_conv2d(tq_graph *g, tq_node *x, tq_node *W, tq_node *b, const tq_conv_shape *s);
+
+/* On a CPU with AVX-512 a (not depthwise) convolution runs direct kernels (layers/conv_direct.c)
+ * instead of im2col + SGEMM; tq_conv_set_direct(0) turns them off for the whole process, to
+ * compare the two (tests, bench). Not to be called while a graph runs. tq_conv_direct(s): whether
+ * a convolution of shape s takes the direct kernels now. */
+void tq_conv_set_direct(int on);
+int tq_conv_direct(const tq_conv_shape *s);
 
 /* The same by direct loops in double, the reference the op is tested against. */
 void tq_conv2d_ref(float *y, const float *x, const float *W, const float *b, int B, const tq_conv_shape *s);

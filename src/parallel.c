@@ -1,7 +1,10 @@
 /* The pool: workers sleep on a condition variable until a job is posted; each takes the next index
  * under the mutex until none is left; the caller takes indices too and then waits for the stragglers.
  * A training step posts a dozen small jobs, so both sides first spin briefly on the job counter
- * before sleeping: a futex round trip per job would cost as much as the job. */
+ * before sleeping: a futex round trip per job would cost as much as the job (in a VM, more).
+ * The caller returns as soon as every index has finished (`pending` reaches 0), without waiting
+ * for the workers to leave the job: a worker still on its way out only looks at the shared
+ * counters under the mutex, and if the next job is posted by then it simply takes part in it. */
 #include "src/parallel.h"
 
 #include <pthread.h>
@@ -24,15 +27,18 @@ static atomic_int pending;      /* indices not finished yet in the current job *
 static int stopping;
 static void (*job_fn)(void *, int);
 static void *job_ctx;
-static int job_n, job_next, job_busy; /* indices, the next to take, workers inside the job */
+static int job_n, job_next; /* indices, the next to take */
 
 static void run_indices(void) { /* called with mu held; returns with it held */
     while (job_next < job_n) {
         int i = job_next++;
+        void (*fn)(void *, int) = job_fn;
+        void *ctx = job_ctx;
         pthread_mutex_unlock(&mu);
-        job_fn(job_ctx, i);
-        atomic_fetch_sub(&pending, 1);
+        fn(ctx, i);
+        int last = atomic_fetch_sub(&pending, 1) == 1;
         pthread_mutex_lock(&mu);
+        if (last) pthread_cond_broadcast(&job_done); /* the caller may be asleep waiting for it */
     }
 }
 
@@ -51,9 +57,7 @@ static void *worker(void *arg) {
         while (atomic_load(&generation) == seen) pthread_cond_wait(&job_posted, &mu);
         seen = atomic_load(&generation);
         if (stopping) break;
-        job_busy++;
         run_indices();
-        if (--job_busy == 0) pthread_cond_broadcast(&job_done);
     }
     pthread_mutex_unlock(&mu);
     return NULL;
@@ -102,7 +106,7 @@ void tq_parallel_for(int n, void (*fn)(void *ctx, int i), void *ctx) {
     for (int k = 0; k < TQ_SPIN && atomic_load(&pending) > 0; k++) {
     }
     pthread_mutex_lock(&mu);
-    while (job_busy > 0 || job_next < job_n) pthread_cond_wait(&job_done, &mu);
+    while (atomic_load(&pending) > 0) pthread_cond_wait(&job_done, &mu);
     pthread_mutex_unlock(&mu);
     pthread_mutex_unlock(&job_lock);
 }

@@ -55,14 +55,86 @@ static void check_conv(int B, int H, int W, int C, int K, int stride, int pad, i
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tq_free(all[i]);
 }
 
+/* Both paths: im2col + SGEMM, and the direct kernels where this CPU has AVX-512. */
 static void conv_matches_reference_and_gradients(void **state) {
     (void)state;
-    check_conv(2, 7, 6, 3, 3, 1, 1, 4, 0, 1);   /* odd kernel, padding */
-    check_conv(2, 8, 9, 2, 4, 2, 0, 5, 0, 0);   /* even kernel, stride 2, no bias */
-    check_conv(1, 9, 9, 1, 5, 2, 2, 3, 0, 1);   /* one input channel, stride and padding */
-    check_conv(2, 5, 4, 3, 1, 1, 0, 2, 0, 1);   /* 1x1 */
-    check_conv(2, 6, 7, 3, 3, 2, 1, 6, 1, 1);   /* depthwise, multiplier 2, stride 2, padding */
-    check_conv(1, 5, 5, 4, 2, 1, 0, 4, 1, 0);   /* depthwise, even kernel */
+    for (int direct = 0; direct <= 1; direct++) {
+        tq_conv_set_direct(direct);
+        check_conv(2, 7, 6, 3, 3, 1, 1, 4, 0, 1);   /* odd kernel, padding */
+        check_conv(2, 8, 9, 2, 4, 2, 0, 5, 0, 0);   /* even kernel, stride 2, no bias */
+        check_conv(1, 9, 9, 1, 5, 2, 2, 3, 0, 1);   /* one input channel, stride and padding */
+        check_conv(2, 5, 4, 3, 1, 1, 0, 2, 0, 1);   /* 1x1 */
+        check_conv(3, 6, 13, 2, 3, 1, 0, 17, 0, 1); /* 11 outputs a row (8 + 1 + 1 + 1), 17 channels (16 + 1) */
+        check_conv(2, 6, 7, 3, 3, 2, 1, 6, 1, 1);   /* depthwise, multiplier 2, stride 2, padding */
+        check_conv(1, 5, 5, 4, 2, 1, 0, 4, 1, 0);   /* depthwise, even kernel */
+    }
+    tq_conv_set_direct(1);
+}
+
+/* y, dx, dW and db of one convolution on random data, by the current path */
+static void conv_run(const tq_conv_shape *s, int B, const float *x, const float *w, const float *b, const float *R, float *y, float *dx,
+                     float *dw, float *db) {
+    const int KK = s->KH * s->KW * s->C;
+    memset(dx, 0, (size_t)B * s->H * s->W * s->C * sizeof(float));
+    memset(dw, 0, (size_t)s->OC * KK * sizeof(float));
+    memset(db, 0, (size_t)s->OC * sizeof(float));
+    tq_graph *g = tq_graph_new();
+    tq_node *xn = tq_leaf(g, "x", B, s->H * s->W * s->C, (float *)x, dx), *wn = tq_leaf(g, "W", s->OC, KK, (float *)w, dw);
+    tq_node *yn = tq_conv2d(g, xn, wn, tq_leaf(g, "b", 1, s->OC, (float *)b, db), s);
+    tq_node *L = tq_graph_apply(g, &op_wsum, (void *)R, 1, &yn);
+    assert_int_equal(tq_graph_status(g), TQ_OK);
+    assert_int_equal(tq_graph_forward(g, 1), TQ_OK);
+    assert_int_equal(tq_graph_backward(g, L), TQ_OK);
+    memcpy(y, yn->val, tq_node_numel(yn) * sizeof(float));
+    tq_graph_free(g);
+}
+
+static void close_to(const char *what, const float *a, const float *b, size_t n, const tq_conv_shape *s) {
+    for (size_t i = 0; i < n; i++)
+        if (fabsf(a[i] - b[i]) > 1e-4f * (1.0f + fabsf(b[i])))
+            fail_msg("%s[%zu]: direct %g, im2col %g (image %dx%dx%d, k%d s%d p%d, %d channels)", what, i, (double)a[i], (double)b[i], s->H,
+                     s->W, s->C, s->KH, s->stride, s->pad, s->OC);
+}
+
+/* The direct kernels against im2col + SGEMM on shapes too wide for finite differences: kernel rows
+ * longer than the 64 floats the data kernel takes at once, channel blocks with masked tails, 8-,
+ * 4- and 1-pixel blocks, DigitsCNN's two layers. Both paths give every output and gradient. */
+static void direct_matches_im2col(void **state) {
+    (void)state;
+    tq_conv_set_direct(1);
+    tq_conv_shape probe;
+    assert_int_equal(tq_conv_shape_init(&probe, 4, 4, 1, 3, 1, 0, 1, 0), TQ_OK);
+    if (!tq_conv_direct(&probe)) skip(); /* no AVX-512 here: only im2col runs */
+    const int shapes[][8] = {
+        /* B  H   W   C  K s p  OC */
+        {5, 28, 28, 1, 5, 1, 0, 8},   {5, 12, 12, 8, 5, 1, 0, 16}, {3, 7, 13, 22, 3, 1, 1, 20},
+        {2, 9, 10, 5, 4, 2, 2, 33},   {4, 6, 6, 70, 1, 1, 0, 3},   {3, 11, 7, 3, 3, 3, 1, 16},
+    };
+    tq_rng r;
+    tq_rng_seed(&r, 77);
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        const int *v = shapes[t], B = v[0];
+        tq_conv_shape s;
+        assert_int_equal(tq_conv_shape_init(&s, v[1], v[2], v[3], v[4], v[5], v[6], v[7], 0), TQ_OK);
+        size_t nx = (size_t)B * s.H * s.W * s.C, nw = (size_t)s.OC * s.KH * s.KW * s.C, ny = (size_t)B * s.OH * s.OW * s.OC;
+        float *x = rnd(&r, nx, -1, 1), *w = rnd(&r, nw, -1, 1), *b = rnd(&r, (size_t)s.OC, -1, 1), *R = rnd(&r, ny, -1, 1);
+        float *out[2][4];
+        for (int d = 0; d < 2; d++) {
+            out[d][0] = tq_malloc(ny * sizeof(float)), out[d][1] = tq_malloc(nx * sizeof(float));
+            out[d][2] = tq_malloc(nw * sizeof(float)), out[d][3] = tq_malloc((size_t)s.OC * sizeof(float));
+            tq_conv_set_direct(d);
+            assert_int_equal(tq_conv_direct(&s), d);
+            conv_run(&s, B, x, w, b, R, out[d][0], out[d][1], out[d][2], out[d][3]);
+        }
+        close_to("y", out[1][0], out[0][0], ny, &s);
+        close_to("dx", out[1][1], out[0][1], nx, &s);
+        close_to("dW", out[1][2], out[0][2], nw, &s);
+        close_to("db", out[1][3], out[0][3], (size_t)s.OC, &s);
+        for (int d = 0; d < 2; d++)
+            for (int i = 0; i < 4; i++) tq_free(out[d][i]);
+        tq_free(x), tq_free(w), tq_free(b), tq_free(R);
+    }
+    tq_conv_set_direct(1);
 }
 
 /* A 1-channel 3x3 image, 2x2 kernel, stride 1, padding 1, by hand:
@@ -230,7 +302,8 @@ static void bn_fold_gradients(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(conv_matches_reference_and_gradients), cmocka_unit_test(conv_by_hand),
+        cmocka_unit_test(conv_matches_reference_and_gradients), cmocka_unit_test(direct_matches_im2col),
+        cmocka_unit_test(conv_by_hand),
         cmocka_unit_test(shapes_are_checked),                   cmocka_unit_test(pools_by_hand_and_gradients),
         cmocka_unit_test(batchnorm_statistics),                 cmocka_unit_test(batchnorm_gradients),
         cmocka_unit_test(bn_fold_gradients),
