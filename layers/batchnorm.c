@@ -1,6 +1,7 @@
 #include "layers/batchnorm.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "src/fake_quant.h" /* the run modes */
@@ -15,6 +16,19 @@ void tq_bn_init(tq_bn *bn, int C, float *running_mean, float *running_var) {
     }
 }
 
+/* The lanes the passes below run over (see there): 16 when C divides it and a row (the unit a
+ * batch slice is made of) is whole lanes, else C. */
+static int bn_lanes(const tq_node *n) {
+    const int C = ((const tq_bn *)n->ctx)->C;
+    return 16 % C == 0 && n->cols % 16 == 0 ? 16 : C;
+}
+
+/* aux: a, b (y = a x + b), shift, inv (xh = (x - shift) inv), each per lane, then per batch slice
+ * two double sums per lane (the statistics' or the gradient's partial sums), each slice's on its
+ * own cache lines (16 floats apart) so that two threads never write the same line. */
+static size_t bn_slice_stride(int L) { return ((size_t)4 * L + 15) / 16 * 16; }
+static size_t bn_aux_len(const tq_node *n) { return 4 * (size_t)bn_lanes(n) + 16 + (size_t)TQ_SLICES * bn_slice_stride(bn_lanes(n)); }
+
 static tq_status bn_shape(tq_node *n) {
     const tq_bn *bn = n->ctx;
     tq_node *x = n->in[0];
@@ -25,53 +39,108 @@ static tq_status bn_shape(tq_node *n) {
             TQ_FAIL(TQ_E_SHAPE, "batch norm: gamma/beta are [%d][%d], want [1][%d]", n->in[i]->rows, n->in[i]->cols, bn->C);
     n->rows = x->rows;
     n->cols = x->cols;
-    n->aux_len = tq_node_numel(n) + (size_t)bn->C; /* xh, then 1/sqrt(var + eps) per channel */
+    n->aux_len = bn_aux_len(n);
     return TQ_OK;
 }
 
 /* Every loop below runs over positions (rows of C contiguous channels), the channel innermost, so
  * it vectorizes and needs no division. Sums are in double: a channel of a batch has tens of
- * thousands of values. */
-TQ_SIMD_CLONES static void channel_sums(const float *restrict x, size_t P, int C, double *restrict sum) {
-    for (size_t p = 0; p < P; p++, x += C)
-        for (int c = 0; c < C; c++) sum[c] += x[c];
+ * thousands of values. Nothing per value is kept between forward and backward: backward
+ * recomputes xh (and the ReLU's mask) from x, which costs less than writing and reading them
+ * back (these tensors are larger than a core's cache). */
+
+/* The three passes below are written once over "lanes": L consecutive values whose channels are
+ * lane % C. With 16 % C == 0 (C = 1, 2, 4, 8, 16) they take L = 16, a constant, so that the sums
+ * stay in registers across positions (with L = C in memory, each position would wait for the
+ * previous one's store); otherwise L = C. The per-channel arrays come expanded to L lanes. */
+#define BN_LANES 16
+
+/* s1 += sum (x - k), s2 += sum (x - k)^2 per lane, over n values: one pass; k (the running mean)
+ * keeps the sums small, so var = s2/N - (s1/N)^2 does not cancel. */
+static inline __attribute__((always_inline)) void moments_l(const float *restrict x, size_t n, int L, const float *restrict k,
+                                                            double *restrict s1, double *restrict s2) {
+    double a1[4096], a2[4096];
+    for (int l = 0; l < L; l++) a1[l] = a2[l] = 0.0;
+    for (size_t i = 0; i < n; i += (size_t)L, x += L)
+        for (int l = 0; l < L; l++) {
+            double d = (double)x[l] - k[l];
+            a1[l] += d;
+            a2[l] += d * d;
+        }
+    for (int l = 0; l < L; l++) s1[l] = a1[l], s2[l] = a2[l];
 }
 
-TQ_SIMD_CLONES static void channel_sq_dev(const float *restrict x, size_t P, int C, const double *restrict mean,
-                                          double *restrict var) {
-    for (size_t p = 0; p < P; p++, x += C)
-        for (int c = 0; c < C; c++) {
-            double d = x[c] - mean[c];
-            var[c] += d * d;
+/* y = a x + b, then max(0, y) when the op ends in a ReLU */
+static inline __attribute__((always_inline)) void affine_l(const float *restrict x, float *restrict y, size_t n, int L,
+                                                           const float *restrict a, const float *restrict b, int relu) {
+    for (size_t i = 0; i < n; i += (size_t)L, x += L, y += L)
+        for (int l = 0; l < L; l++) {
+            float v = a[l] * x[l] + b[l];
+            y[l] = relu && !(v > 0.0f) ? 0.0f : v;
         }
 }
 
-/* xh = (x - shift) * inv; y = gamma xh + beta */
-TQ_SIMD_CLONES static void normalize(const float *restrict x, float *restrict xh, float *restrict y, size_t P, int C,
-                                     const float *restrict shift, const float *restrict inv, const float *restrict gamma,
-                                     const float *restrict beta) {
-    for (size_t p = 0; p < P; p++, x += C, xh += C, y += C)
-        for (int c = 0; c < C; c++) {
-            xh[c] = (x[c] - shift[c]) * inv[c];
-            y[c] = gamma[c] * xh[c] + beta[c];
+/* With a ReLU, dz = dy where a x + b > 0 (recomputed exactly as forward computed it), else 0.
+ * sdy = sum dz, sdyxh = sum dz xh per lane, xh = (x - shift) inv. */
+static inline __attribute__((always_inline)) void grad_sums_l(const float *restrict dy, const float *restrict x, size_t n, int L,
+                                                              const float *restrict a, const float *restrict b,
+                                                              const float *restrict shift, const float *restrict inv, int relu,
+                                                              double *restrict sdy, double *restrict sdyxh) {
+    double a1[4096], a2[4096];
+    for (int l = 0; l < L; l++) a1[l] = a2[l] = 0.0;
+    for (size_t i = 0; i < n; i += (size_t)L, dy += L, x += L)
+        for (int l = 0; l < L; l++) {
+            float d = relu && !(a[l] * x[l] + b[l] > 0.0f) ? 0.0f : dy[l];
+            a1[l] += d;
+            a2[l] += (double)d * ((x[l] - shift[l]) * inv[l]);
+        }
+    for (int l = 0; l < L; l++) sdy[l] = a1[l], sdyxh[l] = a2[l];
+}
+
+/* dx += ga (dz - gb - xh gc) (batch statistics), or dx += ga dz (gb = gc = 0) */
+static inline __attribute__((always_inline)) void grad_x_l(float *restrict dx, const float *restrict dy, const float *restrict x,
+                                                           size_t n, int L, const float *restrict a, const float *restrict b,
+                                                           const float *restrict shift, const float *restrict inv, int relu,
+                                                           const float *restrict ga, const float *restrict gb,
+                                                           const float *restrict gc) {
+    for (size_t i = 0; i < n; i += (size_t)L, dx += L, dy += L, x += L)
+        for (int l = 0; l < L; l++) {
+            float d = relu && !(a[l] * x[l] + b[l] > 0.0f) ? 0.0f : dy[l];
+            dx[l] += ga[l] * (d - gb[l] - (x[l] - shift[l]) * inv[l] * gc[l]);
         }
 }
 
-/* y = a x + b per channel */
-TQ_SIMD_CLONES static void affine(const float *restrict x, float *restrict y, size_t P, int C, const float *restrict a,
-                                  const float *restrict b) {
-    for (size_t p = 0; p < P; p++, x += C, y += C)
-        for (int c = 0; c < C; c++) y[c] = a[c] * x[c] + b[c];
+TQ_SIMD_CLONES static void channel_moments(const float *x, size_t n, int L, const float *k, double *s1, double *s2) {
+    if (L == BN_LANES) moments_l(x, n, BN_LANES, k, s1, s2);
+    else moments_l(x, n, L, k, s1, s2);
+}
+TQ_SIMD_CLONES static void affine(const float *x, float *y, size_t n, int L, const float *a, const float *b, int relu) {
+    if (L == BN_LANES && relu) affine_l(x, y, n, BN_LANES, a, b, 1);
+    else if (L == BN_LANES) affine_l(x, y, n, BN_LANES, a, b, 0);
+    else affine_l(x, y, n, L, a, b, relu);
+}
+TQ_SIMD_CLONES static void grad_sums(const float *dy, const float *x, size_t n, int L, const float *a, const float *b,
+                                     const float *shift, const float *inv, int relu, double *sdy, double *sdyxh) {
+    if (L == BN_LANES && relu) grad_sums_l(dy, x, n, BN_LANES, a, b, shift, inv, 1, sdy, sdyxh);
+    else if (L == BN_LANES) grad_sums_l(dy, x, n, BN_LANES, a, b, shift, inv, 0, sdy, sdyxh);
+    else grad_sums_l(dy, x, n, L, a, b, shift, inv, relu, sdy, sdyxh);
+}
+TQ_SIMD_CLONES static void grad_x(float *dx, const float *dy, const float *x, size_t n, int L, const float *a, const float *b,
+                                  const float *shift, const float *inv, int relu, const float *ga, const float *gb, const float *gc) {
+    if (L == BN_LANES && relu) grad_x_l(dx, dy, x, n, BN_LANES, a, b, shift, inv, 1, ga, gb, gc);
+    else if (L == BN_LANES) grad_x_l(dx, dy, x, n, BN_LANES, a, b, shift, inv, 0, ga, gb, gc);
+    else grad_x_l(dx, dy, x, n, L, a, b, shift, inv, relu, ga, gb, gc);
 }
 
-/* The elementwise halves run as tasks over batch slices (src/parallel.h); the channel sums stay
- * serial (cheap, and their order then never changes). */
+/* Each pass is a task per batch slice (src/parallel.h); a slice's sums go to its own partials,
+ * added up afterwards in slice order, so the bytes do not depend on the thread count. */
 typedef struct {
     tq_node *n;
-    const float *shift, *inv, *gamma, *beta; /* forward */
-    const float *fs, *fb;                    /* forward with a rounded folded bias: y = fs x + fb */
-    const float *a, *b, *c3;                 /* backward */
+    int relu, L;
+    const float *ga, *gb, *gc; /* backward's per-lane factors */
 } bn_job;
+
+static const tq_op op_bn, op_bn_relu;
 
 static void slice_positions(const tq_node *n, int t, size_t *p0, size_t *p1) {
     size_t per_row = (size_t)n->cols / (size_t)((const tq_bn *)n->ctx)->C;
@@ -80,106 +149,154 @@ static void slice_positions(const tq_node *n, int t, size_t *p0, size_t *p1) {
     *p1 *= per_row;
 }
 
-static void normalize_slice(void *ctx, int t) {
+/* the per-lane arrays in aux, and slice t's two partial sums */
+typedef struct {
+    float *a, *b, *shift, *inv;
+    double *s1, *s2;
+    int L;
+} bn_aux;
+
+static bn_aux aux_of(const tq_node *n, int t) {
+    const int L = bn_lanes(n);
+    float *f = n->aux;
+    uintptr_t at = (uintptr_t)(f + 4 * (size_t)L);
+    float *parts = (float *)(at + (64 - at % 64) % 64); /* a cache line's start (aux has 16 floats to spare) */
+    double *d = (double *)(void *)(parts + (size_t)t * bn_slice_stride(L));
+    return (bn_aux){f, f + L, f + 2 * L, f + 3 * L, d, d + L, L};
+}
+
+/* lanes l >= C repeat channel l % C */
+static void expand(float *v, int C, int L) {
+    for (int l = C; l < L; l++) v[l] = v[l % C];
+}
+
+/* A slice is whole rows, so whole lanes (bn_lanes), and starts on a lane with channel 0. */
+static void moments_slice(void *ctx, int t) {
     const bn_job *j = ctx;
     const int C = ((const tq_bn *)j->n->ctx)->C;
+    bn_aux A = aux_of(j->n, 0), P = aux_of(j->n, t);
     size_t p0, p1;
     slice_positions(j->n, t, &p0, &p1);
-    if (p1 > p0)
-        normalize(j->n->in[0]->val + p0 * C, j->n->aux + p0 * C, j->n->val + p0 * C, p1 - p0, C, j->shift, j->inv, j->gamma, j->beta);
-    if (p1 > p0 && j->fs) affine(j->n->in[0]->val + p0 * C, j->n->val + p0 * C, p1 - p0, C, j->fs, j->fb);
+    for (int l = 0; l < j->L; l++) P.s1[l] = P.s2[l] = 0.0;
+    if (p1 > p0) channel_moments(j->n->in[0]->val + p0 * C, (p1 - p0) * C, j->L, A.shift, P.s1, P.s2);
+}
+
+static void affine_slice(void *ctx, int t) {
+    const bn_job *j = ctx;
+    const int C = ((const tq_bn *)j->n->ctx)->C;
+    bn_aux A = aux_of(j->n, 0);
+    size_t p0, p1;
+    slice_positions(j->n, t, &p0, &p1);
+    if (p1 > p0) affine(j->n->in[0]->val + p0 * C, j->n->val + p0 * C, (p1 - p0) * C, j->L, A.a, A.b, j->relu);
 }
 
 static void bn_forward(tq_node *n, int mode) {
     tq_bn *bn = n->ctx;
     const int C = bn->C;
-    const float *x = n->in[0]->val, *gamma = n->in[1]->val, *beta = n->in[2]->val;
-    const size_t total = tq_node_numel(n), N = total / (size_t)C;
-    float *inv = n->aux + total, shift[4096], fs[4096], fb[4096];
+    const float *gamma = n->in[1]->val, *beta = n->in[2]->val;
+    const size_t N = tq_node_numel(n) / (size_t)C;
+    bn_aux A = aux_of(n, 0);
+    bn_job j = {n, n->op == &op_bn_relu, A.L, NULL, NULL, NULL};
     bn->batch_stats = mode == TQ_RUN_TRAIN && !bn->frozen;
     if (bn->batch_stats) {
-        double mean[4096], var[4096]; /* C <= 4096 (bn_shape) */
-        for (int c = 0; c < C; c++) mean[c] = var[c] = 0.0;
-        channel_sums(x, N, C, mean);
-        for (int c = 0; c < C; c++) mean[c] /= (double)N;
-        channel_sq_dev(x, N, C, mean, var);
+        for (int c = 0; c < C; c++) A.shift[c] = bn->running_mean[c];
+        expand(A.shift, C, A.L);
+        tq_parallel_for(TQ_SLICES, moments_slice, &j);
+        double s1[4096], s2[4096]; /* C <= 4096 (bn_shape) */
+        for (int c = 0; c < C; c++) s1[c] = s2[c] = 0.0;
+        for (int t = 0; t < TQ_SLICES; t++) { /* slice by slice, lane by lane: a fixed order */
+            bn_aux P = aux_of(n, t);
+            for (int l = 0; l < A.L; l++) s1[l % C] += P.s1[l], s2[l % C] += P.s2[l];
+        }
         for (int c = 0; c < C; c++) {
-            var[c] /= (double)N;
-            inv[c] = (float)(1.0 / sqrt(var[c] + (double)bn->eps));
-            shift[c] = (float)mean[c];
-            double unbiased = N > 1 ? var[c] * (double)N / (double)(N - 1) : var[c];
-            bn->running_mean[c] += bn->momentum * ((float)mean[c] - bn->running_mean[c]);
+            double d = s1[c] / (double)N, mean = bn->running_mean[c] + d, var = s2[c] / (double)N - d * d;
+            if (var < 0.0) var = 0.0;
+            A.inv[c] = (float)(1.0 / sqrt(var + (double)bn->eps));
+            A.shift[c] = (float)mean;
+            A.a[c] = gamma[c] * A.inv[c];
+            A.b[c] = beta[c] - A.a[c] * A.shift[c];
+            double unbiased = N > 1 ? var * (double)N / (double)(N - 1) : var;
+            bn->running_mean[c] += bn->momentum * ((float)mean - bn->running_mean[c]);
             bn->running_var[c] += bn->momentum * ((float)unbiased - bn->running_var[c]);
         }
     } else {
-        for (int c = 0; c < C; c++) {
-            inv[c] = 1.0f / sqrtf(bn->running_var[c] + bn->eps);
-            shift[c] = bn->running_mean[c];
-            /* the folded scale and bias as conversion computes them (layers/model.c) */
-            fs[c] = gamma[c] * inv[c];
-            fb[c] = beta[c] - fs[c] * bn->running_mean[c];
+        for (int c = 0; c < C; c++) { /* the folded scale and bias as conversion computes them (layers/model.c) */
+            A.inv[c] = 1.0f / sqrtf(bn->running_var[c] + bn->eps);
+            A.shift[c] = bn->running_mean[c];
+            A.a[c] = gamma[c] * A.inv[c];
+            A.b[c] = beta[c] - A.a[c] * bn->running_mean[c];
         }
-        if (bn->round_bias) bn->round_bias(bn->round_bias_ctx, fb, C, mode);
+        if (bn->round_bias) bn->round_bias(bn->round_bias_ctx, A.b, C, mode);
     }
-    int folded = !bn->batch_stats && bn->round_bias;
-    bn_job j = {n, shift, inv, gamma, beta, folded ? fs : NULL, folded ? fb : NULL, NULL, NULL, NULL};
-    tq_parallel_for(TQ_SLICES, normalize_slice, &j);
+    expand(A.a, C, A.L), expand(A.b, C, A.L), expand(A.shift, C, A.L), expand(A.inv, C, A.L);
+    tq_parallel_for(TQ_SLICES, affine_slice, &j);
 }
 
-TQ_SIMD_CLONES static void grad_sums(const float *restrict dy, const float *restrict xh, size_t P, int C, double *restrict sdy,
-                                     double *restrict sdyxh) {
-    for (size_t p = 0; p < P; p++, dy += C, xh += C)
-        for (int c = 0; c < C; c++) {
-            sdy[c] += dy[c];
-            sdyxh[c] += (double)dy[c] * xh[c];
-        }
-}
-
-/* dx += a (dy - b - xh c) per channel (batch statistics), or dx += a dy (b = c = 0) */
-TQ_SIMD_CLONES static void grad_x(float *restrict dx, const float *restrict dy, const float *restrict xh, size_t P, int C,
-                                  const float *restrict a, const float *restrict b, const float *restrict c3) {
-    for (size_t p = 0; p < P; p++, dx += C, dy += C, xh += C)
-        for (int c = 0; c < C; c++) dx[c] += a[c] * (dy[c] - b[c] - xh[c] * c3[c]);
+static void grad_sums_slice(void *ctx, int t) {
+    const bn_job *j = ctx;
+    const int C = ((const tq_bn *)j->n->ctx)->C;
+    bn_aux A = aux_of(j->n, 0), P = aux_of(j->n, t);
+    size_t p0, p1;
+    slice_positions(j->n, t, &p0, &p1);
+    for (int l = 0; l < j->L; l++) P.s1[l] = P.s2[l] = 0.0;
+    if (p1 > p0)
+        grad_sums(j->n->grad + p0 * C, j->n->in[0]->val + p0 * C, (p1 - p0) * C, j->L, A.a, A.b, A.shift, A.inv, j->relu, P.s1, P.s2);
 }
 
 static void grad_x_slice(void *ctx, int t) {
     const bn_job *j = ctx;
     const int C = ((const tq_bn *)j->n->ctx)->C;
+    bn_aux A = aux_of(j->n, 0);
     size_t p0, p1;
     slice_positions(j->n, t, &p0, &p1);
-    if (p1 > p0) grad_x(j->n->in[0]->grad + p0 * C, j->n->grad + p0 * C, j->n->aux + p0 * C, p1 - p0, C, j->a, j->b, j->c3);
+    if (p1 > p0)
+        grad_x(j->n->in[0]->grad + p0 * C, j->n->grad + p0 * C, j->n->in[0]->val + p0 * C, (p1 - p0) * C, j->L, A.a, A.b, A.shift,
+               A.inv, j->relu, j->ga, j->gb, j->gc);
 }
 
 static void bn_backward(tq_node *n) {
     const tq_bn *bn = n->ctx;
     const int C = bn->C;
-    const size_t total = tq_node_numel(n), N = total / (size_t)C;
-    const float *dy = n->grad, *xh = n->aux, *inv = n->aux + total, *gamma = n->in[1]->val;
+    const size_t N = tq_node_numel(n) / (size_t)C;
+    const float *gamma = n->in[1]->val;
+    bn_aux A = aux_of(n, 0);
+    bn_job j = {n, n->op == &op_bn_relu, A.L, NULL, NULL, NULL};
+    tq_parallel_for(TQ_SLICES, grad_sums_slice, &j);
     double sdy[4096], sdyxh[4096];
     for (int c = 0; c < C; c++) sdy[c] = sdyxh[c] = 0.0;
-    grad_sums(dy, xh, N, C, sdy, sdyxh);
+    for (int t = 0; t < TQ_SLICES; t++) {
+        bn_aux P = aux_of(n, t);
+        for (int l = 0; l < A.L; l++) sdy[l % C] += P.s1[l], sdyxh[l % C] += P.s2[l];
+    }
     if (n->in[1]->grad)
         for (int c = 0; c < C; c++) n->in[1]->grad[c] += (float)sdyxh[c];
     if (n->in[2]->grad)
         for (int c = 0; c < C; c++) n->in[2]->grad[c] += (float)sdy[c];
     if (!n->in[0]->grad) return;
-    /* batch statistics: dx = gamma inv / N (N dy - sum dy - xh sum(dy xh)) = a (dy - mean dy - xh mean(dy xh));
+    /* batch statistics: dx = gamma inv / N (N dy - sum dy - xh sum(dy xh)) = ga (dy - mean dy - xh mean(dy xh));
      * running ones: dx = gamma inv dy */
-    float a[4096], b[4096], c3[4096];
+    float ga[4096], gb[4096], gc[4096];
     for (int c = 0; c < C; c++) {
-        a[c] = gamma[c] * inv[c];
-        b[c] = bn->batch_stats ? (float)(sdy[c] / (double)N) : 0.0f;
-        c3[c] = bn->batch_stats ? (float)(sdyxh[c] / (double)N) : 0.0f;
+        ga[c] = gamma[c] * A.inv[c];
+        gb[c] = bn->batch_stats ? (float)(sdy[c] / (double)N) : 0.0f;
+        gc[c] = bn->batch_stats ? (float)(sdyxh[c] / (double)N) : 0.0f;
     }
-    bn_job j = {n, NULL, NULL, NULL, NULL, NULL, NULL, a, b, c3};
+    expand(ga, C, A.L), expand(gb, C, A.L), expand(gc, C, A.L);
+    j.ga = ga, j.gb = gb, j.gc = gc;
     tq_parallel_for(TQ_SLICES, grad_x_slice, &j);
 }
 
 static const tq_op op_bn = {"batchnorm", bn_shape, bn_forward, bn_backward};
+static const tq_op op_bn_relu = {"batchnorm_relu", bn_shape, bn_forward, bn_backward};
 
 tq_node *tq_batchnorm(tq_graph *g, tq_node *x, tq_node *gamma, tq_node *beta, tq_bn *bn) {
     tq_node *in[3] = {x, gamma, beta};
     return tq_graph_apply(g, &op_bn, bn, 3, in);
+}
+
+tq_node *tq_batchnorm_relu(tq_graph *g, tq_node *x, tq_node *gamma, tq_node *beta, tq_bn *bn) {
+    tq_node *in[3] = {x, gamma, beta};
+    return tq_graph_apply(g, &op_bn_relu, bn, 3, in);
 }
 
 /* ---- the fold's per-channel scale ----

@@ -15,7 +15,12 @@
  *              y = s x + round(beta - s mean) instead (s = gamma / sqrt(running_var + eps)): the
  *              same function up to the bias rounding, whose gradient passes straight through, so
  *              the backward is unchanged.
- * momentum 0.1 and eps 1e-5 as PyTorch's defaults.
+ * momentum 0.1 and eps 1e-5 as PyTorch's defaults. Both modes compute y as a x + b per channel
+ * (a = gamma / sqrt(var + eps), b = beta - a mean), the folded form the integer model holds.
+ * Nothing per value is cached: backward recomputes xh from x (and, for tq_batchnorm_relu, the
+ * ReLU's mask from a x + b), cheaper than writing and reading back tensors larger than a cache.
+ * The mean and variance come from one pass of sums of (x - running_mean) and its square, in
+ * double, per batch slice, added up in slice order: the same bytes for any thread count.
  *
  * The fold (PyTorch 1.13's ConvBn2d): s[c] = gamma[c] / sqrt(running_var[c] + eps). QAT computes
  * conv(x, fake_quant(W * s)) / s, then the batch norm above, so the weights the quantizer sees
@@ -49,6 +54,9 @@ void tq_bn_init(tq_bn *bn, int C, float *running_mean, float *running_var);
 
 /* x:[B][S*C], gamma and beta [1][C] -> [B][S*C] */
 tq_node *tq_batchnorm(tq_graph *g, tq_node *x, tq_node *gamma, tq_node *beta, tq_bn *bn);
+/* The same followed by a ReLU, in one op: max(0, batchnorm(x)), one pass over the data each way
+ * instead of two. */
+tq_node *tq_batchnorm_relu(tq_graph *g, tq_node *x, tq_node *gamma, tq_node *beta, tq_bn *bn);
 
 /* The fold's two halves, with s[c] = gamma[c] / sqrt(running_var[c] + eps):
  * W' = W * s with row c of W [OC][K] being channel c, and y' = y / s with column j of y [B][S*C]

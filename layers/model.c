@@ -729,8 +729,9 @@ tq_status tq_net_init(tq_net *net, tq_model *m, int max_batch) {
             h = tq_qat_stage(g, m->qat, s, h, W, b, gm, bt, st->bn ? &st->bn_state : NULL, st->relu, &st->conv);
         } else {
             h = tq_conv2d(g, h, W, b, &st->conv);
-            if (st->bn) h = tq_batchnorm(g, h, gm, bt, &st->bn_state);
-            if (st->relu) h = tq_relu(g, h);
+            if (st->bn && st->relu) h = tq_batchnorm_relu(g, h, gm, bt, &st->bn_state);
+            else if (st->bn) h = tq_batchnorm(g, h, gm, bt, &st->bn_state);
+            else if (st->relu) h = tq_relu(g, h);
         }
         if (st->pool) h = tq_pool2d(g, h, &st->pool_shape);
         net->out[s] = h;

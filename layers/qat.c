@@ -151,13 +151,14 @@ tq_node *tq_qat_stage(tq_graph *g, tq_qat *q, int s, tq_node *x, tq_node *W, tq_
             bn->round_bias_ctx = &q->sbq[s];
         }
         tq_node *Wq = fake_quant(g, tq_bn_fold_weights(g, W, gamma, bn), &q->swfq[s]);
-        y = tq_batchnorm(g, tq_bn_unfold_output(g, tq_conv2d(g, x, Wq, NULL, cs), gamma, bn), gamma, beta, bn);
+        y = tq_bn_unfold_output(g, tq_conv2d(g, x, Wq, NULL, cs), gamma, bn);
+        y = relu ? tq_batchnorm_relu(g, y, gamma, beta, bn) : tq_batchnorm(g, y, gamma, beta, bn);
     } else {
         tq_node *Wq = fake_quant(g, W, &q->swfq[s]);
         tq_node *bq = b && q->cfg.quant_bias ? tq_graph_apply(g, &op_bias_quant, &q->sbq[s], 1, &b) : b;
         y = tq_conv2d(g, x, Wq, bq, cs);
+        if (relu) y = tq_relu(g, y);
     }
-    if (relu) y = tq_relu(g, y);
     return fake_quant(g, y, &q->safq[s]);
 }
 

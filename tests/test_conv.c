@@ -14,6 +14,7 @@
 
 #include "layers/batchnorm.h"
 #include "layers/conv.h"
+#include "layers/relu.h"
 #include "src/alloc.h"
 #include "src/fake_quant.h"
 
@@ -246,12 +247,14 @@ static void batchnorm_statistics(void **state) {
     tq_graph_free(g);
 }
 
-static void batchnorm_gradients(void **state) {
-    (void)state;
-    enum { B = 3, S = 4, C = 3, N = B * S * C };
+/* B rows of S positions of C channels; rows of 16 values (C = 4, S = 4) take the 16-lane passes */
+static void check_bn_gradients(int B, int S, int C) {
+    enum { MAXN = 64, MAXC = 4 };
+    const int N = B * S * C;
+    assert_true(N <= MAXN && C <= MAXC);
     tq_rng r;
     tq_rng_seed(&r, 9);
-    float x[N], dx[N], gamma[C], dg[C], beta[C], db[C], R[N], rm[C], rv[C];
+    float x[MAXN], dx[MAXN], gamma[MAXC], dg[MAXC], beta[MAXC], db[MAXC], R[MAXN], rm[MAXC], rv[MAXC];
     fill(&r, x, N, -2, 2);
     fill(&r, gamma, C, 0.5f, 1.5f);
     fill(&r, beta, C, -1, 1);
@@ -268,6 +271,63 @@ static void batchnorm_gradients(void **state) {
         for (int c = 0; c < C; c++) rv[c] = 0.5f + (float)c, rm[c] = 0.1f * (float)c; /* away from the init */
     }
     tq_graph_free(g);
+}
+
+static void batchnorm_gradients(void **state) {
+    (void)state;
+    check_bn_gradients(3, 4, 3);
+    check_bn_gradients(3, 4, 4);
+}
+
+/* batchnorm_relu is relu(batchnorm(x)) in one op: the same outputs and gradients as the two ops
+ * (each checked by finite differences above), in training and evaluation, with uneven slices. */
+static void check_bn_relu(int B, int S, int C) {
+    enum { MAXN = 80, MAXC = 4 };
+    const int N = B * S * C;
+    assert_true(N <= MAXN && C <= MAXC);
+    tq_rng r;
+    tq_rng_seed(&r, 21);
+    float x[MAXN], gamma[MAXC], beta[MAXC], R[MAXN], rm[2][MAXC], rv[2][MAXC], dx[2][MAXN], dg[2][MAXC], db[2][MAXC], y[2][MAXN];
+    fill(&r, x, N, -2, 2);
+    fill(&r, gamma, C, 0.5f, 1.5f);
+    fill(&r, beta, C, -0.3f, 0.3f);
+    fill(&r, R, N, -1, 1);
+    for (int mode = TQ_RUN_EVAL; mode <= TQ_RUN_TRAIN; mode++) {
+        for (int fused = 0; fused < 2; fused++) {
+            tq_bn bn;
+            tq_bn_init(&bn, C, rm[fused], rv[fused]);
+            for (int c = 0; c < C; c++) rv[fused][c] = 0.5f + (float)c, rm[fused][c] = 0.3f * (float)c;
+            memset(dx[fused], 0, sizeof dx[fused]), memset(dg[fused], 0, sizeof dg[fused]), memset(db[fused], 0, sizeof db[fused]);
+            tq_graph *g = tq_graph_new();
+            tq_node *in[3] = {tq_leaf(g, "x", B, S * C, x, dx[fused]), tq_leaf(g, "g", 1, C, gamma, dg[fused]),
+                              tq_leaf(g, "b", 1, C, beta, db[fused])};
+            tq_node *yn = fused ? tq_batchnorm_relu(g, in[0], in[1], in[2], &bn) : tq_relu(g, tq_batchnorm(g, in[0], in[1], in[2], &bn));
+            tq_node *L = tq_graph_apply(g, &op_wsum, R, 1, &yn);
+            assert_int_equal(tq_graph_forward(g, mode), TQ_OK);
+            assert_int_equal(tq_graph_backward(g, L), TQ_OK);
+            memcpy(y[fused], yn->val, (size_t)N * sizeof(float));
+            tq_graph_free(g);
+        }
+        int zeros = 0;
+        for (int i = 0; i < N; i++) {
+            zeros += y[1][i] == 0.0f;
+            assert_float_equal(y[1][i], y[0][i], 1e-6f);
+            assert_float_equal(dx[1][i], dx[0][i], 1e-6f);
+        }
+        if (!(zeros > N / 5 && zeros < N - N / 5)) fail_msg("mode %d: %d of %d zero", mode, zeros, N); /* the ReLU cuts some, not all */
+        for (int c = 0; c < C; c++) {
+            assert_float_equal(dg[1][c], dg[0][c], 1e-5f);
+            assert_float_equal(db[1][c], db[0][c], 1e-5f);
+            assert_float_equal(rm[1][c], rm[0][c], 1e-7f);
+            assert_float_equal(rv[1][c], rv[0][c], 1e-7f);
+        }
+    }
+}
+
+static void batchnorm_relu_is_the_composition(void **state) {
+    (void)state;
+    check_bn_relu(5, 4, 3);
+    check_bn_relu(5, 4, 4); /* rows of 16 values: the 16-lane passes */
 }
 
 /* The fold: W' = W * s per row, y' = y / s per channel column, s = gamma / sqrt(var + eps). */
@@ -306,6 +366,7 @@ int main(void) {
         cmocka_unit_test(conv_by_hand),
         cmocka_unit_test(shapes_are_checked),                   cmocka_unit_test(pools_by_hand_and_gradients),
         cmocka_unit_test(batchnorm_statistics),                 cmocka_unit_test(batchnorm_gradients),
+        cmocka_unit_test(batchnorm_relu_is_the_composition),
         cmocka_unit_test(bn_fold_gradients),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
