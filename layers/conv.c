@@ -1,6 +1,7 @@
 #include "layers/conv.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "layers/conv_direct.h"
@@ -446,27 +447,39 @@ static tq_status pool_shape(tq_node *n) {
                 s->H * s->W * s->C);
     n->rows = n->in[0]->rows;
     n->cols = s->OH * s->OW * s->C;
-    n->aux_len = 0;
+    n->aux_len = s->avg ? 0 : tq_node_numel(n); /* max pool: where each maximum was, an int32 per output */
     return TQ_OK;
 }
 
-/* Window by window, the channels innermost (contiguous in NHWC), no branches: it vectorizes. */
-TQ_SIMD_CLONES static void pool_rows(const float *restrict x, float *restrict y, int rows, const tq_pool_shape *s) {
+/* Window by window, the channels innermost (contiguous in NHWC), no branches: it vectorizes.
+ * Max pool keeps the first maximum of each window (a later tap must be greater to replace it) and
+ * writes its tap ky*K + kx to arg, so that backward need not read the input again. */
+TQ_SIMD_CLONES static void pool_rows(const float *restrict x, float *restrict y, int32_t *restrict arg, int rows,
+                                     const tq_pool_shape *s) {
     const int C = s->C;
     const float inv = 1.0f / (float)(s->K * s->K);
     for (int b = 0; b < rows; b++)
         for (int oy = 0; oy < s->OH; oy++)
             for (int ox = 0; ox < s->OW; ox++) {
-                float *restrict out = y + (((size_t)b * s->OH + oy) * s->OW + ox) * C;
+                size_t o = (((size_t)b * s->OH + oy) * s->OW + ox) * C;
+                float *restrict out = y + o;
+                int32_t *restrict a = s->avg ? NULL : arg + o;
                 for (int ky = 0; ky < s->K; ky++)
                     for (int kx = 0; kx < s->K; kx++) {
                         const float *restrict px = x + (((size_t)b * s->H + oy * s->stride + ky) * s->W + ox * s->stride + kx) * C;
-                        if (ky == 0 && kx == 0) {
+                        const int32_t tap = ky * s->K + kx;
+                        if (tap == 0) {
                             for (int c = 0; c < C; c++) out[c] = px[c];
+                            if (!s->avg)
+                                for (int c = 0; c < C; c++) a[c] = 0;
                         } else if (s->avg) {
                             for (int c = 0; c < C; c++) out[c] += px[c];
                         } else {
-                            for (int c = 0; c < C; c++) out[c] = px[c] > out[c] ? px[c] : out[c];
+                            for (int c = 0; c < C; c++) {
+                                int more = px[c] > out[c];
+                                out[c] = more ? px[c] : out[c];
+                                a[c] = more ? tap : a[c];
+                            }
                         }
                     }
                 if (s->avg)
@@ -485,7 +498,8 @@ static void pool_forward_slice(void *ctx, int t) {
     const tq_pool_shape *s = j->n->ctx;
     size_t b0, b1, in = (size_t)s->H * s->W * s->C, out = (size_t)s->OH * s->OW * s->C;
     tq_slice((size_t)j->n->rows, t, j->slices, &b0, &b1);
-    if (b1 > b0) pool_rows(j->n->in[0]->val + b0 * in, j->n->val + b0 * out, (int)(b1 - b0), s);
+    int32_t *arg = s->avg ? NULL : (int32_t *)(void *)j->n->aux + b0 * out;
+    if (b1 > b0) pool_rows(j->n->in[0]->val + b0 * in, j->n->val + b0 * out, arg, (int)(b1 - b0), s);
 }
 
 static void pool_forward(tq_node *n, int training) {
@@ -494,35 +508,28 @@ static void pool_forward(tq_node *n, int training) {
     tq_parallel_for(j.slices, pool_forward_slice, &j);
 }
 
-/* Max pool: the gradient goes to the first element of the window equal to the maximum (the one
- * forward kept: the window is read in the same order); `taken` marks the channels already served,
- * so the loop has no branches. Average pool: spread evenly. */
-TQ_SIMD_CLONES static void pool_grad(float *restrict dx, const float *restrict x, const float *restrict y, const float *restrict dy,
-                                     int rows, const tq_pool_shape *s) {
+/* Max pool: the gradient goes to the window's first maximum, the tap forward recorded in arg.
+ * Average pool: spread evenly. */
+TQ_SIMD_CLONES static void pool_grad(float *restrict dx, const int32_t *restrict arg, const float *restrict dy, int rows,
+                                     const tq_pool_shape *s) {
     const int C = s->C;
     const float inv = 1.0f / (float)(s->K * s->K);
-    float taken[4096];
     for (int b = 0; b < rows; b++)
         for (int oy = 0; oy < s->OH; oy++)
             for (int ox = 0; ox < s->OW; ox++) {
                 size_t out = (((size_t)b * s->OH + oy) * s->OW + ox) * C;
-                const float *g = dy + out, *m = y + out;
-                for (int c = 0; c < C; c++) taken[c] = 0.0f;
-                for (int ky = 0; ky < s->K; ky++)
-                    for (int kx = 0; kx < s->K; kx++) {
-                        size_t at = (((size_t)b * s->H + oy * s->stride + ky) * s->W + ox * s->stride + kx) * C;
-                        float *d = dx + at;
-                        const float *px = x + at;
-                        if (s->avg) {
-                            for (int c = 0; c < C; c++) d[c] += g[c] * inv;
-                        } else {
-                            for (int c = 0; c < C; c++) {
-                                float hit = (px[c] == m[c] ? 1.0f : 0.0f) * (1.0f - taken[c]);
-                                d[c] += hit * g[c];
-                                taken[c] += hit;
-                            }
-                        }
+                float *d = dx + (((size_t)b * s->H + oy * s->stride) * s->W + ox * s->stride) * C; /* the window's corner */
+                const float *g = dy + out;
+                if (s->avg) {
+                    for (int ky = 0; ky < s->K; ky++)
+                        for (int kx = 0; kx < s->K; kx++)
+                            for (int c = 0; c < C; c++) d[((size_t)ky * s->W + kx) * C + c] += g[c] * inv;
+                } else {
+                    for (int c = 0; c < C; c++) {
+                        int tap = arg[out + c];
+                        d[((size_t)(tap / s->K) * s->W + tap % s->K) * C + c] += g[c];
                     }
+                }
             }
 }
 
@@ -533,7 +540,8 @@ static void pool_backward_slice(void *ctx, int t) {
     size_t b0, b1, in = (size_t)s->H * s->W * s->C, out = (size_t)s->OH * s->OW * s->C;
     tq_slice((size_t)n->rows, t, j->slices, &b0, &b1);
     if (b1 > b0)
-        pool_grad(n->in[0]->grad + b0 * in, n->in[0]->val + b0 * in, n->val + b0 * out, n->grad + b0 * out, (int)(b1 - b0), s);
+        pool_grad(n->in[0]->grad + b0 * in, s->avg ? NULL : (const int32_t *)(const void *)n->aux + b0 * out, n->grad + b0 * out,
+                  (int)(b1 - b0), s);
 }
 
 static void pool_backward(tq_node *n) {

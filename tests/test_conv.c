@@ -213,6 +213,19 @@ static void pools_by_hand_and_gradients(void **state) {
         assert_true(gradcheck(g, L, xs, dx, N) <= 0);
         tq_graph_free(g);
     }
+    /* ties: the gradient goes to the window's first maximum only (row by row), as PyTorch does */
+    float xt[8] = {3, 7, 7, 7, /* channel-interleaved: 2x2 image of 2 channels */ 1, 7, 2, 7}, dxt[8] = {0};
+    float Rt[2] = {1.5f, -2.0f};
+    tq_pool_shape pt;
+    assert_int_equal(tq_pool_shape_init(&pt, 2, 2, 2, 2, 2, 0), TQ_OK);
+    tq_graph *gt = tq_graph_new();
+    tq_node *yt = tq_pool2d(gt, tq_leaf(gt, "x", 1, 8, xt, dxt), &pt);
+    tq_node *Lt = tq_graph_apply(gt, &op_wsum, Rt, 1, &yt);
+    assert_int_equal(tq_graph_forward(gt, 1), TQ_OK);
+    assert_int_equal(tq_graph_backward(gt, Lt), TQ_OK);
+    const float want_dx[8] = {0, -2.0f, 1.5f, 0, 0, 0, 0, 0}; /* channel 0: 3 7 1 2 -> tap 1; channel 1: 7 7 7 7 -> tap 0 */
+    for (int i = 0; i < 8; i++) assert_float_equal(dxt[i], want_dx[i], 0);
+    tq_graph_free(gt);
 }
 
 /* Training mode: per channel, mean 0 and variance 1 after the norm (gamma 1, beta 0), and the
