@@ -303,6 +303,16 @@ tq_node *tq_batchnorm_relu(tq_graph *g, tq_node *x, tq_node *gamma, tq_node *bet
  * Two ops: weights [OC][K] times s, row c being channel c (bn_fold_w), and outputs [B][S*C]
  * divided by s, column j being channel j % C (bn_unfold_y). aux keeps s. */
 
+static size_t unfold_stride(int C) { return ((size_t)2 * C + 15) / 16 * 16; }
+
+/* slice t's partial sums of y / s's backward, 64-byte aligned */
+static double *unfold_partial(const tq_node *n, int t) {
+    const int C = ((const tq_bn *)n->ctx)->C;
+    uintptr_t at = (uintptr_t)(n->aux + 2 * (size_t)C);
+    float *parts = (float *)(at + (64 - at % 64) % 64);
+    return (double *)(void *)(parts + (size_t)t * unfold_stride(C));
+}
+
 static tq_status scale_shape(tq_node *n, int per_row) {
     const tq_bn *bn = n->ctx;
     tq_node *x = n->in[0];
@@ -311,7 +321,8 @@ static tq_status scale_shape(tq_node *n, int per_row) {
         TQ_FAIL(TQ_E_SHAPE, "bn scale: a [%d][%d] tensor does not hold %d channels", x->rows, x->cols, bn->C);
     n->rows = x->rows;
     n->cols = x->cols;
-    n->aux_len = 2 * (size_t)bn->C; /* s, then 1/sigma */
+    /* s, then 1/sigma, then (for y / s) per batch slice C double partial sums, on their own lines */
+    n->aux_len = 2 * (size_t)bn->C + (per_row ? 0 : 16 + (size_t)TQ_SLICES * unfold_stride(bn->C));
     return TQ_OK;
 }
 
@@ -327,6 +338,38 @@ TQ_SIMD_CLONES static void dot_rows(double *restrict acc, const float *restrict 
         for (int c = 0; c < C; c++) acc[c] += (double)dy[c] * x[c];
 }
 
+typedef struct {
+    tq_node *n;
+    const float *f;
+} unfold_job;
+
+static void unfold_slice(void *ctx, int t) {
+    const unfold_job *j = ctx;
+    const int C = ((const tq_bn *)j->n->ctx)->C;
+    size_t p0, p1;
+    slice_positions(j->n, t, &p0, &p1);
+    if (p1 > p0) scale_rows(j->n->val + p0 * C, j->n->in[0]->val + p0 * C, j->f, p1 - p0, C);
+}
+
+/* backward of y / s on slice t: its partial sum of dy x per channel, and dx += dy f */
+static void unfold_grad_slice(void *ctx, int t) {
+    const unfold_job *j = ctx;
+    const tq_node *n = j->n;
+    const int C = ((const tq_bn *)n->ctx)->C;
+    double *acc = unfold_partial(n, t);
+    size_t p0, p1;
+    slice_positions(n, t, &p0, &p1);
+    for (int c = 0; c < C; c++) acc[c] = 0.0;
+    if (p1 <= p0) return;
+    dot_rows(acc, n->grad + p0 * C, n->in[0]->val + p0 * C, p1 - p0, C);
+    if (n->in[0]->grad) {
+        float *dx = n->in[0]->grad + p0 * C;
+        const float *dy = n->grad + p0 * C;
+        for (size_t i = 0; i < (p1 - p0) * C; i += (size_t)C)
+            for (int c = 0; c < C; c++) dx[i + c] += dy[i + c] * j->f[c];
+    }
+}
+
 static void scale_forward(tq_node *n, int per_row) {
     const tq_bn *bn = n->ctx;
     const int C = bn->C;
@@ -340,8 +383,10 @@ static void scale_forward(tq_node *n, int per_row) {
     if (per_row) /* row c of W times s[c] */
         for (int c = 0; c < C; c++)
             for (int k = 0; k < n->cols; k++) n->val[(size_t)c * n->cols + k] = x[(size_t)c * n->cols + k] * f[c];
-    else /* y / s: positions of C channels */
-        scale_rows(n->val, x, f, tq_node_numel(n) / (size_t)C, C);
+    else { /* y / s: positions of C channels, a task per batch slice */
+        unfold_job j = {n, f};
+        tq_parallel_for(TQ_SLICES, unfold_slice, &j);
+    }
 }
 
 /* s = gamma / sigma, so ds/dgamma = 1 / sigma. y = x s: dy/dx = s, dy/ds = x.
@@ -359,15 +404,14 @@ static void scale_backward(tq_node *n, int per_row) {
                 acc[c] += (double)dy[i] * x[i];
                 if (n->in[0]->grad) n->in[0]->grad[i] += dy[i] * sc[c];
             }
-    } else {
-        size_t P = tq_node_numel(n) / (size_t)C;
-        dot_rows(acc, dy, x, P, C);
-        if (n->in[0]->grad) {
-            float f[4096];
-            for (int c = 0; c < C; c++) f[c] = 1.0f / sc[c];
-            float *dx = n->in[0]->grad;
-            for (size_t p = 0; p < P; p++)
-                for (int c = 0; c < C; c++) dx[p * C + c] += dy[p * C + c] * f[c];
+    } else { /* a task per batch slice, the partial sums added in slice order */
+        float f[4096];
+        for (int c = 0; c < C; c++) f[c] = 1.0f / sc[c];
+        unfold_job j = {n, f};
+        tq_parallel_for(TQ_SLICES, unfold_grad_slice, &j);
+        for (int t = 0; t < TQ_SLICES; t++) {
+            const double *part = unfold_partial(n, t);
+            for (int c = 0; c < C; c++) acc[c] += part[c];
         }
     }
     if (n->in[1]->grad)
