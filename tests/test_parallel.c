@@ -50,6 +50,25 @@ static void every_index_once(void **state) {
     }
 }
 
+/* Many small jobs back to back, as a training step posts them: a worker that wakes late still
+ * holds the previous job's description and must claim nothing of the next one. */
+static void small_jobs_back_to_back(void **state) {
+    (void)state;
+    static job j;
+    const int counts[] = {2, 3, 4};
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+        tq_parallel_set_threads(counts[c]);
+        for (int rep = 0; rep < 20000; rep++) {
+            int n = 1 + rep % 5;
+            for (int i = 0; i < n; i++) j.hits[i] = 0;
+            tq_parallel_for(n, fn, &j);
+            for (int i = 0; i < n; i++)
+                if (j.hits[i] != 1) fail_msg("%d threads, job %d of %d indices: index %d ran %d times", counts[c], rep, n, i, j.hits[i]);
+        }
+    }
+    tq_parallel_set_threads(1);
+}
+
 static void *caller(void *arg) {
     job *j = arg;
     for (int rep = 0; rep < 200; rep++) {
@@ -78,7 +97,7 @@ static void two_callers_at_once(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(every_index_once),
+        cmocka_unit_test(every_index_once), cmocka_unit_test(small_jobs_back_to_back),
         cmocka_unit_test(two_callers_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
