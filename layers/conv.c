@@ -453,11 +453,31 @@ static tq_status pool_shape(tq_node *n) {
 
 /* Window by window, the channels innermost (contiguous in NHWC), no branches: it vectorizes.
  * Max pool keeps the first maximum of each window (a later tap must be greater to replace it) and
- * writes its tap ky*K + kx to arg, so that backward need not read the input again. */
+ * writes where it is, (ky*W + kx)*C from the window's corner, to arg, so that backward need not
+ * read the input again. */
 TQ_SIMD_CLONES static void pool_rows(const float *restrict x, float *restrict y, int32_t *restrict arg, int rows,
                                      const tq_pool_shape *s) {
     const int C = s->C;
     const float inv = 1.0f / (float)(s->K * s->K);
+    if (!s->avg && s->K == 2) { /* the common 2x2 max pool, straight-line: a few instructions a channel */
+        const int32_t right = C, down = s->W * C, diag = (s->W + 1) * C;
+        for (int b = 0; b < rows; b++)
+            for (int oy = 0; oy < s->OH; oy++)
+                for (int ox = 0; ox < s->OW; ox++) {
+                    size_t o = (((size_t)b * s->OH + oy) * s->OW + ox) * C;
+                    const float *restrict p = x + (((size_t)b * s->H + oy * s->stride) * s->W + ox * s->stride) * C;
+                    for (int c = 0; c < C; c++) {
+                        float m = p[c], v1 = p[right + c], v2 = p[down + c], v3 = p[diag + c];
+                        int32_t k = 0, g;
+                        g = v1 > m, m = v1 > m ? v1 : m, k += g * (right - k);
+                        g = v2 > m, m = v2 > m ? v2 : m, k += g * (down - k);
+                        g = v3 > m, m = v3 > m ? v3 : m, k += g * (diag - k);
+                        y[o + c] = m;
+                        arg[o + c] = k;
+                    }
+                }
+        return;
+    }
     for (int b = 0; b < rows; b++)
         for (int oy = 0; oy < s->OH; oy++)
             for (int ox = 0; ox < s->OW; ox++) {
@@ -467,18 +487,20 @@ TQ_SIMD_CLONES static void pool_rows(const float *restrict x, float *restrict y,
                 for (int ky = 0; ky < s->K; ky++)
                     for (int kx = 0; kx < s->K; kx++) {
                         const float *restrict px = x + (((size_t)b * s->H + oy * s->stride + ky) * s->W + ox * s->stride + kx) * C;
-                        const int32_t tap = ky * s->K + kx;
-                        if (tap == 0) {
+                        const int32_t tap = (ky * s->W + kx) * C; /* where the tap sits from the window's corner */
+                        if (ky == 0 && kx == 0) {
                             for (int c = 0; c < C; c++) out[c] = px[c];
                             if (!s->avg)
                                 for (int c = 0; c < C; c++) a[c] = 0;
                         } else if (s->avg) {
                             for (int c = 0; c < C; c++) out[c] += px[c];
                         } else {
-                            for (int c = 0; c < C; c++) {
-                                int more = px[c] > out[c];
-                                out[c] = more ? px[c] : out[c];
-                                a[c] = more ? tap : a[c];
+                            for (int c = 0; c < C; c++) { /* arithmetic, not a select: GCC would make a
+                                                               * select into a masked store, slow on AMD */
+                                float v = px[c], m = out[c];
+                                int32_t k = a[c], more = v > m;
+                                out[c] = v > m ? v : m;
+                                a[c] = k + more * (tap - k);
                             }
                         }
                     }
@@ -508,7 +530,7 @@ static void pool_forward(tq_node *n, int training) {
     tq_parallel_for(j.slices, pool_forward_slice, &j);
 }
 
-/* Max pool: the gradient goes to the window's first maximum, the tap forward recorded in arg.
+/* Max pool: the gradient goes to the window's first maximum, where forward recorded it in arg.
  * Average pool: spread evenly. */
 TQ_SIMD_CLONES static void pool_grad(float *restrict dx, const int32_t *restrict arg, const float *restrict dy, int rows,
                                      const tq_pool_shape *s) {
@@ -525,10 +547,7 @@ TQ_SIMD_CLONES static void pool_grad(float *restrict dx, const int32_t *restrict
                         for (int kx = 0; kx < s->K; kx++)
                             for (int c = 0; c < C; c++) d[((size_t)ky * s->W + kx) * C + c] += g[c] * inv;
                 } else {
-                    for (int c = 0; c < C; c++) {
-                        int tap = arg[out + c];
-                        d[((size_t)(tap / s->K) * s->W + tap % s->K) * C + c] += g[c];
-                    }
+                    for (int c = 0; c < C; c++) d[arg[out + c] + c] += g[c];
                 }
             }
 }
