@@ -12,7 +12,7 @@
  *             8 output pixels at once: one load of a tap's 16 weights feeds 8 FMAs, each with an
  *             x value broadcast from memory.
  *   weights   dWt[k][o] += sum_p x[win(p) + off(k)] dy[p][o]
- *             8 taps at once: one load of a pixel's 16 output gradients feeds 8 FMAs.
+ *             up to 12 taps at once: one load of a pixel's 16 output gradients feeds 12 FMAs.
  *   data      dx[win(p) + off(k)] += sum_o dy[p][o] W[o][k]
  *             here the lanes run along a kernel row (kx, c): 4 output pixels x up to 4 vectors
  *             of a row, summed over o in registers, then added into dx pixel by pixel.
@@ -77,7 +77,7 @@ AVX512 void tq_direct_forward(const tq_direct_geom *g, float *y, const float *x,
  * dWt and dy point at the block's first channel. */
 INLINE void wgrad_taps(const tq_direct_geom *g, int R, float *dWt, const size_t *off, const float *x, const float *dy, int n,
                        __mmask16 m) {
-    __m512 acc[8];
+    __m512 acc[12];
     for (int r = 0; r < R; r++) acc[r] = _mm512_loadu_ps(dWt + (size_t)r * g->OCp);
     const int step = g->stride * g->C;
     for (int i = 0; i < n; i++)
@@ -92,19 +92,29 @@ INLINE void wgrad_taps(const tq_direct_geom *g, int R, float *dWt, const size_t 
     for (int r = 0; r < R; r++) _mm512_storeu_ps(dWt + (size_t)r * g->OCp, acc[r]);
 }
 
+/* R (1..12) as a constant, so that the accumulators stay in registers */
+#define WGRAD_CASE(r) \
+    case r: wgrad_taps(g, r, d, off, x, dy, n, m); break;
+INLINE void wgrad_block(const tq_direct_geom *g, int R, float *d, const size_t *off, const float *x, const float *dy, int n, __mmask16 m) {
+    switch (R) {
+        WGRAD_CASE(12) WGRAD_CASE(11) WGRAD_CASE(10) WGRAD_CASE(9) WGRAD_CASE(8) WGRAD_CASE(7)
+        WGRAD_CASE(6) WGRAD_CASE(5) WGRAD_CASE(4) WGRAD_CASE(3) WGRAD_CASE(2) default: wgrad_taps(g, 1, d, off, x, dy, n, m);
+    }
+}
+
 AVX512 void tq_direct_weights(const tq_direct_geom *g, float *dWt, const float *x, const float *dy, int n) {
     const int run = g->KW * g->C, K = g->KH * run;
+    /* the taps in blocks of at most 12, as even as they come (25: 9, 8, 8), not 8 + 8 + 8 + a lone
+     * tap whose pass would wait on one accumulator's latency */
+    const int blocks = (K + 11) / 12;
     for (int ob = 0; ob < g->OC; ob += 16) {
         __mmask16 m = lanes(g->OC - ob);
-        for (int k0 = 0; k0 < K;) {
-            size_t off[8];
-            int R = K - k0 >= 8 ? 8 : K - k0 >= 4 ? 4 : 1;
+        for (int blk = 0, k0 = 0; blk < blocks; blk++) {
+            const int k1 = (int)((long)K * (blk + 1) / blocks), R = k1 - k0;
+            size_t off[12];
             for (int r = 0; r < R; r++) off[r] = (size_t)((k0 + r) / run) * g->W * g->C + (size_t)((k0 + r) % run);
-            float *d = dWt + (size_t)k0 * g->OCp + ob;
-            if (R == 8) wgrad_taps(g, 8, d, off, x, dy + ob, n, m);
-            else if (R == 4) wgrad_taps(g, 4, d, off, x, dy + ob, n, m);
-            else wgrad_taps(g, 1, d, off, x, dy + ob, n, m);
-            k0 += R;
+            wgrad_block(g, R, dWt + (size_t)k0 * g->OCp + ob, off, x, dy + ob, n, m);
+            k0 = k1;
         }
     }
 }

@@ -66,6 +66,7 @@ static void conv_matches_reference_and_gradients(void **state) {
         check_conv(1, 9, 9, 1, 5, 2, 2, 3, 0, 1);   /* one input channel, stride and padding */
         check_conv(2, 5, 4, 3, 1, 1, 0, 2, 0, 1);   /* 1x1 */
         check_conv(3, 6, 13, 2, 3, 1, 0, 17, 0, 1); /* 11 outputs a row (8 + 1 + 1 + 1), 17 channels (16 + 1) */
+        check_conv(2, 5, 7, 2, 3, 1, 0, 8, 0, 1);   /* 8 channels (pixel pairs), 5 outputs a row (2 pairs + 1) */
         check_conv(2, 6, 7, 3, 3, 2, 1, 6, 1, 1);   /* depthwise, multiplier 2, stride 2, padding */
         check_conv(1, 5, 5, 4, 2, 1, 0, 4, 1, 0);   /* depthwise, even kernel */
     }
@@ -99,7 +100,7 @@ static void close_to(const char *what, const float *a, const float *b, size_t n,
 
 /* The direct kernels against im2col + SGEMM on shapes too wide for finite differences: kernel rows
  * longer than the 64 floats the data kernel takes at once, channel blocks with masked tails, 8-,
- * 4- and 1-pixel blocks, DigitsCNN's two layers. Both paths give every output and gradient. */
+ * 4- and 1-pixel blocks, 8-channel layers (pixel pairs) with odd rows, DigitsCNN's two layers. Both paths give every output and gradient. */
 static void direct_matches_im2col(void **state) {
     (void)state;
     tq_conv_set_direct(1);
@@ -109,6 +110,7 @@ static void direct_matches_im2col(void **state) {
     const int shapes[][8] = {
         /* B  H   W   C  K s p  OC */
         {5, 28, 28, 1, 5, 1, 0, 8},   {5, 12, 12, 8, 5, 1, 0, 16}, {3, 7, 13, 22, 3, 1, 1, 20},
+        {3, 9, 9, 3, 3, 2, 1, 8},     {2, 5, 38, 2, 3, 1, 0, 8}, /* 8 channels, paired: odd rows of 5 and 36 */
         {2, 9, 10, 5, 4, 2, 2, 33},   {4, 6, 6, 70, 1, 1, 0, 3},   {3, 11, 7, 3, 3, 3, 1, 16},
     };
     tq_rng r;
