@@ -26,7 +26,10 @@ import sys
 import tempfile
 import time
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError:
+    sys.exit("compare_pytorch: needs numpy and PyTorch (Debian: apt-get install python3-torch; run with /usr/bin/python3)")
 
 
 def read_idx(folder, stem):
