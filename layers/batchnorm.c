@@ -97,16 +97,17 @@ static inline __attribute__((always_inline)) void grad_sums_l(const float *restr
     for (int l = 0; l < L; l++) sdy[l] = a1[l], sdyxh[l] = a2[l];
 }
 
-/* dx += ga (dz - gb - xh gc) (batch statistics), or dx += ga dz (gb = gc = 0) */
+/* dx (+)= ga (dz - gb - xh gc) (batch statistics), or ga dz (gb = gc = 0); = when `assign` */
 static inline __attribute__((always_inline)) void grad_x_l(float *restrict dx, const float *restrict dy, const float *restrict x,
                                                            size_t n, int L, const float *restrict a, const float *restrict b,
                                                            const float *restrict shift, const float *restrict inv, int relu,
-                                                           const float *restrict ga, const float *restrict gb,
+                                                           int assign, const float *restrict ga, const float *restrict gb,
                                                            const float *restrict gc) {
     for (size_t i = 0; i < n; i += (size_t)L, dx += L, dy += L, x += L)
         for (int l = 0; l < L; l++) {
             float d = relu && !(a[l] * x[l] + b[l] > 0.0f) ? 0.0f : dy[l];
-            dx[l] += ga[l] * (d - gb[l] - (x[l] - shift[l]) * inv[l] * gc[l]);
+            float v = ga[l] * (d - gb[l] - (x[l] - shift[l]) * inv[l] * gc[l]);
+            dx[l] = assign ? v : dx[l] + v;
         }
 }
 
@@ -126,10 +127,15 @@ TQ_SIMD_CLONES static void grad_sums(const float *dy, const float *x, size_t n, 
     else grad_sums_l(dy, x, n, L, a, b, shift, inv, relu, sdy, sdyxh);
 }
 TQ_SIMD_CLONES static void grad_x(float *dx, const float *dy, const float *x, size_t n, int L, const float *a, const float *b,
-                                  const float *shift, const float *inv, int relu, const float *ga, const float *gb, const float *gc) {
-    if (L == BN_LANES && relu) grad_x_l(dx, dy, x, n, BN_LANES, a, b, shift, inv, 1, ga, gb, gc);
-    else if (L == BN_LANES) grad_x_l(dx, dy, x, n, BN_LANES, a, b, shift, inv, 0, ga, gb, gc);
-    else grad_x_l(dx, dy, x, n, L, a, b, shift, inv, relu, ga, gb, gc);
+                                  const float *shift, const float *inv, int relu, int assign, const float *ga, const float *gb,
+                                  const float *gc) {
+#define GRAD_X(L_, relu_, assign_) grad_x_l(dx, dy, x, n, L_, a, b, shift, inv, relu_, assign_, ga, gb, gc)
+    if (L == BN_LANES && relu && assign) GRAD_X(BN_LANES, 1, 1);
+    else if (L == BN_LANES && relu) GRAD_X(BN_LANES, 1, 0);
+    else if (L == BN_LANES && assign) GRAD_X(BN_LANES, 0, 1);
+    else if (L == BN_LANES) GRAD_X(BN_LANES, 0, 0);
+    else GRAD_X(L, relu, assign);
+#undef GRAD_X
 }
 
 /* Each pass is a task per batch slice (src/parallel.h); a slice's sums go to its own partials,
@@ -251,7 +257,7 @@ static void grad_x_slice(void *ctx, int t) {
     slice_positions(j->n, t, &p0, &p1);
     if (p1 > p0)
         grad_x(j->n->in[0]->grad + p0 * C, j->n->grad + p0 * C, j->n->in[0]->val + p0 * C, (p1 - p0) * C, j->L, A.a, A.b, A.shift,
-               A.inv, j->relu, j->ga, j->gb, j->gc);
+               A.inv, j->relu, TQ_GRAD_ASSIGNED(j->n->in[0]), j->ga, j->gb, j->gc);
 }
 
 static void bn_backward(tq_node *n) {
@@ -286,8 +292,8 @@ static void bn_backward(tq_node *n) {
     tq_parallel_for(TQ_SLICES, grad_x_slice, &j);
 }
 
-static const tq_op op_bn = {"batchnorm", bn_shape, bn_forward, bn_backward};
-static const tq_op op_bn_relu = {"batchnorm_relu", bn_shape, bn_forward, bn_backward};
+static const tq_op op_bn = {"batchnorm", bn_shape, bn_forward, bn_backward, 1};
+static const tq_op op_bn_relu = {"batchnorm_relu", bn_shape, bn_forward, bn_backward, 1};
 
 tq_node *tq_batchnorm(tq_graph *g, tq_node *x, tq_node *gamma, tq_node *beta, tq_bn *bn) {
     tq_node *in[3] = {x, gamma, beta};
@@ -365,8 +371,10 @@ static void unfold_grad_slice(void *ctx, int t) {
     if (n->in[0]->grad) {
         float *dx = n->in[0]->grad + p0 * C;
         const float *dy = n->grad + p0 * C;
-        for (size_t i = 0; i < (p1 - p0) * C; i += (size_t)C)
-            for (int c = 0; c < C; c++) dx[i + c] += dy[i + c] * j->f[c];
+        if (TQ_GRAD_ASSIGNED(n->in[0])) scale_rows(dx, dy, j->f, p1 - p0, C);
+        else
+            for (size_t i = 0; i < (p1 - p0) * C; i += (size_t)C)
+                for (int c = 0; c < C; c++) dx[i + c] += dy[i + c] * j->f[c];
     }
 }
 
@@ -425,8 +433,8 @@ static void fold_w_backward(tq_node *n) { scale_backward(n, 1); }
 static tq_status unfold_y_shape(tq_node *n) { return scale_shape(n, 0); }
 static void unfold_y_forward(tq_node *n, int mode) { (void)mode; scale_forward(n, 0); }
 static void unfold_y_backward(tq_node *n) { scale_backward(n, 0); }
-static const tq_op op_fold_w = {"bn_fold_w", fold_w_shape, fold_w_forward, fold_w_backward};
-static const tq_op op_unfold_y = {"bn_unfold_y", unfold_y_shape, unfold_y_forward, unfold_y_backward};
+static const tq_op op_fold_w = {"bn_fold_w", fold_w_shape, fold_w_forward, fold_w_backward, 0};
+static const tq_op op_unfold_y = {"bn_unfold_y", unfold_y_shape, unfold_y_forward, unfold_y_backward, 1};
 
 tq_node *tq_bn_fold_weights(tq_graph *g, tq_node *W, tq_node *gamma, tq_bn *bn) {
     tq_node *in[2] = {W, gamma};

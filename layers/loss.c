@@ -41,7 +41,7 @@ static void xent_backward(tq_node *n) {
     }
 }
 
-static const tq_op op_xent = {"softmax_xent", xent_shape, xent_forward, xent_backward};
+static const tq_op op_xent = {"softmax_xent", xent_shape, xent_forward, xent_backward, 0};
 
 tq_node *tq_softmax_xent(tq_graph *g, tq_node *logits, tq_labels *labels) {
     return tq_graph_apply(g, &op_xent, labels, 1, &logits);

@@ -124,7 +124,7 @@ static void bq_backward(tq_node *n) {
     for (int o = 0; o < n->cols; o++) n->in[0]->grad[o] += n->grad[o];
 }
 
-static const tq_op op_bias_quant = {"bias_quant", bq_shape, bq_forward, bq_backward};
+static const tq_op op_bias_quant = {"bias_quant", bq_shape, bq_forward, bq_backward, 0};
 
 /* A fake quant: with learned scales (LSQ) their parameters are a leaf of the graph. */
 static tq_node *fake_quant(tq_graph *g, tq_node *x, tq_fq *fq) {

@@ -21,12 +21,18 @@ static void relu_backward(tq_node *n) {
     if (!dx) return;
     const float *restrict y = n->val, *restrict dy = n->grad;
     size_t N = tq_node_numel(n);
-    for (size_t i = 0; i < N; i++) {
-        float d = dy[i]; /* loaded unconditionally, so the select below needs no branch */
-        dx[i] += y[i] > 0.0f ? d : 0.0f;
-    }
+    if (TQ_GRAD_ASSIGNED(n->in[0]))
+        for (size_t i = 0; i < N; i++) {
+            float d = dy[i]; /* loaded unconditionally, so the select below needs no branch */
+            dx[i] = y[i] > 0.0f ? d : 0.0f;
+        }
+    else
+        for (size_t i = 0; i < N; i++) {
+            float d = dy[i];
+            dx[i] += y[i] > 0.0f ? d : 0.0f;
+        }
 }
 
-static const tq_op op_relu = {"relu", relu_shape, relu_forward, relu_backward};
+static const tq_op op_relu = {"relu", relu_shape, relu_forward, relu_backward, 1};
 
 tq_node *tq_relu(tq_graph *g, tq_node *x) { return tq_graph_apply(g, &op_relu, NULL, 1, &x); }

@@ -141,6 +141,11 @@ tq_node *tq_graph_apply(tq_graph *g, const tq_op *op, void *ctx, int n_in, tq_no
         n->in[i] = inputs[i];
         if (inputs[i]->flags & TQ_NODE_NEEDS_GRAD) n->flags |= TQ_NODE_NEEDS_GRAD;
     }
+    for (int i = 0; i < n_in; i++) { /* a gradient can be assigned only by an op node's only consumer */
+        tq_node *in = inputs[i];
+        if (++in->consumers == 1 && in->op && (op->assigns >> i & 1u)) in->flags |= TQ_NODE_GRAD_ASSIGN;
+        else in->flags &= ~(unsigned)TQ_NODE_GRAD_ASSIGN;
+    }
     tq_status st = prepare(n);
     if (st != TQ_OK) {
         tq_free(n->val);
@@ -175,11 +180,12 @@ tq_status tq_graph_backward(tq_graph *g, tq_node *loss) {
     if (tq_node_numel(loss) != 1) TQ_FAIL(TQ_E_SHAPE, "backward: loss %s is [%d][%d], not a scalar",
                                           loss->name, loss->rows, loss->cols);
     if (!(loss->flags & TQ_NODE_NEEDS_GRAD)) TQ_FAIL(TQ_E_ARG, "backward: no parameter feeds %s", loss->name);
-    /* Intermediate gradients start from zero each run; ops accumulate into them. Parameters
-     * keep accumulating until the caller zeroes the flat gradient block. */
+    /* Intermediate gradients start from zero each run; ops accumulate into them (those whose
+     * only consumer assigns them need no zeros). Parameters keep accumulating until the caller
+     * zeroes the flat gradient block. */
     for (size_t i = 0; i < g->n; i++) {
         tq_node *n = g->nodes[i];
-        if (n->op && n->grad) memset(n->grad, 0, tq_node_numel(n) * sizeof(float));
+        if (n->op && n->grad && !(n->flags & TQ_NODE_GRAD_ASSIGN)) memset(n->grad, 0, tq_node_numel(n) * sizeof(float));
     }
     loss->grad[0] = 1.0f;
     for (size_t i = g->n; i-- > 0;) {

@@ -53,15 +53,25 @@ typedef struct tq_op {
     /* n->val = f(inputs). `training` is 1 in a training run, 0 in evaluation (observers
      * move only when it is 1). */
     void (*forward)(tq_node *n, int training);
-    /* inputs' grad += (df/dinput)^T n->grad, for each input whose grad is not NULL. */
+    /* inputs' grad += (df/dinput)^T n->grad, for each input whose grad is not NULL; or, for an
+     * input marked TQ_NODE_GRAD_ASSIGN, grad = (df/dinput)^T n->grad, every element written. */
     void (*backward)(tq_node *n);
+    /* Bit i set: backward honours TQ_NODE_GRAD_ASSIGN on input i. 0 (the default): it always adds. */
+    unsigned assigns;
 } tq_op;
 
 enum {
     TQ_NODE_PARAM = 1u << 0,     /* a trainable leaf: its grad is accumulated, never zeroed here */
     TQ_NODE_EXTERNAL = 1u << 1,  /* val/grad belong to the caller, not the graph */
-    TQ_NODE_NEEDS_GRAD = 1u << 2 /* a gradient flows into this node in backward */
+    TQ_NODE_NEEDS_GRAD = 1u << 2, /* a gradient flows into this node in backward */
+    /* An op node whose only consumer writes its gradient instead of adding to it (that op's
+     * `assigns` says it can): backward then need not zero the gradient first, and the consumer
+     * need not read it. The engine sets and clears it as consumers are recorded. */
+    TQ_NODE_GRAD_ASSIGN = 1u << 3
 };
+
+/* dst = v when the gradient is assigned, else dst += v: how an op with `assigns` writes. */
+#define TQ_GRAD_ASSIGNED(node) (((node)->flags & TQ_NODE_GRAD_ASSIGN) != 0)
 
 struct tq_node {
     const tq_op *op;              /* NULL for a leaf */
@@ -74,6 +84,7 @@ struct tq_node {
     size_t aux_len;
     size_t cap, grad_cap, aux_cap; /* floats allocated (for an external leaf: what its buffer holds) */
     unsigned flags;
+    int consumers;                /* ops recorded so far that take this node as an input */
     void *ctx;                    /* op parameters (labels, quantizer...), owned by the caller */
     const char *name;             /* static string, for messages */
 };

@@ -80,8 +80,12 @@ static float mse_scale(const float *x, size_t n, float amax, int32_t qmax) {
     return best;
 }
 
-TQ_SIMD_CLONES static void mask_grad(float *restrict dx, const float *restrict dy, const float *restrict m, size_t n) {
-    for (size_t i = 0; i < n; i++) dx[i] += dy[i] * m[i];
+/* dx += dy * m, or dx = dy * m when the gradient is assigned (src/autograd.h) */
+TQ_SIMD_CLONES static void mask_grad(float *restrict dx, const float *restrict dy, const float *restrict m, size_t n, int assign) {
+    if (assign)
+        for (size_t i = 0; i < n; i++) dx[i] = dy[i] * m[i];
+    else
+        for (size_t i = 0; i < n; i++) dx[i] += dy[i] * m[i];
 }
 
 tq_status tq_fq_update(tq_fq *fq, const float *x, int rows, int cols, int observe) {
@@ -178,7 +182,7 @@ static void mask_slice(void *ctx, int t) {
     tq_node *n = ctx;
     size_t a, b;
     tq_slice(tq_node_numel(n), t, TQ_SLICES, &a, &b);
-    mask_grad(n->in[0]->grad + a, n->grad + a, n->aux + a, b - a);
+    mask_grad(n->in[0]->grad + a, n->grad + a, n->aux + a, b - a, TQ_GRAD_ASSIGNED(n->in[0]));
 }
 
 /* Evaluation of an activation after a layer with weights, rounded as the integer path does
@@ -258,12 +262,14 @@ static void fq_backward(tq_node *n) {
     if (x->grad) {
         float *restrict dx = x->grad;
         const float *restrict dy = n->grad, *restrict m = n->aux;
-        if (fq->ste == TQ_STE_PLAIN)
+        if (fq->ste == TQ_STE_PLAIN && TQ_GRAD_ASSIGNED(x))
+            memcpy(dx, dy, N * sizeof(float));
+        else if (fq->ste == TQ_STE_PLAIN)
             for (size_t i = 0; i < N; i++) dx[i] += dy[i];
         else if (N >= TQ_SLICE_MIN)
             tq_parallel_for(TQ_SLICES, mask_slice, n);
         else
-            mask_grad(dx, dy, m, N);
+            mask_grad(dx, dy, m, N, TQ_GRAD_ASSIGNED(x));
     }
     if (n->n_in == 2 && n->in[1]->grad && fq->enabled) {
         /* LSQ scale gradient (Esser et al. 2020), g = 1/sqrt(numel * qmax) balances its size
@@ -289,7 +295,7 @@ static void fq_backward(tq_node *n) {
     }
 }
 
-static const tq_op op_fake_quant = {"fake_quant", fq_shape, fq_forward, fq_backward};
+static const tq_op op_fake_quant = {"fake_quant", fq_shape, fq_forward, fq_backward, 1};
 
 tq_node *tq_fake_quant(tq_graph *g, tq_node *x, tq_fq *fq) {
     return tq_graph_apply(g, &op_fake_quant, fq, 1, &x);

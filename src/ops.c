@@ -47,7 +47,7 @@ static void matmul_backward(tq_node *n) {
         tq_sgemm(1, 0, O, K, B, 1.0f, n->grad, O, x->val, K, 1.0f, W->grad, K);
 }
 
-static const tq_op op_matmul_bt = {"matmul_bt", matmul_shape, matmul_forward, matmul_backward};
+static const tq_op op_matmul_bt = {"matmul_bt", matmul_shape, matmul_forward, matmul_backward, 0};
 
 tq_node *tq_matmul_bt(tq_graph *g, tq_node *x, tq_node *W) {
     tq_node *in[2] = {x, W};
@@ -85,7 +85,7 @@ static void bias_backward(tq_node *n) {
     }
 }
 
-static const tq_op op_add_bias = {"add_bias", bias_shape, bias_forward, bias_backward};
+static const tq_op op_add_bias = {"add_bias", bias_shape, bias_forward, bias_backward, 0};
 
 tq_node *tq_add_bias(tq_graph *g, tq_node *x, tq_node *b) {
     tq_node *in[2] = {x, b};
@@ -115,6 +115,6 @@ static void mean_backward(tq_node *n) {
     for (size_t i = 0; i < N; i++) x->grad[i] += d;
 }
 
-static const tq_op op_mean = {"mean", mean_shape, mean_forward, mean_backward};
+static const tq_op op_mean = {"mean", mean_shape, mean_forward, mean_backward, 0};
 
 tq_node *tq_mean(tq_graph *g, tq_node *x) { return tq_graph_apply(g, &op_mean, NULL, 1, &x); }

@@ -73,6 +73,43 @@ static void relu_grads(void **state) {
     tq_graph_free(g);
 }
 
+/* A node whose only consumer can assign its gradient (ReLU) is marked and not zeroed; a second
+ * consumer takes the mark away, and both add. Either way the gradient is right, and stays right
+ * over repeated backward passes (an assigned one does not pile up, a zeroed one restarts). */
+static void gradient_assigned_by_an_only_consumer(void **state) {
+    (void)state;
+    enum { B = 3, K = 4, O = 5 };
+    tq_rng r;
+    tq_rng_seed(&r, 8);
+    float x[B * K], W[O * K], dW[O * K], R[B * O], R2[B * O];
+    fill(&r, x, B * K, -1, 1);
+    fill(&r, W, O * K, -1, 1);
+    fill(&r, R, B * O, -1, 1);
+    fill(&r, R2, B * O, -1, 1);
+    for (int consumers = 1; consumers <= 2; consumers++) {
+        tq_graph *g = tq_graph_new();
+        tq_node *h = tq_matmul_bt(g, tq_leaf(g, "x", B, K, x, NULL), tq_leaf(g, "W", O, K, W, dW));
+        tq_node *y = tq_relu(g, h);
+        assert_true(TQ_GRAD_ASSIGNED(h));
+        tq_node *L = tq_graph_apply(g, &op_wsum, R, 1, &y);
+        if (consumers == 2) {
+            /* a second ReLU of h feeds the loss; the first branch's backward (run later, being
+             * earlier on the tape) adds zeros: had it kept the mark, it would wipe the gradient */
+            tq_node *y2 = tq_relu(g, h);
+            assert_false(TQ_GRAD_ASSIGNED(h));
+            L = tq_graph_apply(g, &op_wsum, R2, 1, &y2);
+        }
+        assert_int_equal(tq_graph_status(g), TQ_OK);
+        for (int pass = 0; pass < 3; pass++) { /* the same gradient every pass: nothing piles up */
+            assert_int_equal(tq_graph_forward(g, 1), TQ_OK);
+            assert_int_equal(tq_graph_backward(g, L), TQ_OK);
+            for (int i = 0; i < B * O; i++)
+                assert_float_equal(h->grad[i], h->val[i] > 0 ? (consumers == 2 ? R2[i] : R[i]) : 0.0f, 0);
+        }
+        tq_graph_free(g);
+    }
+}
+
 static void xent_value_and_grads(void **state) {
     (void)state;
     enum { B = 4, C = 5 };
@@ -228,6 +265,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(matmul_bias_grads),
         cmocka_unit_test(relu_grads),
+        cmocka_unit_test(gradient_assigned_by_an_only_consumer),
         cmocka_unit_test(xent_value_and_grads),
         cmocka_unit_test(mean_grads),
         cmocka_unit_test(mlp_grads),

@@ -228,6 +228,26 @@ static void pools_by_hand_and_gradients(void **state) {
     const float want_dx[8] = {0, -2.0f, 1.5f, 0, 0, 0, 0, 0}; /* channel 0: 3 7 1 2 -> tap 1; channel 1: 7 7 7 7 -> tap 0 */
     for (int i = 0; i < 8; i++) assert_float_equal(dxt[i], want_dx[i], 0);
     tq_graph_free(gt);
+    /* behind another op (a ReLU of positive values: the identity) the pool assigns its input's
+     * gradient instead of adding to it: a 2x2 pool tiling a 6x4 image writes every value, one of
+     * a 5x5 image (the last row and column in no window) zeros first; both by finite differences */
+    const int sizes[2][2] = {{6, 4}, {5, 5}};
+    for (int k = 0; k < 2; k++) {
+        const int H = sizes[k][0], W = sizes[k][1], n = 2 * H * W * 2;
+        float xa[2 * 6 * 5 * 2], dxa[2 * 6 * 5 * 2], Ra[2 * 3 * 2 * 2];
+        for (int i = 0; i < n; i++) xa[i] = 0.5f + 0.05f * (float)i;
+        tq_rng_shuffle_u32(&r, (uint32_t *)(void *)xa, (uint32_t)n);
+        fill(&r, Ra, sizeof Ra / sizeof Ra[0], -1, 1);
+        tq_pool_shape p;
+        assert_int_equal(tq_pool_shape_init(&p, H, W, 2, 2, 2, 0), TQ_OK);
+        tq_graph *g = tq_graph_new();
+        tq_node *h = tq_relu(g, tq_leaf(g, "x", 2, H * W * 2, xa, dxa));
+        tq_node *y = tq_pool2d(g, h, &p);
+        assert_true(TQ_GRAD_ASSIGNED(h));
+        tq_node *L = tq_graph_apply(g, &op_wsum, Ra, 1, &y);
+        assert_true(gradcheck(g, L, xa, dxa, (size_t)n) <= 0);
+        tq_graph_free(g);
+    }
 }
 
 /* Training mode: per channel, mean 0 and variance 1 after the norm (gamma 1, beta 0), and the

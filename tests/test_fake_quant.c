@@ -29,7 +29,7 @@ static void wsum_forward(tq_node *n, int mode) {
 static void wsum_backward(tq_node *n) {
     for (size_t i = 0; i < tq_node_numel(n->in[0]); i++) n->in[0]->grad[i] += n->grad[0] * ((float *)n->ctx)[i];
 }
-static const tq_op op_wsum = {"wsum", wsum_shape, wsum_forward, wsum_backward};
+static const tq_op op_wsum = {"wsum", wsum_shape, wsum_forward, wsum_backward, 0};
 
 /* A fixed quantizer: s = 0.1, z = 0, [-128, 127], per tensor, no observer. 1/s = 10 exactly
  * in float32, and x * 10 for the x below lands where the comment says (checked in float32):

@@ -27,7 +27,7 @@ static void wsum_backward(tq_node *n) {
     if (!n->in[0]->grad) return;
     for (size_t i = 0; i < tq_node_numel(n->in[0]); i++) n->in[0]->grad[i] += n->grad[0] * R[i];
 }
-static const tq_op op_wsum = {"wsum", wsum_shape, wsum_forward, wsum_backward};
+static const tq_op op_wsum = {"wsum", wsum_shape, wsum_forward, wsum_backward, 0};
 
 static inline void fill(tq_rng *r, float *a, size_t n, float lo, float hi) {
     for (size_t i = 0; i < n; i++) a[i] = tq_rng_uniform_in(r, lo, hi);

@@ -34,7 +34,7 @@ static void sum_forward(tq_node *n, int mode) {
 static void sum_backward(tq_node *n) {
     for (size_t i = 0; i < tq_node_numel(n->in[0]); i++) n->in[0]->grad[i] += n->grad[0];
 }
-static const tq_op op_sum = {"sum", sum_shape, sum_forward, sum_backward};
+static const tq_op op_sum = {"sum", sum_shape, sum_forward, sum_backward, 0};
 
 /* x^ for one x through a fresh graph (used by the finite differences) */
 static float fq_value(float x, tq_fq *fq) {
