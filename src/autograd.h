@@ -25,7 +25,11 @@
  *
  * Adding an op: write infer_shape/forward/backward, put them in a `const tq_op`, and call
  * tq_graph_apply(). backward must ACCUMULATE (+=) into each input's grad, and must skip
- * inputs whose grad is NULL (they need none).
+ * inputs whose grad is NULL (they need none). An op may also offer to ASSIGN (=) an input's
+ * grad (its `assigns` bits): the engine marks an input TQ_NODE_GRAD_ASSIGN when that op is its
+ * only consumer and then leaves its grad unzeroed, so the op must write every element of it. On
+ * activations larger than a cache, the pass of zeros and the read of the old values it saves
+ * are a good part of a step.
  */
 #ifndef TQ_AUTOGRAD_H
 #define TQ_AUTOGRAD_H
