@@ -100,11 +100,7 @@ static int direct_wanted = 1;
 
 void tq_conv_set_direct(int on) { direct_wanted = on != 0; }
 
-int tq_conv_direct(const tq_conv_shape *s) {
-    static int available = -1;
-    if (available < 0) available = tq_direct_available();
-    return direct_wanted && available && !s->depthwise;
-}
+int tq_conv_direct(const tq_conv_shape *s) { return direct_wanted && !s->depthwise && tq_direct_available(); }
 
 /* The direct path's scratch in aux: Wt [K][OCp], then (when the layer pads) the batch padded and
  * its gradient padded, then per slice the partial dWt [K][OCp] and db [OC]. */
