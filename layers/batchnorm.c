@@ -162,13 +162,27 @@ typedef struct {
     int L;
 } bn_aux;
 
+/* p rounded up to a cache line's start (the aux buffers keep 16 floats to spare for it) */
+static float *line_start(float *p) {
+    uintptr_t at = (uintptr_t)p;
+    return (float *)(at + (64 - at % 64) % 64);
+}
+
 static bn_aux aux_of(const tq_node *n, int t) {
     const int L = bn_lanes(n);
     float *f = n->aux;
-    uintptr_t at = (uintptr_t)(f + 4 * (size_t)L);
-    float *parts = (float *)(at + (64 - at % 64) % 64); /* a cache line's start (aux has 16 floats to spare) */
-    double *d = (double *)(void *)(parts + (size_t)t * bn_slice_stride(L));
+    double *d = (double *)(void *)(line_start(f + 4 * (size_t)L) + (size_t)t * bn_slice_stride(L));
     return (bn_aux){f, f + L, f + 2 * L, f + 3 * L, d, d + L, L};
+}
+
+/* s1[c], s2[c] = the slices' partial sums of channel c, added slice by slice, lane by lane: a fixed
+ * order, whatever thread computed which slice */
+static void sum_partials(const tq_node *n, int C, double *s1, double *s2) {
+    for (int c = 0; c < C; c++) s1[c] = s2[c] = 0.0;
+    for (int t = 0; t < TQ_SLICES; t++) {
+        bn_aux P = aux_of(n, t);
+        for (int l = 0; l < P.L; l++) s1[l % C] += P.s1[l], s2[l % C] += P.s2[l];
+    }
 }
 
 /* lanes l >= C repeat channel l % C */
@@ -209,11 +223,7 @@ static void bn_forward(tq_node *n, int mode) {
         expand(A.shift, C, A.L);
         tq_parallel_for(TQ_SLICES, moments_slice, &j);
         double s1[4096], s2[4096]; /* C <= 4096 (bn_shape) */
-        for (int c = 0; c < C; c++) s1[c] = s2[c] = 0.0;
-        for (int t = 0; t < TQ_SLICES; t++) { /* slice by slice, lane by lane: a fixed order */
-            bn_aux P = aux_of(n, t);
-            for (int l = 0; l < A.L; l++) s1[l % C] += P.s1[l], s2[l % C] += P.s2[l];
-        }
+        sum_partials(n, C, s1, s2);
         for (int c = 0; c < C; c++) {
             double d = s1[c] / (double)N, mean = bn->running_mean[c] + d, var = s2[c] / (double)N - d * d;
             if (var < 0.0) var = 0.0;
@@ -269,11 +279,7 @@ static void bn_backward(tq_node *n) {
     bn_job j = {n, n->op == &op_bn_relu, A.L, NULL, NULL, NULL};
     tq_parallel_for(TQ_SLICES, grad_sums_slice, &j);
     double sdy[4096], sdyxh[4096];
-    for (int c = 0; c < C; c++) sdy[c] = sdyxh[c] = 0.0;
-    for (int t = 0; t < TQ_SLICES; t++) {
-        bn_aux P = aux_of(n, t);
-        for (int l = 0; l < A.L; l++) sdy[l % C] += P.s1[l], sdyxh[l % C] += P.s2[l];
-    }
+    sum_partials(n, C, sdy, sdyxh);
     if (n->in[1]->grad)
         for (int c = 0; c < C; c++) n->in[1]->grad[c] += (float)sdyxh[c];
     if (n->in[2]->grad)
@@ -314,9 +320,7 @@ static size_t unfold_stride(int C) { return ((size_t)2 * C + 15) / 16 * 16; }
 /* slice t's partial sums of y / s's backward, 64-byte aligned */
 static double *unfold_partial(const tq_node *n, int t) {
     const int C = ((const tq_bn *)n->ctx)->C;
-    uintptr_t at = (uintptr_t)(n->aux + 2 * (size_t)C);
-    float *parts = (float *)(at + (64 - at % 64) % 64);
-    return (double *)(void *)(parts + (size_t)t * unfold_stride(C));
+    return (double *)(void *)(line_start(n->aux + 2 * (size_t)C) + (size_t)t * unfold_stride(C));
 }
 
 static tq_status scale_shape(tq_node *n, int per_row) {

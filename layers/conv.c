@@ -102,16 +102,22 @@ void tq_conv_set_direct(int on) { direct_wanted = on != 0; }
 
 int tq_conv_direct(const tq_conv_shape *s) { return direct_wanted && !s->depthwise && tq_direct_available(); }
 
-/* The direct path's scratch in aux: Wt [K][OCp], then (when the layer pads) the batch padded and
- * its gradient padded, then per slice the partial dWt [K][OCp] and db [OC]. */
+/* aux, im2col path: the columns, then per slice the partial dW [OC][K] and db [OC].
+ * aux, direct path: Wt [K][OCp], then (when the layer pads) the batch padded and its gradient
+ * padded, then per slice the partial dWt [K][OCp] and db [OC]. */
 static int oc_padded(const tq_conv_shape *s) { return (s->OC + 15) / 16 * 16; }
 static size_t padded_len(int B, const tq_conv_shape *s) {
     return s->pad ? (size_t)B * (s->H + 2 * s->pad) * (s->W + 2 * s->pad) * s->C : 0;
 }
-static size_t direct_partial_len(const tq_conv_shape *s) {
-    return (size_t)s->KH * s->KW * s->C * oc_padded(s) + (size_t)s->OC;
+static size_t weights_len(const tq_conv_shape *s) { return (size_t)s->KH * s->KW * (s->depthwise ? 1 : s->C) * s->OC; }
+/* one slice's partial sums, and where the first slice's start in aux */
+static size_t partial_len(const tq_conv_shape *s) {
+    return (tq_conv_direct(s) ? (size_t)s->KH * s->KW * s->C * oc_padded(s) : weights_len(s)) + (size_t)s->OC;
 }
-static tq_direct_geom direct_geom(const tq_conv_shape *s) {
+static size_t partials_at(int B, const tq_conv_shape *s) {
+    return tq_conv_direct(s) ? (size_t)s->KH * s->KW * s->C * oc_padded(s) + 2 * padded_len(B, s) : col_len(B, s);
+}
+tq_direct_geom tq_conv_direct_geom(const tq_conv_shape *s) {
     return (tq_direct_geom){.H = s->H + 2 * s->pad, .W = s->W + 2 * s->pad, .C = s->C, .KH = s->KH, .KW = s->KW,
                             .stride = s->stride, .OH = s->OH, .OW = s->OW, .OC = s->OC, .OCp = oc_padded(s)};
 }
@@ -130,10 +136,7 @@ static tq_status conv_shape(tq_node *n) {
     n->cols = s->OH * s->OW * s->OC;
     /* im2col: the columns of the whole batch, kept for backward (depthwise needs none); with one
      * input channel they are built transposed, [K][B*OH*OW] (see im2col_t) */
-    if (tq_conv_direct(s))
-        n->aux_len = (size_t)K * oc_padded(s) + 2 * padded_len(x->rows, s) + (size_t)TQ_SLICES * direct_partial_len(s);
-    else
-        n->aux_len = col_len(x->rows, s) + (size_t)TQ_SLICES * ((size_t)s->OC * K + (size_t)s->OC);
+    n->aux_len = partials_at(x->rows, s) + (size_t)TQ_SLICES * partial_len(s);
     return TQ_OK;
 }
 
@@ -270,7 +273,7 @@ static void conv_forward_slice(void *ctx, int t) {
     if (b1 <= b0) return;
     float *y0 = n->val + (size_t)b0 * P * s->OC;
     if (tq_conv_direct(s)) {
-        tq_direct_geom g = direct_geom(s);
+        tq_direct_geom g = tq_conv_direct_geom(s);
         const float *Wt = n->aux, *xs = x->val + (size_t)b0 * s->H * s->W * s->C;
         if (s->pad) { /* this slice's images, padded with zeros */
             float *xp = n->aux + (size_t)s->KH * s->KW * s->C * g.OCp + (size_t)b0 * g.H * g.W * s->C;
@@ -337,9 +340,8 @@ static void conv_backward_slice(void *ctx, int t) {
     int b0, b1;
     slice_range(j, t, &b0, &b1);
     const int direct = tq_conv_direct(s);
-    const size_t part = direct ? direct_partial_len(s) : (size_t)s->OC * K + (size_t)s->OC;
-    float *base = n->aux + (direct ? (size_t)K * oc_padded(s) + 2 * padded_len(j->B, s) : col_len(j->B, s));
-    float *dWp = base + (size_t)t * part, *dbp = dWp + part - (size_t)s->OC;
+    const size_t part = partial_len(s);
+    float *dWp = n->aux + partials_at(j->B, s) + (size_t)t * part, *dbp = dWp + part - (size_t)s->OC;
     memset(dWp, 0, part * sizeof(float));
     if (b1 <= b0) return;
     const int rows = (b1 - b0) * P;
@@ -348,7 +350,7 @@ static void conv_backward_slice(void *ctx, int t) {
         for (int r = 0; r < rows; r++)
             for (int o = 0; o < s->OC; o++) dbp[o] += dy[(size_t)r * s->OC + o];
     if (direct) {
-        tq_direct_geom g = direct_geom(s);
+        tq_direct_geom g = tq_conv_direct_geom(s);
         const size_t img = (size_t)s->H * s->W * s->C, imgp = (size_t)g.H * g.W * s->C;
         float *xp = n->aux + (size_t)K * g.OCp, *dxp = xp + padded_len(j->B, s);
         const float *xs = s->pad ? xp + (size_t)b0 * imgp : x->val + (size_t)b0 * img;
@@ -412,8 +414,8 @@ static void conv_backward(tq_node *n) {
     tq_parallel_for(j.slices, conv_backward_slice, &j);
     /* the slices' partial sums, added in slice order (the direct path's are transposed, Wt) */
     const int direct = tq_conv_direct(s), OCp = oc_padded(s);
-    const float *base = n->aux + (direct ? (size_t)K * OCp + 2 * padded_len(B, s) : col_len(B, s));
-    const size_t stride = direct ? direct_partial_len(s) : (size_t)s->OC * K + (size_t)s->OC;
+    const float *base = n->aux + partials_at(B, s);
+    const size_t stride = partial_len(s);
     for (int t = 0; t < j.slices; t++) {
         const float *dWp = base + (size_t)t * stride, *dbp = dWp + stride - (size_t)s->OC;
         float *dW = n->in[1]->grad;
@@ -585,9 +587,8 @@ static void pool_backward_slice(void *ctx, int t) {
         }
         memset(n->in[0]->grad + b0 * in, 0, (b1 - b0) * in * sizeof(float));
     }
-    if (b1 > b0)
-        pool_grad(n->in[0]->grad + b0 * in, s->avg ? NULL : (const int32_t *)(const void *)n->aux + b0 * out, n->grad + b0 * out,
-                  (int)(b1 - b0), s);
+    pool_grad(n->in[0]->grad + b0 * in, s->avg ? NULL : (const int32_t *)(const void *)n->aux + b0 * out, n->grad + b0 * out,
+              (int)(b1 - b0), s);
 }
 
 static void pool_backward(tq_node *n) {

@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+#include "layers/conv.h"
+
 typedef struct {
     int H, W, C;             /* the image read (already padded) */
     int KH, KW, stride;
@@ -16,6 +18,10 @@ typedef struct {
 
 /* 1 when this CPU runs the kernels (AVX-512F). */
 int tq_direct_available(void);
+
+/* The geometry the kernels see for a (not depthwise) convolution of shape s: its image padded,
+ * OCp = OC rounded up to 16 (defined in layers/conv.c). */
+tq_direct_geom tq_conv_direct_geom(const tq_conv_shape *s);
 
 /* y[n][p][o] = b[o] + sum_k x[n][win(p) + off(k)] Wt[k][o]   (b may be NULL) */
 void tq_direct_forward(const tq_direct_geom *g, float *y, const float *x, const float *Wt, const float *b, int n);

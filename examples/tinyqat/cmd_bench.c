@@ -79,8 +79,7 @@ static double direct_epoch(const tq_model *m, int B, int steps) {
     for (int st = 0; st < m->n_stages; st++) {
         const tq_conv_shape *c = &m->stage[st].conv;
         if (!tq_conv_direct(c)) continue;
-        tq_direct_geom g = {.H = c->H + 2 * c->pad, .W = c->W + 2 * c->pad, .C = c->C, .KH = c->KH, .KW = c->KW,
-                            .stride = c->stride, .OH = c->OH, .OW = c->OW, .OC = c->OC, .OCp = (c->OC + 15) / 16 * 16};
+        tq_direct_geom g = tq_conv_direct_geom(c);
         size_t nx = (size_t)B * g.H * g.W * g.C, ny = (size_t)B * g.OH * g.OW * g.OC, nw = (size_t)g.KH * g.KW * g.C * g.OCp;
         float *x = tq_calloc(nx, sizeof(float)), *dx = tq_calloc(nx, sizeof(float)), *y = tq_calloc(ny, sizeof(float));
         float *Wt = tq_calloc(nw, sizeof(float)), *dWt = tq_calloc(nw, sizeof(float));
