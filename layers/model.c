@@ -275,6 +275,12 @@ void tq_model_init_params(tq_model *m, tq_rng *rng) {
     for (int l = 0; l < m->n_layers; l++) tq_linear_init(m->W[l], m->b[l], m->dims[l], m->dims[l + 1], rng);
 }
 
+void tq_model_decay_mask(const tq_model *m, uint8_t *mask) {
+    memset(mask, 0, m->n_params);
+    for (int s = 0; s < m->n_stages; s++) memset(mask + (m->stage[s].W - m->params), 1, stage_weights(&m->stage[s]));
+    for (int l = 0; l < m->n_layers; l++) memset(mask + (m->W[l] - m->params), 1, (size_t)m->dims[l + 1] * m->dims[l]);
+}
+
 void tq_model_free(tq_model *m) {
     if (!m) return;
     tq_free(m->params);

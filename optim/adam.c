@@ -26,12 +26,13 @@ tq_status tq_adam_init(tq_adam *o, size_t n, float lr) {
 /* The update proper: elementwise, so the AVX2 clone computes exactly what the SSE2 one does. */
 TQ_SIMD_CLONES static void adam_update(float *restrict p, float *restrict m, float *restrict v, const float *restrict gr,
                                        size_t n, float b1, float b2, float eps, float step, float inv_sqrt_bc2,
-                                       float decay, float l2) {
+                                       float decay, float l2, const uint8_t *restrict mask) {
     for (size_t i = 0; i < n; i++) {
-        float g = gr[i] + l2 * p[i];
+        /* decay and l2 are 1 and 0 where the mask says no decay */
+        float on = mask ? (float)mask[i] : 1.0f, g = gr[i] + on * l2 * p[i];
         m[i] = b1 * m[i] + (1.0f - b1) * g;
         v[i] = b2 * v[i] + (1.0f - b2) * g * g;
-        p[i] = p[i] * decay - step * m[i] / (sqrtf(v[i]) * inv_sqrt_bc2 + eps);
+        p[i] = p[i] * (1.0f - on * (1.0f - decay)) - step * m[i] / (sqrtf(v[i]) * inv_sqrt_bc2 + eps);
     }
 }
 
@@ -45,7 +46,7 @@ void tq_adam_step(tq_adam *o, float *params, const float *grads) {
     const float decay = o->decoupled ? 1.0f - o->lr * wd : 1.0f, l2 = o->decoupled ? 0.0f : wd;
     /* restrict (the four arrays never overlap) lets the loop vectorize; it is ~10% of a
      * training step otherwise. */
-    adam_update(params, o->m, o->v, grads, o->n, b1, b2, eps, step, inv_sqrt_bc2, decay, l2);
+    adam_update(params, o->m, o->v, grads, o->n, b1, b2, eps, step, inv_sqrt_bc2, decay, l2, o->decay_mask);
 }
 
 void tq_adam_free(tq_adam *o) {

@@ -1,6 +1,7 @@
 /* Adam (and AdamW) over one flat parameter block, with PyTorch's torch.optim.Adam semantics:
  *
- *   g  = grad + wd * p                (L2 weight decay; AdamW instead does p *= 1 - lr*wd)
+ *   g  = grad + wd * p                (L2 weight decay; AdamW instead does p *= 1 - lr*wd;
+ *                                      either only where decay_mask says so, when there is one)
  *   m  = b1 m + (1 - b1) g            v = b2 v + (1 - b2) g^2
  *   p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
  *
@@ -19,6 +20,7 @@ typedef struct {
     int64_t t;       /* steps taken */
     size_t n;
     float *m, *v;    /* n each, owned */
+    const uint8_t *decay_mask; /* n flags, 1 where weight decay applies (borrowed); NULL: everywhere */
 } tq_adam;
 
 /* beta1 0.9, beta2 0.999, eps 1e-8, no weight decay (PyTorch's defaults); m, v zeroed. */

@@ -18,10 +18,11 @@ tq_status tq_sgd_init(tq_sgd *o, size_t n, float lr, float momentum) {
 void tq_sgd_step(tq_sgd *o, float *params, const float *grads) {
     float *restrict p = params, *restrict buf = o->buf;
     const float *restrict gr = grads;
+    const uint8_t *restrict mask = o->decay_mask;
     const float mu = o->momentum, wd = o->weight_decay, lr = o->lr;
     const int first = o->t == 0;
     for (size_t i = 0; i < o->n; i++) {
-        float d = gr[i] + wd * p[i];
+        float d = gr[i] + (mask ? wd * (float)mask[i] : wd) * p[i];
         if (mu != 0.0f) {
             buf[i] = first ? d : mu * buf[i] + d;
             d = o->nesterov ? d + mu * buf[i] : buf[i];

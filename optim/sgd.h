@@ -1,6 +1,6 @@
 /* SGD with momentum over one flat parameter block, torch.optim.SGD semantics (dampening 0):
  *
- *   d = grad + wd * p
+ *   d = grad + wd * p                 (wd only where decay_mask says so, when there is one)
  *   buf = d (first step), else buf = momentum * buf + d
  *   d = nesterov ? d + momentum * buf : buf
  *   p -= lr * d
@@ -19,6 +19,7 @@ typedef struct {
     int64_t t;
     size_t n;
     float *buf; /* n, owned */
+    const uint8_t *decay_mask; /* n flags, 1 where weight decay applies (borrowed); NULL: everywhere */
 } tq_sgd;
 
 tq_status tq_sgd_init(tq_sgd *o, size_t n, float lr, float momentum);

@@ -185,11 +185,12 @@ tq_status tq_train(tq_model *m, const tq_dataset *train, const tq_dataset *test,
     uint8_t *px = tq_malloc((size_t)B * D);
     int32_t *lab = tq_malloc((size_t)B * sizeof *lab);
     int use_adam = strcmp(cfg->optim, "sgd") != 0;
+    uint8_t *decay_mask = cfg->weight_decay > 0 ? tq_malloc(m->n_params) : NULL;
     tq_adam adam;
     tq_sgd sgd;
     memset(&adam, 0, sizeof adam);
     memset(&sgd, 0, sizeof sgd);
-    tq_status st = (!order || !px || !lab || (cfg->checkpoint_every > 0 && !order_f))
+    tq_status st = (!order || !px || !lab || (cfg->checkpoint_every > 0 && !order_f) || (cfg->weight_decay > 0 && !decay_mask))
                        ? tq_error_set_(TQ_E_NOMEM, __FILE__, __LINE__, "out of memory")
                        : TQ_OK;
     if (st == TQ_OK && cfg->checkpoint_every > 0 && !cfg->checkpoint_path)
@@ -198,6 +199,10 @@ tq_status tq_train(tq_model *m, const tq_dataset *train, const tq_dataset *test,
     if (st != TQ_OK) goto done;
     adam.weight_decay = cfg->weight_decay;
     sgd.weight_decay = cfg->weight_decay;
+    if (decay_mask) {
+        tq_model_decay_mask(m, decay_mask);
+        adam.decay_mask = sgd.decay_mask = decay_mask;
+    }
     for (uint32_t i = 0; i < N; i++) order[i] = i;
     tq_rng rng;
     tq_rng_seed(&rng, cfg->seed * 0x100000001B3ull + 17); /* the shuffle stream, distinct from init's */
@@ -295,6 +300,7 @@ tq_status tq_train(tq_model *m, const tq_dataset *train, const tq_dataset *test,
 done:
     if (use_adam) tq_adam_free(&adam);
     else tq_sgd_free(&sgd);
+    tq_free(decay_mask);
     tq_free(order);
     tq_free(order_f);
     tq_free(px);

@@ -49,7 +49,7 @@ typedef struct {
     float lr, lr_min_frac;         /* cosine: lr decays to lr*lr_min_frac at the end */
     const char *schedule;          /* "cosine" or "const" */
     const char *optim;             /* "adam" or "sgd" */
-    float momentum, weight_decay;
+    float momentum, weight_decay;  /* decay on the weights only, not biases or batch norm (tq_model_decay_mask) */
     uint64_t seed;                 /* the shuffle order (the model's init is the caller's) */
     int freeze_observers_epoch;    /* QAT: observers stop moving from this epoch (0-based); -1 never */
     int freeze_bn_epoch;           /* batch norm uses and keeps its running statistics from this epoch; -1 never */

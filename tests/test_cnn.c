@@ -35,6 +35,15 @@ static void digitscnn_preset(void **state) {
     assert_int_equal(m.n_params, 200 + 16 + 3200 + 32 + 2570);
     assert_int_equal(m.n_buffers, 2 * 8 + 2 * 16);
     assert_int_equal(tq_model_inputs(&m), 784);
+    /* weight decay falls on the kernels and the dense matrix only: the block is laid out
+     * W0 [200] gamma0 beta0 [16] W1 [3200] gamma1 beta1 [32] W [2560] b [10] */
+    uint8_t mask[6018];
+    memset(mask, 7, sizeof mask);
+    tq_model_decay_mask(&m, mask);
+    const size_t runs[][3] = {{0, 200, 1}, {200, 216, 0}, {216, 3416, 1}, {3416, 3448, 0}, {3448, 6008, 1}, {6008, 6018, 0}};
+    for (int k = 0; k < 6; k++)
+        for (size_t i = runs[k][0]; i < runs[k][1]; i++) assert_int_equal(mask[i], runs[k][2]);
+    assert_ptr_equal(m.stage[1].gamma, m.params + 3416);
     tq_model_free(&m);
     /* a dense-only spec still resolves `in` to a number (its files stay what they were) */
     assert_int_equal(tq_model_spec_resolve("digitsnet", mnist, 10, r, sizeof r), TQ_OK);

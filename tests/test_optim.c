@@ -99,6 +99,36 @@ static void sgd_momentum_and_nesterov(void **state) {
     tq_sgd_free(&o);
 }
 
+/* A decay mask exempts the parameters it flags 0: they step as if weight decay were 0. */
+static void decay_mask_exempts(void **state) {
+    (void)state;
+    const uint8_t mask[2] = {1, 0};
+    /* SGD lr 0.1, wd 0.5, g = 1, p = 2: decayed 2 - 0.1 (1 + 1) = 1.8; exempt 2 - 0.1 = 1.9 */
+    tq_sgd s;
+    tq_sgd_init(&s, 2, 0.1f, 0.0f);
+    s.weight_decay = 0.5f;
+    s.decay_mask = mask;
+    float p[2] = {2, 2}, g[2] = {1, 1};
+    tq_sgd_step(&s, p, g);
+    assert_float_equal(p[0], 1.8f, 1e-6f);
+    assert_float_equal(p[1], 1.9f, 1e-6f);
+    tq_sgd_free(&s);
+    /* Adam's L2 with g = 0: decayed g' = 1 moves lr = 0.1 (1.9); exempt g' = 0 stays (2).
+     * AdamW with g = 1: decayed 2 * 0.95 - 0.1 = 1.8; exempt 2 - 0.1 = 1.9. */
+    for (int decoupled = 0; decoupled < 2; decoupled++) {
+        tq_adam a;
+        tq_adam_init(&a, 2, 0.1f);
+        a.weight_decay = 0.5f;
+        a.decoupled = decoupled;
+        a.decay_mask = mask;
+        float q[2] = {2, 2}, gq[2] = {(float)decoupled, (float)decoupled};
+        tq_adam_step(&a, q, gq);
+        assert_float_equal(q[0], decoupled ? 1.8f : 1.9f, 1e-6f);
+        assert_float_equal(q[1], decoupled ? 1.9f : 2.0f, 1e-6f);
+        tq_adam_free(&a);
+    }
+}
+
 /* Both minimize f(p) = sum (p_i - c_i)^2, gradient 2 (p - c). */
 static void both_minimize_a_quadratic(void **state) {
     (void)state;
@@ -137,7 +167,7 @@ static void bad_arguments(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(adam_first_steps),        cmocka_unit_test(adam_constant_gradient_moves_lr_per_step),
-        cmocka_unit_test(adam_weight_decay_both_ways), cmocka_unit_test(sgd_momentum_and_nesterov),
+        cmocka_unit_test(adam_weight_decay_both_ways), cmocka_unit_test(sgd_momentum_and_nesterov), cmocka_unit_test(decay_mask_exempts),
         cmocka_unit_test(both_minimize_a_quadratic), cmocka_unit_test(bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,7 +18,7 @@ int cmd_train(int argc, char **argv) {
         {"--lr", CLI_FLOAT, &cfg.lr, "learning rate", 1e-7, 10},
         {"--schedule", CLI_STR, &cfg.schedule, "learning-rate schedule: const or cosine (to 0 at the end)", 0, 0},
         {"--optim", CLI_STR, &cfg.optim, "optimizer: adam or sgd (momentum 0.9)", 0, 0},
-        {"--weight-decay", CLI_FLOAT, &cfg.weight_decay, "L2 weight decay", 0, 1},
+        {"--weight-decay", CLI_FLOAT, &cfg.weight_decay, "L2 weight decay (kernels and weight matrices; not biases or batch norm)", 0, 1},
         {"--seed", CLI_U64, &cfg.seed, "random seed (init and shuffling)", 0, 1.8e19},
         {"--threads", CLI_INT, &cfg.threads, "BLAS threads (same seed + threads = same model)", 1, 256},
         {"--model", CLI_STR, &spec, "a preset (digitsnet, digitscnn, article) or a spec: in-100r-100r-out, in-c8k5br-m2-out (README: Models)", 0, 0},
