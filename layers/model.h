@@ -101,8 +101,8 @@ void tq_model_free(tq_model *m);                       /* NULL-safe */
  * norm's scale and shift and LSQ's scales: where weight decay applies. Decaying gamma and beta
  * would pull every channel towards zero output for no gain in generalization (with batch norm the
  * kernel's scale does not matter, its decay only raises the effective learning rate), and biases
- * are too few to overfit with; DigitsCNN on Fashion-MNIST gains 0.4 points from leaving them alone
- * (README: DigitsCNN). */
+ * are too few to overfit with. DigitsCNN on Fashion-MNIST with SGD and decay 2e-3 (README:
+ * DigitsCNN): 90.57% with this mask, 90.20% decaying every parameter as tinyqat did before. */
 void tq_model_decay_mask(const tq_model *m, uint8_t *mask);
 /* A float copy of src's spec, normalization and parameters (no quantization state). */
 tq_status tq_model_clone(tq_model *dst, const tq_model *src);
