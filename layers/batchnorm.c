@@ -148,11 +148,13 @@ typedef struct {
 
 static const tq_op op_bn, op_bn_relu;
 
-static void slice_positions(const tq_node *n, int t, size_t *p0, size_t *p1) {
-    size_t per_row = (size_t)n->cols / (size_t)((const tq_bn *)n->ctx)->C;
-    tq_slice((size_t)n->rows, t, TQ_SLICES, p0, p1);
-    *p0 *= per_row;
-    *p1 *= per_row;
+/* Slice t of n's rows as a run of values: it starts at value *off and is the returned count long
+ * (whole positions of C channels, possibly none). */
+static size_t slice_values(const tq_node *n, int t, size_t *off) {
+    size_t r0, r1;
+    tq_slice((size_t)n->rows, t, TQ_SLICES, &r0, &r1);
+    *off = r0 * (size_t)n->cols;
+    return (r1 - r0) * (size_t)n->cols;
 }
 
 /* the per-lane arrays in aux, and slice t's two partial sums */
@@ -193,21 +195,17 @@ static void expand(float *v, int C, int L) {
 /* A slice is whole rows, so whole lanes (bn_lanes), and starts on a lane with channel 0. */
 static void moments_slice(void *ctx, int t) {
     const bn_job *j = ctx;
-    const int C = ((const tq_bn *)j->n->ctx)->C;
     bn_aux A = aux_of(j->n, 0), P = aux_of(j->n, t);
-    size_t p0, p1;
-    slice_positions(j->n, t, &p0, &p1);
+    size_t o, len = slice_values(j->n, t, &o);
     for (int l = 0; l < j->L; l++) P.s1[l] = P.s2[l] = 0.0;
-    if (p1 > p0) channel_moments(j->n->in[0]->val + p0 * C, (p1 - p0) * C, j->L, A.shift, P.s1, P.s2);
+    if (len) channel_moments(j->n->in[0]->val + o, len, j->L, A.shift, P.s1, P.s2);
 }
 
 static void affine_slice(void *ctx, int t) {
     const bn_job *j = ctx;
-    const int C = ((const tq_bn *)j->n->ctx)->C;
     bn_aux A = aux_of(j->n, 0);
-    size_t p0, p1;
-    slice_positions(j->n, t, &p0, &p1);
-    if (p1 > p0) affine(j->n->in[0]->val + p0 * C, j->n->val + p0 * C, (p1 - p0) * C, j->L, A.a, A.b, j->relu);
+    size_t o, len = slice_values(j->n, t, &o);
+    if (len) affine(j->n->in[0]->val + o, j->n->val + o, len, j->L, A.a, A.b, j->relu);
 }
 
 static void bn_forward(tq_node *n, int mode) {
@@ -250,24 +248,19 @@ static void bn_forward(tq_node *n, int mode) {
 
 static void grad_sums_slice(void *ctx, int t) {
     const bn_job *j = ctx;
-    const int C = ((const tq_bn *)j->n->ctx)->C;
     bn_aux A = aux_of(j->n, 0), P = aux_of(j->n, t);
-    size_t p0, p1;
-    slice_positions(j->n, t, &p0, &p1);
+    size_t o, len = slice_values(j->n, t, &o);
     for (int l = 0; l < j->L; l++) P.s1[l] = P.s2[l] = 0.0;
-    if (p1 > p0)
-        grad_sums(j->n->grad + p0 * C, j->n->in[0]->val + p0 * C, (p1 - p0) * C, j->L, A.a, A.b, A.shift, A.inv, j->relu, P.s1, P.s2);
+    if (len) grad_sums(j->n->grad + o, j->n->in[0]->val + o, len, j->L, A.a, A.b, A.shift, A.inv, j->relu, P.s1, P.s2);
 }
 
 static void grad_x_slice(void *ctx, int t) {
     const bn_job *j = ctx;
-    const int C = ((const tq_bn *)j->n->ctx)->C;
     bn_aux A = aux_of(j->n, 0);
-    size_t p0, p1;
-    slice_positions(j->n, t, &p0, &p1);
-    if (p1 > p0)
-        grad_x(j->n->in[0]->grad + p0 * C, j->n->grad + p0 * C, j->n->in[0]->val + p0 * C, (p1 - p0) * C, j->L, A.a, A.b, A.shift,
-               A.inv, j->relu, TQ_GRAD_ASSIGNED(j->n->in[0]), j->ga, j->gb, j->gc);
+    size_t o, len = slice_values(j->n, t, &o);
+    if (len)
+        grad_x(j->n->in[0]->grad + o, j->n->grad + o, j->n->in[0]->val + o, len, j->L, A.a, A.b, A.shift, A.inv, j->relu,
+               TQ_GRAD_ASSIGNED(j->n->in[0]), j->ga, j->gb, j->gc);
 }
 
 static void bn_backward(tq_node *n) {
@@ -356,9 +349,8 @@ typedef struct {
 static void unfold_slice(void *ctx, int t) {
     const unfold_job *j = ctx;
     const int C = ((const tq_bn *)j->n->ctx)->C;
-    size_t p0, p1;
-    slice_positions(j->n, t, &p0, &p1);
-    if (p1 > p0) scale_rows(j->n->val + p0 * C, j->n->in[0]->val + p0 * C, j->f, p1 - p0, C);
+    size_t o, len = slice_values(j->n, t, &o);
+    if (len) scale_rows(j->n->val + o, j->n->in[0]->val + o, j->f, len / (size_t)C, C);
 }
 
 /* backward of y / s on slice t: its partial sum of dy x per channel, and dx += dy f */
@@ -367,17 +359,16 @@ static void unfold_grad_slice(void *ctx, int t) {
     const tq_node *n = j->n;
     const int C = ((const tq_bn *)n->ctx)->C;
     double *acc = unfold_partial(n, t);
-    size_t p0, p1;
-    slice_positions(n, t, &p0, &p1);
+    size_t o, len = slice_values(n, t, &o);
     for (int c = 0; c < C; c++) acc[c] = 0.0;
-    if (p1 <= p0) return;
-    dot_rows(acc, n->grad + p0 * C, n->in[0]->val + p0 * C, p1 - p0, C);
+    if (!len) return;
+    dot_rows(acc, n->grad + o, n->in[0]->val + o, len / (size_t)C, C);
     if (n->in[0]->grad) {
-        float *dx = n->in[0]->grad + p0 * C;
-        const float *dy = n->grad + p0 * C;
-        if (TQ_GRAD_ASSIGNED(n->in[0])) scale_rows(dx, dy, j->f, p1 - p0, C);
+        float *dx = n->in[0]->grad + o;
+        const float *dy = n->grad + o;
+        if (TQ_GRAD_ASSIGNED(n->in[0])) scale_rows(dx, dy, j->f, len / (size_t)C, C);
         else
-            for (size_t i = 0; i < (p1 - p0) * C; i += (size_t)C)
+            for (size_t i = 0; i < len; i += (size_t)C)
                 for (int c = 0; c < C; c++) dx[i + c] += dy[i + c] * j->f[c];
     }
 }
