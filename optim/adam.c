@@ -28,11 +28,11 @@ TQ_SIMD_CLONES static void adam_update(float *restrict p, float *restrict m, flo
                                        size_t n, float b1, float b2, float eps, float step, float inv_sqrt_bc2,
                                        float decay, float l2, const uint8_t *restrict mask) {
     for (size_t i = 0; i < n; i++) {
-        /* decay and l2 are 1 and 0 where the mask says no decay */
-        float on = mask ? (float)mask[i] : 1.0f, g = gr[i] + on * l2 * p[i];
+        const int on = !mask || mask[i]; /* a parameter the mask exempts gets neither L2 nor AdamW's decay */
+        float g = gr[i] + (on ? l2 : 0.0f) * p[i];
         m[i] = b1 * m[i] + (1.0f - b1) * g;
         v[i] = b2 * v[i] + (1.0f - b2) * g * g;
-        p[i] = p[i] * (1.0f - on * (1.0f - decay)) - step * m[i] / (sqrtf(v[i]) * inv_sqrt_bc2 + eps);
+        p[i] = p[i] * (on ? decay : 1.0f) - step * m[i] / (sqrtf(v[i]) * inv_sqrt_bc2 + eps);
     }
 }
 

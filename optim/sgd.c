@@ -22,7 +22,8 @@ void tq_sgd_step(tq_sgd *o, float *params, const float *grads) {
     const float mu = o->momentum, wd = o->weight_decay, lr = o->lr;
     const int first = o->t == 0;
     for (size_t i = 0; i < o->n; i++) {
-        float d = gr[i] + (mask ? wd * (float)mask[i] : wd) * p[i];
+        const int on = !mask || mask[i]; /* a parameter the mask exempts does not decay */
+        float d = gr[i] + (on ? wd : 0.0f) * p[i];
         if (mu != 0.0f) {
             buf[i] = first ? d : mu * buf[i] + d;
             d = o->nesterov ? d + mu * buf[i] : buf[i];
