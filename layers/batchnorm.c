@@ -381,6 +381,9 @@ static void scale_forward(tq_node *n, int per_row) {
     for (int c = 0; c < C; c++) {
         sinv[c] = 1.0f / sqrtf(bn->running_var[c] + bn->eps);
         sc[c] = gamma[c] * sinv[c];
+        /* gamma = 0 would make y / s divide by zero: a channel that BN zeroes anyway keeps a tiny
+         * scale of gamma's sign instead, the same in the fold and the unfold, so W s / s = W */
+        if (!(fabsf(sc[c]) >= 1e-12f)) sc[c] = copysignf(1e-12f, gamma[c]);
         f[c] = per_row ? sc[c] : 1.0f / sc[c];
     }
     if (per_row) /* row c of W times s[c] */

@@ -151,15 +151,21 @@ static void im2col(float *col, const float *x, int b0, int b1, const tq_conv_sha
                 int ix0 = ox * s->stride - s->pad;
                 for (int ky = 0; ky < s->KH; ky++, dst += run) {
                     int iy = oy * s->stride + ky - s->pad;
-                    const float *src = x + (((size_t)n * s->H + iy) * s->W + ix0) * s->C;
                     if (iy < 0 || iy >= s->H) {
                         memset(dst, 0, run * sizeof(float));
-                    } else if (ix0 >= 0 && ix0 + s->KW <= s->W) {
+                        continue;
+                    }
+                    /* pointers only to inside pixels: one before the row is undefined, even unread */
+                    const float *row = x + ((size_t)n * s->H + iy) * s->W * s->C;
+                    if (ix0 >= 0 && ix0 + s->KW <= s->W) {
+                        const float *src = row + (size_t)ix0 * s->C;
                         for (size_t i = 0; i < run; i++) dst[i] = src[i];
                     } else {
-                        for (int kx = 0; kx < s->KW; kx++)
+                        for (int kx = 0; kx < s->KW; kx++) {
+                            int ix = ix0 + kx;
                             for (int c = 0; c < s->C; c++)
-                                dst[kx * s->C + c] = ix0 + kx >= 0 && ix0 + kx < s->W ? src[kx * s->C + c] : 0.0f;
+                                dst[kx * s->C + c] = ix >= 0 && ix < s->W ? row[(size_t)ix * s->C + c] : 0.0f;
+                        }
                     }
                 }
             }
@@ -191,11 +197,16 @@ static void im2col_t(float *colT, const float *x, int b0, int b1, size_t BP, con
                         continue;
                     }
                     inside(s, kx, &lo, &hi);
-                    const float *src = x + ((size_t)n * s->H + iy) * s->W + kx - s->pad;
+                    /* the row's start, indexed by ox stride + kx - pad >= 0 (a pointer to kx - pad
+                     * before it would be undefined for kx < pad) */
+                    const float *src = x + ((size_t)n * s->H + iy) * s->W;
+                    const int off = kx - s->pad;
                     for (int ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
-                    if (s->stride == 1) memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
-                    else
-                        for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox * s->stride];
+                    if (hi > lo) {
+                        if (s->stride == 1) memcpy(dst + lo, src + lo + off, (size_t)(hi - lo) * sizeof(float));
+                        else
+                            for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox * s->stride + off];
+                    }
                     for (int ox = hi; ox < s->OW; ox++) dst[ox] = 0.0f;
                 }
         }
@@ -211,8 +222,9 @@ static void col2im_t_add(float *dx, const float *dcolT, int b0, int b1, size_t B
                     if (iy < 0 || iy >= s->H) continue;
                     inside(s, kx, &lo, &hi);
                     const float *src = row + ((size_t)n * s->OH + oy) * s->OW;
-                    float *d = dx + ((size_t)n * s->H + iy) * s->W + kx - s->pad;
-                    for (int ox = lo; ox < hi; ox++) d[ox * s->stride] += src[ox];
+                    float *d = dx + ((size_t)n * s->H + iy) * s->W; /* as in im2col_t */
+                    const int off = kx - s->pad;
+                    for (int ox = lo; ox < hi; ox++) d[ox * s->stride + off] += src[ox];
                 }
         }
 }

@@ -199,6 +199,8 @@ tq_status tq_qat_cfg_load(tq_qat_cfg *cfg, const tq_ckpt *c, const char *path) {
     cfg->w_bits = (int)strtol(wb, NULL, 10);
     cfg->per_channel = pc[0] == '1';
     cfg->quant_bias = qb[0] == '1';
+    if (strcmp(ste, "plain") && strcmp(ste, "lsq") && strcmp(ste, "clipped"))
+        TQ_FAIL(TQ_E_FORMAT, "%s: unknown straight-through estimator '%s'", path, ste);
     cfg->ste = !strcmp(ste, "plain") ? TQ_STE_PLAIN : !strcmp(ste, "lsq") ? TQ_STE_LSQ : TQ_STE_CLIPPED;
     cfg->obs = (tq_obs_kind)tq_obs_kind_parse(obs);
     const char *wr = tq_ckpt_meta(c, "w_range"); /* absent before it existed: max|x| */
@@ -209,7 +211,9 @@ tq_status tq_qat_cfg_load(tq_qat_cfg *cfg, const tq_ckpt *c, const char *path) {
 
 static tq_status load_observer(tq_observer *o, tq_fq *fq, const tq_ckpt *c, const char *path, const char *name) {
     const tq_ckpt_tensor *t = tq_ckpt_find(c, name);
-    if (!t || t->rows != 1 || t->cols != 4 || t->data[2] < 0 || !(t->data[0] <= t->data[1]))
+    /* the count is a float in the file: range-checked before the cast (NaN and 1e30 fail here) */
+    if (!t || t->rows != 1 || t->cols != 4 || !(t->data[2] >= 0.0f && t->data[2] <= 1e15f) || !(t->data[0] <= t->data[1]) ||
+        !isfinite(t->data[0]) || !isfinite(t->data[1]))
         TQ_FAIL(TQ_E_FORMAT, "%s: missing or bad %s", path, name);
     o->min = t->data[0];
     o->max = t->data[1];

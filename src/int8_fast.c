@@ -56,6 +56,13 @@ struct tq_qfast {
 
 static int pad64(int n) { return (n + 63) / 64 * 64; }
 
+/* tq_requantize_ref held to [-256, 256], which changes no clamped output: a left shift saturates
+ * near +-2^31, where adding the zero point would overflow int32. */
+__attribute__((unused)) static int32_t sat_requant(int32_t acc, int32_t M0, int32_t shift) {
+    int32_t r = tq_requantize_ref(acc, M0, shift);
+    return r < -256 ? -256 : r > 256 ? 256 : r;
+}
+
 void tq_qfast_free(tq_qfast *f) {
     if (!f) return;
     for (int l = 0; l < f->n_layers; l++) {
@@ -336,7 +343,7 @@ TQ_VNNI static inline __attribute__((always_inline)) void layer_vnni_bits(const 
                 if (L->left_shift) { /* rare (M > 1): the scalar reference, lane by lane */
                     int32_t a[16], r[16];
                     _mm512_storeu_si512((void *)a, acc[j]);
-                    for (int t = 0; t < 16; t++) r[t] = tq_requantize_ref(a[t], L->mult[16 * g + t], L->shift[16 * g + t]);
+                    for (int t = 0; t < 16; t++) r[t] = sat_requant(a[t], L->mult[16 * g + t], L->shift[16 * g + t]);
                     v = _mm512_loadu_si512((const void *)r);
                 } else {
                     v = requant16(acc[j], m0, e);
@@ -409,7 +416,7 @@ TQ_VNNI static inline __attribute__((always_inline)) void layer_vnni_pairs_bits(
             if (L->left_shift) {
                 int32_t a[16], r[16];
                 _mm512_storeu_si512((void *)a, acc[j]);
-                for (int t = 0; t < 16; t++) r[t] = tq_requantize_ref(a[t], L->mult2[t], L->shift2[t]);
+                for (int t = 0; t < 16; t++) r[t] = sat_requant(a[t], L->mult2[t], L->shift2[t]);
                 v = _mm512_loadu_si512((const void *)r);
             } else {
                 v = requant16(acc[j], m0, e);
@@ -464,7 +471,7 @@ TQ_AVX2 static inline __attribute__((always_inline)) void layer_avx2_bits(const 
             _mm256_storeu_si256((__m256i *)(void *)a, acc);
             for (int j = 0; j < 8 && 8 * g + j < L->out; j++) {
                 int o = 8 * g + j;
-                int32_t v = tq_requantize_ref(a[j], L->mult[o], L->shift[o]) + L->out_zp;
+                int32_t v = sat_requant(a[j], L->mult[o], L->shift[o]) + L->out_zp;
                 v = v < L->act_min ? L->act_min : v > L->act_max ? L->act_max : v;
                 if (logits) logits[(size_t)b * L->out + o] = (int8_t)v;
                 else y[(size_t)b * y_stride + o] = (uint8_t)(v + 128);

@@ -42,8 +42,15 @@ int32_t tq_requantize_ref(int32_t acc, int32_t M0, int32_t shift) {
 }
 
 /* y[o] from its accumulator: requantize, add the output zero point, clamp (a fused ReLU). */
+/* The sum cannot overflow: within the header's ranges |requantize| <= |acc| + 1 when shift <= 0,
+ * but a left shift saturates to +-2^31 - 1, so the zero point is added saturating (QADD on the
+ * DSP, one instruction like ADD; 64 bits elsewhere). */
 static inline int8_t output(const tq_s8_layer *L, int32_t o, int32_t acc) {
-    int32_t v = requantize(acc, L->mult[o], L->shift[o]) + L->out_zp;
+#ifdef TQ_DSP
+    int32_t v = __qadd(requantize(acc, L->mult[o], L->shift[o]), L->out_zp);
+#else
+    int64_t v = (int64_t)requantize(acc, L->mult[o], L->shift[o]) + L->out_zp;
+#endif
     v = v < L->act_min ? L->act_min : v > L->act_max ? L->act_max : v;
     return (int8_t)v;
 }
@@ -526,10 +533,52 @@ void tq_s8_layer_run(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *p
 /* A flatten moves nothing: the runners pass its input on. */
 static int is_flatten(const tq_s8_layer *L) { return HAS(TQ_S8_FLATTEN) && L->kind == TQ_S8_FLATTEN; }
 
-static int net_ok(const tq_int8_net *m) {
-    return m && m->n_layers >= 1 && m->n_layers <= TQ_INT8_MAX_LAYERS &&
-           !is_flatten(&m->layer[m->n_layers - 1]);
+/* One layer's sizes against its kind (the loader's checks, in the runtime's own terms). */
+static int layer_ok(const tq_s8_layer *L) {
+#define DIM(v) ((v) >= 1 && (v) <= 65536)
+    if (!DIM(L->in_h) || !DIM(L->in_w) || !DIM(L->in_c) || !DIM(L->out_h) || !DIM(L->out_w) || !DIM(L->out_c)) return 0;
+#undef DIM
+    if ((int64_t)L->in_h * L->in_w * L->in_c != L->in || (int64_t)L->out_h * L->out_w * L->out_c != L->out) return 0;
+    if (L->in_zp < -128 || L->in_zp > 127 || L->out_zp < -128 || L->out_zp > 127 || L->act_min < -128 ||
+        L->act_max > 127 || L->act_min > L->act_max)
+        return 0;
+    if (L->w_bits != 0 && L->w_bits != 8 && L->w_bits != 4 && L->w_bits != 2) return 0;
+    int weights = L->kind == TQ_S8_LINEAR || L->kind == TQ_S8_CONV || L->kind == TQ_S8_DEPTHWISE;
+    if (weights && (!L->w || !L->bias || !L->mult || !L->shift)) return 0;
+    switch (L->kind) {
+    case TQ_S8_LINEAR: return L->in_h == 1 && L->in_w == 1 && L->out_h == 1 && L->out_w == 1;
+    case TQ_S8_FLATTEN: return L->out_h == 1 && L->out_w == 1 && L->out == L->in && L->in_zp == L->out_zp;
+    case TQ_S8_CONV:
+    case TQ_S8_DEPTHWISE:
+    case TQ_S8_MAXPOOL:
+    case TQ_S8_AVGPOOL: {
+        int32_t pad_max = weights ? L->k - 1 : 0;
+        if (L->k < 1 || L->k > 64 || L->stride < 1 || L->stride > 64 || L->pad < 0 || L->pad > pad_max ||
+            L->k > L->in_h + 2 * L->pad || L->k > L->in_w + 2 * L->pad)
+            return 0;
+        if (L->out_h != (L->in_h + 2 * L->pad - L->k) / L->stride + 1 || L->out_w != (L->in_w + 2 * L->pad - L->k) / L->stride + 1)
+            return 0;
+        if (L->kind == TQ_S8_CONV) return (int64_t)L->k * L->k * L->in_c <= (1 << 20);
+        if (L->kind == TQ_S8_DEPTHWISE) return L->out_c % L->in_c == 0;
+        return L->out_c == L->in_c && L->in_zp == L->out_zp;
+    }
+    default: return 0;
+    }
 }
+
+int tq_int8_net_check(const tq_int8_net *m) {
+    if (!m || !m->layer || m->n_layers < 1 || m->n_layers > TQ_INT8_MAX_LAYERS || is_flatten(&m->layer[m->n_layers - 1]))
+        return TQ_INT8_E_ARG;
+    for (int32_t l = 0; l < m->n_layers; l++) {
+        const tq_s8_layer *L = &m->layer[l], *P = l ? &m->layer[l - 1] : 0;
+        if (!layer_ok(L)) return TQ_INT8_E_ARG;
+        if (P && (L->in_h != P->out_h || L->in_w != P->out_w || L->in_c != P->out_c || L->in_zp != P->out_zp))
+            return TQ_INT8_E_ARG;
+    }
+    return TQ_INT8_OK;
+}
+
+static int net_ok(const tq_int8_net *m) { return tq_int8_net_check(m) == TQ_INT8_OK; }
 
 /* The largest patch, rounded up to a word so the arena after it starts aligned. */
 static size_t patch_bytes(const tq_int8_net *m) {
@@ -570,7 +619,7 @@ static void run_from(const tq_int8_net *m, int32_t first, const int8_t *x, int a
     }
 }
 
-size_t tq_int8_net_scratch_bytes(const tq_int8_net *m) { return patch_bytes(m) + arena_bytes(m, 0, 0); }
+size_t tq_int8_net_scratch_bytes(const tq_int8_net *m) { return net_ok(m) ? patch_bytes(m) + arena_bytes(m, 0, 0) : 0; }
 
 int tq_int8_net_run(const tq_int8_net *m, const int8_t *in, int8_t *out, void *scratch, size_t scratch_bytes) {
     if (!net_ok(m) || !scratch || scratch_bytes < tq_int8_net_scratch_bytes(m)) return TQ_INT8_E_ARG;
@@ -583,6 +632,7 @@ int tq_int8_net_run(const tq_int8_net *m, const int8_t *in, int8_t *out, void *s
 static int reads_pixels_in_place(const tq_int8_net *m) { return ONLY_LINEAR || m->layer[0].kind == TQ_S8_LINEAR; }
 
 size_t tq_int8_net_predict_scratch_bytes(const tq_int8_net *m) {
+    if (!net_ok(m)) return 0;
     return patch_bytes(m) + arena_bytes(m, 0, reads_pixels_in_place(m) ? 0 : (size_t)m->layer[0].in);
 }
 

@@ -30,7 +30,19 @@
  * packed and compute the same integers as with the weights one per byte.
  *
  * Memory: the caller passes everything. The *_scratch_bytes functions say how much a run needs;
- * the scratch needs no particular contents. */
+ * the scratch needs no particular contents.
+ *
+ * Ranges (as CMSIS-NN states its kernels' parameter ranges): the runners check every size and
+ * that the layers chain, so a malformed network is refused, not run past its buffers. The values
+ * are the caller's to bound, because checking them costs a pass over the weights: M0 in
+ * [2^30, 2^31 - 1] (or M0 = shift = 0), shift in [-31, 30], and for every output channel o
+ *
+ *     |bias[o]| + 510 * 2^(8 - w_bits) * sum_i |W[o][i]|  <=  TQ_S8_ACC_MAX
+ *
+ * (w_bits the storage width, 8 for int8), so no accumulator, partial sum or requantized value
+ * overflows int32 in any kernel here: |x - z_x| <= 255, the host kernels' zero-point fold can
+ * double it, and the DSP kernels sum packed weights scaled by 2^(8 - w_bits). tinyqat's converter
+ * and .tqm loader refuse a model outside these ranges. */
 #ifndef TQ_INT8_INFER_H
 #define TQ_INT8_INFER_H
 
@@ -47,6 +59,8 @@
  * exported module's names its model's, 0 for an int8 model. */
 #define TQ_INT8_PACKED 0x14
 #define TQ_INT8_OK 0
+/* The accumulator bound above: 2^31 - 256 leaves room to add an output zero point. */
+#define TQ_S8_ACC_MAX 0x7fffff00
 #define TQ_INT8_E_ARG (-1)   /* same value as TQ_E_ARG */
 
 typedef enum {
@@ -100,13 +114,19 @@ size_t tq_s8_layer_scratch_bytes(const tq_s8_layer *L);
  * conv). Flatten copies (the runners below pass its input through instead). */
 void tq_s8_layer_run(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch);
 
+/* TQ_INT8_OK when every layer's sizes agree with its kind (in = in_h in_w in_c, a kernel's
+ * output size, pads and windows inside the input, channels), weights, biases and multipliers are
+ * there where the kind has them, zero points and clamps are int8, and each layer takes the
+ * shape and zero point the one before it gives; TQ_INT8_E_ARG otherwise. The runners call it. */
+int tq_int8_net_check(const tq_int8_net *m);
+
 /* Bytes of scratch tq_int8_net_run needs: the largest patch, then an arena holding each layer's
  * input and output at its two ends (the next layer's output goes to the end its input left free),
  * sized for the layer needing most (the network's input and output are the caller's). */
 size_t tq_int8_net_scratch_bytes(const tq_int8_net *m);
 
 /* Run all layers: in[layer[0].in] -> out[layer[n-1].out]. TQ_INT8_E_ARG when the scratch is
- * too small or the network is malformed; TQ_INT8_OK otherwise. */
+ * too small or the network is malformed (tq_int8_net_check); TQ_INT8_OK otherwise. */
 int tq_int8_net_run(const tq_int8_net *m, const int8_t *in, int8_t *out, void *scratch, size_t scratch_bytes);
 
 /* Bytes of scratch tq_int8_net_predict_u8 needs. A first linear layer reads the pixels where they

@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "src/alloc.h"
@@ -12,6 +13,12 @@ void tq_quantize_multiplier(double M, int32_t *M0, int32_t *shift) {
     if (!(M > 0)) {
         *M0 = 0;
         *shift = 0;
+        return;
+    }
+    if (!(M < 1073741824.0)) { /* M >= 2^30 or +inf: the largest multiplier, which saturates the
+                                  output for every acc != 0 exactly as M itself would */
+        *M0 = INT32_MAX;
+        *shift = 30;
         return;
     }
     int e;
@@ -129,7 +136,8 @@ static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
     L->out = L->out_h * L->out_w * L->out_c;
     int image = L->kind == TQ_S8_CONV || L->kind == TQ_S8_DEPTHWISE || L->kind == TQ_S8_MAXPOOL || L->kind == TQ_S8_AVGPOOL;
     if (image) {
-        int conv = L->kind == TQ_S8_CONV || L->kind == TQ_S8_DEPTHWISE, pad_max = conv ? L->k - 1 : 0;
+        int conv = L->kind == TQ_S8_CONV || L->kind == TQ_S8_DEPTHWISE;
+        int32_t pad_max = conv && L->k >= 1 && L->k <= 64 ? L->k - 1 : 0; /* k checked first: k - 1 of INT32_MIN overflows */
         if (L->k < 1 || L->k > 64 || L->stride < 1 || L->stride > 64 || L->pad < 0 || L->pad > pad_max ||
             L->k > L->in_h + 2 * L->pad || L->k > L->in_w + 2 * L->pad)
             BAD("%s: layer %d (%s): kernel %d, stride %d, padding %d do not fit a %dx%d input", path, l, kn, L->k, L->stride,
@@ -180,7 +188,18 @@ static tq_status check_channels(const tq_qlayer *L, int l, const char *path) {
     }
     if (n * (size_t)sb < nb * 8 && ((uint8_t)L->w[nb - 1] >> (n * (size_t)sb % 8)))
         TQ_FAIL(TQ_E_FORMAT, "%s: layer %d: the unused bits of the last weight byte are not zero", path, l);
-    for (int32_t o = 0; o < tq_qlayer_channels(L); o++) {
+    const int32_t ch = tq_qlayer_channels(L);
+    for (int32_t o = 0; o < ch; o++) {
+        /* the accumulator bound of src/int8_infer.h (TQ_S8_ACC_MAX) */
+        int64_t sum = 0, per = (int64_t)(n / (size_t)(ch ? ch : 1));
+        for (int64_t i = 0; i < per; i++)
+            sum += llabs((long long)tq_s8_unpack(L->w, sb, L->kind == TQ_S8_DEPTHWISE ? (size_t)(i * ch + o) : (size_t)(o * per + i)));
+        int64_t need = llabs((long long)L->bias[o]) + 510 * ((int64_t)1 << (8 - sb)) * sum;
+        if (need > TQ_S8_ACC_MAX)
+            TQ_FAIL(TQ_E_FORMAT, "%s: layer %d channel %d: bias %d with these weights can overflow the int32 accumulator "
+                    "(|bias| + 510 * 2^%d * sum |w| = %lld > %d)", path, l, o, L->bias[o], 8 - sb, (long long)need, TQ_S8_ACC_MAX);
+    }
+    for (int32_t o = 0; o < ch; o++) {
         int32_t m = L->mult[o], s = L->shift[o];
         if (!(m == 0 && s == 0) && (m < (1 << 30) || s < -31 || s > 30))
             TQ_FAIL(TQ_E_FORMAT, "%s: layer %d channel %d: multiplier %d / shift %d out of range", path, l, o, m, s);

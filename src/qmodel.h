@@ -69,7 +69,8 @@ int32_t tq_qlayer_channels(const tq_qlayer *L);
 uint64_t tq_qmodel_macs(const tq_qmodel *q);
 
 /* M (> 0) -> M0 in [2^30, 2^31 - 1] and shift with M = M0 2^(shift - 31) (docs/QUANTIZATION.md §5):
- * frexp, M0 = round-half-away(q 2^31), M0 == 2^31 -> 2^30 with shift + 1, shift < -31 -> 0, 0. */
+ * frexp, M0 = round-half-away(q 2^31), M0 == 2^31 -> 2^30 with shift + 1, shift < -31 -> 0, 0;
+ * M >= 2^30 (+inf too) -> 2^31 - 1, 30, which saturates every output as M does; M <= 0 or NaN -> 0, 0. */
 void tq_quantize_multiplier(double M, int32_t *M0, int32_t *shift);
 
 /* Build an integer model: weights by tq_quantize_ref (the fake quant's own function), bias to

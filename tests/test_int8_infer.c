@@ -114,6 +114,67 @@ static void mlp_runner_contract(void **state) {
     predict_is_run(&m, px, x, scratch, sizeof scratch);
 }
 
+/* The runner refuses a network whose layers do not fit together, before it touches the arena:
+ * each broken field of a good two-layer MLP alone. */
+static void runner_checks_every_layer(void **state) {
+    (void)state;
+    tq_rng r;
+    tq_rng_seed(&r, 47);
+    static layer_store a, b;
+    tq_s8_layer good[2], layers[2];
+    tq_int8_net m = {2, layers};
+    random_layer(&r, &good[0], &a, 20, 30, 1);
+    random_layer(&r, &good[1], &b, 30, 5, 0);
+    good[1].in_zp = good[0].out_zp;
+    int8_t x[20] = {0}, y[5];
+    static int8_t scratch[4096];
+    memcpy(layers, good, sizeof good);
+    assert_int_equal(tq_int8_net_check(&m), TQ_INT8_OK);
+    assert_int_equal(tq_int8_net_run(&m, x, y, scratch, sizeof scratch), TQ_INT8_OK);
+    for (int c = 0; c < 11; c++) {
+        memcpy(layers, good, sizeof good);
+        switch (c) {
+        case 0: layers[1].in = layers[1].in_c = 300; break;  /* reads 300 values of a 30-value output */
+        case 1: layers[1].in = 31; break;                     /* in != in_h in_w in_c */
+        case 2: layers[0].out = 300; break;
+        case 3: layers[1].in_zp++; break;                     /* the zero points do not meet */
+        case 4: layers[0].w = NULL; break;
+        case 5: layers[1].mult = NULL; break;
+        case 6: layers[0].act_min = 200; break;
+        case 7: layers[0].kind = 9; break;
+        case 8: layers[0].in_h = 2, layers[0].in_c = 10; break; /* a linear layer on an image */
+        case 9: layers[1].w_bits = 3; break;
+        case 10: m.n_layers = TQ_INT8_MAX_LAYERS + 1; break;
+        }
+        assert_int_equal(tq_int8_net_check(&m), TQ_INT8_E_ARG);
+        assert_int_equal(tq_int8_net_run(&m, x, y, scratch, sizeof scratch), TQ_INT8_E_ARG);
+        assert_int_equal(tq_int8_net_predict_u8(&m, (const uint8_t *)x, y, scratch, sizeof scratch), TQ_INT8_E_ARG);
+        assert_int_equal(tq_int8_net_scratch_bytes(&m), 0);
+        m.n_layers = 2;
+    }
+    assert_int_equal(tq_int8_net_check(NULL), TQ_INT8_E_ARG);
+}
+
+/* A left shift saturates the requantized value near 2^31; adding the output zero point then must
+ * saturate too (int32 overflow would wrap it to the other end of the clamp). */
+static void left_shift_with_zero_point_saturates(void **state) {
+    (void)state;
+    int8_t w[2] = {127, -127}, x[2], y;
+    int32_t bias = 0, M0 = INT32_MAX, shift = 30;
+    tq_s8_layer L = {.in = 2, .out = 1, .w = w, .bias = &bias, .mult = &M0, .shift = &shift, .in_zp = 0, .out_zp = 127,
+                     .act_min = -128, .act_max = 127, .kind = TQ_S8_LINEAR, .in_h = 1, .in_w = 1, .in_c = 2, .out_h = 1,
+                     .out_w = 1, .out_c = 1, .k = 1, .stride = 1};
+    const int8_t xs[3][2] = {{127, -128}, {-128, 127}, {3, 3}}, want[3] = {127, -128, 127};
+    for (int i = 0; i < 3; i++) {
+        memcpy(x, xs[i], 2);
+        tq_linear_s8_ref(&L, x, &y);
+        assert_int_equal(y, want[i]);
+        y = 0;
+        tq_s8_layer_run(&L, x, &y, NULL);
+        assert_int_equal(y, want[i]);
+    }
+}
+
 /* ---- image layers ---- */
 
 typedef struct {
@@ -596,6 +657,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(linear_matches_int64_rederivation),
         cmocka_unit_test(mlp_runner_contract),
+        cmocka_unit_test(runner_checks_every_layer),
+        cmocka_unit_test(left_shift_with_zero_point_saturates),
         cmocka_unit_test(conv_and_depthwise_match_int64_rederivation),
         cmocka_unit_test(pools_by_hand),
         cmocka_unit_test(pools_match_direct_loops),

@@ -230,6 +230,8 @@ static void every_field_is_checked(void **state) {
         {120, 0x80, "weight 0 is -128, outside the 8-bit range [-127, 127]"},
         {168, 5, "multiplier"},         /* M0 below 2^30 */
         {192, 40, "multiplier"},        /* shift out of range */
+        {144, 0x7ffffff0, "overflow the int32 accumulator"}, /* bias 0 without headroom */
+        {144, 0x80000001, "overflow the int32 accumulator"},
         {228, 5, "does not follow"},    /* layer 1 inputs != layer 0 outputs */
         {268, 7, "does not follow"},    /* zero points disagree */
     };
@@ -242,6 +244,46 @@ static void every_field_is_checked(void **state) {
     fix_crc(e, img_len + 3);
     expect_load_fails(e, img_len + 3, TQ_E_FORMAT, "unexpected bytes");
     tq_free(e);
+}
+
+/* The converter keeps to the accumulator bound: a bias that fits int32 but not beside its weights
+ * (2^31 - 256 - 510 * sum |w|) is refused, one just inside it converts. */
+static void convert_keeps_accumulator_headroom(void **state) {
+    (void)state;
+    float W[2] = {1.0f, -1.0f}, S[1] = {1.0f / 127}, B[1];
+    tq_qlayer_src src = {.in = 2, .out = 1, .w_bits = 8, .W = W, .b = B, .w_scale = S, .in_scale = 1.0f,
+                         .out_scale = 1.0f, .in_zp = 0, .out_zp = 0};
+    const double step = 1.0 / 127; /* s_in s_w: the bias's integer step */
+    tq_qmodel q;
+    B[0] = (float)((double)(TQ_S8_ACC_MAX - 510 * 254 - 100000) * step); /* float: within 128 of that */
+    assert_int_equal(tq_qmodel_convert(&q, "t", &src, 1), TQ_OK);
+    tq_qmodel_free(&q);
+    B[0] = (float)((double)(TQ_S8_ACC_MAX - 1000) * step);
+    assert_int_equal(tq_qmodel_convert(&q, "t", &src, 1), TQ_E_FORMAT);
+    assert_non_null(strstr(tq_last_error(), "overflow the int32 accumulator"));
+    B[0] = -B[0];
+    assert_int_equal(tq_qmodel_convert(&q, "t", &src, 1), TQ_E_FORMAT);
+}
+
+/* A multiplier of 2^30 or more (or +inf, from a scale that overflowed) becomes the largest one the
+ * kernels take, 2^31 - 1 at shift 30, so conversion succeeds and the outputs saturate as M's would. */
+static void huge_multiplier_saturates(void **state) {
+    (void)state;
+    float W[2] = {1.0f, -1.0f}, S[1] = {1.0f / 127}, B[1] = {0.0f};
+    tq_qlayer_src src = {.in = 2, .out = 1, .w_bits = 8, .W = W, .b = B, .w_scale = S, .in_scale = 1.0f,
+                         .out_scale = 1e-30f, .in_zp = 0, .out_zp = 100};
+    tq_qmodel q;
+    assert_int_equal(tq_qmodel_convert(&q, "t", &src, 1), TQ_OK);
+    assert_int_equal(q.layer[0].mult[0], INT32_MAX);
+    assert_int_equal(q.layer[0].shift[0], 30);
+    /* acc = 127 (x0 - x1): +1 -> 127, -1 -> -128, 0 -> z_y */
+    int8_t x[3][2] = {{1, 0}, {0, 1}, {5, 5}}, y;
+    const int8_t want[3] = {127, -128, 100};
+    for (int i = 0; i < 3; i++) {
+        tq_linear_s8_ref(&q.view[0], x[i], &y);
+        assert_int_equal(y, want[i]);
+    }
+    tq_qmodel_free(&q);
 }
 
 static void cnn_round_trip(void **state) {
@@ -365,6 +407,7 @@ static void cnn_fields_are_checked(void **state) {
         {c0 + 4 * 8, 0, "do not fit"},          /* stride 0 */
         {c0 + 4 * 9, 3, "do not fit"},          /* padding as large as the kernel */
         {c0 + 4 * 9, (uint32_t)-1, "do not fit"},
+        {c0 + 4 * 7, 0x80000000u, "do not fit"}, /* k = INT32_MIN: checked before k - 1 is formed */
         {c0 + 4 * 4, 5, "kernel gives 6x6"},    /* output height inconsistent */
         {c1 + 4 * 6, 7, "7 output channels from 3"}, /* depthwise: not a multiple */
         {c1 + 4 * 1, 7, "does not follow"},     /* input height != the conv's output's */
@@ -453,6 +496,8 @@ int main(void) {
         cmocka_unit_test(round_trip_is_byte_identical),
         cmocka_unit_test(truncated_and_corrupted),
         cmocka_unit_test(every_field_is_checked),
+        cmocka_unit_test(convert_keeps_accumulator_headroom),
+        cmocka_unit_test(huge_multiplier_saturates),
         cmocka_unit_test(cnn_round_trip),
         cmocka_unit_test(depthwise_layout_by_hand),
         cmocka_unit_test(cnn_fields_are_checked),

@@ -30,6 +30,22 @@ static void multiplier_hand_values(void **state) {
     tq_quantize_multiplier(ldexp(1.0, -40), &m, &s); /* shift < -31: zero */
     assert_int_equal(m, 0);
     assert_int_equal(s, 0);
+    /* M >= 2^30, +inf: the largest multiplier the kernels take (a shift above 30 would be UB in
+     * the left shift); NaN and negatives: zero */
+    const double huge[] = {ldexp(1.0, 30), 1e12, 1e300, INFINITY};
+    for (int i = 0; i < 4; i++) {
+        tq_quantize_multiplier(huge[i], &m, &s);
+        assert_int_equal(m, INT32_MAX);
+        assert_int_equal(s, 30);
+    }
+    tq_quantize_multiplier(ldexp(1.0, 30) * (1.0 - ldexp(1.0, -20)), &m, &s); /* just below: shift 30 */
+    assert_int_equal(s, 30);
+    assert_true(m >= (1 << 30) && m < INT32_MAX);
+    tq_quantize_multiplier(NAN, &m, &s);
+    assert_int_equal(m, 0);
+    assert_int_equal(s, 0);
+    tq_quantize_multiplier(-2.0, &m, &s);
+    assert_int_equal(m, 0);
     /* q just below 1: q 2^31 rounds to 2^31 -> M0 = 2^30, shift + 1 */
     tq_quantize_multiplier(1.0 - ldexp(1.0, -40), &m, &s);
     assert_int_equal(m, 1 << 30);
