@@ -146,6 +146,7 @@ static int find_file(const char *dir, const char *name, char *used, size_t cap) 
 }
 
 tq_status tq_dataset_load_files(tq_dataset *ds, const char *images_path, const char *labels_path) {
+    if (!ds || !images_path || !labels_path) TQ_FAIL(TQ_E_ARG, "dataset: the dataset and both paths are required");
     memset(ds, 0, sizeof *ds);
     uint32_t idim[4] = {0, 0, 0, 1}, ldim[1];
     int ind, lnd;
@@ -181,6 +182,8 @@ fail:
 }
 
 tq_status tq_dataset_load(tq_dataset *ds, const char *dir, tq_split split) {
+    if (!ds || !dir) TQ_FAIL(TQ_E_ARG, "dataset: the dataset and its folder are required");
+    if (split != TQ_SPLIT_TRAIN && split != TQ_SPLIT_TEST) TQ_FAIL(TQ_E_ARG, "dataset: unknown split %d", (int)split);
     memset(ds, 0, sizeof *ds);
     const char *pre = split == TQ_SPLIT_TEST ? "t10k" : "train";
     char name[64], ip[1024], lp[1024];

@@ -439,6 +439,7 @@ static tq_status add_lsq_params(tq_model *m) {
 }
 
 tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
+    if (!m || !q) TQ_FAIL(TQ_E_ARG, "to_int8: a model and an output are required");
     tq_qat *Q = m->qat;
     if (!Q) TQ_FAIL(TQ_E_ARG, "model %s is not quantized: run ptq or qat first", m->spec);
     if (!Q->cfg.quant_bias)

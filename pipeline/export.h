@@ -6,7 +6,10 @@
  *                          int tq_model_classify(const uint8_t *pixels, int8_t *logits)
  *   DIR/tq_test_data.h     with test images: their pixels, labels and the host's int8 logits
  * Freestanding: nothing beyond <stdint.h> and <stddef.h>, no malloc, no float. Each file is
- * written atomically. */
+ * written atomically, and all of them carry the export's id (a CRC of its content): tq_model.c
+ * and int8_infer.c do not compile beside a file of another export, so an export interrupted
+ * half way is caught at the firmware's build, never run mixed. Everything that can be refused
+ * (the model, the test images' shape) is refused before the first file is written. */
 #ifndef TQ_EXPORT_H
 #define TQ_EXPORT_H
 

@@ -7,6 +7,8 @@
 #include "src/alloc.h"
 
 tq_status tq_int8_evaluate(const tq_qmodel *q, const tq_dataset *ds, tq_kernel k, float *acc, int8_t *logits, uint8_t *pred) {
+    if (!q || !ds || !acc || !q->n_layers) TQ_FAIL(TQ_E_ARG, "int8 evaluate: a model, a dataset and acc are required");
+    if (!ds->n) TQ_FAIL(TQ_E_FORMAT, "%s holds no images", ds->source);
     int nout = q->layer[q->n_layers - 1].out;
     const tq_qlayer *L0 = &q->layer[0];
     if (L0->kind != TQ_S8_LINEAR && ((int)ds->h != L0->in_h || (int)ds->w != L0->in_w || (int)ds->c != L0->in_c))
@@ -34,6 +36,7 @@ tq_status tq_int8_evaluate(const tq_qmodel *q, const tq_dataset *ds, tq_kernel k
 }
 
 tq_status tq_int8_agreement(tq_model *sim, const tq_qmodel *q, const tq_dataset *ds, tq_agreement *a) {
+    if (!sim || !q || !ds || !a || !q->n_layers) TQ_FAIL(TQ_E_ARG, "agreement: both models, a dataset and the result are required");
     memset(a, 0, sizeof *a);
     int nout = q->layer[q->n_layers - 1].out;
     if (!sim->qat || sim->dims[sim->n_layers] != nout || tq_model_inputs(sim) != q->layer[0].in)

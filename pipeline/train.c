@@ -36,6 +36,7 @@ void tq_train_cfg_defaults(tq_train_cfg *c) {
 }
 
 static tq_status check_data(const tq_model *m, const tq_dataset *ds);
+static tq_status check_calibrated(const tq_model *m);
 
 static double now_seconds(void) {
     struct timespec t;
@@ -50,7 +51,7 @@ static int notify(const tq_train_cfg *cfg, const tq_train_event *ev) {
 
 /* Cosine annealing per step: lr(t) = lr_min + (lr - lr_min) * (1 + cos(pi t / T)) / 2. */
 static float lr_at(const tq_train_cfg *c, long step, long total) {
-    if (strcmp(c->schedule, "cosine") != 0 || total <= 1) return c->lr;
+    if (strcmp(c->schedule, "cosine") != 0 || total <= 1) return c->lr; /* "const" (tq_train checked the name) */
     float lo = c->lr * c->lr_min_frac;
     return lo + (c->lr - lo) * 0.5f * (1.0f + (float)cos(M_PI * (double)step / (double)total));
 }
@@ -166,7 +167,17 @@ static tq_status restore_checkpoint(const tq_ckpt *c, const tq_model *m, const t
 
 tq_status tq_train(tq_model *m, const tq_dataset *train, const tq_dataset *test, const tq_train_cfg *cfg,
                    tq_train_result *res) {
+    if (!m || !train || !cfg) TQ_FAIL(TQ_E_ARG, "train: the model, the training set and the configuration are required");
+    static tq_train_result discard; /* res is optional; what it would hold is then dropped */
+    if (!res) res = &discard;
     memset(res, 0, sizeof *res);
+    if (!cfg->optim || (strcmp(cfg->optim, "adam") && strcmp(cfg->optim, "adamw") && strcmp(cfg->optim, "sgd")))
+        TQ_FAIL(TQ_E_ARG, "train: unknown optimizer '%s' (adam, adamw or sgd)", cfg->optim ? cfg->optim : "(null)");
+    if (!cfg->schedule || (strcmp(cfg->schedule, "cosine") && strcmp(cfg->schedule, "const")))
+        TQ_FAIL(TQ_E_ARG, "train: unknown schedule '%s' (cosine or const)", cfg->schedule ? cfg->schedule : "(null)");
+    if (!(cfg->lr > 0) || !isfinite(cfg->lr)) TQ_FAIL(TQ_E_ARG, "train: learning rate %g must be positive", (double)cfg->lr);
+    if (!(cfg->weight_decay >= 0) || !isfinite(cfg->weight_decay))
+        TQ_FAIL(TQ_E_ARG, "train: weight decay %g must be 0 or positive", (double)cfg->weight_decay);
     if (cfg->epochs < 1 || cfg->epochs > TQ_MAX_EPOCHS) TQ_FAIL(TQ_E_ARG, "epochs %d out of range", cfg->epochs);
     if (cfg->batch < 1) TQ_FAIL(TQ_E_ARG, "batch %d must be positive", cfg->batch);
     TQ_TRY(check_data(m, train));
@@ -184,7 +195,7 @@ tq_status tq_train(tq_model *m, const tq_dataset *train, const tq_dataset *test,
     float *order_f = cfg->checkpoint_every > 0 ? tq_malloc(N * sizeof *order_f) : NULL;
     uint8_t *px = tq_malloc((size_t)B * D);
     int32_t *lab = tq_malloc((size_t)B * sizeof *lab);
-    int use_adam = strcmp(cfg->optim, "sgd") != 0;
+    int use_adam = strcmp(cfg->optim, "sgd") != 0; /* adam or adamw */
     uint8_t *decay_mask = cfg->weight_decay > 0 ? tq_malloc(m->n_params) : NULL;
     tq_adam adam;
     tq_sgd sgd;
@@ -198,6 +209,7 @@ tq_status tq_train(tq_model *m, const tq_dataset *train, const tq_dataset *test,
     if (st == TQ_OK) st = use_adam ? tq_adam_init(&adam, m->n_params, cfg->lr) : tq_sgd_init(&sgd, m->n_params, cfg->lr, cfg->momentum);
     if (st != TQ_OK) goto done;
     adam.weight_decay = cfg->weight_decay;
+    adam.decoupled = !strcmp(cfg->optim, "adamw");
     sgd.weight_decay = cfg->weight_decay;
     if (decay_mask) {
         tq_model_decay_mask(m, decay_mask);
@@ -310,8 +322,9 @@ done:
 }
 
 tq_status tq_calibrate(tq_model *m, const tq_dataset *train, int n_batches, int batch, uint64_t seed) {
-    if (!m->qat) TQ_FAIL(TQ_E_ARG, "calibrate: the model has no quantization state");
     TQ_TRY(check_data(m, train));
+    if (!m->qat) TQ_FAIL(TQ_E_ARG, "calibrate: the model has no quantization state");
+    if (n_batches < 1 || batch < 1) TQ_FAIL(TQ_E_ARG, "calibrate: %d batches of %d images (at least one of one)", n_batches, batch);
     const int D = tq_model_inputs(m);
     tq_net net;
     TQ_TRY(tq_net_init(&net, m, batch));
@@ -350,6 +363,8 @@ static int eval_batch(const tq_model *m) {
 
 /* The images fit the model's input and the labels its outputs. */
 static tq_status check_data(const tq_model *m, const tq_dataset *ds) {
+    if (!m || !ds) TQ_FAIL(TQ_E_ARG, "a model and a dataset are required");
+    if (!ds->n || !ds->images) TQ_FAIL(TQ_E_FORMAT, "%s holds no images", ds->source);
     if (m->n_stages && ((uint32_t)m->in_h != ds->h || (uint32_t)m->in_w != ds->w || (uint32_t)m->in_c != ds->c))
         TQ_FAIL(TQ_E_SHAPE, "model %s takes %dx%dx%d images, the images of %s are %ux%ux%u", m->spec, m->in_h, m->in_w, m->in_c,
                 ds->source, ds->h, ds->w, ds->c);
@@ -360,8 +375,10 @@ static tq_status check_data(const tq_model *m, const tq_dataset *ds) {
 }
 
 tq_status tq_predict_logits(tq_model *m, const tq_dataset *ds, float *logits) {
-    const int B = eval_batch(m), D = tq_model_inputs(m), C = m->dims[m->n_layers];
+    if (!logits) TQ_FAIL(TQ_E_ARG, "predict: logits is required");
     TQ_TRY(check_data(m, ds));
+    TQ_TRY(check_calibrated(m));
+    const int B = eval_batch(m), D = tq_model_inputs(m), C = m->dims[m->n_layers];
     tq_net net;
     TQ_TRY(tq_net_init(&net, m, B));
     tq_status st = TQ_OK;
@@ -375,9 +392,24 @@ tq_status tq_predict_logits(tq_model *m, const tq_dataset *ds, float *logits) {
     return st;
 }
 
+/* A quantized model whose activation observers never saw data has no activation scales yet:
+ * evaluating it would quantize with placeholders. (LSQ's scales start from the observer too.) */
+static tq_status check_calibrated(const tq_model *m) {
+    if (!m->qat) return TQ_OK;
+    for (int l = 0; l < m->n_layers; l++)
+        if (!m->qat->aobs[l].n_seen) goto uncalibrated;
+    for (int s = 0; s < m->n_stages; s++)
+        if (!m->qat->saobs[s].n_seen) goto uncalibrated;
+    return TQ_OK;
+uncalibrated:
+    TQ_FAIL(TQ_E_ARG, "model %s is quantized but its activations were never calibrated (tq_calibrate, or train it)", m->spec);
+}
+
 tq_status tq_evaluate(tq_model *m, const tq_dataset *ds, float *acc, int64_t *confusion, uint8_t *pred) {
-    const int B = eval_batch(m), D = tq_model_inputs(m), C = m->dims[m->n_layers];
+    if (!acc) TQ_FAIL(TQ_E_ARG, "evaluate: acc is required");
     TQ_TRY(check_data(m, ds));
+    TQ_TRY(check_calibrated(m));
+    const int B = eval_batch(m), D = tq_model_inputs(m), C = m->dims[m->n_layers];
     tq_net net;
     TQ_TRY(tq_net_init(&net, m, B));
     long correct = 0;
@@ -470,6 +502,7 @@ tq_status tq_layer_sqnr(tq_model *m, tq_model *ref, const tq_dataset *ds, uint32
 
 tq_status tq_ptq(tq_model *q, const tq_model *fp, const tq_qat_cfg *cfg, const tq_dataset *train, int n_batches,
                  uint64_t seed) {
+    if (!q || !fp || !cfg || !train) TQ_FAIL(TQ_E_ARG, "ptq: the output, the float model, the configuration and the data are required");
     if (fp->qat) TQ_FAIL(TQ_E_ARG, "ptq: model %s is already quantized (give the float model)", fp->spec);
     TQ_TRY(tq_model_clone(q, fp));
     tq_status st = tq_model_quantize(q, cfg);
@@ -480,6 +513,7 @@ tq_status tq_ptq(tq_model *q, const tq_model *fp, const tq_qat_cfg *cfg, const t
 
 tq_status tq_model_for_data(tq_model *m, const char *spec, const tq_dataset *ds, uint64_t seed) {
     char resolved[128];
+    if (!m || !spec || !ds) TQ_FAIL(TQ_E_ARG, "model_for_data: the model, the spec and the dataset are required");
     memset(m, 0, sizeof *m);
     if (ds->classes < 2) TQ_FAIL(TQ_E_FORMAT, "%s: the labels name only %u class(es)", ds->source, ds->classes);
     const int shape[3] = {(int)ds->h, (int)ds->w, (int)ds->c};

@@ -1,5 +1,10 @@
 #include "src/int8_infer.h"
 
+#define TQ_INT8_C_EXPORT_ID 0x0u
+#if TQ_INT8_C_EXPORT_ID != TQ_INT8_EXPORT_ID
+#error "int8_infer.c and int8_infer.h come from different exports (an interrupted export?): export the model again"
+#endif
+
 /* On a Cortex-M with the DSP extension (M4, M7, M33...), the layers run on the SMLAD kernel below
  * unless TQ_PORTABLE is defined; everywhere else, and on the host, on the plain loops. Both give
  * the same integers (the sums are exact in int32 either way). */

@@ -58,6 +58,10 @@
 /* The packed weight widths a build runs, one bit per width (1 << 4 | 1 << 2): both here; an
  * exported module's names its model's, 0 for an int8 model. */
 #define TQ_INT8_PACKED 0x14
+/* The export a copy of the runtime belongs to (0 here): an exported module's files all carry the
+ * same id, and tq_model.c and int8_infer.c refuse to compile beside files of another export (one
+ * interrupted half way). */
+#define TQ_INT8_EXPORT_ID 0x0u
 #define TQ_INT8_OK 0
 /* The accumulator bound above: 2^31 - 256 leaves room to add an output zero point. */
 #define TQ_S8_ACC_MAX 0x7fffff00
