@@ -145,6 +145,9 @@ tq_node *tq_qat_layer(tq_graph *g, tq_qat *q, int l, tq_node *x, tq_node *W, tq_
 tq_node *tq_qat_stage(tq_graph *g, tq_qat *q, int s, tq_node *x, tq_node *W, tq_node *b, tq_node *gamma, tq_node *beta,
                       tq_bn *bn, int relu, const tq_conv_shape *cs) {
     tq_node *y;
+    if (bn && b) /* batch norm subtracts the batch mean: a bias before it would be silently lost */
+        return tq_graph_fail(g, tq_error_set_(TQ_E_ARG, __FILE__, __LINE__,
+                                              "qat stage %d: a bias and batch norm (beta is the bias: give b = NULL)", s));
     if (bn) { /* the fold: the quantizer sees W * s_bn, the weights the integer model will hold */
         if (q->cfg.quant_bias) { /* with the running statistics, the bias it will hold too */
             bn->round_bias = round_folded_bias;

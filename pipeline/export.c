@@ -57,7 +57,8 @@ static void put_i32(tq_buf *b, const char *name, const int32_t *v, size_t n) {
 static void put_runtime(tq_buf *b, const unsigned char *src, size_t len, unsigned kinds, unsigned widths, uint32_t id) {
     const char *needle = "#include \"src/int8_infer.h\"", *kind_line = "#define TQ_INT8_KINDS 0x3f",
                *packed_line = "#define TQ_INT8_PACKED 0x14", *id_lines[2] = {"#define TQ_INT8_EXPORT_ID 0x0u", "#define TQ_INT8_C_EXPORT_ID 0x0u"};
-    size_t nl = strlen(needle), kl = strlen(kind_line), pl = strlen(packed_line);
+    const char *checked_line = "#define TQ_INT8_PRECHECKED 0";
+    size_t nl = strlen(needle), kl = strlen(kind_line), pl = strlen(packed_line), ckl = strlen(checked_line);
     for (size_t i = 0; i < len;) {
         int id_line = -1;
         for (int k = 0; k < 2; k++)
@@ -73,6 +74,9 @@ static void put_runtime(tq_buf *b, const unsigned char *src, size_t len, unsigne
         } else if (i + kl <= len && !memcmp(src + i, kind_line, kl)) {
             putf(b, "#define TQ_INT8_KINDS 0x%02x", kinds);
             i += kl;
+        } else if (i + ckl <= len && !memcmp(src + i, checked_line, ckl)) {
+            put_str(b, "#define TQ_INT8_PRECHECKED 1");
+            i += ckl;
         } else if (i + pl <= len && !memcmp(src + i, packed_line, pl)) {
             putf(b, "#define TQ_INT8_PACKED 0x%02x", widths);
             i += pl;

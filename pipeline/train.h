@@ -16,6 +16,7 @@
 
 #include "data/dataset.h"
 #include "layers/model.h"
+#include "layers/qat.h"
 #include "src/checkpoint.h"
 
 #ifdef __cplusplus
@@ -69,6 +70,11 @@ typedef struct {
 } tq_train_result;
 
 void tq_train_cfg_defaults(tq_train_cfg *c);
+
+/* The QAT fine-tuning recipe the README reports (cfg from a float model): `epochs` epochs of Adam
+ * 1e-3 (3e-3 when q asks for LSQ, q may be NULL) annealed by a cosine, observers and batch norm
+ * statistics frozen for the last epoch, the shuffle seeded from seed + 1000. */
+void tq_train_cfg_qat(tq_train_cfg *c, const tq_qat_cfg *q, int epochs, uint64_t seed);
 
 /* Train m in place on `train` (its labels must be below m's outputs). Shuffles with its own
  * generator seeded from cfg->seed, so the same seed and thread count give the same bytes. `test`

@@ -119,6 +119,11 @@ static tq_status prepare(tq_node *n) {
     return TQ_OK;
 }
 
+tq_node *tq_graph_fail(tq_graph *g, tq_status st) {
+    if (g && g->status == TQ_OK) g->status = st;
+    return NULL;
+}
+
 tq_node *tq_graph_apply(tq_graph *g, const tq_op *op, void *ctx, int n_in, tq_node *const *inputs) {
     if (!g || g->status != TQ_OK) return NULL;
     if (!op || n_in < 0 || n_in > TQ_MAX_INPUTS) {

@@ -109,6 +109,11 @@ tq_status tq_leaf_set_rows(tq_node *leaf, int rows, float *val);
 /* Record op(inputs) on the tape. Returns the new node, or NULL (status recorded in g). */
 tq_node *tq_graph_apply(tq_graph *g, const tq_op *op, void *ctx, int n_in, tq_node *const *inputs);
 
+/* Record an error a builder found (its message already set, e.g. by tq_error_set_), unless an
+ * earlier one is there: builders that return nodes report through the graph as tq_graph_apply
+ * does. Returns NULL, the node such a builder then returns. */
+tq_node *tq_graph_fail(tq_graph *g, tq_status st);
+
 /* TQ_OK, or the first error met while building or running. */
 tq_status tq_graph_status(const tq_graph *g);
 

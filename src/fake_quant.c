@@ -278,11 +278,13 @@ static void fq_backward(tq_node *n) {
         double g = 1.0 / sqrt((double)N * (double)fq->qmax);
         for (int r = 0; r < x->rows; r++) {
             int c = fq->per_channel ? r : 0;
-            float s = fq->scale[c], z = (float)fq->zero_point[c];
+            /* v = x (1/s), the product the forward rounded (fq_row): x / s differs from it in the
+             * last bit now and then, and at a tie that bit flips round(v) - v from -1/2 to 1/2 */
+            float s = fq->scale[c], inv = 1.0f / s, z = (float)fq->zero_point[c];
             double acc = 0;
             for (int i = 0; i < x->cols; i++) {
                 size_t k = (size_t)r * x->cols + i;
-                float v = x->val[k] / s, u = z + rne(v);
+                float v = x->val[k] * inv, u = z + rne(v);
                 double d;
                 if (u < (float)fq->qmin) d = (double)fq->qmin - z;
                 else if (u > (float)fq->qmax) d = (double)fq->qmax - z;

@@ -550,8 +550,10 @@ static int layer_ok(const tq_s8_layer *L) {
     if (L->w_bits != 0 && L->w_bits != 8 && L->w_bits != 4 && L->w_bits != 2) return 0;
     int weights = L->kind == TQ_S8_LINEAR || L->kind == TQ_S8_CONV || L->kind == TQ_S8_DEPTHWISE;
     if (weights && (!L->w || !L->bias || !L->mult || !L->shift)) return 0;
+    /* (a kind this build leaves out is refused; an MLP's module keeps only the first case) */
+    if (L->kind == TQ_S8_LINEAR && HAS(TQ_S8_LINEAR)) return L->in_h == 1 && L->in_w == 1 && L->out_h == 1 && L->out_w == 1;
+    if (ONLY_LINEAR) return 0;
     switch (L->kind) {
-    case TQ_S8_LINEAR: return L->in_h == 1 && L->in_w == 1 && L->out_h == 1 && L->out_w == 1;
     case TQ_S8_FLATTEN: return L->out_h == 1 && L->out_w == 1 && L->out == L->in && L->in_zp == L->out_zp;
     case TQ_S8_CONV:
     case TQ_S8_DEPTHWISE:
@@ -583,7 +585,10 @@ int tq_int8_net_check(const tq_int8_net *m) {
     return TQ_INT8_OK;
 }
 
-static int net_ok(const tq_int8_net *m) { return tq_int8_net_check(m) == TQ_INT8_OK; }
+static int net_ok(const tq_int8_net *m) {
+    if (TQ_INT8_PRECHECKED) return m && m->n_layers >= 1 && m->n_layers <= TQ_INT8_MAX_LAYERS;
+    return tq_int8_net_check(m) == TQ_INT8_OK;
+}
 
 /* The largest patch, rounded up to a word so the arena after it starts aligned. */
 static size_t patch_bytes(const tq_int8_net *m) {

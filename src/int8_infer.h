@@ -62,6 +62,11 @@
  * same id, and tq_model.c and int8_infer.c refuse to compile beside files of another export (one
  * interrupted half way). */
 #define TQ_INT8_EXPORT_ID 0x0u
+/* 1 when the only networks this build runs were checked already: an exported module's, whose
+ * const tables tq_export_c checked (tq_int8_net_check) as it wrote them. Its runners then test
+ * the layer count alone, which keeps the check's code out of the flash and its time out of each
+ * inference. 0 here: the host's runners check every network they are given. */
+#define TQ_INT8_PRECHECKED 0
 #define TQ_INT8_OK 0
 /* The accumulator bound above: 2^31 - 256 leaves room to add an output zero point. */
 #define TQ_S8_ACC_MAX 0x7fffff00

@@ -38,8 +38,10 @@ tq_status tq_qparams_symmetric(float min, float max, int32_t qmax, tq_qparams *o
 
 int32_t tq_quantize_ref(float x, float scale, int32_t zero_point, int32_t qmin, int32_t qmax);
 float tq_dequantize_ref(int32_t q, float scale, int32_t zero_point);
+/* The fake quant's rule, the same as the graph op's: + x * 0, so NaN and +-Inf give NaN (they stay
+ * visible downstream; tq_quantize_ref, an integer, maps NaN to the zero point). */
 static inline float tq_fake_quant_ref(float x, const tq_qparams *p) {
-    return tq_dequantize_ref(tq_quantize_ref(x, p->scale, p->zero_point, p->qmin, p->qmax), p->scale, p->zero_point);
+    return tq_dequantize_ref(tq_quantize_ref(x, p->scale, p->zero_point, p->qmin, p->qmax), p->scale, p->zero_point) + x * 0.0f;
 }
 
 /* Weight scales of W[rows][cols]: one per row (per_channel) or one for all, written to

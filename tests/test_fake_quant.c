@@ -171,6 +171,60 @@ static void lsq_scale_gradient(void **state) {
     tq_graph_free(g);
 }
 
+/* At a near-tie x / s and x * (1/s) can round apart; the scale gradient must use the forward's
+ * product (docs/QUANTIZATION.md §2), so d = round(v) - v with v = x * (1/s). Inputs found here:
+ * for random scales, multiples (k + 1/2) s nudged by an ulp until the two rounds differ. */
+static void lsq_gradient_rounds_as_the_forward(void **state) {
+    (void)state;
+    tq_rng r;
+    tq_rng_seed(&r, 23);
+    int found = 0;
+    for (int trial = 0; trial < 200000 && found < 8; trial++) {
+        float s = tq_rng_uniform_in(&r, 0.001f, 0.1f), inv = 1.0f / s;
+        float x = ((float)((int)tq_rng_below(&r, 200) - 100) + 0.5f) * s;
+        x = tq_rng_below(&r, 2) ? nextafterf(x, 1e9f) : x;
+        if (nearbyintf(x * inv) == nearbyintf(x / s) || fabsf(x * inv) > 120.0f) continue;
+        found++;
+        float xs[1] = {x}, dx[1] = {0}, ls[1] = {logf(s)}, dls[1] = {0}, R[1] = {1.0f};
+        tq_fq fq;
+        assert_int_equal(tq_fq_init_weight(&fq, 8, 0, 1), TQ_OK);
+        fq.ste = TQ_STE_LSQ;
+        fq.lsq_log = 1;
+        tq_graph *g = tq_graph_new();
+        tq_node *y = tq_fake_quant_lsq(g, tq_leaf(g, "x", 1, 1, xs, dx), tq_leaf(g, "logs", 1, 1, ls, dls), &fq);
+        tq_node *L = tq_graph_apply(g, &op_wsum, R, 1, &y);
+        tq_graph_forward(g, TQ_RUN_TRAIN);
+        tq_graph_backward(g, L);
+        float se = fq.scale[0], v = x * (1.0f / se); /* the scale the op used (exp of log s) */
+        double want = (double)(nearbyintf(v) - v) / sqrt(127.0) * se;
+        /* the forward's value is the same quantization of v */
+        assert_float_equal(y->val[0], nearbyintf(v) * se, 1e-6f);
+        if (fabs((double)dls[0] - want) > 1e-6) fail_msg("x %.9g s %.9g: gradient %.9g, want %.9g", (double)x, (double)se, (double)dls[0], want);
+        tq_graph_free(g);
+    }
+    assert_true(found >= 4);
+}
+
+/* One rule for non-finite inputs: the op and tq_fake_quant_ref both give NaN for NaN and +-Inf. */
+static void non_finite_gives_nan(void **state) {
+    (void)state;
+    float x[3] = {NAN, INFINITY, -INFINITY}, dx[3] = {0};
+    tq_fq fq;
+    assert_int_equal(tq_fq_init_weight(&fq, 8, 0, 1), TQ_OK);
+    fq.scale[0] = 0.1f;
+    fq.obs = NULL;
+    tq_graph *g = tq_graph_new();
+    tq_node *y = tq_fake_quant(g, tq_leaf(g, "x", 1, 3, x, dx), &fq);
+    tq_graph_forward(g, TQ_RUN_EVAL);
+    tq_qparams p = {0.1f, 0, -127, 127};
+    for (int i = 0; i < 3; i++) {
+        assert_true(isnan(y->val[i]));
+        assert_true(isnan(tq_fake_quant_ref(x[i], &p)));
+    }
+    assert_true(tq_fake_quant_ref(1.0f, &p) == 1.0f);
+    tq_graph_free(g);
+}
+
 /* A disabled quantizer is the identity both ways (the FP32 model) */
 static void disabled_is_identity(void **state) {
     (void)state;
@@ -288,7 +342,8 @@ static void eval_rounds_as_the_integer_path(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ste_mask_at_the_boundaries), cmocka_unit_test(forward_equals_reference),
-        cmocka_unit_test(lsq_scale_gradient),         cmocka_unit_test(disabled_is_identity),
+        cmocka_unit_test(lsq_scale_gradient),         cmocka_unit_test(lsq_gradient_rounds_as_the_forward),
+        cmocka_unit_test(non_finite_gives_nan),         cmocka_unit_test(disabled_is_identity),
         cmocka_unit_test(low_bits_and_shapes),        cmocka_unit_test(mse_range_by_hand),
         cmocka_unit_test(eval_rounds_as_the_integer_path),
     };

@@ -67,6 +67,34 @@ static void bias_fake_quant_by_hand(void **state) {
     tq_model_free(&m);
 }
 
+/* A stage with batch norm takes no bias (beta is it): given one, the graph's status says so
+ * instead of the bias being dropped. */
+static void stage_refuses_a_bias_with_batch_norm(void **state) {
+    (void)state;
+    tq_model m;
+    assert_int_equal(tq_model_init(&m, "6x6x1-c2k3b-2"), TQ_OK);
+    tq_qat_cfg qc;
+    tq_qat_cfg_defaults(&qc);
+    assert_int_equal(tq_model_quantize(&m, &qc), TQ_OK);
+    tq_stage *st = &m.stage[0];
+    float x[36] = {0}, W[18] = {0}, b[2] = {0}, db[2], gm[2] = {1, 1}, bt[2] = {0};
+    tq_graph *g = tq_graph_new();
+    tq_node *xn = tq_leaf(g, "x", 1, 36, x, NULL), *Wn = tq_leaf(g, "W", 2, 9, W, NULL), *bn = tq_leaf(g, "b", 1, 2, b, db);
+    tq_node *gn = tq_leaf(g, "gamma", 1, 2, gm, NULL), *btn = tq_leaf(g, "beta", 1, 2, bt, NULL);
+    assert_null(tq_qat_stage(g, m.qat, 0, xn, Wn, bn, gn, btn, &st->bn_state, 0, &st->conv));
+    assert_int_equal(tq_graph_status(g), TQ_E_ARG);
+    assert_non_null(strstr(tq_last_error(), "a bias and batch norm"));
+    tq_graph_free(g);
+    /* without the bias it builds */
+    g = tq_graph_new();
+    xn = tq_leaf(g, "x", 1, 36, x, NULL), Wn = tq_leaf(g, "W", 2, 9, W, NULL);
+    gn = tq_leaf(g, "gamma", 1, 2, gm, NULL), btn = tq_leaf(g, "beta", 1, 2, bt, NULL);
+    assert_non_null(tq_qat_stage(g, m.qat, 0, xn, Wn, NULL, gn, btn, &st->bn_state, 0, &st->conv));
+    assert_int_equal(tq_graph_status(g), TQ_OK);
+    tq_graph_free(g);
+    tq_model_free(&m);
+}
+
 static void observers_round_trip(void **state) {
     (void)state;
     tq_model a, b, a2;
@@ -108,6 +136,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bias_fake_quant_by_hand),
         cmocka_unit_test(observers_round_trip),
+        cmocka_unit_test(stage_refuses_a_bias_with_batch_norm),
     };
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

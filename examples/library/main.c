@@ -64,8 +64,8 @@ int main(int argc, char **argv) {
         rc = fail("quantize");
         goto done;
     }
-    cfg.epochs = 1;
-    cfg.seed = 1; /* another shuffle */
+    tq_train_cfg_qat(&cfg, &qcfg, 1, 0); /* the README's QAT recipe: Adam 1e-3, cosine, observers frozen last */
+    cfg.callback = on_event;
     cfg.user = "qat";
     if (tq_train(&model, &train, &test, &cfg, &res) != TQ_OK) {
         rc = fail("qat");

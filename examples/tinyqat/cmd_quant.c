@@ -49,12 +49,13 @@ static int quant_cfg(const char *cmd, const quant_opts *q, tq_qat_cfg *cfg) {
     return 0;
 }
 
+/* (qat has no --calib-batches: its observers calibrate on every training batch) */
 #define QUANT_OPTIONS(q)                                                                                       \
     {"--bits", CLI_INT, &(q).bits, "weight bits: 2..8 (activations stay 8-bit)", 2, 8},                          \
     {"--per-tensor", CLI_FLAG, &(q).per_tensor, "one weight scale per layer instead of per output channel", 0, 0}, \
     {"--observer", CLI_STR, &(q).observer, "activation observer: minmax, ema or percentile", 0, 0},             \
-    {"--calib-batches", CLI_INT, &(q).calib_batches, "training batches of 64 that calibrate the observers", 1, 10000}, \
     {"--no-bias-quant", CLI_FLAG, &(q).no_bias_quant, "keep the bias in float (default: int32 at s_in*s_w)", 0, 0}
+#define CALIB_OPTION(q) {"--calib-batches", CLI_INT, &(q).calib_batches, "training batches of 64 that calibrate the observers", 1, 10000}
 
 int cmd_ptq(int argc, char **argv) {
     quant_opts q;
@@ -64,6 +65,7 @@ int cmd_ptq(int argc, char **argv) {
     int json = 0;
     cli_opt opts[] = {
         QUANT_OPTIONS(q),
+        CALIB_OPTION(q),
         {"--method", CLI_STR, &method,
          "weights: minmax (max|w| per channel, each weight rounded to nearest), mse (the clip of least squared error) or gptq "
          "(minmax scales, weights rounded by GPTQ on the calibration batches)", 0, 0},
@@ -129,27 +131,17 @@ int cmd_ptq(int argc, char **argv) {
     return rc;
 }
 
-/* The QAT fine-tuning recipe: Adam 1e-3 annealed by a cosine again, observers frozen for the
- * last epoch so the final weights settle under fixed activation scales. (1e-4 was too timid for
- * 2-bit weights: 95.3% against 97.5%; 1e-3 is also a little better at 8 and 4 bits.) */
-static void qat_finetune_cfg(tq_train_cfg *c, int epochs, uint64_t seed) {
-    tq_train_cfg_defaults(c);
-    c->epochs = epochs;
-    c->lr = 1e-3f;
-    c->seed = seed + 1000; /* another shuffle than the float run's */
-    c->freeze_observers_epoch = epochs > 1 ? epochs - 1 : -1;
-    c->freeze_bn_epoch = epochs > 1 ? epochs - 1 : -1; /* batch norm too: the last epoch trains under fixed statistics */
-}
-
 int cmd_qat(int argc, char **argv) {
     quant_opts q;
     quant_opts_defaults(&q, "ema");
     tq_train_cfg cfg;
-    qat_finetune_cfg(&cfg, 3, 0);
-    /* LSQ's recipe learns faster (3e-3: its scales move by ratios of the step); --lr still rules.
-     * Found before parsing, in either spelling, so --help shows it. */
+    /* the library's recipe (tq_train_cfg_qat); LSQ's learns faster (3e-3), --lr still rules. The
+     * STE is found before parsing, in either spelling, so --help shows the right default. */
+    tq_qat_cfg lsq = {.ste = TQ_STE_LSQ};
+    int is_lsq = 0;
     for (int i = 1; i < argc; i++)
-        if ((!strcmp(argv[i], "--ste") && i + 1 < argc && !strcmp(argv[i + 1], "lsq")) || !strcmp(argv[i], "--ste=lsq")) cfg.lr = 3e-3f;
+        if ((!strcmp(argv[i], "--ste") && i + 1 < argc && !strcmp(argv[i + 1], "lsq")) || !strcmp(argv[i], "--ste=lsq")) is_lsq = 1;
+    tq_train_cfg_qat(&cfg, is_lsq ? &lsq : NULL, 3, 0);
     const char *from = NULL, *out = "digitsnet-qat.tqf", *dataset = NULL, *data = NULL, *spec = "digitsnet", *ckpt = NULL,
                *resume = NULL;
     int json = 0, freeze = -2, freeze_bn = -2;
@@ -592,7 +584,7 @@ int cmd_experiment(int argc, char **argv) {
                         break;
                     }
                 } else {
-                    qat_finetune_cfg(&qcfg, qat_epochs, (uint64_t)s);
+                    tq_train_cfg_qat(&qcfg, &qc, qat_epochs, (uint64_t)s);
                     qcfg.lr = use_lsq[k] ? lsq_lr : qat_lr;
                     qcfg.threads = fcfg.threads;
                     tq_model_clone(&qq, &fp);
