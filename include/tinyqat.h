@@ -23,6 +23,15 @@
  * objects. The same seed and thread count give the same bytes. The numbers are specified in
  * docs/QUANTIZATION.md.
  *
+ * Threads: every call is safe to make from several threads at once on different objects (each
+ * model, dataset, integer model and graph used by one thread at a time; a dataset only read may
+ * be shared). tq_last_error() is per thread. Process-wide, and safe to change from any thread:
+ * the thread counts (tq_set_threads for BLAS, tq_parallel_set_threads for tinyqat's pool; tq_train
+ * sets both unless cfg.threads is 0) and the allocation counters (src/alloc.h). A pool job meets
+ * another thread's running job and runs inline: results never depend on the thread count or on
+ * other threads, only a dense model's BLAS products do on the BLAS count. The integer runtime
+ * (src/int8_infer.h) keeps no state at all.
+ *
  *     #include <tinyqat.h>
  *
  *     tq_dataset train, test;
@@ -56,21 +65,31 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* every public call: the pipeline, and the engine and layers it is built from */
 #include "data/dataset.h"
+#include "layers/batchnorm.h"
+#include "layers/conv.h"
+#include "layers/linear.h"
+#include "layers/loss.h"
 #include "layers/model.h"
 #include "layers/qat.h"
+#include "layers/relu.h"
 #include "optim/adam.h"
 #include "optim/sgd.h"
 #include "pipeline/export.h"
 #include "pipeline/int8.h"
 #include "pipeline/train.h"
 #include "src/alloc.h"
+#include "src/autograd.h"
+#include "src/checkpoint.h"
 #include "src/fake_quant.h"
 #include "src/int8_infer.h"
 #include "src/observer.h"
 #include "src/ops.h"
+#include "src/parallel.h"
 #include "src/qmodel.h"
 #include "src/quant.h"
+#include "src/rng.h"
 #include "src/status.h"
 
 /* "0.2.0": the version of the library the program runs with (TQ_VERSION_STRING is the one it

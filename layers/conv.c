@@ -17,6 +17,8 @@ tq_status tq_conv_shape_init(tq_conv_shape *s, int H, int W, int C, int K, int s
     if (C > 4096) TQ_FAIL(TQ_E_SHAPE, "convolution: %d input channels (at most 4096)", C);
     if (K > H + 2L * pad || K > W + 2L * pad)
         TQ_FAIL(TQ_E_SHAPE, "convolution: a %dx%d kernel does not fit a %dx%d image with padding %d", K, K, H, W, pad);
+    if (pad >= K) /* a window of padding alone; the integer path takes pad <= K - 1 (src/int8_infer.h) */
+        TQ_FAIL(TQ_E_SHAPE, "convolution: padding %d needs a kernel larger than %d (at most kernel - 1)", pad, K);
     if (depthwise && OC % C)
         TQ_FAIL(TQ_E_SHAPE, "depthwise convolution: %d output channels is not a multiple of the %d input channels", OC, C);
     /* at most 2^24 values in and out, checked factor by factor so that no product overflows */
@@ -96,11 +98,7 @@ static void slice_range(const conv_job *j, int t, int *b0, int *b1) {
 
 /* ---- which path: the direct kernels (conv_direct.c) where the CPU has them, else im2col ---- */
 
-static int direct_wanted = 1;
-
-void tq_conv_set_direct(int on) { direct_wanted = on != 0; }
-
-int tq_conv_direct(const tq_conv_shape *s) { return direct_wanted && !s->depthwise && tq_direct_available(); }
+int tq_conv_direct(const tq_conv_shape *s) { return !s->im2col && !s->depthwise && tq_direct_available(); }
 
 /* aux, im2col path: the columns, then per slice the partial dW [OC][K] and db [OC].
  * aux, direct path: Wt [K][OCp], then (when the layer pads) the batch padded and its gradient

@@ -35,6 +35,7 @@ typedef struct {
     int OC;               /* output channels (depthwise: C * mult) */
     int OH, OW;           /* output image: (H + 2 pad - KH) / stride + 1, likewise OW */
     int depthwise;        /* 1: one KH x KW filter per output channel */
+    int im2col;           /* 1: the im2col path even where the direct kernels run (0 from init) */
 } tq_conv_shape;
 
 /* Fill s and derive OH, OW. TQ_E_SHAPE (with a message) when the kernel does not fit the padded
@@ -46,10 +47,10 @@ tq_status tq_conv_shape_init(tq_conv_shape *s, int H, int W, int C, int K, int s
 tq_node *tq_conv2d(tq_graph *g, tq_node *x, tq_node *W, tq_node *b, const tq_conv_shape *s);
 
 /* On a CPU with AVX-512 a (not depthwise) convolution runs direct kernels (layers/conv_direct.c)
- * instead of im2col + SGEMM; tq_conv_set_direct(0) turns them off for the whole process, to
- * compare the two (tests, bench). Not to be called while a graph runs. tq_conv_direct(s): whether
- * a convolution of shape s takes the direct kernels now. */
-void tq_conv_set_direct(int on);
+ * instead of im2col + SGEMM; a shape with im2col = 1 takes im2col anyway, to compare the two
+ * (tests, bench). The choice belongs to the shape, not the process, so threads training other
+ * models never see it change. tq_conv_direct(s): whether a convolution of shape s takes the
+ * direct kernels. */
 int tq_conv_direct(const tq_conv_shape *s);
 
 /* The same by direct loops in double, the reference the op is tested against. */

@@ -178,11 +178,20 @@ static tq_status restore_checkpoint(const tq_ckpt *c, const tq_model *m, const t
     return TQ_OK;
 }
 
-tq_status tq_train(tq_model *m, const tq_dataset *train, const tq_dataset *test, const tq_train_cfg *cfg,
+static tq_status train(tq_model *m, const tq_dataset *train, const tq_dataset *test, const tq_train_cfg *cfg, tq_train_result *res);
+
+tq_status tq_train(tq_model *m, const tq_dataset *train_set, const tq_dataset *test, const tq_train_cfg *cfg,
                    tq_train_result *res) {
-    if (!m || !train || !cfg) TQ_FAIL(TQ_E_ARG, "train: the model, the training set and the configuration are required");
-    static tq_train_result discard; /* res is optional; what it would hold is then dropped */
-    if (!res) res = &discard;
+    if (!m || !train_set || !cfg) TQ_FAIL(TQ_E_ARG, "train: the model, the training set and the configuration are required");
+    if (res) return train(m, train_set, test, cfg, res);
+    tq_train_result *own = tq_malloc(sizeof *own); /* res is optional: the figures are then dropped */
+    if (!own) TQ_FAIL(TQ_E_NOMEM, "train: out of memory");
+    tq_status st = train(m, train_set, test, cfg, own);
+    tq_free(own);
+    return st;
+}
+
+static tq_status train(tq_model *m, const tq_dataset *train, const tq_dataset *test, const tq_train_cfg *cfg, tq_train_result *res) {
     memset(res, 0, sizeof *res);
     if (!cfg->optim || (strcmp(cfg->optim, "adam") && strcmp(cfg->optim, "adamw") && strcmp(cfg->optim, "sgd")))
         TQ_FAIL(TQ_E_ARG, "train: unknown optimizer '%s' (adam, adamw or sgd)", cfg->optim ? cfg->optim : "(null)");
@@ -191,6 +200,7 @@ tq_status tq_train(tq_model *m, const tq_dataset *train, const tq_dataset *test,
     if (!(cfg->lr > 0) || !isfinite(cfg->lr)) TQ_FAIL(TQ_E_ARG, "train: learning rate %g must be positive", (double)cfg->lr);
     if (!(cfg->weight_decay >= 0) || !isfinite(cfg->weight_decay))
         TQ_FAIL(TQ_E_ARG, "train: weight decay %g must be 0 or positive", (double)cfg->weight_decay);
+    if (cfg->threads < 0 || cfg->threads > 256) TQ_FAIL(TQ_E_ARG, "train: %d threads (0..256)", cfg->threads);
     if (cfg->epochs < 1 || cfg->epochs > TQ_MAX_EPOCHS) TQ_FAIL(TQ_E_ARG, "epochs %d out of range", cfg->epochs);
     if (cfg->batch < 1) TQ_FAIL(TQ_E_ARG, "batch %d must be positive", cfg->batch);
     TQ_TRY(check_data(m, train));
@@ -198,8 +208,10 @@ tq_status tq_train(tq_model *m, const tq_dataset *train, const tq_dataset *test,
     if (test) TQ_TRY(tq_dataset_check_labels(test, m->dims[m->n_layers]));
     /* dense-only models: threaded OpenBLAS, as always; with stages, the ops' own slices run on
      * tinyqat's pool and each GEMM is single-threaded (nested threads would only fight) */
-    tq_set_threads(m->n_stages ? 1 : cfg->threads);
-    tq_parallel_set_threads(m->n_stages ? cfg->threads : 1);
+    if (cfg->threads > 0) { /* 0: the process's settings as they are (threads training side by side) */
+        tq_set_threads(m->n_stages ? 1 : cfg->threads);
+        tq_parallel_set_threads(m->n_stages ? cfg->threads : 1);
+    }
     const int B = cfg->batch, D = tq_model_inputs(m);
     const uint32_t N = train->n;
     tq_net net;

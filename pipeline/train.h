@@ -46,6 +46,10 @@ typedef struct {
 typedef int (*tq_train_callback)(const tq_train_event *ev, void *user);
 
 typedef struct {
+    /* threads: the process's thread counts for the run (a dense model's BLAS threads, a CNN's
+     * pool threads; the same seed and count give the same bytes), set when the run starts; 0
+     * leaves them as they are, for threads of one program training models side by side (set
+     * them once beforehand: tq_set_threads, tq_parallel_set_threads). Default 1. */
     int epochs, batch, threads;
     float lr, lr_min_frac;         /* cosine: lr decays to lr*lr_min_frac at the end */
     const char *schedule;          /* "cosine" or "const" */

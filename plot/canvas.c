@@ -56,13 +56,17 @@ int tq_canvas_supported(void) {
 }
 
 #ifdef TQ_HAVE_CAIRO
-/* cairo keeps the fonts it loaded, and fontconfig its configuration, until the process ends; at
- * exit both are released, so that a leak checker (ASan, valgrind) finds nothing left of a run. */
-static void release_fonts(void) {
+#endif
+
+/* cairo keeps the fonts it loaded, and fontconfig its configuration, until the process ends.
+ * Released only when the program says so: fontconfig is the process's, and an embedding
+ * program may be using it. */
+void tq_canvas_release_fonts(void) {
+#ifdef TQ_HAVE_CAIRO
     cairo_debug_reset_static_data();
     FcFini();
-}
 #endif
+}
 
 tq_canvas *tq_canvas_new(int w, int h) {
     if (w < 1 || h < 1 || w > 16384 || h > 16384) return NULL;
@@ -70,8 +74,6 @@ tq_canvas *tq_canvas_new(int w, int h) {
     if (!c) return NULL;
     c->w = w, c->h = h;
 #ifdef TQ_HAVE_CAIRO
-    static int registered;
-    if (!registered) registered = atexit(release_fonts) == 0;
     c->msurf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, 1, 1);
     c->mcr = cairo_create(c->msurf);
     if (cairo_status(c->mcr) != CAIRO_STATUS_SUCCESS) {

@@ -23,6 +23,12 @@ int tq_canvas_supported(void);
 
 /* A w x h canvas, white. NULL when out of memory. */
 tq_canvas *tq_canvas_new(int w, int h);
+
+/* Release cairo's font cache and fontconfig's configuration, which stay until the process ends
+ * otherwise: for a program about to exit that wants a leak checker to find nothing (the tinyqat
+ * program calls it at exit). Never while any thread draws, nor when the program itself uses
+ * fontconfig afterwards. */
+void tq_canvas_release_fonts(void);
 void tq_canvas_free(tq_canvas *c); /* NULL-safe */
 
 /* Shapes are clipped to this rectangle until tq_canvas_unclip (one level). */

@@ -1,22 +1,29 @@
 #include "src/alloc.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* Each block carries its size in a 16-byte header (keeps 16-byte alignment for SIMD loads). */
 #define TQ_HDR 16
 
-static size_t live_, peak_;
-static uint64_t count_;
+/* atomic: threads of a program may train models side by side */
+static atomic_size_t live_, peak_;
+static atomic_uint_fast64_t count_;
+
+static void grew(size_t now) {
+    size_t p = atomic_load(&peak_);
+    while (now > p && !atomic_compare_exchange_weak(&peak_, &p, now)) {
+    }
+}
 
 void *tq_malloc(size_t bytes) {
     if (bytes == 0 || bytes > SIZE_MAX - TQ_HDR) return NULL;
     unsigned char *p = malloc(bytes + TQ_HDR);
     if (!p) return NULL;
     memcpy(p, &bytes, sizeof bytes);
-    live_ += bytes;
-    if (live_ > peak_) peak_ = live_;
-    count_++;
+    grew(atomic_fetch_add(&live_, bytes) + bytes);
+    atomic_fetch_add(&count_, 1);
     return p + TQ_HDR;
 }
 
@@ -36,9 +43,9 @@ void *tq_realloc(void *p, size_t bytes) {
     unsigned char *n = realloc(h, bytes + TQ_HDR);
     if (!n) return NULL;
     memcpy(n, &bytes, sizeof bytes);
-    live_ = live_ - old + bytes;
-    if (live_ > peak_) peak_ = live_;
-    count_++;
+    atomic_fetch_sub(&live_, old);
+    grew(atomic_fetch_add(&live_, bytes) + bytes);
+    atomic_fetch_add(&count_, 1);
     return n + TQ_HDR;
 }
 
@@ -47,10 +54,10 @@ void tq_free(void *p) {
     unsigned char *h = (unsigned char *)p - TQ_HDR;
     size_t bytes;
     memcpy(&bytes, h, sizeof bytes);
-    live_ -= bytes;
+    atomic_fetch_sub(&live_, bytes);
     free(h);
 }
 
-size_t tq_alloc_live_bytes(void) { return live_; }
-uint64_t tq_alloc_count(void) { return count_; }
-size_t tq_alloc_peak_bytes(void) { return peak_; }
+size_t tq_alloc_live_bytes(void) { return atomic_load(&live_); }
+uint64_t tq_alloc_count(void) { return (uint64_t)atomic_load(&count_); }
+size_t tq_alloc_peak_bytes(void) { return atomic_load(&peak_); }

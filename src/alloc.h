@@ -3,8 +3,8 @@
  * Training code allocates only through these, so a test can check that a training step
  * allocates nothing after the first one (tq_alloc_count) and that everything is freed
  * (tq_alloc_live_bytes() back to its starting value). The integer runtime never allocates.
- * tq_free(NULL) is a no-op. Not thread-safe for the counters' exactness under concurrent
- * allocation (tinyqat allocates from one thread). */
+ * tq_free(NULL) is a no-op. Thread-safe: the counters are atomic and count every thread's
+ * allocations (a test that reads them wants the other threads quiet). */
 #ifndef TQ_ALLOC_H
 #define TQ_ALLOC_H
 

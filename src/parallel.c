@@ -26,7 +26,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t job_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t job_posted = PTHREAD_COND_INITIALIZER, job_done = PTHREAD_COND_INITIALIZER;
 static pthread_t workers[TQ_MAX_THREADS];
-static int n_workers;                         /* threads besides the caller */
+static atomic_int n_workers;                  /* threads besides the caller (read without a lock) */
 static atomic_ullong generation;              /* bumped for every job, and to stop the workers */
 static atomic_int pending;                    /* indices not finished yet in the current job */
 static atomic_ullong tag[TQ_MAX_JOB];         /* the sequence number of the job that claimed index i */
@@ -92,7 +92,7 @@ static void *worker(void *arg) {
         while (atomic_load(&generation) == seen) pthread_cond_wait(&job_posted, &mu);
         seen = atomic_load(&generation);
         if (stopping) break;
-        job_view v = {job_fn, job_ctx, job_n, job_base, a->me, n_workers + 1, job_seq};
+        job_view v = {job_fn, job_ctx, job_n, job_base, a->me, atomic_load(&n_workers) + 1, job_seq};
         pthread_mutex_unlock(&mu);
         take(&v);
         pthread_mutex_lock(&mu);
@@ -104,7 +104,7 @@ static void *worker(void *arg) {
 void tq_parallel_set_threads(int n) {
     n = n < 1 ? 1 : n > TQ_MAX_THREADS ? TQ_MAX_THREADS : n;
     pthread_mutex_lock(&job_lock); /* no job runs while the pool changes */
-    if (n - 1 == n_workers) {
+    if (n - 1 == atomic_load(&n_workers)) {
         pthread_mutex_unlock(&job_lock);
         return;
     }
@@ -113,18 +113,18 @@ void tq_parallel_set_threads(int n) {
     atomic_fetch_add(&generation, 1);
     pthread_cond_broadcast(&job_posted);
     pthread_mutex_unlock(&mu);
-    for (int i = 0; i < n_workers; i++) pthread_join(workers[i], NULL);
+    for (int i = 0, w = atomic_load(&n_workers); i < w; i++) pthread_join(workers[i], NULL);
     stopping = 0;
-    n_workers = 0;
+    atomic_store(&n_workers, 0);
     for (int i = 0; i < n - 1; i++) {
         worker_args[i] = (worker_arg){atomic_load(&generation), i + 1};
         if (pthread_create(&workers[i], NULL, worker, &worker_args[i]) != 0) break; /* fewer threads: slower, same results */
-        n_workers++;
+        atomic_fetch_add(&n_workers, 1);
     }
     pthread_mutex_unlock(&job_lock);
 }
 
-int tq_parallel_threads(void) { return n_workers + 1; }
+int tq_parallel_threads(void) { return atomic_load(&n_workers) + 1; }
 
 /* one posted job of n <= TQ_MAX_JOB indices base .. base + n - 1; called with job_lock held */
 static void post(int base, int n, void (*fn)(void *ctx, int i), void *ctx) {
@@ -135,7 +135,7 @@ static void post(int base, int n, void (*fn)(void *ctx, int i), void *ctx) {
     job_base = base;
     atomic_store(&pending, n);
     job_seq = atomic_fetch_add(&generation, 1) + 1;
-    job_view v = {fn, ctx, n, base, 0, n_workers + 1, job_seq};
+    job_view v = {fn, ctx, n, base, 0, atomic_load(&n_workers) + 1, job_seq};
     pthread_cond_broadcast(&job_posted);
     pthread_mutex_unlock(&mu);
     take(&v);
@@ -147,7 +147,7 @@ static void post(int base, int n, void (*fn)(void *ctx, int i), void *ctx) {
 }
 
 void tq_parallel_for(int n, void (*fn)(void *ctx, int i), void *ctx) {
-    if (n_workers == 0 || n <= 1 || pthread_mutex_trylock(&job_lock) != 0) {
+    if (atomic_load(&n_workers) == 0 || n <= 1 || pthread_mutex_trylock(&job_lock) != 0) {
         for (int i = 0; i < n; i++) fn(ctx, i);
         return;
     }

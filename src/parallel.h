@@ -6,8 +6,10 @@
  * batch, or a partial sum that is added up afterwards in index order). That way the results are
  * the same bytes for any thread count; the count only changes the speed.
  *
- * One pool serves the process. A call made while another thread's job (or an enclosing one) is
- * running does not wait for it: it runs its own indices inline, on its own thread. */
+ * One pool serves the process, and every call here is thread-safe. A call made while another
+ * thread's job (or an enclosing one) is running does not wait for it: it runs its own indices
+ * inline, on its own thread. The thread count is the process's: tq_parallel_set_threads from one
+ * thread changes the speed of every other's work, never its results. */
 #ifndef TQ_PARALLEL_H
 #define TQ_PARALLEL_H
 

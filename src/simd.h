@@ -6,7 +6,9 @@
 #ifndef TQ_SIMD_H
 #define TQ_SIMD_H
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(TQ_NO_SIMD_CLONES)
+/* (not under the sanitizers: a clone's resolver runs before their runtime starts, and crashes TSan) */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(__SANITIZE_THREAD__) && !defined(TQ_NO_SIMD_CLONES)
 #define TQ_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define TQ_SIMD_CLONES

@@ -171,5 +171,7 @@ int main(void) {
         cmocka_unit_test(without_cairo_saving_says_so),
         cmocka_unit_test(plot_maps_data_and_avoids_it_with_the_legend),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    tq_canvas_release_fonts(); /* so the leak checkers find nothing */
+    return rc;
 }

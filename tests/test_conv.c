@@ -26,9 +26,12 @@ static float *rnd(tq_rng *r, size_t n, float lo, float hi) {
     return a;
 }
 
+static int use_im2col; /* check_conv's path: im2col (1) or the direct kernels where they run (0) */
+
 static void check_conv(int B, int H, int W, int C, int K, int stride, int pad, int OC, int depthwise, int bias) {
     tq_conv_shape s;
     assert_int_equal(tq_conv_shape_init(&s, H, W, C, K, stride, pad, OC, depthwise), TQ_OK);
+    s.im2col = use_im2col;
     tq_rng r;
     tq_rng_seed(&r, (uint64_t)(H * 1000 + K * 10 + stride));
     int KK = K * K * (depthwise ? 1 : C);
@@ -60,7 +63,7 @@ static void check_conv(int B, int H, int W, int C, int K, int stride, int pad, i
 static void conv_matches_reference_and_gradients(void **state) {
     (void)state;
     for (int direct = 0; direct <= 1; direct++) {
-        tq_conv_set_direct(direct);
+        use_im2col = !direct;
         check_conv(2, 7, 6, 3, 3, 1, 1, 4, 0, 1);   /* odd kernel, padding */
         check_conv(2, 8, 9, 2, 4, 2, 0, 5, 0, 0);   /* even kernel, stride 2, no bias */
         check_conv(1, 9, 9, 1, 5, 2, 2, 3, 0, 1);   /* one input channel, stride and padding */
@@ -70,7 +73,7 @@ static void conv_matches_reference_and_gradients(void **state) {
         check_conv(2, 6, 7, 3, 3, 2, 1, 6, 1, 1);   /* depthwise, multiplier 2, stride 2, padding */
         check_conv(1, 5, 5, 4, 2, 1, 0, 4, 1, 0);   /* depthwise, even kernel */
     }
-    tq_conv_set_direct(1);
+    use_im2col = 0;
 }
 
 /* y, dx, dW and db of one convolution on random data, by the current path */
@@ -103,7 +106,6 @@ static void close_to(const char *what, const float *a, const float *b, size_t n,
  * 4- and 1-pixel blocks, 8-channel layers (pixel pairs) with odd rows, DigitsCNN's two layers. Both paths give every output and gradient. */
 static void direct_matches_im2col(void **state) {
     (void)state;
-    tq_conv_set_direct(1);
     tq_conv_shape probe;
     assert_int_equal(tq_conv_shape_init(&probe, 4, 4, 1, 3, 1, 0, 1, 0), TQ_OK);
     if (!tq_conv_direct(&probe)) skip(); /* no AVX-512 here: only im2col runs */
@@ -125,7 +127,7 @@ static void direct_matches_im2col(void **state) {
         for (int d = 0; d < 2; d++) {
             out[d][0] = tq_malloc(ny * sizeof(float)), out[d][1] = tq_malloc(nx * sizeof(float));
             out[d][2] = tq_malloc(nw * sizeof(float)), out[d][3] = tq_malloc((size_t)s.OC * sizeof(float));
-            tq_conv_set_direct(d);
+            s.im2col = !d;
             assert_int_equal(tq_conv_direct(&s), d);
             conv_run(&s, B, x, w, b, R, out[d][0], out[d][1], out[d][2], out[d][3]);
         }
@@ -137,7 +139,6 @@ static void direct_matches_im2col(void **state) {
             for (int i = 0; i < 4; i++) tq_free(out[d][i]);
         tq_free(x), tq_free(w), tq_free(b), tq_free(R);
     }
-    tq_conv_set_direct(1);
 }
 
 /* A 1-channel 3x3 image, 2x2 kernel, stride 1, padding 1, by hand:

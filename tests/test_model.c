@@ -42,8 +42,14 @@ static void spec_parsing(void **state) {
         assert_int_equal(tq_model_init(&m, bad[i]), TQ_E_ARG);
         assert_non_null(strstr(tq_last_error(), "spec"));
     }
-    /* a stage whose output would not fit an int: 131073 x 131073 x 4096 values */
+    /* padding beyond kernel - 1 (windows of padding alone, which the integer path refuses): the
+     * spec fuzz_cli once found overflowing (131073 x 131073 x 4096 values) and a plain one */
     assert_int_equal(tq_model_init(&m, "1x1x1-c4096k1p65536-10"), TQ_E_SHAPE);
+    assert_non_null(strstr(tq_last_error(), "padding 65536 needs a kernel larger"));
+    assert_int_equal(tq_model_init(&m, "8x8x1-c4k3p99-10"), TQ_E_SHAPE);
+    assert_non_null(strstr(tq_last_error(), "padding 99"));
+    /* a stage whose output would not fit: 4159 x 4159 x 4096 values */
+    assert_int_equal(tq_model_init(&m, "4096x4096x1-c4096k64p63-10"), TQ_E_SHAPE);
     assert_non_null(strstr(tq_last_error(), "more than tinyqat takes"));
 }
 

@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -351,6 +352,49 @@ static void library_refuses_bad_arguments(void **state) {
     tq_model_free(&m);
 }
 
+/* Two threads of one program training at once (a dense model and a CNN, threads = 0 so neither
+ * touches the process's thread counts) each get the model a run alone gives, to the byte. Under
+ * ThreadSanitizer (TQ_TSAN, CI) this is also the race check of the pool, the allocation counters
+ * and everything a training touches. */
+typedef struct {
+    const char *spec;
+    tq_model m;
+    tq_status st;
+} side_run;
+
+static void *side_train(void *arg) {
+    side_run *r = arg;
+    r->st = tq_model_for_data(&r->m, r->spec, &tr, 3);
+    tq_train_cfg cfg;
+    tq_train_cfg_defaults(&cfg);
+    cfg.epochs = 1;
+    cfg.batch = 32;
+    cfg.threads = 0;
+    if (r->st == TQ_OK) r->st = tq_train(&r->m, &tr, &te, &cfg, NULL);
+    return NULL;
+}
+
+static void two_trainings_side_by_side(void **state) {
+    (void)state;
+    side_run alone[2] = {{.spec = "in-16r-out"}, {.spec = "in-c4k3br-m2-out"}}, both[2] = {{.spec = "in-16r-out"}, {.spec = "in-c4k3br-m2-out"}};
+    tq_parallel_set_threads(2);
+    for (int k = 0; k < 2; k++) {
+        side_train(&alone[k]);
+        assert_int_equal(alone[k].st, TQ_OK);
+    }
+    pthread_t t[2];
+    for (int k = 0; k < 2; k++) assert_int_equal(pthread_create(&t[k], NULL, side_train, &both[k]), 0);
+    for (int k = 0; k < 2; k++) assert_int_equal(pthread_join(t[k], NULL), 0);
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(both[k].st, TQ_OK);
+        assert_int_equal(both[k].m.n_params, alone[k].m.n_params);
+        assert_memory_equal(both[k].m.params, alone[k].m.params, alone[k].m.n_params * sizeof(float));
+        tq_model_free(&alone[k].m);
+        tq_model_free(&both[k].m);
+    }
+    tq_parallel_set_threads(1);
+}
+
 static void qat_from_scratch(void **state) {
     (void)state;
     tq_model m;
@@ -620,6 +664,7 @@ int main(void) {
         cmocka_unit_test(data_sized_model),          cmocka_unit_test(train_ptq_convert_agree_export),
         cmocka_unit_test(qat_from_scratch),
         cmocka_unit_test(exported_module_compiles_and_runs), cmocka_unit_test(library_refuses_bad_arguments),
+        cmocka_unit_test(two_trainings_side_by_side),
         cmocka_unit_test(lsq_learns_the_scales),     cmocka_unit_test(gptq_beats_rounding),          cmocka_unit_test(calibration_observes_only),
         cmocka_unit_test(callback_stops_the_run),     cmocka_unit_test(layer_sqnr_measures_the_noise),
     };

@@ -2,6 +2,7 @@
  * (cli.h prints them with their defaults under --help) and returns the exit status:
  * 0 success, 1 a failure with a one-line message, 2 a usage error. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
@@ -37,6 +38,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    atexit(tq_canvas_release_fonts); /* the program owns the process's fontconfig: leak checkers find nothing */
     if (argc < 2) {
         usage(stderr);
         return 2;
