@@ -20,7 +20,11 @@
  * 0, errors negative) and leave a one-line message naming the file and the problem in
  * tq_last_error(); the library never prints and never exits. Objects come as init/free pairs on
  * caller storage (tq_model, tq_dataset, tq_qmodel); free functions accept NULL and zeroed
- * objects. The same seed and thread count give the same bytes. The numbers are specified in
+ * objects. A call that makes an object (the _init, _load, _clone and _for_data calls, tq_ptq's
+ * q, tq_model_to_int8's q, tq_qmodel_convert) initializes its output: pass storage that holds
+ * none (an object already there is not freed, it leaks). On failure such an output holds nothing
+ * (freeing it is safe), and every other argument is as it was: tq_model_quantize, for one,
+ * leaves the float model, its normalization and parameters, untouched. The same seed and thread count give the same bytes. The numbers are specified in
  * docs/QUANTIZATION.md.
  *
  * Threads: every call is safe to make from several threads at once on different objects (each

@@ -358,10 +358,22 @@ tq_status tq_model_quantize(tq_model *m, const tq_qat_cfg *cfg) {
                           "exactly; train it with --no-norm to quantize it", m->spec);
     int oc[TQ_MAX_STAGES];
     for (int s = 0; s < m->n_stages; s++) oc[s] = m->stage[s].conv.OC;
-    TQ_TRY(tq_qat_new(&m->qat, cfg, m->n_stages, oc, m->n_layers, m->dims + 1));
-    if (m->in_mean != 0.0f || m->in_std != 1.0f) tq_model_fold_input_norm(m);
-    if (cfg->ste == TQ_STE_LSQ) return add_lsq_params(m);
-    return TQ_OK;
+    /* LSQ's set-up can fail after the fold: the parameters are kept to put back, so that a failure
+     * leaves the float model as it was (and a retry is possible) */
+    const float mean = m->in_mean, sd = m->in_std;
+    float *saved = cfg->ste == TQ_STE_LSQ ? tq_malloc(m->n_params * sizeof(float)) : NULL;
+    if (cfg->ste == TQ_STE_LSQ && !saved) TQ_FAIL(TQ_E_NOMEM, "model %s: out of memory", m->spec);
+    if (saved) memcpy(saved, m->params, m->n_params * sizeof(float));
+    tq_status st = tq_qat_new(&m->qat, cfg, m->n_stages, oc, m->n_layers, m->dims + 1);
+    if (st == TQ_OK && (m->in_mean != 0.0f || m->in_std != 1.0f)) tq_model_fold_input_norm(m);
+    if (st == TQ_OK && saved && (st = add_lsq_params(m)) != TQ_OK) {
+        memcpy(m->params, saved, m->n_params * sizeof(float)); /* add_lsq_params fails before it grows the block */
+        m->in_mean = mean, m->in_std = sd;
+        tq_qat_free(m->qat);
+        m->qat = NULL;
+    }
+    tq_free(saved);
+    return st;
 }
 
 /* Stage s's weights and bias as the integer model holds them: with batch norm, folded exactly as

@@ -11,6 +11,19 @@
 static atomic_size_t live_, peak_;
 static atomic_uint_fast64_t count_;
 
+static atomic_int_fast64_t fail_after_ = -1;
+
+void tq_alloc_fail_after(int64_t n) { atomic_store(&fail_after_, n); }
+
+/* the failure tq_alloc_fail_after asked for: counts successes down to it, then fails once */
+static int injected_failure(void) {
+    int_fast64_t k = atomic_load(&fail_after_);
+    while (k >= 0) {
+        if (atomic_compare_exchange_weak(&fail_after_, &k, k - 1)) return k == 0;
+    }
+    return 0;
+}
+
 static void grew(size_t now) {
     size_t p = atomic_load(&peak_);
     while (now > p && !atomic_compare_exchange_weak(&peak_, &p, now)) {
@@ -18,7 +31,7 @@ static void grew(size_t now) {
 }
 
 void *tq_malloc(size_t bytes) {
-    if (bytes == 0 || bytes > SIZE_MAX - TQ_HDR) return NULL;
+    if (bytes == 0 || bytes > SIZE_MAX - TQ_HDR || injected_failure()) return NULL;
     unsigned char *p = malloc(bytes + TQ_HDR);
     if (!p) return NULL;
     memcpy(p, &bytes, sizeof bytes);
@@ -36,7 +49,7 @@ void *tq_calloc(size_t n, size_t size) {
 
 void *tq_realloc(void *p, size_t bytes) {
     if (!p) return tq_malloc(bytes);
-    if (bytes == 0 || bytes > SIZE_MAX - TQ_HDR) return NULL;
+    if (bytes == 0 || bytes > SIZE_MAX - TQ_HDR || injected_failure()) return NULL;
     unsigned char *h = (unsigned char *)p - TQ_HDR;
     size_t old;
     memcpy(&old, h, sizeof old);

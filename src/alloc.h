@@ -20,4 +20,8 @@ size_t tq_alloc_live_bytes(void);    /* bytes currently allocated through tq_* *
 uint64_t tq_alloc_count(void);       /* number of successful allocations so far */
 size_t tq_alloc_peak_bytes(void);
 
+/* For tests of the error paths: from now on the allocation after `n` more succeed fails (0: the
+ * next one); -1 (the start) never. Process-wide. */
+void tq_alloc_fail_after(int64_t n);
+
 #endif

@@ -36,7 +36,12 @@ static tq_node *push(tq_graph *g, tq_node *n) {
     if (g->n == g->cap) {
         size_t cap = g->cap ? 2 * g->cap : 16;
         tq_node **p = tq_realloc(g->nodes, cap * sizeof *p);
-        if (!p) {
+        if (!p) { /* the node and what it owns (tq_graph_free's rule) */
+            if (!(n->flags & TQ_NODE_EXTERNAL)) {
+                tq_free(n->val);
+                tq_free(n->grad);
+            }
+            tq_free(n->aux);
             tq_free(n);
             g->status = tq_error_set_(TQ_E_NOMEM, __FILE__, __LINE__, "graph: out of memory");
             return NULL;

@@ -395,6 +395,61 @@ static void two_trainings_side_by_side(void **state) {
     tq_parallel_set_threads(1);
 }
 
+/* Every allocation a quantizing call makes, made to fail in turn: the call reports it, the float
+ * model is as it was (parameters, normalization, no quantization state), nothing leaks, and a
+ * retry succeeds. (A failed LSQ set-up used to keep the state and the folded normalization.) */
+static void failed_quantization_leaves_the_model(void **state) {
+    (void)state;
+    tq_model m;
+    assert_int_equal(tq_model_for_data(&m, "in-c2k3r-m2-6r-out", &tr, 4), TQ_OK);
+    const size_t np = m.n_params;
+    float *before = tq_malloc(np * sizeof(float));
+    memcpy(before, m.params, np * sizeof(float));
+    const float mean = m.in_mean, sd = m.in_std;
+    assert_true(mean != 0.0f);
+    tq_qat_cfg qc;
+    tq_qat_cfg_defaults(&qc);
+    qc.ste = TQ_STE_LSQ;
+    int failures = 0;
+    for (int64_t k = 0;; k++) {
+        size_t live = tq_alloc_live_bytes();
+        tq_alloc_fail_after(k);
+        tq_status st = tq_model_quantize(&m, &qc);
+        tq_alloc_fail_after(-1);
+        if (st == TQ_OK) break;
+        failures++;
+        assert_int_equal(st, TQ_E_NOMEM);
+        assert_null(m.qat);
+        assert_int_equal(m.n_params, np);
+        assert_true(m.in_mean == mean && m.in_std == sd);
+        assert_memory_equal(m.params, before, np * sizeof(float));
+        if (tq_alloc_live_bytes() != live) fail_msg("quantize, allocation %lld failing: %zu bytes leak", (long long)k, tq_alloc_live_bytes() - live);
+    }
+    assert_true(failures >= 3); /* the copy, the quantization state, the learned scales */
+    assert_non_null(m.qat);
+    tq_model_free(&m);
+    /* PTQ: the output holds nothing after a failure, the float model is untouched */
+    tq_model fp, q;
+    assert_int_equal(tq_model_for_data(&fp, "in-8r-out", &tr, 4), TQ_OK);
+    tq_free(before);
+    before = tq_malloc(fp.n_params * sizeof(float));
+    memcpy(before, fp.params, fp.n_params * sizeof(float));
+    tq_qat_cfg_defaults(&qc);
+    for (int64_t k = 0;; k++) {
+        size_t live = tq_alloc_live_bytes();
+        tq_alloc_fail_after(k);
+        tq_status st = tq_ptq(&q, &fp, &qc, &tr, 2, 0);
+        tq_alloc_fail_after(-1);
+        if (st == TQ_OK) break;
+        assert_int_equal(st, TQ_E_NOMEM);
+        if (tq_alloc_live_bytes() != live) fail_msg("ptq, allocation %lld failing: %zu bytes leak", (long long)k, tq_alloc_live_bytes() - live);
+        assert_memory_equal(fp.params, before, fp.n_params * sizeof(float));
+    }
+    tq_model_free(&q);
+    tq_model_free(&fp);
+    tq_free(before);
+}
+
 static void qat_from_scratch(void **state) {
     (void)state;
     tq_model m;
@@ -664,7 +719,7 @@ int main(void) {
         cmocka_unit_test(data_sized_model),          cmocka_unit_test(train_ptq_convert_agree_export),
         cmocka_unit_test(qat_from_scratch),
         cmocka_unit_test(exported_module_compiles_and_runs), cmocka_unit_test(library_refuses_bad_arguments),
-        cmocka_unit_test(two_trainings_side_by_side),
+        cmocka_unit_test(two_trainings_side_by_side),      cmocka_unit_test(failed_quantization_leaves_the_model),
         cmocka_unit_test(lsq_learns_the_scales),     cmocka_unit_test(gptq_beats_rounding),          cmocka_unit_test(calibration_observes_only),
         cmocka_unit_test(callback_stops_the_run),     cmocka_unit_test(layer_sqnr_measures_the_noise),
     };
