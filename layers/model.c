@@ -19,6 +19,15 @@ static const struct {
 };
 
 /* A stage token: c or d, then a digit. */
+/* The character at p as it is written: its UTF-8 bytes (1 to 4), for messages. */
+static int char_len(const char *p) {
+    unsigned char c = (unsigned char)*p;
+    int n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+    for (int i = 1; i < n; i++)
+        if (((unsigned char)p[i] & 0xc0) != 0x80) return i; /* a broken sequence: what is there */
+    return n;
+}
+
 static int is_stage_token(const char *p) { return (p[0] == 'c' || p[0] == 'd') && p[1] >= '0' && p[1] <= '9'; }
 
 /* check_only: `in` and `out` become stand-ins (a 64x64x3 image, 2 classes) so the grammar can be
@@ -37,6 +46,7 @@ static tq_status resolve(const char *spec, const int *in_shape, int classes, cha
     for (const char *p = spec; *p;) {
         const char *dash = strchr(p, '-');
         size_t len = dash ? (size_t)(dash - p) : strlen(p);
+        if (len == 0) TQ_FAIL(TQ_E_ARG, "model spec '%s': an empty layer (a '-' at the start, or two in a row)", given);
         int is_in = len >= 2 && !strncmp(p, "in", 2), is_out = len >= 3 && !strncmp(p, "out", 3);
         char num[48] = "";
         size_t skip = 0;
@@ -87,6 +97,10 @@ tq_status tq_model_spec_check(const char *spec) {
     memset(&tmp, 0, sizeof tmp);
     TQ_TRY(resolve(spec, NULL, 0, r, sizeof r, 1));
     tq_status st = parse_spec(&tmp, r);
+    tq_model_free(&tmp);
+    /* sizes (a kernel too large for the image, ...) depend on the data, which the stand-in is not:
+     * those are checked when the model meets the data, still before any training */
+    if (st == TQ_E_SHAPE) return TQ_OK;
     if (st != TQ_OK) { /* say it of the spec as given, not of its stand-in numbers */
         const char *why = strstr(tq_last_error(), "': ");
         return tq_error_set_(st, __FILE__, __LINE__, "model spec '%s': %s", spec, why ? why + 3 : tq_last_error());
@@ -121,7 +135,7 @@ static tq_status parse_stage(tq_model *m, const char *spec, const char *tok, int
         TQ_FAIL(TQ_E_ARG, "model spec '%s': stage %d: bad stride or padding", spec, m->n_stages + 1);
     if (*p == 'b') st->bn = 1, p++;
     if (*p == 'r') st->relu = 1, p++;
-    if (*p && *p != '-') TQ_FAIL(TQ_E_ARG, "model spec '%s': stage %d: unexpected '%c'", spec, m->n_stages + 1, *p);
+    if (*p && *p != '-') TQ_FAIL(TQ_E_ARG, "model spec '%s': stage %d: unexpected '%.*s'", spec, m->n_stages + 1, char_len(p), p);
     tq_status s = tq_conv_shape_init(&st->conv, *h, *w, *c, k, stride, pad, depthwise ? *c * n : n, depthwise);
     if (s != TQ_OK) return tq_error_set_(s, __FILE__, __LINE__, "model spec '%s': stage %d: %s", spec, m->n_stages + 1, tq_last_error());
     *h = st->out_h = st->conv.OH;
@@ -195,7 +209,7 @@ static tq_status parse_spec(tq_model *m, const char *spec) {
         }
         n++;
         if (*p == '\0') break;
-        if (*p != '-') TQ_FAIL(TQ_E_ARG, "model spec '%s': unexpected '%c'", spec, *p);
+        if (*p != '-') TQ_FAIL(TQ_E_ARG, "model spec '%s': unexpected '%.*s'", spec, char_len(p), p);
         p++;
     }
     if (n < 2) TQ_FAIL(TQ_E_ARG, "model spec '%s': needs an input and at least one layer", spec);

@@ -23,6 +23,22 @@ static tq_status write_buf(const char *dir, const char *name, tq_buf *b) {
 
 static void put_str(tq_buf *b, const char *s) { tq_buf_put(b, s, strlen(s)); }
 
+/* mkdir -p: dir and the folders above it that are missing */
+static tq_status make_dirs(const char *dir) {
+    char p[1024];
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) TQ_FAIL(TQ_E_IO, "%s: the path is too long", dir);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) TQ_FAIL(TQ_E_IO, "%s: cannot create the folder: %s", p, strerror(errno));
+        *s = '/';
+    }
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) TQ_FAIL(TQ_E_IO, "%s: cannot create the folder: %s", dir, strerror(errno));
+    struct stat st;
+    if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) TQ_FAIL(TQ_E_IO, "%s: not a folder", dir);
+    return TQ_OK;
+}
+
 static void putf(tq_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* printf into the buffer, whatever the length (a fixed stack buffer would cut long text off). */
 static void putf(tq_buf *b, const char *fmt, ...) {
@@ -96,7 +112,7 @@ tq_status tq_export_c(const tq_qmodel *qm, const char *cdir, const char *source,
     if (test && n_test > 0 && tq_dataset_pixels(test) != (size_t)first->in)
         TQ_FAIL(TQ_E_SHAPE, "export: the model takes %d inputs, the test images of %s have %zu values", first->in, test->source,
                 tq_dataset_pixels(test));
-    if (mkdir(cdir, 0755) != 0 && errno != EEXIST) TQ_FAIL(TQ_E_IO, "%s: cannot create the folder: %s", cdir, strerror(errno));
+    TQ_TRY(make_dirs(cdir));
     /* the scratch one classification needs; an array of at least one byte (ISO C has no empty ones) */
     const size_t scratch_bytes = tq_int8_net_predict_scratch_bytes(&q.net) ? tq_int8_net_predict_scratch_bytes(&q.net) : 1;
     char prov[512];

@@ -20,7 +20,7 @@
 extern "C" {
 #endif
 
-/* Write the module into dir (created if its parent exists). `source` names the model file in the
+/* Write the module into dir (created, with the folders above it). `source` names the model file in the
  * provenance line. test: the first n_test images of it go into tq_test_data.h (NULL or 0: none). */
 tq_status tq_export_c(const tq_qmodel *q, const char *dir, const char *source, const tq_dataset *test, int n_test);
 

@@ -132,7 +132,7 @@ else
   case_ 1 "no/dir" -- train --epochs 1 --limit 500 --data "$d" --out "$tmp/no/dir/m.tqf"
   case_ 1 "no/dir" -- ptq "$tmp/m.tqf" --data "$d" --out "$tmp/no/dir/m.tqf"
   case_ 1 "no/dir" -- convert "$tmp/q.tqf" --out "$tmp/no/dir/m.tqm"
-  case_ 1 "no/dir" -- export "$tmp/m.tqm" --c "$tmp/no/dir/c"
+  case_ 1 "m.tqm/c" -- export "$tmp/m.tqm" --c "$tmp/m.tqm/c"   # a folder inside a file (missing parents are made)
   # bad data folders: absurd counts, zero columns, counts that disagree, truncation
   mkdata() { # mkdata DIR IMAGES_HEADER_HEX LABEL_COUNT
     mkdir -p "$1"

@@ -1,7 +1,10 @@
 # The command-line program's end-to-end checks (tests/cli_test.sh).
 if(TARGET tinyqat_cli)
   add_test(NAME cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli_test.sh $<TARGET_FILE:tinyqat_cli>)
-  set_tests_properties(cli PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=1" TIMEOUT 600)
+  # (about 300 s alone under ASan: room for a busy machine)
+  set_tests_properties(cli PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=1" TIMEOUT 1500)
+  add_test(NAME cli_usability COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli_usability_test.sh $<TARGET_FILE:tinyqat_cli>)
+  set_tests_properties(cli_usability PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=1" TIMEOUT 900)
 endif()
 
 # Bad input for every command (tests/bad_inputs.sh): one-line errors, non-zero exits, no damage.

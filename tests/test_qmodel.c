@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 #include <cmocka.h>
 
@@ -491,8 +492,35 @@ static void failed_save_keeps_the_old_file(void **state) {
     tq_qmodel_free(&q); /* idempotent */
 }
 
+/* A save removes the temporaries a killed writer of the same file left (its process gone), and
+ * leaves those of a live process and of other files. */
+static void save_clears_stale_temporaries(void **state) {
+    (void)state;
+    tq_qmodel q;
+    make_model(&q);
+    char m[160], dead[200], live[200], other[200];
+    snprintf(m, sizeof m, "%s/s.tqm", dir);
+    snprintf(dead, sizeof dead, "%s.tmp.999999999", m);      /* no such process */
+    snprintf(live, sizeof live, "%s.tmp.%ld", m, (long)getppid()); /* alive: the test runner */
+    snprintf(other, sizeof other, "%s/t.tqm.tmp.999999999", dir);
+    const char *made[3] = {dead, live, other};
+    for (int i = 0; i < 3; i++) {
+        FILE *f = fopen(made[i], "wb");
+        assert_non_null(f);
+        fputs("half a model", f);
+        fclose(f);
+    }
+    assert_int_equal(tq_qmodel_save(&q, m), TQ_OK);
+    assert_int_not_equal(access(dead, F_OK), 0);
+    assert_int_equal(access(live, F_OK), 0);
+    assert_int_equal(access(other, F_OK), 0);
+    unlink(live), unlink(other), unlink(m);
+    tq_qmodel_free(&q);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(save_clears_stale_temporaries),
         cmocka_unit_test(round_trip_is_byte_identical),
         cmocka_unit_test(truncated_and_corrupted),
         cmocka_unit_test(every_field_is_checked),

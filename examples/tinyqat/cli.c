@@ -13,6 +13,10 @@
 #include "layers/model.h"
 
 static void print_default(const cli_opt *o) {
+    if (o->shown) {
+        printf(" [%s]", o->shown);
+        return;
+    }
     switch (o->type) {
     case CLI_INT: printf(" [%d]", *(int *)o->dst); break;
     case CLI_U64: printf(" [%llu]", (unsigned long long)*(uint64_t *)o->dst); break;
@@ -47,6 +51,31 @@ static int is_choice(const char *choices, const char *val) {
     return 0;
 }
 
+/* Levenshtein distance, for names up to 63 characters (longer: far) */
+static int distance(const char *a, const char *b) {
+    size_t n = strlen(a), m = strlen(b);
+    if (n > 63 || m > 63) return 99;
+    int d[64][64];
+    for (size_t i = 0; i <= n; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= m; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= n; i++)
+        for (size_t j = 1; j <= m; j++) {
+            int sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]), del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+            d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+    return d[n][m];
+}
+
+const char *cli_closest(const char *typed, const char *const *names, int n) {
+    const char *best = NULL;
+    int bd = 3;
+    for (int i = 0; i < n; i++) {
+        int d = distance(typed, names[i]);
+        if (d < bd && 2 * d < (int)strlen(typed)) bd = d, best = names[i];
+    }
+    return best;
+}
+
 static int bad(const cli_cmd *cmd, const char *fmt, const char *a, const char *b) {
     fprintf(stderr, "tinyqat %s: ", cmd->name);
     fprintf(stderr, fmt, a, b);
@@ -77,7 +106,15 @@ int cli_parse(const cli_cmd *cmd, cli_opt *opts, int n_opts, int argc, char **ar
         cli_opt *o = NULL;
         for (int k = 0; k < n_opts; k++)
             if (!strcmp(opts[k].name, name)) o = &opts[k];
-        if (!o) return bad(cmd, "unknown option '%s'%s", name, "");
+        if (!o) {
+            const char *names[64], *near;
+            int k = 0;
+            for (; k < n_opts && k < 63; k++) names[k] = opts[k].name;
+            names[k++] = "--help";
+            char hint[96] = "";
+            if ((near = cli_closest(name, names, k)) != NULL) snprintf(hint, sizeof hint, "; did you mean %s?", near);
+            return bad(cmd, "unknown option '%s'%s", name, hint);
+        }
         if (o->type == CLI_FLAG) {
             if (val) return bad(cmd, "option %s takes no value%s", name, "");
             *(int *)o->dst = 1;
@@ -114,6 +151,15 @@ int cli_parse(const cli_cmd *cmd, cli_opt *opts, int n_opts, int argc, char **ar
     }
     if (*n_pos < cmd->n_pos_min) return bad(cmd, "missing argument: %s%s", cmd->args, "");
     return 0;
+}
+
+const char *cli_derived_out(const char *in, const char *suffix, char *buf, size_t cap) {
+    size_t n = strlen(in);
+    const char *slash = strrchr(in, '/'), *dot = strrchr(in, '.');
+    if (dot && (!slash || dot > slash) && dot != in && dot[-1] != '/') n = (size_t)(dot - in);
+    if (n >= 4 && (!strncmp(in + n - 4, "-qat", 4) || !strncmp(in + n - 4, "-ptq", 4))) n -= 4;
+    snprintf(buf, cap, "%.*s%s", (int)n, in, suffix);
+    return buf;
 }
 
 double cli_now(void) {

@@ -21,6 +21,8 @@ typedef struct {
     const char *help;
     double lo, hi;      /* accepted range for numbers (inclusive) */
     const char *choices; /* strings: the accepted values, comma-separated ("a,b"), or NULL for any */
+    const char *shown;   /* what --help shows as the default when the variable holds a stand-in
+                            ("the last epoch" for -2), or NULL to show the variable */
 } cli_opt;
 
 typedef struct {
@@ -34,6 +36,10 @@ typedef struct {
  * go on, 1 when --help was printed (exit 0), 2 on a usage error (a one-line message was
  * printed to stderr; exit 2). */
 int cli_parse(const cli_cmd *cmd, cli_opt *opts, int n_opts, int argc, char **argv, const char **pos, int *n_pos);
+
+/* The name among names[0..n) closest to `typed` (edit distance at most 2, and less than half its
+ * length), for "did you mean"; NULL when none is that close. */
+const char *cli_closest(const char *typed, const char *const *names, int n);
 
 /* A progress bar on stderr when it is a terminal; silent otherwise. */
 typedef struct {
@@ -61,7 +67,7 @@ void cli_json_print(cJSON *o);
 /* --dataset NAME and --data DIR, the same in every command that reads images. */
 #define CLI_DATA_OPTIONS(dataset, dir)                                                                                   \
     {"--dataset", CLI_STR, &(dataset), "mnist or fashion-mnist (where it lives: see the README's Data section)", 0, 0,  \
-     "mnist,fashion-mnist"},                                                                                             \
+     "mnist,fashion-mnist", "mnist"},                                                                                    \
     {"--data", CLI_STR, &(dir), "a folder of IDX files, {train,t10k}-{images,labels}-idx*-ubyte[.gz] (overrides --dataset)", 0, 0}
 
 /* Load the training and/or the test split (NULL: not wanted) of --dataset/--data; the test split
@@ -87,6 +93,10 @@ int cli_train_finish(tq_status st, const char *cmd, const tq_model *m, const cha
 
 /* --checkpoint-every without --checkpoint: OUT.ckpt (in buf). Sets cfg->checkpoint_path. */
 void cli_checkpoint_path(tq_train_cfg *cfg, const char *out, const char *ckpt, char *buf, size_t cap);
+
+/* An output name from an input model's: its extension and a trailing -qat or -ptq dropped, then
+ * `suffix` added (convert s-qat.tqf -> s.tqm, ptq s.tqf -> s-ptq.tqf), beside the input. */
+const char *cli_derived_out(const char *in, const char *suffix, char *buf, size_t cap);
 
 double cli_now(void);          /* monotonic seconds */
 double cli_peak_rss_mb(void);  /* this process's peak resident set size */

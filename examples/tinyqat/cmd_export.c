@@ -10,7 +10,7 @@ int cmd_export(int argc, char **argv) {
     const char *cdir = NULL, *dataset = NULL, *data = NULL;
     int n_test = 0, json = 0;
     cli_opt opts[] = {
-        {"--c", CLI_STR, &cdir, "write the C module into this folder (created if its parent exists)", 0, 0},
+        {"--c", CLI_STR, &cdir, "write the C module into this folder (created, with its parents)", 0, 0},
         {"--test-images", CLI_INT, &n_test, "also write N test images with the host's logits (tq_test_data.h)", 0, 1000000},
         CLI_DATA_OPTIONS(dataset, data),
         {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},

@@ -10,10 +10,10 @@
 #include "src/parallel.h"
 
 int cmd_convert(int argc, char **argv) {
-    const char *out = "digitsnet.tqm";
+    const char *out = NULL;
     int json = 0;
     cli_opt opts[] = {
-        {"--out", CLI_STR, &out, "where to write the integer model (.tqm)", 0, 0},
+        {"--out", CLI_STR, &out, "where to write the integer model (.tqm)", 0, 0, NULL, "MODEL without -qat/-ptq, .tqm"},
         {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
     };
     static const cli_cmd cmd = {"convert", "MODEL [options]",
@@ -21,6 +21,8 @@ int cmd_convert(int argc, char **argv) {
     const char *pos[1];
     int n_pos, rc = cli_parse(&cmd, opts, sizeof opts / sizeof opts[0], argc, argv, pos, &n_pos);
     if (rc) return rc == 1 ? 0 : 2;
+    char out_buf[1024];
+    if (!out) out = cli_derived_out(pos[0], ".tqm", out_buf, sizeof out_buf);
     tq_model m;
     if (tq_model_load(&m, pos[0]) != TQ_OK) return cli_fail(NULL);
     tq_qmodel q;

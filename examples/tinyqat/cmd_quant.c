@@ -60,7 +60,7 @@ static int quant_cfg(const char *cmd, const quant_opts *q, tq_qat_cfg *cfg) {
 int cmd_ptq(int argc, char **argv) {
     quant_opts q;
     quant_opts_defaults(&q, "minmax");
-    const char *out = "digitsnet-ptq.tqf", *dataset = NULL, *data = NULL, *method = "minmax";
+    const char *out = NULL, *dataset = NULL, *data = NULL, *method = "minmax";
     uint64_t seed = 0;
     int json = 0;
     cli_opt opts[] = {
@@ -70,7 +70,7 @@ int cmd_ptq(int argc, char **argv) {
          "weights: minmax (max|w| per channel, each weight rounded to nearest), mse (the clip of least squared error) or gptq "
          "(minmax scales, weights rounded by GPTQ on the calibration batches)", 0, 0},
         {"--seed", CLI_U64, &seed, "which calibration batches are drawn", 0, 1.8e19},
-        {"--out", CLI_STR, &out, "where to save the quantized model", 0, 0},
+        {"--out", CLI_STR, &out, "where to save the quantized model", 0, 0, NULL, "FP32_MODEL's name with -ptq.tqf"},
         CLI_DATA_OPTIONS(dataset, data),
         {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
     };
@@ -86,6 +86,8 @@ int cmd_ptq(int argc, char **argv) {
         return 2;
     }
     cfg.w_mse = !strcmp(method, "mse");
+    char out_buf[1024];
+    if (!out) out = cli_derived_out(pos[0], "-ptq.tqf", out_buf, sizeof out_buf);
     tq_model fp, m;
     if (tq_model_load(&fp, pos[0]) != TQ_OK) return cli_fail(NULL);
     if (fp.qat) {
@@ -142,7 +144,7 @@ int cmd_qat(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if ((!strcmp(argv[i], "--ste") && i + 1 < argc && !strcmp(argv[i + 1], "lsq")) || !strcmp(argv[i], "--ste=lsq")) is_lsq = 1;
     tq_train_cfg_qat(&cfg, is_lsq ? &lsq : NULL, 3, 0);
-    const char *from = NULL, *out = "digitsnet-qat.tqf", *dataset = NULL, *data = NULL, *spec = "digitsnet", *ckpt = NULL,
+    const char *from = NULL, *out = NULL, *dataset = NULL, *data = NULL, *spec = "digitsnet", *ckpt = NULL,
                *resume = NULL;
     int json = 0, freeze = -2, freeze_bn = -2;
     cli_opt opts[] = {
@@ -153,15 +155,15 @@ int cmd_qat(int argc, char **argv) {
         {"--lr", CLI_FLOAT, &cfg.lr, "learning rate", 1e-7, 10},
         {"--schedule", CLI_STR, &cfg.schedule, "const or cosine", 0, 0},
         {"--batch", CLI_INT, &cfg.batch, "batch size", 1, 1 << 20},
-        {"--freeze-epoch", CLI_INT, &freeze, "freeze observers from this epoch (1-based; 0 never; default: the last)", 0, TQ_MAX_EPOCHS},
-        {"--freeze-bn-epoch", CLI_INT, &freeze_bn, "freeze batch-norm statistics from this epoch (1-based; 0 never; default: the last)", 0,
-         TQ_MAX_EPOCHS},
+        {"--freeze-epoch", CLI_INT, &freeze, "freeze observers from this epoch (1-based; 0 never)", 0, TQ_MAX_EPOCHS, NULL, "the last"},
+        {"--freeze-bn-epoch", CLI_INT, &freeze_bn, "freeze batch-norm statistics from this epoch (1-based; 0 never)", 0, TQ_MAX_EPOCHS,
+         NULL, "the last"},
         {"--ste", CLI_STR, &q.ste, "straight-through estimator: clipped, plain, or lsq (clipped, the weight scales learned; --lr then defaults to 3e-3)", 0, 0},
         {"--seed", CLI_U64, &cfg.seed, "random seed", 0, 1.8e19},
         {"--threads", CLI_INT, &cfg.threads, "BLAS threads", 1, 256},
-        {"--out", CLI_STR, &out, "where to save the quantized model", 0, 0},
+        {"--out", CLI_STR, &out, "where to save the quantized model", 0, 0, NULL, "--from's name with -qat.tqf, else digitsnet-qat.tqf"},
         {"--checkpoint-every", CLI_INT, &cfg.checkpoint_every, "write a checkpoint every N epochs (0 = never)", 0, TQ_MAX_EPOCHS},
-        {"--checkpoint", CLI_STR, &ckpt, "checkpoint file (default: OUT with .ckpt added)", 0, 0},
+        {"--checkpoint", CLI_STR, &ckpt, "checkpoint file", 0, 0, NULL, "OUT.ckpt"},
         {"--resume", CLI_STR, &resume, "continue from this checkpoint (same options as the run that wrote it)", 0, 0},
         CLI_DATA_OPTIONS(dataset, data),
         {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
@@ -173,6 +175,8 @@ int cmd_qat(int argc, char **argv) {
     if (rc) return rc == 1 ? 0 : 2;
     tq_qat_cfg qcfg;
     if ((rc = quant_cfg("qat", &q, &qcfg))) return rc;
+    char out_buf[1024];
+    if (!out) out = from ? cli_derived_out(from, "-qat.tqf", out_buf, sizeof out_buf) : "digitsnet-qat.tqf";
     if (strcmp(cfg.schedule, "const") && strcmp(cfg.schedule, "cosine")) {
         fprintf(stderr, "tinyqat qat: --schedule must be const or cosine, not '%s'\n", cfg.schedule);
         return 2;
@@ -200,6 +204,22 @@ int cmd_qat(int argc, char **argv) {
             fprintf(stderr, "tinyqat qat: %s is not a QAT checkpoint\n", resume);
             rc = 1;
             goto out;
+        }
+        if (from) { /* the checkpoint's model is the one trained: a --from naming another is refused */
+            tq_model f;
+            if (tq_model_load(&f, from) != TQ_OK) {
+                rc = cli_fail(NULL);
+                goto out;
+            }
+            int same = !strcmp(f.spec, m.spec);
+            if (!same)
+                fprintf(stderr, "tinyqat qat: %s holds model %s, but --from %s is %s: drop --from to go on with the checkpoint\n",
+                        resume, m.spec, from, f.spec);
+            tq_model_free(&f);
+            if (!same) {
+                rc = 2;
+                goto out;
+            }
         }
         cfg.resume = &resume_ck;
     } else if (from) {
@@ -415,7 +435,7 @@ int cmd_experiment(int argc, char **argv) {
         {"--qat-lr", CLI_FLOAT, &qat_lr, "QAT fine-tuning learning rate (cosine to 0)", 1e-7, 10},
         {"--lsq-lr", CLI_FLOAT, &lsq_lr, "the same for the LSQ rows (--qat-methods)", 1e-7, 10},
         {"--calib-batches", CLI_INT, &calib, "PTQ calibration batches of 64 training images", 1, 10000},
-        {"--observer", CLI_STR, &observer, "PTQ activation observer (default minmax; QAT uses ema)", 0, 0},
+        {"--observer", CLI_STR, &observer, "PTQ activation observer (QAT uses ema)", 0, 0, NULL, "minmax"},
         {"--threads", CLI_INT, &fcfg.threads, "threads (the same results for any count with convolutions)", 1, 256},
         CLI_DATA_OPTIONS(dataset, data),
         {"--plots", CLI_STR, &plots, "write the figures into this folder: accuracy against bits; of seed 0 the STE, rounding, curves, confusion, mistakes", 0, 0},

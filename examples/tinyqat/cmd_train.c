@@ -10,7 +10,7 @@
 int cmd_train(int argc, char **argv) {
     tq_train_cfg cfg;
     tq_train_cfg_defaults(&cfg);
-    const char *spec = "digitsnet", *out = "digitsnet.tqf", *dataset = NULL, *data = NULL, *ckpt = NULL, *resume = NULL;
+    const char *spec = NULL, *out = "digitsnet.tqf", *dataset = NULL, *data = NULL, *ckpt = NULL, *resume = NULL, *from = NULL;
     int json = 0, no_norm = 0, limit = 0;
     cli_opt opts[] = {
         {"--epochs", CLI_INT, &cfg.epochs, "training epochs", 1, TQ_MAX_EPOCHS},
@@ -21,13 +21,15 @@ int cmd_train(int argc, char **argv) {
         {"--weight-decay", CLI_FLOAT, &cfg.weight_decay, "L2 weight decay (kernels and weight matrices; not biases or batch norm)", 0, 1},
         {"--seed", CLI_U64, &cfg.seed, "random seed (init and shuffling)", 0, 1.8e19},
         {"--threads", CLI_INT, &cfg.threads, "BLAS threads (same seed + threads = same model)", 1, 256},
-        {"--model", CLI_STR, &spec, "a preset (digitsnet, digitscnn, article) or a spec: in-100r-100r-out, in-c8k5br-m2-out (README: Models)", 0, 0},
+        {"--model", CLI_STR, &spec, "a preset (digitsnet, digitscnn, article) or a spec: in-100r-100r-out, in-c8k5br-m2-out (README: Models)", 0, 0,
+         NULL, "digitsnet"},
+        {"--from", CLI_STR, &from, "go on training this float model (.tqf) instead of a new one (a fresh optimizer)", 0, 0},
         {"--no-norm", CLI_FLAG, &no_norm, "feed p/255 without the training set's mean/std normalization", 0, 0},
         {"--out", CLI_STR, &out, "where to save the model", 0, 0},
         CLI_DATA_OPTIONS(dataset, data),
         {"--limit", CLI_INT, &limit, "train on the first N training images only (0 = all)", 0, 2147483647},
         {"--checkpoint-every", CLI_INT, &cfg.checkpoint_every, "write a checkpoint every N epochs (0 = never)", 0, TQ_MAX_EPOCHS},
-        {"--checkpoint", CLI_STR, &ckpt, "checkpoint file (default: OUT with .ckpt added)", 0, 0},
+        {"--checkpoint", CLI_STR, &ckpt, "checkpoint file", 0, 0, NULL, "OUT.ckpt"},
         {"--resume", CLI_STR, &resume, "continue from this checkpoint (same options as the run that wrote it)", 0, 0},
         {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
     };
@@ -43,7 +45,13 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "tinyqat train: --optim must be adam or sgd, not '%s'\n", cfg.optim);
         return 2;
     }
-    if (!resume && tq_model_spec_check(spec) != TQ_OK) {
+    const char *asked = spec; /* --model as given (NULL: not given) */
+    if (!spec) spec = "digitsnet";
+    if (resume && from) {
+        fprintf(stderr, "tinyqat train: --resume and --from both name the model to train: give one\n");
+        return 2;
+    }
+    if ((asked || (!resume && !from)) && tq_model_spec_check(spec) != TQ_OK) {
         fprintf(stderr, "tinyqat train: %s\n", tq_last_error()); /* a malformed spec: a usage error, before any data */
         return 2;
     }
@@ -56,18 +64,41 @@ int cmd_train(int argc, char **argv) {
     tq_ckpt resume_ck;
     tq_ckpt_init(&resume_ck);
     tq_status st = TQ_OK;
+    memset(&m, 0, sizeof m);
     if (resume) {
         st = tq_ckpt_load(&resume_ck, resume);
         if (st == TQ_OK) st = tq_model_from_ckpt(&m, &resume_ck, resume);
         cfg.resume = &resume_ck;
+    } else if (from) {
+        st = tq_model_load(&m, from);
+        if (st == TQ_OK && m.qat) st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "%s is quantized: go on with qat --from its float model", from);
     } else {
         st = tq_model_for_data(&m, spec, &tr, cfg.seed);
         if (st == TQ_OK && no_norm) m.in_mean = 0.0f, m.in_std = 1.0f;
     }
     if (st != TQ_OK) {
         rc = cli_fail(NULL);
-        goto out;
+        goto out_model;
     }
+    /* the model of a checkpoint or a file is that one: a --model that names another is refused,
+     * not silently ignored */
+    char want[128];
+    if (asked && (resume || from)) {
+        if (tq_model_spec_resolve(asked, (const int[3]){(int)tr.h, (int)tr.w, (int)tr.c}, (int)tr.classes, want, sizeof want) != TQ_OK) {
+            rc = cli_fail(NULL);
+            goto out_model;
+        }
+        if (strcmp(want, m.spec)) {
+            fprintf(stderr, "tinyqat train: %s holds model %s, not %s (--model): drop --model to go on with it\n", resume ? resume : from,
+                    m.spec, want);
+            rc = 2;
+            goto out_model;
+        }
+    }
+    if (m.n_stages && m.stage[0].conv.pad && (m.in_mean != 0.0f || m.in_std != 1.0f))
+        fprintf(stderr, "tinyqat train: note: the first convolution pads its input, so with the input normalization (mean %.4f, std "
+                        "%.4f) this model can be trained and evaluated but not quantized (ptq and qat refuse it); --no-norm keeps it "
+                        "quantizable\n", (double)m.in_mean, (double)m.in_std);
     cli_train_view view = {.label = "train"};
     cfg.callback = cli_train_callback;
     cfg.user = &view;
@@ -93,11 +124,19 @@ int cmd_train(int argc, char **argv) {
             cli_json_str(j, "model", out);
             cli_json_str(j, "spec", m.spec);
             cli_json_num(j, "seed", (double)cfg.seed, 0);
+            cJSON *curve = cJSON_AddArrayToObject(j, "epochs_curve"); /* per epoch: loss and test accuracy */
+            for (int e = 0; curve && e < res.epochs; e++) {
+                cJSON *pt = cJSON_CreateObject();
+                cli_json_num(pt, "epoch", e + 1, 0);
+                cli_json_num(pt, "train_loss", res.train_loss[e], 5);
+                cli_json_num(pt, "test_accuracy", res.test_acc[e], 2);
+                cJSON_AddItemToArray(curve, pt);
+            }
             cli_json_print(j);
         }
     }
+out_model:
     tq_model_free(&m);
-out:
     tq_dataset_free(&tr);
     tq_dataset_free(&te);
     tq_ckpt_free(&resume_ck);
@@ -151,6 +190,12 @@ int cmd_eval(int argc, char **argv) {
             cli_json_num(j, "test_accuracy", acc, 2);
             cli_json_num(j, "images", te.n, 0);
             cli_json_str(j, "model", pos[0]);
+            cJSON *rows = cJSON_AddArrayToObject(j, "confusion"); /* [true class][predicted] */
+            for (int t = 0; rows && t < K; t++) {
+                cJSON *row = cJSON_CreateArray();
+                for (int c = 0; c < K; c++) cJSON_AddItemToArray(row, cJSON_CreateNumber((double)conf[t * K + c]));
+                cJSON_AddItemToArray(rows, row);
+            }
             cli_json_print(j);
         }
     }

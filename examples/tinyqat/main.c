@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "plot/canvas.h"
 #include "tinyqat.h"
@@ -54,6 +55,10 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
         if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "tinyqat: unknown command '%s' (see 'tinyqat --help')\n", argv[1]);
+    const char *names[sizeof COMMANDS / sizeof COMMANDS[0]];
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++) names[i] = COMMANDS[i].name;
+    const char *near = cli_closest(argv[1], names, (int)(sizeof names / sizeof names[0]));
+    if (near) fprintf(stderr, "tinyqat: unknown command '%s'; did you mean '%s'? (see 'tinyqat --help')\n", argv[1], near);
+    else fprintf(stderr, "tinyqat: unknown command '%s' (see 'tinyqat --help')\n", argv[1]);
     return 2;
 }

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# What a user of the tinyqat program expects beyond correct numbers: "did you mean" for a mistyped
+# command or option, --help showing real defaults, a hint when a file of the wrong kind is given,
+# output names derived from the input, export making its folders, --json carrying the figures,
+# and a checkpoint's or file's model never silently swapped for another one asked for.
+#   tests/cli_usability_test.sh PATH/TO/tinyqat    (the parts that train need MNIST_DIR)
+set -u
+bin="$1"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+ok()  { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+# expect STATUS DESCRIPTION -- command...: the exit status; stdout in $tmp/out, stderr in $tmp/err
+expect() {
+  local want="$1" what="$2"; shift 3
+  "$@" >"$tmp/out" 2>"$tmp/err"; local got=$?
+  if [ "$got" = "$want" ]; then ok; else bad "$what: exit $got, want $want"; sed 's/^/  | /' "$tmp/err" | head -5; fi
+}
+says() { grep -q -- "$1" "$tmp/${3:-err}" && ok || { bad "$2: no '$1' in:"; sed 's/^/  | /' "$tmp/${3:-err}" | head -5; }; }
+
+expect 2 "mistyped command" -- "$bin" trian
+says "did you mean 'train'" "mistyped command"
+expect 2 "mistyped option" -- "$bin" train --epoch 3
+says "did you mean --epochs" "mistyped option"
+expect 2 "far from any option" -- "$bin" train --zzzzzzzz 3
+grep -q "did you mean" "$tmp/err" && bad "no suggestion for a name far from every option" || ok
+# (stand-ins: -2 for "the last epoch", nan for "the data's range", -1 for "the scheme's"; --lo's -1 is real)
+for cmd in train ptq qat convert quantize experiment; do
+  "$bin" $cmd --help | grep -v -- "--lo N" >"$tmp/out"
+  if grep -qE '\[-[0-9]+\]|\[nan\]' "$tmp/out"; then bad "$cmd --help shows a stand-in default: $(grep -E '\[-[0-9]+\]|\[nan\]' "$tmp/out" | head -1)"; else ok; fi
+done
+"$bin" qat --help >"$tmp/out"
+says "--freeze-epoch N .*\[the last\]" "qat --help: the freeze default" out
+
+if [ -z "${MNIST_DIR:-}" ]; then
+  echo "cli usability: $pass passed, $fail failed (the rest needs MNIST_DIR)"
+  [ "$fail" = 0 ]; exit $?
+fi
+d=(--data "$MNIST_DIR")
+cd "$tmp"
+expect 0 "train with --json" -- "$bin" train --model in-16r-out --epochs 2 --limit 500 "${d[@]}" --out s.tqf --checkpoint-every 1 --json
+tail -n 1 out | grep -q '"epochs_curve":\[{"epoch":1,"train_loss":[0-9.]*,"test_accuracy":[0-9.]*},{"epoch":2' && ok || bad "train --json carries the per-epoch curve"
+expect 0 "eval --json" -- "$bin" eval s.tqf "${d[@]}" --json
+tail -n 1 out | grep -q '"confusion":\[\[' && ok || bad "eval --json carries the confusion matrix"
+# names from the input: ptq s.tqf -> s-ptq.tqf, convert s-ptq.tqf -> s.tqm, qat --from s.tqf -> s-qat.tqf
+expect 0 "ptq, default output" -- "$bin" ptq s.tqf --calib-batches 2 "${d[@]}"
+[ -f s-ptq.tqf ] && ok || bad "ptq s.tqf writes s-ptq.tqf"
+expect 0 "convert, default output" -- "$bin" convert s-ptq.tqf
+[ -f s.tqm ] && [ ! -f digitsnet.tqm ] && ok || bad "convert s-ptq.tqf writes s.tqm"
+expect 0 "qat, default output" -- "$bin" qat --from s.tqf --epochs 1 "${d[@]}"
+[ -f s-qat.tqf ] && ok || bad "qat --from s.tqf writes s-qat.tqf"
+# a file of the other kind: the message says what it is
+expect 1 "eval of an integer model" -- "$bin" eval s.tqm "${d[@]}"
+says "integer model (.tqm), which infer and export read" "eval of a .tqm"
+expect 1 "infer of a float model" -- "$bin" infer s.tqf "${d[@]}"
+says "float or quantized model (.tqf)" "infer of a .tqf"
+# export makes the folders it writes into
+expect 0 "export into new folders" -- "$bin" export s.tqm --c a/b/c
+[ -f a/b/c/tq_model.c ] && ok || bad "export --c a/b/c creates a and b"
+# the checkpoint's model is the one trained: another --model is refused, the same is fine
+expect 2 "resume with another --model" -- "$bin" train --model in-32r-out --epochs 2 --limit 500 "${d[@]}" --resume s.tqf.ckpt --out r.tqf
+says "holds model 784-16r-10, not 784-32r-10" "resume with another --model"
+[ ! -f r.tqf ] && ok || bad "a refused resume writes no model"
+expect 2 "resume with a malformed --model" -- "$bin" train --model 784-x-10 --epochs 2 --resume s.tqf.ckpt "${d[@]}" --out r.tqf
+expect 0 "resume with the same --model" -- "$bin" train --model in-16r-out --epochs 2 --limit 500 "${d[@]}" --resume s.tqf.ckpt --out r.tqf
+cmp -s r.tqf s.tqf && ok || bad "the resumed run gives the finished run's model"
+expect 0 "qat checkpoint" -- "$bin" qat --from s.tqf --epochs 2 --checkpoint-every 1 "${d[@]}" --out q.tqf
+expect 0 "another float model" -- "$bin" train --model in-8r-out --epochs 1 --limit 300 "${d[@]}" --out o.tqf
+expect 2 "qat --resume with another --from" -- "$bin" qat --from o.tqf --resume q.tqf.ckpt --epochs 2 "${d[@]}" --out q2.tqf
+says "holds model 784-16r-10, but --from o.tqf is 784-8r-10" "qat --resume with another --from"
+# train --from: go on training a saved float model
+expect 0 "train --from" -- "$bin" train --from s.tqf --epochs 1 --limit 500 "${d[@]}" --out s2.tqf
+grep -q "784-16r-10" out && ok || bad "train --from trains the saved model"
+expect 1 "train --from a quantized model" -- "$bin" train --from s-qat.tqf --epochs 1 --limit 500 "${d[@]}" --out s3.tqf
+# a first convolution that pads, with the input normalization: said before training
+expect 0 "padded first convolution" -- "$bin" train --model in-c2k3p1-out --epochs 1 --limit 100 "${d[@]}" --out p.tqf
+says "cannot be folded\|not quantized" "the padded first convolution's note"
+echo "cli usability: $pass passed, $fail failed"
+[ "$fail" = 0 ]
