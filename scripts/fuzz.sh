@@ -10,7 +10,7 @@ secs="${1:-60}"
 out="$root/build-fuzz"
 mkdir -p "$out"
 command -v clang >/dev/null || { echo "fuzz: clang not installed (apt-get install clang)" >&2; exit 1; }
-cflags=(-std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_POSIX_C_SOURCE=200809L
+cflags=(-std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_POSIX_C_SOURCE=200809L -DTQ_FUZZING
         -I"$root" -I"$root/include" $(pkg-config --cflags openblas libcjson))
 # the library without the C exporter (it embeds a generated file; no target needs it) and the CLI's parser
 libsrc=("$root"/src/*.c "$root"/layers/*.c "$root"/optim/*.c "$root"/data/*.c "$root"/pipeline/{train,int8,version}.c

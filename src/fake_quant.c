@@ -204,7 +204,9 @@ static void fq_requant(tq_node *n) {
         int c = (int)((i % (size_t)x->cols) % (size_t)C);
         double a = nearbyint((double)x->val[i] / (double)step[c]);
         a = a != a ? 0.0 : a > 2147483647.0 ? 2147483647.0 : a < -2147483648.0 ? -2147483648.0 : a; /* NaN: see below */
-        int32_t q = tq_requantize_ref((int32_t)a, M0[c], shift[c]) + fq->zero_point[0];
+        /* in 64 bits: a left shift saturates near 2^31, where + z would overflow (the kernels add it
+         * saturating too, src/int8_infer.c) */
+        int64_t q = (int64_t)tq_requantize_ref((int32_t)a, M0[c], shift[c]) + fq->zero_point[0];
         q = q < fq->qmin ? fq->qmin : q > fq->qmax ? fq->qmax : q;
         n->val[i] = ((float)q - fz) * s_y + x->val[i] * 0.0f; /* x * 0: a NaN stays visible */
         n->aux[i] = 1.0f;

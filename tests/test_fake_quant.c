@@ -339,8 +339,38 @@ static void eval_rounds_as_the_integer_path(void **state) {
     tq_observer_free(&obs);
 }
 
+/* A multiplier of 2^30 or more (an output scale tiny beside s_in s_w: fuzz_model found one in a
+ * corrupted model) saturates, in the evaluation's rounding as in the kernels: 2^31 - 1 at shift
+ * 30, and the zero point added without overflowing. Every nonzero accumulator clamps, zero gives z. */
+static void eval_saturates_a_huge_multiplier(void **state) {
+    (void)state;
+    const float s_in = 1.0f;
+    tq_fq w, a;
+    assert_int_equal(tq_fq_init_weight(&w, 8, 1, 1), TQ_OK);
+    w.scale[0] = 1.0f;
+    tq_observer obs;
+    tq_observer_init(&obs, TQ_OBS_MINMAX);
+    const float range[2] = {-1e-8f, 1e-8f};
+    assert_int_equal(tq_observer_observe(&obs, range, 2), TQ_OK);
+    tq_fq_init_act(&a, &obs);
+    assert_int_equal(tq_fq_update(&a, NULL, 0, 0, 0), TQ_OK);
+    a.scale[0] = 1e-10f, a.zero_point[0] = 45; /* M = 1e10 */
+    a.req_w = &w;
+    a.req_in = &s_in;
+    float x[3] = {5.0f, -5.0f, 0.0f}, dx[3];
+    tq_graph *g = tq_graph_new();
+    tq_node *y = tq_fake_quant(g, tq_leaf(g, "x", 1, 3, x, dx), &a);
+    assert_int_equal(tq_graph_forward(g, TQ_RUN_EVAL), TQ_OK);
+    assert_float_equal(y->val[0] / 1e-10f + 45.0f, 127.0f, 1e-3f);
+    assert_float_equal(y->val[1] / 1e-10f + 45.0f, -128.0f, 1e-3f);
+    assert_float_equal(y->val[2] / 1e-10f + 45.0f, 45.0f, 1e-3f);
+    tq_graph_free(g);
+    tq_observer_free(&obs);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(eval_saturates_a_huge_multiplier),
         cmocka_unit_test(ste_mask_at_the_boundaries), cmocka_unit_test(forward_equals_reference),
         cmocka_unit_test(lsq_scale_gradient),         cmocka_unit_test(lsq_gradient_rounds_as_the_forward),
         cmocka_unit_test(non_finite_gives_nan),         cmocka_unit_test(disabled_is_identity),
