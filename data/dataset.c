@@ -10,6 +10,7 @@
 #include <zlib.h>
 
 #include "src/alloc.h"
+#include "src/fileio.h"
 
 #define TQ_IDX_MAX_BYTES ((uint64_t)1 << 31)
 
@@ -236,6 +237,53 @@ void tq_dataset_norm(const tq_dataset *ds, float *mean, float *std) {
     *mean = (float)(round(m * 1e4) / 1e4);
     *std = (float)(round(sd * 1e4) / 1e4);
     if (!(*std > 0)) *std = 1.0f;
+}
+
+tq_status tq_dataset_from_memory(tq_dataset *ds, const uint8_t *images, const uint8_t *labels, uint32_t n, uint32_t h, uint32_t w,
+                                 uint32_t c, uint32_t classes, const char *name) {
+    if (!ds || !images || !labels) TQ_FAIL(TQ_E_ARG, "dataset: the dataset, the images and the labels are required");
+    memset(ds, 0, sizeof *ds);
+    const char *nm = name ? name : "dataset in memory";
+    if (!n || !h || !w || !c) TQ_FAIL(TQ_E_ARG, "%s: %u images of %ux%ux%u: no size may be 0", nm, n, h, w, c);
+    const uint64_t px = (uint64_t)h * w * c;
+    if (px > ((uint64_t)1 << 24) || px * n > TQ_IDX_MAX_BYTES)
+        TQ_FAIL(TQ_E_ARG, "%s: %u images of %ux%ux%u values: more than tinyqat takes", nm, n, h, w, c);
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n; i++) k = labels[i] >= k ? labels[i] + 1u : k;
+    if (classes && classes < k) TQ_FAIL(TQ_E_ARG, "%s: label %u, but %u classes", nm, k - 1, classes);
+    ds->images = tq_malloc((size_t)(px * n));
+    ds->labels = tq_malloc(n);
+    if (!ds->images || !ds->labels) {
+        tq_dataset_free(ds);
+        TQ_FAIL(TQ_E_NOMEM, "%s: out of memory for %u images", nm, n);
+    }
+    memcpy(ds->images, images, (size_t)(px * n));
+    memcpy(ds->labels, labels, n);
+    ds->n = n, ds->h = h, ds->w = w, ds->c = c, ds->classes = classes ? classes : k;
+    snprintf(ds->source, sizeof ds->source, "%s", nm);
+    return TQ_OK;
+}
+
+/* An IDX file: magic 0x0000 08 ND, ND big-endian sizes, the bytes. */
+static tq_status write_idx(const char *path, const uint32_t *dims, int nd, const uint8_t *data, size_t len) {
+    size_t head = 4 + 4 * (size_t)nd;
+    uint8_t *buf = tq_malloc(head + len);
+    if (!buf) TQ_FAIL(TQ_E_NOMEM, "%s: out of memory", path);
+    buf[0] = 0, buf[1] = 0, buf[2] = 8, buf[3] = (uint8_t)nd;
+    for (int d = 0; d < nd; d++)
+        for (int b = 0; b < 4; b++) buf[4 + 4 * d + b] = (uint8_t)(dims[d] >> (24 - 8 * b));
+    memcpy(buf + head, data, len);
+    tq_status st = tq_file_write_atomic(path, buf, head + len);
+    tq_free(buf);
+    return st;
+}
+
+tq_status tq_dataset_save_idx(const tq_dataset *ds, const char *images_path, const char *labels_path) {
+    if (!ds || !images_path || !labels_path || !ds->images || !ds->labels || !ds->n)
+        TQ_FAIL(TQ_E_ARG, "dataset: a loaded dataset and both paths are required");
+    const uint32_t idims[4] = {ds->n, ds->h, ds->w, ds->c}, ldims[1] = {ds->n};
+    TQ_TRY(write_idx(images_path, idims, ds->c == 1 ? 3 : 4, ds->images, (size_t)ds->n * tq_dataset_pixels(ds)));
+    return write_idx(labels_path, ldims, 1, ds->labels, ds->n);
 }
 
 void tq_dataset_free(tq_dataset *ds) {

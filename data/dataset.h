@@ -43,6 +43,16 @@ tq_status tq_dataset_load(tq_dataset *ds, const char *dir, tq_split split);
 tq_status tq_dataset_load_files(tq_dataset *ds, const char *images_path, const char *labels_path);
 void tq_dataset_free(tq_dataset *ds); /* NULL-safe, idempotent */
 
+/* A dataset from the caller's memory: n images of h x w x c bytes ([n][h][w][c]) and n labels,
+ * copied (the caller keeps and frees its buffers). classes: the class count, at least the largest
+ * label + 1, or 0 to take that; name (or NULL) names it in messages. The sizes are checked as a
+ * file's are: none zero, at most 2^24 values an image, 2 GiB in all. */
+tq_status tq_dataset_from_memory(tq_dataset *ds, const uint8_t *images, const uint8_t *labels, uint32_t n, uint32_t h, uint32_t w,
+                                 uint32_t c, uint32_t classes, const char *name);
+/* Write ds as two IDX files: the images as idx3 (c = 1) or idx4, the labels as idx1; each
+ * atomically (a failure leaves an existing file as it was). tq_dataset_load_files reads them. */
+tq_status tq_dataset_save_idx(const tq_dataset *ds, const char *images_path, const char *labels_path);
+
 /* A test set against its training set: the same image shape, labels below the training set's K
  * (TQ_E_SHAPE / TQ_E_FORMAT with the file named). Sets test->classes to train->classes. */
 tq_status tq_dataset_check_pair(const tq_dataset *train, tq_dataset *test);

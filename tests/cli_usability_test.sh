@@ -76,5 +76,24 @@ expect 1 "train --from a quantized model" -- "$bin" train --from s-qat.tqf --epo
 # a first convolution that pads, with the input normalization: said before training
 expect 0 "padded first convolution" -- "$bin" train --model in-c2k3p1-out --epochs 1 --limit 100 "${d[@]}" --out p.tqf
 says "cannot be folded\|not quantized" "the padded first convolution's note"
+# a small dataset (200 images): the default sees as many images as 10 epochs of MNIST (600,000),
+# here capped at 1,000 epochs, where 10 epochs (2,000 images) would underfit
+mkdir -p small
+for s in train t10k; do
+  { printf '\x00\x00\x08\x03\x00\x00\x00\xc8\x00\x00\x00\x1c\x00\x00\x00\x1c'
+    gzip -dc "$MNIST_DIR/$s-images-idx3-ubyte.gz" | tail -c +17 | head -c 156800; } >small/$s-images-idx3-ubyte
+  { printf '\x00\x00\x08\x01\x00\x00\x00\xc8'; gzip -dc "$MNIST_DIR/$s-labels-idx1-ubyte.gz" | tail -c +9 | head -c 200; } \
+    >small/$s-labels-idx1-ubyte
+done
+expect 0 "default epochs on a small set" -- "$bin" train --model in-8r-out --data small --out small.tqf --json
+tail -n 1 out | grep -q '"epochs":1000' && ok || bad "200 images train 1000 epochs by default: $(tail -n 1 out | head -c 200)"
+expect 0 "default epochs on MNIST stay 10" -- "$bin" train --model in-8r-out --batch 4096 "${d[@]}" --out big.tqf --json
+tail -n 1 out | grep -q '"epochs":10,' && ok || bad "MNIST keeps 10 epochs, whatever the batch"
+# --json: a failure is a JSON line too; the experiment gives each seed's figures
+expect 1 "a failure with --json" -- "$bin" eval none.tqf --json
+tail -n 1 out | grep -q '^{"error":"tinyqat: none.tqf: cannot open.*","exit":1}$' && ok || bad "--json failure: $(tail -n 1 out)"
+says "none.tqf" "a failure with --json still says it on stderr"
+expect 0 "experiment --json" -- "$bin" experiment --seeds 2 --epochs 1 --qat-epochs 1 --model in-8r-out "${d[@]}" --json
+tail -n 1 out | grep -q '"per_seed":\[{"seed":0,"test_accuracy":[0-9.]*,"train_seconds":[0-9.]*},{"seed":1' && ok || bad "experiment --json carries each seed"
 echo "cli usability: $pass passed, $fail failed"
 [ "$fail" = 0 ]

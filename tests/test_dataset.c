@@ -275,6 +275,54 @@ static void normalization_by_hand(void **state) {
     assert_float_equal(sd, 0.4230f, 1e-7f);
 }
 
+/* A dataset from the caller's buffers: copied, its class count from the labels or given, bad
+ * sizes refused; written as IDX (idx3, and idx4 with channels) and read back byte for byte. */
+static void from_memory_and_idx_round_trip(void **state) {
+    (void)state;
+    uint8_t img[3 * 2 * 2 * 3], lab[3] = {0, 4, 2};
+    for (size_t i = 0; i < sizeof img; i++) img[i] = (uint8_t)(i * 7);
+    tq_dataset ds, back;
+    assert_int_equal(tq_dataset_from_memory(&ds, img, lab, 3, 2, 2, 3, 0, "mine"), TQ_OK);
+    assert_int_equal(ds.classes, 5);
+    assert_string_equal(ds.source, "mine");
+    img[0] = 99, lab[0] = 1; /* the dataset holds its own copy */
+    assert_int_equal(ds.images[0], 0);
+    assert_int_equal(ds.labels[0], 0);
+    char ip[256], lp[256];
+    snprintf(ip, sizeof ip, "%s/mem-images-idx4-ubyte", dir);
+    snprintf(lp, sizeof lp, "%s/mem-labels-idx1-ubyte", dir);
+    assert_int_equal(tq_dataset_save_idx(&ds, ip, lp), TQ_OK);
+    assert_int_equal(tq_dataset_load_files(&back, ip, lp), TQ_OK);
+    assert_true(back.n == 3 && back.h == 2 && back.w == 2 && back.c == 3 && back.classes == 5);
+    assert_memory_equal(back.images, ds.images, sizeof img);
+    assert_memory_equal(back.labels, ds.labels, 3);
+    tq_dataset_free(&back);
+    tq_dataset_free(&ds);
+    /* one channel: idx3, which a folder of MNIST's names loads */
+    assert_int_equal(tq_dataset_from_memory(&ds, img, lab, 3, 4, 3, 1, 10, NULL), TQ_OK);
+    assert_int_equal(ds.classes, 10);
+    snprintf(ip, sizeof ip, "%s/one-images-idx3-ubyte", dir);
+    snprintf(lp, sizeof lp, "%s/one-labels-idx1-ubyte", dir);
+    assert_int_equal(tq_dataset_save_idx(&ds, ip, lp), TQ_OK);
+    FILE *f = fopen(ip, "rb");
+    unsigned char head[4];
+    assert_int_equal(fread(head, 1, 4, f), 4);
+    fclose(f);
+    assert_int_equal(head[3], 3);
+    assert_int_equal(tq_dataset_load_files(&back, ip, lp), TQ_OK);
+    assert_memory_equal(back.images, ds.images, 36);
+    tq_dataset_free(&back);
+    tq_dataset_free(&ds);
+    /* refused: a size of 0, labels beyond the class count given, NULL buffers */
+    assert_int_equal(tq_dataset_from_memory(&ds, img, lab, 0, 2, 2, 1, 0, NULL), TQ_E_ARG);
+    assert_int_equal(tq_dataset_from_memory(&ds, img, lab, 3, 2, 0, 1, 0, NULL), TQ_E_ARG);
+    assert_int_equal(tq_dataset_from_memory(&ds, img, lab, 3, 2, 2, 1, 3, "small"), TQ_E_ARG);
+    assert_non_null(strstr(tq_last_error(), "small: label 4, but 3 classes"));
+    assert_int_equal(tq_dataset_from_memory(&ds, NULL, lab, 3, 2, 2, 1, 0, NULL), TQ_E_ARG);
+    assert_int_equal(tq_dataset_from_memory(&ds, img, lab, 3, 70000, 70000, 1, 0, NULL), TQ_E_ARG);
+    assert_int_equal(tq_dataset_save_idx(&ds, ip, lp), TQ_E_ARG); /* an empty dataset */
+}
+
 static void real_mnist(void **state) {
     (void)state;
     const char *d = getenv("TQ_REAL_MNIST");
@@ -304,7 +352,7 @@ int main(void) {
         cmocka_unit_test(good_files_load),   cmocka_unit_test(bad_headers),     cmocka_unit_test(truncated_and_trailing),
         cmocka_unit_test(corrupted_gzip),    cmocka_unit_test(inconsistent_pair), cmocka_unit_test(missing_files),
         cmocka_unit_test(dataset_dir_order), cmocka_unit_test(other_shapes_and_pairs), cmocka_unit_test(normalization_by_hand),
-        cmocka_unit_test(real_mnist),
+        cmocka_unit_test(real_mnist),        cmocka_unit_test(from_memory_and_idx_round_trip),
     };
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -758,6 +758,15 @@ int cmd_experiment(int argc, char **argv) {
                     mean_std(rows[i].int_acc, seeds, &im, &isd);
                     cli_json_num(r, "int_path_accuracy", im, 2);
                 }
+                cJSON *per = cJSON_AddArrayToObject(r, "per_seed"); /* seed s's figures, s = 0.. */
+                for (int s = 0; per && s < seeds; s++) {
+                    cJSON *o = cJSON_CreateObject();
+                    cli_json_num(o, "seed", s, 0);
+                    cli_json_num(o, "test_accuracy", rows[i].acc[s], 2);
+                    if (i) cli_json_num(o, "int_path_accuracy", rows[i].int_acc[s], 2);
+                    cli_json_num(o, "train_seconds", rows[i].seconds[s], 2);
+                    cJSON_AddItemToArray(per, o);
+                }
                 cJSON_AddItemToArray(arr, r);
             }
             cli_json_print(j);

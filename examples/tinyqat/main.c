@@ -1,9 +1,11 @@
 /* tinyqat: the command-line program. One function per subcommand; each parses its own options
  * (cli.h prints them with their defaults under --help) and returns the exit status:
  * 0 success, 1 a failure with a one-line message, 2 a usage error. */
+#define _POSIX_C_SOURCE 200809L /* fileno, dup */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -38,6 +40,39 @@ static void usage(FILE *f) {
                "--dataset fashion-mnist (Debian's dataset-fashion-mnist), or --data DIR for any folder of IDX files.\n");
 }
 
+/* With --json a failure is JSON too: the command's stderr is captured (and passed on when it
+ * ends), and a failing command's last line of it becomes {"error": ..., "exit": N}, the last
+ * line of stdout, where a script reads the results. */
+static int run_json(int (*run)(int, char **), int argc, char **argv) {
+    fflush(stderr);
+    FILE *cap = tmpfile();
+    int saved = cap ? dup(2) : -1;
+    if (saved < 0 || dup2(fileno(cap), 2) < 0) { /* cannot capture: run as usual */
+        if (cap) fclose(cap);
+        if (saved >= 0) close(saved);
+        return run(argc, argv);
+    }
+    int rc = run(argc, argv);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(cap);
+    char line[4096], last[4096] = "";
+    while (fgets(line, sizeof line, cap)) {
+        fputs(line, stderr);
+        if (line[0] != '\n') snprintf(last, sizeof last, "%s", line);
+    }
+    fclose(cap);
+    if (rc != 0) {
+        last[strcspn(last, "\n")] = '\0';
+        cJSON *j = cli_json_new();
+        cli_json_str(j, "error", last[0] ? last : "failed");
+        cli_json_num(j, "exit", rc, 0);
+        cli_json_print(j);
+    }
+    return rc;
+}
+
 int main(int argc, char **argv) {
     atexit(tq_canvas_release_fonts); /* the program owns the process's fontconfig: leak checkers find nothing */
     if (argc < 2) {
@@ -53,8 +88,11 @@ int main(int argc, char **argv) {
         printf("pictures: %s\n", tq_canvas_supported() ? "PNG and SVG (cairo)" : "none (built without cairo)");
         return 0;
     }
+    int json = 0;
+    for (int i = 2; i < argc; i++) json |= !strcmp(argv[i], "--json");
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
-        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], COMMANDS[i].name))
+            return json ? run_json(COMMANDS[i].run, argc - 1, argv + 1) : COMMANDS[i].run(argc - 1, argv + 1);
     const char *names[sizeof COMMANDS / sizeof COMMANDS[0]];
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++) names[i] = COMMANDS[i].name;
     const char *near = cli_closest(argv[1], names, (int)(sizeof names / sizeof names[0]));
