@@ -14,11 +14,47 @@
 #include "src/fileio.h"
 #include "tq_runtime_src.h"
 
-static tq_status write_buf(const char *dir, const char *name, tq_buf *b) {
+static int ident_char(unsigned char c) { return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
+
+/* b with every name that starts with tq_ / TQ_ starting with prefix / PREFIX instead (kws_:
+ * tq_model_classify -> kws_model_classify, tq_s8_layer -> kws_s8_layer, TQ_MODEL_INPUTS ->
+ * KWS_MODEL_INPUTS), except the build's own switches (TQ_PORTABLE, TQ_TEST_DATA_ATTR). Into out. */
+static void put_prefixed(tq_buf *out, const tq_buf *b, const char *prefix) {
+    char upper[64];
+    size_t pl = strlen(prefix);
+    for (size_t i = 0; i <= pl && i < sizeof upper; i++) upper[i] = (char)(prefix[i] >= 'a' && prefix[i] <= 'z' ? prefix[i] - 32 : prefix[i]);
+    const unsigned char *s = b->p;
+    for (size_t i = 0; i < b->len;) {
+        int start = i == 0 || !ident_char(s[i - 1]);
+        int lower = start && i + 3 <= b->len && !memcmp(s + i, "tq_", 3), up = start && i + 3 <= b->len && !memcmp(s + i, "TQ_", 3);
+        if (up && ((i + 11 <= b->len && !memcmp(s + i, "TQ_PORTABLE", 11)) || (i + 17 <= b->len && !memcmp(s + i, "TQ_TEST_DATA_ATTR", 17))))
+            up = 0;
+        if (lower) { /* a file name (tq_model.h) keeps its name: the files do not change names */
+            size_t e = i;
+            while (e < b->len && ident_char(s[e])) e++;
+            if (e + 1 < b->len && s[e] == '.' && (s[e + 1] == 'h' || s[e + 1] == 'c') && (e + 2 == b->len || !ident_char(s[e + 2]))) lower = 0;
+        }
+        if (lower || up) {
+            tq_buf_put(out, lower ? prefix : upper, pl);
+            i += 3;
+        } else {
+            tq_buf_u8(out, s[i++]);
+        }
+    }
+    if (!b->ok) out->ok = 0;
+}
+
+static tq_status write_buf(const char *dir, const char *name, tq_buf *b, const char *prefix) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     if (!b->ok) TQ_FAIL(TQ_E_NOMEM, "%s: out of memory", path);
-    return tq_file_write_atomic(path, b->p, b->len);
+    if (!prefix) return tq_file_write_atomic(path, b->p, b->len);
+    tq_buf p;
+    tq_buf_init(&p);
+    put_prefixed(&p, b, prefix);
+    tq_status st = p.ok ? tq_file_write_atomic(path, p.p, p.len) : tq_error_set_(TQ_E_NOMEM, __FILE__, __LINE__, "%s: out of memory", path);
+    tq_buf_free(&p);
+    return st;
 }
 
 static void put_str(tq_buf *b, const char *s) { tq_buf_put(b, s, strlen(s)); }
@@ -103,7 +139,18 @@ static void put_runtime(tq_buf *b, const unsigned char *src, size_t len, unsigne
 }
 
 tq_status tq_export_c(const tq_qmodel *qm, const char *cdir, const char *source, const tq_dataset *test, int n_test) {
+    return tq_export_c_prefixed(qm, cdir, source, test, n_test, NULL);
+}
+
+tq_status tq_export_c_prefixed(const tq_qmodel *qm, const char *cdir, const char *source, const tq_dataset *test, int n_test,
+                               const char *prefix) {
     if (!qm || !cdir) TQ_FAIL(TQ_E_ARG, "export: a model and a folder are required");
+    if (prefix) { /* a C identifier's start, lower case (its upper case names the macros) */
+        size_t n = strlen(prefix);
+        int ok = n >= 1 && n <= 32 && (prefix[0] == '_' || (prefix[0] >= 'a' && prefix[0] <= 'z'));
+        for (size_t i = 0; ok && i < n; i++) ok = prefix[i] == '_' || (prefix[i] >= 'a' && prefix[i] <= 'z') || (prefix[i] >= '0' && prefix[i] <= '9');
+        if (!ok) TQ_FAIL(TQ_E_ARG, "export: prefix '%s': lower-case letters, digits and _ (1 to 32, not starting with a digit)", prefix);
+    }
     if (tq_int8_net_check(&qm->net) != TQ_INT8_OK) TQ_FAIL(TQ_E_ARG, "export: the integer model is not a valid network");
     const tq_qmodel q = *qm; /* a shallow copy: the code below reads q.x */
     tq_status st = TQ_OK;
@@ -193,10 +240,10 @@ tq_status tq_export_c(const tq_qmodel *qm, const char *cdir, const char *source,
     putf(&h, "#define TQ_MODEL_EXPORT_ID 0x%08xu /* every file of this export carries it */\n", (unsigned)id);
     put_runtime(&rt_h, tq_src_int8_infer_h, tq_src_int8_infer_h_len, kinds, widths, (uint32_t)id);
     put_runtime(&rt_c, tq_src_int8_infer_c, tq_src_int8_infer_c_len, kinds, widths, (uint32_t)id);
-    if (st == TQ_OK) st = write_buf(cdir, "tq_model.h", &h);
-    if (st == TQ_OK) st = write_buf(cdir, "tq_model.c", &c);
-    if (st == TQ_OK) st = write_buf(cdir, "int8_infer.h", &rt_h);
-    if (st == TQ_OK) st = write_buf(cdir, "int8_infer.c", &rt_c);
+    if (st == TQ_OK) st = write_buf(cdir, "tq_model.h", &h, prefix);
+    if (st == TQ_OK) st = write_buf(cdir, "tq_model.c", &c, prefix);
+    if (st == TQ_OK) st = write_buf(cdir, "int8_infer.h", &rt_h, prefix);
+    if (st == TQ_OK) st = write_buf(cdir, "int8_infer.c", &rt_c, prefix);
     tq_buf_free(&h);
     tq_buf_free(&c);
     tq_buf_free(&rt_h);
@@ -234,7 +281,7 @@ tq_status tq_export_c(const tq_qmodel *qm, const char *cdir, const char *source,
         }
         put_str(&t, "};\n");
         if (st == TQ_OK && (!logits || !scratch)) t.ok = 0;
-        if (st == TQ_OK) st = write_buf(cdir, "tq_test_data.h", &t);
+        if (st == TQ_OK) st = write_buf(cdir, "tq_test_data.h", &t, prefix);
         tq_buf_free(&t);
         tq_free(logits);
         tq_free(scratch);

@@ -24,6 +24,14 @@ extern "C" {
  * provenance line. test: the first n_test images of it go into tq_test_data.h (NULL or 0: none). */
 tq_status tq_export_c(const tq_qmodel *q, const char *dir, const char *source, const tq_dataset *test, int n_test);
 
+/* The same with every name of the module (functions, types, macros, the test data's arrays)
+ * starting with prefix instead of tq_ (and its upper case instead of TQ_): with "kws_", the call
+ * is kws_model_classify and the runtime's kws_int8_net_run, so two models' modules, each in its
+ * folder, build into one firmware. The build switches keep their names (TQ_PORTABLE,
+ * TQ_TEST_DATA_ATTR). prefix: lower-case letters, digits and _; NULL is tq_export_c. */
+tq_status tq_export_c_prefixed(const tq_qmodel *q, const char *dir, const char *source, const tq_dataset *test, int n_test,
+                               const char *prefix);
+
 #ifdef __cplusplus
 }
 #endif

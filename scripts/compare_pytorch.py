@@ -45,7 +45,10 @@ def read_idx(folder, stem):
     sys.exit(f"compare_pytorch: {os.path.join(folder, stem)}[.gz]: not found")
 
 
-def torch_models(torch):
+def torch_models(torch, conv_bias=True):
+    """The two networks; conv_bias: DigitsCNN's convolutions with a bias (PyTorch's default form,
+    which batch norm makes redundant) or without one. Debian's PyTorch 1.13 runs the form without
+    a bias several times slower, so both are measured and the faster one reported."""
     nn = torch.nn
     q = torch.ao.quantization
 
@@ -67,8 +70,8 @@ def torch_models(torch):
         def __init__(self):
             super().__init__()
             self.quant, self.dequant = q.QuantStub(), q.DeQuantStub()
-            self.conv1, self.bn1, self.relu1 = nn.Conv2d(1, 8, 5, bias=False), nn.BatchNorm2d(8), nn.ReLU()
-            self.conv2, self.bn2, self.relu2 = nn.Conv2d(8, 16, 5, bias=False), nn.BatchNorm2d(16), nn.ReLU()
+            self.conv1, self.bn1, self.relu1 = nn.Conv2d(1, 8, 5, bias=conv_bias), nn.BatchNorm2d(8), nn.ReLU()
+            self.conv2, self.bn2, self.relu2 = nn.Conv2d(8, 16, 5, bias=conv_bias), nn.BatchNorm2d(16), nn.ReLU()
             self.pool = nn.MaxPool2d(2)
             self.fc = nn.Linear(256, 10)
             self.fuse = [["conv1", "bn1", "relu1"], ["conv2", "bn2", "relu2"]]
@@ -106,13 +109,14 @@ def torch_epoch(torch, make, images, labels, qat, threads, seed=0):
     return time.perf_counter() - start
 
 
-def torch_run(script, data, model, mode, threads):
-    """One PyTorch epoch in a fresh process with every thread pool at `threads`."""
+def torch_run(script, data, model, mode, threads, form):
+    """One PyTorch epoch in a fresh process with every thread pool at `threads`; form "bias" or
+    "nobias" (DigitsCNN's convolutions)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore")
-    out = subprocess.run([sys.executable, script, "--torch-worker", model, mode, str(threads), "--data", data],
+    out = subprocess.run([sys.executable, script, "--torch-worker", model, mode, str(threads), "--form", form, "--data", data],
                          capture_output=True, text=True, env=env)
     if out.returncode != 0:
-        sys.exit(f"compare_pytorch: the PyTorch run ({model} {mode}, {threads} threads) failed: {out.stderr.strip()[-500:]}")
+        sys.exit(f"compare_pytorch: the PyTorch run ({model} {mode}, {threads} threads, {form}) failed: {out.stderr.strip()[-500:]}")
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -147,6 +151,7 @@ def main():
     ap.add_argument("--torch-threads", default="1,2", help="PyTorch thread counts to try; the fastest is reported [1,2]")
     ap.add_argument("--models", default="digitsnet,digitscnn", help="[digitsnet,digitscnn]")
     ap.add_argument("--torch-worker", nargs=3, metavar=("MODEL", "MODE", "THREADS"), help=argparse.SUPPRESS)
+    ap.add_argument("--form", default="bias", choices=["bias", "nobias"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     try:
         import torch
@@ -155,7 +160,7 @@ def main():
     if args.torch_worker:  # one timed epoch in this process, printed as seconds
         model, mode, threads = args.torch_worker
         images, labels = load_mnist(torch, args.data)
-        print(torch_epoch(torch, torch_models(torch)[model], images, labels, mode == "QAT", int(threads)))
+        print(torch_epoch(torch, torch_models(torch, args.form == "bias")[model], images, labels, mode == "QAT", int(threads)))
         return
     if not os.access(args.tinyqat, os.X_OK):
         sys.exit(f"compare_pytorch: {args.tinyqat}: not an executable (build tinyqat first, or pass --tinyqat)")
@@ -165,7 +170,8 @@ def main():
     read_idx(args.data, "train-labels-idx1-ubyte")  # a missing file is reported here, once
     makers = torch_models(torch)
     print(f"PyTorch {torch.__version__}, tinyqat {args.tinyqat} with {args.threads} thread(s); one epoch, batch 64, Adam 1e-3")
-    print("| model | mode | tinyqat | PyTorch (best of threads " + args.torch_threads + ") | PyTorch / tinyqat |")
+    print("| model | mode | tinyqat | PyTorch (best of threads " + args.torch_threads + ", and for DigitsCNN of its convolutions "
+          "with and without a bias) | PyTorch / tinyqat |")
     print("|---|---|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as work:
         for model in args.models.split(","):
@@ -173,9 +179,10 @@ def main():
                 sys.exit(f"compare_pytorch: unknown model '{model}' (digitsnet, digitscnn)")
             tq_fp32, tq_qat = tinyqat_epochs(args.tinyqat, model, args.data, args.threads, work)
             for mode, tq_s in (("FP32", tq_fp32), ("QAT", tq_qat)):
-                runs = {t: torch_run(os.path.abspath(__file__), args.data, model, mode, t) for t in torch_threads}
+                forms = ("bias", "nobias") if model == "digitscnn" else ("bias",)
+                runs = {(t, f): torch_run(os.path.abspath(__file__), args.data, model, mode, t, f) for t in torch_threads for f in forms}
                 best = min(runs, key=runs.get)
-                detail = ", ".join(f"{t} thr {s:.2f} s" for t, s in runs.items())
+                detail = ", ".join(f"{t} thr{' ' + f if len(forms) > 1 else ''} {s:.2f} s" for (t, f), s in runs.items())
                 print(f"| {model} | {mode} | {tq_s:.2f} s | {runs[best]:.2f} s ({detail}) | {runs[best] / tq_s:.1f}x |", flush=True)
 
 

@@ -230,6 +230,8 @@ static void exported_module_compiles_and_runs(void **state) {
         if (tq_ptq(&q, &fp, &qc, &tr, 2, 0) != TQ_OK) fail_msg("%s", tq_last_error());
         tq_qmodel qm;
         assert_int_equal(tq_model_to_int8(&q, &qm), TQ_OK);
+        snprintf(out, sizeof out, "%s/p%d", dir, k); /* the same with its names prefixed, for the two-model firmware */
+        assert_int_equal(tq_export_c_prefixed(&qm, out, "m.tqm", &te, 20, k ? "b_" : "a_"), TQ_OK);
         snprintf(out, sizeof out, "%s/mod%d", dir, k);
         assert_int_equal(tq_export_c(&qm, out, "m.tqm", &te, 20), TQ_OK);
         snprintf(cmd, sizeof cmd, "%s/main.c", out);
@@ -250,6 +252,25 @@ static void exported_module_compiles_and_runs(void **state) {
         tq_model_free(&q);
         tq_model_free(&fp);
     }
+    /* two models in one program: exported with prefixes a_ and b_, every name apart */
+    snprintf(cmd, sizeof cmd, "%s/two.c", dir);
+    FILE *f2 = fopen(cmd, "w");
+    assert_non_null(f2);
+    fputs("#include <string.h>\n#include \"p0/tq_model.h\"\n#include \"p0/tq_test_data.h\"\n"
+          "#include \"p1/tq_model.h\"\n#include \"p1/tq_test_data.h\"\n"
+          "int main(void) {\n  for (int i = 0; i < A_TEST_N && i < B_TEST_N; i++) {\n"
+          "    int8_t la[A_MODEL_OUTPUTS], lb[B_MODEL_OUTPUTS];\n"
+          "    if (a_model_classify(a_test_pixels[i], la) < 0 || memcmp(la, a_test_logits[i], sizeof la)) return 1;\n"
+          "    if (b_model_classify(b_test_pixels[i], lb) < 0 || memcmp(lb, b_test_logits[i], sizeof lb)) return 2;\n"
+          "  }\n  return 0;\n}\n", f2);
+    fclose(f2);
+    snprintf(prog, sizeof prog, "%s/two", dir);
+    snprintf(cmd, sizeof cmd, "%s -std=c11 -pedantic -Wall -Wextra -Werror -O1 %s/two.c %s/p0/tq_model.c %s/p0/int8_infer.c %s/p1/tq_model.c "
+             "%s/p1/int8_infer.c -o %s", cc, dir, dir, dir, dir, dir, prog);
+    assert_int_equal(run(cmd), 0);
+    assert_int_equal(run(prog), 0);
+    tq_qmodel bad_prefix = {0};
+    assert_int_equal(tq_export_c_prefixed(&bad_prefix, dir, NULL, NULL, 0, "Kws"), TQ_E_ARG);
     /* mod0's tq_model.c with mod1's header (an export interrupted between its files) */
     snprintf(out, sizeof out, "%s/mod0", dir);
     snprintf(out2, sizeof out2, "%s/mod1", dir);

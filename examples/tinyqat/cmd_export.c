@@ -7,10 +7,12 @@
 #include "pipeline/export.h"
 
 int cmd_export(int argc, char **argv) {
-    const char *cdir = NULL, *dataset = NULL, *data = NULL;
+    const char *cdir = NULL, *dataset = NULL, *data = NULL, *prefix = NULL;
     int n_test = 0, json = 0;
     cli_opt opts[] = {
         {"--c", CLI_STR, &cdir, "write the C module into this folder (created, with its parents)", 0, 0},
+        {"--prefix", CLI_STR, &prefix, "start every name of the module with this instead of tq_ (kws_: kws_model_classify), so "
+         "two models build into one firmware", 0, 0, NULL, "tq_"},
         {"--test-images", CLI_INT, &n_test, "also write N test images with the host's logits (tq_test_data.h)", 0, 1000000},
         CLI_DATA_OPTIONS(dataset, data),
         {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
@@ -32,7 +34,7 @@ int cmd_export(int argc, char **argv) {
         tq_qmodel_free(&q);
         return rc;
     }
-    if (tq_export_c(&q, cdir, pos[0], n_test > 0 ? &te : NULL, n_test) != TQ_OK) rc = cli_fail("export");
+    if (tq_export_c_prefixed(&q, cdir, pos[0], n_test > 0 ? &te : NULL, n_test, prefix) != TQ_OK) rc = cli_fail("export");
     else {
         printf("exported %s (%s) to %s/: tq_model.{h,c}, int8_infer.{h,c}%s\n", pos[0], q.spec, cdir,
                n_test ? ", tq_test_data.h" : "");
