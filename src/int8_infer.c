@@ -47,14 +47,15 @@ int32_t tq_requantize_ref(int32_t acc, int32_t M0, int32_t shift) {
 }
 
 /* y[o] from its accumulator: requantize, add the output zero point, clamp (a fused ReLU). */
-/* The sum cannot overflow: within the header's ranges |requantize| <= |acc| + 1 when shift <= 0,
- * but a left shift saturates to +-2^31 - 1, so the zero point is added saturating (QADD on the
- * DSP, one instruction like ADD; 64 bits elsewhere). */
+/* Within the header's ranges |requantize| <= |acc| + 1 when shift <= 0, but a left shift
+ * saturates to +-2^31 - 1, so the zero point is added saturating: QADD on the DSP (one
+ * instruction, like ADD), elsewhere an add and a branch on its overflow flag. */
 static inline int8_t output(const tq_s8_layer *L, int32_t o, int32_t acc) {
 #ifdef TQ_DSP
     int32_t v = __qadd(requantize(acc, L->mult[o], L->shift[o]), L->out_zp);
 #else
-    int64_t v = (int64_t)requantize(acc, L->mult[o], L->shift[o]) + L->out_zp;
+    int32_t r = requantize(acc, L->mult[o], L->shift[o]), v;
+    if (__builtin_add_overflow(r, L->out_zp, &v)) v = r > 0 ? INT32_MAX : INT32_MIN;
 #endif
     v = v < L->act_min ? L->act_min : v > L->act_max ? L->act_max : v;
     return (int8_t)v;
