@@ -11,7 +11,7 @@ static tq_status xent_shape(tq_node *n) {
 static void xent_forward(tq_node *n, int training) {
     (void)training;
     const tq_node *z = n->in[0];
-    const int32_t *y = ((const tq_labels *)n->ctx)->y;
+    const uint8_t *y = ((const tq_labels *)n->ctx)->y;
     int B = z->rows, C = z->cols;
     double total = 0;
     for (int b = 0; b < B; b++) {
@@ -31,7 +31,7 @@ static void xent_forward(tq_node *n, int training) {
 static void xent_backward(tq_node *n) {
     tq_node *z = n->in[0];
     if (!z->grad) return;
-    const int32_t *y = ((const tq_labels *)n->ctx)->y;
+    const uint8_t *y = ((const tq_labels *)n->ctx)->y;
     int B = z->rows, C = z->cols;
     float scale = n->grad[0] / (float)B;
     for (int b = 0; b < B; b++) {

@@ -6,8 +6,8 @@
  * backward: dz_b += dloss * (softmax(z_b) - onehot(y_b)) / B. The probabilities are kept in the
  * node's aux buffer between forward and backward.
  *
- * Labels come through a tq_labels the caller owns and points at each batch's labels (int32,
- * each in [0, C)); the caller checks the range (out-of-range labels are a data error found
+ * Labels come through a tq_labels the caller owns and points at each batch's labels (uint8, as
+ * datasets hold them, each in [0, C)); the caller checks the range (out-of-range labels are a data error found
  * when loading, not in the hot loop). */
 #ifndef TQ_LOSS_H
 #define TQ_LOSS_H
@@ -17,7 +17,7 @@
 #include "src/autograd.h"
 
 typedef struct {
-    const int32_t *y;   /* [B] labels of the current batch */
+    const uint8_t *y;   /* [B] labels of the current batch */
 } tq_labels;
 
 /* logits:[B][C] -> [1][1] */

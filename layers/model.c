@@ -739,7 +739,7 @@ tq_status tq_net_init(tq_net *net, tq_model *m, int max_batch) {
     if (max_batch < 1) TQ_FAIL(TQ_E_ARG, "batch size %d: must be at least 1", max_batch);
     net->max_batch = max_batch;
     net->xbuf = tq_calloc((size_t)max_batch * (size_t)(m->in_h * m->in_w * m->in_c), sizeof(float));
-    net->no_labels = tq_calloc((size_t)max_batch, sizeof(int32_t));
+    net->no_labels = tq_calloc((size_t)max_batch, sizeof(uint8_t));
     net->labels.y = net->no_labels;
     net->g = tq_graph_new();
     if (!net->xbuf || !net->no_labels || !net->g) {
@@ -798,7 +798,7 @@ void tq_net_free(tq_net *net) {
     memset(net, 0, sizeof *net);
 }
 
-tq_status tq_net_set_batch(tq_net *net, const tq_model *m, const uint8_t *pixels, const int32_t *labels, int n) {
+tq_status tq_net_set_batch(tq_net *net, const tq_model *m, const uint8_t *pixels, const uint8_t *labels, int n) {
     if (n < 1 || n > net->max_batch) TQ_FAIL(TQ_E_ARG, "batch of %d images: the net was built for 1..%d", n, net->max_batch);
     tq_model_input(m, pixels, (size_t)n, net->xbuf);
     TQ_TRY(tq_leaf_set_rows(net->x, n, net->xbuf));

@@ -151,7 +151,7 @@ typedef struct {
     tq_node *out[TQ_MAX_STAGES + TQ_MAX_LAYERS]; /* each stage's output (after its pool), then each dense layer's */
     tq_labels labels;
     float *xbuf;        /* [max_batch][dims[0]] owned input buffer */
-    int32_t *no_labels; /* [max_batch] zeros: the loss's labels when only logits are wanted */
+    uint8_t *no_labels; /* [max_batch] zeros: the loss's labels when only logits are wanted */
     int max_batch;
 } tq_net;
 
@@ -159,7 +159,7 @@ tq_status tq_net_init(tq_net *net, tq_model *m, int max_batch);
 void tq_net_free(tq_net *net);
 /* Convert n images (and labels; NULL when only the logits matter) into the net's input.
  * TQ_E_ARG when n is not in 1..max_batch (the input buffer's capacity). */
-tq_status tq_net_set_batch(tq_net *net, const tq_model *m, const uint8_t *pixels, const int32_t *labels, int n);
+tq_status tq_net_set_batch(tq_net *net, const tq_model *m, const uint8_t *pixels, const uint8_t *labels, int n);
 
 #ifdef __cplusplus
 }

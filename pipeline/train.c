@@ -219,7 +219,7 @@ static tq_status train(tq_model *m, const tq_dataset *train, const tq_dataset *t
     uint32_t *order = tq_malloc(N * sizeof *order);
     float *order_f = cfg->checkpoint_every > 0 ? tq_malloc(N * sizeof *order_f) : NULL;
     uint8_t *px = tq_malloc((size_t)B * D);
-    int32_t *lab = tq_malloc((size_t)B * sizeof *lab);
+    uint8_t *lab = tq_malloc((size_t)B * sizeof *lab);
     int use_adam = strcmp(cfg->optim, "sgd") != 0; /* adam or adamw */
     uint8_t *decay_mask = cfg->weight_decay > 0 ? tq_malloc(m->n_params) : NULL;
     tq_adam adam;

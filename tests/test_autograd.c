@@ -117,7 +117,7 @@ static void xent_value_and_grads(void **state) {
     tq_rng_seed(&r, 3);
     float z[B * C], dz[B * C];
     fill(&r, z, B * C, -3, 3);
-    int32_t y[B] = {0, 4, 2, 2};
+    uint8_t y[B] = {0, 4, 2, 2};
     tq_labels lab = {y};
     tq_graph *g = tq_graph_new();
     tq_node *zn = tq_leaf(g, "z", B, C, z, dz);
@@ -169,7 +169,7 @@ static void mlp_grads(void **state) {
     fill(&r, b1, H, -0.5f, 0.5f);
     fill(&r, W2, C * H, -1, 1);
     fill(&r, b2, C, -0.5f, 0.5f);
-    int32_t y[B] = {0, 1, 2, 1, 0};
+    uint8_t y[B] = {0, 1, 2, 1, 0};
     tq_labels lab = {y};
     tq_graph *g = tq_graph_new();
     tq_node *xn = tq_leaf(g, "x", B, I, x, NULL);
@@ -232,7 +232,7 @@ static void steady_state_allocates_nothing(void **state) {
     fill(&r, x, B * I, -1, 1);
     fill(&r, W, O * I, -1, 1);
     fill(&r, b, O, -1, 1);
-    int32_t y[B] = {0, 1, 2, 0, 1, 2, 0, 1};
+    uint8_t y[B] = {0, 1, 2, 0, 1, 2, 0, 1};
     tq_labels lab = {y};
     tq_graph *g = tq_graph_new();
     tq_node *xn = tq_leaf(g, "x", B, I, x, NULL);

@@ -146,7 +146,7 @@ static void whole_model_gradients(void **state) {
     for (int c = 0; c < 3; c++) m.stage[0].gamma[c] = 0.7f + 0.3f * (float)c, m.stage[0].beta[c] = 0.2f * (float)c;
     enum { B = 3 };
     uint8_t px[B * 72];
-    int32_t y[B] = {0, 3, 1};
+    uint8_t y[B] = {0, 3, 1};
     for (int i = 0; i < B * 72; i++) px[i] = (uint8_t)tq_rng_below(&r, 256);
     tq_net net;
     assert_int_equal(tq_net_init(&net, &m, B), TQ_OK);
@@ -234,7 +234,7 @@ static void quantized_cnn(void **state) {
     assert_int_equal(tq_model_quantize(&m, &qc), TQ_OK);
     assert_int_equal(m.qat->n_stages, 1);
     uint8_t px[4 * 64];
-    int32_t y[4] = {0, 1, 2, 1};
+    uint8_t y[4] = {0, 1, 2, 1};
     for (int i = 0; i < 256; i++) px[i] = (uint8_t)tq_rng_below(&r, 256);
     float rv0[4]; /* the fold reads the running variance before this run's batch updates it */
     memcpy(rv0, m.stage[0].running_var, sizeof rv0);

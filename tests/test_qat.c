@@ -47,7 +47,7 @@ static void bias_fake_quant_by_hand(void **state) {
     tq_net net;
     assert_int_equal(tq_net_init(&net, &m, 1), TQ_OK);
     uint8_t px[2] = {10, 200};
-    int32_t y[1] = {1};
+    uint8_t y[1] = {1};
     assert_int_equal(tq_net_set_batch(&net, &m, px, y, 1), TQ_OK);
     tq_node *bq = find(&net, "bias_quant");
     assert_non_null(bq);
