@@ -29,7 +29,7 @@
 #ifndef TQ_BATCHNORM_H
 #define TQ_BATCHNORM_H
 
-#include "src/autograd.h"
+#include "../src/autograd.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -22,8 +22,8 @@
 #ifndef TQ_CONV_H
 #define TQ_CONV_H
 
-#include "src/autograd.h"
-#include "src/rng.h"
+#include "../src/autograd.h"
+#include "../src/rng.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "layers/conv.h"
+#include "conv.h"
 
 typedef struct {
     int H, W, C;             /* the image read (already padded) */

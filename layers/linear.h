@@ -4,8 +4,8 @@
 #ifndef TQ_LINEAR_H
 #define TQ_LINEAR_H
 
-#include "src/autograd.h"
-#include "src/rng.h"
+#include "../src/autograd.h"
+#include "../src/rng.h"
 
 /* PyTorch's nn.Linear default: kaiming_uniform_(a=sqrt(5)) on W works out to
  * U(-1/sqrt(in), 1/sqrt(in)), and the bias uses the same bound. W first (row-major), then b. */

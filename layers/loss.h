@@ -14,7 +14,7 @@
 
 #include <stdint.h>
 
-#include "src/autograd.h"
+#include "../src/autograd.h"
 
 typedef struct {
     const uint8_t *y;   /* [B] labels of the current batch */

@@ -32,15 +32,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "layers/batchnorm.h"
-#include "layers/conv.h"
-#include "layers/loss.h"
-#include "layers/qat.h"
-#include "src/autograd.h"
-#include "src/checkpoint.h"
-#include "src/qmodel.h"
-#include "src/rng.h"
-#include "src/status.h"
+#include "batchnorm.h"
+#include "conv.h"
+#include "loss.h"
+#include "qat.h"
+#include "../src/autograd.h"
+#include "../src/checkpoint.h"
+#include "../src/qmodel.h"
+#include "../src/rng.h"
+#include "../src/status.h"
 
 #ifdef __cplusplus
 extern "C" {

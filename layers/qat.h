@@ -13,10 +13,10 @@
 #ifndef TQ_QAT_H
 #define TQ_QAT_H
 
-#include "layers/batchnorm.h"
-#include "layers/conv.h"
-#include "src/checkpoint.h"
-#include "src/fake_quant.h"
+#include "batchnorm.h"
+#include "conv.h"
+#include "../src/checkpoint.h"
+#include "../src/fake_quant.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -2,7 +2,7 @@
 #ifndef TQ_RELU_H
 #define TQ_RELU_H
 
-#include "src/autograd.h"
+#include "../src/autograd.h"
 
 tq_node *tq_relu(tq_graph *g, tq_node *x);
 

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "src/status.h"
+#include "../src/status.h"
 
 typedef struct {
     float lr, beta1, beta2, eps, weight_decay;

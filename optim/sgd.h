@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "src/status.h"
+#include "../src/status.h"
 
 typedef struct {
     float lr, momentum, weight_decay;

@@ -13,8 +13,8 @@
 #ifndef TQ_EXPORT_H
 #define TQ_EXPORT_H
 
-#include "data/dataset.h"
-#include "src/qmodel.h"
+#include "../data/dataset.h"
+#include "../src/qmodel.h"
 
 #ifdef __cplusplus
 extern "C" {

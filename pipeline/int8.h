@@ -5,9 +5,9 @@
 
 #include <stdint.h>
 
-#include "data/dataset.h"
-#include "layers/model.h"
-#include "src/qmodel.h"
+#include "../data/dataset.h"
+#include "../layers/model.h"
+#include "../src/qmodel.h"
 
 #ifdef __cplusplus
 extern "C" {

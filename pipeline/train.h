@@ -14,10 +14,10 @@
 #include <signal.h>
 #include <stdint.h>
 
-#include "data/dataset.h"
-#include "layers/model.h"
-#include "layers/qat.h"
-#include "src/checkpoint.h"
+#include "../data/dataset.h"
+#include "../layers/model.h"
+#include "../layers/qat.h"
+#include "../src/checkpoint.h"
 
 #ifdef __cplusplus
 extern "C" {

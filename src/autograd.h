@@ -36,7 +36,7 @@
 
 #include <stddef.h>
 
-#include "src/status.h"
+#include "status.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -13,7 +13,7 @@
 
 #include <stdint.h>
 
-#include "src/status.h"
+#include "status.h"
 
 #define TQ_CKPT_VERSION 1
 #define TQ_CKPT_MAX_META 32

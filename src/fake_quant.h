@@ -26,9 +26,9 @@
 
 #include <stdint.h>
 
-#include "src/autograd.h"
-#include "src/observer.h"
-#include "src/quant.h"
+#include "autograd.h"
+#include "observer.h"
+#include "quant.h"
 
 enum { TQ_RUN_EVAL = 0, TQ_RUN_TRAIN = 1, TQ_RUN_CALIBRATE = 2 };
 

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "src/status.h"
+#include "status.h"
 
 /* Read all of `path` (at most max_bytes) into a tq_malloc'd buffer the caller frees with tq_free. */
 tq_status tq_file_read_all(const char *path, size_t max_bytes, unsigned char **data, size_t *len);

@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "src/quant.h"
-#include "src/status.h"
+#include "quant.h"
+#include "status.h"
 
 typedef enum { TQ_OBS_MINMAX = 0, TQ_OBS_EMA = 1, TQ_OBS_PERCENTILE = 2 } tq_obs_kind;
 

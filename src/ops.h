@@ -3,7 +3,7 @@
 #ifndef TQ_OPS_H
 #define TQ_OPS_H
 
-#include "src/autograd.h"
+#include "autograd.h"
 
 /* y = x W^T.   x:[B][K]  W:[O][K] (nn.Linear layout)  y:[B][O]
  * backward: dx += dy W ; dW += dy^T x */

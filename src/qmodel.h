@@ -19,8 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "src/int8_infer.h"
-#include "src/status.h"
+#include "int8_infer.h"
+#include "status.h"
 
 #define TQ_TQM_FORMAT_VERSION 3
 
