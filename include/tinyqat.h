@@ -15,6 +15,7 @@
  *                                                                               pipeline/int8.h
  *   export        tq_export_c: the model as a freestanding C module for a microcontroller
  *                                                                               pipeline/export.h
+ *                 tq_export_tflite: the model as a TensorFlow Lite flatbuffer   pipeline/tflite.h
  *
  * Conventions (every header follows them): functions that can fail return a tq_status (TQ_OK is
  * 0, errors negative) and leave a one-line message naming the file and the problem in
@@ -82,6 +83,7 @@ extern "C" {
 #include "optim/sgd.h"
 #include "pipeline/export.h"
 #include "pipeline/int8.h"
+#include "pipeline/tflite.h"
 #include "pipeline/train.h"
 #include "src/alloc.h"
 #include "src/autograd.h"

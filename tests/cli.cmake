@@ -31,3 +31,10 @@ if(TARGET tinyqat_cli AND NOT TQ_SANITIZE)
   add_test(NAME tutorial COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tutorial_test.sh ${PROJECT_BINARY_DIR})
   set_tests_properties(tutorial PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=1" SKIP_RETURN_CODE 77 TIMEOUT 900)
 endif()
+
+# export --tflite run by Arm NN's TFLite parser and reference backend (tests/tflite_test.sh);
+# skipped without pyarmnn or MNIST. Not under the sanitizers: the runtime is Python's.
+if(TARGET tinyqat_cli AND NOT TQ_SANITIZE AND NOT TQ_TSAN)
+  add_test(NAME tflite COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tflite_test.sh $<TARGET_FILE:tinyqat_cli>)
+  set_tests_properties(tflite PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=1" SKIP_RETURN_CODE 77 TIMEOUT 900)
+endif()

@@ -1,16 +1,21 @@
 /* tinyqat export: an integer model as a self-contained C module (pipeline/export.h). */
+#define _POSIX_C_SOURCE 200809L /* access */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "commands.h"
 #include "pipeline/export.h"
+#include "pipeline/tflite.h"
 
 int cmd_export(int argc, char **argv) {
-    const char *cdir = NULL, *dataset = NULL, *data = NULL, *prefix = NULL;
+    const char *cdir = NULL, *dataset = NULL, *data = NULL, *prefix = NULL, *tflite = NULL;
     int n_test = 0, json = 0;
     cli_opt opts[] = {
         {"--c", CLI_STR, &cdir, "write the C module into this folder (created, with its parents)", 0, 0},
+        {"--tflite", CLI_STR, &tflite, "write the model as a TensorFlow Lite flatbuffer (int8; weights of 2-4 bits as int8 values)", 0, 0},
         {"--prefix", CLI_STR, &prefix, "start every name of the module with this instead of tq_ (kws_: kws_model_classify), so "
          "two models build into one firmware", 0, 0, NULL, "tq_"},
         {"--test-images", CLI_INT, &n_test, "also write N test images with the host's logits (tq_test_data.h)", 0, 1000000},
@@ -22,9 +27,30 @@ int cmd_export(int argc, char **argv) {
     const char *pos[1];
     int n_pos, rc = cli_parse(&cmd, opts, sizeof opts / sizeof opts[0], argc, argv, pos, &n_pos);
     if (rc) return rc == 1 ? 0 : 2;
-    if (!cdir) {
-        fprintf(stderr, "tinyqat export: --c DIR is required (see 'tinyqat export --help')\n");
+    if (!cdir && !tflite) {
+        fprintf(stderr, "tinyqat export: --c DIR or --tflite FILE is required (see 'tinyqat export --help')\n");
         return 2;
+    }
+    /* outputs that cannot be written are refused before any work, so nothing is half written */
+    struct stat sb;
+    if (cdir && stat(cdir, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "tinyqat export: %s: exists and is not a folder\n", cdir);
+        return 1;
+    }
+    if (tflite) {
+        char parent[1024];
+        snprintf(parent, sizeof parent, "%s", tflite);
+        char *slash = strrchr(parent, '/');
+        if (slash) *slash = '\0';
+        const char *pd = slash ? (parent[0] ? parent : "/") : ".";
+        if (stat(pd, &sb) != 0 || !S_ISDIR(sb.st_mode) || access(pd, W_OK) != 0) {
+            fprintf(stderr, "tinyqat export: %s: cannot write there (%s is not a writable folder)\n", tflite, pd);
+            return 1;
+        }
+        if (stat(tflite, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+            fprintf(stderr, "tinyqat export: %s: is a folder\n", tflite);
+            return 1;
+        }
     }
     tq_qmodel q;
     if (tq_qmodel_load(&q, pos[0]) != TQ_OK) return cli_fail(NULL);
@@ -34,18 +60,19 @@ int cmd_export(int argc, char **argv) {
         tq_qmodel_free(&q);
         return rc;
     }
-    if (tq_export_c_prefixed(&q, cdir, pos[0], n_test > 0 ? &te : NULL, n_test, prefix) != TQ_OK) rc = cli_fail("export");
-    else {
-        printf("exported %s (%s) to %s/: tq_model.{h,c}, int8_infer.{h,c}%s\n", pos[0], q.spec, cdir,
-               n_test ? ", tq_test_data.h" : "");
-        if (json) {
-            cJSON *j = cli_json_new();
-            cli_json_str(j, "model", pos[0]);
-            cli_json_str(j, "dir", cdir);
-            cli_json_num(j, "test_images", n_test && te.n < (uint32_t)n_test ? te.n : (uint32_t)n_test, 0);
-            cli_json_num(j, "scratch_bytes", (double)tq_int8_net_predict_scratch_bytes(&q.net), 0);
-            cli_json_print(j);
-        }
+    if (tflite && tq_export_tflite(&q, tflite) != TQ_OK) rc = cli_fail("export");
+    else if (tflite) printf("exported %s (%s) to %s (TensorFlow Lite, int8)\n", pos[0], q.spec, tflite);
+    if (rc == 0 && cdir && tq_export_c_prefixed(&q, cdir, pos[0], n_test > 0 ? &te : NULL, n_test, prefix) != TQ_OK) rc = cli_fail("export");
+    else if (rc == 0 && cdir)
+        printf("exported %s (%s) to %s/: tq_model.{h,c}, int8_infer.{h,c}%s\n", pos[0], q.spec, cdir, n_test ? ", tq_test_data.h" : "");
+    if (rc == 0 && json) {
+        cJSON *j = cli_json_new();
+        cli_json_str(j, "model", pos[0]);
+        if (cdir) cli_json_str(j, "dir", cdir);
+        if (tflite) cli_json_str(j, "tflite", tflite);
+        cli_json_num(j, "test_images", n_test && te.n < (uint32_t)n_test ? te.n : (uint32_t)n_test, 0);
+        cli_json_num(j, "scratch_bytes", (double)tq_int8_net_predict_scratch_bytes(&q.net), 0);
+        cli_json_print(j);
     }
     tq_dataset_free(&te);
     tq_qmodel_free(&q);

@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "pipeline/int8.h"
 #include "src/alloc.h"
+#include "src/fileio.h"
 #include "src/parallel.h"
 
 int cmd_convert(int argc, char **argv) {
@@ -78,7 +79,7 @@ int cmd_convert(int argc, char **argv) {
 }
 
 int cmd_infer(int argc, char **argv) {
-    const char *dataset = NULL, *data = NULL, *compare = NULL;
+    const char *dataset = NULL, *data = NULL, *compare = NULL, *logits_out = NULL;
     int json = 0, repeats = 5, threads = 1;
     const char *kernel_s = "auto";
     cli_opt opts[] = {
@@ -86,6 +87,7 @@ int cmd_infer(int argc, char **argv) {
         {"--kernel", CLI_STR, &kernel_s, "auto, ref (portable), avx2 or vnni: all give the same integers", 0, 0},
         {"--repeats", CLI_INT, &repeats, "timed passes over the test set (the best is reported)", 1, 1000},
         {"--threads", CLI_INT, &threads, "threads for a convolutional model's images (the same logits for any count)", 1, 64},
+        {"--logits", CLI_STR, &logits_out, "write the int8 logits of every test image to this file (raw, [images][outputs])", 0, 0},
         CLI_DATA_OPTIONS(dataset, data),
         {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
     };
@@ -125,6 +127,7 @@ int cmd_infer(int argc, char **argv) {
         if (dt < best) best = dt;
     }
     if (rc == 0 && kernel == TQ_KERNEL_AUTO) kernel = tq_qfast_best(f);
+    if (rc == 0 && logits_out && tq_file_write_atomic(logits_out, logits, (size_t)te.n * (size_t)nout) != TQ_OK) rc = cli_fail("infer");
     tq_qfast_free(f);
     tq_free(logits);
     tq_free(pred);

@@ -687,7 +687,7 @@ int cmd_experiment(int argc, char **argv) {
             snprintf(tbuf[k], sizeof tbuf[k], k ? "%s int%d" : "%s", who[k], bits[0]);
             pm_.idx[k] = idx[k], pm_.pred[k] = pred0[k], pm_.conf[k] = conf0[k], pm_.conf_titles[k] = tbuf[k];
         }
-        char mt[3][80];
+        char mt[3][160]; /* room for any title tbuf holds, and ": mistakes" */
         for (int k = 0; k < 3; k++) snprintf(mt[k], sizeof mt[k], "%s: mistakes", tbuf[k]), pm_.mis_titles[k] = mt[k];
         /* the SQNR figure's values in its order, and the layers' names */
         static double sqnr_flat[MAX_BITS * 5 * (TQ_MAX_STAGES + TQ_MAX_LAYERS)];

@@ -1,0 +1,28 @@
+/* An integer model as a TensorFlow Lite flatbuffer (.tflite), in TFLite's int8 scheme, for the
+ * tools that take one (TFLite Micro, Arm NN, STM32Cube.AI, Vela). docs/QUANTIZATION.md §13.
+ *
+ * Every tensor is int8 with the model's scale and zero point; convolution, depthwise and dense
+ * weights are symmetric per output channel (zero point 0; the quantized dimension 0 for conv and
+ * dense [out][...], 3 for depthwise [1][k][k][out]); biases int32 at s_in s_w[o]. Layers map one to
+ * one: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED (a fused RELU where the layer has one),
+ * MAX_POOL_2D, AVERAGE_POOL_2D, RESHAPE for a flatten; padding is VALID, or SAME where tinyqat's
+ * symmetric padding is what SAME gives, else a PAD before the convolution (which pads int8 with
+ * the zero point, as tinyqat's kernels read outside the image). The input is the first layer's
+ * int8 (pixels p as p - 128 at s = 1/255), the output the last layer's int8 logits. Weights of 2
+ * to 4 bits are written as int8 values: TFLite has no packed form for these ops. */
+#ifndef TQ_TFLITE_H
+#define TQ_TFLITE_H
+
+#include "../src/qmodel.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Write q to path as .tflite (atomically: a failure leaves an existing file as it was). */
+tq_status tq_export_tflite(const tq_qmodel *q, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

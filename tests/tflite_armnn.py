@@ -1,0 +1,76 @@
+#!/usr/bin/python3
+"""Run an exported .tflite in Arm NN (its TFLite parser and CpuRef backend) on the MNIST test
+images and compare with tinyqat's integer path: the fraction of predictions that agree and the
+largest logit difference, in output steps.
+
+    tests/tflite_armnn.py MODEL.tflite LOGITS.bin MNIST_DIR [N [MIN_AGREE [MAX_STEPS]]] [--json]
+
+LOGITS.bin: `tinyqat infer M.tqm --logits LOGITS.bin` (int8 [images][outputs]). Exit 0 when at
+least MIN_AGREE percent of the predictions agree (99.9) and no logit differs by more than
+MAX_STEPS output steps (1: Arm NN requantizes in float, so a tie can round the other way; in a
+deeper network such a step can grow layer by layer), 1 otherwise, 77 without pyarmnn."""
+import gzip
+import json
+import os
+import sys
+
+try:
+    import numpy as np
+    import pyarmnn as ann
+except ImportError:
+    print("SKIP: needs numpy and pyarmnn (Debian: python3-pyarmnn, libarmnn-cpuref-backend22, libarmnntfliteparser22)")
+    sys.exit(77)
+
+
+def mnist_test_images(folder):
+    for name in ("t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz"):
+        path = os.path.join(folder, name)
+        if os.path.exists(path):
+            with (gzip.open if name.endswith(".gz") else open)(path, "rb") as f:
+                data = f.read()
+            n = int.from_bytes(data[4:8], "big")
+            return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(n, -1)
+    sys.exit(f"tflite_armnn: no t10k-images-idx3-ubyte[.gz] in {folder}")
+
+
+def main():
+    args = [a for a in sys.argv[1:] if a != "--json"]
+    if len(args) < 3:
+        sys.exit(__doc__)
+    model, logits_path, folder = args[:3]
+    n = int(args[3]) if len(args) > 3 else 10000
+    min_agree = float(args[4]) if len(args) > 4 else 99.9
+    max_steps = int(args[5]) if len(args) > 5 else 1
+    images = mnist_test_images(folder)[:n]
+    ref = np.fromfile(logits_path, dtype=np.int8)
+    outputs = ref.size // len(mnist_test_images(folder))
+    ref = ref.reshape(-1, outputs)[:n]
+    parser = ann.ITfLiteParser()
+    net = parser.CreateNetworkFromBinaryFile(model)
+    ib = parser.GetNetworkInputBindingInfo(0, parser.GetSubgraphInputTensorNames(0)[0])
+    ob = parser.GetNetworkOutputBindingInfo(0, parser.GetSubgraphOutputTensorNames(0)[0])
+    runtime = ann.IRuntime(ann.CreationOptions())
+    opt, _ = ann.Optimize(net, [ann.BackendId("CpuRef")], runtime.GetDeviceSpec(), ann.OptimizerOptions())
+    net_id, _ = runtime.LoadNetwork(opt)
+    out_tensors = ann.make_output_tensors([ob])
+    same, worst, steps = 0, 0, 0
+    for i in range(len(images)):
+        x = (images[i].astype(np.int16) - 128).astype(np.int8)  # the input q = p - 128 at s = 1/255
+        runtime.EnqueueWorkload(net_id, ann.make_input_tensors([ib], [x]), out_tensors)
+        y = ann.workload_tensors_to_ndarray(out_tensors)[0].reshape(-1).astype(np.int32)
+        r = ref[i].astype(np.int32)
+        d = int(np.abs(y - r).max())
+        worst, steps = max(worst, d), steps + int(d > 0)
+        same += int(np.argmax(y) == np.argmax(r))
+    agree = 100.0 * same / len(images)
+    result = {"model": model, "images": len(images), "agree_percent": round(agree, 3),
+              "images_with_a_logit_step": steps, "max_logit_diff": worst}
+    print(f"{model}: Arm NN (CpuRef) against tinyqat's integer path on {len(images)} images: {agree:.2f}% of predictions "
+          f"agree, {steps} images with a logit off, largest difference {worst} step(s)")
+    if "--json" in sys.argv:
+        print(json.dumps(result))
+    sys.exit(0 if agree >= min_agree and worst <= max_steps else 1)
+
+
+if __name__ == "__main__":
+    main()

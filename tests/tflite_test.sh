@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# tinyqat export --tflite checked by a real runtime: Arm NN's TFLite parser and reference backend
+# run the exported DigitsNet and DigitsCNN on 2,000 test images, against tinyqat's integer path
+# (tests/tflite_armnn.py: >= 99.9% of predictions agree, no logit off by more than one step; for a
+# deeper network with stride-2 padding (a PAD), depthwise and average pool, where Arm NN's float
+# rounding at ties moves more values and the steps add up: >= 97%, at most 4 steps).
+# Per-tensor weights: Arm NN 20.08, Debian's, cannot run per-channel FULLY_CONNECTED weights.
+# A path that cannot be written is refused and leaves nothing behind. Skipped (77) without MNIST
+# or pyarmnn.
+#   tests/tflite_test.sh PATH/TO/tinyqat
+set -u
+bin="$1"
+here=$(cd "$(dirname "$0")" && pwd)
+[ -n "${MNIST_DIR:-}" ] || { echo "SKIP: MNIST_DIR not set"; exit 77; }
+/usr/bin/python3 -c "import numpy, pyarmnn" 2>/dev/null || { echo "SKIP: pyarmnn not installed (python3-pyarmnn, libarmnn-cpuref-backend22, libarmnntfliteparser22)"; exit 77; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp"
+pass=0 fail=0
+ok()  { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+d=(--data "$MNIST_DIR")
+"$bin" train --epochs 1 --limit 6000 "${d[@]}" --out fp.tqf >/dev/null
+"$bin" train --model digitscnn --epochs 1 --limit 3000 --threads 2 "${d[@]}" --out cnn.tqf >/dev/null
+"$bin" train --model in-c4k3s2p1br-d2k3r-a2-out --no-norm --epochs 1 --limit 2000 "${d[@]}" --out odd.tqf >/dev/null
+for m in fp cnn odd; do
+  case $m in odd) lim=(97 4) ;; *) lim=(99.9 1) ;; esac
+  "$bin" ptq $m.tqf --per-tensor --calib-batches 4 "${d[@]}" --out $m-q.tqf >/dev/null
+  "$bin" convert $m-q.tqf --out $m.tqm >/dev/null
+  "$bin" export $m.tqm --tflite $m.tflite >/dev/null && [ -s $m.tflite ] && ok || bad "export $m --tflite"
+  "$bin" infer $m.tqm --repeats 1 "${d[@]}" --logits $m.logits >/dev/null || bad "infer $m --logits"
+  /usr/bin/python3 "$here/tflite_armnn.py" $m.tflite $m.logits "$MNIST_DIR" 2000 "${lim[@]}" >out 2>&1; st=$?
+  grep -v "Skipped I" out
+  [ "$st" = 0 ] && ok || bad "$m: Arm NN disagrees"
+done
+# a path that cannot be written: refused, nothing left; an existing file is left as it was
+"$bin" export fp.tqm --tflite "$tmp/no/dir/m.tflite" 2>err && bad "an unwritable --tflite path succeeds" || ok
+grep -q "no/dir" err && ok || bad "the message names the path: $(cat err)"
+[ ! -e "$tmp/no" ] && ok || bad "a failed export leaves something behind"
+cp fp.tflite keep.tflite
+"$bin" export cnn.tqm --tflite fp.tflite --c "$tmp/fp.tflite" 2>/dev/null
+cmp -s fp.tflite keep.tflite && ok || bad "--c into a file: the export went ahead and replaced fp.tflite"
+echo "tflite: $pass passed, $fail failed"
+[ "$fail" = 0 ]
