@@ -151,7 +151,7 @@ static int add_buffer(tl_model *m, const void *data, size_t len) {
         m->ok = 0;
         return 0;
     }
-    memcpy(p, data, len);
+    if (len) memcpy(p, data, len); /* (the empty sentinel has no data: memcpy from NULL is undefined even for 0) */
     m->buf[m->nbuf] = p, m->buf_len[m->nbuf] = len;
     return m->nbuf++;
 }

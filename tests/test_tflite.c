@@ -1,0 +1,178 @@
+/* The TFLite writer (pipeline/tflite.c) read back by a FlatBuffers reader written here from the
+ * format's rules (a root offset, tables with signed offsets to their vtables, vectors with a
+ * length, offsets counted from the field): the operators and their codes and options, the
+ * tensors' shapes, types, quantization and buffers, against the integer model written. Arm NN
+ * running the files is tests/tflite_test.sh; this needs nothing installed. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "pipeline/tflite.h"
+#include "src/alloc.h"
+#include "src/fileio.h"
+#include "src/qmodel.h"
+#include "src/rng.h"
+
+#include "tests/tq_test_tmpdir.h"
+
+/* ---- a minimal FlatBuffers reader ---- */
+
+static const uint8_t *B;
+static size_t BN;
+
+static uint32_t u32(size_t at) {
+    assert_true(at + 4 <= BN);
+    return (uint32_t)B[at] | (uint32_t)B[at + 1] << 8 | (uint32_t)B[at + 2] << 16 | (uint32_t)B[at + 3] << 24;
+}
+static uint16_t u16(size_t at) { return (uint16_t)(B[at] | B[at + 1] << 8); }
+static size_t deref(size_t at) { return at + u32(at); } /* an offset field -> its object */
+
+/* the position of field id of the table at t, or 0 when absent */
+static size_t field(size_t t, int id) {
+    size_t vt = t - (size_t)(int32_t)u32(t);
+    uint16_t vlen = u16(vt);
+    if (4 + 2 * (size_t)id >= vlen) return 0;
+    uint16_t off = u16(vt + 4 + 2 * (size_t)id);
+    return off ? t + off : 0;
+}
+static uint32_t field_u32(size_t t, int id, uint32_t def) { size_t f = field(t, id); return f ? u32(f) : def; }
+static uint8_t field_u8(size_t t, int id) { size_t f = field(t, id); return f ? B[f] : 0; }
+static size_t table_at(size_t t, int id) { size_t f = field(t, id); assert_true(f != 0); return deref(f); }
+static uint32_t vec_len(size_t v) { return u32(v); }
+static size_t vec_table(size_t v, uint32_t i) { return deref(v + 4 + 4 * (size_t)i); }
+static int32_t vec_i32(size_t v, uint32_t i) { return (int32_t)u32(v + 4 + 4 * (size_t)i); }
+static float vec_f32(size_t v, uint32_t i) {
+    uint32_t x = u32(v + 4 + 4 * (size_t)i);
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
+
+/* 6x6x2 -> conv k3 p1 (SAME) to 3, ReLU -> depthwise k2 s2 (x2) -> max pool 3 -> flatten -> linear 4 */
+static void make_cnn(tq_qmodel *q) {
+    static float Wc[3 * 9 * 2], Bc[3], Sc[3], Wd[6 * 4], Bd[6], Sd[6], Wl[4 * 6], Bl[4], Sl[4];
+    tq_rng r;
+    tq_rng_seed(&r, 81);
+    for (size_t i = 0; i < sizeof Wc / sizeof Wc[0]; i++) Wc[i] = tq_rng_uniform_in(&r, -1, 1);
+    for (size_t i = 0; i < sizeof Wd / sizeof Wd[0]; i++) Wd[i] = tq_rng_uniform_in(&r, -1, 1);
+    for (size_t i = 0; i < sizeof Wl / sizeof Wl[0]; i++) Wl[i] = tq_rng_uniform_in(&r, -1, 1);
+    for (int i = 0; i < 3; i++) Bc[i] = tq_rng_uniform_in(&r, -1, 1), Sc[i] = 0.01f * (float)(i + 1);
+    for (int i = 0; i < 6; i++) Bd[i] = tq_rng_uniform_in(&r, -1, 1), Sd[i] = 0.02f;
+    for (int i = 0; i < 4; i++) Bl[i] = tq_rng_uniform_in(&r, -1, 1), Sl[i] = 0.03f + 0.001f * (float)i;
+    tq_qlayer_src src[5] = {
+        {.relu = 1, .w_bits = 8, .W = Wc, .b = Bc, .w_scale = Sc, .in_scale = 1.0f / 255, .out_scale = 0.05f, .in_zp = -128,
+         .out_zp = -128, .kind = TQ_S8_CONV, .in_h = 6, .in_w = 6, .in_c = 2, .out_h = 6, .out_w = 6, .out_c = 3, .k = 3,
+         .stride = 1, .pad = 1},
+        {.w_bits = 4, .W = Wd, .b = Bd, .w_scale = Sd, .in_scale = 0.05f, .out_scale = 0.07f, .in_zp = -128, .out_zp = 3,
+         .kind = TQ_S8_DEPTHWISE, .in_h = 6, .in_w = 6, .in_c = 3, .out_h = 3, .out_w = 3, .out_c = 6, .k = 2, .stride = 2},
+        {.in_scale = 0.07f, .out_scale = 0.07f, .in_zp = 3, .out_zp = 3, .kind = TQ_S8_MAXPOOL, .in_h = 3, .in_w = 3, .in_c = 6,
+         .out_h = 1, .out_w = 1, .out_c = 6, .k = 3, .stride = 3},
+        {.in_scale = 0.07f, .out_scale = 0.07f, .in_zp = 3, .out_zp = 3, .kind = TQ_S8_FLATTEN, .in_h = 1, .in_w = 1, .in_c = 6,
+         .out_h = 1, .out_w = 1, .out_c = 6, .k = 1, .stride = 1},
+        {.in = 6, .out = 4, .relu = 1, .w_bits = 8, .W = Wl, .b = Bl, .w_scale = Sl, .in_scale = 0.07f, .out_scale = 0.1f, .in_zp = 3,
+         .out_zp = -2},
+    };
+    assert_int_equal(tq_qmodel_convert(q, "6x6x2-c3k3p1r-d2k2s2-m3-4r", src, 5), TQ_OK);
+}
+
+static void written_model_reads_back(void **state) {
+    (void)state;
+    tq_qmodel q;
+    make_cnn(&q);
+    char path[128];
+    snprintf(path, sizeof path, "%s/m.tflite", dir);
+    assert_int_equal(tq_export_tflite(&q, path), TQ_OK);
+    unsigned char *data;
+    size_t len;
+    assert_int_equal(tq_file_read_all(path, 1 << 20, &data, &len), TQ_OK);
+    B = data, BN = len;
+    assert_memory_equal(B + 4, "TFL3", 4);
+    size_t model = deref(0);
+    assert_int_equal(field_u32(model, 0, 0), 3); /* schema version */
+    size_t codes = table_at(model, 1), subgraphs = table_at(model, 2), buffers = table_at(model, 4);
+    assert_int_equal(vec_len(subgraphs), 1);
+    size_t sg = vec_table(subgraphs, 0), tensors = table_at(sg, 0), ops = table_at(sg, 3);
+    /* conv (SAME: k3 p1 s1), depthwise, max pool, reshape, fully connected */
+    const int want_code[5] = {3, 4, 17, 22, 9}, want_opt[5] = {1, 2, 5, 17, 8};
+    assert_int_equal(vec_len(ops), 5);
+    for (uint32_t i = 0; i < 5; i++) {
+        size_t op = vec_table(ops, i);
+        size_t code = vec_table(codes, field_u32(op, 0, 0));
+        assert_int_equal(field_u8(code, 0), want_code[i]);
+        assert_int_equal(field_u8(op, 3), want_opt[i]);
+    }
+    /* the conv's options: SAME, stride 1, RELU; the depthwise's: VALID, stride 2, multiplier 2 */
+    size_t conv = vec_table(ops, 0), copt = table_at(conv, 4);
+    assert_int_equal(field_u8(copt, 0), 0);
+    assert_int_equal(field_u32(copt, 1, 0), 1);
+    assert_int_equal(field_u8(copt, 3), 1);
+    size_t dw = vec_table(ops, 1), dopt = table_at(dw, 4);
+    assert_int_equal(field_u8(dopt, 0), 1);
+    assert_int_equal(field_u32(dopt, 2, 0), 2);
+    assert_int_equal(field_u32(dopt, 3, 0), 2);
+    size_t pool = vec_table(ops, 2), popt = table_at(pool, 4);
+    assert_int_equal(field_u32(popt, 3, 0), 3); /* filter_width */
+    /* the tensors each operator names: shapes, types, quantization, and the weights' bytes */
+    for (uint32_t i = 0; i < 5; i += 1) {
+        if (i != 0 && i != 1 && i != 4) continue;
+        int l = i == 4 ? 4 : (int)i;
+        const tq_qlayer *L = &q.layer[l];
+        size_t op = vec_table(ops, i), in = table_at(op, 1);
+        size_t wt = vec_table(tensors, (uint32_t)vec_i32(in, 1)), bt = vec_table(tensors, (uint32_t)vec_i32(in, 2));
+        assert_int_equal(field_u8(wt, 1), 9); /* INT8 */
+        assert_int_equal(field_u8(bt, 1), 2); /* INT32 */
+        size_t shape = table_at(wt, 0);
+        const int32_t want_shape[3][4] = {{3, 3, 3, 2}, {1, 2, 2, 6}, {4, 6, 0, 0}};
+        const int32_t *ws = want_shape[i == 0 ? 0 : i == 1 ? 1 : 2];
+        assert_int_equal(vec_len(shape), i == 4 ? 2 : 4);
+        for (uint32_t k = 0; k < vec_len(shape); k++) assert_int_equal(vec_i32(shape, k), ws[k]);
+        size_t qp = table_at(wt, 4), scales = table_at(qp, 2);
+        assert_int_equal(field_u32(qp, 6, 0), i == 1 ? 3 : 0); /* quantized dimension: 1HWO's is 3 */
+        uint32_t nq = vec_len(scales);
+        assert_true(nq == (uint32_t)L->out_c || (nq == 1 && i == 1)); /* the depthwise's scales are all equal: one */
+        for (uint32_t k = 0; k < nq; k++) assert_true(vec_f32(scales, k) == L->w_scale[k]);
+        /* the weights' buffer: every weight as its int8 value (4-bit ones unpacked) */
+        size_t buf = vec_table(buffers, field_u32(wt, 2, 0)), bytes = table_at(buf, 0);
+        assert_int_equal(vec_len(bytes), tq_qlayer_weights(L));
+        assert_int_equal((bytes + 4) % 16, 0); /* the data 16-aligned, as the schema asks */
+        for (size_t k = 0; k < tq_qlayer_weights(L); k++)
+            assert_int_equal((int8_t)B[bytes + 4 + k], tq_s8_unpack(L->w, tq_qlayer_storage_bits(L->w_bits), k));
+        size_t bbuf = vec_table(buffers, field_u32(bt, 2, 0)), bb = table_at(bbuf, 0);
+        assert_int_equal(vec_len(bb), 4 * (size_t)L->out_c);
+        assert_memory_equal(B + bb + 4, L->bias, 4 * (size_t)L->out_c);
+        /* the output's scale and zero point */
+        size_t out = vec_table(tensors, (uint32_t)vec_i32(table_at(op, 2), 0)), oq = table_at(out, 4);
+        assert_true(vec_f32(table_at(oq, 2), 0) == L->out_scale);
+        size_t zp = table_at(oq, 3);
+        assert_int_equal((int64_t)((uint64_t)u32(zp + 4) | (uint64_t)u32(zp + 8) << 32), L->out_zp);
+    }
+    /* the subgraph's input is the first layer's int8 input at s = 1/255, z = -128 */
+    size_t input = vec_table(tensors, (uint32_t)vec_i32(table_at(sg, 1), 0)), iq = table_at(input, 4);
+    assert_true(vec_f32(table_at(iq, 2), 0) == 1.0f / 255);
+    tq_free(data);
+    /* the same model, the same bytes */
+    char again[128];
+    snprintf(again, sizeof again, "%s/again.tflite", dir);
+    assert_int_equal(tq_export_tflite(&q, again), TQ_OK);
+    assert_same_bytes(path, again);
+    /* a path that cannot be written: refused, nothing left */
+    snprintf(path, sizeof path, "%s/no/m.tflite", dir);
+    assert_int_equal(tq_export_tflite(&q, path), TQ_E_IO);
+    assert_int_equal(tq_export_tflite(NULL, path), TQ_E_ARG);
+    /* a multiplier that is not the one the scales give: TFLite would compute another */
+    q.layer[4].mult[0]++;
+    snprintf(path, sizeof path, "%s/m2.tflite", dir);
+    assert_int_equal(tq_export_tflite(&q, path), TQ_E_FORMAT);
+    tq_qmodel_free(&q);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {cmocka_unit_test(written_model_reads_back)};
+    return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
+}
