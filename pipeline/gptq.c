@@ -106,14 +106,10 @@ static tq_status gptq_layer(float *W, int out, int in, const tq_fq *fq, double *
 }
 
 tq_status tq_gptq(tq_model *m, const tq_dataset *train, int n_batches, uint64_t seed) {
-    if (!m || !train) TQ_FAIL(TQ_E_ARG, "gptq: a model and a dataset are required");
+    TQ_TRY(tq_model_check_data(m, train));
     if (!m->qat) TQ_FAIL(TQ_E_ARG, "gptq: the model has no quantization state");
     /* no batches would leave H = 0, and every column's update divides by H's diagonal */
     if (n_batches < 1) TQ_FAIL(TQ_E_ARG, "gptq: %d calibration batches (at least 1)", n_batches);
-    if (!train->n || !train->images) TQ_FAIL(TQ_E_FORMAT, "gptq: %s holds no images", train->source);
-    if (tq_dataset_pixels(train) != (size_t)tq_model_inputs(m))
-        TQ_FAIL(TQ_E_SHAPE, "gptq: model %s takes %d inputs, the images of %s have %zu values", m->spec, tq_model_inputs(m),
-                train->source, tq_dataset_pixels(train));
     if (m->qat->cfg.w_mse || m->lsq) TQ_FAIL(TQ_E_ARG, "gptq: the weight scales must come from max|w|");
     const int D = tq_model_inputs(m), B = 64;
     int max_in = 1, max_out = 1;

@@ -262,11 +262,9 @@ static tq_status build(tl_model *m, const tq_qmodel *q) {
         else if (L->kind == TQ_S8_CONV) wshape[0] = C, wshape[1] = L->k, wshape[2] = L->k, wshape[3] = L->in_c;
         else wshape[0] = 1, wshape[1] = L->k, wshape[2] = L->k, wshape[3] = C, qdim = 3;
         /* one scale when every channel has the same (a per-tensor model): the form every reader takes */
-        int nq = C;
-        for (int32_t o = 1; o < C && nq == C; o++) nq = L->w_scale[o] == L->w_scale[0] ? C : 0;
-        nq = nq == C && C > 1 && L->w_scale[C - 1] == L->w_scale[0] ? 1 : C;
-        for (int32_t o = 1; nq == 1 && o < C; o++)
-            if (L->w_scale[o] != L->w_scale[0]) nq = C;
+        int same = 1;
+        for (int32_t o = 1; o < C; o++) same &= L->w_scale[o] == L->w_scale[0];
+        const int nq = same ? 1 : C;
         snprintf(nm, sizeof nm, "l%d_w", l);
         int wt = add_tensor(m, nm, wdim, wshape, T_INT8, add_buffer(m, w, nw), nq, L->w_scale, NULL, qdim);
         snprintf(nm, sizeof nm, "l%d_b", l);

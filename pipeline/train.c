@@ -48,7 +48,6 @@ void tq_train_cfg_qat(tq_train_cfg *c, const tq_qat_cfg *q, int epochs, uint64_t
     c->freeze_bn_epoch = epochs > 1 ? epochs - 1 : -1;
 }
 
-static tq_status check_data(const tq_model *m, const tq_dataset *ds);
 static tq_status check_calibrated(const tq_model *m);
 
 static double now_seconds(void) {
@@ -203,8 +202,7 @@ static tq_status train(tq_model *m, const tq_dataset *train, const tq_dataset *t
     if (cfg->threads < 0 || cfg->threads > 256) TQ_FAIL(TQ_E_ARG, "train: %d threads (0..256)", cfg->threads);
     if (cfg->epochs < 1 || cfg->epochs > TQ_MAX_EPOCHS) TQ_FAIL(TQ_E_ARG, "epochs %d out of range", cfg->epochs);
     if (cfg->batch < 1) TQ_FAIL(TQ_E_ARG, "batch %d must be positive", cfg->batch);
-    TQ_TRY(check_data(m, train));
-    TQ_TRY(tq_dataset_check_labels(train, m->dims[m->n_layers]));
+    TQ_TRY(tq_model_check_data(m, train)); /* its labels too */
     if (test) TQ_TRY(tq_dataset_check_labels(test, m->dims[m->n_layers]));
     /* dense-only models: threaded OpenBLAS, as always; with stages, the ops' own slices run on
      * tinyqat's pool and each GEMM is single-threaded (nested threads would only fight) */
@@ -347,7 +345,7 @@ done:
 }
 
 tq_status tq_calibrate(tq_model *m, const tq_dataset *train, int n_batches, int batch, uint64_t seed) {
-    TQ_TRY(check_data(m, train));
+    TQ_TRY(tq_model_check_data(m, train));
     if (!m->qat) TQ_FAIL(TQ_E_ARG, "calibrate: the model has no quantization state");
     if (n_batches < 1 || batch < 1) TQ_FAIL(TQ_E_ARG, "calibrate: %d batches of %d images (at least one of one)", n_batches, batch);
     const int D = tq_model_inputs(m);
@@ -386,8 +384,7 @@ static int eval_batch(const tq_model *m) {
     return m->n_stages ? (int)(b < 1 ? 1 : b > 1000 ? 1000 : b) : 1000;
 }
 
-/* The images fit the model's input and the labels its outputs. */
-static tq_status check_data(const tq_model *m, const tq_dataset *ds) {
+tq_status tq_model_check_data(const tq_model *m, const tq_dataset *ds) {
     if (!m || !ds) TQ_FAIL(TQ_E_ARG, "a model and a dataset are required");
     if (!ds->n || !ds->images) TQ_FAIL(TQ_E_FORMAT, "%s holds no images", ds->source);
     if (m->n_stages && ((uint32_t)m->in_h != ds->h || (uint32_t)m->in_w != ds->w || (uint32_t)m->in_c != ds->c))
@@ -401,7 +398,7 @@ static tq_status check_data(const tq_model *m, const tq_dataset *ds) {
 
 tq_status tq_predict_logits(tq_model *m, const tq_dataset *ds, float *logits) {
     if (!logits) TQ_FAIL(TQ_E_ARG, "predict: logits is required");
-    TQ_TRY(check_data(m, ds));
+    TQ_TRY(tq_model_check_data(m, ds));
     TQ_TRY(check_calibrated(m));
     const int B = eval_batch(m), D = tq_model_inputs(m), C = m->dims[m->n_layers];
     tq_net net;
@@ -432,7 +429,7 @@ uncalibrated:
 
 tq_status tq_evaluate(tq_model *m, const tq_dataset *ds, float *acc, int64_t *confusion, uint8_t *pred) {
     if (!acc) TQ_FAIL(TQ_E_ARG, "evaluate: acc is required");
-    TQ_TRY(check_data(m, ds));
+    TQ_TRY(tq_model_check_data(m, ds));
     TQ_TRY(check_calibrated(m));
     const int B = eval_batch(m), D = tq_model_inputs(m), C = m->dims[m->n_layers];
     tq_net net;
@@ -467,7 +464,7 @@ tq_status tq_layer_sqnr(tq_model *m, tq_model *ref, const tq_dataset *ds, uint32
     if (!m->qat) TQ_FAIL(TQ_E_ARG, "layer SQNR: model %s is not quantized", m->spec);
     if (ref && (ref->n_stages != m->n_stages || ref->n_layers != m->n_layers || strcmp(ref->spec, m->spec)))
         TQ_FAIL(TQ_E_SHAPE, "layer SQNR: the reference model is %s, the quantized one %s", ref->spec, m->spec);
-    TQ_TRY(check_data(m, ds));
+    TQ_TRY(tq_model_check_data(m, ds));
     const int B = eval_batch(m), D = tq_model_inputs(m), L = m->n_stages + m->n_layers;
     if (n_images == 0 || n_images > ds->n) n_images = ds->n;
     tq_net net, rnet;

@@ -91,6 +91,10 @@ void tq_train_cfg_qat(tq_train_cfg *c, const tq_qat_cfg *q, int epochs, uint64_t
 tq_status tq_train(tq_model *m, const tq_dataset *train, const tq_dataset *test, const tq_train_cfg *cfg,
                    tq_train_result *res);
 
+/* ds fits m: images of its input's shape, at least one, labels below its outputs (TQ_E_SHAPE,
+ * TQ_E_FORMAT naming the file otherwise). What training, evaluation and calibration check first. */
+tq_status tq_model_check_data(const tq_model *m, const tq_dataset *ds);
+
 /* Accuracy in percent over ds. confusion: classes x classes counts [true][pred] (classes = m's
  * outputs), or NULL. pred: per-image predicted class, or NULL. Never moves an observer. */
 tq_status tq_evaluate(tq_model *m, const tq_dataset *ds, float *acc, int64_t *confusion, uint8_t *pred);

@@ -46,8 +46,8 @@ int32_t tq_requantize_ref(int32_t acc, int32_t M0, int32_t shift) {
     return requantize(acc, M0, shift);
 }
 
-/* y[o] from its accumulator: requantize, add the output zero point, clamp (a fused ReLU). */
-/* Within the header's ranges |requantize| <= |acc| + 1 when shift <= 0, but a left shift
+/* y[o] from its accumulator: requantize, add the output zero point, clamp (a fused ReLU).
+ * Within the header's ranges |requantize| <= |acc| + 1 when shift <= 0, but a left shift
  * saturates to +-2^31 - 1, so the zero point is added saturating: QADD on the DSP (one
  * instruction, like ADD), elsewhere an add and a branch on its overflow flag. */
 static inline int8_t output(const tq_s8_layer *L, int32_t o, int32_t acc) {
@@ -633,9 +633,10 @@ static void run_from(const tq_int8_net *m, int32_t first, const int8_t *x, int a
 size_t tq_int8_net_scratch_bytes(const tq_int8_net *m) { return net_ok(m) ? patch_bytes(m) + arena_bytes(m, 0, 0) : 0; }
 
 int tq_int8_net_run(const tq_int8_net *m, const int8_t *in, int8_t *out, void *scratch, size_t scratch_bytes) {
-    if (!net_ok(m) || !scratch || scratch_bytes < tq_int8_net_scratch_bytes(m)) return TQ_INT8_E_ARG;
-    size_t pb = patch_bytes(m);
-    run_from(m, 0, in, 0, out, (int8_t *)scratch, (int8_t *)scratch + pb, arena_bytes(m, 0, 0));
+    if (!net_ok(m) || !scratch) return TQ_INT8_E_ARG;
+    size_t pb = patch_bytes(m), arena = arena_bytes(m, 0, 0);
+    if (scratch_bytes < pb + arena) return TQ_INT8_E_ARG;
+    run_from(m, 0, in, 0, out, (int8_t *)scratch, (int8_t *)scratch + pb, arena);
     return TQ_INT8_OK;
 }
 

@@ -179,21 +179,20 @@ static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
 
 /* Per-channel arrays against their ranges (after conversion or loading). */
 static tq_status check_channels(const tq_qlayer *L, int l, const char *path) {
-    const int32_t qmax = (1 << (L->w_bits - 1)) - 1, sb = tq_qlayer_storage_bits(L->w_bits);
-    const size_t n = tq_qlayer_weights(L), nb = tq_qlayer_weight_bytes(L);
-    for (size_t k = 0; k < n; k++) {
-        int32_t w = tq_s8_unpack(L->w, sb, k);
-        if (w < -qmax || w > qmax)
-            TQ_FAIL(TQ_E_FORMAT, "%s: layer %d: weight %zu is %d, outside the %d-bit range [%d, %d]", path, l, k, w, L->w_bits, -qmax, qmax);
-    }
+    const int32_t qmax = (1 << (L->w_bits - 1)) - 1, sb = tq_qlayer_storage_bits(L->w_bits), ch = tq_qlayer_channels(L);
+    const size_t n = tq_qlayer_weights(L), nb = tq_qlayer_weight_bytes(L), per = ch ? n / (size_t)ch : 0;
     if (n * (size_t)sb < nb * 8 && ((uint8_t)L->w[nb - 1] >> (n * (size_t)sb % 8)))
         TQ_FAIL(TQ_E_FORMAT, "%s: layer %d: the unused bits of the last weight byte are not zero", path, l);
-    const int32_t ch = tq_qlayer_channels(L);
     for (int32_t o = 0; o < ch; o++) {
-        /* the accumulator bound of src/int8_infer.h (TQ_S8_ACC_MAX) */
-        int64_t sum = 0, per = (int64_t)(n / (size_t)(ch ? ch : 1));
-        for (int64_t i = 0; i < per; i++)
-            sum += llabs((long long)tq_s8_unpack(L->w, sb, L->kind == TQ_S8_DEPTHWISE ? (size_t)(i * ch + o) : (size_t)(o * per + i)));
+        /* each weight in its range, and the accumulator bound of src/int8_infer.h (TQ_S8_ACC_MAX) */
+        int64_t sum = 0;
+        for (size_t i = 0; i < per; i++) {
+            size_t k = L->kind == TQ_S8_DEPTHWISE ? i * (size_t)ch + (size_t)o : (size_t)o * per + i;
+            int32_t w = tq_s8_unpack(L->w, sb, k);
+            if (w < -qmax || w > qmax)
+                TQ_FAIL(TQ_E_FORMAT, "%s: layer %d: weight %zu is %d, outside the %d-bit range [%d, %d]", path, l, k, w, L->w_bits, -qmax, qmax);
+            sum += w < 0 ? -w : w;
+        }
         int64_t need = llabs((long long)L->bias[o]) + 510 * ((int64_t)1 << (8 - sb)) * sum;
         if (need > TQ_S8_ACC_MAX)
             TQ_FAIL(TQ_E_FORMAT, "%s: layer %d channel %d: bias %d with these weights can overflow the int32 accumulator "

@@ -119,17 +119,17 @@ static void written_model_reads_back(void **state) {
     size_t pool = vec_table(ops, 2), popt = table_at(pool, 4);
     assert_int_equal(field_u32(popt, 3, 0), 3); /* filter_width */
     /* the tensors each operator names: shapes, types, quantization, and the weights' bytes */
-    for (uint32_t i = 0; i < 5; i += 1) {
-        if (i != 0 && i != 1 && i != 4) continue;
-        int l = i == 4 ? 4 : (int)i;
-        const tq_qlayer *L = &q.layer[l];
+    const uint32_t with_weights[3] = {0, 1, 4}; /* conv, depthwise, dense: operator i is layer i */
+    for (int j = 0; j < 3; j++) {
+        const uint32_t i = with_weights[j];
+        const tq_qlayer *L = &q.layer[i];
         size_t op = vec_table(ops, i), in = table_at(op, 1);
         size_t wt = vec_table(tensors, (uint32_t)vec_i32(in, 1)), bt = vec_table(tensors, (uint32_t)vec_i32(in, 2));
         assert_int_equal(field_u8(wt, 1), 9); /* INT8 */
         assert_int_equal(field_u8(bt, 1), 2); /* INT32 */
         size_t shape = table_at(wt, 0);
         const int32_t want_shape[3][4] = {{3, 3, 3, 2}, {1, 2, 2, 6}, {4, 6, 0, 0}};
-        const int32_t *ws = want_shape[i == 0 ? 0 : i == 1 ? 1 : 2];
+        const int32_t *ws = want_shape[j];
         assert_int_equal(vec_len(shape), i == 4 ? 2 : 4);
         for (uint32_t k = 0; k < vec_len(shape); k++) assert_int_equal(vec_i32(shape, k), ws[k]);
         size_t qp = table_at(wt, 4), scales = table_at(qp, 2);
