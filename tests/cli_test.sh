@@ -7,17 +7,7 @@ bin="$1"
 figcheck="$(dirname "$bin")/tq_figcheck"
 tool="$(dirname "$bin")/tq_testtool"
 src=$(cd "$(dirname "$0")/.." && pwd)
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-ok()   { pass=$((pass + 1)); }
-bad()  { fail=$((fail + 1)); echo "FAIL: $*"; }
-# expect STATUS DESCRIPTION -- command...: checks the exit status; stderr saved in $tmp/err
-expect() {
-  local want="$1" what="$2"; shift 3
-  "$@" >"$tmp/out" 2>"$tmp/err"; local got=$?
-  if [ "$got" = "$want" ]; then ok; else bad "$what: exit $got, want $want"; sed 's/^/  | /' "$tmp/err" | head -5; fi
-}
+. "$src/tests/cli_lib.sh"   # $tmp, ok, bad, expect
 one_line_err() { # the error is exactly one line and mentions $1
   local n; n=$(wc -l <"$tmp/err")
   if [ "$n" = 1 ] && grep -q -- "$1" "$tmp/err"; then ok; else bad "$2: want one stderr line naming '$1', got:"; sed 's/^/  | /' "$tmp/err" | head -5; fi

@@ -6,17 +6,7 @@
 #   tests/cli_usability_test.sh PATH/TO/tinyqat    (the parts that train need MNIST_DIR)
 set -u
 bin="$1"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-# expect STATUS DESCRIPTION -- command...: the exit status; stdout in $tmp/out, stderr in $tmp/err
-expect() {
-  local want="$1" what="$2"; shift 3
-  "$@" >"$tmp/out" 2>"$tmp/err"; local got=$?
-  if [ "$got" = "$want" ]; then ok; else bad "$what: exit $got, want $want"; sed 's/^/  | /' "$tmp/err" | head -5; fi
-}
+. "$(dirname "$0")/cli_lib.sh"   # $tmp, ok, bad, expect
 says() { grep -q -- "$1" "$tmp/${3:-err}" && ok || { bad "$2: no '$1' in:"; sed 's/^/  | /' "$tmp/${3:-err}" | head -5; }; }
 
 expect 2 "mistyped command" -- "$bin" trian

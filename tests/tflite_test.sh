@@ -13,12 +13,8 @@ bin="$1"
 here=$(cd "$(dirname "$0")" && pwd)
 [ -n "${MNIST_DIR:-}" ] || { echo "SKIP: MNIST_DIR not set"; exit 77; }
 /usr/bin/python3 -c "import numpy, pyarmnn" 2>/dev/null || { echo "SKIP: pyarmnn not installed (python3-pyarmnn, libarmnn-cpuref-backend22, libarmnntfliteparser22)"; exit 77; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$here/cli_lib.sh"   # $tmp, ok, bad
 cd "$tmp"
-pass=0 fail=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 d=(--data "$MNIST_DIR")
 "$bin" train --epochs 1 --limit 6000 "${d[@]}" --out fp.tqf >/dev/null
 "$bin" train --model digitscnn --epochs 1 --limit 3000 --threads 2 "${d[@]}" --out cnn.tqf >/dev/null
