@@ -16,6 +16,7 @@
  *   export        tq_export_c: the model as a freestanding C module for a microcontroller
  *                                                                               pipeline/export.h
  *                 tq_export_tflite: the model as a TensorFlow Lite flatbuffer   pipeline/tflite.h
+ *                 tq_export_onnx (QDQ), tq_export_onnx_float: the model as ONNX pipeline/onnx.h
  *
  * Conventions (every header follows them): functions that can fail return a tq_status (TQ_OK is
  * 0, errors negative) and leave a one-line message naming the file and the problem in
@@ -83,6 +84,7 @@ extern "C" {
 #include "optim/sgd.h"
 #include "pipeline/export.h"
 #include "pipeline/int8.h"
+#include "pipeline/onnx.h"
 #include "pipeline/tflite.h"
 #include "pipeline/train.h"
 #include "src/alloc.h"

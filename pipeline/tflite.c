@@ -390,17 +390,11 @@ static void put_model(fbb *b, const tl_model *m) {
 tq_status tq_export_tflite(const tq_qmodel *q, const char *path) {
     if (!q || !path) TQ_FAIL(TQ_E_ARG, "tflite: a model and a path are required");
     if (tq_int8_net_check(&q->net) != TQ_INT8_OK) TQ_FAIL(TQ_E_ARG, "tflite: the integer model is not a valid network");
-    for (int l = 0; l < q->n_layers; l++) /* the integers TFLite recomputes from the scales must be tinyqat's */
-        for (int32_t o = 0; o < tq_qlayer_channels(&q->layer[l]); o++) {
-            int32_t M0, sh;
-            tq_quantize_multiplier((double)q->layer[l].in_scale * (double)q->layer[l].w_scale[o] / (double)q->layer[l].out_scale, &M0, &sh);
-            if (M0 != q->layer[l].mult[o] || sh != q->layer[l].shift[o])
-                TQ_FAIL(TQ_E_FORMAT, "tflite: layer %d channel %d: its multiplier is not the one its scales give (TFLite derives it "
-                                     "from them)", l, o);
-        }
+    tq_status st = tq_qmodel_check_scales(q, "tflite");
+    if (st != TQ_OK) return st;
     tl_model m;
     memset(&m, 0, sizeof m);
-    tq_status st = build(&m, q);
+    st = build(&m, q);
     fbb b = {NULL, 0, 0, 1};
     if (st == TQ_OK) put_model(&b, &m);
     if (st == TQ_OK && !b.ok) st = tq_error_set_(TQ_E_NOMEM, __FILE__, __LINE__, "tflite: out of memory");

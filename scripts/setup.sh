@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # Install tinyqat's build dependencies (Debian packages), build it, and fetch MNIST.
 # Quick and harmless to run again: it installs only what is missing and skips a verified dataset.
-#   scripts/setup.sh [--no-data] [--fashion] [--mcu] [--build-dir DIR] [--cmake-args "..."]
+#   scripts/setup.sh [--no-data] [--fashion] [--mcu] [--runtimes] [--build-dir DIR] [--cmake-args "..."]
 # --fashion also installs Fashion-MNIST (Debian's dataset-fashion-mnist) into data/fashion-mnist.
 # --mcu also installs the Cortex-M cross compiler and QEMU (about 1 GB) for the microcontroller test.
+# --runtimes also installs the runtimes the interchange tests run exported files in: Arm NN's
+#   TFLite parser (Debian), the ONNX checker (python3-onnx) and ONNX Runtime (npm onnxruntime-node,
+#   CPU only, into $TQ_NPM_DIR, default ~/.cache/tinyqat/npm).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-build="$root/build" data=1 cmake_args="" mcu=0 fashion=0
+build="$root/build" data=1 cmake_args="" mcu=0 fashion=0 runtimes=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-data) data=0 ;;
     --mcu) mcu=1 ;;
     --fashion) fashion=1 ;;
+    --runtimes) runtimes=1 ;;
     --build-dir) build="$2"; shift ;;
     --cmake-args) cmake_args="$2"; shift ;;
-    -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -43,6 +47,21 @@ install_missing 0 libcairo2-dev fonts-dejavu-core || echo "setup: tinyqat will b
 if [ "$mcu" = 1 ]; then
   install_missing 0 gcc-arm-none-eabi binutils-arm-none-eabi qemu-system-arm libglib2.0-dev ||
     echo "setup: the microcontroller test will be skipped" >&2
+fi
+if [ "$runtimes" = 1 ]; then
+  install_missing 0 python3-pyarmnn libarmnn-cpuref-backend22 libarmnntfliteparser22 ||
+    echo "setup: Arm NN not installed: the tflite test will be skipped" >&2
+  install_missing 0 python3-onnx python3-numpy || echo "setup: the onnx test will be skipped" >&2
+  # Node.js: Debian's, unless one is there already (a packaged npm would clash with another's)
+  command -v npm >/dev/null || install_missing 0 nodejs npm || echo "setup: no Node.js: the onnx test will be skipped" >&2
+  npm_dir="${TQ_NPM_DIR:-$HOME/.cache/tinyqat/npm}"
+  if command -v npm >/dev/null && ! [ -d "$npm_dir/node_modules/onnxruntime-node" ]; then
+    echo "setup: installing onnxruntime-node into $npm_dir"
+    # ONNXRUNTIME_NODE_INSTALL=skip: its install script would fetch GPU libraries the CPU runtime does not need
+    { mkdir -p "$npm_dir" && cd "$npm_dir" && ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund onnxruntime-node@1.31.1 >/dev/null; } ||
+      echo "setup: onnxruntime-node not installed: the onnx test will be skipped" >&2
+    cd "$root"
+  fi
 fi
 
 # shellcheck disable=SC2086

@@ -20,7 +20,8 @@ if [ -n "${MNIST_DIR:-}" ]; then
   trap 'rm -rf "$tmp"' EXIT
   bin="$build/tinyqat"
   for step in "train --epochs 1 --limit 1000 --out $tmp/a.tqf" "ptq $tmp/a.tqf --calib-batches 2 --out $tmp/b.tqf" \
-              "convert $tmp/b.tqf --out $tmp/b.tqm" "infer $tmp/b.tqm --repeats 1 --kernel ref" "export $tmp/b.tqm --c $tmp/c" \
+              "convert $tmp/b.tqf --out $tmp/b.tqm" "infer $tmp/b.tqm --repeats 1 --kernel ref" "export $tmp/b.tqm --c $tmp/c --tflite $tmp/b.tflite --onnx $tmp/b.onnx" \
+              "export $tmp/a.tqf --onnx $tmp/a.onnx" "eval $tmp/a.tqf --logits $tmp/a.f32" \
               "view --count 4 --out $tmp/d.png" "view --count 4 --out $tmp/d.svg"; do
     # shellcheck disable=SC2086
     if "${vg[@]}" "$bin" $step >"$tmp/log" 2>&1; then pass=$((pass + 1))

@@ -357,3 +357,15 @@ done:
     if (st != TQ_OK) tq_qmodel_free(q);
     return st;
 }
+
+tq_status tq_qmodel_check_scales(const tq_qmodel *q, const char *format) {
+    for (int l = 0; l < q->n_layers; l++)
+        for (int32_t o = 0; o < tq_qlayer_channels(&q->layer[l]); o++) {
+            int32_t M0, sh;
+            tq_quantize_multiplier((double)q->layer[l].in_scale * (double)q->layer[l].w_scale[o] / (double)q->layer[l].out_scale, &M0, &sh);
+            if (M0 != q->layer[l].mult[o] || sh != q->layer[l].shift[o])
+                TQ_FAIL(TQ_E_FORMAT, "%s: layer %d channel %d: its multiplier is not the one its scales give (%s derives it from them)",
+                        format, l, o, format);
+        }
+    return TQ_OK;
+}

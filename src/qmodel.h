@@ -65,6 +65,10 @@ int32_t tq_qlayer_storage_bits(int32_t w_bits);
 /* Bytes of the packed weights. */
 size_t tq_qlayer_weight_bytes(const tq_qlayer *L);
 int32_t tq_qlayer_channels(const tq_qlayer *L);
+/* Every channel's multiplier and shift are the ones tq_quantize_multiplier gives for
+ * s_in s_w[o] / s_out: formats that keep only the scales (TFLite, ONNX) recompute them from those.
+ * TQ_E_FORMAT naming `format`, the layer and the channel otherwise. */
+tq_status tq_qmodel_check_scales(const tq_qmodel *q, const char *format);
 /* Multiply-adds of one inference. */
 uint64_t tq_qmodel_macs(const tq_qmodel *q);
 

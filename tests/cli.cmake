@@ -38,3 +38,10 @@ if(TARGET tinyqat_cli AND NOT TQ_SANITIZE AND NOT TQ_TSAN)
   add_test(NAME tflite COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tflite_test.sh $<TARGET_FILE:tinyqat_cli>)
   set_tests_properties(tflite PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=1" SKIP_RETURN_CODE 77 TIMEOUT 900)
 endif()
+
+# export --onnx run by ONNX Runtime and accepted by the ONNX checker (tests/onnx_test.sh); skipped
+# without them or MNIST. Not under the sanitizers: the runtimes are Node's and Python's.
+if(TARGET tinyqat_cli AND NOT TQ_SANITIZE AND NOT TQ_TSAN)
+  add_test(NAME onnx COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/onnx_test.sh $<TARGET_FILE:tinyqat_cli>)
+  set_tests_properties(onnx PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=1" SKIP_RETURN_CODE 77 TIMEOUT 900)
+endif()

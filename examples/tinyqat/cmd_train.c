@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "src/alloc.h"
+#include "src/fileio.h"
 
 int cmd_train(int argc, char **argv) {
     tq_train_cfg cfg;
@@ -154,10 +155,12 @@ out_model:
 }
 
 int cmd_eval(int argc, char **argv) {
-    const char *dataset = NULL, *data = NULL;
+    const char *dataset = NULL, *data = NULL, *logits_out = NULL;
     int json = 0;
     cli_opt opts[] = {
         CLI_DATA_OPTIONS(dataset, data),
+        {"--logits", CLI_STR, &logits_out, "write the logits of every test image to this file (raw float32, little-endian, "
+         "[images][outputs])", 0, 0},
         {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
     };
     static const cli_cmd cmd = {"eval", "MODEL [options]", "Evaluate a model on the test images: accuracy, confusion matrix, errors per class.", 1, 1};
@@ -195,7 +198,13 @@ int cmd_eval(int argc, char **argv) {
             long wrong = total - (long)conf[t * K + t];
             printf("  class %d: %4ld of %4ld wrong (%.2f%%)\n", t, wrong, total, total ? 100.0 * wrong / total : 0.0);
         }
-        if (json) {
+        if (logits_out) {
+            float *lg = tq_malloc((size_t)te.n * (size_t)K * sizeof(float));
+            if (!lg || tq_predict_logits(&m, &te, lg) != TQ_OK || tq_file_write_atomic(logits_out, lg, (size_t)te.n * (size_t)K * sizeof(float)) != TQ_OK)
+                rc = cli_fail("eval");
+            tq_free(lg);
+        }
+        if (rc == 0 && json) {
             cJSON *j = cli_json_new();
             cli_json_num(j, "test_accuracy", acc, 2);
             cli_json_num(j, "images", te.n, 0);

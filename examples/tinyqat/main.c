@@ -27,7 +27,7 @@ static const command COMMANDS[] = {
     {"experiment", cmd_experiment, "FP32 vs PTQ vs QAT over seeds and bit widths, in one table"},
     {"convert", cmd_convert, "turn a PTQ/QAT model into an integer model file (.tqm)"},
     {"infer", cmd_infer, "integer-only inference on the test set: accuracy, images/s, agreement"},
-    {"export", cmd_export, "write an integer model as a freestanding C module for microcontrollers"},
+    {"export", cmd_export, "write a model as a C module for microcontrollers, TensorFlow Lite or ONNX"},
     {"view", cmd_view, "draw test images, or the ones models get wrong, as a PNG"},
     {"bench", cmd_bench, "time one FP32 training epoch against its matrix products alone"},
 };

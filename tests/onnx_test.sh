@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# tinyqat export --onnx checked by real tools: the ONNX checker (python3-onnx, with shape
+# inference) accepts every file, and ONNX Runtime (npm onnxruntime-node) runs it on the 10,000 test
+# images against tinyqat (tests/onnx_ort.js):
+#   - QDQ from an integer model, per-channel weights: DigitsNet at 8 bits and DigitsCNN (one
+#     short epoch each, so less sure of their answers than trained ones: the README has those) agree
+#     on >= 99.8% of predictions with no logit off by more than one step (DigitsNet at 2 bits, where
+#     ties are many more: 99.5%); a deeper network with
+#     padding, stride 2, depthwise and average pool on >= 97%, at most 4 steps (ONNX Runtime
+#     requantizes in float and rounds ties to even: a step can grow layer by layer);
+#   - for one dense layer, every output where the two differ is at a rounding tie, and tinyqat's
+#     is the exact value rounded everywhere else (tests/onnx_ties.py);
+#   - float from a .tqf: the logits within 1e-5 of the largest, the same predictions.
+# Refusals: a quantized .tqf, --c or --tflite of a float model, an unwritable path (nothing left
+# behind, an existing file untouched). Skipped (77) without MNIST, python3-onnx or onnxruntime-node.
+#   tests/onnx_test.sh PATH/TO/tinyqat
+set -u
+bin="$1"
+here=$(cd "$(dirname "$0")" && pwd)
+export NODE_PATH="${TQ_NPM_DIR:-$HOME/.cache/tinyqat/npm}/node_modules${NODE_PATH:+:$NODE_PATH}"
+[ -n "${MNIST_DIR:-}" ] || { echo "SKIP: MNIST_DIR not set"; exit 77; }
+/usr/bin/python3 -c "import numpy, onnx" 2>/dev/null || { echo "SKIP: python3-onnx not installed (scripts/setup.sh --runtimes)"; exit 77; }
+node -e "require('onnxruntime-node')" 2>/dev/null || { echo "SKIP: onnxruntime-node not installed (scripts/setup.sh --runtimes)"; exit 77; }
+. "$here/cli_lib.sh"   # $tmp, ok, bad, expect
+cd "$tmp"
+d=(--data "$MNIST_DIR")
+n=10000
+"$bin" train --epochs 1 --limit 6000 "${d[@]}" --out fp.tqf >/dev/null
+"$bin" train --model digitscnn --epochs 1 --limit 3000 --threads 2 "${d[@]}" --out cnn.tqf >/dev/null
+"$bin" train --model in-c4k3s2p1br-d2k3r-a2-out --no-norm --epochs 1 --limit 2000 "${d[@]}" --out odd.tqf >/dev/null
+"$bin" train --model in-out --epochs 1 --limit 3000 "${d[@]}" --out one.tqf >/dev/null
+check() { /usr/bin/python3 "$here/onnx_check.py" "$1"; }
+for m in fp fp2 cnn odd one; do
+  src=$m bits=()
+  case $m in fp2) src=fp bits=(--bits 2) ;; esac
+  case $m in odd) lim=(97 4) ;; fp2) lim=(99.5 1) ;; *) lim=(99.8 1) ;; esac
+  "$bin" ptq $src.tqf "${bits[@]}" --calib-batches 4 "${d[@]}" --out $m-q.tqf >/dev/null
+  "$bin" convert $m-q.tqf --out $m.tqm >/dev/null
+  "$bin" export $m.tqm --onnx $m.onnx >/dev/null && [ -s $m.onnx ] && ok || bad "export $m --onnx"
+  sz=$(check $m.onnx) && [ "$sz" != float ] && ok || bad "$m.onnx: the checker refuses it, or its output is not dequantized int8"
+  "$bin" infer $m.tqm --repeats 1 "${d[@]}" --logits $m.logits >/dev/null || bad "infer $m --logits"
+  # shellcheck disable=SC2086
+  node "$here/onnx_ort.js" $m.onnx $m.logits "$MNIST_DIR" $n int8 $sz "${lim[@]}" $m.ort >out 2>&1 && ok || bad "$m: ONNX Runtime disagrees"
+  head -1 out
+done
+/usr/bin/python3 "$here/onnx_ties.py" one.onnx one.ort one.logits "$MNIST_DIR" $n >out 2>&1 && ok || bad "one dense layer: a difference away from a tie"
+head -1 out
+for m in fp cnn odd; do
+  "$bin" export $m.tqf --onnx $m-f.onnx >/dev/null || bad "export $m.tqf --onnx"
+  [ "$(check $m-f.onnx)" = float ] && ok || bad "$m-f.onnx: the checker refuses it"
+  "$bin" eval $m.tqf "${d[@]}" --logits $m.f32 >/dev/null || bad "eval $m --logits"
+  node "$here/onnx_ort.js" $m-f.onnx $m.f32 "$MNIST_DIR" $n float 1e-5 >out 2>&1 && ok || bad "$m: ONNX Runtime's float logits differ"
+  head -1 out
+done
+# the same model gives the same bytes
+"$bin" export fp.tqm --onnx again.onnx >/dev/null && cmp -s fp.onnx again.onnx && ok || bad "two exports of one model differ"
+# refusals: each names the problem, leaves nothing behind and an existing file as it was
+cp fp.onnx keep.onnx
+expect 1 "a quantized .tqf" -- "$bin" export fp-q.tqf --onnx fp.onnx
+grep -q "quantized" "$tmp/err" && ok || bad "the message says the model is quantized: $(cat "$tmp/err")"
+expect 2 "--c of a float model" -- "$bin" export fp.tqf --c "$tmp/cdir"
+grep -q "float model" "$tmp/err" && [ ! -e "$tmp/cdir" ] && ok || bad "--c of a .tqf: $(cat "$tmp/err")"
+expect 1 "an unwritable --onnx path" -- "$bin" export fp.tqm --onnx "$tmp/no/dir/m.onnx"
+grep -q "no/dir" "$tmp/err" && [ ! -e "$tmp/no" ] && ok || bad "the message names the path and nothing is left: $(cat "$tmp/err")"
+expect 1 "a folder as --onnx" -- "$bin" export fp.tqm --onnx "$tmp"
+cmp -s fp.onnx keep.onnx && ok || bad "a refused export changed fp.onnx"
+ls "$tmp" | grep -q "\.tmp\." && bad "a temporary file was left behind" || ok
+echo "onnx: $pass passed, $fail failed"
+[ "$fail" = 0 ]
