@@ -159,8 +159,17 @@ static void value_info(tq_buf *graph, int field, const char *name, const int64_t
     pb_msg(graph, field, &vi);
 }
 
-/* ModelProto around the graph (IR version 7, the default opset at 13), written atomically. */
-static tq_status save_model(ox_graph *g, const char *path, const int64_t *in_dims, int in_ndim, int64_t classes, const char *doc) {
+/* ModelProto around the graph (IR version 7, the default opset at 13), written atomically; with
+ * softmax, a Softmax over the logits gives the output. */
+static tq_status save_model(ox_graph *g, const char *path, const int64_t *in_dims, int in_ndim, int64_t classes, int softmax,
+                            const char *doc) {
+    if (softmax) {
+        ox_node n;
+        node_begin(&n, "Softmax");
+        node_in(&n, "logits");
+        attr_int(&n, "axis", 1);
+        node_end(g, &n, "probabilities");
+    }
     tq_buf graph, opset, model;
     tq_buf_init(&graph), tq_buf_init(&opset), tq_buf_init(&model);
     if (!g->nodes.ok || !g->inits.ok) graph.ok = 0;
@@ -168,7 +177,7 @@ static tq_status save_model(ox_graph *g, const char *path, const int64_t *in_dim
     pb_str(&graph, G_NAME, "tinyqat");
     tq_buf_put(&graph, g->inits.p, g->inits.len);
     value_info(&graph, G_INPUT, "input", in_dims, in_ndim);
-    value_info(&graph, G_OUTPUT, "logits", (const int64_t[]){-1, classes}, 2);
+    value_info(&graph, G_OUTPUT, softmax ? "probabilities" : "logits", (const int64_t[]){-1, classes}, 2);
     pb_int(&opset, 2, 13);
     pb_int(&model, 1, 7);
     pb_str(&model, 2, "tinyqat");
@@ -342,7 +351,7 @@ static void input_dims(int h, int w, int c, int dense_in, int64_t *dims, int *nd
     }
 }
 
-tq_status tq_export_onnx(const tq_qmodel *q, const char *path) {
+tq_status tq_export_onnx(const tq_qmodel *q, const char *path, int softmax) {
     if (!q || !path) TQ_FAIL(TQ_E_ARG, "onnx: a model and a path are required");
     if (tq_int8_net_check(&q->net) != TQ_INT8_OK) TQ_FAIL(TQ_E_ARG, "onnx: the integer model is not a valid network");
     tq_status st = tq_qmodel_check_scales(q, "onnx");
@@ -356,7 +365,7 @@ tq_status tq_export_onnx(const tq_qmodel *q, const char *path) {
     int nd;
     input_dims(L0->in_h, L0->in_w, L0->in_c, L0->kind == TQ_S8_LINEAR ? L0->in : 0, dims, &nd);
     if (st == TQ_OK)
-        st = save_model(&g, path, dims, nd, Ln->out,
+        st = save_model(&g, path, dims, nd, Ln->out, softmax,
                         "tinyqat integer model as QDQ. Input: p/255 for pixels p, NCHW. Output: the int8 logits, dequantized.");
     graph_free(&g);
     return st;
@@ -469,7 +478,7 @@ static tq_status build_float(ox_graph *g, const tq_model *m) {
     return g->nodes.ok && g->inits.ok ? TQ_OK : tq_error_set_(TQ_E_NOMEM, __FILE__, __LINE__, "onnx: out of memory");
 }
 
-tq_status tq_export_onnx_float(const tq_model *m, const char *path) {
+tq_status tq_export_onnx_float(const tq_model *m, const char *path, int softmax) {
     if (!m || !path) TQ_FAIL(TQ_E_ARG, "onnx: a model and a path are required");
     if (m->qat)
         TQ_FAIL(TQ_E_ARG, "onnx: model %s is quantized: its deployed form is the integer model (tinyqat convert, then export the .tqm "
@@ -483,7 +492,7 @@ tq_status tq_export_onnx_float(const tq_model *m, const char *path) {
     int nd;
     input_dims(m->in_h, m->in_w, m->in_c, m->n_stages ? 0 : m->dims[0], dims, &nd);
     if (st == TQ_OK)
-        st = save_model(&g, path, dims, nd, m->dims[m->n_layers], "tinyqat float model. Input: p/255 for pixels p, NCHW. Output: the logits.");
+        st = save_model(&g, path, dims, nd, m->dims[m->n_layers], softmax, "tinyqat float model. Input: p/255 for pixels p, NCHW. Output: the logits.");
     graph_free(&g);
     return st;
 }

@@ -14,7 +14,8 @@
  *
  * Both take the input as the integer path does: x = p/255 for a pixel p, float, NCHW
  * [N][C][H][W] (a dense-only model: [N][inputs]), N free; both give "logits" [N][classes] (the
- * QDQ graph: the last layer's dequantized int8 outputs, so q = round(y / s) + z recovers them).
+ * QDQ graph: the last layer's dequantized int8 outputs, so q = round(y / s) + z recovers them),
+ * or with softmax "probabilities", a Softmax of them.
  * ONNX flattens NCHW where tinyqat flattens NHWC: the first dense layer's weight columns are
  * permuted to match, so the graph computes the same function. */
 #ifndef TQ_ONNX_H
@@ -30,11 +31,11 @@ extern "C" {
 /* Write the integer model q to path as a QDQ ONNX model (atomically: a failure leaves an existing
  * file as it was). TQ_E_FORMAT when a layer's multiplier is not the one its scales give (ONNX
  * keeps only the scales). */
-tq_status tq_export_onnx(const tq_qmodel *q, const char *path);
+tq_status tq_export_onnx(const tq_qmodel *q, const char *path, int softmax);
 
 /* Write the float model m to path as a float ONNX model. TQ_E_ARG for a quantized model (its
  * deployed form is the integer model: convert it and export that). */
-tq_status tq_export_onnx_float(const tq_model *m, const char *path);
+tq_status tq_export_onnx_float(const tq_model *m, const char *path, int softmax);
 
 #ifdef __cplusplus
 }

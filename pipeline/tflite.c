@@ -116,8 +116,8 @@ static size_t fb_string(fbb *b, const char *s) {
 /* ---- the model as TFLite sees it ---- */
 
 enum { T_INT32 = 2, T_INT8 = 9 };                                                     /* TensorType */
-enum { OP_AVG = 1, OP_CONV = 3, OP_DW = 4, OP_FC = 9, OP_MAX = 17, OP_RESHAPE = 22, OP_PAD = 34 }; /* BuiltinOperator */
-enum { O_NONE = 0, O_CONV = 1, O_DW = 2, O_POOL = 5, O_FC = 8, O_RESHAPE = 17, O_PAD = 22 };     /* BuiltinOptions */
+enum { OP_AVG = 1, OP_CONV = 3, OP_DW = 4, OP_FC = 9, OP_MAX = 17, OP_RESHAPE = 22, OP_SOFTMAX = 25, OP_PAD = 34 }; /* BuiltinOperator */
+enum { O_NONE = 0, O_CONV = 1, O_DW = 2, O_POOL = 5, O_FC = 8, O_SOFTMAX = 9, O_RESHAPE = 17, O_PAD = 22 };     /* BuiltinOptions */
 enum { PAD_SAME = 0, PAD_VALID = 1 };
 
 typedef struct {
@@ -191,7 +191,7 @@ static int same_pad_before(int in, int k, int s, int *out) {
     return total > 0 ? total / 2 : 0;
 }
 
-static tq_status build(tl_model *m, const tq_qmodel *q) {
+static tq_status build(tl_model *m, const tq_qmodel *q, int softmax) {
     const int cap = 8 * q->n_layers + 4;
     m->t = tq_calloc((size_t)cap, sizeof *m->t);
     m->op = tq_calloc((size_t)cap, sizeof *m->op);
@@ -284,6 +284,11 @@ static tq_status build(tl_model *m, const tq_qmodel *q) {
                           .opt = {padding, L->stride, L->stride, C / L->in_c, relu}};
         m->nop++, x = y;
     }
+    if (softmax && m->ok) { /* beta 1; int8 SOFTMAX's output is fixed at s = 1/256, z = -128 */
+        const tq_qlayer *L = &q->layer[q->n_layers - 1];
+        int y = act_tensor(m, "probabilities", 2, (int32_t[]){1, L->out}, 1.0f / 256, -128);
+        m->op[m->nop++] = (tl_op){.code = OP_SOFTMAX, .version = 2, .nin = 1, .in = {x}, .out = y, .opt_type = O_SOFTMAX};
+    }
     if (!m->ok) TQ_FAIL(TQ_E_NOMEM, "tflite: out of memory");
     return TQ_OK;
 }
@@ -306,6 +311,9 @@ static size_t put_options(fbb *b, const tl_op *op) {
         break;
     case O_FC: /* fused_activation_function */
         fb_field(&f, 0, 1, (uint32_t)op->opt[0]);
+        break;
+    case O_SOFTMAX: /* beta: float 1 */
+        fb_field(&f, 0, 4, 0x3f800000u);
         break;
     default: /* RESHAPE (new_shape left to the shape tensor), PAD: empty tables */
         break;
@@ -387,14 +395,14 @@ static void put_model(fbb *b, const tl_model *m) {
     }
 }
 
-tq_status tq_export_tflite(const tq_qmodel *q, const char *path) {
+tq_status tq_export_tflite(const tq_qmodel *q, const char *path, int softmax) {
     if (!q || !path) TQ_FAIL(TQ_E_ARG, "tflite: a model and a path are required");
     if (tq_int8_net_check(&q->net) != TQ_INT8_OK) TQ_FAIL(TQ_E_ARG, "tflite: the integer model is not a valid network");
     tq_status st = tq_qmodel_check_scales(q, "tflite");
     if (st != TQ_OK) return st;
     tl_model m;
     memset(&m, 0, sizeof m);
-    st = build(&m, q);
+    st = build(&m, q, softmax);
     fbb b = {NULL, 0, 0, 1};
     if (st == TQ_OK) put_model(&b, &m);
     if (st == TQ_OK && !b.ok) st = tq_error_set_(TQ_E_NOMEM, __FILE__, __LINE__, "tflite: out of memory");

@@ -8,8 +8,10 @@
  * MAX_POOL_2D, AVERAGE_POOL_2D, RESHAPE for a flatten; padding is VALID, or SAME where tinyqat's
  * symmetric padding is what SAME gives, else a PAD before the convolution (which pads int8 with
  * the zero point, as tinyqat's kernels read outside the image). The input is the first layer's
- * int8 (pixels p as p - 128 at s = 1/255), the output the last layer's int8 logits. Weights of 2
- * to 4 bits are written as int8 values: TFLite has no packed form for these ops. */
+ * int8 (pixels p as p - 128 at s = 1/255), the output the last layer's int8 logits, or with
+ * softmax a SOFTMAX after them: int8 probabilities at s = 1/256, z = -128 (what TFLite's int8
+ * SOFTMAX requires). Weights of 2 to 4 bits are written as int8 values: TFLite has no packed form
+ * for these ops. */
 #ifndef TQ_TFLITE_H
 #define TQ_TFLITE_H
 
@@ -19,8 +21,9 @@
 extern "C" {
 #endif
 
-/* Write q to path as .tflite (atomically: a failure leaves an existing file as it was). */
-tq_status tq_export_tflite(const tq_qmodel *q, const char *path);
+/* Write q to path as .tflite (atomically: a failure leaves an existing file as it was); softmax:
+ * end with a SOFTMAX. */
+tq_status tq_export_tflite(const tq_qmodel *q, const char *path, int softmax);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Check an exported .onnx with the ONNX package's checker (full_check: shape inference too) and
-print the scale and zero point of its output when the output is dequantized int8 (a QDQ model),
-read from the file: "SCALE ZERO_POINT", or "float".
+print what its output is, read from the file: "SCALE ZERO_POINT" when it is dequantized int8 (a
+QDQ model), "probabilities" after a Softmax (export --softmax), else "float".
 
     tests/onnx_check.py MODEL.onnx
 
@@ -30,6 +30,9 @@ def main():
     for node in model.graph.node:
         if out in node.output and node.op_type == "DequantizeLinear":
             print(f"{float(init[node.input[1]]):.9g} {int(init[node.input[2]])}")
+            return
+        if out in node.output and node.op_type == "Softmax":
+            print("probabilities")
             return
     print("float")
 

@@ -4,6 +4,7 @@
 //
 //   node tests/onnx_ort.js MODEL.onnx LOGITS MNIST_DIR N int8 SCALE ZERO_POINT MIN_AGREE MAX_STEPS [DUMP]
 //   node tests/onnx_ort.js MODEL.onnx LOGITS MNIST_DIR N float MAX_REL
+//   node tests/onnx_ort.js MODEL.onnx LOGITS MNIST_DIR N probabilities MIN_AGREE
 //
 // int8: LOGITS is `tinyqat infer M.tqm --logits` (int8 [images][outputs]); the model's float
 // output y = (q - z) s gives back q = round(y / s) + z. Passes when at least MIN_AGREE percent of
@@ -11,6 +12,9 @@
 // requantizes in float and rounds ties to even, tinyqat in integers as CMSIS-NN does).
 // float: LOGITS is `tinyqat eval M.tqf --logits` (float32 [images][outputs]); passes when every
 // image's largest logit difference is at most MAX_REL times its largest logit magnitude.
+// probabilities: a model exported with --softmax against either kind of LOGITS (int8 when
+// LOGITS has one byte a value); passes when every row sums to 1 within 1e-5 and at least
+// MIN_AGREE percent of the predictions agree.
 // Prints one line and a JSON line of results. Exit 0 pass, 1 fail, 77 without onnxruntime-node.
 'use strict';
 const fs = require('fs');
@@ -56,8 +60,8 @@ async function main() {
   const session = await ort.InferenceSession.create(model, {intraOpNumThreads: 1, interOpNumThreads: 1});
   const inMeta = session.inputNames[0];
   const raw = fs.readFileSync(logitsPath);
-  const elem = mode === 'int8' ? 1 : 4;
-  const outputs = raw.length / elem / total;
+  const outputs = session.outputMetadata && session.outputMetadata[0].shape ? session.outputMetadata[0].shape[1] : 10;
+  const elem = mode === 'int8' || (mode === 'probabilities' && raw.length === total * outputs) ? 1 : 4;
   // input rank from the model: 2 for a dense-only model, 4 (NCHW) otherwise
   const meta = session.inputMetadata ? session.inputMetadata[0] : null;
   const rank = meta && meta.shape ? meta.shape.length : 4;
@@ -77,7 +81,7 @@ async function main() {
     const res = await session.run({[inMeta]: new ort.Tensor('float32', x, shape)});
     const y = res[session.outputNames[0]].data;
     for (let i = 0; i < nb; i++) {
-      let am = 0, ar = 0, d = 0, big = 0;
+      let am = 0, ar = 0, d = 0, big = 0, sum = 0;
       const r = new Array(outputs), v = new Array(outputs);
       for (let k = 0; k < outputs; k++) {
         const at = (b0 + i) * outputs + k;
@@ -85,6 +89,10 @@ async function main() {
           r[k] = raw.readInt8(at);
           v[k] = Math.round(y[i * outputs + k] / parseFloat(a[5])) + parseInt(a[6], 10);
           if (dump) dump.writeInt8(v[k], at);
+        } else if (mode === 'probabilities') {
+          r[k] = elem === 1 ? raw.readInt8(at) : raw.readFloatLE(at * 4);
+          v[k] = y[i * outputs + k];
+          sum += v[k];
         } else {
           r[k] = raw.readFloatLE(at * 4);
           v[k] = y[i * outputs + k];
@@ -95,6 +103,10 @@ async function main() {
         if (r[k] > r[ar]) ar = k;
       }
       same += am === ar ? 1 : 0;
+      if (mode === 'probabilities') {
+        worstRel = Math.max(worstRel, Math.abs(sum - 1));
+        continue;
+      }
       worst = Math.max(worst, d);
       stepped += d > 0 ? 1 : 0;
       worstRel = Math.max(worstRel, big > 0 ? d / big : d);
@@ -110,6 +122,11 @@ async function main() {
     Object.assign(result, {images_with_a_logit_step: stepped, max_logit_diff: worst});
     console.log(`${model}: ONNX Runtime against tinyqat's integer path on ${n} images: ${agree.toFixed(2)}% of predictions agree, ` +
                 `${stepped} images with a logit off, largest difference ${worst} step(s)`);
+  } else if (mode === 'probabilities') {
+    pass = agree >= parseFloat(a[5]) && worstRel <= 1e-5;
+    Object.assign(result, {max_sum_error: worstRel});
+    console.log(`${model}: ONNX Runtime's probabilities against tinyqat's logits on ${n} images: ${agree.toFixed(2)}% of ` +
+                `predictions agree, sums within ${worstRel.toExponential(2)} of 1`);
   } else {
     const maxRel = parseFloat(a[5]);
     pass = worstRel <= maxRel && agree >= 99.9;

@@ -51,6 +51,12 @@ for m in fp cnn odd; do
   grep -q "float logits" out && ok || bad "$m-f.onnx: not compared as a float model"
   head -1 out
 done
+# with --softmax: probabilities that sum to 1 and pick tinyqat's class (QDQ and float)
+"$bin" export fp.tqm --onnx sm.onnx --softmax >/dev/null && "$bin" export fp.tqf --onnx smf.onnx --softmax >/dev/null && ok || bad "export --softmax"
+cmp_ort sm.onnx fp.logits "$MNIST_DIR" $n 99.8 >out 2>&1 && ok || bad "softmax (QDQ): $(cat out)"
+head -1 out
+cmp_ort smf.onnx fp.f32 "$MNIST_DIR" $n 99.99 >out 2>&1 && ok || bad "softmax (float): $(cat out)"
+head -1 out
 # the same model gives the same bytes
 "$bin" export fp.tqm --onnx again.onnx >/dev/null && cmp -s fp.onnx again.onnx && ok || bad "two exports of one model differ"
 # refusals: each names the problem, leaves nothing behind and an existing file as it was

@@ -191,7 +191,7 @@ static void qdq_graph_reads_back(void **state) {
     make_qdq(&q);
     char path[128];
     snprintf(path, sizeof path, "%s/m.onnx", dir);
-    assert_int_equal(tq_export_onnx(&q, path), TQ_OK);
+    assert_int_equal(tq_export_onnx(&q, path, 0), TQ_OK);
     unsigned char *data;
     msg g = read_graph(path, &data);
     msg nodes[16];
@@ -256,16 +256,26 @@ static void qdq_graph_reads_back(void **state) {
     /* the same model, the same bytes */
     char again[128];
     snprintf(again, sizeof again, "%s/again.onnx", dir);
-    assert_int_equal(tq_export_onnx(&q, again), TQ_OK);
+    assert_int_equal(tq_export_onnx(&q, again, 0), TQ_OK);
     assert_same_bytes(path, again);
+    /* with a softmax: a Softmax over the logits gives the output "probabilities" */
+    snprintf(again, sizeof again, "%s/softmax.onnx", dir);
+    assert_int_equal(tq_export_onnx(&q, again, 1), TQ_OK);
+    g = read_graph(again, &data);
+    msg last = nth(g, 1, count(g, 1) - 1).sub;
+    assert_true(op_is(last, "Softmax"));
+    assert_int_equal(attr_i(last, "axis", -1), 1);
+    assert_true(is_str(nth(last, 1, 0).sub, "logits"));
+    assert_true(is_str(nth(nth(g, 12, 0).sub, 1, 0).sub, "probabilities"));
+    tq_free(data);
     /* a path that cannot be written: refused, nothing left; no model */
     snprintf(path, sizeof path, "%s/no/m.onnx", dir);
-    assert_int_equal(tq_export_onnx(&q, path), TQ_E_IO);
-    assert_int_equal(tq_export_onnx(NULL, path), TQ_E_ARG);
+    assert_int_equal(tq_export_onnx(&q, path, 0), TQ_E_IO);
+    assert_int_equal(tq_export_onnx(NULL, path, 0), TQ_E_ARG);
     /* a multiplier that is not the one the scales give: ONNX keeps only the scales */
     q.layer[1].mult[2]++;
     snprintf(path, sizeof path, "%s/m2.onnx", dir);
-    assert_int_equal(tq_export_onnx(&q, path), TQ_E_FORMAT);
+    assert_int_equal(tq_export_onnx(&q, path, 0), TQ_E_FORMAT);
     assert_non_null(strstr(tq_last_error(), "layer 1 channel 2"));
     FILE *f = fopen(path, "rb");
     assert_null(f);
@@ -283,7 +293,7 @@ static void float_graph_reads_back(void **state) {
     m.in_mean = 0.13f, m.in_std = 0.31f;
     char path[128];
     snprintf(path, sizeof path, "%s/f.onnx", dir);
-    assert_int_equal(tq_export_onnx_float(&m, path), TQ_OK);
+    assert_int_equal(tq_export_onnx_float(&m, path, 0), TQ_OK);
     unsigned char *data;
     msg g = read_graph(path, &data);
     msg nodes[16];
@@ -326,9 +336,9 @@ static void float_graph_reads_back(void **state) {
     m.in_mean = 0.0f, m.in_std = 1.0f; /* (a padded first conv cannot take the normalization in) */
     assert_int_equal(tq_model_quantize(&m, &qc), TQ_OK);
     snprintf(path, sizeof path, "%s/q.onnx", dir);
-    assert_int_equal(tq_export_onnx_float(&m, path), TQ_E_ARG);
+    assert_int_equal(tq_export_onnx_float(&m, path, 0), TQ_E_ARG);
     assert_non_null(strstr(tq_last_error(), "quantized"));
-    assert_int_equal(tq_export_onnx_float(NULL, path), TQ_E_ARG);
+    assert_int_equal(tq_export_onnx_float(NULL, path, 0), TQ_E_ARG);
     tq_model_free(&m);
 }
 

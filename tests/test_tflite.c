@@ -87,7 +87,7 @@ static void written_model_reads_back(void **state) {
     make_cnn(&q);
     char path[128];
     snprintf(path, sizeof path, "%s/m.tflite", dir);
-    assert_int_equal(tq_export_tflite(&q, path), TQ_OK);
+    assert_int_equal(tq_export_tflite(&q, path, 0), TQ_OK);
     unsigned char *data;
     size_t len;
     assert_int_equal(tq_file_read_all(path, 1 << 20, &data, &len), TQ_OK);
@@ -159,16 +159,36 @@ static void written_model_reads_back(void **state) {
     /* the same model, the same bytes */
     char again[128];
     snprintf(again, sizeof again, "%s/again.tflite", dir);
-    assert_int_equal(tq_export_tflite(&q, again), TQ_OK);
+    assert_int_equal(tq_export_tflite(&q, again, 0), TQ_OK);
     assert_same_bytes(path, again);
+    /* with a SOFTMAX: one more operator, on the logits, into int8 probabilities at 1/256, -128 */
+    snprintf(again, sizeof again, "%s/softmax.tflite", dir);
+    assert_int_equal(tq_export_tflite(&q, again, 1), TQ_OK);
+    assert_int_equal(tq_file_read_all(again, 1 << 20, &data, &len), TQ_OK);
+    B = data, BN = len;
+    model = deref(0);
+    codes = table_at(model, 1);
+    sg = vec_table(table_at(model, 2), 0), tensors = table_at(sg, 0), ops = table_at(sg, 3);
+    assert_int_equal(vec_len(ops), 6);
+    size_t sm = vec_table(ops, 5);
+    assert_int_equal(field_u8(vec_table(codes, field_u32(sm, 0, 0)), 0), 25);
+    assert_int_equal(field_u8(sm, 3), 9);
+    assert_true(field_u32(table_at(sm, 4), 0, 0) == 0x3f800000u); /* beta 1.0f */
+    assert_int_equal(vec_i32(table_at(sm, 1), 0), vec_i32(table_at(vec_table(ops, 4), 2), 0)); /* reads the logits */
+    int32_t prob = vec_i32(table_at(sm, 2), 0);
+    assert_int_equal(vec_i32(table_at(sg, 2), 0), prob); /* the subgraph's output */
+    size_t pq = table_at(vec_table(tensors, (uint32_t)prob), 4);
+    assert_true(vec_f32(table_at(pq, 2), 0) == 1.0f / 256);
+    assert_int_equal((int32_t)u32(table_at(pq, 3) + 4), -128);
+    tq_free(data);
     /* a path that cannot be written: refused, nothing left */
     snprintf(path, sizeof path, "%s/no/m.tflite", dir);
-    assert_int_equal(tq_export_tflite(&q, path), TQ_E_IO);
-    assert_int_equal(tq_export_tflite(NULL, path), TQ_E_ARG);
+    assert_int_equal(tq_export_tflite(&q, path, 0), TQ_E_IO);
+    assert_int_equal(tq_export_tflite(NULL, path, 0), TQ_E_ARG);
     /* a multiplier that is not the one the scales give: TFLite would compute another */
     q.layer[4].mult[0]++;
     snprintf(path, sizeof path, "%s/m2.tflite", dir);
-    assert_int_equal(tq_export_tflite(&q, path), TQ_E_FORMAT);
+    assert_int_equal(tq_export_tflite(&q, path, 0), TQ_E_FORMAT);
     tq_qmodel_free(&q);
 }
 

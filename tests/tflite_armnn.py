@@ -3,12 +3,14 @@
 images and compare with tinyqat's integer path: the fraction of predictions that agree and the
 largest logit difference, in output steps.
 
-    tests/tflite_armnn.py MODEL.tflite LOGITS.bin MNIST_DIR [N [MIN_AGREE [MAX_STEPS]]] [--json]
+    tests/tflite_armnn.py MODEL.tflite LOGITS.bin MNIST_DIR [N [MIN_AGREE [MAX_STEPS]]] [--json] [--softmax]
 
 LOGITS.bin: `tinyqat infer M.tqm --logits LOGITS.bin` (int8 [images][outputs]). Exit 0 when at
 least MIN_AGREE percent of the predictions agree (99.9) and no logit differs by more than
 MAX_STEPS output steps (1: Arm NN requantizes in float, so a tie can round the other way; in a
-deeper network such a step can grow layer by layer), 1 otherwise, 77 without pyarmnn."""
+deeper network such a step can grow layer by layer), 1 otherwise, 77 without pyarmnn. --softmax:
+the model ends with a SOFTMAX (export --softmax): its int8 probabilities (s = 1/256, z = -128) must
+sum to 1 within 10 steps and pick the class tinyqat's logits pick (MAX_STEPS is not used)."""
 import gzip
 import json
 import os
@@ -34,7 +36,8 @@ def mnist_test_images(folder):
 
 
 def main():
-    args = [a for a in sys.argv[1:] if a != "--json"]
+    args = [a for a in sys.argv[1:] if a not in ("--json", "--softmax")]
+    softmax = "--softmax" in sys.argv
     if len(args) < 3:
         sys.exit(__doc__)
     model, logits_path, folder = args[:3]
@@ -53,22 +56,33 @@ def main():
     opt, _ = ann.Optimize(net, [ann.BackendId("CpuRef")], runtime.GetDeviceSpec(), ann.OptimizerOptions())
     net_id, _ = runtime.LoadNetwork(opt)
     out_tensors = ann.make_output_tensors([ob])
-    same, worst, steps = 0, 0, 0
+    same, worst, steps, bad_sums = 0, 0, 0, 0
     for i in range(len(images)):
         x = (images[i].astype(np.int16) - 128).astype(np.int8)  # the input q = p - 128 at s = 1/255
         runtime.EnqueueWorkload(net_id, ann.make_input_tensors([ib], [x]), out_tensors)
         y = ann.workload_tensors_to_ndarray(out_tensors)[0].reshape(-1).astype(np.int32)
         r = ref[i].astype(np.int32)
+        if softmax:  # probabilities against logits: only their sum and the choice compare
+            bad_sums += int(abs(int(np.sum(y + 128)) - 256) > 10)
+            same += int(np.argmax(y) == np.argmax(r))
+            continue
         d = int(np.abs(y - r).max())
         worst, steps = max(worst, d), steps + int(d > 0)
         same += int(np.argmax(y) == np.argmax(r))
     agree = 100.0 * same / len(images)
     result = {"model": model, "images": len(images), "agree_percent": round(agree, 3),
               "images_with_a_logit_step": steps, "max_logit_diff": worst}
-    print(f"{model}: Arm NN (CpuRef) against tinyqat's integer path on {len(images)} images: {agree:.2f}% of predictions "
-          f"agree, {steps} images with a logit off, largest difference {worst} step(s)")
+    if softmax:
+        result.update(images_with_a_bad_sum=bad_sums)
+        print(f"{model}: Arm NN (CpuRef)'s probabilities against tinyqat's logits on {len(images)} images: {agree:.2f}% of "
+              f"predictions agree, {bad_sums} images whose probabilities do not sum to 1 within 10 steps of 1/256")
+    else:
+        print(f"{model}: Arm NN (CpuRef) against tinyqat's integer path on {len(images)} images: {agree:.2f}% of predictions "
+              f"agree, {steps} images with a logit off, largest difference {worst} step(s)")
     if "--json" in sys.argv:
         print(json.dumps(result))
+    if softmax:
+        sys.exit(0 if agree >= min_agree and bad_sums == 0 else 1)
     sys.exit(0 if agree >= min_agree and worst <= max_steps else 1)
 
 

@@ -29,6 +29,10 @@ for m in fp cnn odd; do
   grep -v "Skipped I" out
   [ "$st" = 0 ] && ok || bad "$m: Arm NN disagrees"
 done
+# with a SOFTMAX: Arm NN's int8 probabilities pick tinyqat's class and sum to 1
+"$bin" export fp.tqm --tflite sm.tflite --softmax >/dev/null && ok || bad "export --softmax"
+/usr/bin/python3 "$here/tflite_armnn.py" sm.tflite fp.logits "$MNIST_DIR" 2000 99.5 0 --softmax >out 2>&1 && ok || bad "softmax: Arm NN disagrees"
+grep -v "Skipped I" out
 # a path that cannot be written: refused, nothing left; an existing file is left as it was
 "$bin" export fp.tqm --tflite "$tmp/no/dir/m.tflite" 2>err && bad "an unwritable --tflite path succeeds" || ok
 grep -q "no/dir" err && ok || bad "the message names the path: $(cat err)"

@@ -42,11 +42,11 @@ static int is_float_model(const char *path) {
 }
 
 /* a float model: ONNX only */
-static int export_float(const char *path, const char *onnx, int json) {
+static int export_float(const char *path, const char *onnx, int softmax, int json) {
     tq_model m;
     if (tq_model_load(&m, path) != TQ_OK) return cli_fail(NULL);
     int rc = 0;
-    if (tq_export_onnx_float(&m, onnx) != TQ_OK) rc = cli_fail("export");
+    if (tq_export_onnx_float(&m, onnx, softmax) != TQ_OK) rc = cli_fail("export");
     else printf("exported %s (%s) to %s (ONNX, float)\n", path, m.spec, onnx);
     if (rc == 0 && json) {
         cJSON *j = cli_json_new();
@@ -60,12 +60,14 @@ static int export_float(const char *path, const char *onnx, int json) {
 
 int cmd_export(int argc, char **argv) {
     const char *cdir = NULL, *dataset = NULL, *data = NULL, *prefix = NULL, *tflite = NULL, *onnx = NULL;
-    int n_test = 0, json = 0;
+    int n_test = 0, json = 0, softmax = 0;
     cli_opt opts[] = {
         {"--c", CLI_STR, &cdir, "write the C module into this folder (created, with its parents)", 0, 0},
         {"--tflite", CLI_STR, &tflite, "write the model as a TensorFlow Lite flatbuffer (int8; weights of 2-4 bits as int8 values)", 0, 0},
         {"--onnx", CLI_STR, &onnx, "write the model as ONNX (opset 13): an integer model as QDQ (int8; weights of 2-4 bits as int8 "
          "values), a float .tqf as plain float", 0, 0},
+        {"--softmax", CLI_FLAG, &softmax, "end the .tflite or .onnx with a softmax: probabilities out instead of logits "
+         "(TFLite: int8 at 1/256, zero point -128)", 0, 0},
         {"--prefix", CLI_STR, &prefix, "start every name of the module with this instead of tq_ (kws_: kws_model_classify), so "
          "two models build into one firmware", 0, 0, NULL, "tq_"},
         {"--test-images", CLI_INT, &n_test, "also write N test images with the host's logits (tq_test_data.h)", 0, 1000000},
@@ -95,7 +97,7 @@ int cmd_export(int argc, char **argv) {
                             "convert); --onnx takes either\n", pos[0]);
             return 2;
         }
-        return export_float(pos[0], onnx, json);
+        return export_float(pos[0], onnx, softmax, json);
     }
     tq_qmodel q;
     if (tq_qmodel_load(&q, pos[0]) != TQ_OK) return cli_fail(NULL);
@@ -105,9 +107,9 @@ int cmd_export(int argc, char **argv) {
         tq_qmodel_free(&q);
         return rc;
     }
-    if (tflite && tq_export_tflite(&q, tflite) != TQ_OK) rc = cli_fail("export");
+    if (tflite && tq_export_tflite(&q, tflite, softmax) != TQ_OK) rc = cli_fail("export");
     else if (tflite) printf("exported %s (%s) to %s (TensorFlow Lite, int8)\n", pos[0], q.spec, tflite);
-    if (rc == 0 && onnx && tq_export_onnx(&q, onnx) != TQ_OK) rc = cli_fail("export");
+    if (rc == 0 && onnx && tq_export_onnx(&q, onnx, softmax) != TQ_OK) rc = cli_fail("export");
     else if (rc == 0 && onnx) printf("exported %s (%s) to %s (ONNX, QDQ int8)\n", pos[0], q.spec, onnx);
     if (rc == 0 && cdir && tq_export_c_prefixed(&q, cdir, pos[0], n_test > 0 ? &te : NULL, n_test, prefix) != TQ_OK) rc = cli_fail("export");
     else if (rc == 0 && cdir)
