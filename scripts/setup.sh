@@ -4,9 +4,10 @@
 #   scripts/setup.sh [--no-data] [--fashion] [--mcu] [--runtimes] [--build-dir DIR] [--cmake-args "..."]
 # --fashion also installs Fashion-MNIST (Debian's dataset-fashion-mnist) into data/fashion-mnist.
 # --mcu also installs the Cortex-M cross compiler and QEMU (about 1 GB) for the microcontroller test.
-# --runtimes also installs the runtimes the interchange tests run exported files in: Arm NN's
-#   TFLite parser (Debian), the ONNX checker (python3-onnx) and ONNX Runtime (npm onnxruntime-node,
-#   CPU only, into $TQ_NPM_DIR, default ~/.cache/tinyqat/npm).
+# --runtimes also installs what the interchange tests check files with: Arm NN's TFLite parser
+#   (Debian), the ONNX checker (python3-onnx), PyTorch (python3-torch, whose models the import test
+#   reads) and ONNX Runtime (npm onnxruntime-node, CPU only, into $TQ_NPM_DIR, default
+#   ~/.cache/tinyqat/npm).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build" data=1 cmake_args="" mcu=0 fashion=0 runtimes=0
@@ -18,7 +19,7 @@ while [ $# -gt 0 ]; do
     --runtimes) runtimes=1 ;;
     --build-dir) build="$2"; shift ;;
     --cmake-args) cmake_args="$2"; shift ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -52,6 +53,7 @@ if [ "$runtimes" = 1 ]; then
   install_missing 0 python3-pyarmnn libarmnn-cpuref-backend22 libarmnntfliteparser22 ||
     echo "setup: Arm NN not installed: the tflite test will be skipped" >&2
   install_missing 0 python3-onnx python3-numpy || echo "setup: the onnx test will be skipped" >&2
+  install_missing 0 python3-torch || echo "setup: no PyTorch: the import test will not read PyTorch's models" >&2
   # Node.js: Debian's, unless one is there already (a packaged npm would clash with another's)
   command -v npm >/dev/null || install_missing 0 nodejs npm || echo "setup: no Node.js: the onnx test will be skipped" >&2
   npm_dir="${TQ_NPM_DIR:-$HOME/.cache/tinyqat/npm}"

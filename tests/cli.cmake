@@ -45,3 +45,10 @@ if(TARGET tinyqat_cli AND NOT TQ_SANITIZE AND NOT TQ_TSAN)
   add_test(NAME onnx COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/onnx_test.sh $<TARGET_FILE:tinyqat_cli>)
   set_tests_properties(onnx PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=1" SKIP_RETURN_CODE 77 TIMEOUT 900)
 endif()
+
+# tinyqat import: ONNX round trips, and PyTorch's own models when python3-torch is there
+# (tests/onnx_import_test.sh); skipped without MNIST.
+if(TARGET tinyqat_cli AND NOT TQ_SANITIZE AND NOT TQ_TSAN)
+  add_test(NAME onnx_import COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/onnx_import_test.sh $<TARGET_FILE:tinyqat_cli>)
+  set_tests_properties(onnx_import PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=1;OMP_NUM_THREADS=1" SKIP_RETURN_CODE 77 TIMEOUT 900)
+endif()

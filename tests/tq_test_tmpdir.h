@@ -24,7 +24,7 @@ static int tmpdir_teardown(void **state) {
 
 #ifdef TQ_FILEIO_H
 /* The files a and b hold the same bytes. */
-static void assert_same_bytes(const char *a, const char *b) {
+__attribute__((unused)) static void assert_same_bytes(const char *a, const char *b) {
     unsigned char *d1, *d2;
     size_t n1, n2;
     assert_int_equal(tq_file_read_all(a, 1 << 24, &d1, &n1), TQ_OK);

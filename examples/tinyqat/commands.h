@@ -11,6 +11,7 @@ int cmd_experiment(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_infer(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_view(int argc, char **argv);
 

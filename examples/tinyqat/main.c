@@ -28,6 +28,7 @@ static const command COMMANDS[] = {
     {"convert", cmd_convert, "turn a PTQ/QAT model into an integer model file (.tqm)"},
     {"infer", cmd_infer, "integer-only inference on the test set: accuracy, images/s, agreement"},
     {"export", cmd_export, "write a model as a C module for microcontrollers, TensorFlow Lite or ONNX"},
+    {"import", cmd_import, "read a float ONNX model (from PyTorch) into a tinyqat model"},
     {"view", cmd_view, "draw test images, or the ones models get wrong, as a PNG"},
     {"bench", cmd_bench, "time one FP32 training epoch against its matrix products alone"},
 };

@@ -1,0 +1,58 @@
+/* tinyqat import: a float ONNX model (PyTorch's export) as a tinyqat float model (pipeline/onnx_import.h). */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "pipeline/onnx_import.h"
+
+int cmd_import(int argc, char **argv) {
+    const char *out = NULL;
+    float mean = NAN, sd = NAN;
+    int json = 0, pixels = 0;
+    cli_opt opts[] = {
+        {"--out", CLI_STR, &out, "the float model to write (.tqf)", 0, 0, NULL, "MODEL.tqf beside the input"},
+        {"--mean", CLI_FLOAT, &mean, "the model expects x = (p/255 - mean) / std for a pixel p: the mean (default: what the "
+         "graph's own leading Sub says, else 0)", -1e6, 1e6},
+        {"--std", CLI_FLOAT, &sd, "... and the std (default: the graph's own leading Div, else 1)", 1e-12, 1e6},
+        {"--pixels", CLI_FLAG, &pixels, "the model expects raw pixels 0..255 (the same as --std 0.00392157)", 0, 0},
+        {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
+    };
+    static const cli_cmd cmd = {"import", "MODEL.onnx [--out MODEL.tqf] [options]",
+                                "Read a float ONNX model (a chain of Conv, BatchNormalization, Relu, pools, Flatten and Gemm, as "
+                                "PyTorch exports it) into a tinyqat float model: then train, ptq, qat, convert and export it.", 1, 1};
+    const char *pos[1];
+    int n_pos, rc = cli_parse(&cmd, opts, sizeof opts / sizeof opts[0], argc, argv, pos, &n_pos);
+    if (rc) return rc == 1 ? 0 : 2;
+    if (pixels && !isnan(sd)) {
+        fprintf(stderr, "tinyqat import: --pixels and --std both set the input's scale: give one\n");
+        return 2;
+    }
+    if (pixels) sd = 1.0f / 255.0f;
+    char derived[1024];
+    if (!out) out = cli_derived_out(pos[0], ".tqf", derived, sizeof derived);
+    tq_model m;
+    tq_onnx_info info;
+    if (tq_import_onnx(&m, pos[0], mean, sd, &info) != TQ_OK) return cli_fail(NULL);
+    if (tq_model_save(&m, out) != TQ_OK) rc = cli_fail("import");
+    else {
+        printf("imported %s (%d operators) as %s: %zu parameters, input x = (p/255 - %g) / %g%s; saved %s\n", pos[0], info.nodes, m.spec,
+               m.n_params, (double)m.in_mean, (double)m.in_std, info.softmax_dropped ? "; its final softmax left out (logits out)" : "",
+               out);
+        if (json) {
+            cJSON *j = cli_json_new();
+            cli_json_str(j, "model", pos[0]);
+            cli_json_str(j, "spec", m.spec);
+            cli_json_str(j, "out", out);
+            cli_json_num(j, "operators", info.nodes, 0);
+            cli_json_num(j, "parameters", (double)m.n_params, 0);
+            cli_json_num(j, "in_mean", m.in_mean, 6);
+            cli_json_num(j, "in_std", m.in_std, 6);
+            cli_json_num(j, "softmax_dropped", info.softmax_dropped, 0);
+            cli_json_print(j);
+        }
+    }
+    tq_model_free(&m);
+    return rc;
+}

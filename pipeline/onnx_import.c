@@ -1,0 +1,827 @@
+/* tinyqat import: ONNX -> a float model; see pipeline/onnx_import.h.
+ *
+ * The file is read as protocol buffers (onnx.proto's field numbers; the encoding is described in
+ * pipeline/onnx.c) with every length checked against what holds it, so a damaged or hostile
+ * file is refused, never read past. The graph is indexed once (nodes, initializers, the input),
+ * then walked in order as a chain, collecting stages (conv, batch norm, ReLU, pool) and dense
+ * layers; that gives a spec (layers/model.h) and the parameters to copy in. */
+#include "pipeline/onnx_import.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "src/alloc.h"
+#include "src/fileio.h"
+
+/* ---- protocol buffers, read with bounds ---- */
+
+typedef struct {
+    const uint8_t *p;
+    size_t n;
+} pv; /* a view of bytes in the file */
+
+typedef struct {
+    int field, wire;
+    uint64_t v; /* varint, fixed32 or fixed64 */
+    pv sub;     /* length-delimited */
+} pf;
+
+static int rd_varint(pv m, size_t *at, uint64_t *v) {
+    uint64_t r = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (*at >= m.n) return 0;
+        uint8_t b = m.p[(*at)++];
+        r |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = r;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The next field of m from *at: 1, or 0 at the end, or -1 when the bytes are not protobuf. */
+static int pb_next(pv m, size_t *at, pf *f) {
+    if (*at >= m.n) return 0;
+    uint64_t key, len;
+    if (!rd_varint(m, at, &key) || (key >> 3) == 0 || (key >> 3) > (1u << 29)) return -1;
+    f->field = (int)(key >> 3), f->wire = (int)(key & 7);
+    f->v = 0, f->sub = (pv){NULL, 0};
+    switch (f->wire) {
+    case 0:
+        return rd_varint(m, at, &f->v) ? 1 : -1;
+    case 1:
+    case 5: {
+        size_t w = f->wire == 1 ? 8 : 4;
+        if (m.n - *at < w) return -1;
+        for (size_t i = 0; i < w; i++) f->v |= (uint64_t)m.p[*at + i] << (8 * i);
+        *at += w;
+        return 1;
+    }
+    case 2:
+        if (!rd_varint(m, at, &len) || len > m.n - *at) return -1;
+        f->sub = (pv){m.p + *at, (size_t)len};
+        *at += (size_t)len;
+        return 1;
+    default:
+        return -1;
+    }
+}
+
+static int pv_is(pv s, const char *t) { return s.n == strlen(t) && (s.n == 0 || !memcmp(s.p, t, s.n)); }
+static int pv_eq(pv a, pv b) { return a.n == b.n && (a.n == 0 || !memcmp(a.p, b.p, a.n)); }
+
+/* ---- the graph, indexed ---- */
+
+enum { MAX_IN = 8, MAX_OUT = 4, MAX_NODES = 4096 };
+
+typedef struct {
+    pv op, name, msg;
+    pv in[MAX_IN], out[MAX_OUT];
+    int n_in, n_out;
+} onode;
+
+typedef struct {
+    pv name, tensor;
+} oconst; /* an initializer, or a Constant node's value */
+
+typedef struct {
+    const char *file;
+    onode *node;
+    int n_node;
+    oconst *cst;
+    int n_cst, cap_cst;
+    pv input, output;
+    int64_t in_dims[4];
+    int in_rank;
+} ctx;
+
+#define DAMAGED(c, what) tq_error_set_(TQ_E_FORMAT, __FILE__, __LINE__, "%s: not a valid ONNX file (%s)", (c)->file, what)
+
+static tq_status add_const(ctx *c, pv name, pv tensor) {
+    if (c->n_cst == c->cap_cst) {
+        int cap = c->cap_cst ? 2 * c->cap_cst : 64;
+        oconst *p = tq_realloc(c->cst, (size_t)cap * sizeof *p);
+        if (!p) TQ_FAIL(TQ_E_NOMEM, "%s: out of memory", c->file);
+        c->cst = p, c->cap_cst = cap;
+    }
+    c->cst[c->n_cst++] = (oconst){name, tensor};
+    return TQ_OK;
+}
+
+static int find_const(const ctx *c, pv name, pv *tensor) {
+    for (int i = c->n_cst - 1; i >= 0; i--)
+        if (pv_eq(c->cst[i].name, name)) {
+            *tensor = c->cst[i].tensor;
+            return 1;
+        }
+    return 0;
+}
+
+static tq_status read_node(ctx *c, pv msg, onode *nd) {
+    memset(nd, 0, sizeof *nd);
+    nd->msg = msg;
+    size_t at = 0;
+    pf f;
+    int r;
+    while ((r = pb_next(msg, &at, &f)) > 0) {
+        if (f.wire != 2) continue;
+        if (f.field == 1) {
+            if (nd->n_in == MAX_IN) TQ_FAIL(TQ_E_ARG, "%s: node %d has more than %d inputs", c->file, c->n_node, MAX_IN);
+            nd->in[nd->n_in++] = f.sub;
+        } else if (f.field == 2) {
+            if (nd->n_out == MAX_OUT) TQ_FAIL(TQ_E_ARG, "%s: node %d has more than %d outputs", c->file, c->n_node, MAX_OUT);
+            nd->out[nd->n_out++] = f.sub;
+        } else if (f.field == 3) {
+            nd->name = f.sub;
+        } else if (f.field == 4) {
+            nd->op = f.sub;
+        } else if (f.field == 7 && f.sub.n && !pv_is(f.sub, "ai.onnx")) {
+            TQ_FAIL(TQ_E_ARG, "%s: node %d is in the operator domain '%.*s': tinyqat reads the standard ONNX operators", c->file,
+                    c->n_node, (int)f.sub.n, (const char *)f.sub.p);
+        }
+    }
+    if (r < 0) return DAMAGED(c, "a node");
+    if (!nd->op.n || !nd->n_out) return DAMAGED(c, "a node without an operator or an output");
+    return TQ_OK;
+}
+
+/* the graph's input (the first that is not an initializer) with its dims: ValueInfoProto ->
+ * type (2) -> tensor_type (1) -> shape (2) -> dim (1) -> dim_value (1) / dim_param (2) */
+static tq_status read_input(ctx *c, pv vi) {
+    size_t at = 0;
+    pf f;
+    pv name = {NULL, 0}, type = {NULL, 0};
+    int r;
+    while ((r = pb_next(vi, &at, &f)) > 0)
+        if (f.wire == 2 && f.field == 1) name = f.sub;
+        else if (f.wire == 2 && f.field == 2) type = f.sub;
+    if (r < 0) return DAMAGED(c, "the graph's input");
+    pv tmp;
+    if (find_const(c, name, &tmp)) return TQ_OK; /* an initializer listed as an input (IR < 4) */
+    if (c->input.n) TQ_FAIL(TQ_E_ARG, "%s: the graph has more than one input: tinyqat models take one", c->file);
+    c->input = name;
+    pv cur = type;
+    const int path[3] = {1, 2, 0};
+    for (int k = 0; k < 2; k++) { /* tensor_type, shape */
+        at = 0;
+        pv next = {NULL, 0};
+        while ((r = pb_next(cur, &at, &f)) > 0)
+            if (f.wire == 2 && f.field == path[k]) next = f.sub;
+        if (r < 0 || !next.p) TQ_FAIL(TQ_E_ARG, "%s: the graph's input has no tensor shape", c->file);
+        cur = next;
+    }
+    at = 0;
+    while ((r = pb_next(cur, &at, &f)) > 0) {
+        if (f.wire != 2 || f.field != 1) continue;
+        if (c->in_rank == 4) TQ_FAIL(TQ_E_ARG, "%s: the input has more than 4 dimensions", c->file);
+        size_t a2 = 0;
+        pf d;
+        int64_t v = -1; /* a dim_param (the batch) or nothing: free */
+        int r2;
+        while ((r2 = pb_next(f.sub, &a2, &d)) > 0)
+            if (d.wire == 0 && d.field == 1) v = (int64_t)d.v;
+        if (r2 < 0) return DAMAGED(c, "the input's shape");
+        c->in_dims[c->in_rank++] = v;
+    }
+    if (r < 0) return DAMAGED(c, "the input's shape");
+    return TQ_OK;
+}
+
+static tq_status index_graph(ctx *c, const unsigned char *data, size_t len) {
+    pv model = {data, len}, graph = {NULL, 0};
+    size_t at = 0;
+    pf f;
+    int r;
+    while ((r = pb_next(model, &at, &f)) > 0)
+        if (f.field == 7 && f.wire == 2) graph = f.sub;
+    if (r < 0 || !graph.p) return DAMAGED(c, r < 0 ? "the model" : "no graph");
+    int nodes = 0;
+    for (at = 0; (r = pb_next(graph, &at, &f)) > 0;) nodes += f.field == 1 && f.wire == 2;
+    if (r < 0) return DAMAGED(c, "the graph");
+    if (nodes == 0) TQ_FAIL(TQ_E_ARG, "%s: the graph has no operators", c->file);
+    if (nodes > MAX_NODES) TQ_FAIL(TQ_E_ARG, "%s: %d operators, more than the %d tinyqat reads", c->file, nodes, MAX_NODES);
+    c->node = tq_calloc((size_t)nodes, sizeof *c->node);
+    if (!c->node) TQ_FAIL(TQ_E_NOMEM, "%s: out of memory", c->file);
+    /* initializers first: the input list may name them */
+    for (at = 0; pb_next(graph, &at, &f) > 0;)
+        if (f.field == 5 && f.wire == 2) {
+            size_t a2 = 0;
+            pf t;
+            pv name = {NULL, 0};
+            while ((r = pb_next(f.sub, &a2, &t)) > 0)
+                if (t.field == 8 && t.wire == 2) name = t.sub;
+            if (r < 0) return DAMAGED(c, "an initializer");
+            TQ_TRY(add_const(c, name, f.sub));
+        }
+    for (at = 0; pb_next(graph, &at, &f) > 0;) {
+        if (f.wire != 2) continue;
+        if (f.field == 1) TQ_TRY(read_node(c, f.sub, &c->node[c->n_node++]));
+        else if (f.field == 11) TQ_TRY(read_input(c, f.sub));
+        else if (f.field == 12 && !c->output.p) {
+            size_t a2 = 0;
+            pf o;
+            while ((r = pb_next(f.sub, &a2, &o)) > 0)
+                if (o.field == 1 && o.wire == 2) c->output = o.sub;
+            if (r < 0) return DAMAGED(c, "the graph's output");
+        }
+    }
+    if (!c->input.p) TQ_FAIL(TQ_E_ARG, "%s: the graph has no input", c->file);
+    if (!c->output.p) TQ_FAIL(TQ_E_ARG, "%s: the graph has no output", c->file);
+    return TQ_OK;
+}
+
+/* ---- attributes and tensors ---- */
+
+/* node nd's attribute `name` (AttributeProto), or 0 */
+static int attr(const onode *nd, const char *name, pv *a) {
+    size_t at = 0;
+    pf f;
+    while (pb_next(nd->msg, &at, &f) > 0) {
+        if (f.field != 5 || f.wire != 2) continue;
+        size_t a2 = 0;
+        pf g;
+        while (pb_next(f.sub, &a2, &g) > 0)
+            if (g.field == 1 && g.wire == 2 && pv_is(g.sub, name)) {
+                *a = f.sub;
+                return 1;
+            }
+    }
+    return 0;
+}
+
+static int64_t attr_i(const onode *nd, const char *name, int64_t def) {
+    pv a;
+    if (!attr(nd, name, &a)) return def;
+    size_t at = 0;
+    pf f;
+    while (pb_next(a, &at, &f) > 0)
+        if (f.field == 3 && f.wire == 0) return (int64_t)f.v;
+    return def;
+}
+
+static float attr_f(const onode *nd, const char *name, float def) {
+    pv a;
+    if (!attr(nd, name, &a)) return def;
+    size_t at = 0;
+    pf f;
+    while (pb_next(a, &at, &f) > 0)
+        if (f.field == 2 && f.wire == 5) {
+            uint32_t b = (uint32_t)f.v;
+            float x;
+            memcpy(&x, &b, 4);
+            return x;
+        }
+    return def;
+}
+
+/* repeated int64 ints (8), packed or not: up to cap values; the count, or -1 when there are more */
+static int attr_ints(const onode *nd, const char *name, int64_t *v, int cap) {
+    pv a;
+    if (!attr(nd, name, &a)) return 0;
+    size_t at = 0;
+    pf f;
+    int n = 0;
+    while (pb_next(a, &at, &f) > 0) {
+        if (f.field != 8) continue;
+        if (f.wire == 0) {
+            if (n == cap) return -1;
+            v[n++] = (int64_t)f.v;
+        } else if (f.wire == 2) {
+            size_t a2 = 0;
+            uint64_t x;
+            while (a2 < f.sub.n) {
+                if (n == cap || !rd_varint(f.sub, &a2, &x)) return -1;
+                v[n++] = (int64_t)x;
+            }
+        }
+    }
+    return n;
+}
+
+static int attr_s(const onode *nd, const char *name, const char *value) {
+    pv a;
+    if (!attr(nd, name, &a)) return 0;
+    size_t at = 0;
+    pf f;
+    while (pb_next(a, &at, &f) > 0)
+        if (f.field == 4 && f.wire == 2) return pv_is(f.sub, value);
+    return 0;
+}
+
+enum { DT_FLOAT = 1, DT_INT64 = 7, MAX_VALUES = 1 << 26 };
+
+typedef struct {
+    int64_t dims[8];
+    int ndim, type;
+    size_t count;
+    pv raw, packed; /* raw_data, or float_data / int64_data packed */
+    int n_loose;    /* float_data / int64_data values written one key each */
+} tinfo;
+
+static tq_status tensor_info(const ctx *c, pv t, tinfo *ti, const char *what) {
+    memset(ti, 0, sizeof *ti);
+    size_t at = 0;
+    pf f;
+    int r;
+    while ((r = pb_next(t, &at, &f)) > 0) {
+        if (f.field == 1 && f.wire == 0) {
+            if (ti->ndim == 8) TQ_FAIL(TQ_E_ARG, "%s: %s has more than 8 dimensions", c->file, what);
+            ti->dims[ti->ndim++] = (int64_t)f.v;
+        } else if (f.field == 1 && f.wire == 2) {
+            size_t a2 = 0;
+            uint64_t x;
+            while (a2 < f.sub.n) {
+                if (ti->ndim == 8 || !rd_varint(f.sub, &a2, &x)) TQ_FAIL(TQ_E_ARG, "%s: %s: bad dimensions", c->file, what);
+                ti->dims[ti->ndim++] = (int64_t)x;
+            }
+        } else if (f.field == 2 && f.wire == 0) {
+            ti->type = (int)f.v;
+        } else if (f.field == 9 && f.wire == 2) {
+            ti->raw = f.sub;
+        } else if ((f.field == 4 || f.field == 7) && f.wire == 2) {
+            ti->packed = f.sub;
+        } else if ((f.field == 4 && f.wire == 5) || (f.field == 7 && f.wire == 0)) {
+            ti->n_loose++;
+        } else if (f.field == 14 && f.wire == 0 && f.v == 1) {
+            TQ_FAIL(TQ_E_ARG, "%s: %s is stored outside the file (external data): save the model with its weights inside", c->file, what);
+        }
+    }
+    if (r < 0) return DAMAGED(c, what);
+    ti->count = 1;
+    for (int i = 0; i < ti->ndim; i++) {
+        if (ti->dims[i] < 0 || ti->dims[i] > MAX_VALUES || (ti->dims[i] && ti->count > (size_t)MAX_VALUES / (size_t)ti->dims[i]))
+            TQ_FAIL(TQ_E_ARG, "%s: %s: dimensions out of range", c->file, what);
+        ti->count *= (size_t)ti->dims[i];
+    }
+    return TQ_OK;
+}
+
+/* The values of tensor t as floats (FLOAT or INT64 data), count of them; *out tq_malloc'd. */
+static tq_status tensor_floats(const ctx *c, pv t, const char *what, float **out, tinfo *ti) {
+    TQ_TRY(tensor_info(c, t, ti, what));
+    if (ti->type != DT_FLOAT && ti->type != DT_INT64)
+        TQ_FAIL(TQ_E_ARG, "%s: %s has data type %d: tinyqat reads float (1) and int64 (7) tensors", c->file, what, ti->type);
+    const size_t elem = ti->type == DT_FLOAT ? 4 : 8;
+    float *v = tq_malloc((ti->count ? ti->count : 1) * sizeof(float));
+    if (!v) TQ_FAIL(TQ_E_NOMEM, "%s: out of memory", c->file);
+    size_t n = 0;
+    if (ti->raw.p) {
+        if (ti->raw.n != ti->count * elem) {
+            tq_free(v);
+            TQ_FAIL(TQ_E_FORMAT, "%s: %s holds %zu bytes, its shape asks for %zu", c->file, what, ti->raw.n, ti->count * elem);
+        }
+        for (n = 0; n < ti->count; n++) {
+            const uint8_t *p = ti->raw.p + n * elem;
+            uint64_t b = 0;
+            for (size_t i = 0; i < elem; i++) b |= (uint64_t)p[i] << (8 * i);
+            if (elem == 4) {
+                uint32_t b32 = (uint32_t)b;
+                memcpy(&v[n], &b32, 4);
+            } else {
+                v[n] = (float)(int64_t)b;
+            }
+        }
+    } else { /* float_data / int64_data, packed and loose in file order */
+        size_t at = 0;
+        pf f;
+        while (pb_next(t, &at, &f) > 0) {
+            const int want = ti->type == DT_FLOAT ? 4 : 7;
+            if (f.field != want) continue;
+            if (f.wire == 2) {
+                size_t a2 = 0;
+                while (a2 < f.sub.n && n < ti->count) {
+                    uint64_t x = 0;
+                    if (ti->type == DT_FLOAT) {
+                        if (f.sub.n - a2 < 4) break;
+                        for (int i = 0; i < 4; i++) x |= (uint64_t)f.sub.p[a2 + (size_t)i] << (8 * i);
+                        a2 += 4;
+                        uint32_t b32 = (uint32_t)x;
+                        memcpy(&v[n++], &b32, 4);
+                    } else {
+                        if (!rd_varint(f.sub, &a2, &x)) break;
+                        v[n++] = (float)(int64_t)x;
+                    }
+                }
+            } else if (n < ti->count) {
+                uint32_t b32 = (uint32_t)f.v;
+                if (ti->type == DT_FLOAT) memcpy(&v[n++], &b32, 4);
+                else v[n++] = (float)(int64_t)f.v;
+            }
+        }
+        if (n != ti->count) {
+            tq_free(v);
+            TQ_FAIL(TQ_E_FORMAT, "%s: %s holds fewer values than its shape asks for (%zu)", c->file, what, ti->count);
+        }
+    }
+    for (size_t i = 0; i < ti->count; i++)
+        if (!isfinite(v[i])) {
+            tq_free(v);
+            TQ_FAIL(TQ_E_ARG, "%s: %s holds a value that is not finite", c->file, what);
+        }
+    *out = v;
+    return TQ_OK;
+}
+
+/* ---- the chain ---- */
+
+typedef struct {
+    int depthwise, O, K, stride, pad;
+    int C, H, W, OH, OW;  /* input, conv output */
+    float *Wt, *b;        /* ONNX's OIHW; bias or NULL */
+    int bn;
+    float *gamma, *beta, *mean, *var, eps;
+    int relu, pool, pk, ps; /* pool: 1 max, 2 average */
+} stage_in;
+
+typedef struct {
+    int in, out, relu;
+    float *Wt, *b; /* [out][in] (ONNX's columns) */
+    int perm_h, perm_w, perm_c; /* the image a flatten made of this layer's input (1, 1, in: none) */
+} dense_in;
+
+typedef struct {
+    stage_in st[TQ_MAX_STAGES];
+    int n_st;
+    dense_in dl[TQ_MAX_LAYERS];
+    int n_dl;
+} chain;
+
+static void chain_free(chain *ch) {
+    for (int s = 0; s < ch->n_st; s++) {
+        stage_in *S = &ch->st[s];
+        tq_free(S->Wt), tq_free(S->b), tq_free(S->gamma), tq_free(S->beta), tq_free(S->mean), tq_free(S->var);
+    }
+    for (int l = 0; l < ch->n_dl; l++) tq_free(ch->dl[l].Wt), tq_free(ch->dl[l].b);
+}
+
+#define NODE_FAIL(code, ...) return node_fail(c, i, nd, code, __VA_ARGS__)
+
+static tq_status node_fail(const ctx *c, int i, const onode *nd, tq_status code, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static tq_status node_fail(const ctx *c, int i, const onode *nd, tq_status code, const char *fmt, ...) {
+    char why[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    return tq_error_set_(code, __FILE__, __LINE__, "%s: node %d (%.*s '%.*s'): %s", c->file, i, (int)(nd->op.n > 64 ? 64 : nd->op.n),
+                         (const char *)nd->op.p, (int)(nd->name.n > 96 ? 96 : nd->name.n), (const char *)nd->name.p, why);
+}
+
+/* a constant input of node nd (an initializer or a Constant's value) as floats */
+static tq_status const_input(const ctx *c, int i, const onode *nd, int k, float **v, tinfo *ti) {
+    pv t;
+    if (k >= nd->n_in || !find_const(c, nd->in[k], &t))
+        NODE_FAIL(TQ_E_ARG, "input %d is not a constant (a weight, a bias): tinyqat imports chains of layers", k + 1);
+    char what[64];
+    snprintf(what, sizeof what, "node %d's input %d", i, k + 1);
+    return tensor_floats(c, t, what, v, ti);
+}
+
+static int is_shape_op(pv op) {
+    static const char *ops[] = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Slice", NULL};
+    for (int k = 0; ops[k]; k++)
+        if (pv_is(op, ops[k])) return 1;
+    return 0;
+}
+
+/* Walk the nodes from the input, one after the other. */
+static tq_status walk(ctx *c, chain *ch, float *mean, float *sd, tq_onnx_info *info) {
+    pv cur = c->input;
+    int rank = c->in_rank, C = 0, H = 1, W = 1, D = 0;
+    if (rank == 4) {
+        if (c->in_dims[1] < 1 || c->in_dims[2] < 1 || c->in_dims[3] < 1 || c->in_dims[1] > 4096 || c->in_dims[2] > 4096 ||
+            c->in_dims[3] > 4096)
+            TQ_FAIL(TQ_E_ARG, "%s: the input's shape must be [N][C][H][W] with C, H and W given", c->file);
+        C = (int)c->in_dims[1], H = (int)c->in_dims[2], W = (int)c->in_dims[3];
+    } else if (rank == 2) {
+        if (c->in_dims[1] < 1 || c->in_dims[1] > (1 << 24)) TQ_FAIL(TQ_E_ARG, "%s: the input's shape must be [N][D] with D given", c->file);
+        D = (int)c->in_dims[1];
+    } else {
+        TQ_FAIL(TQ_E_ARG, "%s: the input has %d dimensions: tinyqat reads images [N][C][H][W] or vectors [N][D]", c->file, c->in_rank);
+    }
+    int flat_h = 1, flat_w = 1, flat_c = 0; /* the image a flatten turned into the current vector */
+    if (rank == 2) flat_c = D;
+    int computed = 0, pending_add = 0;
+    for (int i = 0; i < c->n_node; i++) {
+        const onode *nd = &c->node[i];
+        pv op = nd->op;
+        if (pv_is(op, "Constant")) {
+            pv a;
+            size_t at = 0;
+            pf f;
+            int found = 0;
+            if (attr(nd, "value", &a))
+                while (pb_next(a, &at, &f) > 0)
+                    if (f.field == 5 && f.wire == 2) {
+                        TQ_TRY(add_const(c, nd->out[0], f.sub));
+                        found = 1;
+                    }
+            if (!found) NODE_FAIL(TQ_E_ARG, "a Constant without a tensor value");
+            continue;
+        }
+        if (is_shape_op(op)) continue; /* the batch size's arithmetic for a Reshape */
+        /* the chain's value comes first, but an Add or a Mul may take its constant first */
+        const int swap = nd->n_in == 2 && (pv_is(op, "Add") || pv_is(op, "Mul")) && pv_eq(nd->in[1], cur) && !pv_eq(nd->in[0], cur);
+        const int kc = swap ? 0 : 1; /* which input is the constant, for ops with one */
+        if (nd->n_in < 1 || (!swap && !pv_eq(nd->in[0], cur)))
+            NODE_FAIL(TQ_E_ARG, "does not read the value before it: tinyqat imports chains (one path from the input to the "
+                                "output; residual and branching graphs come with models as graphs)");
+        pv next = nd->out[0];
+        if (pv_is(op, "Identity") || pv_is(op, "Dropout")) {
+            cur = next;
+            continue;
+        }
+        if (pv_is(op, "Pad")) { /* PyTorch puts one of nothing before an average pool */
+            float *v;
+            tinfo ti;
+            TQ_TRY(const_input(c, i, nd, 1, &v, &ti));
+            int any = 0;
+            for (size_t k = 0; k < ti.count; k++) any |= v[k] != 0.0f;
+            tq_free(v);
+            if (any) NODE_FAIL(TQ_E_ARG, "a Pad that pads: tinyqat pads inside its convolutions only");
+            cur = next;
+            continue;
+        }
+        if (pv_is(op, "Sub") || pv_is(op, "Div") || pv_is(op, "Mul") || (pv_is(op, "Add") && !pending_add)) {
+            pv other;
+            if (nd->n_in == 2 && !find_const(c, nd->in[kc], &other))
+                NODE_FAIL(TQ_E_ARG, "%.*s of two computed values (a residual or branching graph): tinyqat imports chains; graphs "
+                                    "come with models as graphs", (int)op.n, (const char *)op.p);
+            if (computed) NODE_FAIL(TQ_E_ARG, "an elementwise %.*s between layers: tinyqat models have none", (int)op.n, (const char *)op.p);
+            float *v;
+            tinfo ti;
+            TQ_TRY(const_input(c, i, nd, kc, &v, &ti));
+            float k = v[0];
+            tq_free(v);
+            if (ti.count != 1) NODE_FAIL(TQ_E_ARG, "a normalization by %zu values: tinyqat takes one mean and one scale", ti.count);
+            if (pv_is(op, "Sub")) *mean += k * *sd;
+            else if (pv_is(op, "Add")) *mean -= k * *sd;
+            else if (pv_is(op, "Div")) *sd *= k;
+            else *sd /= k;
+            if (!(*sd > 0) || !isfinite(*sd) || !isfinite(*mean)) NODE_FAIL(TQ_E_ARG, "a normalization that is not a positive scale");
+            cur = next;
+            continue;
+        }
+        computed = 1;
+        if (pv_is(op, "Conv")) {
+            if (rank != 4) NODE_FAIL(TQ_E_ARG, "a convolution after the dense layers began");
+            if (ch->n_st == TQ_MAX_STAGES) NODE_FAIL(TQ_E_ARG, "more than %d convolutions", TQ_MAX_STAGES);
+            stage_in *S = &ch->st[ch->n_st];
+            memset(S, 0, sizeof *S);
+            ch->n_st++;
+            tinfo ti;
+            TQ_TRY(const_input(c, i, nd, 1, &S->Wt, &ti));
+            int64_t ks[4], st[4], pd[8], dl[4];
+            int nk = attr_ints(nd, "kernel_shape", ks, 4), ns = attr_ints(nd, "strides", st, 4), np = attr_ints(nd, "pads", pd, 8),
+                nl = attr_ints(nd, "dilations", dl, 4);
+            int64_t group = attr_i(nd, "group", 1);
+            if (ti.ndim != 4) NODE_FAIL(TQ_E_ARG, "a %d-dimensional kernel: tinyqat's convolutions are 2-D", ti.ndim);
+            if (ti.dims[2] != ti.dims[3] || (nk == 2 && (ks[0] != ti.dims[2] || ks[1] != ti.dims[3])))
+                NODE_FAIL(TQ_E_ARG, "a %lldx%lld kernel: tinyqat's kernels are square (non-square ones come with models as graphs)",
+                          (long long)ti.dims[2], (long long)ti.dims[3]);
+            if (ns < 0 || (ns == 2 && st[0] != st[1]) || np < 0 || (np == 4 && (pd[0] != pd[1] || pd[0] != pd[2] || pd[0] != pd[3])) ||
+                nl < 0 || (nl == 2 && (dl[0] != 1 || dl[1] != 1)))
+                NODE_FAIL(TQ_E_ARG, "strides, pads or dilations tinyqat cannot hold (one stride, equal pads on every side, no dilation)");
+            if ((attr(nd, "auto_pad", &(pv){0}) && !attr_s(nd, "auto_pad", "NOTSET") && !attr_s(nd, "auto_pad", "VALID")))
+                NODE_FAIL(TQ_E_ARG, "auto_pad SAME: export the model with explicit pads");
+            S->C = C, S->H = H, S->W = W, S->O = (int)ti.dims[0], S->K = (int)ti.dims[2];
+            S->stride = ns == 2 ? (int)st[0] : 1, S->pad = np == 4 ? (int)pd[0] : 0;
+            if (group == 1 && ti.dims[1] == C) S->depthwise = 0;
+            else if (group == C && ti.dims[1] == 1 && S->O % C == 0) S->depthwise = 1;
+            else
+                NODE_FAIL(TQ_E_ARG, "group %lld with %lld input channels a filter: tinyqat has plain (group 1) and depthwise (group = "
+                                    "channels) convolutions", (long long)group, (long long)ti.dims[1]);
+            if (S->O < 1 || S->O > 4096 || S->K < 1 || S->stride < 1 || S->stride > 64 || S->pad < 0 || S->pad > 64 ||
+                H + 2 * S->pad < S->K || W + 2 * S->pad < S->K)
+                NODE_FAIL(TQ_E_ARG, "a %dx%d kernel does not fit its %dx%d input padded by %d", S->K, S->K, H, W, S->pad);
+            if (nd->n_in > 2) {
+                float *b;
+                TQ_TRY(const_input(c, i, nd, 2, &b, &ti));
+                S->b = b;
+                if (ti.count != (size_t)S->O) NODE_FAIL(TQ_E_ARG, "a bias of %zu values for %d channels", ti.count, S->O);
+            }
+            S->OH = (H + 2 * S->pad - S->K) / S->stride + 1, S->OW = (W + 2 * S->pad - S->K) / S->stride + 1;
+            C = S->O, H = S->OH, W = S->OW;
+        } else if (pv_is(op, "BatchNormalization")) {
+            stage_in *S = ch->n_st ? &ch->st[ch->n_st - 1] : NULL;
+            if (!S || rank != 4 || S->bn || S->relu || S->pool) NODE_FAIL(TQ_E_ARG, "a batch norm that does not follow a convolution");
+            float **dst[4] = {&S->gamma, &S->beta, &S->mean, &S->var};
+            for (int k = 0; k < 4; k++) {
+                tinfo ti;
+                TQ_TRY(const_input(c, i, nd, k + 1, dst[k], &ti));
+                if (ti.count != (size_t)S->O) NODE_FAIL(TQ_E_ARG, "%zu values for %d channels", ti.count, S->O);
+            }
+            S->bn = 1, S->eps = attr_f(nd, "epsilon", 1e-5f);
+        } else if (pv_is(op, "Relu") || pv_is(op, "Clip")) {
+            if (pv_is(op, "Clip")) { /* a Relu when it clips to [0, inf) */
+                float *v, lo = -1.0f, hi = INFINITY;
+                tinfo ti;
+                for (int k = 1; k <= 2 && k < nd->n_in; k++) {
+                    if (!nd->in[k].n) continue; /* an empty name: the input left out */
+                    TQ_TRY(const_input(c, i, nd, k, &v, &ti));
+                    if (ti.count) *(k == 1 ? &lo : &hi) = v[0];
+                    tq_free(v);
+                }
+                if (lo == 0.0f && hi == 6.0f) NODE_FAIL(TQ_E_ARG, "ReLU6: tinyqat has no ReLU6 yet (it comes with models as graphs)");
+                if (lo != 0.0f || hi < 3.0e38f) NODE_FAIL(TQ_E_ARG, "a Clip that is not a ReLU (to [0, inf))");
+            }
+            if (ch->n_dl) {
+                if (ch->dl[ch->n_dl - 1].relu) NODE_FAIL(TQ_E_ARG, "two ReLUs in a row");
+                ch->dl[ch->n_dl - 1].relu = 1;
+            } else if (ch->n_st) { /* after the pool: max and ReLU commute; after an average pool they do not */
+                stage_in *S = &ch->st[ch->n_st - 1];
+                if (S->relu) NODE_FAIL(TQ_E_ARG, "two ReLUs in a row");
+                if (S->pool == 2) NODE_FAIL(TQ_E_ARG, "a ReLU after an average pool: tinyqat's stages put the ReLU before the pool");
+                S->relu = 1;
+            } else {
+                NODE_FAIL(TQ_E_ARG, "a ReLU on the input");
+            }
+        } else if (pv_is(op, "MaxPool") || pv_is(op, "AveragePool") || pv_is(op, "GlobalAveragePool")) {
+            stage_in *S = ch->n_st ? &ch->st[ch->n_st - 1] : NULL;
+            if (!S || rank != 4 || S->pool) NODE_FAIL(TQ_E_ARG, "a pool that does not follow a convolution (one pool a convolution)");
+            int k, s;
+            if (pv_is(op, "GlobalAveragePool")) {
+                if (H != W) NODE_FAIL(TQ_E_ARG, "a global pool over a %dx%d image: tinyqat's pools are square", H, W);
+                k = s = H;
+            } else {
+                int64_t ks[4], st[4] = {1, 1}, pd[8] = {0};
+                int nk = attr_ints(nd, "kernel_shape", ks, 4), ns = attr_ints(nd, "strides", st, 4), np = attr_ints(nd, "pads", pd, 8);
+                int pads = 0;
+                for (int q = 0; q < (np > 0 ? np : 0); q++) pads |= pd[q] != 0;
+                if (nk != 2 || ks[0] != ks[1] || ns < 0 || (ns == 2 && st[0] != st[1]) || np < 0 || pads || attr_i(nd, "ceil_mode", 0))
+                    NODE_FAIL(TQ_E_ARG, "a pool tinyqat cannot hold (square, one stride, no padding, floor mode)");
+                k = (int)ks[0], s = ns == 2 ? (int)st[0] : 1;
+                if (k < 1 || k > 64 || s < 1 || s > 64 || k > H || k > W) NODE_FAIL(TQ_E_ARG, "a %dx%d pool over a %dx%d image", k, k, H, W);
+            }
+            S->pool = pv_is(op, "MaxPool") ? 1 : 2, S->pk = k, S->ps = s;
+            H = (H - k) / s + 1, W = (W - k) / s + 1;
+        } else if (pv_is(op, "Flatten") || pv_is(op, "Reshape")) {
+            if (pv_is(op, "Flatten") && attr_i(nd, "axis", 1) != 1) NODE_FAIL(TQ_E_ARG, "a Flatten that keeps more than the batch");
+            if (rank == 4) flat_h = H, flat_w = W, flat_c = C, D = C * H * W, rank = 2;
+            /* a Reshape of a vector to a vector changes nothing; into an image it is not a chain tinyqat holds */
+        } else if (pv_is(op, "Gemm") || pv_is(op, "MatMul")) {
+            if (rank != 2) NODE_FAIL(TQ_E_ARG, "a dense layer on an image: flatten it first");
+            if (ch->n_dl == TQ_MAX_LAYERS) NODE_FAIL(TQ_E_ARG, "more than %d dense layers", TQ_MAX_LAYERS);
+            dense_in *L = &ch->dl[ch->n_dl];
+            memset(L, 0, sizeof *L);
+            ch->n_dl++;
+            tinfo ti;
+            float *w;
+            TQ_TRY(const_input(c, i, nd, 1, &w, &ti));
+            L->Wt = w;
+            int trans = pv_is(op, "Gemm") ? (int)attr_i(nd, "transB", 0) : 0;
+            if (pv_is(op, "Gemm") && (attr_i(nd, "transA", 0) || attr_f(nd, "alpha", 1.0f) != 1.0f || attr_f(nd, "beta", 1.0f) != 1.0f))
+                NODE_FAIL(TQ_E_ARG, "a Gemm with transA, alpha or beta: tinyqat's dense layer is x W^T + b");
+            if (ti.ndim != 2) NODE_FAIL(TQ_E_ARG, "a %d-dimensional weight", ti.ndim);
+            L->in = (int)(trans ? ti.dims[1] : ti.dims[0]), L->out = (int)(trans ? ti.dims[0] : ti.dims[1]);
+            if (L->in != D) NODE_FAIL(TQ_E_ARG, "a weight for %d inputs where the value before it has %d", L->in, D);
+            if (L->out < 1 || L->out > 65536) NODE_FAIL(TQ_E_ARG, "%d outputs", L->out);
+            if (!trans) { /* [in][out] -> [out][in] */
+                float *t = tq_malloc(ti.count * sizeof(float));
+                if (!t) TQ_FAIL(TQ_E_NOMEM, "%s: out of memory", c->file);
+                for (int o = 0; o < L->out; o++)
+                    for (int j = 0; j < L->in; j++) t[(size_t)o * (size_t)L->in + (size_t)j] = w[(size_t)j * (size_t)L->out + (size_t)o];
+                tq_free(w);
+                L->Wt = t;
+            }
+            L->b = tq_calloc((size_t)L->out, sizeof(float));
+            if (!L->b) TQ_FAIL(TQ_E_NOMEM, "%s: out of memory", c->file);
+            if (pv_is(op, "Gemm") && nd->n_in > 2 && nd->in[2].n) {
+                float *b;
+                TQ_TRY(const_input(c, i, nd, 2, &b, &ti));
+                if (ti.count != (size_t)L->out) {
+                    tq_free(b);
+                    NODE_FAIL(TQ_E_ARG, "a bias of %zu values for %d outputs", ti.count, L->out);
+                }
+                memcpy(L->b, b, (size_t)L->out * sizeof(float));
+                tq_free(b);
+            }
+            L->perm_h = flat_h, L->perm_w = flat_w, L->perm_c = flat_c;
+            flat_h = flat_w = 1, flat_c = L->out, D = L->out;
+            pending_add = pv_is(op, "MatMul");
+            cur = next;
+            continue;
+        } else if (pv_is(op, "Add") && pending_add) { /* MatMul's bias */
+            dense_in *L = &ch->dl[ch->n_dl - 1];
+            float *b;
+            tinfo ti;
+            TQ_TRY(const_input(c, i, nd, kc, &b, &ti));
+            if (ti.count != (size_t)L->out) {
+                tq_free(b);
+                NODE_FAIL(TQ_E_ARG, "a bias of %zu values for %d outputs", ti.count, L->out);
+            }
+            for (int o = 0; o < L->out; o++) L->b[o] += b[o];
+            tq_free(b);
+        } else if ((pv_is(op, "Softmax") || pv_is(op, "LogSoftmax")) && pv_eq(next, c->output)) {
+            if (info) info->softmax_dropped = 1;
+        } else {
+            NODE_FAIL(TQ_E_ARG, "not an operator tinyqat imports: it reads Conv, BatchNormalization, Relu, MaxPool, AveragePool, "
+                                "GlobalAveragePool, Flatten, Reshape, Gemm, MatMul + Add, Dropout, a final Softmax (replace the "
+                                "operator in the model, or export it without)");
+        }
+        pending_add = 0;
+        cur = next;
+    }
+    if (!pv_eq(cur, c->output))
+        TQ_FAIL(TQ_E_ARG, "%s: the chain from the input ends at '%.*s', not at the graph's output '%.*s'", c->file, (int)(cur.n > 96 ? 96 : cur.n),
+                (const char *)cur.p, (int)(c->output.n > 96 ? 96 : c->output.n), (const char *)c->output.p);
+    if (!ch->n_dl) TQ_FAIL(TQ_E_ARG, "%s: the model does not end with a dense layer (tinyqat's classifier)", c->file);
+    if (rank != 2) TQ_FAIL(TQ_E_ARG, "%s: the model's output is an image: tinyqat's models end with a dense layer", c->file);
+    return TQ_OK;
+}
+
+/* The spec the chain is, and its parameters copied into m. */
+static tq_status build(const ctx *c, const chain *ch, tq_model *m) {
+    char spec[256];
+    int n = 0;
+    if (c->in_rank == 4 && ch->n_st)
+        n = snprintf(spec, sizeof spec, "%lldx%lldx%lld", (long long)c->in_dims[2], (long long)c->in_dims[3], (long long)c->in_dims[1]);
+    else
+        n = snprintf(spec, sizeof spec, "%d", ch->dl[0].in);
+    for (int s = 0; s < ch->n_st && n < (int)sizeof spec; s++) {
+        const stage_in *S = &ch->st[s];
+        n += snprintf(spec + n, sizeof spec - (size_t)n, "-%c%dk%d", S->depthwise ? 'd' : 'c', S->depthwise ? S->O / S->C : S->O, S->K);
+        if (S->stride != 1) n += snprintf(spec + n, sizeof spec - (size_t)n, "s%d", S->stride);
+        if (S->pad) n += snprintf(spec + n, sizeof spec - (size_t)n, "p%d", S->pad);
+        n += snprintf(spec + n, sizeof spec - (size_t)n, "%s%s", S->bn ? "b" : "", S->relu ? "r" : "");
+        if (S->pool) n += snprintf(spec + n, sizeof spec - (size_t)n, "-%c%d", S->pool == 1 ? 'm' : 'a', S->pk);
+        if (S->pool && S->ps != S->pk) n += snprintf(spec + n, sizeof spec - (size_t)n, "s%d", S->ps);
+    }
+    for (int l = 0; l < ch->n_dl && n < (int)sizeof spec; l++)
+        n += snprintf(spec + n, sizeof spec - (size_t)n, "-%d%s", ch->dl[l].out, ch->dl[l].relu ? "r" : "");
+    if (n >= (int)sizeof m->spec) TQ_FAIL(TQ_E_ARG, "%s: the model's spec is longer than tinyqat's %zu characters", c->file, sizeof m->spec - 1);
+    tq_status st = tq_model_init(m, spec);
+    if (st != TQ_OK) return tq_error_set_(st, __FILE__, __LINE__, "%s: %s", c->file, tq_last_error());
+    for (int s = 0; s < ch->n_st; s++) {
+        const stage_in *S = &ch->st[s];
+        tq_stage *T = &m->stage[s];
+        const int IC = S->depthwise ? 1 : S->C, K = S->K;
+        for (int o = 0; o < S->O; o++) /* OIHW -> OHWI (depthwise: [O][1][K][K] is [O][K*K] already) */
+            for (int ky = 0; ky < K; ky++)
+                for (int kx = 0; kx < K; kx++)
+                    for (int ci = 0; ci < IC; ci++)
+                        T->W[(((size_t)o * (size_t)K + (size_t)ky) * (size_t)K + (size_t)kx) * (size_t)IC + (size_t)ci] =
+                            S->Wt[(((size_t)o * (size_t)IC + (size_t)ci) * (size_t)K + (size_t)ky) * (size_t)K + (size_t)kx];
+        if (!S->bn) {
+            for (int o = 0; o < S->O; o++) T->b[o] = S->b ? S->b[o] : 0.0f;
+            continue;
+        }
+        for (int o = 0; o < S->O; o++) {
+            /* a conv bias before batch norm moves its mean; another eps its variance (the same function) */
+            T->gamma[o] = S->gamma[o], T->beta[o] = S->beta[o];
+            T->running_mean[o] = S->mean[o] - (S->b ? S->b[o] : 0.0f);
+            T->running_var[o] = S->var[o] + (S->eps - T->bn_state.eps);
+            if (!(T->running_var[o] > 0.0f)) {
+                tq_model_free(m);
+                TQ_FAIL(TQ_E_ARG, "%s: convolution %d's batch norm: a variance with epsilon %g that tinyqat's (1e-5) cannot hold",
+                        c->file, s + 1, (double)S->eps);
+            }
+        }
+    }
+    for (int l = 0; l < ch->n_dl; l++) {
+        const dense_in *L = &ch->dl[l];
+        const size_t in = (size_t)L->in, hw = (size_t)L->perm_h * (size_t)L->perm_w, C = (size_t)L->perm_c;
+        for (int o = 0; o < L->out; o++) { /* ONNX's column c*H*W + p is tinyqat's p*C + c */
+            for (size_t j = 0; j < in; j++) m->W[l][(size_t)o * in + (j % hw) * C + j / hw] = L->Wt[(size_t)o * in + j];
+            m->b[l][o] = L->b[o];
+        }
+    }
+    return TQ_OK;
+}
+
+tq_status tq_import_onnx_bytes(tq_model *m, const unsigned char *data, size_t len, const char *name, float in_mean, float in_std,
+                               tq_onnx_info *info) {
+    if (!m || !data || !name) TQ_FAIL(TQ_E_ARG, "import: a model, data and a name are required");
+    memset(m, 0, sizeof *m);
+    if (info) memset(info, 0, sizeof *info);
+    if (!isnan(in_std) && !(in_std > 0.0f && isfinite(in_std))) TQ_FAIL(TQ_E_ARG, "import: the input's std must be positive");
+    if (!isnan(in_mean) && !isfinite(in_mean)) TQ_FAIL(TQ_E_ARG, "import: the input's mean must be finite");
+    ctx c;
+    memset(&c, 0, sizeof c);
+    c.file = name;
+    chain ch;
+    memset(&ch, 0, sizeof ch);
+    float mean = isnan(in_mean) ? 0.0f : in_mean, sd = isnan(in_std) ? 1.0f : in_std;
+    tq_status st = index_graph(&c, data, len);
+    if (st == TQ_OK && info) info->nodes = c.n_node;
+    if (st == TQ_OK) st = walk(&c, &ch, &mean, &sd, info);
+    if (st == TQ_OK) st = build(&c, &ch, m);
+    if (st == TQ_OK) m->in_mean = mean, m->in_std = sd;
+    chain_free(&ch);
+    tq_free(c.node), tq_free(c.cst);
+    return st;
+}
+
+tq_status tq_import_onnx(tq_model *m, const char *path, float in_mean, float in_std, tq_onnx_info *info) {
+    if (!m || !path) TQ_FAIL(TQ_E_ARG, "import: a model and a path are required");
+    unsigned char *data = NULL;
+    size_t len = 0;
+    tq_status st = tq_file_read_all(path, (size_t)1 << 30, &data, &len);
+    if (st == TQ_OK) st = tq_import_onnx_bytes(m, data, len, path, in_mean, in_std, info);
+    else memset(m, 0, sizeof *m);
+    tq_free(data);
+    return st;
+}

@@ -1,0 +1,49 @@
+/* A float ONNX model (as PyTorch's torch.onnx.export writes it, opset 13 and later) read into a
+ * tinyqat float model, which then trains, quantizes, converts and exports like any other.
+ * docs/QUANTIZATION.md §15.
+ *
+ * tinyqat models are chains today, so the graph must be one: each operator reads the one
+ * before it, from the input to the output. What maps:
+ *   Conv (square kernel, one stride, equal pads, no dilation; group 1, or group = channels for a
+ *   depthwise convolution), BatchNormalization after it, Relu (and Clip to [0, inf)), MaxPool
+ *   and AveragePool (square, no padding), GlobalAveragePool on a square image, Flatten or
+ *   Reshape into the dense layers, Gemm or MatMul (+ Add), Dropout and Identity (nothing), a
+ *   final Softmax or LogSoftmax (dropped: tinyqat's models give logits, the same class), and
+ *   Sub / Div / Mul / Add by a constant before the first layer (the input normalization).
+ *   The operators that compute the batch size for a Reshape (Shape, Gather, Unsqueeze, Concat,
+ *   Cast, Constant) are read past.
+ * Everything else is refused naming the node, its operator and position. NCHW becomes tinyqat's
+ * NHWC: kernels go from OIHW to OHWI, and the dense layer after a flatten gets its columns from
+ * ONNX's (c, h, w) order into tinyqat's (h, w, c).
+ *
+ * The input: the model takes what its exporter fed it. By default that is x = p/255 for a
+ * pixel p (in_mean 0, in_std 1), changed by a leading Sub / Div; in_mean and in_std (when not
+ * NaN) say instead that the ONNX model expects x = (p/255 - in_mean) / in_std. */
+#ifndef TQ_ONNX_IMPORT_H
+#define TQ_ONNX_IMPORT_H
+
+#include "../layers/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    int nodes;           /* operators in the file */
+    int softmax_dropped; /* 1: the graph ended in a Softmax / LogSoftmax, left out */
+} tq_onnx_info;
+
+/* Read path into m (initialized here: tq_model_free it). in_mean / in_std: the normalization the
+ * model expects (NaN: what the graph's own leading Sub / Div say, else none). info may be NULL.
+ * TQ_E_FORMAT for a file that is not ONNX or is damaged, TQ_E_ARG for a model tinyqat cannot
+ * hold (the message names the node), TQ_E_IO when it cannot be read. */
+tq_status tq_import_onnx(tq_model *m, const char *path, float in_mean, float in_std, tq_onnx_info *info);
+
+/* The same from bytes in memory (the fuzz target's way in); name is used in messages. */
+tq_status tq_import_onnx_bytes(tq_model *m, const unsigned char *data, size_t len, const char *name, float in_mean, float in_std,
+                               tq_onnx_info *info);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

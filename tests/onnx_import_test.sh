@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# tinyqat import (ONNX -> a float model), checked two ways:
+#   - round trip, needing nothing installed: tinyqat's own float models exported as ONNX and
+#     imported again give the same logits to the bit on the 10,000 test images, and the imported
+#     model goes through ptq, convert and infer;
+#   - PyTorch's models (tests/onnx_torch_models.py, with python3-torch; skipped without it):
+#     DigitsCNN's layout with batch norm folded and kept, an MLP with its own normalization,
+#     dropout and a final softmax, depthwise + stride + padding + average pool, MatMul + Add, a
+#     global average pool: tinyqat's logits within 1e-4 of PyTorch's (relative to the largest),
+#     every prediction the same; and the models it must refuse (a Sigmoid, a ReLU6, a 3x5 kernel,
+#     a residual add) refused naming the node.
+# Bad files (empty, truncated, not ONNX) are refused with a message and leave no output.
+# Skipped (77) without MNIST.
+#   tests/onnx_import_test.sh PATH/TO/tinyqat
+set -u
+bin="$1"
+here=$(cd "$(dirname "$0")" && pwd)
+[ -n "${MNIST_DIR:-}" ] || { echo "SKIP: MNIST_DIR not set"; exit 77; }
+. "$here/cli_lib.sh"   # $tmp, ok, bad, expect
+cd "$tmp"
+d=(--data "$MNIST_DIR")
+# the same logits, within tol of the largest, and the same predictions: near A B N TOL
+near() {
+  /usr/bin/python3 - "$@" <<'PY'
+import sys
+import numpy as np
+a, b, n, tol = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+x = np.fromfile(a, "<f4").reshape(-1, 10)[:n]
+y = np.fromfile(b, "<f4").reshape(-1, 10)[:n]
+rel = float((np.abs(x - y).max(1) / np.abs(y).max(1)).max())
+same = float((x.argmax(1) == y.argmax(1)).mean())
+print(f"{a}: {len(x)} images, largest difference {rel:.2e} of the largest logit, {100 * same:.2f}% of predictions the same")
+sys.exit(0 if rel <= tol and same == 1.0 else 1)
+PY
+}
+"$bin" train --epochs 1 --limit 3000 "${d[@]}" --out fp.tqf >/dev/null
+"$bin" train --model digitscnn --epochs 1 --limit 2000 --threads 2 "${d[@]}" --out cnn.tqf >/dev/null
+"$bin" train --model in-c4k3s2p1br-d2k3r-a2-out --no-norm --epochs 1 --limit 2000 "${d[@]}" --out odd.tqf >/dev/null
+for m in fp cnn odd; do
+  "$bin" export $m.tqf --onnx $m.onnx >/dev/null
+  expect 0 "import $m.onnx" -- "$bin" import $m.onnx --out $m-in.tqf
+  "$bin" eval $m.tqf "${d[@]}" --logits $m.f32 >/dev/null
+  "$bin" eval $m-in.tqf "${d[@]}" --logits $m-in.f32 >/dev/null
+  cmp -s $m.f32 $m-in.f32 && ok || bad "$m: the imported model's logits differ from the exported one's"
+done
+"$bin" ptq cnn-in.tqf --calib-batches 4 "${d[@]}" --out cnn-in-q.tqf >/dev/null && "$bin" convert cnn-in-q.tqf --out cnn-in.tqm >/dev/null &&
+  "$bin" infer cnn-in.tqm --repeats 1 "${d[@]}" >/dev/null && ok || bad "the imported model does not go through ptq, convert, infer"
+expect 0 "import --json" -- "$bin" import odd.onnx --out j.tqf --mean 0.5 --std 2 --json
+tail -1 "$tmp/out" | grep -q '"spec":"28x28x1-c4k3s2p1br-d2k3r-a2-10"' && tail -1 "$tmp/out" | grep -q '"in_mean":0.5,"in_std":2' && ok || bad "import --json: $(tail -1 "$tmp/out")"
+# bad files: a message naming the file, exit 1, nothing written
+: > empty.onnx
+head -c 3000 cnn.onnx > cut.onnx
+printf 'not a model at all, just text\n' > text.onnx
+for f in empty cut text; do
+  expect 1 "import $f.onnx" -- "$bin" import $f.onnx --out $f.tqf
+  grep -q "$f.onnx" "$tmp/err" && [ ! -e $f.tqf ] && ok || bad "$f.onnx: $(cat "$tmp/err")"
+done
+expect 1 "import a missing file" -- "$bin" import nothing.onnx
+expect 2 "--pixels with --std" -- "$bin" import fp.onnx --pixels --std 2
+# PyTorch's models
+if /usr/bin/python3 "$here/onnx_torch_models.py" "$tmp" "$MNIST_DIR" 1000 >torch.log 2>&1; then
+  for m in cnn cnn_bn mlp dw matmul gap; do
+    expect 0 "import PyTorch's $m" -- "$bin" import $m.onnx --out $m.tqf
+    "$bin" eval $m.tqf "${d[@]}" --logits $m.f32 >/dev/null
+    near $m.f32 $m.torch 1000 1e-4 && ok || bad "$m: tinyqat's logits are not PyTorch's"
+  done
+  grep -q "softmax left out" <("$bin" import mlp.onnx --out mlp.tqf) && ok || bad "mlp: the dropped softmax is not reported"
+  for case in "sigmoid:node 1 (Sigmoid" "relu6:ReLU6" "rect:3x5 kernel" "branch:residual"; do
+    m=${case%%:*} want=${case#*:}
+    expect 1 "PyTorch's $m refused" -- "$bin" import $m.onnx --out $m.tqf
+    grep -q "$want" "$tmp/err" && [ ! -e $m.tqf ] && ok || bad "$m: the message does not say '$want': $(cat "$tmp/err")"
+  done
+else
+  grep -q SKIP torch.log && echo "onnx_import: no python3-torch: PyTorch's models not checked" || { bad "onnx_torch_models.py"; cat torch.log; }
+fi
+echo "onnx_import: $pass passed, $fail failed"
+[ "$fail" = 0 ]

@@ -1,0 +1,123 @@
+#!/usr/bin/python3
+"""Write PyTorch models as ONNX (torch.onnx.export, opset 13) for tests/onnx_import_test.sh, each
+with PyTorch's own logits on the first N MNIST test images (x = p/255, float32 [N][10]):
+
+    tests/onnx_torch_models.py OUT_DIR MNIST_DIR [N]
+
+Models (random weights, batch norm statistics made up, seed 0): cnn (DigitsCNN's layout: conv,
+batch norm and a bias-free conv, which the exporter folds), cnn_bn (the same exported with its
+BatchNormalization nodes), mlp (x.view(-1, 784), its own normalization, dropout, a final
+softmax), dw (stride 2 and padding, depthwise with batch norm, average pool,
+x.view(x.size(0), -1)), matmul (MatMul + Add), gap (a global average pool). And models tinyqat
+must refuse: sigmoid, relu6, rect (a 3x5 kernel), branch (a residual add). Exit 77 without
+torch."""
+import gzip
+import os
+import sys
+
+try:
+    import numpy as np
+    import torch
+    import torch.nn as nn
+except ImportError:
+    print("SKIP: needs python3-torch")
+    sys.exit(77)
+
+
+def mnist(folder, n):
+    for name in ("t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz"):
+        p = os.path.join(folder, name)
+        if os.path.exists(p):
+            with (gzip.open if name.endswith(".gz") else open)(p, "rb") as f:
+                data = f.read()
+            count = int.from_bytes(data[4:8], "big")
+            x = np.frombuffer(data, dtype=np.uint8, offset=16).reshape(count, 1, 28, 28)[:n]
+            return torch.from_numpy(x.astype(np.float32) / 255.0)
+    sys.exit(f"onnx_torch_models: no t10k-images-idx3-ubyte[.gz] in {folder}")
+
+
+class Seq(nn.Module):
+    def __init__(self, features, head, view=None, norm=None, softmax=False):
+        super().__init__()
+        self.features, self.head, self.view, self.norm, self.softmax = features, head, view, norm, softmax
+
+    def forward(self, x):
+        if self.norm:
+            x = (x - self.norm[0]) / self.norm[1]
+        x = self.features(x)
+        x = x.view(-1, 784) if self.view == "fixed" else x.view(x.size(0), -1) if self.view == "size" else torch.flatten(x, 1)
+        x = self.head(x)
+        return torch.softmax(x, 1) if self.softmax else x
+
+
+class MatMulNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w1, self.b1 = nn.Parameter(torch.randn(784, 64) * 0.05), nn.Parameter(torch.randn(64) * 0.1)
+        self.w2, self.b2 = nn.Parameter(torch.randn(64, 10) * 0.1), nn.Parameter(torch.randn(10) * 0.1)
+
+    def forward(self, x):
+        x = torch.relu(torch.matmul(x.reshape(-1, 784), self.w1) + self.b1)
+        return torch.matmul(x, self.w2) + self.b2
+
+
+class Branch(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.fc = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1), nn.Linear(4 * 28 * 28, 10)
+
+    def forward(self, x):
+        y = torch.relu(self.a(x))
+        return self.fc(torch.flatten(y + self.b(y), 1))
+
+
+def models():
+    def cnn():
+        return Seq(nn.Sequential(nn.Conv2d(1, 8, 5), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                                 nn.Conv2d(8, 16, 5, bias=False), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2)),
+                   nn.Linear(256, 10))
+    yield "cnn", cnn(), {}
+    yield "cnn_bn", cnn(), {"do_constant_folding": False, "training": torch.onnx.TrainingMode.PRESERVE}
+    yield "mlp", Seq(nn.Identity(), nn.Sequential(nn.Linear(784, 100), nn.ReLU(), nn.Dropout(0.2), nn.Linear(100, 10)),
+                     view="fixed", norm=(0.1307, 0.3081), softmax=True), {}
+    yield "dw", Seq(nn.Sequential(nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(4, 8, 3, groups=4),
+                                  nn.BatchNorm2d(8), nn.ReLU(), nn.AvgPool2d(2)),
+                    nn.Sequential(nn.Linear(8 * 6 * 6, 32), nn.ReLU(), nn.Linear(32, 10)), view="size"), {}
+    yield "matmul", MatMulNet(), {}
+    yield "gap", Seq(nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 16, 3), nn.ReLU(),
+                                   nn.AdaptiveAvgPool2d(1)), nn.Linear(16, 10)), {}
+    yield "sigmoid", Seq(nn.Sequential(nn.Conv2d(1, 4, 5), nn.Sigmoid()), nn.Linear(4 * 24 * 24, 10)), {}
+    yield "relu6", Seq(nn.Sequential(nn.Conv2d(1, 4, 5), nn.ReLU6()), nn.Linear(4 * 24 * 24, 10)), {}
+    yield "rect", Seq(nn.Sequential(nn.Conv2d(1, 4, (3, 5)), nn.ReLU()), nn.Linear(4 * 26 * 24, 10)), {}
+    yield "branch", Branch(), {}
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    out, folder = sys.argv[1], sys.argv[2]
+    n = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    x = mnist(folder, n)
+    for name, model, kw in models():
+        for mod in model.modules():
+            if isinstance(mod, nn.BatchNorm2d):  # statistics as if trained
+                mod.running_mean.uniform_(-0.5, 0.5)
+                mod.running_var.uniform_(0.5, 2.0)
+                mod.weight.data.uniform_(0.5, 1.5)
+                mod.bias.data.uniform_(-0.2, 0.2)
+        model.eval()
+        torch.onnx.export(model, x[:1], os.path.join(out, name + ".onnx"), opset_version=13, input_names=["input"],
+                          output_names=["logits"], dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}}, **kw)
+        with torch.no_grad():
+            y = model(x)
+            if getattr(model, "softmax", False):  # tinyqat leaves the final softmax out: compare the logits
+                model.softmax = False
+                y = model(x)
+        y.numpy().astype("<f4").tofile(os.path.join(out, name + ".torch"))
+    print(f"onnx_torch_models: wrote {out}/*.onnx and the logits of {n} images")
+
+
+if __name__ == "__main__":
+    main()
