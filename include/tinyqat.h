@@ -11,12 +11,16 @@
  *   quantization  tq_ptq (calibrate on training data; then tq_gptq for GPTQ's rounding),
  *                 tq_model_quantize + tq_train (QAT, fine-tuned or from scratch; LSQ with
  *                 tq_qat_cfg.ste = TQ_STE_LSQ), tq_qat_cfg                       pipeline/train.h
+ *                 a width per layer (tq_qat_cfg.unit_bits), chosen for a flash budget by
+ *                 tq_budget_choose                                              pipeline/budget.h
  *   integers      tq_model_to_int8 -> tq_qmodel (.tqm), tq_int8_evaluate, tq_int8_agreement
  *                                                                               pipeline/int8.h
  *   export        tq_export_c: the model as a freestanding C module for a microcontroller
  *                                                                               pipeline/export.h
  *                 tq_export_tflite: the model as a TensorFlow Lite flatbuffer   pipeline/tflite.h
  *                 tq_export_onnx (QDQ), tq_export_onnx_float: the model as ONNX pipeline/onnx.h
+ *   import        tq_import_onnx: a float ONNX model (PyTorch's) as a float model
+ *                                                                               pipeline/onnx_import.h
  *
  * Conventions (every header follows them): functions that can fail return a tq_status (TQ_OK is
  * 0, errors negative) and leave a one-line message naming the file and the problem in
@@ -82,9 +86,11 @@ extern "C" {
 #include "layers/relu.h"
 #include "optim/adam.h"
 #include "optim/sgd.h"
+#include "pipeline/budget.h"
 #include "pipeline/export.h"
 #include "pipeline/int8.h"
 #include "pipeline/onnx.h"
+#include "pipeline/onnx_import.h"
 #include "pipeline/tflite.h"
 #include "pipeline/train.h"
 #include "src/alloc.h"

@@ -506,7 +506,7 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
             break;
         }
         src[n++] = (tq_qlayer_src){.in = cs->H * cs->W * cs->C, .out = cs->OH * cs->OW * OC, .relu = S->relu,
-                                   .w_bits = Q->cfg.w_bits, .W = w, .b = bias, .w_scale = ch, .in_scale = in_scale,
+                                   .w_bits = tq_qat_cfg_bits(&Q->cfg, s), .W = w, .b = bias, .w_scale = ch, .in_scale = in_scale,
                                    .out_scale = out_scale, .in_zp = in_zp, .out_zp = out_zp,
                                    .kind = cs->depthwise ? TQ_S8_DEPTHWISE : TQ_S8_CONV, .in_h = cs->H, .in_w = cs->W,
                                    .in_c = cs->C, .out_h = cs->OH, .out_w = cs->OW, .out_c = OC, .k = cs->KH,
@@ -536,7 +536,7 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
             break;
         }
         for (int o = 0; o < m->dims[l + 1]; o++) ch[o] = Q->wfq[l].scale[Q->wfq[l].per_channel ? o : 0];
-        src[n++] = (tq_qlayer_src){.in = m->dims[l], .out = m->dims[l + 1], .relu = m->relu[l], .w_bits = Q->cfg.w_bits,
+        src[n++] = (tq_qlayer_src){.in = m->dims[l], .out = m->dims[l + 1], .relu = m->relu[l], .w_bits = tq_qat_cfg_bits(&Q->cfg, m->n_stages + l),
                                    .W = m->W[l], .b = m->b[l], .w_scale = ch, .in_scale = in_scale, .in_zp = in_zp,
                                    .out_scale = Q->afq[l].scale[0], .out_zp = Q->afq[l].zero_point[0]};
         in_scale = Q->afq[l].scale[0];
@@ -552,14 +552,20 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
 size_t tq_model_float_bytes(const tq_model *m) { return m->n_params * sizeof(float); }
 
 size_t tq_model_int8_bytes(const tq_model *m) {
-    size_t n = 0, sb = (size_t)tq_qlayer_storage_bits(m->qat ? m->qat->cfg.w_bits : 8);
+    int bits[TQ_QAT_MAX_UNITS];
+    for (int u = 0; u < m->n_stages + m->n_layers; u++) bits[u] = m->qat ? tq_qat_cfg_bits(&m->qat->cfg, u) : 8;
+    return tq_model_int8_bytes_with(m, bits);
+}
+
+size_t tq_model_int8_bytes_with(const tq_model *m, const int *unit_bits) {
+    size_t n = 0;
     for (int s = 0; s < m->n_stages; s++) {
-        size_t OC = (size_t)m->stage[s].conv.OC;
+        size_t OC = (size_t)m->stage[s].conv.OC, sb = (size_t)tq_qlayer_storage_bits(unit_bits[s]);
         /* packed W (BN folded), int32 bias, M0/shift, zero points */
         n += (stage_weights(&m->stage[s]) * sb + 7) / 8 + OC * 4 + OC * 8 + 4 * 4;
     }
     for (int l = 0; l < m->n_layers; l++) {
-        size_t out = (size_t)m->dims[l + 1];
+        size_t out = (size_t)m->dims[l + 1], sb = (size_t)tq_qlayer_storage_bits(unit_bits[m->n_stages + l]);
         n += (out * (size_t)m->dims[l] * sb + 7) / 8; /* the weights, packed (src/qmodel.h) */
         n += out * 4;                  /* int32 bias */
         n += out * 8;                  /* int32 M0 and shift per channel */

@@ -131,6 +131,8 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q);
  * (what the integer model file stores per layer). */
 size_t tq_model_float_bytes(const tq_model *m);
 size_t tq_model_int8_bytes(const tq_model *m);
+/* The same with unit_bits[u] the width of unit u (the stages, then the dense layers). */
+size_t tq_model_int8_bytes_with(const tq_model *m, const int *unit_bits);
 
 /* Save / load a float or quantized model (.tqf, docs/QUANTIZATION.md §8). */
 tq_status tq_model_save(const tq_model *m, const char *path);

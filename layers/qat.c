@@ -10,6 +10,7 @@
 #include "src/alloc.h"
 
 void tq_qat_cfg_defaults(tq_qat_cfg *c) {
+    memset(c, 0, sizeof *c);
     c->w_bits = 8;
     c->per_channel = 1;
     c->quant_bias = 1;
@@ -18,13 +19,15 @@ void tq_qat_cfg_defaults(tq_qat_cfg *c) {
     c->w_mse = 0;
 }
 
+int tq_qat_cfg_bits(const tq_qat_cfg *c, int u) { return u >= 0 && u < TQ_QAT_MAX_UNITS && c->unit_bits[u] ? c->unit_bits[u] : c->w_bits; }
+
 /* The quantizers of one unit (stage or dense layer) of `channels` outputs: per-channel weights,
  * the output activation with its observer, and the bias at s_in * s_w. */
 static const float input_scale = TQ_INPUT_SCALE;
 
-static tq_status init_unit(const tq_qat_cfg *cfg, int channels, tq_fq *w, tq_fq *a, tq_observer *o, tq_bias_q *bq,
+static tq_status init_unit(const tq_qat_cfg *cfg, int u, int channels, tq_fq *w, tq_fq *a, tq_observer *o, tq_bias_q *bq,
                            const tq_fq *in) {
-    TQ_TRY(tq_fq_init_weight(w, cfg->w_bits, cfg->per_channel, channels));
+    TQ_TRY(tq_fq_init_weight(w, tq_qat_cfg_bits(cfg, u), cfg->per_channel, channels));
     w->ste = cfg->ste;
     w->mse_range = cfg->w_mse;
     tq_observer_init(o, cfg->obs);
@@ -44,6 +47,13 @@ tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_stages, const in
     *out = NULL;
     if (n_layers < 1 || n_layers > TQ_QAT_MAX_LAYERS) TQ_FAIL(TQ_E_ARG, "quantization: %d layers (1..%d)", n_layers, TQ_QAT_MAX_LAYERS);
     if (n_stages < 0 || n_stages > TQ_QAT_MAX_STAGES) TQ_FAIL(TQ_E_ARG, "quantization: %d stages (0..%d)", n_stages, TQ_QAT_MAX_STAGES);
+    for (int u = 0; u < TQ_QAT_MAX_UNITS; u++) {
+        int b = cfg->unit_bits[u];
+        if (b && (b < 2 || b > 8)) TQ_FAIL(TQ_E_ARG, "quantization: unit %d's weights at %d bits (2..8)", u + 1, b);
+        if (b && u >= n_stages + n_layers)
+            TQ_FAIL(TQ_E_ARG, "quantization: a width for unit %d of a model with %d (its convolutions and dense layers)", u + 1,
+                    n_stages + n_layers);
+    }
     tq_qat *q = tq_calloc(1, sizeof *q);
     if (!q) TQ_FAIL(TQ_E_NOMEM, "cannot allocate quantization state");
     q->cfg = *cfg;
@@ -52,7 +62,7 @@ tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_stages, const in
     /* each unit reads the previous one's quantized output (the first: the input, s = 1/255); the
      * dense layers come after the stages */
     for (int s = 0; s < n_stages; s++) {
-        tq_status st = init_unit(cfg, stage_channels[s], &q->swfq[s], &q->safq[s], &q->saobs[s], &q->sbq[s],
+        tq_status st = init_unit(cfg, s, stage_channels[s], &q->swfq[s], &q->safq[s], &q->saobs[s], &q->sbq[s],
                                  s ? &q->safq[s - 1] : NULL);
         if (st != TQ_OK) {
             tq_free(q);
@@ -61,7 +71,7 @@ tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_stages, const in
     }
     for (int l = 0; l < n_layers; l++) {
         const tq_fq *in = l ? &q->afq[l - 1] : n_stages ? &q->safq[n_stages - 1] : NULL;
-        tq_status st = init_unit(cfg, out_dims[l], &q->wfq[l], &q->afq[l], &q->aobs[l], &q->bq[l], in);
+        tq_status st = init_unit(cfg, n_stages + l, out_dims[l], &q->wfq[l], &q->afq[l], &q->aobs[l], &q->bq[l], in);
         if (st != TQ_OK) {
             tq_free(q);
             return st;
@@ -171,6 +181,14 @@ tq_status tq_qat_save_state(const tq_qat *q, tq_ckpt *c) {
     char v[32];
     snprintf(v, sizeof v, "%d", q->cfg.w_bits);
     TQ_TRY(tq_ckpt_set_meta(c, "w_bits", v));
+    int mixed = 0;
+    for (int u = 0; u < TQ_QAT_MAX_UNITS; u++) mixed |= q->cfg.unit_bits[u] != 0;
+    if (mixed) { /* "8,4,2": every unit's width (absent in files of one width, and before per-unit widths) */
+        char list[3 * TQ_QAT_MAX_UNITS + 1] = "";
+        for (int u = 0, n = 0; u < q->n_stages + q->n_layers; u++)
+            n += snprintf(list + n, sizeof list - (size_t)n, "%s%d", u ? "," : "", tq_qat_cfg_bits(&q->cfg, u));
+        TQ_TRY(tq_ckpt_set_meta(c, "unit_bits", list));
+    }
     TQ_TRY(tq_ckpt_set_meta(c, "per_channel", q->cfg.per_channel ? "1" : "0"));
     TQ_TRY(tq_ckpt_set_meta(c, "quant_bias", q->cfg.quant_bias ? "1" : "0"));
     TQ_TRY(tq_ckpt_set_meta(c, "ste", q->cfg.ste == TQ_STE_PLAIN ? "plain" : q->cfg.ste == TQ_STE_LSQ ? "lsq" : "clipped"));
@@ -200,6 +218,15 @@ tq_status tq_qat_cfg_load(tq_qat_cfg *cfg, const tq_ckpt *c, const char *path) {
     if (!wb || !pc || !qb || !ste || !obs || tq_obs_kind_parse(obs) < 0)
         TQ_FAIL(TQ_E_FORMAT, "%s: quantized model without a complete quantization configuration", path);
     cfg->w_bits = (int)strtol(wb, NULL, 10);
+    const char *ub = tq_ckpt_meta(c, "unit_bits");
+    for (int u = 0; ub && *ub; u++) { /* checked against the model's units by tq_qat_new */
+        char *end;
+        long b = strtol(ub, &end, 10);
+        if (u == TQ_QAT_MAX_UNITS || end == ub || b < 2 || b > 8 || (*end && *end != ','))
+            TQ_FAIL(TQ_E_FORMAT, "%s: bad per-layer weight widths '%s'", path, tq_ckpt_meta(c, "unit_bits"));
+        cfg->unit_bits[u] = (int)b;
+        ub = *end ? end + 1 : end;
+    }
     cfg->per_channel = pc[0] == '1';
     cfg->quant_bias = qb[0] == '1';
     if (strcmp(ste, "plain") && strcmp(ste, "lsq") && strcmp(ste, "clipped"))

@@ -25,8 +25,14 @@ extern "C" {
 #define TQ_QAT_MAX_LAYERS 8
 #define TQ_QAT_MAX_STAGES 8
 
+#define TQ_QAT_MAX_UNITS (TQ_QAT_MAX_STAGES + TQ_QAT_MAX_LAYERS)
+
 typedef struct {
     int w_bits;          /* 2..8 */
+    /* Per unit, in the integer model's order (the stages, then the dense layers): that unit's
+     * weight width, 2..8, or 0 for w_bits. A unit is one set of weights: a stage's convolution
+     * (batch norm folded in) or a dense layer. */
+    int unit_bits[TQ_QAT_MAX_UNITS];
     int per_channel;     /* 1: one weight scale per output channel (default) */
     int quant_bias;      /* 1: fake-quantize the bias to int32 (default) */
     tq_ste ste;          /* clipped (default) or plain */
@@ -56,9 +62,12 @@ typedef struct tq_qat {
 #define TQ_INPUT_ZERO_POINT (-128)
 
 void tq_qat_cfg_defaults(tq_qat_cfg *c); /* 8 bits, per channel, bias quantized, clipped STE, ema */
+/* Unit u's weight width: unit_bits[u], or w_bits where that is 0. */
+int tq_qat_cfg_bits(const tq_qat_cfg *c, int u);
 
 /* Quantizers for n_stages feature stages of stage_channels[s] output channels, then n_layers
- * dense layers of out_dims[l] outputs. Observers start empty: calibrate (PTQ) or train (QAT)
+ * dense layers of out_dims[l] outputs (TQ_E_ARG when a unit_bits entry is not 0 or 2..8, or one
+ * is set past the last unit). Observers start empty: calibrate (PTQ) or train (QAT)
  * before evaluating. *out is tq_malloc'd; tq_qat_free frees it. */
 tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_stages, const int *stage_channels, int n_layers,
                      const int *out_dims);

@@ -95,6 +95,22 @@ if [ -n "${MNIST_DIR:-}" ]; then
   expect 0 "experiment --ptq-methods --qat-methods" -- "$bin" experiment --seeds 1 --epochs 1 --qat-epochs 1 --bits 2 --ptq-methods minmax,mse,gptq --qat-methods ste,lsq --data "$MNIST_DIR"
   grep -q "^| ptq mse | 2 |" "$tmp/out" && grep -q "^| ptq | 2 |" "$tmp/out" && grep -q "^| ptq gptq | 2 |" "$tmp/out" && ok || bad "experiment shows a PTQ row per method"
   grep -q "^| qat lsq | 2 |" "$tmp/out" && grep -q "^| qat | 2 |" "$tmp/out" && ok || bad "experiment shows a QAT row per method"
+  # weight widths per layer: given, or chosen for a flash budget; the integer path is the simulation
+  expect 0 "ptq --layer-bits" -- "$bin" ptq "$odd/m.tqf" --layer-bits 2,4,8 --data "$MNIST_DIR" --out "$tmp/lb.tqf" --json
+  tail -n 1 "$tmp/out" | grep -q '"layer_bits":"2,4,8"' && ok || bad "ptq --layer-bits: $(tail -n 1 "$tmp/out")"
+  "$bin" convert "$tmp/lb.tqf" --out "$tmp/lb.tqm" >/dev/null &&
+    "$bin" infer "$tmp/lb.tqm" --compare "$tmp/lb.tqf" --repeats 1 --data "$MNIST_DIR" --json >"$tmp/out" &&
+    tail -n 1 "$tmp/out" | grep -q '"max_logit_diff":[01],' && ok || bad "mixed widths: the integer path is not the simulation"
+  expect 2 "--layer-bits of the wrong count" -- "$bin" ptq "$odd/m.tqf" --layer-bits 4,4 --data "$MNIST_DIR" --out "$tmp/x.tqf"
+  grep -q "3 layers with weights" "$tmp/err" && ok || bad "--layer-bits 4,4: $(cat "$tmp/err")"
+  expect 1 "a flash budget below the smallest model" -- "$bin" ptq "$odd/m.tqf" --flash-budget 1000 --data "$MNIST_DIR" --out "$tmp/x.tqf"
+  grep -q "with every layer at 2 bits it takes 24918" "$tmp/err" && [ ! -e "$tmp/x.tqf" ] && ok || bad "--flash-budget 1000: $(cat "$tmp/err")"
+  expect 0 "qat --flash-budget" -- "$bin" qat --from "$odd/m.tqf" --flash-budget 30000 --epochs 1 --calib-batches 4 --data "$MNIST_DIR" --out "$tmp/fb.tqf" --json
+  by=$(tail -n 1 "$tmp/out" | grep -o '"model_bytes":[0-9]*' | cut -d: -f2)
+  [ -n "$by" ] && [ "$by" -le 30000 ] && grep -q "loss increase at 2 / 3 / 4 / 6 bits" "$tmp/out" && ok || bad "qat --flash-budget 30000: ${by:-?} bytes"
+  expect 0 "convert the budget's model" -- "$bin" convert "$tmp/fb.tqf" --out "$tmp/fb.tqm" --json
+  [ "$(stat -c %s "$tmp/fb.tqm")" -le 31000 ] && ok || bad "the budget's .tqm is $(stat -c %s "$tmp/fb.tqm") bytes"
+  expect 2 "qat --flash-budget without --from" -- "$bin" qat --flash-budget 30000 --data "$MNIST_DIR" --out "$tmp/x.tqf"
   json_ok bench -- bench --repeats 1 --data "$MNIST_DIR"
   # a convolutional model: trains, quantizes both ways, the same bytes with one thread or two
   cnn=(train --model in-c4k5br-m2-out --epochs 1 --limit 3000 --seed 5 --data "$MNIST_DIR")

@@ -14,29 +14,19 @@ recomputes every output twice, in integers and double:
     tests/onnx_ties.py MODEL.onnx ORT.bin TINYQAT.bin MNIST_DIR N
 
 ORT.bin: tests/onnx_ort.js's DUMP; TINYQAT.bin: `tinyqat infer --logits`. Exit 0 when both hold."""
-import gzip
 import json
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 try:
     import numpy as np
     import onnx
     from onnx import numpy_helper
+    from tq_mnist import test_images
 except ImportError:
     print("SKIP: needs numpy and the onnx package (python3-onnx)")
     sys.exit(77)
-
-
-def images(folder, n):
-    for name in ("t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz"):
-        p = os.path.join(folder, name)
-        if os.path.exists(p):
-            with (gzip.open if name.endswith(".gz") else open)(p, "rb") as f:
-                data = f.read()
-            count = int.from_bytes(data[4:8], "big")
-            return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(count, -1)[:n], count
-    sys.exit(f"onnx_ties: no t10k-images-idx3-ubyte[.gz] in {folder}")
 
 
 def requant(acc, M, z, lo):
@@ -74,7 +64,7 @@ def main():
     b = init[b_dq.input[0]].astype(np.int64)
     s_out, z_out = float(init[q_out.input[1]]), int(init[q_out.input[2]])
     lo = z_out if "Relu" in ops else -128
-    x, _ = images(folder, int(n))
+    x = test_images(folder, int(n), "onnx_ties")
     xq = np.clip(np.round(x.astype(np.float64) / 255.0 / s_in) + z_in, -128, 127).astype(np.int64)
     acc = (xq - z_in) @ W.T + b
     M = s_in * s_w / s_out  # the product tinyqat's converter forms, in double

@@ -11,29 +11,23 @@ softmax), dw (stride 2 and padding, depthwise with batch norm, average pool,
 x.view(x.size(0), -1)), matmul (MatMul + Add), gap (a global average pool). And models tinyqat
 must refuse: sigmoid, relu6, rect (a 3x5 kernel), branch (a residual add). Exit 77 without
 torch."""
-import gzip
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 try:
     import numpy as np
     import torch
     import torch.nn as nn
+    from tq_mnist import test_images
 except ImportError:
     print("SKIP: needs python3-torch")
     sys.exit(77)
 
 
 def mnist(folder, n):
-    for name in ("t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz"):
-        p = os.path.join(folder, name)
-        if os.path.exists(p):
-            with (gzip.open if name.endswith(".gz") else open)(p, "rb") as f:
-                data = f.read()
-            count = int.from_bytes(data[4:8], "big")
-            x = np.frombuffer(data, dtype=np.uint8, offset=16).reshape(count, 1, 28, 28)[:n]
-            return torch.from_numpy(x.astype(np.float32) / 255.0)
-    sys.exit(f"onnx_torch_models: no t10k-images-idx3-ubyte[.gz] in {folder}")
+    x = test_images(folder, n, "onnx_torch_models").reshape(-1, 1, 28, 28)
+    return torch.from_numpy(x.astype(np.float32) / 255.0)
 
 
 class Seq(nn.Module):

@@ -11,28 +11,18 @@ MAX_STEPS output steps (1: Arm NN requantizes in float, so a tie can round the o
 deeper network such a step can grow layer by layer), 1 otherwise, 77 without pyarmnn. --softmax:
 the model ends with a SOFTMAX (export --softmax): its int8 probabilities (s = 1/256, z = -128) must
 sum to 1 within 10 steps and pick the class tinyqat's logits pick (MAX_STEPS is not used)."""
-import gzip
 import json
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 try:
     import numpy as np
     import pyarmnn as ann
+    from tq_mnist import test_images
 except ImportError:
     print("SKIP: needs numpy and pyarmnn (Debian: python3-pyarmnn, libarmnn-cpuref-backend22, libarmnntfliteparser22)")
     sys.exit(77)
-
-
-def mnist_test_images(folder):
-    for name in ("t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz"):
-        path = os.path.join(folder, name)
-        if os.path.exists(path):
-            with (gzip.open if name.endswith(".gz") else open)(path, "rb") as f:
-                data = f.read()
-            n = int.from_bytes(data[4:8], "big")
-            return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(n, -1)
-    sys.exit(f"tflite_armnn: no t10k-images-idx3-ubyte[.gz] in {folder}")
 
 
 def main():
@@ -44,9 +34,10 @@ def main():
     n = int(args[3]) if len(args) > 3 else 10000
     min_agree = float(args[4]) if len(args) > 4 else 99.9
     max_steps = int(args[5]) if len(args) > 5 else 1
-    images = mnist_test_images(folder)[:n]
+    all_images = test_images(folder, None, "tflite_armnn")
+    images = all_images[:n]
     ref = np.fromfile(logits_path, dtype=np.int8)
-    outputs = ref.size // len(mnist_test_images(folder))
+    outputs = ref.size // len(all_images)
     ref = ref.reshape(-1, outputs)[:n]
     parser = ann.ITfLiteParser()
     net = parser.CreateNetworkFromBinaryFile(model)
