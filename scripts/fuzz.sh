@@ -15,11 +15,11 @@ cflags=(-std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recove
 # the library without the C exporter (it embeds a generated file; no target needs it) and the CLI's parser
 libsrc=("$root"/src/*.c "$root"/layers/*.c "$root"/optim/*.c "$root"/data/*.c "$root"/pipeline/{train,int8,version,gptq,onnx_import}.c
         "$root/examples/tinyqat/cli.c")
-for t in idx model tqm cli api onnx; do
+for t in idx model tqm cli api onnx npy; do
   clang "${cflags[@]}" "${libsrc[@]}" "$root/tests/fuzz/fuzz_$t.c" -o "$out/fuzz_$t" $(pkg-config --libs openblas libcjson) -lz -lm -lpthread
 done
 # seeds: valid files of each kind, made by the program itself
-seed="$out/seed" && rm -rf "$seed" && mkdir -p "$seed"/{idx,model,tqm,cli,api,onnx}
+seed="$out/seed" && rm -rf "$seed" && mkdir -p "$seed"/{idx,model,tqm,cli,api,onnx,npy}
 if [ -n "${MNIST_DIR:-}" ]; then
   gzip -dc "$MNIST_DIR/t10k-labels-idx1-ubyte.gz" | head -c 108 >"$seed/idx/labels"     # 8-byte header + 100 labels
   printf '\x00\x00\x08\x03\x00\x00\x00\x02\x00\x00\x00\x02\x00\x00\x00\x02\x01\x02\x03\x04\x05\x06\x07\x08' >"$seed/idx/images"
@@ -41,12 +41,13 @@ if [ -n "${MNIST_DIR:-}" ]; then
   fi
 fi
 printf -- '--epochs\0003\000784-100r-10' >"$seed/cli/a"
+printf "\x93NUMPY\x01\x00\x76\x00{'descr': '|i1', 'fortran_order': False, 'shape': (2, 3), }%*s\n\x01\x02\x03\x04\x05\x06" 58 "" >"$seed/npy/a.npy"
 # api: a two-layer network for the runner (even first byte), a small dataset and model (odd)
 printf '\x00\x01\x00\x01\x01\x05\x01\x01\x04\x00\x00\x01\x01\x00\x80\x80\x00\xff\x01' >"$seed/api/runner"
 head -c 4000 /dev/zero | tr '\0' '\7' >"$seed/api/pipeline"
 printf -- '--lr=0.5\000--json\000--seed\00018446744073709551615' >"$seed/cli/b"
 status=0
-for t in idx model tqm cli api onnx; do
+for t in idx model tqm cli api onnx npy; do
   corpus="$out/corpus-$t" && mkdir -p "$corpus"
   log="$out/fuzz_$t.log"
   if (cd "$out" && ./fuzz_$t -max_total_time="$secs" -max_len=65536 -rss_limit_mb=4096 "$corpus" "$seed/$t" >"$log" 2>&1); then

@@ -95,6 +95,37 @@ if [ -n "${MNIST_DIR:-}" ]; then
   expect 0 "experiment --ptq-methods --qat-methods" -- "$bin" experiment --seeds 1 --epochs 1 --qat-epochs 1 --bits 2 --ptq-methods minmax,mse,gptq --qat-methods ste,lsq --data "$MNIST_DIR"
   grep -q "^| ptq mse | 2 |" "$tmp/out" && grep -q "^| ptq | 2 |" "$tmp/out" && grep -q "^| ptq gptq | 2 |" "$tmp/out" && ok || bad "experiment shows a PTQ row per method"
   grep -q "^| qat lsq | 2 |" "$tmp/out" && grep -q "^| qat | 2 |" "$tmp/out" && ok || bad "experiment shows a QAT row per method"
+  # run: a model on inputs from .npy files (int8, uint8 pixels, float32), the outputs those of infer
+  if /usr/bin/python3 -c "import numpy" 2>/dev/null; then
+    "$bin" infer "$odd/m.tqm" --repeats 1 --data "$MNIST_DIR" --logits "$tmp/ref.logits" >/dev/null
+    /usr/bin/python3 - "$src/tests" "$MNIST_DIR" "$tmp" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from tq_mnist import test_images
+x, t = test_images(sys.argv[2], 500), sys.argv[3]
+np.save(t + "/px.npy", x.reshape(-1, 28, 28, 1))
+np.save(t + "/q.npy", (x.astype(np.int16) - 128).astype(np.int8))
+np.save(t + "/f.npy", x.astype(np.float32) / 255)
+np.save(t + "/wrong.npy", x[:, :700])
+np.save(t + "/f16.npy", x.astype(np.float16))
+PY
+    for f in px q f; do
+      expect 0 "run --input $f.npy" -- "$bin" run "$odd/m.tqm" --input "$tmp/$f.npy" --output "$tmp/$f-out.npy"
+    done
+    /usr/bin/python3 -c "
+import numpy as np, sys
+ref = np.fromfile('$tmp/ref.logits', np.int8).reshape(-1, 10)[:500]
+sys.exit(0 if all((np.load('$tmp/%s-out.npy' % f) == ref).all() for f in ('px', 'q', 'f')) else 1)" && ok || bad "run: the outputs are not infer's logits"
+    expect 0 "run --dequantize" -- "$bin" run "$odd/m.tqm" --input "$tmp/q.npy" --dequantize --json
+    [ -s "$tmp/q-out.npy" ] && tail -n 1 "$tmp/out" | grep -q '"inputs":500' && ok || bad "run --dequantize: $(tail -n 1 "$tmp/out")"
+    expect 1 "run: inputs of the wrong size" -- "$bin" run "$odd/m.tqm" --input "$tmp/wrong.npy" --output "$tmp/x.npy"
+    grep -q "wrong.npy: 500 rows of 700 values; model 784-100r-100r-10 takes 784" "$tmp/err" && [ ! -e "$tmp/x.npy" ] && ok || bad "run wrong.npy: $(cat "$tmp/err")"
+    expect 1 "run: float16" -- "$bin" run "$odd/m.tqm" --input "$tmp/f16.npy" --output "$tmp/x.npy"
+    grep -q "f16.npy: data type '<f2'" "$tmp/err" && ok || bad "run f16.npy: $(cat "$tmp/err")"
+  else
+    echo "cli: no numpy: run not checked"
+  fi
   # weight widths per layer: given, or chosen for a flash budget; the integer path is the simulation
   expect 0 "ptq --layer-bits" -- "$bin" ptq "$odd/m.tqf" --layer-bits 2,4,8 --data "$MNIST_DIR" --out "$tmp/lb.tqf" --json
   tail -n 1 "$tmp/out" | grep -q '"layer_bits":"2,4,8"' && ok || bad "ptq --layer-bits: $(tail -n 1 "$tmp/out")"

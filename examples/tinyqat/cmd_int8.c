@@ -5,7 +5,9 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "data/npy.h"
 #include "pipeline/int8.h"
+#include "src/quant.h"
 #include "src/alloc.h"
 #include "src/fileio.h"
 #include "src/parallel.h"
@@ -167,6 +169,104 @@ int cmd_infer(int argc, char **argv) {
     }
 out:
     tq_dataset_free(&te);
+    tq_qmodel_free(&q);
+    return rc;
+}
+
+/* tinyqat run: any integer model on inputs from a .npy file, its outputs to another. */
+int cmd_run(int argc, char **argv) {
+    const char *in_path = NULL, *out_path = NULL;
+    int dequant = 0, json = 0;
+    cli_opt opts[] = {
+        {"--input", CLI_STR, &in_path, "a .npy of inputs, [N][values] or [N][H][W][C] (NHWC), or one input: int8 (the integer "
+         "input itself), uint8 (pixels p, read as p/255) or float32/float64 (quantized with the model's input scale and zero point)",
+         0, 0},
+        {"--output", CLI_STR, &out_path, "the .npy to write, [N][outputs]", 0, 0, NULL, "INPUT's name with -out.npy"},
+        {"--dequantize", CLI_FLAG, &dequant, "write float32 (q - z) s instead of the int8 outputs", 0, 0},
+        {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
+    };
+    static const cli_cmd cmd = {"run", "MODEL.tqm --input X.npy [--output Y.npy] [options]",
+                                "Run an integer model on inputs from a NumPy file and write its outputs to another.", 1, 1};
+    const char *pos[1];
+    int n_pos, rc = cli_parse(&cmd, opts, sizeof opts / sizeof opts[0], argc, argv, pos, &n_pos);
+    if (rc) return rc == 1 ? 0 : 2;
+    if (!in_path) {
+        fprintf(stderr, "tinyqat run: --input X.npy is required (see 'tinyqat run --help')\n");
+        return 2;
+    }
+    char derived[1024];
+    if (!out_path) out_path = cli_derived_out(in_path, "-out.npy", derived, sizeof derived);
+    tq_qmodel q;
+    if (tq_qmodel_load(&q, pos[0]) != TQ_OK) return cli_fail(NULL);
+    tq_npy a;
+    if (tq_npy_read(&a, in_path) != TQ_OK) {
+        tq_qmodel_free(&q);
+        return cli_fail(NULL);
+    }
+    const tq_qlayer *L0 = &q.layer[0], *Ln = &q.layer[q.n_layers - 1];
+    const size_t D = (size_t)L0->in, O = (size_t)Ln->out;
+    size_t N = a.ndim == 1 && a.count == D ? 1 : a.ndim >= 2 ? (size_t)a.shape[0] : 0;
+    static const char *types[4] = {"int8", "uint8", "float32", "float64"};
+    int8_t *x = NULL, *y = NULL;
+    void *scratch = NULL, *out = NULL;
+    if (!N || a.count != N * D) {
+        char img[64] = "";
+        if (L0->kind != TQ_S8_LINEAR) snprintf(img, sizeof img, ", or [N][%d][%d][%d]", L0->in_h, L0->in_w, L0->in_c);
+        if (N) fprintf(stderr, "tinyqat run: %s: %zu rows of %zu values; model %s takes %zu values an input ([N][%zu]%s)\n", in_path, N,
+                       a.count / N, q.spec, D, D, img);
+        else fprintf(stderr, "tinyqat run: %s: %zu values, not rows of inputs; model %s takes %zu values an input ([N][%zu])\n", in_path,
+                     a.count, q.spec, D, D);
+        rc = 1;
+        goto done;
+    }
+    const size_t sb = tq_int8_net_scratch_bytes(&q.net);
+    x = tq_malloc(N * D), y = tq_malloc(N * O), scratch = tq_malloc(sb ? sb : 1);
+    out = dequant ? tq_malloc(N * O * sizeof(float)) : NULL;
+    if (!x || !y || !scratch || (dequant && !out)) {
+        fprintf(stderr, "tinyqat run: out of memory for %zu inputs\n", N);
+        rc = 1;
+        goto done;
+    }
+    for (size_t i = 0; i < N * D; i++) { /* the integer input, as docs/QUANTIZATION.md §6 and §2 define it */
+        switch (a.type) {
+        case TQ_NPY_I8: x[i] = ((const int8_t *)a.data)[i]; break;
+        case TQ_NPY_U8: x[i] = (int8_t)tq_quantize_ref((float)((const uint8_t *)a.data)[i] / 255.0f, L0->in_scale, L0->in_zp, -128, 127); break;
+        case TQ_NPY_F32: x[i] = (int8_t)tq_quantize_ref(((const float *)a.data)[i], L0->in_scale, L0->in_zp, -128, 127); break;
+        default: x[i] = (int8_t)tq_quantize_ref((float)((const double *)a.data)[i], L0->in_scale, L0->in_zp, -128, 127); break;
+        }
+    }
+    for (size_t n = 0; n < N; n++)
+        if (tq_int8_net_run(&q.net, x + n * D, y + n * O, scratch, sb) != TQ_INT8_OK) {
+            fprintf(stderr, "tinyqat run: %s: the integer model does not run (a malformed network)\n", pos[0]);
+            rc = 1;
+            goto done;
+        }
+    const int64_t shape[2] = {(int64_t)N, (int64_t)O};
+    const int ndim = a.ndim == 1 ? 1 : 2;
+    if (dequant)
+        for (size_t i = 0; i < N * O; i++) ((float *)out)[i] = (float)((int32_t)y[i] - Ln->out_zp) * Ln->out_scale;
+    if (tq_npy_write(out_path, dequant ? TQ_NPY_F32 : TQ_NPY_I8, ndim == 1 ? shape + 1 : shape, ndim, dequant ? out : (void *)y) != TQ_OK) {
+        rc = cli_fail("run");
+        goto done;
+    }
+    char dims[48];
+    if (ndim == 1) snprintf(dims, sizeof dims, "[%zu]", O);
+    else snprintf(dims, sizeof dims, "[%zu][%zu]", N, O);
+    printf("ran %s (%s) on %zu input%s of %zu values (%s%s): wrote %s, %s %s\n", pos[0], q.spec, N, N == 1 ? "" : "s", D, types[a.type],
+           a.type == TQ_NPY_I8 ? ", the integer input itself" : ", quantized with the model's input scale and zero point", out_path, dims,
+           dequant ? "float32, dequantized" : "int8");
+    if (json) {
+        cJSON *j = cli_json_new();
+        cli_json_str(j, "model", pos[0]);
+        cli_json_str(j, "input", in_path);
+        cli_json_str(j, "output", out_path);
+        cli_json_num(j, "inputs", (double)N, 0);
+        cli_json_num(j, "outputs_each", (double)O, 0);
+        cli_json_print(j);
+    }
+done:
+    tq_free(x), tq_free(y), tq_free(scratch), tq_free(out);
+    tq_npy_free(&a);
     tq_qmodel_free(&q);
     return rc;
 }

@@ -10,6 +10,7 @@ int cmd_qat(int argc, char **argv);
 int cmd_experiment(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_infer(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);

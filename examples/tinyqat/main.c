@@ -27,6 +27,7 @@ static const command COMMANDS[] = {
     {"experiment", cmd_experiment, "FP32 vs PTQ vs QAT over seeds and bit widths, in one table"},
     {"convert", cmd_convert, "turn a PTQ/QAT model into an integer model file (.tqm)"},
     {"infer", cmd_infer, "integer-only inference on the test set: accuracy, images/s, agreement"},
+    {"run", cmd_run, "run an integer model on inputs from a .npy file, its outputs to another"},
     {"export", cmd_export, "write a model as a C module for microcontrollers, TensorFlow Lite or ONNX"},
     {"import", cmd_import, "read a float ONNX model (from PyTorch) into a tinyqat model"},
     {"view", cmd_view, "draw test images, or the ones models get wrong, as a PNG"},
