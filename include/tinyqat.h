@@ -15,12 +15,14 @@
  *                 tq_budget_choose                                              pipeline/budget.h
  *   integers      tq_model_to_int8 -> tq_qmodel (.tqm), tq_int8_evaluate, tq_int8_agreement
  *                                                                               pipeline/int8.h
+ *                 tq_npy_read / tq_npy_write: NumPy arrays (tinyqat run's inputs) data/npy.h
  *   export        tq_export_c: the model as a freestanding C module for a microcontroller
  *                                                                               pipeline/export.h
  *                 tq_export_tflite: the model as a TensorFlow Lite flatbuffer   pipeline/tflite.h
  *                 tq_export_onnx (QDQ), tq_export_onnx_float: the model as ONNX pipeline/onnx.h
  *   import        tq_import_onnx: a float ONNX model (PyTorch's) as a float model
  *                                                                               pipeline/onnx_import.h
+ *                 tq_import_tflite: an int8 .tflite as an integer model         pipeline/tflite_import.h
  *
  * Conventions (every header follows them): functions that can fail return a tq_status (TQ_OK is
  * 0, errors negative) and leave a one-line message naming the file and the problem in
@@ -77,6 +79,7 @@ extern "C" {
 #endif
 /* every public call: the pipeline, and the engine and layers it is built from */
 #include "data/dataset.h"
+#include "data/npy.h"
 #include "layers/batchnorm.h"
 #include "layers/conv.h"
 #include "layers/linear.h"
@@ -92,6 +95,7 @@ extern "C" {
 #include "pipeline/onnx.h"
 #include "pipeline/onnx_import.h"
 #include "pipeline/tflite.h"
+#include "pipeline/tflite_import.h"
 #include "pipeline/train.h"
 #include "src/alloc.h"
 #include "src/autograd.h"

@@ -138,6 +138,7 @@ tq_status tq_export_c(const tq_qmodel *qm, const char *cdir, const char *source,
 tq_status tq_export_c_prefixed(const tq_qmodel *qm, const char *cdir, const char *source, const tq_dataset *test, int n_test,
                                const char *prefix) {
     if (!qm || !cdir) TQ_FAIL(TQ_E_ARG, "export: a model and a folder are required");
+    TQ_TRY(tq_qmodel_check_pixels(qm, "export --c (its classify takes pixels)"));
     if (prefix) { /* a C identifier's start, lower case (its upper case names the macros) */
         size_t n = strlen(prefix);
         int ok = n >= 1 && n <= 32 && (prefix[0] == '_' || (prefix[0] >= 'a' && prefix[0] <= 'z'));

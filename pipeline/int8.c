@@ -8,6 +8,7 @@
 
 tq_status tq_int8_evaluate(const tq_qmodel *q, const tq_dataset *ds, tq_kernel k, float *acc, int8_t *logits, uint8_t *pred) {
     if (!q || !ds || !acc || !q->n_layers) TQ_FAIL(TQ_E_ARG, "int8 evaluate: a model, a dataset and acc are required");
+    TQ_TRY(tq_qmodel_check_pixels(q, "int8 evaluate"));
     if (!ds->n) TQ_FAIL(TQ_E_FORMAT, "%s holds no images", ds->source);
     int nout = q->layer[q->n_layers - 1].out;
     const tq_qlayer *L0 = &q->layer[0];
@@ -37,6 +38,7 @@ tq_status tq_int8_evaluate(const tq_qmodel *q, const tq_dataset *ds, tq_kernel k
 
 tq_status tq_int8_agreement(tq_model *sim, const tq_qmodel *q, const tq_dataset *ds, tq_agreement *a) {
     if (!sim || !q || !ds || !a || !q->n_layers) TQ_FAIL(TQ_E_ARG, "agreement: both models, a dataset and the result are required");
+    TQ_TRY(tq_qmodel_check_pixels(q, "agreement"));
     memset(a, 0, sizeof *a);
     int nout = q->layer[q->n_layers - 1].out;
     if (!sim->qat || sim->dims[sim->n_layers] != nout || tq_model_inputs(sim) != q->layer[0].in)

@@ -12,14 +12,14 @@ mkdir -p "$out"
 command -v clang >/dev/null || { echo "fuzz: clang not installed (apt-get install clang)" >&2; exit 1; }
 cflags=(-std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_POSIX_C_SOURCE=200809L -DTQ_FUZZING
         -I"$root" -I"$root/include" $(pkg-config --cflags openblas libcjson))
-# the library without the C exporter (it embeds a generated file; no target needs it) and the CLI's parser
-libsrc=("$root"/src/*.c "$root"/layers/*.c "$root"/optim/*.c "$root"/data/*.c "$root"/pipeline/{train,int8,version,gptq,onnx_import}.c
+# the library without the exporters (the C one embeds a generated file; no target needs them) and the CLI's parser
+libsrc=("$root"/src/*.c "$root"/layers/*.c "$root"/optim/*.c "$root"/data/*.c "$root"/pipeline/{train,int8,version,gptq,onnx_import,tflite_import}.c
         "$root/examples/tinyqat/cli.c")
-for t in idx model tqm cli api onnx npy; do
+for t in idx model tqm cli api onnx npy tflite; do
   clang "${cflags[@]}" "${libsrc[@]}" "$root/tests/fuzz/fuzz_$t.c" -o "$out/fuzz_$t" $(pkg-config --libs openblas libcjson) -lz -lm -lpthread
 done
 # seeds: valid files of each kind, made by the program itself
-seed="$out/seed" && rm -rf "$seed" && mkdir -p "$seed"/{idx,model,tqm,cli,api,onnx,npy}
+seed="$out/seed" && rm -rf "$seed" && mkdir -p "$seed"/{idx,model,tqm,cli,api,onnx,npy,tflite}
 if [ -n "${MNIST_DIR:-}" ]; then
   gzip -dc "$MNIST_DIR/t10k-labels-idx1-ubyte.gz" | head -c 108 >"$seed/idx/labels"     # 8-byte header + 100 labels
   printf '\x00\x00\x08\x03\x00\x00\x00\x02\x00\x00\x00\x02\x00\x00\x00\x02\x01\x02\x03\x04\x05\x06\x07\x08' >"$seed/idx/images"
@@ -38,6 +38,8 @@ if [ -n "${MNIST_DIR:-}" ]; then
     "$tq" convert "$seed/model/q2.tqf" --out "$seed/tqm/q2.tqm" >/dev/null   # four a byte
     "$tq" export "$seed/model/a.tqf" --onnx "$seed/onnx/a.onnx" >/dev/null
     "$tq" export "$seed/model/c.tqf" --onnx "$seed/onnx/c.onnx" >/dev/null
+    "$tq" export "$seed/tqm/c.tqm" --tflite "$seed/tflite/c.tflite" >/dev/null
+    "$tq" export "$seed/tqm/q.tqm" --tflite "$seed/tflite/q.tflite" --softmax >/dev/null
   fi
 fi
 printf -- '--epochs\0003\000784-100r-10' >"$seed/cli/a"
@@ -47,7 +49,7 @@ printf '\x00\x01\x00\x01\x01\x05\x01\x01\x04\x00\x00\x01\x01\x00\x80\x80\x00\xff
 head -c 4000 /dev/zero | tr '\0' '\7' >"$seed/api/pipeline"
 printf -- '--lr=0.5\000--json\000--seed\00018446744073709551615' >"$seed/cli/b"
 status=0
-for t in idx model tqm cli api onnx npy; do
+for t in idx model tqm cli api onnx npy tflite; do
   corpus="$out/corpus-$t" && mkdir -p "$corpus"
   log="$out/fuzz_$t.log"
   if (cd "$out" && ./fuzz_$t -max_total_time="$secs" -max_len=65536 -rss_limit_mb=4096 "$corpus" "$seed/$t" >"$log" 2>&1); then

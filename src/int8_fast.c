@@ -109,6 +109,7 @@ static int8_t *packed_layout(const int8_t *tmp, size_t n_steps, size_t step, int
 
 tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
     *out = NULL;
+    TQ_TRY(tq_qmodel_check_pixels(q, "fast kernel"));
     tq_qfast *f = tq_calloc(1, sizeof *f);
     if (!f) TQ_FAIL(TQ_E_NOMEM, "fast kernel: out of memory");
     f->q = q;

@@ -369,3 +369,11 @@ tq_status tq_qmodel_check_scales(const tq_qmodel *q, const char *format) {
         }
     return TQ_OK;
 }
+
+tq_status tq_qmodel_check_pixels(const tq_qmodel *q, const char *who) {
+    const tq_qlayer *L0 = &q->layer[0];
+    if (L0->in_scale != 1.0f / 255.0f || L0->in_zp != -128)
+        TQ_FAIL(TQ_E_ARG, "%s: model %s takes its input at scale %g and zero point %d, not pixels (p - 128 at 1/255): run it on its "
+                          "inputs with tinyqat run", who, q->spec, (double)L0->in_scale, L0->in_zp);
+    return TQ_OK;
+}

@@ -69,6 +69,10 @@ int32_t tq_qlayer_channels(const tq_qlayer *L);
  * s_in s_w[o] / s_out: formats that keep only the scales (TFLite, ONNX) recompute them from those.
  * TQ_E_FORMAT naming `format`, the layer and the channel otherwise. */
 tq_status tq_qmodel_check_scales(const tq_qmodel *q, const char *format);
+/* TQ_OK when the model takes pixels the way the pixel paths feed them (docs/QUANTIZATION.md §6:
+ * q = p - 128 at s = 1/255, z = -128), as every model tinyqat trains does; TQ_E_ARG naming `who`
+ * and the model's own input quantization otherwise (an imported model: tinyqat run feeds it). */
+tq_status tq_qmodel_check_pixels(const tq_qmodel *q, const char *who);
 /* Multiply-adds of one inference. */
 uint64_t tq_qmodel_macs(const tq_qmodel *q);
 

@@ -95,6 +95,17 @@ if [ -n "${MNIST_DIR:-}" ]; then
   expect 0 "experiment --ptq-methods --qat-methods" -- "$bin" experiment --seeds 1 --epochs 1 --qat-epochs 1 --bits 2 --ptq-methods minmax,mse,gptq --qat-methods ste,lsq --data "$MNIST_DIR"
   grep -q "^| ptq mse | 2 |" "$tmp/out" && grep -q "^| ptq | 2 |" "$tmp/out" && grep -q "^| ptq gptq | 2 |" "$tmp/out" && ok || bad "experiment shows a PTQ row per method"
   grep -q "^| qat lsq | 2 |" "$tmp/out" && grep -q "^| qat | 2 |" "$tmp/out" && ok || bad "experiment shows a QAT row per method"
+  # import of an int8 .tflite: the exported file read back runs as the model did
+  expect 0 "export --tflite for import" -- "$bin" export "$odd/m.tqm" --tflite "$tmp/rt.tflite" --softmax
+  expect 0 "import .tflite" -- "$bin" import "$tmp/rt.tflite" --json
+  grep -q "final SOFTMAX left out" "$tmp/out" && [ -s "$tmp/rt.tqm" ] && ok || bad "import rt.tflite: $(cat "$tmp/out")"
+  "$bin" infer "$odd/m.tqm" --repeats 1 --data "$MNIST_DIR" --logits "$tmp/a.logits" >/dev/null &&
+    "$bin" infer "$tmp/rt.tqm" --repeats 1 --data "$MNIST_DIR" --logits "$tmp/b.logits" >/dev/null &&
+    cmp -s "$tmp/a.logits" "$tmp/b.logits" && ok || bad "the imported .tflite's logits differ from the model exported"
+  head -c 100 "$tmp/rt.tflite" > "$tmp/cut.tflite"
+  expect 1 "import a cut .tflite" -- "$bin" import "$tmp/cut.tflite" --out "$tmp/cut.tqm"
+  grep -q "cut.tflite" "$tmp/err" && [ ! -e "$tmp/cut.tqm" ] && ok || bad "import cut.tflite: $(cat "$tmp/err")"
+  expect 2 "import .tflite with --mean" -- "$bin" import "$tmp/rt.tflite" --mean 0.5
   # run: a model on inputs from .npy files (int8, uint8 pixels, float32), the outputs those of infer
   if /usr/bin/python3 -c "import numpy" 2>/dev/null; then
     "$bin" infer "$odd/m.tqm" --repeats 1 --data "$MNIST_DIR" --logits "$tmp/ref.logits" >/dev/null

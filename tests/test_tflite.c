@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "pipeline/tflite.h"
+#include "pipeline/tflite_import.h"
 #include "src/alloc.h"
 #include "src/fileio.h"
 #include "src/qmodel.h"
@@ -55,7 +56,7 @@ static float vec_f32(size_t v, uint32_t i) {
 }
 
 /* 6x6x2 -> conv k3 p1 (SAME) to 3, ReLU -> depthwise k2 s2 (x2) -> max pool 3 -> flatten -> linear 4 */
-static void make_cnn(tq_qmodel *q) {
+static void make_cnn_in(tq_qmodel *q, float in_scale, int32_t in_zp) {
     static float Wc[3 * 9 * 2], Bc[3], Sc[3], Wd[6 * 4], Bd[6], Sd[6], Wl[4 * 6], Bl[4], Sl[4];
     tq_rng r;
     tq_rng_seed(&r, 81);
@@ -66,7 +67,7 @@ static void make_cnn(tq_qmodel *q) {
     for (int i = 0; i < 6; i++) Bd[i] = tq_rng_uniform_in(&r, -1, 1), Sd[i] = 0.02f;
     for (int i = 0; i < 4; i++) Bl[i] = tq_rng_uniform_in(&r, -1, 1), Sl[i] = 0.03f + 0.001f * (float)i;
     tq_qlayer_src src[5] = {
-        {.relu = 1, .w_bits = 8, .W = Wc, .b = Bc, .w_scale = Sc, .in_scale = 1.0f / 255, .out_scale = 0.05f, .in_zp = -128,
+        {.relu = 1, .w_bits = 8, .W = Wc, .b = Bc, .w_scale = Sc, .in_scale = in_scale, .out_scale = 0.05f, .in_zp = in_zp,
          .out_zp = -128, .kind = TQ_S8_CONV, .in_h = 6, .in_w = 6, .in_c = 2, .out_h = 6, .out_w = 6, .out_c = 3, .k = 3,
          .stride = 1, .pad = 1},
         {.w_bits = 4, .W = Wd, .b = Bd, .w_scale = Sd, .in_scale = 0.05f, .out_scale = 0.07f, .in_zp = -128, .out_zp = 3,
@@ -80,6 +81,8 @@ static void make_cnn(tq_qmodel *q) {
     };
     assert_int_equal(tq_qmodel_convert(q, "6x6x2-c3k3p1r-d2k2s2-m3-4r", src, 5), TQ_OK);
 }
+
+static void make_cnn(tq_qmodel *q) { make_cnn_in(q, 1.0f / 255, -128); }
 
 static void written_model_reads_back(void **state) {
     (void)state;
@@ -192,7 +195,79 @@ static void written_model_reads_back(void **state) {
     tq_qmodel_free(&q);
 }
 
+/* The importer reads the writer's files back into the same integer model: every layer's kind,
+ * shape, weights, biases, multipliers, zero points and scales, a model whose input is not pixels
+ * too (refused by the pixel paths, which would feed it p - 128); and damaged files (every prefix,
+ * bytes changed at random) are refused, never read past. */
+static void import_reads_the_export_back(void **state) {
+    (void)state;
+    tq_qmodel q, back;
+    make_cnn_in(&q, 0.02f, 5); /* an input that is not pixels */
+    char path[128];
+    snprintf(path, sizeof path, "%s/rt.tflite", dir);
+    assert_int_equal(tq_export_tflite(&q, path, 1), TQ_OK); /* with a SOFTMAX, which the import leaves out */
+    tq_tflite_info info;
+    assert_int_equal(tq_import_tflite(&back, path, &info), TQ_OK);
+    assert_int_equal(info.softmax_dropped, 1);
+    assert_int_equal(back.n_layers, q.n_layers);
+    for (int l = 0; l < q.n_layers; l++) {
+        const tq_qlayer *a = &q.layer[l], *b = &back.layer[l];
+        assert_int_equal(a->kind, b->kind);
+        assert_true(a->in == b->in && a->out == b->out && a->relu == b->relu && a->k == b->k && a->stride == b->stride && a->pad == b->pad);
+        assert_true(a->in_zp == b->in_zp && a->out_zp == b->out_zp && a->in_scale == b->in_scale && a->out_scale == b->out_scale);
+        for (size_t i = 0; i < tq_qlayer_weights(a); i++)
+            assert_int_equal(tq_s8_unpack(a->w, tq_qlayer_storage_bits(a->w_bits), i), tq_s8_unpack(b->w, 8, i));
+        for (int32_t o = 0; o < tq_qlayer_channels(a); o++) {
+            assert_int_equal(a->bias[o], b->bias[o]);
+            assert_int_equal(a->mult[o], b->mult[o]);
+            assert_int_equal(a->shift[o], b->shift[o]);
+            assert_true(a->w_scale[o] == b->w_scale[o]);
+        }
+    }
+    /* the same outputs from the runtime on random inputs */
+    size_t sb = tq_int8_net_scratch_bytes(&q.net);
+    void *scratch = tq_malloc(sb);
+    tq_rng r;
+    tq_rng_seed(&r, 4);
+    for (int t = 0; t < 20; t++) {
+        int8_t x[72], y1[4], y2[4];
+        for (int i = 0; i < 72; i++) x[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
+        assert_int_equal(tq_int8_net_run(&q.net, x, y1, scratch, sb), TQ_INT8_OK);
+        assert_int_equal(tq_int8_net_run(&back.net, x, y2, scratch, sb), TQ_INT8_OK);
+        assert_memory_equal(y1, y2, 4);
+    }
+    tq_free(scratch);
+    /* its input is not pixels: the pixel paths refuse it, naming its quantization */
+    assert_int_equal(tq_qmodel_check_pixels(&back, "infer"), TQ_E_ARG);
+    assert_non_null(strstr(tq_last_error(), "zero point 5"));
+    tq_qfast *f;
+    assert_int_equal(tq_qfast_init(&f, &back), TQ_E_ARG);
+    tq_qmodel_free(&back);
+    /* damaged files */
+    unsigned char *data;
+    size_t len;
+    assert_int_equal(tq_file_read_all(path, 1 << 20, &data, &len), TQ_OK);
+    for (size_t n = 0; n < len; n += 7) {
+        tq_status st = tq_import_tflite_bytes(&back, data, n, "cut.tflite", NULL);
+        if (st == TQ_OK) tq_qmodel_free(&back);
+        else assert_non_null(strstr(tq_last_error(), "cut.tflite"));
+    }
+    unsigned char *bent = tq_malloc(len);
+    int refused = 0;
+    for (int t = 0; t < 300; t++) {
+        memcpy(bent, data, len);
+        for (int k = 0; k < 3; k++) bent[tq_rng_below(&r, (uint32_t)len)] = (unsigned char)tq_rng_below(&r, 256);
+        if (tq_import_tflite_bytes(&back, bent, len, "bent.tflite", NULL) == TQ_OK) tq_qmodel_free(&back);
+        else refused++;
+    }
+    assert_true(refused > 0);
+    assert_int_equal(tq_import_tflite_bytes(&back, data, 6, "short.tflite", NULL), TQ_E_FORMAT);
+    tq_free(bent);
+    tq_free(data);
+    tq_qmodel_free(&q);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(written_model_reads_back)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(written_model_reads_back), cmocka_unit_test(import_reads_the_export_back)};
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

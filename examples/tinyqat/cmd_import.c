@@ -1,4 +1,5 @@
-/* tinyqat import: a float ONNX model (PyTorch's export) as a tinyqat float model (pipeline/onnx_import.h). */
+/* tinyqat import: a float ONNX model (PyTorch's export) as a tinyqat float model
+ * (pipeline/onnx_import.h), or an int8 .tflite as an integer model (pipeline/tflite_import.h). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -6,22 +7,60 @@
 #include "cli.h"
 #include "commands.h"
 #include "pipeline/onnx_import.h"
+#include "pipeline/tflite_import.h"
+
+/* 1 when path holds a TensorFlow Lite flatbuffer (its identifier TFL3 at byte 4) */
+static int is_tflite(const char *path) {
+    unsigned char h[8] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t n = fread(h, 1, 8, f);
+    fclose(f);
+    return n == 8 && !memcmp(h + 4, "TFL3", 4);
+}
+
+static int import_tflite(const char *path, const char *out, int json) {
+    tq_qmodel q;
+    tq_tflite_info info;
+    if (tq_import_tflite(&q, path, &info) != TQ_OK) return cli_fail(NULL);
+    int rc = 0;
+    if (tq_qmodel_save(&q, out) != TQ_OK) rc = cli_fail("import");
+    else {
+        printf("imported %s (%d operators) as the integer model %s: %d layers, input at scale %g and zero point %d%s; saved %s\n", path,
+               info.operators, q.spec, q.n_layers, (double)q.layer[0].in_scale, q.layer[0].in_zp,
+               info.softmax_dropped ? "; its final SOFTMAX left out (logits out)" : "", out);
+        if (json) {
+            cJSON *j = cli_json_new();
+            cli_json_str(j, "model", path);
+            cli_json_str(j, "spec", q.spec);
+            cli_json_str(j, "out", out);
+            cli_json_num(j, "operators", info.operators, 0);
+            cli_json_num(j, "layers", q.n_layers, 0);
+            cli_json_num(j, "softmax_dropped", info.softmax_dropped, 0);
+            cli_json_print(j);
+        }
+    }
+    tq_qmodel_free(&q);
+    return rc;
+}
 
 int cmd_import(int argc, char **argv) {
     const char *out = NULL;
     float mean = NAN, sd = NAN;
     int json = 0, pixels = 0;
     cli_opt opts[] = {
-        {"--out", CLI_STR, &out, "the float model to write (.tqf)", 0, 0, NULL, "MODEL.tqf beside the input"},
+        {"--out", CLI_STR, &out, "the model to write: .tqf from ONNX, .tqm from .tflite", 0, 0, NULL, "MODEL.tqf or MODEL.tqm beside the input"},
         {"--mean", CLI_FLOAT, &mean, "the model expects x = (p/255 - mean) / std for a pixel p: the mean (default: what the "
          "graph's own leading Sub says, else 0)", -1e6, 1e6},
         {"--std", CLI_FLOAT, &sd, "... and the std (default: the graph's own leading Div, else 1)", 1e-12, 1e6},
         {"--pixels", CLI_FLAG, &pixels, "the model expects raw pixels 0..255 (the same as --std 0.00392157)", 0, 0},
         {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
     };
-    static const cli_cmd cmd = {"import", "MODEL.onnx [--out MODEL.tqf] [options]",
+    static const cli_cmd cmd = {"import", "MODEL.onnx [--out MODEL.tqf] | MODEL.tflite [--out MODEL.tqm] [options]",
                                 "Read a float ONNX model (a chain of Conv, BatchNormalization, Relu, pools, Flatten and Gemm, as "
-                                "PyTorch exports it) into a tinyqat float model: then train, ptq, qat, convert and export it.", 1, 1};
+                                "PyTorch exports it) into a tinyqat float model: then train, ptq, qat, convert and export it. Or an "
+                                "int8 .tflite (a chain of CONV_2D, DEPTHWISE_CONV_2D, pools and FULLY_CONNECTED) into an integer "
+                                "model: then run, export or infer it.", 1, 1};
     const char *pos[1];
     int n_pos, rc = cli_parse(&cmd, opts, sizeof opts / sizeof opts[0], argc, argv, pos, &n_pos);
     if (rc) return rc == 1 ? 0 : 2;
@@ -31,6 +70,14 @@ int cmd_import(int argc, char **argv) {
     }
     if (pixels) sd = 1.0f / 255.0f;
     char derived[1024];
+    if (is_tflite(pos[0])) {
+        if (!isnan(mean) || !isnan(sd)) {
+            fprintf(stderr, "tinyqat import: %s is an int8 TensorFlow Lite model: its input quantization is in the file (no --mean, "
+                            "--std or --pixels)\n", pos[0]);
+            return 2;
+        }
+        return import_tflite(pos[0], out ? out : cli_derived_out(pos[0], ".tqm", derived, sizeof derived), json);
+    }
     if (!out) out = cli_derived_out(pos[0], ".tqf", derived, sizeof derived);
     tq_model m;
     tq_onnx_info info;

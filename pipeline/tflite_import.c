@@ -1,0 +1,496 @@
+/* tinyqat import of an int8 .tflite: see pipeline/tflite_import.h.
+ *
+ * A FlatBuffers reader with bounds: every offset is followed only after checking it lands inside
+ * the file, every vector's length against what is left, every table's vtable too; the first
+ * failure marks the read bad and the file is refused as damaged. Field ids and enum values are
+ * TFLite's schema (schema.fbs, version 3), as pipeline/tflite.c writes them. */
+#include "pipeline/tflite_import.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "src/alloc.h"
+#include "src/fileio.h"
+
+typedef struct {
+    const uint8_t *p;
+    size_t n;
+    int bad;
+} fb;
+
+static uint32_t rd(fb *b, size_t at, int bytes) {
+    if (at > b->n || b->n - at < (size_t)bytes) {
+        b->bad = 1;
+        return 0;
+    }
+    uint32_t v = 0;
+    for (int i = 0; i < bytes; i++) v |= (uint32_t)b->p[at + (size_t)i] << (8 * i);
+    return v;
+}
+
+/* the object an offset field at `at` points to (0 when bad) */
+static size_t deref(fb *b, size_t at) {
+    uint32_t o = rd(b, at, 4);
+    if (b->bad || o == 0 || o > b->n - at) {
+        b->bad = 1;
+        return 0;
+    }
+    return at + o;
+}
+
+/* the position of field id of the table at t, or 0 when absent */
+static size_t field(fb *b, size_t t, int id) {
+    if (!t) return 0;
+    int32_t so = (int32_t)rd(b, t, 4);
+    if (b->bad) return 0;
+    int64_t vt = (int64_t)t - so;
+    if (vt < 0 || (uint64_t)vt + 4 > b->n) {
+        b->bad = 1;
+        return 0;
+    }
+    uint32_t vlen = rd(b, (size_t)vt, 2), tlen = rd(b, (size_t)vt + 2, 2);
+    if (vlen < 4 || (uint64_t)vt + vlen > b->n || t + tlen > b->n) {
+        b->bad = 1;
+        return 0;
+    }
+    if (4 + 2 * (uint32_t)id + 2 > vlen) return 0;
+    uint32_t off = rd(b, (size_t)vt + 4 + 2 * (size_t)id, 2);
+    if (off && off + 1 > tlen) {
+        b->bad = 1;
+        return 0;
+    }
+    return off ? t + off : 0;
+}
+
+static uint32_t f_u32(fb *b, size_t t, int id, uint32_t def) {
+    size_t f = field(b, t, id);
+    return f ? rd(b, f, 4) : def;
+}
+static uint32_t f_u8(fb *b, size_t t, int id, uint32_t def) {
+    size_t f = field(b, t, id);
+    return f ? rd(b, f, 1) : def;
+}
+static size_t f_obj(fb *b, size_t t, int id) { /* a table, vector or string; 0 when absent */
+    size_t f = field(b, t, id);
+    return f ? deref(b, f) : 0;
+}
+
+/* a vector's length, its elements checked to lie in the file (elem bytes each) */
+static uint32_t vlen(fb *b, size_t v, size_t elem) {
+    if (!v) return 0;
+    uint32_t n = rd(b, v, 4);
+    if (b->bad || (uint64_t)n * elem > b->n - v - 4) {
+        b->bad = 1;
+        return 0;
+    }
+    return n;
+}
+static size_t v_table(fb *b, size_t v, uint32_t i) { return deref(b, v + 4 + 4 * (size_t)i); }
+static int32_t v_i32(fb *b, size_t v, uint32_t i) { return (int32_t)rd(b, v + 4 + 4 * (size_t)i, 4); }
+static float v_f32(fb *b, size_t v, uint32_t i) {
+    uint32_t x = rd(b, v + 4 + 4 * (size_t)i, 4);
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
+static int64_t v_i64(fb *b, size_t v, uint32_t i) {
+    uint64_t lo = rd(b, v + 4 + 8 * (size_t)i, 4), hi = rd(b, v + 8 + 8 * (size_t)i, 4);
+    return (int64_t)(lo | hi << 32);
+}
+
+/* ---- the model ---- */
+
+enum { T_FLOAT32 = 0, T_INT32 = 2, T_INT8 = 9 };
+enum { OP_AVG = 1, OP_CONV = 3, OP_DW = 4, OP_FC = 9, OP_MAX = 17, OP_RESHAPE = 22, OP_SOFTMAX = 25, OP_PAD = 34 };
+enum { PAD_SAME = 0, PAD_VALID = 1 };
+
+typedef struct {
+    fb b;
+    const char *file;
+    size_t tensors, buffers;
+    uint32_t n_tensors, n_buffers;
+} ctx;
+
+typedef struct {
+    int32_t shape[8];
+    int ndim, type;
+    const uint8_t *data; /* the buffer's bytes, or NULL */
+    size_t bytes;
+    uint32_t nq;        /* scales */
+    size_t scale, zp;   /* their vectors */
+    int qdim;
+} tens;
+
+static tq_status tensor(ctx *c, int32_t i, tens *t) {
+    memset(t, 0, sizeof *t);
+    if (i < 0 || (uint32_t)i >= c->n_tensors) TQ_FAIL(TQ_E_FORMAT, "%s: a tensor index %d out of range (%u tensors)", c->file, i, c->n_tensors);
+    fb *b = &c->b;
+    size_t T = v_table(b, c->tensors, (uint32_t)i), shape = f_obj(b, T, 0);
+    uint32_t nd = vlen(b, shape, 4);
+    if (nd > 8) TQ_FAIL(TQ_E_FORMAT, "%s: tensor %d has %u dimensions", c->file, i, nd);
+    t->ndim = (int)nd;
+    for (uint32_t k = 0; k < nd; k++) t->shape[k] = v_i32(b, shape, k);
+    t->type = (int)f_u8(b, T, 1, T_FLOAT32);
+    uint32_t buf = f_u32(b, T, 2, 0);
+    if (buf) {
+        if (buf >= c->n_buffers) TQ_FAIL(TQ_E_FORMAT, "%s: tensor %d names buffer %u of %u", c->file, i, buf, c->n_buffers);
+        size_t B = v_table(b, c->buffers, buf), data = f_obj(b, B, 0);
+        uint32_t n = vlen(b, data, 1);
+        if (n) t->data = b->p + data + 4, t->bytes = n;
+    }
+    size_t q = f_obj(b, T, 4);
+    if (q) {
+        t->scale = f_obj(b, q, 2), t->zp = f_obj(b, q, 3);
+        t->nq = vlen(b, t->scale, 4);
+        if (t->nq && vlen(b, t->zp, 8) != t->nq) TQ_FAIL(TQ_E_FORMAT, "%s: tensor %d: %u scales but other zero points", c->file, i, t->nq);
+        t->qdim = (int)f_u32(b, q, 6, 0);
+    }
+    if (b->bad) TQ_FAIL(TQ_E_FORMAT, "%s: tensor %d is damaged", c->file, i);
+    return TQ_OK;
+}
+
+#define OP_FAIL(...) return op_fail(c, k, code, __VA_ARGS__)
+
+static const char *op_name(int code) {
+    switch (code) {
+    case OP_AVG: return "AVERAGE_POOL_2D";
+    case OP_CONV: return "CONV_2D";
+    case OP_DW: return "DEPTHWISE_CONV_2D";
+    case OP_FC: return "FULLY_CONNECTED";
+    case OP_MAX: return "MAX_POOL_2D";
+    case OP_RESHAPE: return "RESHAPE";
+    case OP_SOFTMAX: return "SOFTMAX";
+    case OP_PAD: return "PAD";
+    case 6: return "DEQUANTIZE";
+    case 114: return "QUANTIZE";
+    case 0: return "ADD";
+    case 2: return "CONCATENATION";
+    case 21: return "RELU6";
+    case 19: return "RELU";
+    case 14: return "LOGISTIC";
+    case 40: return "MEAN";
+    default: return "an operator";
+    }
+}
+
+static tq_status op_fail(const ctx *c, int k, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static tq_status op_fail(const ctx *c, int k, int code, const char *fmt, ...) {
+    char why[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    return tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "%s: operator %d (%s, code %d): %s", c->file, k, op_name(code), code, why);
+}
+
+/* the activation's int8 scale and zero point */
+static int act_q(ctx *c, const tens *t, float *s, int32_t *z) {
+    if (t->type != T_INT8 || t->nq != 1) return 0;
+    *s = v_f32(&c->b, t->scale, 0);
+    int64_t zp = v_i64(&c->b, t->zp, 0);
+    *z = (int32_t)zp;
+    return !c->b.bad && *s > 0.0f && isfinite(*s) && zp >= -128 && zp <= 127;
+}
+
+static void spec_add(char *spec, int *sp, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void spec_add(char *spec, int *sp, const char *fmt, ...) {
+    if (*sp < 0 || *sp >= 128) return;
+    va_list ap;
+    va_start(ap, fmt);
+    *sp += vsnprintf(spec + *sp, 128 - (size_t)*sp, fmt, ap);
+    va_end(ap);
+}
+
+/* SAME padding for one dimension: what it adds before and after */
+static void same_pads(int in, int k, int s, int *before, int *after) {
+    int out = (in + s - 1) / s, total = (out - 1) * s + k - in;
+    if (total < 0) total = 0;
+    *before = total / 2, *after = total - total / 2;
+}
+
+tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t len, const char *name, tq_tflite_info *info) {
+    if (!q || !data || !name) TQ_FAIL(TQ_E_ARG, "import: a model, data and a name are required");
+    memset(q, 0, sizeof *q);
+    if (info) memset(info, 0, sizeof *info);
+    ctx cx = {.b = {data, len, 0}, .file = name}, *c = &cx;
+    fb *b = &c->b;
+    if (len < 8 || memcmp(data + 4, "TFL3", 4)) TQ_FAIL(TQ_E_FORMAT, "%s: not a TensorFlow Lite model (no TFL3 identifier)", name);
+    size_t model = deref(b, 0), codes = f_obj(b, model, 1), subgraphs = f_obj(b, model, 2);
+    c->buffers = f_obj(b, model, 4), c->n_buffers = vlen(b, c->buffers, 4);
+    uint32_t n_codes = vlen(b, codes, 4), n_sg = vlen(b, subgraphs, 4);
+    if (b->bad || !n_sg) TQ_FAIL(TQ_E_FORMAT, "%s: a damaged TensorFlow Lite model (no subgraph)", name);
+    if (n_sg > 1) TQ_FAIL(TQ_E_ARG, "%s: %u subgraphs: tinyqat imports models of one", name, n_sg);
+    size_t sg = v_table(b, subgraphs, 0), ins = f_obj(b, sg, 1), outs = f_obj(b, sg, 2), ops = f_obj(b, sg, 3);
+    c->tensors = f_obj(b, sg, 0), c->n_tensors = vlen(b, c->tensors, 4);
+    uint32_t n_ops = vlen(b, ops, 4);
+    if (b->bad || vlen(b, ins, 4) != 1 || vlen(b, outs, 4) != 1 || !n_ops)
+        TQ_FAIL(b->bad ? TQ_E_FORMAT : TQ_E_ARG, "%s: %s", name, b->bad ? "a damaged TensorFlow Lite model" : "not one input, one output and operators");
+    if (info) info->operators = (int)n_ops;
+    int32_t cur = v_i32(b, ins, 0), out = v_i32(b, outs, 0);
+    tens t, w, bias, y;
+    TQ_TRY(tensor(c, cur, &t));
+    float s_in;
+    int32_t z_in;
+    if (!act_q(c, &t, &s_in, &z_in))
+        TQ_FAIL(TQ_E_ARG, "%s: the input is not an int8 tensor with one scale and zero point (a float input: convert the model with "
+                          "an int8 input)", name);
+    int H = 1, W = 1, C = 0;
+    if (t.ndim == 4 && t.shape[0] == 1) H = t.shape[1], W = t.shape[2], C = t.shape[3];
+    else if (t.ndim == 2 && t.shape[0] == 1) C = t.shape[1];
+    else TQ_FAIL(TQ_E_ARG, "%s: the input is not [1][H][W][C] or [1][N]", name);
+    const int image_in = t.ndim == 4;
+    if (H < 1 || W < 1 || C < 1 || H > 4096 || W > 4096 || C > (1 << 20)) TQ_FAIL(TQ_E_ARG, "%s: input dimensions out of range", name);
+    tq_qlayer_src src[TQ_INT8_MAX_LAYERS];
+    memset(src, 0, sizeof src);
+    float *owned[3 * TQ_INT8_MAX_LAYERS];
+    const uint8_t *file_w[TQ_INT8_MAX_LAYERS] = {0}, *file_b[TQ_INT8_MAX_LAYERS] = {0}; /* the file's integers, to check against */
+    int n_owned = 0, n = 0, flat = !image_in, pending_pad = 0;
+    tq_status st = TQ_OK;
+    char spec[128];
+    int sp = image_in ? snprintf(spec, sizeof spec, "%dx%dx%d", H, W, C) : snprintf(spec, sizeof spec, "%d", C);
+    for (uint32_t k32 = 0; k32 < n_ops && st == TQ_OK; k32++) {
+        const int k = (int)k32;
+        size_t op = v_table(b, ops, k32), opt = f_obj(b, op, 4), oin = f_obj(b, op, 1), oout = f_obj(b, op, 2);
+        uint32_t ci = f_u32(b, op, 0, 0), nin = vlen(b, oin, 4), nout = vlen(b, oout, 4);
+        if (b->bad || ci >= n_codes || nout < 1 || nin < 1) {
+            st = tq_error_set_(TQ_E_FORMAT, __FILE__, __LINE__, "%s: operator %d is damaged", name, k);
+            break;
+        }
+        size_t oc = v_table(b, codes, ci);
+        int code = (int)f_u8(b, oc, 0, 0), code2 = (int)f_u32(b, oc, 3, 0);
+        if (code2 > code) code = code2; /* the int32 field newer writers use past 127 */
+        if (v_i32(b, oin, 0) != cur) {
+            st = op_fail(c, k, code, "does not read the tensor before it: tinyqat imports chains of operators");
+            break;
+        }
+        int32_t next = v_i32(b, oout, 0);
+        if ((st = tensor(c, next, &y)) != TQ_OK) break;
+        float s_out;
+        int32_t z_out;
+        if (code == OP_SOFTMAX) {
+            if (k32 + 1 != n_ops || next != out) st = op_fail(c, k, code, "a SOFTMAX that is not the last operator");
+            else if (info) info->softmax_dropped = 1;
+            out = cur;
+            break;
+        }
+        if (!act_q(c, &y, &s_out, &z_out)) {
+            st = op_fail(c, k, code, "its output is not an int8 tensor with one scale and zero point");
+            break;
+        }
+        if (n >= TQ_INT8_MAX_LAYERS - 1) {
+            st = op_fail(c, k, code, "more than %d integer layers", TQ_INT8_MAX_LAYERS);
+            break;
+        }
+        tq_qlayer_src *L = &src[n];
+        if (code == OP_PAD) {
+            tens pads;
+            if ((st = tensor(c, nin > 1 ? v_i32(b, oin, 1) : -1, &pads)) != TQ_OK) break;
+            const int32_t *pv = (const int32_t *)(const void *)pads.data;
+            int32_t pd[8] = {0};
+            if (!pads.data || pads.type != T_INT32 || pads.bytes != 32) {
+                st = op_fail(c, k, code, "paddings that are not [4][2] int32 constants");
+                break;
+            }
+            memcpy(pd, pv, 32); /* (little-endian, as the file) */
+            if (pd[0] || pd[1] || pd[6] || pd[7] || pd[2] != pd[3] || pd[2] != pd[4] || pd[2] != pd[5] || pd[2] < 1 || s_out != s_in ||
+                z_out != z_in || flat) {
+                st = op_fail(c, k, code, "a PAD tinyqat cannot fold into the convolution after it (the same on every side of H and "
+                                         "W, the tensor's own scale and zero point)");
+                break;
+            }
+            pending_pad = pd[2];
+            cur = next;
+            continue;
+        }
+        if (code == OP_RESHAPE) {
+            if (s_out != s_in || z_out != z_in) {
+                st = op_fail(c, k, code, "a RESHAPE that changes the scale");
+                break;
+            }
+            if (!flat) { /* NHWC [1][H][W][C] -> [1][H W C]: the same bytes */
+                *L = (tq_qlayer_src){.in_scale = s_in, .out_scale = s_in, .in_zp = z_in, .out_zp = z_in, .kind = TQ_S8_FLATTEN, .in_h = H,
+                                     .in_w = W, .in_c = C, .out_h = 1, .out_w = 1, .out_c = H * W * C, .k = 1, .stride = 1};
+                n++, C = H * W * C, H = W = 1, flat = 1;
+            }
+            cur = next;
+            continue;
+        }
+        if (pending_pad && code != OP_CONV && code != OP_DW) {
+            st = op_fail(c, k, code, "follows a PAD: tinyqat folds a PAD into a convolution only");
+            break;
+        }
+        if (code == OP_MAX || code == OP_AVG) {
+            int fw = (int)f_u32(b, opt, 3, 0), fh = (int)f_u32(b, opt, 4, 0), sw = (int)f_u32(b, opt, 1, 0), sh = (int)f_u32(b, opt, 2, 0);
+            if (flat || f_u8(b, opt, 0, 0) != PAD_VALID || fw != fh || sw != sh || fw < 1 || sw < 1 || fw > H || fw > W ||
+                f_u8(b, opt, 5, 0) != 0 || s_out != s_in || z_out != z_in) {
+                st = op_fail(c, k, code, "a pool tinyqat cannot hold (VALID, square, one stride, no activation, the scale kept)");
+                break;
+            }
+            int oh = (H - fh) / sh + 1, ow = (W - fw) / sw + 1;
+            *L = (tq_qlayer_src){.in_scale = s_in, .out_scale = s_in, .in_zp = z_in, .out_zp = z_in,
+                                 .kind = code == OP_MAX ? TQ_S8_MAXPOOL : TQ_S8_AVGPOOL, .in_h = H, .in_w = W, .in_c = C, .out_h = oh,
+                                 .out_w = ow, .out_c = C, .k = fh, .stride = sh};
+            n++, H = oh, W = ow;
+            spec_add(spec, &sp, "-%c%d", code == OP_MAX ? 'm' : 'a', fh);
+            if (sh != fh) spec_add(spec, &sp, "s%d", sh);
+            cur = next;
+            continue;
+        }
+        if (code != OP_CONV && code != OP_DW && code != OP_FC) {
+            st = op_fail(c, k, code, "not an operator tinyqat imports (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, "
+                                     "AVERAGE_POOL_2D, RESHAPE, PAD, a final SOFTMAX)");
+            break;
+        }
+        if (nin < 3 || (st = tensor(c, v_i32(b, oin, 1), &w)) != TQ_OK || (st = tensor(c, v_i32(b, oin, 2), &bias)) != TQ_OK) {
+            if (st == TQ_OK) st = op_fail(c, k, code, "without a weight and a bias");
+            break;
+        }
+        /* fused activation: NONE or RELU (the clamp from the zero point, as tinyqat's) */
+        int act = (int)f_u8(b, opt, code == OP_FC ? 0 : code == OP_CONV ? 3 : 4, 0);
+        if (act != 0 && act != 1) {
+            st = op_fail(c, k, code, "fused activation %d: tinyqat fuses NONE and RELU (RELU6 comes with models as graphs)", act);
+            break;
+        }
+        if (code == OP_FC && !flat) { /* FULLY_CONNECTED flattens an image itself */
+            *L = (tq_qlayer_src){.in_scale = s_in, .out_scale = s_in, .in_zp = z_in, .out_zp = z_in, .kind = TQ_S8_FLATTEN, .in_h = H,
+                                 .in_w = W, .in_c = C, .out_h = 1, .out_w = 1, .out_c = H * W * C, .k = 1, .stride = 1};
+            n++, C = H * W * C, H = W = 1, flat = 1;
+            L = &src[n];
+        }
+        int O, K = 1, stride = 1, pad = 0, OH = 1, OW = 1;
+        if (code == OP_FC) {
+            if (w.ndim != 2 || w.shape[1] != C) {
+                st = op_fail(c, k, code, "a weight of another shape than [outputs][%d]", C);
+                break;
+            }
+            O = w.shape[0];
+        } else {
+            const int dw = code == OP_DW;
+            if (flat || w.ndim != 4 || w.shape[1] != w.shape[2] || (dw ? w.shape[0] != 1 : w.shape[3] != C)) {
+                st = op_fail(c, k, code, "a weight tinyqat cannot hold (square kernels; [O][K][K][%d], or [1][K][K][O] depthwise)", C);
+                break;
+            }
+            O = dw ? w.shape[3] : w.shape[0], K = w.shape[1];
+            int sw = (int)f_u32(b, opt, 1, 0), sh = (int)f_u32(b, opt, 2, 0), padding = (int)f_u8(b, opt, 0, 0);
+            int dil_w = (int)f_u32(b, opt, dw ? 5 : 4, 1), dil_h = (int)f_u32(b, opt, dw ? 6 : 5, 1);
+            if (sw != sh || sw < 1 || dil_w != 1 || dil_h != 1 || (dw && O % C) || (dw && (int)f_u32(b, opt, 3, 1) != O / C)) {
+                st = op_fail(c, k, code, "strides, dilation or depth multiplier tinyqat cannot hold");
+                break;
+            }
+            stride = sw, pad = pending_pad;
+            if (padding == PAD_SAME) {
+                if (pending_pad) {
+                    st = op_fail(c, k, code, "SAME padding after a PAD");
+                    break;
+                }
+                int bh, ah, bw, aw;
+                same_pads(H, K, stride, &bh, &ah);
+                same_pads(W, K, stride, &bw, &aw);
+                if (bh != ah || bw != aw || bh != bw) {
+                    st = op_fail(c, k, code, "SAME padding with an extra row or column at the end: tinyqat pads the same on every "
+                                             "side (that padding comes with models as graphs)");
+                    break;
+                }
+                pad = bh;
+            }
+            OH = (H + 2 * pad - K) / stride + 1, OW = (W + 2 * pad - K) / stride + 1;
+            if (y.ndim != 4 || y.shape[1] != OH || y.shape[2] != OW || y.shape[3] != O) {
+                st = op_fail(c, k, code, "an output shape that is not the convolution's [1][%d][%d][%d]", OH, OW, O);
+                break;
+            }
+        }
+        pending_pad = 0;
+        const size_t per = code == OP_FC ? (size_t)C : (size_t)K * (size_t)K * (code == OP_DW ? 1 : (size_t)C), nw = per * (size_t)O;
+        if (O < 1 || O > 65536 || w.type != T_INT8 || !w.data || w.bytes != nw || bias.type != T_INT32 || !bias.data ||
+            bias.bytes != 4 * (size_t)O || (w.nq != 1 && w.nq != (uint32_t)O) ||
+            (w.nq == (uint32_t)O && O > 1 && w.qdim != (code == OP_DW ? 3 : 0))) {
+            st = op_fail(c, k, code, "weights or bias that are not int8 [%zu] with one scale or one per output channel, and int32 [%d]",
+                         nw, O);
+            break;
+        }
+        /* float weights and bias that give the file's integers back (checked after the conversion) */
+        float *Wf = tq_malloc(nw * sizeof(float)), *bf = tq_malloc((size_t)O * sizeof(float)), *sw = tq_malloc((size_t)O * sizeof(float));
+        if (!Wf || !bf || !sw) {
+            tq_free(Wf), tq_free(bf), tq_free(sw);
+            st = tq_error_set_(TQ_E_NOMEM, __FILE__, __LINE__, "%s: out of memory", name);
+            break;
+        }
+        owned[n_owned++] = Wf, owned[n_owned++] = bf;
+        for (int o = 0; o < O; o++) {
+            sw[o] = v_f32(b, w.scale, w.nq == 1 ? 0 : (uint32_t)o);
+            if (v_i64(b, w.zp, w.nq == 1 ? 0 : (uint32_t)o) != 0 || !(sw[o] > 0.0f) || !isfinite(sw[o])) st = TQ_E_ARG;
+        }
+        if (st == TQ_OK)
+            for (int o = 0; o < O; o++) {
+                for (size_t i = 0; i < per; i++) { /* src is [channel][per]; depthwise files are [per][channel] */
+                    size_t at = code == OP_DW ? i * (size_t)O + (size_t)o : (size_t)o * per + i;
+                    Wf[(size_t)o * per + i] = (float)(int8_t)w.data[at] * sw[o];
+                }
+                int32_t bq;
+                memcpy(&bq, bias.data + 4 * (size_t)o, 4);
+                bf[o] = (float)((double)bq * (double)(s_in * sw[o]));
+            }
+        if (st != TQ_OK || b->bad) {
+            tq_free(sw);
+            st = op_fail(c, k, code, "weights that are not symmetric (zero point 0) or a scale that is not positive");
+            break;
+        }
+        *L = (tq_qlayer_src){.in = code == OP_FC ? C : H * W * C, .out = code == OP_FC ? O : OH * OW * O, .relu = act == 1, .w_bits = 8,
+                             .W = Wf, .b = bf, .w_scale = sw, .in_scale = s_in, .out_scale = s_out, .in_zp = z_in, .out_zp = z_out,
+                             .kind = code == OP_FC ? TQ_S8_LINEAR : code == OP_CONV ? TQ_S8_CONV : TQ_S8_DEPTHWISE, .in_h = H,
+                             .in_w = W, .in_c = C, .out_h = OH, .out_w = OW, .out_c = O, .k = K, .stride = stride, .pad = pad};
+        owned[n_owned++] = sw;
+        file_w[n] = w.data, file_b[n] = bias.data;
+        if (code == OP_FC) {
+            spec_add(spec, &sp, "-%d%s", O, act ? "r" : "");
+        } else {
+            spec_add(spec, &sp, "-%c%dk%d", code == OP_DW ? 'd' : 'c', code == OP_DW ? O / C : O, K);
+            if (stride > 1) spec_add(spec, &sp, "s%d", stride);
+            if (pad) spec_add(spec, &sp, "p%d", pad);
+            if (act) spec_add(spec, &sp, "r");
+        }
+        n++;
+        if (code == OP_FC) C = O;
+        else H = OH, W = OW, C = O;
+        s_in = s_out, z_in = z_out;
+        cur = next;
+    }
+    if (st == TQ_OK && cur != out) st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "%s: the chain of operators does not end at the output", name);
+    if (st == TQ_OK && (n == 0 || src[n - 1].kind != TQ_S8_LINEAR))
+        st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "%s: the model does not end with a FULLY_CONNECTED (tinyqat's classifier)", name);
+    if (st == TQ_OK && (st = tq_qmodel_convert(q, spec, src, n)) != TQ_OK)
+        st = tq_error_set_(st, __FILE__, __LINE__, "%s: %s", name, tq_last_error());
+    /* the integers must be the file's: every weight and bias, as tinyqat holds them */
+    for (int l = 0; st == TQ_OK && l < n; l++) {
+        const tq_qlayer *L = &q->layer[l];
+        const int32_t ch = tq_qlayer_channels(L);
+        if (!ch) continue;
+        const size_t nw = tq_qlayer_weights(L);
+        for (size_t i = 0; i < nw && st == TQ_OK; i++) /* (both layouts are the file's: OHWI, 1HWO, [out][in]) */
+            if (tq_s8_unpack(L->w, 8, i) != (int8_t)file_w[l][i])
+                st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "%s: layer %d: weight %zu is %d: tinyqat's int8 weights are -127..127", name, l,
+                                   i, (int8_t)file_w[l][i]);
+        for (int32_t o = 0; o < ch && st == TQ_OK; o++) {
+            int32_t bq;
+            memcpy(&bq, file_b[l] + 4 * (size_t)o, 4);
+            if (bq != L->bias[o])
+                st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "%s: layer %d channel %d: bias %d does not carry exactly", name, l, o, bq);
+        }
+    }
+    for (int i = 0; i < n_owned; i++) tq_free(owned[i]);
+    if (st != TQ_OK) tq_qmodel_free(q), memset(q, 0, sizeof *q);
+    return st;
+}
+
+tq_status tq_import_tflite(tq_qmodel *q, const char *path, tq_tflite_info *info) {
+    if (!q || !path) TQ_FAIL(TQ_E_ARG, "import: a model and a path are required");
+    unsigned char *data = NULL;
+    size_t len = 0;
+    tq_status st = tq_file_read_all(path, (size_t)1 << 30, &data, &len);
+    if (st == TQ_OK) st = tq_import_tflite_bytes(q, data, len, path, info);
+    else memset(q, 0, sizeof *q);
+    tq_free(data);
+    return st;
+}
