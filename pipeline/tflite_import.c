@@ -420,7 +420,10 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
         owned[n_owned++] = Wf, owned[n_owned++] = bf;
         for (int o = 0; o < O; o++) {
             sw[o] = v_f32(b, w.scale, w.nq == 1 ? 0 : (uint32_t)o);
-            if (v_i64(b, w.zp, w.nq == 1 ? 0 : (uint32_t)o) != 0 || !(sw[o] > 0.0f) || !isfinite(sw[o])) st = TQ_E_ARG;
+            const float step = s_in * sw[o];
+            if (v_i64(b, w.zp, w.nq == 1 ? 0 : (uint32_t)o) != 0 || !(sw[o] > 0.0f) || !isfinite(sw[o]) || !(step > 0.0f) ||
+                !isfinite(step))
+                st = TQ_E_ARG;
         }
         if (st == TQ_OK)
             for (int o = 0; o < O; o++) {
@@ -434,7 +437,7 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
             }
         if (st != TQ_OK || b->bad) {
             tq_free(sw);
-            st = op_fail(c, k, code, "weights that are not symmetric (zero point 0) or a scale that is not positive");
+            st = op_fail(c, k, code, "weights that are not symmetric (zero point 0), or scales that are not positive and finite");
             break;
         }
         *L = (tq_qlayer_src){.in = code == OP_FC ? C : H * W * C, .out = code == OP_FC ? O : OH * OW * O, .relu = act == 1, .w_bits = 8,

@@ -238,7 +238,7 @@ tq_status tq_qmodel_convert(tq_qmodel *q, const char *spec, const tq_qlayer_src 
             /* the same expression as the bias fake quant (layers/qat.c), so both see one integer */
             float sb = s->in_scale * sw;
             double bq = nearbyint((double)s->b[o] / (double)sb);
-            if (bq > 2147483647.0 || bq < -2147483648.0) {
+            if (!(bq <= 2147483647.0 && bq >= -2147483648.0)) { /* (NaN too: a scale product that overflowed) */
                 st = tq_error_set_(TQ_E_NUMERIC, __FILE__, __LINE__, "convert: layer %d bias %d overflows int32", l, o);
                 break;
             }

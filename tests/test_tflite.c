@@ -262,6 +262,15 @@ static void import_reads_the_export_back(void **state) {
     }
     assert_true(refused > 0);
     assert_int_equal(tq_import_tflite_bytes(&back, data, 6, "short.tflite", NULL), TQ_E_FORMAT);
+    /* a file whose scales multiply past float's range (the fuzzer's find): refused, not converted
+     * into a bias of NaN (which would be undefined as an int32) */
+    {
+        float W1[2] = {1e30f, 0.0f}, b1[1] = {INFINITY}, s1[1] = {1e30f};
+        tq_qlayer_src big = {.in = 2, .out = 1, .w_bits = 8, .W = W1, .b = b1, .w_scale = s1, .in_scale = 1e30f, .out_scale = 1.0f,
+                             .in_zp = 0, .out_zp = 0};
+        tq_qmodel bad;
+        assert_int_equal(tq_qmodel_convert(&bad, "2-1", &big, 1), TQ_E_NUMERIC);
+    }
     tq_free(bent);
     tq_free(data);
     tq_qmodel_free(&q);
