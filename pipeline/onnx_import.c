@@ -825,3 +825,381 @@ tq_status tq_import_onnx(tq_model *m, const char *path, float in_mean, float in_
     tq_free(data);
     return st;
 }
+
+/* ---- a QDQ graph (tq_export_onnx's form) as an integer model ---- */
+
+enum { DT_INT8 = 3, DT_INT32 = 6 };
+
+/* The values of an INT8 or INT32 tensor, exactly: raw_data, or int32_data (field 5, packed or
+ * not); *out tq_malloc'd. */
+static tq_status tensor_ints(const ctx *c, pv t, const char *what, int32_t **out, tinfo *ti) {
+    TQ_TRY(tensor_info(c, t, ti, what));
+    if (ti->type != DT_INT8 && ti->type != DT_INT32)
+        TQ_FAIL(TQ_E_ARG, "%s: %s has data type %d where int8 (3) or int32 (6) was expected", c->file, what, ti->type);
+    int32_t *v = tq_malloc((ti->count ? ti->count : 1) * sizeof(int32_t));
+    if (!v) TQ_FAIL(TQ_E_NOMEM, "%s: out of memory", c->file);
+    size_t n = 0;
+    const size_t elem = ti->type == DT_INT8 ? 1 : 4;
+    if (ti->raw.p) {
+        if (ti->raw.n == ti->count * elem)
+            for (n = 0; n < ti->count; n++) {
+                const uint8_t *p = ti->raw.p + n * elem;
+                v[n] = elem == 1 ? (int32_t)(int8_t)p[0] : (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+            }
+    } else {
+        size_t at = 0;
+        pf f;
+        while (pb_next(t, &at, &f) > 0) {
+            if (f.field != 5) continue;
+            if (f.wire == 0 && n < ti->count) v[n++] = (int32_t)(uint32_t)f.v;
+            for (size_t a2 = 0; f.wire == 2 && a2 < f.sub.n && n < ti->count;) {
+                uint64_t x;
+                if (!rd_varint(f.sub, &a2, &x)) break;
+                v[n++] = (int32_t)(uint32_t)x;
+            }
+        }
+    }
+    if (n != ti->count) {
+        tq_free(v);
+        TQ_FAIL(TQ_E_FORMAT, "%s: %s holds other than the %zu values its shape asks for", c->file, what, ti->count);
+    }
+    *out = v;
+    return TQ_OK;
+}
+
+/* The scale and zero point a QuantizeLinear or DequantizeLinear of an activation names: one each. */
+static tq_status act_qparams(const ctx *c, int i, const onode *nd, float *s, int32_t *z) {
+    float *sv = NULL;
+    int32_t *zv = NULL;
+    tinfo ts, tz;
+    pv t;
+    if (nd->n_in < 3 || !find_const(c, nd->in[2], &t)) NODE_FAIL(TQ_E_ARG, "no zero point: tinyqat reads int8 activations with one");
+    TQ_TRY(const_input(c, i, nd, 1, &sv, &ts));
+    tq_status st = tensor_ints(c, t, "a zero point", &zv, &tz);
+    if (st == TQ_OK && (ts.count != 1 || tz.count != 1 || tz.type != DT_INT8 || !(sv[0] > 0.0f) || !isfinite(sv[0])))
+        st = node_fail(c, i, nd, TQ_E_ARG, "an activation quantized other than int8 with one positive scale and zero point");
+    if (st == TQ_OK) *s = sv[0], *z = zv[0];
+    tq_free(sv), tq_free(zv);
+    return st;
+}
+
+typedef struct {
+    pv name;                /* DequantizeLinear's output */
+    int32_t *q;             /* the initializer's integers */
+    tinfo qi;
+    float *scale;           /* [1] or [channels] */
+    size_t n_scale;
+} deq_const;
+
+typedef struct {
+    deq_const *d;
+    int n, cap;
+} deq_table;
+
+static deq_const *deq_find(deq_table *t, pv name) {
+    for (int i = 0; i < t->n; i++)
+        if (pv_eq(t->d[i].name, name)) return &t->d[i];
+    return NULL;
+}
+
+static void spec_append(char *spec, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void spec_append(char *spec, size_t cap, const char *fmt, ...) {
+    size_t n = strlen(spec);
+    if (n + 1 >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(spec + n, cap - n, fmt, ap);
+    va_end(ap);
+}
+
+tq_status tq_import_onnx_int8_bytes(tq_qmodel *q, const unsigned char *data, size_t len, const char *name, tq_onnx_info *info) {
+    if (!q || !data || !name) TQ_FAIL(TQ_E_ARG, "import: a model, data and a name are required");
+    memset(q, 0, sizeof *q);
+    if (info) memset(info, 0, sizeof *info);
+    ctx cx;
+    memset(&cx, 0, sizeof cx);
+    cx.file = name;
+    ctx *c = &cx;
+    deq_table dt = {0};
+    tq_qlayer_src src[TQ_INT8_MAX_LAYERS];
+    memset(src, 0, sizeof src);
+    float *owned[3 * TQ_INT8_MAX_LAYERS];
+    int32_t *file_w[TQ_INT8_MAX_LAYERS] = {0}, *file_b[TQ_INT8_MAX_LAYERS] = {0};
+    int n_owned = 0, n = 0;
+    char spec[128] = "";
+    tq_status st = index_graph(c, data, len);
+    if (st == TQ_OK && info) info->nodes = c->n_node;
+    int rank = c->in_rank, H = 1, W = 1, C = 0, flat = 0, fh = 1, fw = 1, fc = 0;
+    if (st == TQ_OK) {
+        if (rank == 4 && c->in_dims[1] > 0 && c->in_dims[2] > 0 && c->in_dims[3] > 0 && c->in_dims[1] <= 4096 && c->in_dims[2] <= 4096 &&
+            c->in_dims[3] <= 4096) {
+            C = (int)c->in_dims[1], H = (int)c->in_dims[2], W = (int)c->in_dims[3];
+            snprintf(spec, sizeof spec, "%dx%dx%d", H, W, C);
+        } else if (rank == 2 && c->in_dims[1] > 0 && c->in_dims[1] <= (1 << 24)) {
+            C = (int)c->in_dims[1], flat = 1, fc = C;
+            snprintf(spec, sizeof spec, "%d", C);
+        } else {
+            st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "%s: the input is not [N][C][H][W] or [N][D] with the sizes given", name);
+        }
+    }
+    pv cur_q = {NULL, 0}, cur_f = {NULL, 0}, pend_out = {NULL, 0}, final = {NULL, 0};
+    float s_q = 0.0f;
+    int32_t z_q = 0;
+    /* the layer being read: a Conv / Gemm / AveragePool on the dequantized value, its Relu, then the
+     * QuantizeLinear that ends it */
+    int pend = 0, pend_kind = 0, pend_relu = 0, softmax = 0;
+    for (int i = 0; st == TQ_OK && i < c->n_node; i++) {
+        const onode *nd = &c->node[i];
+        pv op = nd->op;
+        if (pv_is(op, "DequantizeLinear") && nd->n_in >= 2) {
+            pv t;
+            if (find_const(c, nd->in[0], &t)) { /* a weight or a bias */
+                if (dt.n == dt.cap) {
+                    int cap = dt.cap ? 2 * dt.cap : 16;
+                    deq_const *p = tq_realloc(dt.d, (size_t)cap * sizeof *p);
+                    if (!p) {
+                        st = tq_error_set_(TQ_E_NOMEM, __FILE__, __LINE__, "%s: out of memory", name);
+                        break;
+                    }
+                    dt.d = p, dt.cap = cap;
+                }
+                deq_const *d = &dt.d[dt.n++];
+                memset(d, 0, sizeof *d);
+                d->name = nd->out[0];
+                tinfo ts;
+                if ((st = tensor_ints(c, t, "a quantized constant", &d->q, &d->qi)) != TQ_OK ||
+                    (st = const_input(c, i, nd, 1, &d->scale, &ts)) != TQ_OK)
+                    break;
+                d->n_scale = ts.count;
+                continue;
+            }
+            if (!pv_eq(nd->in[0], cur_q)) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "dequantizes a value that is not the chain's last");
+                break;
+            }
+            cur_f = final = nd->out[0]; /* the model's output, when it is the last */
+            continue;
+        }
+        if (pv_is(op, "QuantizeLinear")) {
+            float s = 0.0f;
+            int32_t z = 0;
+            if ((st = act_qparams(c, i, nd, &s, &z)) != TQ_OK) break;
+            if (!cur_q.p) { /* the input's */
+                if (!pv_eq(nd->in[0], c->input)) {
+                    st = node_fail(c, i, nd, TQ_E_ARG, "the first QuantizeLinear does not read the graph's input");
+                    break;
+                }
+            } else if (!pend || !pv_eq(nd->in[0], pend_out)) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "quantizes a value no layer made");
+                break;
+            } else {
+                tq_qlayer_src *L = &src[n - 1];
+                L->out_scale = s, L->out_zp = z, L->relu = pend_relu;
+                if (pend_kind == TQ_S8_AVGPOOL && (s != s_q || z != z_q)) {
+                    st = node_fail(c, i, nd, TQ_E_ARG, "an average pool that changes the scale");
+                    break;
+                }
+                pend = 0;
+            }
+            cur_q = nd->out[0], s_q = s, z_q = z, cur_f = (pv){NULL, 0};
+            continue;
+        }
+        if (pv_is(op, "Softmax") && final.p && pv_eq(nd->in[0], final) && pv_eq(nd->out[0], c->output) && i == c->n_node - 1) {
+            if (info) info->softmax_dropped = 1;
+            softmax = 1;
+            continue;
+        }
+        if (n >= TQ_INT8_MAX_LAYERS - 1) {
+            st = node_fail(c, i, nd, TQ_E_ARG, "more than %d integer layers", TQ_INT8_MAX_LAYERS);
+            break;
+        }
+        tq_qlayer_src *L = &src[n];
+        if (pv_is(op, "Relu")) {
+            if (!pend || pend_relu || pend_kind == TQ_S8_AVGPOOL || !pv_eq(nd->in[0], pend_out)) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a Relu that does not follow a Conv or Gemm");
+                break;
+            }
+            pend_relu = 1, pend_out = nd->out[0];
+            spec_append(spec, sizeof spec, "r");
+            continue;
+        }
+        if (pv_is(op, "MaxPool") || pv_is(op, "Flatten")) { /* on the int8 tensor */
+            if (!pv_eq(nd->in[0], cur_q) || pend) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "does not read the chain's int8 value");
+                break;
+            }
+            if (pv_is(op, "Flatten")) {
+                if (!flat) {
+                    *L = (tq_qlayer_src){.in_scale = s_q, .out_scale = s_q, .in_zp = z_q, .out_zp = z_q, .kind = TQ_S8_FLATTEN, .in_h = H,
+                                         .in_w = W, .in_c = C, .out_h = 1, .out_w = 1, .out_c = H * W * C, .k = 1, .stride = 1};
+                    n++, fh = H, fw = W, fc = C, C = H * W * C, H = W = 1, flat = 1;
+                }
+            } else {
+                int64_t ks[4], sd[4] = {1, 1}, pd[8] = {0};
+                int nk = attr_ints(nd, "kernel_shape", ks, 4), ns = attr_ints(nd, "strides", sd, 4), np = attr_ints(nd, "pads", pd, 8);
+                int pads = 0;
+                for (int k = 0; k < (np > 0 ? np : 0); k++) pads |= pd[k] != 0;
+                if (flat || nk != 2 || ks[0] != ks[1] || ns < 0 || (ns == 2 && sd[0] != sd[1]) || pads || ks[0] < 1 || ks[0] > H ||
+                    ks[0] > W || sd[0] < 1 || sd[0] > 64) {
+                    st = node_fail(c, i, nd, TQ_E_ARG, "a pool tinyqat cannot hold (square, one stride, no padding)");
+                    break;
+                }
+                int k = (int)ks[0], s = (int)sd[0], oh = (H - k) / s + 1, ow = (W - k) / s + 1;
+                *L = (tq_qlayer_src){.in_scale = s_q, .out_scale = s_q, .in_zp = z_q, .out_zp = z_q, .kind = TQ_S8_MAXPOOL, .in_h = H,
+                                     .in_w = W, .in_c = C, .out_h = oh, .out_w = ow, .out_c = C, .k = k, .stride = s};
+                n++, H = oh, W = ow;
+                spec_append(spec, sizeof spec, "-m%d", k);
+                if (s != k) spec_append(spec, sizeof spec, "s%d", s);
+            }
+            cur_q = nd->out[0];
+            continue;
+        }
+        if (pend || !cur_f.p || !pv_eq(nd->in[0], cur_f)) {
+            st = node_fail(c, i, nd, TQ_E_ARG, "does not read the chain's dequantized value (tinyqat reads QDQ graphs as it writes them)");
+            break;
+        }
+        if (pv_is(op, "AveragePool")) {
+            int64_t ks[4], sd[4] = {1, 1}, pd[8] = {0};
+            int nk = attr_ints(nd, "kernel_shape", ks, 4), ns = attr_ints(nd, "strides", sd, 4), np = attr_ints(nd, "pads", pd, 8);
+            int pads = 0;
+            for (int k = 0; k < (np > 0 ? np : 0); k++) pads |= pd[k] != 0;
+            if (flat || nk != 2 || ks[0] != ks[1] || ns < 0 || (ns == 2 && sd[0] != sd[1]) || pads || ks[0] < 1 || ks[0] > H || ks[0] > W ||
+                sd[0] < 1 || sd[0] > 64) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a pool tinyqat cannot hold (square, one stride, no padding)");
+                break;
+            }
+            int k = (int)ks[0], s = (int)sd[0], oh = (H - k) / s + 1, ow = (W - k) / s + 1;
+            *L = (tq_qlayer_src){.in_scale = s_q, .out_scale = s_q, .in_zp = z_q, .out_zp = z_q, .kind = TQ_S8_AVGPOOL, .in_h = H,
+                                 .in_w = W, .in_c = C, .out_h = oh, .out_w = ow, .out_c = C, .k = k, .stride = s};
+            n++, H = oh, W = ow;
+            spec_append(spec, sizeof spec, "-a%d", k);
+            if (s != k) spec_append(spec, sizeof spec, "s%d", s);
+            pend = 1, pend_kind = TQ_S8_AVGPOOL, pend_relu = 0, pend_out = nd->out[0];
+            continue;
+        }
+        if (!pv_is(op, "Conv") && !pv_is(op, "Gemm")) {
+            st = node_fail(c, i, nd, TQ_E_ARG, "not an operator of tinyqat's QDQ graphs (QuantizeLinear, DequantizeLinear, Conv, "
+                                               "Gemm, Relu, MaxPool, AveragePool, Flatten, a final Softmax)");
+            break;
+        }
+        deq_const *wd = nd->n_in > 1 ? deq_find(&dt, nd->in[1]) : NULL, *bd = nd->n_in > 2 ? deq_find(&dt, nd->in[2]) : NULL;
+        const int gemm = pv_is(op, "Gemm");
+        if (!wd || !bd || wd->qi.type != DT_INT8 || bd->qi.type != DT_INT32) {
+            st = node_fail(c, i, nd, TQ_E_ARG, "its weight and bias are not dequantized int8 and int32 constants");
+            break;
+        }
+        int O, K = 1, stride = 1, pad = 0, group = 1, OH = 1, OW = 1;
+        if (gemm) {
+            if (!flat || attr_i(nd, "transB", 0) != 1 || attr_i(nd, "transA", 0) || wd->qi.ndim != 2 || wd->qi.dims[1] != C) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a Gemm other than x W^T + b on the flattened value (W [outputs][%d])", C);
+                break;
+            }
+            O = (int)wd->qi.dims[0];
+        } else {
+            int64_t ks[4], sd[4] = {1, 1}, pd[8] = {0}, dl[4] = {1, 1};
+            int nk = attr_ints(nd, "kernel_shape", ks, 4), ns = attr_ints(nd, "strides", sd, 4), np = attr_ints(nd, "pads", pd, 8),
+                nl = attr_ints(nd, "dilations", dl, 4);
+            group = (int)attr_i(nd, "group", 1);
+            if (flat || wd->qi.ndim != 4 || wd->qi.dims[2] != wd->qi.dims[3] || (nk == 2 && ks[0] != wd->qi.dims[2]) || ns < 0 ||
+                (ns == 2 && sd[0] != sd[1]) || np < 0 || (np == 4 && (pd[0] != pd[1] || pd[0] != pd[2] || pd[0] != pd[3])) || nl < 0 ||
+                (nl == 2 && (dl[0] != 1 || dl[1] != 1)) ||
+                !((group == 1 && wd->qi.dims[1] == C) || (group == C && wd->qi.dims[1] == 1 && wd->qi.dims[0] % C == 0))) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a Conv tinyqat cannot hold (square kernel, one stride, equal pads, group 1 or "
+                                                   "the channels)");
+                break;
+            }
+            O = (int)wd->qi.dims[0], K = (int)wd->qi.dims[2], stride = (int)sd[0], pad = np == 4 ? (int)pd[0] : 0;
+            if (K < 1 || stride < 1 || stride > 64 || pad < 0 || pad > 64 || H + 2 * pad < K || W + 2 * pad < K) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a kernel that does not fit its input");
+                break;
+            }
+            OH = (H + 2 * pad - K) / stride + 1, OW = (W + 2 * pad - K) / stride + 1;
+        }
+        const int dw = !gemm && group > 1;
+        const size_t per = gemm ? (size_t)C : (size_t)K * (size_t)K * (dw ? 1 : (size_t)C), nw = per * (size_t)O;
+        if (O < 1 || O > 65536 || wd->qi.count != nw || bd->qi.count != (size_t)O || (wd->n_scale != 1 && wd->n_scale != (size_t)O) ||
+            (bd->n_scale != 1 && bd->n_scale != (size_t)O)) {
+            st = node_fail(c, i, nd, TQ_E_ARG, "weights, bias or scales of sizes that do not meet (%d outputs)", O);
+            break;
+        }
+        /* tinyqat's layout: OHWI, depthwise [O][K*K], dense [out][in] in NHWC's order */
+        float *Wf = tq_malloc(nw * sizeof(float)), *bf = tq_malloc((size_t)O * sizeof(float)), *sw = tq_malloc((size_t)O * sizeof(float));
+        int32_t *wi = tq_malloc(nw * sizeof(int32_t));
+        if (!Wf || !bf || !sw || !wi) {
+            tq_free(Wf), tq_free(bf), tq_free(sw), tq_free(wi);
+            st = tq_error_set_(TQ_E_NOMEM, __FILE__, __LINE__, "%s: out of memory", name);
+            break;
+        }
+        owned[n_owned++] = Wf, owned[n_owned++] = bf, owned[n_owned++] = sw;
+        file_w[n] = wi, file_b[n] = bd->q;
+        const size_t hw = (size_t)fh * (size_t)fw;
+        for (int o = 0; o < O && st == TQ_OK; o++) {
+            sw[o] = wd->scale[wd->n_scale == 1 ? 0 : o];
+            float step = s_q * sw[o];
+            if (!(sw[o] > 0.0f) || !isfinite(sw[o]) || !(step > 0.0f) || !isfinite(step)) st = TQ_E_ARG;
+            for (size_t j = 0; j < per; j++) {
+                size_t from; /* the ONNX index of tinyqat's weight j of channel o */
+                if (gemm) from = (size_t)o * per + (hw > 1 ? (j % (size_t)fc) * hw + j / (size_t)fc : j);
+                else if (dw) from = (size_t)o * per + j;
+                else {
+                    size_t ci = j % (size_t)C, kk = j / (size_t)C; /* OHWI: (ky, kx) then c */
+                    from = ((size_t)o * (size_t)C + ci) * (size_t)K * (size_t)K + kk;
+                }
+                wi[(size_t)o * per + j] = wd->q[from];
+                Wf[(size_t)o * per + j] = (float)wd->q[from] * sw[o];
+            }
+            bf[o] = (float)((double)bd->q[o] * (double)step);
+        }
+        if (st != TQ_OK) {
+            st = node_fail(c, i, nd, TQ_E_ARG, "scales that are not positive and finite");
+            break;
+        }
+        *L = (tq_qlayer_src){.in = gemm ? C : H * W * C, .out = gemm ? O : OH * OW * O, .w_bits = 8, .W = Wf, .b = bf, .w_scale = sw,
+                             .in_scale = s_q, .in_zp = z_q, .kind = gemm ? TQ_S8_LINEAR : dw ? TQ_S8_DEPTHWISE : TQ_S8_CONV, .in_h = H,
+                             .in_w = W, .in_c = C, .out_h = OH, .out_w = OW, .out_c = O, .k = K, .stride = stride, .pad = pad};
+        if (gemm) {
+            spec_append(spec, sizeof spec, "-%d", O);
+            C = O, fh = fw = 1, fc = O;
+        } else {
+            spec_append(spec, sizeof spec, "-%c%dk%d", dw ? 'd' : 'c', dw ? O / C : O, K);
+            if (stride > 1) spec_append(spec, sizeof spec, "s%d", stride);
+            if (pad) spec_append(spec, sizeof spec, "p%d", pad);
+            H = OH, W = OW, C = O;
+        }
+        n++;
+        pend = 1, pend_kind = L->kind, pend_relu = 0, pend_out = nd->out[0];
+    }
+    if (st == TQ_OK && (!final.p || !(softmax || pv_eq(final, c->output)) || pend || n == 0 || src[n - 1].kind != TQ_S8_LINEAR))
+        st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "%s: not a QDQ chain that ends in a dequantized Gemm (tinyqat's classifier)", name);
+    if (st == TQ_OK && (st = tq_qmodel_convert(q, spec, src, n)) != TQ_OK) st = tq_error_set_(st, __FILE__, __LINE__, "%s: %s", name, tq_last_error());
+    for (int l = 0; st == TQ_OK && l < n; l++) { /* the file's integers, exactly */
+        const tq_qlayer *L = &q->layer[l];
+        for (size_t k = 0; file_w[l] && k < tq_qlayer_weights(L) && st == TQ_OK; k++) {
+            size_t at = L->kind == TQ_S8_DEPTHWISE ? (k % (size_t)L->out_c) * (tq_qlayer_weights(L) / (size_t)L->out_c) + k / (size_t)L->out_c : k;
+            if (tq_s8_unpack(L->w, 8, k) != file_w[l][at])
+                st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "%s: layer %d: a weight of %d: tinyqat's int8 weights are -127..127", name, l,
+                                   file_w[l][at]);
+        }
+        for (int32_t o = 0; file_b[l] && o < tq_qlayer_channels(L) && st == TQ_OK; o++)
+            if (L->bias[o] != file_b[l][o])
+                st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "%s: layer %d channel %d: bias %d does not carry exactly", name, l, o, file_b[l][o]);
+    }
+    for (int i = 0; i < n_owned; i++) tq_free(owned[i]);
+    for (int l = 0; l < TQ_INT8_MAX_LAYERS; l++) tq_free(file_w[l]);
+    for (int i = 0; i < dt.n; i++) tq_free(dt.d[i].q), tq_free(dt.d[i].scale);
+    tq_free(dt.d);
+    tq_free(c->node), tq_free(c->cst);
+    if (st != TQ_OK) tq_qmodel_free(q), memset(q, 0, sizeof *q);
+    return st;
+}
+
+tq_status tq_import_onnx_int8(tq_qmodel *q, const char *path, tq_onnx_info *info) {
+    if (!q || !path) TQ_FAIL(TQ_E_ARG, "import: a model and a path are required");
+    unsigned char *data = NULL;
+    size_t len = 0;
+    tq_status st = tq_file_read_all(path, (size_t)1 << 30, &data, &len);
+    if (st == TQ_OK) st = tq_import_onnx_int8_bytes(q, data, len, path, info);
+    else memset(q, 0, sizeof *q);
+    tq_free(data);
+    return st;
+}

@@ -23,6 +23,7 @@
 #define TQ_ONNX_IMPORT_H
 
 #include "../layers/model.h"
+#include "../src/qmodel.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -42,6 +43,14 @@ tq_status tq_import_onnx(tq_model *m, const char *path, float in_mean, float in_
 /* The same from bytes in memory (the fuzz target's way in); name is used in messages. */
 tq_status tq_import_onnx_bytes(tq_model *m, const unsigned char *data, size_t len, const char *name, float in_mean, float in_std,
                                tq_onnx_info *info);
+
+/* A QDQ ONNX model, as tq_export_onnx writes it (QuantizeLinear and DequantizeLinear around Conv,
+ * Gemm, Relu, AveragePool; MaxPool and Flatten on the int8 values; int8 weights per channel or per
+ * tensor with zero point 0, int32 biases), read into an integer model: the file's integers kept
+ * (checked), the multipliers derived from its scales. The graph must be such a chain; anything
+ * else is refused naming the node. */
+tq_status tq_import_onnx_int8(tq_qmodel *q, const char *path, tq_onnx_info *info);
+tq_status tq_import_onnx_int8_bytes(tq_qmodel *q, const unsigned char *data, size_t len, const char *name, tq_onnx_info *info);
 
 #ifdef __cplusplus
 }

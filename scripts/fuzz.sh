@@ -39,6 +39,7 @@ if [ -n "${MNIST_DIR:-}" ]; then
     "$tq" export "$seed/model/a.tqf" --onnx "$seed/onnx/a.onnx" >/dev/null
     "$tq" export "$seed/model/c.tqf" --onnx "$seed/onnx/c.onnx" >/dev/null
     "$tq" export "$seed/tqm/c.tqm" --tflite "$seed/tflite/c.tflite" >/dev/null
+    "$tq" export "$seed/tqm/c.tqm" --onnx "$seed/onnx/cq.onnx" >/dev/null
     "$tq" export "$seed/tqm/q.tqm" --tflite "$seed/tflite/q.tflite" --softmax >/dev/null
   fi
 fi

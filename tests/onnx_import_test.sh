@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tinyqat import (ONNX -> a float model), checked two ways:
+# tinyqat import (ONNX -> a float model; QDQ ONNX -> an integer model), checked two ways:
 #   - round trip, needing nothing installed: tinyqat's own float models exported as ONNX and
 #     imported again give the same logits to the bit on the 10,000 test images, and the imported
 #     model goes through ptq, convert and infer;
@@ -45,6 +45,17 @@ for m in fp cnn odd; do
 done
 "$bin" ptq cnn-in.tqf --calib-batches 4 "${d[@]}" --out cnn-in-q.tqf >/dev/null && "$bin" convert cnn-in-q.tqf --out cnn-in.tqm >/dev/null &&
   "$bin" infer cnn-in.tqm --repeats 1 "${d[@]}" >/dev/null && ok || bad "the imported model does not go through ptq, convert, infer"
+# QDQ: tinyqat's integer models exported as QDQ ONNX and imported again run to the same logits
+for m in fp cnn odd; do
+  "$bin" ptq $m.tqf --calib-batches 4 "${d[@]}" --out $m-q.tqf >/dev/null && "$bin" convert $m-q.tqf --out $m.tqm >/dev/null
+  "$bin" export $m.tqm --onnx $m-qdq.onnx --softmax >/dev/null
+  expect 0 "import the QDQ $m" -- "$bin" import $m-qdq.onnx --out $m-qdq.tqm
+  grep -q "softmax left out" "$tmp/out" && ok || bad "QDQ $m: the softmax is not reported: $(cat "$tmp/out")"
+  "$bin" infer $m.tqm --repeats 1 "${d[@]}" --logits $m.logits >/dev/null
+  "$bin" infer $m-qdq.tqm --repeats 1 "${d[@]}" --logits $m-qdq.logits >/dev/null
+  cmp -s $m.logits $m-qdq.logits && ok || bad "QDQ $m: the imported model's logits differ from the exported one's"
+done
+expect 2 "a QDQ model with --mean" -- "$bin" import fp-qdq.onnx --mean 0.5
 expect 0 "import --json" -- "$bin" import odd.onnx --out j.tqf --mean 0.5 --std 2 --json
 tail -1 "$tmp/out" | grep -q '"spec":"28x28x1-c4k3s2p1br-d2k3r-a2-10"' && tail -1 "$tmp/out" | grep -q '"in_mean":0.5,"in_std":2' && ok || bad "import --json: $(tail -1 "$tmp/out")"
 # bad files: a message naming the file, exit 1, nothing written
