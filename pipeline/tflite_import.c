@@ -244,8 +244,7 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
     if (H < 1 || W < 1 || C < 1 || H > 4096 || W > 4096 || C > (1 << 20)) TQ_FAIL(TQ_E_ARG, "%s: input dimensions out of range", name);
     tq_qlayer_src src[TQ_INT8_MAX_LAYERS];
     memset(src, 0, sizeof src);
-    float *owned[3 * TQ_INT8_MAX_LAYERS];
-    const uint8_t *file_w[TQ_INT8_MAX_LAYERS] = {0}, *file_b[TQ_INT8_MAX_LAYERS] = {0}; /* the file's integers, to check against */
+    void *owned[3 * TQ_INT8_MAX_LAYERS];
     int n_owned = 0, n = 0, flat = !image_in, pending_pad = 0;
     tq_status st = TQ_OK;
     char spec[128];
@@ -410,42 +409,35 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
                          nw, O);
             break;
         }
-        /* float weights and bias that give the file's integers back (checked after the conversion) */
-        float *Wf = tq_malloc(nw * sizeof(float)), *bf = tq_malloc((size_t)O * sizeof(float)), *sw = tq_malloc((size_t)O * sizeof(float));
-        if (!Wf || !bf || !sw) {
-            tq_free(Wf), tq_free(bf), tq_free(sw);
+        /* the file's integers, in conversion's layout (src is [channel][per]; depthwise files are [per][channel]) */
+        int8_t *wq = tq_malloc(nw);
+        int32_t *bq = tq_malloc((size_t)O * sizeof(int32_t));
+        float *sw = tq_malloc((size_t)O * sizeof(float));
+        if (!wq || !bq || !sw) {
+            tq_free(wq), tq_free(bq), tq_free(sw);
             st = tq_error_set_(TQ_E_NOMEM, __FILE__, __LINE__, "%s: out of memory", name);
             break;
         }
-        owned[n_owned++] = Wf, owned[n_owned++] = bf;
+        owned[n_owned++] = wq, owned[n_owned++] = bq, owned[n_owned++] = sw;
         for (int o = 0; o < O; o++) {
             sw[o] = v_f32(b, w.scale, w.nq == 1 ? 0 : (uint32_t)o);
             const float step = s_in * sw[o];
             if (v_i64(b, w.zp, w.nq == 1 ? 0 : (uint32_t)o) != 0 || !(sw[o] > 0.0f) || !isfinite(sw[o]) || !(step > 0.0f) ||
                 !isfinite(step))
                 st = TQ_E_ARG;
+            for (size_t i = 0; i < per; i++)
+                wq[(size_t)o * per + i] = (int8_t)w.data[code == OP_DW ? i * (size_t)O + (size_t)o : (size_t)o * per + i];
+            memcpy(&bq[o], bias.data + 4 * (size_t)o, 4);
         }
-        if (st == TQ_OK)
-            for (int o = 0; o < O; o++) {
-                for (size_t i = 0; i < per; i++) { /* src is [channel][per]; depthwise files are [per][channel] */
-                    size_t at = code == OP_DW ? i * (size_t)O + (size_t)o : (size_t)o * per + i;
-                    Wf[(size_t)o * per + i] = (float)(int8_t)w.data[at] * sw[o];
-                }
-                int32_t bq;
-                memcpy(&bq, bias.data + 4 * (size_t)o, 4);
-                bf[o] = (float)((double)bq * (double)(s_in * sw[o]));
-            }
         if (st != TQ_OK || b->bad) {
-            tq_free(sw);
             st = op_fail(c, k, code, "weights that are not symmetric (zero point 0), or scales that are not positive and finite");
             break;
         }
         *L = (tq_qlayer_src){.in = code == OP_FC ? C : H * W * C, .out = code == OP_FC ? O : OH * OW * O, .relu = act == 1, .w_bits = 8,
-                             .W = Wf, .b = bf, .w_scale = sw, .in_scale = s_in, .out_scale = s_out, .in_zp = z_in, .out_zp = z_out,
+                             .w_scale = sw, .in_scale = s_in, .out_scale = s_out, .in_zp = z_in, .out_zp = z_out,
                              .kind = code == OP_FC ? TQ_S8_LINEAR : code == OP_CONV ? TQ_S8_CONV : TQ_S8_DEPTHWISE, .in_h = H,
-                             .in_w = W, .in_c = C, .out_h = OH, .out_w = OW, .out_c = O, .k = K, .stride = stride, .pad = pad};
-        owned[n_owned++] = sw;
-        file_w[n] = w.data, file_b[n] = bias.data;
+                             .in_w = W, .in_c = C, .out_h = OH, .out_w = OW, .out_c = O, .k = K, .stride = stride, .pad = pad,
+                             .Wq = wq, .bq = bq};
         if (code == OP_FC) {
             spec_add(spec, &sp, "-%d%s", O, act ? "r" : "");
         } else {
@@ -465,23 +457,6 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
         st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "%s: the model does not end with a FULLY_CONNECTED (tinyqat's classifier)", name);
     if (st == TQ_OK && (st = tq_qmodel_convert(q, spec, src, n)) != TQ_OK)
         st = tq_error_set_(st, __FILE__, __LINE__, "%s: %s", name, tq_last_error());
-    /* the integers must be the file's: every weight and bias, as tinyqat holds them */
-    for (int l = 0; st == TQ_OK && l < n; l++) {
-        const tq_qlayer *L = &q->layer[l];
-        const int32_t ch = tq_qlayer_channels(L);
-        if (!ch) continue;
-        const size_t nw = tq_qlayer_weights(L);
-        for (size_t i = 0; i < nw && st == TQ_OK; i++) /* (both layouts are the file's: OHWI, 1HWO, [out][in]) */
-            if (tq_s8_unpack(L->w, 8, i) != (int8_t)file_w[l][i])
-                st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "%s: layer %d: weight %zu is %d: tinyqat's int8 weights are -127..127", name, l,
-                                   i, (int8_t)file_w[l][i]);
-        for (int32_t o = 0; o < ch && st == TQ_OK; o++) {
-            int32_t bq;
-            memcpy(&bq, file_b[l] + 4 * (size_t)o, 4);
-            if (bq != L->bias[o])
-                st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "%s: layer %d channel %d: bias %d does not carry exactly", name, l, o, bq);
-        }
-    }
     for (int i = 0; i < n_owned; i++) tq_free(owned[i]);
     if (st != TQ_OK) tq_qmodel_free(q), memset(q, 0, sizeof *q);
     return st;

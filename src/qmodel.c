@@ -230,14 +230,19 @@ tq_status tq_qmodel_convert(tq_qmodel *q, const char *spec, const tq_qlayer_src 
         for (int32_t o = 0; o < ch; o++) {
             float sw = s->w_scale[o];
             L->w_scale[o] = sw;
-            for (size_t i = 0; i < per; i++) {
+            for (size_t i = 0; i < per && st == TQ_OK; i++) {
                 /* W is [channel][per] in every kind; the depthwise file layout is [per][channel] */
                 size_t at = L->kind == TQ_S8_DEPTHWISE ? i * (size_t)ch + (size_t)o : (size_t)o * per + i;
-                put_weight(L, at, tq_quantize_ref(s->W[(size_t)o * per + i], sw, 0, qmin, qmax));
+                int32_t v = s->Wq ? s->Wq[(size_t)o * per + i] : tq_quantize_ref(s->W[(size_t)o * per + i], sw, 0, qmin, qmax);
+                if (v < qmin || v > qmax)
+                    st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "convert: layer %d: a weight of %d: %d-bit weights are %d..%d", l, v,
+                                       s->w_bits ? s->w_bits : 8, qmin, qmax);
+                else put_weight(L, at, v);
             }
+            if (st != TQ_OK) break;
             /* the same expression as the bias fake quant (layers/qat.c), so both see one integer */
             float sb = s->in_scale * sw;
-            double bq = nearbyint((double)s->b[o] / (double)sb);
+            double bq = s->bq ? (double)s->bq[o] : nearbyint((double)s->b[o] / (double)sb);
             if (!(bq <= 2147483647.0 && bq >= -2147483648.0)) { /* (NaN too: a scale product that overflowed) */
                 st = tq_error_set_(TQ_E_NUMERIC, __FILE__, __LINE__, "convert: layer %d bias %d overflows int32", l, o);
                 break;

@@ -54,6 +54,10 @@ typedef struct {
     int32_t in_zp, out_zp;
     int kind;
     int in_h, in_w, in_c, out_h, out_w, out_c, k, stride, pad;
+    /* An imported layer's integers, in W's and b's layouts, taken as they are instead of
+     * quantizing W and b (which may then be NULL): a weight outside the width's range is refused. */
+    const int8_t *Wq;
+    const int32_t *bq;
 } tq_qlayer_src;
 
 /* "linear", "conv", "depthwise", "max pool", "avg pool", "flatten" ("unknown" otherwise). */

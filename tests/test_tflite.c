@@ -270,6 +270,20 @@ static void import_reads_the_export_back(void **state) {
                              .in_zp = 0, .out_zp = 0};
         tq_qmodel bad;
         assert_int_equal(tq_qmodel_convert(&bad, "2-1", &big, 1), TQ_E_NUMERIC);
+        /* an imported layer's integers are taken as they are, but a weight of -128 is outside
+         * the narrow range every tinyqat kernel assumes */
+        const int8_t wq[2] = {5, -128};
+        const int32_t bq[1] = {7};
+        float s2[1] = {0.1f};
+        tq_qlayer_src imp = {.in = 2, .out = 1, .w_bits = 8, .w_scale = s2, .in_scale = 0.5f, .out_scale = 1.0f, .Wq = wq, .bq = bq};
+        assert_int_equal(tq_qmodel_convert(&bad, "2-1", &imp, 1), TQ_E_ARG);
+        assert_non_null(strstr(tq_last_error(), "-128"));
+        const int8_t ok_w[2] = {5, -127};
+        imp.Wq = ok_w;
+        assert_int_equal(tq_qmodel_convert(&bad, "2-1", &imp, 1), TQ_OK);
+        assert_int_equal(tq_s8_unpack(bad.layer[0].w, 8, 1), -127);
+        assert_int_equal(bad.layer[0].bias[0], 7);
+        tq_qmodel_free(&bad);
     }
     tq_free(bent);
     tq_free(data);
