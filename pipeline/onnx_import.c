@@ -487,6 +487,20 @@ static int is_shape_op(pv op) {
     return 0;
 }
 
+/* A MaxPool's or AveragePool's window, as tinyqat's pools hold it: square, one stride, no
+ * padding, floor mode, inside the H x W image. */
+static tq_status pool_window(const ctx *c, int i, const onode *nd, int H, int W, int *k, int *s) {
+    int64_t ks[4], st[4] = {1, 1}, pd[8] = {0};
+    int nk = attr_ints(nd, "kernel_shape", ks, 4), ns = attr_ints(nd, "strides", st, 4), np = attr_ints(nd, "pads", pd, 8);
+    int pads = 0;
+    for (int q = 0; q < (np > 0 ? np : 0); q++) pads |= pd[q] != 0;
+    if (nk != 2 || ks[0] != ks[1] || ns < 0 || (ns == 2 && st[0] != st[1]) || np < 0 || pads || attr_i(nd, "ceil_mode", 0))
+        NODE_FAIL(TQ_E_ARG, "a pool tinyqat cannot hold (square, one stride, no padding, floor mode)");
+    *k = (int)ks[0], *s = ns == 2 ? (int)st[0] : 1;
+    if (*k < 1 || *k > 64 || *s < 1 || *s > 64 || *k > H || *k > W) NODE_FAIL(TQ_E_ARG, "a %dx%d pool over a %dx%d image", *k, *k, H, W);
+    return TQ_OK;
+}
+
 /* Walk the nodes from the input, one after the other. */
 static tq_status walk(ctx *c, chain *ch, float *mean, float *sd, tq_onnx_info *info) {
     pv cur = c->input;
@@ -647,14 +661,7 @@ static tq_status walk(ctx *c, chain *ch, float *mean, float *sd, tq_onnx_info *i
                 if (H != W) NODE_FAIL(TQ_E_ARG, "a global pool over a %dx%d image: tinyqat's pools are square", H, W);
                 k = s = H;
             } else {
-                int64_t ks[4], st[4] = {1, 1}, pd[8] = {0};
-                int nk = attr_ints(nd, "kernel_shape", ks, 4), ns = attr_ints(nd, "strides", st, 4), np = attr_ints(nd, "pads", pd, 8);
-                int pads = 0;
-                for (int q = 0; q < (np > 0 ? np : 0); q++) pads |= pd[q] != 0;
-                if (nk != 2 || ks[0] != ks[1] || ns < 0 || (ns == 2 && st[0] != st[1]) || np < 0 || pads || attr_i(nd, "ceil_mode", 0))
-                    NODE_FAIL(TQ_E_ARG, "a pool tinyqat cannot hold (square, one stride, no padding, floor mode)");
-                k = (int)ks[0], s = ns == 2 ? (int)st[0] : 1;
-                if (k < 1 || k > 64 || s < 1 || s > 64 || k > H || k > W) NODE_FAIL(TQ_E_ARG, "a %dx%d pool over a %dx%d image", k, k, H, W);
+                TQ_TRY(pool_window(c, i, nd, H, W, &k, &s));
             }
             S->pool = pv_is(op, "MaxPool") ? 1 : 2, S->pk = k, S->ps = s;
             H = (H - k) / s + 1, W = (W - k) / s + 1;
@@ -1036,16 +1043,10 @@ tq_status tq_import_onnx_int8_bytes(tq_qmodel *q, const unsigned char *data, siz
                     n++, fh = H, fw = W, fc = C, C = H * W * C, H = W = 1, flat = 1;
                 }
             } else {
-                int64_t ks[4], sd[4] = {1, 1}, pd[8] = {0};
-                int nk = attr_ints(nd, "kernel_shape", ks, 4), ns = attr_ints(nd, "strides", sd, 4), np = attr_ints(nd, "pads", pd, 8);
-                int pads = 0;
-                for (int k = 0; k < (np > 0 ? np : 0); k++) pads |= pd[k] != 0;
-                if (flat || nk != 2 || ks[0] != ks[1] || ns < 0 || (ns == 2 && sd[0] != sd[1]) || pads || ks[0] < 1 || ks[0] > H ||
-                    ks[0] > W || sd[0] < 1 || sd[0] > 64) {
-                    st = node_fail(c, i, nd, TQ_E_ARG, "a pool tinyqat cannot hold (square, one stride, no padding)");
-                    break;
-                }
-                int k = (int)ks[0], s = (int)sd[0], oh = (H - k) / s + 1, ow = (W - k) / s + 1;
+                int k, s;
+                if (flat) st = node_fail(c, i, nd, TQ_E_ARG, "a pool after the flatten");
+                if (st != TQ_OK || (st = pool_window(c, i, nd, H, W, &k, &s)) != TQ_OK) break;
+                int oh = (H - k) / s + 1, ow = (W - k) / s + 1;
                 *L = (tq_qlayer_src){.in_scale = s_q, .out_scale = s_q, .in_zp = z_q, .out_zp = z_q, .kind = TQ_S8_MAXPOOL, .in_h = H,
                                      .in_w = W, .in_c = C, .out_h = oh, .out_w = ow, .out_c = C, .k = k, .stride = s};
                 n++, H = oh, W = ow;
@@ -1060,16 +1061,10 @@ tq_status tq_import_onnx_int8_bytes(tq_qmodel *q, const unsigned char *data, siz
             break;
         }
         if (pv_is(op, "AveragePool")) {
-            int64_t ks[4], sd[4] = {1, 1}, pd[8] = {0};
-            int nk = attr_ints(nd, "kernel_shape", ks, 4), ns = attr_ints(nd, "strides", sd, 4), np = attr_ints(nd, "pads", pd, 8);
-            int pads = 0;
-            for (int k = 0; k < (np > 0 ? np : 0); k++) pads |= pd[k] != 0;
-            if (flat || nk != 2 || ks[0] != ks[1] || ns < 0 || (ns == 2 && sd[0] != sd[1]) || pads || ks[0] < 1 || ks[0] > H || ks[0] > W ||
-                sd[0] < 1 || sd[0] > 64) {
-                st = node_fail(c, i, nd, TQ_E_ARG, "a pool tinyqat cannot hold (square, one stride, no padding)");
-                break;
-            }
-            int k = (int)ks[0], s = (int)sd[0], oh = (H - k) / s + 1, ow = (W - k) / s + 1;
+            int k, s;
+            if (flat) st = node_fail(c, i, nd, TQ_E_ARG, "a pool after the flatten");
+            if (st != TQ_OK || (st = pool_window(c, i, nd, H, W, &k, &s)) != TQ_OK) break;
+            int oh = (H - k) / s + 1, ow = (W - k) / s + 1;
             *L = (tq_qlayer_src){.in_scale = s_q, .out_scale = s_q, .in_zp = z_q, .out_zp = z_q, .kind = TQ_S8_AVGPOOL, .in_h = H,
                                  .in_w = W, .in_c = C, .out_h = oh, .out_w = ow, .out_c = C, .k = k, .stride = s};
             n++, H = oh, W = ow;

@@ -37,6 +37,17 @@ static int is_qdq(const char *path) {
     return found;
 }
 
+/* the JSON line both kinds of import start with (the caller adds its own and prints it) */
+static cJSON *import_json(const char *path, const char *spec, const char *out, int operators, int softmax_dropped) {
+    cJSON *j = cli_json_new();
+    cli_json_str(j, "model", path);
+    cli_json_str(j, "spec", spec);
+    cli_json_str(j, "out", out);
+    cli_json_num(j, "operators", operators, 0);
+    cli_json_num(j, "softmax_dropped", softmax_dropped, 0);
+    return j;
+}
+
 /* an integer model from a .tflite (tflite) or a QDQ .onnx */
 static int import_int8(const char *path, const char *out, int tflite, int json) {
     tq_qmodel q;
@@ -51,13 +62,8 @@ static int import_int8(const char *path, const char *out, int tflite, int json) 
                info.operators, q.spec, q.n_layers, (double)q.layer[0].in_scale, q.layer[0].in_zp,
                info.softmax_dropped ? "; its final softmax left out (logits out)" : "", out);
         if (json) {
-            cJSON *j = cli_json_new();
-            cli_json_str(j, "model", path);
-            cli_json_str(j, "spec", q.spec);
-            cli_json_str(j, "out", out);
-            cli_json_num(j, "operators", info.operators, 0);
+            cJSON *j = import_json(path, q.spec, out, info.operators, info.softmax_dropped);
             cli_json_num(j, "layers", q.n_layers, 0);
-            cli_json_num(j, "softmax_dropped", info.softmax_dropped, 0);
             cli_json_print(j);
         }
     }
@@ -111,15 +117,10 @@ int cmd_import(int argc, char **argv) {
                m.n_params, (double)m.in_mean, (double)m.in_std, info.softmax_dropped ? "; its final softmax left out (logits out)" : "",
                out);
         if (json) {
-            cJSON *j = cli_json_new();
-            cli_json_str(j, "model", pos[0]);
-            cli_json_str(j, "spec", m.spec);
-            cli_json_str(j, "out", out);
-            cli_json_num(j, "operators", info.nodes, 0);
+            cJSON *j = import_json(pos[0], m.spec, out, info.nodes, info.softmax_dropped);
             cli_json_num(j, "parameters", (double)m.n_params, 0);
             cli_json_num(j, "in_mean", m.in_mean, 6);
             cli_json_num(j, "in_std", m.in_std, 6);
-            cli_json_num(j, "softmax_dropped", info.softmax_dropped, 0);
             cli_json_print(j);
         }
     }
