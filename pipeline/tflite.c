@@ -398,6 +398,8 @@ static void put_model(fbb *b, const tl_model *m) {
 tq_status tq_export_tflite(const tq_qmodel *q, const char *path, int softmax) {
     if (!q || !path) TQ_FAIL(TQ_E_ARG, "tflite: a model and a path are required");
     if (tq_int8_net_check(&q->net) != TQ_INT8_OK) TQ_FAIL(TQ_E_ARG, "tflite: the integer model is not a valid network");
+    if (!tq_qmodel_is_chain(q))
+        TQ_FAIL(TQ_E_ARG, "tflite: model %s is a graph (an add, a layer reading an earlier one, or a non-square kernel); this exporter writes chains of square kernels only", q->spec);
     tq_status st = tq_qmodel_check_scales(q, "tflite");
     if (st != TQ_OK) return st;
     tl_model m;

@@ -113,7 +113,7 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
     tq_qfast *f = tq_calloc(1, sizeof *f);
     if (!f) TQ_FAIL(TQ_E_NOMEM, "fast kernel: out of memory");
     f->q = q;
-    f->dense = 1;
+    f->dense = tq_qmodel_is_chain(q);
     for (int l = 0; l < q->n_layers; l++) f->dense &= q->layer[l].kind == TQ_S8_LINEAR;
     f->scratch_bytes = tq_int8_net_predict_scratch_bytes(&q->net);
     for (int t = 0; t < TQ_SLICES; t++)
@@ -121,12 +121,12 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
             tq_qfast_free(f);
             TQ_FAIL(TQ_E_NOMEM, "fast kernel: out of memory");
         }
-    f->fast_ok = 1;
+    f->fast_ok = tq_qmodel_is_chain(q); /* a graph or a non-square kernel: the reference kernels, for now */
     for (int l = 0; l < q->n_layers; l++) {
         int kind = q->layer[l].kind;
         f->fast_ok &= kind == TQ_S8_LINEAR || kind == TQ_S8_CONV || kind == TQ_S8_MAXPOOL || kind == TQ_S8_FLATTEN;
     }
-    if (!f->fast_ok) { /* depthwise or average pool: the reference kernels only, for now */
+    if (!f->fast_ok) { /* depthwise, average pool, add: the reference kernels only, for now */
         *out = f;
         return TQ_OK;
     }

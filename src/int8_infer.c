@@ -61,6 +61,21 @@ static inline int8_t output(const tq_s8_layer *L, int32_t o, int32_t acc) {
     return (int8_t)v;
 }
 
+/* A window's columns, horizontal stride and left padding (kw = 0: square). */
+#if TQ_INT8_GRAPHS
+#define KW(L) ((L)->kw ? (L)->kw : (L)->k)
+#define SW(L) ((L)->kw ? (L)->stride_w : (L)->stride)
+#define PW(L) ((L)->kw ? (L)->pad_w : (L)->pad)
+#define SRC(L, j) ((L)->src[j])
+#define IN2_ZP(L) ((L)->in2_zp)
+#else
+#define KW(L) ((L)->k)
+#define SW(L) ((L)->stride)
+#define PW(L) ((L)->pad)
+#define SRC(L, j) ((void)(L), (void)(j), 0)
+#define IN2_ZP(L) ((void)(L), 0)
+#endif
+
 /* ---- packed weights ---- */
 
 /* A layer whose weights this build reads packed (TQ_INT8_PACKED names the widths it has). */
@@ -301,19 +316,19 @@ static void copy_bytes(int8_t *dst, const int8_t *src, int32_t n) {
 /* The window of output (oy, ox) as one vector [ky][kx][c], the weights' row order; positions
  * outside the image hold z_x. Within a kernel row the in-image part is contiguous in NHWC. */
 static void gather_patch(const tq_s8_layer *L, const int8_t *x, int32_t oy, int32_t ox, int8_t *patch) {
-    const int32_t C = L->in_c, k = L->k;
-    const int32_t ix0 = ox * L->stride - L->pad;
-    int32_t kx0 = ix0 < 0 ? -ix0 : 0, kx1 = L->in_w - ix0 < k ? L->in_w - ix0 : k; /* kx in [kx0, kx1) is inside */
+    const int32_t C = L->in_c, k = L->k, kw = KW(L);
+    const int32_t ix0 = ox * SW(L) - PW(L);
+    int32_t kx0 = ix0 < 0 ? -ix0 : 0, kx1 = L->in_w - ix0 < kw ? L->in_w - ix0 : kw; /* kx in [kx0, kx1) is inside */
     for (int32_t ky = 0; ky < k; ky++) {
         int32_t iy = oy * L->stride - L->pad + ky;
-        int8_t *row = patch + ky * k * C;
+        int8_t *row = patch + ky * kw * C;
         if (iy < 0 || iy >= L->in_h || kx0 >= kx1) {
-            for (int32_t i = 0; i < k * C; i++) row[i] = (int8_t)L->in_zp;
+            for (int32_t i = 0; i < kw * C; i++) row[i] = (int8_t)L->in_zp;
             continue;
         }
         for (int32_t i = 0; i < kx0 * C; i++) row[i] = (int8_t)L->in_zp;
         copy_bytes(row + kx0 * C, x + ((size_t)iy * (size_t)L->in_w + (size_t)(ix0 + kx0)) * (size_t)C, (kx1 - kx0) * C);
-        for (int32_t i = kx1 * C; i < k * C; i++) row[i] = (int8_t)L->in_zp;
+        for (int32_t i = kx1 * C; i < kw * C; i++) row[i] = (int8_t)L->in_zp;
     }
 }
 
@@ -352,7 +367,7 @@ static void dot4_q15(const int8_t *w, size_t stride, const uint8_t *p16, const i
  * (its int16 input after the window: 2 (K - K % G) <= 2 (K - K % 4) bytes, G = 32 / bits). */
 static void conv_packed_dsp(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) {
     tq_s8_layer P = *L;
-    P.in = L->k * L->k * L->in_c;
+    P.in = L->k * KW(L) * L->in_c;
     P.out = L->out_c;
     for (int32_t oy = 0; oy < L->out_h; oy++)
         for (int32_t ox = 0; ox < L->out_w; ox++) {
@@ -365,7 +380,7 @@ static void conv_packed_dsp(const tq_s8_layer *L, const int8_t *x, int8_t *y, in
 /* The convolution on the DSP: gather the window (int8), unpack it once to int16 pairs, then four
  * output channels at a time as in linear_dsp. Scratch: K bytes, then 2 (K - K % 4) bytes. */
 static void conv_dsp(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) {
-    const int32_t K = L->k * L->k * L->in_c, OC = L->out_c;
+    const int32_t K = L->k * KW(L) * L->in_c, OC = L->out_c;
     const size_t Ks = (size_t)K;
     uint8_t *p16 = (uint8_t *)patch + K;
     const uint32_t off2 = ((uint32_t)(-L->in_zp) & 0xffffu) * 0x10001u;
@@ -400,7 +415,7 @@ static void conv_dsp(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *p
  * and serve every window, so they are unpacked once per call, into the scratch after the window's
  * (K out_c bytes more, tq_s8_layer_scratch_bytes), and the 8-bit kernel runs on them. */
 static void conv_midbyte_dsp(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) {
-    const int32_t K = L->k * L->k * L->in_c, n = K * L->out_c;
+    const int32_t K = L->k * KW(L) * L->in_c, n = K * L->out_c;
     int8_t *w8 = patch + K + 2 * (K - K % 4);
     for (int32_t i = 0; i < n; i++) w8[i] = (int8_t)unpack(L->w, L->w_bits, (size_t)i);
     tq_s8_layer P = *L;
@@ -425,16 +440,16 @@ static inline uint32_t min4(uint32_t a, uint32_t b) {
 /* Max pool four channels at a time (in_c a multiple of 4): the window's rows folded into the
  * output with max4, then the clamp. */
 static void maxpool_dsp(const tq_s8_layer *L, const int8_t *x, int8_t *y) {
-    const int32_t C = L->in_c, k = L->k;
+    const int32_t C = L->in_c, k = L->k, kw = KW(L);
     const uint32_t lo = ((uint32_t)L->act_min & 0xffu) * 0x01010101u, hi = ((uint32_t)L->act_max & 0xffu) * 0x01010101u;
     for (int32_t oy = 0; oy < L->out_h; oy++)
         for (int32_t ox = 0; ox < L->out_w; ox++) {
-            const int8_t *win = x + ((size_t)(oy * L->stride) * (size_t)L->in_w + (size_t)(ox * L->stride)) * (size_t)C;
+            const int8_t *win = x + ((size_t)(oy * L->stride) * (size_t)L->in_w + (size_t)(ox * SW(L))) * (size_t)C;
             int8_t *out = y + ((size_t)oy * (size_t)L->out_w + (size_t)ox) * (size_t)C;
             for (int32_t c = 0; c < C; c += 4) {
                 uint32_t m = lo;
                 for (int32_t ky = 0; ky < k; ky++)
-                    for (int32_t kx = 0; kx < k; kx++)
+                    for (int32_t kx = 0; kx < kw; kx++)
                         m = max4(m, ld32(win + ((size_t)ky * (size_t)L->in_w + (size_t)kx) * (size_t)C + (size_t)c));
                 st32(out + c, min4(m, hi));
             }
@@ -446,7 +461,7 @@ static void maxpool_dsp(const tq_s8_layer *L, const int8_t *x, int8_t *y) {
  * applied to the window: gather it, then run the linear kernel on it. */
 void tq_conv_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) {
     tq_s8_layer P = *L;
-    P.in = L->k * L->k * L->in_c;
+    P.in = L->k * KW(L) * L->in_c;
     P.out = L->out_c;
     for (int32_t oy = 0; oy < L->out_h; oy++)
         for (int32_t ox = 0; ox < L->out_w; ox++) {
@@ -456,7 +471,7 @@ void tq_conv_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *pa
 }
 
 void tq_depthwise_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) {
-    const int32_t C = L->in_c, OC = L->out_c, mult = L->out_c / L->in_c, k = L->k;
+    const int32_t C = L->in_c, OC = L->out_c, mult = L->out_c / L->in_c, k = L->k, kw = KW(L);
     for (int32_t oy = 0; oy < L->out_h; oy++)
         for (int32_t ox = 0; ox < L->out_w; ox++)
             for (int32_t o = 0; o < OC; o++) {
@@ -464,11 +479,11 @@ void tq_depthwise_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) {
                 for (int32_t ky = 0; ky < k; ky++) {
                     int32_t iy = oy * L->stride - L->pad + ky;
                     if (iy < 0 || iy >= L->in_h) continue; /* z_x: adds nothing */
-                    for (int32_t kx = 0; kx < k; kx++) {
-                        int32_t ix = ox * L->stride - L->pad + kx;
+                    for (int32_t kx = 0; kx < kw; kx++) {
+                        int32_t ix = ox * SW(L) - PW(L) + kx;
                         if (ix < 0 || ix >= L->in_w) continue;
                         int32_t xv = x[((size_t)iy * (size_t)L->in_w + (size_t)ix) * (size_t)C + (size_t)(o / mult)];
-                        size_t at = (size_t)(ky * k + kx) * (size_t)OC + (size_t)o;
+                        size_t at = (size_t)(ky * kw + kx) * (size_t)OC + (size_t)o;
                         acc += (PACKED(L) ? tq_s8_unpack(L->w, L->w_bits, at) : (int32_t)L->w[at]) * (xv - L->in_zp);
                     }
                 }
@@ -480,16 +495,16 @@ static int8_t clamp_act(const tq_s8_layer *L, int32_t v) {
     return (int8_t)(v < L->act_min ? L->act_min : v > L->act_max ? L->act_max : v);
 }
 
-/* Max (avg = 0) or average (avg = 1) over each k x k window, channel by channel. */
+/* Max (avg = 0) or average (avg = 1) over each k x kw window, channel by channel. */
 static void pool(const tq_s8_layer *L, const int8_t *x, int8_t *y, int avg) {
-    const int32_t C = L->in_c, k = L->k, count = k * k;
+    const int32_t C = L->in_c, k = L->k, kw = KW(L), count = k * kw;
     for (int32_t oy = 0; oy < L->out_h; oy++)
         for (int32_t ox = 0; ox < L->out_w; ox++)
             for (int32_t c = 0; c < C; c++) {
                 int32_t best = -128, sum = 0;
                 for (int32_t ky = 0; ky < k; ky++) {
-                    const int8_t *row = x + ((size_t)(oy * L->stride + ky) * (size_t)L->in_w + (size_t)(ox * L->stride)) * (size_t)C + c;
-                    for (int32_t kx = 0; kx < k; kx++) {
+                    const int8_t *row = x + ((size_t)(oy * L->stride + ky) * (size_t)L->in_w + (size_t)(ox * SW(L))) * (size_t)C + c;
+                    for (int32_t kx = 0; kx < kw; kx++) {
                         int32_t v = row[(size_t)kx * (size_t)C];
                         best = v > best ? v : best;
                         sum += v;
@@ -504,8 +519,18 @@ static void pool(const tq_s8_layer *L, const int8_t *x, int8_t *y, int avg) {
 void tq_maxpool_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) { pool(L, x, y, 0); }
 void tq_avgpool_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) { pool(L, x, y, 1); }
 
+/* Both inputs to a common scale with 20 bits of headroom below it (the inputs' multipliers are at
+ * most 1/2, so the smaller input loses no precision the larger has), then the sum to the output's. */
+void tq_add_s8_ref(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, int8_t *y) {
+    for (int32_t i = 0; i < L->out; i++) {
+        int32_t a = requantize(((int32_t)x[i] - L->in_zp) * (1 << 20), L->mult[0], L->shift[0]);
+        int32_t b = requantize(((int32_t)x2[i] - IN2_ZP(L)) * (1 << 20), L->mult[1], L->shift[1]);
+        y[i] = output(L, 2, a + b);
+    }
+}
+
 size_t tq_s8_layer_scratch_bytes(const tq_s8_layer *L) {
-    size_t K = (size_t)L->k * (size_t)L->k * (size_t)L->in_c;
+    size_t K = (size_t)L->k * (size_t)KW(L) * (size_t)L->in_c;
     if (TQ_INT8_PACKED && L->kind == TQ_S8_LINEAR && (L->w_bits == 4 || L->w_bits == 2)) /* the input as int16 (DSP) */
         return 2 * ((size_t)L->in - (size_t)L->in % (size_t)(32 / L->w_bits));
     if (L->kind != TQ_S8_CONV) return 0;
@@ -518,11 +543,11 @@ size_t tq_s8_layer_scratch_bytes(const tq_s8_layer *L) {
 #define HAS(kind) ((TQ_INT8_KINDS >> (kind)) & 1)
 #define ONLY_LINEAR (TQ_INT8_KINDS == (1 << TQ_S8_LINEAR)) /* an exported MLP: less code in flash */
 
-void tq_s8_layer_run(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) {
+void tq_s8_layer_run(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, int8_t *y, int8_t *patch) {
     if (L->kind == TQ_S8_LINEAR && HAS(TQ_S8_LINEAR)) linear_best(L, x, y, patch);
 #ifdef TQ_DSP
     else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV) && !PACKED(L)) conv_dsp(L, x, y, patch);
-    else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV) && (L->k * L->k * L->in_c * L->w_bits) % 8) conv_midbyte_dsp(L, x, y, patch);
+    else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV) && (L->k * KW(L) * L->in_c * L->w_bits) % 8) conv_midbyte_dsp(L, x, y, patch);
     else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV)) conv_packed_dsp(L, x, y, patch);
     else if (L->kind == TQ_S8_MAXPOOL && HAS(TQ_S8_MAXPOOL) && L->in_c % 4 == 0) maxpool_dsp(L, x, y);
 #else
@@ -532,6 +557,7 @@ void tq_s8_layer_run(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *p
     else if ((L->kind == TQ_S8_MAXPOOL || L->kind == TQ_S8_AVGPOOL) && (HAS(TQ_S8_MAXPOOL) || HAS(TQ_S8_AVGPOOL)))
         pool(L, x, y, L->kind == TQ_S8_AVGPOOL);
     else if (L->kind == TQ_S8_FLATTEN && HAS(TQ_S8_FLATTEN)) copy_bytes(y, x, L->out);
+    else if (L->kind == TQ_S8_ADD && HAS(TQ_S8_ADD)) tq_add_s8_ref(L, x, x2, y);
 }
 
 /* ---- the network runner ---- */
@@ -549,24 +575,34 @@ static int layer_ok(const tq_s8_layer *L) {
         L->act_max > 127 || L->act_min > L->act_max)
         return 0;
     if (L->w_bits != 0 && L->w_bits != 8 && L->w_bits != 4 && L->w_bits != 2) return 0;
+    if (L->kind != TQ_S8_ADD && SRC(L, 1) != 0) return 0;
     int weights = L->kind == TQ_S8_LINEAR || L->kind == TQ_S8_CONV || L->kind == TQ_S8_DEPTHWISE;
     if (weights && (!L->w || !L->bias || !L->mult || !L->shift)) return 0;
+    int image = weights || L->kind == TQ_S8_MAXPOOL || L->kind == TQ_S8_AVGPOOL;
+    if ((!image || L->kind == TQ_S8_LINEAR) && (L->k != 1 || L->stride != 1 || L->pad != 0 || KW(L) != 1)) return 0;
     /* (a kind this build leaves out is refused; an MLP's module keeps only the first case) */
     if (L->kind == TQ_S8_LINEAR && HAS(TQ_S8_LINEAR)) return L->in_h == 1 && L->in_w == 1 && L->out_h == 1 && L->out_w == 1;
     if (ONLY_LINEAR) return 0;
     switch (L->kind) {
     case TQ_S8_FLATTEN: return L->out_h == 1 && L->out_w == 1 && L->out == L->in && L->in_zp == L->out_zp;
+    case TQ_S8_ADD:
+        return L->mult && L->shift && IN2_ZP(L) >= -128 && IN2_ZP(L) <= 127 && L->out == L->in && L->out_h == L->in_h &&
+               L->out_w == L->in_w;
     case TQ_S8_CONV:
     case TQ_S8_DEPTHWISE:
     case TQ_S8_MAXPOOL:
     case TQ_S8_AVGPOOL: {
-        int32_t pad_max = weights ? L->k - 1 : 0;
-        if (L->k < 1 || L->k > 64 || L->stride < 1 || L->stride > 64 || L->pad < 0 || L->pad > pad_max ||
-            L->k > L->in_h + 2 * L->pad || L->k > L->in_w + 2 * L->pad)
-            return 0;
-        if (L->out_h != (L->in_h + 2 * L->pad - L->k) / L->stride + 1 || L->out_w != (L->in_w + 2 * L->pad - L->k) / L->stride + 1)
-            return 0;
-        if (L->kind == TQ_S8_CONV) return (int64_t)L->k * L->k * L->in_c <= (1 << 20);
+        /* per axis: kernel, stride, padding before, and the padding after that the output implies,
+         * at most one more than before and less than a window (none for pools) */
+        const int32_t geo[2][4] = {{L->k, L->stride, L->pad, L->in_h}, {KW(L), SW(L), PW(L), L->in_w}};
+        const int32_t outs[2] = {L->out_h, L->out_w};
+        for (int a = 0; a < 2; a++) {
+            int32_t k = geo[a][0], st = geo[a][1], p = geo[a][2], n = geo[a][3];
+            if (k < 1 || k > 64 || st < 1 || st > 64 || p < 0 || p > (weights ? k - 1 : 0)) return 0;
+            int64_t after = (int64_t)(outs[a] - 1) * st + k - n - p;
+            if (after > p + 1 || after > (weights ? k - 1 : 0) || after <= p - st) return 0;
+        }
+        if (L->kind == TQ_S8_CONV) return (int64_t)L->k * KW(L) * L->in_c <= (1 << 20);
         if (L->kind == TQ_S8_DEPTHWISE) return L->out_c % L->in_c == 0;
         return L->out_c == L->in_c && L->in_zp == L->out_zp;
     }
@@ -574,21 +610,52 @@ static int layer_ok(const tq_s8_layer *L) {
     }
 }
 
+/* The layer whose output is layer l's input j: src[j] - 1, or l - 1; -1 is the network's input. */
+static int32_t producer(const tq_int8_net *m, int32_t l, int j) {
+    int32_t s = SRC(&m->layer[l], j);
+    return s ? s - 1 : l - 1;
+}
+
+/* The layer whose buffer holds that output: a flatten's is its input's (it moves nothing). */
+static int32_t holder(const tq_int8_net *m, int32_t p) {
+    while (p >= 0 && is_flatten(&m->layer[p])) p = producer(m, p, 0);
+    return p;
+}
+
 int tq_int8_net_check(const tq_int8_net *m) {
     if (!m || !m->layer || m->n_layers < 1 || m->n_layers > TQ_INT8_MAX_LAYERS || is_flatten(&m->layer[m->n_layers - 1]))
         return TQ_INT8_E_ARG;
+    uint8_t read[TQ_INT8_MAX_LAYERS] = {0};
     for (int32_t l = 0; l < m->n_layers; l++) {
-        const tq_s8_layer *L = &m->layer[l], *P = l ? &m->layer[l - 1] : 0;
+        const tq_s8_layer *L = &m->layer[l];
         if (!layer_ok(L)) return TQ_INT8_E_ARG;
-        if (P && (L->in_h != P->out_h || L->in_w != P->out_w || L->in_c != P->out_c || L->in_zp != P->out_zp))
-            return TQ_INT8_E_ARG;
+        for (int j = 0; j < (L->kind == TQ_S8_ADD ? 2 : 1); j++) {
+            if (SRC(L, j) < 0 || SRC(L, j) > l) return TQ_INT8_E_ARG; /* earlier layers only: no cycle */
+            int32_t p = producer(m, l, j);
+            if (p < 0) continue; /* the network's input: its shape is the caller's */
+            const tq_s8_layer *P = &m->layer[p];
+            read[p] = 1;
+            if (L->in_h != P->out_h || L->in_w != P->out_w || L->in_c != P->out_c || (j ? IN2_ZP(L) : L->in_zp) != P->out_zp)
+                return TQ_INT8_E_ARG;
+        }
     }
+    for (int32_t l = 0; l + 1 < m->n_layers; l++)
+        if (!read[l]) return TQ_INT8_E_ARG; /* an output nobody reads */
     return TQ_INT8_OK;
 }
 
 static int net_ok(const tq_int8_net *m) {
     if (TQ_INT8_PRECHECKED) return m && m->n_layers >= 1 && m->n_layers <= TQ_INT8_MAX_LAYERS;
     return tq_int8_net_check(m) == TQ_INT8_OK;
+}
+
+/* A chain: each layer reads the one before it. */
+static int is_chain(const tq_int8_net *m) {
+    if (!TQ_INT8_GRAPHS) return 1;
+    for (int32_t l = 0; l < m->n_layers; l++)
+        if (SRC(&m->layer[l], 0) > 0 && SRC(&m->layer[l], 0) != l) return 0;
+        else if (HAS(TQ_S8_ADD) && m->layer[l].kind == TQ_S8_ADD) return 0;
+    return 1;
 }
 
 /* The largest patch, rounded up to a word so the arena after it starts aligned. */
@@ -602,10 +669,10 @@ static size_t patch_bytes(const tq_int8_net *m) {
     return (p + 3) / 4 * 4;
 }
 
-/* The arena for layers first.. when the input of layer `first` is in it (in_bytes) or not (0):
- * each layer needs its input and its output at once; flatten moves nothing; the last layer
+/* A chain's arena for layers first.. when the input of layer `first` is in it (in_bytes) or not
+ * (0): each layer needs its input and its output at once; flatten moves nothing; the last layer
  * writes into the caller's buffer. */
-static size_t arena_bytes(const tq_int8_net *m, int32_t first, size_t in_bytes) {
+static size_t chain_arena_bytes(const tq_int8_net *m, int32_t first, size_t in_bytes) {
     size_t need = in_bytes, cur = in_bytes;
     for (int32_t l = first; l < m->n_layers; l++) {
         if (is_flatten(&m->layer[l])) continue;
@@ -616,27 +683,98 @@ static size_t arena_bytes(const tq_int8_net *m, int32_t first, size_t in_bytes) 
     return need;
 }
 
-/* Layers first.. on x, which is the caller's (at = 0) or at the arena's start (1) or end (2);
+/* A graph's plan: off[l], layer l's output's place in the arena (off[n]: the network's input's,
+ * when in_bytes > 0 puts it there), each rounded up to a word; returns the arena's size. A
+ * tensor lives from the layer writing it to the last layer reading it; two that live at once do
+ * not share bytes. Largest first, each at the lowest offset that fits (O(n^3) for n <= 64 layers,
+ * a vanishing part of an inference). */
+static size_t plan_graph(const tq_int8_net *m, size_t in_bytes, int32_t *off) {
+    const int32_t n = m->n_layers;
+    int32_t first[TQ_INT8_MAX_LAYERS + 1], last[TQ_INT8_MAX_LAYERS + 1];
+    size_t size[TQ_INT8_MAX_LAYERS + 1];
+    uint8_t placed[TQ_INT8_MAX_LAYERS + 1];
+    for (int32_t t = 0; t <= n; t++) {
+        /* the last layer's output is the caller's; a flatten holds none */
+        int own = t < n - 1 && !is_flatten(&m->layer[t]);
+        size[t] = t == n ? (in_bytes + 3) / 4 * 4 : own ? ((size_t)m->layer[t].out + 3) / 4 * 4 : 0;
+        first[t] = t == n ? 0 : t;
+        last[t] = first[t];
+        placed[t] = 0;
+        off[t] = 0;
+    }
+    for (int32_t l = 0; l < n; l++)
+        for (int j = 0; j < (m->layer[l].kind == TQ_S8_ADD ? 2 : 1); j++) {
+            int32_t h = holder(m, producer(m, l, j));
+            int32_t t = h < 0 ? n : h;
+            last[t] = l > last[t] ? l : last[t];
+        }
+    size_t arena = 0;
+    for (;;) {
+        int32_t t = -1; /* the largest not yet placed */
+        for (int32_t u = 0; u <= n; u++)
+            if (!placed[u] && size[u] && (t < 0 || size[u] > size[t])) t = u;
+        if (t < 0) break;
+        size_t at = 0;
+        for (int moved = 1; moved;) {
+            moved = 0;
+            for (int32_t u = 0; u <= n; u++)
+                if (placed[u] && first[u] <= last[t] && first[t] <= last[u] && at < (size_t)off[u] + size[u] &&
+                    (size_t)off[u] < at + size[t]) {
+                    at = (size_t)off[u] + size[u];
+                    moved = 1;
+                }
+        }
+        off[t] = (int32_t)at;
+        placed[t] = 1;
+        arena = at + size[t] > arena ? at + size[t] : arena;
+    }
+    return arena;
+}
+
+/* Chain layers first.. on x, which is the caller's (at = 0) or at the arena's start (1) or end (2);
  * each output goes to the end its input leaves free. */
-static void run_from(const tq_int8_net *m, int32_t first, const int8_t *x, int at, int8_t *out, int8_t *patch, int8_t *arena,
-                     size_t arena_size) {
+static void run_chain(const tq_int8_net *m, int32_t first, const int8_t *x, int at, int8_t *out, int8_t *patch, int8_t *arena,
+                      size_t arena_size) {
     for (int32_t l = first; l < m->n_layers; l++) {
         const tq_s8_layer *L = &m->layer[l];
         if (is_flatten(L)) continue;
         int8_t *y = l == m->n_layers - 1 ? out : at == 1 ? arena + arena_size - (size_t)L->out : arena;
-        tq_s8_layer_run(L, x, y, patch);
+        tq_s8_layer_run(L, x, 0, y, patch);
         x = y;
         at = at == 1 ? 2 : 1;
     }
 }
 
-size_t tq_int8_net_scratch_bytes(const tq_int8_net *m) { return net_ok(m) ? patch_bytes(m) + arena_bytes(m, 0, 0) : 0; }
+/* Graph layers first.. as planned; the network's input is at `in`. */
+static void run_graph(const tq_int8_net *m, int32_t first, const int8_t *in, int8_t *out, int8_t *patch, int8_t *arena,
+                      const int32_t *off) {
+    for (int32_t l = first; l < m->n_layers; l++) {
+        const tq_s8_layer *L = &m->layer[l];
+        if (is_flatten(L)) continue;
+        int32_t h0 = holder(m, producer(m, l, 0)), h1 = L->kind == TQ_S8_ADD ? holder(m, producer(m, l, 1)) : h0;
+        const int8_t *x = h0 < 0 ? in : arena + off[h0], *x2 = h1 < 0 ? in : arena + off[h1];
+        tq_s8_layer_run(L, x, x2, l == m->n_layers - 1 ? out : arena + off[l], patch);
+    }
+}
+
+/* The arena for a run (in_bytes: the network's input's bytes when it goes into the arena). */
+static size_t arena_bytes(const tq_int8_net *m, int chain, size_t in_bytes, int32_t *off) {
+    return chain ? chain_arena_bytes(m, 0, in_bytes) : plan_graph(m, in_bytes, off);
+}
+
+size_t tq_int8_net_scratch_bytes(const tq_int8_net *m) {
+    int32_t off[TQ_INT8_MAX_LAYERS + 1];
+    return net_ok(m) ? patch_bytes(m) + arena_bytes(m, is_chain(m), 0, off) : 0;
+}
 
 int tq_int8_net_run(const tq_int8_net *m, const int8_t *in, int8_t *out, void *scratch, size_t scratch_bytes) {
     if (!net_ok(m) || !scratch) return TQ_INT8_E_ARG;
-    size_t pb = patch_bytes(m), arena = arena_bytes(m, 0, 0);
+    int32_t off[TQ_INT8_MAX_LAYERS + 1];
+    int chain = is_chain(m);
+    size_t pb = patch_bytes(m), arena = arena_bytes(m, chain, 0, off);
     if (scratch_bytes < pb + arena) return TQ_INT8_E_ARG;
-    run_from(m, 0, in, 0, out, (int8_t *)scratch, (int8_t *)scratch + pb, arena);
+    if (chain) run_chain(m, 0, in, 0, out, (int8_t *)scratch, (int8_t *)scratch + pb, arena);
+    else run_graph(m, 0, in, out, (int8_t *)scratch, (int8_t *)scratch + pb, off);
     return TQ_INT8_OK;
 }
 
@@ -645,7 +783,8 @@ static int reads_pixels_in_place(const tq_int8_net *m) { return ONLY_LINEAR || m
 
 size_t tq_int8_net_predict_scratch_bytes(const tq_int8_net *m) {
     if (!net_ok(m)) return 0;
-    return patch_bytes(m) + arena_bytes(m, 0, reads_pixels_in_place(m) ? 0 : (size_t)m->layer[0].in);
+    int32_t off[TQ_INT8_MAX_LAYERS + 1];
+    return patch_bytes(m) + arena_bytes(m, is_chain(m), reads_pixels_in_place(m) ? 0 : (size_t)m->layer[0].in, off);
 }
 
 /* Layer 0 on raw pixels: x[i] - z_x = (p[i] - 128) - z_x, read in place. */
@@ -680,17 +819,21 @@ int tq_int8_net_predict_u8(const tq_int8_net *m, const uint8_t *pixels, int8_t *
                            size_t scratch_bytes) {
     if (!net_ok(m) || !scratch) return TQ_INT8_E_ARG;
     const tq_s8_layer *L0 = &m->layer[0];
-    int in_place = reads_pixels_in_place(m);
-    size_t pb = patch_bytes(m), size = arena_bytes(m, 0, in_place ? 0 : (size_t)L0->in);
+    int in_place = reads_pixels_in_place(m), chain = is_chain(m);
+    int32_t off[TQ_INT8_MAX_LAYERS + 1];
+    size_t pb = patch_bytes(m), size = arena_bytes(m, chain, in_place ? 0 : (size_t)L0->in, off);
     if (scratch_bytes < pb + size) return TQ_INT8_E_ARG;
     int8_t *patch = (int8_t *)scratch, *arena = patch + pb;
     if (in_place) {
-        int8_t *y = m->n_layers == 1 ? logits : arena;
+        int8_t *y = m->n_layers == 1 ? logits : chain ? arena : arena + off[0];
         linear_u8_input(L0, pixels, y, patch);
-        run_from(m, 1, y, 1, logits, patch, arena, size);
+        if (chain) run_chain(m, 1, y, 1, logits, patch, arena, size);
+        else run_graph(m, 1, 0, logits, patch, arena, off);
     } else {
-        for (int32_t i = 0; i < L0->in; i++) arena[i] = (int8_t)(pixels[i] ^ 0x80u); /* p - 128 */
-        run_from(m, 0, arena, 1, logits, patch, arena, size);
+        int8_t *x = chain ? arena : arena + off[m->n_layers];
+        for (int32_t i = 0; i < L0->in; i++) x[i] = (int8_t)(pixels[i] ^ 0x80u); /* p - 128 */
+        if (chain) run_chain(m, 0, x, 1, logits, patch, arena, size);
+        else run_graph(m, 0, x, logits, patch, arena, off);
     }
     const tq_s8_layer *last = &m->layer[m->n_layers - 1];
     int32_t best = 0;

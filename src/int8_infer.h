@@ -20,8 +20,20 @@
  *              W is 1HWO [k][k][out_c], out_c = in_c mult = arm_depthwise_conv_s8
  *   max pool   y = clamp(max over the k x k window)            = arm_max_pool_s8
  *   avg pool   y = clamp(round(sum / count)), half away from 0 = arm_avgpool_s8 (TFLite's rounding)
- *              both on the raw int8 values: a pool keeps the scale and zero point; no padding
+ *              both on the raw int8 values: a pool keeps the scale and zero point; no padding.
+ *              A window the size of the image is a global average pool
  *   flatten    H x W x C -> H*W*C values, which in NHWC is the same bytes: nothing to compute
+ *   add        two tensors of one shape, as TFLite's int8 ADD and arm_elementwise_add_s8:
+ *                a_j = requant((x_j - z_j) 2^20, M0[j], shift[j])     j = 0, 1 (M_j = s_j / 2 max(s_0, s_1))
+ *                y = clamp(requant(a_0 + a_1, M0[2], shift[2]) + z_y)   (M_2 = 2 max(s_0, s_1) / (2^20 s_y))
+ *              |x - z| <= 255, so the shifted inputs and their sum stay inside int32
+ *
+ * Kernels and windows are k x kw (kw = 0: square), strides stride x stride_w, the padding pad
+ * above and pad_w on the left; below and on the right it is what the output size implies, at most
+ * one more than above (TFLite's SAME puts the odd row there) and never a whole window.
+ *
+ * Graphs: a layer reads the output of the layer before it, or of any earlier layer (src); an add
+ * reads two. The runners place each output in the arena for as long as a later layer reads it.
  *
  * Packed weights (w_bits 4 or 2): the weights of a layer are two's-complement fields of w_bits
  * bits, packed over the whole tensor in its layout's order with nothing between rows (a row of
@@ -49,15 +61,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TQ_INT8_MAX_LAYERS 16
+#define TQ_INT8_MAX_LAYERS 64
 
 /* The layer kinds a build runs, one bit per tq_s8_kind: all of them here. An exported module's
  * copy of this header names its model's kinds only, so the other kernels stay out of the flash;
  * a layer of a kind left out is not computed. */
-#define TQ_INT8_KINDS 0x3f
+#define TQ_INT8_KINDS 0x7f
 /* The packed weight widths a build runs, one bit per width (1 << 4 | 1 << 2): both here; an
  * exported module's names its model's, 0 for an int8 model. */
 #define TQ_INT8_PACKED 0x14
+/* 1 when this build runs graphs (layers reading earlier layers, adds) and non-square kernels; an
+ * exported chain of square kernels says 0, which leaves their fields, the graph planner and the
+ * runner out of its flash. */
+#define TQ_INT8_GRAPHS 1
 /* The export a copy of the runtime belongs to (0 here): an exported module's files all carry the
  * same id, and tq_model.c and int8_infer.c refuse to compile beside files of another export (one
  * interrupted half way). */
@@ -79,20 +95,30 @@ typedef enum {
     TQ_S8_MAXPOOL = 3,
     TQ_S8_AVGPOOL = 4,
     TQ_S8_FLATTEN = 5,
+    TQ_S8_ADD = 6,
 } tq_s8_kind;
 
 typedef struct {
     int32_t in, out;        /* values in and out: a linear layer's lengths, H*W*C for the others */
     const int8_t *w;        /* layouts above; NULL for pools and flatten */
     const int32_t *bias;    /* [output channels] */
-    const int32_t *mult;    /* [output channels] M0 */
-    const int32_t *shift;   /* [output channels] */
+    const int32_t *mult;    /* [output channels] M0 (an add: [3], its two inputs' and its output's) */
+    const int32_t *shift;   /* [output channels] (an add: [3]) */
     int32_t in_zp, out_zp;  /* zero points, in [-128, 127] (equal for pools and flatten) */
     int32_t act_min, act_max;
     int32_t kind;           /* tq_s8_kind */
     int32_t in_h, in_w, in_c, out_h, out_w, out_c; /* images (linear: 1 x 1 x in -> 1 x 1 x out) */
-    int32_t k, stride, pad; /* square kernel or window; pad on every side (pools: 0) */
+    int32_t k, stride, pad; /* kernel or window rows, vertical stride, padding above (pools: 0) */
     int32_t w_bits;         /* bits per stored weight: 8 (or 0, so older initializers mean int8), 4 or 2 */
+#if TQ_INT8_GRAPHS
+    /* The fields below are 0 in a chain of square kernels, so older initializers keep meaning it
+     * (and an exported chain's module, TQ_INT8_GRAPHS 0, leaves them out of its flash). */
+    int32_t src[2];         /* input j is layer src[j] - 1's output; 0: the layer before's (the network's input
+                               for layer 0). An add reads both, the other kinds src[0] */
+    int32_t in2_zp;         /* an add's second input's zero point */
+    int32_t kw, stride_w, pad_w; /* kernel columns, horizontal stride, padding on the left; kw = 0: square
+                                    (k, stride, pad) */
+#endif
 } tq_s8_layer;
 
 typedef struct {
@@ -113,6 +139,7 @@ void tq_conv_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *pa
 void tq_depthwise_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y);
 void tq_maxpool_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y);
 void tq_avgpool_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y);
+void tq_add_s8_ref(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, int8_t *y);
 
 /* Scratch a layer's kernel needs besides its input and output: the convolution's patch; for a
  * linear layer of packed weights, its input unpacked to int16 (the DSP kernel's; every build
@@ -120,18 +147,22 @@ void tq_avgpool_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y);
 size_t tq_s8_layer_scratch_bytes(const tq_s8_layer *L);
 
 /* One layer with the best kernel this build has (on a Cortex-M with DSP: SMLAD for linear and
- * conv). Flatten copies (the runners below pass its input through instead). */
-void tq_s8_layer_run(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch);
+ * conv). Flatten copies (the runners below pass its input through instead). x2 is an add's second
+ * input (the others ignore it). */
+void tq_s8_layer_run(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, int8_t *y, int8_t *patch);
 
 /* TQ_INT8_OK when every layer's sizes agree with its kind (in = in_h in_w in_c, a kernel's
  * output size, pads and windows inside the input, channels), weights, biases and multipliers are
- * there where the kind has them, zero points and clamps are int8, and each layer takes the
- * shape and zero point the one before it gives; TQ_INT8_E_ARG otherwise. The runners call it. */
+ * there where the kind has them, zero points and clamps are int8, each layer reads earlier layers
+ * only and takes the shape and zero point they give, and every output but the last is read (the
+ * last is the network's output); TQ_INT8_E_ARG otherwise. The runners call it. */
 int tq_int8_net_check(const tq_int8_net *m);
 
-/* Bytes of scratch tq_int8_net_run needs: the largest patch, then an arena holding each layer's
- * input and output at its two ends (the next layer's output goes to the end its input left free),
- * sized for the layer needing most (the network's input and output are the caller's). */
+/* Bytes of scratch tq_int8_net_run needs: the largest patch, then the arena the outputs live in
+ * (the network's input and output are the caller's). A chain alternates the arena's two ends (each
+ * output goes to the end its input left free), so the arena is its largest input and output pair.
+ * A graph places each output, largest first, at the lowest offset free for as long as it lives
+ * (from its layer to the last layer reading it), as TFLite Micro's greedy planner does. */
 size_t tq_int8_net_scratch_bytes(const tq_int8_net *m);
 
 /* Run all layers: in[layer[0].in] -> out[layer[n-1].out]. TQ_INT8_E_ARG when the scratch is

@@ -36,11 +36,15 @@ void tq_quantize_multiplier(double M, int32_t *M0, int32_t *shift) {
     *shift = e;
 }
 
+int32_t tq_qlayer_kw(const tq_qlayer *L) { return L->kw ? L->kw : L->k; }
+int32_t tq_qlayer_stride_w(const tq_qlayer *L) { return L->kw ? L->stride_w : L->stride; }
+int32_t tq_qlayer_pad_w(const tq_qlayer *L) { return L->kw ? L->pad_w : L->pad; }
+
 size_t tq_qlayer_weights(const tq_qlayer *L) {
     switch (L->kind) {
     case TQ_S8_LINEAR: return (size_t)L->out * (size_t)L->in;
-    case TQ_S8_CONV: return (size_t)L->out_c * (size_t)L->k * (size_t)L->k * (size_t)L->in_c;
-    case TQ_S8_DEPTHWISE: return (size_t)L->k * (size_t)L->k * (size_t)L->out_c;
+    case TQ_S8_CONV: return (size_t)L->out_c * (size_t)L->k * (size_t)tq_qlayer_kw(L) * (size_t)L->in_c;
+    case TQ_S8_DEPTHWISE: return (size_t)L->k * (size_t)tq_qlayer_kw(L) * (size_t)L->out_c;
     default: return 0;
     }
 }
@@ -53,6 +57,17 @@ size_t tq_qlayer_weight_bytes(const tq_qlayer *L) {
 
 int32_t tq_qlayer_channels(const tq_qlayer *L) {
     return L->kind == TQ_S8_LINEAR || L->kind == TQ_S8_CONV || L->kind == TQ_S8_DEPTHWISE ? L->out_c : 0;
+}
+
+int32_t tq_qlayer_requants(const tq_qlayer *L) { return L->kind == TQ_S8_ADD ? 3 : tq_qlayer_channels(L); }
+
+int tq_qmodel_is_chain(const tq_qmodel *q) {
+    for (int l = 0; l < q->n_layers; l++) {
+        const tq_qlayer *L = &q->layer[l];
+        if (L->kind == TQ_S8_ADD || L->src[0] || L->src[1] || L->kw || L->stride_w || L->pad_w || L->in2_zp || L->in2_scale != 0)
+            return 0;
+    }
+    return 1;
 }
 
 uint64_t tq_qmodel_macs(const tq_qmodel *q) {
@@ -87,6 +102,12 @@ static void put_weight(tq_qlayer *L, size_t i, int32_t v) {
 
 static tq_status alloc_layer(tq_qlayer *L) {
     size_t ch = (size_t)tq_qlayer_channels(L);
+    if (L->kind == TQ_S8_ADD) {
+        L->mult = tq_malloc(3 * sizeof(int32_t));
+        L->shift = tq_malloc(3 * sizeof(int32_t));
+        if (!L->mult || !L->shift) TQ_FAIL(TQ_E_NOMEM, "integer model: out of memory");
+        return TQ_OK;
+    }
     if (!ch) return TQ_OK;
     L->w_scale = tq_malloc(ch * sizeof(float));
     L->w = tq_calloc(tq_qlayer_weight_bytes(L), 1); /* zeros: packing ORs into it */
@@ -107,25 +128,30 @@ static void bind_view(tq_qmodel *q) {
                                         .act_max = L->act_max, .kind = L->kind, .in_h = L->in_h, .in_w = L->in_w,
                                         .in_c = L->in_c, .out_h = L->out_h, .out_w = L->out_w, .out_c = L->out_c,
                                         .k = L->k, .stride = L->stride, .pad = L->pad,
-                                        .w_bits = tq_qlayer_storage_bits(L->w_bits)};
+                                        .w_bits = tq_qlayer_storage_bits(L->w_bits), .src = {L->src[0], L->src[1]},
+                                        .in2_zp = L->in2_zp, .kw = L->kw, .stride_w = L->stride_w, .pad_w = L->pad_w};
     }
 }
 
 const char *tq_qlayer_kind_name(int32_t kind) {
-    static const char *names[] = {"linear", "conv", "depthwise", "max pool", "avg pool", "flatten"};
-    return kind >= 0 && kind <= TQ_S8_FLATTEN ? names[kind] : "unknown";
+    static const char *names[] = {"linear", "conv", "depthwise", "max pool", "avg pool", "flatten", "add"};
+    return kind >= 0 && kind <= TQ_S8_ADD ? names[kind] : "unknown";
 }
 
 /* A size the formats and kernels handle: 1..65536 per dimension, 2^24 values per activation,
  * a patch of at most 2^20 values. */
 #define DIM_OK(v) ((v) >= 1 && (v) <= 65536)
 
-/* Layer l's fields against its kind and the layer before it: what the loader and the converter
- * both check, so a model that passes runs without reading out of bounds. Sets in and out. */
+/* The layer whose output is layer l's input j (-1: the network's input). */
+static int producer(const tq_qmodel *q, int l, int j) { return q->layer[l].src[j] ? q->layer[l].src[j] - 1 : l - 1; }
+
+/* Layer l's fields against its kind and the layers it reads: what the loader and the converter
+ * both check, so a model that passes runs without reading out of bounds (tq_int8_net_check's
+ * rules, with messages). Sets in and out. */
 static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
     tq_qlayer *L = &q->layer[l];
 #define BAD(...) TQ_FAIL(TQ_E_FORMAT, __VA_ARGS__)
-    if (L->kind < 0 || L->kind > TQ_S8_FLATTEN) BAD("%s: layer %d: unknown kind %d", path, l, L->kind);
+    if (L->kind < 0 || L->kind > TQ_S8_ADD) BAD("%s: layer %d: unknown kind %d", path, l, L->kind);
     const char *kn = tq_qlayer_kind_name(L->kind);
     if (L->w_bits < 2 || L->w_bits > 8) BAD("%s: layer %d (%s): %d-bit weights (2..8)", path, l, kn, L->w_bits);
     if (!DIM_OK(L->in_h) || !DIM_OK(L->in_w) || !DIM_OK(L->in_c) || !DIM_OK(L->out_h) || !DIM_OK(L->out_w) ||
@@ -135,44 +161,76 @@ static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
     L->in = L->in_h * L->in_w * L->in_c;
     L->out = L->out_h * L->out_w * L->out_c;
     int image = L->kind == TQ_S8_CONV || L->kind == TQ_S8_DEPTHWISE || L->kind == TQ_S8_MAXPOOL || L->kind == TQ_S8_AVGPOOL;
+    if (L->kw < 0 || L->stride_w < 0 || L->pad_w < 0 || (!L->kw && (L->stride_w || L->pad_w)))
+        BAD("%s: layer %d (%s): bad kernel width fields", path, l, kn);
     if (image) {
         int conv = L->kind == TQ_S8_CONV || L->kind == TQ_S8_DEPTHWISE;
-        int32_t pad_max = conv && L->k >= 1 && L->k <= 64 ? L->k - 1 : 0; /* k checked first: k - 1 of INT32_MIN overflows */
-        if (L->k < 1 || L->k > 64 || L->stride < 1 || L->stride > 64 || L->pad < 0 || L->pad > pad_max ||
-            L->k > L->in_h + 2 * L->pad || L->k > L->in_w + 2 * L->pad)
-            BAD("%s: layer %d (%s): kernel %d, stride %d, padding %d do not fit a %dx%d input", path, l, kn, L->k, L->stride,
-                L->pad, L->in_h, L->in_w);
-        if (L->kind == TQ_S8_CONV && (int64_t)L->k * L->k * L->in_c > (1 << 20))
-            BAD("%s: layer %d (conv): a %dx%dx%d window needs too much scratch", path, l, L->k, L->k, L->in_c);
-        if (L->out_h != (L->in_h + 2 * L->pad - L->k) / L->stride + 1 || L->out_w != (L->in_w + 2 * L->pad - L->k) / L->stride + 1)
-            BAD("%s: layer %d (%s): output %dx%d, the kernel gives %dx%d", path, l, kn, L->out_h, L->out_w,
-                (L->in_h + 2 * L->pad - L->k) / L->stride + 1, (L->in_w + 2 * L->pad - L->k) / L->stride + 1);
+        /* per axis: the padding after is what the output size implies: at most one more than
+         * before (TFLite's SAME), less than a window, none for pools */
+        const int32_t geo[2][5] = {{L->k, L->stride, L->pad, L->in_h, L->out_h},
+                                   {tq_qlayer_kw(L), tq_qlayer_stride_w(L), tq_qlayer_pad_w(L), L->in_w, L->out_w}};
+        for (int a = 0; a < 2; a++) {
+            int32_t k = geo[a][0], st = geo[a][1], p = geo[a][2], n = geo[a][3];
+            int32_t pad_max = conv && k >= 1 && k <= 64 ? k - 1 : 0; /* k checked first: k - 1 of INT32_MIN overflows */
+            if (k < 1 || k > 64 || st < 1 || st > 64 || p < 0 || p > pad_max || k > n + p + (p + 1 < pad_max ? p + 1 : pad_max))
+                BAD("%s: layer %d (%s): kernel %d, stride %d, padding %d do not fit a %dx%d input", path, l, kn, k, st, p, L->in_h,
+                    L->in_w);
+        }
+        if (L->kind == TQ_S8_CONV && (int64_t)L->k * tq_qlayer_kw(L) * L->in_c > (1 << 20))
+            BAD("%s: layer %d (conv): a %dx%dx%d window needs too much scratch", path, l, L->k, tq_qlayer_kw(L), L->in_c);
+        for (int a = 0; a < 2; a++) {
+            int32_t k = geo[a][0], st = geo[a][1], p = geo[a][2], n = geo[a][3], o = geo[a][4], pad_max = conv ? k - 1 : 0;
+            int64_t after = (int64_t)(o - 1) * st + k - n - p;
+            if (after > p + 1 || after > pad_max || after <= p - st)
+                BAD("%s: layer %d (%s): output %dx%d, the kernel gives %dx%d", path, l, kn, L->out_h, L->out_w,
+                    (L->in_h + 2 * L->pad - L->k) / L->stride + 1,
+                    (L->in_w + 2 * tq_qlayer_pad_w(L) - tq_qlayer_kw(L)) / tq_qlayer_stride_w(L) + 1);
+        }
         if ((L->kind == TQ_S8_DEPTHWISE && L->out_c % L->in_c) || (!conv && L->out_c != L->in_c))
             BAD("%s: layer %d (%s): %d output channels from %d", path, l, kn, L->out_c, L->in_c);
+    } else if (L->kind == TQ_S8_ADD) {
+        if (L->out_h != L->in_h || L->out_w != L->in_w || L->out_c != L->in_c || L->k != 1 || L->stride != 1 || L->pad != 0 || L->kw)
+            BAD("%s: layer %d (add): bad shape fields", path, l);
+        if (L->in2_zp < -128 || L->in2_zp > 127 || !(L->in2_scale > 0) || !isfinite(L->in2_scale))
+            BAD("%s: layer %d (add): bad second input zero point or scale", path, l);
     } else {
         int want_c = L->kind == TQ_S8_FLATTEN ? L->in : L->out_c;
         if (L->kind == TQ_S8_LINEAR && (L->in_h != 1 || L->in_w != 1))
             BAD("%s: layer %d (linear): input %dx%dx%d is not flat (a flatten layer goes first)", path, l, L->in_h, L->in_w, L->in_c);
-        if (L->out_h != 1 || L->out_w != 1 || L->out_c != want_c || L->k != 1 || L->stride != 1 || L->pad != 0)
+        if (L->out_h != 1 || L->out_w != 1 || L->out_c != want_c || L->k != 1 || L->stride != 1 || L->pad != 0 || L->kw)
             BAD("%s: layer %d (%s): bad shape fields", path, l, kn);
     }
-    if (L->relu > 1 || L->relu < 0 || (tq_qlayer_channels(L) == 0 && L->relu))
+    if (L->relu > 1 || L->relu < 0 || (tq_qlayer_channels(L) == 0 && L->kind != TQ_S8_ADD && L->relu))
         BAD("%s: layer %d (%s): bad relu flag %d", path, l, kn, L->relu);
     if (L->in_zp < -128 || L->in_zp > 127 || L->out_zp < -128 || L->out_zp > 127)
         BAD("%s: layer %d: zero point outside int8", path, l);
-    if (!tq_qlayer_channels(L) && L->in_zp != L->out_zp)
+    if (!tq_qlayer_requants(L) && L->in_zp != L->out_zp)
         BAD("%s: layer %d (%s): zero points %d in, %d out (a %s keeps them)", path, l, kn, L->in_zp, L->out_zp, kn);
     if (L->act_min < -128 || L->act_max > 127 || L->act_min > L->act_max)
         BAD("%s: layer %d: bad activation clamp [%d, %d]", path, l, L->act_min, L->act_max);
     if (!(L->in_scale > 0) || !(L->out_scale > 0) || !isfinite(L->in_scale) || !isfinite(L->out_scale))
         BAD("%s: layer %d: bad scales", path, l);
-    if (l > 0) {
-        const tq_qlayer *P = &q->layer[l - 1];
-        if (L->in_h != P->out_h || L->in_w != P->out_w || L->in_c != P->out_c || L->in_zp != P->out_zp)
-            BAD("%s: layer %d (%s) does not follow layer %d: input %dx%dx%d z %d, outputs %dx%dx%d z %d", path, l, kn, l - 1,
-                L->in_h, L->in_w, L->in_c, L->in_zp, P->out_h, P->out_w, P->out_c, P->out_zp);
+    if (L->kind != TQ_S8_ADD && L->src[1]) BAD("%s: layer %d (%s): a second input", path, l, kn);
+    for (int j = 0; j < (L->kind == TQ_S8_ADD ? 2 : 1); j++) {
+        if (L->src[j] < 0 || L->src[j] > l)
+            BAD("%s: layer %d (%s): input %d is layer %d's output, which is not an earlier layer", path, l, kn, j, L->src[j] - 1);
+        int p = producer(q, l, j);
+        if (p < 0) continue;
+        const tq_qlayer *P = &q->layer[p];
+        int32_t zp = j ? L->in2_zp : L->in_zp;
+        if (L->in_h != P->out_h || L->in_w != P->out_w || L->in_c != P->out_c || zp != P->out_zp)
+            BAD("%s: layer %d (%s) does not follow layer %d: input %dx%dx%d z %d, outputs %dx%dx%d z %d", path, l, kn, p, L->in_h,
+                L->in_w, L->in_c, zp, P->out_h, P->out_w, P->out_c, P->out_zp);
     }
-    if (l == q->n_layers - 1 && L->kind == TQ_S8_FLATTEN) BAD("%s: the last layer is a flatten", path);
+    if (l == q->n_layers - 1) {
+        if (L->kind == TQ_S8_FLATTEN) BAD("%s: the last layer is a flatten", path);
+        for (int p = 0; p < l; p++) { /* the last layer's output is the network's; every other is read */
+            int read = 0;
+            for (int r = p + 1; r < q->n_layers && !read; r++)
+                for (int j = 0; j < (q->layer[r].kind == TQ_S8_ADD ? 2 : 1); j++) read |= producer(q, r, j) == p;
+            if (!read) BAD("%s: layer %d (%s): its output is read by no layer", path, p, tq_qlayer_kind_name(q->layer[p].kind));
+        }
+    }
 #undef BAD
     return TQ_OK;
 }
@@ -198,12 +256,13 @@ static tq_status check_channels(const tq_qlayer *L, int l, const char *path) {
             TQ_FAIL(TQ_E_FORMAT, "%s: layer %d channel %d: bias %d with these weights can overflow the int32 accumulator "
                     "(|bias| + 510 * 2^%d * sum |w| = %lld > %d)", path, l, o, L->bias[o], 8 - sb, (long long)need, TQ_S8_ACC_MAX);
     }
-    for (int32_t o = 0; o < ch; o++) {
+    for (int32_t o = 0; o < tq_qlayer_requants(L); o++) {
         int32_t m = L->mult[o], s = L->shift[o];
         if (!(m == 0 && s == 0) && (m < (1 << 30) || s < -31 || s > 30))
             TQ_FAIL(TQ_E_FORMAT, "%s: layer %d channel %d: multiplier %d / shift %d out of range", path, l, o, m, s);
-        if (!(L->w_scale[o] > 0) || !isfinite(L->w_scale[o])) TQ_FAIL(TQ_E_FORMAT, "%s: layer %d channel %d: bad weight scale", path, l, o);
     }
+    for (int32_t o = 0; o < ch; o++)
+        if (!(L->w_scale[o] > 0) || !isfinite(L->w_scale[o])) TQ_FAIL(TQ_E_FORMAT, "%s: layer %d channel %d: bad weight scale", path, l, o);
     return TQ_OK;
 }
 
@@ -219,10 +278,22 @@ tq_status tq_qmodel_convert(tq_qmodel *q, const char *spec, const tq_qlayer_src 
         *L = (tq_qlayer){.kind = s->kind, .relu = s->relu, .w_bits = s->w_bits ? s->w_bits : 8, .in_zp = s->in_zp, .out_zp = s->out_zp,
                          .act_min = s->relu ? s->out_zp : -128, .act_max = 127, .in_scale = s->in_scale,
                          .out_scale = s->out_scale, .in_h = s->in_h, .in_w = s->in_w, .in_c = s->in_c, .out_h = s->out_h,
-                         .out_w = s->out_w, .out_c = s->out_c, .k = s->k, .stride = s->stride, .pad = s->pad};
+                         .out_w = s->out_w, .out_c = s->out_c, .k = s->k, .stride = s->stride, .pad = s->pad,
+                         .src = {s->src[0], s->src[1]}, .kw = s->kw, .stride_w = s->stride_w, .pad_w = s->pad_w,
+                         .in2_zp = s->in2_zp, .in2_scale = s->in2_scale};
         if (s->kind == TQ_S8_LINEAR)
             L->in_h = L->in_w = L->out_h = L->out_w = L->k = L->stride = 1, L->pad = 0, L->in_c = s->in, L->out_c = s->out;
         if ((st = check_layer(q, l, "convert")) != TQ_OK || (st = alloc_layer(L)) != TQ_OK) break;
+        if (L->kind == TQ_S8_ADD) {
+            /* TFLite's int8 ADD parameters (docs/QUANTIZATION.md §18): both inputs to twice the larger
+             * input scale, 20 bits below it, then to the output's */
+            double twice = 2.0 * fmax((double)L->in_scale, (double)L->in2_scale);
+            tq_quantize_multiplier((double)L->in_scale / twice, &L->mult[0], &L->shift[0]);
+            tq_quantize_multiplier((double)L->in2_scale / twice, &L->mult[1], &L->shift[1]);
+            tq_quantize_multiplier(twice / ((double)(1 << 20) * (double)L->out_scale), &L->mult[2], &L->shift[2]);
+            if ((st = check_channels(L, l, "convert")) != TQ_OK) break;
+            continue;
+        }
         int32_t ch = tq_qlayer_channels(L), qmin, qmax;
         if (!ch) continue;
         if ((st = tq_qrange(s->w_bits, 1, &qmin, &qmax)) != TQ_OK) break;
@@ -264,7 +335,8 @@ static const char MAGIC[4] = {'T', 'Q', 'I', '8'};
 
 tq_status tq_qmodel_save(const tq_qmodel *q, const char *path) {
     tq_buf b;
-    tq_buf_frame_begin(&b, MAGIC, TQ_TQM_FORMAT_VERSION);
+    const int v4 = !tq_qmodel_is_chain(q); /* a chain of square kernels: version 3's bytes */
+    tq_buf_frame_begin(&b, MAGIC, v4 ? 4 : 3);
     tq_buf_u16(&b, (uint16_t)strlen(q->spec));
     tq_buf_put(&b, q->spec, strlen(q->spec));
     tq_buf_u32(&b, (uint32_t)q->n_layers);
@@ -277,6 +349,13 @@ tq_status tq_qmodel_save(const tq_qmodel *q, const char *path) {
         for (int i = 0; i < 17; i++) tq_buf_u32(&b, (uint32_t)head[i]);
         tq_buf_f32(&b, L->in_scale);
         tq_buf_f32(&b, L->out_scale);
+        if (v4) {
+            const int32_t graph[6] = {L->src[0], L->src[1], L->kw, L->stride_w, L->pad_w, L->in2_zp};
+            for (int i = 0; i < 6; i++) tq_buf_u32(&b, (uint32_t)graph[i]);
+            tq_buf_f32(&b, L->in2_scale);
+        }
+        if (L->kind == TQ_S8_ADD)
+            for (int i = 0; i < 6; i++) tq_buf_u32(&b, (uint32_t)(i < 3 ? L->mult[i] : L->shift[i - 3]));
         int32_t ch = tq_qlayer_channels(L);
         for (int o = 0; o < ch; o++) tq_buf_f32(&b, L->w_scale[o]);
         tq_buf_put(&b, L->w, tq_qlayer_weight_bytes(L));
@@ -314,6 +393,11 @@ static void read_header(tq_reader *r, uint32_t version, tq_qlayer *L, uint32_t *
     L->act_max = (int32_t)tq_rd_u32(r);
     L->in_scale = tq_rd_f32(r);
     L->out_scale = tq_rd_f32(r);
+    if (version >= 4) {
+        int32_t *g[6] = {&L->src[0], &L->src[1], &L->kw, &L->stride_w, &L->pad_w, &L->in2_zp};
+        for (int i = 0; i < 6; i++) *g[i] = (int32_t)tq_rd_u32(r);
+        L->in2_scale = tq_rd_f32(r);
+    }
 }
 
 tq_status tq_qmodel_load(tq_qmodel *q, const char *path) {
@@ -344,6 +428,12 @@ tq_status tq_qmodel_load(tq_qmodel *q, const char *path) {
         if (nw + 16 * ch > r.len - r.pos)
             FAIL_AT("%s: layer %u: %zu weights of %d bits (%zu bytes) do not fit the file", path, l, tq_qlayer_weights(L), L->w_bits, nw);
         if ((st = alloc_layer(L)) != TQ_OK) goto done;
+        if (L->kind == TQ_S8_ADD) {
+            for (int i = 0; i < 6; i++) *(i < 3 ? &L->mult[i] : &L->shift[i - 3]) = (int32_t)tq_rd_u32(&r);
+            if (!r.ok) FAIL_AT("%s: layer %u: truncated", path, l);
+            if ((st = check_channels(L, (int)l, path)) != TQ_OK) goto done;
+            continue;
+        }
         if (!ch) continue;
         for (size_t o = 0; o < ch; o++) L->w_scale[o] = tq_rd_f32(&r);
         const unsigned char *w = tq_rd_bytes(&r, nw);

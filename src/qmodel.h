@@ -1,14 +1,17 @@
 /* The quantized model on the host: conversion from a fake-quantized float model, the .tqm file,
  * and a fast batched runner bit-identical to the reference kernels of src/int8_infer.h.
  *
- * .tqm layout (little-endian), format TQ_TQM_FORMAT_VERSION (3; docs/QUANTIZATION.md §8):
+ * .tqm layout (little-endian), format TQ_TQM_FORMAT_VERSION (4; docs/QUANTIZATION.md §8):
  *   "TQI8"  u32 version  u16 spec_len  spec bytes  u32 n_layers
  *   per layer: u32 kind, in_h, in_w, in_c, out_h, out_w, out_c, k, stride, pad, relu, w_bits, w_bytes;
  *              i32 in_zp, out_zp, act_min, act_max; f32 in_scale, out_scale;
+ *              version 4: i32 src[2], kw, stride_w, pad_w, in2_zp; f32 in2_scale (tq_s8_layer's);
  *              then, for linear, conv and depthwise layers (C = out_c channels):
  *              f32 w_scale[C]; w[...] (src/int8_infer.h's layouts, packed to the storage width
  *              of w_bits: 2 bits in 2, 3 and 4 in 4, 5..8 in 8); i32 bias[C], M0[C], shift[C]
+ *              and for an add: i32 M0[3], shift[3]
  *   u32 crc32 (zlib) of everything before it
+ * A chain of square kernels is saved as version 3, byte for byte what earlier tinyqat wrote.
  * A linear layer is 1 x 1 x in -> 1 x 1 x out with k = stride = 1, pad = 0. Version 2 files (no
  * w_bits: 8) and version 1 files (linear layers only: u32 in, out, relu; the same fields from
  * in_zp on) still load.
@@ -22,7 +25,7 @@
 #include "int8_infer.h"
 #include "status.h"
 
-#define TQ_TQM_FORMAT_VERSION 3
+#define TQ_TQM_FORMAT_VERSION 4
 
 typedef struct {
     int32_t kind;              /* tq_s8_kind */
@@ -33,7 +36,10 @@ typedef struct {
     float in_scale, out_scale;
     float *w_scale;            /* [out_c]; NULL without weights */
     int8_t *w;
-    int32_t *bias, *mult, *shift; /* [out_c] */
+    int32_t *bias, *mult, *shift; /* [out_c]; an add has no bias and three multipliers (tq_qlayer_requants) */
+    /* graphs and non-square kernels, as in tq_s8_layer (all 0 in a chain of square kernels) */
+    int32_t src[2], kw, stride_w, pad_w, in2_zp;
+    float in2_scale;           /* an add's second input's scale */
 } tq_qlayer;
 
 typedef struct {
@@ -58,9 +64,13 @@ typedef struct {
      * quantizing W and b (which may then be NULL): a weight outside the width's range is refused. */
     const int8_t *Wq;
     const int32_t *bq;
+    /* graphs and non-square kernels, as in tq_s8_layer (0 in a chain of square kernels) */
+    int src[2], kw, stride_w, pad_w;
+    int32_t in2_zp;
+    float in2_scale;
 } tq_qlayer_src;
 
-/* "linear", "conv", "depthwise", "max pool", "avg pool", "flatten" ("unknown" otherwise). */
+/* "linear", "conv", "depthwise", "max pool", "avg pool", "flatten", "add" ("unknown" otherwise). */
 const char *tq_qlayer_kind_name(int32_t kind);
 /* Weights and channels of a layer (0 for pools and flatten). */
 size_t tq_qlayer_weights(const tq_qlayer *L);
@@ -69,6 +79,15 @@ int32_t tq_qlayer_storage_bits(int32_t w_bits);
 /* Bytes of the packed weights. */
 size_t tq_qlayer_weight_bytes(const tq_qlayer *L);
 int32_t tq_qlayer_channels(const tq_qlayer *L);
+/* Multiplier and shift pairs: one a channel, three for an add, none for the others. */
+int32_t tq_qlayer_requants(const tq_qlayer *L);
+/* A kernel's or window's columns, horizontal stride and left padding (kw = 0: square). */
+int32_t tq_qlayer_kw(const tq_qlayer *L);
+int32_t tq_qlayer_stride_w(const tq_qlayer *L);
+int32_t tq_qlayer_pad_w(const tq_qlayer *L);
+/* 1 when the model is a chain of square kernels (what format version 3 and the exporters to
+ * TFLite and ONNX hold), 0 when it uses a graph's inputs, an add or a non-square kernel. */
+int tq_qmodel_is_chain(const tq_qmodel *q);
 /* Every channel's multiplier and shift are the ones tq_quantize_multiplier gives for
  * s_in s_w[o] / s_out: formats that keep only the scales (TFLite, ONNX) recompute them from those.
  * TQ_E_FORMAT naming `format`, the layer and the channel otherwise. */

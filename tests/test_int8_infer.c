@@ -170,7 +170,7 @@ static void left_shift_with_zero_point_saturates(void **state) {
         tq_linear_s8_ref(&L, x, &y);
         assert_int_equal(y, want[i]);
         y = 0;
-        tq_s8_layer_run(&L, x, &y, NULL);
+        tq_s8_layer_run(&L, x, NULL, &y, NULL);
         assert_int_equal(y, want[i]);
     }
 }
@@ -183,64 +183,81 @@ typedef struct {
 } image_store;
 
 /* A random conv (kind TQ_S8_CONV) or depthwise layer: sizes 1..9, kernels 1..5 that fit, stride
- * 1..3, padding below the kernel, zero points anywhere, multipliers above 1 now and then. */
-static void random_image_layer(tq_rng *r, tq_s8_layer *L, image_store *st, int kind) {
+ * 1..3, padding below the kernel, zero points anywhere, multipliers above 1 now and then; with
+ * graph = 1, half of them k x kw with their own strides and paddings across, and one more output
+ * row or column now and then where TFLite's SAME would pad one more at the end. */
+static void random_image_layer_g(tq_rng *r, tq_s8_layer *L, image_store *st, int kind, int graph) {
     int H = 1 + (int)tq_rng_below(r, 9), W = 1 + (int)tq_rng_below(r, 9), C = 1 + (int)tq_rng_below(r, 9);
     int k = 1 + (int)tq_rng_below(r, 5), pad = (int)tq_rng_below(r, (uint32_t)k), stride = 1 + (int)tq_rng_below(r, 3);
     while (k > H + 2 * pad || k > W + 2 * pad) k--;
     if (pad >= k) pad = k - 1;
+    int kw = k, sw = stride, pw = pad;
+    if (graph && tq_rng_below(r, 2)) {
+        kw = 1 + (int)tq_rng_below(r, 5), pw = (int)tq_rng_below(r, (uint32_t)kw), sw = 1 + (int)tq_rng_below(r, 3);
+        while (kw > W + 2 * pw) kw--;
+        if (pw >= kw) pw = kw - 1;
+    }
     int OC = kind == TQ_S8_DEPTHWISE ? C * (1 + (int)tq_rng_below(r, 3)) : 1 + (int)tq_rng_below(r, 16);
     if (OC > 16) OC = C * (16 / C);
-    int nw = kind == TQ_S8_DEPTHWISE ? k * k * OC : OC * k * k * C;
+    int nw = kind == TQ_S8_DEPTHWISE ? k * kw * OC : OC * k * kw * C;
     for (int i = 0; i < nw; i++) st->w[i] = (int8_t)((int)tq_rng_below(r, 255) - 127);
     for (int o = 0; o < OC; o++) {
         st->b[o] = (int32_t)tq_rng_below(r, 20001) - 10000;
         st->m[o] = (1 << 30) + (int32_t)tq_rng_below(r, 1u << 30);
         st->s[o] = (int32_t)tq_rng_below(r, 14) - 11; /* -11..2: some M > 1 */
     }
-    int OH = (H + 2 * pad - k) / stride + 1, OW = (W + 2 * pad - k) / stride + 1;
+    int OH = (H + 2 * pad - k) / stride + 1, OW = (W + 2 * pw - kw) / sw + 1;
+    if (graph && tq_rng_below(r, 2)) { /* the padding after: one more than before, less than a window */
+        int after_h = OH * stride + k - H - pad, after_w = OW * sw + kw - W - pw;
+        if (after_h <= pad + 1 && after_h <= k - 1) OH++;
+        if (after_w <= pw + 1 && after_w <= kw - 1) OW++;
+    }
     int32_t zy = (int32_t)tq_rng_below(r, 256) - 128;
     *L = (tq_s8_layer){.in = H * W * C, .out = OH * OW * OC, .w = st->w, .bias = st->b, .mult = st->m, .shift = st->s,
                        .in_zp = (int32_t)tq_rng_below(r, 256) - 128, .out_zp = zy, .act_min = tq_rng_below(r, 2) ? zy : -128,
                        .act_max = 127, .kind = kind, .in_h = H, .in_w = W, .in_c = C, .out_h = OH, .out_w = OW, .out_c = OC,
                        .k = k, .stride = stride, .pad = pad};
+    if (graph && (kw != k || sw != stride || pw != pad || tq_rng_below(r, 4) == 0)) L->kw = kw, L->stride_w = sw, L->pad_w = pw;
 }
+
+static void random_image_layer(tq_rng *r, tq_s8_layer *L, image_store *st, int kind) { random_image_layer_g(r, L, st, kind, 0); }
 
 /* conv and depthwise written out: every window position, padding skipped (it holds z_x) */
 static int8_t image_ref64(const tq_s8_layer *L, const int8_t *x, int oy, int ox, int o) {
     int64_t acc = L->bias[o];
     int mult = L->out_c / L->in_c;
+    int kw = L->kw ? L->kw : L->k, sw = L->kw ? L->stride_w : L->stride, pw = L->kw ? L->pad_w : L->pad;
     for (int ky = 0; ky < L->k; ky++)
-        for (int kx = 0; kx < L->k; kx++) {
-            int iy = oy * L->stride + ky - L->pad, ix = ox * L->stride + kx - L->pad;
+        for (int kx = 0; kx < kw; kx++) {
+            int iy = oy * L->stride + ky - L->pad, ix = ox * sw + kx - pw;
             if (iy < 0 || ix < 0 || iy >= L->in_h || ix >= L->in_w) continue;
             const int8_t *px = x + (iy * L->in_w + ix) * L->in_c;
             if (L->kind == TQ_S8_DEPTHWISE)
-                acc += (int64_t)L->w[(ky * L->k + kx) * L->out_c + o] * (px[o / mult] - L->in_zp);
+                acc += (int64_t)L->w[(ky * kw + kx) * L->out_c + o] * (px[o / mult] - L->in_zp);
             else
                 for (int c = 0; c < L->in_c; c++)
-                    acc += (int64_t)L->w[((o * L->k + ky) * L->k + kx) * L->in_c + c] * (px[c] - L->in_zp);
+                    acc += (int64_t)L->w[((o * L->k + ky) * kw + kx) * L->in_c + c] * (px[c] - L->in_zp);
         }
     int64_t v = (int64_t)requant64(acc, L->mult[o], L->shift[o]) + L->out_zp;
     return (int8_t)(v < L->act_min ? L->act_min : v > L->act_max ? L->act_max : v);
 }
 
-static void conv_and_depthwise_match_int64_rederivation(void **state) {
-    (void)state;
+static void image_layers_match(int graph) {
     tq_rng r;
-    tq_rng_seed(&r, 44);
+    tq_rng_seed(&r, 44 + (uint64_t)graph);
     static image_store st;
-    int strided = 0, padded = 0, left = 0;
+    int strided = 0, padded = 0, left = 0, nonsquare = 0, same = 0;
     for (int trial = 0; trial < 600; trial++) {
         int kind = trial & 1 ? TQ_S8_DEPTHWISE : TQ_S8_CONV;
         tq_s8_layer L;
-        random_image_layer(&r, &L, &st, kind);
-        int8_t x[9 * 9 * 9], y[13 * 13 * 16], y2[13 * 13 * 16], patch[3 * 5 * 5 * 9]; /* 9 + 2*4 - 5 + 1 = 13 */
+        random_image_layer_g(&r, &L, &st, kind, graph);
+        assert_int_equal(tq_int8_net_check(&(tq_int8_net){1, &L}), TQ_INT8_OK);
+        int8_t x[9 * 9 * 9], y[16 * 16 * 16], y2[16 * 16 * 16], patch[3 * 5 * 5 * 9]; /* 9 + 2*4 - 5 + 1 = 13, + 1 */
         for (int i = 0; i < L.in; i++) x[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
         assert_true(tq_s8_layer_scratch_bytes(&L) <= sizeof patch);
         if (kind == TQ_S8_CONV) tq_conv_s8_ref(&L, x, y, patch);
         else tq_depthwise_s8_ref(&L, x, y);
-        tq_s8_layer_run(&L, x, y2, patch); /* the build's best kernel: the same integers */
+        tq_s8_layer_run(&L, x, NULL, y2, patch); /* the build's best kernel: the same integers */
         assert_memory_equal(y, y2, (size_t)L.out);
         for (int oy = 0; oy < L.out_h; oy++)
             for (int ox = 0; ox < L.out_w; ox++)
@@ -251,8 +268,22 @@ static void conv_and_depthwise_match_int64_rederivation(void **state) {
         strided += L.stride > 1;
         padded += L.pad > 0;
         for (int o = 0; o < L.out_c; o++) left += L.shift[o] > 0;
+        nonsquare += L.kw && L.kw != L.k;
+        same += (L.out_h - 1) * L.stride + L.k - L.in_h - L.pad == L.pad + 1;
     }
     assert_true(strided > 100 && padded > 100 && left > 100); /* the cases the issue names were drawn */
+    assert_true(!graph || (nonsquare > 100 && same > 50));
+}
+
+static void conv_and_depthwise_match_int64_rederivation(void **state) {
+    (void)state;
+    image_layers_match(0);
+}
+
+/* k x kw kernels, strides and paddings of their own across, SAME's extra row and column at the end */
+static void nonsquare_and_same_match_int64_rederivation(void **state) {
+    (void)state;
+    image_layers_match(1);
 }
 
 /* Pools on hand-worked windows: the average rounds half away from zero (TFLite, CMSIS-NN), on the
@@ -286,37 +317,95 @@ static void pools_by_hand(void **state) {
     assert_int_equal(one, -128);
 }
 
+/* Pools of k x kw windows (square in the first 400 trials; then any, a third of them global: the
+ * whole image) against direct loops. */
 static void pools_match_direct_loops(void **state) {
     (void)state;
     tq_rng r;
     tq_rng_seed(&r, 45);
-    for (int trial = 0; trial < 400; trial++) {
+    for (int trial = 0; trial < 800; trial++) {
         int H = 1 + (int)tq_rng_below(&r, 9), W = 1 + (int)tq_rng_below(&r, 9), C = 1 + (int)tq_rng_below(&r, 7);
         int k = 1 + (int)tq_rng_below(&r, 4), s = 1 + (int)tq_rng_below(&r, 3);
         while (k > H || k > W) k--;
+        int kw = k, sw = s;
+        if (trial >= 400) {
+            k = 1 + (int)tq_rng_below(&r, (uint32_t)H), kw = 1 + (int)tq_rng_below(&r, (uint32_t)W), sw = 1 + (int)tq_rng_below(&r, 3);
+            if (trial % 3 == 0) k = H, kw = W; /* global */
+        }
         int lo = (int)tq_rng_below(&r, 40) - 128, avg = trial & 1;
         tq_s8_layer L = {.in = H * W * C, .act_min = lo, .act_max = 127, .kind = avg ? TQ_S8_AVGPOOL : TQ_S8_MAXPOOL,
-                         .in_h = H, .in_w = W, .in_c = C, .out_h = (H - k) / s + 1, .out_w = (W - k) / s + 1, .out_c = C,
+                         .in_h = H, .in_w = W, .in_c = C, .out_h = (H - k) / s + 1, .out_w = (W - kw) / sw + 1, .out_c = C,
                          .k = k, .stride = s};
+        if (trial >= 400) L.kw = kw, L.stride_w = sw;
         L.out = L.out_h * L.out_w * C;
+        assert_int_equal(tq_int8_net_check(&(tq_int8_net){1, &L}), TQ_INT8_OK);
         int8_t x[9 * 9 * 7], y[9 * 9 * 7];
         for (int i = 0; i < L.in; i++) x[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
-        tq_s8_layer_run(&L, x, y, NULL);
+        tq_s8_layer_run(&L, x, NULL, y, NULL);
         for (int oy = 0; oy < L.out_h; oy++)
             for (int ox = 0; ox < L.out_w; ox++)
                 for (int c = 0; c < C; c++) {
                     int64_t sum = 0, mx = -1000;
                     for (int ky = 0; ky < k; ky++)
-                        for (int kx = 0; kx < k; kx++) {
-                            int v = x[((oy * s + ky) * W + ox * s + kx) * C + c];
+                        for (int kx = 0; kx < kw; kx++) {
+                            int v = x[((oy * s + ky) * W + ox * sw + kx) * C + c];
                             sum += v;
                             mx = v > mx ? v : mx;
                         }
                     /* round half away from zero: floor(|sum|/n + 1/2) with the sign put back */
-                    int64_t n = k * k, mag = ((sum < 0 ? -sum : sum) * 2 + n) / (2 * n), v = avg ? (sum < 0 ? -mag : mag) : mx;
+                    int64_t n = k * kw, mag = ((sum < 0 ? -sum : sum) * 2 + n) / (2 * n), v = avg ? (sum < 0 ? -mag : mag) : mx;
                     v = v < lo ? lo : v;
                     assert_int_equal(y[(oy * L.out_w + ox) * C + c], v);
                 }
+    }
+}
+
+/* The int8 ADD's parameters from its scales, as tinyqat's converter makes them (TFLite's). */
+static void add_params(double s1, double s2, double so, int32_t *m, int32_t *sh) {
+    double twice = 2 * (s1 > s2 ? s1 : s2);
+    tq_quantize_multiplier(s1 / twice, &m[0], &sh[0]);
+    tq_quantize_multiplier(s2 / twice, &m[1], &sh[1]);
+    tq_quantize_multiplier(twice / (1048576.0 * so), &m[2], &sh[2]);
+}
+
+/* The add: a hand-worked case, then random ones against the int64 re-derivation and against the
+ * real sum of the two inputs (within one output step where it is not clamped). */
+static void add_by_hand_and_rederivation(void **state) {
+    (void)state;
+    int32_t m[3], sh[3];
+    /* s 0.5, z 1 and s 0.25, z -2 into s 1, z 3: x 11 is 5.0, x2 6 is 2.0; 7.0 is 7 + 3 = 10 */
+    add_params(0.5, 0.25, 1.0, m, sh);
+    assert_int_equal(m[0], 1 << 30), assert_int_equal(sh[0], 0);   /* 0.5 */
+    assert_int_equal(m[1], 1 << 30), assert_int_equal(sh[1], -1);  /* 0.25 */
+    assert_int_equal(m[2], 1 << 30), assert_int_equal(sh[2], -19); /* 2^-20 */
+    tq_s8_layer L = {.in = 2, .out = 2, .mult = m, .shift = sh, .in_zp = 1, .out_zp = 3, .act_min = -128, .act_max = 127,
+                     .kind = TQ_S8_ADD, .in_h = 1, .in_w = 1, .in_c = 2, .out_h = 1, .out_w = 1, .out_c = 2, .k = 1, .stride = 1,
+                     .in2_zp = -2};
+    int8_t x[2] = {11, 1}, x2[2] = {6, -2}, y[2];
+    tq_s8_layer_run(&L, x, x2, y, NULL);
+    assert_int_equal(y[0], 10);
+    assert_int_equal(y[1], 3); /* 0 + 0 */
+    tq_rng r;
+    tq_rng_seed(&r, 47);
+    for (int trial = 0; trial < 2000; trial++) {
+        double s1 = ldexp(1.0 + tq_rng_below(&r, 1000) / 1000.0, -(int)tq_rng_below(&r, 10));
+        double s2 = ldexp(1.0 + tq_rng_below(&r, 1000) / 1000.0, -(int)tq_rng_below(&r, 10));
+        double so = (s1 + s2) * (0.5 + tq_rng_below(&r, 1000) / 1000.0);
+        add_params(s1, s2, so, m, sh);
+        L.in_zp = (int32_t)tq_rng_below(&r, 256) - 128, L.in2_zp = (int32_t)tq_rng_below(&r, 256) - 128;
+        L.out_zp = (int32_t)tq_rng_below(&r, 256) - 128;
+        L.act_min = tq_rng_below(&r, 2) ? L.out_zp : -128;
+        int8_t a[2], b[2], out[2];
+        for (int i = 0; i < 2; i++) a[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128), b[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
+        tq_add_s8_ref(&L, a, b, out);
+        for (int i = 0; i < 2; i++) {
+            int64_t v = (int64_t)requant64((int64_t)requant64(((int64_t)a[i] - L.in_zp) * 1048576, m[0], sh[0]) +
+                                               requant64(((int64_t)b[i] - L.in2_zp) * 1048576, m[1], sh[1]), m[2], sh[2]) + L.out_zp;
+            v = v < L.act_min ? L.act_min : v > 127 ? 127 : v;
+            assert_int_equal(out[i], v);
+            double real = s1 * (a[i] - L.in_zp) + s2 * (b[i] - L.in2_zp), q = real / so + L.out_zp;
+            if (q > L.act_min + 1 && q < 126) assert_true(fabs((out[i] - L.out_zp) * so - real) <= so);
+        }
     }
 }
 
@@ -371,6 +460,119 @@ static void cnn_runner_contract(void **state) {
     assert_int_equal(tq_int8_net_predict_u8(&m, px, logits, scratch, need - 1), TQ_INT8_E_ARG);
     layers[3].kind = TQ_S8_FLATTEN; /* a network ending in a flatten has no output layer */
     assert_int_equal(tq_int8_net_run(&m, x, y, scratch, sizeof scratch), TQ_INT8_E_ARG);
+}
+
+/* A conv or depthwise layer of a given shape, random weights (stores hold up to 16 x 5 x 5 x 9). */
+static void shaped_layer(tq_rng *r, tq_s8_layer *L, image_store *st, int kind, int H, int W, int C, int OC, int k, int pad) {
+    int nw = kind == TQ_S8_DEPTHWISE ? k * k * OC : OC * k * k * C;
+    for (int i = 0; i < nw; i++) st->w[i] = (int8_t)((int)tq_rng_below(r, 255) - 127);
+    for (int o = 0; o < OC; o++) {
+        st->b[o] = (int32_t)tq_rng_below(r, 20001) - 10000;
+        st->m[o] = (1 << 30) + (int32_t)tq_rng_below(r, 1u << 30);
+        st->s[o] = (int32_t)tq_rng_below(r, 4) - 9;
+    }
+    int OH = H + 2 * pad - k + 1, OW = W + 2 * pad - k + 1;
+    int32_t zy = (int32_t)tq_rng_below(r, 256) - 128;
+    *L = (tq_s8_layer){.in = H * W * C, .out = OH * OW * OC, .w = st->w, .bias = st->b, .mult = st->m, .shift = st->s,
+                       .in_zp = (int32_t)tq_rng_below(r, 256) - 128, .out_zp = zy, .act_min = zy, .act_max = 127, .kind = kind,
+                       .in_h = H, .in_w = W, .in_c = C, .out_h = OH, .out_w = OW, .out_c = OC, .k = k, .stride = 1, .pad = pad};
+}
+
+/* A residual block: conv 6x6x3 -> 6x6x4 (0), conv (1), depthwise (2), add of 2 and 0 (3), global
+ * average pool (4), flatten (5), linear -> 5 (6). The runner against the layers run one by one
+ * into buffers of their own; the arena worked out by hand: at the add, the outputs of 0, 2 and 3
+ * are alive (3 x 144 bytes), and the greedy plan fits everything into that. */
+static void residual_graph_runner_contract(void **state) {
+    (void)state;
+    tq_rng r;
+    tq_rng_seed(&r, 48);
+    static image_store s0, s1, s2;
+    static layer_store ls;
+    int32_t am[3], as[3];
+    tq_s8_layer L[7];
+    tq_int8_net m = {7, L};
+    shaped_layer(&r, &L[0], &s0, TQ_S8_CONV, 6, 6, 3, 4, 3, 1);
+    shaped_layer(&r, &L[1], &s1, TQ_S8_CONV, 6, 6, 4, 4, 3, 1);
+    L[1].in_zp = L[0].out_zp;
+    shaped_layer(&r, &L[2], &s2, TQ_S8_DEPTHWISE, 6, 6, 4, 4, 3, 1);
+    L[2].in_zp = L[1].out_zp;
+    add_params(0.02, 0.05, 0.06, am, as);
+    L[3] = (tq_s8_layer){.in = 144, .out = 144, .mult = am, .shift = as, .in_zp = L[2].out_zp, .out_zp = 5, .act_min = 5,
+                         .act_max = 127, .kind = TQ_S8_ADD, .in_h = 6, .in_w = 6, .in_c = 4, .out_h = 6, .out_w = 6, .out_c = 4,
+                         .k = 1, .stride = 1, .src = {3, 1}, .in2_zp = L[0].out_zp};
+    L[4] = (tq_s8_layer){.in = 144, .out = 4, .in_zp = 5, .out_zp = 5, .act_min = -128, .act_max = 127, .kind = TQ_S8_AVGPOOL,
+                         .in_h = 6, .in_w = 6, .in_c = 4, .out_h = 1, .out_w = 1, .out_c = 4, .k = 6, .stride = 1};
+    L[5] = (tq_s8_layer){.in = 4, .out = 4, .in_zp = 5, .out_zp = 5, .kind = TQ_S8_FLATTEN, .in_h = 1, .in_w = 1, .in_c = 4,
+                         .out_h = 1, .out_w = 1, .out_c = 4, .k = 1, .stride = 1};
+    random_layer(&r, &L[6], &ls, 4, 5, 0);
+    L[6].in_zp = 5;
+    assert_int_equal(tq_int8_net_check(&m), TQ_INT8_OK);
+    size_t patch = 0;
+    for (int l = 0; l < 2; l++) {
+        size_t K = (size_t)L[l].k * L[l].k * L[l].in_c, p = K + 2 * (K - K % 4);
+        patch = p > patch ? p : patch;
+    }
+    patch = (patch + 3) / 4 * 4;
+    assert_int_equal(tq_int8_net_scratch_bytes(&m), patch + 3 * 144);
+    int8_t x[108], y[5], y2[5], a0[144], a1[144], a2[144], a3[144], a4[4], pb[200];
+    static int8_t scratch[4096];
+    for (int i = 0; i < 108; i++) x[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
+    memset(scratch, 0x55, sizeof scratch);
+    assert_int_equal(tq_int8_net_run(&m, x, y, scratch, patch + 3 * 144), TQ_INT8_OK);
+    tq_conv_s8_ref(&L[0], x, a0, pb);
+    tq_conv_s8_ref(&L[1], a0, a1, pb);
+    tq_depthwise_s8_ref(&L[2], a1, a2);
+    tq_add_s8_ref(&L[3], a2, a0, a3);
+    tq_avgpool_s8_ref(&L[4], a3, a4);
+    tq_linear_s8_ref(&L[6], a4, y2);
+    assert_memory_equal(y, y2, 5);
+    assert_int_equal(tq_int8_net_run(&m, x, y, scratch, patch + 3 * 144 - 1), TQ_INT8_E_ARG);
+    /* from pixels: the input goes into the arena too, alive while layer 0 runs */
+    L[0].in_zp = -128;
+    uint8_t px[108];
+    for (int i = 0; i < 108; i++) px[i] = (uint8_t)(x[i] ^ 0x80);
+    size_t need = tq_int8_net_predict_scratch_bytes(&m);
+    assert_int_equal(need, patch + 3 * 144); /* the input (108) fits where 1 and 2 go later */
+    memset(scratch, 0x33, sizeof scratch);
+    predict_is_run(&m, px, x, scratch, need);
+}
+
+/* What the graph runner refuses: an input from a later layer (or itself: a cycle), an output
+ * nobody reads, a zero point that is not its source's, a second input on a kind with one. */
+static void graph_checks(void **state) {
+    (void)state;
+    tq_rng r;
+    tq_rng_seed(&r, 49);
+    static image_store s0, s1;
+    int32_t am[3], as[3];
+    add_params(0.02, 0.05, 0.06, am, as);
+    tq_s8_layer L[3], keep[3];
+    tq_int8_net m = {3, L};
+    shaped_layer(&r, &L[0], &s0, TQ_S8_CONV, 4, 4, 2, 3, 3, 1);
+    shaped_layer(&r, &L[1], &s1, TQ_S8_CONV, 4, 4, 3, 3, 3, 1);
+    L[1].in_zp = L[0].out_zp;
+    L[2] = (tq_s8_layer){.in = 48, .out = 48, .mult = am, .shift = as, .in_zp = L[1].out_zp, .out_zp = 0, .act_min = -128,
+                         .act_max = 127, .kind = TQ_S8_ADD, .in_h = 4, .in_w = 4, .in_c = 3, .out_h = 4, .out_w = 4, .out_c = 3,
+                         .k = 1, .stride = 1, .src = {2, 1}, .in2_zp = L[0].out_zp};
+    memcpy(keep, L, sizeof L);
+    assert_int_equal(tq_int8_net_check(&m), TQ_INT8_OK);
+    L[2].src[1] = 3; /* itself */
+    assert_int_equal(tq_int8_net_check(&m), TQ_INT8_E_ARG);
+    memcpy(L, keep, sizeof L);
+    L[1].src[0] = 3; /* a later layer */
+    assert_int_equal(tq_int8_net_check(&m), TQ_INT8_E_ARG);
+    memcpy(L, keep, sizeof L);
+    L[2].in2_zp ^= 1;
+    assert_int_equal(tq_int8_net_check(&m), TQ_INT8_E_ARG);
+    memcpy(L, keep, sizeof L);
+    L[1].src[1] = 1; /* a conv has one input */
+    assert_int_equal(tq_int8_net_check(&m), TQ_INT8_E_ARG);
+    memcpy(L, keep, sizeof L);
+    L[2].src[0] = 1, L[2].in_zp = L[0].out_zp; /* 0 + 0: layer 1's output is read by nobody */
+    assert_int_equal(tq_int8_net_check(&m), TQ_INT8_E_ARG);
+    memcpy(L, keep, sizeof L);
+    L[2].in_h = 2, L[2].in = 24; /* shapes that do not meet */
+    assert_int_equal(tq_int8_net_check(&m), TQ_INT8_E_ARG);
 }
 
 /* A random integer model through the same conversion the real ones take. */
@@ -555,8 +757,8 @@ static void packed_layers_match_int8(void **state) {
         int8_t x[9 * 9 * 9], y[13 * 13 * 16], y2[13 * 13 * 16], patch[3 * 5 * 5 * 9 + 16 * 5 * 5 * 9]; /* + mid-byte weights */
         for (int i = 0; i < L.in; i++) x[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
         assert_true(tq_s8_layer_scratch_bytes(&P) <= sizeof patch);
-        tq_s8_layer_run(&L, x, y, patch);
-        tq_s8_layer_run(&P, x, y2, patch);
+        tq_s8_layer_run(&L, x, NULL, y, patch);
+        tq_s8_layer_run(&P, x, NULL, y2, patch);
         if (memcmp(y, y2, (size_t)L.out)) fail_msg("trial %d: %d-bit %s layer differs from int8", trial, bits, kind == 0 ? "linear" : "image");
         if (kind == TQ_S8_LINEAR) tq_linear_s8_ref(&P, x, y2);
         else if (kind == TQ_S8_CONV) tq_conv_s8_ref(&P, x, y2, patch);
@@ -660,8 +862,12 @@ int main(void) {
         cmocka_unit_test(runner_checks_every_layer),
         cmocka_unit_test(left_shift_with_zero_point_saturates),
         cmocka_unit_test(conv_and_depthwise_match_int64_rederivation),
+        cmocka_unit_test(nonsquare_and_same_match_int64_rederivation),
         cmocka_unit_test(pools_by_hand),
         cmocka_unit_test(pools_match_direct_loops),
+        cmocka_unit_test(add_by_hand_and_rederivation),
+        cmocka_unit_test(residual_graph_runner_contract),
+        cmocka_unit_test(graph_checks),
         cmocka_unit_test(cnn_runner_contract),
         cmocka_unit_test(fast_kernel_is_bit_identical),
         cmocka_unit_test(cnn_fast_kernels_are_bit_identical),

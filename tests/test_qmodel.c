@@ -210,8 +210,8 @@ static void every_field_is_checked(void **state) {
         uint32_t val;
         const char *needle;
     } cases[] = {
-        {4, 4, "versions 1 to 3"},
-        {4, 0, "versions 1 to 3"},
+        {4, 5, "versions 1 to 4"},
+        {4, 0, "versions 1 to 4"},
         {16, 0, "layers"},
         {16, 99, "layers"},
         {44, 0x7fffffff, "shape"},      /* absurd output count */
@@ -314,6 +314,86 @@ static void cnn_round_trip(void **state) {
     tq_qmodel_free(&q2);
 }
 
+/* A residual graph through the converter: conv (0), a 3x1 conv padded 1x0 (1), the add of 1 and 0
+ * (2), global average pool (3), flatten, linear. The add's multipliers worked by hand; saved as
+ * version 4 and loaded back to the same bytes and the same logits; a chain still saves as 3. */
+static void graph_round_trip(void **state) {
+    (void)state;
+    static float W0[3 * 9 * 2], W1[3 * 3 * 3], Wl[2 * 3], B[3], S[3] = {0.01f, 0.01f, 0.01f};
+    tq_rng r;
+    tq_rng_seed(&r, 53);
+    for (size_t i = 0; i < sizeof W0 / sizeof W0[0]; i++) W0[i] = tq_rng_uniform_in(&r, -1, 1);
+    for (size_t i = 0; i < sizeof W1 / sizeof W1[0]; i++) W1[i] = tq_rng_uniform_in(&r, -1, 1);
+    for (size_t i = 0; i < sizeof Wl / sizeof Wl[0]; i++) Wl[i] = tq_rng_uniform_in(&r, -1, 1);
+    for (int i = 0; i < 3; i++) B[i] = tq_rng_uniform_in(&r, -0.1f, 0.1f);
+    tq_qlayer_src src[6] = {
+        {.relu = 1, .w_bits = 8, .W = W0, .b = B, .w_scale = S, .in_scale = 1.0f / 255, .out_scale = 0.03125f, .in_zp = -128,
+         .out_zp = -128, .kind = TQ_S8_CONV, .in_h = 4, .in_w = 4, .in_c = 2, .out_h = 4, .out_w = 4, .out_c = 3, .k = 3,
+         .stride = 1, .pad = 1},
+        {.w_bits = 8, .W = W1, .b = B, .w_scale = S, .in_scale = 0.03125f, .out_scale = 0.015625f, .in_zp = -128, .out_zp = 1,
+         .kind = TQ_S8_CONV, .in_h = 4, .in_w = 4, .in_c = 3, .out_h = 4, .out_w = 4, .out_c = 3, .k = 3, .stride = 1, .pad = 1,
+         .kw = 1, .stride_w = 1, .pad_w = 0},
+        {.relu = 1, .in_scale = 0.015625f, .in2_scale = 0.03125f, .out_scale = 0.0625f, .in_zp = 1, .in2_zp = -128, .out_zp = -7,
+         .kind = TQ_S8_ADD, .in_h = 4, .in_w = 4, .in_c = 3, .out_h = 4, .out_w = 4, .out_c = 3, .k = 1, .stride = 1, .src = {2, 1}},
+        {.in_scale = 0.0625f, .out_scale = 0.0625f, .in_zp = -7, .out_zp = -7, .kind = TQ_S8_AVGPOOL, .in_h = 4, .in_w = 4, .in_c = 3,
+         .out_h = 1, .out_w = 1, .out_c = 3, .k = 4, .stride = 1},
+        {.in_scale = 0.0625f, .out_scale = 0.0625f, .in_zp = -7, .out_zp = -7, .kind = TQ_S8_FLATTEN, .in_h = 1, .in_w = 1, .in_c = 3,
+         .out_h = 1, .out_w = 1, .out_c = 3, .k = 1, .stride = 1},
+        {.in = 3, .out = 2, .w_bits = 8, .W = Wl, .b = B, .w_scale = S, .in_scale = 0.0625f, .out_scale = 0.1f, .in_zp = -7, .out_zp = 0},
+    };
+    tq_qmodel q, q2;
+    assert_int_equal(tq_qmodel_convert(&q, "graph", src, 6), TQ_OK);
+    assert_false(tq_qmodel_is_chain(&q));
+    /* twice the larger input scale, 2^-4: the inputs 1/4 and 1/2 of it, the output 2^-4 / (2^20 2^-4) = 2^-20 */
+    const tq_qlayer *A = &q.layer[2];
+    assert_int_equal(A->mult[0], 1 << 30), assert_int_equal(A->shift[0], -1);
+    assert_int_equal(A->mult[1], 1 << 30), assert_int_equal(A->shift[1], 0);
+    assert_int_equal(A->mult[2], 1 << 30), assert_int_equal(A->shift[2], -19);
+    assert_int_equal(A->act_min, -7);
+    assert_int_equal(tq_qlayer_weights(&q.layer[1]), 3 * 3 * 1 * 3);
+    assert_int_equal(tq_qmodel_macs(&q), 16 * 54 + 16 * 27 + 6);
+    assert_int_equal(tq_qmodel_save(&q, bad), TQ_OK);
+    unsigned char *d;
+    size_t n;
+    assert_int_equal(tq_file_read_all(bad, 1 << 20, &d, &n), TQ_OK);
+    assert_int_equal(d[4], 4); /* format version 4 */
+    assert_int_equal(tq_qmodel_load(&q2, bad), TQ_OK);
+    assert_int_equal(q2.layer[2].src[0], 2), assert_int_equal(q2.layer[2].src[1], 1);
+    assert_int_equal(q2.layer[1].kw, 1);
+    uint8_t px[32];
+    int8_t y[2], y2[2];
+    static int8_t scratch[4096];
+    for (int i = 0; i < 32; i++) px[i] = (uint8_t)tq_rng_below(&r, 256);
+    assert_true(tq_int8_net_predict_u8(&q.net, px, y, scratch, sizeof scratch) >= 0);
+    assert_true(tq_int8_net_predict_u8(&q2.net, px, y2, scratch, sizeof scratch) >= 0);
+    assert_memory_equal(y, y2, 2);
+    saves_as_itself(&q);
+    /* a record whose input comes from a later layer, and one whose output nobody reads */
+    /* layer 2's record: after the 19-byte head ("TQI8", version, "graph", the count), layer 0
+     * (104 bytes of fields, 3 channels x 16 bytes, 54 weights) and layer 1 (the same, 27 weights);
+     * its src[0] after its 17 u32 and 2 f32 */
+    const size_t rec2 = 19 + (104 + 48 + 54) + (104 + 48 + 27), at2 = rec2 + 76;
+    assert_int_equal(d[at2], 2);
+    patch_u32(d, at2, 5);
+    fix_crc(d, n);
+    expect_load_fails(d, n, TQ_E_FORMAT, "not an earlier layer");
+    patch_u32(d, at2, 1); /* 0 + 0 (with layer 0's zero point): layer 1 is read by nobody */
+    patch_u32(d, rec2 + 4 * 13, (uint32_t)-128);
+    fix_crc(d, n);
+    expect_load_fails(d, n, TQ_E_FORMAT, "read by no layer");
+    tq_free(d);
+    tq_qmodel_free(&q2);
+    /* a chain of square kernels saves as version 3, as before */
+    make_cnn(&q2);
+    assert_true(tq_qmodel_is_chain(&q2));
+    assert_int_equal(tq_qmodel_save(&q2, bad), TQ_OK);
+    assert_int_equal(tq_file_read_all(bad, 1 << 20, &d, &n), TQ_OK);
+    assert_int_equal(d[4], 3);
+    tq_free(d);
+    tq_qmodel_free(&q2);
+    tq_qmodel_free(&q);
+}
+
 /* The converter quantizes the depthwise filter in place of its transpose: a hand-made filter. */
 static void depthwise_layout_by_hand(void **state) {
     (void)state;
@@ -404,7 +484,7 @@ static void cnn_fields_are_checked(void **state) {
         uint32_t val;
         const char *needle;
     } cases[] = {
-        {c0 + 4 * 7, 9, "do not fit"},          /* a 9x9 kernel on a 6x6 input padded by 1 */
+        {c0 + 4 * 7, 10, "do not fit"},         /* a 10x10 kernel on a 6x6 input padded by 1 (2 below) */
         {c0 + 4 * 8, 0, "do not fit"},          /* stride 0 */
         {c0 + 4 * 9, 3, "do not fit"},          /* padding as large as the kernel */
         {c0 + 4 * 9, (uint32_t)-1, "do not fit"},
@@ -521,6 +601,7 @@ static void save_clears_stale_temporaries(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(save_clears_stale_temporaries),
+        cmocka_unit_test(graph_round_trip),
         cmocka_unit_test(round_trip_is_byte_identical),
         cmocka_unit_test(truncated_and_corrupted),
         cmocka_unit_test(every_field_is_checked),
