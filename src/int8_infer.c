@@ -683,21 +683,25 @@ static size_t chain_arena_bytes(const tq_int8_net *m, int32_t first, size_t in_b
     return need;
 }
 
-/* A graph's plan: off[l], layer l's output's place in the arena (off[n]: the network's input's,
- * when in_bytes > 0 puts it there), each rounded up to a word; returns the arena's size. A
- * tensor lives from the layer writing it to the last layer reading it; two that live at once do
- * not share bytes. Largest first, each at the lowest offset that fits (O(n^3) for n <= 64 layers,
- * a vanishing part of an inference). */
+/* A graph's plan, over 2n + 1 buffers: off[l] is layer l's output's place in the arena, off[n]
+ * the network's input's (when in_bytes > 0 puts it there), off[n + 1 + l] layer l's scratch (its
+ * patch), each rounded up to a word; returns the arena's size. A buffer lives from the layer
+ * writing it to the last layer reading it (a scratch: its layer); two that live at once do not
+ * share bytes. Largest first, each at the lowest offset that fits (O(n^3) for n <= 64 layers, a
+ * vanishing part of an inference). */
+#define PLAN_SLOTS (2 * TQ_INT8_MAX_LAYERS + 1)
 static size_t plan_graph(const tq_int8_net *m, size_t in_bytes, int32_t *off) {
-    const int32_t n = m->n_layers;
-    int32_t first[TQ_INT8_MAX_LAYERS + 1], last[TQ_INT8_MAX_LAYERS + 1];
-    size_t size[TQ_INT8_MAX_LAYERS + 1];
-    uint8_t placed[TQ_INT8_MAX_LAYERS + 1];
-    for (int32_t t = 0; t <= n; t++) {
-        /* the last layer's output is the caller's; a flatten holds none */
-        int own = t < n - 1 && !is_flatten(&m->layer[t]);
-        size[t] = t == n ? (in_bytes + 3) / 4 * 4 : own ? ((size_t)m->layer[t].out + 3) / 4 * 4 : 0;
-        first[t] = t == n ? 0 : t;
+    const int32_t n = m->n_layers, slots = 2 * n + 1;
+    int32_t first[PLAN_SLOTS], last[PLAN_SLOTS];
+    size_t size[PLAN_SLOTS];
+    uint8_t placed[PLAN_SLOTS];
+    for (int32_t t = 0; t < slots; t++) {
+        size_t bytes = 0;
+        if (t == n) bytes = in_bytes;
+        else if (t > n) bytes = tq_s8_layer_scratch_bytes(&m->layer[t - n - 1]);
+        else if (t < n - 1 && !is_flatten(&m->layer[t])) bytes = (size_t)m->layer[t].out; /* the last's is the caller's */
+        size[t] = (bytes + 3) / 4 * 4;
+        first[t] = t == n ? 0 : t > n ? t - n - 1 : t;
         last[t] = first[t];
         placed[t] = 0;
         off[t] = 0;
@@ -711,13 +715,13 @@ static size_t plan_graph(const tq_int8_net *m, size_t in_bytes, int32_t *off) {
     size_t arena = 0;
     for (;;) {
         int32_t t = -1; /* the largest not yet placed */
-        for (int32_t u = 0; u <= n; u++)
+        for (int32_t u = 0; u < slots; u++)
             if (!placed[u] && size[u] && (t < 0 || size[u] > size[t])) t = u;
         if (t < 0) break;
         size_t at = 0;
         for (int moved = 1; moved;) {
             moved = 0;
-            for (int32_t u = 0; u <= n; u++)
+            for (int32_t u = 0; u < slots; u++)
                 if (placed[u] && first[u] <= last[t] && first[t] <= last[u] && at < (size_t)off[u] + size[u] &&
                     (size_t)off[u] < at + size[t]) {
                     at = (size_t)off[u] + size[u];
@@ -746,35 +750,37 @@ static void run_chain(const tq_int8_net *m, int32_t first, const int8_t *x, int 
 }
 
 /* Graph layers first.. as planned; the network's input is at `in`. */
-static void run_graph(const tq_int8_net *m, int32_t first, const int8_t *in, int8_t *out, int8_t *patch, int8_t *arena,
-                      const int32_t *off) {
+static void run_graph(const tq_int8_net *m, int32_t first, const int8_t *in, int8_t *out, int8_t *arena, const int32_t *off) {
     for (int32_t l = first; l < m->n_layers; l++) {
         const tq_s8_layer *L = &m->layer[l];
         if (is_flatten(L)) continue;
         int32_t h0 = holder(m, producer(m, l, 0)), h1 = L->kind == TQ_S8_ADD ? holder(m, producer(m, l, 1)) : h0;
         const int8_t *x = h0 < 0 ? in : arena + off[h0], *x2 = h1 < 0 ? in : arena + off[h1];
-        tq_s8_layer_run(L, x, x2, l == m->n_layers - 1 ? out : arena + off[l], patch);
+        tq_s8_layer_run(L, x, x2, l == m->n_layers - 1 ? out : arena + off[l], arena + off[m->n_layers + 1 + l]);
     }
 }
 
-/* The arena for a run (in_bytes: the network's input's bytes when it goes into the arena). */
-static size_t arena_bytes(const tq_int8_net *m, int chain, size_t in_bytes, int32_t *off) {
-    return chain ? chain_arena_bytes(m, 0, in_bytes) : plan_graph(m, in_bytes, off);
+/* The scratch of a run (in_bytes: the network's input's bytes when it goes into the arena): a
+ * chain's largest patch, then its arena; a graph's plan, patches included (pb = 0). */
+static size_t scratch_for(const tq_int8_net *m, int chain, size_t in_bytes, int32_t *off, size_t *pb) {
+    *pb = chain ? patch_bytes(m) : 0;
+    return *pb + (chain ? chain_arena_bytes(m, 0, in_bytes) : plan_graph(m, in_bytes, off));
 }
 
 size_t tq_int8_net_scratch_bytes(const tq_int8_net *m) {
-    int32_t off[TQ_INT8_MAX_LAYERS + 1];
-    return net_ok(m) ? patch_bytes(m) + arena_bytes(m, is_chain(m), 0, off) : 0;
+    int32_t off[PLAN_SLOTS];
+    size_t pb;
+    return net_ok(m) ? scratch_for(m, is_chain(m), 0, off, &pb) : 0;
 }
 
 int tq_int8_net_run(const tq_int8_net *m, const int8_t *in, int8_t *out, void *scratch, size_t scratch_bytes) {
     if (!net_ok(m) || !scratch) return TQ_INT8_E_ARG;
-    int32_t off[TQ_INT8_MAX_LAYERS + 1];
+    int32_t off[PLAN_SLOTS];
     int chain = is_chain(m);
-    size_t pb = patch_bytes(m), arena = arena_bytes(m, chain, 0, off);
-    if (scratch_bytes < pb + arena) return TQ_INT8_E_ARG;
-    if (chain) run_chain(m, 0, in, 0, out, (int8_t *)scratch, (int8_t *)scratch + pb, arena);
-    else run_graph(m, 0, in, out, (int8_t *)scratch, (int8_t *)scratch + pb, off);
+    size_t pb, need = scratch_for(m, chain, 0, off, &pb);
+    if (scratch_bytes < need) return TQ_INT8_E_ARG;
+    if (chain) run_chain(m, 0, in, 0, out, (int8_t *)scratch, (int8_t *)scratch + pb, need - pb);
+    else run_graph(m, 0, in, out, (int8_t *)scratch, off);
     return TQ_INT8_OK;
 }
 
@@ -783,8 +789,9 @@ static int reads_pixels_in_place(const tq_int8_net *m) { return ONLY_LINEAR || m
 
 size_t tq_int8_net_predict_scratch_bytes(const tq_int8_net *m) {
     if (!net_ok(m)) return 0;
-    int32_t off[TQ_INT8_MAX_LAYERS + 1];
-    return patch_bytes(m) + arena_bytes(m, is_chain(m), reads_pixels_in_place(m) ? 0 : (size_t)m->layer[0].in, off);
+    int32_t off[PLAN_SLOTS];
+    size_t pb;
+    return scratch_for(m, is_chain(m), reads_pixels_in_place(m) ? 0 : (size_t)m->layer[0].in, off, &pb);
 }
 
 /* Layer 0 on raw pixels: x[i] - z_x = (p[i] - 128) - z_x, read in place. */
@@ -820,20 +827,20 @@ int tq_int8_net_predict_u8(const tq_int8_net *m, const uint8_t *pixels, int8_t *
     if (!net_ok(m) || !scratch) return TQ_INT8_E_ARG;
     const tq_s8_layer *L0 = &m->layer[0];
     int in_place = reads_pixels_in_place(m), chain = is_chain(m);
-    int32_t off[TQ_INT8_MAX_LAYERS + 1];
-    size_t pb = patch_bytes(m), size = arena_bytes(m, chain, in_place ? 0 : (size_t)L0->in, off);
-    if (scratch_bytes < pb + size) return TQ_INT8_E_ARG;
+    int32_t off[PLAN_SLOTS];
+    size_t pb, need = scratch_for(m, chain, in_place ? 0 : (size_t)L0->in, off, &pb), size = need - pb;
+    if (scratch_bytes < need) return TQ_INT8_E_ARG;
     int8_t *patch = (int8_t *)scratch, *arena = patch + pb;
     if (in_place) {
         int8_t *y = m->n_layers == 1 ? logits : chain ? arena : arena + off[0];
-        linear_u8_input(L0, pixels, y, patch);
+        linear_u8_input(L0, pixels, y, chain ? patch : arena + off[m->n_layers + 1]);
         if (chain) run_chain(m, 1, y, 1, logits, patch, arena, size);
-        else run_graph(m, 1, 0, logits, patch, arena, off);
+        else run_graph(m, 1, 0, logits, arena, off);
     } else {
         int8_t *x = chain ? arena : arena + off[m->n_layers];
         for (int32_t i = 0; i < L0->in; i++) x[i] = (int8_t)(pixels[i] ^ 0x80u); /* p - 128 */
         if (chain) run_chain(m, 0, x, 1, logits, patch, arena, size);
-        else run_graph(m, 0, x, logits, patch, arena, off);
+        else run_graph(m, 0, x, logits, arena, off);
     }
     const tq_s8_layer *last = &m->layer[m->n_layers - 1];
     int32_t best = 0;

@@ -2,7 +2,8 @@
 # Exported models on an emulated Cortex-M4 (QEMU mps2-an386): both kernels (SMLAD and the
 # portable loops) must reproduce the host integer path's logits on 300 test digits, within the
 # linker's flash and RAM budget (DigitsCNN within 32 KiB of flash and 8 KiB of RAM, the 4-bit
-# DigitsNet within 52 KiB of flash). fp4, fp2, odd4, cnn4: weights packed 2 and 4 to a byte.
+# DigitsNet within 52 KiB of flash). fp4, fp2, odd4, cnn4: weights packed 2 and 4 to a byte;
+# graph: a residual, depthwise-separable network with random weights (tq_graphgen).
 # Skipped (77) without the ARM toolchain, QEMU or MNIST.
 #   tests/mcu_test.sh PATH/TO/tinyqat
 set -u
@@ -43,6 +44,18 @@ for m in fp cnn odd fp4 fp2 odd4 cnn4 fpmix cnnmix; do
     echo "$m ${variant:-dsp}: $out"
     echo "$out" | grep -q "logits differing from the host: 0" && pass=$((pass + 1))
   done
+done
+# A graph (tq_graphgen residual: SAME and 3x1 convolutions, adds, a 1x1 stride-2 shortcut,
+# depthwise-separable, global average pool), its outputs placed by the runtime's planner
+"$(dirname "$bin")/tq_graphgen" residual graph.tqm 7 >/dev/null
+"$bin" export graph.tqm --c graph --test-images 300 >/dev/null
+for variant in "" --portable; do
+  total=$((total + 1))
+  "$here/examples/mcu/build_and_run.sh" graph "graph$variant.elf" --no-run $variant
+  out=$(timeout --kill-after=5 120 qemu-system-arm -M mps2-an386 -nographic -monitor none -serial none \
+        -chardev stdio,id=sh0 -semihosting-config enable=on,target=native,chardev=sh0 -kernel "graph$variant.elf" </dev/null)
+  echo "graph ${variant:-dsp}: $out"
+  echo "$out" | grep -q "logits differing from the host: 0" && pass=$((pass + 1))
 done
 # DigitsCNN within a small part's budget: 32 KiB of flash (code and model), 8 KiB of RAM for its
 # activations and scratch

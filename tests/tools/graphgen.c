@@ -1,0 +1,168 @@
+/* Integer models of graph layouts with random weights, for the tests and the Cortex-M counts while
+ * tinyqat cannot yet train them (issue: models as graphs). Each takes pixels (p - 128 at 1/255)
+ * so `tinyqat export --c` and the MCU harness run it like any trained model.
+ *
+ *   tq_graphgen LAYOUT OUT.tqm [SEED]
+ *     residual  28x28x1: a SAME 3x3 conv to 8, a residual block (3x3 conv, 3x1 conv, add with
+ *               the block's input), a 1x1 stride-2 shortcut block, a depthwise-separable block,
+ *               global average pool, dense 10: every new kind on MNIST-sized input
+ *     resnet8   32x32x3: MLPerf Tiny's image-classification ResNet-8 (16, 32, 64 channels)
+ *     dscnn     49x10x1: MLPerf Tiny's keyword-spotting DS-CNN (10x4 conv to 64 stride 2, four
+ *               depthwise-separable blocks, average pool, dense 12)
+ * Weights uniform in +-sqrt(6 / fan-in) (He), per-channel scales, activations at fixed scales (ReLU
+ * outputs z = -128), batch norm taken as folded. Exit 0 on success, 1 with a message otherwise. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/qmodel.h"
+#include "src/rng.h"
+#include "src/status.h"
+
+typedef struct {
+    tq_qlayer_src s[TQ_INT8_MAX_LAYERS];
+    float *owned[3 * TQ_INT8_MAX_LAYERS];
+    int n, n_owned;
+    tq_rng r;
+} graph;
+
+static struct { int h, w, c; } net_in; /* the network's input: pixels */
+
+typedef struct {
+    int h, w, c;
+    float scale;
+    int32_t zp;
+} shape;
+
+static shape out_of(const graph *g, int l) {
+    const tq_qlayer_src *L = &g->s[l];
+    return (shape){L->out_h, L->out_w, L->out_c, L->out_scale, L->out_zp};
+}
+
+static float *buf(graph *g, size_t n) { return g->owned[g->n_owned++] = calloc(n ? n : 1, sizeof(float)); }
+
+/* SAME padding along one axis (TFLite): the output ceil(in / stride), the odd padding after. */
+static void same(int in, int k, int st, int *out, int *before) {
+    *out = (in + st - 1) / st;
+    int total = (*out - 1) * st + k - in;
+    *before = total > 0 ? total / 2 : 0;
+}
+
+/* A conv (or depthwise) of the layer `from` (-1: the one before) to oc channels, k x kw, stride s,
+ * SAME; returns its index. */
+static int conv(graph *g, int from, int depthwise, int oc, int k, int kw, int st, int relu) {
+    int l = g->n++;
+    shape in = from >= 0 ? out_of(g, from) : l ? out_of(g, l - 1) : (shape){net_in.h, net_in.w, net_in.c, 1.0f / 255, -128};
+    tq_qlayer_src *L = &g->s[l];
+    int oh, ow, ph, pw;
+    same(in.h, k, st, &oh, &ph);
+    same(in.w, kw, st, &ow, &pw);
+    if (depthwise) oc = in.c;
+    size_t per = (size_t)k * kw * (depthwise ? 1 : in.c), nw = per * oc;
+    float *W = buf(g, nw), *b = buf(g, oc), *sw = buf(g, oc);
+    for (int o = 0; o < oc; o++) {
+        float mx = 0;
+        for (size_t i = 0; i < per; i++) {
+            float v = tq_rng_uniform_in(&g->r, -1, 1) * sqrtf(6.0f / (float)per); /* He: keeps the scale through ReLUs */
+            W[o * per + i] = v;
+            mx = fabsf(v) > mx ? fabsf(v) : mx;
+        }
+        sw[o] = mx / 127;
+        b[o] = tq_rng_uniform_in(&g->r, -0.1f, 0.1f);
+    }
+    *L = (tq_qlayer_src){.relu = relu, .w_bits = 8, .W = W, .b = b, .w_scale = sw, .in_scale = in.scale, .out_scale = 0.02f,
+                         .in_zp = in.zp, .out_zp = relu ? -128 : 0, .kind = depthwise ? TQ_S8_DEPTHWISE : TQ_S8_CONV,
+                         .in_h = in.h, .in_w = in.w, .in_c = in.c, .out_h = oh, .out_w = ow, .out_c = oc, .k = k,
+                         .stride = st, .pad = ph, .src = {from < 0 ? 0 : from + 1, 0}};
+    if (kw != k || pw != ph) L->kw = kw, L->stride_w = st, L->pad_w = pw;
+    return l;
+}
+
+static int add(graph *g, int a, int b) {
+    int l = g->n++;
+    shape x = out_of(g, a), y = out_of(g, b);
+    g->s[l] = (tq_qlayer_src){.relu = 1, .in_scale = x.scale, .in2_scale = y.scale, .out_scale = 0.03f, .in_zp = x.zp,
+                              .in2_zp = y.zp, .out_zp = -128, .kind = TQ_S8_ADD, .in_h = x.h, .in_w = x.w, .in_c = x.c,
+                              .out_h = x.h, .out_w = x.w, .out_c = x.c, .k = 1, .stride = 1, .src = {a + 1, b + 1}};
+    return l;
+}
+
+/* global average pool, flatten, dense to `classes` */
+static void head(graph *g, int classes) {
+    shape x = out_of(g, g->n - 1);
+    g->s[g->n++] = (tq_qlayer_src){.in_scale = x.scale, .out_scale = x.scale, .in_zp = x.zp, .out_zp = x.zp,
+                                   .kind = TQ_S8_AVGPOOL, .in_h = x.h, .in_w = x.w, .in_c = x.c, .out_h = 1, .out_w = 1,
+                                   .out_c = x.c, .k = x.h, .stride = 1, .kw = x.w, .stride_w = 1};
+    g->s[g->n++] = (tq_qlayer_src){.in_scale = x.scale, .out_scale = x.scale, .in_zp = x.zp, .out_zp = x.zp,
+                                   .kind = TQ_S8_FLATTEN, .in_h = 1, .in_w = 1, .in_c = x.c, .out_h = 1, .out_w = 1,
+                                   .out_c = x.c, .k = 1, .stride = 1};
+    float *W = buf(g, (size_t)x.c * classes), *b = buf(g, classes), *sw = buf(g, classes);
+    for (int o = 0; o < classes; o++) {
+        for (int i = 0; i < x.c; i++) W[o * x.c + i] = tq_rng_uniform_in(&g->r, -1, 1) * sqrtf(6.0f / (float)x.c);
+        sw[o] = sqrtf(6.0f / (float)x.c) / 127;
+        b[o] = 0;
+    }
+    g->s[g->n++] = (tq_qlayer_src){.in = x.c, .out = classes, .w_bits = 8, .W = W, .b = b, .w_scale = sw, .in_scale = x.scale,
+                                   .out_scale = 0.01f, .in_zp = x.zp, .out_zp = 0};
+}
+
+static int first_conv(graph *g, int h, int w, int c, int oc, int k, int kw, int st) {
+    net_in.h = h, net_in.w = w, net_in.c = c;
+    return conv(g, -1, 0, oc, k, kw, st, 1);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3 || argc > 4) {
+        fprintf(stderr, "usage: tq_graphgen residual|resnet8|dscnn OUT.tqm [SEED]\n");
+        return 2;
+    }
+    static graph g;
+    tq_rng_seed(&g.r, argc == 4 ? strtoull(argv[3], NULL, 10) : 1);
+    const char *lay = argv[1];
+    if (!strcmp(lay, "residual")) {
+        int x = first_conv(&g, 28, 28, 1, 8, 3, 3, 1);
+        conv(&g, -1, 0, 8, 3, 3, 1, 1);
+        int b = conv(&g, -1, 0, 8, 3, 1, 1, 0); /* 3x1 */
+        x = add(&g, b, x);
+        conv(&g, x, 0, 12, 3, 3, 2, 1); /* 28 -> 14, SAME: the odd padding after */
+        b = conv(&g, -1, 0, 12, 3, 3, 1, 0);
+        int sc = conv(&g, x, 0, 12, 1, 1, 2, 0); /* 1x1 stride-2 shortcut */
+        x = add(&g, b, sc);
+        conv(&g, -1, 1, 0, 3, 3, 1, 1);          /* depthwise */
+        conv(&g, -1, 0, 16, 1, 1, 1, 1);         /* pointwise */
+        head(&g, 10);
+    } else if (!strcmp(lay, "resnet8")) {
+        int x = first_conv(&g, 32, 32, 3, 16, 3, 3, 1);
+        const int ch[3] = {16, 32, 64};
+        for (int s = 0; s < 3; s++) {
+            int st = s ? 2 : 1;
+            conv(&g, x, 0, ch[s], 3, 3, st, 1);
+            int b = conv(&g, -1, 0, ch[s], 3, 3, 1, 0);
+            int sc = s ? conv(&g, x, 0, ch[s], 1, 1, 2, 0) : x;
+            x = add(&g, b, sc);
+        }
+        head(&g, 10);
+    } else if (!strcmp(lay, "dscnn")) {
+        first_conv(&g, 49, 10, 1, 64, 10, 4, 2);
+        for (int i = 0; i < 4; i++) {
+            conv(&g, -1, 1, 0, 3, 3, 1, 1);
+            conv(&g, -1, 0, 64, 1, 1, 1, 1);
+        }
+        head(&g, 12);
+    } else {
+        fprintf(stderr, "tq_graphgen: unknown layout %s (residual, resnet8, dscnn)\n", lay);
+        return 2;
+    }
+    tq_qmodel q;
+    int rc = 0;
+    if (tq_qmodel_convert(&q, lay, g.s, g.n) != TQ_OK || tq_qmodel_save(&q, argv[2]) != TQ_OK) {
+        fprintf(stderr, "tq_graphgen: %s\n", tq_last_error());
+        rc = 1;
+    } else {
+        printf("%s: %d layers, %llu MACs\n", argv[2], q.n_layers, (unsigned long long)tq_qmodel_macs(&q));
+        tq_qmodel_free(&q);
+    }
+    for (int i = 0; i < g.n_owned; i++) free(g.owned[i]);
+    return rc;
+}
