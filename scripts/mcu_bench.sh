@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Flash, RAM and instructions per inference of an exported model on a Cortex-M4 (QEMU).
-#   scripts/mcu_bench.sh MODEL.tqm INSNCOUNT_PLUGIN.c
+#   scripts/mcu_bench.sh MODEL.tqm INSNCOUNT_PLUGIN.c [DATA_DIR]
+# DATA_DIR: a dataset whose images fit the model (one is exported with it); MNIST's by default.
 # INSNCOUNT_PLUGIN.c is a QEMU TCG plugin counting instructions between the guest's
 # insn_mark_start and insn_mark_stop (Debian's QEMU ships none; build it from its source).
 set -euo pipefail
-[ $# -eq 2 ] || { sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -eq 2 ] || [ $# -eq 3 ] || { sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 root=$(cd "$(dirname "$0")/.." && pwd)
-model=$1 plugin_src=$2
+model=$1 plugin_src=$2 data=()
+[ $# -eq 3 ] && data=(--data "$3")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 gcc -shared -fPIC -O2 $(pkg-config --cflags glib-2.0 2>/dev/null) -o "$tmp/insncount.so" "$plugin_src"
-"$root/build/tinyqat" export "$model" --c "$tmp/model" --test-images 1 >/dev/null
+"$root/build/tinyqat" export "$model" --c "$tmp/model" --test-images 1 "${data[@]}" >/dev/null
 for variant in "" --portable; do
   "$root/examples/mcu/build_and_run.sh" "$tmp/model" "$tmp/app.elf" --no-run $variant
   start=$(arm-none-eabi-nm "$tmp/app.elf" | awk '$3 == "insn_mark_start" { print "0x" $1 }')

@@ -3,7 +3,7 @@
  *   tq_testtool json FILE          the last non-empty line of FILE parses as one JSON object
  *   tq_testtool nan-weight IN OUT  copy the float model IN with its first weight set to NaN
  *                                  (and the CRC fixed), so the loader's NaN check is what fails
- *   tq_testtool images PATH N H W  an IDX file of N H x W images (pixel i is i*7 mod 256)
+ *   tq_testtool images PATH N H W [C]  an IDX file of N H x W (x C) images (value i is i*7 mod 256)
  *   tq_testtool labels PATH N K    an IDX file of N labels, i mod K
  *   tq_testtool tqm-set IN OUT L F V  copy the integer model IN (format 3) with field F (0 kind,
  *                                  1 in_h, 2 in_w, 3 in_c, 4 out_h, 5 out_w, 6 out_c, 7 k, 8 stride,
@@ -111,15 +111,16 @@ static void be32(FILE *f, unsigned long v) {
     for (int b = 3; b >= 0; b--) fputc((int)((v >> (8 * b)) & 0xff), f);
 }
 
-static int write_idx(const char *path, int images, unsigned long n, unsigned long a, unsigned long b) {
+static int write_idx(const char *path, int images, unsigned long n, unsigned long a, unsigned long b, unsigned long c) {
     FILE *f = fopen(path, "wb");
     if (!f) { fprintf(stderr, "tq_testtool: %s: cannot write\n", path); return 1; }
-    be32(f, images ? 0x803 : 0x801);
+    be32(f, images ? (c > 1 ? 0x804 : 0x803) : 0x801);
     be32(f, n);
     if (images) {
         be32(f, a);
         be32(f, b);
-        for (unsigned long i = 0; i < n * a * b; i++) fputc((int)((i * 7) % 256), f);
+        if (c > 1) be32(f, c);
+        for (unsigned long i = 0; i < n * a * b * c; i++) fputc((int)((i * 7) % 256), f);
     } else {
         for (unsigned long i = 0; i < n; i++) fputc((int)(i % a), f);
     }
@@ -127,15 +128,16 @@ static int write_idx(const char *path, int images, unsigned long n, unsigned lon
 }
 
 int main(int argc, char **argv) {
-    if (argc == 6 && !strcmp(argv[1], "images"))
-        return write_idx(argv[2], 1, strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10), strtoul(argv[5], NULL, 10));
+    if ((argc == 6 || argc == 7) && !strcmp(argv[1], "images"))
+        return write_idx(argv[2], 1, strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10), strtoul(argv[5], NULL, 10),
+                         argc == 7 ? strtoul(argv[6], NULL, 10) : 1);
     if (argc == 5 && !strcmp(argv[1], "labels"))
-        return write_idx(argv[2], 0, strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10), 0);
+        return write_idx(argv[2], 0, strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10), 0, 1);
     if (argc == 3 && !strcmp(argv[1], "json")) return check_json(argv[2]);
     if (argc == 4 && !strcmp(argv[1], "nan-weight")) return nan_weight(argv[2], argv[3]);
     if (argc == 7 && !strcmp(argv[1], "tqm-set"))
         return tqm_set(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), strtol(argv[6], NULL, 10));
-    fprintf(stderr, "usage: tq_testtool json FILE | nan-weight IN OUT | images PATH N H W | labels PATH N K | "
+    fprintf(stderr, "usage: tq_testtool json FILE | nan-weight IN OUT | images PATH N H W [C] | labels PATH N K | "
                     "tqm-set IN OUT LAYER FIELD VALUE\n");
     return 2;
 }
