@@ -76,6 +76,10 @@ static inline int8_t output(const tq_s8_layer *L, int32_t o, int32_t acc) {
 #define IN2_ZP(L) ((void)(L), 0)
 #endif
 
+/* A 1 x 1 convolution without padding: each output pixel is a linear layer of one input pixel,
+ * which is in_c contiguous bytes already, so it needs no window gathered. */
+#define POINTWISE(L) ((L)->kind == TQ_S8_CONV && (L)->k == 1 && KW(L) == 1 && (L)->pad == 0 && PW(L) == 0)
+
 /* ---- packed weights ---- */
 
 /* A layer whose weights this build reads packed (TQ_INT8_PACKED names the widths it has). */
@@ -379,16 +383,20 @@ static void conv_packed_dsp(const tq_s8_layer *L, const int8_t *x, int8_t *y, in
 
 /* The convolution on the DSP: gather the window (int8), unpack it once to int16 pairs, then four
  * output channels at a time as in linear_dsp. Scratch: K bytes, then 2 (K - K % 4) bytes. */
-static void conv_dsp(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) {
+static inline __attribute__((always_inline)) void conv_dsp_body(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch,
+                                                                const int pw) {
     const int32_t K = L->k * KW(L) * L->in_c, OC = L->out_c;
     const size_t Ks = (size_t)K;
-    uint8_t *p16 = (uint8_t *)patch + K;
+    /* pw: the window is the pixel itself: no copy, the int16 pairs at the scratch's start */
+    uint8_t *p16 = (uint8_t *)patch + (pw ? 0 : K);
     const uint32_t off2 = ((uint32_t)(-L->in_zp) & 0xffffu) * 0x10001u;
     for (int32_t oy = 0; oy < L->out_h; oy++)
         for (int32_t ox = 0; ox < L->out_w; ox++) {
-            gather_patch(L, x, oy, ox, patch);
+            const int8_t *win = patch;
+            if (pw) win = x + ((size_t)(oy * L->stride) * (size_t)L->in_w + (size_t)(ox * SW(L))) * (size_t)L->in_c;
+            else gather_patch(L, x, oy, ox, patch);
             for (int32_t i = 0; i + 4 <= K; i += 4) {
-                uint32_t v = ld32(patch + i);
+                uint32_t v = ld32(win + i);
                 st32(p16 + 2 * i, (uint32_t)__sxtab16((int16x2_t)off2, (int8x4_t)v));
                 st32(p16 + 2 * i + 4, sxtab16_r8(off2, v));
             }
@@ -397,11 +405,11 @@ static void conv_dsp(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *p
                 int32_t rows = OC - o < 4 ? OC - o : 4, acc[4];
                 if (rows == 4) {
                     for (int k = 0; k < 4; k++) acc[k] = L->bias[o + k];
-                    dot4_q15(L->w + (size_t)o * Ks, Ks, p16, patch, K, L->in_zp, acc);
+                    dot4_q15(L->w + (size_t)o * Ks, Ks, p16, win, K, L->in_zp, acc);
                 } else { /* stride 0: the four lanes are one row, as in linear_dsp */
                     for (int32_t k = 0; k < rows; k++) {
                         int32_t a[4] = {L->bias[o + k], 0, 0, 0};
-                        dot4_q15(L->w + (size_t)(o + k) * Ks, 0, p16, patch, K, L->in_zp, a);
+                        dot4_q15(L->w + (size_t)(o + k) * Ks, 0, p16, win, K, L->in_zp, a);
                         acc[k] = a[0];
                     }
                 }
@@ -409,6 +417,10 @@ static void conv_dsp(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *p
             }
         }
 }
+
+static void conv_dsp(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) { conv_dsp_body(L, x, y, patch, 0); }
+/* A 1 x 1 convolution: its own copy of the loop, so the others pay nothing for the choice */
+static void pointwise_dsp(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) { conv_dsp_body(L, x, y, patch, 1); }
 
 /* A packed convolution whose rows do not start on a byte (K bits % 8 != 0, as DigitsCNN's first
  * at 4 bits: 25 weights a row) would unpack weight by weight in every window. Its weights are few
@@ -422,6 +434,51 @@ static void conv_midbyte_dsp(const tq_s8_layer *L, const int8_t *x, int8_t *y, i
     P.w = w8;
     P.w_bits = 8;
     conv_dsp(&P, x, y, patch);
+}
+
+/* Depthwise with one output channel per input channel (int8 weights, 1HWO: a tap's weights are
+ * as contiguous as a pixel's channels), four channels at a time with their sums in registers:
+ * per tap one word of inputs and one of weights, each split into its even and odd int16 lanes
+ * (SXTAB16 takes z_x off the inputs on the way), then one 16 x 16 multiply-accumulate per lane
+ * (SMLABB, SMLATT). Taps outside the image hold z_x and add nothing, so they are skipped. */
+static void depthwise_dsp(const tq_s8_layer *L, const int8_t *x, int8_t *y) {
+    const int32_t C = L->in_c, k = L->k, kw = KW(L), C4 = C - C % 4;
+    const uint32_t off2 = ((uint32_t)(-L->in_zp) & 0xffffu) * 0x10001u;
+    for (int32_t oy = 0; oy < L->out_h; oy++) {
+        const int32_t iy0 = oy * L->stride - L->pad;
+        const int32_t ky0 = iy0 < 0 ? -iy0 : 0, ky1 = L->in_h - iy0 < k ? L->in_h - iy0 : k;
+        for (int32_t ox = 0; ox < L->out_w; ox++) {
+            const int32_t ix0 = ox * SW(L) - PW(L);
+            const int32_t kx0 = ix0 < 0 ? -ix0 : 0, kx1 = L->in_w - ix0 < kw ? L->in_w - ix0 : kw;
+            int8_t *out = y + ((size_t)oy * (size_t)L->out_w + (size_t)ox) * (size_t)C;
+            for (int32_t c = 0; c < C4; c += 4) {
+                int32_t a0 = L->bias[c], a1 = L->bias[c + 1], a2 = L->bias[c + 2], a3 = L->bias[c + 3];
+                for (int32_t ky = ky0; ky < ky1; ky++) {
+                    const int8_t *xr = x + ((size_t)(iy0 + ky) * (size_t)L->in_w + (size_t)(ix0 + kx0)) * (size_t)C + (size_t)c;
+                    const int8_t *wr = L->w + (size_t)(ky * kw + kx0) * (size_t)C + (size_t)c;
+                    for (int32_t kx = kx0; kx < kx1; kx++, xr += C, wr += C) {
+                        uint32_t xv = ld32(xr), wv = ld32(wr);
+                        uint32_t xe = (uint32_t)__sxtab16((int16x2_t)off2, (int8x4_t)xv), xo = sxtab16_r8(off2, xv);
+                        uint32_t we = (uint32_t)__sxtb16((int8x4_t)wv), wo = sxtb16_r8(wv);
+                        a0 = __smlabb((int32_t)we, (int32_t)xe, a0);
+                        a2 = __smlatt((int32_t)we, (int32_t)xe, a2);
+                        a1 = __smlabb((int32_t)wo, (int32_t)xo, a1);
+                        a3 = __smlatt((int32_t)wo, (int32_t)xo, a3);
+                    }
+                }
+                out[c] = output(L, c, a0), out[c + 1] = output(L, c + 1, a1);
+                out[c + 2] = output(L, c + 2, a2), out[c + 3] = output(L, c + 3, a3);
+            }
+            for (int32_t c = C4; c < C; c++) {
+                int32_t a = L->bias[c];
+                for (int32_t ky = ky0; ky < ky1; ky++)
+                    for (int32_t kx = kx0; kx < kx1; kx++)
+                        a += (int32_t)L->w[(size_t)(ky * kw + kx) * (size_t)C + (size_t)c] *
+                             ((int32_t)x[((size_t)(iy0 + ky) * (size_t)L->in_w + (size_t)(ix0 + kx)) * (size_t)C + (size_t)c] - L->in_zp);
+                out[c] = output(L, c, a);
+            }
+        }
+    }
 }
 
 /* Byte-wise max and min of four int8 lanes: SSUB8 sets a GE flag per lane where a >= b, SEL
@@ -465,6 +522,11 @@ void tq_conv_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *pa
     P.out = L->out_c;
     for (int32_t oy = 0; oy < L->out_h; oy++)
         for (int32_t ox = 0; ox < L->out_w; ox++) {
+            if (POINTWISE(L) && !PACKED(L)) { /* the pixel is the window (no scratch is given for it) */
+                const int8_t *px = x + ((size_t)(oy * L->stride) * (size_t)L->in_w + (size_t)(ox * SW(L))) * (size_t)L->in_c;
+                tq_linear_s8_ref(&P, px, y + ((size_t)oy * (size_t)L->out_w + (size_t)ox) * (size_t)L->out_c);
+                continue;
+            }
             gather_patch(L, x, oy, ox, patch);
             tq_linear_s8_ref(&P, patch, y + ((size_t)oy * (size_t)L->out_w + (size_t)ox) * (size_t)L->out_c);
         }
@@ -534,6 +596,7 @@ size_t tq_s8_layer_scratch_bytes(const tq_s8_layer *L) {
     if (TQ_INT8_PACKED && L->kind == TQ_S8_LINEAR && (L->w_bits == 4 || L->w_bits == 2)) /* the input as int16 (DSP) */
         return 2 * ((size_t)L->in - (size_t)L->in % (size_t)(32 / L->w_bits));
     if (L->kind != TQ_S8_CONV) return 0;
+    if (POINTWISE(L) && !PACKED(L)) return 2 * (K - K % 4); /* no window: its int16 pairs alone (DSP) */
     /* the int8 window, its int16 pairs (DSP); rows of packed weights that start mid-byte: the
      * weights unpacked (conv_midbyte_dsp) */
     size_t midbyte = TQ_INT8_PACKED && (L->w_bits == 4 || L->w_bits == 2) && K * (size_t)L->w_bits % 8 ? K * (size_t)L->out_c : 0;
@@ -546,7 +609,9 @@ size_t tq_s8_layer_scratch_bytes(const tq_s8_layer *L) {
 void tq_s8_layer_run(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, int8_t *y, int8_t *patch) {
     if (L->kind == TQ_S8_LINEAR && HAS(TQ_S8_LINEAR)) linear_best(L, x, y, patch);
 #ifdef TQ_DSP
+    else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV) && !PACKED(L) && POINTWISE(L)) pointwise_dsp(L, x, y, patch);
     else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV) && !PACKED(L)) conv_dsp(L, x, y, patch);
+    else if (L->kind == TQ_S8_DEPTHWISE && HAS(TQ_S8_DEPTHWISE) && !PACKED(L) && L->out_c == L->in_c) depthwise_dsp(L, x, y);
     else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV) && (L->k * KW(L) * L->in_c * L->w_bits) % 8) conv_midbyte_dsp(L, x, y, patch);
     else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV)) conv_packed_dsp(L, x, y, patch);
     else if (L->kind == TQ_S8_MAXPOOL && HAS(TQ_S8_MAXPOOL) && L->in_c % 4 == 0) maxpool_dsp(L, x, y);
