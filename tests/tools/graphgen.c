@@ -4,8 +4,9 @@
  *
  *   tq_graphgen LAYOUT OUT.tqm [SEED]
  *     residual  28x28x1: a SAME 3x3 conv to 8, a residual block (3x3 conv, 3x1 conv, add with
- *               the block's input), a 1x1 stride-2 shortcut block, a depthwise-separable block,
- *               global average pool, dense 10: every new kind on MNIST-sized input
+ *               the block's input), a block of 14 channels with a 1x1 stride-2 shortcut, a
+ *               depthwise (3x5) separable block, global average pool, dense 10: every new kind
+ *               on MNIST-sized input, channel counts that are not multiples of 4 included
  *     resnet8   32x32x3: MLPerf Tiny's image-classification ResNet-8 (16, 32, 64 channels)
  *     dscnn     49x10x1: MLPerf Tiny's keyword-spotting DS-CNN (10x4 conv to 64 stride 2, four
  *               depthwise-separable blocks, average pool, dense 12)
@@ -125,11 +126,11 @@ int main(int argc, char **argv) {
         conv(&g, -1, 0, 8, 3, 3, 1, 1);
         int b = conv(&g, -1, 0, 8, 3, 1, 1, 0); /* 3x1 */
         x = add(&g, b, x);
-        conv(&g, x, 0, 12, 3, 3, 2, 1); /* 28 -> 14, SAME: the odd padding after */
-        b = conv(&g, -1, 0, 12, 3, 3, 1, 0);
-        int sc = conv(&g, x, 0, 12, 1, 1, 2, 0); /* 1x1 stride-2 shortcut */
+        conv(&g, x, 0, 14, 3, 3, 2, 1); /* 28 -> 14, SAME: the odd padding after; 14 channels: not a multiple of 4 */
+        b = conv(&g, -1, 0, 14, 3, 3, 1, 0);
+        int sc = conv(&g, x, 0, 14, 1, 1, 2, 0); /* 1x1 stride-2 shortcut */
         x = add(&g, b, sc);
-        conv(&g, -1, 1, 0, 3, 3, 1, 1);          /* depthwise */
+        conv(&g, -1, 1, 0, 3, 5, 1, 1);          /* depthwise, 3x5 */
         conv(&g, -1, 0, 16, 1, 1, 1, 1);         /* pointwise */
         head(&g, 10);
     } else if (!strcmp(lay, "resnet8")) {
