@@ -116,8 +116,8 @@ static size_t fb_string(fbb *b, const char *s) {
 /* ---- the model as TFLite sees it ---- */
 
 enum { T_INT32 = 2, T_INT8 = 9 };                                                     /* TensorType */
-enum { OP_AVG = 1, OP_CONV = 3, OP_DW = 4, OP_FC = 9, OP_MAX = 17, OP_RESHAPE = 22, OP_SOFTMAX = 25, OP_PAD = 34 }; /* BuiltinOperator */
-enum { O_NONE = 0, O_CONV = 1, O_DW = 2, O_POOL = 5, O_FC = 8, O_SOFTMAX = 9, O_RESHAPE = 17, O_PAD = 22 };     /* BuiltinOptions */
+enum { OP_ADD = 0, OP_AVG = 1, OP_CONV = 3, OP_DW = 4, OP_FC = 9, OP_MAX = 17, OP_RESHAPE = 22, OP_SOFTMAX = 25, OP_PAD = 34 }; /* BuiltinOperator */
+enum { O_NONE = 0, O_CONV = 1, O_DW = 2, O_POOL = 5, O_FC = 8, O_SOFTMAX = 9, O_ADD = 11, O_RESHAPE = 17, O_PAD = 22 };     /* BuiltinOptions */
 enum { PAD_SAME = 0, PAD_VALID = 1 };
 
 typedef struct {
@@ -204,12 +204,23 @@ static tq_status build(tl_model *m, const tq_qmodel *q, int softmax) {
     int32_t shape[4] = {1, L0->in_h, L0->in_w, L0->in_c};
     int x = L0->kind == TQ_S8_LINEAR ? act_tensor(m, "input", 2, (int32_t[]){1, L0->in}, L0->in_scale, L0->in_zp)
                                      : act_tensor(m, "input", 4, shape, L0->in_scale, L0->in_zp);
+    int out_of[TQ_INT8_MAX_LAYERS]; /* each layer's output tensor: what a later layer's src names */
     for (int l = 0; l < q->n_layers && m->ok; l++) {
         const tq_qlayer *L = &q->layer[l];
         char nm[32];
+        if (l && L->src[0]) x = out_of[L->src[0] - 1];
         tl_op *op = &m->op[m->nop];
         memset(op, 0, sizeof *op);
         int32_t oshape[4] = {1, L->out_h, L->out_w, L->out_c};
+        const int32_t kw = tq_qlayer_kw(L), sw = tq_qlayer_stride_w(L), pw = tq_qlayer_pad_w(L);
+        if (L->kind == TQ_S8_ADD) { /* the kernel derives its multipliers from the three scales, as the converter did */
+            int x2 = L->src[1] ? out_of[L->src[1] - 1] : out_of[l - 1];
+            snprintf(nm, sizeof nm, "l%d_add", l);
+            int y = act_tensor(m, nm, 4, oshape, L->out_scale, L->out_zp);
+            *op = (tl_op){.code = OP_ADD, .version = 2, .nin = 2, .in = {x, x2}, .out = y, .opt_type = O_ADD, .opt = {L->relu ? 1 : 0}};
+            m->nop++, x = out_of[l] = y;
+            continue;
+        }
         if (L->kind == TQ_S8_FLATTEN) {
             int32_t ns[2] = {1, L->out};
             snprintf(nm, sizeof nm, "l%d_shape", l);
@@ -217,15 +228,15 @@ static tq_status build(tl_model *m, const tq_qmodel *q, int softmax) {
             snprintf(nm, sizeof nm, "l%d_flat", l);
             int y = act_tensor(m, nm, 2, ns, L->out_scale, L->out_zp);
             *op = (tl_op){.code = OP_RESHAPE, .version = 1, .nin = 2, .in = {x, st}, .out = y, .opt_type = O_RESHAPE};
-            m->nop++, x = y;
+            m->nop++, x = out_of[l] = y;
             continue;
         }
         if (L->kind == TQ_S8_MAXPOOL || L->kind == TQ_S8_AVGPOOL) {
             snprintf(nm, sizeof nm, "l%d_pool", l);
             int y = act_tensor(m, nm, 4, oshape, L->out_scale, L->out_zp);
             *op = (tl_op){.code = L->kind == TQ_S8_MAXPOOL ? OP_MAX : OP_AVG, .version = 2, .nin = 1, .in = {x}, .out = y, .opt_type = O_POOL,
-                          .opt = {PAD_VALID, L->stride, L->stride, L->k, L->k, 0}};
-            m->nop++, x = y;
+                          .opt = {PAD_VALID, sw, L->stride, kw, L->k, 0}};
+            m->nop++, x = out_of[l] = y;
             continue;
         }
         /* a layer with weights: int8 weights per channel, int32 bias at s_in s_w[o] */
@@ -241,16 +252,21 @@ static tq_status build(tl_model *m, const tq_qmodel *q, int softmax) {
         for (int32_t o = 0; o < C; o++) bs[o] = L->in_scale * L->w_scale[o]; /* the product the converter used */
         int pad_input = x;
         int padding = PAD_VALID;
-        if (L->kind != TQ_S8_LINEAR && L->pad) {
-            int oh, ow, ph = same_pad_before(L->in_h, L->k, L->stride, &oh), pw = same_pad_before(L->in_w, L->k, L->stride, &ow);
-            if (oh == L->out_h && ow == L->out_w && ph == L->pad && pw == L->pad) {
+        if (L->kind != TQ_S8_LINEAR && (L->pad || pw || (L->out_h - 1) * L->stride + L->k > L->in_h ||
+                                        (L->out_w - 1) * sw + kw > L->in_w)) {
+            int oh, ow, ph = same_pad_before(L->in_h, L->k, L->stride, &oh), pwb = same_pad_before(L->in_w, kw, sw, &ow);
+            if (oh == L->out_h && ow == L->out_w && ph == L->pad && pwb == pw) {
                 padding = PAD_SAME;
-            } else { /* a PAD of the zero point first, then VALID */
-                int32_t pads[8] = {0, 0, L->pad, L->pad, L->pad, L->pad, 0, 0};
+            } else { /* a PAD of the zero point first, then VALID: before as given; after the same, or one more
+                      * where the output needs it (padding after within a stride less than before is what
+                      * VALID's floor drops) */
+                int32_t ah = (L->out_h - 1) * L->stride + L->k - L->in_h - L->pad, aw = (L->out_w - 1) * sw + kw - L->in_w - pw;
+                ah = ah > L->pad ? ah : L->pad, aw = aw > pw ? aw : pw;
+                int32_t pads[8] = {0, 0, L->pad, ah, pw, aw, 0, 0};
                 snprintf(nm, sizeof nm, "l%d_pads", l);
                 int pt = add_tensor(m, nm, 2, (int32_t[]){4, 2}, T_INT32, add_buffer(m, pads, sizeof pads), 0, NULL, NULL, 0);
                 snprintf(nm, sizeof nm, "l%d_padded", l);
-                int32_t ps[4] = {1, L->in_h + 2 * L->pad, L->in_w + 2 * L->pad, L->in_c};
+                int32_t ps[4] = {1, L->in_h + L->pad + ah, L->in_w + pw + aw, L->in_c};
                 pad_input = act_tensor(m, nm, 4, ps, L->in_scale, L->in_zp);
                 m->op[m->nop++] = (tl_op){.code = OP_PAD, .version = 2, .nin = 2, .in = {x, pt}, .out = pad_input, .opt_type = O_PAD};
                 op = &m->op[m->nop];
@@ -259,8 +275,8 @@ static tq_status build(tl_model *m, const tq_qmodel *q, int softmax) {
         int32_t wshape[4];
         int wdim = 4, qdim = 0;
         if (L->kind == TQ_S8_LINEAR) wdim = 2, wshape[0] = L->out, wshape[1] = L->in;
-        else if (L->kind == TQ_S8_CONV) wshape[0] = C, wshape[1] = L->k, wshape[2] = L->k, wshape[3] = L->in_c;
-        else wshape[0] = 1, wshape[1] = L->k, wshape[2] = L->k, wshape[3] = C, qdim = 3;
+        else if (L->kind == TQ_S8_CONV) wshape[0] = C, wshape[1] = L->k, wshape[2] = kw, wshape[3] = L->in_c;
+        else wshape[0] = 1, wshape[1] = L->k, wshape[2] = kw, wshape[3] = C, qdim = 3;
         /* one scale when every channel has the same (a per-tensor model): the form every reader takes */
         int same = 1;
         for (int32_t o = 1; o < C; o++) same &= L->w_scale[o] == L->w_scale[0];
@@ -278,11 +294,11 @@ static tq_status build(tl_model *m, const tq_qmodel *q, int softmax) {
             *op = (tl_op){.code = OP_FC, .version = 4, .nin = 3, .in = {pad_input, wt, bt}, .out = y, .opt_type = O_FC, .opt = {relu}};
         else if (L->kind == TQ_S8_CONV)
             *op = (tl_op){.code = OP_CONV, .version = 3, .nin = 3, .in = {pad_input, wt, bt}, .out = y, .opt_type = O_CONV,
-                          .opt = {padding, L->stride, L->stride, relu}};
+                          .opt = {padding, sw, L->stride, relu}};
         else
             *op = (tl_op){.code = OP_DW, .version = 3, .nin = 3, .in = {pad_input, wt, bt}, .out = y, .opt_type = O_DW,
-                          .opt = {padding, L->stride, L->stride, C / L->in_c, relu}};
-        m->nop++, x = y;
+                          .opt = {padding, sw, L->stride, C / L->in_c, relu}};
+        m->nop++, x = out_of[l] = y;
     }
     if (softmax && m->ok) { /* beta 1; int8 SOFTMAX's output is fixed at s = 1/256, z = -128 */
         const tq_qlayer *L = &q->layer[q->n_layers - 1];
@@ -309,7 +325,8 @@ static size_t put_options(fbb *b, const tl_op *op) {
         fb_field(&f, 0, 1, (uint32_t)op->opt[0]), fb_field(&f, 1, 4, (uint32_t)op->opt[1]), fb_field(&f, 2, 4, (uint32_t)op->opt[2]);
         fb_field(&f, 3, 4, (uint32_t)op->opt[3]), fb_field(&f, 4, 4, (uint32_t)op->opt[4]), fb_field(&f, 5, 1, (uint32_t)op->opt[5]);
         break;
-    case O_FC: /* fused_activation_function */
+    case O_FC:  /* fused_activation_function */
+    case O_ADD: /* fused_activation_function (pot_scale_int16 left at its default) */
         fb_field(&f, 0, 1, (uint32_t)op->opt[0]);
         break;
     case O_SOFTMAX: /* beta: float 1 */
@@ -398,8 +415,6 @@ static void put_model(fbb *b, const tl_model *m) {
 tq_status tq_export_tflite(const tq_qmodel *q, const char *path, int softmax) {
     if (!q || !path) TQ_FAIL(TQ_E_ARG, "tflite: a model and a path are required");
     if (tq_int8_net_check(&q->net) != TQ_INT8_OK) TQ_FAIL(TQ_E_ARG, "tflite: the integer model is not a valid network");
-    if (!tq_qmodel_is_chain(q))
-        TQ_FAIL(TQ_E_ARG, "tflite: model %s is a graph (an add, a layer reading an earlier one, or a non-square kernel); this exporter writes chains of square kernels only", q->spec);
     tq_status st = tq_qmodel_check_scales(q, "tflite");
     if (st != TQ_OK) return st;
     tl_model m;

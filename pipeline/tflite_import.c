@@ -103,7 +103,7 @@ static int64_t v_i64(fb *b, size_t v, uint32_t i) {
 /* ---- the model ---- */
 
 enum { T_FLOAT32 = 0, T_INT32 = 2, T_INT8 = 9 };
-enum { OP_AVG = 1, OP_CONV = 3, OP_DW = 4, OP_FC = 9, OP_MAX = 17, OP_RESHAPE = 22, OP_SOFTMAX = 25, OP_PAD = 34 };
+enum { OP_ADD = 0, OP_AVG = 1, OP_CONV = 3, OP_DW = 4, OP_FC = 9, OP_MAX = 17, OP_RESHAPE = 22, OP_SOFTMAX = 25, OP_PAD = 34 };
 enum { PAD_SAME = 0, PAD_VALID = 1 };
 
 typedef struct {
@@ -155,6 +155,7 @@ static tq_status tensor(ctx *c, int32_t i, tens *t) {
 
 static const char *op_name(int code) {
     switch (code) {
+    case OP_ADD: return "ADD";
     case OP_AVG: return "AVERAGE_POOL_2D";
     case OP_CONV: return "CONV_2D";
     case OP_DW: return "DEPTHWISE_CONV_2D";
@@ -165,7 +166,6 @@ static const char *op_name(int code) {
     case OP_PAD: return "PAD";
     case 6: return "DEQUANTIZE";
     case 114: return "QUANTIZE";
-    case 0: return "ADD";
     case 2: return "CONCATENATION";
     case 21: return "RELU6";
     case 19: return "RELU";
@@ -210,6 +210,16 @@ static void same_pads(int in, int k, int s, int *before, int *after) {
     *before = total / 2, *after = total - total / 2;
 }
 
+/* What the importer knows of a tensor an earlier operator wrote: the layer holding it (-1: the
+ * model's input), its shape and quantization, and for a PAD's output the padding still to fold
+ * into the convolution that reads it. */
+typedef struct {
+    int known, layer, H, W, C, flat;
+    float s;
+    int32_t z;
+    int pad[4]; /* a PAD's output: top, bottom, left, right */
+} tinfo;
+
 tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t len, const char *name, tq_tflite_info *info) {
     if (!q || !data || !name) TQ_FAIL(TQ_E_ARG, "import: a model, data and a name are required");
     memset(q, 0, sizeof *q);
@@ -228,27 +238,30 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
     if (b->bad || vlen(b, ins, 4) != 1 || vlen(b, outs, 4) != 1 || !n_ops)
         TQ_FAIL(b->bad ? TQ_E_FORMAT : TQ_E_ARG, "%s: %s", name, b->bad ? "a damaged TensorFlow Lite model" : "not one input, one output and operators");
     if (info) info->operators = (int)n_ops;
-    int32_t cur = v_i32(b, ins, 0), out = v_i32(b, outs, 0);
+    int32_t in0 = v_i32(b, ins, 0), out = v_i32(b, outs, 0);
     tens t, w, bias, y;
-    TQ_TRY(tensor(c, cur, &t));
-    float s_in;
-    int32_t z_in;
-    if (!act_q(c, &t, &s_in, &z_in))
+    TQ_TRY(tensor(c, in0, &t));
+    float s0;
+    int32_t z0;
+    if (!act_q(c, &t, &s0, &z0))
         TQ_FAIL(TQ_E_ARG, "%s: the input is not an int8 tensor with one scale and zero point (a float input: convert the model with "
                           "an int8 input)", name);
-    int H = 1, W = 1, C = 0;
-    if (t.ndim == 4 && t.shape[0] == 1) H = t.shape[1], W = t.shape[2], C = t.shape[3];
-    else if (t.ndim == 2 && t.shape[0] == 1) C = t.shape[1];
+    int H0 = 1, W0 = 1, C0 = 0;
+    if (t.ndim == 4 && t.shape[0] == 1) H0 = t.shape[1], W0 = t.shape[2], C0 = t.shape[3];
+    else if (t.ndim == 2 && t.shape[0] == 1) C0 = t.shape[1];
     else TQ_FAIL(TQ_E_ARG, "%s: the input is not [1][H][W][C] or [1][N]", name);
     const int image_in = t.ndim == 4;
-    if (H < 1 || W < 1 || C < 1 || H > 4096 || W > 4096 || C > (1 << 20)) TQ_FAIL(TQ_E_ARG, "%s: input dimensions out of range", name);
+    if (H0 < 1 || W0 < 1 || C0 < 1 || H0 > 4096 || W0 > 4096 || C0 > (1 << 20)) TQ_FAIL(TQ_E_ARG, "%s: input dimensions out of range", name);
+    tinfo *ti = tq_calloc(c->n_tensors, sizeof *ti); /* (tensor() checked in0 < n_tensors) */
+    if (!ti) TQ_FAIL(TQ_E_NOMEM, "%s: out of memory", name);
+    ti[in0] = (tinfo){.known = 1, .layer = -1, .H = H0, .W = W0, .C = C0, .flat = !image_in, .s = s0, .z = z0};
     tq_qlayer_src src[TQ_INT8_MAX_LAYERS];
     memset(src, 0, sizeof src);
     void *owned[3 * TQ_INT8_MAX_LAYERS];
-    int n_owned = 0, n = 0, flat = !image_in, pending_pad = 0;
+    int n_owned = 0, n = 0;
     tq_status st = TQ_OK;
     char spec[128];
-    int sp = image_in ? snprintf(spec, sizeof spec, "%dx%dx%d", H, W, C) : snprintf(spec, sizeof spec, "%d", C);
+    int sp = image_in ? snprintf(spec, sizeof spec, "%dx%dx%d", H0, W0, C0) : snprintf(spec, sizeof spec, "%d", C0);
     for (uint32_t k32 = 0; k32 < n_ops && st == TQ_OK; k32++) {
         const int k = (int)k32;
         size_t op = v_table(b, ops, k32), opt = f_obj(b, op, 4), oin = f_obj(b, op, 1), oout = f_obj(b, op, 2);
@@ -260,18 +273,29 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
         size_t oc = v_table(b, codes, ci);
         int code = (int)f_u8(b, oc, 0, 0), code2 = (int)f_u32(b, oc, 3, 0);
         if (code2 > code) code = code2; /* the int32 field newer writers use past 127 */
-        if (v_i32(b, oin, 0) != cur) {
-            st = op_fail(c, k, code, "does not read the tensor before it: tinyqat imports chains of operators");
+        /* the operator's input: a tensor an earlier operator wrote (or the model's input) */
+        int32_t xin = v_i32(b, oin, 0);
+        if (xin < 0 || (uint32_t)xin >= c->n_tensors || !ti[xin].known) {
+            st = op_fail(c, k, code, "reads tensor %d, which no earlier operator writes", xin);
             break;
         }
+        const tinfo X = ti[xin];
+        int H = X.H, W = X.W, C = X.C, flat = X.flat;
+        float s_in = X.s;
+        int32_t z_in = X.z;
+        const int padded = X.pad[0] || X.pad[1] || X.pad[2] || X.pad[3];
         int32_t next = v_i32(b, oout, 0);
         if ((st = tensor(c, next, &y)) != TQ_OK) break;
+        if (ti[next].known) {
+            st = op_fail(c, k, code, "writes tensor %d, which an earlier operator wrote", next);
+            break;
+        }
         float s_out;
         int32_t z_out;
         if (code == OP_SOFTMAX) {
             if (k32 + 1 != n_ops || next != out) st = op_fail(c, k, code, "a SOFTMAX that is not the last operator");
             else if (info) info->softmax_dropped = 1;
-            out = cur;
+            out = xin;
             break;
         }
         if (!act_q(c, &y, &s_out, &z_out)) {
@@ -282,6 +306,18 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
             st = op_fail(c, k, code, "more than %d integer layers", TQ_INT8_MAX_LAYERS);
             break;
         }
+        if (padded && code != OP_CONV && code != OP_DW) {
+            st = op_fail(c, k, code, "reads a PAD's output: tinyqat folds a PAD into a convolution only");
+            break;
+        }
+        /* the runtime gives the model's input to its first layer only; a layer reads the one before
+         * it unless it says which (src) */
+        if (X.layer < 0 && n > 0) {
+            st = op_fail(c, k, code, "reads the model's input after another operator did: tinyqat's runtime gives the input to "
+                                     "the first layer only");
+            break;
+        }
+        const int from = X.layer == n - 1 ? 0 : X.layer + 1;
         tq_qlayer_src *L = &src[n];
         if (code == OP_PAD) {
             tens pads;
@@ -293,14 +329,14 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
                 break;
             }
             memcpy(pd, pv, 32); /* (little-endian, as the file) */
-            if (pd[0] || pd[1] || pd[6] || pd[7] || pd[2] != pd[3] || pd[2] != pd[4] || pd[2] != pd[5] || pd[2] < 1 || s_out != s_in ||
-                z_out != z_in || flat) {
-                st = op_fail(c, k, code, "a PAD tinyqat cannot fold into the convolution after it (the same on every side of H and "
-                                         "W, the tensor's own scale and zero point)");
+            if (pd[0] || pd[1] || pd[6] || pd[7] || pd[2] < 0 || pd[3] < 0 || pd[4] < 0 || pd[5] < 0 || pd[2] > 64 || pd[3] > 64 ||
+                pd[4] > 64 || pd[5] > 64 || s_out != s_in || z_out != z_in || flat || padded) {
+                st = op_fail(c, k, code, "a PAD tinyqat cannot fold into the convolution after it (H and W only, at most 64, "
+                                         "the tensor's own scale and zero point)");
                 break;
             }
-            pending_pad = pd[2];
-            cur = next;
+            ti[next] = X;
+            ti[next].pad[0] = pd[2], ti[next].pad[1] = pd[3], ti[next].pad[2] = pd[4], ti[next].pad[3] = pd[5];
             continue;
         }
         if (code == OP_RESHAPE) {
@@ -308,37 +344,55 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
                 st = op_fail(c, k, code, "a RESHAPE that changes the scale");
                 break;
             }
+            ti[next] = X;
             if (!flat) { /* NHWC [1][H][W][C] -> [1][H W C]: the same bytes */
                 *L = (tq_qlayer_src){.in_scale = s_in, .out_scale = s_in, .in_zp = z_in, .out_zp = z_in, .kind = TQ_S8_FLATTEN, .in_h = H,
-                                     .in_w = W, .in_c = C, .out_h = 1, .out_w = 1, .out_c = H * W * C, .k = 1, .stride = 1};
-                n++, C = H * W * C, H = W = 1, flat = 1;
+                                     .in_w = W, .in_c = C, .out_h = 1, .out_w = 1, .out_c = H * W * C, .k = 1, .stride = 1,
+                                     .src = {from, 0}};
+                ti[next] = (tinfo){.known = 1, .layer = n, .H = 1, .W = 1, .C = H * W * C, .flat = 1, .s = s_in, .z = z_in};
+                n++;
             }
-            cur = next;
             continue;
         }
-        if (pending_pad && code != OP_CONV && code != OP_DW) {
-            st = op_fail(c, k, code, "follows a PAD: tinyqat folds a PAD into a convolution only");
-            break;
+        if (code == OP_ADD) {
+            int32_t xin2 = nin > 1 ? v_i32(b, oin, 1) : -1;
+            const tinfo *X2 = xin2 >= 0 && (uint32_t)xin2 < c->n_tensors && ti[xin2].known ? &ti[xin2] : NULL;
+            int act = (int)f_u8(b, opt, 0, 0);
+            if (!X2 || X2->H != H || X2->W != W || X2->C != C || X2->pad[0] || X2->pad[1] || X2->pad[2] || X2->pad[3] || X2->layer < 0 ||
+                (act != 0 && act != 1) || y.ndim < 2) {
+                st = op_fail(c, k, code, "an ADD tinyqat cannot hold (two tensors of one shape written by earlier layers; NONE or RELU)");
+                break;
+            }
+            *L = (tq_qlayer_src){.relu = act == 1, .in_scale = s_in, .in2_scale = X2->s, .out_scale = s_out, .in_zp = z_in,
+                                 .in2_zp = X2->z, .out_zp = z_out, .kind = TQ_S8_ADD, .in_h = H, .in_w = W, .in_c = C, .out_h = H,
+                                 .out_w = W, .out_c = C, .k = 1, .stride = 1, .src = {X.layer + 1, X2->layer + 1}};
+            ti[next] = (tinfo){.known = 1, .layer = n, .H = H, .W = W, .C = C, .flat = flat, .s = s_out, .z = z_out};
+            n++;
+            spec_add(spec, &sp, "-add%s", act ? "r" : "");
+            continue;
         }
         if (code == OP_MAX || code == OP_AVG) {
             int fw = (int)f_u32(b, opt, 3, 0), fh = (int)f_u32(b, opt, 4, 0), sw = (int)f_u32(b, opt, 1, 0), sh = (int)f_u32(b, opt, 2, 0);
-            if (flat || f_u8(b, opt, 0, 0) != PAD_VALID || fw != fh || sw != sh || fw < 1 || sw < 1 || fw > H || fw > W ||
-                f_u8(b, opt, 5, 0) != 0 || s_out != s_in || z_out != z_in) {
-                st = op_fail(c, k, code, "a pool tinyqat cannot hold (VALID, square, one stride, no activation, the scale kept)");
+            if (flat || f_u8(b, opt, 0, 0) != PAD_VALID || fw < 1 || fh < 1 || sw < 1 || sh < 1 || fh > H || fw > W || fh > 64 ||
+                fw > 64 || sh > 64 || sw > 64 || f_u8(b, opt, 5, 0) != 0 || s_out != s_in || z_out != z_in) {
+                st = op_fail(c, k, code, "a pool tinyqat cannot hold (VALID, windows and strides up to 64, no activation, the "
+                                         "scale kept)");
                 break;
             }
             int oh = (H - fh) / sh + 1, ow = (W - fw) / sw + 1;
             *L = (tq_qlayer_src){.in_scale = s_in, .out_scale = s_in, .in_zp = z_in, .out_zp = z_in,
                                  .kind = code == OP_MAX ? TQ_S8_MAXPOOL : TQ_S8_AVGPOOL, .in_h = H, .in_w = W, .in_c = C, .out_h = oh,
-                                 .out_w = ow, .out_c = C, .k = fh, .stride = sh};
-            n++, H = oh, W = ow;
+                                 .out_w = ow, .out_c = C, .k = fh, .stride = sh, .src = {from, 0}};
+            if (fw != fh || sw != sh) L->kw = fw, L->stride_w = sw;
+            ti[next] = (tinfo){.known = 1, .layer = n, .H = oh, .W = ow, .C = C, .s = s_in, .z = z_in};
+            n++;
             spec_add(spec, &sp, "-%c%d", code == OP_MAX ? 'm' : 'a', fh);
-            if (sh != fh) spec_add(spec, &sp, "s%d", sh);
-            cur = next;
+            if (fw != fh) spec_add(spec, &sp, "x%d", fw);
+            if (sh != fh || sw != fw) spec_add(spec, &sp, "s%d", sh);
             continue;
         }
         if (code != OP_CONV && code != OP_DW && code != OP_FC) {
-            st = op_fail(c, k, code, "not an operator tinyqat imports (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, "
+            st = op_fail(c, k, code, "not an operator tinyqat imports (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, MAX_POOL_2D, "
                                      "AVERAGE_POOL_2D, RESHAPE, PAD, a final SOFTMAX)");
             break;
         }
@@ -352,13 +406,15 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
             st = op_fail(c, k, code, "fused activation %d: tinyqat fuses NONE and RELU (RELU6 comes with models as graphs)", act);
             break;
         }
+        int lsrc = from;
         if (code == OP_FC && !flat) { /* FULLY_CONNECTED flattens an image itself */
             *L = (tq_qlayer_src){.in_scale = s_in, .out_scale = s_in, .in_zp = z_in, .out_zp = z_in, .kind = TQ_S8_FLATTEN, .in_h = H,
-                                 .in_w = W, .in_c = C, .out_h = 1, .out_w = 1, .out_c = H * W * C, .k = 1, .stride = 1};
-            n++, C = H * W * C, H = W = 1, flat = 1;
+                                 .in_w = W, .in_c = C, .out_h = 1, .out_w = 1, .out_c = H * W * C, .k = 1, .stride = 1,
+                                 .src = {from, 0}};
+            n++, C = H * W * C, H = W = 1, flat = 1, lsrc = 0;
             L = &src[n];
         }
-        int O, K = 1, stride = 1, pad = 0, OH = 1, OW = 1;
+        int O, K = 1, KW = 1, stride = 1, stride_w = 1, pad = 0, pad_w = 0, OH = 1, OW = 1;
         if (code == OP_FC) {
             if (w.ndim != 2 || w.shape[1] != C) {
                 st = op_fail(c, k, code, "a weight of another shape than [outputs][%d]", C);
@@ -367,41 +423,44 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
             O = w.shape[0];
         } else {
             const int dw = code == OP_DW;
-            if (flat || w.ndim != 4 || w.shape[1] != w.shape[2] || (dw ? w.shape[0] != 1 : w.shape[3] != C)) {
-                st = op_fail(c, k, code, "a weight tinyqat cannot hold (square kernels; [O][K][K][%d], or [1][K][K][O] depthwise)", C);
+            if (flat || w.ndim != 4 || w.shape[1] < 1 || w.shape[2] < 1 || w.shape[1] > 64 || w.shape[2] > 64 ||
+                (dw ? w.shape[0] != 1 : w.shape[3] != C)) {
+                st = op_fail(c, k, code, "a weight tinyqat cannot hold ([O][KH][KW][%d], or [1][KH][KW][O] depthwise; kernels up to 64)", C);
                 break;
             }
-            O = dw ? w.shape[3] : w.shape[0], K = w.shape[1];
+            O = dw ? w.shape[3] : w.shape[0], K = w.shape[1], KW = w.shape[2];
             int sw = (int)f_u32(b, opt, 1, 0), sh = (int)f_u32(b, opt, 2, 0), padding = (int)f_u8(b, opt, 0, 0);
             int dil_w = (int)f_u32(b, opt, dw ? 5 : 4, 1), dil_h = (int)f_u32(b, opt, dw ? 6 : 5, 1);
-            if (sw != sh || sw < 1 || dil_w != 1 || dil_h != 1 || (dw && O % C) || (dw && (int)f_u32(b, opt, 3, 1) != O / C)) {
+            if (sw < 1 || sh < 1 || sw > 64 || sh > 64 || dil_w != 1 || dil_h != 1 || (dw && O % C) ||
+                (dw && (int)f_u32(b, opt, 3, 1) != O / C)) {
                 st = op_fail(c, k, code, "strides, dilation or depth multiplier tinyqat cannot hold");
                 break;
             }
-            stride = sw, pad = pending_pad;
+            stride = sh, stride_w = sw;
             if (padding == PAD_SAME) {
-                if (pending_pad) {
+                if (padded) {
                     st = op_fail(c, k, code, "SAME padding after a PAD");
                     break;
                 }
-                int bh, ah, bw, aw;
-                same_pads(H, K, stride, &bh, &ah);
-                same_pads(W, K, stride, &bw, &aw);
-                if (bh != ah || bw != aw || bh != bw) {
-                    st = op_fail(c, k, code, "SAME padding with an extra row or column at the end: tinyqat pads the same on every "
-                                             "side (that padding comes with models as graphs)");
+                int ah, aw; /* SAME's odd row and column go after: what the runtime's padding after allows */
+                same_pads(H, K, stride, &pad, &ah);
+                same_pads(W, KW, stride_w, &pad_w, &aw);
+                OH = (H + stride - 1) / stride, OW = (W + stride_w - 1) / stride_w;
+            } else { /* VALID, on the PAD's output if there is one */
+                pad = X.pad[0], pad_w = X.pad[2];
+                int ph = H + X.pad[0] + X.pad[1], pw = W + X.pad[2] + X.pad[3];
+                if (ph < K || pw < KW) {
+                    st = op_fail(c, k, code, "a %dx%d kernel on a %dx%d input", K, KW, ph, pw);
                     break;
                 }
-                pad = bh;
+                OH = (ph - K) / stride + 1, OW = (pw - KW) / stride_w + 1;
             }
-            OH = (H + 2 * pad - K) / stride + 1, OW = (W + 2 * pad - K) / stride + 1;
             if (y.ndim != 4 || y.shape[1] != OH || y.shape[2] != OW || y.shape[3] != O) {
                 st = op_fail(c, k, code, "an output shape that is not the convolution's [1][%d][%d][%d]", OH, OW, O);
                 break;
             }
         }
-        pending_pad = 0;
-        const size_t per = code == OP_FC ? (size_t)C : (size_t)K * (size_t)K * (code == OP_DW ? 1 : (size_t)C), nw = per * (size_t)O;
+        const size_t per = code == OP_FC ? (size_t)C : (size_t)K * (size_t)KW * (code == OP_DW ? 1 : (size_t)C), nw = per * (size_t)O;
         if (O < 1 || O > 65536 || w.type != T_INT8 || !w.data || w.bytes != nw || bias.type != T_INT32 || !bias.data ||
             bias.bytes != 4 * (size_t)O || (w.nq != 1 && w.nq != (uint32_t)O) ||
             (w.nq == (uint32_t)O && O > 1 && w.qdim != (code == OP_DW ? 3 : 0))) {
@@ -437,27 +496,28 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
                              .w_scale = sw, .in_scale = s_in, .out_scale = s_out, .in_zp = z_in, .out_zp = z_out,
                              .kind = code == OP_FC ? TQ_S8_LINEAR : code == OP_CONV ? TQ_S8_CONV : TQ_S8_DEPTHWISE, .in_h = H,
                              .in_w = W, .in_c = C, .out_h = OH, .out_w = OW, .out_c = O, .k = K, .stride = stride, .pad = pad,
-                             .Wq = wq, .bq = bq};
+                             .Wq = wq, .bq = bq, .src = {lsrc, 0}};
+        if (KW != K || stride_w != stride || pad_w != pad) L->kw = KW, L->stride_w = stride_w, L->pad_w = pad_w;
         if (code == OP_FC) {
             spec_add(spec, &sp, "-%d%s", O, act ? "r" : "");
         } else {
             spec_add(spec, &sp, "-%c%dk%d", code == OP_DW ? 'd' : 'c', code == OP_DW ? O / C : O, K);
-            if (stride > 1) spec_add(spec, &sp, "s%d", stride);
+            if (KW != K) spec_add(spec, &sp, "x%d", KW);
+            if (stride > 1 || stride_w != stride) spec_add(spec, &sp, "s%d", stride);
             if (pad) spec_add(spec, &sp, "p%d", pad);
             if (act) spec_add(spec, &sp, "r");
         }
+        ti[next] = (tinfo){.known = 1, .layer = n, .H = OH, .W = OW, .C = O, .flat = code == OP_FC, .s = s_out, .z = z_out};
         n++;
-        if (code == OP_FC) C = O;
-        else H = OH, W = OW, C = O;
-        s_in = s_out, z_in = z_out;
-        cur = next;
     }
-    if (st == TQ_OK && cur != out) st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "%s: the chain of operators does not end at the output", name);
+    if (st == TQ_OK && (out < 0 || (uint32_t)out >= c->n_tensors || !ti[out].known || ti[out].layer != n - 1))
+        st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "%s: the model's output is not what its last operator writes", name);
     if (st == TQ_OK && (n == 0 || src[n - 1].kind != TQ_S8_LINEAR))
         st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "%s: the model does not end with a FULLY_CONNECTED (tinyqat's classifier)", name);
     if (st == TQ_OK && (st = tq_qmodel_convert(q, spec, src, n)) != TQ_OK)
         st = tq_error_set_(st, __FILE__, __LINE__, "%s: %s", name, tq_last_error());
     for (int i = 0; i < n_owned; i++) tq_free(owned[i]);
+    tq_free(ti);
     if (st != TQ_OK) tq_qmodel_free(q), memset(q, 0, sizeof *q);
     return st;
 }

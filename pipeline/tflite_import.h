@@ -2,15 +2,16 @@
  * runs on the host (tinyqat run, infer), as a C module for a microcontroller, and exports again.
  * docs/QUANTIZATION.md §17.
  *
- * Like tinyqat's integer models, the model must be a chain in TFLite's int8 scheme: int8
- * activations with a scale and zero point, int8 weights symmetric per channel or per tensor,
- * int32 biases at s_in s_w. What maps: CONV_2D and DEPTHWISE_CONV_2D (square kernels, one stride,
- * no dilation; VALID, or SAME where it pads the same on every side; a PAD of the zero point before
- * them), FULLY_CONNECTED, MAX_POOL_2D and AVERAGE_POOL_2D (VALID, the scale kept), RESHAPE into the
- * dense layers, fused NONE or RELU, and a final SOFTMAX (left out: the logits come out). Anything
- * else is refused naming the operator and its position. The integers are the file's: weights,
- * biases and zero points are taken as they are, the multipliers derived from the scales as TFLite
- * derives them (docs/QUANTIZATION.md §5); an imported model's output equals TFLite's reference
+ * The model must be in TFLite's int8 scheme: int8 activations with a scale and zero point, int8
+ * weights symmetric per channel or per tensor, int32 biases at s_in s_w. What maps: CONV_2D and
+ * DEPTHWISE_CONV_2D (k x kw kernels, strides of their own, no dilation; VALID, SAME, or a PAD of
+ * the zero point before them), FULLY_CONNECTED, ADD, MAX_POOL_2D and AVERAGE_POOL_2D (VALID, the
+ * scale kept), RESHAPE into the dense layers, fused NONE or RELU, and a final SOFTMAX (left out:
+ * the logits come out); an operator may read any tensor an earlier one wrote, so residual
+ * networks import as graphs (docs/QUANTIZATION.md §18). Anything else is refused naming the
+ * operator and its position. The integers are the file's: weights, biases and zero points are
+ * taken as they are, the multipliers derived from the scales as TFLite derives them
+ * (docs/QUANTIZATION.md §5); an imported model's output equals TFLite's reference
  * kernels' wherever they round as CMSIS-NN does. */
 #ifndef TQ_TFLITE_IMPORT_H
 #define TQ_TFLITE_IMPORT_H

@@ -281,6 +281,10 @@ tq_status tq_qmodel_convert(tq_qmodel *q, const char *spec, const tq_qlayer_src 
                          .out_w = s->out_w, .out_c = s->out_c, .k = s->k, .stride = s->stride, .pad = s->pad,
                          .src = {s->src[0], s->src[1]}, .kw = s->kw, .stride_w = s->stride_w, .pad_w = s->pad_w,
                          .in2_zp = s->in2_zp, .in2_scale = s->in2_scale};
+        /* one form for one network: the layer before is src 0, a square kernel has kw 0 */
+        for (int j = 0; j < 2; j++)
+            if (L->src[j] == l && l > 0) L->src[j] = 0;
+        if (L->kw && L->kw == L->k && L->stride_w == L->stride && L->pad_w == L->pad) L->kw = L->stride_w = L->pad_w = 0;
         if (s->kind == TQ_S8_LINEAR)
             L->in_h = L->in_w = L->out_h = L->out_w = L->k = L->stride = 1, L->pad = 0, L->in_c = s->in, L->out_c = s->out;
         if ((st = check_layer(q, l, "convert")) != TQ_OK || (st = alloc_layer(L)) != TQ_OK) break;
@@ -454,6 +458,20 @@ done:
 }
 
 tq_status tq_qmodel_check_scales(const tq_qmodel *q, const char *format) {
+    for (int l = 0; l < q->n_layers; l++)
+        if (q->layer[l].kind == TQ_S8_ADD) {
+            const tq_qlayer *L = &q->layer[l];
+            double twice = 2.0 * fmax((double)L->in_scale, (double)L->in2_scale);
+            const double M[3] = {(double)L->in_scale / twice, (double)L->in2_scale / twice,
+                                 twice / ((double)(1 << 20) * (double)L->out_scale)};
+            for (int j = 0; j < 3; j++) {
+                int32_t M0, sh;
+                tq_quantize_multiplier(M[j], &M0, &sh);
+                if (M0 != L->mult[j] || sh != L->shift[j])
+                    TQ_FAIL(TQ_E_FORMAT, "%s: layer %d (add): multiplier %d is not the one its scales give (%s derives it from them)",
+                            format, l, j, format);
+            }
+        }
     for (int l = 0; l < q->n_layers; l++)
         for (int32_t o = 0; o < tq_qlayer_channels(&q->layer[l]); o++) {
             int32_t M0, sh;
