@@ -354,6 +354,10 @@ static void input_dims(int h, int w, int c, int dense_in, int64_t *dims, int *nd
 tq_status tq_export_onnx(const tq_qmodel *q, const char *path, int softmax) {
     if (!q || !path) TQ_FAIL(TQ_E_ARG, "onnx: a model and a path are required");
     if (tq_int8_net_check(&q->net) != TQ_INT8_OK) TQ_FAIL(TQ_E_ARG, "onnx: the integer model is not a valid network");
+    for (int l = 0; l < q->n_layers; l++)
+        if (q->layer[l].relu == 2)
+            TQ_FAIL(TQ_E_ARG, "onnx: layer %d of %s ends in a ReLU6, which this exporter does not write yet (export --tflite writes it)", l,
+                    q->spec);
     if (!tq_qmodel_is_chain(q))
         TQ_FAIL(TQ_E_ARG, "onnx: model %s is a graph (an add, a layer reading an earlier one, or a non-square kernel); this exporter writes chains of square kernels only", q->spec);
     tq_status st = tq_qmodel_check_scales(q, "onnx");

@@ -217,7 +217,7 @@ static tq_status build(tl_model *m, const tq_qmodel *q, int softmax) {
             int x2 = L->src[1] ? out_of[L->src[1] - 1] : out_of[l - 1];
             snprintf(nm, sizeof nm, "l%d_add", l);
             int y = act_tensor(m, nm, 4, oshape, L->out_scale, L->out_zp);
-            *op = (tl_op){.code = OP_ADD, .version = 2, .nin = 2, .in = {x, x2}, .out = y, .opt_type = O_ADD, .opt = {L->relu ? 1 : 0}};
+            *op = (tl_op){.code = OP_ADD, .version = 2, .nin = 2, .in = {x, x2}, .out = y, .opt_type = O_ADD, .opt = {L->relu == 2 ? 3 : L->relu}};
             m->nop++, x = out_of[l] = y;
             continue;
         }
@@ -289,7 +289,8 @@ static tq_status build(tl_model *m, const tq_qmodel *q, int softmax) {
         snprintf(nm, sizeof nm, "l%d_out", l);
         int y = L->kind == TQ_S8_LINEAR ? act_tensor(m, nm, 2, (int32_t[]){1, L->out}, L->out_scale, L->out_zp)
                                         : act_tensor(m, nm, 4, oshape, L->out_scale, L->out_zp);
-        const int relu = L->relu ? 1 : 0; /* ActivationFunctionType RELU: the clamp from z_y, as tinyqat's */
+        /* ActivationFunctionType RELU (1): the clamp from z_y, as tinyqat's; RELU6 (3): and at z_y + round(6 / s_y) */
+        const int relu = L->relu == 2 ? 3 : L->relu;
         if (L->kind == TQ_S8_LINEAR)
             *op = (tl_op){.code = OP_FC, .version = 4, .nin = 3, .in = {pad_input, wt, bt}, .out = y, .opt_type = O_FC, .opt = {relu}};
         else if (L->kind == TQ_S8_CONV)

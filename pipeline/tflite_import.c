@@ -359,16 +359,17 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
             const tinfo *X2 = xin2 >= 0 && (uint32_t)xin2 < c->n_tensors && ti[xin2].known ? &ti[xin2] : NULL;
             int act = (int)f_u8(b, opt, 0, 0);
             if (!X2 || X2->H != H || X2->W != W || X2->C != C || X2->pad[0] || X2->pad[1] || X2->pad[2] || X2->pad[3] || X2->layer < 0 ||
-                (act != 0 && act != 1) || y.ndim < 2) {
-                st = op_fail(c, k, code, "an ADD tinyqat cannot hold (two tensors of one shape written by earlier layers; NONE or RELU)");
+                (act != 0 && act != 1 && act != 3) || y.ndim < 2) {
+                st = op_fail(c, k, code, "an ADD tinyqat cannot hold (two tensors of one shape written by earlier layers; NONE, RELU "
+                                         "or RELU6)");
                 break;
             }
-            *L = (tq_qlayer_src){.relu = act == 1, .in_scale = s_in, .in2_scale = X2->s, .out_scale = s_out, .in_zp = z_in,
+            *L = (tq_qlayer_src){.relu = act == 3 ? 2 : act, .in_scale = s_in, .in2_scale = X2->s, .out_scale = s_out, .in_zp = z_in,
                                  .in2_zp = X2->z, .out_zp = z_out, .kind = TQ_S8_ADD, .in_h = H, .in_w = W, .in_c = C, .out_h = H,
                                  .out_w = W, .out_c = C, .k = 1, .stride = 1, .src = {X.layer + 1, X2->layer + 1}};
             ti[next] = (tinfo){.known = 1, .layer = n, .H = H, .W = W, .C = C, .flat = flat, .s = s_out, .z = z_out};
             n++;
-            spec_add(spec, &sp, "-add%s", act ? "r" : "");
+            spec_add(spec, &sp, "-add%s", act == 3 ? "r6" : act ? "r" : "");
             continue;
         }
         if (code == OP_MAX || code == OP_AVG) {
@@ -400,10 +401,10 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
             if (st == TQ_OK) st = op_fail(c, k, code, "without a weight and a bias");
             break;
         }
-        /* fused activation: NONE or RELU (the clamp from the zero point, as tinyqat's) */
+        /* fused activation: NONE, RELU (the clamp from the zero point, as tinyqat's) or RELU6 */
         int act = (int)f_u8(b, opt, code == OP_FC ? 0 : code == OP_CONV ? 3 : 4, 0);
-        if (act != 0 && act != 1) {
-            st = op_fail(c, k, code, "fused activation %d: tinyqat fuses NONE and RELU (RELU6 comes with models as graphs)", act);
+        if (act != 0 && act != 1 && act != 3) {
+            st = op_fail(c, k, code, "fused activation %d: tinyqat fuses NONE, RELU and RELU6", act);
             break;
         }
         int lsrc = from;
@@ -492,20 +493,20 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
             st = op_fail(c, k, code, "weights that are not symmetric (zero point 0), or scales that are not positive and finite");
             break;
         }
-        *L = (tq_qlayer_src){.in = code == OP_FC ? C : H * W * C, .out = code == OP_FC ? O : OH * OW * O, .relu = act == 1, .w_bits = 8,
+        *L = (tq_qlayer_src){.in = code == OP_FC ? C : H * W * C, .out = code == OP_FC ? O : OH * OW * O, .relu = act == 3 ? 2 : act, .w_bits = 8,
                              .w_scale = sw, .in_scale = s_in, .out_scale = s_out, .in_zp = z_in, .out_zp = z_out,
                              .kind = code == OP_FC ? TQ_S8_LINEAR : code == OP_CONV ? TQ_S8_CONV : TQ_S8_DEPTHWISE, .in_h = H,
                              .in_w = W, .in_c = C, .out_h = OH, .out_w = OW, .out_c = O, .k = K, .stride = stride, .pad = pad,
                              .Wq = wq, .bq = bq, .src = {lsrc, 0}};
         if (KW != K || stride_w != stride || pad_w != pad) L->kw = KW, L->stride_w = stride_w, L->pad_w = pad_w;
         if (code == OP_FC) {
-            spec_add(spec, &sp, "-%d%s", O, act ? "r" : "");
+            spec_add(spec, &sp, "-%d%s", O, act == 3 ? "r6" : act ? "r" : "");
         } else {
             spec_add(spec, &sp, "-%c%dk%d", code == OP_DW ? 'd' : 'c', code == OP_DW ? O / C : O, K);
             if (KW != K) spec_add(spec, &sp, "x%d", KW);
             if (stride > 1 || stride_w != stride) spec_add(spec, &sp, "s%d", stride);
             if (pad) spec_add(spec, &sp, "p%d", pad);
-            if (act) spec_add(spec, &sp, "r");
+            if (act) spec_add(spec, &sp, act == 3 ? "r6" : "r");
         }
         ti[next] = (tinfo){.known = 1, .layer = n, .H = OH, .W = OW, .C = O, .flat = code == OP_FC, .s = s_out, .z = z_out};
         n++;

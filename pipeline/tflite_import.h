@@ -6,7 +6,7 @@
  * weights symmetric per channel or per tensor, int32 biases at s_in s_w. What maps: CONV_2D and
  * DEPTHWISE_CONV_2D (k x kw kernels, strides of their own, no dilation; VALID, SAME, or a PAD of
  * the zero point before them), FULLY_CONNECTED, ADD, MAX_POOL_2D and AVERAGE_POOL_2D (VALID, the
- * scale kept), RESHAPE into the dense layers, fused NONE or RELU, and a final SOFTMAX (left out:
+ * scale kept), RESHAPE into the dense layers, fused NONE, RELU or RELU6, and a final SOFTMAX (left out:
  * the logits come out); an operator may read any tensor an earlier one wrote, so residual
  * networks import as graphs (docs/QUANTIZATION.md §18). Anything else is refused naming the
  * operator and its position. The integers are the file's: weights, biases and zero points are

@@ -41,6 +41,10 @@ if [ -n "${MNIST_DIR:-}" ]; then
     "$tq" export "$seed/tqm/c.tqm" --tflite "$seed/tflite/c.tflite" >/dev/null
     "$tq" export "$seed/tqm/c.tqm" --onnx "$seed/onnx/cq.onnx" >/dev/null
     "$tq" export "$seed/tqm/q.tqm" --tflite "$seed/tflite/q.tflite" --softmax >/dev/null
+    if [ -x "$root/build/tq_graphgen" ]; then # a graph: adds, SAME, non-square kernels
+      "$root/build/tq_graphgen" residual "$seed/tqm/g.tqm" >/dev/null
+      "$tq" export "$seed/tqm/g.tqm" --tflite "$seed/tflite/g.tflite" >/dev/null
+    fi
   fi
 fi
 printf -- '--epochs\0003\000784-100r-10' >"$seed/cli/a"

@@ -586,8 +586,10 @@ void tq_avgpool_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) { pool(
 void tq_add_s8_ref(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, int8_t *y) {
     for (int32_t i = 0; i < L->out; i++) {
         int32_t a = requantize(((int32_t)x[i] - L->in_zp) * (1 << 20), L->mult[0], L->shift[0]);
-        int32_t b = requantize(((int32_t)x2[i] - IN2_ZP(L)) * (1 << 20), L->mult[1], L->shift[1]);
-        y[i] = output(L, 2, a + b);
+        int32_t b = requantize(((int32_t)x2[i] - IN2_ZP(L)) * (1 << 20), L->mult[1], L->shift[1]), sum;
+        /* |a|, |b| < 2^28 within the header's ranges; a caller's left shift saturates, not wraps */
+        if (__builtin_add_overflow(a, b, &sum)) sum = a > 0 ? INT32_MAX : INT32_MIN;
+        y[i] = output(L, 2, sum);
     }
 }
 

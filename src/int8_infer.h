@@ -47,7 +47,8 @@
  * Ranges (as CMSIS-NN states its kernels' parameter ranges): the runners check every size and
  * that the layers chain, so a malformed network is refused, not run past its buffers. The values
  * are the caller's to bound, because checking them costs a pass over the weights: M0 in
- * [2^30, 2^31 - 1] (or M0 = shift = 0), shift in [-31, 30], and for every output channel o
+ * [2^30, 2^31 - 1] (or M0 = shift = 0), shift in [-31, 30] (an add's two input shifts at most 0:
+ * TFLite's multipliers below 1), and for every output channel o
  *
  *     |bias[o]| + 510 * 2^(8 - w_bits) * sum_i |W[o][i]|  <=  TQ_S8_ACC_MAX
  *

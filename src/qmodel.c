@@ -200,7 +200,7 @@ static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
         if (L->out_h != 1 || L->out_w != 1 || L->out_c != want_c || L->k != 1 || L->stride != 1 || L->pad != 0 || L->kw)
             BAD("%s: layer %d (%s): bad shape fields", path, l, kn);
     }
-    if (L->relu > 1 || L->relu < 0 || (tq_qlayer_channels(L) == 0 && L->kind != TQ_S8_ADD && L->relu))
+    if (L->relu > 2 || L->relu < 0 || (tq_qlayer_channels(L) == 0 && L->kind != TQ_S8_ADD && L->relu))
         BAD("%s: layer %d (%s): bad relu flag %d", path, l, kn, L->relu);
     if (L->in_zp < -128 || L->in_zp > 127 || L->out_zp < -128 || L->out_zp > 127)
         BAD("%s: layer %d: zero point outside int8", path, l);
@@ -213,7 +213,8 @@ static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
     if (L->kind != TQ_S8_ADD && L->src[1]) BAD("%s: layer %d (%s): a second input", path, l, kn);
     for (int j = 0; j < (L->kind == TQ_S8_ADD ? 2 : 1); j++) {
         if (L->src[j] < 0 || L->src[j] > l)
-            BAD("%s: layer %d (%s): input %d is layer %d's output, which is not an earlier layer", path, l, kn, j, L->src[j] - 1);
+            BAD("%s: layer %d (%s): input %d is layer %lld's output, which is not an earlier layer", path, l, kn, j,
+                (long long)L->src[j] - 1);
         int p = producer(q, l, j);
         if (p < 0) continue;
         const tq_qlayer *P = &q->layer[p];
@@ -260,10 +261,21 @@ static tq_status check_channels(const tq_qlayer *L, int l, const char *path) {
         int32_t m = L->mult[o], s = L->shift[o];
         if (!(m == 0 && s == 0) && (m < (1 << 30) || s < -31 || s > 30))
             TQ_FAIL(TQ_E_FORMAT, "%s: layer %d channel %d: multiplier %d / shift %d out of range", path, l, o, m, s);
+        /* an add's inputs are scaled down to twice the larger scale: M <= 1/2, never a left shift
+         * (which is what keeps their sum inside int32, src/int8_infer.h) */
+        if (L->kind == TQ_S8_ADD && o < 2 && s > 0)
+            TQ_FAIL(TQ_E_FORMAT, "%s: layer %d (add): input %d's multiplier shifts left (%d): an add scales its inputs down", path, l, o, s);
     }
     for (int32_t o = 0; o < ch; o++)
         if (!(L->w_scale[o] > 0) || !isfinite(L->w_scale[o])) TQ_FAIL(TQ_E_FORMAT, "%s: layer %d channel %d: bad weight scale", path, l, o);
     return TQ_OK;
+}
+
+/* ReLU6's top as TFLite computes it (CalculateActivationRangeQuantized): z + round(6 / s) in
+ * float, half away from zero, at most 127. */
+static int32_t relu6_max(float s, int32_t z) {
+    float q = roundf(6.0f / s);
+    return !(q < 255.0f) ? 127 : z + (int32_t)q > 127 ? 127 : z + (int32_t)q;
 }
 
 tq_status tq_qmodel_convert(tq_qmodel *q, const char *spec, const tq_qlayer_src *src, int n_layers) {
@@ -276,7 +288,8 @@ tq_status tq_qmodel_convert(tq_qmodel *q, const char *spec, const tq_qlayer_src 
         const tq_qlayer_src *s = &src[l];
         tq_qlayer *L = &q->layer[l];
         *L = (tq_qlayer){.kind = s->kind, .relu = s->relu, .w_bits = s->w_bits ? s->w_bits : 8, .in_zp = s->in_zp, .out_zp = s->out_zp,
-                         .act_min = s->relu ? s->out_zp : -128, .act_max = 127, .in_scale = s->in_scale,
+                         .act_min = s->relu ? s->out_zp : -128, .act_max = s->relu == 2 ? relu6_max(s->out_scale, s->out_zp) : 127,
+                         .in_scale = s->in_scale,
                          .out_scale = s->out_scale, .in_h = s->in_h, .in_w = s->in_w, .in_c = s->in_c, .out_h = s->out_h,
                          .out_w = s->out_w, .out_c = s->out_c, .k = s->k, .stride = s->stride, .pad = s->pad,
                          .src = {s->src[0], s->src[1]}, .kw = s->kw, .stride_w = s->stride_w, .pad_w = s->pad_w,

@@ -29,7 +29,7 @@
 
 typedef struct {
     int32_t kind;              /* tq_s8_kind */
-    int32_t in, out, relu;     /* values in and out */
+    int32_t in, out, relu;     /* values in and out; relu 1 a ReLU (act_min = z_y), 2 a ReLU6 (also act_max = z_y + round(6 / s_y)) */
     int32_t w_bits;            /* the weights' bit width, 2..8 (8 for layers without weights) */
     int32_t in_h, in_w, in_c, out_h, out_w, out_c, k, stride, pad;
     int32_t in_zp, out_zp, act_min, act_max;

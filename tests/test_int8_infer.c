@@ -385,6 +385,16 @@ static void add_by_hand_and_rederivation(void **state) {
     tq_s8_layer_run(&L, x, x2, y, NULL);
     assert_int_equal(y[0], 10);
     assert_int_equal(y[1], 3); /* 0 + 0 */
+    /* inputs shifted left (outside the header's ranges, the fuzzer's find): each saturates, and so
+     * does their sum, instead of overflowing */
+    {
+        int32_t bm[3] = {1 << 30, 1 << 30, 1 << 30}, bs[3] = {12, 12, 0};
+        tq_s8_layer S = L;
+        S.mult = bm, S.shift = bs, S.in_zp = S.in2_zp = 0, S.out_zp = 0;
+        int8_t big[2] = {127, -128}, out[2];
+        tq_add_s8_ref(&S, big, big, out);
+        assert_int_equal(out[0], 127), assert_int_equal(out[1], -128);
+    }
     tq_rng r;
     tq_rng_seed(&r, 47);
     for (int trial = 0; trial < 2000; trial++) {

@@ -219,7 +219,7 @@ static void every_field_is_checked(void **state) {
         {20, 9, "unknown kind"},
         {24, 2, "not flat"},            /* a linear layer on a 2x1x4 image */
         {48, 3, "shape fields"},        /* a linear layer's kernel is 1 */
-        {60, 2, "relu"},
+        {60, 3, "relu"},                /* 0, 1 ReLU, 2 ReLU6 */
         {64, 9, "9-bit weights"},
         {64, 1, "1-bit weights"},
         {64, 4, "24 bytes of weights, but 24 weights of 4 bits take 12"}, /* packed size != declared width */
@@ -378,6 +378,14 @@ static void graph_round_trip(void **state) {
     patch_u32(d, at2, 5);
     fix_crc(d, n);
     expect_load_fails(d, n, TQ_E_FORMAT, "not an earlier layer");
+    patch_u32(d, at2, 0x80000000u); /* (the fuzzer's find: the message's arithmetic must not overflow) */
+    fix_crc(d, n);
+    expect_load_fails(d, n, TQ_E_FORMAT, "not an earlier layer");
+    patch_u32(d, at2, 0);
+    patch_u32(d, rec2 + 104 + 12, 1); /* the add's first input shifted left: its sum could leave int32 */
+    fix_crc(d, n);
+    expect_load_fails(d, n, TQ_E_FORMAT, "shifts left");
+    patch_u32(d, rec2 + 104 + 12, (uint32_t)-1);
     patch_u32(d, at2, 1); /* 0 + 0 (with layer 0's zero point): layer 1 is read by nobody */
     patch_u32(d, rec2 + 4 * 13, (uint32_t)-128);
     fix_crc(d, n);

@@ -292,7 +292,7 @@ static void import_reads_the_export_back(void **state) {
 
 /* A graph through TFLite and back: a stride-2 convolution whose SAME padding puts its odd column
  * and row after (0 before, 1 after), a 3x1 convolution, the add of the two (TFLite's ADD, a fused
- * ReLU), a global average pool, the classifier. The import gives the same layers, integers and
+ * ReLU6), a global average pool, the classifier. The import gives the same layers, integers and
  * multipliers (the add's derived from the three scales, as TFLite derives them), and the runtime
  * the same outputs. */
 static void graph_through_tflite(void **state) {
@@ -311,7 +311,7 @@ static void graph_through_tflite(void **state) {
         {.w_bits = 8, .W = W1, .b = Bs, .w_scale = S, .in_scale = 0.05f, .out_scale = 0.04f, .in_zp = -128, .out_zp = 2,
          .kind = TQ_S8_CONV, .in_h = 3, .in_w = 3, .in_c = 4, .out_h = 3, .out_w = 3, .out_c = 4, .k = 3, .stride = 1, .pad = 1,
          .kw = 1, .stride_w = 1, .pad_w = 0},
-        {.relu = 1, .in_scale = 0.04f, .in2_scale = 0.05f, .out_scale = 0.07f, .in_zp = 2, .in2_zp = -128, .out_zp = -128,
+        {.relu = 2, .in_scale = 0.04f, .in2_scale = 0.05f, .out_scale = 0.07f, .in_zp = 2, .in2_zp = -128, .out_zp = -128,
          .kind = TQ_S8_ADD, .in_h = 3, .in_w = 3, .in_c = 4, .out_h = 3, .out_w = 3, .out_c = 4, .k = 1, .stride = 1, .src = {2, 1}},
         {.in_scale = 0.07f, .out_scale = 0.07f, .in_zp = -128, .out_zp = -128, .kind = TQ_S8_AVGPOOL, .in_h = 3, .in_w = 3, .in_c = 4,
          .out_h = 1, .out_w = 1, .out_c = 4, .k = 3, .stride = 1},
@@ -322,6 +322,8 @@ static void graph_through_tflite(void **state) {
     };
     tq_qmodel q, back;
     assert_int_equal(tq_qmodel_convert(&q, "graph", src, 6), TQ_OK);
+    /* the add's ReLU6: from z_y = -128 to -128 + round(6 / 0.07) = -128 + 86 */
+    assert_int_equal(q.layer[2].act_min, -128), assert_int_equal(q.layer[2].act_max, -42);
     char path[128];
     snprintf(path, sizeof path, "%s/graph.tflite", dir);
     assert_int_equal(tq_export_tflite(&q, path, 0), TQ_OK);
@@ -333,6 +335,7 @@ static void graph_through_tflite(void **state) {
         assert_true(a->in == b->in && a->out == b->out && a->relu == b->relu && a->k == b->k && a->stride == b->stride && a->pad == b->pad);
         assert_true(a->out_h == b->out_h && a->out_w == b->out_w && a->kw == b->kw && a->stride_w == b->stride_w && a->pad_w == b->pad_w);
         assert_true(a->src[0] == b->src[0] && a->src[1] == b->src[1] && a->in2_zp == b->in2_zp && a->in2_scale == b->in2_scale);
+        assert_true(a->act_min == b->act_min && a->act_max == b->act_max);
         for (size_t i = 0; i < tq_qlayer_weights(a); i++) assert_int_equal(tq_s8_unpack(a->w, 8, i), tq_s8_unpack(b->w, 8, i));
         for (int32_t o = 0; o < tq_qlayer_requants(a); o++) {
             assert_int_equal(a->mult[o], b->mult[o]);

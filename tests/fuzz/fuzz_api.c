@@ -36,22 +36,28 @@ static void runner(script *s) {
     memset(L, 0, sizeof L);
     for (int l = 0; l < n; l++) {
         tq_s8_layer *a = &L[l];
-        a->kind = pick(s, 0, 6); /* 6: no such kind */
+        a->kind = pick(s, 0, 7); /* 7: no such kind */
         a->in_h = pick(s, 0, 6), a->in_w = pick(s, 0, 6), a->in_c = pick(s, 0, 5);
         a->out_h = pick(s, 0, 6), a->out_w = pick(s, 0, 6), a->out_c = pick(s, 0, 5);
         /* in and out: what the shape says, or (now and then) anything */
         a->in = next(s) < 230 ? a->in_h * a->in_w * a->in_c : pick(s, 0, 255);
         a->out = next(s) < 230 ? a->out_h * a->out_w * a->out_c : pick(s, 0, 255);
         a->k = pick(s, 0, 4), a->stride = pick(s, 0, 3), a->pad = pick(s, 0, 3);
+        /* a graph's fields now and then: inputs from any layer (later ones included), a second
+         * zero point, kernels k x kw with their own stride and padding across */
+        if (next(s) < 64) a->src[0] = pick(s, 0, 3), a->src[1] = pick(s, 0, 3), a->in2_zp = pick(s, 0, 255) - 128;
+        if (next(s) < 64) a->kw = pick(s, 0, 4), a->stride_w = pick(s, 0, 3), a->pad_w = pick(s, 0, 3);
         a->in_zp = pick(s, 0, 255) - 128, a->out_zp = pick(s, 0, 255) - 128;
         a->act_min = pick(s, 0, 255) - 128, a->act_max = pick(s, 0, 255) - 128;
         const int bits[4] = {0, 8, 4, 2};
         a->w_bits = bits[pick(s, 0, 3)];
         /* weights for what the fields describe (their count from the fields, never more than 4096) */
-        size_t nw = a->kind == TQ_S8_DEPTHWISE ? (size_t)a->k * a->k * a->out_c
-                    : a->kind == TQ_S8_CONV      ? (size_t)a->out_c * a->k * a->k * a->in_c
+        const size_t kw = (size_t)(a->kw ? a->kw : a->k);
+        size_t nw = a->kind == TQ_S8_DEPTHWISE ? (size_t)a->k * kw * a->out_c
+                    : a->kind == TQ_S8_CONV      ? (size_t)a->out_c * a->k * kw * a->in_c
                                                  : (size_t)(a->out > 0 ? a->out : 0) * (size_t)(a->in > 0 ? a->in : 0);
-        size_t nc = (size_t)(a->out_c > 0 ? a->out_c : 1) + (size_t)(a->out > 0 ? a->out : 0);
+        /* (an add's multipliers are three) */
+        size_t nc = (size_t)(a->out_c > 3 ? a->out_c : 3) + (size_t)(a->out > 0 ? a->out : 0);
         if (nw <= 4096 && next(s) < 240) {
             w[l] = tq_calloc(nw + 1, 1);
             bmw[l] = tq_calloc(3 * nc, sizeof(int32_t));
@@ -61,6 +67,7 @@ static void runner(script *s) {
                 bmw[l][i] = pick(s, 0, 255) - 128;
                 bmw[l][nc + i] = (1 << 30) + pick(s, 0, 255) * (1 << 21);
                 bmw[l][2 * nc + i] = pick(s, 0, 40) - 31 + (next(s) == 255 ? 0 : 0); /* -31..9 */
+                if (a->kind == TQ_S8_ADD && i < 2 && bmw[l][2 * nc + i] > 0) bmw[l][2 * nc + i] = 0; /* an add's inputs: M < 1 */
             }
             a->w = w[l];
             if (bmw[l]) a->bias = bmw[l], a->mult = bmw[l] + nc, a->shift = bmw[l] + 2 * nc;

@@ -10,6 +10,9 @@
  *     resnet8   32x32x3: MLPerf Tiny's image-classification ResNet-8 (16, 32, 64 channels)
  *     dscnn     49x10x1: MLPerf Tiny's keyword-spotting DS-CNN (10x4 conv to 64 stride 2, four
  *               depthwise-separable blocks, average pool, dense 12)
+ *     mobilenet 96x96x3: MobileNet v1 of width 0.25 (MLPerf Tiny's visual wake words layout: a
+ *               stride-2 conv to 8, thirteen depthwise-separable blocks to 256, ReLU6 throughout,
+ *               average pool, dense 2)
  * Weights uniform in +-sqrt(6 / fan-in) (He), per-channel scales, activations at fixed scales (ReLU
  * outputs z = -128), batch norm taken as folded. Exit 0 on success, 1 with a message otherwise. */
 #include <math.h>
@@ -115,7 +118,7 @@ static int first_conv(graph *g, int h, int w, int c, int oc, int k, int kw, int 
 
 int main(int argc, char **argv) {
     if (argc < 3 || argc > 4) {
-        fprintf(stderr, "usage: tq_graphgen residual|resnet8|dscnn OUT.tqm [SEED]\n");
+        fprintf(stderr, "usage: tq_graphgen residual|resnet8|dscnn|mobilenet OUT.tqm [SEED]\n");
         return 2;
     }
     static graph g;
@@ -130,7 +133,7 @@ int main(int argc, char **argv) {
         b = conv(&g, -1, 0, 14, 3, 3, 1, 0);
         int sc = conv(&g, x, 0, 14, 1, 1, 2, 0); /* 1x1 stride-2 shortcut */
         x = add(&g, b, sc);
-        conv(&g, -1, 1, 0, 3, 5, 1, 1);          /* depthwise, 3x5 */
+        conv(&g, -1, 1, 0, 3, 5, 1, 2);          /* depthwise, 3x5, ReLU6 */
         conv(&g, -1, 0, 16, 1, 1, 1, 1);         /* pointwise */
         head(&g, 10);
     } else if (!strcmp(lay, "resnet8")) {
@@ -151,8 +154,19 @@ int main(int argc, char **argv) {
             conv(&g, -1, 0, 64, 1, 1, 1, 1);
         }
         head(&g, 12);
+    } else if (!strcmp(lay, "mobilenet")) {
+        first_conv(&g, 96, 96, 3, 8, 3, 3, 2);
+        g.s[0].relu = 2;
+        /* (pointwise channels, depthwise stride) of the thirteen blocks, at width 0.25 */
+        const int blocks[13][2] = {{16, 1}, {32, 2}, {32, 1}, {64, 2}, {64, 1}, {128, 2}, {128, 1},
+                                   {128, 1}, {128, 1}, {128, 1}, {128, 1}, {256, 2}, {256, 1}};
+        for (int i = 0; i < 13; i++) {
+            conv(&g, -1, 1, 0, 3, 3, blocks[i][1], 2);
+            conv(&g, -1, 0, blocks[i][0], 1, 1, 1, 2);
+        }
+        head(&g, 2);
     } else {
-        fprintf(stderr, "tq_graphgen: unknown layout %s (residual, resnet8, dscnn)\n", lay);
+        fprintf(stderr, "tq_graphgen: unknown layout %s (residual, resnet8, dscnn, mobilenet)\n", lay);
         return 2;
     }
     tq_qmodel q;
