@@ -520,15 +520,13 @@ void tq_conv_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *pa
     tq_s8_layer P = *L;
     P.in = L->k * KW(L) * L->in_c;
     P.out = L->out_c;
+    const int pointwise = POINTWISE(L) && !PACKED(L); /* the pixel is the window (no scratch is given for it) */
     for (int32_t oy = 0; oy < L->out_h; oy++)
         for (int32_t ox = 0; ox < L->out_w; ox++) {
-            if (POINTWISE(L) && !PACKED(L)) { /* the pixel is the window (no scratch is given for it) */
-                const int8_t *px = x + ((size_t)(oy * L->stride) * (size_t)L->in_w + (size_t)(ox * SW(L))) * (size_t)L->in_c;
-                tq_linear_s8_ref(&P, px, y + ((size_t)oy * (size_t)L->out_w + (size_t)ox) * (size_t)L->out_c);
-                continue;
-            }
-            gather_patch(L, x, oy, ox, patch);
-            tq_linear_s8_ref(&P, patch, y + ((size_t)oy * (size_t)L->out_w + (size_t)ox) * (size_t)L->out_c);
+            const int8_t *win = patch;
+            if (pointwise) win = x + ((size_t)(oy * L->stride) * (size_t)L->in_w + (size_t)(ox * SW(L))) * (size_t)L->in_c;
+            else gather_patch(L, x, oy, ox, patch);
+            tq_linear_s8_ref(&P, win, y + ((size_t)oy * (size_t)L->out_w + (size_t)ox) * (size_t)L->out_c);
         }
 }
 
