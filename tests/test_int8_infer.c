@@ -544,6 +544,45 @@ static void residual_graph_runner_contract(void **state) {
     predict_is_run(&m, px, x, scratch, need);
 }
 
+/* A dense residual graph whose first layer reads the pixels in place (predict_u8's other path):
+ * linear 6 -> 4 (0), linear 4 -> 4 (1), add of 1 and 0 (2), linear 4 -> 5 (3); packed 4-bit
+ * weights in layer 0, so its scratch is planned too. predict_u8 against run on p - 128. */
+static void dense_graph_from_pixels(void **state) {
+    (void)state;
+    tq_rng r;
+    tq_rng_seed(&r, 50);
+    static layer_store s0, s1, s3;
+    int32_t am[3], as[3];
+    add_params(0.03, 0.02, 0.04, am, as);
+    tq_s8_layer L[4];
+    tq_int8_net m = {4, L};
+    random_layer(&r, &L[0], &s0, 6, 4, 1);
+    /* layer 0 at 4 bits: two weights a byte, each in [-7, 7] */
+    static int8_t packed[12];
+    memset(packed, 0, sizeof packed);
+    for (int i = 0; i < 24; i++) {
+        int v = (int)tq_rng_below(&r, 15) - 7;
+        packed[i / 2] = (int8_t)(packed[i / 2] | (int8_t)((v & 15) << (4 * (i % 2))));
+    }
+    L[0].w = packed, L[0].w_bits = 4, L[0].in_zp = -128;
+    random_layer(&r, &L[1], &s1, 4, 4, 0);
+    L[1].in_zp = L[0].out_zp;
+    L[2] = (tq_s8_layer){.in = 4, .out = 4, .mult = am, .shift = as, .in_zp = L[1].out_zp, .out_zp = -3, .act_min = -128,
+                         .act_max = 127, .kind = TQ_S8_ADD, .in_h = 1, .in_w = 1, .in_c = 4, .out_h = 1, .out_w = 1, .out_c = 4,
+                         .k = 1, .stride = 1, .src = {2, 1}, .in2_zp = L[0].out_zp};
+    random_layer(&r, &L[3], &s3, 4, 5, 0);
+    L[3].in_zp = -3;
+    assert_int_equal(tq_int8_net_check(&m), TQ_INT8_OK);
+    static int8_t scratch[4096];
+    for (int t = 0; t < 50; t++) {
+        uint8_t px[6];
+        int8_t x[6];
+        for (int i = 0; i < 6; i++) px[i] = (uint8_t)tq_rng_below(&r, 256), x[i] = (int8_t)(px[i] ^ 0x80);
+        memset(scratch, t, sizeof scratch);
+        predict_is_run(&m, px, x, scratch, tq_int8_net_predict_scratch_bytes(&m));
+    }
+}
+
 /* What the graph runner refuses: an input from a later layer (or itself: a cycle), an output
  * nobody reads, a zero point that is not its source's, a second input on a kind with one. */
 static void graph_checks(void **state) {
@@ -875,6 +914,7 @@ int main(void) {
         cmocka_unit_test(add_by_hand_and_rederivation),
         cmocka_unit_test(residual_graph_runner_contract),
         cmocka_unit_test(graph_checks),
+        cmocka_unit_test(dense_graph_from_pixels),
         cmocka_unit_test(cnn_runner_contract),
         cmocka_unit_test(fast_kernel_is_bit_identical),
         cmocka_unit_test(cnn_fast_kernels_are_bit_identical),
