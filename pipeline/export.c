@@ -114,7 +114,7 @@ static void put_runtime(tq_buf *b, const unsigned char *src, size_t len, unsigne
     snprintf(ih, sizeof ih, "#define TQ_INT8_EXPORT_ID 0x%08xu", (unsigned)id);
     snprintf(ic, sizeof ic, "#define TQ_INT8_C_EXPORT_ID 0x%08xu", (unsigned)id);
     const char *subst[][2] = {{"#include \"src/int8_infer.h\"", "#include \"int8_infer.h\""},
-                              {"#define TQ_INT8_KINDS 0x7f", k},
+                              {"#define TQ_INT8_KINDS 0xff", k},
                               {"#define TQ_INT8_PACKED 0x14", w},
                               {"#define TQ_INT8_PRECHECKED 0", "#define TQ_INT8_PRECHECKED 1"},
                               {"#define TQ_INT8_GRAPHS 1", g},
@@ -182,19 +182,20 @@ tq_status tq_export_c_prefixed(const tq_qmodel *qm, const char *cdir, const char
     put_str(&c, prov);
     put_str(&c, "#include \"tq_model.h\"\n\n");
     static const char *kind_names[] = {"TQ_S8_LINEAR",  "TQ_S8_CONV",    "TQ_S8_DEPTHWISE", "TQ_S8_MAXPOOL",
-                                       "TQ_S8_AVGPOOL", "TQ_S8_FLATTEN", "TQ_S8_ADD"};
+                                       "TQ_S8_AVGPOOL", "TQ_S8_FLATTEN", "TQ_S8_ADD",     "TQ_S8_CONCAT"};
     for (int l = 0; l < q.n_layers; l++) {
         const tq_qlayer *L = &q.layer[l];
         putf(&c, "/* layer %d: %s %dx%dx%d -> %dx%dx%d", l, kind_names[L->kind] + 6, L->in_h, L->in_w, L->in_c, L->out_h, L->out_w,
              L->out_c);
-        if (L->kind != TQ_S8_LINEAR && L->kind != TQ_S8_FLATTEN && L->kind != TQ_S8_ADD) {
+        const int two = L->kind == TQ_S8_ADD || L->kind == TQ_S8_CONCAT;
+        if (L->kind != TQ_S8_LINEAR && L->kind != TQ_S8_FLATTEN && !two) {
             if (L->kw)
                 putf(&c, ", kernel %dx%d stride %dx%d pad %dx%d", L->k, L->kw, L->stride, L->stride_w, L->pad, L->pad_w);
             else
                 putf(&c, ", kernel %d stride %d pad %d", L->k, L->stride, L->pad);
         }
-        for (int j = 0; j < (L->kind == TQ_S8_ADD ? 2 : 1); j++)
-            if (L->src[j] || L->kind == TQ_S8_ADD) putf(&c, ", input %d from layer %d", j, L->src[j] ? L->src[j] - 1 : l - 1);
+        for (int j = 0; j < (two ? 2 : 1); j++)
+            if (L->src[j] || two) putf(&c, ", input %d from layer %d", j, L->src[j] ? L->src[j] - 1 : l - 1);
         putf(&c, "%s; s_in %.9g z_in %d, s_out %.9g z_out %d */\n", L->relu == 2 ? ", ReLU6" : L->relu ? ", ReLU" : "", (double)L->in_scale, L->in_zp,
              (double)L->out_scale, L->out_zp);
         char name[32];
@@ -232,7 +233,7 @@ tq_status tq_export_c_prefixed(const tq_qmodel *qm, const char *cdir, const char
              kind_names[L->kind], L->in_h, L->in_w, L->in_c, L->out_h, L->out_w, L->out_c, L->k, L->stride, L->pad,
              q.view[l].w_bits);
         /* a graph's fields (a chain of square kernels' module has none: TQ_INT8_GRAPHS 0) */
-        if (!chain) putf(&c, ", {%d, %d}, %d, %d, %d, %d", L->src[0], L->src[1], L->in2_zp, L->kw, L->stride_w, L->pad_w);
+        if (!chain) putf(&c, ", {%d, %d}, %d, %d, %d, %d, %d", L->src[0], L->src[1], L->in2_zp, L->kw, L->stride_w, L->pad_w, L->in2_c);
         put_str(&c, "},\n");
     }
     putf(&c, "};\n\nconst tq_int8_net tq_model_net = {%d, layers};\n\n", q.n_layers);

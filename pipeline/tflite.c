@@ -116,8 +116,8 @@ static size_t fb_string(fbb *b, const char *s) {
 /* ---- the model as TFLite sees it ---- */
 
 enum { T_INT32 = 2, T_INT8 = 9 };                                                     /* TensorType */
-enum { OP_ADD = 0, OP_AVG = 1, OP_CONV = 3, OP_DW = 4, OP_FC = 9, OP_MAX = 17, OP_RESHAPE = 22, OP_SOFTMAX = 25, OP_PAD = 34 }; /* BuiltinOperator */
-enum { O_NONE = 0, O_CONV = 1, O_DW = 2, O_POOL = 5, O_FC = 8, O_SOFTMAX = 9, O_ADD = 11, O_RESHAPE = 17, O_PAD = 22 };     /* BuiltinOptions */
+enum { OP_ADD = 0, OP_AVG = 1, OP_CONCAT = 2, OP_CONV = 3, OP_DW = 4, OP_FC = 9, OP_MAX = 17, OP_RESHAPE = 22, OP_SOFTMAX = 25, OP_PAD = 34 }; /* BuiltinOperator */
+enum { O_NONE = 0, O_CONV = 1, O_DW = 2, O_POOL = 5, O_FC = 8, O_SOFTMAX = 9, O_CONCAT = 10, O_ADD = 11, O_RESHAPE = 17, O_PAD = 22 };     /* BuiltinOptions */
 enum { PAD_SAME = 0, PAD_VALID = 1 };
 
 typedef struct {
@@ -218,6 +218,14 @@ static tq_status build(tl_model *m, const tq_qmodel *q, int softmax) {
             snprintf(nm, sizeof nm, "l%d_add", l);
             int y = act_tensor(m, nm, 4, oshape, L->out_scale, L->out_zp);
             *op = (tl_op){.code = OP_ADD, .version = 2, .nin = 2, .in = {x, x2}, .out = y, .opt_type = O_ADD, .opt = {L->relu == 2 ? 3 : L->relu}};
+            m->nop++, x = out_of[l] = y;
+            continue;
+        }
+        if (L->kind == TQ_S8_CONCAT) { /* one scale and zero point on both sides: the copies TFLite's kernel makes */
+            int x2 = L->src[1] ? out_of[L->src[1] - 1] : out_of[l - 1];
+            snprintf(nm, sizeof nm, "l%d_concat", l);
+            int y = act_tensor(m, nm, 4, oshape, L->out_scale, L->out_zp);
+            *op = (tl_op){.code = OP_CONCAT, .version = 2, .nin = 2, .in = {x, x2}, .out = y, .opt_type = O_CONCAT, .opt = {3}};
             m->nop++, x = out_of[l] = y;
             continue;
         }
@@ -329,6 +337,9 @@ static size_t put_options(fbb *b, const tl_op *op) {
     case O_FC:  /* fused_activation_function */
     case O_ADD: /* fused_activation_function (pot_scale_int16 left at its default) */
         fb_field(&f, 0, 1, (uint32_t)op->opt[0]);
+        break;
+    case O_CONCAT: /* axis: int32 (3, the channels of NHWC), fused_activation_function NONE */
+        fb_field(&f, 0, 4, (uint32_t)op->opt[0]);
         break;
     case O_SOFTMAX: /* beta: float 1 */
         fb_field(&f, 0, 4, 0x3f800000u);

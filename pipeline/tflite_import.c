@@ -103,7 +103,7 @@ static int64_t v_i64(fb *b, size_t v, uint32_t i) {
 /* ---- the model ---- */
 
 enum { T_FLOAT32 = 0, T_INT32 = 2, T_INT8 = 9 };
-enum { OP_ADD = 0, OP_AVG = 1, OP_CONV = 3, OP_DW = 4, OP_FC = 9, OP_MAX = 17, OP_RESHAPE = 22, OP_SOFTMAX = 25, OP_PAD = 34 };
+enum { OP_ADD = 0, OP_AVG = 1, OP_CONCAT = 2, OP_CONV = 3, OP_DW = 4, OP_FC = 9, OP_MAX = 17, OP_RESHAPE = 22, OP_SOFTMAX = 25, OP_PAD = 34 };
 enum { PAD_SAME = 0, PAD_VALID = 1 };
 
 typedef struct {
@@ -166,7 +166,7 @@ static const char *op_name(int code) {
     case OP_PAD: return "PAD";
     case 6: return "DEQUANTIZE";
     case 114: return "QUANTIZE";
-    case 2: return "CONCATENATION";
+    case OP_CONCAT: return "CONCATENATION";
     case 21: return "RELU6";
     case 19: return "RELU";
     case 14: return "LOGISTIC";
@@ -372,6 +372,29 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
             spec_add(spec, &sp, "-add%s", act == 3 ? "r6" : act ? "r" : "");
             continue;
         }
+        if (code == OP_CONCAT) {
+            int32_t xin2 = nin == 2 ? v_i32(b, oin, 1) : -1;
+            const tinfo *X2 = xin2 >= 0 && (uint32_t)xin2 < c->n_tensors && ti[xin2].known ? &ti[xin2] : NULL;
+            int axis = (int)f_u32(b, opt, 0, 0);
+            if (!X2 || flat || X2->flat || (axis != 3 && axis != -1) || f_u8(b, opt, 1, 0) != 0 || X2->H != H || X2->W != W ||
+                X2->pad[0] || X2->pad[1] || X2->pad[2] || X2->pad[3] || X2->layer < 0 || y.ndim != 4 || y.shape[3] != C + X2->C) {
+                st = op_fail(c, k, code, "a CONCATENATION tinyqat cannot hold (two images of one height and width written by earlier "
+                                         "layers, joined along the channels, no activation)");
+                break;
+            }
+            if (X2->s != s_out || s_in != s_out || X2->z != z_out || z_in != z_out) {
+                st = op_fail(c, k, code, "inputs at scales %g and %g, zero points %d and %d, output at %g and %d: tinyqat's concat keeps "
+                                         "one scale (requantize an input first)", (double)s_in, (double)X2->s, z_in, X2->z, (double)s_out, z_out);
+                break;
+            }
+            *L = (tq_qlayer_src){.in_scale = s_in, .in2_scale = X2->s, .out_scale = s_out, .in_zp = z_in, .in2_zp = X2->z, .out_zp = z_out,
+                                 .kind = TQ_S8_CONCAT, .in_h = H, .in_w = W, .in_c = C, .in2_c = X2->C, .out_h = H, .out_w = W,
+                                 .out_c = C + X2->C, .k = 1, .stride = 1, .src = {X.layer + 1, X2->layer + 1}};
+            ti[next] = (tinfo){.known = 1, .layer = n, .H = H, .W = W, .C = C + X2->C, .s = s_out, .z = z_out};
+            n++;
+            spec_add(spec, &sp, "-cat");
+            continue;
+        }
         if (code == OP_MAX || code == OP_AVG) {
             int fw = (int)f_u32(b, opt, 3, 0), fh = (int)f_u32(b, opt, 4, 0), sw = (int)f_u32(b, opt, 1, 0), sh = (int)f_u32(b, opt, 2, 0);
             if (flat || f_u8(b, opt, 0, 0) != PAD_VALID || fw < 1 || fh < 1 || sw < 1 || sh < 1 || fh > H || fw > W || fh > 64 ||
@@ -393,8 +416,8 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
             continue;
         }
         if (code != OP_CONV && code != OP_DW && code != OP_FC) {
-            st = op_fail(c, k, code, "not an operator tinyqat imports (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, MAX_POOL_2D, "
-                                     "AVERAGE_POOL_2D, RESHAPE, PAD, a final SOFTMAX)");
+            st = op_fail(c, k, code, "not an operator tinyqat imports (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, CONCATENATION, "
+                                     "MAX_POOL_2D, AVERAGE_POOL_2D, RESHAPE, PAD, a final SOFTMAX)");
             break;
         }
         if (nin < 3 || (st = tensor(c, v_i32(b, oin, 1), &w)) != TQ_OK || (st = tensor(c, v_i32(b, oin, 2), &bias)) != TQ_OK) {

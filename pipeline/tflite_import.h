@@ -5,7 +5,7 @@
  * The model must be in TFLite's int8 scheme: int8 activations with a scale and zero point, int8
  * weights symmetric per channel or per tensor, int32 biases at s_in s_w. What maps: CONV_2D and
  * DEPTHWISE_CONV_2D (k x kw kernels, strides of their own, no dilation; VALID, SAME, or a PAD of
- * the zero point before them), FULLY_CONNECTED, ADD, MAX_POOL_2D and AVERAGE_POOL_2D (VALID, the
+ * the zero point before them), FULLY_CONNECTED, ADD, CONCATENATION (channels, one scale), MAX_POOL_2D and AVERAGE_POOL_2D (VALID, the
  * scale kept), RESHAPE into the dense layers, fused NONE, RELU or RELU6, and a final SOFTMAX (left out:
  * the logits come out); an operator may read any tensor an earlier one wrote, so residual
  * networks import as graphs (docs/QUANTIZATION.md §18). Anything else is refused naming the

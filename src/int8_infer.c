@@ -68,13 +68,17 @@ static inline int8_t output(const tq_s8_layer *L, int32_t o, int32_t acc) {
 #define PW(L) ((L)->kw ? (L)->pad_w : (L)->pad)
 #define SRC(L, j) ((L)->src[j])
 #define IN2_ZP(L) ((L)->in2_zp)
+#define IN2_C(L) ((L)->in2_c)
 #else
 #define KW(L) ((L)->k)
 #define SW(L) ((L)->stride)
 #define PW(L) ((L)->pad)
 #define SRC(L, j) ((void)(L), (void)(j), 0)
 #define IN2_ZP(L) ((void)(L), 0)
+#define IN2_C(L) ((void)(L), 0)
 #endif
+/* Layers that read two inputs. */
+#define TWO_INPUTS(L) ((L)->kind == TQ_S8_ADD || (L)->kind == TQ_S8_CONCAT)
 
 /* A 1 x 1 convolution without padding: each output pixel is a linear layer of one input pixel,
  * which is in_c contiguous bytes already, so it needs no window gathered. */
@@ -591,6 +595,14 @@ void tq_add_s8_ref(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, int8
     }
 }
 
+void tq_concat_s8_ref(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, int8_t *y) {
+    const int32_t c1 = L->in_c, c2 = IN2_C(L);
+    for (int32_t p = 0; p < L->out_h * L->out_w; p++, y += c1 + c2) {
+        copy_bytes(y, x + (size_t)p * (size_t)c1, c1);
+        copy_bytes(y + c1, x2 + (size_t)p * (size_t)c2, c2);
+    }
+}
+
 size_t tq_s8_layer_scratch_bytes(const tq_s8_layer *L) {
     size_t K = (size_t)L->k * (size_t)KW(L) * (size_t)L->in_c;
     if (TQ_INT8_PACKED && L->kind == TQ_S8_LINEAR && (L->w_bits == 4 || L->w_bits == 2)) /* the input as int16 (DSP) */
@@ -623,6 +635,7 @@ void tq_s8_layer_run(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, in
         pool(L, x, y, L->kind == TQ_S8_AVGPOOL);
     else if (L->kind == TQ_S8_FLATTEN && HAS(TQ_S8_FLATTEN)) copy_bytes(y, x, L->out);
     else if (L->kind == TQ_S8_ADD && HAS(TQ_S8_ADD)) tq_add_s8_ref(L, x, x2, y);
+    else if (L->kind == TQ_S8_CONCAT && HAS(TQ_S8_CONCAT)) tq_concat_s8_ref(L, x, x2, y);
 }
 
 /* ---- the network runner ---- */
@@ -640,7 +653,7 @@ static int layer_ok(const tq_s8_layer *L) {
         L->act_max > 127 || L->act_min > L->act_max)
         return 0;
     if (L->w_bits != 0 && L->w_bits != 8 && L->w_bits != 4 && L->w_bits != 2) return 0;
-    if (L->kind != TQ_S8_ADD && SRC(L, 1) != 0) return 0;
+    if (!TWO_INPUTS(L) && SRC(L, 1) != 0) return 0;
     int weights = L->kind == TQ_S8_LINEAR || L->kind == TQ_S8_CONV || L->kind == TQ_S8_DEPTHWISE;
     if (weights && (!L->w || !L->bias || !L->mult || !L->shift)) return 0;
     int image = weights || L->kind == TQ_S8_MAXPOOL || L->kind == TQ_S8_AVGPOOL;
@@ -653,6 +666,9 @@ static int layer_ok(const tq_s8_layer *L) {
     case TQ_S8_ADD:
         return L->mult && L->shift && IN2_ZP(L) >= -128 && IN2_ZP(L) <= 127 && L->out == L->in && L->out_h == L->in_h &&
                L->out_w == L->in_w;
+    case TQ_S8_CONCAT: /* copies: one zero point */
+        return IN2_C(L) >= 1 && IN2_C(L) <= 65536 && L->out_c == L->in_c + IN2_C(L) && L->out_h == L->in_h && L->out_w == L->in_w &&
+               L->in_zp == L->out_zp && IN2_ZP(L) == L->out_zp;
     case TQ_S8_CONV:
     case TQ_S8_DEPTHWISE:
     case TQ_S8_MAXPOOL:
@@ -694,13 +710,14 @@ int tq_int8_net_check(const tq_int8_net *m) {
     for (int32_t l = 0; l < m->n_layers; l++) {
         const tq_s8_layer *L = &m->layer[l];
         if (!layer_ok(L)) return TQ_INT8_E_ARG;
-        for (int j = 0; j < (L->kind == TQ_S8_ADD ? 2 : 1); j++) {
+        for (int j = 0; j < (TWO_INPUTS(L) ? 2 : 1); j++) {
             if (SRC(L, j) < 0 || SRC(L, j) > l) return TQ_INT8_E_ARG; /* earlier layers only: no cycle */
             int32_t p = producer(m, l, j);
             if (p < 0) continue; /* the network's input: its shape is the caller's */
             const tq_s8_layer *P = &m->layer[p];
             read[p] = 1;
-            if (L->in_h != P->out_h || L->in_w != P->out_w || L->in_c != P->out_c || (j ? IN2_ZP(L) : L->in_zp) != P->out_zp)
+            int32_t want_c = j && L->kind == TQ_S8_CONCAT ? IN2_C(L) : L->in_c;
+            if (L->in_h != P->out_h || L->in_w != P->out_w || want_c != P->out_c || (j ? IN2_ZP(L) : L->in_zp) != P->out_zp)
                 return TQ_INT8_E_ARG;
         }
     }
@@ -719,7 +736,7 @@ static int is_chain(const tq_int8_net *m) {
     if (!TQ_INT8_GRAPHS) return 1;
     for (int32_t l = 0; l < m->n_layers; l++)
         if (SRC(&m->layer[l], 0) > 0 && SRC(&m->layer[l], 0) != l) return 0;
-        else if (HAS(TQ_S8_ADD) && m->layer[l].kind == TQ_S8_ADD) return 0;
+        else if (TWO_INPUTS(&m->layer[l])) return 0;
     return 1;
 }
 
@@ -772,7 +789,7 @@ static size_t plan_graph(const tq_int8_net *m, size_t in_bytes, int32_t *off) {
         off[t] = 0;
     }
     for (int32_t l = 0; l < n; l++)
-        for (int j = 0; j < (m->layer[l].kind == TQ_S8_ADD ? 2 : 1); j++) {
+        for (int j = 0; j < (TWO_INPUTS(&m->layer[l]) ? 2 : 1); j++) {
             int32_t h = holder(m, producer(m, l, j));
             int32_t t = h < 0 ? n : h;
             last[t] = l > last[t] ? l : last[t];
@@ -819,7 +836,7 @@ static void run_graph(const tq_int8_net *m, int32_t first, const int8_t *in, int
     for (int32_t l = first; l < m->n_layers; l++) {
         const tq_s8_layer *L = &m->layer[l];
         if (is_flatten(L)) continue;
-        int32_t h0 = holder(m, producer(m, l, 0)), h1 = L->kind == TQ_S8_ADD ? holder(m, producer(m, l, 1)) : h0;
+        int32_t h0 = holder(m, producer(m, l, 0)), h1 = TWO_INPUTS(L) ? holder(m, producer(m, l, 1)) : h0;
         const int8_t *x = h0 < 0 ? in : arena + off[h0], *x2 = h1 < 0 ? in : arena + off[h1];
         tq_s8_layer_run(L, x, x2, l == m->n_layers - 1 ? out : arena + off[l], arena + off[m->n_layers + 1 + l]);
     }

@@ -27,6 +27,8 @@
  *                a_j = requant((x_j - z_j) 2^20, M0[j], shift[j])     j = 0, 1 (M_j = s_j / 2 max(s_0, s_1))
  *                y = clamp(requant(a_0 + a_1, M0[2], shift[2]) + z_y)   (M_2 = 2 max(s_0, s_1) / (2^20 s_y))
  *              |x - z| <= 255, so the shifted inputs and their sum stay inside int32
+ *   concat     two tensors of one height and width joined along the channels (the first's, then
+ *              the second's), of one scale and zero point: nothing to compute but copies
  *
  * Kernels and windows are k x kw (kw = 0: square), strides stride x stride_w, the padding pad
  * above and pad_w on the left; below and on the right it is what the output size implies, at most
@@ -67,7 +69,7 @@
 /* The layer kinds a build runs, one bit per tq_s8_kind: all of them here. An exported module's
  * copy of this header names its model's kinds only, so the other kernels stay out of the flash;
  * a layer of a kind left out is not computed. */
-#define TQ_INT8_KINDS 0x7f
+#define TQ_INT8_KINDS 0xff
 /* The packed weight widths a build runs, one bit per width (1 << 4 | 1 << 2): both here; an
  * exported module's names its model's, 0 for an int8 model. */
 #define TQ_INT8_PACKED 0x14
@@ -97,6 +99,7 @@ typedef enum {
     TQ_S8_AVGPOOL = 4,
     TQ_S8_FLATTEN = 5,
     TQ_S8_ADD = 6,
+    TQ_S8_CONCAT = 7,
 } tq_s8_kind;
 
 typedef struct {
@@ -116,9 +119,10 @@ typedef struct {
      * (and an exported chain's module, TQ_INT8_GRAPHS 0, leaves them out of its flash). */
     int32_t src[2];         /* input j is layer src[j] - 1's output; 0: the layer before's (the network's input
                                for layer 0). An add reads both, the other kinds src[0] */
-    int32_t in2_zp;         /* an add's second input's zero point */
+    int32_t in2_zp;         /* an add's or concat's second input's zero point */
     int32_t kw, stride_w, pad_w; /* kernel columns, horizontal stride, padding on the left; kw = 0: square
                                     (k, stride, pad) */
+    int32_t in2_c;          /* a concat's second input's channels (out_c = in_c + in2_c) */
 #endif
 } tq_s8_layer;
 
@@ -141,6 +145,7 @@ void tq_depthwise_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y);
 void tq_maxpool_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y);
 void tq_avgpool_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y);
 void tq_add_s8_ref(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, int8_t *y);
+void tq_concat_s8_ref(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, int8_t *y);
 
 /* Scratch a layer's kernel needs besides its input and output: the convolution's patch; for a
  * linear layer of packed weights, its input unpacked to int16 (the DSP kernel's; every build
@@ -149,7 +154,7 @@ size_t tq_s8_layer_scratch_bytes(const tq_s8_layer *L);
 
 /* One layer with the best kernel this build has (on a Cortex-M with DSP: SMLAD for linear and
  * conv). Flatten copies (the runners below pass its input through instead). x2 is an add's second
- * input (the others ignore it). */
+ * input (the others ignore it), and a concat's. */
 void tq_s8_layer_run(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, int8_t *y, int8_t *patch);
 
 /* TQ_INT8_OK when every layer's sizes agree with its kind (in = in_h in_w in_c, a kernel's

@@ -64,7 +64,8 @@ int32_t tq_qlayer_requants(const tq_qlayer *L) { return L->kind == TQ_S8_ADD ? 3
 int tq_qmodel_is_chain(const tq_qmodel *q) {
     for (int l = 0; l < q->n_layers; l++) {
         const tq_qlayer *L = &q->layer[l];
-        if (L->kind == TQ_S8_ADD || L->src[0] || L->src[1] || L->kw || L->stride_w || L->pad_w || L->in2_zp || L->in2_scale != 0)
+        if (L->kind == TQ_S8_ADD || L->kind == TQ_S8_CONCAT || L->src[0] || L->src[1] || L->kw || L->stride_w || L->pad_w ||
+            L->in2_zp || L->in2_c || L->in2_scale != 0)
             return 0;
     }
     return 1;
@@ -129,18 +130,22 @@ static void bind_view(tq_qmodel *q) {
                                         .in_c = L->in_c, .out_h = L->out_h, .out_w = L->out_w, .out_c = L->out_c,
                                         .k = L->k, .stride = L->stride, .pad = L->pad,
                                         .w_bits = tq_qlayer_storage_bits(L->w_bits), .src = {L->src[0], L->src[1]},
-                                        .in2_zp = L->in2_zp, .kw = L->kw, .stride_w = L->stride_w, .pad_w = L->pad_w};
+                                        .in2_zp = L->in2_zp, .kw = L->kw, .stride_w = L->stride_w, .pad_w = L->pad_w,
+                                        .in2_c = L->in2_c};
     }
 }
 
 const char *tq_qlayer_kind_name(int32_t kind) {
-    static const char *names[] = {"linear", "conv", "depthwise", "max pool", "avg pool", "flatten", "add"};
-    return kind >= 0 && kind <= TQ_S8_ADD ? names[kind] : "unknown";
+    static const char *names[] = {"linear", "conv", "depthwise", "max pool", "avg pool", "flatten", "add", "concat"};
+    return kind >= 0 && kind <= TQ_S8_CONCAT ? names[kind] : "unknown";
 }
 
 /* A size the formats and kernels handle: 1..65536 per dimension, 2^24 values per activation,
  * a patch of at most 2^20 values. */
 #define DIM_OK(v) ((v) >= 1 && (v) <= 65536)
+
+/* Layers that read two inputs. */
+static int two_inputs(const tq_qlayer *L) { return L->kind == TQ_S8_ADD || L->kind == TQ_S8_CONCAT; }
 
 /* The layer whose output is layer l's input j (-1: the network's input). */
 static int producer(const tq_qmodel *q, int l, int j) { return q->layer[l].src[j] ? q->layer[l].src[j] - 1 : l - 1; }
@@ -151,7 +156,7 @@ static int producer(const tq_qmodel *q, int l, int j) { return q->layer[l].src[j
 static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
     tq_qlayer *L = &q->layer[l];
 #define BAD(...) TQ_FAIL(TQ_E_FORMAT, __VA_ARGS__)
-    if (L->kind < 0 || L->kind > TQ_S8_ADD) BAD("%s: layer %d: unknown kind %d", path, l, L->kind);
+    if (L->kind < 0 || L->kind > TQ_S8_CONCAT) BAD("%s: layer %d: unknown kind %d", path, l, L->kind);
     const char *kn = tq_qlayer_kind_name(L->kind);
     if (L->w_bits < 2 || L->w_bits > 8) BAD("%s: layer %d (%s): %d-bit weights (2..8)", path, l, kn, L->w_bits);
     if (!DIM_OK(L->in_h) || !DIM_OK(L->in_w) || !DIM_OK(L->in_c) || !DIM_OK(L->out_h) || !DIM_OK(L->out_w) ||
@@ -188,11 +193,18 @@ static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
         }
         if ((L->kind == TQ_S8_DEPTHWISE && L->out_c % L->in_c) || (!conv && L->out_c != L->in_c))
             BAD("%s: layer %d (%s): %d output channels from %d", path, l, kn, L->out_c, L->in_c);
-    } else if (L->kind == TQ_S8_ADD) {
-        if (L->out_h != L->in_h || L->out_w != L->in_w || L->out_c != L->in_c || L->k != 1 || L->stride != 1 || L->pad != 0 || L->kw)
-            BAD("%s: layer %d (add): bad shape fields", path, l);
+    } else if (two_inputs(L)) {
+        int32_t want_c = L->kind == TQ_S8_CONCAT ? L->in_c + L->in2_c : L->in_c;
+        if (L->out_h != L->in_h || L->out_w != L->in_w || L->out_c != want_c || L->k != 1 || L->stride != 1 || L->pad != 0 || L->kw ||
+            (L->kind == TQ_S8_CONCAT ? !DIM_OK(L->in2_c) : L->in2_c != 0))
+            BAD("%s: layer %d (%s): bad shape fields", path, l, kn);
         if (L->in2_zp < -128 || L->in2_zp > 127 || !(L->in2_scale > 0) || !isfinite(L->in2_scale))
-            BAD("%s: layer %d (add): bad second input zero point or scale", path, l);
+            BAD("%s: layer %d (%s): bad second input zero point or scale", path, l, kn);
+        /* a concat copies: its inputs at its own scale and zero point (the converter requantizes them to one) */
+        if (L->kind == TQ_S8_CONCAT && (L->in_zp != L->out_zp || L->in2_zp != L->out_zp || L->in_scale != L->out_scale ||
+                                        L->in2_scale != L->out_scale || L->relu))
+            BAD("%s: layer %d (concat): inputs at scales %g and %g, zero points %d and %d, output at %g and %d: a concat keeps one", path,
+                l, (double)L->in_scale, (double)L->in2_scale, L->in_zp, L->in2_zp, (double)L->out_scale, L->out_zp);
     } else {
         int want_c = L->kind == TQ_S8_FLATTEN ? L->in : L->out_c;
         if (L->kind == TQ_S8_LINEAR && (L->in_h != 1 || L->in_w != 1))
@@ -210,25 +222,25 @@ static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
         BAD("%s: layer %d: bad activation clamp [%d, %d]", path, l, L->act_min, L->act_max);
     if (!(L->in_scale > 0) || !(L->out_scale > 0) || !isfinite(L->in_scale) || !isfinite(L->out_scale))
         BAD("%s: layer %d: bad scales", path, l);
-    if (L->kind != TQ_S8_ADD && L->src[1]) BAD("%s: layer %d (%s): a second input", path, l, kn);
-    for (int j = 0; j < (L->kind == TQ_S8_ADD ? 2 : 1); j++) {
+    if (!two_inputs(L) && (L->src[1] || L->in2_c)) BAD("%s: layer %d (%s): a second input", path, l, kn);
+    for (int j = 0; j < (two_inputs(L) ? 2 : 1); j++) {
         if (L->src[j] < 0 || L->src[j] > l)
             BAD("%s: layer %d (%s): input %d is layer %lld's output, which is not an earlier layer", path, l, kn, j,
                 (long long)L->src[j] - 1);
         int p = producer(q, l, j);
         if (p < 0) continue;
         const tq_qlayer *P = &q->layer[p];
-        int32_t zp = j ? L->in2_zp : L->in_zp;
-        if (L->in_h != P->out_h || L->in_w != P->out_w || L->in_c != P->out_c || zp != P->out_zp)
+        int32_t zp = j ? L->in2_zp : L->in_zp, c = j && L->kind == TQ_S8_CONCAT ? L->in2_c : L->in_c;
+        if (L->in_h != P->out_h || L->in_w != P->out_w || c != P->out_c || zp != P->out_zp)
             BAD("%s: layer %d (%s) does not follow layer %d: input %dx%dx%d z %d, outputs %dx%dx%d z %d", path, l, kn, p, L->in_h,
-                L->in_w, L->in_c, zp, P->out_h, P->out_w, P->out_c, P->out_zp);
+                L->in_w, c, zp, P->out_h, P->out_w, P->out_c, P->out_zp);
     }
     if (l == q->n_layers - 1) {
         if (L->kind == TQ_S8_FLATTEN) BAD("%s: the last layer is a flatten", path);
         for (int p = 0; p < l; p++) { /* the last layer's output is the network's; every other is read */
             int read = 0;
             for (int r = p + 1; r < q->n_layers && !read; r++)
-                for (int j = 0; j < (q->layer[r].kind == TQ_S8_ADD ? 2 : 1); j++) read |= producer(q, r, j) == p;
+                for (int j = 0; j < (two_inputs(&q->layer[r]) ? 2 : 1); j++) read |= producer(q, r, j) == p;
             if (!read) BAD("%s: layer %d (%s): its output is read by no layer", path, p, tq_qlayer_kind_name(q->layer[p].kind));
         }
     }
@@ -293,7 +305,7 @@ tq_status tq_qmodel_convert(tq_qmodel *q, const char *spec, const tq_qlayer_src 
                          .out_scale = s->out_scale, .in_h = s->in_h, .in_w = s->in_w, .in_c = s->in_c, .out_h = s->out_h,
                          .out_w = s->out_w, .out_c = s->out_c, .k = s->k, .stride = s->stride, .pad = s->pad,
                          .src = {s->src[0], s->src[1]}, .kw = s->kw, .stride_w = s->stride_w, .pad_w = s->pad_w,
-                         .in2_zp = s->in2_zp, .in2_scale = s->in2_scale};
+                         .in2_zp = s->in2_zp, .in2_c = s->in2_c, .in2_scale = s->in2_scale};
         /* one form for one network: the layer before is src 0, a square kernel has kw 0 */
         for (int j = 0; j < 2; j++)
             if (L->src[j] == l && l > 0) L->src[j] = 0;
@@ -367,8 +379,8 @@ tq_status tq_qmodel_save(const tq_qmodel *q, const char *path) {
         tq_buf_f32(&b, L->in_scale);
         tq_buf_f32(&b, L->out_scale);
         if (v4) {
-            const int32_t graph[6] = {L->src[0], L->src[1], L->kw, L->stride_w, L->pad_w, L->in2_zp};
-            for (int i = 0; i < 6; i++) tq_buf_u32(&b, (uint32_t)graph[i]);
+            const int32_t graph[7] = {L->src[0], L->src[1], L->kw, L->stride_w, L->pad_w, L->in2_zp, L->in2_c};
+            for (int i = 0; i < 7; i++) tq_buf_u32(&b, (uint32_t)graph[i]);
             tq_buf_f32(&b, L->in2_scale);
         }
         if (L->kind == TQ_S8_ADD)
@@ -411,8 +423,8 @@ static void read_header(tq_reader *r, uint32_t version, tq_qlayer *L, uint32_t *
     L->in_scale = tq_rd_f32(r);
     L->out_scale = tq_rd_f32(r);
     if (version >= 4) {
-        int32_t *g[6] = {&L->src[0], &L->src[1], &L->kw, &L->stride_w, &L->pad_w, &L->in2_zp};
-        for (int i = 0; i < 6; i++) *g[i] = (int32_t)tq_rd_u32(r);
+        int32_t *g[7] = {&L->src[0], &L->src[1], &L->kw, &L->stride_w, &L->pad_w, &L->in2_zp, &L->in2_c};
+        for (int i = 0; i < 7; i++) *g[i] = (int32_t)tq_rd_u32(r);
         L->in2_scale = tq_rd_f32(r);
     }
 }

@@ -5,7 +5,7 @@
  *   "TQI8"  u32 version  u16 spec_len  spec bytes  u32 n_layers
  *   per layer: u32 kind, in_h, in_w, in_c, out_h, out_w, out_c, k, stride, pad, relu, w_bits, w_bytes;
  *              i32 in_zp, out_zp, act_min, act_max; f32 in_scale, out_scale;
- *              version 4: i32 src[2], kw, stride_w, pad_w, in2_zp; f32 in2_scale (tq_s8_layer's);
+ *              version 4: i32 src[2], kw, stride_w, pad_w, in2_zp, in2_c; f32 in2_scale (tq_s8_layer's);
  *              then, for linear, conv and depthwise layers (C = out_c channels):
  *              f32 w_scale[C]; w[...] (src/int8_infer.h's layouts, packed to the storage width
  *              of w_bits: 2 bits in 2, 3 and 4 in 4, 5..8 in 8); i32 bias[C], M0[C], shift[C]
@@ -38,8 +38,8 @@ typedef struct {
     int8_t *w;
     int32_t *bias, *mult, *shift; /* [out_c]; an add has no bias and three multipliers (tq_qlayer_requants) */
     /* graphs and non-square kernels, as in tq_s8_layer (all 0 in a chain of square kernels) */
-    int32_t src[2], kw, stride_w, pad_w, in2_zp;
-    float in2_scale;           /* an add's second input's scale */
+    int32_t src[2], kw, stride_w, pad_w, in2_zp, in2_c;
+    float in2_scale;           /* an add's or concat's second input's scale */
 } tq_qlayer;
 
 typedef struct {
@@ -66,11 +66,11 @@ typedef struct {
     const int32_t *bq;
     /* graphs and non-square kernels, as in tq_s8_layer (0 in a chain of square kernels) */
     int src[2], kw, stride_w, pad_w;
-    int32_t in2_zp;
+    int32_t in2_zp, in2_c;
     float in2_scale;
 } tq_qlayer_src;
 
-/* "linear", "conv", "depthwise", "max pool", "avg pool", "flatten", "add" ("unknown" otherwise). */
+/* "linear", "conv", "depthwise", "max pool", "avg pool", "flatten", "add", "concat" ("unknown" otherwise). */
 const char *tq_qlayer_kind_name(int32_t kind);
 /* Weights and channels of a layer (0 for pools and flatten). */
 size_t tq_qlayer_weights(const tq_qlayer *L);

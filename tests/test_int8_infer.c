@@ -583,6 +583,24 @@ static void dense_graph_from_pixels(void **state) {
     }
 }
 
+/* Concat by hand: two pixels of 2 and 1 channels become two pixels of 3, the first input's
+ * channels first; the checker wants one zero point and the second input's channel count. */
+static void concat_by_hand(void **state) {
+    (void)state;
+    tq_s8_layer L = {.in = 4, .out = 6, .in_zp = 3, .out_zp = 3, .act_min = -128, .act_max = 127, .kind = TQ_S8_CONCAT, .in_h = 1,
+                     .in_w = 2, .in_c = 2, .out_h = 1, .out_w = 2, .out_c = 3, .k = 1, .stride = 1, .in2_zp = 3, .in2_c = 1};
+    const int8_t x[4] = {1, 2, 3, 4}, x2[2] = {-5, -6};
+    int8_t y[6];
+    tq_s8_layer_run(&L, x, x2, y, NULL);
+    const int8_t want[6] = {1, 2, -5, 3, 4, -6};
+    assert_memory_equal(y, want, 6);
+    assert_int_equal(tq_int8_net_check(&(tq_int8_net){1, &L}), TQ_INT8_OK);
+    L.in2_zp = 4; /* a concat copies: one zero point */
+    assert_int_equal(tq_int8_net_check(&(tq_int8_net){1, &L}), TQ_INT8_E_ARG);
+    L.in2_zp = 3, L.in2_c = 2; /* 2 + 2 is not 3 */
+    assert_int_equal(tq_int8_net_check(&(tq_int8_net){1, &L}), TQ_INT8_E_ARG);
+}
+
 /* What the graph runner refuses: an input from a later layer (or itself: a cycle), an output
  * nobody reads, a zero point that is not its source's, a second input on a kind with one. */
 static void graph_checks(void **state) {
@@ -915,6 +933,7 @@ int main(void) {
         cmocka_unit_test(residual_graph_runner_contract),
         cmocka_unit_test(graph_checks),
         cmocka_unit_test(dense_graph_from_pixels),
+        cmocka_unit_test(concat_by_hand),
         cmocka_unit_test(cnn_runner_contract),
         cmocka_unit_test(fast_kernel_is_bit_identical),
         cmocka_unit_test(cnn_fast_kernels_are_bit_identical),

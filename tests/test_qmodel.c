@@ -371,9 +371,9 @@ static void graph_round_trip(void **state) {
     saves_as_itself(&q);
     /* a record whose input comes from a later layer, and one whose output nobody reads */
     /* layer 2's record: after the 19-byte head ("TQI8", version, "graph", the count), layer 0
-     * (104 bytes of fields, 3 channels x 16 bytes, 54 weights) and layer 1 (the same, 27 weights);
+     * (108 bytes of fields, 3 channels x 16 bytes, 54 weights) and layer 1 (the same, 27 weights);
      * its src[0] after its 17 u32 and 2 f32 */
-    const size_t rec2 = 19 + (104 + 48 + 54) + (104 + 48 + 27), at2 = rec2 + 76;
+    const size_t rec2 = 19 + (108 + 48 + 54) + (108 + 48 + 27), at2 = rec2 + 76;
     assert_int_equal(d[at2], 0), assert_int_equal(d[at2 + 4], 1);
     patch_u32(d, at2, 5);
     fix_crc(d, n);
@@ -382,10 +382,10 @@ static void graph_round_trip(void **state) {
     fix_crc(d, n);
     expect_load_fails(d, n, TQ_E_FORMAT, "not an earlier layer");
     patch_u32(d, at2, 0);
-    patch_u32(d, rec2 + 104 + 12, 1); /* the add's first input shifted left: its sum could leave int32 */
+    patch_u32(d, rec2 + 108 + 12, 1); /* the add's first input shifted left: its sum could leave int32 */
     fix_crc(d, n);
     expect_load_fails(d, n, TQ_E_FORMAT, "shifts left");
-    patch_u32(d, rec2 + 104 + 12, (uint32_t)-1);
+    patch_u32(d, rec2 + 108 + 12, (uint32_t)-1);
     patch_u32(d, at2, 1); /* 0 + 0 (with layer 0's zero point): layer 1 is read by nobody */
     patch_u32(d, rec2 + 4 * 13, (uint32_t)-128);
     fix_crc(d, n);

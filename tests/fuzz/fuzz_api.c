@@ -36,7 +36,7 @@ static void runner(script *s) {
     memset(L, 0, sizeof L);
     for (int l = 0; l < n; l++) {
         tq_s8_layer *a = &L[l];
-        a->kind = pick(s, 0, 7); /* 7: no such kind */
+        a->kind = pick(s, 0, 8); /* 8: no such kind */
         a->in_h = pick(s, 0, 6), a->in_w = pick(s, 0, 6), a->in_c = pick(s, 0, 5);
         a->out_h = pick(s, 0, 6), a->out_w = pick(s, 0, 6), a->out_c = pick(s, 0, 5);
         /* in and out: what the shape says, or (now and then) anything */
@@ -45,7 +45,7 @@ static void runner(script *s) {
         a->k = pick(s, 0, 4), a->stride = pick(s, 0, 3), a->pad = pick(s, 0, 3);
         /* a graph's fields now and then: inputs from any layer (later ones included), a second
          * zero point, kernels k x kw with their own stride and padding across */
-        if (next(s) < 64) a->src[0] = pick(s, 0, 3), a->src[1] = pick(s, 0, 3), a->in2_zp = pick(s, 0, 255) - 128;
+        if (next(s) < 64) a->src[0] = pick(s, 0, 3), a->src[1] = pick(s, 0, 3), a->in2_zp = pick(s, 0, 255) - 128, a->in2_c = pick(s, 0, 5);
         if (next(s) < 64) a->kw = pick(s, 0, 4), a->stride_w = pick(s, 0, 3), a->pad_w = pick(s, 0, 3);
         a->in_zp = pick(s, 0, 255) - 128, a->out_zp = pick(s, 0, 255) - 128;
         a->act_min = pick(s, 0, 255) - 128, a->act_max = pick(s, 0, 255) - 128;

@@ -5,8 +5,9 @@
  *   tq_graphgen LAYOUT OUT.tqm [SEED]
  *     residual  28x28x1: a SAME 3x3 conv to 8, a residual block (3x3 conv, 3x1 conv, add with
  *               the block's input), a block of 14 channels with a 1x1 stride-2 shortcut, a
- *               depthwise (3x5) separable block, global average pool, dense 10: every new kind
- *               on MNIST-sized input, channel counts that are not multiples of 4 included
+ *               depthwise (3x5, ReLU6) separable block concatenated with a 1x1 branch, global
+ *               average pool, dense 10: every new kind on MNIST-sized input, channel counts that
+ *               are not multiples of 4 included
  *     resnet8   32x32x3: MLPerf Tiny's image-classification ResNet-8 (16, 32, 64 channels)
  *     dscnn     49x10x1: MLPerf Tiny's keyword-spotting DS-CNN (10x4 conv to 64 stride 2, four
  *               depthwise-separable blocks, average pool, dense 12)
@@ -92,6 +93,16 @@ static int add(graph *g, int a, int b) {
     return l;
 }
 
+/* channels of a and b side by side (one scale and zero point: both ReLU outputs here) */
+static int concat(graph *g, int a, int b) {
+    int l = g->n++;
+    shape x = out_of(g, a), y = out_of(g, b);
+    g->s[l] = (tq_qlayer_src){.in_scale = x.scale, .in2_scale = y.scale, .out_scale = x.scale, .in_zp = x.zp, .in2_zp = y.zp,
+                              .out_zp = x.zp, .kind = TQ_S8_CONCAT, .in_h = x.h, .in_w = x.w, .in_c = x.c, .in2_c = y.c,
+                              .out_h = x.h, .out_w = x.w, .out_c = x.c + y.c, .k = 1, .stride = 1, .src = {a + 1, b + 1}};
+    return l;
+}
+
 /* global average pool, flatten, dense to `classes` */
 static void head(graph *g, int classes) {
     shape x = out_of(g, g->n - 1);
@@ -133,8 +144,10 @@ int main(int argc, char **argv) {
         b = conv(&g, -1, 0, 14, 3, 3, 1, 0);
         int sc = conv(&g, x, 0, 14, 1, 1, 2, 0); /* 1x1 stride-2 shortcut */
         x = add(&g, b, sc);
-        conv(&g, -1, 1, 0, 3, 5, 1, 2);          /* depthwise, 3x5, ReLU6 */
-        conv(&g, -1, 0, 16, 1, 1, 1, 1);         /* pointwise */
+        conv(&g, -1, 1, 0, 3, 5, 1, 2);              /* depthwise, 3x5, ReLU6 */
+        int pw = conv(&g, -1, 0, 16, 1, 1, 1, 1);    /* pointwise */
+        int side = conv(&g, x, 0, 8, 1, 1, 1, 1);    /* a second branch from the block's output */
+        concat(&g, pw, side);                        /* 16 + 8 channels */
         head(&g, 10);
     } else if (!strcmp(lay, "resnet8")) {
         int x = first_conv(&g, 32, 32, 3, 16, 3, 3, 1);
