@@ -42,7 +42,7 @@
  * sets both unless cfg.threads is 0) and the allocation counters (src/alloc.h). A pool job meets
  * another thread's running job and runs inline: results never depend on the thread count or on
  * other threads, only a dense model's BLAS products do on the BLAS count. The integer runtime
- * (src/int8_infer.h) keeps no state at all.
+ * (runtime/int8_infer.h) keeps no state at all.
  *
  *     #include <tinyqat.h>
  *
@@ -101,7 +101,7 @@ extern "C" {
 #include "src/autograd.h"
 #include "src/checkpoint.h"
 #include "src/fake_quant.h"
-#include "src/int8_infer.h"
+#include "runtime/int8_infer.h"
 #include "src/observer.h"
 #include "src/ops.h"
 #include "src/parallel.h"

@@ -17,7 +17,7 @@ tq_status tq_conv_shape_init(tq_conv_shape *s, int H, int W, int C, int K, int s
     if (C > 4096) TQ_FAIL(TQ_E_SHAPE, "convolution: %d input channels (at most 4096)", C);
     if (K > H + 2L * pad || K > W + 2L * pad)
         TQ_FAIL(TQ_E_SHAPE, "convolution: a %dx%d kernel does not fit a %dx%d image with padding %d", K, K, H, W, pad);
-    if (pad >= K) /* a window of padding alone; the integer path takes pad <= K - 1 (src/int8_infer.h) */
+    if (pad >= K) /* a window of padding alone; the integer path takes pad <= K - 1 (runtime/int8_infer.h) */
         TQ_FAIL(TQ_E_SHAPE, "convolution: padding %d needs a kernel larger than %d (at most kernel - 1)", pad, K);
     if (depthwise && OC % C)
         TQ_FAIL(TQ_E_SHAPE, "depthwise convolution: %d output channels is not a multiple of the %d input channels", OC, C);

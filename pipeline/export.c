@@ -113,7 +113,7 @@ static void put_runtime(tq_buf *b, const unsigned char *src, size_t len, unsigne
     snprintf(w, sizeof w, "#define TQ_INT8_PACKED 0x%02x", widths);
     snprintf(ih, sizeof ih, "#define TQ_INT8_EXPORT_ID 0x%08xu", (unsigned)id);
     snprintf(ic, sizeof ic, "#define TQ_INT8_C_EXPORT_ID 0x%08xu", (unsigned)id);
-    const char *subst[][2] = {{"#include \"src/int8_infer.h\"", "#include \"int8_infer.h\""},
+    const char *subst[][2] = {{"#include \"runtime/int8_infer.h\"", "#include \"int8_infer.h\""},
                               {"#define TQ_INT8_KINDS 0xff", k},
                               {"#define TQ_INT8_PACKED 0x14", w},
                               {"#define TQ_INT8_PRECHECKED 0", "#define TQ_INT8_PRECHECKED 1"},

@@ -1,7 +1,9 @@
 /* An integer model as a self-contained C module for microcontrollers (docs/QUANTIZATION.md §8).
  *
- *   DIR/int8_infer.{h,c}   the runtime, byte for byte the host's (only the include line and
- *                          TQ_INT8_KINDS, the model's layer kinds, differ)
+ *   DIR/int8_infer.{h,c}   the runtime: runtime/int8_infer.h, and its three parts (reference and
+ *                          DSP kernels, runner) joined into one file, byte for byte the host's but
+ *                          for the include lines and the lines naming the model's layer kinds,
+ *                          packed widths and export
  *   DIR/tq_model.{h,c}     the model as const arrays (they stay in flash) and one call:
  *                          int tq_model_classify(const uint8_t *pixels, int8_t *logits)
  *   DIR/tq_test_data.h     with test images: their pixels, labels and the host's int8 logits

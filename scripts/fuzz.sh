@@ -13,7 +13,7 @@ command -v clang >/dev/null || { echo "fuzz: clang not installed (apt-get instal
 cflags=(-std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_POSIX_C_SOURCE=200809L -DTQ_FUZZING
         -I"$root" -I"$root/include" $(pkg-config --cflags openblas libcjson))
 # the library without the exporters (the C one embeds a generated file; no target needs them) and the CLI's parser
-libsrc=("$root"/src/*.c "$root"/layers/*.c "$root"/optim/*.c "$root"/data/*.c "$root"/pipeline/{train,int8,version,gptq,onnx_import,tflite_import}.c
+libsrc=("$root"/src/*.c "$root"/runtime/*.c "$root"/layers/*.c "$root"/optim/*.c "$root"/data/*.c "$root"/pipeline/{train,int8,version,gptq,onnx_import,tflite_import}.c
         "$root/examples/tinyqat/cli.c")
 for t in idx model tqm cli api onnx npy tflite; do
   clang "${cflags[@]}" "${libsrc[@]}" "$root/tests/fuzz/fuzz_$t.c" -o "$out/fuzz_$t" $(pkg-config --libs openblas libcjson) -lz -lm -lpthread

@@ -30,10 +30,10 @@ pass=$((pass + 1))
 cmake -S "$root/examples/library" -B "$tmp/cm" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$tmp/cm" >/dev/null
 pass=$((pass + 1))
-# the include path holds include/ alone: <tinyqat.h> and <tinyqat/src/int8_infer.h>, never <src/...>
-printf '#include <tinyqat.h>\n#include <tinyqat/src/int8_infer.h>\nint main(void) { return 0; }\n' >"$tmp/inc.c"
-cc -std=c11 -fsyntax-only $(pkg-config --cflags tinyqat) "$tmp/inc.c" || { echo "install: <tinyqat/src/int8_infer.h> not found"; exit 1; }
-printf '#include <src/int8_infer.h>\nint main(void) { return 0; }\n' >"$tmp/bad.c"
+# the include path holds include/ alone: <tinyqat.h> and <tinyqat/runtime/int8_infer.h>, never <src/...>
+printf '#include <tinyqat.h>\n#include <tinyqat/runtime/int8_infer.h>\nint main(void) { return 0; }\n' >"$tmp/inc.c"
+cc -std=c11 -fsyntax-only $(pkg-config --cflags tinyqat) "$tmp/inc.c" || { echo "install: <tinyqat/runtime/int8_infer.h> not found"; exit 1; }
+printf '#include <runtime/int8_infer.h>\nint main(void) { return 0; }\n' >"$tmp/bad.c"
 if cc -std=c11 -fsyntax-only $(pkg-config --cflags tinyqat) "$tmp/bad.c" 2>/dev/null; then echo "install: a folder named src is on the include path"; exit 1; fi
 [ ! -d "$prefix/include/src" ] && [ -f "$prefix/include/tinyqat.h" ] || { echo "install: headers outside include/tinyqat"; exit 1; }
 pass=$((pass + 1))

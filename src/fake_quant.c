@@ -1,6 +1,6 @@
 #include "src/fake_quant.h"
 
-#include "src/int8_infer.h" /* tq_requantize_ref */
+#include "runtime/int8_infer.h" /* tq_requantize_ref */
 #include "src/parallel.h"
 #include "src/qmodel.h"      /* tq_quantize_multiplier */
 #include "src/simd.h"
@@ -205,7 +205,7 @@ static void fq_requant(tq_node *n) {
         double a = nearbyint((double)x->val[i] / (double)step[c]);
         a = a != a ? 0.0 : a > 2147483647.0 ? 2147483647.0 : a < -2147483648.0 ? -2147483648.0 : a; /* NaN: see below */
         /* in 64 bits: a left shift saturates near 2^31, where + z would overflow (the kernels add it
-         * saturating too, src/int8_infer.c) */
+         * saturating too, runtime/kernels_ref.c) */
         int64_t q = (int64_t)tq_requantize_ref((int32_t)a, M0[c], shift[c]) + fq->zero_point[0];
         q = q < fq->qmin ? fq->qmin : q > fq->qmax ? fq->qmax : q;
         n->val[i] = ((float)q - fz) * s_y + x->val[i] * 0.0f; /* x * 0: a NaN stays visible */

@@ -255,7 +255,7 @@ static tq_status check_channels(const tq_qlayer *L, int l, const char *path) {
     if (n * (size_t)sb < nb * 8 && ((uint8_t)L->w[nb - 1] >> (n * (size_t)sb % 8)))
         TQ_FAIL(TQ_E_FORMAT, "%s: layer %d: the unused bits of the last weight byte are not zero", path, l);
     for (int32_t o = 0; o < ch; o++) {
-        /* each weight in its range, and the accumulator bound of src/int8_infer.h (TQ_S8_ACC_MAX) */
+        /* each weight in its range, and the accumulator bound of runtime/int8_infer.h (TQ_S8_ACC_MAX) */
         int64_t sum = 0;
         for (size_t i = 0; i < per; i++) {
             size_t k = L->kind == TQ_S8_DEPTHWISE ? i * (size_t)ch + (size_t)o : (size_t)o * per + i;
@@ -274,7 +274,7 @@ static tq_status check_channels(const tq_qlayer *L, int l, const char *path) {
         if (!(m == 0 && s == 0) && (m < (1 << 30) || s < -31 || s > 30))
             TQ_FAIL(TQ_E_FORMAT, "%s: layer %d channel %d: multiplier %d / shift %d out of range", path, l, o, m, s);
         /* an add's inputs are scaled down to twice the larger scale: M <= 1/2, never a left shift
-         * (which is what keeps their sum inside int32, src/int8_infer.h) */
+         * (which is what keeps their sum inside int32, runtime/int8_infer.h) */
         if (L->kind == TQ_S8_ADD && o < 2 && s > 0)
             TQ_FAIL(TQ_E_FORMAT, "%s: layer %d (add): input %d's multiplier shifts left (%d): an add scales its inputs down", path, l, o, s);
     }

@@ -1,5 +1,5 @@
 /* The quantized model on the host: conversion from a fake-quantized float model, the .tqm file,
- * and a fast batched runner bit-identical to the reference kernels of src/int8_infer.h.
+ * and a fast batched runner bit-identical to the reference kernels of runtime/int8_infer.h.
  *
  * .tqm layout (little-endian), format TQ_TQM_FORMAT_VERSION (4; docs/QUANTIZATION.md §8):
  *   "TQI8"  u32 version  u16 spec_len  spec bytes  u32 n_layers
@@ -7,7 +7,7 @@
  *              i32 in_zp, out_zp, act_min, act_max; f32 in_scale, out_scale;
  *              version 4: i32 src[2], kw, stride_w, pad_w, in2_zp, in2_c; f32 in2_scale (tq_s8_layer's);
  *              then, for linear, conv and depthwise layers (C = out_c channels):
- *              f32 w_scale[C]; w[...] (src/int8_infer.h's layouts, packed to the storage width
+ *              f32 w_scale[C]; w[...] (runtime/int8_infer.h's layouts, packed to the storage width
  *              of w_bits: 2 bits in 2, 3 and 4 in 4, 5..8 in 8); i32 bias[C], M0[C], shift[C]
  *              and for an add: i32 M0[3], shift[3]
  *   u32 crc32 (zlib) of everything before it
@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "int8_infer.h"
+#include "../runtime/int8_infer.h"
 #include "status.h"
 
 #define TQ_TQM_FORMAT_VERSION 4

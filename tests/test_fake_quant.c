@@ -10,7 +10,7 @@
 
 #include "src/autograd.h"
 #include "src/fake_quant.h"
-#include "src/int8_infer.h"
+#include "runtime/int8_infer.h"
 #include "src/qmodel.h"
 #include "src/ops.h"
 #include "src/rng.h"

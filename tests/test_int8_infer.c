@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "src/alloc.h"
-#include "src/int8_infer.h"
+#include "runtime/int8_infer.h"
 #include "src/qmodel.h"
 #include "src/rng.h"
 
@@ -773,7 +773,7 @@ static void cnn_fast_kernels_are_bit_identical(void **state) {
 
 /* ---- packed weights ---- */
 
-/* w[0..n) packed at `bits` (4 or 2) into p: the layout src/int8_infer.h describes, written out
+/* w[0..n) packed at `bits` (4 or 2) into p: the layout runtime/int8_infer.h describes, written out
  * independently of the converter. */
 static void pack(const int8_t *w, size_t n, int bits, int8_t *p) {
     size_t per = 8 / (size_t)bits;

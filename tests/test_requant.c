@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <cmocka.h>
 
-#include "src/int8_infer.h"
+#include "runtime/int8_infer.h"
 #include "src/qmodel.h"
 #include "src/rng.h"
 

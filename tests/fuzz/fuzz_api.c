@@ -15,7 +15,7 @@
 #include "pipeline/int8.h"
 #include "pipeline/train.h"
 #include "src/alloc.h"
-#include "src/int8_infer.h"
+#include "runtime/int8_infer.h"
 #include "src/qmodel.h"
 
 typedef struct {

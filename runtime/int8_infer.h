@@ -1,7 +1,11 @@
-/* Integer-only inference (tinyqat's docs/QUANTIZATION.md §5 and §11). Freestanding: this header
- * and int8_infer.c use only <stdint.h> and <stddef.h>, no malloc, no libc, no float, so the same
- * source builds for the host and for a Cortex-M (the build compiles it with -mgeneral-regs-only
- * on x86-64: any float would fail the build).
+/* Integer-only inference (tinyqat's docs/QUANTIZATION.md §5, §11 and §18): the freestanding
+ * runtime that ships to a microcontroller. This header and its parts (runtime/kernels_ref.c, the
+ * reference kernels; runtime/kernels_dsp.c, the Cortex-M DSP kernels; runtime/net.c, the checks,
+ * the arena planner and the runners; an export joins them into one int8_infer.c) use only
+ * <stdint.h> and <stddef.h>, no malloc, no libc, no float, so the same source builds for the host
+ * and for a Cortex-M (the build compiles it with -mgeneral-regs-only on x86-64: any float would
+ * fail the build). The host's own faster kernels (AVX2, VNNI) are a backend beside it, in
+ * src/int8_fast.c.
  *
  * A network is a list of layers over NHWC int8 activations. A layer with weights computes, per
  * output value, an int32 accumulator from int8 weights (z = 0) and inputs (zero point z_x), and

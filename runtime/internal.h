@@ -1,0 +1,173 @@
+/* The integer runtime's insides, shared by its three parts: kernels_ref.c (the reference kernels,
+ * plain loops), kernels_dsp.c (the Cortex-M DSP kernels) and net.c (a layer's dispatch to the best
+ * kernel the build has, the checks, the arena planner and the runners). Not part of the API. The
+ * host builds the parts as files; an export writes them as one int8_infer.c (TQ_RUNTIME_ONE_FILE
+ * then makes what they share static, as in any single file), which is what a microcontroller
+ * compiles. Freestanding, as int8_infer.h says. */
+#ifndef TQ_RUNTIME_INTERNAL_H
+#define TQ_RUNTIME_INTERNAL_H
+
+#include "runtime/int8_infer.h"
+
+#define TQ_INT8_C_EXPORT_ID 0x0u
+#if TQ_INT8_C_EXPORT_ID != TQ_INT8_EXPORT_ID
+#error "int8_infer.c and int8_infer.h come from different exports (an interrupted export?): export the model again"
+#endif
+
+/* what one part defines for another: external between the host's files, static in one file */
+#ifdef TQ_RUNTIME_ONE_FILE
+#define TQ_INTERNAL static
+#else
+#define TQ_INTERNAL
+#endif
+
+/* On a Cortex-M with the DSP extension (M4, M7, M33...), the layers run on the SMLAD kernels of
+ * kernels_dsp.c unless TQ_PORTABLE is defined; everywhere else, and on the host, on the plain
+ * loops. Both give the same integers (the sums are exact in int32 either way). */
+#if defined(__ARM_FEATURE_DSP) && !defined(TQ_PORTABLE)
+#define TQ_DSP 1
+#include <arm_acle.h>
+#endif
+
+/* docs/QUANTIZATION.md §5 (tinyqat's numeric specification), line by line:
+ *   a = acc * 2^max(shift, 0)
+ *   h = (int32)(((int64)a*M0 + (a*M0 >= 0 ? 2^30 : 1 - 2^30)) / 2^31)     C division truncates
+ *     = (int32)(((int64)a*M0 + 2^30) >> 31)                                 the same, floored
+ *   e = max(-shift, 0),  mask = 2^e - 1
+ *   out = (h >> e) + ((h & mask) > (mask >> 1) + (h < 0))                ties away from zero
+ * h is SaturatingRoundingDoublingHighMul(a, M0); the last line is RoundingDivideByPOT(h, e).
+ * The left shift saturates instead of overflowing (TFLite leaves that case undefined). */
+/* For M0 >= 0, which every layer has (M0 in [2^30, 2^31 - 1], or 0): the product cannot reach the
+ * one case SaturatingRoundingDoublingHighMul saturates (a = M0 = INT32_MIN), so the kernels skip
+ * the test; tq_requantize_ref keeps it. */
+__attribute__((noinline, unused)) static int32_t requantize(int32_t acc, int32_t M0, int32_t shift) {
+    int32_t a = acc, e = 0;
+    if (shift > 0) { /* rare (M > 1): the left shift, saturated */
+        int64_t a64 = (int64_t)acc * ((int64_t)1 << shift);
+        a = a64 > INT32_MAX ? INT32_MAX : a64 < INT32_MIN ? INT32_MIN : (int32_t)a64;
+    } else {
+        e = -shift;
+    }
+    /* (ab + nudge) / 2^31 truncated equals (ab + 2^30) >> 31 floored for every ab (for ab < 0
+     * write -ab = q 2^31 + r: both are -q - [r > 2^30]), which is one SMLAL and a shift. */
+    int32_t h = (int32_t)(((int64_t)a * (int64_t)M0 + ((int64_t)1 << 30)) >> 31);
+    int32_t mask = (int32_t)(((int64_t)1 << e) - 1);
+    int32_t remainder = h & mask, threshold = (mask >> 1) + (h < 0 ? 1 : 0);
+    /* >> of a negative int is arithmetic on every compiler tinyqat targets (GCC, Clang) */
+    return (h >> e) + (remainder > threshold ? 1 : 0);
+}
+
+/* y[o] from its accumulator: requantize, add the output zero point, clamp (a fused ReLU).
+ * Within the header's ranges |requantize| <= |acc| + 1 when shift <= 0, but a left shift
+ * saturates to +-2^31 - 1, so the zero point is added saturating: QADD on the DSP (one
+ * instruction, like ADD), elsewhere an add and a branch on its overflow flag. */
+static inline int8_t output(const tq_s8_layer *L, int32_t o, int32_t acc) {
+#ifdef TQ_DSP
+    int32_t v = __qadd(requantize(acc, L->mult[o], L->shift[o]), L->out_zp);
+#else
+    int32_t r = requantize(acc, L->mult[o], L->shift[o]), v;
+    if (__builtin_add_overflow(r, L->out_zp, &v)) v = r > 0 ? INT32_MAX : INT32_MIN;
+#endif
+    v = v < L->act_min ? L->act_min : v > L->act_max ? L->act_max : v;
+    return (int8_t)v;
+}
+
+/* A window's columns, horizontal stride and left padding (kw = 0: square). */
+#if TQ_INT8_GRAPHS
+#define KW(L) ((L)->kw ? (L)->kw : (L)->k)
+#define SW(L) ((L)->kw ? (L)->stride_w : (L)->stride)
+#define PW(L) ((L)->kw ? (L)->pad_w : (L)->pad)
+#define SRC(L, j) ((L)->src[j])
+#define IN2_ZP(L) ((L)->in2_zp)
+#define IN2_C(L) ((L)->in2_c)
+#else
+#define KW(L) ((L)->k)
+#define SW(L) ((L)->stride)
+#define PW(L) ((L)->pad)
+#define SRC(L, j) ((void)(L), (void)(j), 0)
+#define IN2_ZP(L) ((void)(L), 0)
+#define IN2_C(L) ((void)(L), 0)
+#endif
+/* Layers that read two inputs. */
+#define TWO_INPUTS(L) ((L)->kind == TQ_S8_ADD || (L)->kind == TQ_S8_CONCAT)
+
+/* A 1 x 1 convolution without padding: each output pixel is a linear layer of one input pixel,
+ * which is in_c contiguous bytes already, so it needs no window gathered. */
+#define POINTWISE(L) ((L)->kind == TQ_S8_CONV && (L)->k == 1 && KW(L) == 1 && (L)->pad == 0 && PW(L) == 0)
+
+#define HAS(kind) ((TQ_INT8_KINDS >> (kind)) & 1)
+#define ONLY_LINEAR (TQ_INT8_KINDS == (1 << TQ_S8_LINEAR)) /* an exported MLP: less code in flash */
+
+/* ---- packed weights ---- */
+
+/* A layer whose weights this build reads packed (TQ_INT8_PACKED names the widths it has). */
+#define PACKED(L) (TQ_INT8_PACKED && ((L)->w_bits == 4 || (L)->w_bits == 2) && ((TQ_INT8_PACKED >> (L)->w_bits) & 1))
+
+/* weight i of a tensor packed at 4 or 2 bits: the field moved to the top of a word, then shifted
+ * back down arithmetically, which sign-extends it */
+static inline int32_t unpack(const int8_t *w, int32_t bits, size_t i) {
+    size_t per = bits == 4 ? 2 : 4; /* weights per byte */
+    uint32_t top = (uint32_t)(uint8_t)w[i / per] << (32 - (size_t)bits * (i % per + 1));
+    return (int32_t)top >> (32 - bits);
+}
+
+/* ---- shared between the parts ---- */
+
+/* Row o's accumulator with packed weights unpacked one at a time (kernels_ref.c). */
+TQ_INTERNAL int32_t tq_packed_row_(const tq_s8_layer *L, int32_t o, const uint8_t *x, int is_u8, int32_t off, int32_t first);
+/* n bytes, a word at a time (kernels_ref.c). */
+TQ_INTERNAL void tq_copy_bytes_(int8_t *dst, const int8_t *src, int32_t n);
+/* The window of output (oy, ox), k x kw x in_c, as the weights' rows order it (kernels_ref.c). */
+TQ_INTERNAL void tq_gather_patch_(const tq_s8_layer *L, const int8_t *x, int32_t oy, int32_t ox, int8_t *patch);
+/* Max (avg = 0) or average (avg = 1) pool (kernels_ref.c). */
+TQ_INTERNAL void tq_pool_(const tq_s8_layer *L, const int8_t *x, int8_t *y, int avg);
+
+#ifdef TQ_DSP
+/* Four int8 (or uint8) values in one word, unpacked into two pairs of int16 with an offset added:
+ * SXTAB16(off, v) = [v0 + off, v2 + off], SXTAB16(off, v ror 8) = [v1 + off, v3 + off]. SMLAD
+ * then adds both products of a pair to the accumulator: 4 MACs in 2 multiply instructions. Two
+ * output rows share each input word, so each input is loaded and unpacked once per two rows. */
+static inline uint32_t ld32(const void *p) {
+    uint32_t v;
+    __builtin_memcpy(&v, p, 4); /* one LDR: the M4 loads unaligned words */
+    return v;
+}
+
+/* The extend instructions can rotate their source by 8 for free; GCC does not fold a separate
+ * rotate into them, so these say it directly. */
+static inline uint32_t sxtb16_r8(uint32_t v) {
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+}
+static inline uint32_t sxtab16_r8(uint32_t a, uint32_t v) {
+    uint32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(v));
+    return r;
+}
+static inline uint32_t uxtb16_r8(uint32_t v) {
+    uint32_t r;
+    __asm__("uxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+}
+/* two-operand forms for the zero-offset case, shaped like the unpackers above */
+/* pixels into tinyqat's input zero point (-128): x - z_x = p itself, unpacked with no offset */
+#define TQ_UXTB16(off2, v) __uxtb16((uint8x4_t)(v))
+#define TQ_UXTB16_R8(off2, v) uxtb16_r8(v)
+static inline int32_t smlad(uint32_t a, uint32_t b, int32_t acc) { return __smlad((int16x2_t)a, (int16x2_t)b, acc); }
+
+static inline void st32(void *p, uint32_t v) { __builtin_memcpy(p, &v, 4); }
+
+/* the DSP kernels (kernels_dsp.c): linear on int8 (is_u8 = 0, off = -z_x) or pixels (is_u8 = 1,
+ * off = -128 - z_x); the others as their reference twins */
+TQ_INTERNAL void tq_linear_dsp_(const tq_s8_layer *L, const uint8_t *x, int is_u8, int32_t off, int8_t *y);
+TQ_INTERNAL void tq_linear_packed_dsp_(const tq_s8_layer *L, const uint8_t *x, int is_u8, int32_t off, int8_t *y, uint8_t *x16);
+TQ_INTERNAL void tq_conv_dsp_(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch);
+TQ_INTERNAL void tq_pointwise_dsp_(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch);
+TQ_INTERNAL void tq_conv_packed_dsp_(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch);
+TQ_INTERNAL void tq_conv_midbyte_dsp_(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch);
+TQ_INTERNAL void tq_depthwise_dsp_(const tq_s8_layer *L, const int8_t *x, int8_t *y);
+TQ_INTERNAL void tq_maxpool_dsp_(const tq_s8_layer *L, const int8_t *x, int8_t *y);
+#endif
+
+#endif

@@ -1,0 +1,154 @@
+/* The reference kernels: each layer kind as plain loops over int32 sums (runtime/int8_infer.h gives
+ * the arithmetic; docs/QUANTIZATION.md §5, §11 and §18 the why). Every other kernel must give
+ * these integers. */
+#include "runtime/internal.h"
+
+int32_t tq_requantize_ref(int32_t acc, int32_t M0, int32_t shift) {
+    if (M0 == INT32_MIN && (shift > 0 ? (int64_t)acc * ((int64_t)1 << shift) : acc) <= INT32_MIN) return INT32_MAX;
+    return requantize(acc, M0, shift);
+}
+
+int32_t tq_s8_unpack(const int8_t *w, int32_t w_bits, size_t i) {
+    return w_bits == 4 || w_bits == 2 ? unpack(w, w_bits, i) : w[i];
+}
+
+/* Row o's accumulator with the weights unpacked one at a time: x is int8 (is_u8 = 0) or raw
+ * pixels (is_u8 = 1), plus off; inputs first.. of the row. */
+TQ_INTERNAL int32_t tq_packed_row_(const tq_s8_layer *L, int32_t o, const uint8_t *x, int is_u8, int32_t off, int32_t first) {
+    int32_t acc = 0;
+    size_t base = (size_t)o * (size_t)L->in;
+    for (int32_t i = first; i < L->in; i++)
+        acc += unpack(L->w, L->w_bits, base + (size_t)i) * ((is_u8 ? (int32_t)x[i] : (int32_t)(int8_t)x[i]) + off);
+    return acc;
+}
+
+void tq_linear_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) {
+    if (PACKED(L)) {
+        for (int32_t o = 0; o < L->out; o++) y[o] = output(L, o, L->bias[o] + tq_packed_row_(L, o, (const uint8_t *)x, 0, -L->in_zp, 0));
+        return;
+    }
+    for (int32_t o = 0; o < L->out; o++) {
+        const int8_t *w = L->w + (size_t)o * (size_t)L->in;
+        int32_t acc = L->bias[o];
+        for (int32_t i = 0; i < L->in; i++) acc += (int32_t)w[i] * ((int32_t)x[i] - L->in_zp);
+        y[o] = output(L, o, acc);
+    }
+}
+
+/* n bytes, a word at a time where it can (the M4 and x86 load unaligned words; a call to memcpy
+ * would need the C library). */
+TQ_INTERNAL void tq_copy_bytes_(int8_t *dst, const int8_t *src, int32_t n) {
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        uint32_t v;
+        __builtin_memcpy(&v, src + i, 4);
+        __builtin_memcpy(dst + i, &v, 4);
+    }
+    for (; i < n; i++) dst[i] = src[i];
+}
+
+/* The window of output (oy, ox) as one vector [ky][kx][c], the weights' row order; positions
+ * outside the image hold z_x. Within a kernel row the in-image part is contiguous in NHWC. */
+TQ_INTERNAL void tq_gather_patch_(const tq_s8_layer *L, const int8_t *x, int32_t oy, int32_t ox, int8_t *patch) {
+    const int32_t C = L->in_c, k = L->k, kw = KW(L);
+    const int32_t ix0 = ox * SW(L) - PW(L);
+    int32_t kx0 = ix0 < 0 ? -ix0 : 0, kx1 = L->in_w - ix0 < kw ? L->in_w - ix0 : kw; /* kx in [kx0, kx1) is inside */
+    for (int32_t ky = 0; ky < k; ky++) {
+        int32_t iy = oy * L->stride - L->pad + ky;
+        int8_t *row = patch + ky * kw * C;
+        if (iy < 0 || iy >= L->in_h || kx0 >= kx1) {
+            for (int32_t i = 0; i < kw * C; i++) row[i] = (int8_t)L->in_zp;
+            continue;
+        }
+        for (int32_t i = 0; i < kx0 * C; i++) row[i] = (int8_t)L->in_zp;
+        tq_copy_bytes_(row + kx0 * C, x + ((size_t)iy * (size_t)L->in_w + (size_t)(ix0 + kx0)) * (size_t)C, (kx1 - kx0) * C);
+        for (int32_t i = kx1 * C; i < kw * C; i++) row[i] = (int8_t)L->in_zp;
+    }
+}
+
+
+/* A convolution is, at each output position, a linear layer (out_c rows of k*k*in_c weights)
+ * applied to the window: gather it, then run the linear kernel on it. */
+void tq_conv_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) {
+    tq_s8_layer P = *L;
+    P.in = L->k * KW(L) * L->in_c;
+    P.out = L->out_c;
+    const int pointwise = POINTWISE(L) && !PACKED(L); /* the pixel is the window (no scratch is given for it) */
+    for (int32_t oy = 0; oy < L->out_h; oy++)
+        for (int32_t ox = 0; ox < L->out_w; ox++) {
+            const int8_t *win = patch;
+            if (pointwise) win = x + ((size_t)(oy * L->stride) * (size_t)L->in_w + (size_t)(ox * SW(L))) * (size_t)L->in_c;
+            else tq_gather_patch_(L, x, oy, ox, patch);
+            tq_linear_s8_ref(&P, win, y + ((size_t)oy * (size_t)L->out_w + (size_t)ox) * (size_t)L->out_c);
+        }
+}
+
+void tq_depthwise_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) {
+    const int32_t C = L->in_c, OC = L->out_c, mult = L->out_c / L->in_c, k = L->k, kw = KW(L);
+    for (int32_t oy = 0; oy < L->out_h; oy++)
+        for (int32_t ox = 0; ox < L->out_w; ox++)
+            for (int32_t o = 0; o < OC; o++) {
+                int32_t acc = L->bias[o];
+                for (int32_t ky = 0; ky < k; ky++) {
+                    int32_t iy = oy * L->stride - L->pad + ky;
+                    if (iy < 0 || iy >= L->in_h) continue; /* z_x: adds nothing */
+                    for (int32_t kx = 0; kx < kw; kx++) {
+                        int32_t ix = ox * SW(L) - PW(L) + kx;
+                        if (ix < 0 || ix >= L->in_w) continue;
+                        int32_t xv = x[((size_t)iy * (size_t)L->in_w + (size_t)ix) * (size_t)C + (size_t)(o / mult)];
+                        size_t at = (size_t)(ky * kw + kx) * (size_t)OC + (size_t)o;
+                        acc += (PACKED(L) ? tq_s8_unpack(L->w, L->w_bits, at) : (int32_t)L->w[at]) * (xv - L->in_zp);
+                    }
+                }
+                y[((size_t)oy * (size_t)L->out_w + (size_t)ox) * (size_t)OC + (size_t)o] = output(L, o, acc);
+            }
+}
+
+static int8_t clamp_act(const tq_s8_layer *L, int32_t v) {
+    return (int8_t)(v < L->act_min ? L->act_min : v > L->act_max ? L->act_max : v);
+}
+
+/* Max (avg = 0) or average (avg = 1) over each k x kw window, channel by channel. */
+TQ_INTERNAL void tq_pool_(const tq_s8_layer *L, const int8_t *x, int8_t *y, int avg) {
+    const int32_t C = L->in_c, k = L->k, kw = KW(L), count = k * kw;
+    for (int32_t oy = 0; oy < L->out_h; oy++)
+        for (int32_t ox = 0; ox < L->out_w; ox++)
+            for (int32_t c = 0; c < C; c++) {
+                int32_t best = -128, sum = 0;
+                for (int32_t ky = 0; ky < k; ky++) {
+                    const int8_t *row = x + ((size_t)(oy * L->stride + ky) * (size_t)L->in_w + (size_t)(ox * SW(L))) * (size_t)C + c;
+                    for (int32_t kx = 0; kx < kw; kx++) {
+                        int32_t v = row[(size_t)kx * (size_t)C];
+                        best = v > best ? v : best;
+                        sum += v;
+                    }
+                }
+                /* C's division truncates, so adding half the count first rounds half away from zero */
+                int32_t v = !avg ? best : sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
+                y[((size_t)oy * (size_t)L->out_w + (size_t)ox) * (size_t)C + (size_t)c] = clamp_act(L, v);
+            }
+}
+
+void tq_maxpool_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) { tq_pool_(L, x, y, 0); }
+void tq_avgpool_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) { tq_pool_(L, x, y, 1); }
+
+/* Both inputs to a common scale with 20 bits of headroom below it (the inputs' multipliers are at
+ * most 1/2, so the smaller input loses no precision the larger has), then the sum to the output's. */
+void tq_add_s8_ref(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, int8_t *y) {
+    for (int32_t i = 0; i < L->out; i++) {
+        int32_t a = requantize(((int32_t)x[i] - L->in_zp) * (1 << 20), L->mult[0], L->shift[0]);
+        int32_t b = requantize(((int32_t)x2[i] - IN2_ZP(L)) * (1 << 20), L->mult[1], L->shift[1]), sum;
+        /* |a|, |b| < 2^28 within the header's ranges; a caller's left shift saturates, not wraps */
+        if (__builtin_add_overflow(a, b, &sum)) sum = a > 0 ? INT32_MAX : INT32_MIN;
+        y[i] = output(L, 2, sum);
+    }
+}
+
+void tq_concat_s8_ref(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, int8_t *y) {
+    const int32_t c1 = L->in_c, c2 = IN2_C(L);
+    for (int32_t p = 0; p < L->out_h * L->out_w; p++, y += c1 + c2) {
+        tq_copy_bytes_(y, x + (size_t)p * (size_t)c1, c1);
+        tq_copy_bytes_(y + c1, x2 + (size_t)p * (size_t)c2, c2);
+    }
+}
+
