@@ -58,8 +58,9 @@ static tq_status parse(tq_npy *a, const unsigned char *d, size_t len, const char
     else if (!strcmp(descr, "<f8")) a->type = TQ_NPY_F64;
     else return BAD("%s: data type '%s' (tinyqat reads int8, uint8, and little-endian float32 and float64)", path, descr);
     if (!(v = dict_value(h, n, "fortran_order"))) return BAD("%s: the header has no 'fortran_order'", path);
-    if (!strncmp(v, "True", 4)) return BAD("%s: a Fortran-ordered array: save it with numpy.ascontiguousarray first", path);
-    if (strncmp(v, "False", 5)) return BAD("%s: the header's 'fortran_order' is neither True nor False", path);
+    const size_t rest = n - (size_t)(v - h); /* what the header holds from v on: a word may be cut at its end */
+    if (rest >= 4 && !memcmp(v, "True", 4)) return BAD("%s: a Fortran-ordered array: save it with numpy.ascontiguousarray first", path);
+    if (rest < 5 || memcmp(v, "False", 5)) return BAD("%s: the header's 'fortran_order' is neither True nor False", path);
     if (!(v = dict_value(h, n, "shape")) || *v != '(') return BAD("%s: the header has no 'shape'", path);
     v++;
     a->count = 1;

@@ -118,6 +118,21 @@ static void bad_files_are_refused(void **state) {
     fclose(f);
     assert_int_equal(tq_npy_read(&a, path), TQ_E_FORMAT);
     assert_non_null(strstr(tq_last_error(), "cut short in its header"));
+    /* a header, and the file, that end inside 'fortran_order''s value (the fuzzer's find: the
+     * reader compared past the end of the file's buffer) */
+    {
+        static const char h[] = "{'descr': '<f4', 'fortran_order': Tr";
+        unsigned char *buf = tq_malloc(10 + sizeof h - 1);
+        memcpy(buf, "\x93NUMPY\x01\x00", 8);
+        buf[8] = (unsigned char)(sizeof h - 1), buf[9] = 0;
+        memcpy(buf + 10, h, sizeof h - 1);
+        f = fopen(path, "wb");
+        fwrite(buf, 1, 10 + sizeof h - 1, f);
+        fclose(f);
+        tq_free(buf);
+        assert_int_equal(tq_npy_read(&a, path), TQ_E_FORMAT);
+        assert_non_null(strstr(tq_last_error(), "neither True nor False"));
+    }
     snprintf(path, sizeof path, "%s/none.npy", dir);
     assert_int_equal(tq_npy_read(&a, path), TQ_E_IO);
     const int64_t s[1] = {1};
