@@ -283,6 +283,16 @@ static tq_status check_channels(const tq_qlayer *L, int l, const char *path) {
     return TQ_OK;
 }
 
+/* TFLite's int8 ADD parameters from the add's three scales (docs/QUANTIZATION.md §18): both inputs
+ * to twice the larger input scale, 20 bits below it, then the sum to the output's. What the
+ * converter writes and what the exporters check. */
+static void add_multipliers(const tq_qlayer *L, int32_t *M0, int32_t *shift) {
+    double twice = 2.0 * fmax((double)L->in_scale, (double)L->in2_scale);
+    tq_quantize_multiplier((double)L->in_scale / twice, &M0[0], &shift[0]);
+    tq_quantize_multiplier((double)L->in2_scale / twice, &M0[1], &shift[1]);
+    tq_quantize_multiplier(twice / ((double)(1 << 20) * (double)L->out_scale), &M0[2], &shift[2]);
+}
+
 /* ReLU6's top as TFLite computes it (CalculateActivationRangeQuantized): z + round(6 / s) in
  * float, half away from zero, at most 127. */
 static int32_t relu6_max(float s, int32_t z) {
@@ -314,12 +324,7 @@ tq_status tq_qmodel_convert(tq_qmodel *q, const char *spec, const tq_qlayer_src 
             L->in_h = L->in_w = L->out_h = L->out_w = L->k = L->stride = 1, L->pad = 0, L->in_c = s->in, L->out_c = s->out;
         if ((st = check_layer(q, l, "convert")) != TQ_OK || (st = alloc_layer(L)) != TQ_OK) break;
         if (L->kind == TQ_S8_ADD) {
-            /* TFLite's int8 ADD parameters (docs/QUANTIZATION.md §18): both inputs to twice the larger
-             * input scale, 20 bits below it, then to the output's */
-            double twice = 2.0 * fmax((double)L->in_scale, (double)L->in2_scale);
-            tq_quantize_multiplier((double)L->in_scale / twice, &L->mult[0], &L->shift[0]);
-            tq_quantize_multiplier((double)L->in2_scale / twice, &L->mult[1], &L->shift[1]);
-            tq_quantize_multiplier(twice / ((double)(1 << 20) * (double)L->out_scale), &L->mult[2], &L->shift[2]);
+            add_multipliers(L, L->mult, L->shift);
             if ((st = check_channels(L, l, "convert")) != TQ_OK) break;
             continue;
         }
@@ -486,13 +491,10 @@ tq_status tq_qmodel_check_scales(const tq_qmodel *q, const char *format) {
     for (int l = 0; l < q->n_layers; l++)
         if (q->layer[l].kind == TQ_S8_ADD) {
             const tq_qlayer *L = &q->layer[l];
-            double twice = 2.0 * fmax((double)L->in_scale, (double)L->in2_scale);
-            const double M[3] = {(double)L->in_scale / twice, (double)L->in2_scale / twice,
-                                 twice / ((double)(1 << 20) * (double)L->out_scale)};
+            int32_t M0[3], sh[3];
+            add_multipliers(L, M0, sh);
             for (int j = 0; j < 3; j++) {
-                int32_t M0, sh;
-                tq_quantize_multiplier(M[j], &M0, &sh);
-                if (M0 != L->mult[j] || sh != L->shift[j])
+                if (M0[j] != L->mult[j] || sh[j] != L->shift[j])
                     TQ_FAIL(TQ_E_FORMAT, "%s: layer %d (add): multiplier %d is not the one its scales give (%s derives it from them)",
                             format, l, j, format);
             }
