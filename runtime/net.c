@@ -120,12 +120,16 @@ int tq_int8_net_check(const tq_int8_net *m) {
         for (int j = 0; j < (TWO_INPUTS(L) ? 2 : 1); j++) {
             if (SRC(L, j) < 0 || SRC(L, j) > l) return TQ_INT8_E_ARG; /* earlier layers only: no cycle */
             int32_t p = producer(m, l, j);
-            if (p < 0) continue; /* the network's input: its shape is the caller's */
-            const tq_s8_layer *P = &m->layer[p];
-            read[p] = 1;
+            /* the tensor read must be the one written: a layer's output, or the network's input,
+             * whose shape and zero point are layer 0's input's */
+            const tq_s8_layer *F = &m->layer[0];
+            int32_t h = F->in_h, w = F->in_w, c = F->in_c, zp = F->in_zp;
+            if (p >= 0) {
+                const tq_s8_layer *P = &m->layer[p];
+                read[p] = 1, h = P->out_h, w = P->out_w, c = P->out_c, zp = P->out_zp;
+            }
             int32_t want_c = j && L->kind == TQ_S8_CONCAT ? IN2_C(L) : L->in_c;
-            if (L->in_h != P->out_h || L->in_w != P->out_w || want_c != P->out_c || (j ? IN2_ZP(L) : L->in_zp) != P->out_zp)
-                return TQ_INT8_E_ARG;
+            if (L->in_h != h || L->in_w != w || want_c != c || (j ? IN2_ZP(L) : L->in_zp) != zp) return TQ_INT8_E_ARG;
         }
     }
     for (int32_t l = 0; l + 1 < m->n_layers; l++)

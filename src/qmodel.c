@@ -228,9 +228,14 @@ static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
             BAD("%s: layer %d (%s): input %d is layer %lld's output, which is not an earlier layer", path, l, kn, j,
                 (long long)L->src[j] - 1);
         int p = producer(q, l, j);
-        if (p < 0) continue;
-        const tq_qlayer *P = &q->layer[p];
         int32_t zp = j ? L->in2_zp : L->in_zp, c = j && L->kind == TQ_S8_CONCAT ? L->in2_c : L->in_c;
+        if (p < 0) { /* the network's input, twice: both reads are layer 0's input */
+            if (j && (c != L->in_c || zp != L->in_zp || L->in2_scale != L->in_scale))
+                BAD("%s: layer %d (%s): its second input is the network's, %dx%dx%d z %d, read as %dx%dx%d z %d", path, l, kn,
+                    L->in_h, L->in_w, L->in_c, L->in_zp, L->in_h, L->in_w, c, zp);
+            continue;
+        }
+        const tq_qlayer *P = &q->layer[p];
         if (L->in_h != P->out_h || L->in_w != P->out_w || c != P->out_c || zp != P->out_zp)
             BAD("%s: layer %d (%s) does not follow layer %d: input %dx%dx%d z %d, outputs %dx%dx%d z %d", path, l, kn, p, L->in_h,
                 L->in_w, c, zp, P->out_h, P->out_w, P->out_c, P->out_zp);

@@ -594,10 +594,13 @@ static void concat_by_hand(void **state) {
     tq_s8_layer_run(&L, x, x2, y, NULL);
     const int8_t want[6] = {1, 2, -5, 3, 4, -6};
     assert_memory_equal(y, want, 6);
+    /* as a network it reads the input twice, so its second input has the input's 2 channels */
+    assert_int_equal(tq_int8_net_check(&(tq_int8_net){1, &L}), TQ_INT8_E_ARG);
+    L.in2_c = 2, L.out_c = 4, L.out = 8;
     assert_int_equal(tq_int8_net_check(&(tq_int8_net){1, &L}), TQ_INT8_OK);
     L.in2_zp = 4; /* a concat copies: one zero point */
     assert_int_equal(tq_int8_net_check(&(tq_int8_net){1, &L}), TQ_INT8_E_ARG);
-    L.in2_zp = 3, L.in2_c = 2; /* 2 + 2 is not 3 */
+    L.in2_zp = 3, L.out_c = 3, L.out = 6; /* 2 + 2 is not 3 */
     assert_int_equal(tq_int8_net_check(&(tq_int8_net){1, &L}), TQ_INT8_E_ARG);
 }
 
@@ -637,6 +640,17 @@ static void graph_checks(void **state) {
     memcpy(L, keep, sizeof L);
     L[2].in_h = 2, L[2].in = 24; /* shapes that do not meet */
     assert_int_equal(tq_int8_net_check(&m), TQ_INT8_E_ARG);
+    /* both inputs the network's: the second must be the input's shape and zero point too (a
+     * concat reading 2 channels of a 1-channel input read past it: libFuzzer's find) */
+    tq_s8_layer c = {.in = 16, .out = 32, .in_zp = -128, .out_zp = -128, .act_min = -128, .act_max = 127, .kind = TQ_S8_CONCAT,
+                     .in_h = 4, .in_w = 4, .in_c = 1, .out_h = 4, .out_w = 4, .out_c = 2, .k = 1, .stride = 1, .src = {0, 0},
+                     .in2_zp = -128, .in2_c = 1};
+    tq_int8_net one = {1, &c};
+    assert_int_equal(tq_int8_net_check(&one), TQ_INT8_OK);
+    c.in2_c = 2, c.out_c = 3, c.out = 48;
+    assert_int_equal(tq_int8_net_check(&one), TQ_INT8_E_ARG);
+    c.in2_c = 1, c.out_c = 2, c.out = 32, c.in2_zp = 0;
+    assert_int_equal(tq_int8_net_check(&one), TQ_INT8_E_ARG);
 }
 
 /* A random integer model through the same conversion the real ones take. */

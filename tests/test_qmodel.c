@@ -317,6 +317,21 @@ static void cnn_round_trip(void **state) {
 /* A residual graph through the converter: conv (0), a 3x1 conv padded 1x0 (1), the add of 1 and 0
  * (2), global average pool (3), flatten, linear. The add's multipliers worked by hand; saved as
  * version 4 and loaded back to the same bytes and the same logits; a chain still saves as 3. */
+/* A layer reading the network's input twice reads it as what it is: a concat of a 1-channel
+ * input with itself as 2 more channels would read past it (the runtime's twin check, fuzz_api's find). */
+static void input_read_twice(void **state) {
+    (void)state;
+    tq_qlayer_src c = {.w_bits = 8, .in_scale = 0.5f, .in2_scale = 0.5f, .out_scale = 0.5f, .in_zp = -128, .in2_zp = -128,
+                       .out_zp = -128, .kind = TQ_S8_CONCAT, .in_h = 2, .in_w = 2, .in_c = 1, .out_h = 2, .out_w = 2, .out_c = 2,
+                       .k = 1, .stride = 1, .in2_c = 1};
+    tq_qmodel q;
+    assert_int_equal(tq_qmodel_convert(&q, "twice", &c, 1), TQ_OK);
+    tq_qmodel_free(&q);
+    c.in2_c = 2, c.out_c = 3;
+    assert_int_equal(tq_qmodel_convert(&q, "twice", &c, 1), TQ_E_FORMAT);
+    assert_non_null(strstr(tq_last_error(), "second input is the network's"));
+}
+
 static void graph_round_trip(void **state) {
     (void)state;
     static float W0[3 * 9 * 2], W1[3 * 3 * 3], Wl[2 * 3], B[3], S[3] = {0.01f, 0.01f, 0.01f};
@@ -610,6 +625,7 @@ static void save_clears_stale_temporaries(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(save_clears_stale_temporaries),
+        cmocka_unit_test(input_read_twice),
         cmocka_unit_test(graph_round_trip),
         cmocka_unit_test(round_trip_is_byte_identical),
         cmocka_unit_test(truncated_and_corrupted),
