@@ -43,10 +43,14 @@ typedef struct {
 struct tq_qfast {
     const tq_qmodel *q;
     int n_layers, max_pad, vnni, avx2;
-    int dense;          /* linear layers only: the batched path */
-    int fast_ok;        /* linear, conv, max pool and flatten layers: what the AVX2 and VNNI kernels cover */
-    uint8_t *buf[TQ_SLICES]; /* a CNN's per-slice work: two activations, the windows, the AVX2 pairs */
-    size_t act_bytes, cols_bytes;
+    int dense;          /* a chain of linear layers only: the batched path */
+    uint8_t fast[TQ_INT8_MAX_LAYERS]; /* layer l runs on the AVX2 / VNNI kernels (linear, square conv, max pool, flatten) */
+    /* a CNN's or graph's per-slice work, one block: the input image, each layer's output (a
+     * flatten's is its input's), the windows, the AVX2 pairs, and for the layers the reference
+     * kernels run, their inputs and output as int8 and their patch */
+    uint8_t *buf[TQ_SLICES];
+    size_t off[TQ_INT8_MAX_LAYERS + 1]; /* in buf: layer l's output; off[n_layers] the input image */
+    size_t cols_off, pairs_off, s8_off[3], patch_off, buf_bytes, s8_bytes;
     int32_t *pairs;     /* AVX2: one image's activations as u16 pairs, [max_pad / 2] */
     fast_layer L[TQ_INT8_MAX_LAYERS];
     uint8_t *act[2];    /* [TQ_FAST_BATCH][max_pad] unsigned activations */
@@ -121,22 +125,19 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
             tq_qfast_free(f);
             TQ_FAIL(TQ_E_NOMEM, "fast kernel: out of memory");
         }
-    f->fast_ok = tq_qmodel_is_chain(q); /* a graph or a non-square kernel: the reference kernels, for now */
-    for (int l = 0; l < q->n_layers; l++) {
-        int kind = q->layer[l].kind;
-        f->fast_ok &= kind == TQ_S8_LINEAR || kind == TQ_S8_CONV || kind == TQ_S8_MAXPOOL || kind == TQ_S8_FLATTEN;
-    }
-    if (!f->fast_ok) { /* depthwise, average pool, add: the reference kernels only, for now */
-        *out = f;
-        return TQ_OK;
-    }
+    /* per layer: the kinds the vector kernels cover (a conv of a square kernel, a max pool of a
+     * square window); the others (depthwise, average pool, add, concat, k x kw) run the reference
+     * kernels in their place */
+    size_t cols_bytes = 0;
     f->n_layers = q->n_layers;
     for (int l = 0; l < q->n_layers; l++) {
         const tq_qlayer *Q = &q->layer[l];
         fast_layer *L = &f->L[l];
-        if (Q->kind != TQ_S8_LINEAR && Q->kind != TQ_S8_CONV) continue;
+        f->fast[l] = Q->kind == TQ_S8_LINEAR || Q->kind == TQ_S8_FLATTEN ||
+                     Q->kind == TQ_S8_CONV || (Q->kind == TQ_S8_MAXPOOL && !Q->kw);
+        if (!f->fast[l] || (Q->kind != TQ_S8_LINEAR && Q->kind != TQ_S8_CONV)) continue;
         /* a convolution is a linear layer over each window: out_c rows of k*k*in_c weights */
-        L->in = Q->kind == TQ_S8_CONV ? Q->k * Q->k * Q->in_c : Q->in;
+        L->in = Q->kind == TQ_S8_CONV ? Q->k * tq_qlayer_kw(Q) * Q->in_c : Q->in;
         L->in_pad = pad64(L->in);
         L->out = Q->out_c;
         L->groups = (L->out + 15) / 16;
@@ -196,21 +197,43 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
         if (pad64(L->out) > f->max_pad) f->max_pad = pad64(L->out);
         if (Q->kind == TQ_S8_CONV) {
             size_t cols = (size_t)Q->out_h * (size_t)Q->out_w * (size_t)L->in4 * 4;
-            f->cols_bytes = cols > f->cols_bytes ? cols : f->cols_bytes;
+            cols_bytes = cols > cols_bytes ? cols : cols_bytes;
         }
     }
-    f->act_bytes = (size_t)q->layer[0].in; /* a first linear layer reads a copy of the pixels */
+    /* the slices' blocks; each part + 64 (a row is read in whole groups of 4 bytes, the padding
+     * weights 0; a window is copied 8 bytes at a time) and in whole cache lines, so that the
+     * pairs stay aligned */
+#define PART(n) (((size_t)(n) + 64 + 63) / 64 * 64)
+    size_t at = 0, patch = 0;
     for (int l = 0; l < q->n_layers; l++) {
-        size_t a = (size_t)q->layer[l].out;
-        f->act_bytes = a > f->act_bytes ? a : f->act_bytes;
+        const tq_qlayer *Q = &q->layer[l];
+        int p = Q->src[0] ? Q->src[0] - 1 : l - 1;
+        if (Q->kind == TQ_S8_FLATTEN) {
+            f->off[l] = p < 0 ? SIZE_MAX : f->off[p]; /* (the input's place is set below) */
+            continue;
+        }
+        f->off[l] = at, at += PART(Q->out);
+        if (!f->fast[l]) {
+            size_t in2 = (size_t)Q->in_h * Q->in_w * (Q->kind == TQ_S8_CONCAT ? Q->in2_c : Q->in_c);
+            size_t need = (size_t)Q->in > in2 ? (size_t)Q->in : in2;
+            need = PART((size_t)Q->out > need ? (size_t)Q->out : need);
+            f->s8_bytes = need > f->s8_bytes ? need : f->s8_bytes;
+            size_t pb = tq_s8_layer_scratch_bytes(&q->view[l]);
+            patch = pb > patch ? pb : patch;
+        }
     }
-    /* + 64: a row is read in whole groups of 4 bytes (padding weights are 0); whole cache lines,
-     * so the pairs after them stay aligned */
-    f->act_bytes = (f->act_bytes + 64 + 63) / 64 * 64;
-    f->cols_bytes = (f->cols_bytes + 64 + 63) / 64 * 64;
+    f->off[q->n_layers] = at, at += PART(q->layer[0].in);
+    for (int l = 0; l < q->n_layers; l++)
+        if (f->off[l] == SIZE_MAX) f->off[l] = f->off[q->n_layers];
+    f->cols_off = at, at += PART(cols_bytes);
+    f->pairs_off = at, at += PART(((size_t)f->max_pad / 2 + 1) * sizeof(int32_t));
+    for (int j = 0; j < 3; j++) f->s8_off[j] = at, at += f->s8_bytes;
+    f->patch_off = at, at += PART(patch);
+    f->buf_bytes = at;
+#undef PART
     if (!f->dense)
         for (int t = 0; t < TQ_SLICES; t++)
-            if (!(f->buf[t] = tq_calloc(1, 2 * f->act_bytes + f->cols_bytes + ((size_t)f->max_pad / 2 + 1) * sizeof(int32_t)))) {
+            if (!(f->buf[t] = tq_calloc(1, f->buf_bytes))) {
                 tq_qfast_free(f);
                 TQ_FAIL(TQ_E_NOMEM, "fast kernel: out of memory");
             }
@@ -516,19 +539,20 @@ static inline void zero_tail(uint8_t *p) {
     memcpy(p, &z, 4);
 }
 
+/* k x kw windows (rows of k runs of kw * C bytes). */
 static void windows_u8(const tq_qlayer *Q, const uint8_t *x, uint8_t *cols, size_t stride) {
-    const int C = Q->in_c, k = Q->k;
+    const int C = Q->in_c, k = Q->k, kw = tq_qlayer_kw(Q), sw = tq_qlayer_stride_w(Q), pw = tq_qlayer_pad_w(Q);
     const uint8_t pad = (uint8_t)(Q->in_zp + 128), *x_end = x + (size_t)Q->in;
-    const size_t run = (size_t)k * C, K = run * k;
+    const size_t run = (size_t)kw * C, K = run * k;
     for (int oy = 0; oy < Q->out_h; oy++)
         for (int ox = 0; ox < Q->out_w; ox++) {
             uint8_t *row = cols + ((size_t)oy * (size_t)Q->out_w + (size_t)ox) * stride, *start = row;
-            const int ix0 = ox * Q->stride - Q->pad, iy0 = oy * Q->stride - Q->pad;
-            const int kx0 = ix0 < 0 ? -ix0 : 0, kx1 = Q->in_w - ix0 < k ? Q->in_w - ix0 : k;
+            const int ix0 = ox * sw - pw, iy0 = oy * Q->stride - Q->pad;
+            const int kx0 = ix0 < 0 ? -ix0 : 0, kx1 = Q->in_w - ix0 < kw ? Q->in_w - ix0 : kw;
             const size_t last = ((size_t)(iy0 + k - 1) * Q->in_w + (size_t)ix0) * C + (run + 7) / 8 * 8;
-            if (kx0 == 0 && kx1 == k && iy0 >= 0 && iy0 + k <= Q->in_h && last <= (size_t)Q->in) {
+            if (kx0 == 0 && kx1 == kw && iy0 >= 0 && iy0 + k <= Q->in_h && last <= (size_t)Q->in) {
                 const uint8_t *src = x + ((size_t)iy0 * Q->in_w + (size_t)ix0) * C;
-                /* the window is inside the image (the usual case): k runs of k*C bytes, 8 at a time */
+                /* the window is inside the image (the usual case): k runs of kw*C bytes, 8 at a time */
                 const size_t step = (size_t)Q->in_w * C;
                 if (run <= 8) /* a one-channel image's short rows: one load and one store each */
                     for (int ky = 0; ky < k; ky++, row += run, src += step) {
@@ -554,7 +578,7 @@ static void windows_u8(const tq_qlayer *Q, const uint8_t *x, uint8_t *cols, size
                 }
                 if (kx0) memset(row, pad, (size_t)kx0 * C);
                 copy_run(row + (size_t)kx0 * C, x + ((size_t)iy * Q->in_w + (size_t)(ix0 + kx0)) * C, (size_t)(kx1 - kx0) * C, x_end);
-                if (kx1 < k) memset(row + (size_t)kx1 * C, pad, (size_t)(k - kx1) * C);
+                if (kx1 < kw) memset(row + (size_t)kx1 * C, pad, (size_t)(kw - kx1) * C);
             }
             zero_tail(start + K); /* the last group's rest (weights 0), after any overshoot */
         }
@@ -566,7 +590,7 @@ static void windows_u8(const tq_qlayer *Q, const uint8_t *x, uint8_t *cols, size
  * the window's next run, written after it; the last run masked to its length, which also writes
  * the zeros that complete the group. */
 static int windows_one_channel_ok(const tq_qlayer *Q, size_t stride) {
-    return Q->in_c == 1 && Q->pad == 0 && Q->stride == 1 && Q->k <= 8 && (size_t)(Q->k - 1) * Q->k + 8 <= stride;
+    return Q->in_c == 1 && Q->pad == 0 && Q->stride == 1 && Q->k <= 8 && (size_t)(Q->k - 1) * Q->k + 8 <= stride && !Q->kw;
 }
 
 static void windows_one_channel(const tq_qlayer *Q, const uint8_t *x, uint8_t *cols, size_t stride) {
@@ -646,28 +670,45 @@ typedef struct {
     tq_kernel k;
 } cnn_job;
 
+/* x + 128 <-> x: one bit */
+static void flip(uint8_t *dst, const uint8_t *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = src[i] ^ 0x80;
+}
+
+/* A CNN or a graph, one image at a time, layer by layer: each layer's output in its own place
+ * (unsigned, x + 128); a layer the vector kernels cover runs on them, any other on its reference
+ * kernel, its inputs and output flipped to int8 and back. */
 static void cnn_slice(void *ctx, int t) {
     cnn_job *j = ctx;
     tq_qfast *f = j->f;
     const tq_qmodel *q = f->q;
-    uint8_t *act[2] = {f->buf[t], f->buf[t] + f->act_bytes}, *cols = f->buf[t] + 2 * f->act_bytes;
-    int32_t *pairs = (int32_t *)(void *)(cols + f->cols_bytes);
-    size_t in0 = (size_t)q->layer[0].in, nout = (size_t)q->layer[q->n_layers - 1].out, b, e;
+    uint8_t *base = f->buf[t], *cols = base + f->cols_off;
+    int32_t *pairs = (int32_t *)(void *)(base + f->pairs_off);
+    int8_t *sx = (int8_t *)base + f->s8_off[0], *sx2 = (int8_t *)base + f->s8_off[1], *sy = (int8_t *)base + f->s8_off[2];
+    int8_t *patch = (int8_t *)base + f->patch_off;
+    const int n_layers = q->n_layers;
+    size_t in0 = (size_t)q->layer[0].in, nout = (size_t)q->layer[n_layers - 1].out, b, e;
     tq_slice(j->n, t, TQ_SLICES, &b, &e);
     for (size_t i = b; i < e; i++) {
-        const uint8_t *x = j->pixels + i * in0; /* q + 128 = p */
-        int cur = 0;
-        if (q->layer[0].kind == TQ_S8_LINEAR) { /* it reads whole groups of 4: not past the caller's pixels */
-            memcpy(act[1], x, in0);
-            x = act[1];
-        }
-        for (int l = 0; l < q->n_layers; l++) {
+        memcpy(base + f->off[n_layers], j->pixels + i * in0, in0); /* q + 128 = p; a copy: kernels read past its end */
+        for (int l = 0; l < n_layers; l++) {
             const tq_qlayer *Q = &q->layer[l];
-            if (Q->kind == TQ_S8_FLATTEN) continue;
-            uint8_t *y = act[cur];
-            int8_t *lg = l == q->n_layers - 1 ? j->logits + i * nout : NULL;
-            if (Q->kind == TQ_S8_MAXPOOL) {
+            if (Q->kind == TQ_S8_FLATTEN) continue; /* it moves nothing: its place is its input's */
+            const int p = Q->src[0] ? Q->src[0] - 1 : l - 1, p2 = Q->src[1] ? Q->src[1] - 1 : l - 1;
+            const uint8_t *x = base + f->off[p < 0 ? n_layers : p];
+            uint8_t *y = base + f->off[l];
+            int8_t *lg = l == n_layers - 1 ? j->logits + i * nout : NULL;
+            if (!f->fast[l]) {
+                const int two = Q->kind == TQ_S8_ADD || Q->kind == TQ_S8_CONCAT;
+                flip((uint8_t *)sx, x, (size_t)Q->in);
+                if (two)
+                    flip((uint8_t *)sx2, base + f->off[p2 < 0 ? n_layers : p2],
+                         (size_t)Q->in_h * Q->in_w * (Q->kind == TQ_S8_CONCAT ? Q->in2_c : Q->in_c));
+                tq_s8_layer_run(&q->view[l], sx, two ? sx2 : NULL, lg ? lg : sy, patch);
+                if (!lg) flip(y, (const uint8_t *)sy, (size_t)Q->out);
+            } else if (Q->kind == TQ_S8_MAXPOOL) {
                 maxpool_u8(Q, x, y);
+                if (lg) flip((uint8_t *)lg, y, (size_t)Q->out);
             } else {
                 const fast_layer *L = &f->L[l];
                 int rows = 1, stride = L->in4 * 4;
@@ -683,11 +724,9 @@ static void cnn_slice(void *ctx, int t) {
                 else if (j->k == TQ_KERNEL_VNNI) layer_vnni(L, in, stride, rows, y, L->out, lg);
                 else layer_avx2(L, in, rows, stride, pairs, y, L->out, lg);
 #else
-                (void)in, (void)rows, (void)pairs, (void)lg;
+                (void)in, (void)rows, (void)pairs;
 #endif
             }
-            x = y;
-            cur ^= 1;
         }
     }
 }
@@ -712,9 +751,6 @@ static void ref_slice(void *ctx, int t) {
 tq_status tq_qfast_run(tq_qfast *f, const uint8_t *pixels, size_t n, int8_t *logits, uint8_t *pred, tq_kernel k) {
     const int in0 = f->q->layer[0].in, nout = f->q->layer[f->q->n_layers - 1].out;
     if (k == TQ_KERNEL_AUTO) k = tq_qfast_best(f);
-    if (k != TQ_KERNEL_REF && !f->fast_ok)
-        TQ_FAIL(TQ_E_ARG, "the %s kernel runs linear, conv and max pool layers only; this model (%s) has others: use the "
-                          "reference kernel", tq_kernel_name(k), f->q->spec);
     if ((k == TQ_KERNEL_VNNI && !f->vnni) || (k == TQ_KERNEL_AVX2 && !f->avx2))
         TQ_FAIL(TQ_E_ARG, "this CPU cannot run the %s kernel", tq_kernel_name(k));
     if (k == TQ_KERNEL_REF) {

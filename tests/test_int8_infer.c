@@ -785,6 +785,70 @@ static void cnn_fast_kernels_are_bit_identical(void **state) {
     if (!checked) skip(); /* no fast kernel on this CPU: said, not passed */
 }
 
+/* A random graph through the converter: every kind, each on the vector kernels where it fits them
+ * and on the reference kernels in their place where not (the host runs a graph layer by layer):
+ *   0 conv (3x3, stride 1 padded or stride 2 SAME)   1 depthwise 3x3      2 add (1, 0)
+ *   3 max pool 2x2   4 conv 3x1 (k x kw)   5 conv 1x1 (reads 3)   6 concat (4, 5)
+ *   7 global average pool   8 flatten   9 linear */
+static void random_graph(tq_rng *r, tq_qmodel *q, float mul) {
+    static float W[5][20 * 9 * 20], B[5][40], S[5][40];
+    const int H = 8 + 2 * (int)tq_rng_below(r, 3), C = 1 + (int)tq_rng_below(r, 3), O = 3 + (int)tq_rng_below(r, 18);
+    const int O2 = 1 + (int)tq_rng_below(r, 17), classes = 2 + (int)tq_rng_below(r, 9), st = 1 + (int)tq_rng_below(r, 2);
+    const int H1 = st == 1 ? H : H / 2, H2 = H1 / 2;
+    for (int l = 0; l < 5; l++) {
+        for (size_t i = 0; i < sizeof W[l] / sizeof W[l][0]; i++) W[l][i] = tq_rng_uniform_in(r, -0.3f, 0.3f);
+        for (int o = 0; o < 40; o++) B[l][o] = tq_rng_uniform_in(r, -0.2f, 0.2f), S[l][o] = tq_rng_uniform_in(r, 0.001f, 0.003f);
+    }
+    const float s0 = 0.05f * mul, s1 = 0.06f * mul, s2 = 0.08f * mul, s3 = 0.07f * mul;
+    tq_qlayer_src src[10] = {
+        {.relu = 1, .w_bits = 8, .W = W[0], .b = B[0], .w_scale = S[0], .in_scale = 1.0f / 255, .out_scale = s0, .in_zp = -128,
+         .out_zp = -128, .kind = TQ_S8_CONV, .in_h = H, .in_w = H, .in_c = C, .out_h = H1, .out_w = H1, .out_c = O, .k = 3,
+         .stride = st, .pad = st == 1},
+        {.w_bits = 8, .W = W[1], .b = B[1], .w_scale = S[1], .in_scale = s0, .out_scale = s1, .in_zp = -128, .out_zp = 3,
+         .kind = TQ_S8_DEPTHWISE, .in_h = H1, .in_w = H1, .in_c = O, .out_h = H1, .out_w = H1, .out_c = O, .k = 3, .stride = 1,
+         .pad = 1},
+        {.relu = 1, .in_scale = s1, .in2_scale = s0, .out_scale = s2, .in_zp = 3, .in2_zp = -128, .out_zp = -128, .kind = TQ_S8_ADD,
+         .in_h = H1, .in_w = H1, .in_c = O, .out_h = H1, .out_w = H1, .out_c = O, .k = 1, .stride = 1, .src = {0, 1}},
+        {.in_scale = s2, .out_scale = s2, .in_zp = -128, .out_zp = -128, .kind = TQ_S8_MAXPOOL, .in_h = H1, .in_w = H1, .in_c = O,
+         .out_h = H2, .out_w = H2, .out_c = O, .k = 2, .stride = 2},
+        {.w_bits = 8, .W = W[2], .b = B[2], .w_scale = S[2], .in_scale = s2, .out_scale = s3, .in_zp = -128, .out_zp = 2,
+         .kind = TQ_S8_CONV, .in_h = H2, .in_w = H2, .in_c = O, .out_h = H2, .out_w = H2, .out_c = O2, .k = 3, .stride = 1,
+         .pad = 1, .kw = 1, .stride_w = 1},
+        {.relu = 1, .w_bits = 8, .W = W[3], .b = B[3], .w_scale = S[3], .in_scale = s2, .out_scale = s3, .in_zp = -128, .out_zp = 2,
+         .kind = TQ_S8_CONV, .in_h = H2, .in_w = H2, .in_c = O, .out_h = H2, .out_w = H2, .out_c = O2, .k = 1, .stride = 1,
+         .src = {4}},
+        {.in_scale = s3, .in2_scale = s3, .out_scale = s3, .in_zp = 2, .in2_zp = 2, .out_zp = 2, .kind = TQ_S8_CONCAT,
+         .in_h = H2, .in_w = H2, .in_c = O2, .out_h = H2, .out_w = H2, .out_c = 2 * O2, .k = 1, .stride = 1, .src = {5, 6},
+         .in2_c = O2},
+        {.in_scale = s3, .out_scale = s3, .in_zp = 2, .out_zp = 2, .kind = TQ_S8_AVGPOOL, .in_h = H2, .in_w = H2, .in_c = 2 * O2,
+         .out_h = 1, .out_w = 1, .out_c = 2 * O2, .k = H2, .stride = H2},
+        {.in_scale = s3, .out_scale = s3, .in_zp = 2, .out_zp = 2, .kind = TQ_S8_FLATTEN, .in_h = 1, .in_w = 1, .in_c = 2 * O2,
+         .out_h = 1, .out_w = 1, .out_c = 2 * O2, .k = 1, .stride = 1},
+        {.in = 2 * O2, .out = classes, .w_bits = 8, .W = W[4], .b = B[4], .w_scale = S[4], .in_scale = s3, .out_scale = 0.1f * mul,
+         .in_zp = 2, .out_zp = -1},
+    };
+    assert_int_equal(tq_qmodel_convert(q, "graph", src, 10), TQ_OK);
+}
+
+static void graph_fast_kernels_are_bit_identical(void **state) {
+    (void)state;
+    tq_rng r;
+    tq_rng_seed(&r, 51);
+    int checked = 0;
+    for (int t = 0; t < 16; t++) {
+        tq_qmodel q;
+        random_graph(&r, &q, t % 3 == 2 ? 0.001f : 1.0f);
+        char what[32];
+        snprintf(what, sizeof what, "random graph %d", t);
+        int has[TQ_KERNEL_VNNI + 1] = {0};
+        kernels_match_reference(&r, &q, what, has);
+        checked += has[TQ_KERNEL_AVX2] + has[TQ_KERNEL_VNNI];
+        tq_qmodel_free(&q);
+    }
+    print_message("%d kernel runs on random graphs matched the reference\n", checked);
+    if (!checked) skip();
+}
+
 /* ---- packed weights ---- */
 
 /* w[0..n) packed at `bits` (4 or 2) into p: the layout runtime/int8_infer.h describes, written out
@@ -951,6 +1015,7 @@ int main(void) {
         cmocka_unit_test(cnn_runner_contract),
         cmocka_unit_test(fast_kernel_is_bit_identical),
         cmocka_unit_test(cnn_fast_kernels_are_bit_identical),
+        cmocka_unit_test(graph_fast_kernels_are_bit_identical),
         cmocka_unit_test(packed_layers_match_int8),
         cmocka_unit_test(packed_models_match_int8),
         cmocka_unit_test_setup(kernel_available, set_avx2),
