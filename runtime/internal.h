@@ -40,7 +40,7 @@
 /* For M0 >= 0, which every layer has (M0 in [2^30, 2^31 - 1], or 0): the product cannot reach the
  * one case SaturatingRoundingDoublingHighMul saturates (a = M0 = INT32_MIN), so the kernels skip
  * the test; tq_requantize_ref keeps it. */
-__attribute__((noinline, unused)) static int32_t requantize(int32_t acc, int32_t M0, int32_t shift) {
+static inline __attribute__((always_inline)) int32_t requantize_body(int32_t acc, int32_t M0, int32_t shift) {
     int32_t a = acc, e = 0;
     if (shift > 0) { /* rare (M > 1): the left shift, saturated */
         int64_t a64 = (int64_t)acc * ((int64_t)1 << shift);
@@ -57,6 +57,11 @@ __attribute__((noinline, unused)) static int32_t requantize(int32_t acc, int32_t
     return (h >> e) + (remainder > threshold ? 1 : 0);
 }
 
+/* One call per output: inlined into every kernel it would crowd their loops' registers. */
+__attribute__((noinline, unused)) static int32_t requantize(int32_t acc, int32_t M0, int32_t shift) {
+    return requantize_body(acc, M0, shift);
+}
+
 /* y[o] from its accumulator: requantize, add the output zero point, clamp (a fused ReLU).
  * Within the header's ranges |requantize| <= |acc| + 1 when shift <= 0, but a left shift
  * saturates to +-2^31 - 1, so the zero point is added saturating: QADD on the DSP (one
@@ -71,6 +76,18 @@ static inline int8_t output(const tq_s8_layer *L, int32_t o, int32_t acc) {
     v = v < L->act_min ? L->act_min : v > L->act_max ? L->act_max : v;
     return (int8_t)v;
 }
+
+#ifdef TQ_DSP
+/* y[0..3] of channels o..o+3 from their accumulators, as output() gives them: one call for four,
+ * the zero point and clamp loaded once (the DSP kernels' groups of four channels). */
+__attribute__((noinline, unused)) static void output4(const tq_s8_layer *L, int32_t o, const int32_t *acc, int8_t *y) {
+    const int32_t zp = L->out_zp, lo = L->act_min, hi = L->act_max, *M = L->mult + o, *S = L->shift + o;
+    for (int k = 0; k < 4; k++) {
+        int32_t v = __qadd(requantize_body(acc[k], M[k], S[k]), zp);
+        y[k] = (int8_t)(v < lo ? lo : v > hi ? hi : v);
+    }
+}
+#endif
 
 /* A window's columns, horizontal stride and left padding (kw = 0: square). */
 #if TQ_INT8_GRAPHS

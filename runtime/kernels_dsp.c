@@ -55,6 +55,7 @@ TQ_INTERNAL void tq_linear_dsp_(const tq_s8_layer *L, const uint8_t *x, int is_u
                 acc[k] = a[0];
             }
         }
+        /* (one at a time: a dense layer has few outputs, and output4 would cost an MLP's module flash) */
         for (int32_t k = 0; k < rows; k++) y[o + k] = output(L, o + k, acc[k]);
     }
 }
@@ -185,41 +186,126 @@ TQ_INTERNAL void tq_conv_packed_dsp_(const tq_s8_layer *L, const int8_t *x, int8
         }
 }
 
-/* The convolution on the DSP: gather the window (int8), unpack it once to int16 pairs, then four
- * output channels at a time as in tq_linear_dsp_. Scratch: K bytes, then 2 (K - K % 4) bytes. */
-static inline __attribute__((always_inline)) void conv_dsp_body(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch,
-                                                                const int pw) {
+/* The convolution on the DSP, one output position at a time from position p0 (of out_h out_w,
+ * in raster order) on: gather the window (int8), unpack it once to int16 pairs, then four output
+ * channels at a time as in tq_linear_dsp_. Scratch: K bytes, then 2 (K - K % 4) bytes. */
+static void conv_dsp_one(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch, const int pw, int32_t p0) {
     const int32_t K = L->k * KW(L) * L->in_c, OC = L->out_c;
     const size_t Ks = (size_t)K;
     /* pw: the window is the pixel itself: no copy, the int16 pairs at the scratch's start */
     uint8_t *p16 = (uint8_t *)patch + (pw ? 0 : K);
     const uint32_t off2 = ((uint32_t)(-L->in_zp) & 0xffffu) * 0x10001u;
-    for (int32_t oy = 0; oy < L->out_h; oy++)
-        for (int32_t ox = 0; ox < L->out_w; ox++) {
-            const int8_t *win = patch;
-            if (pw) win = x + ((size_t)(oy * L->stride) * (size_t)L->in_w + (size_t)(ox * SW(L))) * (size_t)L->in_c;
-            else tq_gather_patch_(L, x, oy, ox, patch);
-            for (int32_t i = 0; i + 4 <= K; i += 4) {
-                uint32_t v = ld32(win + i);
-                st32(p16 + 2 * i, (uint32_t)__sxtab16((int16x2_t)off2, (int8x4_t)v));
-                st32(p16 + 2 * i + 4, sxtab16_r8(off2, v));
-            }
-            int8_t *out = y + ((size_t)oy * (size_t)L->out_w + (size_t)ox) * (size_t)OC;
-            for (int32_t o = 0; o < OC; o += 4) {
-                int32_t rows = OC - o < 4 ? OC - o : 4, acc[4];
-                if (rows == 4) {
-                    for (int k = 0; k < 4; k++) acc[k] = L->bias[o + k];
-                    dot4_q15(L->w + (size_t)o * Ks, Ks, p16, win, K, L->in_zp, acc);
-                } else { /* stride 0: the four lanes are one row, as in tq_linear_dsp_ */
-                    for (int32_t k = 0; k < rows; k++) {
-                        int32_t a[4] = {L->bias[o + k], 0, 0, 0};
-                        dot4_q15(L->w + (size_t)(o + k) * Ks, 0, p16, win, K, L->in_zp, a);
-                        acc[k] = a[0];
-                    }
-                }
-                for (int32_t k = 0; k < rows; k++) out[o + k] = output(L, o + k, acc[k]);
-            }
+    for (int32_t p = p0; p < L->out_h * L->out_w; p++) {
+        const int32_t oy = p / L->out_w, ox = p % L->out_w;
+        const int8_t *win = patch;
+        if (pw) win = x + ((size_t)(oy * L->stride) * (size_t)L->in_w + (size_t)(ox * SW(L))) * (size_t)L->in_c;
+        else tq_gather_patch_(L, x, oy, ox, patch);
+        for (int32_t i = 0; i + 4 <= K; i += 4) {
+            uint32_t v = ld32(win + i);
+            st32(p16 + 2 * i, (uint32_t)__sxtab16((int16x2_t)off2, (int8x4_t)v));
+            st32(p16 + 2 * i + 4, sxtab16_r8(off2, v));
         }
+        int8_t *out = y + ((size_t)oy * (size_t)L->out_w + (size_t)ox) * (size_t)OC;
+        for (int32_t o = 0; o < OC; o += 4) {
+            int32_t rows = OC - o < 4 ? OC - o : 4, acc[4];
+            if (rows == 4) {
+                for (int k = 0; k < 4; k++) acc[k] = L->bias[o + k];
+                dot4_q15(L->w + (size_t)o * Ks, Ks, p16, win, K, L->in_zp, acc);
+            } else { /* stride 0: the four lanes are one row, as in tq_linear_dsp_ */
+                for (int32_t k = 0; k < rows; k++) {
+                    int32_t a[4] = {L->bias[o + k], 0, 0, 0};
+                    dot4_q15(L->w + (size_t)(o + k) * Ks, 0, p16, win, K, L->in_zp, a);
+                    acc[k] = a[0];
+                }
+            }
+            if (rows == 4) output4(L, o, acc, out + o);
+            else
+                for (int32_t k = 0; k < rows; k++) out[o + k] = output(L, o + k, acc[k]);
+        }
+    }
+}
+
+
+/* Two positions (a, b) by two channels (rows w and w + stride) over the first K4 values of the
+ * windows unpacked to int16 pairs and interleaved (p16: per 4 values a's even pair, b's even
+ * pair, a's odd pair, b's odd pair): per 4 values 4 loads of the windows from one pointer, 2 of
+ * weights, 4 extends and 8 SMLADs for 16 products; each weight word serves both positions, each
+ * window word both channels. acc: a's two channels, then b's. */
+static void dot2x2_q15(const int8_t *w, size_t stride, const uint8_t *p16, int32_t K4, int32_t *acc) {
+    int32_t a0 = acc[0], a1 = acc[1], b0 = acc[2], b1 = acc[3];
+    const int8_t *w1 = w + stride;
+    const uint8_t *end = p16 + 4 * K4;
+    while (p16 != end) {
+        uint32_t v0 = ld32(w), v1 = ld32(w1);
+        uint32_t e0 = (uint32_t)__sxtb16((int8x4_t)v0), o0 = sxtb16_r8(v0);
+        uint32_t e1 = (uint32_t)__sxtb16((int8x4_t)v1), o1 = sxtb16_r8(v1);
+        uint32_t t = ld32(p16);
+        a0 = smlad(e0, t, a0), a1 = smlad(e1, t, a1);
+        t = ld32(p16 + 4);
+        b0 = smlad(e0, t, b0), b1 = smlad(e1, t, b1);
+        t = ld32(p16 + 8);
+        a0 = smlad(o0, t, a0), a1 = smlad(o1, t, a1);
+        t = ld32(p16 + 12);
+        b0 = smlad(o0, t, b0), b1 = smlad(o1, t, b1);
+        w += 4, w1 += 4, p16 += 16;
+    }
+    acc[0] = a0, acc[1] = a1, acc[2] = b0, acc[3] = b1;
+}
+
+/* The convolution on the DSP, two output positions at a time: each window (read in place for
+ * a 1 x 1 convolution, pw; gathered into the scratch otherwise) unpacked once to int16 pairs
+ * (x - z_x), interleaved for dot2x2_q15, then four channels at a time as two pairs of it; the
+ * last K % 4 values from the int8 windows. A last odd position takes the one-position kernel. Scratch: an int8 window (K bytes, none for pw: the two
+ * are gathered there in turn, their last K % 4 values kept aside), then 4 (K - K % 4) bytes of
+ * pairs. */
+static inline __attribute__((always_inline)) void conv_dsp_body(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch,
+                                                                const int pw) {
+    const int32_t K = L->k * KW(L) * L->in_c, OC = L->out_c, K4 = K - K % 4, P = L->out_h * L->out_w, OC4 = OC - OC % 4;
+    const size_t Ks = (size_t)K;
+    uint8_t *p16 = (uint8_t *)patch + (pw ? 0 : Ks);
+    const uint32_t off2 = ((uint32_t)(-L->in_zp) & 0xffffu) * 0x10001u;
+    int32_t p = 0;
+    for (; p + 1 < P; p += 2) {
+        int32_t tail[2][3]; /* x - z_x of each window's last K % 4 values */
+        for (int j = 0; j < 2; j++) {
+            const int32_t oy = (p + j) / L->out_w, ox = (p + j) % L->out_w;
+            const int8_t *win = patch;
+            if (pw) win = x + ((size_t)(oy * L->stride) * (size_t)L->in_w + (size_t)(ox * SW(L))) * Ks;
+            else tq_gather_patch_(L, x, oy, ox, patch);
+            for (int32_t i = 0; i < K4; i += 4) { /* dot2x2_q15's interleaving */
+                uint32_t v = ld32(win + i);
+                st32(p16 + 4 * i + 4 * j, (uint32_t)__sxtab16((int16x2_t)off2, (int8x4_t)v));
+                st32(p16 + 4 * i + 4 * j + 8, sxtab16_r8(off2, v));
+            }
+            for (int32_t i = K4; i < K; i++) tail[j][i - K4] = (int32_t)win[i] - L->in_zp;
+        }
+        int8_t *out = y + (size_t)p * (size_t)OC;
+        for (int32_t o = 0; o < OC4; o += 4) {
+            const int8_t *w = L->w + (size_t)o * Ks;
+            int32_t lo[4] = {L->bias[o], L->bias[o + 1], L->bias[o], L->bias[o + 1]};
+            int32_t hi[4] = {L->bias[o + 2], L->bias[o + 3], L->bias[o + 2], L->bias[o + 3]};
+            dot2x2_q15(w, Ks, p16, K4, lo);
+            dot2x2_q15(w + 2 * Ks, Ks, p16, K4, hi);
+            int32_t a[4] = {lo[0], lo[1], hi[0], hi[1]}, b[4] = {lo[2], lo[3], hi[2], hi[3]};
+            for (int32_t i = K4; i < K; i++)
+                for (int r = 0; r < 4; r++) {
+                    int32_t wv = w[(size_t)r * Ks + (size_t)i];
+                    a[r] += wv * tail[0][i - K4];
+                    b[r] += wv * tail[1][i - K4];
+                }
+            output4(L, o, a, out + o);
+            output4(L, o, b, out + OC + o);
+        }
+        for (int32_t o = OC4; o < OC; o++) { /* the last OC % 4 channels: stride 0, both rows the one */
+            const int8_t *w = L->w + (size_t)o * Ks;
+            int32_t acc[4] = {L->bias[o], 0, L->bias[o], 0};
+            dot2x2_q15(w, 0, p16, K4, acc);
+            for (int32_t i = K4; i < K; i++) acc[0] += w[i] * tail[0][i - K4], acc[2] += w[i] * tail[1][i - K4];
+            out[o] = output(L, o, acc[0]);
+            out[(size_t)OC + (size_t)o] = output(L, o, acc[2]);
+        }
+    }
+    if (p < P) conv_dsp_one(L, x, y, patch, pw, p);
 }
 
 TQ_INTERNAL void tq_conv_dsp_(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) { conv_dsp_body(L, x, y, patch, 0); }
@@ -232,7 +318,7 @@ TQ_INTERNAL void tq_pointwise_dsp_(const tq_s8_layer *L, const int8_t *x, int8_t
  * (K out_c bytes more, tq_s8_layer_scratch_bytes), and the 8-bit kernel runs on them. */
 TQ_INTERNAL void tq_conv_midbyte_dsp_(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) {
     const int32_t K = L->k * KW(L) * L->in_c, n = K * L->out_c;
-    int8_t *w8 = patch + K + 2 * (K - K % 4);
+    int8_t *w8 = patch + K + 4 * (K - K % 4);
     for (int32_t i = 0; i < n; i++) w8[i] = (int8_t)unpack(L->w, L->w_bits, (size_t)i);
     tq_s8_layer P = *L;
     P.w = w8;
@@ -245,6 +331,48 @@ TQ_INTERNAL void tq_conv_midbyte_dsp_(const tq_s8_layer *L, const int8_t *x, int
  * per tap one word of inputs and one of weights, each split into its even and odd int16 lanes
  * (SXTAB16 takes z_x off the inputs on the way), then one 16 x 16 multiply-accumulate per lane
  * (SMLABB, SMLATT). Taps outside the image hold z_x and add nothing, so they are skipped. */
+/* A tap: four channels' inputs and weights split into even and odd int16 lanes (z_x taken off
+ * the inputs), one multiply-accumulate per lane. */
+#define TQ_DW_TAP(xp, wp)                                                                               \
+    do {                                                                                                \
+        uint32_t xv = ld32(xp), wv = ld32(wp);                                                          \
+        uint32_t xe = (uint32_t)__sxtab16((int16x2_t)off2, (int8x4_t)xv), xo = sxtab16_r8(off2, xv);    \
+        uint32_t we = (uint32_t)__sxtb16((int8x4_t)wv), wo = sxtb16_r8(wv);                             \
+        a0 = __smlabb((int32_t)we, (int32_t)xe, a0);                                                    \
+        a2 = __smlatt((int32_t)we, (int32_t)xe, a2);                                                    \
+        a1 = __smlabb((int32_t)wo, (int32_t)xo, a1);                                                    \
+        a3 = __smlatt((int32_t)wo, (int32_t)xo, a3);                                                    \
+    } while (0)
+
+/* One output position whose 3 x 3 window lies inside the image (most of them): the nine taps
+ * unrolled, so a group of four channels costs its taps and nothing for loops or edges. x: the
+ * window's top left pixel. */
+static void depthwise3x3_inside(const tq_s8_layer *L, const int8_t *x, int8_t *out, uint32_t off2) {
+    const size_t C = (size_t)L->in_c, row = (size_t)L->in_w * C, C4 = C - C % 4;
+    for (size_t c = 0; c < C4; c += 4) {
+        int32_t a0 = L->bias[c], a1 = L->bias[c + 1], a2 = L->bias[c + 2], a3 = L->bias[c + 3];
+        const int8_t *xr = x + c, *wr = L->w + c;
+        TQ_DW_TAP(xr, wr);
+        TQ_DW_TAP(xr + C, wr + C);
+        TQ_DW_TAP(xr + 2 * C, wr + 2 * C);
+        xr += row, wr += 3 * C;
+        TQ_DW_TAP(xr, wr);
+        TQ_DW_TAP(xr + C, wr + C);
+        TQ_DW_TAP(xr + 2 * C, wr + 2 * C);
+        xr += row, wr += 3 * C;
+        TQ_DW_TAP(xr, wr);
+        TQ_DW_TAP(xr + C, wr + C);
+        TQ_DW_TAP(xr + 2 * C, wr + 2 * C);
+        const int32_t acc[4] = {a0, a1, a2, a3};
+        output4(L, (int32_t)c, acc, out + c);
+    }
+    for (size_t c = C4; c < C; c++) {
+        int32_t a = L->bias[c];
+        for (size_t t = 0; t < 9; t++) a += (int32_t)L->w[t * C + c] * ((int32_t)x[(t / 3) * row + (t % 3) * C + c] - L->in_zp);
+        out[c] = output(L, (int32_t)c, a);
+    }
+}
+
 TQ_INTERNAL void tq_depthwise_dsp_(const tq_s8_layer *L, const int8_t *x, int8_t *y) {
     const int32_t C = L->in_c, k = L->k, kw = KW(L), C4 = C - C % 4;
     const uint32_t off2 = ((uint32_t)(-L->in_zp) & 0xffffu) * 0x10001u;
@@ -255,6 +383,10 @@ TQ_INTERNAL void tq_depthwise_dsp_(const tq_s8_layer *L, const int8_t *x, int8_t
             const int32_t ix0 = ox * SW(L) - PW(L);
             const int32_t kx0 = ix0 < 0 ? -ix0 : 0, kx1 = L->in_w - ix0 < kw ? L->in_w - ix0 : kw;
             int8_t *out = y + ((size_t)oy * (size_t)L->out_w + (size_t)ox) * (size_t)C;
+            if (k == 3 && kw == 3 && ky0 == 0 && ky1 == 3 && kx0 == 0 && kx1 == 3) { /* inside: the usual 3 x 3 */
+                depthwise3x3_inside(L, x + ((size_t)iy0 * (size_t)L->in_w + (size_t)ix0) * (size_t)C, out, off2);
+                continue;
+            }
             for (int32_t c = 0; c < C4; c += 4) {
                 int32_t a0 = L->bias[c], a1 = L->bias[c + 1], a2 = L->bias[c + 2], a3 = L->bias[c + 3];
                 for (int32_t ky = ky0; ky < ky1; ky++) {
@@ -270,8 +402,8 @@ TQ_INTERNAL void tq_depthwise_dsp_(const tq_s8_layer *L, const int8_t *x, int8_t
                         a3 = __smlatt((int32_t)wo, (int32_t)xo, a3);
                     }
                 }
-                out[c] = output(L, c, a0), out[c + 1] = output(L, c + 1, a1);
-                out[c + 2] = output(L, c + 2, a2), out[c + 3] = output(L, c + 3, a3);
+                const int32_t acc[4] = {a0, a1, a2, a3};
+                output4(L, c, acc, out + c);
             }
             for (int32_t c = C4; c < C; c++) {
                 int32_t a = L->bias[c];

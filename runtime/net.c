@@ -18,11 +18,11 @@ size_t tq_s8_layer_scratch_bytes(const tq_s8_layer *L) {
     if (TQ_INT8_PACKED && L->kind == TQ_S8_LINEAR && (L->w_bits == 4 || L->w_bits == 2)) /* the input as int16 (DSP) */
         return 2 * ((size_t)L->in - (size_t)L->in % (size_t)(32 / L->w_bits));
     if (L->kind != TQ_S8_CONV) return 0;
-    if (POINTWISE(L) && !PACKED(L)) return 2 * (K - K % 4); /* no window: its int16 pairs alone (DSP) */
-    /* the int8 window, its int16 pairs (DSP); rows of packed weights that start mid-byte: the
-     * weights unpacked (tq_conv_midbyte_dsp_) */
+    if (POINTWISE(L) && !PACKED(L)) return 4 * (K - K % 4); /* no window: two positions' int16 pairs (DSP) */
+    /* the int8 window, two windows' int16 pairs (DSP); rows of packed weights that start
+     * mid-byte: the weights unpacked (tq_conv_midbyte_dsp_) */
     size_t midbyte = TQ_INT8_PACKED && (L->w_bits == 4 || L->w_bits == 2) && K * (size_t)L->w_bits % 8 ? K * (size_t)L->out_c : 0;
-    return K + 2 * (K - K % 4) + midbyte;
+    return K + 4 * (K - K % 4) + midbyte;
 }
 
 void tq_s8_layer_run(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, int8_t *y, int8_t *patch) {

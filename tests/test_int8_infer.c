@@ -252,7 +252,7 @@ static void image_layers_match(int graph) {
         tq_s8_layer L;
         random_image_layer_g(&r, &L, &st, kind, graph);
         assert_int_equal(tq_int8_net_check(&(tq_int8_net){1, &L}), TQ_INT8_OK);
-        int8_t x[9 * 9 * 9], y[16 * 16 * 16], y2[16 * 16 * 16], patch[3 * 5 * 5 * 9]; /* 9 + 2*4 - 5 + 1 = 13, + 1 */
+        int8_t x[9 * 9 * 9], y[16 * 16 * 16], y2[16 * 16 * 16], patch[5 * 5 * 5 * 9]; /* 9 + 2*4 - 5 + 1 = 13, + 1; the patch: a window and two as int16 */
         for (int i = 0; i < L.in; i++) x[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
         assert_true(tq_s8_layer_scratch_bytes(&L) <= sizeof patch);
         if (kind == TQ_S8_CONV) tq_conv_s8_ref(&L, x, y, patch);
@@ -441,13 +441,13 @@ static void cnn_runner_contract(void **state) {
                        .stride = 1};
     random_layer(&r, l, &ls, p->out, 5, 0);
     l->in_zp = p->out_zp;
-    /* the window as int8 and as int16 pairs (all but K % 4 of it), rounded up to a word */
-    size_t K = (size_t)c->k * c->k * c->in_c, patch = (K + 2 * (K - K % 4) + 3) / 4 * 4;
+    /* a window as int8 and two as int16 pairs (all but K % 4 of each), rounded up to a word */
+    size_t K = (size_t)c->k * c->k * c->in_c, patch = (K + 4 * (K - K % 4) + 3) / 4 * 4;
     /* the conv's output alone (the input is the caller's), then pool in + out; the linear reads the
      * pool's output and writes the caller's buffer */
     size_t arena = (size_t)c->out + (size_t)p->out;
     assert_int_equal(tq_int8_net_scratch_bytes(&m), patch + arena);
-    int8_t x[9 * 9 * 9], y[5], y2[5], a[400], b[400], pb[3 * 5 * 5 * 9];
+    int8_t x[9 * 9 * 9], y[5], y2[5], a[400], b[400], pb[5 * 5 * 5 * 9];
     static int8_t scratch[4096];
     for (int i = 0; i < c->in; i++) x[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
     memset(scratch, 0x55, sizeof scratch);
@@ -517,15 +517,16 @@ static void residual_graph_runner_contract(void **state) {
     random_layer(&r, &L[6], &ls, 4, 5, 0);
     L[6].in_zp = 5;
     assert_int_equal(tq_int8_net_check(&m), TQ_INT8_OK);
-    /* the convolutions' patches (27 + 2 x 24 and 36 + 2 x 36 bytes) fit beside the outputs alive
-     * when they run: 0's beside 0's output, 1's beside those of 0 and 1 */
-    const size_t patch = 0;
-    assert_int_equal(tq_int8_net_scratch_bytes(&m), patch + 3 * 144);
-    int8_t x[108], y[5], y2[5], a0[144], a1[144], a2[144], a3[144], a4[4], pb[200];
+    /* the peak is conv 1's moment: the outputs of 0 and 1 and its patch (a window and two as
+     * int16 pairs: 36 + 4 x 36 bytes); the depthwise's (outputs 0, 1, 2) and conv 0's (its
+     * output and 27 + 4 x 24 bytes of patch) are smaller */
+    const size_t arena = 2 * 144 + 180;
+    assert_int_equal(tq_int8_net_scratch_bytes(&m), arena);
+    int8_t x[108], y[5], y2[5], a0[144], a1[144], a2[144], a3[144], a4[4], pb[256];
     static int8_t scratch[4096];
     for (int i = 0; i < 108; i++) x[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
     memset(scratch, 0x55, sizeof scratch);
-    assert_int_equal(tq_int8_net_run(&m, x, y, scratch, patch + 3 * 144), TQ_INT8_OK);
+    assert_int_equal(tq_int8_net_run(&m, x, y, scratch, arena), TQ_INT8_OK);
     tq_conv_s8_ref(&L[0], x, a0, pb);
     tq_conv_s8_ref(&L[1], a0, a1, pb);
     tq_depthwise_s8_ref(&L[2], a1, a2);
@@ -533,13 +534,13 @@ static void residual_graph_runner_contract(void **state) {
     tq_avgpool_s8_ref(&L[4], a3, a4);
     tq_linear_s8_ref(&L[6], a4, y2);
     assert_memory_equal(y, y2, 5);
-    assert_int_equal(tq_int8_net_run(&m, x, y, scratch, patch + 3 * 144 - 1), TQ_INT8_E_ARG);
+    assert_int_equal(tq_int8_net_run(&m, x, y, scratch, arena - 1), TQ_INT8_E_ARG);
     /* from pixels: the input goes into the arena too, alive while layer 0 runs */
     L[0].in_zp = -128;
     uint8_t px[108];
     for (int i = 0; i < 108; i++) px[i] = (uint8_t)(x[i] ^ 0x80);
     size_t need = tq_int8_net_predict_scratch_bytes(&m);
-    assert_int_equal(need, patch + 3 * 144); /* the input (108) fits where 1 and 2 go later */
+    assert_int_equal(need, arena); /* the input (108) fits where 1 and 2 go later */
     memset(scratch, 0x33, sizeof scratch);
     predict_is_run(&m, px, x, scratch, need);
 }
@@ -896,7 +897,7 @@ static void packed_layers_match_int8(void **state) {
             n = kind == TQ_S8_DEPTHWISE ? (size_t)(L.k * L.k * L.out_c) : (size_t)(L.out_c * L.k * L.k * L.in_c);
             packed_twin(&r, &L, is.w, n, bits, packed, &P);
         }
-        int8_t x[9 * 9 * 9], y[13 * 13 * 16], y2[13 * 13 * 16], patch[3 * 5 * 5 * 9 + 16 * 5 * 5 * 9]; /* + mid-byte weights */
+        int8_t x[9 * 9 * 9], y[13 * 13 * 16], y2[13 * 13 * 16], patch[5 * 5 * 5 * 9 + 16 * 5 * 5 * 9]; /* + mid-byte weights */
         for (int i = 0; i < L.in; i++) x[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
         assert_true(tq_s8_layer_scratch_bytes(&P) <= sizeof patch);
         tq_s8_layer_run(&L, x, NULL, y, patch);
