@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "layers/add.h"
 #include "layers/linear.h"
 #include "layers/relu.h"
 #include "src/alloc.h"
@@ -16,6 +17,10 @@ static const struct {
     {"digitsnet", "in-100r-100r-out"},
     {"digitscnn", "in-c8k5br-m2-c16k5br-m2-out"},
     {"article", "in-100-100-outr"},
+    /* MLPerf Tiny's ResNet-8: stride-2 blocks pad 1 on every side (TensorFlow's SAME pads only
+     * after; the shapes and the MACs are the same), shortcuts without batch norm, as MLPerf's */
+    {"resnet8", "in-c16k3p1br@a-c16k3p1br-c16k3p1b-+a-r@b-c32k3s2p1br-c32k3p1b@c-~b-c32k1s2-+c-r@d-c64k3s2p1br-c64k3p1b@e-~d-"
+                "c64k1s2-+e-r-g-out"},
 };
 
 /* A stage token: c or d, then a digit. */
@@ -85,6 +90,12 @@ static tq_status resolve(const char *spec, const int *in_shape, int classes, cha
     return TQ_OK;
 }
 
+int tq_model_is_graph(const tq_model *m) {
+    for (int s = 0; s < m->n_stages; s++)
+        if (m->stage[s].kind != TQ_STAGE_CONV || m->stage[s].src[0] != s - 1) return 1;
+    return 0;
+}
+
 tq_status tq_model_spec_resolve(const char *spec, const int *in_shape, int classes, char *out, size_t cap) {
     return resolve(spec, in_shape, classes, out, cap, 0);
 }
@@ -92,7 +103,7 @@ tq_status tq_model_spec_resolve(const char *spec, const int *in_shape, int class
 static tq_status parse_spec(tq_model *m, const char *spec);
 
 tq_status tq_model_spec_check(const char *spec) {
-    char r[128];
+    char r[TQ_SPEC_MAX];
     tq_model tmp;
     memset(&tmp, 0, sizeof tmp);
     TQ_TRY(resolve(spec, NULL, 0, r, sizeof r, 1));
@@ -119,10 +130,20 @@ static int opt_num(const char **p, char key, int *v) {
     return 1;
 }
 
-/* A stage token: cOkK[sS][pP][b][r] or dMkK[...]. h, w, c: its input; fills the stage. */
-static tq_status parse_stage(tq_model *m, const char *spec, const char *tok, int *h, int *w, int *c) {
+/* The output shape of stage s (-1: the model's input). */
+static void stage_out(const tq_model *m, int s, int *h, int *w, int *c) {
+    *h = s < 0 ? m->in_h : m->stage[s].out_h;
+    *w = s < 0 ? m->in_w : m->stage[s].out_w;
+    *c = s < 0 ? m->in_c : m->stage[s].out_c;
+}
+
+/* A stage token: cOkK[sS][pP][b][r] or dMkK[...], reading stage `from`'s output; fills the stage. */
+static tq_status parse_stage(tq_model *m, const char *spec, const char *tok, int from) {
     if (m->n_stages == TQ_MAX_STAGES) TQ_FAIL(TQ_E_ARG, "model spec '%s': more than %d stages", spec, TQ_MAX_STAGES);
     tq_stage *st = &m->stage[m->n_stages];
+    int hh, ww, cc, *h = &hh, *w = &ww, *c = &cc;
+    stage_out(m, from, h, w, c);
+    st->src[0] = from, st->src[1] = -1;
     int depthwise = tok[0] == 'd', n = 0, k = 0, stride = 1, pad = 0;
     const char *p = tok + 1;
     char *end;
@@ -145,22 +166,117 @@ static tq_status parse_stage(tq_model *m, const char *spec, const char *tok, int
     return TQ_OK;
 }
 
-/* A pool token mK[sS] or aK[sS] after a stage. */
-static tq_status parse_pool(tq_model *m, const char *spec, const char *tok, int *h, int *w, int c) {
+/* A pool token mK[sS] or aK[sS], or g (global average), after the last stage. */
+static tq_status parse_pool(tq_model *m, const char *spec, const char *tok) {
     tq_stage *st = m->n_stages ? &m->stage[m->n_stages - 1] : NULL;
-    if (!st || st->pool) TQ_FAIL(TQ_E_ARG, "model spec '%s': a pool must follow a convolution stage (one pool each)", spec);
-    const char *p = tok + 1;
-    char *end;
-    int k = (int)strtol(p, &end, 10), stride;
-    p = end;
-    stride = k;
-    if (k < 1 || k > 64 || opt_num(&p, 's', &stride) < 0 || stride < 1 || (*p && *p != '-'))
-        TQ_FAIL(TQ_E_ARG, "model spec '%s': bad pool '%.*s' (want m2, a4 or m3s2)", spec, (int)strcspn(tok, "-"), tok);
-    tq_status s = tq_pool_shape_init(&st->pool_shape, *h, *w, c, k, stride, tok[0] == 'a');
+    if (!st || st->pool) TQ_FAIL(TQ_E_ARG, "model spec '%s': a pool must follow a stage (one pool each)", spec);
+    const int h = st->out_h, w = st->out_w, c = st->out_c, global = tok[0] == 'g';
+    int k = h, stride = h;
+    if (global && h != w) TQ_FAIL(TQ_E_SHAPE, "model spec '%s': stage %d: a global pool of a %dx%d image (square only)", spec, m->n_stages, h, w);
+    if (!global) {
+        const char *p = tok + 1;
+        char *end;
+        k = (int)strtol(p, &end, 10);
+        p = end;
+        stride = k;
+        if (k < 1 || k > 64 || opt_num(&p, 's', &stride) < 0 || stride < 1 || *p)
+            TQ_FAIL(TQ_E_ARG, "model spec '%s': bad pool '%s' (want m2, a4, m3s2 or g)", spec, tok);
+    }
+    tq_status s = tq_pool_shape_init(&st->pool_shape, h, w, c, k, stride, global || tok[0] == 'a');
     if (s != TQ_OK) return tq_error_set_(s, __FILE__, __LINE__, "model spec '%s': stage %d: %s", spec, m->n_stages, tq_last_error());
-    st->pool = tok[0] == 'a' ? 2 : 1;
-    *h = st->out_h = st->pool_shape.OH;
-    *w = st->out_w = st->pool_shape.OW;
+    st->pool = global || tok[0] == 'a' ? 2 : 1;
+    st->out_h = st->pool_shape.OH;
+    st->out_w = st->pool_shape.OW;
+    return TQ_OK;
+}
+
+/* +NAME: a stage adding stage b's output to stage a's (one shape). */
+static tq_status parse_add(tq_model *m, const char *spec, int a, int b, const char *name) {
+    if (m->n_stages == TQ_MAX_STAGES) TQ_FAIL(TQ_E_ARG, "model spec '%s': more than %d stages", spec, TQ_MAX_STAGES);
+    int h[2], w[2], c[2];
+    stage_out(m, a, &h[0], &w[0], &c[0]);
+    stage_out(m, b, &h[1], &w[1], &c[1]);
+    if (h[0] != h[1] || w[0] != w[1] || c[0] != c[1])
+        TQ_FAIL(TQ_E_SHAPE, "model spec '%s': +%s adds %dx%dx%d to %dx%dx%d (one shape)", spec, name, h[1], w[1], c[1], h[0], w[0], c[0]);
+    tq_stage *st = &m->stage[m->n_stages++];
+    st->kind = TQ_STAGE_ADD;
+    st->src[0] = a, st->src[1] = b;
+    TQ_TRY(tq_conv_shape_init(&st->conv, h[0], w[0], c[0], 1, 1, 0, c[0], 1)); /* the shape only: no weights */
+    st->out_h = h[0], st->out_w = w[0], st->out_c = c[0];
+    return TQ_OK;
+}
+
+/* The tokens of the image part: stages, pools, +NAME, ~NAME, r, each optionally @NAME. */
+static int is_image_token(const char *p) {
+    return is_stage_token(p) || ((p[0] == 'm' || p[0] == 'a') && p[1] >= '0' && p[1] <= '9') || p[0] == '+' || p[0] == '~' ||
+           ((p[0] == 'g' || p[0] == 'r') && (!p[1] || p[1] == '-' || p[1] == '@'));
+}
+
+/* A name: a letter, then letters, digits or _, at most 15. */
+static int name_ok(const char *n) {
+    size_t len = strlen(n);
+    if (len < 1 || len > 15 || !islower((unsigned char)n[0])) return 0;
+    for (size_t i = 1; i < len; i++)
+        if (!islower((unsigned char)n[i]) && !isdigit((unsigned char)n[i]) && n[i] != '_') return 0;
+    return 1;
+}
+
+/* The image part of a spec, from p (after the input) to the first dense width: the stages, each
+ * reading the current tensor (the stage before, or the one ~NAME went back to). Sets *rest. */
+static tq_status parse_stages(tq_model *m, const char *spec, const char *p, const char **rest) {
+    char names[TQ_MAX_STAGES][16];
+    int named[TQ_MAX_STAGES], n_names = 0, cur = -1;
+    while (*p && is_image_token(p)) {
+        const size_t len = strcspn(p, "-");
+        char tok[TQ_SPEC_MAX];
+        memcpy(tok, p, len);
+        tok[len] = '\0';
+        char *at = strchr(tok, '@');
+        if (at) *at++ = '\0';
+        int ref = -2; /* +NAME's and ~NAME's stage */
+        if (tok[0] == '+' || tok[0] == '~') {
+            for (int i = 0; i < n_names; i++)
+                if (!strcmp(names[i], tok + 1)) ref = named[i];
+            if (ref == -2) TQ_FAIL(TQ_E_ARG, "model spec '%s': '%s' names no earlier output (name one with @%s)", spec, tok, tok + 1);
+        }
+        if (tok[0] == '~') {
+            if (at) TQ_FAIL(TQ_E_ARG, "model spec '%s': '%s@%s': a ~ goes back to a name, it makes no output to name", spec, tok, at);
+            cur = ref;
+        } else if (tok[0] == '+') {
+            TQ_TRY(parse_add(m, spec, cur, ref, tok + 1));
+            cur = m->n_stages - 1;
+        } else if (is_stage_token(tok)) {
+            TQ_TRY(parse_stage(m, spec, tok, cur));
+            cur = m->n_stages - 1;
+        } else if (cur < 0 || cur != m->n_stages - 1) {
+            TQ_FAIL(TQ_E_ARG, "model spec '%s': '%s': a %s must follow the stage it acts on (a convolution or an add)", spec, tok,
+                    tok[0] == 'r' ? "ReLU" : "pool");
+        } else if (tok[0] == 'r') {
+            tq_stage *st = &m->stage[cur];
+            if (st->relu || st->pool) TQ_FAIL(TQ_E_ARG, "model spec '%s': 'r' after stage %d, which has its ReLU or pool already", spec, cur + 1);
+            st->relu = 1;
+        } else {
+            TQ_TRY(parse_pool(m, spec, tok));
+        }
+        if (at) {
+            if (n_names == TQ_MAX_STAGES) TQ_FAIL(TQ_E_ARG, "model spec '%s': more than %d names", spec, TQ_MAX_STAGES);
+            if (!name_ok(at)) TQ_FAIL(TQ_E_ARG, "model spec '%s': bad name '%s' (a letter, then letters, digits or _, at most 15)", spec, at);
+            for (int i = 0; i < n_names; i++)
+                if (!strcmp(names[i], at)) TQ_FAIL(TQ_E_ARG, "model spec '%s': the name '%s' is given twice", spec, at);
+            strcpy(names[n_names], at);
+            named[n_names++] = cur;
+        }
+        p += len;
+        if (*p == '-') p++;
+    }
+    if (m->n_stages && cur != m->n_stages - 1)
+        TQ_FAIL(TQ_E_ARG, "model spec '%s': the dense layers read the last stage, but a ~ went back from it", spec);
+    for (int s = 0; s + 1 < m->n_stages; s++) { /* every output is read */
+        int read = 0;
+        for (int t = s + 1; t < m->n_stages; t++) read |= m->stage[t].src[0] == s || m->stage[t].src[1] == s;
+        if (!read) TQ_FAIL(TQ_E_ARG, "model spec '%s': stage %d's output is read by nothing", spec, s + 1);
+    }
+    *rest = p;
     return TQ_OK;
 }
 
@@ -183,12 +299,9 @@ static tq_status parse_spec(tq_model *m, const char *spec) {
     int n = used ? 1 : 0; /* widths seen; an image input counts as the first */
     if (used) {
         /* stages, then the dense layers' input is the last stage's output */
-        while (*p && (is_stage_token(p) || ((p[0] == 'm' || p[0] == 'a') && p[1] >= '0' && p[1] <= '9'))) {
-            TQ_TRY(is_stage_token(p) ? parse_stage(m, spec, p, &h, &w, &c) : parse_pool(m, spec, p, &h, &w, c));
-            p += strcspn(p, "-");
-            if (*p == '-') p++;
-        }
+        TQ_TRY(parse_stages(m, spec, p, &p));
         if (!*p) TQ_FAIL(TQ_E_ARG, "model spec '%s': needs at least one dense layer after the input (the classifier)", spec);
+        if (m->n_stages) stage_out(m, m->n_stages - 1, &h, &w, &c);
         m->dims[0] = h * w * c;
     }
     for (;;) {
@@ -219,13 +332,15 @@ static tq_status parse_spec(tq_model *m, const char *spec) {
     return TQ_OK;
 }
 
-/* Floats of stage st's parameters (W, then b or gamma and beta) and of its buffers. */
+/* Floats of stage st's parameters (W, then b or gamma and beta) and of its buffers (an add has none). */
 static size_t stage_params(const tq_stage *st) {
+    if (st->kind == TQ_STAGE_ADD) return 0;
     size_t K = (size_t)st->conv.KH * st->conv.KW * (st->conv.depthwise ? 1 : st->conv.C);
     return (size_t)st->conv.OC * K + (size_t)st->conv.OC * (st->bn ? 2 : 1);
 }
 static size_t stage_buffers(const tq_stage *st) { return st->bn ? 2 * (size_t)st->conv.OC : 0; }
 static size_t stage_weights(const tq_stage *st) {
+    if (st->kind == TQ_STAGE_ADD) return 0;
     return (size_t)st->conv.OC * st->conv.KH * st->conv.KW * (st->conv.depthwise ? 1 : st->conv.C);
 }
 
@@ -253,6 +368,7 @@ tq_status tq_model_init(tq_model *m, const char *spec) {
     for (int s = 0; s < m->n_stages; s++) {
         tq_stage *st = &m->stage[s];
         size_t OC = (size_t)st->conv.OC;
+        if (st->kind == TQ_STAGE_ADD) continue;
         st->W = m->params + off, st->dW = m->grads + off;
         off += stage_weights(st);
         if (st->bn) {
@@ -282,6 +398,7 @@ tq_status tq_model_init(tq_model *m, const char *spec) {
 void tq_model_init_params(tq_model *m, tq_rng *rng) {
     for (int s = 0; s < m->n_stages; s++) { /* PyTorch's Conv2d and BatchNorm2d defaults */
         tq_stage *st = &m->stage[s];
+        if (st->kind == TQ_STAGE_ADD) continue;
         tq_conv_init(st->W, st->b, &st->conv, rng);
         for (int c = 0; st->bn && c < st->conv.OC; c++) st->gamma[c] = 1.0f, st->beta[c] = 0.0f;
         if (st->bn) tq_bn_init(&st->bn_state, st->conv.OC, st->running_mean, st->running_var);
@@ -291,7 +408,8 @@ void tq_model_init_params(tq_model *m, tq_rng *rng) {
 
 void tq_model_decay_mask(const tq_model *m, uint8_t *mask) {
     memset(mask, 0, m->n_params);
-    for (int s = 0; s < m->n_stages; s++) memset(mask + (m->stage[s].W - m->params), 1, stage_weights(&m->stage[s]));
+    for (int s = 0; s < m->n_stages; s++)
+        if (m->stage[s].W) memset(mask + (m->stage[s].W - m->params), 1, stage_weights(&m->stage[s]));
     for (int l = 0; l < m->n_layers; l++) memset(mask + (m->W[l] - m->params), 1, (size_t)m->dims[l + 1] * m->dims[l]);
 }
 
@@ -367,6 +485,9 @@ static tq_status add_lsq_params(tq_model *m);
 
 tq_status tq_model_quantize(tq_model *m, const tq_qat_cfg *cfg) {
     if (m->qat) TQ_FAIL(TQ_E_ARG, "model %s is already quantized", m->spec);
+    if (tq_model_is_graph(m))
+        TQ_FAIL(TQ_E_ARG, "model %s is a graph (adds or branches): tinyqat trains it in float, but cannot quantize it yet "
+                          "(PTQ and QAT of graphs are the next step of models as graphs)", m->spec);
     if (m->n_stages && m->stage[0].conv.pad && (m->in_mean != 0.0f || m->in_std != 1.0f))
         TQ_FAIL(TQ_E_ARG, "model %s: the first convolution pads its input, so the input normalization cannot be folded into it "
                           "exactly; train it with --no-norm to quantize it", m->spec);
@@ -560,6 +681,7 @@ size_t tq_model_int8_bytes(const tq_model *m) {
 size_t tq_model_int8_bytes_with(const tq_model *m, const int *unit_bits) {
     size_t n = 0;
     for (int s = 0; s < m->n_stages; s++) {
+        if (m->stage[s].kind == TQ_STAGE_ADD) continue; /* (a graph does not convert yet) */
         size_t OC = (size_t)m->stage[s].conv.OC, sb = (size_t)tq_qlayer_storage_bits(unit_bits[s]);
         /* packed W (BN folded), int32 bias, M0/shift, zero points */
         n += (stage_weights(&m->stage[s]) * sb + 7) / 8 + OC * 4 + OC * 8 + 4 * 4;
@@ -587,6 +709,7 @@ tq_status tq_model_to_ckpt(const tq_model *m, tq_ckpt *c) {
         const tq_stage *st = &m->stage[s];
         uint32_t OC = (uint32_t)st->conv.OC;
         char name[48];
+        if (st->kind == TQ_STAGE_ADD) continue; /* no parameters */
         snprintf(name, sizeof name, "stages.%d.weight", s);
         TQ_TRY(tq_ckpt_add(c, name, OC, (uint32_t)(stage_weights(st) / OC), st->W));
         const char *what[4] = {"bias", "bn_weight", "bn_bias", NULL};
@@ -694,6 +817,7 @@ tq_status tq_model_from_ckpt(tq_model *m, const tq_ckpt *cp, const char *path) {
     for (int si = 0; si < m->n_stages; si++) {
         tq_stage *sg = &m->stage[si];
         uint32_t OC = (uint32_t)sg->conv.OC;
+        if (sg->kind == TQ_STAGE_ADD) continue;
         const char *what[5] = {"weight", "bias", "bn_weight", "bn_bias", NULL};
         float *dst[5] = {sg->W, sg->b, sg->gamma, sg->beta, NULL};
         const char *bufs[2] = {"running_mean", "running_var"};
@@ -754,12 +878,22 @@ tq_status tq_net_init(tq_net *net, tq_model *m, int max_batch) {
     }
     tq_graph *g = net->g;
     tq_node *h = net->x = tq_leaf(g, "x", max_batch, m->in_h * m->in_w * m->in_c, net->xbuf, NULL);
-    static const char *sname[TQ_MAX_STAGES][4] = {
-        {"c0.W", "c0.b", "c0.gamma", "c0.beta"}, {"c1.W", "c1.b", "c1.gamma", "c1.beta"}, {"c2.W", "c2.b", "c2.gamma", "c2.beta"},
-        {"c3.W", "c3.b", "c3.gamma", "c3.beta"}, {"c4.W", "c4.b", "c4.gamma", "c4.beta"}, {"c5.W", "c5.b", "c5.gamma", "c5.beta"},
-        {"c6.W", "c6.b", "c6.gamma", "c6.beta"}, {"c7.W", "c7.b", "c7.gamma", "c7.beta"}};
+#define SN(i) {"c" #i ".W", "c" #i ".b", "c" #i ".gamma", "c" #i ".beta"}
+    static const char *sname[TQ_MAX_STAGES][4] = {SN(0),  SN(1),  SN(2),  SN(3),  SN(4),  SN(5),  SN(6),  SN(7),
+                                                  SN(8),  SN(9),  SN(10), SN(11), SN(12), SN(13), SN(14), SN(15),
+                                                  SN(16), SN(17), SN(18), SN(19), SN(20), SN(21), SN(22), SN(23),
+                                                  SN(24), SN(25), SN(26), SN(27), SN(28), SN(29), SN(30), SN(31)};
+#undef SN
     for (int s = 0; s < m->n_stages; s++) {
         tq_stage *st = &m->stage[s];
+        h = st->src[0] < 0 ? net->x : net->out[st->src[0]];
+        if (st->kind == TQ_STAGE_ADD) { /* a residual add: float only (quantizing graphs comes next) */
+            h = tq_add(g, h, st->src[1] < 0 ? net->x : net->out[st->src[1]]);
+            if (st->relu) h = tq_relu(g, h);
+            if (st->pool) h = tq_pool2d(g, h, &st->pool_shape);
+            net->out[s] = h;
+            continue;
+        }
         int OC = st->conv.OC, K = (int)(stage_weights(st) / (size_t)OC);
         tq_node *W = tq_leaf(g, sname[s][0], OC, K, st->W, st->dW);
         tq_node *b = st->b ? tq_leaf(g, sname[s][1], 1, OC, st->b, st->db) : NULL;

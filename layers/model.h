@@ -1,9 +1,11 @@
-/* A sequential model described by a spec string, its parameters in one flat block, optional
- * quantization state, and the graph that trains or evaluates it.
+/* A model described by a spec string, its parameters in one flat block, optional quantization
+ * state, and the graph that trains or evaluates it.
  *
  * A model is feature stages, then dense layers. A stage is a convolution (or a depthwise one),
- * optionally batch norm, optionally ReLU, optionally a pool; a dense layer is x W^T + b,
- * optionally ReLU. Activations are NHWC (layers/conv.h).
+ * optionally batch norm, optionally ReLU, optionally a pool; or the sum of two earlier stages'
+ * outputs (a residual add), optionally ReLU, optionally a pool. A stage reads the stage before
+ * it, or (in a graph) any earlier one. A dense layer is x W^T + b, optionally ReLU. Activations
+ * are NHWC (layers/conv.h).
  *
  * Spec: tokens joined by '-', the input first:
  *   N or HxWxC     the input: N values (dense only), or an H x W image of C channels
@@ -12,12 +14,23 @@
  *   dMkK           a depthwise convolution, M output channels per input channel, same options
  *   mK / aK        a K x K max / average pool after the stage before it; sS sets its stride
  *                  (default K): m2
+ *   g              a global average pool after the stage before it (its window the whole image)
  *   W              a dense layer of W outputs; r puts a ReLU after it: 100r
+ * Graphs (residual networks) name tensors and refer to them:
+ *   TOKEN@NAME     names the output of a stage token (after its pool): c16k3p1br@x
+ *   +NAME          a stage adding NAME's output to the current one (one shape); r: ReLU after
+ *   ~NAME          goes back to NAME's output: the next stage reads it (a branch)
+ * Each stage's output must be read by a later stage or the dense layers, which read the last
+ * stage's. A ResNet-8 block with a 1x1 stride-2 shortcut:
+ *   ...@b-c32k3s2p1br-c32k3p1b@m-~b-c32k1s2-+mr-...
  * `in` and `out` stand for the data's input (a number when the model is dense only, HxWxC when
  * it has stages) and its class count, so one spec fits any dataset; tq_model_spec_resolve turns
  * them, and the presets, into numbers:
  *   digitsnet   in-100r-100r-out                (784-100r-100r-10 on MNIST)
  *   digitscnn   in-c8k5br-m2-c16k5br-m2-out     (28x28x1-c8k5br-m2-c16k5br-m2-10: 322,560 MACs)
+ *   resnet8     MLPerf Tiny's image classification ResNet-8 (12,501,632 MACs on 32x32x3): a 3x3
+ *               convolution to 16 channels, three residual blocks of 16, 32 and 64 (the last two
+ *               stride 2 with 1x1 shortcuts), global average pool, dense
  *   article     in-100-100-outr                 (the seed article's network, ReLU on the logits)
  *
  * Parameters: one block, W0 b0 W1 b1 ... (W row-major [out][in]), and a gradient block of the
@@ -49,9 +62,13 @@ extern "C" {
 #define TQ_MAX_LAYERS TQ_QAT_MAX_LAYERS
 #define TQ_MAX_STAGES TQ_QAT_MAX_STAGES
 
-/* A feature stage: conv (or depthwise), [batch norm], [ReLU], [pool]. */
+enum { TQ_STAGE_CONV = 0, TQ_STAGE_ADD = 1 };
+
+/* A feature stage: conv (or depthwise), [batch norm], [ReLU], [pool]; or add, [ReLU], [pool]. */
 typedef struct {
-    tq_conv_shape conv;            /* input H x W x C -> OH x OW x OC */
+    int kind;                      /* TQ_STAGE_CONV or TQ_STAGE_ADD */
+    int src[2];                    /* the stages whose outputs it reads (-1: the model's input); an add reads two */
+    tq_conv_shape conv;            /* input H x W x C -> OH x OW x OC (an add: H x W x C both) */
     int bn, relu;
     int pool;                      /* 0 none, 1 max, 2 average */
     tq_pool_shape pool_shape;
@@ -64,7 +81,7 @@ typedef struct {
 } tq_stage;
 
 typedef struct tq_model {
-    char spec[128];                /* resolved: numbers only */
+    char spec[TQ_SPEC_MAX];        /* resolved: numbers only */
     int in_h, in_w, in_c;          /* the input image (a dense-only model: 1 x 1 x dims[0]) */
     int n_stages;
     tq_stage stage[TQ_MAX_STAGES];
@@ -89,6 +106,9 @@ typedef struct tq_model {
 tq_status tq_model_spec_resolve(const char *spec, const int *in_shape, int classes, char *out, size_t cap);
 /* The spec (or preset) is well formed, whatever the data: TQ_E_ARG with a message if not. */
 tq_status tq_model_spec_check(const char *spec);
+
+/* 1 when some stage reads other than the stage before it (an add, a branch). */
+int tq_model_is_graph(const tq_model *m);
 
 /* Values of one input image: in_h * in_w * in_c (a dense-only model: dims[0]). */
 static inline int tq_model_inputs(const tq_model *m) { return m->in_h * m->in_w * m->in_c; }

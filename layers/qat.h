@@ -23,7 +23,7 @@ extern "C" {
 #endif
 
 #define TQ_QAT_MAX_LAYERS 8
-#define TQ_QAT_MAX_STAGES 8
+#define TQ_QAT_MAX_STAGES 32 /* a MobileNet v1 has 27 convolutions */
 
 #define TQ_QAT_MAX_UNITS (TQ_QAT_MAX_STAGES + TQ_QAT_MAX_LAYERS)
 

@@ -490,6 +490,7 @@ tq_status tq_export_onnx_float(const tq_model *m, const char *path, int softmax)
         TQ_FAIL(TQ_E_ARG, "onnx: model %s is quantized: its deployed form is the integer model (tinyqat convert, then export the .tqm "
                           "--onnx for the QDQ graph)", m->spec);
     if (m->n_layers < 1) TQ_FAIL(TQ_E_ARG, "onnx: model %s has no dense layer", m->spec);
+    if (tq_model_is_graph(m)) TQ_FAIL(TQ_E_ARG, "onnx: model %s is a graph (adds or branches): its ONNX export is not written yet", m->spec);
     ox_graph g;
     memset(&g, 0, sizeof g);
     tq_buf_init(&g.nodes), tq_buf_init(&g.inits);

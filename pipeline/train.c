@@ -534,7 +534,7 @@ tq_status tq_ptq(tq_model *q, const tq_model *fp, const tq_qat_cfg *cfg, const t
 }
 
 tq_status tq_model_for_data(tq_model *m, const char *spec, const tq_dataset *ds, uint64_t seed) {
-    char resolved[128];
+    char resolved[TQ_SPEC_MAX];
     if (!m || !spec || !ds) TQ_FAIL(TQ_E_ARG, "model_for_data: the model, the spec and the dataset are required");
     memset(m, 0, sizeof *m);
     if (ds->classes < 2) TQ_FAIL(TQ_E_FORMAT, "%s: the labels name only %u class(es)", ds->source, ds->classes);

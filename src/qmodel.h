@@ -42,8 +42,11 @@ typedef struct {
     float in2_scale;           /* an add's or concat's second input's scale */
 } tq_qlayer;
 
+/* The longest model spec, with its NUL (a ResNet-8's is some 130 characters). */
+#define TQ_SPEC_MAX 256
+
 typedef struct {
-    char spec[128];
+    char spec[TQ_SPEC_MAX];
     int32_t n_layers;
     tq_qlayer layer[TQ_INT8_MAX_LAYERS];
     tq_s8_layer view[TQ_INT8_MAX_LAYERS]; /* the runtime's view of the layers above */

@@ -66,8 +66,21 @@ static void bad_specs_name_the_stage(void **state) {
         {"12x12x1-c4k3-m2-c4k4-c8k3-10", "stage 3: convolution: a 3x3 kernel does not fit a 2x2 image"},
         {"784-c8k5-10", "needs an image input"},
         {"28x28x1-c8k5-m2", "needs at least one dense layer"},
-        {"28x28x1-m2-10", "a pool must follow a convolution"},
-        {"28x28x1-c8k5-m2-m2-10", "a pool must follow a convolution"},
+        {"28x28x1-m2-10", "a pool must follow"},
+        {"28x28x1-c8k5-m2-m2-10", "a pool must follow"},
+        /* graphs */
+        {"28x28x1-c4k3@x-c4k3-+y-10", "'+y' names no earlier output"},
+        {"28x28x1-c4k3@x-c8k3-+x-10", "+x adds 26x26x4 to 24x24x8"},
+        {"28x28x1-c4k3@x-c4k3@x-10", "the name 'x' is given twice"},
+        {"28x28x1-c4k3@x-c4k3-~x-10", "a ~ went back"},
+        {"28x28x1-c4k3@x-c4k3-~x-c4k3-10", "stage 2's output is read by nothing"},
+        {"28x28x1-c4k3@Xy-10", "bad name 'Xy'"},
+        {"28x28x1-c4k3@x-c4k3p1-~x-r-10", "a ReLU must follow the stage it acts on"},
+        {"28x28x1-r-10", "a ReLU must follow"},
+        {"28x28x1-c4k3r-r-10", "has its ReLU or pool already"},
+        {"28x28x1-c4k3s2-g2-10", "expected a width at 'g2"}, /* g takes no size */
+        {"28x28x1-c4k3-~x-10", "'~x' names no earlier output"},
+        {"28x28x1-c4k3@x-~x@y-10", "a ~ goes back to a name"},
         {"28x28x1-c8-10", "want cNkK"},
         {"28x28x1-c8k5q-10", "unexpected 'q'"},
         {"28x28x1-100-c8k5-10", "comes before the dense layers"},
@@ -132,6 +145,131 @@ static void forward_matches_composition(void **state) {
     for (int i = 0; i < B * 4; i++) assert_float_equal(net.logits->val[i], z[i], 1e-4f);
     tq_net_free(&net);
     tq_model_free(&m);
+}
+
+/* MLPerf Tiny's ResNet-8 as the preset writes it: its shapes, parameters and MACs by hand. */
+static void resnet8_preset(void **state) {
+    (void)state;
+    const int cifar[3] = {32, 32, 3};
+    char r[TQ_SPEC_MAX];
+    assert_int_equal(tq_model_spec_resolve("resnet8", cifar, 10, r, sizeof r), TQ_OK);
+    tq_model m;
+    assert_int_equal(tq_model_init(&m, r), TQ_OK);
+    assert_true(tq_model_is_graph(&m));
+    /* conv; block 1: conv conv add; blocks 2, 3: conv conv shortcut add */
+    assert_int_equal(m.n_stages, 12);
+    const int kind[12] = {0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1}, src0[12] = {-1, 0, 1, 2, 3, 4, 3, 6, 7, 8, 7, 10},
+              src1[12] = {-1, -1, -1, 0, -1, -1, -1, 5, -1, -1, -1, 9};
+    for (int s = 0; s < 12; s++) {
+        assert_int_equal(m.stage[s].kind, kind[s]);
+        assert_int_equal(m.stage[s].src[0], src0[s]);
+        if (kind[s]) assert_int_equal(m.stage[s].src[1], src1[s]);
+    }
+    assert_int_equal(m.stage[11].pool, 2); /* the global average pool: 8x8 -> 1x1 */
+    assert_int_equal(m.stage[11].out_h, 1);
+    assert_int_equal(m.dims[0], 64);
+    /* MACs: convolutions OH OW OC K, the dense layer: MLPerf's 12,501,632 */
+    uint64_t macs = (uint64_t)m.dims[0] * (uint64_t)m.dims[1];
+    for (int s = 0; s < m.n_stages; s++) {
+        const tq_conv_shape *c = &m.stage[s].conv;
+        if (m.stage[s].kind == TQ_STAGE_CONV) macs += (uint64_t)c->OH * c->OW * c->OC * c->KH * c->KW * c->C;
+    }
+    assert_int_equal(macs, 12501632);
+    /* parameters: 3x3 convolutions with batch norm (no bias), 1x1 shortcuts with a bias, dense;
+     * MLPerf's Keras model counts 78,666 with its running statistics (480) and the biases its
+     * convolutions keep before batch norm (240) */
+    size_t want = (27 * 16 + 32) + 2 * (144 * 16 + 32) + (144 * 32 + 64) + (288 * 32 + 64) + (16 * 32 + 32) + (288 * 64 + 128) +
+                  (576 * 64 + 128) + (32 * 64 + 64) + (64 * 10 + 10);
+    assert_int_equal(m.n_params, want);
+    assert_int_equal(m.n_params + m.n_buffers + 240, 78666);
+    tq_model_free(&m);
+}
+
+/* A residual block's stages in the graph: the add's output is the ReLU of its two inputs' sum,
+ * element by element, and a branch (~) reads the named output, not the stage before. */
+static void residual_forward(void **state) {
+    (void)state;
+    tq_model m;
+    assert_int_equal(tq_model_init(&m, "6x6x2-c3k3p1br@a-c3k3p1b@m-~a-c3k1-+m-r-g-4"), TQ_OK);
+    assert_int_equal(m.stage[2].src[0], 0); /* the 1x1 branch reads a, not m */
+    tq_rng r;
+    tq_rng_seed(&r, 6);
+    tq_model_init_params(&m, &r);
+    enum { B = 2 };
+    uint8_t px[B * 72];
+    for (int i = 0; i < B * 72; i++) px[i] = (uint8_t)tq_rng_below(&r, 256);
+    tq_net net;
+    assert_int_equal(tq_net_init(&net, &m, B), TQ_OK);
+    assert_int_equal(tq_net_set_batch(&net, &m, px, NULL, B), TQ_OK);
+    assert_int_equal(tq_graph_forward(net.g, 0), TQ_OK);
+    /* the branch by hand from a's output */
+    float br[B * 36 * 3], sum[B * 36 * 3];
+    tq_conv2d_ref(br, net.out[0]->val, m.stage[2].W, m.stage[2].b, B, &m.stage[2].conv);
+    for (int i = 0; i < B * 36 * 3; i++) assert_float_equal(net.out[2]->val[i], br[i], 1e-5f);
+    /* the add and its ReLU, then the global average pool */
+    for (int i = 0; i < B * 36 * 3; i++) sum[i] = fmaxf(br[i] + net.out[1]->val[i], 0.0f);
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < 3; c++) {
+            double mean = 0;
+            for (int p = 0; p < 36; p++) mean += sum[(b * 36 + p) * 3 + c] / 36.0;
+            assert_float_equal(net.out[3]->val[b * 3 + c], (float)mean, 1e-5f);
+        }
+    tq_net_free(&net);
+    /* not quantizable yet: said */
+    tq_qat_cfg qc;
+    tq_qat_cfg_defaults(&qc);
+    assert_int_equal(tq_model_quantize(&m, &qc), TQ_E_ARG);
+    assert_non_null(strstr(tq_last_error(), "is a graph"));
+    tq_model_free(&m);
+}
+
+/* Gradients through the add and the branch (each output read twice: the engine adds the two
+ * gradients), against finite differences. No ReLU or max pool: no kinks to straddle. */
+static void residual_gradients(void **state) {
+    (void)state;
+    tq_model m;
+    assert_int_equal(tq_model_init(&m, "6x6x2-c3k3p1b@a-c3k3p1@m-~a-c3k1-+m-+a-g-4"), TQ_OK);
+    tq_rng r;
+    tq_rng_seed(&r, 9);
+    tq_model_init_params(&m, &r);
+    enum { B = 3 };
+    uint8_t px[B * 72], y[B] = {0, 3, 1};
+    for (int i = 0; i < B * 72; i++) px[i] = (uint8_t)tq_rng_below(&r, 256);
+    tq_net net;
+    assert_int_equal(tq_net_init(&net, &m, B), TQ_OK);
+    assert_int_equal(tq_net_set_batch(&net, &m, px, y, B), TQ_OK);
+    assert_true(gradcheck(net.g, net.loss, m.params, m.grads, m.n_params) <= 0);
+    tq_net_free(&net);
+    tq_model_free(&m);
+}
+
+/* A graph model saved and loaded gives the same spec, parameters and logits. */
+static void graph_files(void **state) {
+    (void)state;
+    tq_model m, m2;
+    assert_int_equal(tq_model_init(&m, "8x8x1-c4k3p1br@a-c4k3p1b-+a-r-m2-3"), TQ_OK);
+    tq_rng r;
+    tq_rng_seed(&r, 3);
+    tq_model_init_params(&m, &r);
+    char p1[128];
+    snprintf(p1, sizeof p1, "%s/g.tqf", dir);
+    assert_int_equal(tq_model_save(&m, p1), TQ_OK);
+    assert_int_equal(tq_model_load(&m2, p1), TQ_OK);
+    assert_string_equal(m2.spec, m.spec);
+    assert_int_equal(m2.n_params, m.n_params);
+    assert_memory_equal(m.params, m2.params, m.n_params * sizeof(float));
+    uint8_t px[64];
+    for (int i = 0; i < 64; i++) px[i] = (uint8_t)(i * 37);
+    tq_net n1, n2;
+    assert_int_equal(tq_net_init(&n1, &m, 1), TQ_OK);
+    assert_int_equal(tq_net_init(&n2, &m2, 1), TQ_OK);
+    assert_int_equal(tq_net_set_batch(&n1, &m, px, NULL, 1), TQ_OK);
+    assert_int_equal(tq_net_set_batch(&n2, &m2, px, NULL, 1), TQ_OK);
+    assert_int_equal(tq_graph_forward(n1.g, 0), TQ_OK);
+    assert_int_equal(tq_graph_forward(n2.g, 0), TQ_OK);
+    assert_memory_equal(n1.logits->val, n2.logits->val, 3 * sizeof(float));
+    tq_net_free(&n1), tq_net_free(&n2);
+    tq_model_free(&m), tq_model_free(&m2);
 }
 
 /* Every parameter of a whole model (conv, batch norm in training mode, average pool, depthwise,
@@ -317,7 +455,9 @@ int main(void) {
         cmocka_unit_test(digitscnn_preset),           cmocka_unit_test(bad_specs_name_the_stage),
         cmocka_unit_test(forward_matches_composition), cmocka_unit_test(whole_model_gradients),
         cmocka_unit_test(files_keep_the_statistics),  cmocka_unit_test(fold_into_first_stage),
-        cmocka_unit_test(quantized_cnn),
+        cmocka_unit_test(quantized_cnn),              cmocka_unit_test(resnet8_preset),
+        cmocka_unit_test(residual_forward),           cmocka_unit_test(residual_gradients),
+        cmocka_unit_test(graph_files),
     };
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -28,7 +28,7 @@ static int step_gemms(const tq_model *m, int B, gemm_shape *g) {
     int n = 0;
     for (int s = 0; s < m->n_stages; s++) {
         const tq_conv_shape *c = &m->stage[s].conv;
-        if (c->depthwise || tq_conv_direct(c)) continue; /* direct convolutions: direct_epoch */
+        if (m->stage[s].kind != TQ_STAGE_CONV || c->depthwise || tq_conv_direct(c)) continue; /* direct convolutions: direct_epoch */
         int P = B * c->OH * c->OW, K = c->KH * c->KW * c->C;
         g[n++] = (gemm_shape){0, 1, P, c->OC, K};
         g[n++] = (gemm_shape){1, 0, c->OC, K, P};
@@ -78,7 +78,7 @@ static double direct_epoch(const tq_model *m, int B, int steps) {
     double total = 0;
     for (int st = 0; st < m->n_stages; st++) {
         const tq_conv_shape *c = &m->stage[st].conv;
-        if (!tq_conv_direct(c)) continue;
+        if (m->stage[st].kind != TQ_STAGE_CONV || !tq_conv_direct(c)) continue;
         tq_direct_geom g = tq_conv_direct_geom(c);
         size_t nx = (size_t)B * g.H * g.W * g.C, ny = (size_t)B * g.OH * g.OW * g.OC, nw = (size_t)g.KH * g.KW * g.C * g.OCp;
         float *x = tq_calloc(nx, sizeof(float)), *dx = tq_calloc(nx, sizeof(float)), *y = tq_calloc(ny, sizeof(float));

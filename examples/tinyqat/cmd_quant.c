@@ -651,7 +651,7 @@ int cmd_experiment(int argc, char **argv) {
         for (int k = 0; k < nm; k++) rows[1 + per_b * b + k] = (row){.method = ptq_rows[pm[k]], .bits = bits[b]};
         for (int k = 0; k < nq; k++) rows[1 + per_b * b + nm + k] = (row){.method = use_lsq[k] ? "qat lsq" : "qat", .bits = bits[b]};
     }
-    char resolved[128];
+    char resolved[TQ_SPEC_MAX];
     const int shape[3] = {(int)tr.h, (int)tr.w, (int)tr.c};
     if (tq_model_spec_resolve(spec, shape, (int)tr.classes, resolved, sizeof resolved) != TQ_OK) {
         tq_dataset_free(&tr);

@@ -93,7 +93,7 @@ int cmd_train(int argc, char **argv) {
     }
     /* the model of a checkpoint or a file is that one: a --model that names another is refused,
      * not silently ignored */
-    char want[128];
+    char want[TQ_SPEC_MAX];
     if (asked && (resume || from)) {
         if (tq_model_spec_resolve(asked, (const int[3]){(int)tr.h, (int)tr.w, (int)tr.c}, (int)tr.classes, want, sizeof want) != TQ_OK) {
             rc = cli_fail(NULL);

@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *spec = argc > 1 ? argv[1] : "";
     if (tq_model_init(&m, spec) == TQ_OK) tq_model_free(&m);
     /* the spec resolver (presets, in/out) with a known and an unknown data size */
-    char resolved[128];
+    char resolved[TQ_SPEC_MAX];
     (void)tq_model_spec_check(spec);
     const int mnist[3] = {28, 28, 1};
     if (tq_model_spec_resolve(spec, mnist, 10, resolved, sizeof resolved) == TQ_OK && tq_model_init(&m, resolved) == TQ_OK)
