@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
-"""Side by side: one training epoch of DigitsNet and DigitsCNN with tinyqat and with PyTorch.
+"""Side by side: one training epoch of DigitsNet, DigitsCNN and ResNet-8 with tinyqat and with PyTorch.
 
     python3 scripts/compare_pytorch.py [--tinyqat build/tinyqat] [--data DIR] [--threads 2]
-                                       [--torch-threads 1,2] [--models digitsnet,digitscnn]
+                                       [--torch-threads 1,2] [--models digitsnet,digitscnn,resnet8]
 
 Optional: nothing in the build or the tests needs it. PyTorch is Debian's python3-torch (1.13);
 run it with the system Python (/usr/bin/python3). Both sides train the same network on the same
 machine in the same run: Adam 1e-3, batch 64, one epoch of the 60,000 MNIST training images, FP32
 and then QAT (8-bit weights and activations; PyTorch's eager-mode QAT with conv, batch norm and ReLU
-fused, tinyqat's `qat`). PyTorch runs at each thread count of --torch-threads and is reported at its
+fused, tinyqat's `qat`); ResNet-8 in FP32 only (tinyqat does not quantize graphs yet). PyTorch runs at each thread count of --torch-threads and is reported at its
 fastest, since on a small machine one thread is often its best. Each PyTorch run is its own process
 with OMP_NUM_THREADS and OPENBLAS_NUM_THREADS set to its thread count: Debian's PyTorch does its
 matrix products in OpenBLAS, whose own threads torch.set_num_threads does not limit (left at the
@@ -82,15 +82,40 @@ def torch_models(torch, conv_bias=True):
             x = self.pool(self.relu2(self.bn2(self.conv2(x))))
             return self.dequant(self.fc(x.flatten(1)))
 
-    return {"digitsnet": DigitsNet, "digitscnn": DigitsCNN}
+    class ResNet8(nn.Module):  # MLPerf Tiny's, as tinyqat's resnet8 preset: 3x3 convs with BN, 1x1 stride-2 shortcuts with a bias
+        def __init__(self):
+            super().__init__()
+
+            def cbr(i, o, s):
+                return nn.Sequential(nn.Conv2d(i, o, 3, s, 1, bias=conv_bias), nn.BatchNorm2d(o))
+
+            self.c0, self.relu = cbr(1, 16, 1), nn.ReLU()
+            self.b1 = nn.ModuleList([cbr(16, 16, 1), cbr(16, 16, 1)])
+            self.b2 = nn.ModuleList([cbr(16, 32, 2), cbr(32, 32, 1)])
+            self.b3 = nn.ModuleList([cbr(32, 64, 2), cbr(64, 64, 1)])
+            self.s2, self.s3 = nn.Conv2d(16, 32, 1, 2), nn.Conv2d(32, 64, 1, 2)
+            self.pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(64, 10)
+
+        def forward(self, x):
+            x = self.relu(self.c0(x))
+            x = self.relu(self.b1[1](self.relu(self.b1[0](x))) + x)
+            x = self.relu(self.b2[1](self.relu(self.b2[0](x))) + self.s2(x))
+            x = self.relu(self.b3[1](self.relu(self.b3[0](x))) + self.s3(x))
+            return self.fc(self.pool(x).flatten(1))
+
+    return {"digitsnet": DigitsNet, "digitscnn": DigitsCNN, "resnet8": ResNet8}
 
 
-def torch_epoch(torch, make, images, labels, qat, threads, seed=0):
-    """Seconds for one epoch of Adam 1e-3, batch 64 (data in memory), FP32 or QAT."""
+def torch_epoch(torch, make, images, labels, qat, threads, seed=0, channels_last=False):
+    """Seconds for one epoch of Adam 1e-3, batch 64 (data in memory), FP32 or QAT; channels_last:
+    the model and each batch in NHWC memory order (PyTorch's faster convolutions for ResNet-8)."""
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     model = make()
     model.train()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    if channels_last:
+        model = model.to(memory_format=fmt)
     if qat:
         q = torch.ao.quantization
         model.qconfig = q.get_default_qat_qconfig("fbgemm")
@@ -103,15 +128,15 @@ def torch_epoch(torch, make, images, labels, qat, threads, seed=0):
     for i in range(0, images.shape[0], 64):
         idx = order[i:i + 64]
         opt.zero_grad()
-        loss = loss_fn(model(images[idx]), labels[idx])
+        loss = loss_fn(model(images[idx].contiguous(memory_format=fmt)), labels[idx])
         loss.backward()
         opt.step()
     return time.perf_counter() - start
 
 
 def torch_run(script, data, model, mode, threads, form):
-    """One PyTorch epoch in a fresh process with every thread pool at `threads`; form "bias" or
-    "nobias" (DigitsCNN's convolutions)."""
+    """One PyTorch epoch in a fresh process with every thread pool at `threads`; form "bias",
+    "nobias" (the CNNs' convolutions with or without a bias) or "cl" (with a bias, channels_last)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore")
     out = subprocess.run([sys.executable, script, "--torch-worker", model, mode, str(threads), "--form", form, "--data", data],
                          capture_output=True, text=True, env=env)
@@ -128,7 +153,7 @@ def load_mnist(torch, data):
 
 
 def tinyqat_epochs(binary, model, data, threads, workdir):
-    """tinyqat's seconds per FP32 epoch and per QAT epoch (train, then qat from it)."""
+    """tinyqat's seconds per FP32 epoch and per QAT epoch (train, then qat from it; None for a graph)."""
     fp32 = os.path.join(workdir, model + ".tqf")
     common = ["--data", data, "--threads", str(threads), "--json"]
 
@@ -139,8 +164,13 @@ def tinyqat_epochs(binary, model, data, threads, workdir):
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     t = run(["train", "--model", model, "--epochs", "1", "--lr", "1e-3", "--out", fp32])
+    if model in GRAPHS:
+        return t["seconds_per_epoch"], None
     q = run(["qat", "--from", fp32, "--epochs", "1", "--lr", "1e-3", "--out", os.path.join(workdir, model + "-qat.tqf")])
     return t["seconds_per_epoch"], q["seconds_per_epoch"]
+
+
+GRAPHS = ("resnet8",)  # FP32 only: tinyqat trains graphs in float for now
 
 
 def main():
@@ -149,9 +179,9 @@ def main():
     ap.add_argument("--data", default=os.environ.get("MNIST_DIR", "data/mnist"), help="MNIST IDX folder [$MNIST_DIR or data/mnist]")
     ap.add_argument("--threads", type=int, default=2, help="tinyqat's threads [2]")
     ap.add_argument("--torch-threads", default="1,2", help="PyTorch thread counts to try; the fastest is reported [1,2]")
-    ap.add_argument("--models", default="digitsnet,digitscnn", help="[digitsnet,digitscnn]")
+    ap.add_argument("--models", default="digitsnet,digitscnn,resnet8", help="[digitsnet,digitscnn,resnet8]")
     ap.add_argument("--torch-worker", nargs=3, metavar=("MODEL", "MODE", "THREADS"), help=argparse.SUPPRESS)
-    ap.add_argument("--form", default="bias", choices=["bias", "nobias"], help=argparse.SUPPRESS)
+    ap.add_argument("--form", default="bias", choices=["bias", "nobias", "cl"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     try:
         import torch
@@ -160,7 +190,8 @@ def main():
     if args.torch_worker:  # one timed epoch in this process, printed as seconds
         model, mode, threads = args.torch_worker
         images, labels = load_mnist(torch, args.data)
-        print(torch_epoch(torch, torch_models(torch, args.form == "bias")[model], images, labels, mode == "QAT", int(threads)))
+        print(torch_epoch(torch, torch_models(torch, args.form != "nobias")[model], images, labels, mode == "QAT", int(threads),
+                          channels_last=args.form == "cl"))
         return
     if not os.access(args.tinyqat, os.X_OK):
         sys.exit(f"compare_pytorch: {args.tinyqat}: not an executable (build tinyqat first, or pass --tinyqat)")
@@ -170,16 +201,18 @@ def main():
     read_idx(args.data, "train-labels-idx1-ubyte")  # a missing file is reported here, once
     makers = torch_models(torch)
     print(f"PyTorch {torch.__version__}, tinyqat {args.tinyqat} with {args.threads} thread(s); one epoch, batch 64, Adam 1e-3")
-    print("| model | mode | tinyqat | PyTorch (best of threads " + args.torch_threads + ", and for DigitsCNN of its convolutions "
-          "with and without a bias) | PyTorch / tinyqat |")
+    print("| model | mode | tinyqat | PyTorch (best of threads " + args.torch_threads + ", and for the CNNs of their convolutions "
+          "with and without a bias, ResNet-8 also channels_last) | PyTorch / tinyqat |")
     print("|---|---|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as work:
         for model in args.models.split(","):
             if model not in makers:
-                sys.exit(f"compare_pytorch: unknown model '{model}' (digitsnet, digitscnn)")
+                sys.exit(f"compare_pytorch: unknown model '{model}' (digitsnet, digitscnn, resnet8)")
             tq_fp32, tq_qat = tinyqat_epochs(args.tinyqat, model, args.data, args.threads, work)
             for mode, tq_s in (("FP32", tq_fp32), ("QAT", tq_qat)):
-                forms = ("bias", "nobias") if model == "digitscnn" else ("bias",)
+                if tq_s is None:
+                    continue
+                forms = ("bias", "nobias", "cl") if model == "resnet8" else ("bias", "nobias") if model == "digitscnn" else ("bias",)
                 runs = {(t, f): torch_run(os.path.abspath(__file__), args.data, model, mode, t, f) for t in torch_threads for f in forms}
                 best = min(runs, key=runs.get)
                 detail = ", ".join(f"{t} thr{' ' + f if len(forms) > 1 else ''} {s:.2f} s" for (t, f), s in runs.items())
