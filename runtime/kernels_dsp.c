@@ -387,19 +387,26 @@ TQ_INTERNAL void tq_depthwise_dsp_(const tq_s8_layer *L, const int8_t *x, int8_t
                 depthwise3x3_inside(L, x + ((size_t)iy0 * (size_t)L->in_w + (size_t)ix0) * (size_t)C, out, off2);
                 continue;
             }
+            /* an edge (or another kernel size): the taps inside the image listed once for the
+             * position (input and weight offsets), then every group of four channels runs the
+             * list with no bounds to test; a window of more than 16 taps goes row by row */
+            int32_t xoff[16], woff[16], n = 0;
+            if (k * kw <= 16)
+                for (int32_t ky = ky0; ky < ky1; ky++)
+                    for (int32_t kx = kx0; kx < kx1; kx++, n++) {
+                        xoff[n] = ((iy0 + ky) * L->in_w + ix0 + kx) * C;
+                        woff[n] = (ky * kw + kx) * C;
+                    }
             for (int32_t c = 0; c < C4; c += 4) {
                 int32_t a0 = L->bias[c], a1 = L->bias[c + 1], a2 = L->bias[c + 2], a3 = L->bias[c + 3];
-                for (int32_t ky = ky0; ky < ky1; ky++) {
-                    const int8_t *xr = x + ((size_t)(iy0 + ky) * (size_t)L->in_w + (size_t)(ix0 + kx0)) * (size_t)C + (size_t)c;
-                    const int8_t *wr = L->w + (size_t)(ky * kw + kx0) * (size_t)C + (size_t)c;
-                    for (int32_t kx = kx0; kx < kx1; kx++, xr += C, wr += C) {
-                        uint32_t xv = ld32(xr), wv = ld32(wr);
-                        uint32_t xe = (uint32_t)__sxtab16((int16x2_t)off2, (int8x4_t)xv), xo = sxtab16_r8(off2, xv);
-                        uint32_t we = (uint32_t)__sxtb16((int8x4_t)wv), wo = sxtb16_r8(wv);
-                        a0 = __smlabb((int32_t)we, (int32_t)xe, a0);
-                        a2 = __smlatt((int32_t)we, (int32_t)xe, a2);
-                        a1 = __smlabb((int32_t)wo, (int32_t)xo, a1);
-                        a3 = __smlatt((int32_t)wo, (int32_t)xo, a3);
+                if (k * kw <= 16) {
+                    const int8_t *xc = x + c, *wc = L->w + c;
+                    for (int32_t t = 0; t < n; t++) TQ_DW_TAP(xc + xoff[t], wc + woff[t]);
+                } else {
+                    for (int32_t ky = ky0; ky < ky1; ky++) {
+                        const int8_t *xr = x + ((size_t)(iy0 + ky) * (size_t)L->in_w + (size_t)(ix0 + kx0)) * (size_t)C + (size_t)c;
+                        const int8_t *wr = L->w + (size_t)(ky * kw + kx0) * (size_t)C + (size_t)c;
+                        for (int32_t kx = kx0; kx < kx1; kx++, xr += C, wr += C) TQ_DW_TAP(xr, wr);
                     }
                 }
                 const int32_t acc[4] = {a0, a1, a2, a3};
