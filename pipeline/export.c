@@ -195,7 +195,7 @@ tq_status tq_export_c_prefixed(const tq_qmodel *qm, const char *cdir, const char
                 putf(&c, ", kernel %d stride %d pad %d", L->k, L->stride, L->pad);
         }
         for (int j = 0; j < (two ? 2 : 1); j++)
-            if (L->src[j] || two) putf(&c, ", input %d from layer %d", j, L->src[j] ? L->src[j] - 1 : l - 1);
+            if (L->src[j] || two) putf(&c, ", input %d from layer %d", j, tq_qmodel_producer(&q, l, j));
         putf(&c, "%s; s_in %.9g z_in %d, s_out %.9g z_out %d */\n", L->relu == 2 ? ", ReLU6" : L->relu ? ", ReLU" : "", (double)L->in_scale, L->in_zp,
              (double)L->out_scale, L->out_zp);
         char name[32];

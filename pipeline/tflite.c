@@ -205,16 +205,18 @@ static tq_status build(tl_model *m, const tq_qmodel *q, int softmax) {
     int x = L0->kind == TQ_S8_LINEAR ? act_tensor(m, "input", 2, (int32_t[]){1, L0->in}, L0->in_scale, L0->in_zp)
                                      : act_tensor(m, "input", 4, shape, L0->in_scale, L0->in_zp);
     int out_of[TQ_INT8_MAX_LAYERS]; /* each layer's output tensor: what a later layer's src names */
+    const int input = x;
+#define PRODUCED(l, j) (tq_qmodel_producer(q, l, j) < 0 ? input : out_of[tq_qmodel_producer(q, l, j)])
     for (int l = 0; l < q->n_layers && m->ok; l++) {
         const tq_qlayer *L = &q->layer[l];
         char nm[32];
-        if (l && L->src[0]) x = out_of[L->src[0] - 1];
+        x = PRODUCED(l, 0);
         tl_op *op = &m->op[m->nop];
         memset(op, 0, sizeof *op);
         int32_t oshape[4] = {1, L->out_h, L->out_w, L->out_c};
         const int32_t kw = tq_qlayer_kw(L), sw = tq_qlayer_stride_w(L), pw = tq_qlayer_pad_w(L);
         if (L->kind == TQ_S8_ADD) { /* the kernel derives its multipliers from the three scales, as the converter did */
-            int x2 = L->src[1] ? out_of[L->src[1] - 1] : out_of[l - 1];
+            int x2 = PRODUCED(l, 1);
             snprintf(nm, sizeof nm, "l%d_add", l);
             int y = act_tensor(m, nm, 4, oshape, L->out_scale, L->out_zp);
             *op = (tl_op){.code = OP_ADD, .version = 2, .nin = 2, .in = {x, x2}, .out = y, .opt_type = O_ADD, .opt = {L->relu == 2 ? 3 : L->relu}};
@@ -222,7 +224,7 @@ static tq_status build(tl_model *m, const tq_qmodel *q, int softmax) {
             continue;
         }
         if (L->kind == TQ_S8_CONCAT) { /* one scale and zero point on both sides: the copies TFLite's kernel makes */
-            int x2 = L->src[1] ? out_of[L->src[1] - 1] : out_of[l - 1];
+            int x2 = PRODUCED(l, 1);
             snprintf(nm, sizeof nm, "l%d_concat", l);
             int y = act_tensor(m, nm, 4, oshape, L->out_scale, L->out_zp);
             *op = (tl_op){.code = OP_CONCAT, .version = 2, .nin = 2, .in = {x, x2}, .out = y, .opt_type = O_CONCAT, .opt = {3}};
@@ -314,6 +316,7 @@ static tq_status build(tl_model *m, const tq_qmodel *q, int softmax) {
         int y = act_tensor(m, "probabilities", 2, (int32_t[]){1, L->out}, 1.0f / 256, -128);
         m->op[m->nop++] = (tl_op){.code = OP_SOFTMAX, .version = 2, .nin = 1, .in = {x}, .out = y, .opt_type = O_SOFTMAX};
     }
+#undef PRODUCED
     if (!m->ok) TQ_FAIL(TQ_E_NOMEM, "tflite: out of memory");
     return TQ_OK;
 }

@@ -44,7 +44,7 @@ struct tq_qfast {
     const tq_qmodel *q;
     int n_layers, max_pad, vnni, avx2;
     int dense;          /* a chain of linear layers only: the batched path */
-    uint8_t fast[TQ_INT8_MAX_LAYERS]; /* layer l runs on the AVX2 / VNNI kernels (linear, square conv, max pool, flatten) */
+    uint8_t fast[TQ_INT8_MAX_LAYERS]; /* layer l runs on the AVX2 / VNNI kernels (linear, conv, square max pool, flatten) */
     /* a CNN's or graph's per-slice work, one block: the input image, each layer's output (a
      * flatten's is its input's), the windows, the AVX2 pairs, and for the layers the reference
      * kernels run, their inputs and output as int8 and their patch */
@@ -125,9 +125,9 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
             tq_qfast_free(f);
             TQ_FAIL(TQ_E_NOMEM, "fast kernel: out of memory");
         }
-    /* per layer: the kinds the vector kernels cover (a conv of a square kernel, a max pool of a
-     * square window); the others (depthwise, average pool, add, concat, k x kw) run the reference
-     * kernels in their place */
+    /* per layer: the kinds the vector kernels cover (a conv of any k x kw, a max pool of a square
+     * window); the others (depthwise, average pool, add, concat) run the reference kernels in
+     * their place */
     size_t cols_bytes = 0;
     f->n_layers = q->n_layers;
     for (int l = 0; l < q->n_layers; l++) {
@@ -136,7 +136,7 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
         f->fast[l] = Q->kind == TQ_S8_LINEAR || Q->kind == TQ_S8_FLATTEN ||
                      Q->kind == TQ_S8_CONV || (Q->kind == TQ_S8_MAXPOOL && !Q->kw);
         if (!f->fast[l] || (Q->kind != TQ_S8_LINEAR && Q->kind != TQ_S8_CONV)) continue;
-        /* a convolution is a linear layer over each window: out_c rows of k*k*in_c weights */
+        /* a convolution is a linear layer over each window: out_c rows of k*kw*in_c weights */
         L->in = Q->kind == TQ_S8_CONV ? Q->k * tq_qlayer_kw(Q) * Q->in_c : Q->in;
         L->in_pad = pad64(L->in);
         L->out = Q->out_c;
@@ -207,7 +207,7 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
     size_t at = 0, patch = 0;
     for (int l = 0; l < q->n_layers; l++) {
         const tq_qlayer *Q = &q->layer[l];
-        int p = Q->src[0] ? Q->src[0] - 1 : l - 1;
+        int p = tq_qmodel_producer(q, l, 0);
         if (Q->kind == TQ_S8_FLATTEN) {
             f->off[l] = p < 0 ? SIZE_MAX : f->off[p]; /* (the input's place is set below) */
             continue;
@@ -694,7 +694,7 @@ static void cnn_slice(void *ctx, int t) {
         for (int l = 0; l < n_layers; l++) {
             const tq_qlayer *Q = &q->layer[l];
             if (Q->kind == TQ_S8_FLATTEN) continue; /* it moves nothing: its place is its input's */
-            const int p = Q->src[0] ? Q->src[0] - 1 : l - 1, p2 = Q->src[1] ? Q->src[1] - 1 : l - 1;
+            const int p = tq_qmodel_producer(q, l, 0), p2 = tq_qmodel_producer(q, l, 1);
             const uint8_t *x = base + f->off[p < 0 ? n_layers : p];
             uint8_t *y = base + f->off[l];
             int8_t *lg = l == n_layers - 1 ? j->logits + i * nout : NULL;

@@ -147,8 +147,7 @@ const char *tq_qlayer_kind_name(int32_t kind) {
 /* Layers that read two inputs. */
 static int two_inputs(const tq_qlayer *L) { return L->kind == TQ_S8_ADD || L->kind == TQ_S8_CONCAT; }
 
-/* The layer whose output is layer l's input j (-1: the network's input). */
-static int producer(const tq_qmodel *q, int l, int j) { return q->layer[l].src[j] ? q->layer[l].src[j] - 1 : l - 1; }
+int tq_qmodel_producer(const tq_qmodel *q, int l, int j) { return q->layer[l].src[j] ? q->layer[l].src[j] - 1 : l - 1; }
 
 /* Layer l's fields against its kind and the layers it reads: what the loader and the converter
  * both check, so a model that passes runs without reading out of bounds (tq_int8_net_check's
@@ -227,7 +226,7 @@ static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
         if (L->src[j] < 0 || L->src[j] > l)
             BAD("%s: layer %d (%s): input %d is layer %lld's output, which is not an earlier layer", path, l, kn, j,
                 (long long)L->src[j] - 1);
-        int p = producer(q, l, j);
+        int p = tq_qmodel_producer(q, l, j);
         int32_t zp = j ? L->in2_zp : L->in_zp, c = j && L->kind == TQ_S8_CONCAT ? L->in2_c : L->in_c;
         if (p < 0) { /* the network's input, twice: both reads are layer 0's input */
             if (j && (c != L->in_c || zp != L->in_zp || L->in2_scale != L->in_scale))
@@ -245,7 +244,7 @@ static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
         for (int p = 0; p < l; p++) { /* the last layer's output is the network's; every other is read */
             int read = 0;
             for (int r = p + 1; r < q->n_layers && !read; r++)
-                for (int j = 0; j < (two_inputs(&q->layer[r]) ? 2 : 1); j++) read |= producer(q, r, j) == p;
+                for (int j = 0; j < (two_inputs(&q->layer[r]) ? 2 : 1); j++) read |= tq_qmodel_producer(q, r, j) == p;
             if (!read) BAD("%s: layer %d (%s): its output is read by no layer", path, p, tq_qlayer_kind_name(q->layer[p].kind));
         }
     }

@@ -91,6 +91,8 @@ int32_t tq_qlayer_pad_w(const tq_qlayer *L);
 /* 1 when the model is a chain of square kernels (what format version 3 and the exporters to
  * TFLite and ONNX hold), 0 when it uses a graph's inputs, an add or a non-square kernel. */
 int tq_qmodel_is_chain(const tq_qmodel *q);
+/* The layer whose output is layer l's input j (src[j] - 1, or l - 1 for src 0); -1: the network's input. */
+int tq_qmodel_producer(const tq_qmodel *q, int l, int j);
 /* Every channel's multiplier and shift are the ones tq_quantize_multiplier gives for
  * s_in s_w[o] / s_out: formats that keep only the scales (TFLite, ONNX) recompute them from those.
  * TQ_E_FORMAT naming `format`, the layer and the channel otherwise. */

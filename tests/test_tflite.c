@@ -295,6 +295,31 @@ static void import_reads_the_export_back(void **state) {
  * ReLU6), a global average pool, the classifier. The import gives the same layers, integers and
  * multipliers (the add's derived from the three scales, as TFLite derives them), and the runtime
  * the same outputs. */
+/* A first layer reading the network's input as both its inputs (a concat of the input with
+ * itself): the exporter names the input tensor for both (there is no layer before it whose
+ * output it could name), and the importer, which takes a concat of earlier layers' outputs
+ * only, refuses the file naming the operator. */
+static void input_read_twice_through_tflite(void **state) {
+    (void)state;
+    static float W[3 * 8], Bt[3], S[3] = {0.01f, 0.01f, 0.01f};
+    for (int i = 0; i < 24; i++) W[i] = (float)((i * 7) % 11 - 5) / 5.0f;
+    tq_qlayer_src src[3] = {
+        {.in_scale = 0.02f, .in2_scale = 0.02f, .out_scale = 0.02f, .in_zp = 3, .in2_zp = 3, .out_zp = 3, .kind = TQ_S8_CONCAT,
+         .in_h = 2, .in_w = 2, .in_c = 1, .out_h = 2, .out_w = 2, .out_c = 2, .k = 1, .stride = 1, .in2_c = 1},
+        {.in_scale = 0.02f, .out_scale = 0.02f, .in_zp = 3, .out_zp = 3, .kind = TQ_S8_FLATTEN, .in_h = 2, .in_w = 2, .in_c = 2,
+         .out_h = 1, .out_w = 1, .out_c = 8, .k = 1, .stride = 1},
+        {.in = 8, .out = 3, .w_bits = 8, .W = W, .b = Bt, .w_scale = S, .in_scale = 0.02f, .out_scale = 0.05f, .in_zp = 3, .out_zp = 0},
+    };
+    tq_qmodel q, back;
+    assert_int_equal(tq_qmodel_convert(&q, "twice", src, 3), TQ_OK);
+    char path[128];
+    snprintf(path, sizeof path, "%s/twice.tflite", dir);
+    assert_int_equal(tq_export_tflite(&q, path, 0), TQ_OK);
+    assert_int_not_equal(tq_import_tflite(&back, path, NULL), TQ_OK);
+    assert_non_null(strstr(tq_last_error(), "operator 0 (CONCATENATION, code 2)"));
+    tq_qmodel_free(&q);
+}
+
 static void graph_through_tflite(void **state) {
     (void)state;
     static float W0[4 * 9 * 2], W1[4 * 3 * 4], Wl[3 * 4], Bs[4], S[4] = {0.01f, 0.02f, 0.01f, 0.03f};
@@ -371,6 +396,6 @@ static void graph_through_tflite(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(written_model_reads_back), cmocka_unit_test(import_reads_the_export_back),
-                                       cmocka_unit_test(graph_through_tflite)};
+                                       cmocka_unit_test(input_read_twice_through_tflite), cmocka_unit_test(graph_through_tflite)};
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }
