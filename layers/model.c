@@ -485,21 +485,21 @@ static tq_status add_lsq_params(tq_model *m);
 
 tq_status tq_model_quantize(tq_model *m, const tq_qat_cfg *cfg) {
     if (m->qat) TQ_FAIL(TQ_E_ARG, "model %s is already quantized", m->spec);
-    if (tq_model_is_graph(m))
-        TQ_FAIL(TQ_E_ARG, "model %s is a graph (adds or branches): tinyqat trains it in float, but cannot quantize it yet "
-                          "(PTQ and QAT of graphs are the next step of models as graphs)", m->spec);
+    for (int s = 0; s < m->n_stages; s++)
+        if (m->stage[s].kind == TQ_STAGE_ADD && cfg->ste == TQ_STE_LSQ)
+            TQ_FAIL(TQ_E_ARG, "model %s: LSQ (learned scales) of a residual add is not written yet: use the clipped STE", m->spec);
     if (m->n_stages && m->stage[0].conv.pad && (m->in_mean != 0.0f || m->in_std != 1.0f))
         TQ_FAIL(TQ_E_ARG, "model %s: the first convolution pads its input, so the input normalization cannot be folded into it "
                           "exactly; train it with --no-norm to quantize it", m->spec);
-    int oc[TQ_MAX_STAGES];
-    for (int s = 0; s < m->n_stages; s++) oc[s] = m->stage[s].conv.OC;
+    int oc[TQ_MAX_STAGES], src[TQ_MAX_STAGES];
+    for (int s = 0; s < m->n_stages; s++) oc[s] = m->stage[s].conv.OC, src[s] = m->stage[s].src[0];
     /* LSQ's set-up can fail after the fold: the parameters are kept to put back, so that a failure
      * leaves the float model as it was (and a retry is possible) */
     const float mean = m->in_mean, sd = m->in_std;
     float *saved = cfg->ste == TQ_STE_LSQ ? tq_malloc(m->n_params * sizeof(float)) : NULL;
     if (cfg->ste == TQ_STE_LSQ && !saved) TQ_FAIL(TQ_E_NOMEM, "model %s: out of memory", m->spec);
     if (saved) memcpy(saved, m->params, m->n_params * sizeof(float));
-    tq_status st = tq_qat_new(&m->qat, cfg, m->n_stages, oc, m->n_layers, m->dims + 1);
+    tq_status st = tq_qat_new(&m->qat, cfg, m->n_stages, oc, src, m->n_layers, m->dims + 1);
     if (st == TQ_OK && (m->in_mean != 0.0f || m->in_std != 1.0f)) tq_model_fold_input_norm(m);
     if (st == TQ_OK && saved && (st = add_lsq_params(m)) != TQ_OK) {
         memcpy(m->params, saved, m->n_params * sizeof(float)); /* add_lsq_params fails before it grows the block */
@@ -606,7 +606,7 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
         TQ_FAIL(TQ_E_NOMEM, "convert: out of memory");
     }
     tq_qlayer_src src[TQ_INT8_MAX_LAYERS];
-    int n = 0;
+    int n = 0, last[TQ_MAX_STAGES]; /* the integer layer that holds stage s's output */
     tq_status st = TQ_OK;
     float *ch = chan, *w = wf;
     float in_scale = TQ_INPUT_SCALE;
@@ -614,24 +614,48 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
     for (int s = 0; s < m->n_stages && st == TQ_OK; s++) {
         const tq_stage *S = &m->stage[s];
         const tq_conv_shape *cs = &S->conv;
-        int OC = cs->OC, K = (int)(stage_weights(S) / (size_t)OC);
-        float *bias = ch + OC;
-        stage_folded(S, w, bias);
-        if ((st = tq_fq_update(&Q->swfq[s], w, OC, K, 0)) != TQ_OK || (st = tq_fq_update(&Q->safq[s], NULL, 0, 0, 0)) != TQ_OK) break;
-        for (int o = 0; o < OC; o++) ch[o] = Q->swfq[s].scale[Q->swfq[s].per_channel ? o : 0];
-        float out_scale = Q->safq[s].scale[0];
-        int32_t out_zp = Q->safq[s].zero_point[0];
         int need = 1 + (S->pool != 0) + (s == m->n_stages - 1);
         if (n + need > TQ_INT8_MAX_LAYERS) {
             st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "convert: more than %d integer layers", TQ_INT8_MAX_LAYERS);
             break;
         }
-        src[n++] = (tq_qlayer_src){.in = cs->H * cs->W * cs->C, .out = cs->OH * cs->OW * OC, .relu = S->relu,
-                                   .w_bits = tq_qat_cfg_bits(&Q->cfg, s), .W = w, .b = bias, .w_scale = ch, .in_scale = in_scale,
-                                   .out_scale = out_scale, .in_zp = in_zp, .out_zp = out_zp,
-                                   .kind = cs->depthwise ? TQ_S8_DEPTHWISE : TQ_S8_CONV, .in_h = cs->H, .in_w = cs->W,
-                                   .in_c = cs->C, .out_h = cs->OH, .out_w = cs->OW, .out_c = OC, .k = cs->KH,
-                                   .stride = cs->stride, .pad = cs->pad};
+        /* each input: the integer layer of the stage it reads (src = layer + 1), its scale and zero point */
+        int from[2] = {0, 0};
+        float s_in[2] = {TQ_INPUT_SCALE, TQ_INPUT_SCALE};
+        int32_t z_in[2] = {TQ_INPUT_ZERO_POINT, TQ_INPUT_ZERO_POINT};
+        for (int j = 0; j < (S->kind == TQ_STAGE_ADD ? 2 : 1); j++) {
+            int r = S->src[j];
+            if (r < 0 && n > 0) {
+                st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__,
+                                   "convert: stage %d reads the model's input, which the integer runtime gives only its first layer", s);
+                break;
+            }
+            if (r >= 0) from[j] = last[r] + 1, s_in[j] = Q->safq[r].scale[0], z_in[j] = Q->safq[r].zero_point[0];
+        }
+        if (st != TQ_OK || (st = tq_fq_update(&Q->safq[s], NULL, 0, 0, 0)) != TQ_OK) break;
+        in_scale = s_in[0], in_zp = z_in[0];
+        float out_scale = Q->safq[s].scale[0];
+        int32_t out_zp = Q->safq[s].zero_point[0];
+        if (S->kind == TQ_STAGE_ADD) {
+            src[n++] = (tq_qlayer_src){.relu = S->relu, .in_scale = s_in[0], .in2_scale = s_in[1], .out_scale = out_scale,
+                                       .in_zp = z_in[0], .in2_zp = z_in[1], .out_zp = out_zp, .kind = TQ_S8_ADD, .in_h = cs->H,
+                                       .in_w = cs->W, .in_c = cs->C, .out_h = cs->H, .out_w = cs->W, .out_c = cs->C, .k = 1,
+                                       .stride = 1, .src = {from[0], from[1]}};
+        } else {
+            int OC = cs->OC, K = (int)(stage_weights(S) / (size_t)OC);
+            float *bias = ch + OC;
+            stage_folded(S, w, bias);
+            if ((st = tq_fq_update(&Q->swfq[s], w, OC, K, 0)) != TQ_OK) break;
+            for (int o = 0; o < OC; o++) ch[o] = Q->swfq[s].scale[Q->swfq[s].per_channel ? o : 0];
+            src[n++] = (tq_qlayer_src){.in = cs->H * cs->W * cs->C, .out = cs->OH * cs->OW * OC, .relu = S->relu,
+                                       .w_bits = tq_qat_cfg_bits(&Q->cfg, s), .W = w, .b = bias, .w_scale = ch, .in_scale = in_scale,
+                                       .out_scale = out_scale, .in_zp = in_zp, .out_zp = out_zp,
+                                       .kind = cs->depthwise ? TQ_S8_DEPTHWISE : TQ_S8_CONV, .in_h = cs->H, .in_w = cs->W,
+                                       .in_c = cs->C, .out_h = cs->OH, .out_w = cs->OW, .out_c = OC, .k = cs->KH,
+                                       .stride = cs->stride, .pad = cs->pad, .src = {from[0], 0}};
+            ch += 2 * OC;
+            w += stage_weights(S);
+        }
         if (S->pool) { /* on the stage's quantized output: the same scale and zero point */
             const tq_pool_shape *ps = &S->pool_shape;
             src[n++] = (tq_qlayer_src){.in_scale = out_scale, .out_scale = out_scale, .in_zp = out_zp, .out_zp = out_zp,
@@ -639,14 +663,13 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
                                        .in_c = ps->C, .out_h = ps->OH, .out_w = ps->OW, .out_c = ps->C, .k = ps->K,
                                        .stride = ps->stride};
         }
+        last[s] = n - 1;
         if (s == m->n_stages - 1) /* NHWC flattens to the dense layers' input order as it is */
             src[n++] = (tq_qlayer_src){.in_scale = out_scale, .out_scale = out_scale, .in_zp = out_zp, .out_zp = out_zp,
                                        .kind = TQ_S8_FLATTEN, .in_h = S->out_h, .in_w = S->out_w, .in_c = S->out_c,
                                        .out_h = 1, .out_w = 1, .out_c = S->out_h * S->out_w * S->out_c, .k = 1, .stride = 1};
         in_scale = out_scale;
         in_zp = out_zp;
-        ch += 2 * OC;
-        w += stage_weights(S);
     }
     for (int l = 0; l < m->n_layers && st == TQ_OK; l++) {
         /* weight scales from the weights as they are now, as the next forward would compute */
@@ -681,7 +704,10 @@ size_t tq_model_int8_bytes(const tq_model *m) {
 size_t tq_model_int8_bytes_with(const tq_model *m, const int *unit_bits) {
     size_t n = 0;
     for (int s = 0; s < m->n_stages; s++) {
-        if (m->stage[s].kind == TQ_STAGE_ADD) continue; /* (a graph does not convert yet) */
+        if (m->stage[s].kind == TQ_STAGE_ADD) {
+            n += 3 * 8 + 4 * 4; /* three M0/shift pairs, zero points */
+            continue;
+        }
         size_t OC = (size_t)m->stage[s].conv.OC, sb = (size_t)tq_qlayer_storage_bits(unit_bits[s]);
         /* packed W (BN folded), int32 bias, M0/shift, zero points */
         n += (stage_weights(&m->stage[s]) * sb + 7) / 8 + OC * 4 + OC * 8 + 4 * 4;
@@ -864,6 +890,27 @@ done:
 
 /* ---- the graph ---- */
 
+/* Stage s's convolution (with its batch norm and ReLU) on h: float, or as QAT simulates it. */
+static tq_node *conv_stage(tq_graph *g, tq_model *m, int s, tq_node *h) {
+#define SN(i) {"c" #i ".W", "c" #i ".b", "c" #i ".gamma", "c" #i ".beta"}
+    static const char *sname[TQ_MAX_STAGES][4] = {SN(0),  SN(1),  SN(2),  SN(3),  SN(4),  SN(5),  SN(6),  SN(7),
+                                                  SN(8),  SN(9),  SN(10), SN(11), SN(12), SN(13), SN(14), SN(15),
+                                                  SN(16), SN(17), SN(18), SN(19), SN(20), SN(21), SN(22), SN(23),
+                                                  SN(24), SN(25), SN(26), SN(27), SN(28), SN(29), SN(30), SN(31)};
+#undef SN
+    tq_stage *st = &m->stage[s];
+    int OC = st->conv.OC, K = (int)(stage_weights(st) / (size_t)OC);
+    tq_node *W = tq_leaf(g, sname[s][0], OC, K, st->W, st->dW);
+    tq_node *b = st->b ? tq_leaf(g, sname[s][1], 1, OC, st->b, st->db) : NULL;
+    tq_node *gm = st->bn ? tq_leaf(g, sname[s][2], 1, OC, st->gamma, st->dgamma) : NULL;
+    tq_node *bt = st->bn ? tq_leaf(g, sname[s][3], 1, OC, st->beta, st->dbeta) : NULL;
+    if (m->qat) return tq_qat_stage(g, m->qat, s, h, W, b, gm, bt, st->bn ? &st->bn_state : NULL, st->relu, &st->conv);
+    h = tq_conv2d(g, h, W, b, &st->conv);
+    if (st->bn && st->relu) return tq_batchnorm_relu(g, h, gm, bt, &st->bn_state);
+    if (st->bn) return tq_batchnorm(g, h, gm, bt, &st->bn_state);
+    return st->relu ? tq_relu(g, h) : h;
+}
+
 tq_status tq_net_init(tq_net *net, tq_model *m, int max_batch) {
     memset(net, 0, sizeof *net);
     if (max_batch < 1) TQ_FAIL(TQ_E_ARG, "batch size %d: must be at least 1", max_batch);
@@ -878,36 +925,21 @@ tq_status tq_net_init(tq_net *net, tq_model *m, int max_batch) {
     }
     tq_graph *g = net->g;
     tq_node *h = net->x = tq_leaf(g, "x", max_batch, m->in_h * m->in_w * m->in_c, net->xbuf, NULL);
-#define SN(i) {"c" #i ".W", "c" #i ".b", "c" #i ".gamma", "c" #i ".beta"}
-    static const char *sname[TQ_MAX_STAGES][4] = {SN(0),  SN(1),  SN(2),  SN(3),  SN(4),  SN(5),  SN(6),  SN(7),
-                                                  SN(8),  SN(9),  SN(10), SN(11), SN(12), SN(13), SN(14), SN(15),
-                                                  SN(16), SN(17), SN(18), SN(19), SN(20), SN(21), SN(22), SN(23),
-                                                  SN(24), SN(25), SN(26), SN(27), SN(28), SN(29), SN(30), SN(31)};
-#undef SN
     for (int s = 0; s < m->n_stages; s++) {
         tq_stage *st = &m->stage[s];
         h = st->src[0] < 0 ? net->x : net->out[st->src[0]];
-        if (st->kind == TQ_STAGE_ADD) { /* a residual add: float only (quantizing graphs comes next) */
-            h = tq_add(g, h, st->src[1] < 0 ? net->x : net->out[st->src[1]]);
-            if (st->relu) h = tq_relu(g, h);
-            if (st->pool) h = tq_pool2d(g, h, &st->pool_shape);
-            net->out[s] = h;
-            continue;
-        }
-        int OC = st->conv.OC, K = (int)(stage_weights(st) / (size_t)OC);
-        tq_node *W = tq_leaf(g, sname[s][0], OC, K, st->W, st->dW);
-        tq_node *b = st->b ? tq_leaf(g, sname[s][1], 1, OC, st->b, st->db) : NULL;
-        tq_node *gm = st->bn ? tq_leaf(g, sname[s][2], 1, OC, st->gamma, st->dgamma) : NULL;
-        tq_node *bt = st->bn ? tq_leaf(g, sname[s][3], 1, OC, st->beta, st->dbeta) : NULL;
-        if (m->qat) {
-            h = tq_qat_stage(g, m->qat, s, h, W, b, gm, bt, st->bn ? &st->bn_state : NULL, st->relu, &st->conv);
+        if (st->kind == TQ_STAGE_ADD) { /* a residual add; quantized: the int8 ADD's (layers/qat.h) */
+            tq_node *b = st->src[1] < 0 ? net->x : net->out[st->src[1]];
+            if (m->qat) {
+                h = tq_qat_add(g, m->qat, s, h, b, st->src[1], st->relu);
+            } else {
+                h = tq_add(g, h, b);
+                if (st->relu) h = tq_relu(g, h);
+            }
         } else {
-            h = tq_conv2d(g, h, W, b, &st->conv);
-            if (st->bn && st->relu) h = tq_batchnorm_relu(g, h, gm, bt, &st->bn_state);
-            else if (st->bn) h = tq_batchnorm(g, h, gm, bt, &st->bn_state);
-            else if (st->relu) h = tq_relu(g, h);
+            h = conv_stage(g, m, s, h);
         }
-        if (st->pool) h = tq_pool2d(g, h, &st->pool_shape);
+        if (st->pool) h = m->qat ? tq_qat_avgpool(g, m->qat, s, h, &st->pool_shape) : tq_pool2d(g, h, &st->pool_shape);
         net->out[s] = h;
     }
     static const char *wname[TQ_MAX_LAYERS] = {"W0", "W1", "W2", "W3", "W4", "W5", "W6", "W7"};

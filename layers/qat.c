@@ -8,6 +8,7 @@
 #include "layers/linear.h"
 #include "layers/relu.h"
 #include "src/alloc.h"
+#include "src/qmodel.h"
 
 void tq_qat_cfg_defaults(tq_qat_cfg *c) {
     memset(c, 0, sizeof *c);
@@ -42,8 +43,8 @@ static tq_status init_unit(const tq_qat_cfg *cfg, int u, int channels, tq_fq *w,
     return TQ_OK;
 }
 
-tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_stages, const int *stage_channels, int n_layers,
-                     const int *out_dims) {
+tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_stages, const int *stage_channels, const int *stage_src,
+                     int n_layers, const int *out_dims) {
     *out = NULL;
     if (n_layers < 1 || n_layers > TQ_QAT_MAX_LAYERS) TQ_FAIL(TQ_E_ARG, "quantization: %d layers (1..%d)", n_layers, TQ_QAT_MAX_LAYERS);
     if (n_stages < 0 || n_stages > TQ_QAT_MAX_STAGES) TQ_FAIL(TQ_E_ARG, "quantization: %d stages (0..%d)", n_stages, TQ_QAT_MAX_STAGES);
@@ -59,11 +60,16 @@ tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_stages, const in
     q->cfg = *cfg;
     q->n_layers = n_layers;
     q->n_stages = n_stages;
-    /* each unit reads the previous one's quantized output (the first: the input, s = 1/255); the
+    /* each unit reads an earlier one's quantized output (the first: the input, s = 1/255); the
      * dense layers come after the stages */
     for (int s = 0; s < n_stages; s++) {
+        int from = stage_src ? stage_src[s] : s - 1;
+        if (from < -1 || from >= s) {
+            tq_free(q);
+            TQ_FAIL(TQ_E_ARG, "quantization: stage %d reads stage %d (an earlier one, or -1 for the input)", s, from);
+        }
         tq_status st = init_unit(cfg, s, stage_channels[s], &q->swfq[s], &q->safq[s], &q->saobs[s], &q->sbq[s],
-                                 s ? &q->safq[s - 1] : NULL);
+                                 from >= 0 ? &q->safq[from] : NULL);
         if (st != TQ_OK) {
             tq_free(q);
             return st;
@@ -173,6 +179,125 @@ tq_node *tq_qat_stage(tq_graph *g, tq_qat *q, int s, tq_node *x, tq_node *W, tq_
         if (relu) y = tq_relu(g, y);
     }
     return fake_quant(g, y, &q->safq[s]);
+}
+
+/* ---- add and average pool on the integer grid ---- */
+
+/* The integers a quantized tensor holds: x = (q - z) s on its grid, so q = round(x / s) + z
+ * recovers them exactly (x / s is within float error of an integer). */
+static void grid_of(const tq_fq *fq, float *s, int32_t *z) {
+    *s = fq ? fq->scale[0] : TQ_INPUT_SCALE;
+    *z = fq ? fq->zero_point[0] : TQ_INPUT_ZERO_POINT;
+}
+
+static tq_status qadd_shape(tq_node *n) {
+    if (n->in[0]->rows != n->in[1]->rows || n->in[0]->cols != n->in[1]->cols)
+        TQ_FAIL(TQ_E_SHAPE, "add: %dx%d + %dx%d: the two tensors must have one shape", n->in[0]->rows, n->in[0]->cols,
+                n->in[1]->rows, n->in[1]->cols);
+    n->rows = n->in[0]->rows;
+    n->cols = n->in[0]->cols;
+    n->aux_len = tq_node_numel(n); /* the STE mask */
+    return TQ_OK;
+}
+
+static void qadd_forward(tq_node *n, int mode) {
+    const tq_qadd *A = n->ctx;
+    tq_fq *fy = A->y;
+    const float *a = n->in[0]->val, *b = n->in[1]->val;
+    size_t N = tq_node_numel(n);
+    for (size_t i = 0; i < N; i++) {
+        float v = a[i] + b[i];
+        n->val[i] = A->relu && !(v > 0.0f) ? 0.0f * v : v; /* 0 * NaN stays NaN */
+        n->aux[i] = A->relu && !(v > 0.0f) ? 0.0f : 1.0f;
+    }
+    if (mode != TQ_RUN_EVAL) (void)tq_fq_update(fy, n->val, n->in[0]->rows, n->in[0]->cols, 1);
+    if (!fy->enabled || mode == TQ_RUN_CALIBRATE || fy->obs->n_seen == 0) return;
+    float sa, sb, sy = fy->scale[0];
+    int32_t za, zb, zy = fy->zero_point[0], M0[3], sh[3];
+    grid_of(A->a, &sa, &za);
+    grid_of(A->b, &sb, &zb);
+    tq_add_multipliers(sa, sb, sy, M0, sh);
+    const int32_t lo = A->relu ? zy : fy->qmin, hi = fy->qmax;
+    for (size_t i = 0; i < N; i++) {
+        if (n->val[i] != n->val[i]) continue; /* NaN: left for the loss to report */
+        /* the clipped STE's range, from the float sum */
+        float u = (float)zy + nearbyintf(n->val[i] / sy);
+        if (u < (float)fy->qmin || u > (float)fy->qmax) n->aux[i] = 0.0f;
+        int32_t qa = (int32_t)nearbyintf(a[i] / sa), qb = (int32_t)nearbyintf(b[i] / sb); /* q - z */
+        qa = qa < -255 ? -255 : qa > 255 ? 255 : qa;
+        qb = qb < -255 ? -255 : qb > 255 ? 255 : qb;
+        int64_t r = (int64_t)tq_requantize_ref(qa * (1 << 20), M0[0], sh[0]) + tq_requantize_ref(qb * (1 << 20), M0[1], sh[1]);
+        r = r > INT32_MAX ? INT32_MAX : r < INT32_MIN ? INT32_MIN : r;
+        int64_t q = (int64_t)tq_requantize_ref((int32_t)r, M0[2], sh[2]) + zy;
+        q = q < lo ? lo : q > hi ? hi : q;
+        n->val[i] = (float)(q - zy) * sy;
+    }
+}
+
+static void qadd_backward(tq_node *n) {
+    size_t N = tq_node_numel(n);
+    for (int j = 0; j < 2; j++) {
+        float *d = n->in[j]->grad;
+        if (!d) continue;
+        for (size_t i = 0; i < N; i++) d[i] += n->grad[i] * n->aux[i];
+    }
+}
+
+static const tq_op op_qadd = {"quantized_add", qadd_shape, qadd_forward, qadd_backward, 0};
+
+tq_node *tq_qat_add(tq_graph *g, tq_qat *q, int s, tq_node *a, tq_node *b, int src_b, int relu) {
+    if (s < 0 || s >= q->n_stages || src_b < -1 || src_b >= s)
+        return tq_graph_fail(g, tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "qat add: stage %d reading stage %d", s, src_b));
+    q->qadd[s] = (tq_qadd){.a = q->sbq[s].in, .b = src_b >= 0 ? &q->safq[src_b] : NULL, .y = &q->safq[s], .relu = relu};
+    tq_node *in[2] = {a, b};
+    return tq_graph_apply(g, &op_qadd, &q->qadd[s], 2, in);
+}
+
+static tq_status qpool_shape(tq_node *n) {
+    n->rows = n->in[0]->rows;
+    n->cols = n->in[0]->cols;
+    return TQ_OK;
+}
+
+/* x is the float pool's average of values on the grid: count (x / s + z) is the window's integer
+ * sum (to float error, far below 1/2 for windows under 2^15 values), which the int8 pool divides
+ * rounding half away from zero. */
+static void qpool_forward(tq_node *n, int mode) {
+    const tq_qpool *P = n->ctx;
+    const float *x = n->in[0]->val;
+    size_t N = tq_node_numel(n);
+    if (!P->fq->enabled || mode == TQ_RUN_CALIBRATE || (P->fq->obs && P->fq->obs->n_seen == 0)) {
+        memcpy(n->val, x, N * sizeof(float));
+        return;
+    }
+    float s;
+    int32_t z;
+    grid_of(P->fq, &s, &z);
+    const int64_t c = P->count;
+    for (size_t i = 0; i < N; i++) {
+        if (x[i] != x[i]) {
+            n->val[i] = x[i];
+            continue;
+        }
+        int64_t sum = (int64_t)nearbyint((double)c * ((double)x[i] / (double)s + (double)z));
+        int64_t v = sum > 0 ? (sum + c / 2) / c : (sum - c / 2) / c;
+        n->val[i] = (float)(v - z) * s;
+    }
+}
+
+static void qpool_backward(tq_node *n) {
+    if (!n->in[0]->grad) return;
+    size_t N = tq_node_numel(n);
+    for (size_t i = 0; i < N; i++) n->in[0]->grad[i] += n->grad[i];
+}
+
+static const tq_op op_qpool = {"pool_round", qpool_shape, qpool_forward, qpool_backward, 0};
+
+tq_node *tq_qat_avgpool(tq_graph *g, tq_qat *q, int s, tq_node *x, const tq_pool_shape *ps) {
+    tq_node *y = tq_pool2d(g, x, ps);
+    if (!ps->avg) return y;
+    q->qpool[s] = (tq_qpool){.fq = &q->safq[s], .count = ps->K * ps->K};
+    return tq_graph_apply(g, &op_qpool, &q->qpool[s], 1, &y);
 }
 
 /* ---- files ---- */

@@ -45,6 +45,20 @@ typedef struct {
     const tq_fq *in;     /* the previous layer's activation quantizer, NULL for the input */
 } tq_bias_q;
 
+/* An add stage's simulation (tq_qat_add): its inputs' quantizers (NULL: the network's input, at
+ * TQ_INPUT_SCALE and TQ_INPUT_ZERO_POINT) and its output's. */
+typedef struct {
+    const struct tq_fq *a, *b;
+    struct tq_fq *y;
+    int relu;
+} tq_qadd;
+
+/* An average pool's rounding (tq_qat_avgpool): the quantizer whose grid it keeps, the window. */
+typedef struct {
+    const struct tq_fq *fq;
+    int count;
+} tq_qpool;
+
 typedef struct tq_qat {
     tq_qat_cfg cfg;
     int n_layers;
@@ -55,6 +69,8 @@ typedef struct tq_qat {
     tq_fq swfq[TQ_QAT_MAX_STAGES], safq[TQ_QAT_MAX_STAGES];
     tq_observer saobs[TQ_QAT_MAX_STAGES];
     tq_bias_q sbq[TQ_QAT_MAX_STAGES];
+    tq_qadd qadd[TQ_QAT_MAX_STAGES];
+    tq_qpool qpool[TQ_QAT_MAX_STAGES];
 } tq_qat;
 
 /* The integer input: x = p/255 is q = p - 128 with these (docs/QUANTIZATION.md §6). */
@@ -65,12 +81,13 @@ void tq_qat_cfg_defaults(tq_qat_cfg *c); /* 8 bits, per channel, bias quantized,
 /* Unit u's weight width: unit_bits[u], or w_bits where that is 0. */
 int tq_qat_cfg_bits(const tq_qat_cfg *c, int u);
 
-/* Quantizers for n_stages feature stages of stage_channels[s] output channels, then n_layers
- * dense layers of out_dims[l] outputs (TQ_E_ARG when a unit_bits entry is not 0 or 2..8, or one
+/* Quantizers for n_stages feature stages of stage_channels[s] output channels, stage s reading
+ * stage stage_src[s]'s output (-1: the network's input; stage_src NULL: the stage before), then
+ * n_layers dense layers of out_dims[l] outputs, the first reading the last stage (TQ_E_ARG when a unit_bits entry is not 0 or 2..8, or one
  * is set past the last unit). Observers start empty: calibrate (PTQ) or train (QAT)
  * before evaluating. *out is tq_malloc'd; tq_qat_free frees it. */
-tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_stages, const int *stage_channels, int n_layers,
-                     const int *out_dims);
+tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_stages, const int *stage_channels, const int *stage_src,
+                     int n_layers, const int *out_dims);
 void tq_qat_free(tq_qat *q); /* NULL-safe */
 
 void tq_qat_set_frozen(tq_qat *q, int frozen);            /* observers stop (1) or go on (0) */
@@ -86,6 +103,20 @@ tq_node *tq_qat_layer(tq_graph *g, tq_qat *q, int l, tq_node *x, tq_node *W, tq_
  * The pool comes after (it needs no quantizer: it keeps the scale). */
 tq_node *tq_qat_stage(tq_graph *g, tq_qat *q, int s, tq_node *x, tq_node *W, tq_node *b, tq_node *gamma, tq_node *beta,
                       tq_bn *bn, int relu, const tq_conv_shape *cs);
+
+/* Record add stage s: y = a + b (ReLU if relu) on the output's grid, b being stage src_b's output
+ * (-1: the network's input; a is stage_src[s]'s). Calibration passes the float sum on while its
+ * observer watches it; training and evaluation (once the range is known) compute the sum as
+ * the int8 ADD does (docs/QUANTIZATION.md §18): each input back to its integers, both rescaled
+ * to twice the larger scale 20 bits down, summed, requantized to the output's scale, clamped, so
+ * the simulation is the integer model's add exactly. Backward: the clipped STE of the float sum,
+ * to both inputs. */
+tq_node *tq_qat_add(tq_graph *g, tq_qat *q, int s, tq_node *a, tq_node *b, int src_b, int relu);
+
+/* Record stage s's average pool on its quantized output x, rounded as the int8 pool rounds (the
+ * window's integer sum divided by its size, half away from zero: §11), so the pool keeps x's
+ * grid; gradients as the float pool's. */
+tq_node *tq_qat_avgpool(tq_graph *g, tq_qat *q, int s, tq_node *x, const tq_pool_shape *ps);
 
 /* The configuration and each layer's activation observer (range, batches seen, frozen) into a
  * checkpoint (copied), and back. Weight scales are not stored: they follow from the weights. */

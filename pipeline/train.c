@@ -544,6 +544,9 @@ tq_status tq_model_for_data(tq_model *m, const char *spec, const tq_dataset *ds,
     tq_rng rng;
     tq_rng_seed(&rng, seed);
     tq_model_init_params(m, &rng);
-    tq_dataset_norm(ds, &m->in_mean, &m->in_std);
+    /* a first convolution that pads its input would pad the normalized image with zeros, which no
+     * integer input represents once the normalization is folded (tq_model_quantize): such a model
+     * takes p/255 as it is, the batch norm after it doing the normalizing */
+    if (!(m->n_stages && m->stage[0].conv.pad)) tq_dataset_norm(ds, &m->in_mean, &m->in_std);
     return TQ_OK;
 }

@@ -130,7 +130,8 @@ tq_status tq_ptq(tq_model *q, const tq_model *fp, const tq_qat_cfg *cfg, const t
 tq_status tq_gptq(tq_model *m, const tq_dataset *train, int n_batches, uint64_t seed);
 
 /* A new float model for ds: the spec (or preset) resolved against its image size and classes,
- * PyTorch's init from `seed`, the normalization from ds's pixels (tq_dataset_norm). */
+ * PyTorch's init from `seed`, the normalization from ds's pixels (tq_dataset_norm), except where
+ * the first convolution pads its input: that model takes p/255 (mean 0, std 1), so it quantizes. */
 tq_status tq_model_for_data(tq_model *m, const char *spec, const tq_dataset *ds, uint64_t seed);
 
 #ifdef __cplusplus

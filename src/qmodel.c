@@ -290,11 +290,15 @@ static tq_status check_channels(const tq_qlayer *L, int l, const char *path) {
 /* TFLite's int8 ADD parameters from the add's three scales (docs/QUANTIZATION.md §18): both inputs
  * to twice the larger input scale, 20 bits below it, then the sum to the output's. What the
  * converter writes and what the exporters check. */
+void tq_add_multipliers(float s_a, float s_b, float s_y, int32_t *M0, int32_t *shift) {
+    double twice = 2.0 * fmax((double)s_a, (double)s_b);
+    tq_quantize_multiplier((double)s_a / twice, &M0[0], &shift[0]);
+    tq_quantize_multiplier((double)s_b / twice, &M0[1], &shift[1]);
+    tq_quantize_multiplier(twice / ((double)(1 << 20) * (double)s_y), &M0[2], &shift[2]);
+}
+
 static void add_multipliers(const tq_qlayer *L, int32_t *M0, int32_t *shift) {
-    double twice = 2.0 * fmax((double)L->in_scale, (double)L->in2_scale);
-    tq_quantize_multiplier((double)L->in_scale / twice, &M0[0], &shift[0]);
-    tq_quantize_multiplier((double)L->in2_scale / twice, &M0[1], &shift[1]);
-    tq_quantize_multiplier(twice / ((double)(1 << 20) * (double)L->out_scale), &M0[2], &shift[2]);
+    tq_add_multipliers(L->in_scale, L->in2_scale, L->out_scale, M0, shift);
 }
 
 /* ReLU6's top as TFLite computes it (CalculateActivationRangeQuantized): z + round(6 / s) in

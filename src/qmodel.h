@@ -109,6 +109,11 @@ uint64_t tq_qmodel_macs(const tq_qmodel *q);
  * M >= 2^30 (+inf too) -> 2^31 - 1, 30, which saturates every output as M does; M <= 0 or NaN -> 0, 0. */
 void tq_quantize_multiplier(double M, int32_t *M0, int32_t *shift);
 
+/* An int8 ADD's three multipliers from its scales (inputs a, b, output y; docs/QUANTIZATION.md
+ * §18): M0[0], M0[1] take each input to twice the larger input scale, 20 bits below it; M0[2] the
+ * sum to s_y. What the converter stores and the QAT simulation of an add computes with. */
+void tq_add_multipliers(float s_a, float s_b, float s_y, int32_t *M0, int32_t *shift);
+
 /* Build an integer model: weights by tq_quantize_ref (the fake quant's own function), bias to
  * int32 at s_in s_w[o] (round half even, as the bias fake quant), M0/shift per channel; a
  * depthwise filter goes from [out_c][k*k] to 1HWO. The shapes are checked as the loader does. */

@@ -63,9 +63,10 @@ says "holds model 784-16r-10, but --from o.tqf is 784-8r-10" "qat --resume with 
 expect 0 "train --from" -- "$bin" train --from s.tqf --epochs 1 --limit 500 "${d[@]}" --out s2.tqf
 grep -q "784-16r-10" out && ok || bad "train --from trains the saved model"
 expect 1 "train --from a quantized model" -- "$bin" train --from s-qat.tqf --epochs 1 --limit 500 "${d[@]}" --out s3.tqf
-# a first convolution that pads, with the input normalization: said before training
+# a first convolution that pads takes p/255 without the normalization, so that it quantizes
 expect 0 "padded first convolution" -- "$bin" train --model in-c2k3p1-out --epochs 1 --limit 100 "${d[@]}" --out p.tqf
-says "cannot be folded\|not quantized" "the padded first convolution's note"
+says "input mean 0.0000, std 1.0000" "a padded first convolution's model takes p/255" out
+expect 0 "ptq of a padded first convolution" -- "$bin" ptq p.tqf --calib-batches 1 "${d[@]}" --out p-ptq.tqf
 # a small dataset (200 images): the default sees as many images as 10 epochs of MNIST (600,000),
 # here capped at 1,000 epochs, where 10 epochs (2,000 images) would underfit
 mkdir -p small

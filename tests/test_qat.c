@@ -1,5 +1,5 @@
 /* QAT wiring (layers/qat.c): the int32 bias fake quant against hand-worked values and its
- * gradient, and the quantization state through files: observers saved and loaded exactly, also
+ * gradient, the add and average pool on the integer grid against the int8 kernels, and the quantization state through files: observers saved and loaded exactly, also
  * when two models' checkpoints are built before either is written. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -132,11 +132,112 @@ static void observers_round_trip(void **state) {
     tq_model_free(&b);
 }
 
+/* Every pair of integers (q_a, q_b) through the simulated add, against the int8 ADD kernel
+ * (runtime/kernels_ref.c) on the same integers, for scales where the two roundings of TFLite's
+ * ADD (each input to the common scale, then the sum to the output's) differ from rounding the
+ * float sum once: the simulation must follow the kernel, not the real-number sum. With ReLU too. */
+static void add_on_the_integer_grid(void **state) {
+    (void)state;
+    const float scales[3][3] = {{0.02f, 0.013f, 0.03f}, {0.05f, 0.05f, 0.07f}, {0.011f, 0.047f, 0.019f}};
+    const int32_t zps[3][3] = {{-3, 17, -128}, {0, -128, 5}, {100, -20, -60}};
+    enum { N = 256 * 256 };
+    float *a = tq_malloc(N * sizeof(float)), *b = tq_malloc(N * sizeof(float));
+    int8_t *qa = tq_malloc(N), *qb = tq_malloc(N), *qy = tq_malloc(N);
+    assert_non_null(a), assert_non_null(b), assert_non_null(qa), assert_non_null(qb), assert_non_null(qy);
+    long differs_from_one_rounding = 0;
+    for (int t = 0; t < 3; t++)
+        for (int relu = 0; relu < 2; relu++) {
+            tq_qat_cfg cfg;
+            tq_qat_cfg_defaults(&cfg);
+            tq_qat *q;
+            const int ch[3] = {1, 1, 1}, from[3] = {-1, -1, 0}, dims[1] = {2};
+            assert_int_equal(tq_qat_new(&q, &cfg, 3, ch, from, 1, dims), TQ_OK);
+            for (int j = 0; j < 3; j++) {
+                q->safq[j].scale[0] = scales[t][j], q->safq[j].zero_point[0] = zps[t][j];
+                q->saobs[j].n_seen = 1; /* a range seen: the forward quantizes */
+            }
+            for (int i = 0; i < N; i++) {
+                qa[i] = (int8_t)(i % 256 - 128), qb[i] = (int8_t)(i / 256 - 128);
+                a[i] = (float)(qa[i] - zps[t][0]) * scales[t][0];
+                b[i] = (float)(qb[i] - zps[t][1]) * scales[t][1];
+            }
+            tq_graph *g = tq_graph_new();
+            tq_node *an = tq_leaf(g, "a", 1, N, a, NULL), *bn = tq_leaf(g, "b", 1, N, b, NULL);
+            tq_node *y = tq_qat_add(g, q, 2, an, bn, 1, relu);
+            assert_int_equal(tq_graph_forward(g, TQ_RUN_EVAL), TQ_OK);
+            int32_t M0[3], sh[3];
+            tq_add_multipliers(scales[t][0], scales[t][1], scales[t][2], M0, sh);
+            const tq_s8_layer L = {.in = N, .out = N, .mult = M0, .shift = sh, .in_zp = zps[t][0], .in2_zp = zps[t][1],
+                                   .out_zp = zps[t][2], .act_min = relu ? zps[t][2] : -128, .act_max = 127, .kind = TQ_S8_ADD,
+                                   .in_h = 1, .in_w = 1, .in_c = N, .out_h = 1, .out_w = 1, .out_c = N};
+            tq_add_s8_ref(&L, qa, qb, qy);
+            for (int i = 0; i < N; i++) {
+                float v = y->val[i] / scales[t][2] + (float)zps[t][2];
+                if (fabsf(v - nearbyintf(v)) > 1e-3f) fail_msg("scales %d: element %d is off the output's grid (%g)", t, i, v);
+                if ((int)nearbyintf(v) != qy[i])
+                    fail_msg("scales %d relu %d: %d + %d: simulation %d, int8 ADD %d", t, relu, qa[i], qb[i], (int)nearbyintf(v), qy[i]);
+                float lo = relu ? (float)zps[t][2] : -128.0f, once = (float)zps[t][2] + nearbyintf((a[i] + b[i]) / scales[t][2]);
+                once = once < lo ? lo : once > 127.0f ? 127.0f : once;
+                differs_from_one_rounding += (int)once != qy[i];
+            }
+            tq_graph_free(g);
+            tq_qat_free(q);
+        }
+    assert_true(differs_from_one_rounding > 0); /* the test can tell the two apart */
+    tq_free(a), tq_free(b), tq_free(qa), tq_free(qb), tq_free(qy);
+}
+
+/* The average pool on the grid: window sums the int8 pool sees, rounded half away from zero as
+ * its kernel does (a float average rounded to even differs at the halves, which the first
+ * windows hold). */
+static void avgpool_on_the_integer_grid(void **state) {
+    (void)state;
+    tq_qat_cfg cfg;
+    tq_qat_cfg_defaults(&cfg);
+    tq_qat *q;
+    const int ch[1] = {4}, dims[1] = {2};
+    assert_int_equal(tq_qat_new(&q, &cfg, 1, ch, NULL, 1, dims), TQ_OK);
+    q->safq[0].scale[0] = 0.037f, q->safq[0].zero_point[0] = -7;
+    q->saobs[0].n_seen = 1;
+    enum { B = 600, C = 4 }; /* 2x2 windows of 4 channels: B images of 2x2x4 */
+    float *x = tq_malloc(B * 16 * sizeof(float));
+    int8_t *qx = tq_malloc(B * 16), qy[C];
+    assert_non_null(x), assert_non_null(qx);
+    tq_rng r;
+    tq_rng_seed(&r, 4);
+    for (int i = 0; i < B * 16; i++) qx[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
+    for (int i = 0; i < 4 * 16; i++) qx[i] = (int8_t)((i / 4) % 2 ? -126 - i / 32 : -127 + i / 32); /* sums of 2 mod 4 */
+    for (int i = 0; i < B * 16; i++) x[i] = (float)(qx[i] + 7) * 0.037f;
+    tq_pool_shape ps;
+    assert_int_equal(tq_pool_shape_init(&ps, 2, 2, C, 2, 2, 1), TQ_OK);
+    tq_graph *g = tq_graph_new();
+    tq_node *y = tq_qat_avgpool(g, q, 0, tq_leaf(g, "x", B, 16, x, NULL), &ps);
+    assert_int_equal(tq_graph_forward(g, TQ_RUN_EVAL), TQ_OK);
+    const tq_s8_layer L = {.in = 16, .out = C, .in_zp = -7, .out_zp = -7, .act_min = -128, .act_max = 127, .kind = TQ_S8_AVGPOOL,
+                           .in_h = 2, .in_w = 2, .in_c = C, .out_h = 1, .out_w = 1, .out_c = C, .k = 2, .stride = 2};
+    int halves = 0;
+    for (int b = 0; b < B; b++) {
+        tq_avgpool_s8_ref(&L, qx + b * 16, qy);
+        for (int c = 0; c < C; c++) {
+            int got = (int)nearbyintf(y->val[b * C + c] / 0.037f) - 7, sum = 0;
+            for (int p = 0; p < 4; p++) sum += qx[b * 16 + p * C + c];
+            halves += (sum % 4 + 4) % 4 == 2;
+            if (got != qy[c]) fail_msg("image %d channel %d: simulation %d, int8 pool %d", b, c, got, qy[c]);
+        }
+    }
+    assert_true(halves >= 8);
+    tq_graph_free(g);
+    tq_qat_free(q);
+    tq_free(x), tq_free(qx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bias_fake_quant_by_hand),
         cmocka_unit_test(observers_round_trip),
         cmocka_unit_test(stage_refuses_a_bias_with_batch_norm),
+        cmocka_unit_test(add_on_the_integer_grid),
+        cmocka_unit_test(avgpool_on_the_integer_grid),
     };
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

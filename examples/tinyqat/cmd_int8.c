@@ -61,6 +61,10 @@ int cmd_convert(int argc, char **argv) {
                        (double)L->out_scale, L->out_zp, clamp);
                 if (tq_qlayer_channels(L))
                     printf(" %22.9f %11d %5d\n", (double)L->in_scale * L->w_scale[0] / L->out_scale, L->mult[0], L->shift[0]);
+                else if (L->kind == TQ_S8_ADD) /* the sum's multiplier; each input's is s_j / (2 max s) */
+                    printf(" %22.9f %11d %5d  (sum; reads %d and %d)\n",
+                           2.0 * fmax((double)L->in_scale, (double)L->in2_scale) / (1048576.0 * (double)L->out_scale), L->mult[2],
+                           L->shift[2], tq_qmodel_producer(&q, l, 0), tq_qmodel_producer(&q, l, 1));
                 else
                     printf(" %22s\n", "(keeps the scale)");
             }

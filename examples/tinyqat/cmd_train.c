@@ -106,10 +106,7 @@ int cmd_train(int argc, char **argv) {
             goto out_model;
         }
     }
-    if (tq_model_is_graph(&m))
-        fprintf(stderr, "tinyqat train: note: %s is a graph: it trains and evaluates in float; ptq, qat and the ONNX export refuse "
-                        "graphs for now\n", m.spec);
-    else if (m.n_stages && m.stage[0].conv.pad && (m.in_mean != 0.0f || m.in_std != 1.0f))
+    if (m.n_stages && m.stage[0].conv.pad && (m.in_mean != 0.0f || m.in_std != 1.0f))
         fprintf(stderr, "tinyqat train: note: the first convolution pads its input, so with the input normalization (mean %.4f, std "
                         "%.4f) this model can be trained and evaluated but not quantized (ptq and qat refuse it); --no-norm keeps it "
                         "quantizable\n", (double)m.in_mean, (double)m.in_std);
