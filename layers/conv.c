@@ -9,28 +9,34 @@
 #include "src/parallel.h"
 #include "src/simd.h"
 
-tq_status tq_conv_shape_init(tq_conv_shape *s, int H, int W, int C, int K, int stride, int pad, int OC, int depthwise) {
+tq_status tq_conv_shape_init_hw(tq_conv_shape *s, int H, int W, int C, int KH, int KW, int stride, int pad, int pad_w, int OC,
+                                int depthwise) {
     memset(s, 0, sizeof *s);
-    if (H < 1 || W < 1 || C < 1 || K < 1 || stride < 1 || pad < 0 || OC < 1)
-        TQ_FAIL(TQ_E_SHAPE, "convolution: sizes must be positive (image %dx%dx%d, kernel %d, stride %d, pad %d, %d channels)", H, W,
-                C, K, stride, pad, OC);
+    if (H < 1 || W < 1 || C < 1 || KH < 1 || KW < 1 || stride < 1 || pad < 0 || pad_w < 0 || OC < 1)
+        TQ_FAIL(TQ_E_SHAPE, "convolution: sizes must be positive (image %dx%dx%d, kernel %dx%d, stride %d, pad %dx%d, %d channels)",
+                H, W, C, KH, KW, stride, pad, pad_w, OC);
     if (C > 4096) TQ_FAIL(TQ_E_SHAPE, "convolution: %d input channels (at most 4096)", C);
-    if (K > H + 2L * pad || K > W + 2L * pad)
-        TQ_FAIL(TQ_E_SHAPE, "convolution: a %dx%d kernel does not fit a %dx%d image with padding %d", K, K, H, W, pad);
-    if (pad >= K) /* a window of padding alone; the integer path takes pad <= K - 1 (runtime/int8_infer.h) */
-        TQ_FAIL(TQ_E_SHAPE, "convolution: padding %d needs a kernel larger than %d (at most kernel - 1)", pad, K);
+    if (KH > H + 2L * pad || KW > W + 2L * pad_w)
+        TQ_FAIL(TQ_E_SHAPE, "convolution: a %dx%d kernel does not fit a %dx%d image with padding %dx%d", KH, KW, H, W, pad, pad_w);
+    if (pad >= KH || pad_w >= KW) /* a window of padding alone; the integer path takes pad <= K - 1 (runtime/int8_infer.h) */
+        TQ_FAIL(TQ_E_SHAPE, "convolution: padding %d needs a kernel larger than %d (at most kernel - 1)", pad >= KH ? pad : pad_w,
+                pad >= KH ? pad : pad_w);
     if (depthwise && OC % C)
         TQ_FAIL(TQ_E_SHAPE, "depthwise convolution: %d output channels is not a multiple of the %d input channels", OC, C);
     /* at most 2^24 values in and out, checked factor by factor so that no product overflows */
     const long most = 1L << 24;
-    if (K > 64 || OC > 4096 || H > most || W > most / H || C > most / ((long)H * W))
-        TQ_FAIL(TQ_E_SHAPE, "convolution: kernel %d, image %dx%dx%d or %d channels is more than tinyqat takes", K, H, W, C, OC);
-    const long OH = (H + 2L * pad - K) / stride + 1, OW = (W + 2L * pad - K) / stride + 1;
+    if (KH > 64 || KW > 64 || OC > 4096 || H > most || W > most / H || C > most / ((long)H * W))
+        TQ_FAIL(TQ_E_SHAPE, "convolution: kernel %dx%d, image %dx%dx%d or %d channels is more than tinyqat takes", KH, KW, H, W, C, OC);
+    const long OH = (H + 2L * pad - KH) / stride + 1, OW = (W + 2L * pad_w - KW) / stride + 1;
     if (OH > most || OW > most / OH || OC > most / (OH * OW))
         TQ_FAIL(TQ_E_SHAPE, "convolution: an output of %ldx%ldx%d values is more than tinyqat takes", OH, OW, OC);
-    *s = (tq_conv_shape){.H = H, .W = W, .C = C, .KH = K, .KW = K, .stride = stride, .pad = pad, .OC = OC,
+    *s = (tq_conv_shape){.H = H, .W = W, .C = C, .KH = KH, .KW = KW, .stride = stride, .pad = pad, .pad_w = pad_w, .OC = OC,
                          .OH = (int)OH, .OW = (int)OW, .depthwise = depthwise};
     return TQ_OK;
+}
+
+tq_status tq_conv_shape_init(tq_conv_shape *s, int H, int W, int C, int K, int stride, int pad, int OC, int depthwise) {
+    return tq_conv_shape_init_hw(s, H, W, C, K, K, stride, pad, pad, OC, depthwise);
 }
 
 tq_status tq_pool_shape_init(tq_pool_shape *s, int H, int W, int C, int K, int stride, int avg) {
@@ -61,7 +67,7 @@ void tq_conv2d_ref(float *y, const float *x, const float *W, const float *b, int
                     double acc = b ? b[o] : 0.0;
                     for (int ky = 0; ky < s->KH; ky++)
                         for (int kx = 0; kx < s->KW; kx++) {
-                            int iy = oy * s->stride + ky - s->pad, ix = ox * s->stride + kx - s->pad;
+                            int iy = oy * s->stride + ky - s->pad, ix = ox * s->stride + kx - s->pad_w;
                             if (iy < 0 || iy >= s->H || ix < 0 || ix >= s->W) continue;
                             const float *px = x + (((size_t)n * s->H + iy) * s->W + ix) * s->C;
                             if (s->depthwise) {
@@ -105,7 +111,7 @@ int tq_conv_direct(const tq_conv_shape *s) { return !s->im2col && !s->depthwise 
  * padded, then per slice the partial dWt [K][OCp] and db [OC]. */
 static int oc_padded(const tq_conv_shape *s) { return (s->OC + 15) / 16 * 16; }
 static size_t padded_len(int B, const tq_conv_shape *s) {
-    return s->pad ? (size_t)B * (s->H + 2 * s->pad) * (s->W + 2 * s->pad) * s->C : 0;
+    return s->pad || s->pad_w ? (size_t)B * (s->H + 2 * s->pad) * (s->W + 2 * s->pad_w) * s->C : 0;
 }
 static size_t weights_len(const tq_conv_shape *s) { return (size_t)s->KH * s->KW * (s->depthwise ? 1 : s->C) * s->OC; }
 /* one slice's partial sums, and where the first slice's start in aux */
@@ -116,7 +122,7 @@ static size_t partials_at(int B, const tq_conv_shape *s) {
     return tq_conv_direct(s) ? (size_t)s->KH * s->KW * s->C * oc_padded(s) + 2 * padded_len(B, s) : col_len(B, s);
 }
 tq_direct_geom tq_conv_direct_geom(const tq_conv_shape *s) {
-    return (tq_direct_geom){.H = s->H + 2 * s->pad, .W = s->W + 2 * s->pad, .C = s->C, .KH = s->KH, .KW = s->KW,
+    return (tq_direct_geom){.H = s->H + 2 * s->pad, .W = s->W + 2 * s->pad_w, .C = s->C, .KH = s->KH, .KW = s->KW,
                             .stride = s->stride, .OH = s->OH, .OW = s->OW, .OC = s->OC, .OCp = oc_padded(s)};
 }
 
@@ -146,7 +152,7 @@ static void im2col(float *col, const float *x, int b0, int b1, const tq_conv_sha
         for (int oy = 0; oy < s->OH; oy++)
             for (int ox = 0; ox < s->OW; ox++) {
                 float *dst = col + (((size_t)n * s->OH + oy) * s->OW + ox) * K;
-                int ix0 = ox * s->stride - s->pad;
+                int ix0 = ox * s->stride - s->pad_w;
                 for (int ky = 0; ky < s->KH; ky++, dst += run) {
                     int iy = oy * s->stride + ky - s->pad;
                     if (iy < 0 || iy >= s->H) {
@@ -169,11 +175,11 @@ static void im2col(float *col, const float *x, int b0, int b1, const tq_conv_sha
             }
 }
 
-/* The outputs ox in [lo, hi) whose tap kx reads inside the image: 0 <= ox*stride + kx - pad < W. */
+/* The outputs ox in [lo, hi) whose tap kx reads inside the image: 0 <= ox*stride + kx - pad_w < W. */
 static void inside(const tq_conv_shape *s, int kx, int *lo, int *hi) {
     int a = 0, b = s->OW;
-    while (a < b && a * s->stride + kx - s->pad < 0) a++;
-    while (b > a && (b - 1) * s->stride + kx - s->pad >= s->W) b--;
+    while (a < b && a * s->stride + kx - s->pad_w < 0) a++;
+    while (b > a && (b - 1) * s->stride + kx - s->pad_w >= s->W) b--;
     *lo = a;
     *hi = b;
 }
@@ -198,7 +204,7 @@ static void im2col_t(float *colT, const float *x, int b0, int b1, size_t BP, con
                     /* the row's start, indexed by ox stride + kx - pad >= 0 (a pointer to kx - pad
                      * before it would be undefined for kx < pad) */
                     const float *src = x + ((size_t)n * s->H + iy) * s->W;
-                    const int off = kx - s->pad;
+                    const int off = kx - s->pad_w;
                     for (int ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
                     if (hi > lo) {
                         if (s->stride == 1) memcpy(dst + lo, src + lo + off, (size_t)(hi - lo) * sizeof(float));
@@ -221,7 +227,7 @@ static void col2im_t_add(float *dx, const float *dcolT, int b0, int b1, size_t B
                     inside(s, kx, &lo, &hi);
                     const float *src = row + ((size_t)n * s->OH + oy) * s->OW;
                     float *d = dx + ((size_t)n * s->H + iy) * s->W; /* as in im2col_t */
-                    const int off = kx - s->pad;
+                    const int off = kx - s->pad_w;
                     for (int ox = lo; ox < hi; ox++) d[ox * s->stride + off] += src[ox];
                 }
         }
@@ -237,7 +243,7 @@ static void col2im_add(float *dx, const float *dcol, int b0, int b1, const tq_co
                 for (int ky = 0; ky < s->KH; ky++) {
                     int iy = oy * s->stride + ky - s->pad;
                     for (int kx = 0; kx < s->KW; kx++, src += s->C) {
-                        int ix = ox * s->stride + kx - s->pad;
+                        int ix = ox * s->stride + kx - s->pad_w;
                         if (iy < 0 || iy >= s->H || ix < 0 || ix >= s->W) continue;
                         float *d = dx + (((size_t)n * s->H + iy) * s->W + ix) * s->C;
                         for (int c = 0; c < s->C; c++) d[c] += src[c];
@@ -248,20 +254,20 @@ static void col2im_add(float *dx, const float *dcol, int b0, int b1, const tq_co
 
 /* xp = the n images of x with pad zeros on every side */
 static void pad_images(float *xp, const float *x, int n, const tq_conv_shape *s) {
-    const int Hp = s->H + 2 * s->pad, Wp = s->W + 2 * s->pad, C = s->C;
+    const int Hp = s->H + 2 * s->pad, Wp = s->W + 2 * s->pad_w, C = s->C;
     memset(xp, 0, (size_t)n * Hp * Wp * C * sizeof(float));
     for (int i = 0; i < n; i++)
         for (int y = 0; y < s->H; y++)
-            memcpy(xp + (((size_t)i * Hp + y + s->pad) * Wp + s->pad) * C, x + ((size_t)i * s->H + y) * s->W * C,
+            memcpy(xp + (((size_t)i * Hp + y + s->pad) * Wp + s->pad_w) * C, x + ((size_t)i * s->H + y) * s->W * C,
                    (size_t)s->W * C * sizeof(float));
 }
 
 /* dx += the inside of the padded gradient dxp (the adjoint of pad_images) */
 static void unpad_add(float *dx, const float *dxp, int n, const tq_conv_shape *s) {
-    const int Hp = s->H + 2 * s->pad, Wp = s->W + 2 * s->pad, C = s->C;
+    const int Hp = s->H + 2 * s->pad, Wp = s->W + 2 * s->pad_w, C = s->C;
     for (int i = 0; i < n; i++)
         for (int y = 0; y < s->H; y++) {
-            const float *src = dxp + (((size_t)i * Hp + y + s->pad) * Wp + s->pad) * C;
+            const float *src = dxp + (((size_t)i * Hp + y + s->pad) * Wp + s->pad_w) * C;
             float *dst = dx + ((size_t)i * s->H + y) * s->W * C;
             for (int j = 0; j < s->W * C; j++) dst[j] += src[j];
         }
@@ -285,7 +291,7 @@ static void conv_forward_slice(void *ctx, int t) {
     if (tq_conv_direct(s)) {
         tq_direct_geom g = tq_conv_direct_geom(s);
         const float *Wt = n->aux, *xs = x->val + (size_t)b0 * s->H * s->W * s->C;
-        if (s->pad) { /* this slice's images, padded with zeros */
+        if (s->pad || s->pad_w) { /* this slice's images, padded with zeros */
             float *xp = n->aux + (size_t)s->KH * s->KW * s->C * g.OCp + (size_t)b0 * g.H * g.W * s->C;
             pad_images(xp, xs, b1 - b0, s);
             xs = xp;
@@ -304,7 +310,7 @@ static void conv_forward_slice(void *ctx, int t) {
                         int iy = oy * s->stride + ky - s->pad;
                         if (iy < 0 || iy >= s->H) continue;
                         for (int kx = 0; kx < s->KW; kx++) {
-                            int ix = ox * s->stride + kx - s->pad;
+                            int ix = ox * s->stride + kx - s->pad_w;
                             if (ix < 0 || ix >= s->W) continue;
                             const float *px = x->val + (((size_t)b * s->H + iy) * s->W + ix) * s->C;
                             const float *w = W->val + ky * s->KW + kx;
@@ -363,9 +369,9 @@ static void conv_backward_slice(void *ctx, int t) {
         tq_direct_geom g = tq_conv_direct_geom(s);
         const size_t img = (size_t)s->H * s->W * s->C, imgp = (size_t)g.H * g.W * s->C;
         float *xp = n->aux + (size_t)K * g.OCp, *dxp = xp + padded_len(j->B, s);
-        const float *xs = s->pad ? xp + (size_t)b0 * imgp : x->val + (size_t)b0 * img;
+        const float *xs = s->pad || s->pad_w ? xp + (size_t)b0 * imgp : x->val + (size_t)b0 * img;
         if (W->grad) tq_direct_weights(&g, dWp, xs, dy, b1 - b0);
-        if (x->grad && s->pad) {
+        if (x->grad && (s->pad || s->pad_w)) {
             float *d = dxp + (size_t)b0 * imgp;
             memset(d, 0, (size_t)(b1 - b0) * imgp * sizeof(float));
             tq_direct_data(&g, d, dy, W->val, b1 - b0);
@@ -385,7 +391,7 @@ static void conv_backward_slice(void *ctx, int t) {
                         int iy = oy * s->stride + ky - s->pad;
                         if (iy < 0 || iy >= s->H) continue;
                         for (int kx = 0; kx < s->KW; kx++) {
-                            int ix = ox * s->stride + kx - s->pad;
+                            int ix = ox * s->stride + kx - s->pad_w;
                             if (ix < 0 || ix >= s->W) continue;
                             size_t at = (((size_t)b * s->H + iy) * s->W + ix) * s->C;
                             int k = ky * s->KW + kx;

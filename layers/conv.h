@@ -5,7 +5,7 @@
  * tq_conv_shape that the op keeps as its ctx (the caller owns it).
  *
  *   conv2d     y[b][oy][ox][o] = bias[o] + sum_{ky,kx,c} W[o][ky][kx][c] x[b][iy][ix][c]
- *              iy = oy*stride + ky - pad, ix = ox*stride + kx - pad; outside the image x = 0.
+ *              iy = oy*stride + ky - pad, ix = ox*stride + kx - pad_w; outside the image x = 0.
  *              W is [OC][KH*KW*C] (OHWI): one row per output channel, which is also the row of
  *              the per-channel weight quantizer. On a CPU with AVX-512, computed by direct
  *              kernels (layers/conv_direct.c: output channels as vector lanes, no copies);
@@ -31,9 +31,10 @@ extern "C" {
 
 typedef struct {
     int H, W, C;          /* input image */
-    int KH, KW, stride, pad;
+    int KH, KW, stride, pad;   /* kernel rows and columns, one stride, padding above and below */
+    int pad_w;                 /* padding left and right */
     int OC;               /* output channels (depthwise: C * mult) */
-    int OH, OW;           /* output image: (H + 2 pad - KH) / stride + 1, likewise OW */
+    int OH, OW;           /* output image: (H + 2 pad - KH) / stride + 1, (W + 2 pad_w - KW) / stride + 1 */
     int depthwise;        /* 1: one KH x KW filter per output channel */
     int im2col;           /* 1: the im2col path even where the direct kernels run (0 from init) */
 } tq_conv_shape;
@@ -41,6 +42,9 @@ typedef struct {
 /* Fill s and derive OH, OW. TQ_E_SHAPE (with a message) when the kernel does not fit the padded
  * image or a size is not positive; for depthwise, OC must be a multiple of C. */
 tq_status tq_conv_shape_init(tq_conv_shape *s, int H, int W, int C, int K, int stride, int pad, int OC, int depthwise);
+/* The same with a KH x KW kernel and padding pad (rows) and pad_w (columns). */
+tq_status tq_conv_shape_init_hw(tq_conv_shape *s, int H, int W, int C, int KH, int KW, int stride, int pad, int pad_w, int OC,
+                                int depthwise);
 
 /* Record y = conv(x, W) + b (b may be NULL).  x:[B][H*W*C]  W:[OC][KH*KW*C] (depthwise
  * [OC][KH*KW])  b:[1][OC]  ->  [B][OH*OW*OC]. */

@@ -21,6 +21,14 @@ static const struct {
      * after; the shapes and the MACs are the same), shortcuts without batch norm, as MLPerf's */
     {"resnet8", "in-c16k3p1br@a-c16k3p1br-c16k3p1b-+a-r@b-c32k3s2p1br-c32k3p1b@c-~b-c32k1s2-+c-r@d-c64k3s2p1br-c64k3p1b@e-~d-"
                 "c64k1s2-+e-r-g-out"},
+    /* MLPerf Tiny's keyword spotting DS-CNN: a 10x4 convolution (stride 2, padded to keep half the
+     * image: TFLite's SAME on even sizes), four depthwise-separable blocks, global average pool */
+    {"dscnn", "in-c64k10x4s2p4x1br-d1k3p1br-c64k1br-d1k3p1br-c64k1br-d1k3p1br-c64k1br-d1k3p1br-c64k1br-g-out"},
+    /* MobileNet v1 of width 0.25 (MLPerf Tiny's visual wake words network): a 3x3 convolution to 8
+     * channels (stride 2), 13 depthwise-separable blocks, ReLU6 after every batch norm */
+    {"mobilenet", "in-c8k3s2p1br6-d1k3p1br6-c16k1br6-d1k3s2p1br6-c32k1br6-d1k3p1br6-c32k1br6-d1k3s2p1br6-c64k1br6-d1k3p1br6-"
+                  "c64k1br6-d1k3s2p1br6-c128k1br6-d1k3p1br6-c128k1br6-d1k3p1br6-c128k1br6-d1k3p1br6-c128k1br6-d1k3p1br6-c128k1br6-"
+                  "d1k3p1br6-c128k1br6-d1k3s2p1br6-c256k1br6-d1k3p1br6-c256k1br6-g-out"},
 };
 
 /* A stage token: c or d, then a digit. */
@@ -144,20 +152,20 @@ static tq_status parse_stage(tq_model *m, const char *spec, const char *tok, int
     int hh, ww, cc, *h = &hh, *w = &ww, *c = &cc;
     stage_out(m, from, h, w, c);
     st->src[0] = from, st->src[1] = -1;
-    int depthwise = tok[0] == 'd', n = 0, k = 0, stride = 1, pad = 0;
+    int depthwise = tok[0] == 'd', n = 0, k = 0, kw = 0, stride = 1, pad = 0, pad_w = 0;
     const char *p = tok + 1;
     char *end;
     n = (int)strtol(p, &end, 10);
     p = end;
-    if (n < 1 || n > 4096 || opt_num(&p, 'k', &k) != 1 || k < 1)
-        TQ_FAIL(TQ_E_ARG, "model spec '%s': stage %d '%.*s': want %cNkK (N %s, K the kernel size)", spec, m->n_stages + 1,
-                (int)strcspn(tok, "-"), tok, tok[0], depthwise ? "channels per input channel" : "output channels");
-    if (opt_num(&p, 's', &stride) < 0 || stride < 1 || opt_num(&p, 'p', &pad) < 0)
+    if (n < 1 || n > 4096 || opt_num(&p, 'k', &k) != 1 || k < 1 || (kw = k, opt_num(&p, 'x', &kw) < 0) || kw < 1)
+        TQ_FAIL(TQ_E_ARG, "model spec '%s': stage %d '%.*s': want %cNkK or %cNkKxL (N %s, K x L the kernel)", spec, m->n_stages + 1,
+                (int)strcspn(tok, "-"), tok, tok[0], tok[0], depthwise ? "channels per input channel" : "output channels");
+    if (opt_num(&p, 's', &stride) < 0 || stride < 1 || opt_num(&p, 'p', &pad) < 0 || (pad_w = pad, opt_num(&p, 'x', &pad_w) < 0))
         TQ_FAIL(TQ_E_ARG, "model spec '%s': stage %d: bad stride or padding", spec, m->n_stages + 1);
     if (*p == 'b') st->bn = 1, p++;
-    if (*p == 'r') st->relu = 1, p++;
+    if (*p == 'r') st->relu = p[1] == '6' ? 2 : 1, p += st->relu; /* r6: ReLU6 */
     if (*p && *p != '-') TQ_FAIL(TQ_E_ARG, "model spec '%s': stage %d: unexpected '%.*s'", spec, m->n_stages + 1, char_len(p), p);
-    tq_status s = tq_conv_shape_init(&st->conv, *h, *w, *c, k, stride, pad, depthwise ? *c * n : n, depthwise);
+    tq_status s = tq_conv_shape_init_hw(&st->conv, *h, *w, *c, k, kw, stride, pad, pad_w, depthwise ? *c * n : n, depthwise);
     if (s != TQ_OK) return tq_error_set_(s, __FILE__, __LINE__, "model spec '%s': stage %d: %s", spec, m->n_stages + 1, tq_last_error());
     *h = st->out_h = st->conv.OH;
     *w = st->out_w = st->conv.OW;
@@ -652,7 +660,8 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
                                        .out_scale = out_scale, .in_zp = in_zp, .out_zp = out_zp,
                                        .kind = cs->depthwise ? TQ_S8_DEPTHWISE : TQ_S8_CONV, .in_h = cs->H, .in_w = cs->W,
                                        .in_c = cs->C, .out_h = cs->OH, .out_w = cs->OW, .out_c = OC, .k = cs->KH,
-                                       .stride = cs->stride, .pad = cs->pad, .src = {from[0], 0}};
+                                       .stride = cs->stride, .pad = cs->pad, .kw = cs->KW, .stride_w = cs->stride,
+                                       .pad_w = cs->pad_w, .src = {from[0], 0}};
             ch += 2 * OC;
             w += stage_weights(S);
         }
@@ -906,9 +915,9 @@ static tq_node *conv_stage(tq_graph *g, tq_model *m, int s, tq_node *h) {
     tq_node *bt = st->bn ? tq_leaf(g, sname[s][3], 1, OC, st->beta, st->dbeta) : NULL;
     if (m->qat) return tq_qat_stage(g, m->qat, s, h, W, b, gm, bt, st->bn ? &st->bn_state : NULL, st->relu, &st->conv);
     h = tq_conv2d(g, h, W, b, &st->conv);
-    if (st->bn && st->relu) return tq_batchnorm_relu(g, h, gm, bt, &st->bn_state);
-    if (st->bn) return tq_batchnorm(g, h, gm, bt, &st->bn_state);
-    return st->relu ? tq_relu(g, h) : h;
+    if (st->bn && st->relu == 1) return tq_batchnorm_relu(g, h, gm, bt, &st->bn_state);
+    if (st->bn) h = tq_batchnorm(g, h, gm, bt, &st->bn_state);
+    return st->relu == 2 ? tq_relu6(g, h) : st->relu ? tq_relu(g, h) : h;
 }
 
 tq_status tq_net_init(tq_net *net, tq_model *m, int max_batch) {

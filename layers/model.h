@@ -9,8 +9,10 @@
  *
  * Spec: tokens joined by '-', the input first:
  *   N or HxWxC     the input: N values (dense only), or an H x W image of C channels
- *   cOkK           a convolution to O channels with a K x K kernel; then optionally sS (stride,
- *                  default 1), pP (zero padding, default 0), b (batch norm), r (ReLU): c8k5br
+ *   cOkK           a convolution to O channels with a K x K kernel (cOkKxL: K rows, L columns);
+ *                  then optionally sS (stride, default 1), pP (zero padding on every side, default
+ *                  0; pPxQ: P above and below, Q left and right), b (batch norm), r (ReLU) or r6
+ *                  (ReLU6): c8k5br, c64k10x4s2p4x1br
  *   dMkK           a depthwise convolution, M output channels per input channel, same options
  *   mK / aK        a K x K max / average pool after the stage before it; sS sets its stride
  *                  (default K): m2
@@ -28,6 +30,10 @@
  * them, and the presets, into numbers:
  *   digitsnet   in-100r-100r-out                (784-100r-100r-10 on MNIST)
  *   digitscnn   in-c8k5br-m2-c16k5br-m2-out     (28x28x1-c8k5br-m2-c16k5br-m2-10: 322,560 MACs)
+ *   dscnn       MLPerf Tiny's keyword spotting DS-CNN: a 10x4 convolution to 64 (stride 2), four
+ *               depthwise-separable blocks (3x3 depthwise, 1x1 to 64), global average pool, dense
+ *   mobilenet   MobileNet v1 of width 0.25 (MLPerf Tiny's visual wake words): a 3x3 convolution to 8
+ *               (stride 2), 13 depthwise-separable blocks, ReLU6, global average pool, dense
  *   resnet8     MLPerf Tiny's image classification ResNet-8 (12,501,632 MACs on 32x32x3): a 3x3
  *               convolution to 16 channels, three residual blocks of 16, 32 and 64 (the last two
  *               stride 2 with 1x1 shortcuts), global average pool, dense
@@ -69,7 +75,7 @@ typedef struct {
     int kind;                      /* TQ_STAGE_CONV or TQ_STAGE_ADD */
     int src[2];                    /* the stages whose outputs it reads (-1: the model's input); an add reads two */
     tq_conv_shape conv;            /* input H x W x C -> OH x OW x OC (an add: H x W x C both) */
-    int bn, relu;
+    int bn, relu;                  /* relu: 1 ReLU, 2 ReLU6 (an add: ReLU only) */
     int pool;                      /* 0 none, 1 max, 2 average */
     tq_pool_shape pool_shape;
     int out_h, out_w, out_c;       /* after the pool */

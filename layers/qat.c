@@ -8,6 +8,7 @@
 #include "layers/linear.h"
 #include "layers/relu.h"
 #include "src/alloc.h"
+#include "src/parallel.h"
 #include "src/qmodel.h"
 
 void tq_qat_cfg_defaults(tq_qat_cfg *c) {
@@ -171,12 +172,13 @@ tq_node *tq_qat_stage(tq_graph *g, tq_qat *q, int s, tq_node *x, tq_node *W, tq_
         }
         tq_node *Wq = fake_quant(g, tq_bn_fold_weights(g, W, gamma, bn), &q->swfq[s]);
         y = tq_bn_unfold_output(g, tq_conv2d(g, x, Wq, NULL, cs), gamma, bn);
-        y = relu ? tq_batchnorm_relu(g, y, gamma, beta, bn) : tq_batchnorm(g, y, gamma, beta, bn);
+        y = relu == 1 ? tq_batchnorm_relu(g, y, gamma, beta, bn) : tq_batchnorm(g, y, gamma, beta, bn);
+        if (relu == 2) y = tq_relu6(g, y);
     } else {
         tq_node *Wq = fake_quant(g, W, &q->swfq[s]);
         tq_node *bq = b && q->cfg.quant_bias ? tq_graph_apply(g, &op_bias_quant, &q->sbq[s], 1, &b) : b;
         y = tq_conv2d(g, x, Wq, bq, cs);
-        if (relu) y = tq_relu(g, y);
+        if (relu) y = relu == 2 ? tq_relu6(g, y) : tq_relu(g, y);
     }
     return fake_quant(g, y, &q->safq[s]);
 }
@@ -200,38 +202,63 @@ static tq_status qadd_shape(tq_node *n) {
     return TQ_OK;
 }
 
-static void qadd_forward(tq_node *n, int mode) {
+/* The int8 ADD on elements [a, b): what one slice of the thread pool computes. */
+typedef struct {
+    tq_node *n;
+    int32_t M0[3], sh[3], za, zb, zy, lo, hi;
+    float sa, sb, sy;
+    int quantize, slices;
+} qadd_job;
+
+static void qadd_slice(void *ctx, int t) {
+    const qadd_job *j = ctx;
+    tq_node *n = j->n;
     const tq_qadd *A = n->ctx;
-    tq_fq *fy = A->y;
     const float *a = n->in[0]->val, *b = n->in[1]->val;
-    size_t N = tq_node_numel(n);
-    for (size_t i = 0; i < N; i++) {
+    size_t i0, i1;
+    tq_slice(tq_node_numel(n), t, j->slices, &i0, &i1);
+    for (size_t i = i0; i < i1; i++) {
         float v = a[i] + b[i];
         n->val[i] = A->relu && !(v > 0.0f) ? 0.0f * v : v; /* 0 * NaN stays NaN */
         n->aux[i] = A->relu && !(v > 0.0f) ? 0.0f : 1.0f;
     }
-    if (mode != TQ_RUN_EVAL) (void)tq_fq_update(fy, n->val, n->in[0]->rows, n->in[0]->cols, 1);
-    if (!fy->enabled || mode == TQ_RUN_CALIBRATE || fy->obs->n_seen == 0) return;
-    float sa, sb, sy = fy->scale[0];
-    int32_t za, zb, zy = fy->zero_point[0], M0[3], sh[3];
-    grid_of(A->a, &sa, &za);
-    grid_of(A->b, &sb, &zb);
-    tq_add_multipliers(sa, sb, sy, M0, sh);
-    const int32_t lo = A->relu ? zy : fy->qmin, hi = fy->qmax;
-    for (size_t i = 0; i < N; i++) {
+    if (!j->quantize) return;
+    for (size_t i = i0; i < i1; i++) {
         if (n->val[i] != n->val[i]) continue; /* NaN: left for the loss to report */
         /* the clipped STE's range, from the float sum */
-        float u = (float)zy + nearbyintf(n->val[i] / sy);
-        if (u < (float)fy->qmin || u > (float)fy->qmax) n->aux[i] = 0.0f;
-        int32_t qa = (int32_t)nearbyintf(a[i] / sa), qb = (int32_t)nearbyintf(b[i] / sb); /* q - z */
+        float u = (float)j->zy + nearbyintf(n->val[i] / j->sy);
+        if (u < (float)A->y->qmin || u > (float)A->y->qmax) n->aux[i] = 0.0f;
+        int32_t qa = (int32_t)nearbyintf(a[i] / j->sa), qb = (int32_t)nearbyintf(b[i] / j->sb); /* q - z */
         qa = qa < -255 ? -255 : qa > 255 ? 255 : qa;
         qb = qb < -255 ? -255 : qb > 255 ? 255 : qb;
-        int64_t r = (int64_t)tq_requantize_ref(qa * (1 << 20), M0[0], sh[0]) + tq_requantize_ref(qb * (1 << 20), M0[1], sh[1]);
+        int64_t r = (int64_t)tq_requantize_ref(qa * (1 << 20), j->M0[0], j->sh[0]) + tq_requantize_ref(qb * (1 << 20), j->M0[1], j->sh[1]);
         r = r > INT32_MAX ? INT32_MAX : r < INT32_MIN ? INT32_MIN : r;
-        int64_t q = (int64_t)tq_requantize_ref((int32_t)r, M0[2], sh[2]) + zy;
-        q = q < lo ? lo : q > hi ? hi : q;
-        n->val[i] = (float)(q - zy) * sy;
+        int64_t q = (int64_t)tq_requantize_ref((int32_t)r, j->M0[2], j->sh[2]) + j->zy;
+        q = q < j->lo ? j->lo : q > j->hi ? j->hi : q;
+        n->val[i] = (float)(q - j->zy) * j->sy;
     }
+}
+
+static void qadd_forward(tq_node *n, int mode) {
+    const tq_qadd *A = n->ctx;
+    tq_fq *fy = A->y;
+    size_t N = tq_node_numel(n);
+    qadd_job j = {.n = n, .slices = N >= TQ_SLICE_MIN / 4 ? TQ_SLICES : 1};
+    if (mode != TQ_RUN_EVAL) { /* the observer sees the float sum first, then the sum is quantized with it */
+        tq_parallel_for(j.slices, qadd_slice, &j);
+        (void)tq_fq_update(fy, n->val, n->in[0]->rows, n->in[0]->cols, 1);
+    }
+    if (!fy->enabled || mode == TQ_RUN_CALIBRATE || fy->obs->n_seen == 0) {
+        if (mode == TQ_RUN_EVAL) tq_parallel_for(j.slices, qadd_slice, &j);
+        return;
+    }
+    j.quantize = 1;
+    grid_of(A->a, &j.sa, &j.za);
+    grid_of(A->b, &j.sb, &j.zb);
+    j.sy = fy->scale[0], j.zy = fy->zero_point[0];
+    tq_add_multipliers(j.sa, j.sb, j.sy, j.M0, j.sh);
+    j.lo = A->relu ? j.zy : fy->qmin, j.hi = fy->qmax;
+    tq_parallel_for(j.slices, qadd_slice, &j);
 }
 
 static void qadd_backward(tq_node *n) {

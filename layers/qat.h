@@ -99,7 +99,7 @@ tq_node *tq_qat_layer(tq_graph *g, tq_qat *q, int l, tq_node *x, tq_node *W, tq_
 /* Record stage s's convolution, fused with its batch norm when bn is given (docs/QUANTIZATION.md
  * §10): fake_quant(W * s_bn) convolved, divided by s_bn, then batch norm (gamma, beta); without
  * batch norm: fake-quant W and the int32 bias b (with batch norm, b must be NULL: TQ_E_ARG in the
- * graph's status). Then ReLU if relu, then the output fake quant.
+ * graph's status). Then ReLU if relu is 1, ReLU6 if 2, then the output fake quant.
  * The pool comes after (it needs no quantizer: it keeps the scale). */
 tq_node *tq_qat_stage(tq_graph *g, tq_qat *q, int s, tq_node *x, tq_node *W, tq_node *b, tq_node *gamma, tq_node *beta,
                       tq_bn *bn, int relu, const tq_conv_shape *cs);

@@ -5,5 +5,7 @@
 #include "../src/autograd.h"
 
 tq_node *tq_relu(tq_graph *g, tq_node *x);
+/* ReLU6: y = min(max(x, 0), 6) (MobileNet's). backward: dx += dy where 0 < y < 6. */
+tq_node *tq_relu6(tq_graph *g, tq_node *x);
 
 #endif

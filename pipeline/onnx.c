@@ -414,7 +414,7 @@ static tq_status build_float(ox_graph *g, const tq_model *m) {
         }
         attr_ints2(&n, "kernel_shape", cs->KH, cs->KW, 2);
         attr_ints2(&n, "strides", cs->stride, cs->stride, 2);
-        attr_ints2(&n, "pads", cs->pad, cs->pad, 4);
+        attr_ints2(&n, "pads", cs->pad, cs->pad_w, 4); /* top, left, bottom, right */
         if (cs->depthwise) attr_int(&n, "group", cs->C);
         snprintf(nm, sizeof nm, "s%d_conv", s);
         node_end(g, &n, nm);
@@ -433,7 +433,15 @@ static tq_status build_float(ox_graph *g, const tq_model *m) {
             snprintf(nm, sizeof nm, "s%d_bn", s);
             node_end(g, &n, nm);
         }
-        if (S->relu) {
+        if (S->relu == 2) { /* ReLU6: Clip with its bounds as inputs (opset 11 on) */
+            char lo[32], hi[32];
+            snprintf(nm, sizeof nm, "s%d_relu6", s);
+            snprintf(lo, sizeof lo, "s%d_relu6_lo", s);
+            snprintf(hi, sizeof hi, "s%d_relu6_hi", s);
+            init_scalar_f(g, lo, 0.0f);
+            init_scalar_f(g, hi, 6.0f);
+            node3(g, "Clip", g->x, lo, hi, nm);
+        } else if (S->relu) {
             snprintf(nm, sizeof nm, "s%d_relu", s);
             node3(g, "Relu", g->x, NULL, NULL, nm);
         }

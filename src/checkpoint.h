@@ -17,7 +17,7 @@
 
 #define TQ_CKPT_VERSION 1
 #define TQ_CKPT_MAX_META 32
-#define TQ_CKPT_MAX_TENSORS 64
+#define TQ_CKPT_MAX_TENSORS 512 /* a MobileNet: 5 a stage, its observers, LSQ scales, optimizer state */
 #define TQ_CKPT_MAX_ELEMS (1u << 26) /* per tensor: 256 MiB of floats is already absurd here */
 
 typedef struct {
@@ -30,7 +30,7 @@ typedef struct {
 typedef struct {
     int n_meta;
     char key[TQ_CKPT_MAX_META][32];
-    char val[TQ_CKPT_MAX_META][256];
+    char val[TQ_CKPT_MAX_META][512]; /* a model spec fits (TQ_SPEC_MAX) */
     int n_tensors;
     tq_ckpt_tensor t[TQ_CKPT_MAX_TENSORS];
 } tq_ckpt;

@@ -42,8 +42,8 @@ typedef struct {
     float in2_scale;           /* an add's or concat's second input's scale */
 } tq_qlayer;
 
-/* The longest model spec, with its NUL (a ResNet-8's is some 130 characters). */
-#define TQ_SPEC_MAX 256
+/* The longest model spec, with its NUL (a ResNet-8's is some 130 characters, a MobileNet's 300). */
+#define TQ_SPEC_MAX 512
 
 typedef struct {
     char spec[TQ_SPEC_MAX];

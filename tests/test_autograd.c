@@ -73,6 +73,36 @@ static void relu_grads(void **state) {
     tq_graph_free(g);
 }
 
+/* ReLU6: the clamp by hand on values around both kinks (none within the finite difference's
+ * step of 0 or 6), its gradient against finite differences, exactly zero outside (0, 6). */
+static void relu6_grads(void **state) {
+    (void)state;
+    enum { N = 24 };
+    tq_rng r;
+    tq_rng_seed(&r, 3);
+    float x[N], dx[N], R[N];
+    for (int i = 0; i < N; i++) {
+        float v = tq_rng_uniform_in(&r, -3.0f, 9.0f);
+        x[i] = fabsf(v) < 0.05f || fabsf(v - 6.0f) < 0.05f ? v + 0.3f : v;
+    }
+    fill(&r, R, N, -1, 1);
+    tq_graph *g = tq_graph_new();
+    tq_node *xn = tq_leaf(g, "x", 4, 6, x, dx);
+    tq_node *y = tq_relu6(g, xn);
+    tq_node *L = tq_graph_apply(g, &op_wsum, R, 1, &y);
+    tq_graph_forward(g, 0);
+    int below = 0, above = 0;
+    for (int i = 0; i < N; i++) {
+        assert_true(y->val[i] == (x[i] < 0 ? 0.0f : x[i] > 6 ? 6.0f : x[i]));
+        below += x[i] < 0, above += x[i] > 6;
+    }
+    assert_true(below > 0 && above > 0);
+    assert_true(gradcheck(g, L, x, dx, N) <= 0);
+    for (int i = 0; i < N; i++)
+        if (x[i] < 0 || x[i] > 6) assert_true(dx[i] == 0.0f);
+    tq_graph_free(g);
+}
+
 /* A node whose only consumer can assign its gradient (ReLU) is marked and not zeroed; a second
  * consumer takes the mark away, and both add. Either way the gradient is right, and stays right
  * over repeated backward passes (an assigned one does not pile up, a zeroed one restarts). */
@@ -265,6 +295,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(matmul_bias_grads),
         cmocka_unit_test(relu_grads),
+        cmocka_unit_test(relu6_grads),
         cmocka_unit_test(gradient_assigned_by_an_only_consumer),
         cmocka_unit_test(xent_value_and_grads),
         cmocka_unit_test(mean_grads),

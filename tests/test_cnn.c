@@ -185,6 +185,127 @@ static void resnet8_preset(void **state) {
     tq_model_free(&m);
 }
 
+static uint64_t model_macs(const tq_model *m) {
+    uint64_t macs = 0;
+    for (int s = 0; s < m->n_stages; s++) {
+        const tq_conv_shape *c = &m->stage[s].conv;
+        if (m->stage[s].kind == TQ_STAGE_CONV) macs += (uint64_t)c->OH * c->OW * c->OC * c->KH * c->KW * (c->depthwise ? 1 : c->C);
+    }
+    for (int l = 0; l < m->n_layers; l++) macs += (uint64_t)m->dims[l] * (uint64_t)m->dims[l + 1];
+    return macs;
+}
+
+/* Quantize model m (PTQ defaults), let a training pass's observers see B random images, and
+ * compare the integer model's logits with the simulation's on them: equal, logit by logit. */
+static void integer_equals_simulation(tq_model *m, tq_qmodel *qm, uint64_t seed) {
+    tq_rng r;
+    tq_rng_seed(&r, seed);
+    tq_model_init_params(m, &r);
+    tq_qat_cfg qc;
+    tq_qat_cfg_defaults(&qc);
+    assert_int_equal(tq_model_quantize(m, &qc), TQ_OK);
+    enum { B = 16 };
+    const int D = tq_model_inputs(m), O = m->dims[m->n_layers];
+    uint8_t *px = tq_malloc((size_t)B * D);
+    for (int i = 0; i < B * D; i++) px[i] = (uint8_t)tq_rng_below(&r, 256);
+    tq_net net;
+    assert_int_equal(tq_net_init(&net, m, B), TQ_OK);
+    assert_int_equal(tq_net_set_batch(&net, m, px, NULL, B), TQ_OK);
+    assert_int_equal(tq_graph_forward(net.g, TQ_RUN_TRAIN), TQ_OK);
+    assert_int_equal(tq_graph_forward(net.g, TQ_RUN_EVAL), TQ_OK);
+    assert_int_equal(tq_model_to_int8(m, qm), TQ_OK);
+    size_t sb = tq_int8_net_predict_scratch_bytes(&qm->net);
+    int8_t *scratch = tq_malloc(sb), *logits = tq_malloc((size_t)O);
+    const tq_fq *fo = &m->qat->afq[m->n_layers - 1];
+    for (int i = 0; i < B; i++) {
+        tq_int8_net_predict_u8(&qm->net, px + (size_t)D * i, logits, scratch, sb);
+        for (int k = 0; k < O; k++) {
+            int want = (int)nearbyintf(net.logits->val[i * O + k] / fo->scale[0]) + fo->zero_point[0];
+            if (logits[k] != want) fail_msg("%s: image %d logit %d: integer %d, simulation %d", m->spec, i, k, logits[k], want);
+        }
+    }
+    tq_free(scratch), tq_free(logits), tq_free(px);
+    tq_net_free(&net);
+}
+
+/* A K x L kernel padded per axis, ReLU6 and depthwise through QAT and conversion: the integer
+ * layers keep the kernel's columns and padding and ReLU6's clamp, and their logits are the
+ * simulation's. */
+static void quantized_kxl_relu6(void **state) {
+    (void)state;
+    tq_model m;
+    tq_qmodel qm;
+    assert_int_equal(tq_model_init(&m, "9x7x2-c4k5x3s2p2x1br6-d1k3p1br6-c4k1br-m2-3"), TQ_OK);
+    assert_true(m.stage[0].conv.OH == 5 && m.stage[0].conv.OW == 4);
+    integer_equals_simulation(&m, &qm, 11);
+    const tq_qlayer *L = &qm.layer[0];
+    assert_true(L->k == 5 && L->kw == 3 && L->pad == 2 && L->pad_w == 1 && L->stride == 2 && L->stride_w == 2);
+    assert_int_equal(L->relu, 2);
+    /* ReLU6's top: z + round(6 / s), at most 127 */
+    long top = L->out_zp + lroundf(6.0f / L->out_scale);
+    assert_int_equal(L->act_max, top > 127 ? 127 : top);
+    assert_int_equal(qm.layer[1].relu, 2);
+    assert_int_equal(qm.layer[2].relu, 1);
+    tq_qmodel_free(&qm);
+    tq_model_free(&m);
+    /* and the residual graph with global pool, a second time through the same check */
+    assert_int_equal(tq_model_init(&m, "6x6x2-c3k3p1br6@a-c3k3p1b@m-~a-c3k1-+m-r-g-4"), TQ_OK);
+    integer_equals_simulation(&m, &qm, 12);
+    tq_qmodel_free(&qm);
+    tq_model_free(&m);
+}
+
+/* MLPerf Tiny's DS-CNN and MobileNet v1 0.25 on MNIST's 28x28: their layers, shapes and MACs
+ * worked out by hand. */
+static void dscnn_and_mobilenet_presets(void **state) {
+    (void)state;
+    const int mnist[3] = {28, 28, 1};
+    char r[TQ_SPEC_MAX];
+    tq_model m;
+    assert_int_equal(tq_model_spec_resolve("dscnn", mnist, 10, r, sizeof r), TQ_OK);
+    assert_int_equal(tq_model_init(&m, r), TQ_OK);
+    assert_false(tq_model_is_graph(&m));
+    assert_int_equal(m.n_stages, 9);
+    const tq_conv_shape *c0 = &m.stage[0].conv; /* 10x4, stride 2, padded 4 and 1: 14x14x64 */
+    assert_true(c0->KH == 10 && c0->KW == 4 && c0->stride == 2 && c0->pad == 4 && c0->pad_w == 1);
+    assert_true(c0->OH == 14 && c0->OW == 14 && c0->OC == 64);
+    for (int s = 1; s < 9; s++) {
+        const tq_conv_shape *c = &m.stage[s].conv;
+        assert_int_equal(c->depthwise, s % 2);
+        assert_int_equal(c->KH, s % 2 ? 3 : 1);
+        assert_true(c->OH == 14 && c->OW == 14 && c->OC == 64 && m.stage[s].bn && m.stage[s].relu == 1);
+    }
+    assert_true(m.stage[8].pool == 2 && m.stage[8].out_h == 1 && m.dims[0] == 64);
+    /* conv 14*14*64*40, four blocks of a 3x3 depthwise and a 64 -> 64 pointwise, dense 64*10 */
+    assert_int_equal(model_macs(&m), 14 * 14 * 64 * 40 + 4 * (14 * 14 * 64 * 9 + 14 * 14 * 64 * 64) + 64 * 10);
+    tq_model_free(&m);
+
+    assert_int_equal(tq_model_spec_resolve("mobilenet", mnist, 10, r, sizeof r), TQ_OK);
+    assert_int_equal(tq_model_init(&m, r), TQ_OK);
+    assert_int_equal(m.n_stages, 27);
+    int dw = 0;
+    for (int s = 0; s < 27; s++) dw += m.stage[s].conv.depthwise, assert_int_equal(m.stage[s].relu, 2); /* ReLU6 */
+    assert_int_equal(dw, 13);
+    /* channels 8 (stride 2: 14x14), then the blocks' pointwise outputs; stride 2 in blocks 2, 4, 6 and 12 */
+    const int pw[13] = {16, 32, 32, 64, 64, 128, 128, 128, 128, 128, 128, 256, 256}, side[13] = {14, 7, 7, 4, 4, 2, 2, 2, 2, 2, 2, 1, 1};
+    uint64_t want = 14 * 14 * 8 * 9;
+    int ch = 8;
+    for (int b = 0; b < 13; b++) {
+        const tq_stage *d = &m.stage[1 + 2 * b], *p = &m.stage[2 + 2 * b];
+        assert_true(d->conv.depthwise && d->conv.OH == side[b] && p->conv.OC == pw[b] && p->conv.KH == 1);
+        want += (uint64_t)side[b] * side[b] * ch * 9 + (uint64_t)side[b] * side[b] * ch * pw[b];
+        ch = pw[b];
+    }
+    want += 256 * 10;
+    assert_int_equal(model_macs(&m), want);
+    assert_int_equal(want, 751984);
+    tq_model_free(&m);
+    /* the spec grammar's new parts refused when malformed */
+    const char *bad[] = {"8x8x1-c4k3x-2", "8x8x1-c4k3x0-2", "8x8x1-c4k3p1x-2", "8x8x1-c4k3x9-2", "8x8x1-c4k3p1x3-2", "8x8x1-c4k3r7-2"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (tq_model_init(&m, bad[i]) == TQ_OK) fail_msg("spec %s was taken", bad[i]);
+}
+
 /* A residual block's stages in the graph: the add's output is the ReLU of its two inputs' sum,
  * element by element, and a branch (~) reads the named output, not the stage before. */
 static void residual_forward(void **state) {
@@ -565,6 +686,7 @@ int main(void) {
         cmocka_unit_test(quantized_cnn),              cmocka_unit_test(resnet8_preset),
         cmocka_unit_test(residual_forward),           cmocka_unit_test(residual_gradients),
         cmocka_unit_test(graph_files),                cmocka_unit_test(quantized_graph),
+        cmocka_unit_test(dscnn_and_mobilenet_presets), cmocka_unit_test(quantized_kxl_relu6),
     };
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -28,13 +28,15 @@ static float *rnd(tq_rng *r, size_t n, float lo, float hi) {
 
 static int use_im2col; /* check_conv's path: im2col (1) or the direct kernels where they run (0) */
 
-static void check_conv(int B, int H, int W, int C, int K, int stride, int pad, int OC, int depthwise, int bias) {
+/* A KH x KW kernel, padding pad (rows) and pad_w (columns) */
+static void check_conv_hw(int B, int H, int W, int C, int KH, int KW, int stride, int pad, int pad_w, int OC, int depthwise, int bias) {
     tq_conv_shape s;
-    assert_int_equal(tq_conv_shape_init(&s, H, W, C, K, stride, pad, OC, depthwise), TQ_OK);
+    assert_int_equal(tq_conv_shape_init_hw(&s, H, W, C, KH, KW, stride, pad, pad_w, OC, depthwise), TQ_OK);
     s.im2col = use_im2col;
     tq_rng r;
-    tq_rng_seed(&r, (uint64_t)(H * 1000 + K * 10 + stride));
-    int KK = K * K * (depthwise ? 1 : C);
+    tq_rng_seed(&r, (uint64_t)(H * 1000 + KH * 10 + stride));
+    const int K = KH;
+    int KK = KH * KW * (depthwise ? 1 : C);
     size_t nx = (size_t)B * H * W * C, nw = (size_t)OC * KK, ny = (size_t)B * s.OH * s.OW * OC;
     float *x = rnd(&r, nx, -1, 1), *w = rnd(&r, nw, -1, 1), *b = rnd(&r, (size_t)OC, -1, 1), *R = rnd(&r, ny, -1, 1);
     float *dx = tq_calloc(nx, sizeof(float)), *dw = tq_calloc(nw, sizeof(float)), *db = tq_calloc((size_t)OC, sizeof(float));
@@ -59,6 +61,10 @@ static void check_conv(int B, int H, int W, int C, int K, int stride, int pad, i
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tq_free(all[i]);
 }
 
+static void check_conv(int B, int H, int W, int C, int K, int stride, int pad, int OC, int depthwise, int bias) {
+    check_conv_hw(B, H, W, C, K, K, stride, pad, pad, OC, depthwise, bias);
+}
+
 /* Both paths: im2col + SGEMM, and the direct kernels where this CPU has AVX-512. */
 static void conv_matches_reference_and_gradients(void **state) {
     (void)state;
@@ -72,6 +78,12 @@ static void conv_matches_reference_and_gradients(void **state) {
         check_conv(2, 5, 7, 2, 3, 1, 0, 8, 0, 1);   /* 8 channels (pixel pairs), 5 outputs a row (2 pairs + 1) */
         check_conv(2, 6, 7, 3, 3, 2, 1, 6, 1, 1);   /* depthwise, multiplier 2, stride 2, padding */
         check_conv(1, 5, 5, 4, 2, 1, 0, 4, 1, 0);   /* depthwise, even kernel */
+        /* k x kw kernels, padding per axis: DS-CNN's 10x4 first layer (stride 2) on a small image,
+         * a 5x3 on two channels, a 3x1 depthwise, a 1x3 with column padding only */
+        check_conv_hw(2, 12, 6, 1, 10, 4, 2, 4, 1, 3, 0, 1);
+        check_conv_hw(2, 9, 7, 2, 5, 3, 2, 2, 1, 4, 0, 1);
+        check_conv_hw(2, 6, 5, 3, 3, 1, 1, 1, 0, 3, 1, 1);
+        check_conv_hw(1, 4, 6, 2, 1, 3, 1, 0, 1, 5, 0, 0);
     }
     use_im2col = 0;
 }
@@ -109,18 +121,20 @@ static void direct_matches_im2col(void **state) {
     tq_conv_shape probe;
     assert_int_equal(tq_conv_shape_init(&probe, 4, 4, 1, 3, 1, 0, 1, 0), TQ_OK);
     if (!tq_conv_direct(&probe)) skip(); /* no AVX-512 here: only im2col runs */
-    const int shapes[][8] = {
-        /* B  H   W   C  K s p  OC */
-        {5, 28, 28, 1, 5, 1, 0, 8},   {5, 12, 12, 8, 5, 1, 0, 16}, {3, 7, 13, 22, 3, 1, 1, 20},
-        {3, 9, 9, 3, 3, 2, 1, 8},     {2, 5, 38, 2, 3, 1, 0, 8}, /* 8 channels, paired: odd rows of 5 and 36 */
-        {2, 9, 10, 5, 4, 2, 2, 33},   {4, 6, 6, 70, 1, 1, 0, 3},   {3, 11, 7, 3, 3, 3, 1, 16},
+    const int shapes[][10] = {
+        /* B  H   W   C  KH KW s p pw OC */
+        {5, 28, 28, 1, 5, 5, 1, 0, 0, 8},   {5, 12, 12, 8, 5, 5, 1, 0, 0, 16}, {3, 7, 13, 22, 3, 3, 1, 1, 1, 20},
+        {3, 9, 9, 3, 3, 3, 2, 1, 1, 8},     {2, 5, 38, 2, 3, 3, 1, 0, 0, 8}, /* 8 channels, paired: odd rows of 5 and 36 */
+        {2, 9, 10, 5, 4, 4, 2, 2, 2, 33},   {4, 6, 6, 70, 1, 1, 1, 0, 0, 3},   {3, 11, 7, 3, 3, 3, 3, 1, 1, 16},
+        {3, 28, 28, 1, 10, 4, 2, 4, 1, 64}, /* DS-CNN's first layer on MNIST */
+        {2, 9, 12, 6, 3, 5, 1, 0, 2, 24},
     };
     tq_rng r;
     tq_rng_seed(&r, 77);
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
         const int *v = shapes[t], B = v[0];
         tq_conv_shape s;
-        assert_int_equal(tq_conv_shape_init(&s, v[1], v[2], v[3], v[4], v[5], v[6], v[7], 0), TQ_OK);
+        assert_int_equal(tq_conv_shape_init_hw(&s, v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], 0), TQ_OK);
         size_t nx = (size_t)B * s.H * s.W * s.C, nw = (size_t)s.OC * s.KH * s.KW * s.C, ny = (size_t)B * s.OH * s.OW * s.OC;
         float *x = rnd(&r, nx, -1, 1), *w = rnd(&r, nw, -1, 1), *b = rnd(&r, (size_t)s.OC, -1, 1), *R = rnd(&r, ny, -1, 1);
         float *out[2][4];

@@ -106,7 +106,7 @@ int cmd_bench(int argc, char **argv) {
         {"--batch", CLI_INT, &batch, "batch size", 1, 60000},
         {"--threads", CLI_INT, &threads, "BLAS threads", 1, 256},
         {"--repeats", CLI_INT, &repeats, "epochs to time (the best one is reported)", 1, 100},
-        {"--model", CLI_STR, &spec, "a preset (digitsnet, digitscnn) or a spec (see train --help)", 0, 0},
+        {"--model", CLI_STR, &spec, "a preset (digitsnet, digitscnn, resnet8, dscnn, mobilenet) or a spec (see train --help)", 0, 0},
         CLI_DATA_OPTIONS(dataset, data),
         {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
     };

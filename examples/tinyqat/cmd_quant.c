@@ -823,7 +823,7 @@ int cmd_experiment(int argc, char **argv) {
         static const char *qat_labels[2] = {"QAT, STE", "QAT, LSQ (learned scales)"};
         plot_material pm_ = {0};
         static double means[5][MAX_BITS], stds[5][MAX_BITS];
-        char title[512], lab[32], tbuf[3][48];
+        char title[TQ_SPEC_MAX + 1024], lab[32], tbuf[3][48];
         mean_std(rows[0].acc, seeds, &pm_.fp_mean, &pm_.fp_std);
         for (int k = 0; k < per_b; k++) {
             for (int b = 0; b < nb; b++) mean_std(rows[1 + per_b * b + k].acc, seeds, &means[k][b], &stds[k][b]);

@@ -23,7 +23,7 @@ int cmd_train(int argc, char **argv) {
         {"--weight-decay", CLI_FLOAT, &cfg.weight_decay, "L2 weight decay (kernels and weight matrices; not biases or batch norm)", 0, 1},
         {"--seed", CLI_U64, &cfg.seed, "random seed (init and shuffling)", 0, 1.8e19},
         {"--threads", CLI_INT, &cfg.threads, "BLAS threads (same seed + threads = same model)", 1, 256},
-        {"--model", CLI_STR, &spec, "a preset (digitsnet, digitscnn, article) or a spec: in-100r-100r-out, in-c8k5br-m2-out (README: Models)", 0, 0,
+        {"--model", CLI_STR, &spec, "a preset (digitsnet, digitscnn, resnet8, dscnn, mobilenet, article) or a spec: in-100r-100r-out, in-c8k5br-m2-out (README: Models)", 0, 0,
          NULL, "digitsnet"},
         {"--from", CLI_STR, &from, "go on training this float model (.tqf) instead of a new one (a fresh optimizer)", 0, 0},
         {"--no-norm", CLI_FLAG, &no_norm, "feed p/255 without the training set's mean/std normalization", 0, 0},
