@@ -10,7 +10,8 @@
 #     requantizes in float and rounds ties to even: a step can grow layer by layer);
 #   - for one dense layer, tinyqat's outputs are QUANTIZATION §5 recomputed from the file, and
 #     every output where ONNX Runtime differs is at a rounding tie (tests/onnx_ties.py);
-#   - float from a .tqf: the logits within 1e-5 of the largest, the same predictions.
+#   - float from a .tqf: the logits within 1e-5 of the largest, the same predictions (a K x L
+#     kernel with padding per axis and ReLU6 among them).
 # Refusals: a quantized .tqf, --c or --tflite of a float model, an unwritable path (nothing left
 # behind, an existing file untouched). Skipped (77) without MNIST, python3-onnx or onnxruntime-node.
 #   tests/onnx_test.sh PATH/TO/tinyqat
@@ -30,6 +31,7 @@ n=10000
 "$bin" train --model digitscnn --epochs 1 --limit 3000 --threads 2 "${d[@]}" --out cnn.tqf >/dev/null
 "$bin" train --model in-c4k3s2p1br-d2k3r-a2-out --no-norm --epochs 1 --limit 2000 "${d[@]}" --out odd.tqf >/dev/null
 "$bin" train --model in-out --epochs 1 --limit 3000 "${d[@]}" --out one.tqf >/dev/null
+"$bin" train --model in-c4k5x3s2p2x1br6-d1k3p1br6-c6k1br-m2-out --epochs 1 --limit 2000 "${d[@]}" --out kxl.tqf >/dev/null
 for m in fp fp2 cnn odd one; do
   src=$m bits=()
   case $m in fp2) src=fp bits=(--bits 2) ;; esac
@@ -44,7 +46,7 @@ for m in fp fp2 cnn odd one; do
 done
 /usr/bin/python3 "$here/onnx_ties.py" one.onnx one.ort one.logits "$MNIST_DIR" $n >out 2>&1 && ok || bad "one dense layer: a difference away from a tie"
 head -1 out
-for m in fp cnn odd; do
+for m in fp cnn odd kxl; do   # kxl: a 5x3 kernel padded 2 and 1, ReLU6 (Clip)
   "$bin" export $m.tqf --onnx $m-f.onnx >/dev/null || bad "export $m.tqf --onnx"
   "$bin" eval $m.tqf "${d[@]}" --logits $m.f32 >/dev/null || bad "eval $m --logits"
   cmp_ort $m-f.onnx $m.f32 "$MNIST_DIR" $n 1e-5 >out 2>&1 && ok || bad "$m: refused by the checker, or ONNX Runtime's float logits differ"
