@@ -45,8 +45,15 @@ tq_status tq_pool_shape_init(tq_pool_shape *s, int H, int W, int C, int K, int s
         TQ_FAIL(TQ_E_SHAPE, "pool: sizes must be positive (image %dx%dx%d, window %d, stride %d)", H, W, C, K, stride);
     if (K > H || K > W) TQ_FAIL(TQ_E_SHAPE, "pool: a %dx%d window does not fit a %dx%d image", K, K, H, W);
     if (C > 4096) TQ_FAIL(TQ_E_SHAPE, "pool: %d channels (at most 4096)", C);
-    *s = (tq_pool_shape){.H = H, .W = W, .C = C, .K = K, .stride = stride, .OH = (H - K) / stride + 1,
+    *s = (tq_pool_shape){.H = H, .W = W, .C = C, .K = K, .KW = K, .stride = stride, .OH = (H - K) / stride + 1,
                          .OW = (W - K) / stride + 1, .avg = avg};
+    return TQ_OK;
+}
+
+tq_status tq_pool_shape_global(tq_pool_shape *s, int H, int W, int C) {
+    memset(s, 0, sizeof *s);
+    if (H < 1 || W < 1 || C < 1 || C > 4096) TQ_FAIL(TQ_E_SHAPE, "global pool: a %dx%dx%d image (channels 1..4096)", H, W, C);
+    *s = (tq_pool_shape){.H = H, .W = W, .C = C, .K = H, .KW = W, .stride = H > W ? H : W, .OH = 1, .OW = 1, .avg = 1};
     return TQ_OK;
 }
 
@@ -472,8 +479,8 @@ static tq_status pool_shape(tq_node *n) {
 TQ_SIMD_CLONES static void pool_rows(const float *restrict x, float *restrict y, int32_t *restrict arg, int rows,
                                      const tq_pool_shape *s) {
     const int C = s->C;
-    const float inv = 1.0f / (float)(s->K * s->K);
-    if (!s->avg && s->K == 2) { /* the common 2x2 max pool, straight-line: a few instructions a channel */
+    const float inv = 1.0f / (float)(s->K * s->KW);
+    if (!s->avg && s->K == 2 && s->KW == 2) { /* the common 2x2 max pool, straight-line: a few instructions a channel */
         const int32_t right = C, down = s->W * C, diag = (s->W + 1) * C;
         for (int b = 0; b < rows; b++)
             for (int oy = 0; oy < s->OH; oy++)
@@ -499,7 +506,7 @@ TQ_SIMD_CLONES static void pool_rows(const float *restrict x, float *restrict y,
                 float *restrict out = y + o;
                 int32_t *restrict a = s->avg ? NULL : arg + o;
                 for (int ky = 0; ky < s->K; ky++)
-                    for (int kx = 0; kx < s->K; kx++) {
+                    for (int kx = 0; kx < s->KW; kx++) {
                         const float *restrict px = x + (((size_t)b * s->H + oy * s->stride + ky) * s->W + ox * s->stride + kx) * C;
                         const int32_t tap = (ky * s->W + kx) * C; /* where the tap sits from the window's corner */
                         if (ky == 0 && kx == 0) {
@@ -549,7 +556,7 @@ static void pool_forward(tq_node *n, int training) {
 TQ_SIMD_CLONES static void pool_grad(float *restrict dx, const int32_t *restrict arg, const float *restrict dy, int rows,
                                      const tq_pool_shape *s) {
     const int C = s->C;
-    const float inv = 1.0f / (float)(s->K * s->K);
+    const float inv = 1.0f / (float)(s->K * s->KW);
     for (int b = 0; b < rows; b++)
         for (int oy = 0; oy < s->OH; oy++)
             for (int ox = 0; ox < s->OW; ox++) {
@@ -558,7 +565,7 @@ TQ_SIMD_CLONES static void pool_grad(float *restrict dx, const int32_t *restrict
                 const float *g = dy + out;
                 if (s->avg) {
                     for (int ky = 0; ky < s->K; ky++)
-                        for (int kx = 0; kx < s->K; kx++)
+                        for (int kx = 0; kx < s->KW; kx++)
                             for (int c = 0; c < C; c++) d[((size_t)ky * s->W + kx) * C + c] += g[c] * inv;
                 } else {
                     for (int c = 0; c < C; c++) d[arg[out + c] + c] += g[c];
@@ -596,7 +603,7 @@ static void pool_backward_slice(void *ctx, int t) {
     tq_slice((size_t)n->rows, t, j->slices, &b0, &b1);
     if (b1 <= b0) return;
     if (TQ_GRAD_ASSIGNED(n->in[0])) { /* written, not added to: the 2x2 tiling writes every value, else zeros first */
-        if (!s->avg && s->K == 2 && s->stride == 2 && s->H == 2 * s->OH && s->W == 2 * s->OW) {
+        if (!s->avg && s->K == 2 && s->KW == 2 && s->stride == 2 && s->H == 2 * s->OH && s->W == 2 * s->OW) {
             pool_grad_tiled2(n->in[0]->grad + b0 * in, (const int32_t *)(const void *)n->aux + b0 * out, n->grad + b0 * out,
                              (int)(b1 - b0), s);
             return;

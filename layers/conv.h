@@ -65,12 +65,15 @@ void tq_conv2d_ref(float *y, const float *x, const float *W, const float *b, int
 void tq_conv_init(float *W, float *b, const tq_conv_shape *s, tq_rng *rng);
 
 typedef struct {
-    int H, W, C, K, stride;  /* k x k windows, no padding */
-    int OH, OW;              /* (H - K) / stride + 1 */
+    int H, W, C, K, stride;  /* K x KW windows, no padding */
+    int OH, OW;              /* (H - K) / stride + 1, (W - KW) / stride + 1 */
     int avg;                 /* 0: max pool, 1: average pool */
+    int KW;                  /* the window's columns: K but in a global pool of a non-square image */
 } tq_pool_shape;
 
 tq_status tq_pool_shape_init(tq_pool_shape *s, int H, int W, int C, int K, int stride, int avg);
+/* A global average pool: one H x W window, a 1 x 1 output. */
+tq_status tq_pool_shape_global(tq_pool_shape *s, int H, int W, int C);
 
 /* x:[B][H*W*C] -> [B][OH*OW*C] */
 tq_node *tq_pool2d(tq_graph *g, tq_node *x, const tq_pool_shape *s);

@@ -180,7 +180,6 @@ static tq_status parse_pool(tq_model *m, const char *spec, const char *tok) {
     if (!st || st->pool) TQ_FAIL(TQ_E_ARG, "model spec '%s': a pool must follow a stage (one pool each)", spec);
     const int h = st->out_h, w = st->out_w, c = st->out_c, global = tok[0] == 'g';
     int k = h, stride = h;
-    if (global && h != w) TQ_FAIL(TQ_E_SHAPE, "model spec '%s': stage %d: a global pool of a %dx%d image (square only)", spec, m->n_stages, h, w);
     if (!global) {
         const char *p = tok + 1;
         char *end;
@@ -190,7 +189,7 @@ static tq_status parse_pool(tq_model *m, const char *spec, const char *tok) {
         if (k < 1 || k > 64 || opt_num(&p, 's', &stride) < 0 || stride < 1 || *p)
             TQ_FAIL(TQ_E_ARG, "model spec '%s': bad pool '%s' (want m2, a4, m3s2 or g)", spec, tok);
     }
-    tq_status s = tq_pool_shape_init(&st->pool_shape, h, w, c, k, stride, global || tok[0] == 'a');
+    tq_status s = global ? tq_pool_shape_global(&st->pool_shape, h, w, c) : tq_pool_shape_init(&st->pool_shape, h, w, c, k, stride, tok[0] == 'a');
     if (s != TQ_OK) return tq_error_set_(s, __FILE__, __LINE__, "model spec '%s': stage %d: %s", spec, m->n_stages, tq_last_error());
     st->pool = global || tok[0] == 'a' ? 2 : 1;
     st->out_h = st->pool_shape.OH;
@@ -669,7 +668,7 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
             const tq_pool_shape *ps = &S->pool_shape;
             src[n++] = (tq_qlayer_src){.in_scale = out_scale, .out_scale = out_scale, .in_zp = out_zp, .out_zp = out_zp,
                                        .kind = ps->avg ? TQ_S8_AVGPOOL : TQ_S8_MAXPOOL, .in_h = ps->H, .in_w = ps->W,
-                                       .in_c = ps->C, .out_h = ps->OH, .out_w = ps->OW, .out_c = ps->C, .k = ps->K,
+                                       .in_c = ps->C, .out_h = ps->OH, .out_w = ps->OW, .out_c = ps->C, .k = ps->K, .kw = ps->KW, .stride_w = ps->stride,
                                        .stride = ps->stride};
         }
         last[s] = n - 1;

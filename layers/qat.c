@@ -323,7 +323,7 @@ static const tq_op op_qpool = {"pool_round", qpool_shape, qpool_forward, qpool_b
 tq_node *tq_qat_avgpool(tq_graph *g, tq_qat *q, int s, tq_node *x, const tq_pool_shape *ps) {
     tq_node *y = tq_pool2d(g, x, ps);
     if (!ps->avg) return y;
-    q->qpool[s] = (tq_qpool){.fq = &q->safq[s], .count = ps->K * ps->K};
+    q->qpool[s] = (tq_qpool){.fq = &q->safq[s], .count = ps->K * ps->KW};
     return tq_graph_apply(g, &op_qpool, &q->qpool[s], 1, &y);
 }
 

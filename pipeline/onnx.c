@@ -448,7 +448,7 @@ static tq_status build_float(ox_graph *g, const tq_model *m) {
         if (S->pool) {
             node_begin(&n, S->pool == 1 ? "MaxPool" : "AveragePool");
             node_in(&n, g->x);
-            attr_ints2(&n, "kernel_shape", S->pool_shape.K, S->pool_shape.K, 2);
+            attr_ints2(&n, "kernel_shape", S->pool_shape.K, S->pool_shape.KW, 2);
             attr_ints2(&n, "strides", S->pool_shape.stride, S->pool_shape.stride, 2);
             snprintf(nm, sizeof nm, "s%d_pool", s);
             node_end(g, &n, nm);

@@ -42,6 +42,8 @@ if [ -n "${MNIST_DIR:-}" ]; then
     "$tq" export "$seed/tqm/c.tqm" --onnx "$seed/onnx/cq.onnx" >/dev/null
     "$tq" export "$seed/tqm/q.tqm" --tflite "$seed/tflite/q.tflite" --softmax >/dev/null
     "$tq" train --model in-c2k3p1br@a-c2k3p1b-+a-r-g-out --no-norm --epochs 1 --limit 300 --data "$MNIST_DIR" --out "$seed/model/g.tqf" >/dev/null # a float graph
+    "$tq" ptq "$seed/model/g.tqf" --calib-batches 1 --data "$MNIST_DIR" --out "$seed/model/gq.tqf" >/dev/null # quantized: an add's observer
+    "$tq" convert "$seed/model/gq.tqf" --out "$seed/tqm/gq.tqm" >/dev/null
     if [ -x "$root/build/tq_graphgen" ]; then # a graph: adds, SAME, non-square kernels
       "$root/build/tq_graphgen" residual "$seed/tqm/g.tqm" >/dev/null
       "$tq" export "$seed/tqm/g.tqm" --tflite "$seed/tflite/g.tflite" >/dev/null
@@ -50,6 +52,7 @@ if [ -n "${MNIST_DIR:-}" ]; then
 fi
 printf -- '--epochs\0003\000784-100r-10' >"$seed/cli/a"
 printf -- 'x\000in-c4k3p1br@a-c4k3p1b@m-~a-c4k1-+m-r-g-out' >"$seed/cli/g"   # a graph spec: names, a branch, an add
+printf -- 'x\000in-c8k10x4s2p4x1br-d1k3p1br6-c8k1br-g-out' >"$seed/cli/k"      # K x L kernels, per-axis padding, ReLU6
 printf "\x93NUMPY\x01\x00\x76\x00{'descr': '|i1', 'fortran_order': False, 'shape': (2, 3), }%*s\n\x01\x02\x03\x04\x05\x06" 58 "" >"$seed/npy/a.npy"
 # api: a two-layer network for the runner (even first byte), a small dataset and model (odd)
 printf '\x00\x01\x00\x01\x01\x05\x01\x01\x04\x00\x00\x01\x01\x00\x80\x80\x00\xff\x01' >"$seed/api/runner"

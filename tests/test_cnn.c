@@ -248,6 +248,13 @@ static void quantized_kxl_relu6(void **state) {
     assert_int_equal(qm.layer[2].relu, 1);
     tq_qmodel_free(&qm);
     tq_model_free(&m);
+    /* a global average pool of a non-square image (5x3): one 5x3 window in the integer model too */
+    assert_int_equal(tq_model_init(&m, "9x5x1-c4k5x3s2p2x1br-d1k3p1br6-g-3"), TQ_OK);
+    integer_equals_simulation(&m, &qm, 13);
+    assert_true(qm.layer[2].kind == TQ_S8_AVGPOOL && qm.layer[2].k == 5 && qm.layer[2].kw == 3 && qm.layer[2].out_h == 1 &&
+                qm.layer[2].out_w == 1);
+    tq_qmodel_free(&qm);
+    tq_model_free(&m);
     /* and the residual graph with global pool, a second time through the same check */
     assert_int_equal(tq_model_init(&m, "6x6x2-c3k3p1br6@a-c3k3p1b@m-~a-c3k1-+m-r-g-4"), TQ_OK);
     integer_equals_simulation(&m, &qm, 12);
@@ -278,6 +285,13 @@ static void dscnn_and_mobilenet_presets(void **state) {
     assert_true(m.stage[8].pool == 2 && m.stage[8].out_h == 1 && m.dims[0] == 64);
     /* conv 14*14*64*40, four blocks of a 3x3 depthwise and a 64 -> 64 pointwise, dense 64*10 */
     assert_int_equal(model_macs(&m), 14 * 14 * 64 * 40 + 4 * (14 * 14 * 64 * 9 + 14 * 14 * 64 * 64) + 64 * 10);
+    tq_model_free(&m);
+    /* on keyword spotting's 49x10 features: 24x5 (TFLite's SAME would pad one more row below: 25x5),
+     * the global pool over all 120 positions */
+    assert_int_equal(tq_model_spec_resolve("dscnn", (const int[3]){49, 10, 1}, 12, r, sizeof r), TQ_OK);
+    assert_int_equal(tq_model_init(&m, r), TQ_OK);
+    assert_true(m.stage[0].conv.OH == 24 && m.stage[0].conv.OW == 5 && m.stage[8].pool_shape.K == 24 && m.stage[8].pool_shape.KW == 5);
+    assert_int_equal(model_macs(&m), 24 * 5 * 64 * 40 + 4 * (24 * 5 * 64 * 9 + 24 * 5 * 64 * 64) + 64 * 12);
     tq_model_free(&m);
 
     assert_int_equal(tq_model_spec_resolve("mobilenet", mnist, 10, r, sizeof r), TQ_OK);

@@ -230,6 +230,28 @@ static void pools_by_hand_and_gradients(void **state) {
         assert_true(gradcheck(g, L, xs, dx, N) <= 0);
         tq_graph_free(g);
     }
+    /* a global average pool of a non-square image (3x5, 3 channels): the mean by hand, and its
+     * gradient, every input's dy / 15 */
+    {
+        tq_pool_shape p;
+        assert_int_equal(tq_pool_shape_global(&p, 3, 5, 3), TQ_OK);
+        assert_true(p.OH == 1 && p.OW == 1 && p.K == 3 && p.KW == 5);
+        float xg[2 * 45], dxg[2 * 45], Rg[6];
+        fill(&r, xg, 90, -1, 1);
+        fill(&r, Rg, 6, -1, 1);
+        tq_graph *g = tq_graph_new();
+        tq_node *y = tq_pool2d(g, tq_leaf(g, "x", 2, 45, xg, dxg), &p);
+        tq_node *L = tq_graph_apply(g, &op_wsum, Rg, 1, &y);
+        assert_int_equal(tq_graph_forward(g, 0), TQ_OK);
+        for (int b = 0; b < 2; b++)
+            for (int c = 0; c < 3; c++) {
+                double mean = 0;
+                for (int i = 0; i < 15; i++) mean += xg[b * 45 + i * 3 + c] / 15.0;
+                assert_float_equal(y->val[b * 3 + c], (float)mean, 1e-6f);
+            }
+        assert_true(gradcheck(g, L, xg, dxg, 90) <= 0);
+        tq_graph_free(g);
+    }
     /* ties: the gradient goes to the window's first maximum only (row by row), as PyTorch does */
     float xt[8] = {3, 7, 7, 7, /* channel-interleaved: 2x2 image of 2 channels */ 1, 7, 2, 7}, dxt[8] = {0};
     float Rt[2] = {1.5f, -2.0f};
