@@ -91,7 +91,7 @@ void tq_conv2d_ref(float *y, const float *x, const float *W, const float *b, int
 
 /* Floats of im2col for B images (depthwise: none). */
 static size_t col_len(int B, const tq_conv_shape *s) {
-    return s->depthwise ? 0 : (size_t)B * s->OH * s->OW * s->KH * s->KW * s->C;
+    return s->depthwise ? (size_t)s->KH * s->KW * s->OC /* Wt, the filters transposed */ : (size_t)B * s->OH * s->OW * s->KH * s->KW * s->C;
 }
 
 /* The batch is cut into min(TQ_SLICES, B) slices of whole images, always the same for a given
@@ -114,6 +114,7 @@ static void slice_range(const conv_job *j, int t, int *b0, int *b1) {
 int tq_conv_direct(const tq_conv_shape *s) { return !s->im2col && !s->depthwise && tq_direct_available(); }
 
 /* aux, im2col path: the columns, then per slice the partial dW [OC][K] and db [OC].
+ * aux, depthwise: Wt [K][OC], then per slice the partial dWt [K][OC] and db [OC].
  * aux, direct path: Wt [K][OCp], then (when the layer pads) the batch padded and its gradient
  * padded, then per slice the partial dWt [K][OCp] and db [OC]. */
 static int oc_padded(const tq_conv_shape *s) { return (s->OC + 15) / 16 * 16; }
@@ -306,22 +307,25 @@ static void conv_forward_slice(void *ctx, int t) {
         tq_direct_forward(&g, y0, xs, Wt, n->n_in == 3 ? n->in[2]->val : NULL, b1 - b0);
         return;
     }
-    if (s->depthwise) {
-        const int K = s->KH * s->KW, mult = s->OC / s->C;
+    if (s->depthwise) { /* tap by tap over the channels, which are contiguous in x, y and Wt */
+        const int mult = s->OC / s->C, OC = s->OC;
         memset(y0, 0, (size_t)(b1 - b0) * P * s->OC * sizeof(float));
         for (int b = b0; b < b1; b++)
             for (int oy = 0; oy < s->OH; oy++)
                 for (int ox = 0; ox < s->OW; ox++) {
-                    float *y = n->val + (((size_t)b * s->OH + oy) * s->OW + ox) * s->OC;
+                    float *restrict y = n->val + (((size_t)b * s->OH + oy) * s->OW + ox) * OC;
                     for (int ky = 0; ky < s->KH; ky++) {
                         int iy = oy * s->stride + ky - s->pad;
                         if (iy < 0 || iy >= s->H) continue;
                         for (int kx = 0; kx < s->KW; kx++) {
                             int ix = ox * s->stride + kx - s->pad_w;
                             if (ix < 0 || ix >= s->W) continue;
-                            const float *px = x->val + (((size_t)b * s->H + iy) * s->W + ix) * s->C;
-                            const float *w = W->val + ky * s->KW + kx;
-                            for (int o = 0; o < s->OC; o++) y[o] += w[(size_t)o * K] * px[o / mult];
+                            const float *restrict px = x->val + (((size_t)b * s->H + iy) * s->W + ix) * s->C;
+                            const float *restrict w = n->aux + (size_t)(ky * s->KW + kx) * OC;
+                            if (mult == 1)
+                                for (int o = 0; o < OC; o++) y[o] += w[o] * px[o];
+                            else
+                                for (int o = 0; o < OC; o++) y[o] += w[o] * px[o / mult];
                         }
                     }
                 }
@@ -345,8 +349,8 @@ static void conv_forward(tq_node *n, int training) {
     const tq_conv_shape *s = n->ctx;
     int B = n->in[0]->rows;
     conv_job j = {n, B, B < TQ_SLICES ? B : TQ_SLICES};
-    if (tq_conv_direct(s)) { /* Wt[k][o] = W[o][k], o padded with zeros to OCp */
-        const int K = n->in[1]->cols, OCp = oc_padded(s);
+    if (tq_conv_direct(s) || s->depthwise) { /* Wt[k][o] = W[o][k], o padded with zeros to OCp (depthwise: OC) */
+        const int K = n->in[1]->cols, OCp = s->depthwise ? s->OC : oc_padded(s);
         const float *W = n->in[1]->val;
         for (int k = 0; k < K; k++)
             for (int o = 0; o < OCp; o++) n->aux[(size_t)k * OCp + o] = o < s->OC ? W[(size_t)o * K + k] : 0.0f;
@@ -388,12 +392,13 @@ static void conv_backward_slice(void *ctx, int t) {
         }
         return;
     }
-    if (s->depthwise) {
-        const int mult = s->OC / s->C;
+    if (s->depthwise) { /* dWt[k][o] += dy[o] x[o], dx[o] += dy[o] Wt[k][o]: contiguous channels again */
+        const int mult = s->OC / s->C, OC = s->OC;
+        float *dx = x->grad;
         for (int b = b0; b < b1; b++)
             for (int oy = 0; oy < s->OH; oy++)
                 for (int ox = 0; ox < s->OW; ox++) {
-                    const float *g = n->grad + (((size_t)b * s->OH + oy) * s->OW + ox) * s->OC;
+                    const float *restrict g = n->grad + (((size_t)b * s->OH + oy) * s->OW + ox) * OC;
                     for (int ky = 0; ky < s->KH; ky++) {
                         int iy = oy * s->stride + ky - s->pad;
                         if (iy < 0 || iy >= s->H) continue;
@@ -401,10 +406,17 @@ static void conv_backward_slice(void *ctx, int t) {
                             int ix = ox * s->stride + kx - s->pad_w;
                             if (ix < 0 || ix >= s->W) continue;
                             size_t at = (((size_t)b * s->H + iy) * s->W + ix) * s->C;
-                            int k = ky * s->KW + kx;
-                            for (int o = 0; o < s->OC; o++) {
-                                dWp[(size_t)o * K + k] += g[o] * x->val[at + o / mult];
-                                if (x->grad) x->grad[at + o / mult] += g[o] * W->val[(size_t)o * K + k];
+                            const size_t k = (size_t)(ky * s->KW + kx) * OC;
+                            float *restrict dw = dWp + k;
+                            const float *restrict w = n->aux + k, *restrict px = x->val + at;
+                            if (mult == 1) {
+                                for (int o = 0; o < OC; o++) dw[o] += g[o] * px[o];
+                                if (dx)
+                                    for (int o = 0; o < OC; o++) dx[at + o] += g[o] * w[o];
+                            } else {
+                                for (int o = 0; o < OC; o++) dw[o] += g[o] * px[o / mult];
+                                if (dx)
+                                    for (int o = 0; o < OC; o++) dx[at + o / mult] += g[o] * w[o];
                             }
                         }
                     }
@@ -435,8 +447,8 @@ static void conv_backward(tq_node *n) {
     int B = n->in[0]->rows, K = n->in[1]->cols;
     conv_job j = {n, B, B < TQ_SLICES ? B : TQ_SLICES};
     tq_parallel_for(j.slices, conv_backward_slice, &j);
-    /* the slices' partial sums, added in slice order (the direct path's are transposed, Wt) */
-    const int direct = tq_conv_direct(s), OCp = oc_padded(s);
+    /* the slices' partial sums, added in slice order (the direct path's and depthwise's are transposed, Wt) */
+    const int direct = tq_conv_direct(s) || s->depthwise, OCp = s->depthwise ? s->OC : oc_padded(s);
     const float *base = n->aux + partials_at(B, s);
     const size_t stride = partial_len(s);
     for (int t = 0; t < j.slices; t++) {
