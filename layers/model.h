@@ -116,6 +116,11 @@ tq_status tq_model_spec_check(const char *spec);
 /* 1 when some stage reads other than the stage before it (an add, a branch). */
 int tq_model_is_graph(const tq_model *m);
 
+/* 1 when unit u (stage u, or dense layer u - n_stages) holds weights: every unit but an add. */
+static inline int tq_model_unit_has_weights(const tq_model *m, int u) {
+    return u >= m->n_stages || m->stage[u].kind != TQ_STAGE_ADD;
+}
+
 /* Values of one input image: in_h * in_w * in_c (a dense-only model: dims[0]). */
 static inline int tq_model_inputs(const tq_model *m) { return m->in_h * m->in_w * m->in_c; }
 

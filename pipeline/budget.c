@@ -77,7 +77,7 @@ tq_status tq_budget_choose(const tq_model *fp, const tq_qat_cfg *base, const tq_
     for (int u = 0; u < U; u++) bits[u] = 8;
     TQ_TRY(loss_with(fp, base, bits, U, train, calib_batches, seed, &r->loss8));
     for (int u = 0; u < U; u++)
-        for (int w = 0; w < N - 1; w++) {
+        for (int w = 0; w < N - 1 && tq_model_unit_has_weights(fp, u); w++) { /* an add's width changes nothing */
             double l;
             bits[u] = tq_budget_widths[w];
             TQ_TRY(loss_with(fp, base, bits, U, train, calib_batches, seed, &l));

@@ -57,21 +57,24 @@ static int unit_widths(const char *cmd, const quant_opts *q, const tq_model *fp,
     }
     if (q->layer_bits) {
         const char *p = q->layer_bits;
-        int n = 0;
+        int n = 0, want = 0, u = 0; /* the widths go to the units with weights, in order (an add has none) */
+        for (int k = 0; k < U; k++) want += tq_model_unit_has_weights(fp, k);
         while (*p) {
             char *end;
             long b = strtol(p, &end, 10);
-            if (end == p || b < 2 || b > 8 || (*end && *end != ',') || n == U) {
+            if (end == p || b < 2 || b > 8 || (*end && *end != ',') || n == want) {
                 fprintf(stderr, "tinyqat %s: --layer-bits '%s': want %d widths of 2..8, one per convolution and dense layer of %s, "
-                                "comma-separated\n", cmd, q->layer_bits, U, fp->spec);
+                                "comma-separated\n", cmd, q->layer_bits, want, fp->spec);
                 return 2;
             }
-            cfg->unit_bits[n++] = (int)b;
+            while (!tq_model_unit_has_weights(fp, u)) u++;
+            cfg->unit_bits[u++] = (int)b;
+            n++;
             p = *end ? end + 1 : end;
         }
-        if (n != U) {
+        if (n != want) {
             fprintf(stderr, "tinyqat %s: --layer-bits '%s' gives %d widths; %s has %d layers with weights\n", cmd, q->layer_bits, n,
-                    fp->spec, U);
+                    fp->spec, want);
             return 2;
         }
         return 0;
@@ -85,6 +88,7 @@ static int unit_widths(const char *cmd, const quant_opts *q, const tq_model *fp,
     printf("  %-26s %8s   %-40s %4s\n", "layer", "weights", "loss increase at 2 / 3 / 4 / 6 bits", "bits");
     for (int u = 0; u < U; u++) {
         char inc[64];
+        if (!tq_model_unit_has_weights(fp, u)) continue;
         unit_name(fp, u, name, sizeof name);
         snprintf(inc, sizeof inc, "%.4f / %.4f / %.4f / %.4f", r.delta[u][0], r.delta[u][1], r.delta[u][2], r.delta[u][3]);
         printf("  %d %-24s %8zu   %-40s %4d\n", u + 1, name, unit_weights(fp, u), inc, r.bits[u]);
@@ -105,7 +109,7 @@ static void widths_text(const tq_model *m, char *buf, size_t cap) {
     }
     buf[0] = '\0';
     for (int u = 0; u < m->n_stages + m->n_layers && n < (int)cap; u++)
-        n += snprintf(buf + n, cap - (size_t)n, "%s%d", u ? "," : "", tq_qat_cfg_bits(c, u));
+        if (tq_model_unit_has_weights(m, u)) n += snprintf(buf + n, cap - (size_t)n, "%s%d", n ? "," : "", tq_qat_cfg_bits(c, u));
 }
 
 static int quant_cfg(const char *cmd, const quant_opts *q, tq_qat_cfg *cfg) {
