@@ -67,6 +67,12 @@ expect 1 "train --from a quantized model" -- "$bin" train --from s-qat.tqf --epo
 expect 0 "padded first convolution" -- "$bin" train --model in-c2k3p1-out --epochs 1 --limit 100 "${d[@]}" --out p.tqf
 says "input mean 0.0000, std 1.0000" "a padded first convolution's model takes p/255" out
 expect 0 "ptq of a padded first convolution" -- "$bin" ptq p.tqf --calib-batches 1 "${d[@]}" --out p-ptq.tqf
+# a graph's widths: one per layer with weights (two convolutions and the dense layer; the add has none)
+expect 0 "a residual graph" -- "$bin" train --model in-c2k3p1br@a-c2k3p1b-+a-r-g-out --epochs 1 --limit 100 "${d[@]}" --out rg.tqf
+expect 0 "graph --layer-bits" -- "$bin" ptq rg.tqf --layer-bits 8,4,8 --calib-batches 1 "${d[@]}" --out rg-q.tqf
+says "PTQ int8,4,8 weights" "a graph's widths, adds left out" out
+expect 2 "graph --layer-bits counting the add" -- "$bin" ptq rg.tqf --layer-bits 8,4,4,8 --calib-batches 1 "${d[@]}" --out rg-q.tqf
+says "want 3 widths of 2..8" "a graph's width count"
 # a small dataset (200 images): the default sees as many images as 10 epochs of MNIST (600,000),
 # here capped at 1,000 epochs, where 10 epochs (2,000 images) would underfit
 mkdir -p small
