@@ -145,12 +145,12 @@ static void stage_out(const tq_model *m, int s, int *h, int *w, int *c) {
     *c = s < 0 ? m->in_c : m->stage[s].out_c;
 }
 
-/* A stage token: cOkK[sS][pP][b][r] or dMkK[...], reading stage `from`'s output; fills the stage. */
+/* A stage token: cOkK[xL][sS][pP[xQ]][b][r|r6] or dMkK[...], reading stage `from`'s output; fills the stage. */
 static tq_status parse_stage(tq_model *m, const char *spec, const char *tok, int from) {
     if (m->n_stages == TQ_MAX_STAGES) TQ_FAIL(TQ_E_ARG, "model spec '%s': more than %d stages", spec, TQ_MAX_STAGES);
     tq_stage *st = &m->stage[m->n_stages];
-    int hh, ww, cc, *h = &hh, *w = &ww, *c = &cc;
-    stage_out(m, from, h, w, c);
+    int h, w, c;
+    stage_out(m, from, &h, &w, &c);
     st->src[0] = from, st->src[1] = -1;
     int depthwise = tok[0] == 'd', n = 0, k = 0, kw = 0, stride = 1, pad = 0, pad_w = 0;
     const char *p = tok + 1;
@@ -165,11 +165,11 @@ static tq_status parse_stage(tq_model *m, const char *spec, const char *tok, int
     if (*p == 'b') st->bn = 1, p++;
     if (*p == 'r') st->relu = p[1] == '6' ? 2 : 1, p += st->relu; /* r6: ReLU6 */
     if (*p && *p != '-') TQ_FAIL(TQ_E_ARG, "model spec '%s': stage %d: unexpected '%.*s'", spec, m->n_stages + 1, char_len(p), p);
-    tq_status s = tq_conv_shape_init_hw(&st->conv, *h, *w, *c, k, kw, stride, pad, pad_w, depthwise ? *c * n : n, depthwise);
+    tq_status s = tq_conv_shape_init_hw(&st->conv, h, w, c, k, kw, stride, pad, pad_w, depthwise ? c * n : n, depthwise);
     if (s != TQ_OK) return tq_error_set_(s, __FILE__, __LINE__, "model spec '%s': stage %d: %s", spec, m->n_stages + 1, tq_last_error());
-    *h = st->out_h = st->conv.OH;
-    *w = st->out_w = st->conv.OW;
-    *c = st->out_c = st->conv.OC;
+    st->out_h = st->conv.OH;
+    st->out_w = st->conv.OW;
+    st->out_c = st->conv.OC;
     m->n_stages++;
     return TQ_OK;
 }

@@ -326,11 +326,6 @@ TQ_INTERNAL void tq_conv_midbyte_dsp_(const tq_s8_layer *L, const int8_t *x, int
     tq_conv_dsp_(&P, x, y, patch);
 }
 
-/* Depthwise with one output channel per input channel (int8 weights, 1HWO: a tap's weights are
- * as contiguous as a pixel's channels), four channels at a time with their sums in registers:
- * per tap one word of inputs and one of weights, each split into its even and odd int16 lanes
- * (SXTAB16 takes z_x off the inputs on the way), then one 16 x 16 multiply-accumulate per lane
- * (SMLABB, SMLATT). Taps outside the image hold z_x and add nothing, so they are skipped. */
 /* A tap: four channels' inputs and weights split into even and odd int16 lanes (z_x taken off
  * the inputs), one multiply-accumulate per lane. */
 #define TQ_DW_TAP(xp, wp)                                                                               \
@@ -373,6 +368,11 @@ static void depthwise3x3_inside(const tq_s8_layer *L, const int8_t *x, int8_t *o
     }
 }
 
+/* Depthwise with one output channel per input channel (int8 weights, 1HWO: a tap's weights are
+ * as contiguous as a pixel's channels), four channels at a time with their sums in registers:
+ * per tap one word of inputs and one of weights, each split into its even and odd int16 lanes
+ * (SXTAB16 takes z_x off the inputs on the way), then one 16 x 16 multiply-accumulate per lane
+ * (SMLABB, SMLATT). Taps outside the image hold z_x and add nothing, so they are skipped. */
 TQ_INTERNAL void tq_depthwise_dsp_(const tq_s8_layer *L, const int8_t *x, int8_t *y) {
     const int32_t C = L->in_c, k = L->k, kw = KW(L), C4 = C - C % 4;
     const uint32_t off2 = ((uint32_t)(-L->in_zp) & 0xffffu) * 0x10001u;
