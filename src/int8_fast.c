@@ -60,6 +60,11 @@ struct tq_qfast {
 
 static int pad64(int n) { return (n + 63) / 64 * 64; }
 
+/* The bytes of a layer's second input (an add's or a concat's; an image of in2_c channels for a concat). */
+static size_t in2_bytes(const tq_qlayer *Q) {
+    return (size_t)Q->in_h * Q->in_w * (Q->kind == TQ_S8_CONCAT ? Q->in2_c : Q->in_c);
+}
+
 /* tq_requantize_ref held to [-256, 256], which changes no clamped output: a left shift saturates
  * near +-2^31, where adding the zero point would overflow int32. */
 __attribute__((unused)) static int32_t sat_requant(int32_t acc, int32_t M0, int32_t shift) {
@@ -214,7 +219,7 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
         }
         f->off[l] = at, at += PART(Q->out);
         if (!f->fast[l]) {
-            size_t in2 = (size_t)Q->in_h * Q->in_w * (Q->kind == TQ_S8_CONCAT ? Q->in2_c : Q->in_c);
+            size_t in2 = in2_bytes(Q);
             size_t need = (size_t)Q->in > in2 ? (size_t)Q->in : in2;
             need = PART((size_t)Q->out > need ? (size_t)Q->out : need);
             f->s8_bytes = need > f->s8_bytes ? need : f->s8_bytes;
@@ -702,8 +707,7 @@ static void cnn_slice(void *ctx, int t) {
                 const int two = Q->kind == TQ_S8_ADD || Q->kind == TQ_S8_CONCAT;
                 flip((uint8_t *)sx, x, (size_t)Q->in);
                 if (two)
-                    flip((uint8_t *)sx2, base + f->off[p2 < 0 ? n_layers : p2],
-                         (size_t)Q->in_h * Q->in_w * (Q->kind == TQ_S8_CONCAT ? Q->in2_c : Q->in_c));
+                    flip((uint8_t *)sx2, base + f->off[p2 < 0 ? n_layers : p2], in2_bytes(Q));
                 tq_s8_layer_run(&q->view[l], sx, two ? sx2 : NULL, lg ? lg : sy, patch);
                 if (!lg) flip(y, (const uint8_t *)sy, (size_t)Q->out);
             } else if (Q->kind == TQ_S8_MAXPOOL) {
