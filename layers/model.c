@@ -492,9 +492,6 @@ static tq_status add_lsq_params(tq_model *m);
 
 tq_status tq_model_quantize(tq_model *m, const tq_qat_cfg *cfg) {
     if (m->qat) TQ_FAIL(TQ_E_ARG, "model %s is already quantized", m->spec);
-    for (int s = 0; s < m->n_stages; s++)
-        if (m->stage[s].kind == TQ_STAGE_ADD && cfg->ste == TQ_STE_LSQ)
-            TQ_FAIL(TQ_E_ARG, "model %s: LSQ (learned scales) of a residual add is not written yet: use the clipped STE", m->spec);
     if (m->n_stages && m->stage[0].conv.pad && (m->in_mean != 0.0f || m->in_std != 1.0f))
         TQ_FAIL(TQ_E_ARG, "model %s: the first convolution pads its input, so the input normalization cannot be folded into it "
                           "exactly; train it with --no-norm to quantize it", m->spec);
@@ -541,11 +538,13 @@ static void stage_folded(const tq_stage *st, float *W, float *b) {
  * where PTQ's rule puts them (max|w|, or the MSE clip); an activation scale where its observer
  * puts it on the first training batch (the fake quant sets it then). The blocks are reallocated
  * and every view moved with them. Order: per stage, then per dense layer, the weight scales then
- * the activation scale. */
+ * the activation scale. A residual add learns none: its output's scale stays its observer's. */
 static tq_status add_lsq_params(tq_model *m) {
     tq_qat *Q = m->qat;
     size_t n = 0, wmax = 1;
-    for (int s = 0; s < m->n_stages; s++) n += (size_t)Q->swfq[s].n_ch + 1, wmax = stage_weights(&m->stage[s]) > wmax ? stage_weights(&m->stage[s]) : wmax;
+    for (int s = 0; s < m->n_stages; s++) /* (an add learns nothing: its output scale is its observer's) */
+        if (m->stage[s].kind != TQ_STAGE_ADD)
+            n += (size_t)Q->swfq[s].n_ch + 1, wmax = stage_weights(&m->stage[s]) > wmax ? stage_weights(&m->stage[s]) : wmax;
     for (int l = 0; l < m->n_layers; l++) n += (size_t)Q->wfq[l].n_ch + 1;
     float *p = tq_calloc(m->n_params + n, sizeof(float)), *gr = tq_calloc(m->n_params + n, sizeof(float));
     float *wf = tq_malloc(wmax * sizeof(float)), *bf = tq_malloc(4096 * sizeof(float));
@@ -571,6 +570,7 @@ static tq_status add_lsq_params(tq_model *m) {
     float *v = m->lsq;
     for (int s = 0; s < m->n_stages; s++) {
         size_t OC = (size_t)m->stage[s].conv.OC;
+        if (m->stage[s].kind == TQ_STAGE_ADD) continue;
         stage_folded(&m->stage[s], wf, bf);
         (void)tq_fq_update(&Q->swfq[s], wf, (int)OC, (int)(stage_weights(&m->stage[s]) / OC), 0);
         for (int c = 0; c < Q->swfq[s].n_ch; c++) v[c] = logf(Q->swfq[s].scale[c]);
@@ -770,6 +770,7 @@ tq_status tq_model_to_ckpt(const tq_model *m, tq_ckpt *c) {
     char name[48];
     float *v = m->lsq;
     for (int u = 0; v && u < m->n_stages + m->n_layers; u++) { /* add_lsq_params's order */
+        if (!tq_model_unit_has_weights(m, u)) continue;
         int is_stage = u < m->n_stages, k = is_stage ? u : u - m->n_stages;
         int nw = is_stage ? m->qat->swfq[k].n_ch : m->qat->wfq[k].n_ch;
         snprintf(name, sizeof name, "%s.%d.w_log_scale", is_stage ? "stages" : "layers", k);
@@ -809,6 +810,7 @@ static tq_status load_quant_state(tq_model *m, const tq_ckpt *c, const char *pat
     TQ_TRY(tq_qat_load_observers(m->qat, c, path));
     float *v = m->lsq; /* LSQ: the learned scales replace the ones quantize started from */
     for (int u = 0; v && u < m->n_stages + m->n_layers; u++) {
+        if (!tq_model_unit_has_weights(m, u)) continue;
         int is_stage = u < m->n_stages, k = is_stage ? u : u - m->n_stages;
         for (int a = 0; a < 2; a++) { /* the weight scales, then the activation's */
             int n = a ? 1 : is_stage ? m->qat->swfq[k].n_ch : m->qat->wfq[k].n_ch;
