@@ -1,6 +1,6 @@
 #include "layers/add.h"
 
-static tq_status add_shape(tq_node *n) {
+tq_status tq_add_shape(tq_node *n) {
     if (n->in[0]->rows != n->in[1]->rows || n->in[0]->cols != n->in[1]->cols)
         TQ_FAIL(TQ_E_SHAPE, "add: %dx%d + %dx%d: the two tensors must have one shape", n->in[0]->rows, n->in[0]->cols,
                 n->in[1]->rows, n->in[1]->cols);
@@ -30,7 +30,7 @@ static void add_backward(tq_node *n) {
     }
 }
 
-static const tq_op op_add = {"add", add_shape, add_forward, add_backward, 3};
+static const tq_op op_add = {"add", tq_add_shape, add_forward, add_backward, 3};
 
 tq_node *tq_add(tq_graph *g, tq_node *a, tq_node *b) {
     tq_node *in[2] = {a, b};

@@ -6,5 +6,8 @@
 #include "../src/autograd.h"
 
 tq_node *tq_add(tq_graph *g, tq_node *a, tq_node *b);
+/* The add's shape rule, for ops that add two tensors (layers/qat.c's quantized add): one shape,
+ * which the output takes. TQ_E_SHAPE otherwise. */
+tq_status tq_add_shape(tq_node *n);
 
 #endif

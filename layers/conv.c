@@ -19,8 +19,8 @@ tq_status tq_conv_shape_init_hw(tq_conv_shape *s, int H, int W, int C, int KH, i
     if (KH > H + 2L * pad || KW > W + 2L * pad_w)
         TQ_FAIL(TQ_E_SHAPE, "convolution: a %dx%d kernel does not fit a %dx%d image with padding %dx%d", KH, KW, H, W, pad, pad_w);
     if (pad >= KH || pad_w >= KW) /* a window of padding alone; the integer path takes pad <= K - 1 (runtime/int8_infer.h) */
-        TQ_FAIL(TQ_E_SHAPE, "convolution: padding %d needs a kernel larger than %d (at most kernel - 1)", pad >= KH ? pad : pad_w,
-                pad >= KH ? pad : pad_w);
+        TQ_FAIL(TQ_E_SHAPE, "convolution: padding %d needs a kernel larger than %d (this one has %d: at most kernel - 1)",
+                pad >= KH ? pad : pad_w, pad >= KH ? pad : pad_w, pad >= KH ? KH : KW);
     if (depthwise && OC % C)
         TQ_FAIL(TQ_E_SHAPE, "depthwise convolution: %d output channels is not a multiple of the %d input channels", OC, C);
     /* at most 2^24 values in and out, checked factor by factor so that no product overflows */
@@ -448,13 +448,13 @@ static void conv_backward(tq_node *n) {
     conv_job j = {n, B, B < TQ_SLICES ? B : TQ_SLICES};
     tq_parallel_for(j.slices, conv_backward_slice, &j);
     /* the slices' partial sums, added in slice order (the direct path's and depthwise's are transposed, Wt) */
-    const int direct = tq_conv_direct(s) || s->depthwise, OCp = s->depthwise ? s->OC : oc_padded(s);
+    const int transposed = tq_conv_direct(s) || s->depthwise, OCp = s->depthwise ? s->OC : oc_padded(s);
     const float *base = n->aux + partials_at(B, s);
     const size_t stride = partial_len(s);
     for (int t = 0; t < j.slices; t++) {
         const float *dWp = base + (size_t)t * stride, *dbp = dWp + stride - (size_t)s->OC;
         float *dW = n->in[1]->grad;
-        if (dW && direct)
+        if (dW && transposed)
             for (int o = 0; o < s->OC; o++)
                 for (int k = 0; k < K; k++) dW[(size_t)o * K + k] += dWp[(size_t)k * OCp + o];
         else if (dW)

@@ -640,7 +640,6 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
             if (r >= 0) from[j] = last[r] + 1, s_in[j] = Q->safq[r].scale[0], z_in[j] = Q->safq[r].zero_point[0];
         }
         if (st != TQ_OK || (st = tq_fq_update(&Q->safq[s], NULL, 0, 0, 0)) != TQ_OK) break;
-        in_scale = s_in[0], in_zp = z_in[0];
         float out_scale = Q->safq[s].scale[0];
         int32_t out_zp = Q->safq[s].zero_point[0];
         if (S->kind == TQ_STAGE_ADD) {
@@ -655,8 +654,8 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
             if ((st = tq_fq_update(&Q->swfq[s], w, OC, K, 0)) != TQ_OK) break;
             for (int o = 0; o < OC; o++) ch[o] = Q->swfq[s].scale[Q->swfq[s].per_channel ? o : 0];
             src[n++] = (tq_qlayer_src){.in = cs->H * cs->W * cs->C, .out = cs->OH * cs->OW * OC, .relu = S->relu,
-                                       .w_bits = tq_qat_cfg_bits(&Q->cfg, s), .W = w, .b = bias, .w_scale = ch, .in_scale = in_scale,
-                                       .out_scale = out_scale, .in_zp = in_zp, .out_zp = out_zp,
+                                       .w_bits = tq_qat_cfg_bits(&Q->cfg, s), .W = w, .b = bias, .w_scale = ch, .in_scale = s_in[0],
+                                       .out_scale = out_scale, .in_zp = z_in[0], .out_zp = out_zp,
                                        .kind = cs->depthwise ? TQ_S8_DEPTHWISE : TQ_S8_CONV, .in_h = cs->H, .in_w = cs->W,
                                        .in_c = cs->C, .out_h = cs->OH, .out_w = cs->OW, .out_c = OC, .k = cs->KH,
                                        .stride = cs->stride, .pad = cs->pad, .kw = cs->KW, .stride_w = cs->stride,
@@ -676,7 +675,7 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
             src[n++] = (tq_qlayer_src){.in_scale = out_scale, .out_scale = out_scale, .in_zp = out_zp, .out_zp = out_zp,
                                        .kind = TQ_S8_FLATTEN, .in_h = S->out_h, .in_w = S->out_w, .in_c = S->out_c,
                                        .out_h = 1, .out_w = 1, .out_c = S->out_h * S->out_w * S->out_c, .k = 1, .stride = 1};
-        in_scale = out_scale;
+        in_scale = out_scale; /* the dense layers read the last stage */
         in_zp = out_zp;
     }
     for (int l = 0; l < m->n_layers && st == TQ_OK; l++) {
@@ -918,7 +917,7 @@ static tq_node *conv_stage(tq_graph *g, tq_model *m, int s, tq_node *h) {
     h = tq_conv2d(g, h, W, b, &st->conv);
     if (st->bn && st->relu == 1) return tq_batchnorm_relu(g, h, gm, bt, &st->bn_state);
     if (st->bn) h = tq_batchnorm(g, h, gm, bt, &st->bn_state);
-    return st->relu == 2 ? tq_relu6(g, h) : st->relu ? tq_relu(g, h) : h;
+    return tq_activation(g, h, st->relu);
 }
 
 tq_status tq_net_init(tq_net *net, tq_model *m, int max_batch) {
@@ -943,8 +942,7 @@ tq_status tq_net_init(tq_net *net, tq_model *m, int max_batch) {
             if (m->qat) {
                 h = tq_qat_add(g, m->qat, s, h, b, st->src[1], st->relu);
             } else {
-                h = tq_add(g, h, b);
-                if (st->relu) h = tq_relu(g, h);
+                h = tq_activation(g, tq_add(g, h, b), st->relu);
             }
         } else {
             h = conv_stage(g, m, s, h);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "layers/add.h"
 #include "layers/linear.h"
 #include "layers/relu.h"
 #include "src/alloc.h"
@@ -107,10 +108,14 @@ void tq_qat_set_observer(tq_qat *q, tq_obs_kind kind) {
     for (int s = 0; s < q->n_stages; s++) q->saobs[s].kind = kind;
 }
 
+/* The scale of the activation a quantizer gives (NULL: the network's input, p/255). */
+static float scale_of(const tq_fq *fq) { return fq ? fq->scale[0] : TQ_INPUT_SCALE; }
+
 /* ---- bias fake quant: b^[o] = round(b[o] / (s_in s_w[o])) * s_in s_w[o], the int32 the
  * integer path adds to its accumulator. STE: db = dy (the rounding is far below a weight's). */
 
-static tq_status bq_shape(tq_node *n) {
+/* an op whose output has its (first) input's shape */
+static tq_status same_shape(tq_node *n) {
     n->rows = n->in[0]->rows;
     n->cols = n->in[0]->cols;
     return TQ_OK;
@@ -119,7 +124,7 @@ static tq_status bq_shape(tq_node *n) {
 /* out[o] = b[o] on its int32 grid s_in * s_w[o]; unchanged while calibrating or before the input
  * range has been observed. out may be b. */
 static void round_bias(const tq_bias_q *bq, const float *b, float *out, int C, int mode) {
-    float s_in = bq->in ? bq->in->scale[0] : TQ_INPUT_SCALE;
+    float s_in = scale_of(bq->in);
     if (mode == TQ_RUN_CALIBRATE || (bq->in && bq->in->obs && bq->in->obs->n_seen == 0)) {
         memmove(out, b, (size_t)C * sizeof *out);
         return;
@@ -141,7 +146,7 @@ static void bq_backward(tq_node *n) {
     for (int o = 0; o < n->cols; o++) n->in[0]->grad[o] += n->grad[o];
 }
 
-static const tq_op op_bias_quant = {"bias_quant", bq_shape, bq_forward, bq_backward, 0};
+static const tq_op op_bias_quant = {"bias_quant", same_shape, bq_forward, bq_backward, 0};
 
 /* A fake quant: with learned scales (LSQ) their parameters are a leaf of the graph. */
 static tq_node *fake_quant(tq_graph *g, tq_node *x, tq_fq *fq) {
@@ -172,42 +177,32 @@ tq_node *tq_qat_stage(tq_graph *g, tq_qat *q, int s, tq_node *x, tq_node *W, tq_
         }
         tq_node *Wq = fake_quant(g, tq_bn_fold_weights(g, W, gamma, bn), &q->swfq[s]);
         y = tq_bn_unfold_output(g, tq_conv2d(g, x, Wq, NULL, cs), gamma, bn);
-        y = relu == 1 ? tq_batchnorm_relu(g, y, gamma, beta, bn) : tq_batchnorm(g, y, gamma, beta, bn);
-        if (relu == 2) y = tq_relu6(g, y);
+        y = relu == 1 ? tq_batchnorm_relu(g, y, gamma, beta, bn) : tq_activation(g, tq_batchnorm(g, y, gamma, beta, bn), relu);
     } else {
         tq_node *Wq = fake_quant(g, W, &q->swfq[s]);
         tq_node *bq = b && q->cfg.quant_bias ? tq_graph_apply(g, &op_bias_quant, &q->sbq[s], 1, &b) : b;
         y = tq_conv2d(g, x, Wq, bq, cs);
-        if (relu) y = relu == 2 ? tq_relu6(g, y) : tq_relu(g, y);
+        y = tq_activation(g, y, relu);
     }
     return fake_quant(g, y, &q->safq[s]);
 }
 
 /* ---- add and average pool on the integer grid ---- */
 
-/* The integers a quantized tensor holds: x = (q - z) s on its grid, so q = round(x / s) + z
- * recovers them exactly (x / s is within float error of an integer). */
-static void grid_of(const tq_fq *fq, float *s, int32_t *z) {
-    *s = fq ? fq->scale[0] : TQ_INPUT_SCALE;
-    *z = fq ? fq->zero_point[0] : TQ_INPUT_ZERO_POINT;
-}
 
 static tq_status qadd_shape(tq_node *n) {
-    if (n->in[0]->rows != n->in[1]->rows || n->in[0]->cols != n->in[1]->cols)
-        TQ_FAIL(TQ_E_SHAPE, "add: %dx%d + %dx%d: the two tensors must have one shape", n->in[0]->rows, n->in[0]->cols,
-                n->in[1]->rows, n->in[1]->cols);
-    n->rows = n->in[0]->rows;
-    n->cols = n->in[0]->cols;
+    TQ_TRY(tq_add_shape(n));
     n->aux_len = tq_node_numel(n); /* the STE mask */
     return TQ_OK;
 }
 
-/* The int8 ADD on elements [a, b): what one slice of the thread pool computes. */
+/* One slice of the thread pool's share of the add: the float sum (and ReLU, with its mask) when
+ * `sum`, then, when `quantize`, that sum replaced by the int8 ADD's output on the inputs' integers. */
 typedef struct {
     tq_node *n;
-    int32_t M0[3], sh[3], za, zb, zy, lo, hi;
+    int32_t M0[3], sh[3], zy, lo, hi;
     float sa, sb, sy;
-    int quantize, slices;
+    int sum, quantize, slices;
 } qadd_job;
 
 static void qadd_slice(void *ctx, int t) {
@@ -217,13 +212,12 @@ static void qadd_slice(void *ctx, int t) {
     const float *a = n->in[0]->val, *b = n->in[1]->val;
     size_t i0, i1;
     tq_slice(tq_node_numel(n), t, j->slices, &i0, &i1);
-    for (size_t i = i0; i < i1; i++) {
+    for (size_t i = i0; j->sum && i < i1; i++) {
         float v = a[i] + b[i];
         n->val[i] = A->relu && !(v > 0.0f) ? 0.0f * v : v; /* 0 * NaN stays NaN */
         n->aux[i] = A->relu && !(v > 0.0f) ? 0.0f : 1.0f;
     }
-    if (!j->quantize) return;
-    for (size_t i = i0; i < i1; i++) {
+    for (size_t i = i0; j->quantize && i < i1; i++) {
         if (n->val[i] != n->val[i]) continue; /* NaN: left for the loss to report */
         /* the clipped STE's range, from the float sum */
         float u = (float)j->zy + nearbyintf(n->val[i] / j->sy);
@@ -243,21 +237,20 @@ static void qadd_forward(tq_node *n, int mode) {
     const tq_qadd *A = n->ctx;
     tq_fq *fy = A->y;
     size_t N = tq_node_numel(n);
-    qadd_job j = {.n = n, .slices = N >= TQ_SLICE_MIN / 4 ? TQ_SLICES : 1};
+    qadd_job j = {.n = n, .sum = 1, .slices = N >= TQ_SLICE_MIN / 4 ? TQ_SLICES : 1};
     if (mode != TQ_RUN_EVAL) { /* the observer sees the float sum first, then the sum is quantized with it */
         tq_parallel_for(j.slices, qadd_slice, &j);
         (void)tq_fq_update(fy, n->val, n->in[0]->rows, n->in[0]->cols, 1);
+        j.sum = 0;
     }
-    if (!fy->enabled || mode == TQ_RUN_CALIBRATE || fy->obs->n_seen == 0) {
-        if (mode == TQ_RUN_EVAL) tq_parallel_for(j.slices, qadd_slice, &j);
-        return;
+    j.quantize = fy->enabled && mode != TQ_RUN_CALIBRATE && fy->obs->n_seen > 0;
+    if (!j.sum && !j.quantize) return;
+    if (j.quantize) { /* x = (q - z) s on each input's grid, so round(x / s) is q - z exactly */
+        j.sa = scale_of(A->a), j.sb = scale_of(A->b);
+        j.sy = fy->scale[0], j.zy = fy->zero_point[0];
+        tq_add_multipliers(j.sa, j.sb, j.sy, j.M0, j.sh);
+        j.lo = A->relu ? j.zy : fy->qmin, j.hi = fy->qmax;
     }
-    j.quantize = 1;
-    grid_of(A->a, &j.sa, &j.za);
-    grid_of(A->b, &j.sb, &j.zb);
-    j.sy = fy->scale[0], j.zy = fy->zero_point[0];
-    tq_add_multipliers(j.sa, j.sb, j.sy, j.M0, j.sh);
-    j.lo = A->relu ? j.zy : fy->qmin, j.hi = fy->qmax;
     tq_parallel_for(j.slices, qadd_slice, &j);
 }
 
@@ -280,12 +273,6 @@ tq_node *tq_qat_add(tq_graph *g, tq_qat *q, int s, tq_node *a, tq_node *b, int s
     return tq_graph_apply(g, &op_qadd, &q->qadd[s], 2, in);
 }
 
-static tq_status qpool_shape(tq_node *n) {
-    n->rows = n->in[0]->rows;
-    n->cols = n->in[0]->cols;
-    return TQ_OK;
-}
-
 /* x is the float pool's average of values on the grid: count (x / s + z) is the window's integer
  * sum (to float error, far below 1/2 for windows under 2^15 values), which the int8 pool divides
  * rounding half away from zero. */
@@ -297,9 +284,8 @@ static void qpool_forward(tq_node *n, int mode) {
         memcpy(n->val, x, N * sizeof(float));
         return;
     }
-    float s;
-    int32_t z;
-    grid_of(P->fq, &s, &z);
+    const float s = P->fq->scale[0];
+    const int32_t z = P->fq->zero_point[0];
     const int64_t c = P->count;
     for (size_t i = 0; i < N; i++) {
         if (x[i] != x[i]) {
@@ -318,7 +304,7 @@ static void qpool_backward(tq_node *n) {
     for (size_t i = 0; i < N; i++) n->in[0]->grad[i] += n->grad[i];
 }
 
-static const tq_op op_qpool = {"pool_round", qpool_shape, qpool_forward, qpool_backward, 0};
+static const tq_op op_qpool = {"pool_round", same_shape, qpool_forward, qpool_backward, 0};
 
 tq_node *tq_qat_avgpool(tq_graph *g, tq_qat *q, int s, tq_node *x, const tq_pool_shape *ps) {
     tq_node *y = tq_pool2d(g, x, ps);

@@ -65,3 +65,5 @@ static void relu6_backward(tq_node *n) {
 static const tq_op op_relu6 = {"relu6", relu_shape, relu6_forward, relu6_backward, 1};
 
 tq_node *tq_relu6(tq_graph *g, tq_node *x) { return tq_graph_apply(g, &op_relu6, NULL, 1, &x); }
+
+tq_node *tq_activation(tq_graph *g, tq_node *x, int relu) { return relu == 2 ? tq_relu6(g, x) : relu ? tq_relu(g, x) : x; }

@@ -195,6 +195,23 @@ static uint64_t model_macs(const tq_model *m) {
     return macs;
 }
 
+/* The integer model qm of quantized model m on n images px: each logit is the simulation's (sim,
+ * [n][outputs], fake-quantized: q = round(x / s) + z of the last layer's output quantizer). */
+static void assert_integer_logits(const tq_model *m, const tq_qmodel *qm, const uint8_t *px, int n, const float *sim) {
+    const int D = tq_model_inputs(m), O = m->dims[m->n_layers];
+    size_t sb = tq_int8_net_predict_scratch_bytes(&qm->net);
+    int8_t *scratch = tq_malloc(sb), *logits = tq_malloc((size_t)O);
+    const tq_fq *fo = &m->qat->afq[m->n_layers - 1];
+    for (int i = 0; i < n; i++) {
+        tq_int8_net_predict_u8(&qm->net, px + (size_t)D * i, logits, scratch, sb);
+        for (int k = 0; k < O; k++) {
+            int want = (int)nearbyintf(sim[i * O + k] / fo->scale[0]) + fo->zero_point[0];
+            if (logits[k] != want) fail_msg("%s: image %d logit %d: integer %d, simulation %d", m->spec, i, k, logits[k], want);
+        }
+    }
+    tq_free(scratch), tq_free(logits);
+}
+
 /* Quantize model m (PTQ defaults), let a training pass's observers see B random images, and
  * compare the integer model's logits with the simulation's on them: equal, logit by logit. */
 static void integer_equals_simulation(tq_model *m, tq_qmodel *qm, uint64_t seed) {
@@ -205,7 +222,7 @@ static void integer_equals_simulation(tq_model *m, tq_qmodel *qm, uint64_t seed)
     tq_qat_cfg_defaults(&qc);
     assert_int_equal(tq_model_quantize(m, &qc), TQ_OK);
     enum { B = 16 };
-    const int D = tq_model_inputs(m), O = m->dims[m->n_layers];
+    const int D = tq_model_inputs(m);
     uint8_t *px = tq_malloc((size_t)B * D);
     for (int i = 0; i < B * D; i++) px[i] = (uint8_t)tq_rng_below(&r, 256);
     tq_net net;
@@ -214,17 +231,8 @@ static void integer_equals_simulation(tq_model *m, tq_qmodel *qm, uint64_t seed)
     assert_int_equal(tq_graph_forward(net.g, TQ_RUN_TRAIN), TQ_OK);
     assert_int_equal(tq_graph_forward(net.g, TQ_RUN_EVAL), TQ_OK);
     assert_int_equal(tq_model_to_int8(m, qm), TQ_OK);
-    size_t sb = tq_int8_net_predict_scratch_bytes(&qm->net);
-    int8_t *scratch = tq_malloc(sb), *logits = tq_malloc((size_t)O);
-    const tq_fq *fo = &m->qat->afq[m->n_layers - 1];
-    for (int i = 0; i < B; i++) {
-        tq_int8_net_predict_u8(&qm->net, px + (size_t)D * i, logits, scratch, sb);
-        for (int k = 0; k < O; k++) {
-            int want = (int)nearbyintf(net.logits->val[i * O + k] / fo->scale[0]) + fo->zero_point[0];
-            if (logits[k] != want) fail_msg("%s: image %d logit %d: integer %d, simulation %d", m->spec, i, k, logits[k], want);
-        }
-    }
-    tq_free(scratch), tq_free(logits), tq_free(px);
+    assert_integer_logits(m, qm, px, B, net.logits->val);
+    tq_free(px);
     tq_net_free(&net);
 }
 
@@ -293,17 +301,7 @@ static void quantized_kxl_relu6(void **state) {
         assert_memory_equal(net.logits->val, sim, sizeof sim);
         tq_net_free(&net);
         assert_int_equal(tq_model_to_int8(&m2, &qm), TQ_OK);
-        size_t sb = tq_int8_net_predict_scratch_bytes(&qm.net);
-        int8_t *scratch = tq_malloc(sb), logits[4];
-        const tq_fq *fo = &m2.qat->afq[0];
-        for (int i = 0; i < B; i++) {
-            tq_int8_net_predict_u8(&qm.net, px + 72 * i, logits, scratch, sb);
-            for (int k = 0; k < 4; k++) {
-                int want = (int)nearbyintf(sim[i * 4 + k] / fo->scale[0]) + fo->zero_point[0];
-                if (logits[k] != want) fail_msg("LSQ graph: image %d logit %d: integer %d, simulation %d", i, k, logits[k], want);
-            }
-        }
-        tq_free(scratch);
+        assert_integer_logits(&m2, &qm, px, B, sim);
         tq_qmodel_free(&qm);
         tq_model_free(&m2);
         tq_model_free(&m);
@@ -484,18 +482,7 @@ static void quantized_graph(void **state) {
         if (got != qp[i]) fail_msg("pool output %d: simulation %d, int8 kernel %d", i, got, qp[i]);
     }
     /* the whole integer model against the simulation */
-    size_t sb = tq_int8_net_predict_scratch_bytes(&qm.net);
-    int8_t *scratch = tq_malloc(sb), logits[4];
-    const float s_out = m.qat->afq[0].scale[0];
-    const int32_t z_out = m.qat->afq[0].zero_point[0];
-    for (int i = 0; i < B; i++) {
-        tq_int8_net_predict_u8(&qm.net, px + 72 * i, logits, scratch, sb);
-        for (int k = 0; k < 4; k++) {
-            int want = (int)nearbyintf(sim[i * 4 + k] / s_out) + z_out;
-            if (logits[k] != want) fail_msg("image %d logit %d: integer %d, simulation %d", i, k, logits[k], want);
-        }
-    }
-    tq_free(scratch);
+    assert_integer_logits(&m, &qm, px, B, sim);
     tq_qmodel_free(&qm);
     tq_net_free(&net);
     /* the quantized graph's file: observers and all, the same logits */
@@ -722,18 +709,7 @@ static void quantized_cnn(void **state) {
             fail_msg("channel %d: the simulation adds %g steps of bias, the integer model %d", o, b_sim[o] / step,
                      qm.layer[0].bias[o]);
     }
-    size_t sb = tq_int8_net_predict_scratch_bytes(&qm.net);
-    int8_t *scratch = tq_malloc(sb), logits[3];
-    float s_out = m.qat->afq[0].scale[0];
-    int32_t z_out = m.qat->afq[0].zero_point[0];
-    for (int i = 0; i < 4; i++) {
-        tq_int8_net_predict_u8(&qm.net, px + 64 * i, logits, scratch, sb);
-        for (int k = 0; k < 3; k++) {
-            int want = (int)nearbyintf(sim[i * 3 + k] / s_out) + z_out;
-            if (logits[k] != want) fail_msg("image %d logit %d: integer %d, simulation %d", i, k, logits[k], want);
-        }
-    }
-    tq_free(scratch);
+    assert_integer_logits(&m, &qm, px, 4, sim);
     tq_qmodel_free(&qm);
     /* batch norm can be frozen for the whole model */
     tq_model_freeze_bn(&m, 1);
