@@ -364,6 +364,17 @@ static void dscnn_and_mobilenet_presets(void **state) {
     want += 256 * 10;
     assert_int_equal(model_macs(&m), want);
     assert_int_equal(want, 751984);
+    /* its file: a spec of some 300 characters and 27 stages' tensors (135) fit, and come back */
+    assert_true(strlen(m.spec) > 255);
+    char path[128];
+    snprintf(path, sizeof path, "%s/mobilenet.tqf", dir);
+    assert_int_equal(tq_model_save(&m, path), TQ_OK);
+    tq_model m2;
+    assert_int_equal(tq_model_load(&m2, path), TQ_OK);
+    assert_string_equal(m2.spec, m.spec);
+    assert_int_equal(m2.n_params, m.n_params);
+    assert_memory_equal(m2.params, m.params, m.n_params * sizeof(float));
+    tq_model_free(&m2);
     tq_model_free(&m);
     /* the spec grammar's new parts refused when malformed */
     const char *bad[] = {"8x8x1-c4k3x-2", "8x8x1-c4k3x0-2", "8x8x1-c4k3p1x-2", "8x8x1-c4k3x9-2", "8x8x1-c4k3p1x3-2", "8x8x1-c4k3r7-2"};
