@@ -40,11 +40,12 @@ if [ "$check" = 0 ]; then
   echo "rewrote $doc" >&2
   exit 0
 fi
-# Timings change from run to run: numbers before s, ms, samples/s and images/s become <T>. Without
+# Timings change from run to run: numbers before s, ms, samples/s and images/s become <T>; the
+# host kernel the CPU picks (AVX-512 VNNI, AVX2, reference) becomes <K>. Without
 # the ARM toolchain the microcontroller block cannot run here: it is left out of both sides.
 normalize() {
   local skip_mcu="$2"
-  sed -E 's/[0-9]+(\.[0-9]+)? (s|ms)([^a-z]|$)/<T> \2\3/g; s/[0-9]+ (samples|images)\/s/<T> \1\/s/g' "$1" |
+  sed -E 's/[0-9]+(\.[0-9]+)? (s|ms)([^a-z]|$)/<T> \2\3/g; s/[0-9]+ (samples|images)\/s/<T> \1\/s/g; s/\((AVX-512 VNNI|AVX2|reference) kernel/(<K> kernel/g' "$1" |
     awk -v skip="$skip_mcu" '/^<!-- run: .*arm-none-eabi-gcc/ && skip { drop = 1; print; next }
                              drop && /^<!-- end -->/ { drop = 0 }
                              !drop { print }'
