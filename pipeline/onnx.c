@@ -379,6 +379,55 @@ tq_status tq_export_onnx(const tq_qmodel *q, const char *path, int softmax) {
 
 /* ---- the float model ---- */
 
+/* Stage s's convolution and batch norm, reading g->x. */
+static tq_status conv_float(ox_graph *g, const tq_stage *S, int s) {
+    const tq_conv_shape *cs = &S->conv;
+    char nm[48], wn[48], bn[48];
+    const int IC = cs->depthwise ? 1 : cs->C;
+    const size_t nw = (size_t)cs->OC * (size_t)IC * (size_t)cs->KH * (size_t)cs->KW;
+    float *w = tq_malloc(nw * sizeof(float));
+    if (!w) TQ_FAIL(TQ_E_NOMEM, "onnx: out of memory");
+    size_t i = 0; /* OHWI (depthwise: [OC][KH*KW], which is OIHW with I = 1) */
+    for (int o = 0; o < cs->OC; o++)
+        for (int ky = 0; ky < cs->KH; ky++)
+            for (int kx = 0; kx < cs->KW; kx++)
+                for (int c = 0; c < IC; c++) w[oihw(o, c, ky, kx, IC, cs->KH, cs->KW)] = S->W[i++];
+    snprintf(wn, sizeof wn, "s%d_w", s);
+    init_tensor(g, wn, DT_FLOAT, (const int64_t[]){cs->OC, IC, cs->KH, cs->KW}, 4, w, nw);
+    tq_free(w);
+    const int64_t oc = cs->OC;
+    ox_node n;
+    node_begin(&n, "Conv");
+    node_in(&n, g->x), node_in(&n, wn);
+    if (S->b) {
+        snprintf(bn, sizeof bn, "s%d_b", s);
+        init_tensor(g, bn, DT_FLOAT, &oc, 1, S->b, (size_t)oc);
+        node_in(&n, bn);
+    }
+    attr_ints2(&n, "kernel_shape", cs->KH, cs->KW, 2);
+    attr_ints2(&n, "strides", cs->stride, cs->stride, 2);
+    attr_ints2(&n, "pads", cs->pad, cs->pad_w, 4); /* top, left, bottom, right */
+    if (cs->depthwise) attr_int(&n, "group", cs->C);
+    snprintf(nm, sizeof nm, "s%d_conv", s);
+    node_end(g, &n, nm);
+    if (S->bn) { /* evaluation: the running statistics */
+        static const char *part[4] = {"gamma", "beta", "mean", "var"};
+        const float *v[4] = {S->gamma, S->beta, S->running_mean, S->running_var};
+        char pn[4][48];
+        node_begin(&n, "BatchNormalization");
+        node_in(&n, g->x);
+        for (int k = 0; k < 4; k++) {
+            snprintf(pn[k], sizeof pn[k], "s%d_bn_%s", s, part[k]);
+            init_tensor(g, pn[k], DT_FLOAT, &oc, 1, v[k], (size_t)oc);
+            node_in(&n, pn[k]);
+        }
+        attr_float(&n, "epsilon", S->bn_state.eps);
+        snprintf(nm, sizeof nm, "s%d_bn", s);
+        node_end(g, &n, nm);
+    }
+    return TQ_OK;
+}
+
 static tq_status build_float(ox_graph *g, const tq_model *m) {
     snprintf(g->x, sizeof g->x, "input");
     if (m->in_mean != 0.0f || m->in_std != 1.0f) { /* x = (p/255 - mean) / std, as tq_model_input */
@@ -387,51 +436,17 @@ static tq_status build_float(ox_graph *g, const tq_model *m) {
         node3(g, "Sub", "input", "in_mean", NULL, "input_centered");
         node3(g, "Div", "input_centered", "in_std", NULL, "input_norm");
     }
-    char nm[48], wn[48], bn[48];
+    char nm[48], wn[48], bn[48], in_name[sizeof g->x], out_of[TQ_MAX_STAGES][sizeof g->x];
+    snprintf(in_name, sizeof in_name, "%s", g->x);
     for (int s = 0; s < m->n_stages; s++) {
         const tq_stage *S = &m->stage[s];
-        const tq_conv_shape *cs = &S->conv;
-        const int IC = cs->depthwise ? 1 : cs->C;
-        const size_t nw = (size_t)cs->OC * (size_t)IC * (size_t)cs->KH * (size_t)cs->KW;
-        float *w = tq_malloc(nw * sizeof(float));
-        if (!w) TQ_FAIL(TQ_E_NOMEM, "onnx: out of memory");
-        size_t i = 0; /* OHWI (depthwise: [OC][KH*KW], which is OIHW with I = 1) */
-        for (int o = 0; o < cs->OC; o++)
-            for (int ky = 0; ky < cs->KH; ky++)
-                for (int kx = 0; kx < cs->KW; kx++)
-                    for (int c = 0; c < IC; c++) w[oihw(o, c, ky, kx, IC, cs->KH, cs->KW)] = S->W[i++];
-        snprintf(wn, sizeof wn, "s%d_w", s);
-        init_tensor(g, wn, DT_FLOAT, (const int64_t[]){cs->OC, IC, cs->KH, cs->KW}, 4, w, nw);
-        tq_free(w);
-        const int64_t oc = cs->OC;
-        ox_node n;
-        node_begin(&n, "Conv");
-        node_in(&n, g->x), node_in(&n, wn);
-        if (S->b) {
-            snprintf(bn, sizeof bn, "s%d_b", s);
-            init_tensor(g, bn, DT_FLOAT, &oc, 1, S->b, (size_t)oc);
-            node_in(&n, bn);
-        }
-        attr_ints2(&n, "kernel_shape", cs->KH, cs->KW, 2);
-        attr_ints2(&n, "strides", cs->stride, cs->stride, 2);
-        attr_ints2(&n, "pads", cs->pad, cs->pad_w, 4); /* top, left, bottom, right */
-        if (cs->depthwise) attr_int(&n, "group", cs->C);
-        snprintf(nm, sizeof nm, "s%d_conv", s);
-        node_end(g, &n, nm);
-        if (S->bn) { /* evaluation: the running statistics */
-            static const char *part[4] = {"gamma", "beta", "mean", "var"};
-            const float *v[4] = {S->gamma, S->beta, S->running_mean, S->running_var};
-            char pn[4][48];
-            node_begin(&n, "BatchNormalization");
-            node_in(&n, g->x);
-            for (int k = 0; k < 4; k++) {
-                snprintf(pn[k], sizeof pn[k], "s%d_bn_%s", s, part[k]);
-                init_tensor(g, pn[k], DT_FLOAT, &oc, 1, v[k], (size_t)oc);
-                node_in(&n, pn[k]);
-            }
-            attr_float(&n, "epsilon", S->bn_state.eps);
-            snprintf(nm, sizeof nm, "s%d_bn", s);
-            node_end(g, &n, nm);
+        /* a graph: the stage reads its source's output, not necessarily the value before it */
+        snprintf(g->x, sizeof g->x, "%s", S->src[0] < 0 ? in_name : out_of[S->src[0]]);
+        if (S->kind == TQ_STAGE_ADD) {
+            snprintf(nm, sizeof nm, "s%d_add", s);
+            node3(g, "Add", g->x, out_of[S->src[1]], NULL, nm);
+        } else {
+            TQ_TRY(conv_float(g, S, s));
         }
         if (S->relu == 2) { /* ReLU6: Clip with its bounds as inputs (opset 11 on) */
             char lo[32], hi[32];
@@ -446,6 +461,7 @@ static tq_status build_float(ox_graph *g, const tq_model *m) {
             node3(g, "Relu", g->x, NULL, NULL, nm);
         }
         if (S->pool) {
+            ox_node n;
             node_begin(&n, S->pool == 1 ? "MaxPool" : "AveragePool");
             node_in(&n, g->x);
             attr_ints2(&n, "kernel_shape", S->pool_shape.K, S->pool_shape.KW, 2);
@@ -453,6 +469,7 @@ static tq_status build_float(ox_graph *g, const tq_model *m) {
             snprintf(nm, sizeof nm, "s%d_pool", s);
             node_end(g, &n, nm);
         }
+        snprintf(out_of[s], sizeof out_of[s], "%s", g->x);
     }
     int fh = 1, fw = 1, fc = 1;
     if (m->n_stages) {
@@ -498,7 +515,6 @@ tq_status tq_export_onnx_float(const tq_model *m, const char *path, int softmax)
         TQ_FAIL(TQ_E_ARG, "onnx: model %s is quantized: its deployed form is the integer model (tinyqat convert, then export the .tqm "
                           "--onnx for the QDQ graph)", m->spec);
     if (m->n_layers < 1) TQ_FAIL(TQ_E_ARG, "onnx: model %s has no dense layer", m->spec);
-    if (tq_model_is_graph(m)) TQ_FAIL(TQ_E_ARG, "onnx: model %s is a graph (adds or branches): its ONNX export is not written yet", m->spec);
     ox_graph g;
     memset(&g, 0, sizeof g);
     tq_buf_init(&g.nodes), tq_buf_init(&g.inits);

@@ -425,15 +425,18 @@ static tq_status tensor_floats(const ctx *c, pv t, const char *what, float **out
     return TQ_OK;
 }
 
-/* ---- the chain ---- */
+/* ---- the graph as tinyqat stages and dense layers ---- */
 
 typedef struct {
-    int depthwise, O, K, stride, pad;
-    int C, H, W, OH, OW;  /* input, conv output */
-    float *Wt, *b;        /* ONNX's OIHW; bias or NULL */
+    int kind;               /* TQ_STAGE_CONV or TQ_STAGE_ADD */
+    int src[2];             /* the stages read (-1: the input) */
+    int depthwise, O, KH, KW, stride, pad, pad_w;
+    int C, H, W, OH, OW;    /* input, conv output */
+    float *Wt, *b;          /* ONNX's OIHW; bias or NULL */
     int bn;
     float *gamma, *beta, *mean, *var, eps;
-    int relu, pool, pk, ps; /* pool: 1 max, 2 average */
+    int relu, pool, pk, ps; /* relu: 1 ReLU, 2 ReLU6; pool: 1 max, 2 average; pk 0: global */
+    int out_h, out_w, out_c; /* after the pool */
 } stage_in;
 
 typedef struct {
@@ -474,7 +477,8 @@ static tq_status node_fail(const ctx *c, int i, const onode *nd, tq_status code,
 static tq_status const_input(const ctx *c, int i, const onode *nd, int k, float **v, tinfo *ti) {
     pv t;
     if (k >= nd->n_in || !find_const(c, nd->in[k], &t))
-        NODE_FAIL(TQ_E_ARG, "input %d is not a constant (a weight, a bias): tinyqat imports chains of layers", k + 1);
+        NODE_FAIL(TQ_E_ARG, "input %d is not a constant: tinyqat reads weights, biases and amounts from initializers or Constant "
+                            "nodes", k + 1);
     char what[64];
     snprintf(what, sizeof what, "node %d's input %d", i, k + 1);
     return tensor_floats(c, t, what, v, ti);
@@ -501,9 +505,51 @@ static tq_status pool_window(const ctx *c, int i, const onode *nd, int H, int W,
     return TQ_OK;
 }
 
-/* Walk the nodes from the input, one after the other. */
+/* The values the walk follows. Each belongs to a slot: the input (IN), the dense layers' vector
+ * (VEC), or a stage (STAGE0 + s). An operator that extends a stage (batch norm, ReLU, a pool)
+ * must read the slot's newest value, and no other operator may have read the stage's output
+ * yet: tinyqat keeps a stage's output only, not the values inside it. Reading a stage (a
+ * convolution, an add, a flatten) seals it. */
+enum { IN = 0, VEC = 1, STAGE0 = 2, SLOTS = STAGE0 + TQ_MAX_STAGES };
+
+typedef struct {
+    pv name;
+    int slot, version;
+} oval;
+
+typedef struct {
+    oval *v;
+    int n;
+    int version[SLOTS], sealed[SLOTS];
+} values;
+
+static void val_add(values *vs, pv name, int slot) { vs->v[vs->n++] = (oval){name, slot, vs->version[slot]}; }
+
+static const oval *val_find(const values *vs, pv name) {
+    for (int k = vs->n - 1; k >= 0; k--)
+        if (pv_eq(vs->v[k].name, name)) return &vs->v[k];
+    return NULL;
+}
+
+/* 1 when v is its slot's newest value (what the slot holds now) */
+static int val_current(const values *vs, const oval *v) { return v->version == vs->version[v->slot]; }
+
+/* The input of node nd that the walk follows (k): a value computed from the graph's input, the
+ * newest of its slot. */
+static tq_status follow(const ctx *c, const values *vs, int i, const onode *nd, int k, const oval **out) {
+    const oval *v = k < nd->n_in ? val_find(vs, nd->in[k]) : NULL;
+    if (!v)
+        NODE_FAIL(TQ_E_ARG, "input %d ('%.*s') is neither a constant nor a value computed from the graph's input", k + 1,
+                  k < nd->n_in ? (int)(nd->in[k].n > 96 ? 96 : nd->in[k].n) : 0, k < nd->n_in ? (const char *)nd->in[k].p : "");
+    if (!val_current(vs, v))
+        NODE_FAIL(TQ_E_ARG, "reads a value inside a layer that a later operator changed (before its batch norm, ReLU or pool): "
+                            "tinyqat keeps each layer's output only");
+    *out = v;
+    return TQ_OK;
+}
+
+/* Walk the nodes in the file's order (ONNX's is topological). */
 static tq_status walk(ctx *c, chain *ch, float *mean, float *sd, tq_onnx_info *info) {
-    pv cur = c->input;
     int rank = c->in_rank, C = 0, H = 1, W = 1, D = 0;
     if (rank == 4) {
         if (c->in_dims[1] < 1 || c->in_dims[2] < 1 || c->in_dims[3] < 1 || c->in_dims[1] > 4096 || c->in_dims[2] > 4096 ||
@@ -516,262 +562,472 @@ static tq_status walk(ctx *c, chain *ch, float *mean, float *sd, tq_onnx_info *i
     } else {
         TQ_FAIL(TQ_E_ARG, "%s: the input has %d dimensions: tinyqat reads images [N][C][H][W] or vectors [N][D]", c->file, c->in_rank);
     }
-    int flat_h = 1, flat_w = 1, flat_c = 0; /* the image a flatten turned into the current vector */
-    if (rank == 2) flat_c = D;
+    values vs;
+    memset(&vs, 0, sizeof vs);
+    vs.v = tq_malloc((size_t)(c->n_node + 1) * sizeof *vs.v);
+    if (!vs.v) TQ_FAIL(TQ_E_NOMEM, "%s: out of memory", c->file);
+    val_add(&vs, c->input, rank == 4 ? IN : VEC);
+    int flat_h = 1, flat_w = 1, flat_c = rank == 2 ? D : 0; /* the image a flatten turned into the vector */
     int computed = 0, pending_add = 0;
-    for (int i = 0; i < c->n_node; i++) {
+    tq_status st = TQ_OK;
+    for (int i = 0; i < c->n_node && st == TQ_OK; i++) {
         const onode *nd = &c->node[i];
-        pv op = nd->op;
+        const pv op = nd->op;
+        const int n_vals = vs.n;
         if (pv_is(op, "Constant")) {
             pv a;
             size_t at = 0;
             pf f;
             int found = 0;
             if (attr(nd, "value", &a))
-                while (pb_next(a, &at, &f) > 0)
-                    if (f.field == 5 && f.wire == 2) {
-                        TQ_TRY(add_const(c, nd->out[0], f.sub));
-                        found = 1;
-                    }
-            if (!found) NODE_FAIL(TQ_E_ARG, "a Constant without a tensor value");
+                while (st == TQ_OK && pb_next(a, &at, &f) > 0)
+                    if (f.field == 5 && f.wire == 2) st = add_const(c, nd->out[0], f.sub), found = 1;
+            if (st == TQ_OK && !found) st = node_fail(c, i, nd, TQ_E_ARG, "a Constant without a tensor value");
             continue;
         }
-        if (is_shape_op(op)) continue; /* the batch size's arithmetic for a Reshape */
-        /* the chain's value comes first, but an Add or a Mul may take its constant first */
-        const int swap = nd->n_in == 2 && (pv_is(op, "Add") || pv_is(op, "Mul")) && pv_eq(nd->in[1], cur) && !pv_eq(nd->in[0], cur);
-        const int kc = swap ? 0 : 1; /* which input is the constant, for ops with one */
-        if (nd->n_in < 1 || (!swap && !pv_eq(nd->in[0], cur)))
-            NODE_FAIL(TQ_E_ARG, "does not read the value before it: tinyqat imports chains (one path from the input to the "
-                                "output; residual and branching graphs come with models as graphs)");
-        pv next = nd->out[0];
+        if (is_shape_op(op)) { /* the batch size's arithmetic for a Reshape; a Concat of computed values is not that */
+            for (int k = 0; k < nd->n_in && pv_is(op, "Concat") && st == TQ_OK; k++)
+                if (val_find(&vs, nd->in[k]))
+                    st = node_fail(c, i, nd, TQ_E_ARG, "a concat of computed values: tinyqat's float models have none yet (its integer "
+                                                       "path does)");
+            continue;
+        }
+        int reads_data = 0; /* arithmetic on constants and shapes (a Pad's amounts, a Reshape's shape) is read past */
+        for (int k = 0; k < nd->n_in; k++) reads_data |= val_find(&vs, nd->in[k]) != NULL;
+        if (!reads_data && nd->n_in) continue;
+        /* the followed value comes first, but an Add or a Mul may take a constant first */
+        pv tmp;
+        const int two = nd->n_in == 2 && (pv_is(op, "Add") || pv_is(op, "Mul") || pv_is(op, "Sub") || pv_is(op, "Div"));
+        const int c0 = two && find_const(c, nd->in[0], &tmp), c1 = two && find_const(c, nd->in[1], &tmp);
+        const int kv = c0 && !c1 ? 1 : 0, kc = 1 - kv;
+        const oval *x;
+        if ((st = follow(c, &vs, i, nd, kv, &x)) != TQ_OK) break;
+        const int slot = x->slot;
+        stage_in *S = slot >= STAGE0 ? &ch->st[slot - STAGE0] : NULL;
+        const pv next = nd->out[0];
         if (pv_is(op, "Identity") || pv_is(op, "Dropout")) {
-            cur = next;
+            val_add(&vs, next, slot);
             continue;
         }
         if (pv_is(op, "Pad")) { /* PyTorch puts one of nothing before an average pool */
             float *v;
             tinfo ti;
-            TQ_TRY(const_input(c, i, nd, 1, &v, &ti));
+            if (nd->n_in < 2 || !find_const(c, nd->in[1], &tmp)) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a Pad of amounts computed in the graph (nn.ZeroPad2d, F.pad): tinyqat pads inside "
+                                                   "its convolutions (give the convolution its padding)");
+                break;
+            }
+            if ((st = const_input(c, i, nd, 1, &v, &ti)) != TQ_OK) break;
             int any = 0;
             for (size_t k = 0; k < ti.count; k++) any |= v[k] != 0.0f;
             tq_free(v);
-            if (any) NODE_FAIL(TQ_E_ARG, "a Pad that pads: tinyqat pads inside its convolutions only");
-            cur = next;
+            if (any) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a Pad that pads: tinyqat pads inside its convolutions, equally above and "
+                                                   "below, left and right (export the padding as the convolution's pads)");
+                break;
+            }
+            val_add(&vs, next, slot);
             continue;
         }
-        if (pv_is(op, "Sub") || pv_is(op, "Div") || pv_is(op, "Mul") || (pv_is(op, "Add") && !pending_add)) {
-            pv other;
-            if (nd->n_in == 2 && !find_const(c, nd->in[kc], &other))
-                NODE_FAIL(TQ_E_ARG, "%.*s of two computed values (a residual or branching graph): tinyqat imports chains; graphs "
-                                    "come with models as graphs", (int)op.n, (const char *)op.p);
-            if (computed) NODE_FAIL(TQ_E_ARG, "an elementwise %.*s between layers: tinyqat models have none", (int)op.n, (const char *)op.p);
+        if (two && !c0 && !c1) { /* two computed values: a residual add */
+            const oval *y;
+            if (!pv_is(op, "Add")) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "%.*s of two computed values: tinyqat adds two layers' outputs, nothing else",
+                               (int)op.n, (const char *)op.p);
+                break;
+            }
+            if ((st = follow(c, &vs, i, nd, 1, &y)) != TQ_OK) break;
+            if (slot < STAGE0 || y->slot < STAGE0) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "an add %s: tinyqat adds two convolutions' or adds' outputs",
+                               slot == IN || y->slot == IN ? "of the input" : "of dense layers' values");
+                break;
+            }
+            const stage_in *A = S, *B = &ch->st[y->slot - STAGE0];
+            if (A->out_h != B->out_h || A->out_w != B->out_w || A->out_c != B->out_c || slot == y->slot) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "adds %dx%dx%d to %dx%dx%d: tinyqat adds two different tensors of one shape",
+                               B->out_c, B->out_h, B->out_w, A->out_c, A->out_h, A->out_w);
+                break;
+            }
+            if (ch->n_st == TQ_MAX_STAGES) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "more than %d layers with adds and convolutions", TQ_MAX_STAGES);
+                break;
+            }
+            stage_in *T = &ch->st[ch->n_st];
+            memset(T, 0, sizeof *T);
+            T->kind = TQ_STAGE_ADD, T->src[0] = slot - STAGE0, T->src[1] = y->slot - STAGE0;
+            T->C = T->O = T->out_c = A->out_c, T->H = T->OH = T->out_h = A->out_h, T->W = T->OW = T->out_w = A->out_w;
+            vs.sealed[slot] = vs.sealed[y->slot] = 1;
+            val_add(&vs, next, STAGE0 + ch->n_st++);
+            computed = 1;
+            continue;
+        }
+        if (two && (pv_is(op, "Sub") || pv_is(op, "Div") || pv_is(op, "Mul") || pv_is(op, "Add")) && !(pending_add && slot == VEC)) {
+            /* by a constant: the input's normalization */
+            if (computed || vs.sealed[slot] || slot > VEC) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "an elementwise %.*s by a constant between layers: tinyqat models have none",
+                               (int)op.n, (const char *)op.p);
+                break;
+            }
+            if (kv == 1 && pv_is(op, "Sub")) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a constant minus the input: tinyqat's normalization is (x - mean) / std");
+                break;
+            }
             float *v;
             tinfo ti;
-            TQ_TRY(const_input(c, i, nd, kc, &v, &ti));
-            float k = v[0];
+            if ((st = const_input(c, i, nd, kc, &v, &ti)) != TQ_OK) break;
+            float k = ti.count ? v[0] : 0.0f;
             tq_free(v);
-            if (ti.count != 1) NODE_FAIL(TQ_E_ARG, "a normalization by %zu values: tinyqat takes one mean and one scale", ti.count);
+            if (ti.count != 1) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a normalization by %zu values: tinyqat takes one mean and one scale", ti.count);
+                break;
+            }
+            if (kv == 1 && pv_is(op, "Div")) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a constant divided by the input: tinyqat's normalization is (x - mean) / std");
+                break;
+            }
             if (pv_is(op, "Sub")) *mean += k * *sd;
             else if (pv_is(op, "Add")) *mean -= k * *sd;
             else if (pv_is(op, "Div")) *sd *= k;
             else *sd /= k;
-            if (!(*sd > 0) || !isfinite(*sd) || !isfinite(*mean)) NODE_FAIL(TQ_E_ARG, "a normalization that is not a positive scale");
-            cur = next;
+            if (!(*sd > 0) || !isfinite(*sd) || !isfinite(*mean)) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a normalization that is not a positive scale");
+                break;
+            }
+            vs.version[slot]++;
+            val_add(&vs, next, slot);
             continue;
+        }
+        /* an operator that extends the stage it reads */
+        const int extends = pv_is(op, "BatchNormalization") || pv_is(op, "Relu") || pv_is(op, "Clip") || pv_is(op, "MaxPool") ||
+                            pv_is(op, "AveragePool") || pv_is(op, "GlobalAveragePool");
+        if (extends && S && vs.sealed[slot]) {
+            st = node_fail(c, i, nd, TQ_E_ARG, "changes a layer's output that another operator already read: tinyqat keeps each "
+                                               "layer's output only");
+            break;
         }
         computed = 1;
         if (pv_is(op, "Conv")) {
-            if (rank != 4) NODE_FAIL(TQ_E_ARG, "a convolution after the dense layers began");
-            if (ch->n_st == TQ_MAX_STAGES) NODE_FAIL(TQ_E_ARG, "more than %d convolutions", TQ_MAX_STAGES);
-            stage_in *S = &ch->st[ch->n_st];
-            memset(S, 0, sizeof *S);
-            ch->n_st++;
+            if (slot == VEC) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a convolution after the dense layers began");
+                break;
+            }
+            if (slot == IN && vs.sealed[IN]) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a second layer reading the network's input: tinyqat's models read it once");
+                break;
+            }
+            if (ch->n_st == TQ_MAX_STAGES) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "more than %d layers with adds and convolutions", TQ_MAX_STAGES);
+                break;
+            }
+            vs.sealed[slot] = 1;
+            const int h = S ? S->out_h : H, w = S ? S->out_w : W, ci = S ? S->out_c : C;
+            stage_in *T = &ch->st[ch->n_st];
+            memset(T, 0, sizeof *T);
+            T->kind = TQ_STAGE_CONV, T->src[0] = S ? slot - STAGE0 : -1, T->src[1] = -1;
+            val_add(&vs, next, STAGE0 + ch->n_st++);
             tinfo ti;
-            TQ_TRY(const_input(c, i, nd, 1, &S->Wt, &ti));
-            int64_t ks[4], st[4], pd[8], dl[4];
-            int nk = attr_ints(nd, "kernel_shape", ks, 4), ns = attr_ints(nd, "strides", st, 4), np = attr_ints(nd, "pads", pd, 8),
+            if ((st = const_input(c, i, nd, 1, &T->Wt, &ti)) != TQ_OK) break;
+            int64_t ks[4], sd4[4], pd[8], dl[4];
+            int nk = attr_ints(nd, "kernel_shape", ks, 4), ns = attr_ints(nd, "strides", sd4, 4), np = attr_ints(nd, "pads", pd, 8),
                 nl = attr_ints(nd, "dilations", dl, 4);
             int64_t group = attr_i(nd, "group", 1);
-            if (ti.ndim != 4) NODE_FAIL(TQ_E_ARG, "a %d-dimensional kernel: tinyqat's convolutions are 2-D", ti.ndim);
-            if (ti.dims[2] != ti.dims[3] || (nk == 2 && (ks[0] != ti.dims[2] || ks[1] != ti.dims[3])))
-                NODE_FAIL(TQ_E_ARG, "a %lldx%lld kernel: tinyqat's kernels are square (non-square ones come with models as graphs)",
-                          (long long)ti.dims[2], (long long)ti.dims[3]);
-            if (ns < 0 || (ns == 2 && st[0] != st[1]) || np < 0 || (np == 4 && (pd[0] != pd[1] || pd[0] != pd[2] || pd[0] != pd[3])) ||
-                nl < 0 || (nl == 2 && (dl[0] != 1 || dl[1] != 1)))
-                NODE_FAIL(TQ_E_ARG, "strides, pads or dilations tinyqat cannot hold (one stride, equal pads on every side, no dilation)");
-            if ((attr(nd, "auto_pad", &(pv){0}) && !attr_s(nd, "auto_pad", "NOTSET") && !attr_s(nd, "auto_pad", "VALID")))
-                NODE_FAIL(TQ_E_ARG, "auto_pad SAME: export the model with explicit pads");
-            S->C = C, S->H = H, S->W = W, S->O = (int)ti.dims[0], S->K = (int)ti.dims[2];
-            S->stride = ns == 2 ? (int)st[0] : 1, S->pad = np == 4 ? (int)pd[0] : 0;
-            if (group == 1 && ti.dims[1] == C) S->depthwise = 0;
-            else if (group == C && ti.dims[1] == 1 && S->O % C == 0) S->depthwise = 1;
-            else
-                NODE_FAIL(TQ_E_ARG, "group %lld with %lld input channels a filter: tinyqat has plain (group 1) and depthwise (group = "
-                                    "channels) convolutions", (long long)group, (long long)ti.dims[1]);
-            if (S->O < 1 || S->O > 4096 || S->K < 1 || S->stride < 1 || S->stride > 64 || S->pad < 0 || S->pad > 64 ||
-                H + 2 * S->pad < S->K || W + 2 * S->pad < S->K)
-                NODE_FAIL(TQ_E_ARG, "a %dx%d kernel does not fit its %dx%d input padded by %d", S->K, S->K, H, W, S->pad);
-            if (nd->n_in > 2) {
-                float *b;
-                TQ_TRY(const_input(c, i, nd, 2, &b, &ti));
-                S->b = b;
-                if (ti.count != (size_t)S->O) NODE_FAIL(TQ_E_ARG, "a bias of %zu values for %d channels", ti.count, S->O);
+            if (ti.ndim != 4) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a %d-dimensional kernel: tinyqat's convolutions are 2-D", ti.ndim);
+                break;
             }
-            S->OH = (H + 2 * S->pad - S->K) / S->stride + 1, S->OW = (W + 2 * S->pad - S->K) / S->stride + 1;
-            C = S->O, H = S->OH, W = S->OW;
+            if ((nk == 2 && (ks[0] != ti.dims[2] || ks[1] != ti.dims[3])) || nk < 0 || (nk != 0 && nk != 2) || ti.dims[2] < 1 ||
+                ti.dims[3] < 1 || ti.dims[2] > 64 || ti.dims[3] > 64) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a kernel_shape that is not its weight's %lldx%lld (at most 64x64)",
+                               (long long)ti.dims[2], (long long)ti.dims[3]);
+                break;
+            }
+            if (ns < 0 || (ns == 2 && sd4[0] != sd4[1]) || (ns != 0 && ns != 2)) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "strides tinyqat's float convolutions cannot hold (one stride for rows and columns)");
+                break;
+            }
+            if (np < 0 || (np != 0 && np != 4) || (np == 4 && (pd[0] != pd[2] || pd[1] != pd[3]))) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "pads tinyqat cannot hold (as many above as below, as many left as right; TensorFlow's "
+                                                   "SAME with an extra row or column is not in float models yet)");
+                break;
+            }
+            if (nl < 0 || (nl == 2 && (dl[0] != 1 || dl[1] != 1)) || (nl != 0 && nl != 2)) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a dilated convolution: tinyqat's have none");
+                break;
+            }
+            if (attr(nd, "auto_pad", &tmp) && !attr_s(nd, "auto_pad", "NOTSET") && !attr_s(nd, "auto_pad", "VALID")) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "auto_pad SAME: export the model with explicit pads");
+                break;
+            }
+            T->C = ci, T->H = h, T->W = w, T->O = (int)ti.dims[0], T->KH = (int)ti.dims[2], T->KW = (int)ti.dims[3];
+            T->stride = ns == 2 ? (int)sd4[0] : 1;
+            T->pad = np == 4 ? (int)pd[0] : 0, T->pad_w = np == 4 ? (int)pd[1] : 0;
+            if (group == 1 && ti.dims[1] == ci) {
+                T->depthwise = 0;
+            } else if (group == ci && ti.dims[1] == 1 && T->O % ci == 0) {
+                T->depthwise = 1;
+            } else {
+                st = node_fail(c, i, nd, TQ_E_ARG, "group %lld with %lld input channels a filter on %d channels: tinyqat has plain "
+                               "(group 1) and depthwise (group = channels) convolutions", (long long)group, (long long)ti.dims[1], ci);
+                break;
+            }
+            if (T->O < 1 || T->O > 4096 || T->stride < 1 || T->stride > 64 || T->pad < 0 || T->pad > 64 || T->pad_w < 0 ||
+                T->pad_w > 64 || h + 2 * T->pad < T->KH || w + 2 * T->pad_w < T->KW) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a %dx%d kernel does not fit its %dx%d input padded by %dx%d", T->KH, T->KW, h, w,
+                               T->pad, T->pad_w);
+                break;
+            }
+            if (nd->n_in > 2 && nd->in[2].n) {
+                if ((st = const_input(c, i, nd, 2, &T->b, &ti)) != TQ_OK) break;
+                if (ti.count != (size_t)T->O) {
+                    st = node_fail(c, i, nd, TQ_E_ARG, "a bias of %zu values for %d channels", ti.count, T->O);
+                    break;
+                }
+            }
+            T->OH = (h + 2 * T->pad - T->KH) / T->stride + 1, T->OW = (w + 2 * T->pad_w - T->KW) / T->stride + 1;
+            T->out_h = T->OH, T->out_w = T->OW, T->out_c = T->O;
         } else if (pv_is(op, "BatchNormalization")) {
-            stage_in *S = ch->n_st ? &ch->st[ch->n_st - 1] : NULL;
-            if (!S || rank != 4 || S->bn || S->relu || S->pool) NODE_FAIL(TQ_E_ARG, "a batch norm that does not follow a convolution");
-            float **dst[4] = {&S->gamma, &S->beta, &S->mean, &S->var};
-            for (int k = 0; k < 4; k++) {
-                tinfo ti;
-                TQ_TRY(const_input(c, i, nd, k + 1, dst[k], &ti));
-                if (ti.count != (size_t)S->O) NODE_FAIL(TQ_E_ARG, "%zu values for %d channels", ti.count, S->O);
+            if (!S || S->kind != TQ_STAGE_CONV || S->bn || S->relu || S->pool) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a batch norm that does not follow a convolution");
+                break;
             }
+            float **dst[4] = {&S->gamma, &S->beta, &S->mean, &S->var};
+            for (int k = 0; k < 4 && st == TQ_OK; k++) {
+                tinfo ti;
+                if ((st = const_input(c, i, nd, k + 1, dst[k], &ti)) == TQ_OK && ti.count != (size_t)S->O)
+                    st = node_fail(c, i, nd, TQ_E_ARG, "%zu values for %d channels", ti.count, S->O);
+            }
+            if (st != TQ_OK) break;
             S->bn = 1, S->eps = attr_f(nd, "epsilon", 1e-5f);
         } else if (pv_is(op, "Relu") || pv_is(op, "Clip")) {
-            if (pv_is(op, "Clip")) { /* a Relu when it clips to [0, inf) */
+            int relu = 1;
+            if (pv_is(op, "Clip")) { /* a ReLU when it clips to [0, inf), a ReLU6 to [0, 6] */
                 float *v, lo = -1.0f, hi = INFINITY;
                 tinfo ti;
-                for (int k = 1; k <= 2 && k < nd->n_in; k++) {
+                for (int k = 1; k <= 2 && k < nd->n_in && st == TQ_OK; k++) {
                     if (!nd->in[k].n) continue; /* an empty name: the input left out */
-                    TQ_TRY(const_input(c, i, nd, k, &v, &ti));
+                    if ((st = const_input(c, i, nd, k, &v, &ti)) != TQ_OK) break;
                     if (ti.count) *(k == 1 ? &lo : &hi) = v[0];
                     tq_free(v);
                 }
-                if (lo == 0.0f && hi == 6.0f) NODE_FAIL(TQ_E_ARG, "ReLU6: tinyqat has no ReLU6 yet (it comes with models as graphs)");
-                if (lo != 0.0f || hi < 3.0e38f) NODE_FAIL(TQ_E_ARG, "a Clip that is not a ReLU (to [0, inf))");
+                if (st != TQ_OK) break;
+                if (nd->n_in == 1) lo = attr_f(nd, "min", -INFINITY), hi = attr_f(nd, "max", INFINITY); /* opset < 11 */
+                relu = lo == 0.0f && hi == 6.0f ? 2 : 1;
+                if (lo != 0.0f || (relu == 1 && hi < 3.0e38f)) {
+                    st = node_fail(c, i, nd, TQ_E_ARG, "a Clip to [%g, %g]: tinyqat has ReLU (to [0, inf)) and ReLU6 (to [0, 6])",
+                                   (double)lo, (double)hi);
+                    break;
+                }
             }
-            if (ch->n_dl) {
-                if (ch->dl[ch->n_dl - 1].relu) NODE_FAIL(TQ_E_ARG, "two ReLUs in a row");
-                ch->dl[ch->n_dl - 1].relu = 1;
-            } else if (ch->n_st) { /* after the pool: max and ReLU commute; after an average pool they do not */
-                stage_in *S = &ch->st[ch->n_st - 1];
-                if (S->relu) NODE_FAIL(TQ_E_ARG, "two ReLUs in a row");
-                if (S->pool == 2) NODE_FAIL(TQ_E_ARG, "a ReLU after an average pool: tinyqat's stages put the ReLU before the pool");
-                S->relu = 1;
+            if (slot == VEC) {
+                dense_in *L = ch->n_dl ? &ch->dl[ch->n_dl - 1] : NULL;
+                if (!L || L->relu || relu == 2) {
+                    st = node_fail(c, i, nd, TQ_E_ARG, "%s", !L ? "a ReLU on the input" : L->relu ? "two ReLUs in a row"
+                                                                                                : "a ReLU6 after a dense layer: tinyqat's dense layers take ReLU");
+                    break;
+                }
+                L->relu = 1;
+            } else if (S) { /* after a max pool: the ReLU commutes with it; after an average pool it does not */
+                if (S->relu || S->pool == 2 || (S->kind == TQ_STAGE_ADD && relu == 2)) {
+                    st = node_fail(c, i, nd, TQ_E_ARG, "%s", S->relu ? "two ReLUs in a row"
+                                                         : S->pool == 2 ? "a ReLU after an average pool: tinyqat's stages put the ReLU before the pool"
+                                                                        : "a ReLU6 after an add: tinyqat's adds take ReLU");
+                    break;
+                }
+                S->relu = relu;
             } else {
-                NODE_FAIL(TQ_E_ARG, "a ReLU on the input");
+                st = node_fail(c, i, nd, TQ_E_ARG, "a ReLU on the input");
+                break;
             }
         } else if (pv_is(op, "MaxPool") || pv_is(op, "AveragePool") || pv_is(op, "GlobalAveragePool")) {
-            stage_in *S = ch->n_st ? &ch->st[ch->n_st - 1] : NULL;
-            if (!S || rank != 4 || S->pool) NODE_FAIL(TQ_E_ARG, "a pool that does not follow a convolution (one pool a convolution)");
-            int k, s;
-            if (pv_is(op, "GlobalAveragePool")) {
-                if (H != W) NODE_FAIL(TQ_E_ARG, "a global pool over a %dx%d image: tinyqat's pools are square", H, W);
-                k = s = H;
-            } else {
-                TQ_TRY(pool_window(c, i, nd, H, W, &k, &s));
+            if (!S || S->pool) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a pool that does not follow a convolution or an add (one pool each)");
+                break;
             }
+            int k = 0, s = 0;
+            int64_t ks[4], pd[8] = {0};
+            const int nk = attr_ints(nd, "kernel_shape", ks, 4), np = attr_ints(nd, "pads", pd, 8);
+            int whole = pv_is(op, "AveragePool") && nk == 2 && ks[0] == S->out_h && ks[1] == S->out_w && np >= 0 &&
+                        !attr_i(nd, "ceil_mode", 0); /* a global pool written as an AveragePool */
+            for (int q = 0; q < np; q++) whole &= pd[q] == 0;
+            if (!pv_is(op, "GlobalAveragePool") && !whole && (st = pool_window(c, i, nd, S->out_h, S->out_w, &k, &s)) != TQ_OK) break;
             S->pool = pv_is(op, "MaxPool") ? 1 : 2, S->pk = k, S->ps = s;
-            H = (H - k) / s + 1, W = (W - k) / s + 1;
+            S->out_h = k ? (S->out_h - k) / s + 1 : 1, S->out_w = k ? (S->out_w - k) / s + 1 : 1;
         } else if (pv_is(op, "Flatten") || pv_is(op, "Reshape")) {
-            if (pv_is(op, "Flatten") && attr_i(nd, "axis", 1) != 1) NODE_FAIL(TQ_E_ARG, "a Flatten that keeps more than the batch");
-            if (rank == 4) flat_h = H, flat_w = W, flat_c = C, D = C * H * W, rank = 2;
-            /* a Reshape of a vector to a vector changes nothing; into an image it is not a chain tinyqat holds */
+            if (pv_is(op, "Flatten") && attr_i(nd, "axis", 1) != 1) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a Flatten that keeps more than the batch");
+                break;
+            }
+            if (slot != VEC) { /* a Reshape of a vector to a vector changes nothing */
+                if (vs.sealed[VEC] || (S && slot - STAGE0 != ch->n_st - 1)) {
+                    st = node_fail(c, i, nd, TQ_E_ARG, "%s", vs.sealed[VEC] ? "a second flatten: tinyqat's dense layers read one image"
+                                                                          : "a flatten of an earlier layer than the last: tinyqat's dense layers read the last");
+                    break;
+                }
+                vs.sealed[slot] = vs.sealed[VEC] = 1;
+                flat_h = S ? S->out_h : H, flat_w = S ? S->out_w : W, flat_c = S ? S->out_c : C, D = flat_h * flat_w * flat_c;
+                rank = 2;
+            }
+            vs.version[VEC]++;
+            val_add(&vs, next, VEC);
+            pending_add = 0;
+            continue;
         } else if (pv_is(op, "Gemm") || pv_is(op, "MatMul")) {
-            if (rank != 2) NODE_FAIL(TQ_E_ARG, "a dense layer on an image: flatten it first");
-            if (ch->n_dl == TQ_MAX_LAYERS) NODE_FAIL(TQ_E_ARG, "more than %d dense layers", TQ_MAX_LAYERS);
+            if (slot != VEC) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a dense layer on an image: flatten it first");
+                break;
+            }
+            if (ch->n_dl == TQ_MAX_LAYERS) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "more than %d dense layers", TQ_MAX_LAYERS);
+                break;
+            }
+            vs.sealed[VEC] = 1;
             dense_in *L = &ch->dl[ch->n_dl];
             memset(L, 0, sizeof *L);
             ch->n_dl++;
             tinfo ti;
             float *w;
-            TQ_TRY(const_input(c, i, nd, 1, &w, &ti));
+            if ((st = const_input(c, i, nd, 1, &w, &ti)) != TQ_OK) break;
             L->Wt = w;
             int trans = pv_is(op, "Gemm") ? (int)attr_i(nd, "transB", 0) : 0;
-            if (pv_is(op, "Gemm") && (attr_i(nd, "transA", 0) || attr_f(nd, "alpha", 1.0f) != 1.0f || attr_f(nd, "beta", 1.0f) != 1.0f))
-                NODE_FAIL(TQ_E_ARG, "a Gemm with transA, alpha or beta: tinyqat's dense layer is x W^T + b");
-            if (ti.ndim != 2) NODE_FAIL(TQ_E_ARG, "a %d-dimensional weight", ti.ndim);
+            if (pv_is(op, "Gemm") && (attr_i(nd, "transA", 0) || attr_f(nd, "alpha", 1.0f) != 1.0f || attr_f(nd, "beta", 1.0f) != 1.0f)) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a Gemm with transA, alpha or beta: tinyqat's dense layer is x W^T + b");
+                break;
+            }
+            if (ti.ndim != 2) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a %d-dimensional weight", ti.ndim);
+                break;
+            }
             L->in = (int)(trans ? ti.dims[1] : ti.dims[0]), L->out = (int)(trans ? ti.dims[0] : ti.dims[1]);
-            if (L->in != D) NODE_FAIL(TQ_E_ARG, "a weight for %d inputs where the value before it has %d", L->in, D);
-            if (L->out < 1 || L->out > 65536) NODE_FAIL(TQ_E_ARG, "%d outputs", L->out);
+            if (L->in != D || L->out < 1 || L->out > 65536) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a weight for %d inputs and %d outputs where the value before it has %d", L->in,
+                               L->out, D);
+                break;
+            }
             if (!trans) { /* [in][out] -> [out][in] */
                 float *t = tq_malloc(ti.count * sizeof(float));
-                if (!t) TQ_FAIL(TQ_E_NOMEM, "%s: out of memory", c->file);
+                if (!t) {
+                    st = tq_error_set_(TQ_E_NOMEM, __FILE__, __LINE__, "%s: out of memory", c->file);
+                    break;
+                }
                 for (int o = 0; o < L->out; o++)
                     for (int j = 0; j < L->in; j++) t[(size_t)o * (size_t)L->in + (size_t)j] = w[(size_t)j * (size_t)L->out + (size_t)o];
                 tq_free(w);
                 L->Wt = t;
             }
             L->b = tq_calloc((size_t)L->out, sizeof(float));
-            if (!L->b) TQ_FAIL(TQ_E_NOMEM, "%s: out of memory", c->file);
+            if (!L->b) {
+                st = tq_error_set_(TQ_E_NOMEM, __FILE__, __LINE__, "%s: out of memory", c->file);
+                break;
+            }
             if (pv_is(op, "Gemm") && nd->n_in > 2 && nd->in[2].n) {
                 float *b;
-                TQ_TRY(const_input(c, i, nd, 2, &b, &ti));
-                if (ti.count != (size_t)L->out) {
-                    tq_free(b);
-                    NODE_FAIL(TQ_E_ARG, "a bias of %zu values for %d outputs", ti.count, L->out);
-                }
-                memcpy(L->b, b, (size_t)L->out * sizeof(float));
+                if ((st = const_input(c, i, nd, 2, &b, &ti)) != TQ_OK) break;
+                if (ti.count == (size_t)L->out) memcpy(L->b, b, (size_t)L->out * sizeof(float));
                 tq_free(b);
+                if (ti.count != (size_t)L->out) {
+                    st = node_fail(c, i, nd, TQ_E_ARG, "a bias of %zu values for %d outputs", ti.count, L->out);
+                    break;
+                }
             }
             L->perm_h = flat_h, L->perm_w = flat_w, L->perm_c = flat_c;
             flat_h = flat_w = 1, flat_c = L->out, D = L->out;
+            vs.version[VEC]++;
+            val_add(&vs, next, VEC);
             pending_add = pv_is(op, "MatMul");
-            cur = next;
             continue;
-        } else if (pv_is(op, "Add") && pending_add) { /* MatMul's bias */
+        } else if (pv_is(op, "Add") && pending_add && slot == VEC) { /* MatMul's bias */
             dense_in *L = &ch->dl[ch->n_dl - 1];
             float *b;
             tinfo ti;
-            TQ_TRY(const_input(c, i, nd, kc, &b, &ti));
-            if (ti.count != (size_t)L->out) {
-                tq_free(b);
-                NODE_FAIL(TQ_E_ARG, "a bias of %zu values for %d outputs", ti.count, L->out);
-            }
-            for (int o = 0; o < L->out; o++) L->b[o] += b[o];
+            if ((st = const_input(c, i, nd, kc, &b, &ti)) != TQ_OK) break;
+            if (ti.count == (size_t)L->out)
+                for (int o = 0; o < L->out; o++) L->b[o] += b[o];
             tq_free(b);
-        } else if ((pv_is(op, "Softmax") || pv_is(op, "LogSoftmax")) && pv_eq(next, c->output)) {
+            if (ti.count != (size_t)L->out) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a bias of %zu values for %d outputs", ti.count, L->out);
+                break;
+            }
+        } else if ((pv_is(op, "Softmax") || pv_is(op, "LogSoftmax")) && pv_eq(next, c->output) && slot == VEC) {
             if (info) info->softmax_dropped = 1;
+            val_add(&vs, next, VEC);
+            continue;
         } else {
-            NODE_FAIL(TQ_E_ARG, "not an operator tinyqat imports: it reads Conv, BatchNormalization, Relu, MaxPool, AveragePool, "
-                                "GlobalAveragePool, Flatten, Reshape, Gemm, MatMul + Add, Dropout, a final Softmax (replace the "
-                                "operator in the model, or export it without)");
+            st = node_fail(c, i, nd, TQ_E_ARG, "not an operator tinyqat imports: it reads Conv, BatchNormalization, Relu, Clip (ReLU, "
+                                               "ReLU6), MaxPool, AveragePool, GlobalAveragePool, Add, Flatten, Reshape, Gemm, MatMul + "
+                                               "Add, Dropout, a final Softmax (replace the operator in the model, or export it without)");
+            break;
+        }
+        /* an extension: the slot's newest value */
+        if (vs.n == n_vals) {
+            vs.version[slot]++;
+            val_add(&vs, next, slot);
         }
         pending_add = 0;
-        cur = next;
     }
-    if (!pv_eq(cur, c->output))
-        TQ_FAIL(TQ_E_ARG, "%s: the chain from the input ends at '%.*s', not at the graph's output '%.*s'", c->file, (int)(cur.n > 96 ? 96 : cur.n),
-                (const char *)cur.p, (int)(c->output.n > 96 ? 96 : c->output.n), (const char *)c->output.p);
-    if (!ch->n_dl) TQ_FAIL(TQ_E_ARG, "%s: the model does not end with a dense layer (tinyqat's classifier)", c->file);
-    if (rank != 2) TQ_FAIL(TQ_E_ARG, "%s: the model's output is an image: tinyqat's models end with a dense layer", c->file);
-    return TQ_OK;
+    const oval *out = st == TQ_OK ? val_find(&vs, c->output) : NULL;
+    if (st == TQ_OK && (!out || out->slot != VEC || !val_current(&vs, out) || !ch->n_dl))
+        st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "%s: the graph's output '%.*s' is not the last dense layer's (tinyqat's models "
+                           "end with a dense classifier)", c->file, (int)(c->output.n > 96 ? 96 : c->output.n), (const char *)c->output.p);
+    for (int s = 0; st == TQ_OK && s < ch->n_st; s++)
+        if (!vs.sealed[STAGE0 + s])
+            st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "%s: layer %d's output is read by nothing that leads to the output", c->file, s + 1);
+    tq_free(vs.v);
+    return st;
 }
 
-/* The spec the chain is, and its parameters copied into m. */
+/* The name of stage s in the spec */
+static void stage_name(char *out, size_t cap, int s) { snprintf(out, cap, "n%d", s + 1); }
+
+/* The spec the graph is, and its parameters copied into m. */
 static tq_status build(const ctx *c, const chain *ch, tq_model *m) {
-    char spec[256];
-    int n = 0;
-    if (c->in_rank == 4 && ch->n_st)
-        n = snprintf(spec, sizeof spec, "%lldx%lldx%lld", (long long)c->in_dims[2], (long long)c->in_dims[3], (long long)c->in_dims[1]);
-    else
-        n = snprintf(spec, sizeof spec, "%d", ch->dl[0].in);
-    for (int s = 0; s < ch->n_st && n < (int)sizeof spec; s++) {
+    char spec[2 * TQ_SPEC_MAX], a[16], b[16];
+    int n = 0, named[TQ_MAX_STAGES] = {0};
+    for (int s = 0; s < ch->n_st; s++) { /* the stages a later one reads other than as the one before it */
         const stage_in *S = &ch->st[s];
-        n += snprintf(spec + n, sizeof spec - (size_t)n, "-%c%dk%d", S->depthwise ? 'd' : 'c', S->depthwise ? S->O / S->C : S->O, S->K);
-        if (S->stride != 1) n += snprintf(spec + n, sizeof spec - (size_t)n, "s%d", S->stride);
-        if (S->pad) n += snprintf(spec + n, sizeof spec - (size_t)n, "p%d", S->pad);
-        n += snprintf(spec + n, sizeof spec - (size_t)n, "%s%s", S->bn ? "b" : "", S->relu ? "r" : "");
-        if (S->pool) n += snprintf(spec + n, sizeof spec - (size_t)n, "-%c%d", S->pool == 1 ? 'm' : 'a', S->pk);
-        if (S->pool && S->ps != S->pk) n += snprintf(spec + n, sizeof spec - (size_t)n, "s%d", S->ps);
+        if (S->src[0] >= 0 && S->src[0] != s - 1) named[S->src[0]] = 1;
+        if (S->kind == TQ_STAGE_ADD && S->src[0] == s - 1) named[S->src[1]] = 1;
+        else if (S->kind == TQ_STAGE_ADD && S->src[1] != s - 1) named[S->src[1]] = 1;
     }
-    for (int l = 0; l < ch->n_dl && n < (int)sizeof spec; l++)
-        n += snprintf(spec + n, sizeof spec - (size_t)n, "-%d%s", ch->dl[l].out, ch->dl[l].relu ? "r" : "");
-    if (n >= (int)sizeof m->spec) TQ_FAIL(TQ_E_ARG, "%s: the model's spec is longer than tinyqat's %zu characters", c->file, sizeof m->spec - 1);
+#define PUT(...) (n += snprintf(spec + n, sizeof spec - (size_t)n, __VA_ARGS__), n = n < (int)sizeof spec ? n : (int)sizeof spec - 1)
+    if (c->in_rank == 4 && ch->n_st) PUT("%lldx%lldx%lld", (long long)c->in_dims[2], (long long)c->in_dims[3], (long long)c->in_dims[1]);
+    else PUT("%d", ch->dl[0].in);
+    for (int s = 0; s < ch->n_st; s++) {
+        const stage_in *S = &ch->st[s];
+        if (S->kind == TQ_STAGE_ADD) {
+            int x = S->src[0], y = S->src[1];
+            if (y == s - 1) x = S->src[1], y = S->src[0]; /* the add reads the stage before it and a named one */
+            stage_name(b, sizeof b, y);
+            if (x != s - 1) stage_name(a, sizeof a, x), PUT("-~%s", a);
+            PUT("-+%s%s", b, S->relu ? "-r" : "");
+        } else {
+            if (S->src[0] >= 0 && S->src[0] != s - 1) stage_name(a, sizeof a, S->src[0]), PUT("-~%s", a);
+            PUT("-%c%dk%d", S->depthwise ? 'd' : 'c', S->depthwise ? S->O / S->C : S->O, S->KH);
+            if (S->KW != S->KH) PUT("x%d", S->KW);
+            if (S->stride != 1) PUT("s%d", S->stride);
+            if (S->pad || S->pad_w) PUT("p%d", S->pad);
+            if (S->pad != S->pad_w) PUT("x%d", S->pad_w);
+            PUT("%s%s", S->bn ? "b" : "", S->relu == 2 ? "r6" : S->relu ? "r" : "");
+        }
+        if (S->pool && !S->pk) PUT("-g");
+        else if (S->pool) PUT("-%c%d", S->pool == 1 ? 'm' : 'a', S->pk);
+        if (S->pool && S->pk && S->ps != S->pk) PUT("s%d", S->ps);
+        if (named[s]) stage_name(a, sizeof a, s), PUT("@%s", a);
+    }
+    for (int l = 0; l < ch->n_dl; l++) PUT("-%d%s", ch->dl[l].out, ch->dl[l].relu ? "r" : "");
+#undef PUT
+    if (n >= (int)sizeof m->spec - 1) TQ_FAIL(TQ_E_ARG, "%s: the model's spec is longer than tinyqat's %zu characters", c->file, sizeof m->spec - 1);
     tq_status st = tq_model_init(m, spec);
     if (st != TQ_OK) return tq_error_set_(st, __FILE__, __LINE__, "%s: %s", c->file, tq_last_error());
     for (int s = 0; s < ch->n_st; s++) {
         const stage_in *S = &ch->st[s];
         tq_stage *T = &m->stage[s];
-        const int IC = S->depthwise ? 1 : S->C, K = S->K;
-        for (int o = 0; o < S->O; o++) /* OIHW -> OHWI (depthwise: [O][1][K][K] is [O][K*K] already) */
-            for (int ky = 0; ky < K; ky++)
-                for (int kx = 0; kx < K; kx++)
-                    for (int ci = 0; ci < IC; ci++)
-                        T->W[(((size_t)o * (size_t)K + (size_t)ky) * (size_t)K + (size_t)kx) * (size_t)IC + (size_t)ci] =
-                            S->Wt[(((size_t)o * (size_t)IC + (size_t)ci) * (size_t)K + (size_t)ky) * (size_t)K + (size_t)kx];
+        if (S->kind == TQ_STAGE_ADD) continue;
+        const size_t IC = S->depthwise ? 1 : (size_t)S->C, KH = (size_t)S->KH, KW = (size_t)S->KW;
+        for (size_t o = 0; o < (size_t)S->O; o++) /* OIHW -> OHWI (depthwise: [O][1][KH][KW] is [O][KH*KW] already) */
+            for (size_t ky = 0; ky < KH; ky++)
+                for (size_t kx = 0; kx < KW; kx++)
+                    for (size_t ci = 0; ci < IC; ci++)
+                        T->W[((o * KH + ky) * KW + kx) * IC + ci] = S->Wt[((o * IC + ci) * KH + ky) * KW + kx];
         if (!S->bn) {
             for (int o = 0; o < S->O; o++) T->b[o] = S->b ? S->b[o] : 0.0f;
             continue;

@@ -2,16 +2,21 @@
  * tinyqat float model, which then trains, quantizes, converts and exports like any other.
  * docs/QUANTIZATION.md §15.
  *
- * tinyqat models are chains today, so the graph must be one: each operator reads the one
- * before it, from the input to the output. What maps:
- *   Conv (square kernel, one stride, equal pads, no dilation; group 1, or group = channels for a
- *   depthwise convolution), BatchNormalization after it, Relu (and Clip to [0, inf)), MaxPool
- *   and AveragePool (square, no padding), GlobalAveragePool on a square image, Flatten or
- *   Reshape into the dense layers, Gemm or MatMul (+ Add), Dropout and Identity (nothing), a
- *   final Softmax or LogSoftmax (dropped: tinyqat's models give logits, the same class), and
- *   Sub / Div / Mul / Add by a constant before the first layer (the input normalization).
- *   The operators that compute the batch size for a Reshape (Shape, Gather, Unsqueeze, Concat,
- *   Cast, Constant) are read past.
+ * The graph may branch and join as tinyqat's models do (layers/model.h): a layer may read any
+ * earlier layer's output, and an Add of two outputs of one shape is a residual add. What maps:
+ *   Conv (any KH x KW kernel up to 64, one stride for rows and columns, as many pads above as
+ *   below and left as right, no dilation; group 1, or group = channels for a depthwise
+ *   convolution), BatchNormalization after it, Relu (and Clip to [0, inf)), Clip to [0, 6]
+ *   (ReLU6), MaxPool and AveragePool (square, no padding), GlobalAveragePool (or an AveragePool
+ *   over the whole image), Add of two layers' outputs, Flatten or Reshape into the dense layers,
+ *   Gemm or MatMul (+ Add), Dropout and Identity (nothing), a final Softmax or LogSoftmax
+ *   (dropped: tinyqat's models give logits, the same class), and Sub / Div / Mul / Add by a
+ *   constant before the first layer (the input normalization). The operators that compute the
+ *   batch size for a Reshape (Shape, Gather, Unsqueeze, Concat, Cast, Constant) are read past.
+ * tinyqat keeps each layer's output only: an operator that reads a value from inside a layer
+ * (a convolution's output before the batch norm or ReLU that follow it) is refused, as is a
+ * second layer reading the network's input and a channel concat (the integer path has one; the
+ * float models not yet).
  * Everything else is refused naming the node, its operator and position. NCHW becomes tinyqat's
  * NHWC: kernels go from OIHW to OHWI, and the dense layer after a flatten gets its columns from
  * ONNX's (c, h, w) order into tinyqat's (h, w, c).

@@ -8,9 +8,12 @@ Models (random weights, batch norm statistics made up, seed 0): cnn (DigitsCNN's
 batch norm and a bias-free conv, which the exporter folds), cnn_bn (the same exported with its
 BatchNormalization nodes), mlp (x.view(-1, 784), its own normalization, dropout, a final
 softmax), dw (stride 2 and padding, depthwise with batch norm, average pool,
-x.view(x.size(0), -1)), matmul (MatMul + Add), gap (a global average pool). And models tinyqat
-must refuse: sigmoid, relu6, rect (a 3x5 kernel), branch (a residual add). Exit 77 without
-torch."""
+x.view(x.size(0), -1)), matmul (MatMul + Add), gap (a global average pool), rect (a 3x5 kernel
+padded 1 and 2), branch (a residual add), resnet8 (MLPerf Tiny's ResNet-8: residual blocks, 1x1
+stride-2 shortcuts), dscnn (a 10x4 stride-2 kernel padded 4 and 1, depthwise-separable blocks),
+relu6 (MobileNet's ReLU6 around a depthwise-separable block). And models tinyqat must refuse:
+sigmoid, cat (a channel concat), asym (a Pad of one more row and column below and right), inner
+(an add that reads a convolution's value from before its ReLU). Exit 77 without torch."""
 import os
 import sys
 
@@ -65,6 +68,53 @@ class Branch(nn.Module):
         return self.fc(torch.flatten(y + self.b(y), 1))
 
 
+class Branch2(nn.Module):
+    """cat: two convolutions' outputs joined along channels; inner: conv + its own ReLU'd value"""
+
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+        self.a, self.b, self.fc = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1), nn.Linear(8 * 28 * 28, 10)
+        self.fc2 = nn.Linear(4 * 28 * 28, 10)
+
+    def forward(self, x):
+        if self.how == "cat":
+            y = torch.relu(self.a(x))
+            return self.fc(torch.flatten(torch.cat([y, self.b(y)], 1), 1))
+        y = self.a(x)
+        return self.fc2(torch.flatten(torch.relu(y) + y, 1))
+
+
+class Block(nn.Module):
+    """MLPerf Tiny ResNet-8's block: conv-BN-ReLU, conv-BN, plus the input (or its 1x1 convolution), ReLU"""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.c1, self.b1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
+        self.c2, self.b2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
+        self.short = nn.Conv2d(cin, cout, 1, stride) if stride != 1 or cin != cout else None
+
+    def forward(self, x):
+        y = self.b2(self.c2(torch.relu(self.b1(self.c1(x)))))
+        return torch.relu(y + (self.short(x) if self.short is not None else x))
+
+
+class ResNet8(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.blocks = nn.Sequential(Block(16, 16, 1), Block(16, 32, 2), Block(32, 64, 2))
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1), 1))
+
+
+def separable(c, act):
+    return [nn.Conv2d(c, c, 3, padding=1, groups=c, bias=False), nn.BatchNorm2d(c), act(),
+            nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c), act()]
+
+
 def models():
     def cnn():
         return Seq(nn.Sequential(nn.Conv2d(1, 8, 5), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
@@ -80,10 +130,19 @@ def models():
     yield "matmul", MatMulNet(), {}
     yield "gap", Seq(nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 16, 3), nn.ReLU(),
                                    nn.AdaptiveAvgPool2d(1)), nn.Linear(16, 10)), {}
-    yield "sigmoid", Seq(nn.Sequential(nn.Conv2d(1, 4, 5), nn.Sigmoid()), nn.Linear(4 * 24 * 24, 10)), {}
-    yield "relu6", Seq(nn.Sequential(nn.Conv2d(1, 4, 5), nn.ReLU6()), nn.Linear(4 * 24 * 24, 10)), {}
-    yield "rect", Seq(nn.Sequential(nn.Conv2d(1, 4, (3, 5)), nn.ReLU()), nn.Linear(4 * 26 * 24, 10)), {}
+    yield "rect", Seq(nn.Sequential(nn.Conv2d(1, 4, (3, 5), padding=(1, 2)), nn.ReLU()), nn.Linear(4 * 28 * 28, 10)), {}
     yield "branch", Branch(), {}
+    yield "resnet8", ResNet8(), {}
+    yield "dscnn", Seq(nn.Sequential(nn.Conv2d(1, 32, (10, 4), stride=2, padding=(4, 1)), nn.BatchNorm2d(32), nn.ReLU(),
+                                     *separable(32, nn.ReLU), *separable(32, nn.ReLU), nn.AdaptiveAvgPool2d(1)),
+                       nn.Linear(32, 10)), {}
+    yield "relu6", Seq(nn.Sequential(nn.Conv2d(1, 8, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU6(),
+                                     *separable(8, nn.ReLU6), nn.AvgPool2d(2)), nn.Linear(8 * 7 * 7, 10)), {}
+    yield "sigmoid", Seq(nn.Sequential(nn.Conv2d(1, 4, 5), nn.Sigmoid()), nn.Linear(4 * 24 * 24, 10)), {}
+    yield "cat", Branch2("cat"), {}
+    yield "asym", Seq(nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(1, 4, 3, stride=2), nn.ReLU()),
+                      nn.Linear(4 * 14 * 14, 10)), {}
+    yield "inner", Branch2("inner"), {}
 
 
 def main():

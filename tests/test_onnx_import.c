@@ -1,6 +1,6 @@
 /* The ONNX importer (pipeline/onnx_import.c): tinyqat's own float export read back gives the same
  * model, parameter for parameter (a convolution, batch norm, ReLU, pools, a depthwise stage, dense
- * layers after a flatten, the normalization); the normalization a caller states is added to the
+ * layers after a flatten, the normalization, and a graph: adds, a branch, a K x L kernel, ReLU6); the normalization a caller states is added to the
  * graph's own; and damaged files (every prefix of a valid one, bytes changed at random, lengths
  * and counts that point past the end) are refused with a message naming the file, never read
  * past (the sanitizer builds run this). PyTorch's models are tests/onnx_import_test.sh. */
@@ -54,7 +54,10 @@ static void same_model(const tq_model *a, const tq_model *b) {
 
 static void export_then_import_is_the_same_model(void **state) {
     (void)state;
-    const char *specs[] = {"6x6x2-c3k3p1br-m2-d2k2r-5r-3", "784-20r-10", "9x9x3-c4k3s2-a2-4", "5x5x1-c2k5r-2"};
+    /* the last: a graph with a 3x2 kernel padded by rows only, ReLU6, adds, a branch and a
+     * non-square global pool, in the names the importer gives (n and the stage's position) */
+    const char *specs[] = {"6x6x2-c3k3p1br-m2-d2k2r-5r-3", "784-20r-10", "9x9x3-c4k3s2-a2-4", "5x5x1-c2k5r-2",
+                           "8x6x2-c4k3x2p1x0br6@n1-c4k1b-+n1-r@n3-d1k3p1br-c4k1@n5-~n3-c4k1-+n5-g-3"};
     for (size_t k = 0; k < sizeof specs / sizeof specs[0]; k++) {
         tq_model m, back;
         make_model(&m, specs[k]);
