@@ -80,6 +80,25 @@ TQ_SIMD_CLONES static int all_finite(const float *restrict g, size_t n) {
     return bad == 0;
 }
 
+/* The draw is a hash of (seed, epoch, image), not a stream: nothing to save in a checkpoint, and
+ * the same image in the same epoch moves the same way whatever the batch or the thread count. */
+void tq_train_augment(const tq_train_cfg *cfg, int e, uint32_t idx, const uint8_t *src, uint8_t *dst, int H, int W, int C) {
+    uint64_t h = cfg->seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)(uint32_t)e << 32 | idx);
+    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull; /* splitmix64's finalizer */
+    h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+    h ^= h >> 31;
+    const int span = 2 * cfg->shift + 1;
+    const int dy = (int)(h % (uint64_t)span) - cfg->shift, dx = (int)((h >> 20) % (uint64_t)span) - cfg->shift;
+    const int mirror = cfg->flip && (h >> 63);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            const int sy = y + dy, sx = (mirror ? W - 1 - x : x) + dx;
+            uint8_t *o = dst + ((size_t)y * (size_t)W + (size_t)x) * (size_t)C;
+            if (sy < 0 || sy >= H || sx < 0 || sx >= W) memset(o, 0, (size_t)C);
+            else memcpy(o, src + ((size_t)sy * (size_t)W + (size_t)sx) * (size_t)C, (size_t)C);
+        }
+}
+
 /* What must match between a checkpoint and the run resuming from it. */
 static tq_status describe_run(const tq_train_cfg *c, uint32_t n, char *buf, size_t cap) {
     snprintf(buf, cap, "epochs=%d batch=%d lr=%.9g schedule=%s optim=%s momentum=%.9g wd=%.9g seed=%llu n=%u freeze=%d",
@@ -88,6 +107,10 @@ static tq_status describe_run(const tq_train_cfg *c, uint32_t n, char *buf, size
     if (c->freeze_bn_epoch >= 0) { /* only when used, so older checkpoints still match */
         size_t len = strlen(buf);
         snprintf(buf + len, cap - len, " freeze_bn=%d", c->freeze_bn_epoch);
+    }
+    if (c->shift || c->flip) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, cap - len, " shift=%d flip=%d", c->shift, c->flip);
     }
     return TQ_OK;
 }
@@ -202,6 +225,8 @@ static tq_status train(tq_model *m, const tq_dataset *train, const tq_dataset *t
     if (cfg->threads < 0 || cfg->threads > 256) TQ_FAIL(TQ_E_ARG, "train: %d threads (0..256)", cfg->threads);
     if (cfg->epochs < 1 || cfg->epochs > TQ_MAX_EPOCHS) TQ_FAIL(TQ_E_ARG, "epochs %d out of range", cfg->epochs);
     if (cfg->batch < 1) TQ_FAIL(TQ_E_ARG, "batch %d must be positive", cfg->batch);
+    if (cfg->shift < 0 || cfg->shift > 64 || (cfg->shift && (cfg->shift >= (int)train->h || cfg->shift >= (int)train->w)))
+        TQ_FAIL(TQ_E_ARG, "train: a shift of %d pixels for %ux%u images (0 to less than the image)", cfg->shift, train->h, train->w);
     TQ_TRY(tq_model_check_data(m, train)); /* its labels too */
     if (test) TQ_TRY(tq_dataset_check_labels(test, m->dims[m->n_layers]));
     /* dense-only models: threaded OpenBLAS, as always; with stages, the ops' own slices run on
@@ -263,7 +288,10 @@ static tq_status train(tq_model *m, const tq_dataset *train, const tq_dataset *t
             int n = (int)(N - s < (uint32_t)B ? N - s : (uint32_t)B);
             for (int k = 0; k < n; k++) {
                 uint32_t idx = order[s + (uint32_t)k];
-                memcpy(px + (size_t)k * D, train->images + (size_t)idx * D, (size_t)D);
+                if (cfg->shift || cfg->flip)
+                    tq_train_augment(cfg, e, idx, train->images + (size_t)idx * D, px + (size_t)k * D, (int)train->h, (int)train->w, (int)train->c);
+                else
+                    memcpy(px + (size_t)k * D, train->images + (size_t)idx * D, (size_t)D);
                 lab[k] = train->labels[idx];
             }
             if ((st = tq_net_set_batch(&net, m, px, lab, n)) != TQ_OK) goto done;

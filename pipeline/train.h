@@ -56,6 +56,9 @@ typedef struct {
     const char *optim;             /* "adam" or "sgd" */
     float momentum, weight_decay;  /* decay on the weights only, not biases or batch norm (tq_model_decay_mask) */
     uint64_t seed;                 /* the shuffle order (the model's init is the caller's) */
+    int shift, flip;               /* augmentation: each training image moved by up to `shift` pixels
+                                    * each way (zeros come in), mirrored left-right when flip; drawn
+                                    * from (seed, epoch, image), so a resumed run draws the same */
     int freeze_observers_epoch;    /* QAT: observers stop moving from this epoch (0-based); -1 never */
     int freeze_bn_epoch;           /* batch norm uses and keeps its running statistics from this epoch; -1 never */
     int checkpoint_every;          /* epochs between checkpoints (0: none) */
@@ -74,6 +77,10 @@ typedef struct {
 } tq_train_result;
 
 void tq_train_cfg_defaults(tq_train_cfg *c);
+/* The augmentation tq_train applies to training image idx in epoch e (0-based): dst (H x W x C,
+ * not src) is src moved by dy, dx in -shift..shift (zeros where it came from outside) and
+ * mirrored left-right, when cfg->flip, for half the draws. */
+void tq_train_augment(const tq_train_cfg *cfg, int e, uint32_t idx, const uint8_t *src, uint8_t *dst, int H, int W, int C);
 
 /* The QAT fine-tuning recipe the README reports (cfg from a float model): `epochs` epochs of Adam
  * 1e-3 (3e-3 when q asks for LSQ, q may be NULL) annealed by a cosine, observers and batch norm

@@ -44,6 +44,7 @@ if [ -n "${MNIST_DIR:-}" ]; then
     "$tq" train --model in-c2k3p1br@a-c2k3p1b-+a-r-g-out --no-norm --epochs 1 --limit 300 --data "$MNIST_DIR" --out "$seed/model/g.tqf" >/dev/null # a float graph
     "$tq" ptq "$seed/model/g.tqf" --calib-batches 1 --data "$MNIST_DIR" --out "$seed/model/gq.tqf" >/dev/null # quantized: an add's observer
     "$tq" convert "$seed/model/gq.tqf" --out "$seed/tqm/gq.tqm" >/dev/null
+    "$tq" export "$seed/model/g.tqf" --onnx "$seed/onnx/g.onnx" >/dev/null # a float graph as ONNX: an Add, a branch
     if [ -x "$root/build/tq_graphgen" ]; then # a graph: adds, SAME, non-square kernels
       "$root/build/tq_graphgen" residual "$seed/tqm/g.tqm" >/dev/null
       "$tq" export "$seed/tqm/g.tqm" --tflite "$seed/tflite/g.tflite" >/dev/null

@@ -117,6 +117,53 @@ static void trained(tq_model *fp, const char *spec, uint64_t seed, int epochs) {
     assert_int_equal(tq_train(fp, &tr, &te, &cfg, &res), TQ_OK);
 }
 
+/* Each augmented image is the image moved by some (dy, dx) within the shift, mirrored or not, and
+ * over 400 draws every move and both mirrorings occur; without flip none is mirrored; the same
+ * (seed, epoch, image) draws the same, another seed or epoch draws otherwise. */
+static void augmentation_moves_and_mirrors(void **state) {
+    (void)state;
+    enum { AH = 5, AW = 7, AC = 2, AS = 2 };
+    uint8_t src[AH * AW * AC], out[AH * AW * AC], again[AH * AW * AC], want[AH * AW * AC];
+    for (int i = 0; i < AH * AW * AC; i++) src[i] = (uint8_t)(i + 1); /* no zeros: moved-in zeros show */
+    for (int flip = 0; flip <= 1; flip++) {
+        tq_train_cfg cfg;
+        tq_train_cfg_defaults(&cfg);
+        cfg.shift = AS, cfg.flip = flip, cfg.seed = 5;
+        int seen[2 * AS + 1][2 * AS + 1][2] = {{{0}}}, differs_by_seed = 0, differs_by_epoch = 0;
+        for (uint32_t idx = 0; idx < 400; idx++) {
+            tq_train_augment(&cfg, 3, idx, src, out, AH, AW, AC);
+            tq_train_augment(&cfg, 3, idx, src, again, AH, AW, AC);
+            assert_memory_equal(out, again, sizeof out);
+            int found = 0;
+            for (int dy = -AS; dy <= AS && !found; dy++)
+                for (int dx = -AS; dx <= AS && !found; dx++)
+                    for (int m = 0; m < 2 && !found; m++) {
+                        for (int y = 0; y < AH; y++)
+                            for (int x = 0; x < AW; x++)
+                                for (int c = 0; c < AC; c++) {
+                                    int sy = y + dy, sx = (m ? AW - 1 - x : x) + dx;
+                                    want[(y * AW + x) * AC + c] = sy < 0 || sy >= AH || sx < 0 || sx >= AW ? 0 : src[(sy * AW + sx) * AC + c];
+                                }
+                        if (!memcmp(want, out, sizeof out)) found = 1, seen[dy + AS][dx + AS][m]++;
+                    }
+            assert_true(found);
+            tq_train_cfg other = cfg;
+            other.seed = 6;
+            tq_train_augment(&other, 3, idx, src, again, AH, AW, AC);
+            differs_by_seed += memcmp(out, again, sizeof out) != 0;
+            tq_train_augment(&cfg, 4, idx, src, again, AH, AW, AC);
+            differs_by_epoch += memcmp(out, again, sizeof out) != 0;
+        }
+        for (int dy = 0; dy <= 2 * AS; dy++)
+            for (int dx = 0; dx <= 2 * AS; dx++) {
+                assert_true(seen[dy][dx][0] > 0);
+                if (flip) assert_true(seen[dy][dx][1] > 0);
+                else assert_int_equal(seen[dy][dx][1], 0);
+            }
+        assert_true(differs_by_seed > 300 && differs_by_epoch > 300);
+    }
+}
+
 static void data_sized_model(void **state) {
     (void)state;
     assert_int_equal(tr.classes, K);
@@ -848,7 +895,7 @@ static void widths_for_a_budget(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(data_sized_model),          cmocka_unit_test(train_ptq_convert_agree_export),
+        cmocka_unit_test(augmentation_moves_and_mirrors), cmocka_unit_test(data_sized_model),          cmocka_unit_test(train_ptq_convert_agree_export),
         cmocka_unit_test(qat_from_scratch),
         cmocka_unit_test(exported_module_compiles_and_runs), cmocka_unit_test(library_refuses_bad_arguments),
         cmocka_unit_test(two_trainings_side_by_side),      cmocka_unit_test(failed_quantization_leaves_the_model),

@@ -22,6 +22,8 @@ int cmd_train(int argc, char **argv) {
         {"--optim", CLI_STR, &cfg.optim, "optimizer: adam or sgd (momentum 0.9)", 0, 0},
         {"--weight-decay", CLI_FLOAT, &cfg.weight_decay, "L2 weight decay (kernels and weight matrices; not biases or batch norm)", 0, 1},
         {"--seed", CLI_U64, &cfg.seed, "random seed (init and shuffling)", 0, 1.8e19},
+        {"--shift", CLI_INT, &cfg.shift, "augment: move each training image by up to N pixels each way (zeros come in)", 0, 64},
+        {"--flip", CLI_FLAG, &cfg.flip, "augment: mirror half the training images left-right (clothes, not digits)", 0, 0},
         {"--threads", CLI_INT, &cfg.threads, "BLAS threads (same seed + threads = same model)", 1, 256},
         {"--model", CLI_STR, &spec, "a preset (digitsnet, digitscnn, resnet8, dscnn, mobilenet, article) or a spec: in-100r-100r-out, in-c8k5br-m2-out (README: Models)", 0, 0,
          NULL, "digitsnet"},
