@@ -213,9 +213,17 @@ static tq_status parse_add(tq_model *m, const char *spec, int a, int b, const ch
     return TQ_OK;
 }
 
-/* The tokens of the image part: stages, pools, +NAME, ~NAME, r, each optionally @NAME. */
+/* dropP: P% dropped, 1 <= P <= 90. 0 when tok is not one, -1 when it is a bad one. */
+static int is_drop(const char *p) { return !strncmp(p, "drop", 4); }
+static int drop_pct(const char *tok) {
+    char *end;
+    long v = strtol(tok + 4, &end, 10);
+    return isdigit((unsigned char)tok[4]) && (!*end || *end == '-' || *end == '@') && v >= 1 && v <= 90 ? (int)v : -1;
+}
+
+/* The tokens of the image part: stages, pools, +NAME, ~NAME, r, dropP, each optionally @NAME. */
 static int is_image_token(const char *p) {
-    return is_stage_token(p) || ((p[0] == 'm' || p[0] == 'a') && p[1] >= '0' && p[1] <= '9') || p[0] == '+' || p[0] == '~' ||
+    return is_stage_token(p) || ((p[0] == 'm' || p[0] == 'a') && p[1] >= '0' && p[1] <= '9') || p[0] == '+' || p[0] == '~' || is_drop(p) ||
            ((p[0] == 'g' || p[0] == 'r') && (!p[1] || p[1] == '-' || p[1] == '@'));
 }
 
@@ -257,7 +265,12 @@ static tq_status parse_stages(tq_model *m, const char *spec, const char *p, cons
             cur = m->n_stages - 1;
         } else if (cur < 0 || cur != m->n_stages - 1) {
             TQ_FAIL(TQ_E_ARG, "model spec '%s': '%s': a %s must follow the stage it acts on (a convolution or an add)", spec, tok,
-                    tok[0] == 'r' ? "ReLU" : "pool");
+                    tok[0] == 'r' ? "ReLU" : is_drop(tok) ? "dropout" : "pool");
+        } else if (is_drop(tok)) {
+            tq_stage *st = &m->stage[cur];
+            if (st->drop || drop_pct(tok) < 0)
+                TQ_FAIL(TQ_E_ARG, "model spec '%s': '%s': want dropP, P from 1 to 90 percent, once a stage", spec, tok);
+            st->drop = drop_pct(tok);
         } else if (tok[0] == 'r') {
             tq_stage *st = &m->stage[cur];
             if (st->relu || st->pool) TQ_FAIL(TQ_E_ARG, "model spec '%s': 'r' after stage %d, which has its ReLU or pool already", spec, cur + 1);
@@ -327,6 +340,13 @@ static tq_status parse_spec(tq_model *m, const char *spec) {
             m->relu[n - 1] = 1;
             p++;
         }
+        if (!strncmp(p, "-drop", 5)) {
+            if (n == 0 || drop_pct(p + 1) < 0)
+                TQ_FAIL(TQ_E_ARG, "model spec '%s': '%.*s': want dropP (P from 1 to 90 percent) after a dense layer", spec,
+                        (int)strcspn(p + 1, "-"), p + 1);
+            m->drop[n - 1] = drop_pct(p + 1);
+            p += 1 + strcspn(p + 1, "-");
+        }
         n++;
         if (*p == '\0') break;
         if (*p != '-') TQ_FAIL(TQ_E_ARG, "model spec '%s': unexpected '%.*s'", spec, char_len(p), p);
@@ -334,6 +354,7 @@ static tq_status parse_spec(tq_model *m, const char *spec) {
     }
     if (n < 2) TQ_FAIL(TQ_E_ARG, "model spec '%s': needs an input and at least one layer", spec);
     m->n_layers = n - 1;
+    if (m->drop[n - 2]) TQ_FAIL(TQ_E_ARG, "model spec '%s': a dropout after the last layer (the logits)", spec);
     if (!used) m->in_h = m->in_w = 1, m->in_c = m->dims[0];
     strcpy(m->spec, spec);
     return TQ_OK;
@@ -920,6 +941,12 @@ static tq_node *conv_stage(tq_graph *g, tq_model *m, int s, tq_node *h) {
     return tq_activation(g, h, st->relu);
 }
 
+/* Unit u's dropout of pct percent after h (evaluation passes h through). */
+static tq_node *net_dropout(tq_net *net, tq_node *h, int u, int pct) {
+    net->drop[u] = (tq_dropout_cfg){.rate = (float)pct / 100.0f, .unit = (uint32_t)u, .run = net->run};
+    return tq_dropout(net->g, h, &net->drop[u]);
+}
+
 tq_status tq_net_init(tq_net *net, tq_model *m, int max_batch) {
     memset(net, 0, sizeof *net);
     if (max_batch < 1) TQ_FAIL(TQ_E_ARG, "batch size %d: must be at least 1", max_batch);
@@ -948,6 +975,7 @@ tq_status tq_net_init(tq_net *net, tq_model *m, int max_batch) {
             h = conv_stage(g, m, s, h);
         }
         if (st->pool) h = m->qat ? tq_qat_avgpool(g, m->qat, s, h, &st->pool_shape) : tq_pool2d(g, h, &st->pool_shape);
+        if (st->drop) h = net_dropout(net, h, s, st->drop);
         net->out[s] = h;
     }
     static const char *wname[TQ_MAX_LAYERS] = {"W0", "W1", "W2", "W3", "W4", "W5", "W6", "W7"};
@@ -961,6 +989,7 @@ tq_status tq_net_init(tq_net *net, tq_model *m, int max_batch) {
             h = tq_linear(g, h, W, b);
             if (m->relu[l]) h = tq_relu(g, h);
         }
+        if (m->drop[l]) h = net_dropout(net, h, m->n_stages + l, m->drop[l]);
         net->out[m->n_stages + l] = h;
     }
     net->logits = h;

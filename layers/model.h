@@ -18,6 +18,9 @@
  *                  (default K): m2
  *   g              a global average pool after the stage before it (its window the whole image)
  *   W              a dense layer of W outputs; r puts a ReLU after it: 100r
+ *   dropP          after a stage or a dense layer (not the last): P% of its output dropped in
+ *                  training (layers/dropout.h); evaluation and the integer model have no such
+ *                  layer: 100r-drop20-10
  * Graphs (residual networks) name tensors and refer to them:
  *   TOKEN@NAME     names the output of a stage token (after its pool): c16k3p1br@x
  *   +NAME          a stage adding NAME's output to the current one (one shape); r: ReLU after
@@ -53,6 +56,7 @@
 
 #include "batchnorm.h"
 #include "conv.h"
+#include "dropout.h"
 #include "loss.h"
 #include "qat.h"
 #include "../src/autograd.h"
@@ -78,6 +82,7 @@ typedef struct {
     int bn, relu;                  /* relu: 1 ReLU, 2 ReLU6 (an add: ReLU only) */
     int pool;                      /* 0 none, 1 max, 2 average */
     tq_pool_shape pool_shape;
+    int drop;                      /* percent of the output dropped in training (0: no dropout) */
     int out_h, out_w, out_c;       /* after the pool */
     float *W, *b;                  /* views into params: W [OC][K]; b [OC], NULL with batch norm */
     float *gamma, *beta;           /* batch norm's, or NULL */
@@ -96,6 +101,7 @@ typedef struct tq_model {
     int n_layers;
     int dims[TQ_MAX_LAYERS + 1];   /* dense layers: dims[0] inputs (the last stage's output) ... dims[n_layers] outputs */
     int relu[TQ_MAX_LAYERS];       /* ReLU after layer l */
+    int drop[TQ_MAX_LAYERS];       /* percent of layer l's output dropped in training */
     float in_mean, in_std;         /* input normalization (0 and 1 once folded) */
     size_t n_params;
     float *params, *grads;         /* the flat blocks, tq_calloc'd, owned */
@@ -185,6 +191,8 @@ typedef struct {
     tq_labels labels;
     float *xbuf;        /* [max_batch][dims[0]] owned input buffer */
     uint8_t *no_labels; /* [max_batch] zeros: the loss's labels when only logits are wanted */
+    uint64_t run[2];    /* dropout's draws: the run's seed and the step, set by tq_train before each step */
+    tq_dropout_cfg drop[TQ_MAX_STAGES + TQ_MAX_LAYERS]; /* the dropout layers' settings (they point at run) */
     int max_batch;
 } tq_net;
 

@@ -83,10 +83,7 @@ TQ_SIMD_CLONES static int all_finite(const float *restrict g, size_t n) {
 /* The draw is a hash of (seed, epoch, image), not a stream: nothing to save in a checkpoint, and
  * the same image in the same epoch moves the same way whatever the batch or the thread count. */
 void tq_train_augment(const tq_train_cfg *cfg, int e, uint32_t idx, const uint8_t *src, uint8_t *dst, int H, int W, int C) {
-    uint64_t h = cfg->seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)(uint32_t)e << 32 | idx);
-    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull; /* splitmix64's finalizer */
-    h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
-    h ^= h >> 31;
+    const uint64_t h = tq_hash64(cfg->seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)(uint32_t)e << 32 | idx));
     const int span = 2 * cfg->shift + 1;
     const int dy = (int)(h % (uint64_t)span) - cfg->shift, dx = (int)((h >> 20) % (uint64_t)span) - cfg->shift;
     const int mirror = cfg->flip && (h >> 63);
@@ -295,6 +292,7 @@ static tq_status train(tq_model *m, const tq_dataset *train, const tq_dataset *t
                 lab[k] = train->labels[idx];
             }
             if ((st = tq_net_set_batch(&net, m, px, lab, n)) != TQ_OK) goto done;
+            net.run[0] = cfg->seed, net.run[1] = (uint64_t)step; /* dropout's masks: a resumed run draws these again */
             memset(m->grads, 0, m->n_params * sizeof(float));
             if ((st = tq_graph_forward(net.g, TQ_RUN_TRAIN)) != TQ_OK) goto done;
             float loss = net.loss->val[0];

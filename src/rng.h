@@ -18,4 +18,12 @@ float tq_rng_uniform_in(tq_rng *r, float lo, float hi);
 float tq_rng_normal(tq_rng *r);                 /* N(0, 1), Box-Muller */
 void tq_rng_shuffle_u32(tq_rng *r, uint32_t *a, size_t n);   /* Fisher-Yates */
 
+/* splitmix64's finalizer: a 64-bit value mixed into one that looks random, for draws made from a
+ * position (augmentation, dropout masks) rather than a stream. */
+static inline uint64_t tq_hash64(uint64_t h) {
+    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
+    h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+    return h ^ (h >> 31);
+}
+
 #endif

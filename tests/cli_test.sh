@@ -190,8 +190,9 @@ sys.exit(0 if all((np.load('$tmp/%s-out.npy' % f) == ref).all() for f in ('px', 
   cmp -s "$tmp/a.tqf" "$tmp/keep.tqf" && ok || bad "existing model untouched"
   # Ctrl-C once the first checkpoint exists, then --resume: the same bytes as a run never stopped.
   # The run is long enough (7 epochs left after the first checkpoint) that it must still be going.
-  # It augments its images (--shift, --flip), whose draws must come out the same after a resume.
-  run=(train --epochs 8 --limit 30000 --seed 3 --shift 2 --flip --data "$MNIST_DIR")
+  # It augments its images (--shift, --flip) and drops 20% of a layer's outputs, draws that must
+  # come out the same after a resume.
+  run=(train --model in-100r-drop20-100r-out --epochs 8 --limit 30000 --seed 3 --shift 2 --flip --data "$MNIST_DIR")
   expect 0 "uninterrupted run" -- "$bin" "${run[@]}" --out "$tmp/u.tqf"
   "$bin" "${run[@]}" --out "$tmp/i.tqf" --checkpoint-every 1 >"$tmp/i.out" 2>"$tmp/i.err" &
   pid=$!

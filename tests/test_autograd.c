@@ -13,10 +13,12 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "layers/dropout.h"
 #include "layers/loss.h"
 #include "layers/relu.h"
 #include "src/alloc.h"
 #include "src/autograd.h"
+#include "src/fake_quant.h"
 #include "src/ops.h"
 #include "src/rng.h"
 
@@ -101,6 +103,66 @@ static void relu6_grads(void **state) {
     for (int i = 0; i < N; i++)
         if (x[i] < 0 || x[i] > 6) assert_true(dx[i] == 0.0f);
     tq_graph_free(g);
+}
+
+/* Dropout: in training each value is dropped (0) or kept and scaled by 1/keep, about `rate` of
+ * them dropped; the mask repeats at one step (so finite differences check the gradient) and
+ * changes with the step, the seed and the layer; evaluation and calibration pass x through. */
+static void dropout_masks_and_grads(void **state) {
+    (void)state;
+    enum { R = 50, C = 80, N = R * C };
+    tq_rng r;
+    tq_rng_seed(&r, 4);
+    float *x = tq_malloc(N * sizeof(float)), *dx = tq_calloc(N, sizeof(float)), *Rw = tq_malloc(N * sizeof(float)),
+          *first = tq_malloc(N * sizeof(float));
+    fill_off_zero(&r, x, N);
+    fill(&r, Rw, N, -1, 1);
+    uint64_t run[2] = {7, 100};
+    tq_dropout_cfg cfg = {.rate = 0.3f, .unit = 2, .run = run};
+    tq_graph *g = tq_graph_new();
+    tq_node *xn = tq_leaf(g, "x", R, C, x, dx);
+    tq_node *y = tq_dropout(g, xn, &cfg);
+    tq_node *L = tq_graph_apply(g, &op_wsum, Rw, 1, &y);
+    assert_int_equal(tq_graph_forward(g, TQ_RUN_TRAIN), TQ_OK);
+    int dropped = 0;
+    for (int i = 0; i < N; i++) {
+        assert_true(y->val[i] == 0.0f || y->val[i] == x[i] * (1.0f / 0.7f));
+        dropped += y->val[i] == 0.0f;
+    }
+    /* binomial(4000, 0.3): mean 1200, sd 29 */
+    assert_true(dropped > 1200 - 5 * 29 && dropped < 1200 + 5 * 29);
+    memcpy(first, y->val, N * sizeof(float));
+    assert_int_equal(tq_graph_forward(g, TQ_RUN_TRAIN), TQ_OK);
+    assert_memory_equal(first, y->val, N * sizeof(float));
+    for (int k = 0; k < 3; k++) { /* another step, seed, layer */
+        uint64_t keep_run[2] = {run[0], run[1]};
+        uint32_t keep_unit = cfg.unit;
+        if (k == 0) run[1]++;
+        else if (k == 1) run[0]++;
+        else cfg.unit++;
+        assert_int_equal(tq_graph_forward(g, TQ_RUN_TRAIN), TQ_OK);
+        int same = 0;
+        for (int i = 0; i < N; i++) same += (y->val[i] == 0.0f) == (first[i] == 0.0f);
+        assert_true(same < N - 500); /* independent masks agree on about 58% */
+        run[0] = keep_run[0], run[1] = keep_run[1], cfg.unit = keep_unit;
+    }
+    assert_true(gradcheck_mode(g, L, x, dx, 40, TQ_RUN_TRAIN) <= 0);
+    for (int i = 0; i < 40; i++) assert_true(y->val[i] != 0.0f || dx[i] == 0.0f);
+    assert_int_equal(tq_graph_forward(g, TQ_RUN_EVAL), TQ_OK);
+    assert_memory_equal(y->val, x, N * sizeof(float));
+    assert_int_equal(tq_graph_forward(g, TQ_RUN_CALIBRATE), TQ_OK);
+    assert_memory_equal(y->val, x, N * sizeof(float));
+    tq_graph_free(g);
+    /* after a ReLU, dropout writes the ReLU's gradient instead of adding to it */
+    g = tq_graph_new();
+    xn = tq_leaf(g, "x", R, C, x, dx);
+    tq_node *h = tq_relu(g, xn);
+    y = tq_dropout(g, h, &cfg);
+    L = tq_graph_apply(g, &op_wsum, Rw, 1, &y);
+    assert_true(h->flags & TQ_NODE_GRAD_ASSIGN);
+    assert_true(gradcheck_mode(g, L, x, dx, 40, TQ_RUN_TRAIN) <= 0);
+    tq_graph_free(g);
+    tq_free(x), tq_free(dx), tq_free(Rw), tq_free(first);
 }
 
 /* A node whose only consumer can assign its gradient (ReLU) is marked and not zeroed; a second
@@ -296,6 +358,7 @@ int main(void) {
         cmocka_unit_test(matmul_bias_grads),
         cmocka_unit_test(relu_grads),
         cmocka_unit_test(relu6_grads),
+        cmocka_unit_test(dropout_masks_and_grads),
         cmocka_unit_test(gradient_assigned_by_an_only_consumer),
         cmocka_unit_test(xent_value_and_grads),
         cmocka_unit_test(mean_grads),

@@ -35,7 +35,17 @@ static void spec_parsing(void **state) {
     assert_int_equal(tq_model_init(&m, "784-100-100-10r"), TQ_OK); /* the article's variant */
     assert_true(!m.relu[0] && !m.relu[1] && m.relu[2]);
     tq_model_free(&m);
+    /* dropout after a dense layer and after stages (a pool's or an add's too): no parameters */
+    assert_int_equal(tq_model_init(&m, "784-100r-drop20-100r-drop5-10"), TQ_OK);
+    assert_true(m.drop[0] == 20 && m.drop[1] == 5 && !m.drop[2] && m.n_layers == 3);
+    assert_int_equal(m.n_params, 784 * 100 + 100 + 100 * 100 + 100 + 100 * 10 + 10);
+    tq_model_free(&m);
+    assert_int_equal(tq_model_init(&m, "8x8x1-c4k3p1br@a-drop10-c4k3p1b-+a-r-m2-drop30-10"), TQ_OK);
+    assert_true(m.stage[0].drop == 10 && !m.stage[1].drop && m.stage[2].drop == 30 && m.n_stages == 3);
+    tq_model_free(&m);
     const char *bad[] = {"", "784", "784-", "784r-10", "784-0-10", "784-x-10", "784--10", "784-10rr",
+                         "784-100-10-drop20" /* the logits */, "784-drop20-10", "784-100-drop0-10", "784-100-drop91-10",
+                         "784-100-drop20x-10", "8x8x1-c4k3-drop10-drop10-10", "8x8x1-drop10-c4k3-10",
                          "1-2-3-4-5-6-7-8-9-10", "784-99999999-10", "65536-65536-10" /* 4.3e9 parameters */,
                          "4096x4097x1-10", "83333333388x8x888880888" /* (found by fuzz_cli: h w c overflowed a long) */};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

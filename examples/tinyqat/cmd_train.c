@@ -110,16 +110,20 @@ int cmd_train(int argc, char **argv) {
     }
     if (m.n_stages && m.stage[0].conv.pad && (m.in_mean != 0.0f || m.in_std != 1.0f))
         fprintf(stderr, "tinyqat train: note: the first convolution pads its input, so with the input normalization (mean %.4f, std "
-                        "%.4f) this model can be trained and evaluated but not quantized (ptq and qat refuse it); --no-norm keeps it "
-                        "quantizable\n", (double)m.in_mean, (double)m.in_std);
+                        "%.4f) this model can be trained and evaluated but not quantized (ptq and qat refuse it); a new model of its "
+                        "spec (--model) takes p/255 as it is and quantizes\n", (double)m.in_mean, (double)m.in_std);
     cli_train_view view = {.label = "train"};
     cfg.callback = cli_train_callback;
     cfg.user = &view;
     cfg.stop = cli_catch_sigint(); /* Ctrl-C: stop after the current step, the last checkpoint intact */
+    char aug[96] = "";
+    if (cfg.shift || cfg.flip)
+        snprintf(aug, sizeof aug, "; augmented: %s%.0d%s%s", cfg.shift ? "moved up to " : "", cfg.shift, cfg.shift ? " pixels" : "",
+                 cfg.flip ? (cfg.shift ? ", mirrored" : "mirrored") : "");
     printf("training %s on %s (%u images of %ux%ux%u, %u classes; input mean %.4f, std %.4f)\n"
-           "  %d epochs, batch %d, %s lr %g (%s), seed %llu, %d thread(s)\n",
+           "  %d epochs, batch %d, %s lr %g (%s), seed %llu, %d thread(s)%s\n",
            m.spec, tr.source, tr.n, tr.h, tr.w, tr.c, tr.classes, (double)m.in_mean, (double)m.in_std, cfg.epochs, cfg.batch,
-           cfg.optim, (double)cfg.lr, cfg.schedule, (unsigned long long)cfg.seed, cfg.threads);
+           cfg.optim, (double)cfg.lr, cfg.schedule, (unsigned long long)cfg.seed, cfg.threads, aug);
     tq_train_result res;
     st = tq_train(&m, &tr, &te, &cfg, &res);
     cli_release_sigint();
