@@ -262,6 +262,8 @@ int cmd_qat(int argc, char **argv) {
          NULL, "the last"},
         {"--ste", CLI_STR, &q.ste, "straight-through estimator: clipped, plain, or lsq (clipped, the weight scales learned; --lr then defaults to 3e-3)", 0, 0},
         {"--seed", CLI_U64, &cfg.seed, "random seed", 0, 1.8e19},
+        {"--shift", CLI_INT, &cfg.shift, "augment: move each training image by up to N pixels each way (zeros come in)", 0, 64},
+        {"--flip", CLI_FLAG, &cfg.flip, "augment: mirror half the training images left-right (clothes, not digits)", 0, 0},
         {"--threads", CLI_INT, &cfg.threads, "BLAS threads", 1, 256},
         {"--out", CLI_STR, &out, "where to save the quantized model", 0, 0, NULL, "--from's name with -qat.tqf, else digitsnet-qat.tqf"},
         {"--checkpoint-every", CLI_INT, &cfg.checkpoint_every, "write a checkpoint every N epochs (0 = never)", 0, TQ_MAX_EPOCHS},
