@@ -3,8 +3,9 @@
  * The file is read as protocol buffers (onnx.proto's field numbers; the encoding is described in
  * pipeline/onnx.c) with every length checked against what holds it, so a damaged or hostile
  * file is refused, never read past. The graph is indexed once (nodes, initializers, the input),
- * then walked in order as a chain, collecting stages (conv, batch norm, ReLU, pool) and dense
- * layers; that gives a spec (layers/model.h) and the parameters to copy in. */
+ * then walked in the file's order, following each computed value to the stage it belongs to
+ * (conv, batch norm, ReLU, pool; or an add of two stages) and then the dense layers; that gives a
+ * spec (layers/model.h, graphs included) and the parameters to copy in. */
 #include "pipeline/onnx_import.h"
 
 #include <math.h>
@@ -450,9 +451,9 @@ typedef struct {
     int n_st;
     dense_in dl[TQ_MAX_LAYERS];
     int n_dl;
-} chain;
+} layers_in; /* what the walk collected, in the model's order */
 
-static void chain_free(chain *ch) {
+static void layers_free(layers_in *ch) {
     for (int s = 0; s < ch->n_st; s++) {
         stage_in *S = &ch->st[s];
         tq_free(S->Wt), tq_free(S->b), tq_free(S->gamma), tq_free(S->beta), tq_free(S->mean), tq_free(S->var);
@@ -549,7 +550,7 @@ static tq_status follow(const ctx *c, const values *vs, int i, const onode *nd, 
 }
 
 /* Walk the nodes in the file's order (ONNX's is topological). */
-static tq_status walk(ctx *c, chain *ch, float *mean, float *sd, tq_onnx_info *info) {
+static tq_status walk(ctx *c, layers_in *ch, float *mean, float *sd, tq_onnx_info *info) {
     int rank = c->in_rank, C = 0, H = 1, W = 1, D = 0;
     if (rank == 4) {
         if (c->in_dims[1] < 1 || c->in_dims[2] < 1 || c->in_dims[3] < 1 || c->in_dims[1] > 4096 || c->in_dims[2] > 4096 ||
@@ -979,7 +980,7 @@ static tq_status walk(ctx *c, chain *ch, float *mean, float *sd, tq_onnx_info *i
 static void stage_name(char *out, size_t cap, int s) { snprintf(out, cap, "n%d", s + 1); }
 
 /* The spec the graph is, and its parameters copied into m. */
-static tq_status build(const ctx *c, const chain *ch, tq_model *m) {
+static tq_status build(const ctx *c, const layers_in *ch, tq_model *m) {
     char spec[2 * TQ_SPEC_MAX], a[16], b[16];
     int n = 0, named[TQ_MAX_STAGES] = {0};
     for (int s = 0; s < ch->n_st; s++) { /* the stages a later one reads other than as the one before it */
@@ -1065,7 +1066,7 @@ tq_status tq_import_onnx_bytes(tq_model *m, const unsigned char *data, size_t le
     ctx c;
     memset(&c, 0, sizeof c);
     c.file = name;
-    chain ch;
+    layers_in ch;
     memset(&ch, 0, sizeof ch);
     float mean = isnan(in_mean) ? 0.0f : in_mean, sd = isnan(in_std) ? 1.0f : in_std;
     tq_status st = index_graph(&c, data, len);
@@ -1073,7 +1074,7 @@ tq_status tq_import_onnx_bytes(tq_model *m, const unsigned char *data, size_t le
     if (st == TQ_OK) st = walk(&c, &ch, &mean, &sd, info);
     if (st == TQ_OK) st = build(&c, &ch, m);
     if (st == TQ_OK) m->in_mean = mean, m->in_std = sd;
-    chain_free(&ch);
+    layers_free(&ch);
     tq_free(c.node), tq_free(c.cst);
     return st;
 }
