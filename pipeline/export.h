@@ -4,9 +4,14 @@
  *                          DSP kernels, runner) joined into one file, byte for byte the host's but
  *                          for the include lines and the lines naming the model's layer kinds,
  *                          packed widths and export
- *   DIR/tq_model.{h,c}     the model as const arrays (they stay in flash) and one call:
+ *   DIR/tq_model.{h,c}     the model as const arrays (they stay in flash), the input's and output's
+ *                          scale and zero point as macros, and the calls:
+ *                          int tq_model_run(const int8_t *input, int8_t *output)   any model
  *                          int tq_model_classify(const uint8_t *pixels, int8_t *logits)
- *   DIR/tq_test_data.h     with test images: their pixels, labels and the host's int8 logits
+ *                          (the second for a model that takes pixels, q = p - 128 at 1/255, as
+ *                          every model tinyqat trains does; an imported one may take other inputs)
+ *   DIR/tq_test_data.h     with test images (a model that takes pixels): their pixels, labels and
+ *                          the host's int8 logits
  * Freestanding: nothing beyond <stdint.h> and <stddef.h>, no malloc, no float. Each file is
  * written atomically, and all of them carry the export's id (a CRC of its content): tq_model.c
  * and int8_infer.c do not compile beside a file of another export, so an export interrupted

@@ -289,6 +289,10 @@ static void exported_module_compiles_and_runs(void **state) {
               "int main(void) {\n  for (int i = 0; i < TQ_TEST_N; i++) {\n    int8_t logits[TQ_MODEL_OUTPUTS];\n"
               "    int c = tq_model_classify(tq_test_pixels[i], logits);\n"
               "    if (c < 0 || memcmp(logits, tq_test_logits[i], sizeof logits)) { printf(\"image %d differs\\n\", i); return 1; }\n"
+              "    int8_t in[TQ_MODEL_INPUTS], out[TQ_MODEL_OUTPUTS];\n" /* the same through tq_model_run, as int8 */
+              "    for (int k = 0; k < TQ_MODEL_INPUTS; k++) in[k] = (int8_t)(tq_test_pixels[i][k] - 128);\n"
+              "    if (TQ_MODEL_INPUT_ZERO_POINT != -128 || TQ_MODEL_INPUT_SCALE != 1.0f / 255.0f || tq_model_run(in, out) != 0 ||\n"
+              "        memcmp(out, logits, sizeof out)) { printf(\"run %d differs\\n\", i); return 1; }\n"
               "  }\n  return 0;\n}\n", f);
         fclose(f);
         snprintf(prog, sizeof prog, "%s/prog", out);
@@ -317,6 +321,54 @@ static void exported_module_compiles_and_runs(void **state) {
              "%s/p1/int8_infer.c -o %s", cc, dir, dir, dir, dir, dir, prog);
     assert_int_equal(run(cmd), 0);
     assert_int_equal(run(prog), 0);
+    /* a model whose input is not pixels (as imported ones may be): tq_model_run only, no classify
+     * and no test images; its outputs are the host runtime's */
+    {
+        tq_model fp, q;
+        trained(&fp, "in-c2k3r-m2-out", 5, 1);
+        tq_qat_cfg qc;
+        tq_qat_cfg_defaults(&qc);
+        if (tq_ptq(&q, &fp, &qc, &tr, 2, 0) != TQ_OK) fail_msg("%s", tq_last_error());
+        tq_qmodel qm;
+        assert_int_equal(tq_model_to_int8(&q, &qm), TQ_OK);
+        qm.layer[0].in_scale = 0.05f, qm.layer[0].in_zp = qm.view[0].in_zp = 7;
+        snprintf(out, sizeof out, "%s/raw", dir);
+        assert_int_equal(tq_export_c(&qm, out, "m.tqm", &te, 5), TQ_E_ARG);
+        assert_non_null(strstr(tq_last_error(), "not pixels"));
+        assert_int_equal(tq_export_c(&qm, out, "m.tqm", NULL, 0), TQ_OK);
+        const int n_in = qm.layer[0].in, n_out = qm.layer[qm.n_layers - 1].out;
+        int8_t *x = tq_malloc((size_t)n_in), *y = tq_malloc((size_t)n_out), *scr = tq_malloc(tq_int8_net_scratch_bytes(&qm.net));
+        tq_rng r;
+        tq_rng_seed(&r, 9);
+        snprintf(cmd, sizeof cmd, "%s/main.c", out);
+        FILE *f = fopen(cmd, "w");
+        assert_non_null(f);
+        fprintf(f, "#include <string.h>\n#include \"tq_model.h\"\nint main(void) {\n"
+                   "  if (TQ_MODEL_INPUT_ZERO_POINT != 7 || TQ_MODEL_INPUT_SCALE != 0.05f) return 3;\n");
+        for (int t = 0; t < 3; t++) {
+            for (int k = 0; k < n_in; k++) x[k] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
+            assert_int_equal(tq_int8_net_run(&qm.net, x, y, scr, tq_int8_net_scratch_bytes(&qm.net)), TQ_INT8_OK);
+            fprintf(f, "  {\n    static const int8_t x[] = {");
+            for (int k = 0; k < n_in; k++) fprintf(f, "%s%d", k ? "," : "", x[k]);
+            fprintf(f, "};\n    static const int8_t want[] = {");
+            for (int k = 0; k < n_out; k++) fprintf(f, "%s%d", k ? "," : "", y[k]);
+            fprintf(f, "};\n    int8_t got[TQ_MODEL_OUTPUTS];\n"
+                       "    if (tq_model_run(x, got) != 0 || memcmp(got, want, sizeof got)) return 1;\n  }\n");
+        }
+        fprintf(f, "  return 0;\n}\n");
+        fclose(f);
+        snprintf(prog, sizeof prog, "%s/prog", out);
+        snprintf(cmd, sizeof cmd, "%s -std=c11 -pedantic -Wall -Wextra -Werror -O1 -I%s %s/main.c %s/tq_model.c %s/int8_infer.c -o %s",
+                 cc, out, out, out, out, prog);
+        assert_int_equal(run(cmd), 0);
+        assert_int_equal(run(prog), 0);
+        snprintf(cmd, sizeof cmd, "grep -q classify %s/tq_model.h", out);
+        assert_int_not_equal(run(cmd), 0);
+        tq_free(x), tq_free(y), tq_free(scr);
+        tq_qmodel_free(&qm);
+        tq_model_free(&q);
+        tq_model_free(&fp);
+    }
     tq_qmodel bad_prefix = {0};
     assert_int_equal(tq_export_c_prefixed(&bad_prefix, dir, NULL, NULL, 0, "Kws"), TQ_E_ARG);
     /* mod0's tq_model.c with mod1's header (an export interrupted between its files) */
