@@ -222,9 +222,12 @@ static void qadd_slice(void *ctx, int t) {
         /* the clipped STE's range, from the float sum */
         float u = (float)j->zy + nearbyintf(n->val[i] / j->sy);
         if (u < (float)A->y->qmin || u > (float)A->y->qmax) n->aux[i] = 0.0f;
-        int32_t qa = (int32_t)nearbyintf(a[i] / j->sa), qb = (int32_t)nearbyintf(b[i] / j->sb); /* q - z */
-        qa = qa < -255 ? -255 : qa > 255 ? 255 : qa;
-        qb = qb < -255 ? -255 : qb > 255 ? 255 : qb;
+        /* q - z, clamped in float before the cast: a damaged model's scales can put a value off
+         * any int8 grid (or make it inf or NaN), and casting such a float to int is undefined */
+        float fa = nearbyintf(a[i] / j->sa), fb = nearbyintf(b[i] / j->sb);
+        fa = fa > 255.0f ? 255.0f : fa >= -255.0f ? fa : -255.0f; /* NaN -> -255 */
+        fb = fb > 255.0f ? 255.0f : fb >= -255.0f ? fb : -255.0f;
+        const int32_t qa = (int32_t)fa, qb = (int32_t)fb;
         int64_t r = (int64_t)tq_requantize_ref(qa * (1 << 20), j->M0[0], j->sh[0]) + tq_requantize_ref(qb * (1 << 20), j->M0[1], j->sh[1]);
         r = r > INT32_MAX ? INT32_MAX : r < INT32_MIN ? INT32_MIN : r;
         int64_t q = (int64_t)tq_requantize_ref((int32_t)r, j->M0[2], j->sh[2]) + j->zy;

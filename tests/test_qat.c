@@ -187,6 +187,35 @@ static void add_on_the_integer_grid(void **state) {
     tq_free(a), tq_free(b), tq_free(qa), tq_free(qb), tq_free(qy);
 }
 
+/* Inputs off any int8 grid (a damaged model's scales: fuzz_model found 8.3e13 / s cast to int,
+ * which is undefined): each input's q - z saturates at +-255 as the int8 ADD's would, inf and NaN
+ * included, and the output stays on the output's grid within [-128, 127]. The sanitizer builds
+ * catch the cast. */
+static void add_far_off_the_grid(void **state) {
+    (void)state;
+    tq_qat_cfg cfg;
+    tq_qat_cfg_defaults(&cfg);
+    tq_qat *q;
+    const int ch[3] = {1, 1, 1}, from[3] = {-1, -1, 0}, dims[1] = {2};
+    assert_int_equal(tq_qat_new(&q, &cfg, 3, ch, from, 1, dims), TQ_OK);
+    const float s[3] = {0.02f, 0.03f, 0.05f};
+    for (int j = 0; j < 3; j++) q->safq[j].scale[0] = s[j], q->safq[j].zero_point[0] = 0, q->saobs[j].n_seen = 1;
+    float a[6] = {8.3e13f, -8.3e13f, INFINITY, 1.0f, 3.0e38f, -INFINITY}, b[6] = {0.0f, 1.0f, 0.0f, -INFINITY, 3.0e38f, 0.5f};
+    tq_graph *g = tq_graph_new();
+    tq_node *an = tq_leaf(g, "a", 1, 6, a, NULL), *bn = tq_leaf(g, "b", 1, 6, b, NULL);
+    tq_node *y = tq_qat_add(g, q, 2, an, bn, 1, 0);
+    assert_int_equal(tq_graph_forward(g, TQ_RUN_EVAL), TQ_OK);
+    for (int i = 0; i < 6; i++) {
+        if (y->val[i] != y->val[i]) continue; /* a NaN sum (inf - inf) is left for the loss to report */
+        float v = y->val[i] / s[2];
+        assert_true(fabsf(v - nearbyintf(v)) < 1e-3f && v >= -128.0f && v <= 127.0f);
+    }
+    /* saturated at q - z = +-255 (5.1 here), not wrapped: 102 and about -82 output steps */
+    assert_true(y->val[0] > 100.0f * s[2] && y->val[1] < -80.0f * s[2]);
+    tq_graph_free(g);
+    tq_qat_free(q);
+}
+
 /* The average pool on the grid: window sums the int8 pool sees, rounded half away from zero as
  * its kernel does (a float average rounded to even differs at the halves, which the first
  * windows hold). */
@@ -236,7 +265,7 @@ int main(void) {
         cmocka_unit_test(bias_fake_quant_by_hand),
         cmocka_unit_test(observers_round_trip),
         cmocka_unit_test(stage_refuses_a_bias_with_batch_norm),
-        cmocka_unit_test(add_on_the_integer_grid),
+        cmocka_unit_test(add_on_the_integer_grid), cmocka_unit_test(add_far_off_the_grid),
         cmocka_unit_test(avgpool_on_the_integer_grid),
     };
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
