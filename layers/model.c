@@ -213,7 +213,7 @@ static tq_status parse_add(tq_model *m, const char *spec, int a, int b, const ch
     return TQ_OK;
 }
 
-/* dropP: P% dropped, 1 <= P <= 90. 0 when tok is not one, -1 when it is a bad one. */
+/* is_drop: tok starts a dropP token. drop_pct: its P (1 to 90), or -1 when it is malformed. */
 static int is_drop(const char *p) { return !strncmp(p, "drop", 4); }
 static int drop_pct(const char *tok) {
     char *end;

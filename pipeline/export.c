@@ -141,7 +141,7 @@ tq_status tq_export_c_prefixed(const tq_qmodel *qm, const char *cdir, const char
                                const char *prefix) {
     if (!qm || !cdir) TQ_FAIL(TQ_E_ARG, "export: a model and a folder are required");
     /* a model that takes pixels gets tq_model_classify and test images; any model tq_model_run */
-    const int pixels = qm->n_layers > 0 && qm->layer[0].in_scale == 1.0f / 255.0f && qm->layer[0].in_zp == -128;
+    const int pixels = tq_qmodel_takes_pixels(qm);
     if (!pixels && test && n_test > 0)
         TQ_FAIL(TQ_E_ARG, "export: model %s takes int8 inputs at scale %g and zero point %d, not pixels: its module has tq_model_run "
                           "but no classify, and no test images", qm->spec, (double)qm->layer[0].in_scale, qm->layer[0].in_zp);

@@ -518,9 +518,13 @@ tq_status tq_qmodel_check_scales(const tq_qmodel *q, const char *format) {
     return TQ_OK;
 }
 
+int tq_qmodel_takes_pixels(const tq_qmodel *q) {
+    return q->n_layers > 0 && q->layer[0].in_scale == 1.0f / 255.0f && q->layer[0].in_zp == -128;
+}
+
 tq_status tq_qmodel_check_pixels(const tq_qmodel *q, const char *who) {
     const tq_qlayer *L0 = &q->layer[0];
-    if (L0->in_scale != 1.0f / 255.0f || L0->in_zp != -128)
+    if (!tq_qmodel_takes_pixels(q))
         TQ_FAIL(TQ_E_ARG, "%s: model %s takes its input at scale %g and zero point %d, not pixels (p - 128 at 1/255): run it on its "
                           "inputs with tinyqat run", who, q->spec, (double)L0->in_scale, L0->in_zp);
     return TQ_OK;

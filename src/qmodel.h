@@ -101,6 +101,8 @@ tq_status tq_qmodel_check_scales(const tq_qmodel *q, const char *format);
  * q = p - 128 at s = 1/255, z = -128), as every model tinyqat trains does; TQ_E_ARG naming `who`
  * and the model's own input quantization otherwise (an imported model: tinyqat run feeds it). */
 tq_status tq_qmodel_check_pixels(const tq_qmodel *q, const char *who);
+/* 1 when it does (the same test, without a message). */
+int tq_qmodel_takes_pixels(const tq_qmodel *q);
 /* Multiply-adds of one inference. */
 uint64_t tq_qmodel_macs(const tq_qmodel *q);
 
