@@ -518,6 +518,15 @@ tq_status tq_model_quantize(tq_model *m, const tq_qat_cfg *cfg) {
                           "exactly; train it with --no-norm to quantize it", m->spec);
     int oc[TQ_MAX_STAGES], src[TQ_MAX_STAGES];
     for (int s = 0; s < m->n_stages; s++) oc[s] = m->stage[s].conv.OC, src[s] = m->stage[s].src[0];
+    const int units = m->n_stages + m->n_layers;
+    for (int s = 0; s < m->n_stages; s++) { /* the int16 ADD is not TFLite's int8 one: not there yet */
+        const tq_stage *S = &m->stage[s];
+        int wide = S->kind == TQ_STAGE_ADD && tq_qat_cfg_act_bits(cfg, s, units) == 16;
+        for (int j = 0; j < 2 && S->kind == TQ_STAGE_ADD; j++) wide |= S->src[j] >= 0 && tq_qat_cfg_act_bits(cfg, S->src[j], units) == 16;
+        if (wide)
+            TQ_FAIL(TQ_E_ARG, "model %s: stage %d is an add: 16-bit activations are for convolutions, pools and dense layers; keep the "
+                              "add and the stages it reads at 8 bits (--act-bits per layer)", m->spec, s + 1);
+    }
     /* LSQ's set-up can fail after the fold: the parameters are kept to put back, so that a failure
      * leaves the float model as it was (and a retry is possible) */
     const float mean = m->in_mean, sd = m->in_std;
@@ -680,7 +689,7 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
                                        .kind = cs->depthwise ? TQ_S8_DEPTHWISE : TQ_S8_CONV, .in_h = cs->H, .in_w = cs->W,
                                        .in_c = cs->C, .out_h = cs->OH, .out_w = cs->OW, .out_c = OC, .k = cs->KH,
                                        .stride = cs->stride, .pad = cs->pad, .kw = cs->KW, .stride_w = cs->stride,
-                                       .pad_w = cs->pad_w, .src = {from[0], 0}};
+                                       .pad_w = cs->pad_w, .src = {from[0], 0}, .out_bits = Q->safq[s].bits};
             ch += 2 * OC;
             w += stage_weights(S);
         }
@@ -710,7 +719,7 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
         for (int o = 0; o < m->dims[l + 1]; o++) ch[o] = Q->wfq[l].scale[Q->wfq[l].per_channel ? o : 0];
         src[n++] = (tq_qlayer_src){.in = m->dims[l], .out = m->dims[l + 1], .relu = m->relu[l], .w_bits = tq_qat_cfg_bits(&Q->cfg, m->n_stages + l),
                                    .W = m->W[l], .b = m->b[l], .w_scale = ch, .in_scale = in_scale, .in_zp = in_zp,
-                                   .out_scale = Q->afq[l].scale[0], .out_zp = Q->afq[l].zero_point[0]};
+                                   .out_scale = Q->afq[l].scale[0], .out_zp = Q->afq[l].zero_point[0], .out_bits = Q->afq[l].bits};
         in_scale = Q->afq[l].scale[0];
         in_zp = Q->afq[l].zero_point[0];
         ch += m->dims[l + 1];
@@ -726,7 +735,13 @@ size_t tq_model_float_bytes(const tq_model *m) { return m->n_params * sizeof(flo
 size_t tq_model_int8_bytes(const tq_model *m) {
     int bits[TQ_QAT_MAX_UNITS];
     for (int u = 0; u < m->n_stages + m->n_layers; u++) bits[u] = m->qat ? tq_qat_cfg_bits(&m->qat->cfg, u) : 8;
-    return tq_model_int8_bytes_with(m, bits);
+    size_t n = tq_model_int8_bytes_with(m, bits);
+    /* a layer with a 16-bit side keeps int64 biases: 4 more bytes a channel */
+    for (int s = 0; m->qat && s < m->n_stages; s++)
+        if (m->stage[s].kind != TQ_STAGE_ADD && m->qat->sbq[s].wide) n += 4 * (size_t)m->stage[s].conv.OC;
+    for (int l = 0; m->qat && l < m->n_layers; l++)
+        if (m->qat->bq[l].wide) n += 4 * (size_t)m->dims[l + 1];
+    return n;
 }
 
 size_t tq_model_int8_bytes_with(const tq_model *m, const int *unit_bits) {

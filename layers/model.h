@@ -164,8 +164,9 @@ tq_status tq_model_quantize(tq_model *m, const tq_qat_cfg *cfg);
 tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q);
 
 /* Bytes of the float parameters; of the integer model's weights (packed: 2 bits a weight at 2
- * bits, 4 at 3 and 4), int32 biases, per-channel multiplier/shift (int32 each) and zero points
- * (what the integer model file stores per layer). */
+ * bits, 4 at 3 and 4), int32 biases (int64 in a layer with 16-bit activations on a side),
+ * per-channel multiplier/shift (int32 each) and zero points (what the integer model file stores
+ * per layer). */
 size_t tq_model_float_bytes(const tq_model *m);
 size_t tq_model_int8_bytes(const tq_model *m);
 /* The same with unit_bits[u] the width of unit u (the stages, then the dense layers). */

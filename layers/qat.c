@@ -24,18 +24,26 @@ void tq_qat_cfg_defaults(tq_qat_cfg *c) {
 
 int tq_qat_cfg_bits(const tq_qat_cfg *c, int u) { return u >= 0 && u < TQ_QAT_MAX_UNITS && c->unit_bits[u] ? c->unit_bits[u] : c->w_bits; }
 
+int tq_qat_cfg_act_bits(const tq_qat_cfg *c, int u, int n_units) {
+    if (u >= 0 && u < TQ_QAT_MAX_UNITS && c->unit_act_bits[u]) return c->unit_act_bits[u];
+    return u < n_units - 1 && c->act_bits == 16 ? 16 : 8;
+}
+
 /* The quantizers of one unit (stage or dense layer) of `channels` outputs: per-channel weights,
  * the output activation with its observer, and the bias at s_in * s_w. */
 static const float input_scale = TQ_INPUT_SCALE;
 
-static tq_status init_unit(const tq_qat_cfg *cfg, int u, int channels, tq_fq *w, tq_fq *a, tq_observer *o, tq_bias_q *bq,
+static tq_status init_unit(const tq_qat_cfg *cfg, int u, int n_units, int channels, tq_fq *w, tq_fq *a, tq_observer *o, tq_bias_q *bq,
                            const tq_fq *in) {
     TQ_TRY(tq_fq_init_weight(w, tq_qat_cfg_bits(cfg, u), cfg->per_channel, channels));
     w->ste = cfg->ste;
     w->mse_range = cfg->w_mse;
     tq_observer_init(o, cfg->obs);
     tq_fq_init_act(a, o);
+    if (tq_qat_cfg_act_bits(cfg, u, n_units) == 16) tq_fq_set_act16(a);
     a->ste = cfg->ste;
+    /* a 16-bit side on either end makes the layer TFLite's 16x8 kind: int64 bias, 64-bit requantization */
+    a->req_wide = bq->wide = a->bits == 16 || (in && in->bits == 16);
     if (cfg->quant_bias) { /* evaluation rounds the output as the integer path requantizes it */
         a->req_w = w;
         a->req_in = in ? &in->scale[0] : &input_scale;
@@ -56,7 +64,16 @@ tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_stages, const in
         if (b && u >= n_stages + n_layers)
             TQ_FAIL(TQ_E_ARG, "quantization: a width for unit %d of a model with %d (its convolutions and dense layers)", u + 1,
                     n_stages + n_layers);
+        int a = cfg->unit_act_bits[u];
+        if (a && a != 8 && a != 16) TQ_FAIL(TQ_E_ARG, "quantization: unit %d's activations at %d bits (8 or 16)", u + 1, a);
+        if (a && u >= n_stages + n_layers)
+            TQ_FAIL(TQ_E_ARG, "quantization: an activation width for unit %d of a model with %d (its convolutions and dense layers)",
+                    u + 1, n_stages + n_layers);
+        if (a == 16 && u == n_stages + n_layers - 1)
+            TQ_FAIL(TQ_E_ARG, "quantization: the last layer's output at 16 bits: the logits are int8 (the runtime's output)");
     }
+    if (cfg->act_bits && cfg->act_bits != 8 && cfg->act_bits != 16)
+        TQ_FAIL(TQ_E_ARG, "quantization: activations at %d bits (8 or 16)", cfg->act_bits);
     tq_qat *q = tq_calloc(1, sizeof *q);
     if (!q) TQ_FAIL(TQ_E_NOMEM, "cannot allocate quantization state");
     q->cfg = *cfg;
@@ -70,7 +87,7 @@ tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_stages, const in
             tq_free(q);
             TQ_FAIL(TQ_E_ARG, "quantization: stage %d reads stage %d (an earlier one, or -1 for the input)", s, from);
         }
-        tq_status st = init_unit(cfg, s, stage_channels[s], &q->swfq[s], &q->safq[s], &q->saobs[s], &q->sbq[s],
+        tq_status st = init_unit(cfg, s, n_stages + n_layers, stage_channels[s], &q->swfq[s], &q->safq[s], &q->saobs[s], &q->sbq[s],
                                  from >= 0 ? &q->safq[from] : NULL);
         if (st != TQ_OK) {
             tq_free(q);
@@ -79,7 +96,7 @@ tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_stages, const in
     }
     for (int l = 0; l < n_layers; l++) {
         const tq_fq *in = l ? &q->afq[l - 1] : n_stages ? &q->safq[n_stages - 1] : NULL;
-        tq_status st = init_unit(cfg, n_stages + l, out_dims[l], &q->wfq[l], &q->afq[l], &q->aobs[l], &q->bq[l], in);
+        tq_status st = init_unit(cfg, n_stages + l, n_stages + n_layers, out_dims[l], &q->wfq[l], &q->afq[l], &q->aobs[l], &q->bq[l], in);
         if (st != TQ_OK) {
             tq_free(q);
             return st;
@@ -132,7 +149,10 @@ static void round_bias(const tq_bias_q *bq, const float *b, float *out, int C, i
     for (int o = 0; o < C; o++) {
         float s = s_in * bq->w->scale[bq->w->per_channel ? o : 0];
         double q = nearbyint((double)b[o] / (double)s);
-        q = q > 2147483647.0 ? 2147483647.0 : q < -2147483648.0 ? -2147483648.0 : q;
+        if (bq->wide) /* int64, within the runtime's 2^46 (the converter refuses beyond) */
+            q = q > 70368744177664.0 ? 70368744177664.0 : q < -70368744177664.0 ? -70368744177664.0 : q;
+        else
+            q = q > 2147483647.0 ? 2147483647.0 : q < -2147483648.0 ? -2147483648.0 : q;
         out[o] = (float)(q * (double)s);
     }
 }
@@ -330,6 +350,14 @@ tq_status tq_qat_save_state(const tq_qat *q, tq_ckpt *c) {
             n += snprintf(list + n, sizeof list - (size_t)n, "%s%d", u ? "," : "", tq_qat_cfg_bits(&q->cfg, u));
         TQ_TRY(tq_ckpt_set_meta(c, "unit_bits", list));
     }
+    int wide = 0;
+    for (int u = 0; u < q->n_stages + q->n_layers; u++) wide |= tq_qat_cfg_act_bits(&q->cfg, u, q->n_stages + q->n_layers) == 16;
+    if (wide) { /* "16,16,8": every unit's output width (absent where all are 8, and before 16-bit activations) */
+        char list[3 * TQ_QAT_MAX_UNITS + 1] = "";
+        for (int u = 0, n = 0; u < q->n_stages + q->n_layers; u++)
+            n += snprintf(list + n, sizeof list - (size_t)n, "%s%d", u ? "," : "", tq_qat_cfg_act_bits(&q->cfg, u, q->n_stages + q->n_layers));
+        TQ_TRY(tq_ckpt_set_meta(c, "unit_act_bits", list));
+    }
     TQ_TRY(tq_ckpt_set_meta(c, "per_channel", q->cfg.per_channel ? "1" : "0"));
     TQ_TRY(tq_ckpt_set_meta(c, "quant_bias", q->cfg.quant_bias ? "1" : "0"));
     TQ_TRY(tq_ckpt_set_meta(c, "ste", q->cfg.ste == TQ_STE_PLAIN ? "plain" : q->cfg.ste == TQ_STE_LSQ ? "lsq" : "clipped"));
@@ -367,6 +395,15 @@ tq_status tq_qat_cfg_load(tq_qat_cfg *cfg, const tq_ckpt *c, const char *path) {
             TQ_FAIL(TQ_E_FORMAT, "%s: bad per-layer weight widths '%s'", path, tq_ckpt_meta(c, "unit_bits"));
         cfg->unit_bits[u] = (int)b;
         ub = *end ? end + 1 : end;
+    }
+    const char *ab = tq_ckpt_meta(c, "unit_act_bits");
+    for (int u = 0; ab && *ab; u++) { /* checked against the model's units by tq_qat_new */
+        char *end;
+        long b = strtol(ab, &end, 10);
+        if (u == TQ_QAT_MAX_UNITS || end == ab || (b != 8 && b != 16) || (*end && *end != ','))
+            TQ_FAIL(TQ_E_FORMAT, "%s: bad per-layer activation widths '%s'", path, tq_ckpt_meta(c, "unit_act_bits"));
+        cfg->unit_act_bits[u] = (int)b;
+        ab = *end ? end + 1 : end;
     }
     cfg->per_channel = pc[0] == '1';
     cfg->quant_bias = qb[0] == '1';

@@ -38,11 +38,16 @@ typedef struct {
     tq_ste ste;          /* clipped (default) or plain */
     tq_obs_kind obs;     /* activation observer */
     int w_mse;           /* 1: weight ranges by the least squared error (PTQ --method mse) */
+    /* Activation widths (docs/QUANTIZATION.md §19): per unit, its output's, 8 or 16 (0: act_bits);
+     * act_bits, 8 or 16 (0: 8), is every unit's but the last's, whose output (the logits) is int8. */
+    int act_bits;
+    int unit_act_bits[TQ_QAT_MAX_UNITS];
 } tq_qat_cfg;
 
 typedef struct {
     const tq_fq *w;      /* the layer's weight quantizer (s_w per channel) */
     const tq_fq *in;     /* the previous layer's activation quantizer, NULL for the input */
+    int wide;            /* an int16 side: the bias is int64 (below 2^46), not int32 */
 } tq_bias_q;
 
 /* An add stage's simulation (tq_qat_add): its inputs' quantizers (NULL: the network's input, at
@@ -80,11 +85,14 @@ typedef struct tq_qat {
 void tq_qat_cfg_defaults(tq_qat_cfg *c); /* 8 bits, per channel, bias quantized, clipped STE, ema */
 /* Unit u's weight width: unit_bits[u], or w_bits where that is 0. */
 int tq_qat_cfg_bits(const tq_qat_cfg *c, int u);
+/* Unit u's output width (8 or 16) in a model of n_units units. */
+int tq_qat_cfg_act_bits(const tq_qat_cfg *c, int u, int n_units);
 
 /* Quantizers for n_stages feature stages of stage_channels[s] output channels, stage s reading
  * stage stage_src[s]'s output (-1: the network's input; stage_src NULL: the stage before), then
- * n_layers dense layers of out_dims[l] outputs, the first reading the last stage (TQ_E_ARG when a unit_bits entry is not 0 or 2..8, or one
- * is set past the last unit). Observers start empty: calibrate (PTQ) or train (QAT)
+ * n_layers dense layers of out_dims[l] outputs, the first reading the last stage (TQ_E_ARG when a
+ * unit_bits entry is not 0 or 2..8, an activation width not 0, 8 or 16 or the last unit's 16, or
+ * one is set past the last unit). Observers start empty: calibrate (PTQ) or train (QAT)
  * before evaluating. *out is tq_malloc'd; tq_qat_free frees it. */
 tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_stages, const int *stage_channels, const int *stage_src,
                      int n_layers, const int *out_dims);

@@ -34,6 +34,17 @@
  *   concat     two tensors of one height and width joined along the channels (the first's, then
  *              the second's), of one scale and zero point: nothing to compute but copies
  *
+ * 16-bit activations (TFLite's 16x8 mode, CMSIS-NN's s16 kernels; §19): a layer's input, output or
+ * both may be int16 (act16), symmetric (zero point 0), with int8 weights as above. Such a layer
+ * (linear, conv, depthwise, pools, flatten; not add or concat) accumulates in int64 from an int64
+ * bias (bias64) and requantizes with TFLite's 64-bit MultiplyByQuantizedMultiplier, as
+ * arm_nn_requantize_s64 does:
+ *     m = M0 < 0x7fff0000 ? (M0 + 2^15) >> 16 : 0x7fff        (M0 reduced to 16 bits)
+ *     y = clamp((acc m + 2^(14 - shift)) >> (15 - shift) + z_y, act_min, act_max)
+ * (shift <= 14; a larger one saturates). An int8 side keeps its zero point, so a layer can go from
+ * int8 to int16 (the first, on pixels) or back (the last: logits stay int8). A layer reads what its
+ * producer writes; the network's input and output are int8.
+ *
  * Kernels and windows are k x kw (kw = 0: square), strides stride x stride_w, the padding pad
  * above and pad_w on the left; below and on the right it is what the output size implies, at most
  * one more than above (TFLite's SAME puts the odd row there) and never a whole window.
@@ -58,6 +69,8 @@
  *
  *     |bias[o]| + 510 * 2^(8 - w_bits) * sum_i |W[o][i]|  <=  TQ_S8_ACC_MAX
  *
+ * (a layer with a 16-bit side: |bias64[o]| <= 2^46, so its int64 accumulator stays below 2^47)
+ *
  * (w_bits the storage width, 8 for int8), so no accumulator, partial sum or requantized value
  * overflows int32 in any kernel here: |x - z_x| <= 255, the host kernels' zero-point fold can
  * double it, and the DSP kernels sum packed weights scaled by 2^(8 - w_bits). tinyqat's converter
@@ -81,6 +94,9 @@
  * exported chain of square kernels says 0, which leaves their fields, the graph planner and the
  * runner out of its flash. */
 #define TQ_INT8_GRAPHS 1
+/* 1 when this build runs layers with 16-bit activations (below); an exported module of int8
+ * activations only says 0, which leaves their fields and kernel out of its flash. */
+#define TQ_INT8_ACT16 1
 /* The export a copy of the runtime belongs to (0 here): an exported module's files all carry the
  * same id, and tq_model.c and int8_infer.c refuse to compile beside files of another export (one
  * interrupted half way). */
@@ -128,6 +144,11 @@ typedef struct {
                                     (k, stride, pad) */
     int32_t in2_c;          /* a concat's second input's channels (out_c = in_c + in2_c) */
 #endif
+#if TQ_INT8_ACT16
+    /* 0 in a layer of int8 activations (so older initializers keep meaning it) */
+    int32_t act16;          /* bit 0: the input is int16, bit 1: the output is int16 (zero point 0) */
+    const int64_t *bias64;  /* a layer with weights and an int16 side: its biases [output channels] (bias unused) */
+#endif
 } tq_s8_layer;
 
 typedef struct {
@@ -140,6 +161,8 @@ int32_t tq_s8_unpack(const int8_t *w, int32_t w_bits, size_t i);
 
 /* (acc * M0 * 2^(shift - 31)) rounded as TFLite does; shift in [-31, 30]. */
 int32_t tq_requantize_ref(int32_t acc, int32_t M0, int32_t shift);
+/* The 16-bit layers' requantization above, for |acc| <= 2^47 (saturated to int32). */
+int32_t tq_requantize64_ref(int64_t acc, int32_t M0, int32_t shift);
 
 /* The reference kernels, plain loops: y = the layer applied to x. The convolution gathers each
  * output position's window (k*k*in_c values) into `patch` first (tq_s8_layer_scratch_bytes). */
@@ -150,6 +173,9 @@ void tq_maxpool_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y);
 void tq_avgpool_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y);
 void tq_add_s8_ref(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, int8_t *y);
 void tq_concat_s8_ref(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, int8_t *y);
+/* A layer with a 16-bit side (act16 != 0), any kind it allows, as direct loops: x and y are int16
+ * or int8 arrays as act16 says. */
+void tq_layer_s16_ref(const tq_s8_layer *L, const void *x, void *y);
 
 /* Scratch a layer's kernel needs besides its input and output: the convolution's patch; for a
  * linear layer of packed weights, its input unpacked to int16 (the DSP kernel's; every build
@@ -163,8 +189,9 @@ void tq_s8_layer_run(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, in
 
 /* TQ_INT8_OK when every layer's sizes agree with its kind (in = in_h in_w in_c, a kernel's
  * output size, pads and windows inside the input, channels), weights, biases and multipliers are
- * there where the kind has them, zero points and clamps are int8, each layer reads earlier layers
- * only and takes the shape and zero point they give, and every output but the last is read (the
+ * there where the kind has them, zero points and clamps fit their side's type (an int16 side's
+ * zero point is 0), each layer reads earlier layers only and takes the shape, type and zero point
+ * they give, the network's input and output are int8, and every output but the last is read (the
  * last is the network's output); TQ_INT8_E_ARG otherwise. The runners call it. */
 int tq_int8_net_check(const tq_int8_net *m);
 

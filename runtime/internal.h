@@ -105,6 +105,16 @@ __attribute__((noinline, unused)) static void output4(const tq_s8_layer *L, int3
 #define IN2_ZP(L) ((void)(L), 0)
 #define IN2_C(L) ((void)(L), 0)
 #endif
+/* A layer's 16-bit sides (0 in a build without them) and the bytes of its output. */
+#if TQ_INT8_ACT16
+#define ACT16(L) ((L)->act16)
+#else
+#define ACT16(L) ((void)(L), 0)
+#endif
+#define IN16(L) (ACT16(L) & 1)
+#define OUT16(L) ((ACT16(L) >> 1) & 1)
+#define OUT_BYTES(L) ((size_t)(L)->out << OUT16(L))
+
 /* Layers that read two inputs. */
 #define TWO_INPUTS(L) ((L)->kind == TQ_S8_ADD || (L)->kind == TQ_S8_CONCAT)
 

@@ -152,3 +152,82 @@ void tq_concat_s8_ref(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, i
     }
 }
 
+
+#if TQ_INT8_ACT16
+/* TFLite's MultiplyByQuantizedMultiplier for int64 (its 16x8 kernels; CMSIS-NN's
+ * arm_nn_requantize_s64 gives the same integers): M0 keeps its top 15 bits, rounded, so that the
+ * product with an accumulator below 2^47 fits int64; then one rounding shift, half up. */
+int32_t tq_requantize64_ref(int64_t acc, int32_t M0, int32_t shift) {
+    const int64_t m = M0 < 0x7fff0000 ? ((int64_t)M0 + (1 << 15)) >> 16 : 0x7fff;
+    if (shift > 14) return acc > 0 && m > 0 ? INT32_MAX : acc < 0 && m > 0 ? INT32_MIN : 0; /* M >= 2^14: no real layer */
+    const int total = 15 - shift;
+    const int64_t lim = (int64_t)1 << 47;
+    acc = acc > lim ? lim : acc < -lim ? -lim : acc; /* within the header's ranges it already is */
+    int64_t r = (acc * m + ((int64_t)1 << (total - 1))) >> total;
+    return r > INT32_MAX ? INT32_MAX : r < INT32_MIN ? INT32_MIN : (int32_t)r;
+}
+
+static int32_t load_act(const void *x, int wide, size_t i) { return wide ? ((const int16_t *)x)[i] : ((const int8_t *)x)[i]; }
+
+static void store_act(const tq_s8_layer *L, void *y, size_t i, int64_t v) {
+    v = v < L->act_min ? L->act_min : v > L->act_max ? L->act_max : v;
+    if (OUT16(L)) ((int16_t *)y)[i] = (int16_t)v;
+    else ((int8_t *)y)[i] = (int8_t)v;
+}
+
+/* Direct loops over the window: a linear layer is a 1 x 1 convolution of a 1 x 1 image (W OHWI
+ * with k = 1 is [out][in]); a depthwise channel reads input channel o / mult (W 1HWO). The int64
+ * accumulator and the 64-bit requantization follow TFLite's 16x8 kernels whichever side is wide. */
+void tq_layer_s16_ref(const tq_s8_layer *L, const void *x, void *y) {
+    const int in16 = IN16(L);
+    const int32_t C = L->in_c, OC = L->out_c, k = L->k, kw = KW(L);
+    const size_t out_px = (size_t)L->out_h * (size_t)L->out_w;
+    if (L->kind == TQ_S8_FLATTEN) {
+        for (size_t i = 0; i < (size_t)L->out; i++) store_act(L, y, i, load_act(x, in16, i));
+        return;
+    }
+    if (L->kind == TQ_S8_MAXPOOL || L->kind == TQ_S8_AVGPOOL) {
+        const int32_t count = k * kw;
+        for (size_t p = 0; p < out_px; p++)
+            for (int32_t c = 0; c < C; c++) {
+                int32_t oy = (int32_t)(p / (size_t)L->out_w), ox = (int32_t)(p % (size_t)L->out_w), best = INT32_MIN;
+                int64_t sum = 0;
+                for (int32_t ky = 0; ky < k; ky++)
+                    for (int32_t kx = 0; kx < kw; kx++) {
+                        size_t at = ((size_t)(oy * L->stride + ky) * (size_t)L->in_w + (size_t)(ox * SW(L) + kx)) * (size_t)C + (size_t)c;
+                        int32_t v = load_act(x, in16, at);
+                        best = v > best ? v : best;
+                        sum += v;
+                    }
+                int64_t v = L->kind == TQ_S8_MAXPOOL ? best : sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
+                store_act(L, y, p * (size_t)C + (size_t)c, v);
+            }
+        return;
+    }
+    const int dw = L->kind == TQ_S8_DEPTHWISE;
+    const int32_t mult = dw ? OC / C : 1;
+    for (size_t p = 0; p < out_px; p++)
+        for (int32_t o = 0; o < OC; o++) {
+            int32_t oy = (int32_t)(p / (size_t)L->out_w), ox = (int32_t)(p % (size_t)L->out_w);
+            int64_t acc = L->bias64[o];
+            for (int32_t ky = 0; ky < k; ky++) {
+                int32_t iy = oy * L->stride - L->pad + ky;
+                if (iy < 0 || iy >= L->in_h) continue; /* outside the image: the zero point, which adds nothing */
+                for (int32_t kx = 0; kx < kw; kx++) {
+                    int32_t ix = ox * SW(L) - PW(L) + kx;
+                    if (ix < 0 || ix >= L->in_w) continue;
+                    size_t px = ((size_t)iy * (size_t)L->in_w + (size_t)ix) * (size_t)C;
+                    if (dw) {
+                        size_t at = (size_t)(ky * kw + kx) * (size_t)OC + (size_t)o;
+                        acc += (int64_t)tq_s8_unpack(L->w, L->w_bits, at) * (load_act(x, in16, px + (size_t)(o / mult)) - L->in_zp);
+                        continue;
+                    }
+                    size_t row = (((size_t)o * (size_t)k + (size_t)ky) * (size_t)kw + (size_t)kx) * (size_t)C;
+                    for (int32_t c = 0; c < C; c++)
+                        acc += (int64_t)tq_s8_unpack(L->w, L->w_bits, row + (size_t)c) * (load_act(x, in16, px + (size_t)c) - L->in_zp);
+                }
+            }
+            store_act(L, y, p * (size_t)OC + (size_t)o, (int64_t)tq_requantize64_ref(acc, L->mult[o], L->shift[o]) + L->out_zp);
+        }
+}
+#endif

@@ -14,6 +14,7 @@ static void linear_best(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t
 }
 
 size_t tq_s8_layer_scratch_bytes(const tq_s8_layer *L) {
+    if (ACT16(L)) return 0; /* direct loops */
     size_t K = (size_t)L->k * (size_t)KW(L) * (size_t)L->in_c;
     if (TQ_INT8_PACKED && L->kind == TQ_S8_LINEAR && (L->w_bits == 4 || L->w_bits == 2)) /* the input as int16 (DSP) */
         return 2 * ((size_t)L->in - (size_t)L->in % (size_t)(32 / L->w_bits));
@@ -26,6 +27,10 @@ size_t tq_s8_layer_scratch_bytes(const tq_s8_layer *L) {
 }
 
 void tq_s8_layer_run(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, int8_t *y, int8_t *patch) {
+#if TQ_INT8_ACT16
+    if (ACT16(L)) tq_layer_s16_ref(L, x, y);
+    else
+#endif
     if (L->kind == TQ_S8_LINEAR && HAS(TQ_S8_LINEAR)) linear_best(L, x, y, patch);
 #ifdef TQ_DSP
     else if (L->kind == TQ_S8_CONV && HAS(TQ_S8_CONV) && !PACKED(L) && POINTWISE(L)) tq_pointwise_dsp_(L, x, y, patch);
@@ -56,13 +61,23 @@ static int layer_ok(const tq_s8_layer *L) {
     if (!DIM(L->in_h) || !DIM(L->in_w) || !DIM(L->in_c) || !DIM(L->out_h) || !DIM(L->out_w) || !DIM(L->out_c)) return 0;
 #undef DIM
     if ((int64_t)L->in_h * L->in_w * L->in_c != L->in || (int64_t)L->out_h * L->out_w * L->out_c != L->out) return 0;
-    if (L->in_zp < -128 || L->in_zp > 127 || L->out_zp < -128 || L->out_zp > 127 || L->act_min < -128 ||
-        L->act_max > 127 || L->act_min > L->act_max)
+    /* an int16 side is symmetric (zero point 0); its clamp is int16's */
+    const int32_t lo = OUT16(L) ? -32768 : -128, hi = OUT16(L) ? 32767 : 127;
+    if ((IN16(L) ? L->in_zp != 0 : L->in_zp < -128 || L->in_zp > 127) || (OUT16(L) ? L->out_zp != 0 : L->out_zp < -128 || L->out_zp > 127) ||
+        L->act_min < lo || L->act_max > hi || L->act_min > L->act_max)
         return 0;
     if (L->w_bits != 0 && L->w_bits != 8 && L->w_bits != 4 && L->w_bits != 2) return 0;
     if (!TWO_INPUTS(L) && SRC(L, 1) != 0) return 0;
     int weights = L->kind == TQ_S8_LINEAR || L->kind == TQ_S8_CONV || L->kind == TQ_S8_DEPTHWISE;
+#if TQ_INT8_ACT16
+    if (ACT16(L) & ~3) return 0;
+    if (ACT16(L) && (TWO_INPUTS(L) || (!weights && IN16(L) != OUT16(L)))) return 0; /* adds, concats, pools and flatten keep their type */
+    if (ACT16(L) && weights && (!L->w || !L->bias64 || !L->mult || !L->shift)) return 0;
+    if (!ACT16(L) && weights && !L->bias) return 0;
+    if (weights && (!L->w || !L->mult || !L->shift)) return 0;
+#else
     if (weights && (!L->w || !L->bias || !L->mult || !L->shift)) return 0;
+#endif
     int image = weights || L->kind == TQ_S8_MAXPOOL || L->kind == TQ_S8_AVGPOOL;
     if ((!image || L->kind == TQ_S8_LINEAR) && (L->k != 1 || L->stride != 1 || L->pad != 0 || KW(L) != 1)) return 0;
     /* (a kind this build leaves out is refused; an MLP's module keeps only the first case) */
@@ -111,7 +126,8 @@ static int32_t holder(const tq_int8_net *m, int32_t p) {
 }
 
 int tq_int8_net_check(const tq_int8_net *m) {
-    if (!m || !m->layer || m->n_layers < 1 || m->n_layers > TQ_INT8_MAX_LAYERS || is_flatten(&m->layer[m->n_layers - 1]))
+    if (!m || !m->layer || m->n_layers < 1 || m->n_layers > TQ_INT8_MAX_LAYERS || is_flatten(&m->layer[m->n_layers - 1]) ||
+        OUT16(&m->layer[m->n_layers - 1]))
         return TQ_INT8_E_ARG;
     uint8_t read[TQ_INT8_MAX_LAYERS] = {0};
     for (int32_t l = 0; l < m->n_layers; l++) {
@@ -123,13 +139,13 @@ int tq_int8_net_check(const tq_int8_net *m) {
             /* the tensor read must be the one written: a layer's output, or the network's input,
              * whose shape and zero point are layer 0's input's */
             const tq_s8_layer *F = &m->layer[0];
-            int32_t h = F->in_h, w = F->in_w, c = F->in_c, zp = F->in_zp;
+            int32_t h = F->in_h, w = F->in_w, c = F->in_c, zp = F->in_zp, wide = 0;
             if (p >= 0) {
                 const tq_s8_layer *P = &m->layer[p];
-                read[p] = 1, h = P->out_h, w = P->out_w, c = P->out_c, zp = P->out_zp;
+                read[p] = 1, h = P->out_h, w = P->out_w, c = P->out_c, zp = P->out_zp, wide = OUT16(P);
             }
             int32_t want_c = j && L->kind == TQ_S8_CONCAT ? IN2_C(L) : L->in_c;
-            if (L->in_h != h || L->in_w != w || want_c != c || (j ? IN2_ZP(L) : L->in_zp) != zp) return TQ_INT8_E_ARG;
+            if (L->in_h != h || L->in_w != w || want_c != c || (j ? IN2_ZP(L) : L->in_zp) != zp || IN16(L) != wide) return TQ_INT8_E_ARG;
         }
     }
     for (int32_t l = 0; l + 1 < m->n_layers; l++)
@@ -169,7 +185,7 @@ static size_t chain_arena_bytes(const tq_int8_net *m, int32_t first, size_t in_b
     size_t need = in_bytes, cur = in_bytes;
     for (int32_t l = first; l < m->n_layers; l++) {
         if (is_flatten(&m->layer[l])) continue;
-        size_t out = l == m->n_layers - 1 ? 0 : (size_t)m->layer[l].out;
+        size_t out = l == m->n_layers - 1 ? 0 : OUT_BYTES(&m->layer[l]);
         need = cur + out > need ? cur + out : need;
         cur = out;
     }
@@ -192,7 +208,7 @@ static size_t plan_graph(const tq_int8_net *m, size_t in_bytes, int32_t *off) {
         size_t bytes = 0;
         if (t == n) bytes = in_bytes;
         else if (t > n) bytes = tq_s8_layer_scratch_bytes(&m->layer[t - n - 1]);
-        else if (t < n - 1 && !is_flatten(&m->layer[t])) bytes = (size_t)m->layer[t].out; /* the last's is the caller's */
+        else if (t < n - 1 && !is_flatten(&m->layer[t])) bytes = OUT_BYTES(&m->layer[t]); /* the last's is the caller's */
         size[t] = (bytes + 3) / 4 * 4;
         first[t] = t == n ? 0 : t > n ? t - n - 1 : t;
         last[t] = first[t];
@@ -235,7 +251,7 @@ static void run_chain(const tq_int8_net *m, int32_t first, const int8_t *x, int 
     for (int32_t l = first; l < m->n_layers; l++) {
         const tq_s8_layer *L = &m->layer[l];
         if (is_flatten(L)) continue;
-        int8_t *y = l == m->n_layers - 1 ? out : at == 1 ? arena + arena_size - (size_t)L->out : arena;
+        int8_t *y = l == m->n_layers - 1 ? out : at == 1 ? arena + arena_size - OUT_BYTES(L) : arena;
         tq_s8_layer_run(L, x, 0, y, patch);
         x = y;
         at = at == 1 ? 2 : 1;
@@ -278,7 +294,7 @@ int tq_int8_net_run(const tq_int8_net *m, const int8_t *in, int8_t *out, void *s
 }
 
 /* A first linear layer reads the pixels where they are; any other gets them in the arena. */
-static int reads_pixels_in_place(const tq_int8_net *m) { return ONLY_LINEAR || m->layer[0].kind == TQ_S8_LINEAR; }
+static int reads_pixels_in_place(const tq_int8_net *m) { return (ONLY_LINEAR || m->layer[0].kind == TQ_S8_LINEAR) && !ACT16(&m->layer[0]); }
 
 size_t tq_int8_net_predict_scratch_bytes(const tq_int8_net *m) {
     if (!net_ok(m)) return 0;

@@ -32,6 +32,21 @@ void tq_fq_init_act(tq_fq *fq, tq_observer *obs) {
     fq->enabled = 1;
 }
 
+void tq_fq_set_act16(tq_fq *fq) {
+    fq->bits = 16;
+    fq->qmin = -32768;
+    fq->qmax = 32767;
+    fq->zero_point[0] = 0;
+}
+
+/* An activation's s and z from its observer's range: affine int8, or symmetric int16. */
+static tq_status act_qparams(const tq_fq *fq, tq_qparams *p) {
+    if (fq->bits != 16) return tq_observer_qparams(fq->obs, fq->qmin, fq->qmax, p);
+    TQ_TRY(tq_qparams_symmetric(fq->obs->min, fq->obs->max, 32767, p));
+    p->qmin = -32768;
+    return TQ_OK;
+}
+
 TQ_SIMD_CLONES static float absmax(const float *restrict row, int cols) {
     uint32_t abits = 0;
     for (int c = 0; c < cols; c++) {
@@ -93,7 +108,7 @@ tq_status tq_fq_update(tq_fq *fq, const float *x, int rows, int cols, int observ
         if (observe && !fq->learned) TQ_TRY(tq_observer_observe(fq->obs, x, (size_t)rows * cols));
         if (fq->obs->n_seen == 0) return TQ_OK;
         tq_qparams p;
-        TQ_TRY(tq_observer_qparams(fq->obs, fq->qmin, fq->qmax, &p));
+        TQ_TRY(act_qparams(fq, &p));
         fq->scale[0] = p.scale;
         fq->zero_point[0] = p.zero_point;
         if (fq->learned) { /* LSQ: the zero point from the observer, the scale learned */
@@ -203,10 +218,13 @@ static void fq_requant(tq_node *n) {
     for (size_t i = 0; i < N; i++) {
         int c = (int)((i % (size_t)x->cols) % (size_t)C);
         double a = nearbyint((double)x->val[i] / (double)step[c]);
-        a = a != a ? 0.0 : a > 2147483647.0 ? 2147483647.0 : a < -2147483648.0 ? -2147483648.0 : a; /* NaN: see below */
+        /* the accumulator's range: int32, or int64 below 2^47 for a 16-bit layer (NaN: see below) */
+        const double lim = fq->req_wide ? 140737488355328.0 : 2147483647.0;
+        a = a != a ? 0.0 : a > lim ? lim : a < -lim - (fq->req_wide ? 0.0 : 1.0) ? -lim - (fq->req_wide ? 0.0 : 1.0) : a;
         /* in 64 bits: a left shift saturates near 2^31, where + z would overflow (the kernels add it
          * saturating too, runtime/kernels_ref.c) */
-        int64_t q = (int64_t)tq_requantize_ref((int32_t)a, M0[c], shift[c]) + fq->zero_point[0];
+        int64_t q = (fq->req_wide ? (int64_t)tq_requantize64_ref((int64_t)a, M0[c], shift[c])
+                                  : (int64_t)tq_requantize_ref((int32_t)a, M0[c], shift[c])) + fq->zero_point[0];
         q = q < fq->qmin ? fq->qmin : q > fq->qmax ? fq->qmax : q;
         n->val[i] = ((float)q - fz) * s_y + x->val[i] * 0.0f; /* x * 0: a NaN stays visible */
         n->aux[i] = 1.0f;
@@ -222,7 +240,7 @@ static void fq_forward(tq_node *n, int mode) {
         /* a learned activation scale starts where its observer puts it on the first batch seen;
          * the zero point stays there (the observer then rests: nothing else reads it) */
         tq_qparams p;
-        if (tq_observer_observe(fq->obs, x->val, N) == TQ_OK && tq_observer_qparams(fq->obs, fq->qmin, fq->qmax, &p) == TQ_OK) {
+        if (tq_observer_observe(fq->obs, x->val, N) == TQ_OK && act_qparams(fq, &p) == TQ_OK) {
             fq->zero_point[0] = p.zero_point;
             n->in[1]->val[0] = fq->lsq_log ? logf(p.scale) : p.scale;
         }

@@ -59,12 +59,16 @@ typedef struct tq_fq {
      * whose weight scales give small shifts). Channel c = column % req_w->n_ch (NHWC). */
     const struct tq_fq *req_w; /* the layer's weight quantizer */
     const float *req_in;      /* s_in: the previous activation quantizer's scale[0], or a constant */
+    int req_wide;             /* the layer's input or output is int16: TFLite's 16x8 requantization (§19) */
 } tq_fq;
 
 /* Weights: symmetric narrow range of `bits`, s from the tensor itself. */
 tq_status tq_fq_init_weight(tq_fq *fq, int bits, int per_channel, int rows);
 /* Activations: int8 affine [-128, 127], s and z from `obs` (which the caller owns). */
 void tq_fq_init_act(tq_fq *fq, tq_observer *obs);
+/* Make an activation quantizer int16 (TFLite's 16x8 mode, docs/QUANTIZATION.md §19): symmetric,
+ * z = 0, s = max(|min|, |max|) / 32767 from its observer, values clamped to [-32768, 32767]. */
+void tq_fq_set_act16(tq_fq *fq);
 
 /* y = fake_quant(x), same shape. */
 tq_node *tq_fake_quant(tq_graph *g, tq_node *x, tq_fq *fq);

@@ -42,7 +42,7 @@ typedef struct {
 
 struct tq_qfast {
     const tq_qmodel *q;
-    int n_layers, max_pad, vnni, avx2;
+    int n_layers, max_pad, vnni, avx2, act16; /* act16: some layer has 16-bit activations */
     int dense;          /* a chain of linear layers only: the batched path */
     uint8_t fast[TQ_INT8_MAX_LAYERS]; /* layer l runs on the AVX2 / VNNI kernels (linear, conv, square max pool, flatten) */
     /* a CNN's or graph's per-slice work, one block: the input image, each layer's output (a
@@ -122,7 +122,9 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
     tq_qfast *f = tq_calloc(1, sizeof *f);
     if (!f) TQ_FAIL(TQ_E_NOMEM, "fast kernel: out of memory");
     f->q = q;
-    f->dense = tq_qmodel_is_chain(q);
+    /* the vector kernels take int8 activations: a model with 16-bit ones runs the reference kernels */
+    f->act16 = tq_qmodel_has_act16(q);
+    f->dense = tq_qmodel_is_chain(q) && !f->act16;
     for (int l = 0; l < q->n_layers; l++) f->dense &= q->layer[l].kind == TQ_S8_LINEAR;
     f->scratch_bytes = tq_int8_net_predict_scratch_bytes(&q->net);
     for (int t = 0; t < TQ_SLICES; t++)
@@ -138,8 +140,8 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
     for (int l = 0; l < q->n_layers; l++) {
         const tq_qlayer *Q = &q->layer[l];
         fast_layer *L = &f->L[l];
-        f->fast[l] = Q->kind == TQ_S8_LINEAR || Q->kind == TQ_S8_FLATTEN ||
-                     Q->kind == TQ_S8_CONV || (Q->kind == TQ_S8_MAXPOOL && !Q->kw);
+        f->fast[l] = !f->act16 && (Q->kind == TQ_S8_LINEAR || Q->kind == TQ_S8_FLATTEN ||
+                     Q->kind == TQ_S8_CONV || (Q->kind == TQ_S8_MAXPOOL && !Q->kw));
         if (!f->fast[l] || (Q->kind != TQ_S8_LINEAR && Q->kind != TQ_S8_CONV)) continue;
         /* a convolution is a linear layer over each window: out_c rows of k*kw*in_c weights */
         L->in = Q->kind == TQ_S8_CONV ? Q->k * tq_qlayer_kw(Q) * Q->in_c : Q->in;
@@ -236,6 +238,10 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
     f->patch_off = at, at += PART(patch);
     f->buf_bytes = at;
 #undef PART
+    if (f->act16) { /* the reference path alone: its scratch is all it needs */
+        *out = f;
+        return TQ_OK;
+    }
     if (!f->dense)
         for (int t = 0; t < TQ_SLICES; t++)
             if (!(f->buf[t] = tq_calloc(1, f->buf_bytes))) {
@@ -253,6 +259,7 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
     __builtin_cpu_init();
     f->vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
     f->avx2 = __builtin_cpu_supports("avx2");
+    if (f->act16) f->vnni = f->avx2 = 0;
 #endif
     *out = f;
     return TQ_OK;
@@ -756,7 +763,8 @@ tq_status tq_qfast_run(tq_qfast *f, const uint8_t *pixels, size_t n, int8_t *log
     const int in0 = f->q->layer[0].in, nout = f->q->layer[f->q->n_layers - 1].out;
     if (k == TQ_KERNEL_AUTO) k = tq_qfast_best(f);
     if ((k == TQ_KERNEL_VNNI && !f->vnni) || (k == TQ_KERNEL_AVX2 && !f->avx2))
-        TQ_FAIL(TQ_E_ARG, "this CPU cannot run the %s kernel", tq_kernel_name(k));
+        TQ_FAIL(TQ_E_ARG, f->act16 ? "the %s kernel takes int8 activations only, and this model has 16-bit ones" : "this CPU cannot run the %s kernel",
+                tq_kernel_name(k));
     if (k == TQ_KERNEL_REF) {
         ref_job j = {f, pixels, n, logits};
         tq_parallel_for(TQ_SLICES, ref_slice, &j);

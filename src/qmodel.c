@@ -71,6 +71,12 @@ int tq_qmodel_is_chain(const tq_qmodel *q) {
     return 1;
 }
 
+int tq_qmodel_has_act16(const tq_qmodel *q) {
+    for (int l = 0; l < q->n_layers; l++)
+        if (q->layer[l].act16) return 1;
+    return 0;
+}
+
 uint64_t tq_qmodel_macs(const tq_qmodel *q) {
     uint64_t n = 0;
     for (int l = 0; l < q->n_layers; l++) {
@@ -88,6 +94,7 @@ void tq_qmodel_free(tq_qmodel *q) {
         tq_free(L->w_scale);
         tq_free(L->w);
         tq_free(L->bias);
+        tq_free(L->bias64);
         tq_free(L->mult);
         tq_free(L->shift);
     }
@@ -112,10 +119,11 @@ static tq_status alloc_layer(tq_qlayer *L) {
     if (!ch) return TQ_OK;
     L->w_scale = tq_malloc(ch * sizeof(float));
     L->w = tq_calloc(tq_qlayer_weight_bytes(L), 1); /* zeros: packing ORs into it */
-    L->bias = tq_malloc(ch * sizeof(int32_t));
+    if (L->act16) L->bias64 = tq_malloc(ch * sizeof(int64_t));
+    else L->bias = tq_malloc(ch * sizeof(int32_t));
     L->mult = tq_malloc(ch * sizeof(int32_t));
     L->shift = tq_malloc(ch * sizeof(int32_t));
-    if (!L->w_scale || !L->w || !L->bias || !L->mult || !L->shift)
+    if (!L->w_scale || !L->w || !(L->bias || L->bias64) || !L->mult || !L->shift)
         TQ_FAIL(TQ_E_NOMEM, "integer model: out of memory for %zu weights", tq_qlayer_weights(L));
     return TQ_OK;
 }
@@ -131,7 +139,7 @@ static void bind_view(tq_qmodel *q) {
                                         .k = L->k, .stride = L->stride, .pad = L->pad,
                                         .w_bits = tq_qlayer_storage_bits(L->w_bits), .src = {L->src[0], L->src[1]},
                                         .in2_zp = L->in2_zp, .kw = L->kw, .stride_w = L->stride_w, .pad_w = L->pad_w,
-                                        .in2_c = L->in2_c};
+                                        .in2_c = L->in2_c, .act16 = L->act16, .bias64 = L->bias64};
     }
 }
 
@@ -213,11 +221,17 @@ static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
     }
     if (L->relu > 2 || L->relu < 0 || (tq_qlayer_channels(L) == 0 && L->kind != TQ_S8_ADD && L->relu))
         BAD("%s: layer %d (%s): bad relu flag %d", path, l, kn, L->relu);
-    if (L->in_zp < -128 || L->in_zp > 127 || L->out_zp < -128 || L->out_zp > 127)
-        BAD("%s: layer %d: zero point outside int8", path, l);
+    /* 16-bit activations (act16): symmetric int16 on that side, where a layer with weights may
+     * change width; the others keep their input's, and adds and concats take int8 only */
+    const int in16 = L->act16 & 1, out16 = (L->act16 >> 1) & 1;
+    if (L->act16 & ~3) BAD("%s: layer %d (%s): bad activation width flags %d", path, l, kn, L->act16);
+    if (L->act16 && (two_inputs(L) || (!tq_qlayer_channels(L) && in16 != out16)))
+        BAD("%s: layer %d (%s): 16-bit activations %s", path, l, kn, two_inputs(L) ? "are for layers with weights, pools and flatten, not an add or a concat" : "in or out only: it keeps its input's width");
+    if ((in16 ? L->in_zp != 0 : L->in_zp < -128 || L->in_zp > 127) || (out16 ? L->out_zp != 0 : L->out_zp < -128 || L->out_zp > 127))
+        BAD("%s: layer %d: zero point outside %s (an int16 side's is 0)", path, l, in16 || out16 ? "its type" : "int8");
     if (!tq_qlayer_requants(L) && L->in_zp != L->out_zp)
         BAD("%s: layer %d (%s): zero points %d in, %d out (a %s keeps them)", path, l, kn, L->in_zp, L->out_zp, kn);
-    if (L->act_min < -128 || L->act_max > 127 || L->act_min > L->act_max)
+    if (L->act_min < (out16 ? -32768 : -128) || L->act_max > (out16 ? 32767 : 127) || L->act_min > L->act_max)
         BAD("%s: layer %d: bad activation clamp [%d, %d]", path, l, L->act_min, L->act_max);
     if (!(L->in_scale > 0) || !(L->out_scale > 0) || !isfinite(L->in_scale) || !isfinite(L->out_scale))
         BAD("%s: layer %d: bad scales", path, l);
@@ -228,6 +242,7 @@ static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
                 (long long)L->src[j] - 1);
         int p = tq_qmodel_producer(q, l, j);
         int32_t zp = j ? L->in2_zp : L->in_zp, c = j && L->kind == TQ_S8_CONCAT ? L->in2_c : L->in_c;
+        if (p < 0 && in16) BAD("%s: layer %d (%s): the network's input is int8, read as int16", path, l, kn);
         if (p < 0) { /* the network's input, twice: both reads are layer 0's input */
             if (j && (c != L->in_c || zp != L->in_zp || L->in2_scale != L->in_scale))
                 BAD("%s: layer %d (%s): its second input is the network's, %dx%dx%d z %d, read as %dx%dx%d z %d", path, l, kn,
@@ -238,9 +253,12 @@ static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
         if (L->in_h != P->out_h || L->in_w != P->out_w || c != P->out_c || zp != P->out_zp)
             BAD("%s: layer %d (%s) does not follow layer %d: input %dx%dx%d z %d, outputs %dx%dx%d z %d", path, l, kn, p, L->in_h,
                 L->in_w, c, zp, P->out_h, P->out_w, P->out_c, P->out_zp);
+        if (in16 != ((P->act16 >> 1) & 1))
+            BAD("%s: layer %d (%s) reads layer %d's int%d output as int%d", path, l, kn, p, (P->act16 & 2) ? 16 : 8, in16 ? 16 : 8);
     }
     if (l == q->n_layers - 1) {
         if (L->kind == TQ_S8_FLATTEN) BAD("%s: the last layer is a flatten", path);
+        if (out16) BAD("%s: the last layer's output is int16: the network's output (its logits) is int8", path);
         for (int p = 0; p < l; p++) { /* the last layer's output is the network's; every other is read */
             int read = 0;
             for (int r = p + 1; r < q->n_layers && !read; r++)
@@ -268,6 +286,11 @@ static tq_status check_channels(const tq_qlayer *L, int l, const char *path) {
                 TQ_FAIL(TQ_E_FORMAT, "%s: layer %d: weight %zu is %d, outside the %d-bit range [%d, %d]", path, l, k, w, L->w_bits, -qmax, qmax);
             sum += w < 0 ? -w : w;
         }
+        if (L->act16) { /* the int64 accumulator's bound (runtime/int8_infer.h) */
+            if (L->bias64[o] > ((int64_t)1 << 46) || L->bias64[o] < -((int64_t)1 << 46))
+                TQ_FAIL(TQ_E_FORMAT, "%s: layer %d channel %d: bias %lld is beyond 2^46", path, l, o, (long long)L->bias64[o]);
+            continue;
+        }
         int64_t need = llabs((long long)L->bias[o]) + 510 * ((int64_t)1 << (8 - sb)) * sum;
         if (need > TQ_S8_ACC_MAX)
             TQ_FAIL(TQ_E_FORMAT, "%s: layer %d channel %d: bias %d with these weights can overflow the int32 accumulator "
@@ -279,6 +302,8 @@ static tq_status check_channels(const tq_qlayer *L, int l, const char *path) {
             TQ_FAIL(TQ_E_FORMAT, "%s: layer %d channel %d: multiplier %d / shift %d out of range", path, l, o, m, s);
         /* an add's inputs are scaled down to twice the larger scale: M <= 1/2, never a left shift
          * (which is what keeps their sum inside int32, runtime/int8_infer.h) */
+        if (L->act16 && s > 14)
+            TQ_FAIL(TQ_E_FORMAT, "%s: layer %d channel %d: shift %d: a layer with 16-bit activations takes multipliers below 2^14", path, l, o, s);
         if (L->kind == TQ_S8_ADD && o < 2 && s > 0)
             TQ_FAIL(TQ_E_FORMAT, "%s: layer %d (add): input %d's multiplier shifts left (%d): an add scales its inputs down", path, l, o, s);
     }
@@ -303,9 +328,9 @@ static void add_multipliers(const tq_qlayer *L, int32_t *M0, int32_t *shift) {
 
 /* ReLU6's top as TFLite computes it (CalculateActivationRangeQuantized): z + round(6 / s) in
  * float, half away from zero, at most 127. */
-static int32_t relu6_max(float s, int32_t z) {
+static int32_t relu6_max(float s, int32_t z, int32_t top) {
     float q = roundf(6.0f / s);
-    return !(q < 255.0f) ? 127 : z + (int32_t)q > 127 ? 127 : z + (int32_t)q;
+    return !(q < 2.0f * (float)top + 1.0f) ? top : z + (int32_t)q > top ? top : z + (int32_t)q;
 }
 
 tq_status tq_qmodel_convert(tq_qmodel *q, const char *spec, const tq_qlayer_src *src, int n_layers) {
@@ -317,8 +342,19 @@ tq_status tq_qmodel_convert(tq_qmodel *q, const char *spec, const tq_qlayer_src 
     for (int l = 0; l < n_layers && st == TQ_OK; l++) {
         const tq_qlayer_src *s = &src[l];
         tq_qlayer *L = &q->layer[l];
+        /* the input's width is its producer's; a layer with weights sets its output's */
+        int p = s->src[0] && s->src[0] != l ? s->src[0] - 1 : l - 1;
+        int32_t in16 = p >= 0 && p < l ? (q->layer[p].act16 >> 1) & 1 : 0;
+        int weights = s->kind == TQ_S8_LINEAR || s->kind == TQ_S8_CONV || s->kind == TQ_S8_DEPTHWISE;
+        int32_t out16 = weights ? s->out_bits == 16 : in16, top = out16 ? 32767 : 127;
+        if (s->out_bits && s->out_bits != 8 && s->out_bits != 16) {
+            st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "convert: layer %d (%s): %d-bit activations (8 or 16)", l,
+                               tq_qlayer_kind_name(s->kind), s->out_bits);
+            break;
+        }
         *L = (tq_qlayer){.kind = s->kind, .relu = s->relu, .w_bits = s->w_bits ? s->w_bits : 8, .in_zp = s->in_zp, .out_zp = s->out_zp,
-                         .act_min = s->relu ? s->out_zp : -128, .act_max = s->relu == 2 ? relu6_max(s->out_scale, s->out_zp) : 127,
+                         .act_min = s->relu ? s->out_zp : -top - 1, .act_max = s->relu == 2 ? relu6_max(s->out_scale, s->out_zp, top) : top,
+                         .act16 = in16 | out16 << 1,
                          .in_scale = s->in_scale,
                          .out_scale = s->out_scale, .in_h = s->in_h, .in_w = s->in_w, .in_c = s->in_c, .out_h = s->out_h,
                          .out_w = s->out_w, .out_c = s->out_c, .k = s->k, .stride = s->stride, .pad = s->pad,
@@ -356,11 +392,14 @@ tq_status tq_qmodel_convert(tq_qmodel *q, const char *spec, const tq_qlayer_src 
             /* the same expression as the bias fake quant (layers/qat.c), so both see one integer */
             float sb = s->in_scale * sw;
             double bq = s->bq ? (double)s->bq[o] : nearbyint((double)s->b[o] / (double)sb);
-            if (!(bq <= 2147483647.0 && bq >= -2147483648.0)) { /* (NaN too: a scale product that overflowed) */
-                st = tq_error_set_(TQ_E_NUMERIC, __FILE__, __LINE__, "convert: layer %d bias %d overflows int32", l, o);
+            double bmax = L->act16 ? 70368744177664.0 : 2147483647.0; /* 2^46 (int64, runtime/int8_infer.h) or int32 */
+            if (!(bq <= bmax && bq >= -bmax - (L->act16 ? 0.0 : 1.0))) { /* (NaN too: a scale product that overflowed) */
+                st = tq_error_set_(TQ_E_NUMERIC, __FILE__, __LINE__, "convert: layer %d bias %d overflows %s", l, o,
+                                   L->act16 ? "2^46" : "int32");
                 break;
             }
-            L->bias[o] = (int32_t)bq;
+            if (L->act16) L->bias64[o] = (int64_t)bq;
+            else L->bias[o] = (int32_t)bq;
             tq_quantize_multiplier((double)s->in_scale * (double)sw / (double)s->out_scale, &L->mult[o], &L->shift[o]);
         }
         if (st == TQ_OK) st = check_channels(L, l, "convert");
@@ -377,8 +416,9 @@ static const char MAGIC[4] = {'T', 'Q', 'I', '8'};
 
 tq_status tq_qmodel_save(const tq_qmodel *q, const char *path) {
     tq_buf b;
-    const int v4 = !tq_qmodel_is_chain(q); /* a chain of square kernels: version 3's bytes */
-    tq_buf_frame_begin(&b, MAGIC, v4 ? 4 : 3);
+    /* a chain of square kernels: version 3's bytes; a graph: 4; 16-bit activations: 5 */
+    const int v5 = tq_qmodel_has_act16(q), v4 = v5 || !tq_qmodel_is_chain(q);
+    tq_buf_frame_begin(&b, MAGIC, v5 ? 5 : v4 ? 4 : 3);
     tq_buf_u16(&b, (uint16_t)strlen(q->spec));
     tq_buf_put(&b, q->spec, strlen(q->spec));
     tq_buf_u32(&b, (uint32_t)q->n_layers);
@@ -396,12 +436,19 @@ tq_status tq_qmodel_save(const tq_qmodel *q, const char *path) {
             for (int i = 0; i < 7; i++) tq_buf_u32(&b, (uint32_t)graph[i]);
             tq_buf_f32(&b, L->in2_scale);
         }
+        if (v5) tq_buf_u32(&b, (uint32_t)L->act16);
         if (L->kind == TQ_S8_ADD)
             for (int i = 0; i < 6; i++) tq_buf_u32(&b, (uint32_t)(i < 3 ? L->mult[i] : L->shift[i - 3]));
         int32_t ch = tq_qlayer_channels(L);
         for (int o = 0; o < ch; o++) tq_buf_f32(&b, L->w_scale[o]);
         tq_buf_put(&b, L->w, tq_qlayer_weight_bytes(L));
-        for (int o = 0; o < ch; o++) tq_buf_u32(&b, (uint32_t)L->bias[o]);
+        for (int o = 0; o < ch; o++)
+            if (L->act16) { /* low word first */
+                tq_buf_u32(&b, (uint32_t)(uint64_t)L->bias64[o]);
+                tq_buf_u32(&b, (uint32_t)((uint64_t)L->bias64[o] >> 32));
+            } else {
+                tq_buf_u32(&b, (uint32_t)L->bias[o]);
+            }
         for (int o = 0; o < ch; o++) tq_buf_u32(&b, (uint32_t)L->mult[o]);
         for (int o = 0; o < ch; o++) tq_buf_u32(&b, (uint32_t)L->shift[o]);
     }
@@ -440,6 +487,7 @@ static void read_header(tq_reader *r, uint32_t version, tq_qlayer *L, uint32_t *
         for (int i = 0; i < 7; i++) *g[i] = (int32_t)tq_rd_u32(r);
         L->in2_scale = tq_rd_f32(r);
     }
+    if (version >= 5) L->act16 = (int32_t)tq_rd_u32(r);
 }
 
 tq_status tq_qmodel_load(tq_qmodel *q, const char *path) {
@@ -481,7 +529,13 @@ tq_status tq_qmodel_load(tq_qmodel *q, const char *path) {
         const unsigned char *w = tq_rd_bytes(&r, nw);
         if (!w) FAIL_AT("%s: layer %u: truncated weights", path, l);
         memcpy(L->w, w, nw);
-        for (size_t o = 0; o < ch; o++) L->bias[o] = (int32_t)tq_rd_u32(&r);
+        for (size_t o = 0; o < ch; o++)
+            if (L->act16) {
+                uint64_t lo = tq_rd_u32(&r), hi = tq_rd_u32(&r);
+                L->bias64[o] = (int64_t)(lo | hi << 32);
+            } else {
+                L->bias[o] = (int32_t)tq_rd_u32(&r);
+            }
         for (size_t o = 0; o < ch; o++) L->mult[o] = (int32_t)tq_rd_u32(&r);
         for (size_t o = 0; o < ch; o++) L->shift[o] = (int32_t)tq_rd_u32(&r);
         if (!r.ok) FAIL_AT("%s: layer %u: truncated", path, l);
@@ -496,6 +550,10 @@ done:
 }
 
 tq_status tq_qmodel_check_scales(const tq_qmodel *q, const char *format) {
+    for (int l = 0; l < q->n_layers; l++)
+        if (q->layer[l].act16)
+            TQ_FAIL(TQ_E_FORMAT, "%s: layer %d (%s) has 16-bit activations, which the %s export does not write (int8 activations "
+                    "only; export --c takes both)", format, l, tq_qlayer_kind_name(q->layer[l].kind), format);
     for (int l = 0; l < q->n_layers; l++)
         if (q->layer[l].kind == TQ_S8_ADD) {
             const tq_qlayer *L = &q->layer[l];

@@ -6,12 +6,15 @@
  *   per layer: u32 kind, in_h, in_w, in_c, out_h, out_w, out_c, k, stride, pad, relu, w_bits, w_bytes;
  *              i32 in_zp, out_zp, act_min, act_max; f32 in_scale, out_scale;
  *              version 4: i32 src[2], kw, stride_w, pad_w, in2_zp, in2_c; f32 in2_scale (tq_s8_layer's);
+ *              version 5: those, then i32 act16 (tq_s8_layer's: 16-bit input and output);
  *              then, for linear, conv and depthwise layers (C = out_c channels):
  *              f32 w_scale[C]; w[...] (runtime/int8_infer.h's layouts, packed to the storage width
- *              of w_bits: 2 bits in 2, 3 and 4 in 4, 5..8 in 8); i32 bias[C], M0[C], shift[C]
+ *              of w_bits: 2 bits in 2, 3 and 4 in 4, 5..8 in 8); i32 bias[C] (i64 where act16 is
+ *              not 0), M0[C], shift[C]
  *              and for an add: i32 M0[3], shift[3]
  *   u32 crc32 (zlib) of everything before it
- * A chain of square kernels is saved as version 3, byte for byte what earlier tinyqat wrote.
+ * A chain of square kernels is saved as version 3, byte for byte what earlier tinyqat wrote, a
+ * graph of int8 activations as version 4.
  * A linear layer is 1 x 1 x in -> 1 x 1 x out with k = stride = 1, pad = 0. Version 2 files (no
  * w_bits: 8) and version 1 files (linear layers only: u32 in, out, relu; the same fields from
  * in_zp on) still load.
@@ -25,7 +28,7 @@
 #include "../runtime/int8_infer.h"
 #include "status.h"
 
-#define TQ_TQM_FORMAT_VERSION 4
+#define TQ_TQM_FORMAT_VERSION 5
 
 typedef struct {
     int32_t kind;              /* tq_s8_kind */
@@ -40,6 +43,10 @@ typedef struct {
     /* graphs and non-square kernels, as in tq_s8_layer (all 0 in a chain of square kernels) */
     int32_t src[2], kw, stride_w, pad_w, in2_zp, in2_c;
     float in2_scale;           /* an add's or concat's second input's scale */
+    /* 16-bit activations, as in tq_s8_layer: act16 bit 0 the input, bit 1 the output; such a
+     * layer's biases are bias64 (bias NULL) */
+    int32_t act16;
+    int64_t *bias64;
 } tq_qlayer;
 
 /* The longest model spec, with its NUL (a ResNet-8's is some 130 characters, a MobileNet's 300). */
@@ -71,6 +78,9 @@ typedef struct {
     int src[2], kw, stride_w, pad_w;
     int32_t in2_zp, in2_c;
     float in2_scale;
+    /* 16 for an int16 output (zero point 0), 0 or 8 for int8; the input's width is its producer's
+     * (the network's input: 8). Layers without weights keep their input's. */
+    int out_bits;
 } tq_qlayer_src;
 
 /* "linear", "conv", "depthwise", "max pool", "avg pool", "flatten", "add", "concat" ("unknown" otherwise). */
@@ -91,11 +101,15 @@ int32_t tq_qlayer_pad_w(const tq_qlayer *L);
 /* 1 when the model is a chain of square kernels (what format version 3 and the exporters to
  * TFLite and ONNX hold), 0 when it uses a graph's inputs, an add or a non-square kernel. */
 int tq_qmodel_is_chain(const tq_qmodel *q);
+/* 1 when some layer has 16-bit activations (format version 5; the vector kernels and the
+ * TFLite and ONNX exporters take int8 activations only). */
+int tq_qmodel_has_act16(const tq_qmodel *q);
 /* The layer whose output is layer l's input j (src[j] - 1, or l - 1 for src 0); -1: the network's input. */
 int tq_qmodel_producer(const tq_qmodel *q, int l, int j);
 /* Every channel's multiplier and shift are the ones tq_quantize_multiplier gives for
  * s_in s_w[o] / s_out: formats that keep only the scales (TFLite, ONNX) recompute them from those.
  * TQ_E_FORMAT naming `format`, the layer and the channel otherwise. */
+/* A model with 16-bit activations is refused too: those formats hold int8 ones here. */
 tq_status tq_qmodel_check_scales(const tq_qmodel *q, const char *format);
 /* TQ_OK when the model takes pixels the way the pixel paths feed them (docs/QUANTIZATION.md §6:
  * q = p - 128 at s = 1/255, z = -128), as every model tinyqat trains does; TQ_E_ARG naming `who`

@@ -143,6 +143,22 @@ sys.exit(0 if all((np.load('$tmp/%s-out.npy' % f) == ref).all() for f in ('px', 
   "$bin" convert "$tmp/lb.tqf" --out "$tmp/lb.tqm" >/dev/null &&
     "$bin" infer "$tmp/lb.tqm" --compare "$tmp/lb.tqf" --repeats 1 --data "$MNIST_DIR" --json >"$tmp/out" &&
     tail -n 1 "$tmp/out" | grep -q '"max_logit_diff":[01],' && ok || bad "mixed widths: the integer path is not the simulation"
+  # 16-bit activations (TFLite's 16x8): every output but the logits, or per layer; the integer path is the simulation
+  expect 0 "ptq --act-bits 16" -- "$bin" ptq "$odd/m.tqf" --act-bits 16 --data "$MNIST_DIR" --out "$tmp/a16.tqf"
+  grep -q "PTQ int8 weights, 16-bit activations" "$tmp/out" && ok || bad "ptq --act-bits 16: $(cat "$tmp/out")"
+  "$bin" convert "$tmp/a16.tqf" --out "$tmp/a16.tqm" >"$tmp/out" && grep -q "int32 / int64 (16-bit activations) biases" "$tmp/out" &&
+    grep -q "\[0,32767\]" "$tmp/out" &&
+    "$bin" infer "$tmp/a16.tqm" --compare "$tmp/a16.tqf" --repeats 1 --data "$MNIST_DIR" --json >"$tmp/out" &&
+    tail -n 1 "$tmp/out" | grep -q '"disagreements":0,' && tail -n 1 "$tmp/out" | grep -q '"max_logit_diff":[01],' && ok ||
+    bad "16-bit activations: the integer path is not the simulation: $(tail -n 1 "$tmp/out")"
+  expect 0 "qat --act-bits 16,8,8" -- "$bin" qat --from "$odd/m.tqf" --act-bits 16,8,8 --epochs 1 --data "$MNIST_DIR" --out "$tmp/a16b.tqf"
+  grep -q "activations 16,8,8" "$tmp/out" && ok || bad "qat --act-bits 16,8,8: $(cat "$tmp/out")"
+  expect 1 "tflite export of 16-bit activations" -- "$bin" export "$tmp/a16.tqm" --tflite "$tmp/a16.tflite"
+  grep -q "layer 0 (linear) has 16-bit activations" "$tmp/err" && [ ! -e "$tmp/a16.tflite" ] && ok || bad "tflite of a16: $(cat "$tmp/err")"
+  expect 2 "--act-bits 12" -- "$bin" ptq "$odd/m.tqf" --act-bits 12 --data "$MNIST_DIR" --out "$tmp/x.tqf"
+  grep -q "act-bits '12': 8 or 16" "$tmp/err" && ok || bad "--act-bits 12: $(cat "$tmp/err")"
+  expect 1 "--act-bits with 16-bit logits" -- "$bin" ptq "$odd/m.tqf" --act-bits 8,8,16 --data "$MNIST_DIR" --out "$tmp/x.tqf"
+  grep -q "the logits are int8" "$tmp/err" && [ ! -e "$tmp/x.tqf" ] && ok || bad "--act-bits 8,8,16: $(cat "$tmp/err")"
   expect 2 "--layer-bits of the wrong count" -- "$bin" ptq "$odd/m.tqf" --layer-bits 4,4 --data "$MNIST_DIR" --out "$tmp/x.tqf"
   grep -q "3 layers with weights" "$tmp/err" && ok || bad "--layer-bits 4,4: $(cat "$tmp/err")"
   expect 1 "a flash budget below the smallest model" -- "$bin" ptq "$odd/m.tqf" --flash-budget 1000 --data "$MNIST_DIR" --out "$tmp/x.tqf"

@@ -73,6 +73,8 @@ expect 0 "graph --layer-bits" -- "$bin" ptq rg.tqf --layer-bits 8,4,8 --calib-ba
 says "PTQ int8,4,8 weights" "a graph's widths, adds left out" out
 expect 2 "graph --layer-bits counting the add" -- "$bin" ptq rg.tqf --layer-bits 8,4,4,8 --calib-batches 1 "${d[@]}" --out rg-q.tqf
 says "want 3 widths of 2..8" "a graph's width count"
+expect 1 "16-bit activations around an add" -- "$bin" ptq rg.tqf --act-bits 16 --calib-batches 1 "${d[@]}" --out rg-q16.tqf
+says "stage 3 is an add: 16-bit activations are for convolutions" "an add's 16-bit activations are refused, naming it"
 # a small dataset (200 images): the default sees as many images as 10 epochs of MNIST (600,000),
 # here capped at 1,000 epochs, where 10 epochs (2,000 images) would underfit
 mkdir -p small

@@ -24,10 +24,14 @@ cd "$tmp"
 "$bin" train --model digitscnn --epochs 1 --limit 3000 --threads 2 --out cnn.tqf >/dev/null
 "$bin" train --model in-c6k3s2p1br-m2-d2k3r-a2-out --no-norm --epochs 1 --limit 2000 --threads 2 --out odd.tqf >/dev/null
 pass=0 total=0
-for m in fp cnn odd fp4 fp2 odd4 cnn4 fpmix cnnmix; do
-  # (fpmix, cnnmix: a width per layer, three widths in one module)
+for m in fp cnn odd fp4 fp2 odd4 cnn4 fpmix cnnmix fp16 cnn16 odd16; do
+  # (fpmix, cnnmix: a width per layer, three widths in one module; fp16, cnn16, odd16: 16-bit
+  # activations, all but the logits or int8 -> int16 -> int8, with 8- and packed 4-bit weights)
+  flash=()
   case $m in fp4) f=fp bits=(--bits 4) ;; fp2) f=fp bits=(--bits 2) ;; odd4) f=odd bits=(--bits 4) ;; cnn4) f=cnn bits=(--bits 4) ;;
-             fpmix) f=fp bits=(--layer-bits 2,4,8) ;; cnnmix) f=cnn bits=(--layer-bits 8,2,4) ;; *) f=$m bits=(--bits 8) ;; esac
+             fpmix) f=fp bits=(--layer-bits 2,4,8) ;; cnnmix) f=cnn bits=(--layer-bits 8,2,4) ;;
+             fp16) f=fp bits=(--act-bits 16) flash=(--flash-kib 128) ;; cnn16) f=cnn bits=(--act-bits 8,16,8) ;;
+             odd16) f=odd bits=(--act-bits 16 --bits 4) ;; *) f=$m bits=(--bits 8) ;; esac
   "$bin" ptq $f.tqf "${bits[@]}" --out $m-q.tqf >/dev/null
   "$bin" convert $m-q.tqf --out $m.tqm >/dev/null
   "$bin" export $m.tqm --c $m --test-images 300 >/dev/null
@@ -38,7 +42,7 @@ for m in fp cnn odd fp4 fp2 odd4 cnn4 fpmix cnnmix; do
   fi
   for variant in "" --portable; do
     total=$((total + 1))
-    "$here/examples/mcu/build_and_run.sh" $m "app$variant.elf" --no-run $variant
+    "$here/examples/mcu/build_and_run.sh" $m "app$variant.elf" --no-run $variant "${flash[@]}"
     out=$(timeout --kill-after=5 120 qemu-system-arm -M mps2-an386 -nographic -monitor none -serial none \
           -chardev stdio,id=sh0 -semihosting-config enable=on,target=native,chardev=sh0 -kernel "app$variant.elf" </dev/null)
     echo "$m ${variant:-dsp}: $out"

@@ -998,6 +998,178 @@ static void kernel_available(void **state) {
 static int set_avx2(void **state) { *state = (void *)(intptr_t)TQ_KERNEL_AVX2; return 0; }
 static int set_vnni(void **state) { *state = (void *)(intptr_t)TQ_KERNEL_VNNI; return 0; }
 
+
+/* ---- 16-bit activations (docs/QUANTIZATION.md §19) ---- */
+
+/* CMSIS-NN's arm_nn_requantize_s64, written again: a 64-bit product shifted to 32 bits, then the
+ * last shift with its rounding bit (the runtime uses TFLite's one-step form of the same). */
+static int32_t requant_s64_cmsis(int64_t acc, int32_t M0, int32_t shift) {
+    int32_t reduced = M0 < 0x7FFF0000 ? (M0 + (1 << 15)) >> 16 : 0x7FFF;
+    int64_t v = (acc * reduced) >> (14 - shift);
+    if (v > INT32_MAX || v < INT32_MIN) return v > 0 ? INT32_MAX : INT32_MIN; /* CMSIS-NN's would wrap: the runtime saturates */
+    int32_t r = (int32_t)v;
+    return (int32_t)(((int64_t)r + 1) >> 1);
+}
+
+static void requantize64_by_hand_and_cmsis(void **state) {
+    (void)state;
+    /* M0 = 2^30 is M = 1/2 at shift 0: its 16-bit form is 2^14; 3/2 and -3/2 round half up */
+    assert_int_equal(tq_requantize64_ref(3, 1 << 30, 0), 2);
+    assert_int_equal(tq_requantize64_ref(-3, 1 << 30, 0), -1);
+    assert_int_equal(tq_requantize64_ref(-5, 1 << 30, 0), -2);
+    /* M0 near 2^31 keeps 0x7fff: 2^20 * 32767 / 2^20 at shift -5, then 1000 * 32767 / 2^15 = 999.97 */
+    assert_int_equal(tq_requantize64_ref((int64_t)1 << 20, 0x7fffffff, -5), 32767);
+    assert_int_equal(tq_requantize64_ref(1000, 0x7fffffff, 0), 1000);
+    /* the 16-bit multiplier rounds: (2^30 + 2^15 - 1) >> 16 stays 2^14, + 2^15 goes up */
+    assert_int_equal(tq_requantize64_ref(1 << 16, (1 << 30) + (1 << 15) - 1, 0), 1 << 15);
+    assert_int_equal(tq_requantize64_ref(1 << 16, (1 << 30) + (1 << 15), 0), (1 << 15) + 2);
+    /* beyond shift 14 (M >= 2^14) it saturates; 2^40 at M = 2^14 / 2 overflows int32 and saturates */
+    assert_int_equal(tq_requantize64_ref(5, 1 << 30, 15), INT32_MAX);
+    assert_int_equal(tq_requantize64_ref(-5, 1 << 30, 15), INT32_MIN);
+    assert_int_equal(tq_requantize64_ref((int64_t)1 << 40, 1 << 30, 14), INT32_MAX);
+    tq_rng r;
+    tq_rng_seed(&r, 61);
+    for (int i = 0; i < 200000; i++) {
+        int64_t acc = (int64_t)(tq_rng_u64(&r) % ((uint64_t)1 << 44)) - ((int64_t)1 << 43);
+        int32_t M0 = (1 << 30) + (int32_t)tq_rng_below(&r, 1u << 30), sh = (int32_t)tq_rng_below(&r, 46) - 31;
+        int64_t want = requant_s64_cmsis(acc, M0, sh), wide = ((int64_t)acc * (M0 < 0x7FFF0000 ? (M0 + (1 << 15)) >> 16 : 0x7FFF)) >> (14 - sh);
+        if (wide > INT32_MAX || wide < INT32_MIN) continue; /* CMSIS-NN's 32-bit step would wrap: outside its range */
+        if (tq_requantize64_ref(acc, M0, sh) != want) fail_msg("acc %lld M0 %d shift %d: %d, CMSIS-NN's form %lld", (long long)acc, M0, sh, tq_requantize64_ref(acc, M0, sh), (long long)want);
+    }
+}
+
+/* A random conv, depthwise or linear layer with a 16-bit side (act16 1, 2 or 3) and its direct
+ * loops: int64 sums from int64 biases, CMSIS-NN's requantization, the clamp. */
+static void sixteen_bit_layers_match_direct_loops(void **state) {
+    (void)state;
+    tq_rng r;
+    tq_rng_seed(&r, 62);
+    static image_store st;
+    static layer_store ls;
+    int64_t b64[64];
+    int seen[4] = {0};
+    for (int trial = 0; trial < 900; trial++) {
+        int kind = trial % 3 == 0 ? TQ_S8_CONV : trial % 3 == 1 ? TQ_S8_DEPTHWISE : TQ_S8_LINEAR;
+        tq_s8_layer L;
+        if (kind == TQ_S8_LINEAR) random_layer(&r, &L, &ls, 1 + (int)tq_rng_below(&r, 100), 1 + (int)tq_rng_below(&r, 64), (int)tq_rng_below(&r, 2));
+        else random_image_layer_g(&r, &L, &st, kind, 1);
+        int act16 = 1 + (int)tq_rng_below(&r, 3), in16 = act16 & 1, out16 = act16 >> 1;
+        seen[act16]++;
+        int32_t *mult = kind == TQ_S8_LINEAR ? ls.m : st.m, *sh = kind == TQ_S8_LINEAR ? ls.s : st.s;
+        for (int o = 0; o < L.out_c; o++) {
+            b64[o] = (int64_t)(tq_rng_u64(&r) % ((uint64_t)1 << 41)) - ((int64_t)1 << 40);
+            sh[o] = in16 && !out16 ? -20 - (int)tq_rng_below(&r, 8) : -4 - (int)tq_rng_below(&r, 12);
+            (void)mult;
+        }
+        L.act16 = act16, L.bias = NULL, L.bias64 = b64;
+        if (in16) L.in_zp = 0;
+        if (out16) L.out_zp = 0, L.act_min = tq_rng_below(&r, 2) ? 0 : -32768, L.act_max = 32767;
+        /* alone it is no network: the network's input and output are int8 */
+        assert_int_equal(tq_int8_net_check(&(tq_int8_net){1, &L}), TQ_INT8_E_ARG);
+        static int16_t x16[9 * 9 * 9 + 100], y16[16 * 16 * 16 + 64];
+        static int8_t x8[9 * 9 * 9 + 100], y8[16 * 16 * 16 + 64];
+        for (int i = 0; i < L.in; i++) {
+            x16[i] = (int16_t)((int)tq_rng_below(&r, 65536) - 32768);
+            x8[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
+        }
+        const void *x = in16 ? (const void *)x16 : (const void *)x8;
+        void *y = out16 ? (void *)y16 : (void *)y8;
+        tq_s8_layer_run(&L, x, NULL, y, NULL); /* no scratch: direct loops */
+        int kw = L.kw ? L.kw : L.k, sw = L.kw ? L.stride_w : L.stride, pw = L.kw ? L.pad_w : L.pad, mul = L.out_c / L.in_c;
+        for (int oy = 0; oy < L.out_h; oy++)
+            for (int ox = 0; ox < L.out_w; ox++)
+                for (int o = 0; o < L.out_c; o++) {
+                    int64_t acc = b64[o];
+                    for (int ky = 0; ky < L.k; ky++)
+                        for (int kx = 0; kx < kw; kx++) {
+                            int iy = oy * L.stride + ky - L.pad, ix = ox * sw + kx - pw;
+                            if (iy < 0 || ix < 0 || iy >= L.in_h || ix >= L.in_w) continue;
+                            for (int c = 0; c < L.in_c; c++) {
+                                if (kind == TQ_S8_DEPTHWISE && c != o / mul) continue;
+                                int at = (iy * L.in_w + ix) * L.in_c + c;
+                                int64_t xv = (in16 ? x16[at] : x8[at]) - L.in_zp;
+                                int w = kind == TQ_S8_DEPTHWISE ? L.w[(ky * kw + kx) * L.out_c + o] : L.w[((o * L.k + ky) * kw + kx) * L.in_c + c];
+                                acc += w * xv;
+                            }
+                        }
+                    int64_t v = (int64_t)requant_s64_cmsis(acc, L.mult[o], L.shift[o]) + L.out_zp;
+                    v = v < L.act_min ? L.act_min : v > L.act_max ? L.act_max : v;
+                    int at = (oy * L.out_w + ox) * L.out_c + o;
+                    int64_t got = out16 ? y16[at] : y8[at];
+                    if (got != v) fail_msg("trial %d (%s, act16 %d) at %d,%d,%d: kernel %lld, direct loops %lld", trial, tq_qlayer_kind_name(kind), act16, oy, ox, o, (long long)got, (long long)v);
+                }
+    }
+    assert_true(seen[1] > 200 && seen[2] > 200 && seen[3] > 200);
+}
+
+/* int16 pools: the max and the rounded average over int16 windows, on hand-worked values. */
+static void sixteen_bit_pools_by_hand(void **state) {
+    (void)state;
+    const int16_t x[8] = {-30000, 12345, 7, -8, 32767, -32768, 3, 4}; /* 2x2x2: channels interleaved */
+    int16_t y[2];
+    tq_s8_layer L = {.in = 8, .out = 2, .act_min = -32768, .act_max = 32767, .kind = TQ_S8_MAXPOOL, .in_h = 2, .in_w = 2,
+                     .in_c = 2, .out_h = 1, .out_w = 1, .out_c = 2, .k = 2, .stride = 2, .act16 = 3};
+    tq_s8_layer_run(&L, (const int8_t *)x, NULL, (int8_t *)y, NULL);
+    assert_int_equal(y[0], 32767);
+    assert_int_equal(y[1], 12345);
+    L.kind = TQ_S8_AVGPOOL; /* (-30000 + 7 + 32767 + 3) / 4 = 694.25; (12345 - 8 - 32768 + 4) / 4 = -5106.75 */
+    tq_s8_layer_run(&L, (const int8_t *)x, NULL, (int8_t *)y, NULL);
+    assert_int_equal(y[0], 694);
+    assert_int_equal(y[1], -5107);
+}
+
+/* A chain int8 -> int16 -> int16 -> int8 through the runners (outputs of two bytes in the arena,
+ * the pixels fed as int8) equals the layers run one by one; and what does not chain is refused. */
+static void sixteen_bit_chain_runner(void **state) {
+    (void)state;
+    tq_rng r;
+    tq_rng_seed(&r, 63);
+    static layer_store st[3];
+    int64_t b64[3][64];
+    tq_s8_layer L[3];
+    const int dims[4] = {30, 64, 40, 10};
+    for (int l = 0; l < 3; l++) {
+        random_layer(&r, &L[l], &st[l], dims[l], dims[l + 1], l < 2);
+        for (int o = 0; o < dims[l + 1]; o++) b64[l][o] = (int64_t)tq_rng_below(&r, 2000001) - 1000000, st[l].s[o] = l == 0 ? -2 : l == 1 ? -10 : -20;
+        L[l].bias = NULL, L[l].bias64 = b64[l];
+    }
+    L[0].act16 = 2, L[1].act16 = 3, L[2].act16 = 1;
+    L[0].in_zp = -128;
+    L[0].out_zp = L[1].in_zp = L[1].out_zp = L[2].in_zp = 0;
+    L[0].act_min = L[1].act_min = 0, L[0].act_max = L[1].act_max = 32767;
+    tq_int8_net net = {3, L};
+    assert_int_equal(tq_int8_net_check(&net), TQ_INT8_OK);
+    size_t need = tq_int8_net_scratch_bytes(&net), needp = tq_int8_net_predict_scratch_bytes(&net);
+    assert_true(need >= 2 * (64 + 40)); /* two int16 outputs live at once */
+    static int8_t scratch[4096];
+    assert_true(need <= sizeof scratch && needp <= sizeof scratch);
+    uint8_t px[30];
+    int8_t x[30], a8[10], b8[10];
+    int16_t h1[64], h2[40];
+    for (int i = 0; i < 30; i++) px[i] = (uint8_t)tq_rng_below(&r, 256), x[i] = (int8_t)(px[i] - 128);
+    tq_layer_s16_ref(&L[0], x, h1);
+    tq_layer_s16_ref(&L[1], h1, h2);
+    tq_layer_s16_ref(&L[2], h2, a8);
+    assert_int_equal(tq_int8_net_run(&net, x, b8, scratch, need), TQ_INT8_OK);
+    assert_memory_equal(a8, b8, 10);
+    int best = 0;
+    for (int c = 1; c < 10; c++) best = a8[c] > a8[best] ? c : best;
+    assert_int_equal(tq_int8_net_predict_u8(&net, px, b8, scratch, needp), best);
+    assert_memory_equal(a8, b8, 10);
+    L[2].act16 = 0; /* reads layer 1's int16 output as int8 */
+    assert_int_equal(tq_int8_net_check(&net), TQ_INT8_E_ARG);
+    L[2].act16 = 3, L[2].out_zp = 0; /* the network's output int16 */
+    assert_int_equal(tq_int8_net_check(&net), TQ_INT8_E_ARG);
+    L[2].act16 = 1, L[0].act16 = 3; /* the network's input read as int16 */
+    assert_int_equal(tq_int8_net_check(&net), TQ_INT8_E_ARG);
+    L[0].act16 = 2, L[1].in_zp = 5; /* an int16 side with a zero point */
+    assert_int_equal(tq_int8_net_check(&net), TQ_INT8_E_ARG);
+    L[1].in_zp = 0, L[1].bias64 = NULL; /* no int64 biases */
+    assert_int_equal(tq_int8_net_check(&net), TQ_INT8_E_ARG);
+    L[1].bias64 = b64[1];
+    assert_int_equal(tq_int8_net_check(&net), TQ_INT8_OK);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(linear_matches_int64_rederivation),
@@ -1013,6 +1185,10 @@ int main(void) {
         cmocka_unit_test(graph_checks),
         cmocka_unit_test(dense_graph_from_pixels),
         cmocka_unit_test(concat_by_hand),
+        cmocka_unit_test(requantize64_by_hand_and_cmsis),
+        cmocka_unit_test(sixteen_bit_layers_match_direct_loops),
+        cmocka_unit_test(sixteen_bit_pools_by_hand),
+        cmocka_unit_test(sixteen_bit_chain_runner),
         cmocka_unit_test(cnn_runner_contract),
         cmocka_unit_test(fast_kernel_is_bit_identical),
         cmocka_unit_test(cnn_fast_kernels_are_bit_identical),

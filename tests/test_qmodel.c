@@ -2,6 +2,7 @@
  * corruption, and every field check (fields are patched and the CRC recomputed, so the loader's
  * own checks are what fails). */
 #define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -210,8 +211,8 @@ static void every_field_is_checked(void **state) {
         uint32_t val;
         const char *needle;
     } cases[] = {
-        {4, 5, "versions 1 to 4"},
-        {4, 0, "versions 1 to 4"},
+        {4, 6, "versions 1 to 5"},
+        {4, 0, "versions 1 to 5"},
         {16, 0, "layers"},
         {16, 99, "layers"},
         {44, 0x7fffffff, "shape"},      /* absurd output count */
@@ -622,11 +623,83 @@ static void save_clears_stale_temporaries(void **state) {
     tq_qmodel_free(&q);
 }
 
+
+/* make_cnn's layers with 16-bit activations (§19): the convolution goes int8 -> int16, the
+ * depthwise int16 -> int16, the pools and flatten keep int16, the dense layer takes int16 to int8
+ * logits; int64 biases at s_in s_w, the flags, format version 5, and what is refused. */
+static void sixteen_bit_round_trip(void **state) {
+    (void)state;
+    static float Wc[3 * 9 * 2], Bc[3], Sc[3], Wd[6 * 4], Bd[6], Sd[6], Wl[4 * 6], Bl[4], Sl[4];
+    tq_rng r;
+    tq_rng_seed(&r, 53);
+    for (size_t i = 0; i < sizeof Wc / sizeof Wc[0]; i++) Wc[i] = tq_rng_uniform_in(&r, -1, 1);
+    for (size_t i = 0; i < sizeof Wd / sizeof Wd[0]; i++) Wd[i] = tq_rng_uniform_in(&r, -1, 1);
+    for (size_t i = 0; i < sizeof Wl / sizeof Wl[0]; i++) Wl[i] = tq_rng_uniform_in(&r, -1, 1);
+    for (int i = 0; i < 3; i++) Bc[i] = tq_rng_uniform_in(&r, -1, 1), Sc[i] = 0.01f;
+    for (int i = 0; i < 6; i++) Bd[i] = tq_rng_uniform_in(&r, -1, 1), Sd[i] = 0.02f;
+    for (int i = 0; i < 4; i++) Bl[i] = tq_rng_uniform_in(&r, -1, 1), Sl[i] = 0.03f;
+    const float s1 = 5e-4f, s2 = 3e-4f;
+    tq_qlayer_src src[5] = {
+        {.relu = 2, .w_bits = 8, .W = Wc, .b = Bc, .w_scale = Sc, .in_scale = 1.0f / 255, .out_scale = s1, .in_zp = -128,
+         .out_zp = 0, .kind = TQ_S8_CONV, .in_h = 6, .in_w = 6, .in_c = 2, .out_h = 6, .out_w = 6, .out_c = 3, .k = 3,
+         .stride = 1, .pad = 1, .out_bits = 16},
+        {.w_bits = 4, .W = Wd, .b = Bd, .w_scale = Sd, .in_scale = s1, .out_scale = s2, .in_zp = 0, .out_zp = 0,
+         .kind = TQ_S8_DEPTHWISE, .in_h = 6, .in_w = 6, .in_c = 3, .out_h = 3, .out_w = 3, .out_c = 6, .k = 2, .stride = 2, .out_bits = 16},
+        {.in_scale = s2, .out_scale = s2, .kind = TQ_S8_MAXPOOL, .in_h = 3, .in_w = 3, .in_c = 6, .out_h = 1, .out_w = 1, .out_c = 6,
+         .k = 3, .stride = 3},
+        {.in_scale = s2, .out_scale = s2, .kind = TQ_S8_FLATTEN, .in_h = 1, .in_w = 1, .in_c = 6, .out_h = 1, .out_w = 1, .out_c = 6,
+         .k = 1, .stride = 1},
+        {.in = 6, .out = 4, .w_bits = 8, .W = Wl, .b = Bl, .w_scale = Sl, .in_scale = s2, .out_scale = 0.1f, .in_zp = 0, .out_zp = -2},
+    };
+    tq_qmodel q;
+    assert_int_equal(tq_qmodel_convert(&q, "6x6x2-c3k3p1r6-d2k2s2-m3-4", src, 5), TQ_OK);
+    const int flags[5] = {2, 3, 3, 3, 1};
+    for (int l = 0; l < 5; l++) assert_int_equal(q.layer[l].act16, flags[l]);
+    assert_true(tq_qmodel_has_act16(&q));
+    /* ReLU6 at s = 5e-4: the clamp is [0, round(6 / 5e-4)] = [0, 12000]; the depthwise's int16 range */
+    assert_int_equal(q.layer[0].act_min, 0);
+    assert_int_equal(q.layer[0].act_max, 12000);
+    assert_int_equal(q.layer[1].act_min, -32768);
+    assert_int_equal(q.layer[1].act_max, 32767);
+    assert_int_equal(q.layer[4].act_min, -128);
+    /* int64 biases at s_in s_w: Bl[o] / (3e-4 * 0.03), rounded half even as the bias fake quant */
+    for (int o = 0; o < 4; o++) assert_true(q.layer[4].bias64[o] == (int64_t)nearbyint((double)Bl[o] / (double)(s2 * 0.03f)));
+    assert_null(q.layer[4].bias);
+    assert_int_equal(tq_qmodel_save(&q, bad), TQ_OK);
+    unsigned char *d;
+    size_t n;
+    assert_int_equal(tq_file_read_all(bad, 1 << 20, &d, &n), TQ_OK);
+    assert_int_equal(d[4], 5); /* format version 5 */
+    tq_qmodel q2;
+    assert_int_equal(tq_qmodel_load(&q2, bad), TQ_OK);
+    for (int l = 0; l < 5; l++) assert_int_equal(q2.layer[l].act16, flags[l]);
+    assert_memory_equal(q2.layer[1].bias64, q.layer[1].bias64, 6 * sizeof(int64_t));
+    saves_as(&q2, d, n);
+    assert_int_equal(tq_int8_net_check(&q2.net), TQ_INT8_OK);
+    /* what the formats that keep only scales cannot hold */
+    assert_int_equal(tq_qmodel_check_scales(&q2, "tflite"), TQ_E_FORMAT);
+    assert_non_null(strstr(tq_last_error(), "16-bit activations"));
+    tq_free(d);
+    tq_qmodel_free(&q2);
+    tq_qmodel_free(&q);
+    /* refused: the logits at 16 bits, a width other than 8 and 16, an int16 side with a zero point */
+    src[4].out_bits = 16, src[4].out_zp = 0;
+    assert_int_equal(tq_qmodel_convert(&q, "x", src, 5), TQ_E_FORMAT);
+    assert_non_null(strstr(tq_last_error(), "logits) is int8"));
+    src[4].out_bits = 0, src[4].out_zp = -2, src[1].out_bits = 12;
+    assert_int_equal(tq_qmodel_convert(&q, "x", src, 5), TQ_E_ARG);
+    assert_non_null(strstr(tq_last_error(), "12-bit activations"));
+    src[1].out_bits = 16, src[1].out_zp = 4, src[2].in_zp = src[2].out_zp = src[3].in_zp = src[3].out_zp = src[4].in_zp = 4;
+    assert_int_equal(tq_qmodel_convert(&q, "x", src, 5), TQ_E_FORMAT);
+    assert_non_null(strstr(tq_last_error(), "zero point"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(save_clears_stale_temporaries),
         cmocka_unit_test(input_read_twice),
         cmocka_unit_test(graph_round_trip),
+        cmocka_unit_test(sixteen_bit_round_trip),
         cmocka_unit_test(round_trip_is_byte_identical),
         cmocka_unit_test(truncated_and_corrupted),
         cmocka_unit_test(every_field_is_checked),

@@ -143,7 +143,7 @@ static tq_status draw_plot(const char *path, int which, void *ctx) {
 }
 
 int cmd_experiment(int argc, char **argv) {
-    int seeds = 3, json = 0, qat_epochs = 3, calib = 32;
+    int seeds = 3, json = 0, qat_epochs = 3, calib = 32, act_bits = 8;
     uint64_t budget = 0;
     float qat_lr = 1e-3f, lsq_lr = 3e-3f;
     const char *bits_s = "8", *methods_s = "minmax", *qmethods_s = "ste", *recipe = "digitsnet", *dataset = NULL, *data = NULL, *observer = NULL, *plots = NULL, *model = NULL, *plot_format = "both";
@@ -179,6 +179,8 @@ int cmd_experiment(int argc, char **argv) {
         {"--qat-epochs", CLI_INT, &qat_epochs, "QAT fine-tuning epochs (digitsnet recipe)", 1, TQ_MAX_EPOCHS},
         {"--qat-lr", CLI_FLOAT, &qat_lr, "QAT fine-tuning learning rate (cosine to 0)", 1e-7, 10},
         {"--lsq-lr", CLI_FLOAT, &lsq_lr, "the same for the LSQ rows (--qat-methods)", 1e-7, 10},
+        {"--act-bits", CLI_INT, &act_bits, "activation bits of the PTQ and QAT rows: 8, or 16 (every output but the logits, int16 as "
+         "TFLite's 16x8 mode)", 8, 16},
         {"--calib-batches", CLI_INT, &calib, "PTQ calibration batches of 64 training images", 1, 10000},
         {"--flash-budget", CLI_U64, &budget, "add a row: QAT with each layer's width chosen to fit this many bytes (as qat "
          "--flash-budget), beside the uniform widths of --bits", 1, 1e12},
@@ -194,6 +196,10 @@ int cmd_experiment(int argc, char **argv) {
     const char *pos[1];
     int n_pos, rc = cli_parse(&cmd, opts, sizeof opts / sizeof opts[0], argc, argv, pos, &n_pos);
     if (rc) return rc == 1 ? 0 : 2;
+    if (act_bits != 8 && act_bits != 16) {
+        fprintf(stderr, "tinyqat experiment: --act-bits %d: 8 or 16\n", act_bits);
+        return 2;
+    }
     int bits[MAX_BITS], nb;
     if (!parse_bits(bits_s, bits, &nb)) {
         fprintf(stderr, "tinyqat experiment: --bits '%s': want a comma-separated list of 2..8\n", bits_s);
@@ -319,6 +325,7 @@ int cmd_experiment(int argc, char **argv) {
             tq_qat_cfg qc;
             tq_qat_cfg_defaults(&qc);
             qc.w_bits = bits[b];
+            qc.act_bits = act_bits;
             qc.obs = (tq_obs_kind)obs_ptq;
             if (article) qc.per_channel = 0;
             tq_model pq, qq;
@@ -410,6 +417,7 @@ int cmd_experiment(int argc, char **argv) {
             tq_qat_cfg qc;
             tq_qat_cfg_defaults(&qc);
             qc.obs = (tq_obs_kind)obs_ptq;
+            qc.act_bits = act_bits;
             tq_model qq;
             tq_train_cfg qcfg;
             char w[48] = "";
@@ -513,6 +521,7 @@ int cmd_experiment(int argc, char **argv) {
     if (rc == 0) {
         double fm, fs;
         mean_std(rows[0].acc, seeds, &fm, &fs);
+        if (act_bits == 16) printf("\nPTQ and QAT with 16-bit activations (int16 outputs but the logits, int64 biases)");
         printf("\n| method | weight bits | test accuracy (mean ± std, %d seeds) | vs FP32 | integer path | model bytes | train seconds |\n",
                seeds);
         printf("|---|---:|---:|---:|---:|---:|---:|\n");

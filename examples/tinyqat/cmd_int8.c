@@ -20,7 +20,7 @@ int cmd_convert(int argc, char **argv) {
         {"--json", CLI_FLAG, &json, "end with one JSON line of results", 0, 0},
     };
     static const cli_cmd cmd = {"convert", "MODEL [options]",
-                                "Convert a PTQ or QAT model into int8 weights, int32 biases and requantization multipliers.", 1, 1};
+                                "Convert a PTQ or QAT model into int8 weights, int32 biases (int64 beside 16-bit activations) and requantization multipliers.", 1, 1};
     const char *pos[1];
     int n_pos, rc = cli_parse(&cmd, opts, sizeof opts / sizeof opts[0], argc, argv, pos, &n_pos);
     if (rc) return rc == 1 ? 0 : 2;
@@ -37,7 +37,7 @@ int cmd_convert(int argc, char **argv) {
             size_t bytes = 0;
             int bits = 8;
             for (int l = 0; l < q.n_layers; l++) {
-                bytes += tq_qlayer_weight_bytes(&q.layer[l]) + 4 * (size_t)tq_qlayer_channels(&q.layer[l]);
+                bytes += tq_qlayer_weight_bytes(&q.layer[l]) + (q.layer[l].act16 ? 8 : 4) * (size_t)tq_qlayer_channels(&q.layer[l]);
                 if (tq_qlayer_channels(&q.layer[l])) bits = q.layer[l].w_bits;
             }
             char what[64];
@@ -45,8 +45,9 @@ int cmd_convert(int argc, char **argv) {
             if (bits == 8) snprintf(what, sizeof what, "int8 weights");
             else if (sb == 8) snprintf(what, sizeof what, "%d-bit weights (one to a byte)", bits);
             else snprintf(what, sizeof what, "%d-bit weights (%d to a byte)", bits, 8 / sb);
-            printf("converted %s (%s, %d layers) -> %s: %zu bytes of %s and int32 biases, %llu multiply-adds per image\n", pos[0],
-                   q.spec, q.n_layers, out, bytes, what, (unsigned long long)tq_qmodel_macs(&q));
+            printf("converted %s (%s, %d layers) -> %s: %zu bytes of %s and %s biases, %llu multiply-adds per image\n", pos[0],
+                   q.spec, q.n_layers, out, bytes, what, tq_qmodel_has_act16(&q) ? "int32 / int64 (16-bit activations)" : "int32",
+                   (unsigned long long)tq_qmodel_macs(&q));
             printf("\n%5s %-12s %-19s %10s %5s %10s %5s %10s | channel 0: %11s %11s %5s\n", "layer", "kind", "shape", "s_in",
                    "z_in", "s_out", "z_out", "clamp", "M", "M0", "shift");
             for (int l = 0; l < q.n_layers; l++) {

@@ -12,7 +12,7 @@
 /* Options every quantizing command shares. */
 typedef struct {
     int bits, per_tensor, calib_batches, no_bias_quant;
-    const char *observer, *ste, *layer_bits;
+    const char *observer, *ste, *layer_bits, *act_bits;
     uint64_t flash_budget;
 } quant_opts;
 
@@ -24,6 +24,7 @@ static void quant_opts_defaults(quant_opts *q, const char *observer) {
     q->observer = observer;
     q->ste = "clipped";
     q->layer_bits = NULL;
+    q->act_bits = NULL;
     q->flash_budget = 0;
 }
 
@@ -51,6 +52,37 @@ static size_t unit_weights(const tq_model *m, int u) {
 static int unit_widths(const char *cmd, const quant_opts *q, const tq_model *fp, const tq_dataset *tr, uint64_t seed, tq_qat_cfg *cfg) {
     const int U = fp->n_stages + fp->n_layers;
     char name[64];
+    if (q->act_bits && !strchr(q->act_bits, ',')) { /* one width: every layer's output but the logits */
+        char *end;
+        long b = strtol(q->act_bits, &end, 10);
+        if (*end || (b != 8 && b != 16)) {
+            fprintf(stderr, "tinyqat %s: --act-bits '%s': 8 or 16, or one of those per layer with weights (16,16,8)\n", cmd, q->act_bits);
+            return 2;
+        }
+        cfg->act_bits = (int)b;
+    } else if (q->act_bits) {
+        const char *p = q->act_bits;
+        int n = 0, want = 0, u = 0;
+        for (int k = 0; k < U; k++) want += tq_model_unit_has_weights(fp, k);
+        while (*p) {
+            char *end;
+            long b = strtol(p, &end, 10);
+            if (end == p || (b != 8 && b != 16) || (*end && *end != ',') || n == want) {
+                fprintf(stderr, "tinyqat %s: --act-bits '%s': want %d widths of 8 or 16, one per convolution and dense layer of %s, "
+                                "comma-separated\n", cmd, q->act_bits, want, fp->spec);
+                return 2;
+            }
+            while (!tq_model_unit_has_weights(fp, u)) u++;
+            cfg->unit_act_bits[u++] = (int)b;
+            n++;
+            p = *end ? end + 1 : end;
+        }
+        if (n != want) {
+            fprintf(stderr, "tinyqat %s: --act-bits '%s' gives %d widths; %s has %d layers with weights\n", cmd, q->act_bits, n, fp->spec,
+                    want);
+            return 2;
+        }
+    }
     if (q->layer_bits && q->flash_budget) {
         fprintf(stderr, "tinyqat %s: --layer-bits and --flash-budget both choose the widths: give one\n", cmd);
         return 2;
@@ -98,6 +130,27 @@ static int unit_widths(const char *cmd, const quant_opts *q, const tq_model *fp,
     return 0;
 }
 
+/* ", 16-bit activations" (all but the logits), ", activations 16,16,8" (per layer with weights), or "" */
+static void act_text(const tq_model *m, char *buf, size_t cap) {
+    const tq_qat_cfg *c = &m->qat->cfg;
+    const int U = m->n_stages + m->n_layers;
+    int all = 1, any = 0, n = 0;
+    for (int u = 0; u < U; u++) {
+        int b = tq_qat_cfg_act_bits(c, u, U);
+        any |= b == 16;
+        all &= b == (u == U - 1 ? 8 : 16) || !tq_model_unit_has_weights(m, u);
+    }
+    buf[0] = '\0';
+    if (!any) return;
+    if (all) {
+        snprintf(buf, cap, ", 16-bit activations");
+        return;
+    }
+    n = snprintf(buf, cap, ", activations ");
+    for (int u = 0, k = 0; u < U && n < (int)cap; u++)
+        if (tq_model_unit_has_weights(m, u)) n += snprintf(buf + n, cap - (size_t)n, "%s%d", k++ ? "," : "", tq_qat_cfg_act_bits(c, u, U));
+}
+
 /* "8,4,2" (every unit's width) or "8" (one width) */
 static void widths_text(const tq_model *m, char *buf, size_t cap) {
     const tq_qat_cfg *c = &m->qat->cfg;
@@ -135,7 +188,9 @@ static int quant_cfg(const char *cmd, const quant_opts *q, tq_qat_cfg *cfg) {
 
 /* (qat has no --calib-batches: its observers calibrate on every training batch) */
 #define QUANT_OPTIONS(q)                                                                                       \
-    {"--bits", CLI_INT, &(q).bits, "weight bits: 2..8 (activations stay 8-bit)", 2, 8},                          \
+    {"--bits", CLI_INT, &(q).bits, "weight bits: 2..8", 2, 8},                                                    \
+    {"--act-bits", CLI_STR, &(q).act_bits, "activation bits: 8, or 16 (every layer's output but the logits, int16 as "     \
+     "TFLite's 16x8 mode); or one per layer with weights, in order (16,16,8)", 0, 0},                            \
     {"--layer-bits", CLI_STR, &(q).layer_bits, "weight bits per layer with weights, in order, comma-separated (8,4,2): "      \
      "overrides --bits", 0, 0},                                                                                 \
     {"--per-tensor", CLI_FLAG, &(q).per_tensor, "one weight scale per layer instead of per output channel", 0, 0}, \
@@ -191,7 +246,7 @@ int cmd_ptq(int argc, char **argv) {
         return rc;
     }
     float acc_fp = 0, acc_q = 0;
-    char widths[64];
+    char widths[64], acts[128];
     if ((rc = unit_widths("ptq", &q, &fp, &tr, seed, &cfg))) {
         tq_dataset_free(&tr);
         tq_dataset_free(&te);
@@ -208,9 +263,10 @@ int cmd_ptq(int argc, char **argv) {
         else if (tq_model_save(&m, out) != TQ_OK) rc = cli_fail("save");
         else {
             widths_text(&m, widths, sizeof widths);
-            printf("PTQ int%s weights (%s, %s ranges, %s observer, %d calibration batches): test accuracy %.2f%% (FP32 %.2f%%, "
+            act_text(&m, acts, sizeof acts);
+            printf("PTQ int%s weights%s (%s, %s ranges, %s observer, %d calibration batches): test accuracy %.2f%% (FP32 %.2f%%, "
                    "%+.2f), %zu model bytes; saved %s\n",
-                   widths, q.per_tensor ? "per tensor" : "per channel", method, q.observer, q.calib_batches, (double)acc_q,
+                   widths, acts, q.per_tensor ? "per tensor" : "per channel", method, q.observer, q.calib_batches, (double)acc_q,
                    (double)acc_fp, (double)(acc_q - acc_fp), tq_model_int8_bytes(&m), out);
             if (json) {
                 cJSON *j = cli_json_new();
@@ -279,8 +335,8 @@ int cmd_qat(int argc, char **argv) {
     if (rc) return rc == 1 ? 0 : 2;
     tq_qat_cfg qcfg;
     if ((rc = quant_cfg("qat", &q, &qcfg))) return rc;
-    if ((q.flash_budget || q.layer_bits) && resume) {
-        fprintf(stderr, "tinyqat qat: --resume goes on with the checkpoint's widths: drop --layer-bits and --flash-budget\n");
+    if ((q.flash_budget || q.layer_bits || q.act_bits) && resume) {
+        fprintf(stderr, "tinyqat qat: --resume goes on with the checkpoint's widths: drop --layer-bits, --act-bits and --flash-budget\n");
         return 2;
     }
     if (q.flash_budget && !from) {
@@ -362,9 +418,10 @@ int cmd_qat(int argc, char **argv) {
         rc = cli_train_finish(st, "qat", &m, out, cfg.checkpoint_path);
     }
     if (rc == 0) {
-        char widths[64];
+        char widths[64], acts[128];
         widths_text(&m, widths, sizeof widths);
-        printf("QAT int%s weights (%s): test accuracy %.2f%%, %.3f s/epoch, %zu model bytes; saved %s\n", widths,
+        act_text(&m, acts, sizeof acts);
+        printf("QAT int%s weights%s (%s): test accuracy %.2f%%, %.3f s/epoch, %zu model bytes; saved %s\n", widths, acts,
                from ? "fine-tuned" : "from scratch", (double)res.final_test_acc, res.seconds_per_epoch, tq_model_int8_bytes(&m), out);
         if (json) {
             cJSON *j = cli_json_new();
