@@ -270,13 +270,16 @@ tq_status tq_export_c_prefixed(const tq_qmodel *qm, const char *cdir, const char
         put_str(&c, "},\n");
     }
     putf(&c, "};\n\nconst tq_int8_net tq_model_net = {%d, layers};\n\n", q.n_layers);
-    put_str(&c, "int tq_model_run(const int8_t *input, int8_t *output) {\n"
-                "    int8_t scratch[TQ_MODEL_RUN_SCRATCH_BYTES];\n"
-                "    return tq_int8_net_run(&tq_model_net, input, output, scratch, sizeof scratch);\n}\n");
-    if (pixels)
-        put_str(&c, "\nint tq_model_classify(const uint8_t *pixels, int8_t *logits) {\n"
-                    "    int8_t scratch[TQ_MODEL_SCRATCH_BYTES];\n"
-                    "    return tq_int8_net_predict_u8(&tq_model_net, pixels, logits, scratch, sizeof scratch);\n}\n");
+    /* int16 activations are read as int16_t: their scratch is words, so aligned */
+    const char *scr = act16 ? "int32_t scratch[(%s + 3) / 4]" : "int8_t scratch[%s]";
+    put_str(&c, "int tq_model_run(const int8_t *input, int8_t *output) {\n    ");
+    putf(&c, scr, "TQ_MODEL_RUN_SCRATCH_BYTES");
+    put_str(&c, ";\n    return tq_int8_net_run(&tq_model_net, input, output, scratch, sizeof scratch);\n}\n");
+    if (pixels) {
+        put_str(&c, "\nint tq_model_classify(const uint8_t *pixels, int8_t *logits) {\n    ");
+        putf(&c, scr, "TQ_MODEL_SCRATCH_BYTES");
+        put_str(&c, ";\n    return tq_int8_net_predict_u8(&tq_model_net, pixels, logits, scratch, sizeof scratch);\n}\n");
+    }
     unsigned kinds = 0, widths = 0;
     for (int l = 0; l < q.n_layers; l++) {
         kinds |= 1u << q.layer[l].kind;

@@ -173,9 +173,9 @@ void tq_maxpool_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y);
 void tq_avgpool_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y);
 void tq_add_s8_ref(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, int8_t *y);
 void tq_concat_s8_ref(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, int8_t *y);
-/* A layer with a 16-bit side (act16 != 0), any kind it allows, as direct loops: x and y are int16
- * or int8 arrays as act16 says. */
-void tq_layer_s16_ref(const tq_s8_layer *L, const void *x, void *y);
+/* A layer with a 16-bit side (act16 != 0), any kind it allows: x and y are int16 or int8 arrays
+ * as act16 says; a convolution gathers each window into patch (tq_s8_layer_scratch_bytes). */
+void tq_layer_s16_ref(const tq_s8_layer *L, const void *x, void *y, void *patch);
 
 /* Scratch a layer's kernel needs besides its input and output: the convolution's patch; for a
  * linear layer of packed weights, its input unpacked to int16 (the DSP kernel's; every build

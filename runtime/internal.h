@@ -197,4 +197,42 @@ TQ_INTERNAL void tq_depthwise_dsp_(const tq_s8_layer *L, const int8_t *x, int8_t
 TQ_INTERNAL void tq_maxpool_dsp_(const tq_s8_layer *L, const int8_t *x, int8_t *y);
 #endif
 
+#if TQ_INT8_ACT16
+/* sum_i w[i] (x[i] - zp) over n weights one to a byte and int16 (zp 0) or int8 inputs, for the
+ * layers with 16-bit activations: int32 runs of at most 512 products (each below 2^15 2^7 = 2^22,
+ * so a run stays below 2^31), summed in int64. With the DSP extension, SMLAD takes two products
+ * at a time: an int16 pair as loaded, the weights sign-extended to the matching pairs (SXTB16
+ * gives w0, w2 and w1, w3; PKHBT / PKHTB pair them as w0, w1 and w2, w3). */
+static inline int64_t dot_s16(const int8_t *w, const void *x, int in16, int32_t zp, int32_t n) {
+    int64_t acc = 0;
+    for (int32_t i0 = 0; i0 < n; i0 += 512) {
+        int32_t i1 = n - i0 < 512 ? n : i0 + 512, run = 0, i = i0;
+        if (in16) {
+            const int16_t *x16 = (const int16_t *)x;
+#ifdef TQ_DSP
+            for (; i + 4 <= i1; i += 4) {
+                uint32_t wq = ld32(w + i), w02 = (uint32_t)__sxtb16((int8x4_t)wq), w13 = sxtb16_r8(wq);
+                run = smlad((w02 & 0xffffu) | (w13 << 16), ld32(x16 + i), run);
+                run = smlad((w13 & 0xffff0000u) | (w02 >> 16), ld32(x16 + i + 2), run);
+            }
+#endif
+            for (; i < i1; i++) run += (int32_t)w[i] * x16[i];
+        } else {
+            const int8_t *x8 = (const int8_t *)x;
+#ifdef TQ_DSP
+            const uint32_t off2 = ((uint32_t)-zp & 0xffffu) * 0x10001u; /* -zp in both halves */
+            for (; i + 4 <= i1; i += 4) {
+                uint32_t wq = ld32(w + i), v = ld32(x8 + i);
+                run = smlad((uint32_t)__sxtb16((int8x4_t)wq), (uint32_t)__sxtab16((int16x2_t)off2, (int8x4_t)v), run);
+                run = smlad(sxtb16_r8(wq), sxtab16_r8(off2, v), run);
+            }
+#endif
+            for (; i < i1; i++) run += (int32_t)w[i] * ((int32_t)x8[i] - zp);
+        }
+        acc += run;
+    }
+    return acc;
+}
+#endif
+
 #endif

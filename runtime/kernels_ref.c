@@ -177,8 +177,29 @@ static void store_act(const tq_s8_layer *L, void *y, size_t i, int64_t v) {
 
 /* Direct loops over the window: a linear layer is a 1 x 1 convolution of a 1 x 1 image (W OHWI
  * with k = 1 is [out][in]); a depthwise channel reads input channel o / mult (W 1HWO). The int64
- * accumulator and the 64-bit requantization follow TFLite's 16x8 kernels whichever side is wide. */
-void tq_layer_s16_ref(const tq_s8_layer *L, const void *x, void *y) {
+ * accumulator and the 64-bit requantization follow TFLite's 16x8 kernels whichever side is wide.
+ * Weights one to a byte take one dot product per output (a convolution's window gathered into
+ * `patch` first, tq_s8_layer_scratch_bytes); packed ones and depthwise go weight by weight. */
+/* The window of output (oy, ox) as one vector [ky][kx][c] of the input's type, positions outside
+ * the image at the zero point (so they add nothing to the dot product). */
+static void gather_s16(const tq_s8_layer *L, const void *x, int32_t oy, int32_t ox, void *patch) {
+    const int in16 = IN16(L);
+    const int32_t C = L->in_c, kw = KW(L);
+    size_t at = 0;
+    for (int32_t ky = 0; ky < L->k; ky++) {
+        int32_t iy = oy * L->stride - L->pad + ky;
+        for (int32_t kx = 0; kx < kw; kx++) {
+            int32_t ix = ox * SW(L) - PW(L) + kx;
+            int inside = iy >= 0 && iy < L->in_h && ix >= 0 && ix < L->in_w;
+            size_t px = inside ? ((size_t)iy * (size_t)L->in_w + (size_t)ix) * (size_t)C : 0;
+            for (int32_t c = 0; c < C; c++, at++)
+                if (in16) ((int16_t *)patch)[at] = inside ? ((const int16_t *)x)[px + (size_t)c] : 0;
+                else ((int8_t *)patch)[at] = inside ? ((const int8_t *)x)[px + (size_t)c] : (int8_t)L->in_zp;
+        }
+    }
+}
+
+void tq_layer_s16_ref(const tq_s8_layer *L, const void *x, void *y, void *patch) {
     const int in16 = IN16(L);
     const int32_t C = L->in_c, OC = L->out_c, k = L->k, kw = KW(L);
     const size_t out_px = (size_t)L->out_h * (size_t)L->out_w;
@@ -206,6 +227,19 @@ void tq_layer_s16_ref(const tq_s8_layer *L, const void *x, void *y) {
     }
     const int dw = L->kind == TQ_S8_DEPTHWISE;
     const int32_t mult = dw ? OC / C : 1;
+    if (!dw && !PACKED(L)) { /* a linear layer reads its input as it is; a convolution its gathered window */
+        const int32_t K = k * kw * C;
+        const int conv = L->kind == TQ_S8_CONV;
+        for (size_t p = 0; p < out_px; p++) {
+            if (conv) gather_s16(L, x, (int32_t)(p / (size_t)L->out_w), (int32_t)(p % (size_t)L->out_w), patch);
+            const void *win = conv ? patch : x;
+            for (int32_t o = 0; o < OC; o++) {
+                int64_t acc = L->bias64[o] + dot_s16(L->w + (size_t)o * (size_t)K, win, in16, L->in_zp, K);
+                store_act(L, y, p * (size_t)OC + (size_t)o, (int64_t)tq_requantize64_ref(acc, L->mult[o], L->shift[o]) + L->out_zp);
+            }
+        }
+        return;
+    }
     for (size_t p = 0; p < out_px; p++)
         for (int32_t o = 0; o < OC; o++) {
             int32_t oy = (int32_t)(p / (size_t)L->out_w), ox = (int32_t)(p % (size_t)L->out_w);

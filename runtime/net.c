@@ -14,7 +14,8 @@ static void linear_best(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t
 }
 
 size_t tq_s8_layer_scratch_bytes(const tq_s8_layer *L) {
-    if (ACT16(L)) return 0; /* direct loops */
+    if (ACT16(L)) /* a convolution's window of the input's type (tq_layer_s16_ref) */
+        return L->kind == TQ_S8_CONV && !PACKED(L) ? ((size_t)L->k * (size_t)KW(L) * (size_t)L->in_c) << IN16(L) : 0;
     size_t K = (size_t)L->k * (size_t)KW(L) * (size_t)L->in_c;
     if (TQ_INT8_PACKED && L->kind == TQ_S8_LINEAR && (L->w_bits == 4 || L->w_bits == 2)) /* the input as int16 (DSP) */
         return 2 * ((size_t)L->in - (size_t)L->in % (size_t)(32 / L->w_bits));
@@ -28,7 +29,7 @@ size_t tq_s8_layer_scratch_bytes(const tq_s8_layer *L) {
 
 void tq_s8_layer_run(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, int8_t *y, int8_t *patch) {
 #if TQ_INT8_ACT16
-    if (ACT16(L)) tq_layer_s16_ref(L, x, y);
+    if (ACT16(L)) tq_layer_s16_ref(L, x, y, patch);
     else
 #endif
     if (L->kind == TQ_S8_LINEAR && HAS(TQ_S8_LINEAR)) linear_best(L, x, y, patch);
@@ -183,13 +184,16 @@ static size_t patch_bytes(const tq_int8_net *m) {
  * writes into the caller's buffer. */
 static size_t chain_arena_bytes(const tq_int8_net *m, int32_t first, size_t in_bytes) {
     size_t need = in_bytes, cur = in_bytes;
+    int wide = 0;
     for (int32_t l = first; l < m->n_layers; l++) {
         if (is_flatten(&m->layer[l])) continue;
         size_t out = l == m->n_layers - 1 ? 0 : OUT_BYTES(&m->layer[l]);
         need = cur + out > need ? cur + out : need;
         cur = out;
+        wide |= ACT16(&m->layer[l]);
     }
-    return need;
+    /* int16 outputs go at the arena's end too: a whole number of words keeps them aligned */
+    return wide ? (need + 3) / 4 * 4 : need;
 }
 
 /* A graph's plan, over 2n + 1 buffers: off[l] is layer l's output's place in the arena, off[n]

@@ -1074,7 +1074,9 @@ static void sixteen_bit_layers_match_direct_loops(void **state) {
         }
         const void *x = in16 ? (const void *)x16 : (const void *)x8;
         void *y = out16 ? (void *)y16 : (void *)y8;
-        tq_s8_layer_run(&L, x, NULL, y, NULL); /* no scratch: direct loops */
+        static int16_t patch16[5 * 5 * 9];
+        assert_true(tq_s8_layer_scratch_bytes(&L) <= sizeof patch16);
+        tq_s8_layer_run(&L, x, NULL, y, (int8_t *)patch16);
         int kw = L.kw ? L.kw : L.k, sw = L.kw ? L.stride_w : L.stride, pw = L.kw ? L.pad_w : L.pad, mul = L.out_c / L.in_c;
         for (int oy = 0; oy < L.out_h; oy++)
             for (int ox = 0; ox < L.out_w; ox++)
@@ -1147,9 +1149,9 @@ static void sixteen_bit_chain_runner(void **state) {
     int8_t x[30], a8[10], b8[10];
     int16_t h1[64], h2[40];
     for (int i = 0; i < 30; i++) px[i] = (uint8_t)tq_rng_below(&r, 256), x[i] = (int8_t)(px[i] - 128);
-    tq_layer_s16_ref(&L[0], x, h1);
-    tq_layer_s16_ref(&L[1], h1, h2);
-    tq_layer_s16_ref(&L[2], h2, a8);
+    tq_layer_s16_ref(&L[0], x, h1, NULL);
+    tq_layer_s16_ref(&L[1], h1, h2, NULL);
+    tq_layer_s16_ref(&L[2], h2, a8, NULL);
     assert_int_equal(tq_int8_net_run(&net, x, b8, scratch, need), TQ_INT8_OK);
     assert_memory_equal(a8, b8, 10);
     int best = 0;
