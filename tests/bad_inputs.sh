@@ -52,6 +52,9 @@ case_ 2 "--method must be minmax, mse or gptq, not 'adaround'" -- ptq "$tmp/keep
 case_ 2 "--ptq-methods 'mse,mse': want a list of minmax, mse and gptq, each once" -- experiment --ptq-methods mse,mse
 case_ 2 "--ptq-methods 'adaround'" -- experiment --ptq-methods adaround
 case_ 2 "--qat-methods 'gptq': want ste, lsq or ste,lsq" -- experiment --qat-methods gptq
+case_ 2 "--flash-budget '30000,x': want up to 8 byte counts" -- experiment --flash-budget 30000,x
+case_ 2 "--act-bits 12: 8 or 16" -- experiment --act-bits 12
+case_ 2 "--act-bits 'x': 8 or 16" -- ptq "$tmp/keep" --act-bits x
 case_ 2 "--ste must be clipped, lsq or plain, not 'exact'" -- qat --ste exact
 case_ 2 "pictures are written as .png or .svg" -- view --out "$tmp/keep.jpg"
 case_ 2 "'bmp' is not one of png,svg,both" -- experiment --plots "$tmp" --plot-format bmp

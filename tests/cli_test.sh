@@ -251,8 +251,9 @@ sys.exit(0 if all((np.load('$tmp/%s-out.npy' % f) == ref).all() for f in ('px', 
     expect 0 "view --misclassified" -- "$bin" view --misclassified "$tmp/a.tqf" "$tmp/c.tqf" --count 8 --data "$MNIST_DIR" --out "$tmp/m.png"
     read -r w h ink _ < <("$figcheck" "$tmp/m.png")
     [ "$w" = 576 ] && ok || bad "view --misclassified: two panels of four columns, width $w"
-    expect 0 "experiment --plots" -- "$bin" experiment --seeds 1 --epochs 1 --qat-epochs 1 --bits 8,4 --ptq-methods minmax,mse --data "$MNIST_DIR" --plots "$tmp"
-    for f in bits staircase rounding curves confusion misclassified sqnr; do
+    expect 0 "experiment --plots" -- "$bin" experiment --seeds 1 --epochs 1 --qat-epochs 1 --bits 8,4 --ptq-methods minmax,mse --flash-budget 30000,60000 --data "$MNIST_DIR" --plots "$tmp"
+    grep -q "| qat, widths for 30000 bytes | 2,4,8 |" "$tmp/out" && grep -q "| qat, widths for 60000 bytes |" "$tmp/out" && ok || bad "experiment: a row per budget"
+    for f in bits staircase rounding curves confusion misclassified sqnr bytes; do
       read -r w h ink grays < <("$figcheck" "$tmp/$f.png")
       [ "${ink:-0}" -gt 2000 ] && ok || bad "$f.png: blank or missing (${w}x${h}, ink $ink)"
       [ "${grays:-0}" -gt 200 ] && ok || bad "$f.png: no anti-aliased gray edges ($grays)"
@@ -264,6 +265,9 @@ sys.exit(0 if all((np.load('$tmp/%s-out.npy' % f) == ref).all() for f in ('px', 
     "$figcheck" "$tmp/bits.svg" | grep -q "test accuracy against weight bits" && ok || bad "bits.svg: no title text"
     for want in "PTQ, min-max ranges" "PTQ, MSE ranges" "QAT, STE" "weight bits (activations 8-bit)"; do
       "$figcheck" "$tmp/bits.svg" | grep -qF "$want" && ok || bad "bits.svg: no legend or label '$want'"
+    done
+    for want in "test accuracy against model bytes" "QAT, one width for all layers" "QAT, widths per layer chosen for the budget" "4 bits"; do
+      "$figcheck" "$tmp/bytes.svg" | grep -qF "$want" && ok || bad "bytes.svg: no title, legend or label '$want'"
     done
     "$figcheck" "$tmp/sqnr.svg" | grep -q "^dense 3$" && ok || bad "sqnr.svg: no label for the third layer"
     "$figcheck" "$tmp/rounding.svg" | grep -q "4-bit QAT: weights changing their integer value" && ok || bad "rounding.svg: the 4-bit flips panel is missing"

@@ -16,6 +16,7 @@
 
 #define MAX_SEEDS 16
 #define MAX_BITS 8
+#define MAX_BUDGETS 8
 
 typedef struct {
     const char *method;
@@ -127,24 +128,32 @@ typedef struct {
     int nb, n_layers;
     const char *const *layer_names;
     const double *sqnr; /* [nb][n_series][n_layers] */
+    const fig_bytes_series *bytes_series;
+    int n_bytes_series, n_budgets;
+    const double *budgets;
+    const char *bytes_title;
+    int act_bits;
 } plot_material;
 
 static tq_status draw_plot(const char *path, int which, void *ctx) {
     const plot_material *m = ctx;
     switch (which) {
-    case 0: return fig_bits(path, m->title, m->fp_mean, m->fp_std, m->series, m->n_series);
+    case 0: return fig_bits(path, m->title, m->fp_mean, m->fp_std, m->series, m->n_series, m->act_bits);
     case 1: return fig_staircase(path);
     case 2: return fig_rounding(path, m->rounding, m->n_rounding);
     case 3: return fig_curves(path, m->fp_res, m->qat_res, m->qat_label);
     case 4: return fig_confusion(path, m->conf, m->conf_titles, 3, m->classes);
     case 5: return fig_digits(path, m->te, m->idx, m->cnt, m->pred, m->mis_titles, 3);
-    default: return fig_sqnr(path, m->bits, m->nb, m->layer_names, m->n_layers, m->series, m->n_series, m->sqnr);
+    case 6: return fig_sqnr(path, m->bits, m->nb, m->layer_names, m->n_layers, m->series, m->n_series, m->sqnr);
+    default: return fig_bytes(path, m->bytes_title, m->fp_mean, m->fp_std, m->bytes_series, m->n_bytes_series, m->budgets, m->n_budgets);
     }
 }
 
 int cmd_experiment(int argc, char **argv) {
     int seeds = 3, json = 0, qat_epochs = 3, calib = 32, act_bits = 8;
-    uint64_t budget = 0;
+    const char *budget_s = NULL;
+    uint64_t budgets[MAX_BUDGETS];
+    int nbud = 0;
     float qat_lr = 1e-3f, lsq_lr = 3e-3f;
     const char *bits_s = "8", *methods_s = "minmax", *qmethods_s = "ste", *recipe = "digitsnet", *dataset = NULL, *data = NULL, *observer = NULL, *plots = NULL, *model = NULL, *plot_format = "both";
     tq_train_cfg fcfg;
@@ -182,8 +191,8 @@ int cmd_experiment(int argc, char **argv) {
         {"--act-bits", CLI_INT, &act_bits, "activation bits of the PTQ and QAT rows: 8, or 16 (every output but the logits, int16 as "
          "TFLite's 16x8 mode)", 8, 16},
         {"--calib-batches", CLI_INT, &calib, "PTQ calibration batches of 64 training images", 1, 10000},
-        {"--flash-budget", CLI_U64, &budget, "add a row: QAT with each layer's width chosen to fit this many bytes (as qat "
-         "--flash-budget), beside the uniform widths of --bits", 1, 1e12},
+        {"--flash-budget", CLI_STR, &budget_s, "add a row per budget (comma-separated, bytes): QAT with each layer's width chosen "
+         "to fit it (as qat --flash-budget), beside the uniform widths of --bits", 0, 0},
         {"--observer", CLI_STR, &observer, "PTQ activation observer (QAT uses ema)", 0, 0, NULL, "minmax"},
         {"--threads", CLI_INT, &fcfg.threads, "threads (the same results for any count with convolutions)", 1, 256},
         CLI_DATA_OPTIONS(dataset, data),
@@ -199,6 +208,17 @@ int cmd_experiment(int argc, char **argv) {
     if (act_bits != 8 && act_bits != 16) {
         fprintf(stderr, "tinyqat experiment: --act-bits %d: 8 or 16\n", act_bits);
         return 2;
+    }
+    for (const char *p = budget_s; p && *p;) {
+        char *end;
+        unsigned long long v = strtoull(p, &end, 10);
+        if (end == p || v < 1 || v > 1000000000000ull || (*end && *end != ',') || nbud == MAX_BUDGETS || *p == '-') {
+            fprintf(stderr, "tinyqat experiment: --flash-budget '%s': want up to %d byte counts, comma-separated (30000 or 20000,30000)\n",
+                    budget_s, MAX_BUDGETS);
+            return 2;
+        }
+        budgets[nbud++] = v;
+        p = *end ? end + 1 : end;
     }
     int bits[MAX_BITS], nb;
     if (!parse_bits(bits_s, bits, &nb)) {
@@ -244,7 +264,8 @@ int cmd_experiment(int argc, char **argv) {
     }
     tq_dataset tr, te;
     if ((rc = cli_load_data(dataset, data, &tr, &te))) return rc;
-    row rows[1 + 5 * MAX_BITS + 1]; /* FP32, the methods at each width, the budget's */
+    row rows[1 + 5 * MAX_BITS + MAX_BUDGETS]; /* FP32, the methods at each width, the budgets' */
+    char bmethod[MAX_BUDGETS][48];
     memset(rows, 0, sizeof rows);
     /* seed 0's material for --plots */
     static tq_train_result fp_res0, qat_res0;
@@ -271,13 +292,17 @@ int cmd_experiment(int argc, char **argv) {
         }
     }
     int per_b = nm + nq, nr = 1 + per_b * nb; /* per bit width: the PTQ rows, then the QAT rows; then the budget's */
-    if (budget && article) {
+    if (nbud && article) {
         fprintf(stderr, "tinyqat experiment: --flash-budget goes with the digitsnet and digitscnn recipes (QAT fine-tuned)\n");
         tq_dataset_free(&tr);
         tq_dataset_free(&te);
         return 2;
     }
-    if (budget) rows[nr++] = (row){.method = "qat, widths for the budget", .bits = 0};
+    const int first_budget = nr;
+    for (int k = 0; k < nbud; k++) {
+        snprintf(bmethod[k], sizeof bmethod[k], "qat, widths for %llu bytes", (unsigned long long)budgets[k]);
+        rows[nr++] = (row){.method = bmethod[k], .bits = 0};
+    }
     rows[0].method = "fp32";
     rows[0].bits = 32;
     for (int b = 0; b < nb; b++) {
@@ -411,8 +436,9 @@ int cmd_experiment(int argc, char **argv) {
                 printf(", int%d %s %.2f%%", bits[b], rq->method, (double)rq->acc[s]);
             }
         }
-        if (budget && rc == 0) { /* the widths measured on this seed's float model, then QAT as the rows above */
-            row *rb = &rows[nr - 1];
+        for (int kb = 0; kb < nbud && rc == 0; kb++) { /* the widths measured on this seed's float model, then QAT as the rows above */
+            row *rb = &rows[first_budget + kb];
+            const uint64_t budget = budgets[kb];
             tq_budget br;
             tq_qat_cfg qc;
             tq_qat_cfg_defaults(&qc);
@@ -500,12 +526,36 @@ int cmd_experiment(int argc, char **argv) {
             lname_p[l] = lnames[l];
         }
         pm_.bits = bits, pm_.nb = nb, pm_.n_layers = n_sqnr_layers, pm_.layer_names = lname_p, pm_.sqnr = sqnr_flat;
+        /* accuracy against bytes: QAT at each uniform width (the first QAT method), and each budget's widths */
+        static double ub[MAX_BITS], um[MAX_BITS], us[MAX_BITS], bb[MAX_BUDGETS], bm[MAX_BUDGETS], bs[MAX_BUDGETS], bud[MAX_BUDGETS];
+        static char unote[MAX_BITS][16];
+        const char *unotes[MAX_BITS], *bnotes[MAX_BUDGETS];
+        fig_bytes_series bser[2];
+        for (int b = 0; b < nb; b++) {
+            const row *rq = &rows[1 + per_b * b + nm];
+            ub[b] = (double)rq->bytes, um[b] = means[nm][b], us[b] = stds[nm][b];
+            snprintf(unote[b], sizeof unote[b], "%d bits", bits[b]);
+            unotes[b] = unote[b];
+        }
+        for (int k = 0; k < nbud; k++) {
+            const row *rb = &rows[first_budget + k];
+            mean_std(rb->acc, seeds, &bm[k], &bs[k]);
+            bb[k] = (double)rb->bytes, bud[k] = (double)budgets[k], bnotes[k] = rb->layer_bits;
+        }
+        bser[0] = (fig_bytes_series){nq && use_lsq[0] ? "QAT (LSQ), one width for all layers" : "QAT, one width for all layers", TQ_BLUE, nb,
+                                     ub, um, us, unotes};
+        bser[1] = (fig_bytes_series){"QAT, widths per layer chosen for the budget", TQ_ORANGE, nbud, bb, bm, bs, bnotes};
+        static char btitle[TQ_SPEC_MAX + 1024];
+        snprintf(btitle, sizeof btitle, "%s on %s: test accuracy against model bytes (%d seed%s)", resolved, dname, seeds,
+                 seeds > 1 ? "s" : "");
+        pm_.act_bits = act_bits;
+        pm_.bytes_series = bser, pm_.n_bytes_series = nbud ? 2 : 1, pm_.budgets = bud, pm_.n_budgets = nbud, pm_.bytes_title = btitle;
         /* figures that need a sweep or seed 0's runs only when they exist */
-        const char *names[7] = {"bits", "staircase", "rounding", "curves", "confusion", "misclassified", "sqnr"};
-        int which[7], n = 0;
-        for (int f = 0; f < 7; f++)
-            if ((f != 2 || n_rounding) && (f != 4 || te.classes <= 100)) which[n] = f, n++;
-        const char *nm_[7];
+        const char *names[8] = {"bits", "staircase", "rounding", "curves", "confusion", "misclassified", "sqnr", "bytes"};
+        int which[8], n = 0;
+        for (int f = 0; f < 8; f++)
+            if ((f != 2 || n_rounding) && (f != 4 || te.classes <= 100) && (f != 7 || nbud || nb > 1)) which[n] = f, n++;
+        const char *nm_[8];
         for (int i = 0; i < n; i++) nm_[i] = names[which[i]];
         plot_rc = write_plots(plots, plot_format, nm_, which, n, draw_plot, &pm_);
         if (plot_rc == 0) {

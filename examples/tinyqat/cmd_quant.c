@@ -177,6 +177,19 @@ static int quant_cfg(const char *cmd, const quant_opts *q, tq_qat_cfg *cfg) {
         fprintf(stderr, "tinyqat %s: --ste must be clipped%s or plain, not '%s'\n", cmd, lsq_ok ? ", lsq" : "", q->ste);
         return 2;
     }
+    for (const char *p = q->act_bits; p && *p;) { /* the syntax now, before any data is read; the count against the model later */
+        char *end;
+        long b = strtol(p, &end, 10);
+        if (end == p || (b != 8 && b != 16) || (*end && *end != ',')) {
+            fprintf(stderr, "tinyqat %s: --act-bits '%s': 8 or 16, or one of those per layer with weights (16,16,8)\n", cmd, q->act_bits);
+            return 2;
+        }
+        p = *end ? end + 1 : end;
+    }
+    if (q->act_bits && !*q->act_bits) {
+        fprintf(stderr, "tinyqat %s: --act-bits '': 8 or 16, or one of those per layer with weights (16,16,8)\n", cmd);
+        return 2;
+    }
     cfg->w_bits = q->bits;
     cfg->per_channel = !q->per_tensor;
     cfg->quant_bias = !q->no_bias_quant;

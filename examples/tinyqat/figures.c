@@ -28,14 +28,14 @@ static tq_status save(tq_canvas *c, const char *path) {
 /* One panel of the bits figure: the widths at evenly spaced positions (8 left), y from lo to hi;
  * a point below lo is drawn on the bottom edge with its value. */
 static void bits_panel(tq_canvas *c, double top, double h, double lo, double hi, const char *title, const double *widths, int nt,
-                       double fp_mean, double fp_std, const fig_series *s, int n_series) {
+                       double fp_mean, double fp_std, const fig_series *s, int n_series, int act_bits) {
     char labels[9][16];
     const char *lp[9];
     double pos[9];
     for (int i = 0; i < nt; i++) snprintf(labels[i], sizeof labels[i], "%g", widths[i]), lp[i] = labels[i], pos[i] = i;
     tq_plot p;
     tq_plot_init(&p, c, &(tq_plot_spec){.left = 0, .top = top, .w = 900, .h = h, .xmin = -0.5, .xmax = nt - 0.5, .ymin = lo, .ymax = hi,
-                                        .title = title, .xlabel = "weight bits (activations 8-bit)", .ylabel = "test accuracy (%)",
+                                        .title = title, .xlabel = act_bits == 16 ? "weight bits (activations 16-bit)" : "weight bits (activations 8-bit)", .ylabel = "test accuracy (%)",
                                         .xticks = pos, .n_xticks = nt, .xtick_labels = lp, .tick_room = 30});
     tq_plot_rect(&p, p.xmin, p.xmax, fp_mean - fp_std, fp_mean + fp_std, 0xEDEDEDu);
     tq_plot_hline(&p, fp_mean, TQ_GRAY, 2, 1);
@@ -67,7 +67,7 @@ static void bits_panel(tq_canvas *c, double top, double h, double lo, double hi,
     tq_plot_finish(&p);
 }
 
-tq_status fig_bits(const char *path, const char *title, double fp_mean, double fp_std, const fig_series *s, int n_series) {
+tq_status fig_bits(const char *path, const char *title, double fp_mean, double fp_std, const fig_series *s, int n_series, int act_bits) {
     /* the widths shown, high to low */
     double widths[9];
     int nt = 0;
@@ -90,11 +90,57 @@ tq_status fig_bits(const char *path, const char *title, double fp_mean, double f
     TQ_TRY(new_canvas(&c, path, 900, 760));
     tq_canvas_text(c, 450, 22, title, 15, TQ_INK, TQ_ANCHOR_MIDDLE, 0, 1);
     double lo = fmax(0, floor((lo_all - 1) / 10) * 10), top = fmin(100, ceil((hi + 0.5) / 5) * 5);
-    bits_panel(c, 30, 340, lo, top, "every method", widths, nt, fp_mean, fp_std, s, n_series);
+    bits_panel(c, 30, 340, lo, top, "every method", widths, nt, fp_mean, fp_std, s, n_series, act_bits);
     double zlo = floor((fp_mean - 1.25) * 4) / 4, zhi = ceil((fmax(hi, fp_mean + 0.25) + 0.05) * 10) / 10;
     char zt[96];
     snprintf(zt, sizeof zt, "zoomed: from %.2f%% to %.2f%%", zlo, zhi);
-    bits_panel(c, 380, 380, zlo, zhi, zt, widths, nt, fp_mean, fp_std, s, n_series);
+    bits_panel(c, 380, 380, zlo, zhi, zt, widths, nt, fp_mean, fp_std, s, n_series, act_bits);
+    return save(c, path);
+}
+
+/* ---- accuracy against model bytes ---- */
+
+tq_status fig_bytes(const char *path, const char *title, double fp_mean, double fp_std, const fig_bytes_series *s, int n_series,
+                    const double *budgets, int n_budgets) {
+    double xlo = INFINITY, xhi = 0, lo = fp_mean - fp_std, hi = fp_mean + fp_std;
+    for (int k = 0; k < n_series; k++)
+        for (int i = 0; i < s[k].n; i++) {
+            double sd = isfinite(s[k].std[i]) ? s[k].std[i] : 0;
+            xlo = fmin(xlo, s[k].bytes[i] / 1000), xhi = fmax(xhi, s[k].bytes[i] / 1000);
+            lo = fmin(lo, s[k].mean[i] - sd), hi = fmax(hi, s[k].mean[i] + sd);
+        }
+    for (int b = 0; b < n_budgets; b++) xlo = fmin(xlo, budgets[b] / 1000), xhi = fmax(xhi, budgets[b] / 1000);
+    if (!(xhi > xlo)) xlo = 0, xhi = xhi > 0 ? 2 * xhi : 1;
+    double pad = (xhi - xlo) * 0.08;
+    lo = floor((lo - 0.05) * 10) / 10, hi = ceil((hi + 0.05) * 10) / 10;
+    tq_canvas *c;
+    TQ_TRY(new_canvas(&c, path, 900, 520));
+    tq_plot p;
+    tq_plot_init(&p, c, &(tq_plot_spec){.left = 0, .top = 0, .w = 900, .h = 520, .xmin = fmax(0, xlo - pad), .xmax = xhi + pad,
+                                        .ymin = lo, .ymax = hi, .title = title, .xlabel = "integer model bytes (thousands)",
+                                        .ylabel = "test accuracy (%)"});
+    tq_plot_rect(&p, p.xmin, p.xmax, fp_mean - fp_std, fp_mean + fp_std, 0xEDEDEDu);
+    tq_plot_hline(&p, fp_mean, TQ_GRAY, 2, 1);
+    char lab[128];
+    snprintf(lab, sizeof lab, "FP32: %.2f%% (band: \xC2\xB1 std)", fp_mean);
+    tq_plot_legend(&p, lab, TQ_GRAY, TQ_KEY_DASHED);
+    for (int b = 0; b < n_budgets; b++) tq_plot_vline(&p, budgets[b] / 1000, TQ_GREEN, 1, 1);
+    if (n_budgets) tq_plot_legend(&p, "a flash budget", TQ_GREEN, TQ_KEY_DASHED);
+    for (int k = 0; k < n_series; k++) {
+        double x[16], y[16];
+        int n = s[k].n < 16 ? s[k].n : 16;
+        for (int i = 0; i < n; i++) x[i] = s[k].bytes[i] / 1000, y[i] = s[k].mean[i];
+        tq_plot_line(&p, x, y, n, s[k].color, 2, 0);
+        for (int i = 0; i < n; i++) {
+            double sd = isfinite(s[k].std[i]) ? s[k].std[i] : 0;
+            if (sd > 0) tq_plot_errorbar(&p, x[i], y[i] - sd, y[i] + sd, s[k].color);
+            tq_plot_points(&p, &x[i], &y[i], 1, s[k].color, 4);
+            if (s[k].notes && s[k].notes[i])
+                tq_plot_note(&p, x[i], y[i] + (k ? -1 : 1) * (sd + 0.04 * (hi - lo)), s[k].notes[i], s[k].color, TQ_ANCHOR_MIDDLE);
+        }
+        tq_plot_legend(&p, s[k].label, s[k].color, TQ_KEY_MARKER);
+    }
+    tq_plot_finish(&p);
     return save(c, path);
 }
 

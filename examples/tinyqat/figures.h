@@ -16,8 +16,24 @@ typedef struct {
 } fig_series;
 
 /* Test accuracy against weight bit width, a line per method with error bars (std over seeds),
- * FP32 as a dashed line; a point below the axis is drawn at its bottom with its value. */
-tq_status fig_bits(const char *path, const char *title, double fp_mean, double fp_std, const fig_series *s, int n_series);
+ * FP32 as a dashed line; a point below the axis is drawn at its bottom with its value; act_bits (8
+ * or 16) names the activations' width on the axis. */
+tq_status fig_bits(const char *path, const char *title, double fp_mean, double fp_std, const fig_series *s, int n_series, int act_bits);
+
+/* Points of accuracy against model bytes: mean and std over seeds, a label beside each ("4 bits",
+ * "2,4,4"). */
+typedef struct {
+    const char *label;
+    uint32_t color;
+    int n;
+    const double *bytes, *mean, *std;
+    const char *const *notes;
+} fig_bytes_series;
+
+/* Test accuracy against the integer model's bytes: a line per series (uniform widths; widths for
+ * a budget) with error bars, FP32 as a dashed line, the budgets as dotted verticals. */
+tq_status fig_bytes(const char *path, const char *title, double fp_mean, double fp_std, const fig_bytes_series *s, int n_series,
+                    const double *budgets, int n_budgets);
 
 /* The fake-quant staircase of a 3-bit quantizer (s = 0.5, z = 0) against the identity, its
  * clipping range marked, then the gradients the STEs pass: d/dx (plain, clipped) and LSQ's d/ds. */
