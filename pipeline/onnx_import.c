@@ -550,6 +550,17 @@ static tq_status follow(const ctx *c, const values *vs, int i, const onode *nd, 
 }
 
 /* Walk the nodes in the file's order (ONNX's is topological). */
+/* The next stage, zeroed; NULL (with *st naming node i) when the model holds no more. */
+static stage_in *new_stage(const ctx *c, layers_in *ch, int i, const onode *nd, tq_status *st) {
+    if (ch->n_st == TQ_MAX_STAGES) {
+        *st = node_fail(c, i, nd, TQ_E_ARG, "more than %d layers with adds and convolutions", TQ_MAX_STAGES);
+        return NULL;
+    }
+    stage_in *T = &ch->st[ch->n_st];
+    memset(T, 0, sizeof *T);
+    return T;
+}
+
 static tq_status walk(ctx *c, layers_in *ch, float *mean, float *sd, tq_onnx_info *info) {
     int rank = c->in_rank, C = 0, H = 1, W = 1, D = 0;
     if (rank == 4) {
@@ -649,12 +660,8 @@ static tq_status walk(ctx *c, layers_in *ch, float *mean, float *sd, tq_onnx_inf
                                B->out_c, B->out_h, B->out_w, A->out_c, A->out_h, A->out_w);
                 break;
             }
-            if (ch->n_st == TQ_MAX_STAGES) {
-                st = node_fail(c, i, nd, TQ_E_ARG, "more than %d layers with adds and convolutions", TQ_MAX_STAGES);
-                break;
-            }
-            stage_in *T = &ch->st[ch->n_st];
-            memset(T, 0, sizeof *T);
+            stage_in *T = new_stage(c, ch, i, nd, &st);
+            if (!T) break;
             T->kind = TQ_STAGE_ADD, T->src[0] = slot - STAGE0, T->src[1] = y->slot - STAGE0;
             T->C = T->O = T->out_c = A->out_c, T->H = T->OH = T->out_h = A->out_h, T->W = T->OW = T->out_w = A->out_w;
             vs.sealed[slot] = vs.sealed[y->slot] = 1;
@@ -716,14 +723,10 @@ static tq_status walk(ctx *c, layers_in *ch, float *mean, float *sd, tq_onnx_inf
                 st = node_fail(c, i, nd, TQ_E_ARG, "a second layer reading the network's input: tinyqat's models read it once");
                 break;
             }
-            if (ch->n_st == TQ_MAX_STAGES) {
-                st = node_fail(c, i, nd, TQ_E_ARG, "more than %d layers with adds and convolutions", TQ_MAX_STAGES);
-                break;
-            }
+            stage_in *T = new_stage(c, ch, i, nd, &st);
+            if (!T) break;
             vs.sealed[slot] = 1;
             const int h = S ? S->out_h : H, w = S ? S->out_w : W, ci = S ? S->out_c : C;
-            stage_in *T = &ch->st[ch->n_st];
-            memset(T, 0, sizeof *T);
             T->kind = TQ_STAGE_CONV, T->src[0] = S ? slot - STAGE0 : -1, T->src[1] = -1;
             val_add(&vs, next, STAGE0 + ch->n_st++);
             tinfo ti;

@@ -26,6 +26,7 @@ typedef struct {
     double seconds[MAX_SEEDS];
     size_t bytes;
     char layer_bits[48]; /* widths per layer ("2,4,4"; "varies" when the seeds chose differently); "" for one width */
+    char bits0[48];      /* seed 0's widths per layer */
 } row;
 
 static void mean_std(const float *v, int n, double *mean, double *sd) {
@@ -191,8 +192,8 @@ int cmd_experiment(int argc, char **argv) {
         {"--act-bits", CLI_INT, &act_bits, "activation bits of the PTQ and QAT rows: 8, or 16 (every output but the logits, int16 as "
          "TFLite's 16x8 mode)", 8, 16},
         {"--calib-batches", CLI_INT, &calib, "PTQ calibration batches of 64 training images", 1, 10000},
-        {"--flash-budget", CLI_STR, &budget_s, "add a row per budget (comma-separated, bytes): QAT with each layer's width chosen "
-         "to fit it (as qat --flash-budget), beside the uniform widths of --bits", 0, 0},
+        {"--flash-budget", CLI_STR, &budget_s, "add a row per budget (comma-separated, bytes): QAT (the first --qat-methods) with "
+         "each layer's width chosen to fit it (as qat --flash-budget), beside the uniform widths of --bits", 0, 0},
         {"--observer", CLI_STR, &observer, "PTQ activation observer (QAT uses ema)", 0, 0, NULL, "minmax"},
         {"--threads", CLI_INT, &fcfg.threads, "threads (the same results for any count with convolutions)", 1, 256},
         CLI_DATA_OPTIONS(dataset, data),
@@ -300,7 +301,7 @@ int cmd_experiment(int argc, char **argv) {
     }
     const int first_budget = nr;
     for (int k = 0; k < nbud; k++) {
-        snprintf(bmethod[k], sizeof bmethod[k], "qat, widths for %llu bytes", (unsigned long long)budgets[k]);
+        snprintf(bmethod[k], sizeof bmethod[k], "qat%s, widths for %llu bytes", use_lsq[0] ? " lsq" : "", (unsigned long long)budgets[k]);
         rows[nr++] = (row){.method = bmethod[k], .bits = 0};
     }
     rows[0].method = "fp32";
@@ -453,8 +454,10 @@ int cmd_experiment(int argc, char **argv) {
                 for (int u = 0, n = 0; u < br.units; u++) n += snprintf(w + n, sizeof w - (size_t)n, "%s%d", u ? "," : "", br.bits[u]);
                 memcpy(qc.unit_bits, br.bits, sizeof br.bits);
                 qc.obs = TQ_OBS_EMA;
+                qc.ste = use_lsq[0] ? TQ_STE_LSQ : TQ_STE_CLIPPED; /* the first QAT method's, as the bytes figure draws it */
+                qc.w_mse = use_lsq[0];
                 tq_train_cfg_qat(&qcfg, &qc, qat_epochs, (uint64_t)s);
-                qcfg.lr = qat_lr;
+                qcfg.lr = use_lsq[0] ? lsq_lr : qat_lr;
                 qcfg.threads = fcfg.threads;
                 qat_watch watch = {&qview, NULL};
                 qcfg.callback = qat_watch_callback;
@@ -467,7 +470,7 @@ int cmd_experiment(int argc, char **argv) {
                     rb->seconds[s] = res.seconds_total;
                     size_t by = tq_model_int8_bytes(&qq);
                     rb->bytes = by > rb->bytes ? by : rb->bytes; /* the largest the seeds chose: all fit */
-                    if (s == 0) snprintf(rb->layer_bits, sizeof rb->layer_bits, "%s", w);
+                    if (s == 0) snprintf(rb->layer_bits, sizeof rb->layer_bits, "%s", w), snprintf(rb->bits0, sizeof rb->bits0, "%s", w);
                     else if (strcmp(rb->layer_bits, w)) snprintf(rb->layer_bits, sizeof rb->layer_bits, "varies");
                     printf(", int%s for %llu bytes %.2f%%", w, (unsigned long long)budget, (double)rb->acc[s]);
                 }
@@ -528,7 +531,7 @@ int cmd_experiment(int argc, char **argv) {
         pm_.bits = bits, pm_.nb = nb, pm_.n_layers = n_sqnr_layers, pm_.layer_names = lname_p, pm_.sqnr = sqnr_flat;
         /* accuracy against bytes: QAT at each uniform width (the first QAT method), and each budget's widths */
         static double ub[MAX_BITS], um[MAX_BITS], us[MAX_BITS], bb[MAX_BUDGETS], bm[MAX_BUDGETS], bs[MAX_BUDGETS], bud[MAX_BUDGETS];
-        static char unote[MAX_BITS][16];
+        static char unote[MAX_BITS][16], bnote[MAX_BUDGETS][64];
         const char *unotes[MAX_BITS], *bnotes[MAX_BUDGETS];
         fig_bytes_series bser[2];
         for (int b = 0; b < nb; b++) {
@@ -541,6 +544,8 @@ int cmd_experiment(int argc, char **argv) {
             const row *rb = &rows[first_budget + k];
             mean_std(rb->acc, seeds, &bm[k], &bs[k]);
             bb[k] = (double)rb->bytes, bud[k] = (double)budgets[k], bnotes[k] = rb->layer_bits;
+            if (!strcmp(rb->layer_bits, "varies")) /* seed 0's, marked: the others chose differently */
+                snprintf(bnote[k], sizeof bnote[k], "%s (seed 0)", rb->bits0), bnotes[k] = bnote[k];
         }
         bser[0] = (fig_bytes_series){nq && use_lsq[0] ? "QAT (LSQ), one width for all layers" : "QAT, one width for all layers", TQ_BLUE, nb,
                                      ub, um, us, unotes};

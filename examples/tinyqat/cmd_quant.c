@@ -49,68 +49,48 @@ static size_t unit_weights(const tq_model *m, int u) {
 
 /* --layer-bits or --flash-budget into cfg->unit_bits for the float model fp (tr: the data a budget
  * is measured on). Prints the widths chosen. Returns 0 or an exit status. */
+/* A width per unit with weights of fp, in order, comma-separated (an add has none), into out[unit]:
+ * each from lo to hi (16 alone above 8: activations). Returns 0, or 2 after saying what it wants. */
+static int per_unit_widths(const char *cmd, const char *opt, const char *text, const tq_model *fp, int lo, int hi, int *out) {
+    const int U = fp->n_stages + fp->n_layers;
+    int n = 0, want = 0, u = 0;
+    char range[16];
+    if (hi == 16) snprintf(range, sizeof range, "8 or 16");
+    else snprintf(range, sizeof range, "%d..%d", lo, hi);
+    for (int k = 0; k < U; k++) want += tq_model_unit_has_weights(fp, k);
+    for (const char *p = text; *p;) {
+        char *end;
+        long b = strtol(p, &end, 10);
+        if (end == p || b < lo || b > hi || (hi == 16 && b != 8 && b != 16) || (*end && *end != ',') || n == want) {
+            fprintf(stderr, "tinyqat %s: %s '%s': want %d widths of %s, one per convolution and dense layer of %s, comma-separated\n",
+                    cmd, opt, text, want, range, fp->spec);
+            return 2;
+        }
+        while (!tq_model_unit_has_weights(fp, u)) u++;
+        out[u++] = (int)b;
+        n++;
+        p = *end ? end + 1 : end;
+    }
+    if (n != want) {
+        fprintf(stderr, "tinyqat %s: %s '%s' gives %d widths; %s has %d layers with weights\n", cmd, opt, text, n, fp->spec, want);
+        return 2;
+    }
+    return 0;
+}
+
 static int unit_widths(const char *cmd, const quant_opts *q, const tq_model *fp, const tq_dataset *tr, uint64_t seed, tq_qat_cfg *cfg) {
     const int U = fp->n_stages + fp->n_layers;
     char name[64];
-    if (q->act_bits && !strchr(q->act_bits, ',')) { /* one width: every layer's output but the logits */
-        char *end;
-        long b = strtol(q->act_bits, &end, 10);
-        if (*end || (b != 8 && b != 16)) {
-            fprintf(stderr, "tinyqat %s: --act-bits '%s': 8 or 16, or one of those per layer with weights (16,16,8)\n", cmd, q->act_bits);
-            return 2;
-        }
-        cfg->act_bits = (int)b;
-    } else if (q->act_bits) {
-        const char *p = q->act_bits;
-        int n = 0, want = 0, u = 0;
-        for (int k = 0; k < U; k++) want += tq_model_unit_has_weights(fp, k);
-        while (*p) {
-            char *end;
-            long b = strtol(p, &end, 10);
-            if (end == p || (b != 8 && b != 16) || (*end && *end != ',') || n == want) {
-                fprintf(stderr, "tinyqat %s: --act-bits '%s': want %d widths of 8 or 16, one per convolution and dense layer of %s, "
-                                "comma-separated\n", cmd, q->act_bits, want, fp->spec);
-                return 2;
-            }
-            while (!tq_model_unit_has_weights(fp, u)) u++;
-            cfg->unit_act_bits[u++] = (int)b;
-            n++;
-            p = *end ? end + 1 : end;
-        }
-        if (n != want) {
-            fprintf(stderr, "tinyqat %s: --act-bits '%s' gives %d widths; %s has %d layers with weights\n", cmd, q->act_bits, n, fp->spec,
-                    want);
-            return 2;
-        }
-    }
+    int rc;
+    if (q->act_bits && !strchr(q->act_bits, ',')) /* one width: every layer's output but the logits (quant_cfg checked it) */
+        cfg->act_bits = (int)strtol(q->act_bits, NULL, 10);
+    else if (q->act_bits && (rc = per_unit_widths(cmd, "--act-bits", q->act_bits, fp, 8, 16, cfg->unit_act_bits)))
+        return rc;
     if (q->layer_bits && q->flash_budget) {
         fprintf(stderr, "tinyqat %s: --layer-bits and --flash-budget both choose the widths: give one\n", cmd);
         return 2;
     }
-    if (q->layer_bits) {
-        const char *p = q->layer_bits;
-        int n = 0, want = 0, u = 0; /* the widths go to the units with weights, in order (an add has none) */
-        for (int k = 0; k < U; k++) want += tq_model_unit_has_weights(fp, k);
-        while (*p) {
-            char *end;
-            long b = strtol(p, &end, 10);
-            if (end == p || b < 2 || b > 8 || (*end && *end != ',') || n == want) {
-                fprintf(stderr, "tinyqat %s: --layer-bits '%s': want %d widths of 2..8, one per convolution and dense layer of %s, "
-                                "comma-separated\n", cmd, q->layer_bits, want, fp->spec);
-                return 2;
-            }
-            while (!tq_model_unit_has_weights(fp, u)) u++;
-            cfg->unit_bits[u++] = (int)b;
-            n++;
-            p = *end ? end + 1 : end;
-        }
-        if (n != want) {
-            fprintf(stderr, "tinyqat %s: --layer-bits '%s' gives %d widths; %s has %d layers with weights\n", cmd, q->layer_bits, n,
-                    fp->spec, want);
-            return 2;
-        }
-        return 0;
-    }
+    if (q->layer_bits) return per_unit_widths(cmd, "--layer-bits", q->layer_bits, fp, 2, 8, cfg->unit_bits);
     if (!q->flash_budget) return 0;
     tq_budget r;
     if (tq_budget_choose(fp, cfg, tr, (size_t)q->flash_budget, q->calib_batches, seed, &r) != TQ_OK) return cli_fail(cmd);
