@@ -174,6 +174,89 @@ static tq_node *fake_quant(tq_graph *g, tq_node *x, tq_fq *fq) {
     return tq_fake_quant_lsq(g, x, tq_leaf(g, "log_scale", 1, fq->n_ch, fq->learned, fq->learned_grad), fq);
 }
 
+/* ---- exact accumulators (16-bit units in evaluation) ----
+ * The integer layer's sums, int64, from the integers the float values stand for: an input x on its
+ * grid is (q - z) s_in, so round(x / s_in) is q - z (the network's input p/255 gives p = q + 128);
+ * a weight round(W^ / s_w); the bias as the converter rounds it, nearbyint(b / (s_in s_w)) from
+ * the float bias (with batch norm, the folded one: beta - s mean, s = gamma / sqrt(var + eps)).
+ * Inputs: x, W^, then the bias b (or none; with batch norm gamma and beta are the ctx's). Only
+ * evaluation computes them. */
+static tq_status exact_shape(tq_node *n) {
+    const tq_qexact *E = n->ctx;
+    n->rows = n->in[0]->rows;
+    n->cols = E->cs ? E->cs->OH * E->cs->OW * E->cs->OC : n->in[1]->rows;
+    n->aux_len = 2 * tq_node_numel(n); /* an int64 in each pair of floats */
+    return TQ_OK;
+}
+
+static void exact_forward(tq_node *n, int mode) {
+    const tq_qexact *E = n->ctx;
+    if (mode != TQ_RUN_EVAL || (E->in && E->in->obs && E->in->obs->n_seen == 0)) return;
+    const tq_conv_shape *cs = E->cs;
+    const float *x = n->in[0]->val, *W = n->in[1]->val, s_in = scale_of(E->in);
+    const int OC = cs ? cs->OC : n->in[1]->rows, K = n->in[1]->cols, B = n->rows;
+    int32_t *wq = tq_malloc((size_t)OC * (size_t)K * sizeof(int32_t));
+    int64_t *bq = tq_malloc((size_t)OC * sizeof(int64_t));
+    int32_t *xq = tq_malloc(tq_node_numel(n->in[0]) * sizeof(int32_t));
+    if (!wq || !bq || !xq) { /* the float estimate stands in (fq_requant without exact sums) */
+        tq_free(wq), tq_free(bq), tq_free(xq);
+        memset(n->aux, 0, n->aux_len * sizeof(float));
+        return;
+    }
+    for (size_t i = 0; i < tq_node_numel(n->in[0]); i++) xq[i] = (int32_t)nearbyintf(x[i] / s_in);
+    for (int o = 0; o < OC; o++) {
+        float sw = E->w->scale[E->w->per_channel ? o : 0], b = 0.0f;
+        for (int k = 0; k < K; k++) wq[(size_t)o * K + k] = (int32_t)nearbyintf(W[(size_t)o * K + k] / sw);
+        if (E->bn) { /* layers/model.c's stage_folded, to the float */
+            const float *gamma = E->gamma, *beta = E->beta;
+            float sc = gamma[o] * (1.0f / sqrtf(E->bn->running_var[o] + E->bn->eps));
+            if (!(fabsf(sc) >= 1e-12f)) sc = copysignf(1e-12f, gamma[o]);
+            b = beta[o] - sc * E->bn->running_mean[o];
+        } else if (n->n_in > 2) {
+            b = n->in[2]->val[o];
+        }
+        float sb = s_in * sw;
+        bq[o] = (int64_t)nearbyint((double)b / (double)sb);
+    }
+    for (int r = 0; r < B; r++)
+        for (int j = 0; j < n->cols; j++) {
+            int o = j % OC;
+            int64_t acc = bq[o];
+            const int32_t *xr = xq + (size_t)r * (size_t)n->in[0]->cols, *wr = wq + (size_t)o * K;
+            if (!cs) {
+                for (int k = 0; k < K; k++) acc += (int64_t)xr[k] * wr[k];
+            } else {
+                int p = j / OC, oy = p / cs->OW, ox = p % cs->OW, kk = 0;
+                for (int ky = 0; ky < cs->KH; ky++)
+                    for (int kx = 0; kx < cs->KW; kx++) {
+                        int iy = oy * cs->stride - cs->pad + ky, ix = ox * cs->stride - cs->pad_w + kx;
+                        int inside = iy >= 0 && iy < cs->H && ix >= 0 && ix < cs->W;
+                        const int32_t *px = xr + ((size_t)iy * cs->W + (size_t)ix) * (size_t)cs->C;
+                        if (cs->depthwise) {
+                            if (inside) acc += (int64_t)px[o / (cs->OC / cs->C)] * wr[kk];
+                            kk++;
+                            continue;
+                        }
+                        for (int c = 0; c < cs->C; c++, kk++)
+                            if (inside) acc += (int64_t)px[c] * wr[kk];
+                    }
+            }
+            memcpy(n->aux + 2 * ((size_t)r * n->cols + j), &acc, sizeof acc);
+        }
+    tq_free(wq), tq_free(bq), tq_free(xq);
+}
+
+static void exact_backward(tq_node *n) { (void)n; } /* evaluation only: nothing flows back */
+
+static const tq_op op_exact = {"exact_acc", exact_shape, exact_forward, exact_backward, 0};
+
+/* y's output quantizer: with exact sums in evaluation for a 16-bit unit, plain otherwise. */
+static tq_node *output_fq(tq_graph *g, tq_node *y, tq_fq *a, tq_qexact *E, tq_node *const *in, int n_in, int relu) {
+    if (!a->req_wide || !a->req_w || a->learned) return fake_quant(g, y, a); /* (LSQ's learned scale: its own op) */
+    a->req_relu = relu;
+    return tq_fake_quant_exact(g, y, tq_graph_apply(g, &op_exact, E, n_in, (tq_node **)in), a);
+}
+
 tq_node *tq_qat_layer(tq_graph *g, tq_qat *q, int l, tq_node *x, tq_node *W, tq_node *b, int relu) {
     tq_node *Wq = fake_quant(g, W, &q->wfq[l]);
     /* the bias quantizer reads s_w from the weight quantizer, so it must run after it: it does,
@@ -181,7 +264,9 @@ tq_node *tq_qat_layer(tq_graph *g, tq_qat *q, int l, tq_node *x, tq_node *W, tq_
     tq_node *bq = q->cfg.quant_bias ? tq_graph_apply(g, &op_bias_quant, &q->bq[l], 1, &b) : b;
     tq_node *y = tq_linear(g, x, Wq, bq);
     if (relu) y = tq_relu(g, y);
-    return fake_quant(g, y, &q->afq[l]);
+    q->lexact[l] = (tq_qexact){.w = &q->wfq[l], .in = q->bq[l].in};
+    tq_node *in[3] = {x, Wq, b};
+    return output_fq(g, y, &q->afq[l], &q->lexact[l], in, b ? 3 : 2, relu);
 }
 
 tq_node *tq_qat_stage(tq_graph *g, tq_qat *q, int s, tq_node *x, tq_node *W, tq_node *b, tq_node *gamma, tq_node *beta,
@@ -198,13 +283,16 @@ tq_node *tq_qat_stage(tq_graph *g, tq_qat *q, int s, tq_node *x, tq_node *W, tq_
         tq_node *Wq = fake_quant(g, tq_bn_fold_weights(g, W, gamma, bn), &q->swfq[s]);
         y = tq_bn_unfold_output(g, tq_conv2d(g, x, Wq, NULL, cs), gamma, bn);
         y = relu == 1 ? tq_batchnorm_relu(g, y, gamma, beta, bn) : tq_activation(g, tq_batchnorm(g, y, gamma, beta, bn), relu);
-    } else {
-        tq_node *Wq = fake_quant(g, W, &q->swfq[s]);
-        tq_node *bq = b && q->cfg.quant_bias ? tq_graph_apply(g, &op_bias_quant, &q->sbq[s], 1, &b) : b;
-        y = tq_conv2d(g, x, Wq, bq, cs);
-        y = tq_activation(g, y, relu);
+        q->sexact[s] = (tq_qexact){.w = &q->swfq[s], .in = q->sbq[s].in, .cs = cs, .bn = bn, .gamma = gamma->val, .beta = beta->val};
+        tq_node *in[2] = {x, Wq};
+        return output_fq(g, y, &q->safq[s], &q->sexact[s], in, 2, relu);
     }
-    return fake_quant(g, y, &q->safq[s]);
+    tq_node *Wq = fake_quant(g, W, &q->swfq[s]);
+    tq_node *bq = b && q->cfg.quant_bias ? tq_graph_apply(g, &op_bias_quant, &q->sbq[s], 1, &b) : b;
+    y = tq_activation(g, tq_conv2d(g, x, Wq, bq, cs), relu);
+    q->sexact[s] = (tq_qexact){.w = &q->swfq[s], .in = q->sbq[s].in, .cs = cs};
+    tq_node *in[3] = {x, Wq, b};
+    return output_fq(g, y, &q->safq[s], &q->sexact[s], in, b ? 3 : 2, relu);
 }
 
 /* ---- add and average pool on the integer grid ---- */

@@ -64,6 +64,15 @@ typedef struct {
     int count;
 } tq_qpool;
 
+/* A 16-bit unit's exact accumulators in evaluation (tq_fake_quant_exact): what its integer layer
+ * sums, from the quantized input and weights and the bias the converter stores. */
+typedef struct {
+    const struct tq_fq *w, *in;   /* weight and input quantizers (in NULL: the network's input) */
+    const tq_conv_shape *cs;      /* NULL: a dense layer */
+    tq_bn *bn;                    /* a folded batch norm's running statistics, or NULL */
+    const float *gamma, *beta;    /* and its scale and shift (the model's parameters) */
+} tq_qexact;
+
 typedef struct tq_qat {
     tq_qat_cfg cfg;
     int n_layers;
@@ -76,6 +85,7 @@ typedef struct tq_qat {
     tq_bias_q sbq[TQ_QAT_MAX_STAGES];
     tq_qadd qadd[TQ_QAT_MAX_STAGES];
     tq_qpool qpool[TQ_QAT_MAX_STAGES];
+    tq_qexact sexact[TQ_QAT_MAX_STAGES], lexact[TQ_QAT_MAX_LAYERS];
 } tq_qat;
 
 /* The integer input: x = p/255 is q = p - 128 with these (docs/QUANTIZATION.md §6). */

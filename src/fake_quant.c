@@ -9,6 +9,9 @@
 #include <math.h>
 #include <string.h>
 
+/* the fake quant with exact accumulators: fq_forward and fq_backward tell it by its op */
+static const tq_op op_fake_quant_exact;
+
 tq_status tq_fq_init_weight(tq_fq *fq, int bits, int per_channel, int rows) {
     memset(fq, 0, sizeof *fq);
     if (rows < 1 || rows > TQ_FQ_MAX_CH) TQ_FAIL(TQ_E_ARG, "fake quant: %d channels (at most %d)", rows, TQ_FQ_MAX_CH);
@@ -166,7 +169,9 @@ static tq_status fq_shape(tq_node *n) {
     tq_fq *fq = n->ctx;
     if (fq->per_channel && x->rows != fq->n_ch)
         TQ_FAIL(TQ_E_SHAPE, "fake quant: %d per-channel scales for a tensor of %d rows", fq->n_ch, x->rows);
-    if (n->n_in == 2 && (n->in[1]->rows != 1 || n->in[1]->cols != fq->n_ch))
+    if (n->op == &op_fake_quant_exact && (n->in[1]->rows != x->rows || n->in[1]->cols != x->cols || n->in[1]->aux_len < 2 * tq_node_numel(x)))
+        TQ_FAIL(TQ_E_SHAPE, "fake quant: exact accumulators [%d][%d] for a [%d][%d] tensor", n->in[1]->rows, n->in[1]->cols, x->rows, x->cols);
+    if (n->n_in == 2 && n->op != &op_fake_quant_exact && (n->in[1]->rows != 1 || n->in[1]->cols != fq->n_ch))
         TQ_FAIL(TQ_E_SHAPE, "fake quant (LSQ): scale is [%d][%d], want [1][%d]", n->in[1]->rows, n->in[1]->cols, fq->n_ch);
     n->rows = x->rows;
     n->cols = x->cols;
@@ -205,6 +210,8 @@ static void mask_slice(void *ctx, int t) {
  * quant uses) and M0, shift of s_in s_w[c] / s_y (the converter's function). */
 static void fq_requant(tq_node *n) {
     tq_node *x = n->in[0];
+    /* exact accumulators (tq_fake_quant_exact), and the ReLU they have not been through */
+    const float *exact = n->op == &op_fake_quant_exact ? n->in[1]->aux : NULL;
     const tq_fq *fq = n->ctx, *w = fq->req_w;
     const int C = w->per_channel ? w->n_ch : 1;
     const float s_in = *fq->req_in, s_y = fq->scale[0], fz = (float)fq->zero_point[0];
@@ -218,6 +225,11 @@ static void fq_requant(tq_node *n) {
     for (size_t i = 0; i < N; i++) {
         int c = (int)((i % (size_t)x->cols) % (size_t)C);
         double a = nearbyint((double)x->val[i] / (double)step[c]);
+        if (exact) {
+            int64_t e;
+            memcpy(&e, exact + 2 * i, sizeof e);
+            a = (double)(fq->req_relu && e < 0 ? 0 : e); /* |e| < 2^47: exact in a double */
+        }
         /* the accumulator's range: int32, or int64 below 2^47 for a 16-bit layer (NaN: see below) */
         const double lim = fq->req_wide ? 140737488355328.0 : 2147483647.0;
         a = a != a ? 0.0 : a > lim ? lim : a < -lim - (fq->req_wide ? 0.0 : 1.0) ? -lim - (fq->req_wide ? 0.0 : 1.0) : a;
@@ -226,6 +238,10 @@ static void fq_requant(tq_node *n) {
         int64_t q = (fq->req_wide ? (int64_t)tq_requantize64_ref((int64_t)a, M0[c], shift[c])
                                   : (int64_t)tq_requantize_ref((int32_t)a, M0[c], shift[c])) + fq->zero_point[0];
         q = q < fq->qmin ? fq->qmin : q > fq->qmax ? fq->qmax : q;
+        if (exact && fq->req_relu == 2) { /* ReLU6's top as the converter puts it: z + round(6 / s) */
+            float t = roundf(6.0f / s_y);
+            if (t < (float)(fq->qmax - fq->qmin) && q > fq->zero_point[0] + (int64_t)t) q = fq->zero_point[0] + (int64_t)t;
+        }
         n->val[i] = ((float)q - fz) * s_y + x->val[i] * 0.0f; /* x * 0: a NaN stays visible */
         n->aux[i] = 1.0f;
     }
@@ -235,7 +251,7 @@ static void fq_forward(tq_node *n, int mode) {
     tq_node *x = n->in[0];
     tq_fq *fq = n->ctx;
     size_t N = tq_node_numel(n);
-    int lsq = n->n_in == 2;
+    int lsq = n->n_in == 2 && n->op != &op_fake_quant_exact;
     if (lsq && fq->obs && fq->obs->n_seen == 0 && mode != TQ_RUN_EVAL) {
         /* a learned activation scale starts where its observer puts it on the first batch seen;
          * the zero point stays there (the observer then rests: nothing else reads it) */
@@ -291,7 +307,7 @@ static void fq_backward(tq_node *n) {
         else
             mask_grad(dx, dy, m, N, TQ_GRAD_ASSIGNED(x));
     }
-    if (n->n_in == 2 && n->in[1]->grad && fq->enabled) {
+    if (n->n_in == 2 && n->op != &op_fake_quant_exact && n->in[1]->grad && fq->enabled) {
         /* LSQ scale gradient (Esser et al. 2020), g = 1/sqrt(numel * qmax) balances its size
          * against the weights' gradients. Accumulated per channel in double. */
         tq_node *sn = n->in[1];
@@ -318,6 +334,12 @@ static void fq_backward(tq_node *n) {
 }
 
 static const tq_op op_fake_quant = {"fake_quant", fq_shape, fq_forward, fq_backward, 1};
+static const tq_op op_fake_quant_exact = {"fake_quant_exact", fq_shape, fq_forward, fq_backward, 1};
+
+tq_node *tq_fake_quant_exact(tq_graph *g, tq_node *x, tq_node *acc, tq_fq *fq) {
+    tq_node *in[2] = {x, acc};
+    return tq_graph_apply(g, &op_fake_quant_exact, fq, 2, in);
+}
 
 tq_node *tq_fake_quant(tq_graph *g, tq_node *x, tq_fq *fq) {
     return tq_graph_apply(g, &op_fake_quant, fq, 1, &x);

@@ -60,6 +60,7 @@ typedef struct tq_fq {
     const struct tq_fq *req_w; /* the layer's weight quantizer */
     const float *req_in;      /* s_in: the previous activation quantizer's scale[0], or a constant */
     int req_wide;             /* the layer's input or output is int16: TFLite's 16x8 requantization (§19) */
+    int req_relu;             /* with exact accumulators (tq_fake_quant_exact): the layer's ReLU (1) or ReLU6 (2) */
 } tq_fq;
 
 /* Weights: symmetric narrow range of `bits`, s from the tensor itself. */
@@ -74,6 +75,12 @@ void tq_fq_set_act16(tq_fq *fq);
 tq_node *tq_fake_quant(tq_graph *g, tq_node *x, tq_fq *fq);
 /* LSQ: `scale` is a [1][n_ch] parameter leaf holding s (learned); fq gives range and z. */
 tq_node *tq_fake_quant_lsq(tq_graph *g, tq_node *x, tq_node *scale, tq_fq *fq);
+
+/* The same, where evaluation takes the layer's accumulators from acc instead of recovering them
+ * from x: acc's aux holds one int64 per element of x (the integer path's own sums, computed
+ * exactly by its op, layers/qat.c). The 16-bit layers use it: their output grid is fine enough
+ * that the float sums' error would move an output across a rounding tie now and then. */
+tq_node *tq_fake_quant_exact(tq_graph *g, tq_node *x, tq_node *acc, tq_fq *fq);
 
 /* Recompute s, z from the observer (activations) or from x (weights), as a training run would. */
 tq_status tq_fq_update(tq_fq *fq, const float *x, int rows, int cols, int observe);

@@ -149,7 +149,7 @@ sys.exit(0 if all((np.load('$tmp/%s-out.npy' % f) == ref).all() for f in ('px', 
   "$bin" convert "$tmp/a16.tqf" --out "$tmp/a16.tqm" >"$tmp/out" && grep -q "int32 / int64 (16-bit activations) biases" "$tmp/out" &&
     grep -q "\[0,32767\]" "$tmp/out" &&
     "$bin" infer "$tmp/a16.tqm" --compare "$tmp/a16.tqf" --repeats 1 --data "$MNIST_DIR" --json >"$tmp/out" &&
-    tail -n 1 "$tmp/out" | grep -q '"disagreements":0,' && tail -n 1 "$tmp/out" | grep -q '"max_logit_diff":[01],' && ok ||
+    tail -n 1 "$tmp/out" | grep -q '"disagreements":0,"max_logit_diff":0,' && ok ||
     bad "16-bit activations: the integer path is not the simulation: $(tail -n 1 "$tmp/out")"
   expect 0 "qat --act-bits 16,8,8" -- "$bin" qat --from "$odd/m.tqf" --act-bits 16,8,8 --epochs 1 --data "$MNIST_DIR" --out "$tmp/a16b.tqf"
   grep -q "activations 16,8,8" "$tmp/out" && ok || bad "qat --act-bits 16,8,8: $(cat "$tmp/out")"

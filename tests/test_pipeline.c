@@ -837,6 +837,65 @@ static void callback_stops_the_run(void **state) {
 
 /* Weight widths per layer: each unit's quantizer at its own width, the integer model's layers at
  * theirs, the file keeping them; bad widths refused. */
+
+/* 16-bit activations (docs/QUANTIZATION.md §19) through PTQ and QAT: a convolution with batch norm
+ * and ReLU6, a strided depthwise one with a bias, an average pool, a dense layer; every output
+ * int16 but the logits, or one layer at 16 bits between int8 ones. The integer model carries the
+ * widths, and its logits are the simulation's, every one (exact accumulators in evaluation). */
+static void sixteen_bit_activations(void **state) {
+    (void)state;
+    tq_model fp;
+    trained(&fp, "in-c8k3p1br6-d2k3s2p1r-a2-24r-out", 5, 6);
+    for (int variant = 0; variant < 3; variant++) {
+        tq_qat_cfg qc;
+        tq_qat_cfg_defaults(&qc);
+        if (variant == 2) qc.unit_act_bits[1] = 16; /* the depthwise alone: int8 -> int16 -> int8 */
+        else qc.act_bits = 16;
+        tq_model q;
+        if (variant == 1) { /* QAT: one epoch fine-tuned */
+            assert_int_equal(tq_model_clone(&q, &fp), TQ_OK);
+            assert_int_equal(tq_model_quantize(&q, &qc), TQ_OK);
+            tq_train_cfg cfg;
+            counts c = {0, 0, 0};
+            train_cfg(&cfg, 1, &c);
+            cfg.lr = 1e-3f;
+            tq_train_result res;
+            assert_int_equal(tq_train(&q, &tr, &te, &cfg, &res), TQ_OK);
+        } else {
+            assert_int_equal(tq_ptq(&q, &fp, &qc, &tr, 8, 0), TQ_OK);
+        }
+        assert_int_equal(q.qat->safq[0].bits, variant == 2 ? 8 : 16);
+        assert_int_equal(q.qat->afq[1].bits, 8); /* the logits */
+        tq_qmodel qm;
+        assert_int_equal(tq_model_to_int8(&q, &qm), TQ_OK);
+        /* conv, depthwise, avg pool, flatten, dense, dense */
+        const int want[2][6] = {{2, 3, 3, 3, 3, 1}, {0, 2, 3, 3, 1, 0}};
+        for (int l = 0; l < qm.n_layers; l++) assert_int_equal(qm.layer[l].act16, want[variant == 2][l]);
+        if (variant != 2) /* ReLU6's top: round(6 / s), at most int16's */
+            assert_int_equal(qm.layer[0].act_max, (int32_t)fminf(32767.0f, roundf(6.0f / qm.layer[0].out_scale)));
+        tq_agreement ag;
+        assert_int_equal(tq_int8_agreement(&q, &qm, &te, &ag), TQ_OK);
+        print_message("16-bit activations (%s): integer path %.2f%%, simulation %.2f%%, %ld differ, max logit diff %d\n",
+                      variant == 0 ? "PTQ" : variant == 1 ? "QAT" : "one layer", (double)ag.int_acc, (double)ag.sim_acc,
+                      ag.disagreements, ag.max_logit_diff);
+        assert_int_equal(ag.disagreements, 0);
+        assert_int_equal(ag.max_logit_diff, 0);
+        tq_qmodel_free(&qm);
+        tq_model_free(&q);
+    }
+    /* an add at 16 bits is refused before anything is computed, naming the stage */
+    tq_model rg;
+    trained(&rg, "in-c2k3p1r@a-c2k3p1-+a-r-g-out", 6, 1);
+    tq_qat_cfg qc;
+    tq_qat_cfg_defaults(&qc);
+    qc.act_bits = 16;
+    tq_model q;
+    assert_int_equal(tq_ptq(&q, &rg, &qc, &tr, 2, 0), TQ_E_ARG);
+    assert_non_null(strstr(tq_last_error(), "stage 3 is an add"));
+    tq_model_free(&rg);
+    tq_model_free(&fp);
+}
+
 static void widths_per_layer(void **state) {
     (void)state;
     tq_model fp, q;
@@ -947,7 +1006,7 @@ static void widths_for_a_budget(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(augmentation_moves_and_mirrors), cmocka_unit_test(data_sized_model),          cmocka_unit_test(train_ptq_convert_agree_export),
+        cmocka_unit_test(augmentation_moves_and_mirrors), cmocka_unit_test(data_sized_model),          cmocka_unit_test(train_ptq_convert_agree_export), cmocka_unit_test(sixteen_bit_activations),
         cmocka_unit_test(qat_from_scratch),
         cmocka_unit_test(exported_module_compiles_and_runs), cmocka_unit_test(library_refuses_bad_arguments),
         cmocka_unit_test(two_trainings_side_by_side),      cmocka_unit_test(failed_quantization_leaves_the_model),

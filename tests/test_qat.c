@@ -13,6 +13,8 @@
 
 #include "layers/model.h"
 #include "src/alloc.h"
+#include "src/qmodel.h"
+#include "src/rng.h"
 
 #include "tests/tq_test_tmpdir.h"
 
@@ -260,6 +262,71 @@ static void avgpool_on_the_integer_grid(void **state) {
     tq_free(x), tq_free(qx);
 }
 
+
+/* 16-bit activations in evaluation (docs/QUANTIZATION.md §19): the simulation's hidden int16
+ * outputs are the integer layer's, every one, because they come from exact accumulators; the
+ * float sums would have put some across a rounding tie (the test checks that it saw such cases,
+ * so that it tests something). */
+static void sixteen_bit_outputs_are_the_integer_layer(void **state) {
+    (void)state;
+    enum { B = 64, IN = 784, HID = 256 };
+    tq_model m;
+    assert_int_equal(tq_model_init(&m, "784-256r-256r-10"), TQ_OK);
+    tq_rng r;
+    tq_rng_seed(&r, 19);
+    for (int i = 0; i < IN * HID; i++) m.W[0][i] = tq_rng_uniform_in(&r, -0.05f, 0.05f);
+    for (int i = 0; i < HID * HID; i++) m.W[1][i] = tq_rng_uniform_in(&r, -0.1f, 0.1f);
+    for (int i = 0; i < HID; i++) m.b[0][i] = tq_rng_uniform_in(&r, -0.2f, 0.2f), m.b[1][i] = tq_rng_uniform_in(&r, -0.2f, 0.2f);
+    for (int i = 0; i < HID * 10; i++) m.W[2][i] = tq_rng_uniform_in(&r, -0.1f, 0.1f);
+    tq_qat_cfg qc;
+    tq_qat_cfg_defaults(&qc);
+    qc.act_bits = 16;
+    assert_int_equal(tq_model_quantize(&m, &qc), TQ_OK);
+    tq_net net;
+    assert_int_equal(tq_net_init(&net, &m, B), TQ_OK);
+    static uint8_t px[B * IN], y[B];
+    for (int i = 0; i < B * IN; i++) px[i] = (uint8_t)tq_rng_below(&r, 256);
+    assert_int_equal(tq_net_set_batch(&net, &m, px, y, B), TQ_OK);
+    assert_int_equal(tq_graph_forward(net.g, TQ_RUN_CALIBRATE), TQ_OK);
+    assert_int_equal(tq_graph_forward(net.g, TQ_RUN_EVAL), TQ_OK);
+    tq_node *h[2] = {NULL, NULL};
+    for (size_t i = 0, k = 0; i < tq_graph_size(net.g) && k < 2; i++)
+        if (!strcmp(tq_graph_node(net.g, i)->name, "fake_quant_exact")) h[k++] = tq_graph_node(net.g, i);
+    assert_non_null(h[1]);
+    tq_qmodel qm;
+    assert_int_equal(tq_model_to_int8(&m, &qm), TQ_OK);
+    assert_int_equal(qm.view[0].act16, 2);
+    assert_int_equal(qm.view[1].act16, 3);
+    int float_off = 0;
+    for (int b = 0; b < B; b++) {
+        int8_t x[IN];
+        int16_t out[2][HID];
+        for (int i = 0; i < IN; i++) x[i] = (int8_t)(px[b * IN + i] - 128);
+        tq_layer_s16_ref(&qm.view[0], x, out[0], NULL);
+        tq_layer_s16_ref(&qm.view[1], out[0], out[1], NULL);
+        for (int l = 0; l < 2; l++) {
+            const tq_s8_layer *L = &qm.view[l];
+            const float s_y = qm.layer[l].out_scale, s_in = qm.layer[l].in_scale;
+            const float *wsc = l ? m.qat->wfq[1].scale : m.qat->wfq[0].scale;
+            for (int j = 0; j < HID; j++) {
+                size_t k = (size_t)b * HID + (size_t)j;
+                int32_t sim = (int32_t)lrintf(h[l]->val[k] / s_y);
+                if (sim != out[l][j]) fail_msg("image %d layer %d output %d: simulation %d, integer layer %d", b, l, j, sim, out[l][j]);
+                /* what the float sum would give: round(y / (s_in s_w)), requantized */
+                double a = nearbyint((double)h[l]->in[0]->val[k] / (double)(s_in * wsc[j]));
+                int64_t q = tq_requantize64_ref((int64_t)a, L->mult[j], L->shift[j]);
+                q = q < 0 ? 0 : q > 32767 ? 32767 : q;
+                float_off += q != out[l][j];
+            }
+        }
+    }
+    print_message("16-bit outputs: all %d equal the integer layers'; the float sums would have missed %d\n", 2 * B * HID, float_off);
+    assert_true(float_off > 0);
+    tq_qmodel_free(&qm);
+    tq_net_free(&net);
+    tq_model_free(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bias_fake_quant_by_hand),
@@ -267,6 +334,7 @@ int main(void) {
         cmocka_unit_test(stage_refuses_a_bias_with_batch_norm),
         cmocka_unit_test(add_on_the_integer_grid), cmocka_unit_test(add_far_off_the_grid),
         cmocka_unit_test(avgpool_on_the_integer_grid),
+        cmocka_unit_test(sixteen_bit_outputs_are_the_integer_layer),
     };
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }
