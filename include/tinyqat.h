@@ -13,6 +13,7 @@
  *                 tq_qat_cfg.ste = TQ_STE_LSQ), tq_qat_cfg                       pipeline/train.h
  *                 a width per layer (tq_qat_cfg.unit_bits), chosen for a flash budget by
  *                 tq_budget_choose                                              pipeline/budget.h
+ *                 16-bit activations (tq_qat_cfg.act_bits, unit_act_bits: TFLite's 16x8)
  *   integers      tq_model_to_int8 -> tq_qmodel (.tqm), tq_int8_evaluate, tq_int8_agreement
  *                                                                               pipeline/int8.h
  *                 tq_npy_read / tq_npy_write: NumPy arrays (tinyqat run's inputs) data/npy.h

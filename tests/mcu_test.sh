@@ -3,7 +3,8 @@
 # portable loops) must reproduce the host integer path's logits on 300 test digits, within the
 # linker's flash and RAM budget (DigitsCNN within 32 KiB of flash and 8 KiB of RAM, the 4-bit
 # DigitsNet within 52 KiB of flash). fp4, fp2, odd4, cnn4: weights packed 2 and 4 to a byte;
-# graph: a residual, depthwise-separable network with random weights (tq_graphgen).
+# fp16, cnn16, odd16: 16-bit activations; graph: a residual, depthwise-separable network with
+# random weights (tq_graphgen).
 # Skipped (77) without the ARM toolchain, QEMU or MNIST.
 #   tests/mcu_test.sh PATH/TO/tinyqat
 set -u

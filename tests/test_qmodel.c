@@ -40,16 +40,26 @@ static void make_model(tq_qmodel *q) {
 
 /* 6x6x2 -> conv k3 s1 p1 to 3 channels, ReLU -> depthwise k2 s2 (x2) -> max pool 3 -> flatten ->
  * linear 6 -> 4 */
-static void make_cnn(tq_qmodel *q) {
-    static float Wc[3 * 9 * 2], Bc[3], Sc[3], Wd[6 * 4], Bd[6], Sd[6], Wl[4 * 6], Bl[4], Sl[4];
+/* make_cnn's parameters: random weights and biases in [-1, 1], weight scales 0.01, 0.02, 0.03 */
+typedef struct {
+    float Wc[3 * 9 * 2], Bc[3], Sc[3], Wd[6 * 4], Bd[6], Sd[6], Wl[4 * 6], Bl[4], Sl[4];
+} cnn_params;
+
+static void random_cnn_params(cnn_params *p, uint64_t seed) {
     tq_rng r;
-    tq_rng_seed(&r, 52);
-    for (size_t i = 0; i < sizeof Wc / sizeof Wc[0]; i++) Wc[i] = tq_rng_uniform_in(&r, -1, 1);
-    for (size_t i = 0; i < sizeof Wd / sizeof Wd[0]; i++) Wd[i] = tq_rng_uniform_in(&r, -1, 1);
-    for (size_t i = 0; i < sizeof Wl / sizeof Wl[0]; i++) Wl[i] = tq_rng_uniform_in(&r, -1, 1);
-    for (int i = 0; i < 3; i++) Bc[i] = tq_rng_uniform_in(&r, -1, 1), Sc[i] = 0.01f;
-    for (int i = 0; i < 6; i++) Bd[i] = tq_rng_uniform_in(&r, -1, 1), Sd[i] = 0.02f;
-    for (int i = 0; i < 4; i++) Bl[i] = tq_rng_uniform_in(&r, -1, 1), Sl[i] = 0.03f;
+    tq_rng_seed(&r, seed);
+    for (size_t i = 0; i < sizeof p->Wc / sizeof p->Wc[0]; i++) p->Wc[i] = tq_rng_uniform_in(&r, -1, 1);
+    for (size_t i = 0; i < sizeof p->Wd / sizeof p->Wd[0]; i++) p->Wd[i] = tq_rng_uniform_in(&r, -1, 1);
+    for (size_t i = 0; i < sizeof p->Wl / sizeof p->Wl[0]; i++) p->Wl[i] = tq_rng_uniform_in(&r, -1, 1);
+    for (int i = 0; i < 3; i++) p->Bc[i] = tq_rng_uniform_in(&r, -1, 1), p->Sc[i] = 0.01f;
+    for (int i = 0; i < 6; i++) p->Bd[i] = tq_rng_uniform_in(&r, -1, 1), p->Sd[i] = 0.02f;
+    for (int i = 0; i < 4; i++) p->Bl[i] = tq_rng_uniform_in(&r, -1, 1), p->Sl[i] = 0.03f;
+}
+
+static void make_cnn(tq_qmodel *q) {
+    static cnn_params P;
+    random_cnn_params(&P, 52);
+    float *Wc = P.Wc, *Bc = P.Bc, *Sc = P.Sc, *Wd = P.Wd, *Bd = P.Bd, *Sd = P.Sd, *Wl = P.Wl, *Bl = P.Bl, *Sl = P.Sl;
     tq_qlayer_src src[5] = {
         {.relu = 1, .w_bits = 8, .W = Wc, .b = Bc, .w_scale = Sc, .in_scale = 1.0f / 255, .out_scale = 0.05f, .in_zp = -128,
          .out_zp = -128, .kind = TQ_S8_CONV, .in_h = 6, .in_w = 6, .in_c = 2, .out_h = 6, .out_w = 6, .out_c = 3, .k = 3,
@@ -629,15 +639,9 @@ static void save_clears_stale_temporaries(void **state) {
  * logits; int64 biases at s_in s_w, the flags, format version 5, and what is refused. */
 static void sixteen_bit_round_trip(void **state) {
     (void)state;
-    static float Wc[3 * 9 * 2], Bc[3], Sc[3], Wd[6 * 4], Bd[6], Sd[6], Wl[4 * 6], Bl[4], Sl[4];
-    tq_rng r;
-    tq_rng_seed(&r, 53);
-    for (size_t i = 0; i < sizeof Wc / sizeof Wc[0]; i++) Wc[i] = tq_rng_uniform_in(&r, -1, 1);
-    for (size_t i = 0; i < sizeof Wd / sizeof Wd[0]; i++) Wd[i] = tq_rng_uniform_in(&r, -1, 1);
-    for (size_t i = 0; i < sizeof Wl / sizeof Wl[0]; i++) Wl[i] = tq_rng_uniform_in(&r, -1, 1);
-    for (int i = 0; i < 3; i++) Bc[i] = tq_rng_uniform_in(&r, -1, 1), Sc[i] = 0.01f;
-    for (int i = 0; i < 6; i++) Bd[i] = tq_rng_uniform_in(&r, -1, 1), Sd[i] = 0.02f;
-    for (int i = 0; i < 4; i++) Bl[i] = tq_rng_uniform_in(&r, -1, 1), Sl[i] = 0.03f;
+    static cnn_params P;
+    random_cnn_params(&P, 53);
+    float *Wc = P.Wc, *Bc = P.Bc, *Sc = P.Sc, *Wd = P.Wd, *Bd = P.Bd, *Sd = P.Sd, *Wl = P.Wl, *Bl = P.Bl, *Sl = P.Sl;
     const float s1 = 5e-4f, s2 = 3e-4f;
     tq_qlayer_src src[5] = {
         {.relu = 2, .w_bits = 8, .W = Wc, .b = Bc, .w_scale = Sc, .in_scale = 1.0f / 255, .out_scale = s1, .in_zp = -128,

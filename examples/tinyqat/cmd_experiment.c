@@ -549,7 +549,8 @@ int cmd_experiment(int argc, char **argv) {
         }
         bser[0] = (fig_bytes_series){nq && use_lsq[0] ? "QAT (LSQ), one width for all layers" : "QAT, one width for all layers", TQ_BLUE, nb,
                                      ub, um, us, unotes};
-        bser[1] = (fig_bytes_series){"QAT, widths per layer chosen for the budget", TQ_ORANGE, nbud, bb, bm, bs, bnotes};
+        bser[1] = (fig_bytes_series){nq && use_lsq[0] ? "QAT (LSQ), widths per layer chosen for the budget" : "QAT, widths per layer chosen for the budget",
+                                     TQ_ORANGE, nbud, bb, bm, bs, bnotes};
         static char btitle[TQ_SPEC_MAX + 1024];
         snprintf(btitle, sizeof btitle, "%s on %s: test accuracy against model bytes (%d seed%s)", resolved, dname, seeds,
                  seeds > 1 ? "s" : "");

@@ -135,8 +135,9 @@ tq_status fig_bytes(const char *path, const char *title, double fp_mean, double 
             double sd = isfinite(s[k].std[i]) ? s[k].std[i] : 0;
             if (sd > 0) tq_plot_errorbar(&p, x[i], y[i] - sd, y[i] + sd, s[k].color);
             tq_plot_points(&p, &x[i], &y[i], 1, s[k].color, 4);
+            /* above and below in turn, so that neighbours' labels do not overlap */
             if (s[k].notes && s[k].notes[i])
-                tq_plot_note(&p, x[i], y[i] + (k ? -1 : 1) * (sd + 0.04 * (hi - lo)), s[k].notes[i], s[k].color, TQ_ANCHOR_MIDDLE);
+                tq_plot_note(&p, x[i], y[i] + (i % 2 ? -1 : 1) * (sd + 0.04 * (hi - lo)), s[k].notes[i], s[k].color, TQ_ANCHOR_MIDDLE);
         }
         tq_plot_legend(&p, s[k].label, s[k].color, TQ_KEY_MARKER);
     }
