@@ -373,6 +373,13 @@ static void unfold_grad_slice(void *ctx, int t) {
     }
 }
 
+float tq_bn_fold_scale(float gamma, float var, float eps) {
+    float s = gamma * (1.0f / sqrtf(var + eps));
+    /* gamma = 0 would make y / s divide by zero: a channel that BN zeroes anyway keeps a tiny
+     * scale of gamma's sign instead, the same in the fold and the unfold */
+    return fabsf(s) >= 1e-12f ? s : copysignf(1e-12f, gamma);
+}
+
 static void scale_forward(tq_node *n, int per_row) {
     const tq_bn *bn = n->ctx;
     const int C = bn->C;
@@ -380,10 +387,7 @@ static void scale_forward(tq_node *n, int per_row) {
     float *sc = n->aux, *sinv = n->aux + C, f[4096];
     for (int c = 0; c < C; c++) {
         sinv[c] = 1.0f / sqrtf(bn->running_var[c] + bn->eps);
-        sc[c] = gamma[c] * sinv[c];
-        /* gamma = 0 would make y / s divide by zero: a channel that BN zeroes anyway keeps a tiny
-         * scale of gamma's sign instead, the same in the fold and the unfold, so W s / s = W */
-        if (!(fabsf(sc[c]) >= 1e-12f)) sc[c] = copysignf(1e-12f, gamma[c]);
+        sc[c] = tq_bn_fold_scale(gamma[c], bn->running_var[c], bn->eps); /* gamma sinv, never 0 */
         f[c] = per_row ? sc[c] : 1.0f / sc[c];
     }
     if (per_row) /* row c of W times s[c] */

@@ -61,6 +61,12 @@ tq_node *tq_batchnorm_relu(tq_graph *g, tq_node *x, tq_node *gamma, tq_node *bet
 /* The fold's two halves, with s[c] = gamma[c] / sqrt(running_var[c] + eps):
  * W' = W * s with row c of W [OC][K] being channel c, and y' = y / s with column j of y [B][S*C]
  * being channel j % C. Gradients reach W (or y) and gamma. */
+/* The fold's scale of one channel, gamma / sqrt(var + eps), as one float expression that the
+ * fold, the converter and the exact accumulators of 16-bit layers share (so they agree to the
+ * bit); below 1e-12 in size it is 1e-12 with gamma's sign (a channel BN zeroes anyway), so that
+ * W s / s = W. */
+float tq_bn_fold_scale(float gamma, float var, float eps);
+
 tq_node *tq_bn_fold_weights(tq_graph *g, tq_node *W, tq_node *gamma, tq_bn *bn);
 tq_node *tq_bn_unfold_output(tq_graph *g, tq_node *y, tq_node *gamma, tq_bn *bn);
 

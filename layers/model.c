@@ -553,8 +553,7 @@ static void stage_folded(const tq_stage *st, float *W, float *b) {
     for (size_t c = 0; c < OC; c++) {
         float sc = 1.0f, bias = st->b ? st->b[c] : 0.0f;
         if (st->bn) {
-            sc = st->gamma[c] * (1.0f / sqrtf(st->running_var[c] + st->bn_state.eps));
-            if (!(fabsf(sc) >= 1e-12f)) sc = copysignf(1e-12f, st->gamma[c]); /* batchnorm.c's guard */
+            sc = tq_bn_fold_scale(st->gamma[c], st->running_var[c], st->bn_state.eps);
             bias = st->beta[c] - sc * st->running_mean[c];
         }
         for (size_t k = 0; k < K; k++) W[c * K + k] = st->W[c * K + k] * sc;

@@ -198,20 +198,18 @@ static void exact_forward(tq_node *n, int mode) {
     int32_t *wq = tq_malloc((size_t)OC * (size_t)K * sizeof(int32_t));
     int64_t *bq = tq_malloc((size_t)OC * sizeof(int64_t));
     int32_t *xq = tq_malloc(tq_node_numel(n->in[0]) * sizeof(int32_t));
-    if (!wq || !bq || !xq) { /* the float estimate stands in (fq_requant without exact sums) */
+    if (!wq || !bq || !xq) { /* no sums: INT64_MIN says so, and the fake quant takes the float estimate */
         tq_free(wq), tq_free(bq), tq_free(xq);
-        memset(n->aux, 0, n->aux_len * sizeof(float));
+        const int64_t none = INT64_MIN;
+        for (size_t i = 0; i < tq_node_numel(n); i++) memcpy(n->aux + 2 * i, &none, sizeof none);
         return;
     }
     for (size_t i = 0; i < tq_node_numel(n->in[0]); i++) xq[i] = (int32_t)nearbyintf(x[i] / s_in);
     for (int o = 0; o < OC; o++) {
         float sw = E->w->scale[E->w->per_channel ? o : 0], b = 0.0f;
         for (int k = 0; k < K; k++) wq[(size_t)o * K + k] = (int32_t)nearbyintf(W[(size_t)o * K + k] / sw);
-        if (E->bn) { /* layers/model.c's stage_folded, to the float */
-            const float *gamma = E->gamma, *beta = E->beta;
-            float sc = gamma[o] * (1.0f / sqrtf(E->bn->running_var[o] + E->bn->eps));
-            if (!(fabsf(sc) >= 1e-12f)) sc = copysignf(1e-12f, gamma[o]);
-            b = beta[o] - sc * E->bn->running_mean[o];
+        if (E->bn) { /* the folded bias as layers/model.c's stage_folded computes it */
+            b = E->beta[o] - tq_bn_fold_scale(E->gamma[o], E->bn->running_var[o], E->bn->eps) * E->bn->running_mean[o];
         } else if (n->n_in > 2) {
             b = n->in[2]->val[o];
         }

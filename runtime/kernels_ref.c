@@ -175,11 +175,6 @@ static void store_act(const tq_s8_layer *L, void *y, size_t i, int64_t v) {
     else ((int8_t *)y)[i] = (int8_t)v;
 }
 
-/* Direct loops over the window: a linear layer is a 1 x 1 convolution of a 1 x 1 image (W OHWI
- * with k = 1 is [out][in]); a depthwise channel reads input channel o / mult (W 1HWO). The int64
- * accumulator and the 64-bit requantization follow TFLite's 16x8 kernels whichever side is wide.
- * Weights one to a byte take one dot product per output (a convolution's window gathered into
- * `patch` first, tq_s8_layer_scratch_bytes); packed ones and depthwise go weight by weight. */
 /* The window of output (oy, ox) as one vector [ky][kx][c] of the input's type, positions outside
  * the image at the zero point (so they add nothing to the dot product). */
 static void gather_s16(const tq_s8_layer *L, const void *x, int32_t oy, int32_t ox, void *patch) {
@@ -199,6 +194,11 @@ static void gather_s16(const tq_s8_layer *L, const void *x, int32_t oy, int32_t 
     }
 }
 
+/* Direct loops over the window: a linear layer is a 1 x 1 convolution of a 1 x 1 image (W OHWI
+ * with k = 1 is [out][in]); a depthwise channel reads input channel o / mult (W 1HWO). The int64
+ * accumulator and the 64-bit requantization follow TFLite's 16x8 kernels whichever side is wide.
+ * Weights one to a byte take one dot product per output (a convolution's window gathered into
+ * `patch` first, tq_s8_layer_scratch_bytes); packed ones and depthwise go weight by weight. */
 void tq_layer_s16_ref(const tq_s8_layer *L, const void *x, void *y, void *patch) {
     const int in16 = IN16(L);
     const int32_t C = L->in_c, OC = L->out_c, k = L->k, kw = KW(L);

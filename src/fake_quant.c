@@ -225,11 +225,9 @@ static void fq_requant(tq_node *n) {
     for (size_t i = 0; i < N; i++) {
         int c = (int)((i % (size_t)x->cols) % (size_t)C);
         double a = nearbyint((double)x->val[i] / (double)step[c]);
-        if (exact) {
-            int64_t e;
-            memcpy(&e, exact + 2 * i, sizeof e);
-            a = (double)(fq->req_relu && e < 0 ? 0 : e); /* |e| < 2^47: exact in a double */
-        }
+        int64_t e = INT64_MIN; /* INT64_MIN: no exact sum (its op ran out of memory) */
+        if (exact) memcpy(&e, exact + 2 * i, sizeof e);
+        if (e != INT64_MIN) a = (double)(fq->req_relu && e < 0 ? 0 : e); /* |e| < 2^47: exact in a double */
         /* the accumulator's range: int32, or int64 below 2^47 for a 16-bit layer (NaN: see below) */
         const double lim = fq->req_wide ? 140737488355328.0 : 2147483647.0;
         a = a != a ? 0.0 : a > lim ? lim : a < -lim - (fq->req_wide ? 0.0 : 1.0) ? -lim - (fq->req_wide ? 0.0 : 1.0) : a;
@@ -238,7 +236,7 @@ static void fq_requant(tq_node *n) {
         int64_t q = (fq->req_wide ? (int64_t)tq_requantize64_ref((int64_t)a, M0[c], shift[c])
                                   : (int64_t)tq_requantize_ref((int32_t)a, M0[c], shift[c])) + fq->zero_point[0];
         q = q < fq->qmin ? fq->qmin : q > fq->qmax ? fq->qmax : q;
-        if (exact && fq->req_relu == 2) { /* ReLU6's top as the converter puts it: z + round(6 / s) */
+        if (e != INT64_MIN && fq->req_relu == 2) { /* ReLU6's top as the converter puts it: z + round(6 / s) */
             float t = roundf(6.0f / s_y);
             if (t < (float)(fq->qmax - fq->qmin) && q > fq->zero_point[0] + (int64_t)t) q = fq->zero_point[0] + (int64_t)t;
         }

@@ -78,7 +78,8 @@ tq_node *tq_fake_quant_lsq(tq_graph *g, tq_node *x, tq_node *scale, tq_fq *fq);
 
 /* The same, where evaluation takes the layer's accumulators from acc instead of recovering them
  * from x: acc's aux holds one int64 per element of x (the integer path's own sums, computed
- * exactly by its op, layers/qat.c). The 16-bit layers use it: their output grid is fine enough
+ * exactly by its op, layers/qat.c; INT64_MIN where it has none, and the float estimate serves).
+ * The 16-bit layers use it: their output grid is fine enough
  * that the float sums' error would move an output across a rounding tie now and then. */
 tq_node *tq_fake_quant_exact(tq_graph *g, tq_node *x, tq_node *acc, tq_fq *fq);
 
