@@ -213,6 +213,25 @@ static tq_status parse_add(tq_model *m, const char *spec, int a, int b, const ch
     return TQ_OK;
 }
 
+/* ^NAME: a stage joining stage b's channels after stage a's (one height and width). */
+static tq_status parse_concat(tq_model *m, const char *spec, int a, int b, const char *name) {
+    if (m->n_stages == TQ_MAX_STAGES) TQ_FAIL(TQ_E_ARG, "model spec '%s': more than %d stages", spec, TQ_MAX_STAGES);
+    int h[2], w[2], c[2];
+    stage_out(m, a, &h[0], &w[0], &c[0]);
+    stage_out(m, b, &h[1], &w[1], &c[1]);
+    if (h[0] != h[1] || w[0] != w[1])
+        TQ_FAIL(TQ_E_SHAPE, "model spec '%s': ^%s joins %dx%dx%d to %dx%dx%d (one height and width)", spec, name, h[1], w[1], c[1], h[0],
+                w[0], c[0]);
+    if (c[0] + c[1] > TQ_FQ_MAX_CH) TQ_FAIL(TQ_E_ARG, "model spec '%s': ^%s: more than %d channels", spec, name, TQ_FQ_MAX_CH);
+    tq_stage *st = &m->stage[m->n_stages++];
+    st->kind = TQ_STAGE_CONCAT;
+    st->src[0] = a, st->src[1] = b;
+    st->cat = (tq_concat_shape){{c[0], c[1]}};
+    TQ_TRY(tq_conv_shape_init(&st->conv, h[0], w[0], c[0], 1, 1, 0, c[0] + c[1], 0)); /* the shape only: no weights */
+    st->out_h = h[0], st->out_w = w[0], st->out_c = c[0] + c[1];
+    return TQ_OK;
+}
+
 /* is_drop: tok starts a dropP token. drop_pct: its P (1 to 90), or -1 when it is malformed. */
 static int is_drop(const char *p) { return !strncmp(p, "drop", 4); }
 static int drop_pct(const char *tok) {
@@ -221,9 +240,10 @@ static int drop_pct(const char *tok) {
     return isdigit((unsigned char)tok[4]) && (!*end || *end == '-' || *end == '@') && v >= 1 && v <= 90 ? (int)v : -1;
 }
 
-/* The tokens of the image part: stages, pools, +NAME, ~NAME, r, dropP, each optionally @NAME. */
+/* The tokens of the image part: stages, pools, +NAME, ^NAME, ~NAME, r, dropP, each optionally @NAME. */
 static int is_image_token(const char *p) {
-    return is_stage_token(p) || ((p[0] == 'm' || p[0] == 'a') && p[1] >= '0' && p[1] <= '9') || p[0] == '+' || p[0] == '~' || is_drop(p) ||
+    return is_stage_token(p) || ((p[0] == 'm' || p[0] == 'a') && p[1] >= '0' && p[1] <= '9') || p[0] == '+' || p[0] == '^' ||
+           p[0] == '~' || is_drop(p) ||
            ((p[0] == 'g' || p[0] == 'r') && (!p[1] || p[1] == '-' || p[1] == '@'));
 }
 
@@ -248,8 +268,8 @@ static tq_status parse_stages(tq_model *m, const char *spec, const char *p, cons
         tok[len] = '\0';
         char *at = strchr(tok, '@');
         if (at) *at++ = '\0';
-        int ref = -2; /* +NAME's and ~NAME's stage */
-        if (tok[0] == '+' || tok[0] == '~') {
+        int ref = -2; /* +NAME's, ^NAME's and ~NAME's stage */
+        if (tok[0] == '+' || tok[0] == '^' || tok[0] == '~') {
             for (int i = 0; i < n_names; i++)
                 if (!strcmp(names[i], tok + 1)) ref = named[i];
             if (ref == -2) TQ_FAIL(TQ_E_ARG, "model spec '%s': '%s' names no earlier output (name one with @%s)", spec, tok, tok + 1);
@@ -260,11 +280,14 @@ static tq_status parse_stages(tq_model *m, const char *spec, const char *p, cons
         } else if (tok[0] == '+') {
             TQ_TRY(parse_add(m, spec, cur, ref, tok + 1));
             cur = m->n_stages - 1;
+        } else if (tok[0] == '^') {
+            TQ_TRY(parse_concat(m, spec, cur, ref, tok + 1));
+            cur = m->n_stages - 1;
         } else if (is_stage_token(tok)) {
             TQ_TRY(parse_stage(m, spec, tok, cur));
             cur = m->n_stages - 1;
         } else if (cur < 0 || cur != m->n_stages - 1) {
-            TQ_FAIL(TQ_E_ARG, "model spec '%s': '%s': a %s must follow the stage it acts on (a convolution or an add)", spec, tok,
+            TQ_FAIL(TQ_E_ARG, "model spec '%s': '%s': a %s must follow the stage it acts on (a convolution, an add or a concat)", spec, tok,
                     tok[0] == 'r' ? "ReLU" : is_drop(tok) ? "dropout" : "pool");
         } else if (is_drop(tok)) {
             tq_stage *st = &m->stage[cur];
@@ -274,6 +297,8 @@ static tq_status parse_stages(tq_model *m, const char *spec, const char *p, cons
         } else if (tok[0] == 'r') {
             tq_stage *st = &m->stage[cur];
             if (st->relu || st->pool) TQ_FAIL(TQ_E_ARG, "model spec '%s': 'r' after stage %d, which has its ReLU or pool already", spec, cur + 1);
+            if (st->kind == TQ_STAGE_CONCAT)
+                TQ_FAIL(TQ_E_ARG, "model spec '%s': 'r' after stage %d, a concat: it copies, put the ReLU on its inputs", spec, cur + 1);
             st->relu = 1;
         } else {
             TQ_TRY(parse_pool(m, spec, tok));
@@ -362,13 +387,13 @@ static tq_status parse_spec(tq_model *m, const char *spec) {
 
 /* Floats of stage st's parameters (W, then b or gamma and beta) and of its buffers (an add has none). */
 static size_t stage_params(const tq_stage *st) {
-    if (st->kind == TQ_STAGE_ADD) return 0;
+    if (st->kind != TQ_STAGE_CONV) return 0;
     size_t K = (size_t)st->conv.KH * st->conv.KW * (st->conv.depthwise ? 1 : st->conv.C);
     return (size_t)st->conv.OC * K + (size_t)st->conv.OC * (st->bn ? 2 : 1);
 }
 static size_t stage_buffers(const tq_stage *st) { return st->bn ? 2 * (size_t)st->conv.OC : 0; }
 static size_t stage_weights(const tq_stage *st) {
-    if (st->kind == TQ_STAGE_ADD) return 0;
+    if (st->kind != TQ_STAGE_CONV) return 0;
     return (size_t)st->conv.OC * st->conv.KH * st->conv.KW * (st->conv.depthwise ? 1 : st->conv.C);
 }
 
@@ -396,7 +421,7 @@ tq_status tq_model_init(tq_model *m, const char *spec) {
     for (int s = 0; s < m->n_stages; s++) {
         tq_stage *st = &m->stage[s];
         size_t OC = (size_t)st->conv.OC;
-        if (st->kind == TQ_STAGE_ADD) continue;
+        if (st->kind != TQ_STAGE_CONV) continue;
         st->W = m->params + off, st->dW = m->grads + off;
         off += stage_weights(st);
         if (st->bn) {
@@ -426,7 +451,7 @@ tq_status tq_model_init(tq_model *m, const char *spec) {
 void tq_model_init_params(tq_model *m, tq_rng *rng) {
     for (int s = 0; s < m->n_stages; s++) { /* PyTorch's Conv2d and BatchNorm2d defaults */
         tq_stage *st = &m->stage[s];
-        if (st->kind == TQ_STAGE_ADD) continue;
+        if (st->kind != TQ_STAGE_CONV) continue;
         tq_conv_init(st->W, st->b, &st->conv, rng);
         for (int c = 0; st->bn && c < st->conv.OC; c++) st->gamma[c] = 1.0f, st->beta[c] = 0.0f;
         if (st->bn) tq_bn_init(&st->bn_state, st->conv.OC, st->running_mean, st->running_var);
@@ -521,11 +546,13 @@ tq_status tq_model_quantize(tq_model *m, const tq_qat_cfg *cfg) {
     const int units = m->n_stages + m->n_layers;
     for (int s = 0; s < m->n_stages; s++) { /* the int16 ADD is not TFLite's int8 one: not there yet */
         const tq_stage *S = &m->stage[s];
-        int wide = S->kind == TQ_STAGE_ADD && tq_qat_cfg_act_bits(cfg, s, units) == 16;
-        for (int j = 0; j < 2 && S->kind == TQ_STAGE_ADD; j++) wide |= S->src[j] >= 0 && tq_qat_cfg_act_bits(cfg, S->src[j], units) == 16;
+        const int two = S->kind != TQ_STAGE_CONV;
+        int wide = two && tq_qat_cfg_act_bits(cfg, s, units) == 16;
+        for (int j = 0; j < 2 && two; j++) wide |= S->src[j] >= 0 && tq_qat_cfg_act_bits(cfg, S->src[j], units) == 16;
         if (wide)
-            TQ_FAIL(TQ_E_ARG, "model %s: stage %d is an add: 16-bit activations are for convolutions, pools and dense layers; keep the "
-                              "add and the stages it reads at 8 bits (--act-bits per layer)", m->spec, s + 1);
+            TQ_FAIL(TQ_E_ARG, "model %s: stage %d is %s: 16-bit activations are for convolutions, pools and dense layers; keep the "
+                              "%s and the stages it reads at 8 bits (--act-bits per layer)", m->spec, s + 1,
+                    S->kind == TQ_STAGE_ADD ? "an add" : "a concat", S->kind == TQ_STAGE_ADD ? "add" : "concat");
     }
     /* LSQ's set-up can fail after the fold: the parameters are kept to put back, so that a failure
      * leaves the float model as it was (and a retry is possible) */
@@ -534,6 +561,12 @@ tq_status tq_model_quantize(tq_model *m, const tq_qat_cfg *cfg) {
     if (cfg->ste == TQ_STE_LSQ && !saved) TQ_FAIL(TQ_E_NOMEM, "model %s: out of memory", m->spec);
     if (saved) memcpy(saved, m->params, m->n_params * sizeof(float));
     tq_status st = tq_qat_new(&m->qat, cfg, m->n_stages, oc, src, m->n_layers, m->dims + 1);
+    for (int s = 0; s < m->n_stages && st == TQ_OK; s++)
+        if (m->stage[s].kind == TQ_STAGE_CONCAT && (st = tq_qat_share_concat(m->qat, s, m->stage[s].src[0], m->stage[s].src[1])) != TQ_OK) {
+            tq_error_set_(st, __FILE__, __LINE__, "model %s: %s", m->spec, tq_last_error());
+            tq_qat_free(m->qat);
+            m->qat = NULL;
+        }
     if (st == TQ_OK && (m->in_mean != 0.0f || m->in_std != 1.0f)) tq_model_fold_input_norm(m);
     if (st == TQ_OK && saved && (st = add_lsq_params(m)) != TQ_OK) {
         memcpy(m->params, saved, m->n_params * sizeof(float)); /* add_lsq_params fails before it grows the block */
@@ -567,13 +600,14 @@ static void stage_folded(const tq_stage *st, float *W, float *b) {
  * where PTQ's rule puts them (max|w|, or the MSE clip); an activation scale where its observer
  * puts it on the first training batch (the fake quant sets it then). The blocks are reallocated
  * and every view moved with them. Order: per stage, then per dense layer, the weight scales then
- * the activation scale. A residual add learns none: its output's scale stays its observer's. */
+ * the activation scale. A residual add learns none: its output's scale stays its observer's; nor
+ * do a concat and its inputs: their one scale follows their observers (tq_qat_share_concat). */
 static tq_status add_lsq_params(tq_model *m) {
     tq_qat *Q = m->qat;
     size_t n = 0, wmax = 1;
     for (int s = 0; s < m->n_stages; s++) /* (an add learns nothing: its output scale is its observer's) */
-        if (m->stage[s].kind != TQ_STAGE_ADD)
-            n += (size_t)Q->swfq[s].n_ch + 1, wmax = stage_weights(&m->stage[s]) > wmax ? stage_weights(&m->stage[s]) : wmax;
+        if (m->stage[s].kind == TQ_STAGE_CONV)
+            n += (size_t)Q->swfq[s].n_ch + !Q->safq[s].ring, wmax = stage_weights(&m->stage[s]) > wmax ? stage_weights(&m->stage[s]) : wmax;
     for (int l = 0; l < m->n_layers; l++) n += (size_t)Q->wfq[l].n_ch + 1;
     float *p = tq_calloc(m->n_params + n, sizeof(float)), *gr = tq_calloc(m->n_params + n, sizeof(float));
     float *wf = tq_malloc(wmax * sizeof(float)), *bf = tq_malloc(4096 * sizeof(float));
@@ -599,12 +633,13 @@ static tq_status add_lsq_params(tq_model *m) {
     float *v = m->lsq;
     for (int s = 0; s < m->n_stages; s++) {
         size_t OC = (size_t)m->stage[s].conv.OC;
-        if (m->stage[s].kind == TQ_STAGE_ADD) continue;
+        if (m->stage[s].kind != TQ_STAGE_CONV) continue;
         stage_folded(&m->stage[s], wf, bf);
         (void)tq_fq_update(&Q->swfq[s], wf, (int)OC, (int)(stage_weights(&m->stage[s]) / OC), 0);
         for (int c = 0; c < Q->swfq[s].n_ch; c++) v[c] = logf(Q->swfq[s].scale[c]);
         Q->swfq[s].learned = v, Q->swfq[s].learned_grad = gr + (v - p), Q->swfq[s].lsq_log = 1;
         v += Q->swfq[s].n_ch;
+        if (Q->safq[s].ring) continue; /* a concat's input: the scale it shares is its observers' */
         Q->safq[s].learned = v, Q->safq[s].learned_grad = gr + (v - p), Q->safq[s].lsq_log = 1;
         v += 1;
     }
@@ -627,8 +662,8 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
     if (!Q) TQ_FAIL(TQ_E_ARG, "model %s is not quantized: run ptq or qat first", m->spec);
     if (!Q->cfg.quant_bias)
         TQ_FAIL(TQ_E_ARG, "model %s keeps a float bias (--no-bias-quant): the integer path needs an int32 bias", m->spec);
-    for (int s = 0; s < m->n_stages; s++)
-        if (Q->saobs[s].n_seen == 0) TQ_FAIL(TQ_E_ARG, "stage %d's activation range was never observed: calibrate first", s);
+    for (int s = 0; s < m->n_stages; s++) /* (a concat's quantizer reads its inputs' observers) */
+        if (Q->safq[s].obs->n_seen == 0) TQ_FAIL(TQ_E_ARG, "stage %d's activation range was never observed: calibrate first", s);
     for (int l = 0; l < m->n_layers; l++)
         if (Q->aobs[l].n_seen == 0) TQ_FAIL(TQ_E_ARG, "layer %d's activation range was never observed: calibrate first", l);
     size_t n_ch = 0, n_w = 0;
@@ -659,7 +694,7 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
         int from[2] = {0, 0};
         float s_in[2] = {TQ_INPUT_SCALE, TQ_INPUT_SCALE};
         int32_t z_in[2] = {TQ_INPUT_ZERO_POINT, TQ_INPUT_ZERO_POINT};
-        for (int j = 0; j < (S->kind == TQ_STAGE_ADD ? 2 : 1); j++) {
+        for (int j = 0; j < (S->kind == TQ_STAGE_CONV ? 1 : 2); j++) {
             int r = S->src[j];
             if (r < 0 && n > 0) {
                 st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__,
@@ -671,7 +706,12 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
         if (st != TQ_OK || (st = tq_fq_update(&Q->safq[s], NULL, 0, 0, 0)) != TQ_OK) break;
         float out_scale = Q->safq[s].scale[0];
         int32_t out_zp = Q->safq[s].zero_point[0];
-        if (S->kind == TQ_STAGE_ADD) {
+        if (S->kind == TQ_STAGE_CONCAT) { /* its inputs are on its grid already (tq_qat_share_concat) */
+            src[n++] = (tq_qlayer_src){.in_scale = out_scale, .in2_scale = out_scale, .out_scale = out_scale, .in_zp = out_zp,
+                                       .in2_zp = out_zp, .out_zp = out_zp, .kind = TQ_S8_CONCAT, .in_h = cs->H, .in_w = cs->W,
+                                       .in_c = S->cat.c[0], .in2_c = S->cat.c[1], .out_h = cs->H, .out_w = cs->W, .out_c = cs->OC,
+                                       .k = 1, .stride = 1, .src = {from[0], from[1]}};
+        } else if (S->kind == TQ_STAGE_ADD) {
             src[n++] = (tq_qlayer_src){.relu = S->relu, .in_scale = s_in[0], .in2_scale = s_in[1], .out_scale = out_scale,
                                        .in_zp = z_in[0], .in2_zp = z_in[1], .out_zp = out_zp, .kind = TQ_S8_ADD, .in_h = cs->H,
                                        .in_w = cs->W, .in_c = cs->C, .out_h = cs->H, .out_w = cs->W, .out_c = cs->C, .k = 1,
@@ -737,7 +777,7 @@ size_t tq_model_int8_bytes(const tq_model *m) {
     size_t n = tq_model_int8_bytes_with(m, bits);
     /* a layer with a 16-bit side keeps int64 biases: 4 more bytes a channel */
     for (int s = 0; m->qat && s < m->n_stages; s++)
-        if (m->stage[s].kind != TQ_STAGE_ADD && m->qat->sbq[s].wide) n += 4 * (size_t)m->stage[s].conv.OC;
+        if (m->stage[s].kind == TQ_STAGE_CONV && m->qat->sbq[s].wide) n += 4 * (size_t)m->stage[s].conv.OC;
     for (int l = 0; m->qat && l < m->n_layers; l++)
         if (m->qat->bq[l].wide) n += 4 * (size_t)m->dims[l + 1];
     return n;
@@ -748,6 +788,10 @@ size_t tq_model_int8_bytes_with(const tq_model *m, const int *unit_bits) {
     for (int s = 0; s < m->n_stages; s++) {
         if (m->stage[s].kind == TQ_STAGE_ADD) {
             n += 3 * 8 + 4 * 4; /* three M0/shift pairs, zero points */
+            continue;
+        }
+        if (m->stage[s].kind == TQ_STAGE_CONCAT) {
+            n += 4 * 4; /* zero points and the second input's channels */
             continue;
         }
         size_t OC = (size_t)m->stage[s].conv.OC, sb = (size_t)tq_qlayer_storage_bits(unit_bits[s]);
@@ -777,7 +821,7 @@ tq_status tq_model_to_ckpt(const tq_model *m, tq_ckpt *c) {
         const tq_stage *st = &m->stage[s];
         uint32_t OC = (uint32_t)st->conv.OC;
         char name[48];
-        if (st->kind == TQ_STAGE_ADD) continue; /* no parameters */
+        if (st->kind != TQ_STAGE_CONV) continue; /* no parameters */
         snprintf(name, sizeof name, "stages.%d.weight", s);
         TQ_TRY(tq_ckpt_add(c, name, OC, (uint32_t)(stage_weights(st) / OC), st->W));
         const char *what[4] = {"bias", "bn_weight", "bn_bias", NULL};
@@ -809,9 +853,11 @@ tq_status tq_model_to_ckpt(const tq_model *m, tq_ckpt *c) {
         int nw = is_stage ? m->qat->swfq[k].n_ch : m->qat->wfq[k].n_ch;
         snprintf(name, sizeof name, "%s.%d.w_log_scale", is_stage ? "stages" : "layers", k);
         TQ_TRY(tq_ckpt_add(c, name, 1, (uint32_t)nw, v));
+        v += nw;
+        if (is_stage && m->qat->safq[k].ring) continue; /* a concat's input: no learned activation scale */
         snprintf(name, sizeof name, "%s.%d.a_log_scale", is_stage ? "stages" : "layers", k);
-        TQ_TRY(tq_ckpt_add(c, name, 1, 1, v + nw));
-        v += nw + 1;
+        TQ_TRY(tq_ckpt_add(c, name, 1, 1, v));
+        v += 1;
     }
     return TQ_OK;
 }
@@ -846,7 +892,7 @@ static tq_status load_quant_state(tq_model *m, const tq_ckpt *c, const char *pat
     for (int u = 0; v && u < m->n_stages + m->n_layers; u++) {
         if (!tq_model_unit_has_weights(m, u)) continue;
         int is_stage = u < m->n_stages, k = is_stage ? u : u - m->n_stages;
-        for (int a = 0; a < 2; a++) { /* the weight scales, then the activation's */
+        for (int a = 0; a < 2 - (is_stage && m->qat->safq[k].ring); a++) { /* the weight scales, then the activation's */
             int n = a ? 1 : is_stage ? m->qat->swfq[k].n_ch : m->qat->wfq[k].n_ch;
             char name[48];
             snprintf(name, sizeof name, "%s.%d.%s_log_scale", is_stage ? "stages" : "layers", k, a ? "a" : "w");
@@ -887,7 +933,7 @@ tq_status tq_model_from_ckpt(tq_model *m, const tq_ckpt *cp, const char *path) {
     for (int si = 0; si < m->n_stages; si++) {
         tq_stage *sg = &m->stage[si];
         uint32_t OC = (uint32_t)sg->conv.OC;
-        if (sg->kind == TQ_STAGE_ADD) continue;
+        if (sg->kind != TQ_STAGE_CONV) continue;
         const char *what[5] = {"weight", "bias", "bn_weight", "bn_bias", NULL};
         float *dst[5] = {sg->W, sg->b, sg->gamma, sg->beta, NULL};
         const char *bufs[2] = {"running_mean", "running_var"};
@@ -978,7 +1024,9 @@ tq_status tq_net_init(tq_net *net, tq_model *m, int max_batch) {
     for (int s = 0; s < m->n_stages; s++) {
         tq_stage *st = &m->stage[s];
         h = st->src[0] < 0 ? net->x : net->out[st->src[0]];
-        if (st->kind == TQ_STAGE_ADD) { /* a residual add; quantized: the int8 ADD's (layers/qat.h) */
+        if (st->kind == TQ_STAGE_CONCAT) { /* quantized: its inputs share its grid, the join is exact */
+            h = tq_concat(g, h, st->src[1] < 0 ? net->x : net->out[st->src[1]], &st->cat);
+        } else if (st->kind == TQ_STAGE_ADD) { /* a residual add; quantized: the int8 ADD's (layers/qat.h) */
             tq_node *b = st->src[1] < 0 ? net->x : net->out[st->src[1]];
             if (m->qat) {
                 h = tq_qat_add(g, m->qat, s, h, b, st->src[1], st->relu);

@@ -24,6 +24,8 @@
  * Graphs (residual networks) name tensors and refer to them:
  *   TOKEN@NAME     names the output of a stage token (after its pool): c16k3p1br@x
  *   +NAME          a stage adding NAME's output to the current one (one shape); r: ReLU after
+ *   ^NAME          a stage joining NAME's channels after the current one's (one height and width;
+ *                  its integer layer copies, so both inputs are quantized at one scale, §18)
  *   ~NAME          goes back to NAME's output: the next stage reads it (a branch)
  * Each stage's output must be read by a later stage or the dense layers, which read the last
  * stage's. A ResNet-8 block with a 1x1 stride-2 shortcut:
@@ -55,6 +57,7 @@
 #include <stdint.h>
 
 #include "batchnorm.h"
+#include "concat.h"
 #include "conv.h"
 #include "dropout.h"
 #include "loss.h"
@@ -72,13 +75,15 @@ extern "C" {
 #define TQ_MAX_LAYERS TQ_QAT_MAX_LAYERS
 #define TQ_MAX_STAGES TQ_QAT_MAX_STAGES
 
-enum { TQ_STAGE_CONV = 0, TQ_STAGE_ADD = 1 };
+enum { TQ_STAGE_CONV = 0, TQ_STAGE_ADD = 1, TQ_STAGE_CONCAT = 2 };
 
-/* A feature stage: conv (or depthwise), [batch norm], [ReLU], [pool]; or add, [ReLU], [pool]. */
+/* A feature stage: conv (or depthwise), [batch norm], [ReLU], [pool]; or add, [ReLU], [pool]; or
+ * concat, [pool]. */
 typedef struct {
-    int kind;                      /* TQ_STAGE_CONV or TQ_STAGE_ADD */
-    int src[2];                    /* the stages whose outputs it reads (-1: the model's input); an add reads two */
-    tq_conv_shape conv;            /* input H x W x C -> OH x OW x OC (an add: H x W x C both) */
+    int kind;                      /* TQ_STAGE_CONV, TQ_STAGE_ADD or TQ_STAGE_CONCAT */
+    int src[2];                    /* the stages whose outputs it reads (-1: the model's input); an add or concat reads two */
+    tq_conv_shape conv;            /* input H x W x C -> OH x OW x OC (an add: H x W x C both; a concat: C its first input's) */
+    tq_concat_shape cat;           /* a concat's two inputs' channels */
     int bn, relu;                  /* relu: 1 ReLU, 2 ReLU6 (an add: ReLU only) */
     int pool;                      /* 0 none, 1 max, 2 average */
     tq_pool_shape pool_shape;
@@ -122,9 +127,9 @@ tq_status tq_model_spec_check(const char *spec);
 /* 1 when some stage reads other than the stage before it (an add, a branch). */
 int tq_model_is_graph(const tq_model *m);
 
-/* 1 when unit u (stage u, or dense layer u - n_stages) holds weights: every unit but an add. */
+/* 1 when unit u (stage u, or dense layer u - n_stages) holds weights: every unit but an add or a concat. */
 static inline int tq_model_unit_has_weights(const tq_model *m, int u) {
-    return u >= m->n_stages || m->stage[u].kind != TQ_STAGE_ADD;
+    return u >= m->n_stages || m->stage[u].kind == TQ_STAGE_CONV;
 }
 
 /* Values of one input image: in_h * in_w * in_c (a dense-only model: dims[0]). */

@@ -382,6 +382,29 @@ tq_node *tq_qat_add(tq_graph *g, tq_qat *q, int s, tq_node *a, tq_node *b, int s
     return tq_graph_apply(g, &op_qadd, &q->qadd[s], 2, in);
 }
 
+/* Rings of quantizers (fake_quant.h): circular lists, joined by swapping two successors. */
+static void ring_join(tq_fq *x, tq_fq *y) {
+    if (!x->ring) x->ring = x;
+    if (!y->ring) y->ring = y;
+    for (const tq_fq *r = x->ring; r != x; r = r->ring)
+        if (r == y) return; /* one ring already */
+    if (x == y) return;
+    tq_fq *t = x->ring;
+    x->ring = y->ring;
+    y->ring = t;
+}
+
+tq_status tq_qat_share_concat(tq_qat *q, int t, int a, int b) {
+    if (t < 0 || t >= q->n_stages || a < 0 || b < 0 || a >= t || b >= t)
+        TQ_FAIL(TQ_E_ARG, "quantization: concat stage %d joins %d and %d: want two earlier stages (not the network's input)", t + 1,
+                a + 1, b + 1);
+    tq_fq *ft = &q->safq[t];
+    ft->obs = &q->saobs[a]; /* read only: nothing observes through a concat's quantizer */
+    ring_join(&q->safq[a], &q->safq[b]);
+    ring_join(&q->safq[a], ft);
+    return TQ_OK;
+}
+
 /* x is the float pool's average of values on the grid: count (x / s + z) is the window's integer
  * sum (to float error, far below 1/2 for windows under 2^15 values), which the int8 pool divides
  * rounding half away from zero. */
@@ -527,5 +550,7 @@ tq_status tq_qat_load_observers(tq_qat *q, const tq_ckpt *c, const char *path) {
         snprintf(name, sizeof name, "stages.%d.act_observer", s);
         TQ_TRY(load_observer(&q->saobs[s], &q->safq[s], c, path, name));
     }
+    for (int s = 0; s < q->n_stages; s++) /* a concat's output: its inputs' scale, once both are back */
+        if (q->safq[s].ring) TQ_TRY(tq_fq_update(&q->safq[s], NULL, 0, 0, 0));
     return TQ_OK;
 }

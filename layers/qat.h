@@ -131,6 +131,15 @@ tq_node *tq_qat_stage(tq_graph *g, tq_qat *q, int s, tq_node *x, tq_node *W, tq_
  * to both inputs. */
 tq_node *tq_qat_add(tq_graph *g, tq_qat *q, int s, tq_node *a, tq_node *b, int src_b, int relu);
 
+/* Make concat stage t's inputs, stages a and b, quantize their outputs at one scale and zero
+ * point, which t's output takes too: the int8 concat copies its inputs' integers, as TFLite's
+ * does, which requires them all on one grid (docs/QUANTIZATION.md §18). The scale follows the
+ * union of the inputs' observed ranges; inputs that are concats, or that feed another concat,
+ * join that one's grid too (every quantizer of the group shares it). A concat's own output needs
+ * no fake quant: its inputs are on its grid. TQ_E_ARG when an input is the network's (-1) or t
+ * is not after both. LSQ learns no scale for a, b or t. */
+tq_status tq_qat_share_concat(tq_qat *q, int t, int a, int b);
+
 /* Record stage s's average pool on its quantized output x, rounded as the int8 pool rounds (the
  * window's integer sum divided by its size, half away from zero: §11), so the pool keeps x's
  * grid; gradients as the float pool's. */

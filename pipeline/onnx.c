@@ -445,6 +445,14 @@ static tq_status build_float(ox_graph *g, const tq_model *m) {
         if (S->kind == TQ_STAGE_ADD) {
             snprintf(nm, sizeof nm, "s%d_add", s);
             node3(g, "Add", g->x, out_of[S->src[1]], NULL, nm);
+        } else if (S->kind == TQ_STAGE_CONCAT) { /* along NCHW's channels */
+            ox_node n;
+            node_begin(&n, "Concat");
+            node_in(&n, g->x);
+            node_in(&n, out_of[S->src[1]]);
+            attr_int(&n, "axis", 1);
+            snprintf(nm, sizeof nm, "s%d_concat", s);
+            node_end(g, &n, nm);
         } else {
             TQ_TRY(conv_float(g, S, s));
         }

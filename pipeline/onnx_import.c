@@ -429,7 +429,7 @@ static tq_status tensor_floats(const ctx *c, pv t, const char *what, float **out
 /* ---- the graph as tinyqat stages and dense layers ---- */
 
 typedef struct {
-    int kind;               /* TQ_STAGE_CONV or TQ_STAGE_ADD */
+    int kind;               /* TQ_STAGE_CONV, TQ_STAGE_ADD or TQ_STAGE_CONCAT */
     int src[2];             /* the stages read (-1: the input) */
     int depthwise, O, KH, KW, stride, pad, pad_w;
     int C, H, W, OH, OW;    /* input, conv output */
@@ -597,13 +597,46 @@ static tq_status walk(ctx *c, layers_in *ch, float *mean, float *sd, tq_onnx_inf
             if (st == TQ_OK && !found) st = node_fail(c, i, nd, TQ_E_ARG, "a Constant without a tensor value");
             continue;
         }
-        if (is_shape_op(op)) { /* the batch size's arithmetic for a Reshape; a Concat of computed values is not that */
-            for (int k = 0; k < nd->n_in && pv_is(op, "Concat") && st == TQ_OK; k++)
-                if (val_find(&vs, nd->in[k]))
-                    st = node_fail(c, i, nd, TQ_E_ARG, "a concat of computed values: tinyqat's float models have none yet (its integer "
-                                                       "path does)");
+        int data_concat = 0; /* a Concat of computed values joins layers' outputs; of constants and shapes, a Reshape's shape */
+        for (int k = 0; k < nd->n_in && pv_is(op, "Concat"); k++) data_concat |= val_find(&vs, nd->in[k]) != NULL;
+        if (data_concat) {
+            const int64_t axis = attr_i(nd, "axis", 1);
+            if (nd->n_in < 2 || (axis != 1 && axis != -3)) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a Concat along axis %lld of %d values: tinyqat joins two or more images along the "
+                                                   "channels (axis 1 of NCHW)", (long long)axis, nd->n_in);
+                break;
+            }
+            const oval *x;
+            if ((st = follow(c, &vs, i, nd, 0, &x)) != TQ_OK) break;
+            int cur = x->slot;
+            for (int k = 1; k < nd->n_in && st == TQ_OK; k++) { /* in0 ++ in1, then ++ in2 ...: the channels in the file's order */
+                const oval *y;
+                if ((st = follow(c, &vs, i, nd, k, &y)) != TQ_OK) break;
+                if (cur < STAGE0 || y->slot < STAGE0) {
+                    st = node_fail(c, i, nd, TQ_E_ARG, "a Concat %s: tinyqat joins convolutions', adds' or concats' outputs",
+                                   cur == IN || y->slot == IN ? "of the input" : "of dense layers' values");
+                    break;
+                }
+                const stage_in *A = &ch->st[cur - STAGE0], *B = &ch->st[y->slot - STAGE0];
+                if (A->out_h != B->out_h || A->out_w != B->out_w) {
+                    st = node_fail(c, i, nd, TQ_E_ARG, "joins %dx%dx%d to %dx%dx%d: a concat's images have one height and width",
+                                   B->out_c, B->out_h, B->out_w, A->out_c, A->out_h, A->out_w);
+                    break;
+                }
+                stage_in *T = new_stage(c, ch, i, nd, &st);
+                if (!T) break;
+                T->kind = TQ_STAGE_CONCAT, T->src[0] = cur - STAGE0, T->src[1] = y->slot - STAGE0;
+                T->C = A->out_c, T->O = T->out_c = A->out_c + B->out_c;
+                T->H = T->OH = T->out_h = A->out_h, T->W = T->OW = T->out_w = A->out_w;
+                vs.sealed[cur] = vs.sealed[y->slot] = 1;
+                cur = STAGE0 + ch->n_st++;
+            }
+            if (st != TQ_OK) break;
+            val_add(&vs, nd->out[0], cur);
+            computed = 1;
             continue;
         }
+        if (is_shape_op(op)) continue; /* the batch size's arithmetic for a Reshape */
         int reads_data = 0; /* arithmetic on constants and shapes (a Pad's amounts, a Reshape's shape) is read past */
         for (int k = 0; k < nd->n_in; k++) reads_data |= val_find(&vs, nd->in[k]) != NULL;
         if (!reads_data && nd->n_in) continue;
@@ -831,9 +864,10 @@ static tq_status walk(ctx *c, layers_in *ch, float *mean, float *sd, tq_onnx_inf
                 }
                 L->relu = 1;
             } else if (S) { /* after a max pool: the ReLU commutes with it; after an average pool it does not */
-                if (S->relu || S->pool == 2 || (S->kind == TQ_STAGE_ADD && relu == 2)) {
+                if (S->relu || S->pool == 2 || (S->kind == TQ_STAGE_ADD && relu == 2) || S->kind == TQ_STAGE_CONCAT) {
                     st = node_fail(c, i, nd, TQ_E_ARG, "%s", S->relu ? "two ReLUs in a row"
                                                          : S->pool == 2 ? "a ReLU after an average pool: tinyqat's stages put the ReLU before the pool"
+                                                         : S->kind == TQ_STAGE_CONCAT ? "a ReLU after a Concat: tinyqat's concat copies (put the ReLU on each of its inputs)"
                                                                         : "a ReLU6 after an add: tinyqat's adds take ReLU");
                     break;
                 }
@@ -991,6 +1025,7 @@ static tq_status build(const ctx *c, const layers_in *ch, tq_model *m) {
         if (S->src[0] >= 0 && S->src[0] != s - 1) named[S->src[0]] = 1;
         if (S->kind == TQ_STAGE_ADD && S->src[0] == s - 1) named[S->src[1]] = 1;
         else if (S->kind == TQ_STAGE_ADD && S->src[1] != s - 1) named[S->src[1]] = 1;
+        else if (S->kind == TQ_STAGE_CONCAT) named[S->src[1]] = 1; /* ^NAME, whichever stage it is */
     }
 #define PUT(...) (n += snprintf(spec + n, sizeof spec - (size_t)n, __VA_ARGS__), n = n < (int)sizeof spec ? n : (int)sizeof spec - 1)
     if (c->in_rank == 4 && ch->n_st) PUT("%lldx%lldx%lld", (long long)c->in_dims[2], (long long)c->in_dims[3], (long long)c->in_dims[1]);
@@ -1003,6 +1038,10 @@ static tq_status build(const ctx *c, const layers_in *ch, tq_model *m) {
             stage_name(b, sizeof b, y);
             if (x != s - 1) stage_name(a, sizeof a, x), PUT("-~%s", a);
             PUT("-+%s%s", b, S->relu ? "-r" : "");
+        } else if (S->kind == TQ_STAGE_CONCAT) { /* the first input current, the second named: its channels come after */
+            if (S->src[0] != s - 1) stage_name(a, sizeof a, S->src[0]), PUT("-~%s", a);
+            stage_name(b, sizeof b, S->src[1]);
+            PUT("-^%s", b);
         } else {
             if (S->src[0] >= 0 && S->src[0] != s - 1) stage_name(a, sizeof a, S->src[0]), PUT("-~%s", a);
             PUT("-%c%dk%d", S->depthwise ? 'd' : 'c', S->depthwise ? S->O / S->C : S->O, S->KH);
@@ -1025,7 +1064,7 @@ static tq_status build(const ctx *c, const layers_in *ch, tq_model *m) {
     for (int s = 0; s < ch->n_st; s++) {
         const stage_in *S = &ch->st[s];
         tq_stage *T = &m->stage[s];
-        if (S->kind == TQ_STAGE_ADD) continue;
+        if (S->kind != TQ_STAGE_CONV) continue;
         const size_t IC = S->depthwise ? 1 : (size_t)S->C, KH = (size_t)S->KH, KW = (size_t)S->KW;
         for (size_t o = 0; o < (size_t)S->O; o++) /* OIHW -> OHWI (depthwise: [O][1][KH][KW] is [O][KH*KW] already) */
             for (size_t ky = 0; ky < KH; ky++)

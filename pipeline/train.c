@@ -447,7 +447,7 @@ static tq_status check_calibrated(const tq_model *m) {
     for (int l = 0; l < m->n_layers; l++)
         if (!m->qat->aobs[l].n_seen) goto uncalibrated;
     for (int s = 0; s < m->n_stages; s++)
-        if (!m->qat->saobs[s].n_seen) goto uncalibrated;
+        if (!m->qat->safq[s].obs->n_seen) goto uncalibrated; /* (a concat reads its input's observer) */
     return TQ_OK;
 uncalibrated:
     TQ_FAIL(TQ_E_ARG, "model %s is quantized but its activations were never calibrated (tq_calibrate, or train it)", m->spec);

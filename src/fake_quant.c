@@ -42,10 +42,25 @@ void tq_fq_set_act16(tq_fq *fq) {
     fq->zero_point[0] = 0;
 }
 
+/* The range an activation quantizer follows: its observer's, joined with the other observers of
+ * its ring (a concat's inputs). *o is a copy for reading only; n_seen 0 when none has seen. */
+static void act_range(const tq_fq *fq, tq_observer *o) {
+    *o = *fq->obs;
+    for (const tq_fq *r = fq->ring; r && r != fq; r = r->ring) {
+        const tq_observer *x = r->obs;
+        if (!x->n_seen) continue;
+        if (!o->n_seen) o->min = x->min, o->max = x->max, o->n_seen = x->n_seen;
+        o->min = fminf(o->min, x->min);
+        o->max = fmaxf(o->max, x->max);
+    }
+}
+
 /* An activation's s and z from its observer's range: affine int8, or symmetric int16. */
 static tq_status act_qparams(const tq_fq *fq, tq_qparams *p) {
-    if (fq->bits != 16) return tq_observer_qparams(fq->obs, fq->qmin, fq->qmax, p);
-    TQ_TRY(tq_qparams_symmetric(fq->obs->min, fq->obs->max, 32767, p));
+    tq_observer o;
+    act_range(fq, &o);
+    if (fq->bits != 16) return tq_observer_qparams(&o, fq->qmin, fq->qmax, p);
+    TQ_TRY(tq_qparams_symmetric(o.min, o.max, 32767, p));
     p->qmin = -32768;
     return TQ_OK;
 }
@@ -109,11 +124,14 @@ TQ_SIMD_CLONES static void mask_grad(float *restrict dx, const float *restrict d
 tq_status tq_fq_update(tq_fq *fq, const float *x, int rows, int cols, int observe) {
     if (fq->obs) {
         if (observe && !fq->learned) TQ_TRY(tq_observer_observe(fq->obs, x, (size_t)rows * cols));
-        if (fq->obs->n_seen == 0) return TQ_OK;
+        tq_observer seen;
+        act_range(fq, &seen);
+        if (seen.n_seen == 0) return TQ_OK;
         tq_qparams p;
         TQ_TRY(act_qparams(fq, &p));
         fq->scale[0] = p.scale;
         fq->zero_point[0] = p.zero_point;
+        for (tq_fq *r = fq->ring; r && r != fq; r = r->ring) r->scale[0] = p.scale, r->zero_point[0] = p.zero_point;
         if (fq->learned) { /* LSQ: the zero point from the observer, the scale learned */
             float s = fq->lsq_log ? expf(fq->learned[0]) : fabsf(fq->learned[0]);
             fq->scale[0] = s > FLT_EPSILON ? s : FLT_EPSILON;

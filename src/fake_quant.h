@@ -46,6 +46,11 @@ typedef struct tq_fq {
     tq_ste ste;
     int enabled;              /* 0: y = x, dx = dy (a float model) */
     tq_observer *obs;         /* activations: the range watcher; NULL: weights (s from x) */
+    /* Quantizers that share one s and z (a concat's inputs and output: its integer layer copies)
+     * form a ring through `ring` (NULL: none). Each takes the union of the ring's observed ranges
+     * and hands its s and z to the others whenever it computes them, so all agree after every
+     * update, whichever input ran last. */
+    struct tq_fq *ring;
     int mse_range;            /* weights: s from the clip of least squared error, not max|x| */
     /* Learned weight scales (LSQ in training, tq_qat): the scale node holds log s per channel,
      * so an optimizer's step changes s by a ratio, whatever its size (s = exp(v), ds/dv = s);

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # tinyqat import (ONNX -> a float model; QDQ ONNX -> an integer model), checked two ways:
-#   - round trip, needing nothing installed: tinyqat's own float models (a ResNet-8 and a graph
-#     with a 5x3 kernel, ReLU6 and a residual add among them) exported as ONNX and imported again
+#   - round trip, needing nothing installed: tinyqat's own float models (a ResNet-8, a graph
+#     with a 5x3 kernel, ReLU6 and a residual add, and a channel concat among them) exported as ONNX and imported again
 #     give the same logits to the bit on the 10,000 test images, and the imported
 #     model goes through ptq, convert and infer;
 #   - PyTorch's models (tests/onnx_torch_models.py, with python3-torch; skipped without it):
 #     DigitsCNN's layout with batch norm folded and kept, an MLP with its own normalization,
 #     dropout and a final softmax, depthwise + stride + padding + average pool, MatMul + Add, a
 #     global average pool, a 3x5 kernel, a residual add, MLPerf Tiny's ResNet-8, a DS-CNN (10x4
-#     kernel, padding per axis, depthwise-separable blocks), ReLU6: tinyqat's logits within 1e-4
-#     of PyTorch's (relative to the largest), every prediction the same; and the models it must
-#     refuse (a Sigmoid, a channel concat, a one-sided Pad, an add of a value from inside a layer)
-#     refused naming the node.
+#     kernel, padding per axis, depthwise-separable blocks), ReLU6, channel concats (two-way and
+#     three-way): tinyqat's logits within 1e-4 of PyTorch's (relative to the largest), every
+#     prediction the same; and the models it must refuse (a Sigmoid, a ReLU after a concat, a
+#     one-sided Pad, an add of a value from inside a layer) refused naming the node.
 # Bad files (empty, truncated, not ONNX) are refused with a message and leave no output.
 # Skipped (77) without MNIST.
 #   tests/onnx_import_test.sh PATH/TO/tinyqat
@@ -41,7 +41,8 @@ PY
 "$bin" train --model in-c4k3s2p1br-d2k3r-a2-out --no-norm --epochs 1 --limit 2000 "${d[@]}" --out odd.tqf >/dev/null
 "$bin" train --model resnet8 --epochs 1 --limit 1000 --threads 2 "${d[@]}" --out r8.tqf >/dev/null
 "$bin" train --model in-c16k5x3s2p2x1br6-d1k3p1br6-c16k1br@a-c16k1b-+a-r-g-out --epochs 1 --limit 1000 "${d[@]}" --out kxl.tqf >/dev/null
-for m in fp cnn odd r8 kxl; do
+"$bin" train --model in-c4k3s2p1br@a-c4k3p1br-^a-c8k1br-m2-out --epochs 1 --limit 1000 "${d[@]}" --out cat.tqf >/dev/null
+for m in fp cnn odd r8 kxl cat; do
   "$bin" export $m.tqf --onnx $m.onnx >/dev/null
   expect 0 "import $m.onnx" -- "$bin" import $m.onnx --out $m-in.tqf
   "$bin" eval $m.tqf "${d[@]}" --logits $m.f32 >/dev/null
@@ -75,7 +76,7 @@ expect 1 "import a missing file" -- "$bin" import nothing.onnx
 expect 2 "--pixels with --std" -- "$bin" import fp.onnx --pixels --std 2
 # PyTorch's models
 if /usr/bin/python3 "$here/onnx_torch_models.py" "$tmp" "$MNIST_DIR" 1000 >torch.log 2>&1; then
-  for m in cnn cnn_bn mlp dw matmul gap rect branch resnet8 dscnn relu6; do
+  for m in cnn cnn_bn mlp dw matmul gap rect branch resnet8 dscnn relu6 cat cat3; do
     expect 0 "import PyTorch's $m" -- "$bin" import $m.onnx --out $m.tqf
     "$bin" eval $m.tqf "${d[@]}" --logits $m.f32 >/dev/null
     near $m.f32 $m.torch 1000 1e-4 && ok || bad "$m: tinyqat's logits are not PyTorch's"
@@ -83,7 +84,9 @@ if /usr/bin/python3 "$here/onnx_torch_models.py" "$tmp" "$MNIST_DIR" 1000 >torch
   grep -q "softmax left out" <("$bin" import mlp.onnx --out mlp.tqf) && ok || bad "mlp: the dropped softmax is not reported"
   grep -q '"spec":"28x28x1-c16k3p1r@n1-c16k3p1r-c16k3p1-+n1-r@n4-c32k3s2p1r-c32k3p1@n6-~n4-c32k1s2-+n6-r@n8-' \
     <("$bin" import resnet8.onnx --out r8.tqf --json) && ok || bad "PyTorch's ResNet-8 is not imported as the resnet8 layout"
-  for case in "sigmoid:node 1 (Sigmoid" "cat:a concat of computed values" "asym:a Pad of amounts computed" "inner:inside a layer"; do
+  grep -q '"spec":"28x28x1-c4k3p1r@n1-c4k3p1r@n2-~n1-c2k1@n3-~n1-^n2-^n3-c6k1r-m2-10"' \
+    <("$bin" import cat3.onnx --out c3.tqf --json) && ok || bad "PyTorch's three-way concat is not imported as two joins"
+  for case in "sigmoid:node 1 (Sigmoid" "catrelu:a ReLU after a Concat" "asym:a Pad of amounts computed" "inner:inside a layer"; do
     m=${case%%:*} want=${case#*:}
     expect 1 "PyTorch's $m refused" -- "$bin" import $m.onnx --out $m.tqf
     grep -q "$want" "$tmp/err" && [ ! -e $m.tqf ] && ok || bad "$m: the message does not say '$want': $(cat "$tmp/err")"

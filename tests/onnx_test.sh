@@ -44,6 +44,7 @@ n=10000
 "$bin" train --model in-out --epochs 1 --limit 3000 "${d[@]}" --out one.tqf >/dev/null
 "$bin" train --model in-c4k5x3s2p2x1br6-d1k3p1br6-c6k1br-m2-out --epochs 1 --limit 2000 "${d[@]}" --out kxl.tqf >/dev/null
 "$bin" train --model resnet8 --epochs 1 --limit 2000 --threads 2 "${d[@]}" --out r8.tqf >/dev/null
+"$bin" train --model in-c4k3s2p1br@a-c4k3p1br-^a-c8k1br-m2-out --epochs 1 --limit 2000 "${d[@]}" --out cat.tqf >/dev/null
 for m in fp fp2 cnn odd one; do
   src=$m bits=()
   case $m in fp2) src=fp bits=(--bits 2) ;; esac
@@ -59,7 +60,7 @@ for m in fp fp2 cnn odd one; do
 done
 /usr/bin/python3 "$here/onnx_ties.py" one.onnx one.ort one.logits "$MNIST_DIR" $n "${sat[@]}" >out 2>&1 && ok || bad "one dense layer: a difference away from a tie"
 head -1 out
-for m in fp cnn odd kxl r8; do   # kxl: a 5x3 kernel padded 2 and 1, ReLU6 (Clip); r8: ResNet-8's adds and branches
+for m in fp cnn odd kxl r8 cat; do   # kxl: a 5x3 kernel padded 2 and 1, ReLU6 (Clip); r8: ResNet-8's adds and branches; cat: a Concat
   "$bin" export $m.tqf --onnx $m-f.onnx >/dev/null || bad "export $m.tqf --onnx"
   "$bin" eval $m.tqf "${d[@]}" --logits $m.f32 >/dev/null || bad "eval $m --logits"
   cmp_ort $m-f.onnx $m.f32 "$MNIST_DIR" $n 1e-5 >out 2>&1 && ok || bad "$m: refused by the checker, or ONNX Runtime's float logits differ"

@@ -11,9 +11,10 @@ softmax), dw (stride 2 and padding, depthwise with batch norm, average pool,
 x.view(x.size(0), -1)), matmul (MatMul + Add), gap (a global average pool), rect (a 3x5 kernel
 padded 1 and 2), branch (a residual add), resnet8 (MLPerf Tiny's ResNet-8: residual blocks, 1x1
 stride-2 shortcuts), dscnn (a 10x4 stride-2 kernel padded 4 and 1, depthwise-separable blocks),
-relu6 (MobileNet's ReLU6 around a depthwise-separable block). And models tinyqat must refuse:
-sigmoid, cat (a channel concat), asym (a Pad of one more row and column below and right), inner
-(an add that reads a convolution's value from before its ReLU). Exit 77 without torch."""
+relu6 (MobileNet's ReLU6 around a depthwise-separable block), cat (a channel concat), cat3 (a
+three-way concat, Inception's join). And models tinyqat must refuse: sigmoid, catrelu (a ReLU
+after a concat), asym (a Pad of one more row and column below and right), inner (an add that
+reads a convolution's value from before its ReLU). Exit 77 without torch."""
 import os
 import sys
 
@@ -69,7 +70,8 @@ class Branch(nn.Module):
 
 
 class Branch2(nn.Module):
-    """cat: two convolutions' outputs joined along channels; inner: conv + its own ReLU'd value"""
+    """cat: two convolutions' outputs joined along channels; catrelu: the same with a ReLU after the
+    join; inner: conv + its own ReLU'd value"""
 
     def __init__(self, how):
         super().__init__()
@@ -78,11 +80,28 @@ class Branch2(nn.Module):
         self.fc2 = nn.Linear(4 * 28 * 28, 10)
 
     def forward(self, x):
-        if self.how == "cat":
+        if self.how in ("cat", "catrelu"):
             y = torch.relu(self.a(x))
-            return self.fc(torch.flatten(torch.cat([y, self.b(y)], 1), 1))
+            z = torch.cat([y, self.b(y)], 1)
+            return self.fc(torch.flatten(torch.relu(z) if self.how == "catrelu" else z, 1))
         y = self.a(x)
         return self.fc2(torch.flatten(torch.relu(y) + y, 1))
+
+
+class Cat3(nn.Module):
+    """Inception's join: the input of the block, a 3x3 branch and a 1x1 branch, along channels, then
+    a 1x1 convolution, a max pool and a dense layer"""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1, bias=False)
+        self.bn, self.c, self.d = nn.BatchNorm2d(4), nn.Conv2d(4, 2, 1), nn.Conv2d(10, 6, 1)
+        self.fc = nn.Linear(6 * 14 * 14, 10)
+
+    def forward(self, x):
+        y = torch.relu(self.a(x))
+        z = torch.cat([y, torch.relu(self.bn(self.b(y))), self.c(y)], 1)
+        return self.fc(torch.flatten(nn.functional.max_pool2d(torch.relu(self.d(z)), 2), 1))
 
 
 class Block(nn.Module):
@@ -140,6 +159,8 @@ def models():
                                      *separable(8, nn.ReLU6), nn.AvgPool2d(2)), nn.Linear(8 * 7 * 7, 10)), {}
     yield "sigmoid", Seq(nn.Sequential(nn.Conv2d(1, 4, 5), nn.Sigmoid()), nn.Linear(4 * 24 * 24, 10)), {}
     yield "cat", Branch2("cat"), {}
+    yield "cat3", Cat3(), {}
+    yield "catrelu", Branch2("catrelu"), {}
     yield "asym", Seq(nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(1, 4, 3, stride=2), nn.ReLU()),
                       nn.Linear(4 * 14 * 14, 10)), {}
     yield "inner", Branch2("inner"), {}

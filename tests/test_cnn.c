@@ -214,13 +214,11 @@ static void assert_integer_logits(const tq_model *m, const tq_qmodel *qm, const 
 
 /* Quantize model m (PTQ defaults), let a training pass's observers see B random images, and
  * compare the integer model's logits with the simulation's on them: equal, logit by logit. */
-static void integer_equals_simulation(tq_model *m, tq_qmodel *qm, uint64_t seed) {
+static void integer_equals_simulation_cfg(tq_model *m, tq_qmodel *qm, uint64_t seed, const tq_qat_cfg *qc) {
     tq_rng r;
     tq_rng_seed(&r, seed);
     tq_model_init_params(m, &r);
-    tq_qat_cfg qc;
-    tq_qat_cfg_defaults(&qc);
-    assert_int_equal(tq_model_quantize(m, &qc), TQ_OK);
+    assert_int_equal(tq_model_quantize(m, qc), TQ_OK);
     enum { B = 16 };
     const int D = tq_model_inputs(m);
     uint8_t *px = tq_malloc((size_t)B * D);
@@ -234,6 +232,12 @@ static void integer_equals_simulation(tq_model *m, tq_qmodel *qm, uint64_t seed)
     assert_integer_logits(m, qm, px, B, net.logits->val);
     tq_free(px);
     tq_net_free(&net);
+}
+
+static void integer_equals_simulation(tq_model *m, tq_qmodel *qm, uint64_t seed) {
+    tq_qat_cfg qc;
+    tq_qat_cfg_defaults(&qc);
+    integer_equals_simulation_cfg(m, qm, seed, &qc);
 }
 
 /* A K x L kernel padded per axis, ReLU6 and depthwise through QAT and conversion: the integer
@@ -380,6 +384,128 @@ static void dscnn_and_mobilenet_presets(void **state) {
     const char *bad[] = {"8x8x1-c4k3x-2", "8x8x1-c4k3x0-2", "8x8x1-c4k3p1x-2", "8x8x1-c4k3x9-2", "8x8x1-c4k3p1x3-2", "8x8x1-c4k3r7-2"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (tq_model_init(&m, bad[i]) == TQ_OK) fail_msg("spec %s was taken", bad[i]);
+}
+
+/* Channel concat (^NAME): the join by hand, position by position (the current stage's channels,
+ * then NAME's), its gradients against finite differences, and the shapes it refuses. */
+static void concat_forward_gradients(void **state) {
+    (void)state;
+    tq_model m;
+    assert_int_equal(tq_model_init(&m, "6x6x2-c3k3p1b@a-c2k1b-^a-c4k3p1-g-4"), TQ_OK);
+    assert_true(m.stage[2].kind == TQ_STAGE_CONCAT && m.stage[2].src[0] == 1 && m.stage[2].src[1] == 0);
+    assert_true(m.stage[2].out_c == 5 && m.stage[3].conv.C == 5 && tq_model_is_graph(&m));
+    assert_false(tq_model_unit_has_weights(&m, 2));
+    tq_rng r;
+    tq_rng_seed(&r, 4);
+    tq_model_init_params(&m, &r);
+    enum { B = 3 };
+    uint8_t px[B * 72], y[B] = {1, 0, 3};
+    for (int i = 0; i < B * 72; i++) px[i] = (uint8_t)tq_rng_below(&r, 256);
+    tq_net net;
+    assert_int_equal(tq_net_init(&net, &m, B), TQ_OK);
+    assert_int_equal(tq_net_set_batch(&net, &m, px, y, B), TQ_OK);
+    assert_int_equal(tq_graph_forward(net.g, TQ_RUN_TRAIN), TQ_OK);
+    for (int p = 0; p < B * 36; p++)
+        for (int c = 0; c < 5; c++) {
+            float want = c < 2 ? net.out[1]->val[p * 2 + c] : net.out[0]->val[p * 3 + c - 2];
+            if (net.out[2]->val[p * 5 + c] != want) fail_msg("position %d channel %d: %g, want %g", p, c, net.out[2]->val[p * 5 + c], want);
+        }
+    /* a's output reaches the loss twice (through the 1x1 stage and the join): both gradients add */
+    assert_true(gradcheck(net.g, net.loss, m.params, m.grads, m.n_params) <= 0);
+    tq_net_free(&net);
+    tq_model_free(&m);
+    const char *bad[] = {"6x6x2-c3k3p1b@a-c2k3s2-^a-4",  /* 2x2 against 6x6 */
+                         "6x6x2-c3k3p1b@a-c2k1-^a-r-4",  /* a ReLU on a concat */
+                         "6x6x2-c3k3p1b@a-c2k1-^b-4",    /* no such name */
+                         "6x6x2-c3k3p1b@a-c2k1-^a@x-4"}; /* (taken: a concat may be named) */
+    for (size_t i = 0; i < 3; i++)
+        if (tq_model_init(&m, bad[i]) == TQ_OK) fail_msg("spec %s was taken", bad[i]);
+    assert_int_equal(tq_model_init(&m, bad[0]), TQ_E_SHAPE);
+    assert_non_null(strstr(tq_last_error(), "^a joins"));
+    assert_int_equal(tq_model_init(&m, bad[3]), TQ_OK);
+    tq_model_free(&m);
+}
+
+/* Quantized concats: their inputs (a convolution, a pool, an add, another concat) share one scale
+ * and zero point, which the integer concat copies, so the integer model's logits are the
+ * simulation's; with LSQ too, and through a file. */
+static void quantized_concat(void **state) {
+    (void)state;
+    tq_model m;
+    tq_qmodel qm;
+    /* a pooled stage and a ReLU6 stage joined, then a 1x1 and an average pool */
+    assert_int_equal(tq_model_init(&m, "8x8x1-c4k3p1br-m2@a-c3k3p1br6-^a-c4k1br-a2-5"), TQ_OK);
+    integer_equals_simulation(&m, &qm, 21);
+    const tq_fq *f = m.qat->safq;
+    assert_true(f[0].scale[0] == f[1].scale[0] && f[1].scale[0] == f[2].scale[0]);
+    assert_true(f[0].zero_point[0] == f[1].zero_point[0] && f[1].zero_point[0] == f[2].zero_point[0]);
+    /* the shared range is the union: wider than either input's alone */
+    const tq_observer *o = m.qat->saobs;
+    float lo = fminf(o[0].min, o[1].min), hi = fmaxf(o[0].max, o[1].max);
+    assert_true(o[0].min != o[1].min || o[0].max != o[1].max);
+    tq_qparams want;
+    assert_int_equal(tq_qparams_affine(lo, hi, -128, 127, &want), TQ_OK);
+    assert_true(f[2].scale[0] == want.scale && f[2].zero_point[0] == want.zero_point);
+    int cat = -1;
+    for (int l = 0; l < qm.n_layers; l++)
+        if (qm.layer[l].kind == TQ_S8_CONCAT) cat = l;
+    assert_true(cat >= 0 && qm.layer[cat].in_c == 3 && qm.layer[cat].in2_c == 4 && qm.layer[cat].out_scale == f[2].scale[0]);
+    tq_qmodel_free(&qm);
+    tq_model_free(&m);
+    /* an add's output and a branch joined, then that concat joined again (Inception's many-way join):
+     * every quantizer of the group on one grid; then the same with LSQ, then through a file */
+    const char *spec = "8x8x1-c4k3p1br@a-c4k3p1b-+a-r@s-~a-c2k1br@t-^s@u-~a-c3k3p1br-^u-g-3";
+    assert_int_equal(tq_model_init(&m, spec), TQ_OK);
+    integer_equals_simulation(&m, &qm, 22);
+    f = m.qat->safq;
+    for (int s = 2; s < 6; s++) /* the add, the 1x1, the first concat, the 3x3: the last concat's group */
+        if (f[s].scale[0] != f[6].scale[0]) fail_msg("stage %d's scale %g, the concat's %g", s + 1, f[s].scale[0], f[6].scale[0]);
+    assert_true(f[0].scale[0] != f[6].scale[0]); /* a is no concat's input: its own */
+    tq_qmodel_free(&qm);
+    tq_model_free(&m);
+    tq_qat_cfg qc;
+    tq_qat_cfg_defaults(&qc);
+    qc.ste = TQ_STE_LSQ;
+    assert_int_equal(tq_model_init(&m, spec), TQ_OK);
+    integer_equals_simulation_cfg(&m, &qm, 23, &qc);
+    /* learned scales: every unit's weights', and the outputs of the three units outside the group
+     * (a, the add's 3x3 input, the dense layer) */
+    assert_int_equal(m.n_lsq, (4 + 1) + (4 + 1) + 2 + 3 + (3 + 1));
+    tq_qmodel_free(&qm);
+    uint8_t px[4 * 64];
+    for (int i = 0; i < 4 * 64; i++) px[i] = (uint8_t)(i * 53 + 7);
+    float sim[4 * 3];
+    tq_net net;
+    assert_int_equal(tq_net_init(&net, &m, 4), TQ_OK);
+    assert_int_equal(tq_net_set_batch(&net, &m, px, NULL, 4), TQ_OK);
+    assert_int_equal(tq_graph_forward(net.g, TQ_RUN_EVAL), TQ_OK);
+    memcpy(sim, net.logits->val, sizeof sim);
+    tq_net_free(&net);
+    char p1[128];
+    snprintf(p1, sizeof p1, "%s/cat.tqf", dir);
+    assert_int_equal(tq_model_save(&m, p1), TQ_OK);
+    tq_model m2;
+    assert_int_equal(tq_model_load(&m2, p1), TQ_OK);
+    assert_int_equal(m2.n_lsq, m.n_lsq);
+    assert_memory_equal(m2.params, m.params, m.n_params * sizeof(float)); /* the learned scales among them */
+    for (int s = 0; s < m.n_stages; s++) assert_true(m2.qat->safq[s].scale[0] == m.qat->safq[s].scale[0]);
+    assert_int_equal(tq_model_to_int8(&m2, &qm), TQ_OK);
+    assert_int_equal(tq_net_init(&net, &m2, 4), TQ_OK);
+    assert_int_equal(tq_net_set_batch(&net, &m2, px, NULL, 4), TQ_OK);
+    assert_int_equal(tq_graph_forward(net.g, TQ_RUN_EVAL), TQ_OK);
+    assert_memory_equal(net.logits->val, sim, sizeof sim);
+    assert_integer_logits(&m2, &qm, px, 4, net.logits->val);
+    tq_net_free(&net);
+    tq_qmodel_free(&qm);
+    tq_model_free(&m2);
+    tq_model_free(&m);
+    /* 16-bit activations refuse a concat, naming it */
+    assert_int_equal(tq_model_init(&m, "8x8x1-c4k3p1br-m2@a-c3k3p1br6-^a-c4k1br-a2-5"), TQ_OK);
+    tq_qat_cfg_defaults(&qc);
+    qc.act_bits = 16;
+    assert_int_equal(tq_model_quantize(&m, &qc), TQ_E_ARG);
+    assert_non_null(strstr(tq_last_error(), "is a concat"));
+    tq_model_free(&m);
 }
 
 /* A residual block's stages in the graph: the add's output is the ReLU of its two inputs' sum,
@@ -735,6 +861,7 @@ int main(void) {
         cmocka_unit_test(files_keep_the_statistics),  cmocka_unit_test(fold_into_first_stage),
         cmocka_unit_test(quantized_cnn),              cmocka_unit_test(resnet8_preset),
         cmocka_unit_test(residual_forward),           cmocka_unit_test(residual_gradients),
+        cmocka_unit_test(concat_forward_gradients),   cmocka_unit_test(quantized_concat),
         cmocka_unit_test(graph_files),                cmocka_unit_test(quantized_graph),
         cmocka_unit_test(dscnn_and_mobilenet_presets), cmocka_unit_test(quantized_kxl_relu6),
     };

@@ -4,7 +4,7 @@
 # (tests/tflite_armnn.py: >= 99.9% of predictions agree, no logit off by more than one step; for a
 # deeper network with stride-2 padding (a PAD), depthwise and average pool, where Arm NN's float
 # rounding at ties moves more values and the steps add up: >= 97%, at most 4 steps; for a graph
-# with adds, SAME and non-square kernels: >= 99%, at most 4 steps).
+# with adds, SAME and non-square kernels, and for one with channel concats: >= 99%, at most 4 steps).
 # Per-tensor weights: Arm NN 20.08, Debian's, cannot run per-channel FULLY_CONNECTED weights.
 # A path that cannot be written is refused and leaves nothing behind. Skipped (77) without MNIST
 # or pyarmnn.
@@ -40,6 +40,15 @@ done
 grep -v "Skipped I" out
 "$bin" import graph.tflite --out graph-rt.tqm >/dev/null && "$bin" infer graph-rt.tqm --repeats 1 "${d[@]}" --logits graph-rt.logits >/dev/null &&
   cmp -s graph.logits graph-rt.logits && ok || bad "graph: the import of the export gives other logits"
+# channel concats trained here (each concat's inputs quantized at its one scale; the CONCATENATION
+# copies): Arm NN runs them to tinyqat's predictions
+"$bin" train --model 'in-c8k3p1br@a-c8k3p1br@b-~a-c4k1br-^b@c-m2-c16k3p1br-^c-c16k1br-g-out' --epochs 1 --limit 3000 "${d[@]}" \
+  --out cat.tqf >/dev/null
+"$bin" ptq cat.tqf --per-tensor --calib-batches 4 "${d[@]}" --out cat-q.tqf >/dev/null && "$bin" convert cat-q.tqf --out cat.tqm >/dev/null &&
+  "$bin" export cat.tqm --tflite cat.tflite >/dev/null && ok || bad "export cat --tflite"
+"$bin" infer cat.tqm --repeats 1 "${d[@]}" --logits cat.logits >/dev/null || bad "infer cat --logits"
+/usr/bin/python3 "$here/tflite_armnn.py" cat.tflite cat.logits "$MNIST_DIR" 2000 99 4 >out 2>&1 && ok || bad "cat: Arm NN disagrees"
+grep -v "Skipped I" out
 # with a SOFTMAX: Arm NN's int8 probabilities pick tinyqat's class and sum to 1
 "$bin" export fp.tqm --tflite sm.tflite --softmax >/dev/null && ok || bad "export --softmax"
 /usr/bin/python3 "$here/tflite_armnn.py" sm.tflite fp.logits "$MNIST_DIR" 2000 99.5 0 --softmax >out 2>&1 && ok || bad "softmax: Arm NN disagrees"
