@@ -116,8 +116,10 @@ static size_t fb_string(fbb *b, const char *s) {
 /* ---- the model as TFLite sees it ---- */
 
 enum { T_INT32 = 2, T_INT8 = 9 };                                                     /* TensorType */
-enum { OP_ADD = 0, OP_AVG = 1, OP_CONCAT = 2, OP_CONV = 3, OP_DW = 4, OP_FC = 9, OP_MAX = 17, OP_RESHAPE = 22, OP_SOFTMAX = 25, OP_PAD = 34 }; /* BuiltinOperator */
-enum { O_NONE = 0, O_CONV = 1, O_DW = 2, O_POOL = 5, O_FC = 8, O_SOFTMAX = 9, O_CONCAT = 10, O_ADD = 11, O_RESHAPE = 17, O_PAD = 22 };     /* BuiltinOptions */
+enum { OP_ADD = 0, OP_AVG = 1, OP_CONCAT = 2, OP_CONV = 3, OP_DW = 4, OP_FC = 9, OP_MAX = 17, OP_RESHAPE = 22, OP_SOFTMAX = 25, OP_PAD = 34,
+       OP_MEAN = 40 }; /* BuiltinOperator */
+enum { O_NONE = 0, O_CONV = 1, O_DW = 2, O_POOL = 5, O_FC = 8, O_SOFTMAX = 9, O_CONCAT = 10, O_ADD = 11, O_RESHAPE = 17, O_PAD = 22,
+       O_REDUCER = 27 }; /* BuiltinOptions */
 enum { PAD_SAME = 0, PAD_VALID = 1 };
 
 typedef struct {
@@ -231,6 +233,22 @@ static tq_status build(tl_model *m, const tq_qmodel *q, int softmax) {
             m->nop++, x = out_of[l] = y;
             continue;
         }
+        if (L->kind == TQ_S8_MEAN) { /* keep_dims for form 0, [1][C] for the others (runtime/int8_infer.h) */
+            const int keep = L->mult[1] == 0;
+            for (int r = l + 1; r < q->n_layers && !keep; r++) /* a [1][C] tensor: a dense layer or a flatten reads it */
+                if (tq_qmodel_producer(q, r, 0) == l && q->layer[r].kind != TQ_S8_LINEAR && q->layer[r].kind != TQ_S8_FLATTEN)
+                    TQ_FAIL(TQ_E_ARG, "tflite: layer %d (mean) without keep_dims writes [1][%d], which layer %d (%s) cannot read", l,
+                            L->out_c, r, tq_qlayer_kind_name(q->layer[r].kind));
+            const int32_t axes[2] = {1, 2};
+            snprintf(nm, sizeof nm, "l%d_axes", l);
+            int at = add_tensor(m, nm, 1, (int32_t[]){2}, T_INT32, add_buffer(m, axes, sizeof axes), 0, NULL, NULL, 0);
+            snprintf(nm, sizeof nm, "l%d_mean", l);
+            int y = keep ? act_tensor(m, nm, 4, oshape, L->out_scale, L->out_zp)
+                         : act_tensor(m, nm, 2, (int32_t[]){1, L->out_c}, L->out_scale, L->out_zp);
+            *op = (tl_op){.code = OP_MEAN, .version = 2, .nin = 2, .in = {x, at}, .out = y, .opt_type = O_REDUCER, .opt = {keep}};
+            m->nop++, x = out_of[l] = y;
+            continue;
+        }
         if (L->kind == TQ_S8_FLATTEN) {
             int32_t ns[2] = {1, L->out};
             snprintf(nm, sizeof nm, "l%d_shape", l);
@@ -339,6 +357,9 @@ static size_t put_options(fbb *b, const tl_op *op) {
         break;
     case O_FC:  /* fused_activation_function */
     case O_ADD: /* fused_activation_function (pot_scale_int16 left at its default) */
+        fb_field(&f, 0, 1, (uint32_t)op->opt[0]);
+        break;
+    case O_REDUCER: /* keep_dims: bool */
         fb_field(&f, 0, 1, (uint32_t)op->opt[0]);
         break;
     case O_CONCAT: /* axis: int32 (3, the channels of NHWC), fused_activation_function NONE */

@@ -103,7 +103,8 @@ static int64_t v_i64(fb *b, size_t v, uint32_t i) {
 /* ---- the model ---- */
 
 enum { T_FLOAT32 = 0, T_INT32 = 2, T_INT8 = 9 };
-enum { OP_ADD = 0, OP_AVG = 1, OP_CONCAT = 2, OP_CONV = 3, OP_DW = 4, OP_FC = 9, OP_MAX = 17, OP_RESHAPE = 22, OP_SOFTMAX = 25, OP_PAD = 34 };
+enum { OP_ADD = 0, OP_AVG = 1, OP_CONCAT = 2, OP_CONV = 3, OP_DW = 4, OP_FC = 9, OP_MAX = 17, OP_RESHAPE = 22, OP_SOFTMAX = 25, OP_PAD = 34,
+       OP_MEAN = 40 };
 enum { PAD_SAME = 0, PAD_VALID = 1 };
 
 typedef struct {
@@ -170,7 +171,7 @@ static const char *op_name(int code) {
     case 21: return "RELU6";
     case 19: return "RELU";
     case 14: return "LOGISTIC";
-    case 40: return "MEAN";
+    case OP_MEAN: return "MEAN";
     default: return "an operator";
     }
 }
@@ -395,6 +396,27 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
             spec_add(spec, &sp, "-cat");
             continue;
         }
+        if (code == OP_MEAN) { /* over height and width: TFLite Micro's three forms (runtime/int8_infer.h) */
+            tens ax;
+            if ((st = tensor(c, nin > 1 ? v_i32(b, oin, 1) : -1, &ax)) != TQ_OK) break;
+            int32_t a[2] = {0, 0};
+            if (ax.data && ax.type == T_INT32 && ax.bytes == 8) memcpy(a, ax.data, 8); /* (little-endian, as the file) */
+            for (int j = 0; j < 2; j++) a[j] = a[j] < 0 ? a[j] + 4 : a[j];
+            const int keep = f_u8(b, opt, 0, 0) != 0;
+            if (flat || !((a[0] == 1 && a[1] == 2) || (a[0] == 2 && a[1] == 1)) || (int64_t)H * W > (1 << 23) ||
+                (keep ? y.ndim != 4 || y.shape[1] != 1 || y.shape[2] != 1 : y.ndim != 2) || y.shape[y.ndim - 1] != C) {
+                st = op_fail(c, k, code, "a MEAN tinyqat cannot hold (over the height and width of an image, axis a constant [1, 2])");
+                break;
+            }
+            const int form = keep ? 0 : s_in == s_out && z_in == z_out ? 2 : 1;
+            *L = (tq_qlayer_src){.in_scale = s_in, .out_scale = s_out, .in_zp = z_in, .out_zp = z_out, .kind = TQ_S8_MEAN, .in_h = H,
+                                 .in_w = W, .in_c = C, .out_h = 1, .out_w = 1, .out_c = C, .k = 1, .stride = 1, .src = {from, 0},
+                                 .mean_form = form};
+            ti[next] = (tinfo){.known = 1, .layer = n, .H = 1, .W = 1, .C = C, .flat = !keep, .s = s_out, .z = z_out};
+            n++;
+            spec_add(spec, &sp, "-mean");
+            continue;
+        }
         if (code == OP_MAX || code == OP_AVG) {
             int fw = (int)f_u32(b, opt, 3, 0), fh = (int)f_u32(b, opt, 4, 0), sw = (int)f_u32(b, opt, 1, 0), sh = (int)f_u32(b, opt, 2, 0);
             if (flat || f_u8(b, opt, 0, 0) != PAD_VALID || fw < 1 || fh < 1 || sw < 1 || sh < 1 || fh > H || fw > W || fh > 64 ||
@@ -417,7 +439,7 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
         }
         if (code != OP_CONV && code != OP_DW && code != OP_FC) {
             st = op_fail(c, k, code, "not an operator tinyqat imports (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, CONCATENATION, "
-                                     "MAX_POOL_2D, AVERAGE_POOL_2D, RESHAPE, PAD, a final SOFTMAX)");
+                                     "MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, RESHAPE, PAD, a final SOFTMAX)");
             break;
         }
         if (nin < 3 || (st = tensor(c, v_i32(b, oin, 1), &w)) != TQ_OK || (st = tensor(c, v_i32(b, oin, 2), &bias)) != TQ_OK) {

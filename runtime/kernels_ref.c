@@ -152,6 +152,23 @@ void tq_concat_s8_ref(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, i
     }
 }
 
+/* TFLite Micro's three int8 MEANs (the header): per channel, the sum of the image's n values. */
+void tq_mean_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) {
+    const int32_t C = L->in_c, n = L->in_h * L->in_w, form = L->mult[1], off = form == 2 ? 0 : L->in_zp;
+    for (int32_t c = 0; c < C; c++) {
+        int32_t sum = 0;
+        for (int32_t p = 0; p < n; p++) sum += (int32_t)x[(size_t)p * (size_t)C + (size_t)c] - off;
+        int64_t v;
+        if (form == 2) {
+            v = sum / n; /* C's division truncates, as TFLite's does */
+        } else {
+            v = requantize(sum, L->mult[0], L->shift[0]);
+            if (form == 0) v = v > 0 ? (v + n / 2) / n : (v - n / 2) / n;
+            v += L->out_zp;
+        }
+        y[c] = (int8_t)(v < L->act_min ? L->act_min : v > L->act_max ? L->act_max : v);
+    }
+}
 
 #if TQ_INT8_ACT16
 /* TFLite's MultiplyByQuantizedMultiplier for int64 (its 16x8 kernels; CMSIS-NN's

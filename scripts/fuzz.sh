@@ -48,12 +48,17 @@ if [ -n "${MNIST_DIR:-}" ]; then
     if [ -x "$root/build/tq_graphgen" ]; then # a graph: adds, SAME, non-square kernels
       "$root/build/tq_graphgen" residual "$seed/tqm/g.tqm" >/dev/null
       "$tq" export "$seed/tqm/g.tqm" --tflite "$seed/tflite/g.tflite" >/dev/null
+      for f in 0 1; do # TFLite's MEAN with and without keep_dims
+        "$root/build/tq_graphgen" mean "$seed/tqm/m$f.tqm" $f >/dev/null
+        "$tq" export "$seed/tqm/m$f.tqm" --tflite "$seed/tflite/m$f.tflite" >/dev/null
+      done
     fi
   fi
 fi
 printf -- '--epochs\0003\000784-100r-10' >"$seed/cli/a"
 printf -- 'x\000in-c4k3p1br@a-c4k3p1b@m-~a-c4k1-+m-r-g-out' >"$seed/cli/g"   # a graph spec: names, a branch, an add
 printf -- 'x\000in-c8k10x4s2p4x1br-d1k3p1br6-c8k1br-g-out' >"$seed/cli/k"      # K x L kernels, per-axis padding, ReLU6
+printf -- 'x\000in-c4k3p1br@a-c4k3p1br@b-~a-c2k1br-^b-g-out' >"$seed/cli/c"   # a channel concat
 printf "\x93NUMPY\x01\x00\x76\x00{'descr': '|i1', 'fortran_order': False, 'shape': (2, 3), }%*s\n\x01\x02\x03\x04\x05\x06" 58 "" >"$seed/npy/a.npy"
 # api: a two-layer network for the runner (even first byte), a small dataset and model (odd)
 printf '\x00\x01\x00\x01\x01\x05\x01\x01\x04\x00\x00\x01\x01\x00\x80\x80\x00\xff\x01' >"$seed/api/runner"

@@ -59,12 +59,12 @@ int32_t tq_qlayer_channels(const tq_qlayer *L) {
     return L->kind == TQ_S8_LINEAR || L->kind == TQ_S8_CONV || L->kind == TQ_S8_DEPTHWISE ? L->out_c : 0;
 }
 
-int32_t tq_qlayer_requants(const tq_qlayer *L) { return L->kind == TQ_S8_ADD ? 3 : tq_qlayer_channels(L); }
+int32_t tq_qlayer_requants(const tq_qlayer *L) { return L->kind == TQ_S8_ADD ? 3 : L->kind == TQ_S8_MEAN ? 2 : tq_qlayer_channels(L); }
 
 int tq_qmodel_is_chain(const tq_qmodel *q) {
     for (int l = 0; l < q->n_layers; l++) {
         const tq_qlayer *L = &q->layer[l];
-        if (L->kind == TQ_S8_ADD || L->kind == TQ_S8_CONCAT || L->src[0] || L->src[1] || L->kw || L->stride_w || L->pad_w ||
+        if (L->kind == TQ_S8_ADD || L->kind == TQ_S8_CONCAT || L->kind == TQ_S8_MEAN || L->src[0] || L->src[1] || L->kw || L->stride_w || L->pad_w ||
             L->in2_zp || L->in2_c || L->in2_scale != 0)
             return 0;
     }
@@ -110,7 +110,7 @@ static void put_weight(tq_qlayer *L, size_t i, int32_t v) {
 
 static tq_status alloc_layer(tq_qlayer *L) {
     size_t ch = (size_t)tq_qlayer_channels(L);
-    if (L->kind == TQ_S8_ADD) {
+    if (L->kind == TQ_S8_ADD || L->kind == TQ_S8_MEAN) {
         L->mult = tq_malloc(3 * sizeof(int32_t));
         L->shift = tq_malloc(3 * sizeof(int32_t));
         if (!L->mult || !L->shift) TQ_FAIL(TQ_E_NOMEM, "integer model: out of memory");
@@ -144,8 +144,8 @@ static void bind_view(tq_qmodel *q) {
 }
 
 const char *tq_qlayer_kind_name(int32_t kind) {
-    static const char *names[] = {"linear", "conv", "depthwise", "max pool", "avg pool", "flatten", "add", "concat"};
-    return kind >= 0 && kind <= TQ_S8_CONCAT ? names[kind] : "unknown";
+    static const char *names[] = {"linear", "conv", "depthwise", "max pool", "avg pool", "flatten", "add", "concat", "mean"};
+    return kind >= 0 && kind <= TQ_S8_MEAN ? names[kind] : "unknown";
 }
 
 /* A size the formats and kernels handle: 1..65536 per dimension, 2^24 values per activation,
@@ -163,7 +163,7 @@ int tq_qmodel_producer(const tq_qmodel *q, int l, int j) { return q->layer[l].sr
 static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
     tq_qlayer *L = &q->layer[l];
 #define BAD(...) TQ_FAIL(TQ_E_FORMAT, __VA_ARGS__)
-    if (L->kind < 0 || L->kind > TQ_S8_CONCAT) BAD("%s: layer %d: unknown kind %d", path, l, L->kind);
+    if (L->kind < 0 || L->kind > TQ_S8_MEAN) BAD("%s: layer %d: unknown kind %d", path, l, L->kind);
     const char *kn = tq_qlayer_kind_name(L->kind);
     if (L->w_bits < 2 || L->w_bits > 8) BAD("%s: layer %d (%s): %d-bit weights (2..8)", path, l, kn, L->w_bits);
     if (!DIM_OK(L->in_h) || !DIM_OK(L->in_w) || !DIM_OK(L->in_c) || !DIM_OK(L->out_h) || !DIM_OK(L->out_w) ||
@@ -213,11 +213,13 @@ static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
             BAD("%s: layer %d (concat): inputs at scales %g and %g, zero points %d and %d, output at %g and %d: a concat keeps one", path,
                 l, (double)L->in_scale, (double)L->in2_scale, L->in_zp, L->in2_zp, (double)L->out_scale, L->out_zp);
     } else {
-        int want_c = L->kind == TQ_S8_FLATTEN ? L->in : L->out_c;
+        int want_c = L->kind == TQ_S8_FLATTEN ? L->in : L->kind == TQ_S8_MEAN ? L->in_c : L->out_c;
         if (L->kind == TQ_S8_LINEAR && (L->in_h != 1 || L->in_w != 1))
             BAD("%s: layer %d (linear): input %dx%dx%d is not flat (a flatten layer goes first)", path, l, L->in_h, L->in_w, L->in_c);
         if (L->out_h != 1 || L->out_w != 1 || L->out_c != want_c || L->k != 1 || L->stride != 1 || L->pad != 0 || L->kw)
             BAD("%s: layer %d (%s): bad shape fields", path, l, kn);
+        if (L->kind == TQ_S8_MEAN && (int64_t)L->in_h * L->in_w > (1 << 23))
+            BAD("%s: layer %d (mean): %dx%d positions, more than its int32 sum holds (2^23)", path, l, L->in_h, L->in_w);
     }
     if (L->relu > 2 || L->relu < 0 || (tq_qlayer_channels(L) == 0 && L->kind != TQ_S8_ADD && L->relu))
         BAD("%s: layer %d (%s): bad relu flag %d", path, l, kn, L->relu);
@@ -225,8 +227,10 @@ static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
      * change width; the others keep their input's, and adds and concats take int8 only */
     const int in16 = L->act16 & 1, out16 = (L->act16 >> 1) & 1;
     if (L->act16 & ~3) BAD("%s: layer %d (%s): bad activation width flags %d", path, l, kn, L->act16);
-    if (L->act16 && (two_inputs(L) || (!tq_qlayer_channels(L) && in16 != out16)))
-        BAD("%s: layer %d (%s): 16-bit activations %s", path, l, kn, two_inputs(L) ? "are for layers with weights, pools and flatten, not an add or a concat" : "in or out only: it keeps its input's width");
+    if (L->act16 && (two_inputs(L) || L->kind == TQ_S8_MEAN || (!tq_qlayer_channels(L) && in16 != out16)))
+        BAD("%s: layer %d (%s): 16-bit activations %s", path, l, kn,
+            two_inputs(L) || L->kind == TQ_S8_MEAN ? "are for layers with weights, pools and flatten, not an add, a concat or a mean"
+                                                   : "in or out only: it keeps its input's width");
     if ((in16 ? L->in_zp != 0 : L->in_zp < -128 || L->in_zp > 127) || (out16 ? L->out_zp != 0 : L->out_zp < -128 || L->out_zp > 127))
         BAD("%s: layer %d: zero point outside %s (an int16 side's is 0)", path, l, in16 || out16 ? "its type" : "int8");
     if (!tq_qlayer_requants(L) && L->in_zp != L->out_zp)
@@ -296,9 +300,12 @@ static tq_status check_channels(const tq_qlayer *L, int l, const char *path) {
             TQ_FAIL(TQ_E_FORMAT, "%s: layer %d channel %d: bias %d with these weights can overflow the int32 accumulator "
                     "(|bias| + 510 * 2^%d * sum |w| = %lld > %d)", path, l, o, L->bias[o], 8 - sb, (long long)need, TQ_S8_ACC_MAX);
     }
-    for (int32_t o = 0; o < tq_qlayer_requants(L); o++) {
+    if (L->kind == TQ_S8_MEAN && (L->mult[1] < 0 || L->mult[1] > 2 || L->shift[1] != 0 || (L->mult[1] == 2 && L->in_zp != L->out_zp)))
+        TQ_FAIL(TQ_E_FORMAT, "%s: layer %d (mean): form %d, %d (0, 1, or 2 with one zero point; then 0)", path, l, L->mult[1], L->shift[1]);
+    for (int32_t o = 0; o < (L->kind == TQ_S8_MEAN ? 1 : tq_qlayer_requants(L)); o++) {
         int32_t m = L->mult[o], s = L->shift[o];
-        if (!(m == 0 && s == 0) && (m < (1 << 30) || s < -31 || s > 30))
+        /* (a mean's multiplier with 1/n folded in is below 2^30 as TFLite leaves it: tq_mean_multiplier) */
+        if (!(m == 0 && s == 0) && (m < (L->kind == TQ_S8_MEAN && L->mult[1] == 1 ? 1 : 1 << 30) || s < -31 || s > 30))
             TQ_FAIL(TQ_E_FORMAT, "%s: layer %d channel %d: multiplier %d / shift %d out of range", path, l, o, m, s);
         /* an add's inputs are scaled down to twice the larger scale: M <= 1/2, never a left shift
          * (which is what keeps their sum inside int32, runtime/int8_infer.h) */
@@ -320,6 +327,21 @@ void tq_add_multipliers(float s_a, float s_b, float s_y, int32_t *M0, int32_t *s
     tq_quantize_multiplier((double)s_a / twice, &M0[0], &shift[0]);
     tq_quantize_multiplier((double)s_b / twice, &M0[1], &shift[1]);
     tq_quantize_multiplier(twice / ((double)(1 << 20) * (double)s_y), &M0[2], &shift[2]);
+}
+
+void tq_mean_multiplier(int32_t form, float s_in, float s_out, int32_t n, int32_t *M0, int32_t *shift) {
+    *M0 = *shift = 0;
+    if (form == 2 || n < 1) return; /* the raw mean: no multiplier */
+    tq_quantize_multiplier((double)s_in / (double)s_out, M0, shift);
+    if (form != 1) return;
+    /* TFLite's QuantizedMeanOrSum folds 1/n into M: M0 2^k / n, shift - k, with k = floor(log2 n),
+     * at most 32 and at most 31 + shift (so the shift stays >= -31); M0 may fall below 2^30 */
+    int k = 0;
+    while (k < 62 && ((int64_t)1 << (k + 1)) <= (int64_t)n) k++;
+    k = k < 32 ? k : 32;
+    k = k < 31 + *shift ? k : 31 + *shift;
+    *M0 = (int32_t)(((int64_t)*M0 << k) / n);
+    *shift -= k;
 }
 
 static void add_multipliers(const tq_qlayer *L, int32_t *M0, int32_t *shift) {
@@ -369,6 +391,12 @@ tq_status tq_qmodel_convert(tq_qmodel *q, const char *spec, const tq_qlayer_src 
         if ((st = check_layer(q, l, "convert")) != TQ_OK || (st = alloc_layer(L)) != TQ_OK) break;
         if (L->kind == TQ_S8_ADD) {
             add_multipliers(L, L->mult, L->shift);
+            if ((st = check_channels(L, l, "convert")) != TQ_OK) break;
+            continue;
+        }
+        if (L->kind == TQ_S8_MEAN) {
+            tq_mean_multiplier(s->mean_form, L->in_scale, L->out_scale, L->in_h * L->in_w, &L->mult[0], &L->shift[0]);
+            L->mult[1] = s->mean_form, L->shift[1] = 0;
             if ((st = check_channels(L, l, "convert")) != TQ_OK) break;
             continue;
         }
@@ -437,8 +465,8 @@ tq_status tq_qmodel_save(const tq_qmodel *q, const char *path) {
             tq_buf_f32(&b, L->in2_scale);
         }
         if (v5) tq_buf_u32(&b, (uint32_t)L->act16);
-        if (L->kind == TQ_S8_ADD)
-            for (int i = 0; i < 6; i++) tq_buf_u32(&b, (uint32_t)(i < 3 ? L->mult[i] : L->shift[i - 3]));
+        for (int i = 0, n = L->kind == TQ_S8_ADD || L->kind == TQ_S8_MEAN ? tq_qlayer_requants(L) : 0; i < 2 * n; i++)
+            tq_buf_u32(&b, (uint32_t)(i < n ? L->mult[i] : L->shift[i - n]));
         int32_t ch = tq_qlayer_channels(L);
         for (int o = 0; o < ch; o++) tq_buf_f32(&b, L->w_scale[o]);
         tq_buf_put(&b, L->w, tq_qlayer_weight_bytes(L));
@@ -518,8 +546,9 @@ tq_status tq_qmodel_load(tq_qmodel *q, const char *path) {
         if (nw + 16 * ch > r.len - r.pos)
             FAIL_AT("%s: layer %u: %zu weights of %d bits (%zu bytes) do not fit the file", path, l, tq_qlayer_weights(L), L->w_bits, nw);
         if ((st = alloc_layer(L)) != TQ_OK) goto done;
-        if (L->kind == TQ_S8_ADD) {
-            for (int i = 0; i < 6; i++) *(i < 3 ? &L->mult[i] : &L->shift[i - 3]) = (int32_t)tq_rd_u32(&r);
+        if (L->kind == TQ_S8_ADD || L->kind == TQ_S8_MEAN) { /* 3 (M0, shift) pairs, or a mean's 2 */
+            const int n = tq_qlayer_requants(L);
+            for (int i = 0; i < 2 * n; i++) *(i < n ? &L->mult[i] : &L->shift[i - n]) = (int32_t)tq_rd_u32(&r);
             if (!r.ok) FAIL_AT("%s: layer %u: truncated", path, l);
             if ((st = check_channels(L, (int)l, path)) != TQ_OK) goto done;
             continue;
@@ -564,6 +593,15 @@ tq_status tq_qmodel_check_scales(const tq_qmodel *q, const char *format) {
                     TQ_FAIL(TQ_E_FORMAT, "%s: layer %d (add): multiplier %d is not the one its scales give (%s derives it from them)",
                             format, l, j, format);
             }
+        }
+    for (int l = 0; l < q->n_layers; l++)
+        if (q->layer[l].kind == TQ_S8_MEAN) {
+            const tq_qlayer *L = &q->layer[l];
+            int32_t M0, sh;
+            tq_mean_multiplier(L->mult[1], L->in_scale, L->out_scale, L->in_h * L->in_w, &M0, &sh);
+            if (M0 != L->mult[0] || sh != L->shift[0] || (L->mult[1] == 2 && L->in_scale != L->out_scale))
+                TQ_FAIL(TQ_E_FORMAT, "%s: layer %d (mean): its multiplier is not the one its scales give (%s derives it from them)",
+                        format, l, format);
         }
     for (int l = 0; l < q->n_layers; l++)
         for (int32_t o = 0; o < tq_qlayer_channels(&q->layer[l]); o++) {

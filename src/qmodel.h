@@ -11,7 +11,7 @@
  *              f32 w_scale[C]; w[...] (runtime/int8_infer.h's layouts, packed to the storage width
  *              of w_bits: 2 bits in 2, 3 and 4 in 4, 5..8 in 8); i32 bias[C] (i64 where act16 is
  *              not 0), M0[C], shift[C]
- *              and for an add: i32 M0[3], shift[3]
+ *              and for an add: i32 M0[3], shift[3]; for a mean (kind 8): i32 M0[2], shift[2]
  *   u32 crc32 (zlib) of everything before it
  * A chain of square kernels is saved as version 3, byte for byte what earlier tinyqat wrote, a
  * graph of int8 activations as version 4.
@@ -81,6 +81,7 @@ typedef struct {
     /* 16 for an int16 output (zero point 0), 0 or 8 for int8; the input's width is its producer's
      * (the network's input: 8). Layers without weights keep their input's. */
     int out_bits;
+    int mean_form;             /* a mean's (runtime/int8_infer.h: 0, 1 or 2) */
 } tq_qlayer_src;
 
 /* "linear", "conv", "depthwise", "max pool", "avg pool", "flatten", "add", "concat" ("unknown" otherwise). */
@@ -92,7 +93,8 @@ int32_t tq_qlayer_storage_bits(int32_t w_bits);
 /* Bytes of the packed weights. */
 size_t tq_qlayer_weight_bytes(const tq_qlayer *L);
 int32_t tq_qlayer_channels(const tq_qlayer *L);
-/* Multiplier and shift pairs: one a channel, three for an add, none for the others. */
+/* Multiplier and shift pairs: one a channel, three for an add, two for a mean (its requantization,
+ * then its form: runtime/int8_infer.h), none for the others. */
 int32_t tq_qlayer_requants(const tq_qlayer *L);
 /* A kernel's or window's columns, horizontal stride and left padding (kw = 0: square). */
 int32_t tq_qlayer_kw(const tq_qlayer *L);
@@ -129,6 +131,10 @@ void tq_quantize_multiplier(double M, int32_t *M0, int32_t *shift);
  * §18): M0[0], M0[1] take each input to twice the larger input scale, 20 bits below it; M0[2] the
  * sum to s_y. What the converter stores and the QAT simulation of an add computes with. */
 void tq_add_multipliers(float s_a, float s_b, float s_y, int32_t *M0, int32_t *shift);
+/* TFLite Micro's int8 MEAN multiplier for form 0 or 1 (runtime/int8_infer.h) over n positions: s_in /
+ * s_out as QuantizeMultiplier gives it, with 1/n folded in for form 1 as its QuantizedMeanOrSum
+ * does; 0 and 0 for form 2. */
+void tq_mean_multiplier(int32_t form, float s_in, float s_out, int32_t n, int32_t *M0, int32_t *shift);
 
 /* Build an integer model: weights by tq_quantize_ref (the fake quant's own function), bias to
  * int32 at s_in s_w[o] (round half even, as the bias fake quant), M0/shift per channel; a

@@ -4,7 +4,7 @@
 # linker's flash and RAM budget (DigitsCNN within 32 KiB of flash and 8 KiB of RAM, the 4-bit
 # DigitsNet within 52 KiB of flash). fp4, fp2, odd4, cnn4: weights packed 2 and 4 to a byte;
 # fp16, cnn16, odd16: 16-bit activations; graph: a residual, depthwise-separable network with
-# random weights (tq_graphgen).
+# random weights (tq_graphgen); mean0..2: TFLite's MEAN in its three forms (tq_graphgen mean).
 # Skipped (77) without the ARM toolchain, QEMU or MNIST.
 #   tests/mcu_test.sh PATH/TO/tinyqat
 set -u
@@ -52,15 +52,19 @@ for m in fp cnn odd fp4 fp2 odd4 cnn4 fpmix cnnmix fp16 cnn16 odd16; do
 done
 # A graph (tq_graphgen residual: SAME and 3x1 convolutions, adds, a 1x1 stride-2 shortcut,
 # depthwise-separable, global average pool), its outputs placed by the runtime's planner
+# and TFLite's MEAN in its three forms (tq_graphgen mean, seeds 0 1 2: keep_dims, rescaled, truncated)
 "$(dirname "$bin")/tq_graphgen" residual graph.tqm 7 >/dev/null
-"$bin" export graph.tqm --c graph --test-images 300 >/dev/null
-for variant in "" --portable; do
-  total=$((total + 1))
-  "$here/examples/mcu/build_and_run.sh" graph "graph$variant.elf" --no-run $variant
-  out=$(timeout --kill-after=5 120 qemu-system-arm -M mps2-an386 -nographic -monitor none -serial none \
-        -chardev stdio,id=sh0 -semihosting-config enable=on,target=native,chardev=sh0 -kernel "graph$variant.elf" </dev/null)
-  echo "graph ${variant:-dsp}: $out"
-  echo "$out" | grep -q "logits differing from the host: 0" && pass=$((pass + 1))
+for f in 0 1 2; do "$(dirname "$bin")/tq_graphgen" mean mean$f.tqm $f >/dev/null; done
+for g in graph mean0 mean1 mean2; do
+  "$bin" export $g.tqm --c $g --test-images 300 >/dev/null
+  for variant in "" --portable; do
+    total=$((total + 1))
+    "$here/examples/mcu/build_and_run.sh" $g "$g$variant.elf" --no-run $variant
+    out=$(timeout --kill-after=5 120 qemu-system-arm -M mps2-an386 -nographic -monitor none -serial none \
+          -chardev stdio,id=sh0 -semihosting-config enable=on,target=native,chardev=sh0 -kernel "$g$variant.elf" </dev/null)
+    echo "$g ${variant:-dsp}: $out"
+    echo "$out" | grep -q "logits differing from the host: 0" && pass=$((pass + 1))
+  done
 done
 # DigitsCNN within a small part's budget: 32 KiB of flash (code and model), 8 KiB of RAM for its
 # activations and scratch

@@ -605,6 +605,82 @@ static void concat_by_hand(void **state) {
     assert_int_equal(tq_int8_net_check(&(tq_int8_net){1, &L}), TQ_INT8_E_ARG);
 }
 
+/* TFLite Micro's int8 MEAN in its three forms (runtime/int8_infer.h), worked by hand on a 2 x 2
+ * image of one channel at one scale (M = 1: M0 = 2^30, shift 1), z = 2:
+ *   q = 10 11 12 13: sum(q - z) = 38, sum q = 46
+ *     form 0: round(38 / 4) = round(9.5) = 10, + 2 = 12 (half away from zero)
+ *     form 1: M 2^-2 (M0 2^30, shift -1): 38 / 4 = 9.5, rounded up by the doubling high mul = 10, + 2 = 12
+ *     form 2: 46 / 4 = 11.5, truncated: 11
+ *   q = -10 -11 -12 -13: sum(q - z) = -54, sum q = -46
+ *     form 0: round(-13.5) = -14, + 2 = -12;  form 1: -13.5 -> -14 (ties away from zero), -12;  form 2: -11
+ * then random layers against a re-derivation written here (1/n folded into M in double
+ * arithmetic, and the int64 requant above), and the checker's refusals. */
+static void mean_by_hand_and_rederivation(void **state) {
+    (void)state;
+    int32_t m[2], sh[2];
+    tq_s8_layer L = {.in = 4, .out = 1, .mult = m, .shift = sh, .in_zp = 2, .out_zp = 2, .act_min = -128, .act_max = 127,
+                     .kind = TQ_S8_MEAN, .in_h = 2, .in_w = 2, .in_c = 1, .out_h = 1, .out_w = 1, .out_c = 1, .k = 1, .stride = 1};
+    const int8_t xs[2][4] = {{10, 11, 12, 13}, {-10, -11, -12, -13}};
+    const int8_t want[2][3] = {{12, 12, 11}, {-12, -12, -11}};
+    for (int form = 0; form < 3; form++) {
+        tq_mean_multiplier(form, 0.1f, 0.1f, 4, &m[0], &sh[0]);
+        m[1] = form, sh[1] = 0;
+        const int32_t want_m[3] = {1 << 30, 1 << 30, 0}, want_s[3] = {1, -1, 0};
+        assert_int_equal(m[0], want_m[form]), assert_int_equal(sh[0], want_s[form]);
+        assert_int_equal(tq_int8_net_check(&(tq_int8_net){1, &L}), TQ_INT8_OK);
+        for (int t = 0; t < 2; t++) {
+            int8_t y;
+            tq_s8_layer_run(&L, xs[t], NULL, &y, NULL);
+            if (y != want[t][form]) fail_msg("form %d, case %d: %d, by hand %d", form, t, y, want[t][form]);
+        }
+    }
+    /* refused: a fourth form, form 2 with two zero points, a second pair that is not (form, 0), an image out */
+    m[1] = 3;
+    assert_int_equal(tq_int8_net_check(&(tq_int8_net){1, &L}), TQ_INT8_E_ARG);
+    m[1] = 2, L.out_zp = 3, L.act_min = -128;
+    assert_int_equal(tq_int8_net_check(&(tq_int8_net){1, &L}), TQ_INT8_E_ARG);
+    L.out_zp = 2, sh[1] = 1;
+    assert_int_equal(tq_int8_net_check(&(tq_int8_net){1, &L}), TQ_INT8_E_ARG);
+    sh[1] = 0, L.out_h = 2, L.out = 2;
+    assert_int_equal(tq_int8_net_check(&(tq_int8_net){1, &L}), TQ_INT8_E_ARG);
+
+    tq_rng r;
+    tq_rng_seed(&r, 88);
+    static int8_t x[40 * 40 * 5];
+    for (int trial = 0; trial < 600; trial++) {
+        const int H = 1 + (int)tq_rng_below(&r, 40), W = 1 + (int)tq_rng_below(&r, 40), C = 1 + (int)tq_rng_below(&r, 5), n = H * W;
+        const int form = trial % 3;
+        const int32_t zi = (int32_t)tq_rng_below(&r, 256) - 128, zo = form == 2 ? zi : (int32_t)tq_rng_below(&r, 256) - 128;
+        const float si = tq_rng_uniform_in(&r, 0.001f, 0.1f), so = form == 2 ? si : si * tq_rng_uniform_in(&r, 0.2f, 3.0f);
+        tq_mean_multiplier(form, si, so, n, &m[0], &sh[0]);
+        m[1] = form, sh[1] = 0;
+        tq_s8_layer M = {.in = n * C, .out = C, .mult = m, .shift = sh, .in_zp = zi, .out_zp = zo, .act_min = -128, .act_max = 127,
+                         .kind = TQ_S8_MEAN, .in_h = H, .in_w = W, .in_c = C, .out_h = 1, .out_w = 1, .out_c = C, .k = 1, .stride = 1};
+        assert_int_equal(tq_int8_net_check(&(tq_int8_net){1, &M}), TQ_INT8_OK);
+        for (int i = 0; i < n * C; i++) x[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
+        int8_t y[5];
+        tq_s8_layer_run(&M, x, NULL, y, NULL);
+        int32_t M0, S;
+        tq_quantize_multiplier((double)si / (double)so, &M0, &S);
+        for (int c = 0; c < C; c++) {
+            int64_t sum = 0, raw = 0, v;
+            for (int p = 0; p < n; p++) sum += x[p * C + c] - zi, raw += x[p * C + c];
+            if (form == 2) {
+                v = raw / n;
+            } else if (form == 0) {
+                double q = (double)requant64(sum, M0, S) / n;
+                v = (int64_t)(q < 0 ? ceil(q - 0.5) : floor(q + 0.5)) + zo; /* half away from zero */
+            } else { /* k = floor(log2 n), bounded as TFLite bounds it; M0 2^k / n floored */
+                int k = (int)floor(log2((double)n) + 1e-9);
+                k = k > 32 ? 32 : k, k = k > 31 + S ? 31 + S : k;
+                v = (int64_t)requant64(sum, (int32_t)floor(ldexp((double)M0, k) / n), S - k) + zo;
+            }
+            v = v < -128 ? -128 : v > 127 ? 127 : v;
+            if (y[c] != v) fail_msg("trial %d (form %d, %dx%d): channel %d: kernel %d, re-derivation %lld", trial, form, H, W, c, y[c], (long long)v);
+        }
+    }
+}
+
 /* What the graph runner refuses: an input from a later layer (or itself: a cycle), an output
  * nobody reads, a zero point that is not its source's, a second input on a kind with one. */
 static void graph_checks(void **state) {
@@ -1187,6 +1263,7 @@ int main(void) {
         cmocka_unit_test(graph_checks),
         cmocka_unit_test(dense_graph_from_pixels),
         cmocka_unit_test(concat_by_hand),
+        cmocka_unit_test(mean_by_hand_and_rederivation),
         cmocka_unit_test(requantize64_by_hand_and_cmsis),
         cmocka_unit_test(sixteen_bit_layers_match_direct_loops),
         cmocka_unit_test(sixteen_bit_pools_by_hand),

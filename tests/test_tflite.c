@@ -394,8 +394,60 @@ static void graph_through_tflite(void **state) {
     tq_qmodel_free(&q);
 }
 
+/* A MEAN over height and width in each of its three forms (keep_dims; not, at two scales; not, at
+ * one) after a convolution, then a dense layer: written as TFLite's MEAN (its axes, keep_dims, a
+ * [1][C] output without) and read back to the same layers and the same outputs. */
+static void mean_through_tflite(void **state) {
+    (void)state;
+    static float W0[4 * 9 * 2], Wl[3 * 4], Bs[4], S[4] = {0.01f, 0.02f, 0.01f, 0.03f}, Sl[3] = {0.002f, 0.002f, 0.002f};
+    tq_rng r;
+    tq_rng_seed(&r, 12);
+    for (size_t i = 0; i < sizeof W0 / sizeof W0[0]; i++) W0[i] = tq_rng_uniform_in(&r, -1, 1);
+    for (size_t i = 0; i < sizeof Wl / sizeof Wl[0]; i++) Wl[i] = tq_rng_uniform_in(&r, -0.2f, 0.2f);
+    for (int i = 0; i < 4; i++) Bs[i] = tq_rng_uniform_in(&r, -0.05f, 0.05f);
+    for (int form = 0; form < 3; form++) {
+        const float s_mean = form == 2 ? 0.05f : 0.03f;
+        const int32_t z_mean = form == 2 ? -128 : -20;
+        tq_qlayer_src src[4] = {
+            {.relu = 1, .w_bits = 8, .W = W0, .b = Bs, .w_scale = S, .in_scale = 0.02f, .out_scale = 0.05f, .in_zp = 3, .out_zp = -128,
+             .kind = TQ_S8_CONV, .in_h = 7, .in_w = 6, .in_c = 2, .out_h = 5, .out_w = 4, .out_c = 4, .k = 3, .stride = 1},
+            {.in_scale = 0.05f, .out_scale = s_mean, .in_zp = -128, .out_zp = z_mean, .kind = TQ_S8_MEAN, .in_h = 5, .in_w = 4,
+             .in_c = 4, .out_h = 1, .out_w = 1, .out_c = 4, .k = 1, .stride = 1, .mean_form = form},
+            {.in_scale = s_mean, .out_scale = s_mean, .in_zp = z_mean, .out_zp = z_mean, .kind = TQ_S8_FLATTEN, .in_h = 1, .in_w = 1,
+             .in_c = 4, .out_h = 1, .out_w = 1, .out_c = 4, .k = 1, .stride = 1},
+            {.in = 4, .out = 3, .w_bits = 8, .W = Wl, .b = Bs, .w_scale = Sl, .in_scale = s_mean, .out_scale = 0.01f, .in_zp = z_mean,
+             .out_zp = 0},
+        };
+        tq_qmodel q, back;
+        assert_int_equal(tq_qmodel_convert(&q, "mean", src, 4), TQ_OK);
+        assert_int_equal(q.layer[1].mult[1], form);
+        char path[128];
+        snprintf(path, sizeof path, "%s/mean%d.tflite", dir, form);
+        assert_int_equal(tq_export_tflite(&q, path, 0), TQ_OK);
+        assert_int_equal(tq_import_tflite(&back, path, NULL), TQ_OK);
+        /* without keep_dims the MEAN's [1][C] needs no flatten: the dense layer reads it */
+        assert_int_equal(back.n_layers, form == 0 ? 4 : 3);
+        const tq_qlayer *a = &q.layer[1], *b = &back.layer[1];
+        assert_int_equal(b->kind, TQ_S8_MEAN);
+        assert_true(a->mult[0] == b->mult[0] && a->shift[0] == b->shift[0] && a->mult[1] == b->mult[1] && a->out_zp == b->out_zp);
+        size_t sb = tq_int8_net_scratch_bytes(&q.net);
+        void *scratch = tq_malloc(sb);
+        for (int t = 0; t < 30; t++) {
+            int8_t x[84], y1[3], y2[3];
+            for (int i = 0; i < 84; i++) x[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
+            assert_int_equal(tq_int8_net_run(&q.net, x, y1, scratch, sb), TQ_INT8_OK);
+            assert_int_equal(tq_int8_net_run(&back.net, x, y2, scratch, sb), TQ_INT8_OK);
+            assert_memory_equal(y1, y2, 3);
+        }
+        tq_free(scratch);
+        tq_qmodel_free(&back);
+        tq_qmodel_free(&q);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(written_model_reads_back), cmocka_unit_test(import_reads_the_export_back),
-                                       cmocka_unit_test(input_read_twice_through_tflite), cmocka_unit_test(graph_through_tflite)};
+                                       cmocka_unit_test(input_read_twice_through_tflite), cmocka_unit_test(graph_through_tflite),
+                                       cmocka_unit_test(mean_through_tflite)};
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

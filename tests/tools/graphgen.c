@@ -14,6 +14,9 @@
  *     mobilenet 96x96x3: MobileNet v1 of width 0.25 (MLPerf Tiny's visual wake words layout: a
  *               stride-2 conv to 8, thirteen depthwise-separable blocks to 256, ReLU6 throughout,
  *               average pool, dense 2)
+ *     mean      28x28x1: two convolutions (the second stride 2), then TFLite's MEAN over the image
+ *               in the form SEED % 3 (runtime/int8_infer.h: 0 keep_dims, then a 1x1 conv; 1 at
+ *               its own scale; 2 at its input's), dense 10
  * Weights uniform in +-sqrt(6 / fan-in) (He), per-channel scales, activations at fixed scales (ReLU
  * outputs z = -128), batch norm taken as folded. Exit 0 on success, 1 with a message otherwise. */
 #include <math.h>
@@ -122,6 +125,32 @@ static void head(graph *g, int classes) {
                                    .out_scale = 0.01f, .in_zp = x.zp, .out_zp = 0};
 }
 
+/* TFLite's MEAN of the last layer over its image, in `form`: at scale s_out (form 2: the input's) */
+static int mean(graph *g, int form, float s_out) {
+    int l = g->n++;
+    shape x = out_of(g, l - 1);
+    g->s[l] = (tq_qlayer_src){.in_scale = x.scale, .out_scale = form == 2 ? x.scale : s_out, .in_zp = x.zp,
+                              .out_zp = form == 2 ? x.zp : -100, .kind = TQ_S8_MEAN, .in_h = x.h, .in_w = x.w, .in_c = x.c,
+                              .out_h = 1, .out_w = 1, .out_c = x.c, .k = 1, .stride = 1, .mean_form = form};
+    return l;
+}
+
+/* flatten, dense to `classes` */
+static void dense_head(graph *g, int classes) {
+    shape x = out_of(g, g->n - 1);
+    g->s[g->n++] = (tq_qlayer_src){.in_scale = x.scale, .out_scale = x.scale, .in_zp = x.zp, .out_zp = x.zp,
+                                   .kind = TQ_S8_FLATTEN, .in_h = x.h, .in_w = x.w, .in_c = x.c, .out_h = 1, .out_w = 1,
+                                   .out_c = x.h * x.w * x.c, .k = 1, .stride = 1};
+    const int n = x.h * x.w * x.c;
+    float *W = buf(g, (size_t)n * classes), *b = buf(g, classes), *sw = buf(g, classes);
+    for (int o = 0; o < classes; o++) {
+        for (int i = 0; i < n; i++) W[o * n + i] = tq_rng_uniform_in(&g->r, -1, 1) * sqrtf(6.0f / (float)n);
+        sw[o] = sqrtf(6.0f / (float)n) / 127;
+    }
+    g->s[g->n++] = (tq_qlayer_src){.in = n, .out = classes, .w_bits = 8, .W = W, .b = b, .w_scale = sw, .in_scale = x.scale,
+                                   .out_scale = 0.01f, .in_zp = x.zp, .out_zp = 0};
+}
+
 static int first_conv(graph *g, int h, int w, int c, int oc, int k, int kw, int st) {
     net_in.h = h, net_in.w = w, net_in.c = c;
     return conv(g, -1, 0, oc, k, kw, st, 1);
@@ -129,7 +158,7 @@ static int first_conv(graph *g, int h, int w, int c, int oc, int k, int kw, int 
 
 int main(int argc, char **argv) {
     if (argc < 3 || argc > 4) {
-        fprintf(stderr, "usage: tq_graphgen residual|resnet8|dscnn|mobilenet OUT.tqm [SEED]\n");
+        fprintf(stderr, "usage: tq_graphgen residual|resnet8|dscnn|mobilenet|mean OUT.tqm [SEED]\n");
         return 2;
     }
     static graph g;
@@ -149,6 +178,13 @@ int main(int argc, char **argv) {
         int side = conv(&g, x, 0, 8, 1, 1, 1, 1);    /* a second branch from the block's output */
         concat(&g, pw, side);                        /* 16 + 8 channels */
         head(&g, 10);
+    } else if (!strcmp(lay, "mean")) {
+        const int form = (int)((argc == 4 ? strtoull(argv[3], NULL, 10) : 1) % 3);
+        first_conv(&g, 28, 28, 1, 8, 3, 3, 1);
+        conv(&g, -1, 0, 12, 3, 3, 2, 1);
+        mean(&g, form, 0.004f);
+        if (form == 0) conv(&g, -1, 0, 16, 1, 1, 1, 1); /* keep_dims: an image a convolution reads */
+        dense_head(&g, 10);
     } else if (!strcmp(lay, "resnet8")) {
         int x = first_conv(&g, 32, 32, 3, 16, 3, 3, 1);
         const int ch[3] = {16, 32, 64};
@@ -179,7 +215,7 @@ int main(int argc, char **argv) {
         }
         head(&g, 2);
     } else {
-        fprintf(stderr, "tq_graphgen: unknown layout %s (residual, resnet8, dscnn, mobilenet)\n", lay);
+        fprintf(stderr, "tq_graphgen: unknown layout %s (residual, resnet8, dscnn, mobilenet, mean)\n", lay);
         return 2;
     }
     tq_qmodel q;
