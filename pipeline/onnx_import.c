@@ -437,11 +437,12 @@ typedef struct {
     int bn;
     float *gamma, *beta, *mean, *var, eps;
     int relu, pool, pk, ps; /* relu: 1 ReLU, 2 ReLU6; pool: 1 max, 2 average; pk 0: global */
+    int drop;               /* a Dropout after it: percent dropped in training (dropP) */
     int out_h, out_w, out_c; /* after the pool */
 } stage_in;
 
 typedef struct {
-    int in, out, relu;
+    int in, out, relu, drop;
     float *Wt, *b; /* [out][in] (ONNX's columns) */
     int perm_h, perm_w, perm_c; /* the image a flatten made of this layer's input (1, 1, in: none) */
 } dense_in;
@@ -650,7 +651,28 @@ static tq_status walk(ctx *c, layers_in *ch, float *mean, float *sd, tq_onnx_inf
         const int slot = x->slot;
         stage_in *S = slot >= STAGE0 ? &ch->st[slot - STAGE0] : NULL;
         const pv next = nd->out[0];
-        if (pv_is(op, "Identity") || pv_is(op, "Dropout")) {
+        if (pv_is(op, "Dropout")) { /* a training export keeps it: its ratio becomes the layer's dropP */
+            float r = attr_f(nd, "ratio", 0.5f); /* (an input from opset 12 on) */
+            if (nd->n_in > 1 && nd->in[1].n) {
+                float *v;
+                tinfo ti;
+                if ((st = const_input(c, i, nd, 1, &v, &ti)) != TQ_OK) break;
+                r = ti.count ? v[0] : r;
+                tq_free(v);
+            }
+            const long pct = r >= 0.0f && r <= 1.0f ? lroundf(r * 100.0f) : -1;
+            stage_in *Ds = slot == VEC && !ch->n_dl && ch->n_st ? &ch->st[ch->n_st - 1] : S; /* after a flatten: the last layer's */
+            int *d = slot == VEC && ch->n_dl ? &ch->dl[ch->n_dl - 1].drop : Ds ? &Ds->drop : NULL;
+            if (pct != 0 && (pct < 1 || pct > 90 || fabsf(r * 100.0f - (float)pct) > 1e-3f || !d || *d)) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a Dropout of ratio %g%s: tinyqat drops a whole percent, 1 to 90, once after a layer",
+                               (double)r, !d ? " on the input" : "");
+                break;
+            }
+            if (pct) *d = (int)pct;
+            val_add(&vs, next, slot);
+            continue;
+        }
+        if (pv_is(op, "Identity")) {
             val_add(&vs, next, slot);
             continue;
         }
@@ -823,8 +845,9 @@ static tq_status walk(ctx *c, layers_in *ch, float *mean, float *sd, tq_onnx_inf
             T->OH = (h + 2 * T->pad - T->KH) / T->stride + 1, T->OW = (w + 2 * T->pad_w - T->KW) / T->stride + 1;
             T->out_h = T->OH, T->out_w = T->OW, T->out_c = T->O;
         } else if (pv_is(op, "BatchNormalization")) {
-            if (!S || S->kind != TQ_STAGE_CONV || S->bn || S->relu || S->pool) {
-                st = node_fail(c, i, nd, TQ_E_ARG, "a batch norm that does not follow a convolution");
+            if (!S || S->kind != TQ_STAGE_CONV || S->bn || S->relu || S->pool || S->drop) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a batch norm that does not follow a convolution%s",
+                               S && S->drop ? " (tinyqat's dropout comes last in a layer)" : "");
                 break;
             }
             float **dst[4] = {&S->gamma, &S->beta, &S->mean, &S->var};
@@ -877,8 +900,9 @@ static tq_status walk(ctx *c, layers_in *ch, float *mean, float *sd, tq_onnx_inf
                 break;
             }
         } else if (pv_is(op, "MaxPool") || pv_is(op, "AveragePool") || pv_is(op, "GlobalAveragePool")) {
-            if (!S || S->pool) {
-                st = node_fail(c, i, nd, TQ_E_ARG, "a pool that does not follow a convolution or an add (one pool each)");
+            if (!S || S->pool || S->drop) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "a pool that does not follow a convolution or an add (one pool each; a dropout "
+                                                   "comes after the pool)");
                 break;
             }
             int k = 0, s = 0;
@@ -1055,8 +1079,12 @@ static tq_status build(const ctx *c, const layers_in *ch, tq_model *m) {
         else if (S->pool) PUT("-%c%d", S->pool == 1 ? 'm' : 'a', S->pk);
         if (S->pool && S->pk && S->ps != S->pk) PUT("s%d", S->ps);
         if (named[s]) stage_name(a, sizeof a, s), PUT("@%s", a);
+        if (S->drop) PUT("-drop%d", S->drop);
     }
-    for (int l = 0; l < ch->n_dl; l++) PUT("-%d%s", ch->dl[l].out, ch->dl[l].relu ? "r" : "");
+    for (int l = 0; l < ch->n_dl; l++) {
+        PUT("-%d%s", ch->dl[l].out, ch->dl[l].relu ? "r" : "");
+        if (ch->dl[l].drop) PUT("-drop%d", ch->dl[l].drop);
+    }
 #undef PUT
     if (n >= (int)sizeof m->spec - 1) TQ_FAIL(TQ_E_ARG, "%s: the model's spec is longer than tinyqat's %zu characters", c->file, sizeof m->spec - 1);
     tq_status st = tq_model_init(m, spec);

@@ -9,7 +9,7 @@
 #     dropout and a final softmax, depthwise + stride + padding + average pool, MatMul + Add, a
 #     global average pool, a 3x5 kernel, a residual add, MLPerf Tiny's ResNet-8, a DS-CNN (10x4
 #     kernel, padding per axis, depthwise-separable blocks), ReLU6, channel concats (two-way and
-#     three-way): tinyqat's logits within 1e-4 of PyTorch's (relative to the largest), every
+#     three-way), Dropout nodes of a training export (as dropP): tinyqat's logits within 1e-4 of PyTorch's (relative to the largest), every
 #     prediction the same; and the models it must refuse (a Sigmoid, a ReLU after a concat, a
 #     one-sided Pad, an add of a value from inside a layer) refused naming the node.
 # Bad files (empty, truncated, not ONNX) are refused with a message and leave no output.
@@ -76,7 +76,7 @@ expect 1 "import a missing file" -- "$bin" import nothing.onnx
 expect 2 "--pixels with --std" -- "$bin" import fp.onnx --pixels --std 2
 # PyTorch's models
 if /usr/bin/python3 "$here/onnx_torch_models.py" "$tmp" "$MNIST_DIR" 1000 >torch.log 2>&1; then
-  for m in cnn cnn_bn mlp dw matmul gap rect branch resnet8 dscnn relu6 cat cat3; do
+  for m in cnn cnn_bn mlp dw matmul gap rect branch resnet8 dscnn relu6 cat cat3 drop; do
     expect 0 "import PyTorch's $m" -- "$bin" import $m.onnx --out $m.tqf
     "$bin" eval $m.tqf "${d[@]}" --logits $m.f32 >/dev/null
     near $m.f32 $m.torch 1000 1e-4 && ok || bad "$m: tinyqat's logits are not PyTorch's"
@@ -86,6 +86,8 @@ if /usr/bin/python3 "$here/onnx_torch_models.py" "$tmp" "$MNIST_DIR" 1000 >torch
     <("$bin" import resnet8.onnx --out r8.tqf --json) && ok || bad "PyTorch's ResNet-8 is not imported as the resnet8 layout"
   grep -q '"spec":"28x28x1-c4k3p1r@n1-c4k3p1r@n2-~n1-c2k1@n3-~n1-^n2-^n3-c6k1r-m2-10"' \
     <("$bin" import cat3.onnx --out c3.tqf --json) && ok || bad "PyTorch's three-way concat is not imported as two joins"
+  grep -q '"spec":"28x28x1-c4k3s2r-m2-drop25-32r-drop50-10"' <("$bin" import drop.onnx --out d.tqf --json) && ok ||
+    bad "PyTorch's Dropout nodes are not imported as dropP"
   for case in "sigmoid:node 1 (Sigmoid" "catrelu:a ReLU after a Concat" "asym:a Pad of amounts computed" "inner:inside a layer"; do
     m=${case%%:*} want=${case#*:}
     expect 1 "PyTorch's $m refused" -- "$bin" import $m.onnx --out $m.tqf

@@ -12,7 +12,7 @@ x.view(x.size(0), -1)), matmul (MatMul + Add), gap (a global average pool), rect
 padded 1 and 2), branch (a residual add), resnet8 (MLPerf Tiny's ResNet-8: residual blocks, 1x1
 stride-2 shortcuts), dscnn (a 10x4 stride-2 kernel padded 4 and 1, depthwise-separable blocks),
 relu6 (MobileNet's ReLU6 around a depthwise-separable block), cat (a channel concat), cat3 (a
-three-way concat, Inception's join). And models tinyqat must refuse: sigmoid, catrelu (a ReLU
+three-way concat, Inception's join), drop (Dropout nodes, exported for training). And models tinyqat must refuse: sigmoid, catrelu (a ReLU
 after a concat), asym (a Pad of one more row and column below and right), inner (an add that
 reads a convolution's value from before its ReLU). Exit 77 without torch."""
 import os
@@ -157,6 +157,11 @@ def models():
                        nn.Linear(32, 10)), {}
     yield "relu6", Seq(nn.Sequential(nn.Conv2d(1, 8, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU6(),
                                      *separable(8, nn.ReLU6), nn.AvgPool2d(2)), nn.Linear(8 * 7 * 7, 10)), {}
+    # exported for training, so that the Dropout nodes stay (an evaluation export drops them):
+    # their ratios become dropP; the logits are the evaluation's
+    yield "drop", Seq(nn.Sequential(nn.Conv2d(1, 4, 3, stride=2), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25)),
+                      nn.Sequential(nn.Linear(4 * 6 * 6, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 10))), \
+        {"training": torch.onnx.TrainingMode.TRAINING, "do_constant_folding": False}
     yield "sigmoid", Seq(nn.Sequential(nn.Conv2d(1, 4, 5), nn.Sigmoid()), nn.Linear(4 * 24 * 24, 10)), {}
     yield "cat", Branch2("cat"), {}
     yield "cat3", Cat3(), {}
