@@ -115,9 +115,9 @@ static size_t fb_string(fbb *b, const char *s) {
 
 /* ---- the model as TFLite sees it ---- */
 
-enum { T_INT32 = 2, T_INT8 = 9 };                                                     /* TensorType */
-enum { OP_ADD = 0, OP_AVG = 1, OP_CONCAT = 2, OP_CONV = 3, OP_DW = 4, OP_FC = 9, OP_MAX = 17, OP_RESHAPE = 22, OP_SOFTMAX = 25, OP_PAD = 34,
-       OP_MEAN = 40 }; /* BuiltinOperator */
+enum { T_FLOAT32 = 0, T_INT32 = 2, T_INT8 = 9 };                                                     /* TensorType */
+enum { OP_ADD = 0, OP_AVG = 1, OP_CONCAT = 2, OP_CONV = 3, OP_DW = 4, OP_DEQUANTIZE = 6, OP_FC = 9, OP_MAX = 17, OP_RESHAPE = 22,
+       OP_SOFTMAX = 25, OP_PAD = 34, OP_MEAN = 40, OP_QUANTIZE = 114 }; /* BuiltinOperator */
 enum { O_NONE = 0, O_CONV = 1, O_DW = 2, O_POOL = 5, O_FC = 8, O_SOFTMAX = 9, O_CONCAT = 10, O_ADD = 11, O_RESHAPE = 17, O_PAD = 22,
        O_REDUCER = 27 }; /* BuiltinOptions */
 enum { PAD_SAME = 0, PAD_VALID = 1 };
@@ -193,8 +193,8 @@ static int same_pad_before(int in, int k, int s, int *out) {
     return total > 0 ? total / 2 : 0;
 }
 
-static tq_status build(tl_model *m, const tq_qmodel *q, int softmax) {
-    const int cap = 8 * q->n_layers + 4;
+static tq_status build(tl_model *m, const tq_qmodel *q, int flags) {
+    const int cap = 8 * q->n_layers + 6, softmax = flags & TQ_TFLITE_SOFTMAX, float_io = flags & TQ_TFLITE_FLOAT_IO;
     m->t = tq_calloc((size_t)cap, sizeof *m->t);
     m->op = tq_calloc((size_t)cap, sizeof *m->op);
     m->buf = tq_calloc((size_t)cap, sizeof *m->buf);
@@ -204,8 +204,16 @@ static tq_status build(tl_model *m, const tq_qmodel *q, int softmax) {
     add_buffer(m, NULL, 0);
     const tq_qlayer *L0 = &q->layer[0];
     int32_t shape[4] = {1, L0->in_h, L0->in_w, L0->in_c};
-    int x = L0->kind == TQ_S8_LINEAR ? act_tensor(m, "input", 2, (int32_t[]){1, L0->in}, L0->in_scale, L0->in_zp)
-                                     : act_tensor(m, "input", 4, shape, L0->in_scale, L0->in_zp);
+    const int in_dims = L0->kind == TQ_S8_LINEAR ? 2 : 4;
+    if (L0->kind == TQ_S8_LINEAR) shape[1] = L0->in;
+    int x = act_tensor(m, float_io ? "input_int8" : "input", in_dims, shape, L0->in_scale, L0->in_zp);
+    if (float_io) { /* tensor 0 the float input, quantized first, as the converter's default interface */
+        int f = add_tensor(m, "input", in_dims, shape, T_FLOAT32, 0, 0, NULL, NULL, 0);
+        tl_tensor t0 = m->t[x];
+        m->t[x] = m->t[f], m->t[f] = t0; /* (the subgraph's input is tensor 0) */
+        x = f;
+        m->op[m->nop++] = (tl_op){.code = OP_QUANTIZE, .version = 2, .nin = 1, .in = {0}, .out = x, .opt_type = O_NONE};
+    }
     int out_of[TQ_INT8_MAX_LAYERS]; /* each layer's output tensor: what a later layer's src names */
     const int input = x;
 #define PRODUCED(l, j) (tq_qmodel_producer(q, l, j) < 0 ? input : out_of[tq_qmodel_producer(q, l, j)])
@@ -333,6 +341,12 @@ static tq_status build(tl_model *m, const tq_qmodel *q, int softmax) {
         const tq_qlayer *L = &q->layer[q->n_layers - 1];
         int y = act_tensor(m, "probabilities", 2, (int32_t[]){1, L->out}, 1.0f / 256, -128);
         m->op[m->nop++] = (tl_op){.code = OP_SOFTMAX, .version = 2, .nin = 1, .in = {x}, .out = y, .opt_type = O_SOFTMAX};
+        x = y;
+    }
+    if (float_io && m->ok) { /* and the output dequantized last */
+        const tl_tensor *t = &m->t[x];
+        int y = add_tensor(m, "output", t->ndim, t->shape, T_FLOAT32, 0, 0, NULL, NULL, 0);
+        m->op[m->nop++] = (tl_op){.code = OP_DEQUANTIZE, .version = 2, .nin = 1, .in = {x}, .out = y, .opt_type = O_NONE};
     }
 #undef PRODUCED
     if (!m->ok) TQ_FAIL(TQ_E_NOMEM, "tflite: out of memory");
@@ -448,14 +462,14 @@ static void put_model(fbb *b, const tl_model *m) {
     }
 }
 
-tq_status tq_export_tflite(const tq_qmodel *q, const char *path, int softmax) {
+tq_status tq_export_tflite(const tq_qmodel *q, const char *path, int flags) {
     if (!q || !path) TQ_FAIL(TQ_E_ARG, "tflite: a model and a path are required");
     if (tq_int8_net_check(&q->net) != TQ_INT8_OK) TQ_FAIL(TQ_E_ARG, "tflite: the integer model is not a valid network");
     tq_status st = tq_qmodel_check_scales(q, "tflite");
     if (st != TQ_OK) return st;
     tl_model m;
     memset(&m, 0, sizeof m);
-    st = build(&m, q, softmax);
+    st = build(&m, q, flags);
     fbb b = {NULL, 0, 0, 1};
     if (st == TQ_OK) put_model(&b, &m);
     if (st == TQ_OK && !b.ok) st = tq_error_set_(TQ_E_NOMEM, __FILE__, __LINE__, "tflite: out of memory");

@@ -21,9 +21,12 @@
 extern "C" {
 #endif
 
-/* Write q to path as .tflite (atomically: a failure leaves an existing file as it was); softmax:
- * end with a SOFTMAX. */
-tq_status tq_export_tflite(const tq_qmodel *q, const char *path, int softmax);
+/* flags: TQ_TFLITE_SOFTMAX ends the model with a SOFTMAX; TQ_TFLITE_FLOAT_IO gives it a float
+ * interface, as TFLite's converter does by default: a QUANTIZE of a float input first and a
+ * DEQUANTIZE of the output last (the integer model is what lies between them). */
+enum { TQ_TFLITE_SOFTMAX = 1, TQ_TFLITE_FLOAT_IO = 2 };
+/* Write q to path as .tflite (atomically: a failure leaves an existing file as it was). */
+tq_status tq_export_tflite(const tq_qmodel *q, const char *path, int flags);
 
 #ifdef __cplusplus
 }

@@ -103,8 +103,8 @@ static int64_t v_i64(fb *b, size_t v, uint32_t i) {
 /* ---- the model ---- */
 
 enum { T_FLOAT32 = 0, T_INT32 = 2, T_INT8 = 9 };
-enum { OP_ADD = 0, OP_AVG = 1, OP_CONCAT = 2, OP_CONV = 3, OP_DW = 4, OP_FC = 9, OP_MAX = 17, OP_RESHAPE = 22, OP_SOFTMAX = 25, OP_PAD = 34,
-       OP_MEAN = 40 };
+enum { OP_ADD = 0, OP_AVG = 1, OP_CONCAT = 2, OP_CONV = 3, OP_DW = 4, OP_DEQUANTIZE = 6, OP_FC = 9, OP_MAX = 17, OP_RESHAPE = 22,
+       OP_SOFTMAX = 25, OP_PAD = 34, OP_MEAN = 40, OP_QUANTIZE = 114 };
 enum { PAD_SAME = 0, PAD_VALID = 1 };
 
 typedef struct {
@@ -152,6 +152,20 @@ static tq_status tensor(ctx *c, int32_t i, tens *t) {
     return TQ_OK;
 }
 
+/* Operator k's code, its first input and first output tensor (-1 when it has none); -1 for a
+ * damaged operator. */
+static int op_ends(ctx *c, size_t ops, size_t codes, uint32_t n_codes, uint32_t k, int32_t *in, int32_t *out) {
+    fb *b = &c->b;
+    size_t op = v_table(b, ops, k), oin = f_obj(b, op, 1), oout = f_obj(b, op, 2);
+    uint32_t ci = f_u32(b, op, 0, 0);
+    *in = vlen(b, oin, 4) ? v_i32(b, oin, 0) : -1;
+    *out = vlen(b, oout, 4) ? v_i32(b, oout, 0) : -1;
+    if (b->bad || ci >= n_codes) return -1;
+    size_t oc = v_table(b, codes, ci);
+    int code = (int)f_u8(b, oc, 0, 0), code2 = (int)f_u32(b, oc, 3, 0);
+    return b->bad ? -1 : code2 > code ? code2 : code;
+}
+
 #define OP_FAIL(...) return op_fail(c, k, code, __VA_ARGS__)
 
 static const char *op_name(int code) {
@@ -165,8 +179,8 @@ static const char *op_name(int code) {
     case OP_RESHAPE: return "RESHAPE";
     case OP_SOFTMAX: return "SOFTMAX";
     case OP_PAD: return "PAD";
-    case 6: return "DEQUANTIZE";
-    case 114: return "QUANTIZE";
+    case OP_DEQUANTIZE: return "DEQUANTIZE";
+    case OP_QUANTIZE: return "QUANTIZE";
     case OP_CONCAT: return "CONCATENATION";
     case 21: return "RELU6";
     case 19: return "RELU";
@@ -242,6 +256,22 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
     int32_t in0 = v_i32(b, ins, 0), out = v_i32(b, outs, 0);
     tens t, w, bias, y;
     TQ_TRY(tensor(c, in0, &t));
+    /* A float model interface (the converter's default): a QUANTIZE of the float input first, a
+     * DEQUANTIZE into the float output last. The integer model is what lies between: its input is
+     * the QUANTIZE's int8 tensor, its output the DEQUANTIZE's. */
+    uint32_t first = 0, end = n_ops;
+    {
+        int32_t oi, oo;
+        if (t.type == T_FLOAT32 && op_ends(c, ops, codes, n_codes, 0, &oi, &oo) == OP_QUANTIZE && oi == in0) {
+            in0 = oo, first = 1;
+            TQ_TRY(tensor(c, in0, &t));
+            if (info) info->float_in = 1;
+        }
+        if (n_ops > first + 1 && op_ends(c, ops, codes, n_codes, n_ops - 1, &oi, &oo) == OP_DEQUANTIZE && oo == out) {
+            out = oi, end = n_ops - 1;
+            if (info) info->float_out = 1;
+        }
+    }
     float s0;
     int32_t z0;
     if (!act_q(c, &t, &s0, &z0))
@@ -263,7 +293,7 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
     tq_status st = TQ_OK;
     char spec[128];
     int sp = image_in ? snprintf(spec, sizeof spec, "%dx%dx%d", H0, W0, C0) : snprintf(spec, sizeof spec, "%d", C0);
-    for (uint32_t k32 = 0; k32 < n_ops && st == TQ_OK; k32++) {
+    for (uint32_t k32 = first; k32 < end && st == TQ_OK; k32++) {
         const int k = (int)k32;
         size_t op = v_table(b, ops, k32), opt = f_obj(b, op, 4), oin = f_obj(b, op, 1), oout = f_obj(b, op, 2);
         uint32_t ci = f_u32(b, op, 0, 0), nin = vlen(b, oin, 4), nout = vlen(b, oout, 4);
@@ -294,7 +324,7 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
         float s_out;
         int32_t z_out;
         if (code == OP_SOFTMAX) {
-            if (k32 + 1 != n_ops || next != out) st = op_fail(c, k, code, "a SOFTMAX that is not the last operator");
+            if (k32 + 1 != end || next != out) st = op_fail(c, k, code, "a SOFTMAX that is not the last operator");
             else if (info) info->softmax_dropped = 1;
             out = xin;
             break;
@@ -439,7 +469,8 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
         }
         if (code != OP_CONV && code != OP_DW && code != OP_FC) {
             st = op_fail(c, k, code, "not an operator tinyqat imports (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, CONCATENATION, "
-                                     "MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, RESHAPE, PAD, a final SOFTMAX)");
+                                     "MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, RESHAPE, PAD, a final SOFTMAX, a QUANTIZE of a float input "
+                                     "first and a DEQUANTIZE of the output last)");
             break;
         }
         if (nin < 3 || (st = tensor(c, v_i32(b, oin, 1), &w)) != TQ_OK || (st = tensor(c, v_i32(b, oin, 2), &bias)) != TQ_OK) {

@@ -441,6 +441,14 @@ static void mean_through_tflite(void **state) {
         }
         tq_free(scratch);
         tq_qmodel_free(&back);
+        /* with a float interface: a QUANTIZE first and a DEQUANTIZE last, which the import leaves out */
+        assert_int_equal(tq_export_tflite(&q, path, TQ_TFLITE_FLOAT_IO), TQ_OK);
+        tq_tflite_info info;
+        assert_int_equal(tq_import_tflite(&back, path, &info), TQ_OK);
+        assert_true(info.float_in && info.float_out && info.operators == 6); /* QUANTIZE, 4 layers, DEQUANTIZE */
+        assert_int_equal(back.n_layers, form == 0 ? 4 : 3);
+        assert_true(back.layer[1].kind == TQ_S8_MEAN && back.layer[1].mult[0] == q.layer[1].mult[0]);
+        tq_qmodel_free(&back);
         tq_qmodel_free(&q);
     }
 }

@@ -10,7 +10,9 @@ least MIN_AGREE percent of the predictions agree (99.9) and no logit differs by 
 MAX_STEPS output steps (1: Arm NN requantizes in float, so a tie can round the other way; in a
 deeper network such a step can grow layer by layer), 1 otherwise, 77 without pyarmnn. --softmax:
 the model ends with a SOFTMAX (export --softmax): its int8 probabilities (s = 1/256, z = -128) must
-sum to 1 within 10 steps and pick the class tinyqat's logits pick (MAX_STEPS is not used)."""
+sum to 1 within 10 steps and pick the class tinyqat's logits pick (MAX_STEPS is not used). A model
+with a float interface (export --float-io) is fed p/255 and its float probabilities taken back to
+int8 (it needs --softmax)."""
 import json
 import os
 import sys
@@ -48,10 +50,19 @@ def main():
     net_id, _ = runtime.LoadNetwork(opt)
     out_tensors = ann.make_output_tensors([ob])
     same, worst, steps, bad_sums = 0, 0, 0, 0
+    float_in = ib[1].GetDataType() == ann.DataType_Float32
+    float_out = ob[1].GetDataType() == ann.DataType_Float32
+    if float_out and not softmax:
+        sys.exit("tflite_armnn: a float output is compared as probabilities only (--softmax)")
     for i in range(len(images)):
-        x = (images[i].astype(np.int16) - 128).astype(np.int8)  # the input q = p - 128 at s = 1/255
+        if float_in:  # a float interface (export --float-io): x = p/255, which its QUANTIZE takes to p - 128
+            x = (images[i].astype(np.float32) / np.float32(255)).astype(np.float32)
+        else:
+            x = (images[i].astype(np.int16) - 128).astype(np.int8)  # the input q = p - 128 at s = 1/255
         runtime.EnqueueWorkload(net_id, ann.make_input_tensors([ib], [x]), out_tensors)
-        y = ann.workload_tensors_to_ndarray(out_tensors)[0].reshape(-1).astype(np.int32)
+        y = ann.workload_tensors_to_ndarray(out_tensors)[0].reshape(-1)
+        # a float output is the int8 probabilities dequantized (s = 1/256, z = -128): back to them
+        y = (np.rint(y.astype(np.float64) * 256) - 128 if float_out else y).astype(np.int32)
         r = ref[i].astype(np.int32)
         if softmax:  # probabilities against logits: only their sum and the choice compare
             bad_sums += int(abs(int(np.sum(y + 128)) - 256) > 10)

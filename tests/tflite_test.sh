@@ -66,6 +66,13 @@ done
 "$bin" export fp.tqm --tflite sm.tflite --softmax >/dev/null && ok || bad "export --softmax"
 /usr/bin/python3 "$here/tflite_armnn.py" sm.tflite fp.logits "$MNIST_DIR" 2000 99.5 0 --softmax >out 2>&1 && ok || bad "softmax: Arm NN disagrees"
 grep -v "Skipped I" out
+# the converter's default float interface (a QUANTIZE of p/255 first, a DEQUANTIZE last): Arm NN
+# runs it to the same probabilities; the import leaves both out and gives the model's logits
+"$bin" export fp.tqm --tflite smf.tflite --softmax --float-io >/dev/null && ok || bad "export --float-io"
+/usr/bin/python3 "$here/tflite_armnn.py" smf.tflite fp.logits "$MNIST_DIR" 2000 99.5 0 --softmax >out 2>&1 && ok || bad "float io: Arm NN disagrees"
+grep -v "Skipped I" out
+"$bin" import smf.tflite --out smf.tqm --json >out && grep -q '"float_in":1,"float_out":1' out && "$bin" infer smf.tqm --repeats 1 "${d[@]}" --logits smf.logits >/dev/null &&
+  cmp -s fp.logits smf.logits && ok || bad "float io: the import of the export gives other logits: $(tail -1 out)"
 # a path that cannot be written: refused, nothing left; an existing file is left as it was
 "$bin" export fp.tqm --tflite "$tmp/no/dir/m.tflite" 2>err && bad "an unwritable --tflite path succeeds" || ok
 grep -q "no/dir" err && ok || bad "the message names the path: $(cat err)"

@@ -60,7 +60,7 @@ static int export_float(const char *path, const char *onnx, int softmax, int jso
 
 int cmd_export(int argc, char **argv) {
     const char *cdir = NULL, *dataset = NULL, *data = NULL, *prefix = NULL, *tflite = NULL, *onnx = NULL;
-    int n_test = 0, json = 0, softmax = 0;
+    int n_test = 0, json = 0, softmax = 0, float_io = 0;
     cli_opt opts[] = {
         {"--c", CLI_STR, &cdir, "write the C module into this folder (created, with its parents)", 0, 0},
         {"--tflite", CLI_STR, &tflite, "write the model as a TensorFlow Lite flatbuffer (int8; weights of 2-4 bits as int8 values)", 0, 0},
@@ -68,6 +68,8 @@ int cmd_export(int argc, char **argv) {
          "values), a float .tqf as plain float", 0, 0},
         {"--softmax", CLI_FLAG, &softmax, "end the .tflite or .onnx with a softmax: probabilities out instead of logits "
          "(TFLite: int8 at 1/256, zero point -128)", 0, 0},
+        {"--float-io", CLI_FLAG, &float_io, "give the .tflite a float input and output, as TFLite's converter does by default: a "
+         "QUANTIZE first and a DEQUANTIZE last", 0, 0},
         {"--prefix", CLI_STR, &prefix, "start every name of the module with this instead of tq_ (kws_: kws_model_classify), so "
          "two models build into one firmware", 0, 0, NULL, "tq_"},
         {"--test-images", CLI_INT, &n_test, "also write N test images with the host's logits (tq_test_data.h)", 0, 1000000},
@@ -80,6 +82,10 @@ int cmd_export(int argc, char **argv) {
     const char *pos[1];
     int n_pos, rc = cli_parse(&cmd, opts, sizeof opts / sizeof opts[0], argc, argv, pos, &n_pos);
     if (rc) return rc == 1 ? 0 : 2;
+    if (float_io && !tflite) {
+        fprintf(stderr, "tinyqat export: --float-io is for --tflite\n");
+        return 2;
+    }
     if (!cdir && !tflite && !onnx) {
         fprintf(stderr, "tinyqat export: --c DIR, --tflite FILE or --onnx FILE is required (see 'tinyqat export --help')\n");
         return 2;
@@ -107,7 +113,8 @@ int cmd_export(int argc, char **argv) {
         tq_qmodel_free(&q);
         return rc;
     }
-    if (tflite && tq_export_tflite(&q, tflite, softmax) != TQ_OK) rc = cli_fail("export");
+    if (tflite && tq_export_tflite(&q, tflite, (softmax ? TQ_TFLITE_SOFTMAX : 0) | (float_io ? TQ_TFLITE_FLOAT_IO : 0)) != TQ_OK)
+        rc = cli_fail("export");
     else if (tflite) printf("exported %s (%s) to %s (TensorFlow Lite, int8)\n", pos[0], q.spec, tflite);
     if (rc == 0 && onnx && tq_export_onnx(&q, onnx, softmax) != TQ_OK) rc = cli_fail("export");
     else if (rc == 0 && onnx) printf("exported %s (%s) to %s (ONNX, QDQ int8)\n", pos[0], q.spec, onnx);
