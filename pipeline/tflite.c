@@ -206,14 +206,11 @@ static tq_status build(tl_model *m, const tq_qmodel *q, int flags) {
     int32_t shape[4] = {1, L0->in_h, L0->in_w, L0->in_c};
     const int in_dims = L0->kind == TQ_S8_LINEAR ? 2 : 4;
     if (L0->kind == TQ_S8_LINEAR) shape[1] = L0->in;
+    /* the subgraph's input is tensor 0: with float_io the float one, quantized first, as the
+     * converter's default interface does */
+    if (float_io) add_tensor(m, "input", in_dims, shape, T_FLOAT32, 0, 0, NULL, NULL, 0);
     int x = act_tensor(m, float_io ? "input_int8" : "input", in_dims, shape, L0->in_scale, L0->in_zp);
-    if (float_io) { /* tensor 0 the float input, quantized first, as the converter's default interface */
-        int f = add_tensor(m, "input", in_dims, shape, T_FLOAT32, 0, 0, NULL, NULL, 0);
-        tl_tensor t0 = m->t[x];
-        m->t[x] = m->t[f], m->t[f] = t0; /* (the subgraph's input is tensor 0) */
-        x = f;
-        m->op[m->nop++] = (tl_op){.code = OP_QUANTIZE, .version = 2, .nin = 1, .in = {0}, .out = x, .opt_type = O_NONE};
-    }
+    if (float_io) m->op[m->nop++] = (tl_op){.code = OP_QUANTIZE, .version = 2, .nin = 1, .in = {0}, .out = x, .opt_type = O_NONE};
     int out_of[TQ_INT8_MAX_LAYERS]; /* each layer's output tensor: what a later layer's src names */
     const int input = x;
 #define PRODUCED(l, j) (tq_qmodel_producer(q, l, j) < 0 ? input : out_of[tq_qmodel_producer(q, l, j)])

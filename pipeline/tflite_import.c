@@ -152,6 +152,14 @@ static tq_status tensor(ctx *c, int32_t i, tens *t) {
     return TQ_OK;
 }
 
+/* The builtin code of operator code table entry ci (ci < the table's length): the byte field, or
+ * the int32 field newer writers use past 127. */
+static int code_of(fb *b, size_t codes, uint32_t ci) {
+    size_t oc = v_table(b, codes, ci);
+    int code = (int)f_u8(b, oc, 0, 0), code2 = (int)f_u32(b, oc, 3, 0);
+    return code2 > code ? code2 : code;
+}
+
 /* Operator k's code, its first input and first output tensor (-1 when it has none); -1 for a
  * damaged operator. */
 static int op_ends(ctx *c, size_t ops, size_t codes, uint32_t n_codes, uint32_t k, int32_t *in, int32_t *out) {
@@ -161,9 +169,8 @@ static int op_ends(ctx *c, size_t ops, size_t codes, uint32_t n_codes, uint32_t 
     *in = vlen(b, oin, 4) ? v_i32(b, oin, 0) : -1;
     *out = vlen(b, oout, 4) ? v_i32(b, oout, 0) : -1;
     if (b->bad || ci >= n_codes) return -1;
-    size_t oc = v_table(b, codes, ci);
-    int code = (int)f_u8(b, oc, 0, 0), code2 = (int)f_u32(b, oc, 3, 0);
-    return b->bad ? -1 : code2 > code ? code2 : code;
+    int code = code_of(b, codes, ci);
+    return b->bad ? -1 : code;
 }
 
 #define OP_FAIL(...) return op_fail(c, k, code, __VA_ARGS__)
@@ -301,9 +308,7 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
             st = tq_error_set_(TQ_E_FORMAT, __FILE__, __LINE__, "%s: operator %d is damaged", name, k);
             break;
         }
-        size_t oc = v_table(b, codes, ci);
-        int code = (int)f_u8(b, oc, 0, 0), code2 = (int)f_u32(b, oc, 3, 0);
-        if (code2 > code) code = code2; /* the int32 field newer writers use past 127 */
+        int code = code_of(b, codes, ci);
         /* the operator's input: a tensor an earlier operator wrote (or the model's input) */
         int32_t xin = v_i32(b, oin, 0);
         if (xin < 0 || (uint32_t)xin >= c->n_tensors || !ti[xin].known) {

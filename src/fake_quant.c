@@ -55,12 +55,10 @@ static void act_range(const tq_fq *fq, tq_observer *o) {
     }
 }
 
-/* An activation's s and z from its observer's range: affine int8, or symmetric int16. */
-static tq_status act_qparams(const tq_fq *fq, tq_qparams *p) {
-    tq_observer o;
-    act_range(fq, &o);
-    if (fq->bits != 16) return tq_observer_qparams(&o, fq->qmin, fq->qmax, p);
-    TQ_TRY(tq_qparams_symmetric(o.min, o.max, 32767, p));
+/* An activation's s and z from the range o (act_range): affine int8, or symmetric int16. */
+static tq_status range_qparams(const tq_fq *fq, const tq_observer *o, tq_qparams *p) {
+    if (fq->bits != 16) return tq_observer_qparams(o, fq->qmin, fq->qmax, p);
+    TQ_TRY(tq_qparams_symmetric(o->min, o->max, 32767, p));
     p->qmin = -32768;
     return TQ_OK;
 }
@@ -128,7 +126,7 @@ tq_status tq_fq_update(tq_fq *fq, const float *x, int rows, int cols, int observ
         act_range(fq, &seen);
         if (seen.n_seen == 0) return TQ_OK;
         tq_qparams p;
-        TQ_TRY(act_qparams(fq, &p));
+        TQ_TRY(range_qparams(fq, &seen, &p));
         fq->scale[0] = p.scale;
         fq->zero_point[0] = p.zero_point;
         for (tq_fq *r = fq->ring; r && r != fq; r = r->ring) r->scale[0] = p.scale, r->zero_point[0] = p.zero_point;
@@ -272,7 +270,10 @@ static void fq_forward(tq_node *n, int mode) {
         /* a learned activation scale starts where its observer puts it on the first batch seen;
          * the zero point stays there (the observer then rests: nothing else reads it) */
         tq_qparams p;
-        if (tq_observer_observe(fq->obs, x->val, N) == TQ_OK && act_qparams(fq, &p) == TQ_OK) {
+        tq_observer o;
+        const int seen = tq_observer_observe(fq->obs, x->val, N) == TQ_OK;
+        if (seen) act_range(fq, &o);
+        if (seen && range_qparams(fq, &o, &p) == TQ_OK) {
             fq->zero_point[0] = p.zero_point;
             n->in[1]->val[0] = fq->lsq_log ? logf(p.scale) : p.scale;
         }
