@@ -123,7 +123,7 @@ static void put_runtime(tq_buf *b, const unsigned char *src, size_t len, unsigne
     snprintf(ih, sizeof ih, "#define TQ_INT8_EXPORT_ID 0x%08xu", (unsigned)id);
     snprintf(ic, sizeof ic, "#define TQ_INT8_C_EXPORT_ID 0x%08xu", (unsigned)id);
     const char *subst[][2] = {{"#include \"runtime/int8_infer.h\"", "#include \"int8_infer.h\""},
-                              {"#define TQ_INT8_KINDS 0x1ff", k},
+                              {"#define TQ_INT8_KINDS 0x3ff", k},
                               {"#define TQ_INT8_PACKED 0x14", w},
                               {"#define TQ_INT8_PRECHECKED 0", "#define TQ_INT8_PRECHECKED 1"},
                               {"#define TQ_INT8_GRAPHS 1", g},
@@ -207,13 +207,13 @@ tq_status tq_export_c_prefixed(const tq_qmodel *qm, const char *cdir, const char
     put_str(&c, prov);
     put_str(&c, "#include \"tq_model.h\"\n\n");
     static const char *kind_names[] = {"TQ_S8_LINEAR",  "TQ_S8_CONV",    "TQ_S8_DEPTHWISE", "TQ_S8_MAXPOOL",
-                                       "TQ_S8_AVGPOOL", "TQ_S8_FLATTEN", "TQ_S8_ADD",     "TQ_S8_CONCAT", "TQ_S8_MEAN"};
+                                       "TQ_S8_AVGPOOL", "TQ_S8_FLATTEN", "TQ_S8_ADD",     "TQ_S8_CONCAT", "TQ_S8_MEAN", "TQ_S8_SOFTMAX"};
     for (int l = 0; l < q.n_layers; l++) {
         const tq_qlayer *L = &q.layer[l];
         putf(&c, "/* layer %d: %s %dx%dx%d -> %dx%dx%d", l, kind_names[L->kind] + 6, L->in_h, L->in_w, L->in_c, L->out_h, L->out_w,
              L->out_c);
         const int two = L->kind == TQ_S8_ADD || L->kind == TQ_S8_CONCAT;
-        if (L->kind != TQ_S8_LINEAR && L->kind != TQ_S8_FLATTEN && L->kind != TQ_S8_MEAN && !two) {
+        if (L->kind != TQ_S8_LINEAR && L->kind != TQ_S8_FLATTEN && L->kind != TQ_S8_MEAN && L->kind != TQ_S8_SOFTMAX && !two) {
             if (L->kw)
                 putf(&c, ", kernel %dx%d stride %dx%d pad %dx%d", L->k, L->kw, L->stride, L->stride_w, L->pad, L->pad_w);
             else
@@ -224,7 +224,7 @@ tq_status tq_export_c_prefixed(const tq_qmodel *qm, const char *cdir, const char
         putf(&c, "%s; s_in %.9g z_in %d, s_out %.9g z_out %d */\n", L->relu == 2 ? ", ReLU6" : L->relu ? ", ReLU" : "", (double)L->in_scale, L->in_zp,
              (double)L->out_scale, L->out_zp);
         char name[32];
-        if (L->kind == TQ_S8_ADD || L->kind == TQ_S8_MEAN) { /* (a mean's second pair: its form, runtime/int8_infer.h) */
+        if (!tq_qlayer_channels(L) && tq_qlayer_requants(L)) { /* an add, a mean (its second pair: its form), a softmax */
             snprintf(name, sizeof name, "l%d_mult", l);
             put_i32(&c, name, L->mult, (size_t)tq_qlayer_requants(L));
             snprintf(name, sizeof name, "l%d_shift", l);
@@ -253,7 +253,7 @@ tq_status tq_export_c_prefixed(const tq_qmodel *qm, const char *cdir, const char
             putf(&c, "    {%d, %d, l%d_w, 0, l%d_mult, l%d_shift, ", L->in, L->out, l, l, l);
         else if (tq_qlayer_channels(L))
             putf(&c, "    {%d, %d, l%d_w, l%d_bias, l%d_mult, l%d_shift, ", L->in, L->out, l, l, l, l);
-        else if (L->kind == TQ_S8_ADD || L->kind == TQ_S8_MEAN)
+        else if (tq_qlayer_requants(L))
             putf(&c, "    {%d, %d, 0, 0, l%d_mult, l%d_shift, ", L->in, L->out, l, l);
         else
             putf(&c, "    {%d, %d, 0, 0, 0, 0, ", L->in, L->out);

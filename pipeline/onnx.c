@@ -358,6 +358,10 @@ tq_status tq_export_onnx(const tq_qmodel *q, const char *path, int softmax) {
         if (q->layer[l].relu == 2)
             TQ_FAIL(TQ_E_ARG, "onnx: layer %d of %s ends in a ReLU6, which this exporter does not write yet (export --tflite writes it)", l,
                     q->spec);
+    for (int l = 0; l < q->n_layers; l++)
+        if (q->layer[l].kind == TQ_S8_SOFTMAX || q->layer[l].kind == TQ_S8_MEAN)
+            TQ_FAIL(TQ_E_ARG, "onnx: layer %d of %s is an int8 %s, which this exporter does not write (export --tflite writes it)", l,
+                    q->spec, tq_qlayer_kind_name(q->layer[l].kind));
     if (!tq_qmodel_is_chain(q))
         TQ_FAIL(TQ_E_ARG, "onnx: model %s is a graph (an add, a layer reading an earlier one, or a non-square kernel); this exporter writes chains of square kernels only", q->spec);
     tq_status st = tq_qmodel_check_scales(q, "onnx");

@@ -254,6 +254,16 @@ static tq_status build(tl_model *m, const tq_qmodel *q, int flags) {
             m->nop++, x = out_of[l] = y;
             continue;
         }
+        if (L->kind == TQ_S8_SOFTMAX) { /* beta 1 (the multiplier is the input scale's); its input tensor's shape */
+            int32_t sh[4];
+            const int nd = m->t[x].ndim;
+            memcpy(sh, m->t[x].shape, sizeof sh);
+            snprintf(nm, sizeof nm, "l%d_softmax", l);
+            int y = act_tensor(m, nm, nd, sh, L->out_scale, L->out_zp);
+            *op = (tl_op){.code = OP_SOFTMAX, .version = 2, .nin = 1, .in = {x}, .out = y, .opt_type = O_SOFTMAX};
+            m->nop++, x = out_of[l] = y;
+            continue;
+        }
         if (L->kind == TQ_S8_FLATTEN) {
             int32_t ns[2] = {1, L->out};
             snprintf(nm, sizeof nm, "l%d_shape", l);
@@ -334,7 +344,7 @@ static tq_status build(tl_model *m, const tq_qmodel *q, int flags) {
                           .opt = {padding, sw, L->stride, C / L->in_c, relu}};
         m->nop++, x = out_of[l] = y;
     }
-    if (softmax && m->ok) { /* beta 1; int8 SOFTMAX's output is fixed at s = 1/256, z = -128 */
+    if (softmax && m->ok && q->layer[q->n_layers - 1].kind != TQ_S8_SOFTMAX) { /* beta 1; int8 SOFTMAX's output is fixed at s = 1/256, z = -128 */
         const tq_qlayer *L = &q->layer[q->n_layers - 1];
         int y = act_tensor(m, "probabilities", 2, (int32_t[]){1, L->out}, 1.0f / 256, -128);
         m->op[m->nop++] = (tl_op){.code = OP_SOFTMAX, .version = 2, .nin = 1, .in = {x}, .out = y, .opt_type = O_SOFTMAX};

@@ -328,12 +328,6 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
         }
         float s_out;
         int32_t z_out;
-        if (code == OP_SOFTMAX) {
-            if (k32 + 1 != end || next != out) st = op_fail(c, k, code, "a SOFTMAX that is not the last operator");
-            else if (info) info->softmax_dropped = 1;
-            out = xin;
-            break;
-        }
         if (!act_q(c, &y, &s_out, &z_out)) {
             st = op_fail(c, k, code, "its output is not an int8 tensor with one scale and zero point");
             break;
@@ -355,6 +349,26 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
         }
         const int from = X.layer == n - 1 ? 0 : X.layer + 1;
         tq_qlayer_src *L = &src[n];
+        if (code == OP_SOFTMAX) { /* over the last axis: TFLite Micro's int8 SOFTMAX (runtime/int8_infer.h) */
+            uint32_t bits = f_u32(b, opt, 0, 0);
+            float beta;
+            int32_t M0, shm;
+            memcpy(&beta, &bits, 4);
+            if (s_out != 1.0f / 256 || z_out != -128 || y.shape[y.ndim - 1] != C || beta != 1.0f || C > 511 ||
+                tq_softmax_multiplier(s_in, &M0, &shm)) {
+                st = op_fail(c, k, code, "a SOFTMAX tinyqat cannot hold (beta 1, over at most 511 values, input scale at least 2^-26, "
+                                         "output at scale 1/256 and zero point -128: beta %g, %d values, scale %g and %d)",
+                             (double)beta, C, (double)s_out, z_out);
+                break;
+            }
+            *L = (tq_qlayer_src){.in_scale = s_in, .out_scale = s_out, .in_zp = z_in, .out_zp = z_out, .kind = TQ_S8_SOFTMAX, .in_h = H,
+                                 .in_w = W, .in_c = C, .out_h = H, .out_w = W, .out_c = C, .k = 1, .stride = 1, .src = {from, 0}};
+            ti[next] = (tinfo){.known = 1, .layer = n, .H = H, .W = W, .C = C, .flat = flat, .s = s_out, .z = z_out};
+            n++;
+            spec_add(spec, &sp, "-softmax");
+            if (info) info->softmax = 1;
+            continue;
+        }
         if (code == OP_PAD) {
             tens pads;
             if ((st = tensor(c, nin > 1 ? v_i32(b, oin, 1) : -1, &pads)) != TQ_OK) break;
@@ -474,7 +488,7 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
         }
         if (code != OP_CONV && code != OP_DW && code != OP_FC) {
             st = op_fail(c, k, code, "not an operator tinyqat imports (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, CONCATENATION, "
-                                     "MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, RESHAPE, PAD, a final SOFTMAX, a QUANTIZE of a float input "
+                                     "MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, RESHAPE, PAD, SOFTMAX, a QUANTIZE of a float input "
                                      "first and a DEQUANTIZE of the output last)");
             break;
         }
@@ -594,8 +608,9 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
     }
     if (st == TQ_OK && (out < 0 || (uint32_t)out >= c->n_tensors || !ti[out].known || ti[out].layer != n - 1))
         st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "%s: the model's output is not what its last operator writes", name);
-    if (st == TQ_OK && (n == 0 || src[n - 1].kind != TQ_S8_LINEAR))
-        st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "%s: the model does not end with a FULLY_CONNECTED (tinyqat's classifier)", name);
+    if (st == TQ_OK && (n == 0 || (src[n - 1].kind != TQ_S8_LINEAR && src[n - 1].kind != TQ_S8_SOFTMAX)))
+        st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "%s: the model does not end with a FULLY_CONNECTED or a SOFTMAX (tinyqat's "
+                           "classifier)", name);
     if (st == TQ_OK && (st = tq_qmodel_convert(q, spec, src, n)) != TQ_OK)
         st = tq_error_set_(st, __FILE__, __LINE__, "%s: %s", name, tq_last_error());
     for (int i = 0; i < n_owned; i++) tq_free(owned[i]);

@@ -6,8 +6,8 @@
  * weights symmetric per channel or per tensor, int32 biases at s_in s_w. What maps: CONV_2D and
  * DEPTHWISE_CONV_2D (k x kw kernels, strides of their own, no dilation; VALID, SAME, or a PAD of
  * the zero point before them), FULLY_CONNECTED, ADD, CONCATENATION (channels, one scale), MAX_POOL_2D and AVERAGE_POOL_2D (VALID, the
- * scale kept), MEAN over an image, RESHAPE into the dense layers, fused NONE, RELU or RELU6, a final
- * SOFTMAX (left out: the logits come out), and a float interface (a QUANTIZE of the float input
+ * scale kept), MEAN over an image, RESHAPE into the dense layers, fused NONE, RELU or RELU6, SOFTMAX
+ * (beta 1, computed in int8 as CMSIS-NN does: probabilities in steps of 1/256 come out), and a float interface (a QUANTIZE of the float input
  * first, a DEQUANTIZE of the output last: left out, the integer model reads and writes the int8
  * tensors between); an operator may read any tensor an earlier one wrote, so residual
  * networks import as graphs (docs/QUANTIZATION.md §18). Anything else is refused naming the
@@ -26,7 +26,7 @@ extern "C" {
 
 typedef struct {
     int operators;       /* in the file's subgraph */
-    int softmax_dropped; /* 1: it ended in a SOFTMAX, left out */
+    int softmax;         /* 1: it holds an int8 SOFTMAX, computed as TFLite Micro does (probabilities out) */
     int float_in, float_out; /* 1: a QUANTIZE of its float input first / a DEQUANTIZE into its float output last, left out */
 } tq_tflite_info;
 

@@ -41,6 +41,11 @@
  *                1 (otherwise):  y = clamp(requant(sum, M0[0], shift[0]) + z_y)   (M = s_x / (s_y n), §18)
  *                2 (one scale and zero point, no keep_dims): y = (sum of the raw x) / n, truncated
  *              mult = {M0, form}, shift = {shift, 0}; n at most 2^23, so sum fits int32
+ *   softmax    per position, over its C channels (C <= 511), as CMSIS-NN's arm_softmax_s8 and
+ *              TFLite Micro's int8 SOFTMAX (beta 1) compute it, in fixed point (§20):
+ *                d = x - max over the channels; a = d s_x in Q5.26 (M0 2^shift = s_x 2^57, shift
+ *                in [0, 31]); e = exp(a) in Q0.31; y = e / sum(e) in steps of 1/256, - 128
+ *              the output's scale is 1/256 and zero point -128; mult = {M0}, shift = {shift}
  *
  * 16-bit activations (TFLite's 16x8 mode, CMSIS-NN's s16 kernels; §19): a layer's input, output or
  * both may be int16 (act16), symmetric (zero point 0), with int8 weights as above. Such a layer
@@ -94,7 +99,7 @@
 /* The layer kinds a build runs, one bit per tq_s8_kind: all of them here. An exported module's
  * copy of this header names its model's kinds only, so the other kernels stay out of the flash;
  * a layer of a kind left out is not computed. */
-#define TQ_INT8_KINDS 0x1ff
+#define TQ_INT8_KINDS 0x3ff
 /* The packed weight widths a build runs, one bit per width (1 << 4 | 1 << 2): both here; an
  * exported module's names its model's, 0 for an int8 model. */
 #define TQ_INT8_PACKED 0x14
@@ -129,14 +134,15 @@ typedef enum {
     TQ_S8_ADD = 6,
     TQ_S8_CONCAT = 7,
     TQ_S8_MEAN = 8,
+    TQ_S8_SOFTMAX = 9,
 } tq_s8_kind;
 
 typedef struct {
     int32_t in, out;        /* values in and out: a linear layer's lengths, H*W*C for the others */
     const int8_t *w;        /* layouts above; NULL for pools and flatten */
     const int32_t *bias;    /* [output channels] */
-    const int32_t *mult;    /* [output channels] M0 (an add: [3], its two inputs' and its output's; a mean: [2]) */
-    const int32_t *shift;   /* [output channels] (an add: [3]; a mean: [2]) */
+    const int32_t *mult;    /* [output channels] M0 (an add: [3], its two inputs' and its output's; a mean: [2]; a softmax: [1]) */
+    const int32_t *shift;   /* [output channels] (an add: [3]; a mean: [2]; a softmax: [1]) */
     int32_t in_zp, out_zp;  /* zero points, in [-128, 127] (equal for pools and flatten) */
     int32_t act_min, act_max;
     int32_t kind;           /* tq_s8_kind */
@@ -183,6 +189,9 @@ void tq_avgpool_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y);
 void tq_add_s8_ref(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, int8_t *y);
 void tq_concat_s8_ref(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, int8_t *y);
 void tq_mean_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y);
+void tq_softmax_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y);
+/* exp(a) in Q0.31 for a <= 0 in Q5.26, the softmax's exponential (exposed for the tests). */
+int32_t tq_exp_q31_ref(int32_t a);
 /* A layer with a 16-bit side (act16 != 0), any kind it allows: x and y are int16 or int8 arrays
  * as act16 says; a convolution gathers each window into patch (tq_s8_layer_scratch_bytes). */
 void tq_layer_s16_ref(const tq_s8_layer *L, const void *x, void *y, void *patch);

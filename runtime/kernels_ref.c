@@ -170,6 +170,90 @@ void tq_mean_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) {
     }
 }
 
+/* ---- softmax: CMSIS-NN's arm_softmax_s8 in fixed point (docs/QUANTIZATION.md §20) ----
+ * Values are int32 read as fixed-point numbers: Qm.n has m integer bits, n = 31 - m fractional.
+ * Two primitives, as gemmlowp defines them (§5 uses both for requantization):
+ *   srdhm(a, b)  round(a b / 2^31), ties away from zero; the one overflow (both INT32_MIN) saturates.
+ *                The product of Qm.n and Qp.q is then Q(m+p).(31-m-p).
+ *   rdbp(a, e)   round(a / 2^e), ties away from zero. */
+static int32_t srdhm(int32_t a, int32_t b) {
+    if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
+    int64_t ab = (int64_t)a * b;
+    return (int32_t)((ab + (ab >= 0 ? (int64_t)1 << 30 : 1 - ((int64_t)1 << 30))) / ((int64_t)1 << 31)); /* C truncates */
+}
+
+static int32_t rdbp(int32_t a, int32_t e) {
+    int32_t mask = (int32_t)(((int64_t)1 << e) - 1), r = a & mask, q = a >> e;
+    return q + (r > (mask >> 1) + (q < 0) ? 1 : 0);
+}
+
+/* a 2^e, saturated (e small) */
+static int32_t mul_pow2_sat(int32_t a, int32_t e) {
+    int32_t lim = (int32_t)(((int64_t)1 << (31 - e)) - 1);
+    return a > lim ? INT32_MAX : a < -lim ? INT32_MIN : a * (1 << e);
+}
+
+/* exp(a) for a <= 0 in Q5.26, in Q0.31. Write a = r - q: r in [-1/4, 0) and q >= 0 a whole number
+ * of quarters (a quarter is 2^24 here). exp(r) = exp(-1/8) exp(t) with t = r + 1/8 in [-1/8, 1/8),
+ * where four Taylor terms t + t^2/2 + t^3/6 + t^4/24 suffice; then exp(-q) is the product of
+ * exp(-2^k / 4) over q's bits (k = 0..6: a > -32 here). The constants are round(2^31 f): f =
+ * exp(-1/8); 1/3; exp(-1/4), exp(-1/2), exp(-1), exp(-2), exp(-4), exp(-8), exp(-16); the test
+ * derives them again. */
+int32_t tq_exp_q31_ref(int32_t a) {
+    static const int32_t exp_bit[7] = {1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242};
+    const int32_t quarter = 1 << 24, exp_m1_8 = 1895147668, third = 715827883;
+    if (a == 0) return INT32_MAX; /* 1, as near as Q0.31 comes */
+    const int32_t r = (a & (quarter - 1)) - quarter, q = r - a;
+    const int32_t t = r * 32 + (1 << 28); /* Q5.26 -> Q0.31, plus 1/8 */
+    const int32_t t2 = srdhm(t, t), t3 = srdhm(t2, t), t4 = srdhm(t2, t2);
+    const int32_t poly = t + rdbp(srdhm(rdbp(t4, 2) + t3, third) + t2, 1);
+    int32_t y = exp_m1_8 + srdhm(exp_m1_8, poly);
+    for (int k = 0; k < 7; k++)
+        if (q & (quarter << k)) y = srdhm(y, exp_bit[k]);
+    return y;
+}
+
+/* 1 / (1 + x) for x in [0, 1), both Q0.31: three Newton steps y <- y + y (1 - d y) on the half
+ * denominator d = (1 + x) / 2 in [1/2, 1), from y = 48/17 - 32/17 d (the linear start whose
+ * worst error on [1/2, 1] is least), in Q2.29; 2/(1+x) in Q2.29 read as Q0.31 is 1/(1+x) / 2,
+ * so the result is y 2, saturated. */
+static int32_t one_over_one_plus(int32_t x) {
+    const int64_t s = (int64_t)x + INT32_MAX;
+    const int32_t d = (int32_t)((s + 1) / 2), one = 1 << 29; /* (s >= 0: x >= 0) */
+    int32_t y = 1515870810 + srdhm(d, -1010580540); /* 48/17 and -32/17 in Q2.29 */
+    for (int i = 0; i < 3; i++) y += mul_pow2_sat(srdhm(y, one - srdhm(d, y)), 2);
+    return mul_pow2_sat(y, 1);
+}
+
+/* Per position, over its channels (the header gives the formula): the row's exponentials summed
+ * in Q12.19 (each rdbp(e, 12) <= 2^19, so C <= 511 keeps the sum below 2^28), the sum's
+ * reciprocal from its normalized form 2^h sum = 2^31 (1 + x), then y = e / sum 256 - 128, which is
+ * srdhm(1/(1+x), e) / 2^(12 + 23 - h). A difference below diff_min would overflow a once scaled:
+ * its exponential counts as 0 (diff_min is -floor(31 2^26 / 2^shift), TFLite's input radius). */
+void tq_softmax_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) {
+    const int32_t C = L->in_c, rows = L->in_h * L->in_w, M0 = L->mult[0], sh = L->shift[0];
+    const int32_t diff_min = -((31 << 26) >> sh);
+    for (int32_t p = 0; p < rows; p++, x += C, y += C) {
+        int32_t mx = x[0], sum = 0;
+        for (int32_t c = 1; c < C; c++) mx = x[c] > mx ? x[c] : mx;
+        for (int32_t c = 0; c < C; c++) {
+            const int32_t d = x[c] - mx;
+            if (d >= diff_min) sum += rdbp(tq_exp_q31_ref(srdhm((int32_t)(d * ((int64_t)1 << sh)), M0)), 12);
+        }
+        const int32_t h = __builtin_clz((uint32_t)sum); /* sum >= 2^19: the maximum's exp is 1 */
+        const int32_t recip = one_over_one_plus((int32_t)(((uint32_t)sum << h) - 0x80000000u));
+        for (int32_t c = 0; c < C; c++) {
+            const int32_t d = x[c] - mx;
+            int32_t v = -128;
+            if (d >= diff_min) {
+                v = rdbp(srdhm(recip, tq_exp_q31_ref(srdhm((int32_t)(d * ((int64_t)1 << sh)), M0))), 35 - h) - 128;
+                v = v > 127 ? 127 : v;
+            }
+            y[c] = (int8_t)v;
+        }
+    }
+}
+
 #if TQ_INT8_ACT16
 /* TFLite's MultiplyByQuantizedMultiplier for int64 (its 16x8 kernels; CMSIS-NN's
  * arm_nn_requantize_s64 gives the same integers): M0 keeps its top 15 bits, rounded, so that the

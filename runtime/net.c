@@ -50,6 +50,7 @@ void tq_s8_layer_run(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, in
     else if (L->kind == TQ_S8_ADD && HAS(TQ_S8_ADD)) tq_add_s8_ref(L, x, x2, y);
     else if (L->kind == TQ_S8_CONCAT && HAS(TQ_S8_CONCAT)) tq_concat_s8_ref(L, x, x2, y);
     else if (L->kind == TQ_S8_MEAN && HAS(TQ_S8_MEAN)) tq_mean_s8_ref(L, x, y);
+    else if (L->kind == TQ_S8_SOFTMAX && HAS(TQ_S8_SOFTMAX)) tq_softmax_s8_ref(L, x, y);
 }
 
 /* ---- the network runner ---- */
@@ -73,8 +74,8 @@ static int layer_ok(const tq_s8_layer *L) {
     int weights = L->kind == TQ_S8_LINEAR || L->kind == TQ_S8_CONV || L->kind == TQ_S8_DEPTHWISE;
 #if TQ_INT8_ACT16
     if (ACT16(L) & ~3) return 0;
-    if (ACT16(L) && (TWO_INPUTS(L) || L->kind == TQ_S8_MEAN || (!weights && IN16(L) != OUT16(L))))
-        return 0; /* int8 only: adds, concats, means; pools and flatten keep their type */
+    if (ACT16(L) && (TWO_INPUTS(L) || L->kind == TQ_S8_MEAN || L->kind == TQ_S8_SOFTMAX || (!weights && IN16(L) != OUT16(L))))
+        return 0; /* int8 only: adds, concats, means, softmax; pools and flatten keep their type */
     if (ACT16(L) && weights && (!L->w || !L->bias64 || !L->mult || !L->shift)) return 0;
     if (!ACT16(L) && weights && !L->bias) return 0;
     if (weights && (!L->w || !L->mult || !L->shift)) return 0;
@@ -97,6 +98,10 @@ static int layer_ok(const tq_s8_layer *L) {
     case TQ_S8_MEAN: /* the sum of n values of |x - z| <= 255 inside int32 */
         return L->mult && L->shift && L->mult[1] >= 0 && L->mult[1] <= 2 && L->shift[1] == 0 && L->out_h == 1 && L->out_w == 1 &&
                L->out_c == L->in_c && (int64_t)L->in_h * L->in_w <= (1 << 23) && (L->mult[1] != 2 || L->in_zp == L->out_zp);
+    case TQ_S8_SOFTMAX: /* a row's sum of exponentials below 2^28; the output fixed at 1/256 and -128 */
+        return L->mult && L->shift && L->mult[0] >= (1 << 30) && L->shift[0] >= 0 && L->shift[0] <= 31 && L->in_c <= 511 &&
+               L->out_h == L->in_h && L->out_w == L->in_w && L->out_c == L->in_c && L->out_zp == -128 && L->act_min == -128 &&
+               L->act_max == 127;
     case TQ_S8_CONV:
     case TQ_S8_DEPTHWISE:
     case TQ_S8_MAXPOOL:

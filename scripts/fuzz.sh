@@ -52,6 +52,8 @@ if [ -n "${MNIST_DIR:-}" ]; then
         "$root/build/tq_graphgen" mean "$seed/tqm/m$f.tqm" $f >/dev/null
         "$tq" export "$seed/tqm/m$f.tqm" --tflite "$seed/tflite/m$f.tflite" >/dev/null
       done
+      "$root/build/tq_graphgen" softmax "$seed/tqm/s.tqm" >/dev/null # int8 SOFTMAX, per position and last
+      "$tq" export "$seed/tqm/s.tqm" --tflite "$seed/tflite/s.tflite" >/dev/null
     fi
   fi
 fi

@@ -59,12 +59,14 @@ int32_t tq_qlayer_channels(const tq_qlayer *L) {
     return L->kind == TQ_S8_LINEAR || L->kind == TQ_S8_CONV || L->kind == TQ_S8_DEPTHWISE ? L->out_c : 0;
 }
 
-int32_t tq_qlayer_requants(const tq_qlayer *L) { return L->kind == TQ_S8_ADD ? 3 : L->kind == TQ_S8_MEAN ? 2 : tq_qlayer_channels(L); }
+int32_t tq_qlayer_requants(const tq_qlayer *L) {
+    return L->kind == TQ_S8_ADD ? 3 : L->kind == TQ_S8_MEAN ? 2 : L->kind == TQ_S8_SOFTMAX ? 1 : tq_qlayer_channels(L);
+}
 
 int tq_qmodel_is_chain(const tq_qmodel *q) {
     for (int l = 0; l < q->n_layers; l++) {
         const tq_qlayer *L = &q->layer[l];
-        if (L->kind == TQ_S8_ADD || L->kind == TQ_S8_CONCAT || L->kind == TQ_S8_MEAN || L->src[0] || L->src[1] || L->kw || L->stride_w || L->pad_w ||
+        if (L->kind == TQ_S8_ADD || L->kind == TQ_S8_CONCAT || L->kind == TQ_S8_MEAN || L->kind == TQ_S8_SOFTMAX || L->src[0] || L->src[1] || L->kw || L->stride_w || L->pad_w ||
             L->in2_zp || L->in2_c || L->in2_scale != 0)
             return 0;
     }
@@ -110,9 +112,9 @@ static void put_weight(tq_qlayer *L, size_t i, int32_t v) {
 
 static tq_status alloc_layer(tq_qlayer *L) {
     size_t ch = (size_t)tq_qlayer_channels(L);
-    if (L->kind == TQ_S8_ADD || L->kind == TQ_S8_MEAN) {
-        L->mult = tq_malloc(3 * sizeof(int32_t));
-        L->shift = tq_malloc(3 * sizeof(int32_t));
+    if (L->kind == TQ_S8_ADD || L->kind == TQ_S8_MEAN || L->kind == TQ_S8_SOFTMAX) {
+        L->mult = tq_calloc(3, sizeof(int32_t));
+        L->shift = tq_calloc(3, sizeof(int32_t));
         if (!L->mult || !L->shift) TQ_FAIL(TQ_E_NOMEM, "integer model: out of memory");
         return TQ_OK;
     }
@@ -144,8 +146,8 @@ static void bind_view(tq_qmodel *q) {
 }
 
 const char *tq_qlayer_kind_name(int32_t kind) {
-    static const char *names[] = {"linear", "conv", "depthwise", "max pool", "avg pool", "flatten", "add", "concat", "mean"};
-    return kind >= 0 && kind <= TQ_S8_MEAN ? names[kind] : "unknown";
+    static const char *names[] = {"linear", "conv", "depthwise", "max pool", "avg pool", "flatten", "add", "concat", "mean", "softmax"};
+    return kind >= 0 && kind <= TQ_S8_SOFTMAX ? names[kind] : "unknown";
 }
 
 /* A size the formats and kernels handle: 1..65536 per dimension, 2^24 values per activation,
@@ -163,7 +165,7 @@ int tq_qmodel_producer(const tq_qmodel *q, int l, int j) { return q->layer[l].sr
 static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
     tq_qlayer *L = &q->layer[l];
 #define BAD(...) TQ_FAIL(TQ_E_FORMAT, __VA_ARGS__)
-    if (L->kind < 0 || L->kind > TQ_S8_MEAN) BAD("%s: layer %d: unknown kind %d", path, l, L->kind);
+    if (L->kind < 0 || L->kind > TQ_S8_SOFTMAX) BAD("%s: layer %d: unknown kind %d", path, l, L->kind);
     const char *kn = tq_qlayer_kind_name(L->kind);
     if (L->w_bits < 2 || L->w_bits > 8) BAD("%s: layer %d (%s): %d-bit weights (2..8)", path, l, kn, L->w_bits);
     if (!DIM_OK(L->in_h) || !DIM_OK(L->in_w) || !DIM_OK(L->in_c) || !DIM_OK(L->out_h) || !DIM_OK(L->out_w) ||
@@ -212,6 +214,13 @@ static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
                                         L->in2_scale != L->out_scale || L->relu))
             BAD("%s: layer %d (concat): inputs at scales %g and %g, zero points %d and %d, output at %g and %d: a concat keeps one", path,
                 l, (double)L->in_scale, (double)L->in2_scale, L->in_zp, L->in2_zp, (double)L->out_scale, L->out_zp);
+    } else if (L->kind == TQ_S8_SOFTMAX) { /* over each position's channels; the output on TFLite's fixed grid */
+        if (L->out_h != L->in_h || L->out_w != L->in_w || L->out_c != L->in_c || L->k != 1 || L->stride != 1 || L->pad != 0 || L->kw)
+            BAD("%s: layer %d (softmax): bad shape fields", path, l);
+        if (L->in_c > 511) BAD("%s: layer %d (softmax): over %d values; the int8 softmax sums at most 511", path, l, L->in_c);
+        if (L->out_zp != -128 || L->out_scale != 1.0f / 256 || L->act_min != -128 || L->act_max != 127)
+            BAD("%s: layer %d (softmax): output at scale %g, zero point %d, clamp [%d, %d]: an int8 softmax writes 1/256, -128, "
+                "[-128, 127]", path, l, (double)L->out_scale, L->out_zp, L->act_min, L->act_max);
     } else {
         int want_c = L->kind == TQ_S8_FLATTEN ? L->in : L->kind == TQ_S8_MEAN ? L->in_c : L->out_c;
         if (L->kind == TQ_S8_LINEAR && (L->in_h != 1 || L->in_w != 1))
@@ -227,9 +236,10 @@ static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
      * change width; the others keep their input's, and adds and concats take int8 only */
     const int in16 = L->act16 & 1, out16 = (L->act16 >> 1) & 1;
     if (L->act16 & ~3) BAD("%s: layer %d (%s): bad activation width flags %d", path, l, kn, L->act16);
-    if (L->act16 && (two_inputs(L) || L->kind == TQ_S8_MEAN || (!tq_qlayer_channels(L) && in16 != out16)))
+    const int int8_only = two_inputs(L) || L->kind == TQ_S8_MEAN || L->kind == TQ_S8_SOFTMAX;
+    if (L->act16 && (int8_only || (!tq_qlayer_channels(L) && in16 != out16)))
         BAD("%s: layer %d (%s): 16-bit activations %s", path, l, kn,
-            two_inputs(L) || L->kind == TQ_S8_MEAN ? "are for layers with weights, pools and flatten, not an add, a concat or a mean"
+            int8_only ? "are for layers with weights, pools and flatten, not an add, a concat, a mean or a softmax"
                                                    : "in or out only: it keeps its input's width");
     if ((in16 ? L->in_zp != 0 : L->in_zp < -128 || L->in_zp > 127) || (out16 ? L->out_zp != 0 : L->out_zp < -128 || L->out_zp > 127))
         BAD("%s: layer %d: zero point outside %s (an int16 side's is 0)", path, l, in16 || out16 ? "its type" : "int8");
@@ -305,7 +315,9 @@ static tq_status check_channels(const tq_qlayer *L, int l, const char *path) {
     for (int32_t o = 0; o < (L->kind == TQ_S8_MEAN ? 1 : tq_qlayer_requants(L)); o++) {
         int32_t m = L->mult[o], s = L->shift[o];
         /* (a mean's multiplier with 1/n folded in is below 2^30 as TFLite leaves it: tq_mean_multiplier) */
-        if (!(m == 0 && s == 0) && (m < (L->kind == TQ_S8_MEAN && L->mult[1] == 1 ? 1 : 1 << 30) || s < -31 || s > 30))
+        /* (a softmax's shift is a left shift up to 31: tq_softmax_multiplier) */
+        if (L->kind == TQ_S8_SOFTMAX ? m < (1 << 30) || s < 0 || s > 31
+                                     : !(m == 0 && s == 0) && (m < (L->kind == TQ_S8_MEAN && L->mult[1] == 1 ? 1 : 1 << 30) || s < -31 || s > 30))
             TQ_FAIL(TQ_E_FORMAT, "%s: layer %d channel %d: multiplier %d / shift %d out of range", path, l, o, m, s);
         /* an add's inputs are scaled down to twice the larger scale: M <= 1/2, never a left shift
          * (which is what keeps their sum inside int32, runtime/int8_infer.h) */
@@ -342,6 +354,20 @@ void tq_mean_multiplier(int32_t form, float s_in, float s_out, int32_t n, int32_
     k = k < 31 + *shift ? k : 31 + *shift;
     *M0 = (int32_t)(((int64_t)*M0 << k) / n);
     *shift -= k;
+}
+
+int tq_softmax_multiplier(float s_in, int32_t *M0, int32_t *shift) {
+    /* TFLite's PreprocessSoftmaxScaling with beta 1 and 5 integer bits: s_in 2^26, capped below
+     * 2^31, as M0 2^(shift - 31) with M0 in [2^30, 2^31) and shift >= 0 (QuantizeMultiplierGreaterThanOne) */
+    *M0 = *shift = 0;
+    double M = fmin((double)s_in * 67108864.0, 2147483647.0);
+    if (!(M >= 1.0)) return -1;
+    int e;
+    double q = frexp(M, &e);
+    int64_t m = (int64_t)round(q * 2147483648.0);
+    if (m == ((int64_t)1 << 31)) m /= 2, e++;
+    *M0 = (int32_t)m, *shift = e;
+    return 0;
 }
 
 static void add_multipliers(const tq_qlayer *L, int32_t *M0, int32_t *shift) {
@@ -397,6 +423,15 @@ tq_status tq_qmodel_convert(tq_qmodel *q, const char *spec, const tq_qlayer_src 
         if (L->kind == TQ_S8_MEAN) {
             tq_mean_multiplier(s->mean_form, L->in_scale, L->out_scale, L->in_h * L->in_w, &L->mult[0], &L->shift[0]);
             L->mult[1] = s->mean_form, L->shift[1] = 0;
+            if ((st = check_channels(L, l, "convert")) != TQ_OK) break;
+            continue;
+        }
+        if (L->kind == TQ_S8_SOFTMAX) {
+            if (tq_softmax_multiplier(L->in_scale, &L->mult[0], &L->shift[0])) {
+                st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "convert: layer %d (softmax): input scale %g is below 2^-26, where "
+                                   "TFLite's int8 softmax has no multiplier", l, (double)L->in_scale);
+                break;
+            }
             if ((st = check_channels(L, l, "convert")) != TQ_OK) break;
             continue;
         }
@@ -465,7 +500,7 @@ tq_status tq_qmodel_save(const tq_qmodel *q, const char *path) {
             tq_buf_f32(&b, L->in2_scale);
         }
         if (v5) tq_buf_u32(&b, (uint32_t)L->act16);
-        for (int i = 0, n = L->kind == TQ_S8_ADD || L->kind == TQ_S8_MEAN ? tq_qlayer_requants(L) : 0; i < 2 * n; i++)
+        for (int i = 0, n = tq_qlayer_channels(L) ? 0 : tq_qlayer_requants(L); i < 2 * n; i++)
             tq_buf_u32(&b, (uint32_t)(i < n ? L->mult[i] : L->shift[i - n]));
         int32_t ch = tq_qlayer_channels(L);
         for (int o = 0; o < ch; o++) tq_buf_f32(&b, L->w_scale[o]);
@@ -546,7 +581,7 @@ tq_status tq_qmodel_load(tq_qmodel *q, const char *path) {
         if (nw + 16 * ch > r.len - r.pos)
             FAIL_AT("%s: layer %u: %zu weights of %d bits (%zu bytes) do not fit the file", path, l, tq_qlayer_weights(L), L->w_bits, nw);
         if ((st = alloc_layer(L)) != TQ_OK) goto done;
-        if (L->kind == TQ_S8_ADD || L->kind == TQ_S8_MEAN) { /* 3 (M0, shift) pairs, or a mean's 2 */
+        if (!tq_qlayer_channels(L) && tq_qlayer_requants(L)) { /* an add's 3 (M0, shift) pairs, a mean's 2, a softmax's 1 */
             const int n = tq_qlayer_requants(L);
             for (int i = 0; i < 2 * n; i++) *(i < n ? &L->mult[i] : &L->shift[i - n]) = (int32_t)tq_rd_u32(&r);
             if (!r.ok) FAIL_AT("%s: layer %u: truncated", path, l);
@@ -593,6 +628,14 @@ tq_status tq_qmodel_check_scales(const tq_qmodel *q, const char *format) {
                     TQ_FAIL(TQ_E_FORMAT, "%s: layer %d (add): multiplier %d is not the one its scales give (%s derives it from them)",
                             format, l, j, format);
             }
+        }
+    for (int l = 0; l < q->n_layers; l++)
+        if (q->layer[l].kind == TQ_S8_SOFTMAX) {
+            const tq_qlayer *L = &q->layer[l];
+            int32_t M0, sh;
+            if (tq_softmax_multiplier(L->in_scale, &M0, &sh) || M0 != L->mult[0] || sh != L->shift[0])
+                TQ_FAIL(TQ_E_FORMAT, "%s: layer %d (softmax): its multiplier is not the one its input scale gives (%s derives it from "
+                        "it)", format, l, format);
         }
     for (int l = 0; l < q->n_layers; l++)
         if (q->layer[l].kind == TQ_S8_MEAN) {

@@ -11,7 +11,8 @@
  *              f32 w_scale[C]; w[...] (runtime/int8_infer.h's layouts, packed to the storage width
  *              of w_bits: 2 bits in 2, 3 and 4 in 4, 5..8 in 8); i32 bias[C] (i64 where act16 is
  *              not 0), M0[C], shift[C]
- *              and for an add: i32 M0[3], shift[3]; for a mean (kind 8): i32 M0[2], shift[2]
+ *              and for an add: i32 M0[3], shift[3]; for a mean (kind 8): i32 M0[2], shift[2]; for a
+ *              softmax (kind 9): i32 M0, shift
  *   u32 crc32 (zlib) of everything before it
  * A chain of square kernels is saved as version 3, byte for byte what earlier tinyqat wrote, a
  * graph of int8 activations as version 4.
@@ -84,7 +85,7 @@ typedef struct {
     int mean_form;             /* a mean's (runtime/int8_infer.h: 0, 1 or 2) */
 } tq_qlayer_src;
 
-/* "linear", "conv", "depthwise", "max pool", "avg pool", "flatten", "add", "concat" ("unknown" otherwise). */
+/* "linear", "conv", "depthwise", "max pool", "avg pool", "flatten", "add", "concat", "mean", "softmax" ("unknown" otherwise). */
 const char *tq_qlayer_kind_name(int32_t kind);
 /* Weights and channels of a layer (0 for pools and flatten). */
 size_t tq_qlayer_weights(const tq_qlayer *L);
@@ -94,7 +95,7 @@ int32_t tq_qlayer_storage_bits(int32_t w_bits);
 size_t tq_qlayer_weight_bytes(const tq_qlayer *L);
 int32_t tq_qlayer_channels(const tq_qlayer *L);
 /* Multiplier and shift pairs: one a channel, three for an add, two for a mean (its requantization,
- * then its form: runtime/int8_infer.h), none for the others. */
+ * then its form: runtime/int8_infer.h), one for a softmax, none for the others. */
 int32_t tq_qlayer_requants(const tq_qlayer *L);
 /* A kernel's or window's columns, horizontal stride and left padding (kw = 0: square). */
 int32_t tq_qlayer_kw(const tq_qlayer *L);
@@ -135,6 +136,9 @@ void tq_add_multipliers(float s_a, float s_b, float s_y, int32_t *M0, int32_t *s
  * s_out as QuantizeMultiplier gives it, with 1/n folded in for form 1 as its QuantizedMeanOrSum
  * does; 0 and 0 for form 2. */
 void tq_mean_multiplier(int32_t form, float s_in, float s_out, int32_t n, int32_t *M0, int32_t *shift);
+/* TFLite's int8 SOFTMAX multiplier (beta 1) for an input at scale s_in: s_in 2^26 as M0
+ * 2^(shift - 31), shift in [0, 31] (runtime/int8_infer.h). -1 (and 0, 0) when s_in 2^26 < 1. */
+int tq_softmax_multiplier(float s_in, int32_t *M0, int32_t *shift);
 
 /* Build an integer model: weights by tq_quantize_ref (the fake quant's own function), bias to
  * int32 at s_in s_w[o] (round half even, as the bias fake quant), M0/shift per channel; a

@@ -184,7 +184,7 @@ else
 0 9 5 do_not_fit
 0 9 -1 do_not_fit
 0 4 23 kernel_gives_24x24
-0 0 9 unknown_kind
+0 0 10 unknown_kind
 0 3 65536 bad_shape
 1 14 7 zero_points
 0 11 9 9-bit_weights

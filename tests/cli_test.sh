@@ -96,12 +96,19 @@ if [ -n "${MNIST_DIR:-}" ]; then
   grep -q "^| ptq mse | 2 |" "$tmp/out" && grep -q "^| ptq | 2 |" "$tmp/out" && grep -q "^| ptq gptq | 2 |" "$tmp/out" && ok || bad "experiment shows a PTQ row per method"
   grep -q "^| qat lsq | 2 |" "$tmp/out" && grep -q "^| qat | 2 |" "$tmp/out" && ok || bad "experiment shows a QAT row per method"
   # import of an int8 .tflite: the exported file read back runs as the model did
-  expect 0 "export --tflite for import" -- "$bin" export "$odd/m.tqm" --tflite "$tmp/rt.tflite" --softmax
+  expect 0 "export --tflite for import" -- "$bin" export "$odd/m.tqm" --tflite "$tmp/rt.tflite"
   expect 0 "import .tflite" -- "$bin" import "$tmp/rt.tflite" --json
-  grep -q "final softmax left out" "$tmp/out" && [ -s "$tmp/rt.tqm" ] && ok || bad "import rt.tflite: $(cat "$tmp/out")"
+  grep -q '"softmax":0' "$tmp/out" && [ -s "$tmp/rt.tqm" ] && ok || bad "import rt.tflite: $(cat "$tmp/out")"
   "$bin" infer "$odd/m.tqm" --repeats 1 --data "$MNIST_DIR" --logits "$tmp/a.logits" >/dev/null &&
     "$bin" infer "$tmp/rt.tqm" --repeats 1 --data "$MNIST_DIR" --logits "$tmp/b.logits" >/dev/null &&
     cmp -s "$tmp/a.logits" "$tmp/b.logits" && ok || bad "the imported .tflite's logits differ from the model exported"
+  # with a SOFTMAX: imported as an int8 softmax after the same logits (probabilities out)
+  expect 0 "export --tflite --softmax" -- "$bin" export "$odd/m.tqm" --tflite "$tmp/rs.tflite" --softmax
+  expect 0 "import .tflite with a softmax" -- "$bin" import "$tmp/rs.tflite"
+  grep -q "softmax computed in int8" "$tmp/out" && grep -q -- "-softmax:" "$tmp/out" && ok || bad "import rs.tflite: $(cat "$tmp/out")"
+  "$bin" infer "$tmp/rs.tqm" --repeats 1 --data "$MNIST_DIR" --logits "$tmp/c.logits" >/dev/null &&
+    [ "$(stat -c %s "$tmp/c.logits")" = "$(stat -c %s "$tmp/a.logits")" ] && ! cmp -s "$tmp/a.logits" "$tmp/c.logits" && ok ||
+    bad "the imported softmax gives no probabilities"
   head -c 100 "$tmp/rt.tflite" > "$tmp/cut.tflite"
   expect 1 "import a cut .tflite" -- "$bin" import "$tmp/cut.tflite" --out "$tmp/cut.tqm"
   grep -q "cut.tflite" "$tmp/err" && [ ! -e "$tmp/cut.tqm" ] && ok || bad "import cut.tflite: $(cat "$tmp/err")"

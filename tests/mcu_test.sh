@@ -4,7 +4,8 @@
 # linker's flash and RAM budget (DigitsCNN within 32 KiB of flash and 8 KiB of RAM, the 4-bit
 # DigitsNet within 52 KiB of flash). fp4, fp2, odd4, cnn4: weights packed 2 and 4 to a byte;
 # fp16, cnn16, odd16: 16-bit activations; graph: a residual, depthwise-separable network with
-# random weights (tq_graphgen); mean0..2: TFLite's MEAN in its three forms (tq_graphgen mean).
+# random weights (tq_graphgen); mean0..2: TFLite's MEAN in its three forms (tq_graphgen mean);
+# softmax: TFLite's int8 SOFTMAX at each position of an image and on the logits (tq_graphgen softmax).
 # Skipped (77) without the ARM toolchain, QEMU or MNIST.
 #   tests/mcu_test.sh PATH/TO/tinyqat
 set -u
@@ -55,7 +56,8 @@ done
 # and TFLite's MEAN in its three forms (tq_graphgen mean, seeds 0 1 2: keep_dims, rescaled, truncated)
 "$(dirname "$bin")/tq_graphgen" residual graph.tqm 7 >/dev/null
 for f in 0 1 2; do "$(dirname "$bin")/tq_graphgen" mean mean$f.tqm $f >/dev/null; done
-for g in graph mean0 mean1 mean2; do
+"$(dirname "$bin")/tq_graphgen" softmax softmax.tqm 3 >/dev/null # and TFLite's int8 SOFTMAX, per position and last
+for g in graph mean0 mean1 mean2 softmax; do
   "$bin" export $g.tqm --c $g --test-images 300 >/dev/null
   for variant in "" --portable; do
     total=$((total + 1))

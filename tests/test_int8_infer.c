@@ -16,6 +16,7 @@
 #include "runtime/int8_infer.h"
 #include "src/qmodel.h"
 #include "src/rng.h"
+#include "tests/tq_test_tmpdir.h"
 
 /* requant written again in 64-bit floor arithmetic (see test_requant.c) */
 static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
@@ -1248,6 +1249,124 @@ static void sixteen_bit_chain_runner(void **state) {
     assert_int_equal(tq_int8_net_check(&net), TQ_INT8_OK);
 }
 
+/* TFLite's int8 SOFTMAX (CMSIS-NN's arm_softmax_s8, runtime/int8_infer.h). By hand: one value is
+ * probability 1 (256 steps, clamped to 127); two, four equal values 1/2 and 1/4 (0 and -64); at
+ * s_x = ln 2 / 8 a difference of 8 steps halves the exponential, so [0, -8] is 2/3 and 1/3 (43 and
+ * -43); a difference past diff_min counts as 0 (-128), its neighbour 1. The fixed-point exp
+ * against exp() over its whole domain (which checks its constants). Then 3,000 random rows against
+ * the softmax in double of the same int8 inputs, rounded to 1/256: never more than a step apart,
+ * and the multiplier against TFLite's formula; the checker's refusals; a model through a .tqm. */
+static void softmax_by_hand_and_rederivation(void **state) {
+    (void)state;
+    int32_t m, sh;
+    tq_s8_layer L = {.in = 1, .out = 1, .mult = &m, .shift = &sh, .in_zp = 0, .out_zp = -128, .act_min = -128, .act_max = 127,
+                     .kind = TQ_S8_SOFTMAX, .in_h = 1, .in_w = 1, .in_c = 1, .out_h = 1, .out_w = 1, .out_c = 1, .k = 1, .stride = 1};
+    const struct { int n; float s; int8_t x[4], want[4]; } hand[] = {
+        {1, 0.1f, {5}, {127}},
+        {2, 0.1f, {7, 7}, {0, 0}},
+        {4, 0.05f, {-3, -3, -3, -3}, {-64, -64, -64, -64}},
+        {2, 0.086643398f, {20, 12}, {43, -43}}, /* ln 2 / 8 */
+        {2, 1.0f, {100, -100}, {127, -128}},    /* diff_min = -15 at this scale */
+    };
+    for (size_t t = 0; t < sizeof hand / sizeof hand[0]; t++) {
+        const int n = hand[t].n;
+        assert_int_equal(tq_softmax_multiplier(hand[t].s, &m, &sh), 0);
+        L.in = L.out = L.in_c = L.out_c = n;
+        assert_int_equal(tq_int8_net_check(&(tq_int8_net){1, &L}), TQ_INT8_OK);
+        int8_t y[4];
+        tq_s8_layer_run(&L, hand[t].x, NULL, y, NULL);
+        for (int i = 0; i < n; i++)
+            if (y[i] != hand[t].want[i]) fail_msg("case %zu, value %d: %d, by hand %d", t, i, y[i], hand[t].want[i]);
+    }
+    /* s = 1: M = 2^26 = 2^30 2^(27 - 31) */
+    assert_int_equal(tq_softmax_multiplier(1.0f, &m, &sh), 0);
+    assert_true(m == 1 << 30 && sh == 27);
+    assert_int_equal(tq_softmax_multiplier(1e-9f, &m, &sh), -1); /* below 2^-26: no multiplier */
+    for (int64_t a = 0; a >= -(31LL << 26); a -= 4099) { /* Q5.26 down to -31 */
+        double want = exp((double)a / 67108864.0) * 2147483648.0, got = tq_exp_q31_ref((int32_t)a);
+        /* four Taylor terms on |t| <= 1/8 leave (1/8)^5 / 5! = 2.5e-7 of the value, plus the roundings */
+        if (fabs(got - want) > 64 + 3e-7 * want) fail_msg("exp(%g): %.0f, exp() gives %.1f", (double)a / 67108864.0, got, want);
+    }
+    tq_rng r;
+    tq_rng_seed(&r, 91);
+    int off = 0, exact = 0, total = 0;
+    for (int trial = 0; trial < 3000; trial++) {
+        const int n = 1 + (int)tq_rng_below(&r, trial < 100 ? 511 : 40), rows = 1 + (int)tq_rng_below(&r, 3);
+        const float s = tq_rng_uniform_in(&r, 0.002f, 0.5f);
+        int8_t x[3 * 511], y[3 * 511];
+        for (int i = 0; i < n * rows; i++) x[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
+        assert_int_equal(tq_softmax_multiplier(s, &m, &sh), 0);
+        /* TFLite: QuantizeMultiplierGreaterThanOne(s 2^26) */
+        assert_true(fabs((double)m * ldexp(1.0, sh - 31) - (double)s * 67108864.0) <= ldexp(1.0, sh - 31));
+        L.in = L.out = n * rows, L.in_c = L.out_c = n, L.in_w = L.out_w = rows;
+        assert_int_equal(tq_int8_net_check(&(tq_int8_net){1, &L}), TQ_INT8_OK);
+        tq_s8_layer_run(&L, x, NULL, y, NULL);
+        for (int p = 0; p < rows; p++) {
+            const int8_t *xr = x + p * n, *yr = y + p * n;
+            int mx = -128;
+            double sum = 0;
+            for (int i = 0; i < n; i++) mx = xr[i] > mx ? xr[i] : mx;
+            for (int i = 0; i < n; i++) sum += exp((double)s * (xr[i] - mx));
+            for (int i = 0; i < n; i++) {
+                double v = rint(256.0 * exp((double)s * (xr[i] - mx)) / sum) - 128;
+                v = v > 127 ? 127 : v;
+                int d = abs(yr[i] - (int)v);
+                if (d > 1) fail_msg("row of %d at s %g, value %d: %d, in double %g", n, (double)s, i, yr[i], v);
+                off += d, exact += d == 0, total++;
+            }
+        }
+    }
+    print_message("softmax: %d of %d values equal the double softmax's, %d a step away\n", exact, total, off);
+    assert_true(exact >= total - total / 1000);
+    /* refused: an output off TFLite's grid, a row longer than 511, a right shift, a clamp */
+    assert_int_equal(tq_softmax_multiplier(0.1f, &m, &sh), 0);
+    L.in = L.out = L.in_c = L.out_c = 10, L.in_w = L.out_w = 1;
+    assert_int_equal(tq_int8_net_check(&(tq_int8_net){1, &L}), TQ_INT8_OK);
+    L.out_zp = 0;
+    assert_int_equal(tq_int8_net_check(&(tq_int8_net){1, &L}), TQ_INT8_E_ARG);
+    L.out_zp = -128, L.in = L.out = L.in_c = L.out_c = 512;
+    assert_int_equal(tq_int8_net_check(&(tq_int8_net){1, &L}), TQ_INT8_E_ARG);
+    L.in = L.out = L.in_c = L.out_c = 10, sh = -1;
+    assert_int_equal(tq_int8_net_check(&(tq_int8_net){1, &L}), TQ_INT8_E_ARG);
+    assert_int_equal(tq_softmax_multiplier(0.1f, &m, &sh), 0);
+    L.act_max = 100;
+    assert_int_equal(tq_int8_net_check(&(tq_int8_net){1, &L}), TQ_INT8_E_ARG);
+    /* a dense layer's logits, then the softmax: saved and loaded to the same bytes and outputs;
+     * the loader refuses a softmax writing another grid */
+    float W[20], b[2] = {0.1f, -0.2f}, sw[2] = {0.01f, 0.02f};
+    for (int i = 0; i < 20; i++) W[i] = tq_rng_uniform_in(&r, -1, 1);
+    tq_qlayer_src src[2] = {{.in = 10, .out = 2, .w_bits = 8, .W = W, .b = b, .w_scale = sw, .in_scale = 0.05f, .out_scale = 0.04f,
+                             .in_zp = 3, .out_zp = -7},
+                            {.in_scale = 0.04f, .out_scale = 1.0f / 256, .in_zp = -7, .out_zp = -128, .kind = TQ_S8_SOFTMAX, .in_h = 1,
+                             .in_w = 1, .in_c = 2, .out_h = 1, .out_w = 1, .out_c = 2, .k = 1, .stride = 1}};
+    tq_qmodel q, back;
+    assert_int_equal(tq_qmodel_convert(&q, "10-2-softmax", src, 2), TQ_OK);
+    assert_int_equal(tq_qmodel_check_scales(&q, "test"), TQ_OK);
+    char path[512];
+    snprintf(path, sizeof path, "%s/softmax.tqm", dir);
+    assert_int_equal(tq_qmodel_save(&q, path), TQ_OK);
+    assert_int_equal(tq_qmodel_load(&back, path), TQ_OK);
+    assert_true(back.layer[1].kind == TQ_S8_SOFTMAX && back.layer[1].mult[0] == q.layer[1].mult[0] &&
+                back.layer[1].shift[0] == q.layer[1].shift[0]);
+    int8_t x[10], y1[2], y2[2];
+    for (int i = 0; i < 10; i++) x[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
+    size_t sb = tq_int8_net_scratch_bytes(&q.net);
+    void *scratch = tq_malloc(sb);
+    assert_int_equal(tq_int8_net_run(&q.net, x, y1, scratch, sb), TQ_INT8_OK);
+    assert_int_equal(tq_int8_net_run(&back.net, x, y2, scratch, sb), TQ_INT8_OK);
+    assert_memory_equal(y1, y2, 2);
+    assert_int_equal((y1[0] + 128) + (y1[1] + 128), 256); /* two probabilities: they sum to 1 exactly or within the rounding */
+    tq_free(scratch);
+    tq_qmodel_free(&back);
+    q.layer[1].mult[0]++; /* a multiplier its scale does not give */
+    assert_int_equal(tq_qmodel_check_scales(&q, "test"), TQ_E_FORMAT);
+    q.layer[1].mult[0]--;
+    src[1].out_zp = 0;
+    assert_int_equal(tq_qmodel_convert(&back, "10-2-softmax", src, 2), TQ_E_FORMAT);
+    assert_non_null(strstr(tq_last_error(), "softmax"));
+    tq_qmodel_free(&q);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(linear_matches_int64_rederivation),
@@ -1264,6 +1383,7 @@ int main(void) {
         cmocka_unit_test(dense_graph_from_pixels),
         cmocka_unit_test(concat_by_hand),
         cmocka_unit_test(mean_by_hand_and_rederivation),
+        cmocka_unit_test(softmax_by_hand_and_rederivation),
         cmocka_unit_test(requantize64_by_hand_and_cmsis),
         cmocka_unit_test(sixteen_bit_layers_match_direct_loops),
         cmocka_unit_test(sixteen_bit_pools_by_hand),
@@ -1277,5 +1397,5 @@ int main(void) {
         cmocka_unit_test_setup(kernel_available, set_avx2),
         cmocka_unit_test_setup(kernel_available, set_vnni),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

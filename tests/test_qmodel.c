@@ -227,7 +227,7 @@ static void every_field_is_checked(void **state) {
         {16, 99, "layers"},
         {44, 0x7fffffff, "shape"},      /* absurd output count */
         {32, 0, "shape"},               /* zero inputs */
-        {20, 9, "unknown kind"},
+        {20, 10, "unknown kind"},
         {24, 2, "not flat"},            /* a linear layer on a 2x1x4 image */
         {48, 3, "shape fields"},        /* a linear layer's kernel is 1 */
         {60, 3, "relu"},                /* 0, 1 ReLU, 2 ReLU6 */

@@ -205,11 +205,27 @@ static void import_reads_the_export_back(void **state) {
     make_cnn_in(&q, 0.02f, 5); /* an input that is not pixels */
     char path[128];
     snprintf(path, sizeof path, "%s/rt.tflite", dir);
-    assert_int_equal(tq_export_tflite(&q, path, 1), TQ_OK); /* with a SOFTMAX, which the import leaves out */
+    assert_int_equal(tq_export_tflite(&q, path, 1), TQ_OK); /* with a SOFTMAX, which the import computes too */
     tq_tflite_info info;
     assert_int_equal(tq_import_tflite(&back, path, &info), TQ_OK);
-    assert_int_equal(info.softmax_dropped, 1);
-    assert_int_equal(back.n_layers, q.n_layers);
+    assert_int_equal(info.softmax, 1);
+    assert_int_equal(back.n_layers, q.n_layers + 1);
+    {
+        const tq_qlayer *sm = &back.layer[q.n_layers];
+        int32_t M0, sh;
+        assert_int_equal(tq_softmax_multiplier(q.layer[q.n_layers - 1].out_scale, &M0, &sh), 0);
+        assert_true(sm->kind == TQ_S8_SOFTMAX && sm->mult[0] == M0 && sm->shift[0] == sh && sm->out_zp == -128 &&
+                    sm->out_scale == 1.0f / 256 && sm->in == 4 && sm->in_zp == q.layer[q.n_layers - 1].out_zp);
+        /* written again (the flag's SOFTMAX is the model's own now: not a second one), read again */
+        char again[160];
+        tq_qmodel twice;
+        snprintf(again, sizeof again, "%s/rt2.tflite", dir);
+        assert_int_equal(tq_export_tflite(&back, again, 1), TQ_OK);
+        assert_int_equal(tq_import_tflite(&twice, again, &info), TQ_OK);
+        assert_int_equal(twice.n_layers, back.n_layers);
+        assert_true(twice.layer[q.n_layers].kind == TQ_S8_SOFTMAX && twice.layer[q.n_layers].mult[0] == M0);
+        tq_qmodel_free(&twice);
+    }
     for (int l = 0; l < q.n_layers; l++) {
         const tq_qlayer *a = &q.layer[l], *b = &back.layer[l];
         assert_int_equal(a->kind, b->kind);
@@ -230,11 +246,12 @@ static void import_reads_the_export_back(void **state) {
     tq_rng r;
     tq_rng_seed(&r, 4);
     for (int t = 0; t < 20; t++) {
-        int8_t x[72], y1[4], y2[4];
+        int8_t x[72], y1[4], y2[4], p1[4];
         for (int i = 0; i < 72; i++) x[i] = (int8_t)((int)tq_rng_below(&r, 256) - 128);
         assert_int_equal(tq_int8_net_run(&q.net, x, y1, scratch, sb), TQ_INT8_OK);
         assert_int_equal(tq_int8_net_run(&back.net, x, y2, scratch, sb), TQ_INT8_OK);
-        assert_memory_equal(y1, y2, 4);
+        tq_softmax_s8_ref(&back.view[q.n_layers], y1, p1); /* the logits, then the softmax */
+        assert_memory_equal(p1, y2, 4);
     }
     tq_free(scratch);
     /* its input is not pixels: the pixel paths refuse it, naming its quantization */

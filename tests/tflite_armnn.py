@@ -3,7 +3,7 @@
 images and compare with tinyqat's integer path: the fraction of predictions that agree and the
 largest logit difference, in output steps.
 
-    tests/tflite_armnn.py MODEL.tflite LOGITS.bin MNIST_DIR [N [MIN_AGREE [MAX_STEPS]]] [--json] [--softmax]
+    tests/tflite_armnn.py MODEL.tflite LOGITS.bin MNIST_DIR [N [MIN_AGREE [MAX_STEPS]]] [--json] [--softmax | --probs]
 
 LOGITS.bin: `tinyqat infer M.tqm --logits LOGITS.bin` (int8 [images][outputs]). Exit 0 when at
 least MIN_AGREE percent of the predictions agree (99.9) and no logit differs by more than
@@ -12,7 +12,9 @@ deeper network such a step can grow layer by layer), 1 otherwise, 77 without pya
 the model ends with a SOFTMAX (export --softmax): its int8 probabilities (s = 1/256, z = -128) must
 sum to 1 within 10 steps and pick the class tinyqat's logits pick (MAX_STEPS is not used). A model
 with a float interface (export --float-io) is fed p/255 and its float probabilities taken back to
-int8 (it needs --softmax)."""
+int8 (it needs --softmax or --probs). --probs: the model ends with a SOFTMAX and LOGITS.bin holds
+tinyqat's int8 probabilities (its import of the model computes the SOFTMAX): compared value for
+value, as logits are."""
 import json
 import os
 import sys
@@ -28,7 +30,7 @@ except ImportError:
 
 
 def main():
-    args = [a for a in sys.argv[1:] if a not in ("--json", "--softmax")]
+    args = [a for a in sys.argv[1:] if a not in ("--json", "--softmax", "--probs")]
     softmax = "--softmax" in sys.argv
     if len(args) < 3:
         sys.exit(__doc__)
@@ -52,8 +54,8 @@ def main():
     same, worst, steps, bad_sums = 0, 0, 0, 0
     float_in = ib[1].GetDataType() == ann.DataType_Float32
     float_out = ob[1].GetDataType() == ann.DataType_Float32
-    if float_out and not softmax:
-        sys.exit("tflite_armnn: a float output is compared as probabilities only (--softmax)")
+    if float_out and not softmax and "--probs" not in sys.argv:
+        sys.exit("tflite_armnn: a float output is compared as probabilities only (--softmax or --probs)")
     for i in range(len(images)):
         if float_in:  # a float interface (export --float-io): x = p/255, which its QUANTIZE takes to p - 128
             x = (images[i].astype(np.float32) / np.float32(255)).astype(np.float32)

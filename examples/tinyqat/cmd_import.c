@@ -54,18 +54,21 @@ static int import_int8(const char *path, const char *out, int tflite, int json) 
     tq_tflite_info info = {0};
     tq_onnx_info oinfo = {0};
     if ((tflite ? tq_import_tflite(&q, path, &info) : tq_import_onnx_int8(&q, path, &oinfo)) != TQ_OK) return cli_fail(NULL);
-    if (!tflite) info.operators = oinfo.nodes, info.softmax_dropped = oinfo.softmax_dropped;
+    if (!tflite) info.operators = oinfo.nodes;
     int rc = 0;
     if (tq_qmodel_save(&q, out) != TQ_OK) rc = cli_fail("import");
     else {
         printf("imported %s (%d operators) as the integer model %s: %d layers, input at scale %g and zero point %d%s%s; saved %s\n", path,
                info.operators, q.spec, q.n_layers, (double)q.layer[0].in_scale, q.layer[0].in_zp,
-               info.softmax_dropped ? "; its final softmax left out (logits out)" : "",
+               oinfo.softmax_dropped ? "; its final softmax left out (logits out)"
+               : info.softmax      ? "; its softmax computed in int8 (probabilities out, in steps of 1/256)"
+                                   : "",
                info.float_in || info.float_out ? "; its float interface (QUANTIZE in, DEQUANTIZE out) left out: int8 in and out" : "",
                out);
         if (json) {
-            cJSON *j = import_json(path, q.spec, out, info.operators, info.softmax_dropped);
+            cJSON *j = import_json(path, q.spec, out, info.operators, oinfo.softmax_dropped);
             cli_json_num(j, "layers", q.n_layers, 0);
+            cli_json_num(j, "softmax", info.softmax, 0);
             cli_json_num(j, "float_in", info.float_in, 0);
             cli_json_num(j, "float_out", info.float_out, 0);
             cli_json_print(j);
@@ -91,7 +94,7 @@ int cmd_import(int argc, char **argv) {
     static const cli_cmd cmd = {"import", "MODEL.onnx [--out MODEL.tqf] | MODEL.tflite or QDQ MODEL.onnx [--out MODEL.tqm] [options]",
                                 "Read a float ONNX model (a chain of Conv, BatchNormalization, Relu, pools, Flatten and Gemm, as "
                                 "PyTorch exports it) into a tinyqat float model: then train, ptq, qat, convert and export it. Or an "
-                                "int8 .tflite (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, pools, MEAN, ADD, CONCATENATION; a float "
+                                "int8 .tflite (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, pools, MEAN, ADD, CONCATENATION, SOFTMAX; a float "
                                 "interface's QUANTIZE and DEQUANTIZE left out) or a QDQ .onnx "
                                 "(as export --onnx writes one) into an integer model: then run, export or infer it.", 1, 1};
     const char *pos[1];

@@ -17,6 +17,8 @@
  *     mean      28x28x1: two convolutions (the second stride 2), then TFLite's MEAN over the image
  *               in the form SEED % 3 (runtime/int8_infer.h: 0 keep_dims, then a 1x1 conv; 1 at
  *               its own scale; 2 at its input's), dense 10
+ *     softmax   28x28x1: two convolutions (the second stride 2), TFLite's int8 SOFTMAX over each of
+ *               the 14x14 positions' 12 channels, dense 10 (logits at 1/16), SOFTMAX again
  * Weights uniform in +-sqrt(6 / fan-in) (He), per-channel scales, activations at fixed scales (ReLU
  * outputs z = -128), batch norm taken as folded. Exit 0 on success, 1 with a message otherwise. */
 #include <math.h>
@@ -135,6 +137,16 @@ static int mean(graph *g, int form, float s_out) {
     return l;
 }
 
+/* TFLite's int8 SOFTMAX over the last layer's channels, at each position */
+static int softmax(graph *g) {
+    int l = g->n++;
+    shape x = out_of(g, l - 1);
+    if (g->s[l - 1].kind == TQ_S8_LINEAR) x.h = x.w = 1, x.c = g->s[l - 1].out; /* (a dense layer's source gives lengths) */
+    g->s[l] = (tq_qlayer_src){.in_scale = x.scale, .out_scale = 1.0f / 256, .in_zp = x.zp, .out_zp = -128, .kind = TQ_S8_SOFTMAX,
+                              .in_h = x.h, .in_w = x.w, .in_c = x.c, .out_h = x.h, .out_w = x.w, .out_c = x.c, .k = 1, .stride = 1};
+    return l;
+}
+
 /* flatten, dense to `classes` */
 static void dense_head(graph *g, int classes) {
     shape x = out_of(g, g->n - 1);
@@ -158,7 +170,7 @@ static int first_conv(graph *g, int h, int w, int c, int oc, int k, int kw, int 
 
 int main(int argc, char **argv) {
     if (argc < 3 || argc > 4) {
-        fprintf(stderr, "usage: tq_graphgen residual|resnet8|dscnn|mobilenet|mean OUT.tqm [SEED]\n");
+        fprintf(stderr, "usage: tq_graphgen residual|resnet8|dscnn|mobilenet|mean|softmax OUT.tqm [SEED]\n");
         return 2;
     }
     static graph g;
@@ -185,6 +197,14 @@ int main(int argc, char **argv) {
         mean(&g, form, 0.004f);
         if (form == 0) conv(&g, -1, 0, 16, 1, 1, 1, 1); /* keep_dims: an image a convolution reads */
         dense_head(&g, 10);
+    } else if (!strcmp(lay, "softmax")) {
+        first_conv(&g, 28, 28, 1, 8, 3, 3, 1);
+        conv(&g, -1, 0, 12, 3, 3, 2, 0);
+        g.s[g.n - 1].out_scale = 0.1f; /* probabilities of some spread */
+        softmax(&g);
+        dense_head(&g, 10);
+        g.s[g.n - 1].out_scale = 1.0f / 16;
+        softmax(&g);
     } else if (!strcmp(lay, "resnet8")) {
         int x = first_conv(&g, 32, 32, 3, 16, 3, 3, 1);
         const int ch[3] = {16, 32, 64};
@@ -215,7 +235,7 @@ int main(int argc, char **argv) {
         }
         head(&g, 2);
     } else {
-        fprintf(stderr, "tq_graphgen: unknown layout %s (residual, resnet8, dscnn, mobilenet, mean)\n", lay);
+        fprintf(stderr, "tq_graphgen: unknown layout %s (residual, resnet8, dscnn, mobilenet, mean, softmax)\n", lay);
         return 2;
     }
     tq_qmodel q;
