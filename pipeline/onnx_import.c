@@ -475,6 +475,20 @@ static tq_status node_fail(const ctx *c, int i, const onode *nd, tq_status code,
                          (const char *)nd->op.p, (int)(nd->name.n > 96 ? 96 : nd->name.n), (const char *)nd->name.p, why);
 }
 
+/* A Constant node: its tensor value becomes a constant by the node's output name. */
+static tq_status constant_node(ctx *c, int i, const onode *nd) {
+    pv a;
+    size_t at = 0;
+    pf f;
+    tq_status st = TQ_OK;
+    int found = 0;
+    if (attr(nd, "value", &a))
+        while (st == TQ_OK && pb_next(a, &at, &f) > 0)
+            if (f.field == 5 && f.wire == 2) st = add_const(c, nd->out[0], f.sub), found = 1;
+    if (st == TQ_OK && !found) st = node_fail(c, i, nd, TQ_E_ARG, "a Constant without a tensor value");
+    return st;
+}
+
 /* a constant input of node nd (an initializer or a Constant's value) as floats */
 static tq_status const_input(const ctx *c, int i, const onode *nd, int k, float **v, tinfo *ti) {
     pv t;
@@ -588,14 +602,7 @@ static tq_status walk(ctx *c, layers_in *ch, float *mean, float *sd, tq_onnx_inf
         const pv op = nd->op;
         const int n_vals = vs.n;
         if (pv_is(op, "Constant")) {
-            pv a;
-            size_t at = 0;
-            pf f;
-            int found = 0;
-            if (attr(nd, "value", &a))
-                while (st == TQ_OK && pb_next(a, &at, &f) > 0)
-                    if (f.field == 5 && f.wire == 2) st = add_const(c, nd->out[0], f.sub), found = 1;
-            if (st == TQ_OK && !found) st = node_fail(c, i, nd, TQ_E_ARG, "a Constant without a tensor value");
+            st = constant_node(c, i, nd);
             continue;
         }
         int data_concat = 0; /* a Concat of computed values joins layers' outputs; of constants and shapes, a Reshape's shape */
@@ -1162,23 +1169,24 @@ tq_status tq_import_onnx(tq_model *m, const char *path, float in_mean, float in_
 
 /* ---- a QDQ graph (tq_export_onnx's form) as an integer model ---- */
 
-enum { DT_INT8 = 3, DT_INT32 = 6 };
+enum { DT_UINT8 = 2, DT_INT8 = 3, DT_INT32 = 6 };
 
 /* The values of an INT8 or INT32 tensor, exactly: raw_data, or int32_data (field 5, packed or
  * not); *out tq_malloc'd. */
 static tq_status tensor_ints(const ctx *c, pv t, const char *what, int32_t **out, tinfo *ti) {
     TQ_TRY(tensor_info(c, t, ti, what));
-    if (ti->type != DT_INT8 && ti->type != DT_INT32)
-        TQ_FAIL(TQ_E_ARG, "%s: %s has data type %d where int8 (3) or int32 (6) was expected", c->file, what, ti->type);
+    if (ti->type != DT_INT8 && ti->type != DT_INT32 && ti->type != DT_UINT8)
+        TQ_FAIL(TQ_E_ARG, "%s: %s has data type %d where int8 (3), uint8 (2) or int32 (6) was expected", c->file, what, ti->type);
     int32_t *v = tq_malloc((ti->count ? ti->count : 1) * sizeof(int32_t));
     if (!v) TQ_FAIL(TQ_E_NOMEM, "%s: out of memory", c->file);
     size_t n = 0;
-    const size_t elem = ti->type == DT_INT8 ? 1 : 4;
+    const size_t elem = ti->type == DT_INT32 ? 4 : 1;
     if (ti->raw.p) {
         if (ti->raw.n == ti->count * elem)
             for (n = 0; n < ti->count; n++) {
                 const uint8_t *p = ti->raw.p + n * elem;
-                v[n] = elem == 1 ? (int32_t)(int8_t)p[0] : (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+                v[n] = elem == 4 ? (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24)
+                       : ti->type == DT_UINT8 ? (int32_t)p[0] : (int32_t)(int8_t)p[0];
             }
     } else {
         size_t at = 0;
@@ -1195,16 +1203,19 @@ static tq_status tensor_ints(const ctx *c, pv t, const char *what, int32_t **out
     }
     int in_range = 1;
     for (size_t k = 0; ti->type == DT_INT8 && k < n; k++) in_range &= v[k] >= -128 && v[k] <= 127;
+    for (size_t k = 0; ti->type == DT_UINT8 && k < n; k++) in_range &= v[k] >= 0 && v[k] <= 255;
     if (n != ti->count || !in_range) {
         tq_free(v);
-        TQ_FAIL(TQ_E_FORMAT, "%s: %s holds %s", c->file, what, in_range ? "other than the values its shape asks for" : "int8 values out of range");
+        TQ_FAIL(TQ_E_FORMAT, "%s: %s holds %s", c->file, what, in_range ? "other than the values its shape asks for" : "8-bit values out of range");
     }
     *out = v;
     return TQ_OK;
 }
 
-/* The scale and zero point a QuantizeLinear or DequantizeLinear of an activation names: one each. */
-static tq_status act_qparams(const ctx *c, int i, const onode *nd, float *s, int32_t *z) {
+/* The scale and zero point a QuantizeLinear or DequantizeLinear of an activation names: one each.
+ * A uint8 activation (PyTorch's quint8) is read as int8: q - 128 at zero point z - 128 stands for
+ * the same real values, so z comes back less 128. */
+static tq_status act_qparams(const ctx *c, int i, const onode *nd, float *s, int32_t *z, int *u8) {
     float *sv = NULL;
     int32_t *zv = NULL;
     tinfo ts, tz;
@@ -1212,9 +1223,9 @@ static tq_status act_qparams(const ctx *c, int i, const onode *nd, float *s, int
     if (nd->n_in < 3 || !find_const(c, nd->in[2], &t)) NODE_FAIL(TQ_E_ARG, "no zero point: tinyqat reads int8 activations with one");
     TQ_TRY(const_input(c, i, nd, 1, &sv, &ts));
     tq_status st = tensor_ints(c, t, "a zero point", &zv, &tz);
-    if (st == TQ_OK && (ts.count != 1 || tz.count != 1 || tz.type != DT_INT8 || !(sv[0] > 0.0f) || !isfinite(sv[0])))
-        st = node_fail(c, i, nd, TQ_E_ARG, "an activation quantized other than int8 with one positive scale and zero point");
-    if (st == TQ_OK) *s = sv[0], *z = zv[0];
+    if (st == TQ_OK && (ts.count != 1 || tz.count != 1 || (tz.type != DT_INT8 && tz.type != DT_UINT8) || !(sv[0] > 0.0f) || !isfinite(sv[0])))
+        st = node_fail(c, i, nd, TQ_E_ARG, "an activation quantized other than int8 or uint8 with one positive scale and zero point");
+    if (st == TQ_OK) *s = sv[0], *z = zv[0] - (tz.type == DT_UINT8 ? 128 : 0), *u8 = tz.type == DT_UINT8;
     tq_free(sv), tq_free(zv);
     return st;
 }
@@ -1282,10 +1293,28 @@ tq_status tq_import_onnx_int8_bytes(tq_qmodel *q, const unsigned char *data, siz
     int32_t z_q = 0;
     /* the layer being read: a Conv / Gemm / AveragePool on the dequantized value, its Relu, then the
      * QuantizeLinear that ends it */
-    int pend = 0, pend_kind = 0, pend_relu = 0, softmax = 0;
+    int pend = 0, pend_kind = 0, pend_relu = 0, softmax = 0, u8 = 0;
     for (int i = 0; st == TQ_OK && i < c->n_node; i++) {
         const onode *nd = &c->node[i];
         pv op = nd->op;
+        /* PyTorch's export of a quantized model holds its constants in Constant nodes, makes each
+         * bias's zero point with ConstantOfShape and a Cast (0: ONNX requires it of int32), and
+         * casts each activation to its own type (uint8) after quantizing it: an alias */
+        if (pv_is(op, "Constant")) {
+            st = constant_node(c, i, nd);
+            continue;
+        }
+        if (pv_is(op, "ConstantOfShape")) continue;
+        if (pv_is(op, "Cast")) {
+            if (cur_q.p && pv_eq(nd->in[0], cur_q)) {
+                if (attr_i(nd, "to", 0) != (u8 ? DT_UINT8 : DT_INT8)) {
+                    st = node_fail(c, i, nd, TQ_E_ARG, "casts a quantized activation to another type");
+                    break;
+                }
+                cur_q = nd->out[0];
+            }
+            continue;
+        }
         if (pv_is(op, "DequantizeLinear") && nd->n_in >= 2) {
             pv t;
             if (find_const(c, nd->in[0], &t)) { /* a weight or a bias */
@@ -1306,10 +1335,42 @@ tq_status tq_import_onnx_int8_bytes(tq_qmodel *q, const unsigned char *data, siz
                     (st = const_input(c, i, nd, 1, &d->scale, &ts)) != TQ_OK)
                     break;
                 d->n_scale = ts.count;
+                /* weights are symmetric (a zero point, where given, is 0), their scales per tensor
+                 * or along axis 0, the output channels; a bias's zero point is 0 by ONNX's rule */
+                if (d->qi.type == DT_UINT8 || (d->n_scale > 1 && attr_i(nd, "axis", 1) != 0)) {
+                    st = node_fail(c, i, nd, TQ_E_ARG, "a quantized constant tinyqat cannot hold (int8 weights, int32 biases; "
+                                                       "per-channel scales along axis 0)");
+                    break;
+                }
+                if (d->qi.type == DT_INT8 && nd->n_in > 2) {
+                    pv zt;
+                    int32_t *zv = NULL;
+                    tinfo tz;
+                    if (!find_const(c, nd->in[2], &zt)) {
+                        st = node_fail(c, i, nd, TQ_E_ARG, "a weight zero point that is not a constant");
+                        break;
+                    }
+                    if ((st = tensor_ints(c, zt, "a weight zero point", &zv, &tz)) != TQ_OK) break;
+                    int zero = tz.count == 1 || tz.count == d->n_scale;
+                    for (size_t k = 0; k < tz.count; k++) zero &= zv[k] == 0;
+                    tq_free(zv);
+                    if (!zero) {
+                        st = node_fail(c, i, nd, TQ_E_ARG, "weights with a zero point other than 0: tinyqat's weights are symmetric");
+                        break;
+                    }
+                }
                 continue;
             }
             if (!pv_eq(nd->in[0], cur_q)) {
                 st = node_fail(c, i, nd, TQ_E_ARG, "dequantizes a value that is not the chain's last");
+                break;
+            }
+            float s = 0.0f;
+            int32_t z = 0;
+            int du8 = 0;
+            if ((st = act_qparams(c, i, nd, &s, &z, &du8)) != TQ_OK) break;
+            if (s != s_q || z != z_q || du8 != u8) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "dequantizes at another scale or zero point than its QuantizeLinear's");
                 break;
             }
             cur_f = final = nd->out[0]; /* the model's output, when it is the last */
@@ -1318,7 +1379,16 @@ tq_status tq_import_onnx_int8_bytes(tq_qmodel *q, const unsigned char *data, siz
         if (pv_is(op, "QuantizeLinear")) {
             float s = 0.0f;
             int32_t z = 0;
-            if ((st = act_qparams(c, i, nd, &s, &z)) != TQ_OK) break;
+            int qu8 = 0;
+            if ((st = act_qparams(c, i, nd, &s, &z, &qu8)) != TQ_OK) break;
+            if (cur_q.p && !pend && cur_f.p && pv_eq(nd->in[0], cur_f)) { /* quantized again as it was: the same int8 value */
+                if (s != s_q || z != z_q || qu8 != u8) {
+                    st = node_fail(c, i, nd, TQ_E_ARG, "requantizes a value without a layer between (tinyqat has none to do it)");
+                    break;
+                }
+                cur_q = nd->out[0], cur_f = (pv){NULL, 0};
+                continue;
+            }
             if (!cur_q.p) { /* the input's */
                 if (!pv_eq(nd->in[0], c->input)) {
                     st = node_fail(c, i, nd, TQ_E_ARG, "the first QuantizeLinear does not read the graph's input");
@@ -1330,13 +1400,13 @@ tq_status tq_import_onnx_int8_bytes(tq_qmodel *q, const unsigned char *data, siz
             } else {
                 tq_qlayer_src *L = &src[n - 1];
                 L->out_scale = s, L->out_zp = z, L->relu = pend_relu;
-                if (pend_kind == TQ_S8_AVGPOOL && (s != s_q || z != z_q)) {
-                    st = node_fail(c, i, nd, TQ_E_ARG, "an average pool that changes the scale");
+                if ((pend_kind == TQ_S8_AVGPOOL || pend_kind == TQ_S8_MAXPOOL || pend_kind == TQ_S8_FLATTEN) && (s != s_q || z != z_q)) {
+                    st = node_fail(c, i, nd, TQ_E_ARG, "a pool or flatten that changes the scale");
                     break;
                 }
                 pend = 0;
             }
-            cur_q = nd->out[0], s_q = s, z_q = z, cur_f = (pv){NULL, 0};
+            cur_q = nd->out[0], s_q = s, z_q = z, u8 = qu8, cur_f = (pv){NULL, 0};
             continue;
         }
         if (pv_is(op, "Softmax") && final.p && pv_eq(nd->in[0], final) && pv_eq(nd->out[0], c->output) && i == c->n_node - 1) {
@@ -1350,7 +1420,8 @@ tq_status tq_import_onnx_int8_bytes(tq_qmodel *q, const unsigned char *data, siz
         }
         tq_qlayer_src *L = &src[n];
         if (pv_is(op, "Relu")) {
-            if (!pend || pend_relu || pend_kind == TQ_S8_AVGPOOL || !pv_eq(nd->in[0], pend_out)) {
+            if (!pend || pend_relu || pend_kind == TQ_S8_AVGPOOL || pend_kind == TQ_S8_MAXPOOL || pend_kind == TQ_S8_FLATTEN ||
+                !pv_eq(nd->in[0], pend_out)) {
                 st = node_fail(c, i, nd, TQ_E_ARG, "a Relu that does not follow a Conv or Gemm");
                 break;
             }
@@ -1358,12 +1429,17 @@ tq_status tq_import_onnx_int8_bytes(tq_qmodel *q, const unsigned char *data, siz
             spec_append(spec, sizeof spec, "r");
             continue;
         }
-        if (pv_is(op, "MaxPool") || pv_is(op, "Flatten")) { /* on the int8 tensor */
-            if (!pv_eq(nd->in[0], cur_q) || pend) {
+        if (pv_is(op, "MaxPool") || pv_is(op, "Flatten")) {
+            /* on the int8 tensor (tinyqat's form), or between a DequantizeLinear and a QuantizeLinear
+             * of one scale (PyTorch's): the same integers either way */
+            const int on_q = pv_eq(nd->in[0], cur_q), on_f = cur_f.p && pv_eq(nd->in[0], cur_f);
+            if (pend || (!on_q && !on_f)) {
                 st = node_fail(c, i, nd, TQ_E_ARG, "does not read the chain's int8 value");
                 break;
             }
+            int made = 1;
             if (pv_is(op, "Flatten")) {
+                made = !flat;
                 if (!flat) {
                     *L = (tq_qlayer_src){.in_scale = s_q, .out_scale = s_q, .in_zp = z_q, .out_zp = z_q, .kind = TQ_S8_FLATTEN, .in_h = H,
                                          .in_w = W, .in_c = C, .out_h = 1, .out_w = 1, .out_c = H * W * C, .k = 1, .stride = 1};
@@ -1380,7 +1456,9 @@ tq_status tq_import_onnx_int8_bytes(tq_qmodel *q, const unsigned char *data, siz
                 spec_append(spec, sizeof spec, "-m%d", k);
                 if (s != k) spec_append(spec, sizeof spec, "s%d", s);
             }
-            cur_q = nd->out[0];
+            if (on_q) cur_q = nd->out[0];
+            else if (made) pend = 1, pend_kind = L->kind, pend_relu = 0, pend_out = nd->out[0];
+            else cur_f = nd->out[0]; /* a flatten of what is flat already: nothing */
             continue;
         }
         if (pend || !cur_f.p || !pv_eq(nd->in[0], cur_f)) {
@@ -1401,8 +1479,9 @@ tq_status tq_import_onnx_int8_bytes(tq_qmodel *q, const unsigned char *data, siz
             continue;
         }
         if (!pv_is(op, "Conv") && !pv_is(op, "Gemm")) {
-            st = node_fail(c, i, nd, TQ_E_ARG, "not an operator of tinyqat's QDQ graphs (QuantizeLinear, DequantizeLinear, Conv, "
-                                               "Gemm, Relu, MaxPool, AveragePool, Flatten, a final Softmax)");
+            st = node_fail(c, i, nd, TQ_E_ARG, "not an operator of the QDQ chains tinyqat reads (QuantizeLinear, "
+                                               "DequantizeLinear, Conv, Gemm, Relu, MaxPool, AveragePool, Flatten, Constant, Cast, a final "
+                                               "Softmax)");
             break;
         }
         deq_const *wd = nd->n_in > 1 ? deq_find(&dt, nd->in[1]) : NULL, *bd = nd->n_in > 2 ? deq_find(&dt, nd->in[2]) : NULL;
@@ -1459,6 +1538,9 @@ tq_status tq_import_onnx_int8_bytes(tq_qmodel *q, const unsigned char *data, siz
             sw[o] = wd->scale[wd->n_scale == 1 ? 0 : o];
             float step = s_q * sw[o];
             if (!(sw[o] > 0.0f) || !isfinite(sw[o]) || !(step > 0.0f) || !isfinite(step)) st = TQ_E_ARG;
+            /* the int32 bias is added to the accumulator as it is: it must be on its grid, s_in s_w */
+            const float sb = bd->scale[bd->n_scale == 1 ? 0 : o];
+            if (st == TQ_OK && !(fabsf(sb - step) <= 1e-5f * step)) st = TQ_E_SHAPE;
             for (size_t j = 0; j < per; j++) {
                 size_t from; /* the ONNX index of tinyqat's weight j of channel o */
                 if (gemm) from = (size_t)o * per + (hw > 1 ? (j % (size_t)fc) * hw + j / (size_t)fc : j);
@@ -1468,7 +1550,17 @@ tq_status tq_import_onnx_int8_bytes(tq_qmodel *q, const unsigned char *data, siz
                     from = ((size_t)o * (size_t)C + ci) * (size_t)K * (size_t)K + kk;
                 }
                 wq[(size_t)o * per + j] = (int8_t)wd->q[from]; /* (an int8 tensor's values, checked in range when read) */
+                if (wd->q[from] == -128 && st == TQ_OK) st = TQ_E_NUMERIC;
             }
+        }
+        if (st == TQ_E_SHAPE) {
+            st = node_fail(c, i, nd, TQ_E_ARG, "a bias at another scale than its input's times its weights' (the accumulator's)");
+            break;
+        }
+        if (st == TQ_E_NUMERIC) {
+            st = node_fail(c, i, nd, TQ_E_ARG, "a weight of -128: tinyqat's int8 weights are -127..127 (in PyTorch, observe the "
+                                               "weights with quant_min=-127, quant_max=127)");
+            break;
         }
         if (st != TQ_OK) {
             st = node_fail(c, i, nd, TQ_E_ARG, "scales that are not positive and finite");

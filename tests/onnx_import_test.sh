@@ -11,7 +11,9 @@
 #     kernel, padding per axis, depthwise-separable blocks), ReLU6, channel concats (two-way and
 #     three-way), Dropout nodes of a training export (as dropP): tinyqat's logits within 1e-4 of PyTorch's (relative to the largest), every
 #     prediction the same; and the models it must refuse (a Sigmoid, a ReLU after a concat, a
-#     one-sided Pad, an add of a value from inside a layer) refused naming the node.
+#     one-sided Pad, an add of a value from inside a layer) refused naming the node;
+#   - a model quantized in PyTorch (tests/onnx_torch_qdq.py): its QDQ export imports as an integer
+#     model with PyTorch's quantized outputs to within a step.
 # Bad files (empty, truncated, not ONNX) are refused with a message and leave no output.
 # Skipped (77) without MNIST.
 #   tests/onnx_import_test.sh PATH/TO/tinyqat
@@ -95,6 +97,30 @@ if /usr/bin/python3 "$here/onnx_torch_models.py" "$tmp" "$MNIST_DIR" 1000 >torch
   done
 else
   grep -q SKIP torch.log && echo "onnx_import: no python3-torch: PyTorch's models not checked" || { bad "onnx_torch_models.py"; cat torch.log; }
+fi
+# A model quantized in PyTorch (its own QDQ layout: Constant nodes, uint8 activations, per-channel
+# weights): imported as an integer model, it gives PyTorch's quantized outputs on its quantized
+# inputs to within a step (PyTorch requantizes in float, tinyqat in integers as CMSIS-NN does),
+# every prediction the same; with weights of -128 (PyTorch's default range), refused naming the way out
+if /usr/bin/python3 "$here/onnx_torch_qdq.py" "$tmp" "$MNIST_DIR" 1000 >qdq.log 2>&1; then
+  expect 0 "import PyTorch's quantized model" -- "$bin" import pq.onnx --out pq.tqm
+  grep -q "28x28x1-c8k5r-m2-c16k5r-m2-10" "$tmp/out" && ok || bad "pq: $(cat "$tmp/out")"
+  "$bin" run pq.tqm --input pq_in.npy --output pq_out.npy >/dev/null && ok || bad "pq: run"
+  /usr/bin/python3 - pq_out.npy pq.ref <<'PY' && ok || bad "pq: tinyqat's outputs are not PyTorch's"
+import sys
+import numpy as np
+a = np.load(sys.argv[1]).astype(int)
+r = np.fromfile(sys.argv[2], dtype=np.int8).reshape(a.shape).astype(int)
+d = np.abs(a - r)
+same = float((a.argmax(1) == r.argmax(1)).mean())
+print(f"pq: {len(a)} images against PyTorch's quantized model: {100 * same:.2f}% of predictions the same, {int((d > 0).sum())} of "
+      f"{d.size} outputs a step off, largest difference {int(d.max())}")
+sys.exit(0 if d.max() <= 1 and same == 1.0 else 1)
+PY
+  expect 1 "PyTorch's full-range weights refused" -- "$bin" import pq_full.onnx --out pqf.tqm
+  grep -q "quant_min=-127" "$tmp/err" && [ ! -e pqf.tqm ] && ok || bad "pq_full: $(cat "$tmp/err")"
+else
+  grep -q SKIP qdq.log && echo "onnx_import: no python3-torch: PyTorch's quantized model not checked" || { bad "onnx_torch_qdq.py"; cat qdq.log; }
 fi
 echo "onnx_import: $pass passed, $fail failed"
 [ "$fail" = 0 ]
