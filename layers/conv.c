@@ -9,30 +9,52 @@
 #include "src/parallel.h"
 #include "src/simd.h"
 
-tq_status tq_conv_shape_init_hw(tq_conv_shape *s, int H, int W, int C, int KH, int KW, int stride, int pad, int pad_w, int OC,
-                                int depthwise) {
+/* pad and pad_w before, pad_b and pad_r after (at most one more: the integer path's rule) */
+static tq_status shape_init(tq_conv_shape *s, int H, int W, int C, int KH, int KW, int stride, int pad, int pad_w, int pad_b,
+                            int pad_r, int OC, int depthwise) {
     memset(s, 0, sizeof *s);
     if (H < 1 || W < 1 || C < 1 || KH < 1 || KW < 1 || stride < 1 || pad < 0 || pad_w < 0 || OC < 1)
         TQ_FAIL(TQ_E_SHAPE, "convolution: sizes must be positive (image %dx%dx%d, kernel %dx%d, stride %d, pad %dx%d, %d channels)",
                 H, W, C, KH, KW, stride, pad, pad_w, OC);
     if (C > 4096) TQ_FAIL(TQ_E_SHAPE, "convolution: %d input channels (at most 4096)", C);
-    if (KH > H + 2L * pad || KW > W + 2L * pad_w)
+    if (KH > (long)H + pad + pad_b || KW > (long)W + pad_w + pad_r)
         TQ_FAIL(TQ_E_SHAPE, "convolution: a %dx%d kernel does not fit a %dx%d image with padding %dx%d", KH, KW, H, W, pad, pad_w);
-    if (pad >= KH || pad_w >= KW) /* a window of padding alone; the integer path takes pad <= K - 1 (runtime/int8_infer.h) */
+    /* a window of padding alone; the integer path takes padding <= K - 1 (runtime/int8_infer.h) */
+    if (pad_b >= KH || pad_r >= KW)
         TQ_FAIL(TQ_E_SHAPE, "convolution: padding %d needs a kernel larger than %d (this one has %d: at most kernel - 1)",
-                pad >= KH ? pad : pad_w, pad >= KH ? pad : pad_w, pad >= KH ? KH : KW);
+                pad_b >= KH ? pad_b : pad_r, pad_b >= KH ? pad_b : pad_r, pad_b >= KH ? KH : KW);
     if (depthwise && OC % C)
         TQ_FAIL(TQ_E_SHAPE, "depthwise convolution: %d output channels is not a multiple of the %d input channels", OC, C);
     /* at most 2^24 values in and out, checked factor by factor so that no product overflows */
     const long most = 1L << 24;
     if (KH > 64 || KW > 64 || OC > 4096 || H > most || W > most / H || C > most / ((long)H * W))
         TQ_FAIL(TQ_E_SHAPE, "convolution: kernel %dx%d, image %dx%dx%d or %d channels is more than tinyqat takes", KH, KW, H, W, C, OC);
-    const long OH = (H + 2L * pad - KH) / stride + 1, OW = (W + 2L * pad_w - KW) / stride + 1;
+    const long OH = ((long)H + pad + pad_b - KH) / stride + 1, OW = ((long)W + pad_w + pad_r - KW) / stride + 1;
     if (OH > most || OW > most / OH || OC > most / (OH * OW))
         TQ_FAIL(TQ_E_SHAPE, "convolution: an output of %ldx%ldx%d values is more than tinyqat takes", OH, OW, OC);
-    *s = (tq_conv_shape){.H = H, .W = W, .C = C, .KH = KH, .KW = KW, .stride = stride, .pad = pad, .pad_w = pad_w, .OC = OC,
-                         .OH = (int)OH, .OW = (int)OW, .depthwise = depthwise};
+    *s = (tq_conv_shape){.H = H, .W = W, .C = C, .KH = KH, .KW = KW, .stride = stride, .pad = pad, .pad_w = pad_w, .pad_b = pad_b,
+                         .pad_r = pad_r, .OC = OC, .OH = (int)OH, .OW = (int)OW, .depthwise = depthwise};
     return TQ_OK;
+}
+
+tq_status tq_conv_shape_init_hw(tq_conv_shape *s, int H, int W, int C, int KH, int KW, int stride, int pad, int pad_w, int OC,
+                                int depthwise) {
+    return shape_init(s, H, W, C, KH, KW, stride, pad, pad_w, pad, pad_w, OC, depthwise);
+}
+
+/* SAME: out = ceil(in / stride); the padding that needs, (out - 1) stride + K - in, split with
+ * the odd one after */
+static void same_axis(int in, int k, int stride, int *before, int *after) {
+    const long out = ((long)in + stride - 1) / stride, total = (out - 1) * stride + k - in;
+    *before = total > 0 ? (int)(total / 2) : 0;
+    *after = total > 0 ? (int)(total - total / 2) : 0;
+}
+
+tq_status tq_conv_shape_init_same(tq_conv_shape *s, int H, int W, int C, int KH, int KW, int stride, int OC, int depthwise) {
+    int pt = 0, pb = 0, pl = 0, pr = 0;
+    if (H >= 1 && W >= 1 && KH >= 1 && KW >= 1 && stride >= 1 && KH <= 64 && KW <= 64)
+        same_axis(H, KH, stride, &pt, &pb), same_axis(W, KW, stride, &pl, &pr);
+    return shape_init(s, H, W, C, KH, KW, stride, pt, pl, pb, pr, OC, depthwise);
 }
 
 tq_status tq_conv_shape_init(tq_conv_shape *s, int H, int W, int C, int K, int stride, int pad, int OC, int depthwise) {
@@ -118,8 +140,9 @@ int tq_conv_direct(const tq_conv_shape *s) { return !s->im2col && !s->depthwise 
  * aux, direct path: Wt [K][OCp], then (when the layer pads) the batch padded and its gradient
  * padded, then per slice the partial dWt [K][OCp] and db [OC]. */
 static int oc_padded(const tq_conv_shape *s) { return (s->OC + 15) / 16 * 16; }
+static int pads(const tq_conv_shape *s) { return s->pad || s->pad_w || s->pad_b || s->pad_r; }
 static size_t padded_len(int B, const tq_conv_shape *s) {
-    return s->pad || s->pad_w ? (size_t)B * (s->H + 2 * s->pad) * (s->W + 2 * s->pad_w) * s->C : 0;
+    return pads(s) ? (size_t)B * (s->H + s->pad + s->pad_b) * (s->W + s->pad_w + s->pad_r) * s->C : 0;
 }
 static size_t weights_len(const tq_conv_shape *s) { return (size_t)s->KH * s->KW * (s->depthwise ? 1 : s->C) * s->OC; }
 /* one slice's partial sums, and where the first slice's start in aux */
@@ -130,7 +153,7 @@ static size_t partials_at(int B, const tq_conv_shape *s) {
     return tq_conv_direct(s) ? (size_t)s->KH * s->KW * s->C * oc_padded(s) + 2 * padded_len(B, s) : col_len(B, s);
 }
 tq_direct_geom tq_conv_direct_geom(const tq_conv_shape *s) {
-    return (tq_direct_geom){.H = s->H + 2 * s->pad, .W = s->W + 2 * s->pad_w, .C = s->C, .KH = s->KH, .KW = s->KW,
+    return (tq_direct_geom){.H = s->H + s->pad + s->pad_b, .W = s->W + s->pad_w + s->pad_r, .C = s->C, .KH = s->KH, .KW = s->KW,
                             .stride = s->stride, .OH = s->OH, .OW = s->OW, .OC = s->OC, .OCp = oc_padded(s)};
 }
 
@@ -260,9 +283,9 @@ static void col2im_add(float *dx, const float *dcol, int b0, int b1, const tq_co
             }
 }
 
-/* xp = the n images of x with pad zeros on every side */
+/* xp = the n images of x with zeros around: pad above, pad_b below, pad_w left, pad_r right */
 static void pad_images(float *xp, const float *x, int n, const tq_conv_shape *s) {
-    const int Hp = s->H + 2 * s->pad, Wp = s->W + 2 * s->pad_w, C = s->C;
+    const int Hp = s->H + s->pad + s->pad_b, Wp = s->W + s->pad_w + s->pad_r, C = s->C;
     memset(xp, 0, (size_t)n * Hp * Wp * C * sizeof(float));
     for (int i = 0; i < n; i++)
         for (int y = 0; y < s->H; y++)
@@ -272,7 +295,7 @@ static void pad_images(float *xp, const float *x, int n, const tq_conv_shape *s)
 
 /* dx += the inside of the padded gradient dxp (the adjoint of pad_images) */
 static void unpad_add(float *dx, const float *dxp, int n, const tq_conv_shape *s) {
-    const int Hp = s->H + 2 * s->pad, Wp = s->W + 2 * s->pad_w, C = s->C;
+    const int Hp = s->H + s->pad + s->pad_b, Wp = s->W + s->pad_w + s->pad_r, C = s->C;
     for (int i = 0; i < n; i++)
         for (int y = 0; y < s->H; y++) {
             const float *src = dxp + (((size_t)i * Hp + y + s->pad) * Wp + s->pad_w) * C;
@@ -299,7 +322,7 @@ static void conv_forward_slice(void *ctx, int t) {
     if (tq_conv_direct(s)) {
         tq_direct_geom g = tq_conv_direct_geom(s);
         const float *Wt = n->aux, *xs = x->val + (size_t)b0 * s->H * s->W * s->C;
-        if (s->pad || s->pad_w) { /* this slice's images, padded with zeros */
+        if (pads(s)) { /* this slice's images, padded with zeros */
             float *xp = n->aux + (size_t)s->KH * s->KW * s->C * g.OCp + (size_t)b0 * g.H * g.W * s->C;
             pad_images(xp, xs, b1 - b0, s);
             xs = xp;
@@ -380,9 +403,9 @@ static void conv_backward_slice(void *ctx, int t) {
         tq_direct_geom g = tq_conv_direct_geom(s);
         const size_t img = (size_t)s->H * s->W * s->C, imgp = (size_t)g.H * g.W * s->C;
         float *xp = n->aux + (size_t)K * g.OCp, *dxp = xp + padded_len(j->B, s);
-        const float *xs = s->pad || s->pad_w ? xp + (size_t)b0 * imgp : x->val + (size_t)b0 * img;
+        const float *xs = pads(s) ? xp + (size_t)b0 * imgp : x->val + (size_t)b0 * img;
         if (W->grad) tq_direct_weights(&g, dWp, xs, dy, b1 - b0);
-        if (x->grad && (s->pad || s->pad_w)) {
+        if (x->grad && pads(s)) {
             float *d = dxp + (size_t)b0 * imgp;
             memset(d, 0, (size_t)(b1 - b0) * imgp * sizeof(float));
             tq_direct_data(&g, d, dy, W->val, b1 - b0);

@@ -33,8 +33,9 @@ typedef struct {
     int H, W, C;          /* input image */
     int KH, KW, stride, pad;   /* kernel rows and columns, one stride, padding above and below */
     int pad_w;                 /* padding left and right */
+    int pad_b, pad_r;          /* padding below and on the right: pad and pad_w, or one more (TFLite's SAME) */
     int OC;               /* output channels (depthwise: C * mult) */
-    int OH, OW;           /* output image: (H + 2 pad - KH) / stride + 1, (W + 2 pad_w - KW) / stride + 1 */
+    int OH, OW;           /* output image: (H + pad + pad_b - KH) / stride + 1, likewise across */
     int depthwise;        /* 1: one KH x KW filter per output channel */
     int im2col;           /* 1: the im2col path even where the direct kernels run (0 from init) */
 } tq_conv_shape;
@@ -45,6 +46,9 @@ tq_status tq_conv_shape_init(tq_conv_shape *s, int H, int W, int C, int K, int s
 /* The same with a KH x KW kernel and padding pad (rows) and pad_w (columns). */
 tq_status tq_conv_shape_init_hw(tq_conv_shape *s, int H, int W, int C, int KH, int KW, int stride, int pad, int pad_w, int OC,
                                 int depthwise);
+/* TFLite's (and TensorFlow's) SAME padding: the output ceil(H / stride) x ceil(W / stride), the
+ * padding each needs split with the odd row or column after (below, right). */
+tq_status tq_conv_shape_init_same(tq_conv_shape *s, int H, int W, int C, int KH, int KW, int stride, int OC, int depthwise);
 
 /* Record y = conv(x, W) + b (b may be NULL).  x:[B][H*W*C]  W:[OC][KH*KW*C] (depthwise
  * [OC][KH*KW])  b:[1][OC]  ->  [B][OH*OW*OC]. */

@@ -145,7 +145,9 @@ static void stage_out(const tq_model *m, int s, int *h, int *w, int *c) {
     *c = s < 0 ? m->in_c : m->stage[s].out_c;
 }
 
-/* A stage token: cOkK[xL][sS][pP[xQ]][b][r|r6] or dMkK[...], reading stage `from`'s output; fills the stage. */
+/* A stage token: cOkK[xL][sS][pP[xQ]|same][b][r|r6] or dMkK[...], reading stage `from`'s output;
+ * fills the stage. `same` is TFLite's SAME padding (the output ceil(H / S); an odd padding's extra
+ * row and column go below and right). */
 static tq_status parse_stage(tq_model *m, const char *spec, const char *tok, int from) {
     if (m->n_stages == TQ_MAX_STAGES) TQ_FAIL(TQ_E_ARG, "model spec '%s': more than %d stages", spec, TQ_MAX_STAGES);
     tq_stage *st = &m->stage[m->n_stages];
@@ -160,12 +162,15 @@ static tq_status parse_stage(tq_model *m, const char *spec, const char *tok, int
     if (n < 1 || n > 4096 || opt_num(&p, 'k', &k) != 1 || k < 1 || (kw = k, opt_num(&p, 'x', &kw) < 0) || kw < 1)
         TQ_FAIL(TQ_E_ARG, "model spec '%s': stage %d '%.*s': want %cNkK or %cNkKxL (N %s, K x L the kernel)", spec, m->n_stages + 1,
                 (int)strcspn(tok, "-"), tok, tok[0], tok[0], depthwise ? "channels per input channel" : "output channels");
-    if (opt_num(&p, 's', &stride) < 0 || stride < 1 || opt_num(&p, 'p', &pad) < 0 || (pad_w = pad, opt_num(&p, 'x', &pad_w) < 0))
+    int same = 0;
+    if (opt_num(&p, 's', &stride) < 0 || stride < 1 || (same = !strncmp(p, "same", 4), p += 4 * same, 0) ||
+        (!same && (opt_num(&p, 'p', &pad) < 0 || (pad_w = pad, opt_num(&p, 'x', &pad_w) < 0))))
         TQ_FAIL(TQ_E_ARG, "model spec '%s': stage %d: bad stride or padding", spec, m->n_stages + 1);
     if (*p == 'b') st->bn = 1, p++;
     if (*p == 'r') st->relu = p[1] == '6' ? 2 : 1, p += st->relu; /* r6: ReLU6 */
     if (*p && *p != '-') TQ_FAIL(TQ_E_ARG, "model spec '%s': stage %d: unexpected '%.*s'", spec, m->n_stages + 1, char_len(p), p);
-    tq_status s = tq_conv_shape_init_hw(&st->conv, h, w, c, k, kw, stride, pad, pad_w, depthwise ? c * n : n, depthwise);
+    tq_status s = same ? tq_conv_shape_init_same(&st->conv, h, w, c, k, kw, stride, depthwise ? c * n : n, depthwise)
+                       : tq_conv_shape_init_hw(&st->conv, h, w, c, k, kw, stride, pad, pad_w, depthwise ? c * n : n, depthwise);
     if (s != TQ_OK) return tq_error_set_(s, __FILE__, __LINE__, "model spec '%s': stage %d: %s", spec, m->n_stages + 1, tq_last_error());
     st->out_h = st->conv.OH;
     st->out_w = st->conv.OW;

@@ -410,7 +410,13 @@ static tq_status conv_float(ox_graph *g, const tq_stage *S, int s) {
     }
     attr_ints2(&n, "kernel_shape", cs->KH, cs->KW, 2);
     attr_ints2(&n, "strides", cs->stride, cs->stride, 2);
-    attr_ints2(&n, "pads", cs->pad, cs->pad_w, 4); /* top, left, bottom, right */
+    {
+        tq_buf a; /* pads: top, left, bottom, right (SAME puts its odd one below and right) */
+        attr_begin(&a, "pads", AT_INTS);
+        const int64_t pv[4] = {cs->pad, cs->pad_w, cs->pad_b, cs->pad_r};
+        for (int k = 0; k < 4; k++) pb_int(&a, 8, pv[k]);
+        pb_msg(&n.b, N_ATTR, &a);
+    }
     if (cs->depthwise) attr_int(&n, "group", cs->C);
     snprintf(nm, sizeof nm, "s%d_conv", s);
     node_end(g, &n, nm);

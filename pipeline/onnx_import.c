@@ -432,6 +432,7 @@ typedef struct {
     int kind;               /* TQ_STAGE_CONV, TQ_STAGE_ADD or TQ_STAGE_CONCAT */
     int src[2];             /* the stages read (-1: the input) */
     int depthwise, O, KH, KW, stride, pad, pad_w;
+    int same;               /* TFLite's SAME: pad above and left, one more below or right where odd */
     int C, H, W, OH, OW;    /* input, conv output */
     float *Wt, *b;          /* ONNX's OIHW; bias or NULL */
     int bn;
@@ -811,9 +812,15 @@ static tq_status walk(ctx *c, layers_in *ch, float *mean, float *sd, tq_onnx_inf
                 st = node_fail(c, i, nd, TQ_E_ARG, "strides tinyqat's float convolutions cannot hold (one stride for rows and columns)");
                 break;
             }
-            if (np < 0 || (np != 0 && np != 4) || (np == 4 && (pd[0] != pd[2] || pd[1] != pd[3]))) {
-                st = node_fail(c, i, nd, TQ_E_ARG, "pads tinyqat cannot hold (as many above as below, as many left as right; TensorFlow's "
-                                                   "SAME with an extra row or column is not in float models yet)");
+            int same = 0; /* pads as SAME gives them ([top, left, bottom, right]): a `same` stage */
+            if (np == 4 && (pd[0] != pd[2] || pd[1] != pd[3]) && ns >= 0 && ti.dims[2] >= 1 && ti.dims[3] >= 1) {
+                tq_conv_shape sm;
+                same = tq_conv_shape_init_same(&sm, h, w, ci, (int)ti.dims[2], (int)ti.dims[3], ns == 2 ? (int)sd4[0] : 1, 1, 0) == TQ_OK &&
+                       sm.pad == pd[0] && sm.pad_w == pd[1] && sm.pad_b == pd[2] && sm.pad_r == pd[3];
+            }
+            if (np < 0 || (np != 0 && np != 4) || (np == 4 && !same && (pd[0] != pd[2] || pd[1] != pd[3]))) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "pads tinyqat cannot hold (as many above as below and left as right, or SAME's: "
+                                                   "the odd row or column below or right)");
                 break;
             }
             if (nl < 0 || (nl == 2 && (dl[0] != 1 || dl[1] != 1)) || (nl != 0 && nl != 2)) {
@@ -826,7 +833,7 @@ static tq_status walk(ctx *c, layers_in *ch, float *mean, float *sd, tq_onnx_inf
             }
             T->C = ci, T->H = h, T->W = w, T->O = (int)ti.dims[0], T->KH = (int)ti.dims[2], T->KW = (int)ti.dims[3];
             T->stride = ns == 2 ? (int)sd4[0] : 1;
-            T->pad = np == 4 ? (int)pd[0] : 0, T->pad_w = np == 4 ? (int)pd[1] : 0;
+            T->pad = np == 4 ? (int)pd[0] : 0, T->pad_w = np == 4 ? (int)pd[1] : 0, T->same = same;
             if (group == 1 && ti.dims[1] == ci) {
                 T->depthwise = 0;
             } else if (group == ci && ti.dims[1] == 1 && T->O % ci == 0) {
@@ -837,7 +844,7 @@ static tq_status walk(ctx *c, layers_in *ch, float *mean, float *sd, tq_onnx_inf
                 break;
             }
             if (T->O < 1 || T->O > 4096 || T->stride < 1 || T->stride > 64 || T->pad < 0 || T->pad > 64 || T->pad_w < 0 ||
-                T->pad_w > 64 || h + 2 * T->pad < T->KH || w + 2 * T->pad_w < T->KW) {
+                T->pad_w > 64 || (!same && (h + 2 * T->pad < T->KH || w + 2 * T->pad_w < T->KW))) {
                 st = node_fail(c, i, nd, TQ_E_ARG, "a %dx%d kernel does not fit its %dx%d input padded by %dx%d", T->KH, T->KW, h, w,
                                T->pad, T->pad_w);
                 break;
@@ -849,7 +856,8 @@ static tq_status walk(ctx *c, layers_in *ch, float *mean, float *sd, tq_onnx_inf
                     break;
                 }
             }
-            T->OH = (h + 2 * T->pad - T->KH) / T->stride + 1, T->OW = (w + 2 * T->pad_w - T->KW) / T->stride + 1;
+            T->OH = (h + T->pad + (int)(np == 4 ? pd[2] : 0) - T->KH) / T->stride + 1;
+            T->OW = (w + T->pad_w + (int)(np == 4 ? pd[3] : 0) - T->KW) / T->stride + 1;
             T->out_h = T->OH, T->out_w = T->OW, T->out_c = T->O;
         } else if (pv_is(op, "BatchNormalization")) {
             if (!S || S->kind != TQ_STAGE_CONV || S->bn || S->relu || S->pool || S->drop) {
@@ -1078,8 +1086,9 @@ static tq_status build(const ctx *c, const layers_in *ch, tq_model *m) {
             PUT("-%c%dk%d", S->depthwise ? 'd' : 'c', S->depthwise ? S->O / S->C : S->O, S->KH);
             if (S->KW != S->KH) PUT("x%d", S->KW);
             if (S->stride != 1) PUT("s%d", S->stride);
-            if (S->pad || S->pad_w) PUT("p%d", S->pad);
-            if (S->pad != S->pad_w) PUT("x%d", S->pad_w);
+            if (S->same) PUT("same");
+            else if (S->pad || S->pad_w) PUT("p%d", S->pad);
+            if (!S->same && S->pad != S->pad_w) PUT("x%d", S->pad_w);
             PUT("%s%s", S->bn ? "b" : "", S->relu == 2 ? "r6" : S->relu ? "r" : "");
         }
         if (S->pool && !S->pk) PUT("-g");

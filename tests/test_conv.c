@@ -28,10 +28,9 @@ static float *rnd(tq_rng *r, size_t n, float lo, float hi) {
 
 static int use_im2col; /* check_conv's path: im2col (1) or the direct kernels where they run (0) */
 
-/* A KH x KW kernel, padding pad (rows) and pad_w (columns) */
-static void check_conv_hw(int B, int H, int W, int C, int KH, int KW, int stride, int pad, int pad_w, int OC, int depthwise, int bias) {
-    tq_conv_shape s;
-    assert_int_equal(tq_conv_shape_init_hw(&s, H, W, C, KH, KW, stride, pad, pad_w, OC, depthwise), TQ_OK);
+/* The op against tq_conv2d_ref and finite differences on shape s */
+static void check_conv_shape(int B, tq_conv_shape s, int bias) {
+    const int H = s.H, W = s.W, C = s.C, KH = s.KH, KW = s.KW, stride = s.stride, pad = s.pad, OC = s.OC, depthwise = s.depthwise;
     s.im2col = use_im2col;
     tq_rng r;
     tq_rng_seed(&r, (uint64_t)(H * 1000 + KH * 10 + stride));
@@ -61,6 +60,21 @@ static void check_conv_hw(int B, int H, int W, int C, int KH, int KW, int stride
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) tq_free(all[i]);
 }
 
+/* A KH x KW kernel, padding pad (rows) and pad_w (columns) */
+static void check_conv_hw(int B, int H, int W, int C, int KH, int KW, int stride, int pad, int pad_w, int OC, int depthwise, int bias) {
+    tq_conv_shape s;
+    assert_int_equal(tq_conv_shape_init_hw(&s, H, W, C, KH, KW, stride, pad, pad_w, OC, depthwise), TQ_OK);
+    check_conv_shape(B, s, bias);
+}
+
+/* TFLite's SAME padding: the odd row and column after */
+static void check_conv_same(int B, int H, int W, int C, int KH, int KW, int stride, int OC, int depthwise, int bias) {
+    tq_conv_shape s;
+    assert_int_equal(tq_conv_shape_init_same(&s, H, W, C, KH, KW, stride, OC, depthwise), TQ_OK);
+    assert_true(s.OH == (H + stride - 1) / stride && s.OW == (W + stride - 1) / stride);
+    check_conv_shape(B, s, bias);
+}
+
 static void check_conv(int B, int H, int W, int C, int K, int stride, int pad, int OC, int depthwise, int bias) {
     check_conv_hw(B, H, W, C, K, K, stride, pad, pad, OC, depthwise, bias);
 }
@@ -84,6 +98,14 @@ static void conv_matches_reference_and_gradients(void **state) {
         check_conv_hw(2, 9, 7, 2, 5, 3, 2, 2, 1, 4, 0, 1);
         check_conv_hw(2, 6, 5, 3, 3, 1, 1, 1, 0, 3, 1, 1);
         check_conv_hw(1, 4, 6, 2, 1, 3, 1, 0, 1, 5, 0, 0);
+        /* SAME: 3x3 stride 2 on an even image (none above, one below), a 4x4 stride 2 on an odd one
+         * (1 and 2), a 10x4 stride 2 (4 and 5 rows, 1 and 1 columns: MLPerf's DS-CNN on 49x10
+         * scaled down), a depthwise 3x3 stride 2, a 2x2 stride 1 (none before, one after) */
+        check_conv_same(2, 8, 6, 2, 3, 3, 2, 4, 0, 1);
+        check_conv_same(2, 7, 9, 3, 4, 4, 2, 5, 0, 1);
+        check_conv_same(1, 13, 6, 1, 10, 4, 2, 3, 0, 1);
+        check_conv_same(2, 6, 8, 3, 3, 3, 2, 3, 1, 1);
+        check_conv_same(2, 5, 5, 2, 2, 2, 1, 3, 0, 0);
     }
     use_im2col = 0;
 }
@@ -128,13 +150,16 @@ static void direct_matches_im2col(void **state) {
         {2, 9, 10, 5, 4, 4, 2, 2, 2, 33},   {4, 6, 6, 70, 1, 1, 1, 0, 0, 3},   {3, 11, 7, 3, 3, 3, 3, 1, 1, 16},
         {3, 28, 28, 1, 10, 4, 2, 4, 1, 64}, /* DS-CNN's first layer on MNIST */
         {2, 9, 12, 6, 3, 5, 1, 0, 2, 24},
+        /* SAME (pw = -1): the padded image one row and column longer below and right */
+        {3, 28, 28, 1, 3, 3, 2, -1, -1, 16}, {2, 49, 10, 1, 10, 4, 2, -1, -1, 64}, {2, 13, 11, 8, 3, 3, 2, -1, -1, 24},
     };
     tq_rng r;
     tq_rng_seed(&r, 77);
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
         const int *v = shapes[t], B = v[0];
         tq_conv_shape s;
-        assert_int_equal(tq_conv_shape_init_hw(&s, v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], 0), TQ_OK);
+        if (v[8] < 0) assert_int_equal(tq_conv_shape_init_same(&s, v[1], v[2], v[3], v[4], v[5], v[6], v[9], 0), TQ_OK);
+        else assert_int_equal(tq_conv_shape_init_hw(&s, v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], 0), TQ_OK);
         size_t nx = (size_t)B * s.H * s.W * s.C, nw = (size_t)s.OC * s.KH * s.KW * s.C, ny = (size_t)B * s.OH * s.OW * s.OC;
         float *x = rnd(&r, nx, -1, 1), *w = rnd(&r, nw, -1, 1), *b = rnd(&r, (size_t)s.OC, -1, 1), *R = rnd(&r, ny, -1, 1);
         float *out[2][4];
@@ -162,6 +187,21 @@ static void direct_matches_im2col(void **state) {
 static void conv_by_hand(void **state) {
     (void)state;
     tq_conv_shape s;
+    /* SAME by hand: 28 rows, k3 s2 -> 14 outputs, (14 - 1) 2 + 3 - 28 = 1 row of padding, after;
+     * MLPerf's DS-CNN, 49x10, k10x4 s2 -> 25x5: 9 rows (4 above, 5 below), 2 columns (1 and 1) */
+    assert_int_equal(tq_conv_shape_init_same(&s, 28, 28, 1, 3, 3, 2, 8, 0), TQ_OK);
+    assert_true(s.OH == 14 && s.OW == 14 && s.pad == 0 && s.pad_b == 1 && s.pad_w == 0 && s.pad_r == 1);
+    assert_int_equal(tq_conv_shape_init_same(&s, 49, 10, 1, 10, 4, 2, 64, 0), TQ_OK);
+    assert_true(s.OH == 25 && s.OW == 5 && s.pad == 4 && s.pad_b == 5 && s.pad_w == 1 && s.pad_r == 1);
+    /* 2x2 stride 1 on 3x3, SAME: y[2][2] reads x[2][2] and the padding after: W[0][0] x[2][2] = 9 */
+    assert_int_equal(tq_conv_shape_init_same(&s, 3, 3, 1, 2, 2, 1, 1, 0), TQ_OK);
+    assert_true(s.OH == 3 && s.pad == 0 && s.pad_b == 1);
+    {
+        float x[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, w[4] = {1, 0, 0, -1}, y[9];
+        tq_conv2d_ref(y, x, w, NULL, 1, &s);
+        assert_float_equal(y[0], 1.0f - 5.0f, 0);
+        assert_float_equal(y[8], 9.0f, 0);
+    }
     assert_int_equal(tq_conv_shape_init(&s, 3, 3, 1, 2, 1, 1, 1, 0), TQ_OK);
     assert_int_equal(s.OH, 4);
     float x[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, w[4] = {1, 0, 0, -1}, y[16];

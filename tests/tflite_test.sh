@@ -20,8 +20,9 @@ d=(--data "$MNIST_DIR")
 "$bin" train --epochs 1 --limit 6000 "${d[@]}" --out fp.tqf >/dev/null
 "$bin" train --model digitscnn --epochs 1 --limit 3000 --threads 2 "${d[@]}" --out cnn.tqf >/dev/null
 "$bin" train --model in-c4k3s2p1br-d2k3r-a2-out --no-norm --epochs 1 --limit 2000 "${d[@]}" --out odd.tqf >/dev/null
-for m in fp cnn odd; do
-  case $m in odd) lim=(97 4) ;; *) lim=(99.9 1) ;; esac
+"$bin" train --model in-c4k3s2samebr-d1k3s2samebr-c8k10x4s2same-g-out --epochs 1 --limit 2000 "${d[@]}" --out same.tqf >/dev/null # TFLite's SAME
+for m in fp cnn odd same; do
+  case $m in odd|same) lim=(97 4) ;; *) lim=(99.9 1) ;; esac
   "$bin" ptq $m.tqf --per-tensor --calib-batches 4 "${d[@]}" --out $m-q.tqf >/dev/null
   "$bin" convert $m-q.tqf --out $m.tqm >/dev/null
   "$bin" export $m.tqm --tflite $m.tflite >/dev/null && [ -s $m.tflite ] && ok || bad "export $m --tflite"
