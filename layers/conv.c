@@ -10,10 +10,10 @@
 #include "src/simd.h"
 
 /* pad and pad_w before, pad_b and pad_r after (at most one more: the integer path's rule) */
-static tq_status shape_init(tq_conv_shape *s, int H, int W, int C, int KH, int KW, int stride, int pad, int pad_w, int pad_b,
-                            int pad_r, int OC, int depthwise) {
+static tq_status shape_init(tq_conv_shape *s, int H, int W, int C, int KH, int KW, int stride, int stride_w, int pad, int pad_w,
+                            int pad_b, int pad_r, int OC, int depthwise) {
     memset(s, 0, sizeof *s);
-    if (H < 1 || W < 1 || C < 1 || KH < 1 || KW < 1 || stride < 1 || pad < 0 || pad_w < 0 || OC < 1)
+    if (H < 1 || W < 1 || C < 1 || KH < 1 || KW < 1 || stride < 1 || stride_w < 1 || pad < 0 || pad_w < 0 || OC < 1)
         TQ_FAIL(TQ_E_SHAPE, "convolution: sizes must be positive (image %dx%dx%d, kernel %dx%d, stride %d, pad %dx%d, %d channels)",
                 H, W, C, KH, KW, stride, pad, pad_w, OC);
     if (C > 4096) TQ_FAIL(TQ_E_SHAPE, "convolution: %d input channels (at most 4096)", C);
@@ -29,17 +29,23 @@ static tq_status shape_init(tq_conv_shape *s, int H, int W, int C, int KH, int K
     const long most = 1L << 24;
     if (KH > 64 || KW > 64 || OC > 4096 || H > most || W > most / H || C > most / ((long)H * W))
         TQ_FAIL(TQ_E_SHAPE, "convolution: kernel %dx%d, image %dx%dx%d or %d channels is more than tinyqat takes", KH, KW, H, W, C, OC);
-    const long OH = ((long)H + pad + pad_b - KH) / stride + 1, OW = ((long)W + pad_w + pad_r - KW) / stride + 1;
+    if (stride > 64 || stride_w > 64) TQ_FAIL(TQ_E_SHAPE, "convolution: stride %dx%d (at most 64)", stride, stride_w);
+    const long OH = ((long)H + pad + pad_b - KH) / stride + 1, OW = ((long)W + pad_w + pad_r - KW) / stride_w + 1;
     if (OH > most || OW > most / OH || OC > most / (OH * OW))
         TQ_FAIL(TQ_E_SHAPE, "convolution: an output of %ldx%ldx%d values is more than tinyqat takes", OH, OW, OC);
     *s = (tq_conv_shape){.H = H, .W = W, .C = C, .KH = KH, .KW = KW, .stride = stride, .pad = pad, .pad_w = pad_w, .pad_b = pad_b,
-                         .pad_r = pad_r, .OC = OC, .OH = (int)OH, .OW = (int)OW, .depthwise = depthwise};
+                         .pad_r = pad_r, .stride_w = stride_w, .OC = OC, .OH = (int)OH, .OW = (int)OW, .depthwise = depthwise};
     return TQ_OK;
 }
 
 tq_status tq_conv_shape_init_hw(tq_conv_shape *s, int H, int W, int C, int KH, int KW, int stride, int pad, int pad_w, int OC,
                                 int depthwise) {
-    return shape_init(s, H, W, C, KH, KW, stride, pad, pad_w, pad, pad_w, OC, depthwise);
+    return shape_init(s, H, W, C, KH, KW, stride, stride, pad, pad_w, pad, pad_w, OC, depthwise);
+}
+
+tq_status tq_conv_shape_init_strides(tq_conv_shape *s, int H, int W, int C, int KH, int KW, int stride, int stride_w, int pad, int pad_w,
+                                     int OC, int depthwise) {
+    return shape_init(s, H, W, C, KH, KW, stride, stride_w, pad, pad_w, pad, pad_w, OC, depthwise);
 }
 
 /* SAME: out = ceil(in / stride); the padding that needs, (out - 1) stride + K - in, split with
@@ -50,11 +56,12 @@ static void same_axis(int in, int k, int stride, int *before, int *after) {
     *after = total > 0 ? (int)(total - total / 2) : 0;
 }
 
-tq_status tq_conv_shape_init_same(tq_conv_shape *s, int H, int W, int C, int KH, int KW, int stride, int OC, int depthwise) {
+tq_status tq_conv_shape_init_same(tq_conv_shape *s, int H, int W, int C, int KH, int KW, int stride, int stride_w, int OC,
+                                  int depthwise) {
     int pt = 0, pb = 0, pl = 0, pr = 0;
-    if (H >= 1 && W >= 1 && KH >= 1 && KW >= 1 && stride >= 1 && KH <= 64 && KW <= 64)
-        same_axis(H, KH, stride, &pt, &pb), same_axis(W, KW, stride, &pl, &pr);
-    return shape_init(s, H, W, C, KH, KW, stride, pt, pl, pb, pr, OC, depthwise);
+    if (H >= 1 && W >= 1 && KH >= 1 && KW >= 1 && stride >= 1 && stride_w >= 1 && KH <= 64 && KW <= 64 && stride <= 64 && stride_w <= 64)
+        same_axis(H, KH, stride, &pt, &pb), same_axis(W, KW, stride_w, &pl, &pr);
+    return shape_init(s, H, W, C, KH, KW, stride, stride_w, pt, pl, pb, pr, OC, depthwise);
 }
 
 tq_status tq_conv_shape_init(tq_conv_shape *s, int H, int W, int C, int K, int stride, int pad, int OC, int depthwise) {
@@ -96,7 +103,7 @@ void tq_conv2d_ref(float *y, const float *x, const float *W, const float *b, int
                     double acc = b ? b[o] : 0.0;
                     for (int ky = 0; ky < s->KH; ky++)
                         for (int kx = 0; kx < s->KW; kx++) {
-                            int iy = oy * s->stride + ky - s->pad, ix = ox * s->stride + kx - s->pad_w;
+                            int iy = oy * s->stride + ky - s->pad, ix = ox * s->stride_w + kx - s->pad_w;
                             if (iy < 0 || iy >= s->H || ix < 0 || ix >= s->W) continue;
                             const float *px = x + (((size_t)n * s->H + iy) * s->W + ix) * s->C;
                             if (s->depthwise) {
@@ -154,7 +161,7 @@ static size_t partials_at(int B, const tq_conv_shape *s) {
 }
 tq_direct_geom tq_conv_direct_geom(const tq_conv_shape *s) {
     return (tq_direct_geom){.H = s->H + s->pad + s->pad_b, .W = s->W + s->pad_w + s->pad_r, .C = s->C, .KH = s->KH, .KW = s->KW,
-                            .stride = s->stride, .OH = s->OH, .OW = s->OW, .OC = s->OC, .OCp = oc_padded(s)};
+                            .stride = s->stride, .stride_w = s->stride_w, .OH = s->OH, .OW = s->OW, .OC = s->OC, .OCp = oc_padded(s)};
 }
 
 static tq_status conv_shape(tq_node *n) {
@@ -183,7 +190,7 @@ static void im2col(float *col, const float *x, int b0, int b1, const tq_conv_sha
         for (int oy = 0; oy < s->OH; oy++)
             for (int ox = 0; ox < s->OW; ox++) {
                 float *dst = col + (((size_t)n * s->OH + oy) * s->OW + ox) * K;
-                int ix0 = ox * s->stride - s->pad_w;
+                int ix0 = ox * s->stride_w - s->pad_w;
                 for (int ky = 0; ky < s->KH; ky++, dst += run) {
                     int iy = oy * s->stride + ky - s->pad;
                     if (iy < 0 || iy >= s->H) {
@@ -206,11 +213,11 @@ static void im2col(float *col, const float *x, int b0, int b1, const tq_conv_sha
             }
 }
 
-/* The outputs ox in [lo, hi) whose tap kx reads inside the image: 0 <= ox*stride + kx - pad_w < W. */
+/* The outputs ox in [lo, hi) whose tap kx reads inside the image: 0 <= ox*stride_w + kx - pad_w < W. */
 static void inside(const tq_conv_shape *s, int kx, int *lo, int *hi) {
     int a = 0, b = s->OW;
-    while (a < b && a * s->stride + kx - s->pad_w < 0) a++;
-    while (b > a && (b - 1) * s->stride + kx - s->pad_w >= s->W) b--;
+    while (a < b && a * s->stride_w + kx - s->pad_w < 0) a++;
+    while (b > a && (b - 1) * s->stride_w + kx - s->pad_w >= s->W) b--;
     *lo = a;
     *hi = b;
 }
@@ -238,9 +245,9 @@ static void im2col_t(float *colT, const float *x, int b0, int b1, size_t BP, con
                     const int off = kx - s->pad_w;
                     for (int ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
                     if (hi > lo) {
-                        if (s->stride == 1) memcpy(dst + lo, src + lo + off, (size_t)(hi - lo) * sizeof(float));
+                        if (s->stride_w == 1) memcpy(dst + lo, src + lo + off, (size_t)(hi - lo) * sizeof(float));
                         else
-                            for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox * s->stride + off];
+                            for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox * s->stride_w + off];
                     }
                     for (int ox = hi; ox < s->OW; ox++) dst[ox] = 0.0f;
                 }
@@ -259,7 +266,7 @@ static void col2im_t_add(float *dx, const float *dcolT, int b0, int b1, size_t B
                     const float *src = row + ((size_t)n * s->OH + oy) * s->OW;
                     float *d = dx + ((size_t)n * s->H + iy) * s->W; /* as in im2col_t */
                     const int off = kx - s->pad_w;
-                    for (int ox = lo; ox < hi; ox++) d[ox * s->stride + off] += src[ox];
+                    for (int ox = lo; ox < hi; ox++) d[ox * s->stride_w + off] += src[ox];
                 }
         }
 }
@@ -274,7 +281,7 @@ static void col2im_add(float *dx, const float *dcol, int b0, int b1, const tq_co
                 for (int ky = 0; ky < s->KH; ky++) {
                     int iy = oy * s->stride + ky - s->pad;
                     for (int kx = 0; kx < s->KW; kx++, src += s->C) {
-                        int ix = ox * s->stride + kx - s->pad_w;
+                        int ix = ox * s->stride_w + kx - s->pad_w;
                         if (iy < 0 || iy >= s->H || ix < 0 || ix >= s->W) continue;
                         float *d = dx + (((size_t)n * s->H + iy) * s->W + ix) * s->C;
                         for (int c = 0; c < s->C; c++) d[c] += src[c];
@@ -341,7 +348,7 @@ static void conv_forward_slice(void *ctx, int t) {
                         int iy = oy * s->stride + ky - s->pad;
                         if (iy < 0 || iy >= s->H) continue;
                         for (int kx = 0; kx < s->KW; kx++) {
-                            int ix = ox * s->stride + kx - s->pad_w;
+                            int ix = ox * s->stride_w + kx - s->pad_w;
                             if (ix < 0 || ix >= s->W) continue;
                             const float *restrict px = x->val + (((size_t)b * s->H + iy) * s->W + ix) * s->C;
                             const float *restrict w = n->aux + (size_t)(ky * s->KW + kx) * OC;
@@ -426,7 +433,7 @@ static void conv_backward_slice(void *ctx, int t) {
                         int iy = oy * s->stride + ky - s->pad;
                         if (iy < 0 || iy >= s->H) continue;
                         for (int kx = 0; kx < s->KW; kx++) {
-                            int ix = ox * s->stride + kx - s->pad_w;
+                            int ix = ox * s->stride_w + kx - s->pad_w;
                             if (ix < 0 || ix >= s->W) continue;
                             size_t at = (((size_t)b * s->H + iy) * s->W + ix) * s->C;
                             const size_t k = (size_t)(ky * s->KW + kx) * OC;

@@ -31,11 +31,12 @@ extern "C" {
 
 typedef struct {
     int H, W, C;          /* input image */
-    int KH, KW, stride, pad;   /* kernel rows and columns, one stride, padding above and below */
+    int KH, KW, stride, pad;   /* kernel rows and columns, the stride down, padding above */
     int pad_w;                 /* padding left and right */
     int pad_b, pad_r;          /* padding below and on the right: pad and pad_w, or one more (TFLite's SAME) */
+    int stride_w;              /* the stride across: stride, or its own */
     int OC;               /* output channels (depthwise: C * mult) */
-    int OH, OW;           /* output image: (H + pad + pad_b - KH) / stride + 1, likewise across */
+    int OH, OW;           /* output image: (H + pad + pad_b - KH) / stride + 1, likewise across with stride_w */
     int depthwise;        /* 1: one KH x KW filter per output channel */
     int im2col;           /* 1: the im2col path even where the direct kernels run (0 from init) */
 } tq_conv_shape;
@@ -48,7 +49,11 @@ tq_status tq_conv_shape_init_hw(tq_conv_shape *s, int H, int W, int C, int KH, i
                                 int depthwise);
 /* TFLite's (and TensorFlow's) SAME padding: the output ceil(H / stride) x ceil(W / stride), the
  * padding each needs split with the odd row or column after (below, right). */
-tq_status tq_conv_shape_init_same(tq_conv_shape *s, int H, int W, int C, int KH, int KW, int stride, int OC, int depthwise);
+tq_status tq_conv_shape_init_same(tq_conv_shape *s, int H, int W, int C, int KH, int KW, int stride, int stride_w, int OC,
+                                  int depthwise);
+/* Strides of their own down (stride) and across (stride_w), symmetric padding pad and pad_w. */
+tq_status tq_conv_shape_init_strides(tq_conv_shape *s, int H, int W, int C, int KH, int KW, int stride, int stride_w, int pad, int pad_w,
+                                     int OC, int depthwise);
 
 /* Record y = conv(x, W) + b (b may be NULL).  x:[B][H*W*C]  W:[OC][KH*KW*C] (depthwise
  * [OC][KH*KW])  b:[1][OC]  ->  [B][OH*OW*OC]. */

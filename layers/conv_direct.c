@@ -43,7 +43,7 @@ static __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)
 INLINE void fwd_pixels(const tq_direct_geom *g, int R, float *y, const float *x, const float *Wt, __m512 b, __mmask16 m) {
     __m512 acc[8];
     for (int r = 0; r < R; r++) acc[r] = b;
-    const int run = g->KW * g->C, step = g->stride * g->C;
+    const int run = g->KW * g->C, step = g->stride_w * g->C;
     const size_t row = (size_t)g->W * g->C;
     const float *w = Wt;
     for (int ky = 0; ky < g->KH; ky++) {
@@ -57,7 +57,7 @@ INLINE void fwd_pixels(const tq_direct_geom *g, int R, float *y, const float *x,
 }
 
 AVX512 void tq_direct_forward(const tq_direct_geom *g, float *y, const float *x, const float *Wt, const float *b, int n) {
-    const int step = g->stride * g->C;
+    const int step = g->stride_w * g->C;
     for (int i = 0; i < n; i++)
         for (int oy = 0; oy < g->OH; oy++) {
             const float *xr = x + ((size_t)i * g->H + (size_t)oy * g->stride) * g->W * g->C;
@@ -79,7 +79,7 @@ INLINE void wgrad_taps(const tq_direct_geom *g, int R, float *dWt, const size_t 
                        __mmask16 m) {
     __m512 acc[12];
     for (int r = 0; r < R; r++) acc[r] = _mm512_loadu_ps(dWt + (size_t)r * g->OCp);
-    const int step = g->stride * g->C;
+    const int step = g->stride_w * g->C;
     for (int i = 0; i < n; i++)
         for (int oy = 0; oy < g->OH; oy++) {
             const float *xw = x + ((size_t)i * g->H + (size_t)oy * g->stride) * g->W * g->C;
@@ -135,7 +135,7 @@ INLINE void dgrad_pixels(const tq_direct_geom *g, int R, int NV, float *dx, cons
             for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(d, wv[v], acc[r][v]);
         }
     }
-    const int step = g->stride * g->C;
+    const int step = g->stride_w * g->C;
     for (int r = 0; r < R; r++)
         for (int v = 0; v < NV; v++) {
             float *p = dx + (size_t)r * step + 16 * v;
@@ -155,7 +155,7 @@ INLINE void dgrad_block(const tq_direct_geom *g, int R, int NV, float *dx, const
 }
 
 AVX512 void tq_direct_data(const tq_direct_geom *g, float *dx, const float *dy, const float *W, int n) {
-    const int run = g->KW * g->C, K = g->KH * run, step = g->stride * g->C;
+    const int run = g->KW * g->C, K = g->KH * run, step = g->stride_w * g->C;
     const size_t row = (size_t)g->W * g->C;
     for (int i = 0; i < n; i++)
         for (int oy = 0; oy < g->OH; oy++) {

@@ -12,7 +12,7 @@
 
 typedef struct {
     int H, W, C;             /* the image read (already padded) */
-    int KH, KW, stride;
+    int KH, KW, stride, stride_w; /* strides down and across */
     int OH, OW, OC, OCp;     /* OCp: OC rounded up to 16, the row length of Wt */
 } tq_direct_geom;
 

@@ -145,16 +145,16 @@ static void stage_out(const tq_model *m, int s, int *h, int *w, int *c) {
     *c = s < 0 ? m->in_c : m->stage[s].out_c;
 }
 
-/* A stage token: cOkK[xL][sS][pP[xQ]|same][b][r|r6] or dMkK[...], reading stage `from`'s output;
- * fills the stage. `same` is TFLite's SAME padding (the output ceil(H / S); an odd padding's extra
- * row and column go below and right). */
+/* A stage token: cOkK[xL][sS[xT]][pP[xQ]|same][b][r|r6] or dMkK[...], reading stage `from`'s
+ * output; fills the stage. sSxT: stride S down, T across. `same` is TFLite's SAME padding (the
+ * output ceil(H / S) x ceil(W / T); an odd padding's extra row and column go below and right). */
 static tq_status parse_stage(tq_model *m, const char *spec, const char *tok, int from) {
     if (m->n_stages == TQ_MAX_STAGES) TQ_FAIL(TQ_E_ARG, "model spec '%s': more than %d stages", spec, TQ_MAX_STAGES);
     tq_stage *st = &m->stage[m->n_stages];
     int h, w, c;
     stage_out(m, from, &h, &w, &c);
     st->src[0] = from, st->src[1] = -1;
-    int depthwise = tok[0] == 'd', n = 0, k = 0, kw = 0, stride = 1, pad = 0, pad_w = 0;
+    int depthwise = tok[0] == 'd', n = 0, k = 0, kw = 0, stride = 1, stride_w = 1, pad = 0, pad_w = 0;
     const char *p = tok + 1;
     char *end;
     n = (int)strtol(p, &end, 10);
@@ -163,14 +163,15 @@ static tq_status parse_stage(tq_model *m, const char *spec, const char *tok, int
         TQ_FAIL(TQ_E_ARG, "model spec '%s': stage %d '%.*s': want %cNkK or %cNkKxL (N %s, K x L the kernel)", spec, m->n_stages + 1,
                 (int)strcspn(tok, "-"), tok, tok[0], tok[0], depthwise ? "channels per input channel" : "output channels");
     int same = 0;
-    if (opt_num(&p, 's', &stride) < 0 || stride < 1 || (same = !strncmp(p, "same", 4), p += 4 * same, 0) ||
+    if (opt_num(&p, 's', &stride) < 0 || stride < 1 || (stride_w = stride, opt_num(&p, 'x', &stride_w) < 0) || stride_w < 1 ||
+        (same = !strncmp(p, "same", 4), p += 4 * same, 0) ||
         (!same && (opt_num(&p, 'p', &pad) < 0 || (pad_w = pad, opt_num(&p, 'x', &pad_w) < 0))))
         TQ_FAIL(TQ_E_ARG, "model spec '%s': stage %d: bad stride or padding", spec, m->n_stages + 1);
     if (*p == 'b') st->bn = 1, p++;
     if (*p == 'r') st->relu = p[1] == '6' ? 2 : 1, p += st->relu; /* r6: ReLU6 */
     if (*p && *p != '-') TQ_FAIL(TQ_E_ARG, "model spec '%s': stage %d: unexpected '%.*s'", spec, m->n_stages + 1, char_len(p), p);
-    tq_status s = same ? tq_conv_shape_init_same(&st->conv, h, w, c, k, kw, stride, depthwise ? c * n : n, depthwise)
-                       : tq_conv_shape_init_hw(&st->conv, h, w, c, k, kw, stride, pad, pad_w, depthwise ? c * n : n, depthwise);
+    tq_status s = same ? tq_conv_shape_init_same(&st->conv, h, w, c, k, kw, stride, stride_w, depthwise ? c * n : n, depthwise)
+                       : tq_conv_shape_init_strides(&st->conv, h, w, c, k, kw, stride, stride_w, pad, pad_w, depthwise ? c * n : n, depthwise);
     if (s != TQ_OK) return tq_error_set_(s, __FILE__, __LINE__, "model spec '%s': stage %d: %s", spec, m->n_stages + 1, tq_last_error());
     st->out_h = st->conv.OH;
     st->out_w = st->conv.OW;
@@ -732,7 +733,7 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
                                        .out_scale = out_scale, .in_zp = z_in[0], .out_zp = out_zp,
                                        .kind = cs->depthwise ? TQ_S8_DEPTHWISE : TQ_S8_CONV, .in_h = cs->H, .in_w = cs->W,
                                        .in_c = cs->C, .out_h = cs->OH, .out_w = cs->OW, .out_c = OC, .k = cs->KH,
-                                       .stride = cs->stride, .pad = cs->pad, .kw = cs->KW, .stride_w = cs->stride,
+                                       .stride = cs->stride, .pad = cs->pad, .kw = cs->KW, .stride_w = cs->stride_w,
                                        .pad_w = cs->pad_w, .src = {from[0], 0}, .out_bits = Q->safq[s].bits};
             ch += 2 * OC;
             w += stage_weights(S);

@@ -227,7 +227,7 @@ static void exact_forward(tq_node *n, int mode) {
                 int p = j / OC, oy = p / cs->OW, ox = p % cs->OW, kk = 0;
                 for (int ky = 0; ky < cs->KH; ky++)
                     for (int kx = 0; kx < cs->KW; kx++) {
-                        int iy = oy * cs->stride - cs->pad + ky, ix = ox * cs->stride - cs->pad_w + kx;
+                        int iy = oy * cs->stride - cs->pad + ky, ix = ox * cs->stride_w - cs->pad_w + kx;
                         int inside = iy >= 0 && iy < cs->H && ix >= 0 && ix < cs->W;
                         const int32_t *px = inside ? xr + ((size_t)iy * cs->W + (size_t)ix) * (size_t)cs->C : xr; /* (unread outside) */
                         if (cs->depthwise) {

@@ -409,7 +409,7 @@ static tq_status conv_float(ox_graph *g, const tq_stage *S, int s) {
         node_in(&n, bn);
     }
     attr_ints2(&n, "kernel_shape", cs->KH, cs->KW, 2);
-    attr_ints2(&n, "strides", cs->stride, cs->stride, 2);
+    attr_ints2(&n, "strides", cs->stride, cs->stride_w, 2);
     {
         tq_buf a; /* pads: top, left, bottom, right (SAME puts its odd one below and right) */
         attr_begin(&a, "pads", AT_INTS);

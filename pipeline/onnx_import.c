@@ -431,7 +431,7 @@ static tq_status tensor_floats(const ctx *c, pv t, const char *what, float **out
 typedef struct {
     int kind;               /* TQ_STAGE_CONV, TQ_STAGE_ADD or TQ_STAGE_CONCAT */
     int src[2];             /* the stages read (-1: the input) */
-    int depthwise, O, KH, KW, stride, pad, pad_w;
+    int depthwise, O, KH, KW, stride, stride_w, pad, pad_w;
     int same;               /* TFLite's SAME: pad above and left, one more below or right where odd */
     int C, H, W, OH, OW;    /* input, conv output */
     float *Wt, *b;          /* ONNX's OIHW; bias or NULL */
@@ -808,14 +808,15 @@ static tq_status walk(ctx *c, layers_in *ch, float *mean, float *sd, tq_onnx_inf
                                (long long)ti.dims[2], (long long)ti.dims[3]);
                 break;
             }
-            if (ns < 0 || (ns == 2 && sd4[0] != sd4[1]) || (ns != 0 && ns != 2)) {
-                st = node_fail(c, i, nd, TQ_E_ARG, "strides tinyqat's float convolutions cannot hold (one stride for rows and columns)");
+            if (ns < 0 || (ns != 0 && ns != 2)) {
+                st = node_fail(c, i, nd, TQ_E_ARG, "strides tinyqat's float convolutions cannot hold (two: rows and columns)");
                 break;
             }
             int same = 0; /* pads as SAME gives them ([top, left, bottom, right]): a `same` stage */
             if (np == 4 && (pd[0] != pd[2] || pd[1] != pd[3]) && ns >= 0 && ti.dims[2] >= 1 && ti.dims[3] >= 1) {
                 tq_conv_shape sm;
-                same = tq_conv_shape_init_same(&sm, h, w, ci, (int)ti.dims[2], (int)ti.dims[3], ns == 2 ? (int)sd4[0] : 1, 1, 0) == TQ_OK &&
+                same = tq_conv_shape_init_same(&sm, h, w, ci, (int)ti.dims[2], (int)ti.dims[3], ns == 2 ? (int)sd4[0] : 1,
+                                               ns == 2 ? (int)sd4[1] : 1, 1, 0) == TQ_OK &&
                        sm.pad == pd[0] && sm.pad_w == pd[1] && sm.pad_b == pd[2] && sm.pad_r == pd[3];
             }
             if (np < 0 || (np != 0 && np != 4) || (np == 4 && !same && (pd[0] != pd[2] || pd[1] != pd[3]))) {
@@ -832,7 +833,7 @@ static tq_status walk(ctx *c, layers_in *ch, float *mean, float *sd, tq_onnx_inf
                 break;
             }
             T->C = ci, T->H = h, T->W = w, T->O = (int)ti.dims[0], T->KH = (int)ti.dims[2], T->KW = (int)ti.dims[3];
-            T->stride = ns == 2 ? (int)sd4[0] : 1;
+            T->stride = ns == 2 ? (int)sd4[0] : 1, T->stride_w = ns == 2 ? (int)sd4[1] : 1;
             T->pad = np == 4 ? (int)pd[0] : 0, T->pad_w = np == 4 ? (int)pd[1] : 0, T->same = same;
             if (group == 1 && ti.dims[1] == ci) {
                 T->depthwise = 0;
@@ -843,7 +844,7 @@ static tq_status walk(ctx *c, layers_in *ch, float *mean, float *sd, tq_onnx_inf
                                "(group 1) and depthwise (group = channels) convolutions", (long long)group, (long long)ti.dims[1], ci);
                 break;
             }
-            if (T->O < 1 || T->O > 4096 || T->stride < 1 || T->stride > 64 || T->pad < 0 || T->pad > 64 || T->pad_w < 0 ||
+            if (T->O < 1 || T->O > 4096 || T->stride < 1 || T->stride > 64 || T->stride_w < 1 || T->stride_w > 64 || T->pad < 0 || T->pad > 64 || T->pad_w < 0 ||
                 T->pad_w > 64 || (!same && (h + 2 * T->pad < T->KH || w + 2 * T->pad_w < T->KW))) {
                 st = node_fail(c, i, nd, TQ_E_ARG, "a %dx%d kernel does not fit its %dx%d input padded by %dx%d", T->KH, T->KW, h, w,
                                T->pad, T->pad_w);
@@ -857,7 +858,7 @@ static tq_status walk(ctx *c, layers_in *ch, float *mean, float *sd, tq_onnx_inf
                 }
             }
             T->OH = (h + T->pad + (int)(np == 4 ? pd[2] : 0) - T->KH) / T->stride + 1;
-            T->OW = (w + T->pad_w + (int)(np == 4 ? pd[3] : 0) - T->KW) / T->stride + 1;
+            T->OW = (w + T->pad_w + (int)(np == 4 ? pd[3] : 0) - T->KW) / T->stride_w + 1;
             T->out_h = T->OH, T->out_w = T->OW, T->out_c = T->O;
         } else if (pv_is(op, "BatchNormalization")) {
             if (!S || S->kind != TQ_STAGE_CONV || S->bn || S->relu || S->pool || S->drop) {
@@ -1085,7 +1086,8 @@ static tq_status build(const ctx *c, const layers_in *ch, tq_model *m) {
             if (S->src[0] >= 0 && S->src[0] != s - 1) stage_name(a, sizeof a, S->src[0]), PUT("-~%s", a);
             PUT("-%c%dk%d", S->depthwise ? 'd' : 'c', S->depthwise ? S->O / S->C : S->O, S->KH);
             if (S->KW != S->KH) PUT("x%d", S->KW);
-            if (S->stride != 1) PUT("s%d", S->stride);
+            if (S->stride != 1 || S->stride_w != 1) PUT("s%d", S->stride);
+            if (S->stride_w != S->stride) PUT("x%d", S->stride_w);
             if (S->same) PUT("same");
             else if (S->pad || S->pad_w) PUT("p%d", S->pad);
             if (!S->same && S->pad != S->pad_w) PUT("x%d", S->pad_w);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tinyqat import (ONNX -> a float model; QDQ ONNX -> an integer model), checked two ways:
 #   - round trip, needing nothing installed: tinyqat's own float models (a ResNet-8, a graph
-#     with a 5x3 kernel, ReLU6 and a residual add, a channel concat, TFLite's SAME padding among them) exported as ONNX and imported again
+#     with a 5x3 kernel, ReLU6 and a residual add, a channel concat, SAME padding and strides of their own among them) exported as ONNX and imported again
 #     give the same logits to the bit on the 10,000 test images, and the imported
 #     model goes through ptq, convert and infer;
 #   - PyTorch's models (tests/onnx_torch_models.py, with python3-torch; skipped without it):
@@ -44,7 +44,7 @@ PY
 "$bin" train --model resnet8 --epochs 1 --limit 1000 --threads 2 "${d[@]}" --out r8.tqf >/dev/null
 "$bin" train --model in-c16k5x3s2p2x1br6-d1k3p1br6-c16k1br@a-c16k1b-+a-r-g-out --epochs 1 --limit 1000 "${d[@]}" --out kxl.tqf >/dev/null
 "$bin" train --model in-c4k3s2p1br@a-c4k3p1br-^a-c8k1br-m2-out --epochs 1 --limit 1000 "${d[@]}" --out cat.tqf >/dev/null
-"$bin" train --model in-c4k3s2samebr-d1k3s2samebr-c8k10x4s2same-g-out --epochs 1 --limit 1000 "${d[@]}" --out same.tqf >/dev/null
+"$bin" train --model in-c4k3s2x1p1br-d1k3s1x2samebr-c8k10x4s2same-g-out --epochs 1 --limit 1000 "${d[@]}" --out same.tqf >/dev/null
 for m in fp cnn odd r8 kxl cat same; do
   "$bin" export $m.tqf --onnx $m.onnx >/dev/null
   expect 0 "import $m.onnx" -- "$bin" import $m.onnx --out $m-in.tqf

@@ -70,9 +70,20 @@ static void check_conv_hw(int B, int H, int W, int C, int KH, int KW, int stride
 /* TFLite's SAME padding: the odd row and column after */
 static void check_conv_same(int B, int H, int W, int C, int KH, int KW, int stride, int OC, int depthwise, int bias) {
     tq_conv_shape s;
-    assert_int_equal(tq_conv_shape_init_same(&s, H, W, C, KH, KW, stride, OC, depthwise), TQ_OK);
+    assert_int_equal(tq_conv_shape_init_same(&s, H, W, C, KH, KW, stride, stride, OC, depthwise), TQ_OK);
     assert_true(s.OH == (H + stride - 1) / stride && s.OW == (W + stride - 1) / stride);
     check_conv_shape(B, s, bias);
+}
+
+/* strides of their own down (sh) and across (sw); SAME with them when pad < 0 */
+static void check_conv_strides(int B, int H, int W, int C, int KH, int KW, int sh, int sw, int pad, int pad_w, int OC, int depthwise) {
+    tq_conv_shape s;
+    if (pad < 0) assert_int_equal(tq_conv_shape_init_same(&s, H, W, C, KH, KW, sh, sw, OC, depthwise), TQ_OK);
+    else assert_int_equal(tq_conv_shape_init_strides(&s, H, W, C, KH, KW, sh, sw, pad, pad_w, OC, depthwise), TQ_OK);
+    assert_true(s.stride == sh && s.stride_w == sw);
+    if (pad < 0) assert_true(s.OH == (H + sh - 1) / sh && s.OW == (W + sw - 1) / sw);
+    else assert_true(s.OH == (H + 2 * pad - KH) / sh + 1 && s.OW == (W + 2 * pad_w - KW) / sw + 1);
+    check_conv_shape(B, s, 1);
 }
 
 static void check_conv(int B, int H, int W, int C, int K, int stride, int pad, int OC, int depthwise, int bias) {
@@ -106,6 +117,13 @@ static void conv_matches_reference_and_gradients(void **state) {
         check_conv_same(1, 13, 6, 1, 10, 4, 2, 3, 0, 1);
         check_conv_same(2, 6, 8, 3, 3, 3, 2, 3, 1, 1);
         check_conv_same(2, 5, 5, 2, 2, 2, 1, 3, 0, 0);
+        /* strides of their own: 2 down and 1 across (a spectrogram's time and frequency), 1 and 3,
+         * depthwise 2x1, SAME with 1 and 2, one input channel (the transposed im2col) 3 and 2 */
+        check_conv_strides(2, 9, 8, 2, 3, 3, 2, 1, 1, 1, 4, 0);
+        check_conv_strides(2, 6, 11, 3, 3, 3, 1, 3, 0, 1, 5, 0);
+        check_conv_strides(2, 8, 7, 3, 3, 3, 2, 1, 1, 1, 3, 1);
+        check_conv_strides(2, 9, 10, 2, 4, 3, 1, 2, -1, 0, 4, 0);
+        check_conv_strides(1, 11, 9, 1, 5, 3, 3, 2, 2, 1, 3, 0);
     }
     use_im2col = 0;
 }
@@ -150,15 +168,17 @@ static void direct_matches_im2col(void **state) {
         {2, 9, 10, 5, 4, 4, 2, 2, 2, 33},   {4, 6, 6, 70, 1, 1, 1, 0, 0, 3},   {3, 11, 7, 3, 3, 3, 3, 1, 1, 16},
         {3, 28, 28, 1, 10, 4, 2, 4, 1, 64}, /* DS-CNN's first layer on MNIST */
         {2, 9, 12, 6, 3, 5, 1, 0, 2, 24},
-        /* SAME (pw = -1): the padded image one row and column longer below and right */
-        {3, 28, 28, 1, 3, 3, 2, -1, -1, 16}, {2, 49, 10, 1, 10, 4, 2, -1, -1, 64}, {2, 13, 11, 8, 3, 3, 2, -1, -1, 24},
+        /* SAME (pw = -1, p the stride across): the padded image one row and column longer below and
+         * right; then strides of their own, 2 down and 1 across, 1 and 2 */
+        {3, 28, 28, 1, 3, 3, 2, 2, -1, 16}, {2, 49, 10, 1, 10, 4, 2, 2, -1, 64}, {2, 13, 11, 8, 3, 3, 2, 2, -1, 24},
+        {2, 20, 19, 6, 3, 3, 2, 1, -1, 20}, {2, 12, 30, 3, 5, 3, 1, 2, -1, 17},
     };
     tq_rng r;
     tq_rng_seed(&r, 77);
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
         const int *v = shapes[t], B = v[0];
         tq_conv_shape s;
-        if (v[8] < 0) assert_int_equal(tq_conv_shape_init_same(&s, v[1], v[2], v[3], v[4], v[5], v[6], v[9], 0), TQ_OK);
+        if (v[8] < 0) assert_int_equal(tq_conv_shape_init_same(&s, v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[9], 0), TQ_OK);
         else assert_int_equal(tq_conv_shape_init_hw(&s, v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], 0), TQ_OK);
         size_t nx = (size_t)B * s.H * s.W * s.C, nw = (size_t)s.OC * s.KH * s.KW * s.C, ny = (size_t)B * s.OH * s.OW * s.OC;
         float *x = rnd(&r, nx, -1, 1), *w = rnd(&r, nw, -1, 1), *b = rnd(&r, (size_t)s.OC, -1, 1), *R = rnd(&r, ny, -1, 1);
@@ -189,12 +209,12 @@ static void conv_by_hand(void **state) {
     tq_conv_shape s;
     /* SAME by hand: 28 rows, k3 s2 -> 14 outputs, (14 - 1) 2 + 3 - 28 = 1 row of padding, after;
      * MLPerf's DS-CNN, 49x10, k10x4 s2 -> 25x5: 9 rows (4 above, 5 below), 2 columns (1 and 1) */
-    assert_int_equal(tq_conv_shape_init_same(&s, 28, 28, 1, 3, 3, 2, 8, 0), TQ_OK);
+    assert_int_equal(tq_conv_shape_init_same(&s, 28, 28, 1, 3, 3, 2, 2, 8, 0), TQ_OK);
     assert_true(s.OH == 14 && s.OW == 14 && s.pad == 0 && s.pad_b == 1 && s.pad_w == 0 && s.pad_r == 1);
-    assert_int_equal(tq_conv_shape_init_same(&s, 49, 10, 1, 10, 4, 2, 64, 0), TQ_OK);
+    assert_int_equal(tq_conv_shape_init_same(&s, 49, 10, 1, 10, 4, 2, 2, 64, 0), TQ_OK);
     assert_true(s.OH == 25 && s.OW == 5 && s.pad == 4 && s.pad_b == 5 && s.pad_w == 1 && s.pad_r == 1);
     /* 2x2 stride 1 on 3x3, SAME: y[2][2] reads x[2][2] and the padding after: W[0][0] x[2][2] = 9 */
-    assert_int_equal(tq_conv_shape_init_same(&s, 3, 3, 1, 2, 2, 1, 1, 0), TQ_OK);
+    assert_int_equal(tq_conv_shape_init_same(&s, 3, 3, 1, 2, 2, 1, 1, 1, 0), TQ_OK);
     assert_true(s.OH == 3 && s.pad == 0 && s.pad_b == 1);
     {
         float x[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, w[4] = {1, 0, 0, -1}, y[9];

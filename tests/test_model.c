@@ -58,6 +58,16 @@ static void spec_parsing(void **state) {
     assert_non_null(strstr(tq_last_error(), "padding 65536 needs a kernel larger"));
     assert_int_equal(tq_model_init(&m, "8x8x1-c4k3p99-10"), TQ_E_SHAPE);
     assert_non_null(strstr(tq_last_error(), "padding 99"));
+    /* strides of their own and SAME: 49x10, k10x4 s2 same -> 25x5 (4/5 rows, 1/1 columns), then
+     * 3x3 stride 1 down, 2 across, padded 1 -> 25x3; refused: a stride of 0 across, `same` with
+     * explicit padding, a stride beyond 64 */
+    assert_int_equal(tq_model_init(&m, "49x10x1-c8k10x4s2samebr-c4k3s1x2p1-10"), TQ_OK);
+    assert_true(m.stage[0].out_h == 25 && m.stage[0].out_w == 5 && m.stage[0].conv.pad == 4 && m.stage[0].conv.pad_b == 5);
+    assert_true(m.stage[1].out_h == 25 && m.stage[1].out_w == 3 && m.stage[1].conv.stride == 1 && m.stage[1].conv.stride_w == 2);
+    tq_model_free(&m);
+    assert_int_equal(tq_model_init(&m, "8x8x1-c4k3s2x0-10"), TQ_E_ARG);
+    assert_int_equal(tq_model_init(&m, "8x8x1-c4k3s2samep1-10"), TQ_E_ARG);
+    assert_int_equal(tq_model_init(&m, "8x8x1-c4k3s1x65-10"), TQ_E_SHAPE);
     /* a stage whose output would not fit: 4159 x 4159 x 4096 values */
     assert_int_equal(tq_model_init(&m, "4096x4096x1-c4096k64p63-10"), TQ_E_SHAPE);
     assert_non_null(strstr(tq_last_error(), "more than tinyqat takes"));

@@ -20,7 +20,7 @@ d=(--data "$MNIST_DIR")
 "$bin" train --epochs 1 --limit 6000 "${d[@]}" --out fp.tqf >/dev/null
 "$bin" train --model digitscnn --epochs 1 --limit 3000 --threads 2 "${d[@]}" --out cnn.tqf >/dev/null
 "$bin" train --model in-c4k3s2p1br-d2k3r-a2-out --no-norm --epochs 1 --limit 2000 "${d[@]}" --out odd.tqf >/dev/null
-"$bin" train --model in-c4k3s2samebr-d1k3s2samebr-c8k10x4s2same-g-out --epochs 1 --limit 2000 "${d[@]}" --out same.tqf >/dev/null # TFLite's SAME
+"$bin" train --model in-c4k3s2x1p1br-d1k3s1x2samebr-c8k10x4s2same-g-out --epochs 1 --limit 2000 "${d[@]}" --out same.tqf >/dev/null # TFLite's SAME, strides 2x1 and 1x2
 for m in fp cnn odd same; do
   case $m in odd|same) lim=(97 4) ;; *) lim=(99.9 1) ;; esac
   "$bin" ptq $m.tqf --per-tensor --calib-batches 4 "${d[@]}" --out $m-q.tqf >/dev/null
