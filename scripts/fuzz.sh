@@ -45,6 +45,10 @@ if [ -n "${MNIST_DIR:-}" ]; then
     "$tq" ptq "$seed/model/g.tqf" --calib-batches 1 --data "$MNIST_DIR" --out "$seed/model/gq.tqf" >/dev/null # quantized: an add's observer
     "$tq" convert "$seed/model/gq.tqf" --out "$seed/tqm/gq.tqm" >/dev/null
     "$tq" export "$seed/model/g.tqf" --onnx "$seed/onnx/g.onnx" >/dev/null # a float graph as ONNX: an Add, a branch
+    if /usr/bin/python3 -c "import torch" 2>/dev/null; then # PyTorch's own QDQ layout (Constant nodes, uint8, Casts)
+      /usr/bin/python3 "$root/tests/onnx_torch_qdq.py" "$seed/onnx" "$MNIST_DIR" 50 >/dev/null 2>&1 || true
+      rm -f "$seed/onnx/pq_full.onnx" "$seed/onnx/pq.ref" "$seed/onnx/pq_in.npy"
+    fi
     if [ -x "$root/build/tq_graphgen" ]; then # a graph: adds, SAME, non-square kernels
       "$root/build/tq_graphgen" residual "$seed/tqm/g.tqm" >/dev/null
       "$tq" export "$seed/tqm/g.tqm" --tflite "$seed/tflite/g.tflite" >/dev/null
