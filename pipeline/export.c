@@ -198,10 +198,11 @@ tq_status tq_export_c_prefixed(const tq_qmodel *qm, const char *cdir, const char
              "int tq_model_run(const int8_t *input, int8_t *output);\n",
          version, first->in, last->out, scratch_bytes, run_bytes, (double)first->in_scale, first->in_zp, (double)last->out_scale,
          last->out_zp);
-    if (pixels)
-        put_str(&h, "\n/* TQ_MODEL_INPUTS raw pixels (0..255) in; TQ_MODEL_OUTPUTS int8 logits out; returns the class.\n"
-                    " * Uses TQ_MODEL_SCRATCH_BYTES of stack: the activations and the convolution's window. */\n"
-                    "int tq_model_classify(const uint8_t *pixels, int8_t *logits);\n");
+    if (pixels) /* (a model ending in a softmax gives its probabilities, in 256ths - 128, in their place) */
+        putf(&h, "\n/* TQ_MODEL_INPUTS raw pixels (0..255) in; TQ_MODEL_OUTPUTS int8 %s out; returns the class.\n"
+                 " * Uses TQ_MODEL_SCRATCH_BYTES of stack: the activations and the convolution's window. */\n"
+                 "int tq_model_classify(const uint8_t *pixels, int8_t *logits);\n",
+             last->kind == TQ_S8_SOFTMAX ? "probabilities (p 256 - 128: its softmax's)" : "logits");
     put_str(&h, "\n#endif\n");
     /* tq_model.c */
     put_str(&c, prov);

@@ -133,15 +133,16 @@ tq_status tq_qfast_init(tq_qfast **out, const tq_qmodel *q) {
             TQ_FAIL(TQ_E_NOMEM, "fast kernel: out of memory");
         }
     /* per layer: the kinds the vector kernels cover (a conv of any k x kw, a max pool of a square
-     * window); the others (depthwise, average pool, add, concat) run the reference kernels in
-     * their place */
+     * window, a depthwise of one filter per channel and int8 weights); the others (average pool,
+     * add, concat, mean, softmax) run the reference kernels in their place */
     size_t cols_bytes = 0;
     f->n_layers = q->n_layers;
     for (int l = 0; l < q->n_layers; l++) {
         const tq_qlayer *Q = &q->layer[l];
         fast_layer *L = &f->L[l];
         f->fast[l] = !f->act16 && (Q->kind == TQ_S8_LINEAR || Q->kind == TQ_S8_FLATTEN ||
-                     Q->kind == TQ_S8_CONV || (Q->kind == TQ_S8_MAXPOOL && !Q->kw));
+                     Q->kind == TQ_S8_CONV || (Q->kind == TQ_S8_MAXPOOL && !Q->kw) ||
+                     (Q->kind == TQ_S8_DEPTHWISE && Q->out_c == Q->in_c && q->view[l].w_bits == 8));
         if (!f->fast[l] || (Q->kind != TQ_S8_LINEAR && Q->kind != TQ_S8_CONV)) continue;
         /* a convolution is a linear layer over each window: out_c rows of k*kw*in_c weights */
         L->in = Q->kind == TQ_S8_CONV ? Q->k * tq_qlayer_kw(Q) * Q->in_c : Q->in;
@@ -674,6 +675,52 @@ static void maxpool_u8(const tq_qlayer *Q, const uint8_t *x, uint8_t *y) {
         }
 }
 
+#ifdef TQ_HAVE_VNNI_KERNEL
+/* A depthwise layer of one filter per channel, 8 channels a vector: acc = b + sum over the taps
+ * inside the image of w (x - z) (x + 128 in the buffer, so x - z = u - (z + 128); a tap in the
+ * padding holds z, which adds nothing, so it is skipped, as the reference skips it), in int32
+ * lanes, exact; then each output requantized as the reference does. */
+TQ_AVX2 static void depthwise_u8(const tq_qlayer *Q, const tq_s8_layer *V, const uint8_t *x, uint8_t *y) {
+    const int C = Q->in_c, H = Q->in_h, W = Q->in_w, K = Q->k, KW = tq_qlayer_kw(Q), S = Q->stride, SW = tq_qlayer_stride_w(Q);
+    const int P = Q->pad, PW = tq_qlayer_pad_w(Q);
+    const __m256i zu = _mm256_set1_epi32(Q->in_zp + 128);
+    for (int oy = 0; oy < Q->out_h; oy++)
+        for (int ox = 0; ox < Q->out_w; ox++) {
+            const int iy0 = oy * S - P, ix0 = ox * SW - PW;
+            const int ky0 = iy0 < 0 ? -iy0 : 0, ky1 = H - iy0 < K ? H - iy0 : K, kx0 = ix0 < 0 ? -ix0 : 0, kx1 = W - ix0 < KW ? W - ix0 : KW;
+            uint8_t *out = y + ((size_t)oy * Q->out_w + (size_t)ox) * C;
+            for (int c = 0; c < C; c += 8) {
+                const int n = C - c < 8 ? C - c : 8;
+                int32_t acc[8];
+                __m256i a;
+                if (n == 8) {
+                    a = _mm256_loadu_si256((const __m256i *)(const void *)(V->bias + c));
+                } else {
+                    int32_t b[8] = {0};
+                    memcpy(b, V->bias + c, (size_t)n * sizeof(int32_t));
+                    a = _mm256_loadu_si256((const __m256i *)(const void *)b);
+                }
+                for (int ky = ky0; ky < ky1; ky++)
+                    for (int kx = kx0; kx < kx1; kx++) {
+                        const uint8_t *px = x + (((size_t)(iy0 + ky) * W + (size_t)(ix0 + kx)) * C + (size_t)c);
+                        const int8_t *pw = V->w + ((size_t)(ky * KW + kx) * C + (size_t)c);
+                        int64_t xb = 0, wb = 0;
+                        memcpy(&xb, px, (size_t)n), memcpy(&wb, pw, (size_t)n);
+                        __m256i xv = _mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(xb)), zu);
+                        __m256i wv = _mm256_cvtepi8_epi32(_mm_cvtsi64_si128(wb));
+                        a = _mm256_add_epi32(a, _mm256_mullo_epi32(xv, wv));
+                    }
+                _mm256_storeu_si256((__m256i *)(void *)acc, a);
+                for (int i = 0; i < n; i++) {
+                    int32_t v = sat_requant(acc[i], V->mult[c + i], V->shift[c + i]) + Q->out_zp;
+                    v = v < Q->act_min ? Q->act_min : v > Q->act_max ? Q->act_max : v;
+                    out[c + i] = (uint8_t)(v + 128);
+                }
+            }
+        }
+}
+#endif
+
 typedef struct {
     tq_qfast *f;
     const uint8_t *pixels;
@@ -719,6 +766,11 @@ static void cnn_slice(void *ctx, int t) {
                 if (!lg) flip(y, (const uint8_t *)sy, (size_t)Q->out);
             } else if (Q->kind == TQ_S8_MAXPOOL) {
                 maxpool_u8(Q, x, y);
+                if (lg) flip((uint8_t *)lg, y, (size_t)Q->out);
+            } else if (Q->kind == TQ_S8_DEPTHWISE) {
+#ifdef TQ_HAVE_VNNI_KERNEL
+                depthwise_u8(Q, &q->view[l], x, y);
+#endif
                 if (lg) flip((uint8_t *)lg, y, (size_t)Q->out);
             } else {
                 const fast_layer *L = &f->L[l];

@@ -908,6 +908,54 @@ static void random_graph(tq_rng *r, tq_qmodel *q, float mul) {
     assert_int_equal(tq_qmodel_convert(q, "graph", src, 10), TQ_OK);
 }
 
+/* A random depthwise layer between a 1x1 conv and the classifier: kernels k x kw of 1..5, strides
+ * of 1 or 2 down and across, padding per axis, 1..20 channels (tails of the 8-channel vectors). */
+static void random_depthwise(tq_rng *r, tq_qmodel *q, float mul) {
+    static float W[3][20 * 25 * 20], B[3][20], S[3][20];
+    const int H = 6 + (int)tq_rng_below(r, 8), Wd = 6 + (int)tq_rng_below(r, 8), C = 1 + (int)tq_rng_below(r, 3), O = 1 + (int)tq_rng_below(r, 20);
+    const int k = 1 + (int)tq_rng_below(r, 5), kw = 1 + (int)tq_rng_below(r, 5), sh = 1 + (int)tq_rng_below(r, 2), sw = 1 + (int)tq_rng_below(r, 2);
+    const int p = (int)tq_rng_below(r, (uint32_t)k), pw = (int)tq_rng_below(r, (uint32_t)kw);
+    const int OH = (H + 2 * p - k) / sh + 1, OW = (Wd + 2 * pw - kw) / sw + 1, flat = OH * OW * O, classes = 2 + (int)tq_rng_below(r, 9);
+    for (int l = 0; l < 3; l++) {
+        for (size_t i = 0; i < sizeof W[l] / sizeof W[l][0]; i++) W[l][i] = tq_rng_uniform_in(r, -0.3f, 0.3f);
+        for (int o = 0; o < 20; o++) B[l][o] = tq_rng_uniform_in(r, -0.2f, 0.2f), S[l][o] = tq_rng_uniform_in(r, 0.001f, 0.003f);
+    }
+    static float Wl[20 * 13 * 13 * 10];
+    for (int i = 0; i < flat * classes; i++) Wl[i] = tq_rng_uniform_in(r, -0.3f, 0.3f);
+    tq_qlayer_src src[4] = {
+        {.relu = 1, .w_bits = 8, .W = W[0], .b = B[0], .w_scale = S[0], .in_scale = 1.0f / 255, .out_scale = 0.05f * mul, .in_zp = -128,
+         .out_zp = -128, .kind = TQ_S8_CONV, .in_h = H, .in_w = Wd, .in_c = C, .out_h = H, .out_w = Wd, .out_c = O, .k = 1, .stride = 1},
+        {.relu = (int)tq_rng_below(r, 3), .w_bits = 8, .W = W[1], .b = B[1], .w_scale = S[1], .in_scale = 0.05f * mul,
+         .out_scale = 0.06f * mul, .in_zp = -128, .out_zp = 4, .kind = TQ_S8_DEPTHWISE, .in_h = H, .in_w = Wd, .in_c = O, .out_h = OH,
+         .out_w = OW, .out_c = O, .k = k, .stride = sh, .pad = p, .kw = kw, .stride_w = sw, .pad_w = pw},
+        {.in_scale = 0.06f * mul, .out_scale = 0.06f * mul, .in_zp = 4, .out_zp = 4, .kind = TQ_S8_FLATTEN, .in_h = OH, .in_w = OW,
+         .in_c = O, .out_h = 1, .out_w = 1, .out_c = flat, .k = 1, .stride = 1},
+        {.in = flat, .out = classes, .w_bits = 8, .W = Wl, .b = B[2], .w_scale = S[2], .in_scale = 0.06f * mul, .out_scale = 0.1f,
+         .in_zp = 4, .out_zp = -2},
+    };
+    if (tq_qmodel_convert(q, "random depthwise", src, 4) != TQ_OK) fail_msg("%s", tq_last_error());
+}
+
+/* The host's depthwise vector kernel (8 channels a vector) against the reference. */
+static void depthwise_fast_kernel_is_bit_identical(void **state) {
+    (void)state;
+    tq_rng r;
+    tq_rng_seed(&r, 53);
+    int checked = 0;
+    for (int t = 0; t < 40; t++) {
+        tq_qmodel q;
+        random_depthwise(&r, &q, t % 3 == 2 ? 0.001f : 1.0f);
+        char what[40];
+        snprintf(what, sizeof what, "random depthwise %d", t);
+        int has[TQ_KERNEL_VNNI + 1] = {0};
+        kernels_match_reference(&r, &q, what, has);
+        checked += has[TQ_KERNEL_AVX2] + has[TQ_KERNEL_VNNI];
+        tq_qmodel_free(&q);
+    }
+    print_message("%d kernel runs on random depthwise layers matched the reference\n", checked);
+    if (!checked) skip();
+}
+
 static void graph_fast_kernels_are_bit_identical(void **state) {
     (void)state;
     tq_rng r;
@@ -1392,6 +1440,7 @@ int main(void) {
         cmocka_unit_test(fast_kernel_is_bit_identical),
         cmocka_unit_test(cnn_fast_kernels_are_bit_identical),
         cmocka_unit_test(graph_fast_kernels_are_bit_identical),
+        cmocka_unit_test(depthwise_fast_kernel_is_bit_identical),
         cmocka_unit_test(packed_layers_match_int8),
         cmocka_unit_test(packed_models_match_int8),
         cmocka_unit_test_setup(kernel_available, set_avx2),
