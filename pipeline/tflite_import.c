@@ -354,7 +354,7 @@ tq_status tq_import_tflite_bytes(tq_qmodel *q, const unsigned char *data, size_t
             float beta;
             int32_t M0, shm;
             memcpy(&beta, &bits, 4);
-            if (s_out != 1.0f / 256 || z_out != -128 || y.shape[y.ndim - 1] != C || beta != 1.0f || C > 511 ||
+            if (s_out != 1.0f / 256 || z_out != -128 || y.ndim != (flat ? 2 : 4) || y.shape[y.ndim - 1] != C || beta != 1.0f || C > 511 ||
                 tq_softmax_multiplier(s_in, &M0, &shm)) {
                 st = op_fail(c, k, code, "a SOFTMAX tinyqat cannot hold (beta 1, over at most 511 values, input scale at least 2^-26, "
                                          "output at scale 1/256 and zero point -128: beta %g, %d values, scale %g and %d)",

@@ -183,6 +183,18 @@ static void written_model_reads_back(void **state) {
     size_t pq = table_at(vec_table(tensors, (uint32_t)prob), 4);
     assert_true(vec_f32(table_at(pq, 2), 0) == 1.0f / 256);
     assert_int_equal((int32_t)u32(table_at(pq, 3) + 4), -128);
+    {
+        /* the fuzzer's find: the probabilities' shape emptied (its vector's length 0): refused
+         * naming the SOFTMAX, not read at index -1 */
+        tq_qmodel bad;
+        unsigned char *cp = tq_malloc(len);
+        memcpy(cp, data, len);
+        const size_t shape = table_at(vec_table(tensors, (uint32_t)prob), 0);
+        memset(cp + shape, 0, 4);
+        assert_int_equal(tq_import_tflite_bytes(&bad, cp, len, "noshape.tflite", NULL), TQ_E_ARG);
+        assert_non_null(strstr(tq_last_error(), "SOFTMAX"));
+        tq_free(cp);
+    }
     tq_free(data);
     /* a path that cannot be written: refused, nothing left */
     snprintf(path, sizeof path, "%s/no/m.tflite", dir);
