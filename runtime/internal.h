@@ -29,17 +29,30 @@
 #include <arm_acle.h>
 #endif
 
-/* docs/QUANTIZATION.md §5 (tinyqat's numeric specification), line by line:
- *   a = acc * 2^max(shift, 0)
- *   h = (int32)(((int64)a*M0 + (a*M0 >= 0 ? 2^30 : 1 - 2^30)) / 2^31)     C division truncates
- *     = (int32)(((int64)a*M0 + 2^30) >> 31)                                 the same, floored
- *   e = max(-shift, 0),  mask = 2^e - 1
- *   out = (h >> e) + ((h & mask) > (mask >> 1) + (h < 0))                ties away from zero
- * h is SaturatingRoundingDoublingHighMul(a, M0); the last line is RoundingDivideByPOT(h, e).
- * The left shift saturates instead of overflowing (TFLite leaves that case undefined). */
-/* For M0 >= 0, which every layer has (M0 in [2^30, 2^31 - 1], or 0): the product cannot reach the
- * one case SaturatingRoundingDoublingHighMul saturates (a = M0 = INT32_MIN), so the kernels skip
- * the test; tq_requantize_ref keeps it. */
+/* gemmlowp's two fixed-point primitives (docs/QUANTIZATION.md §5), which the requantization
+ * and the softmax (kernels_ref.c) are built from:
+ *   high_mul(a, b) = (int32)(((int64)a b + (ab >= 0 ? 2^30 : 1 - 2^30)) / 2^31)   C division truncates
+ *                  = (int32)(((int64)a b + 2^30) >> 31)                            the same, floored
+ *     (for ab < 0 write -ab = q 2^31 + r: both are -q - [r > 2^30]), which is one SMLAL and a shift:
+ *     round(a b / 2^31), a half rounded up. It is SaturatingRoundingDoublingHighMul except in its
+ *     one saturating case, a = b = INT32_MIN, which callers that can meet it test first.
+ *   rounding_shift(a, e) = (a >> e) + ((a & mask) > (mask >> 1) + (a < 0)), mask = 2^e - 1:
+ *     round(a / 2^e), ties away from zero: RoundingDivideByPOT.
+ * >> of a negative int is arithmetic on every compiler tinyqat targets (GCC, Clang). */
+static inline __attribute__((always_inline)) int32_t high_mul(int32_t a, int32_t b) {
+    return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 30)) >> 31);
+}
+
+static inline __attribute__((always_inline)) int32_t rounding_shift(int32_t a, int32_t e) {
+    int32_t mask = (int32_t)(((int64_t)1 << e) - 1);
+    int32_t remainder = a & mask, threshold = (mask >> 1) + (a < 0 ? 1 : 0);
+    return (a >> e) + (remainder > threshold ? 1 : 0);
+}
+
+/* The requantization of §5: a = acc 2^max(shift, 0), saturated (TFLite leaves the overflow
+ * undefined); out = rounding_shift(high_mul(a, M0), max(-shift, 0)). For M0 >= 0, which every
+ * layer has (M0 in [2^30, 2^31 - 1], or 0), high_mul cannot meet its saturating case, so the
+ * kernels skip the test; tq_requantize_ref keeps it. */
 static inline __attribute__((always_inline)) int32_t requantize_body(int32_t acc, int32_t M0, int32_t shift) {
     int32_t a = acc, e = 0;
     if (shift > 0) { /* rare (M > 1): the left shift, saturated */
@@ -48,13 +61,7 @@ static inline __attribute__((always_inline)) int32_t requantize_body(int32_t acc
     } else {
         e = -shift;
     }
-    /* (ab + nudge) / 2^31 truncated equals (ab + 2^30) >> 31 floored for every ab (for ab < 0
-     * write -ab = q 2^31 + r: both are -q - [r > 2^30]), which is one SMLAL and a shift. */
-    int32_t h = (int32_t)(((int64_t)a * (int64_t)M0 + ((int64_t)1 << 30)) >> 31);
-    int32_t mask = (int32_t)(((int64_t)1 << e) - 1);
-    int32_t remainder = h & mask, threshold = (mask >> 1) + (h < 0 ? 1 : 0);
-    /* >> of a negative int is arithmetic on every compiler tinyqat targets (GCC, Clang) */
-    return (h >> e) + (remainder > threshold ? 1 : 0);
+    return rounding_shift(high_mul(a, M0), e);
 }
 
 /* One call per output: inlined into every kernel it would crowd their loops' registers. */

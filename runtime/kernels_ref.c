@@ -172,20 +172,9 @@ void tq_mean_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) {
 
 /* ---- softmax: CMSIS-NN's arm_softmax_s8 in fixed point (docs/QUANTIZATION.md §20) ----
  * Values are int32 read as fixed-point numbers: Qm.n has m integer bits, n = 31 - m fractional.
- * Two primitives, as gemmlowp defines them (§5 uses both for requantization):
- *   srdhm(a, b)  round(a b / 2^31), ties away from zero; the one overflow (both INT32_MIN) saturates.
- *                The product of Qm.n and Qp.q is then Q(m+p).(31-m-p).
- *   rdbp(a, e)   round(a / 2^e), ties away from zero. */
-static int32_t srdhm(int32_t a, int32_t b) {
-    if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
-    int64_t ab = (int64_t)a * b;
-    return (int32_t)((ab + (ab >= 0 ? (int64_t)1 << 30 : 1 - ((int64_t)1 << 30))) / ((int64_t)1 << 31)); /* C truncates */
-}
-
-static int32_t rdbp(int32_t a, int32_t e) {
-    int32_t mask = (int32_t)(((int64_t)1 << e) - 1), r = a & mask, q = a >> e;
-    return q + (r > (mask >> 1) + (q < 0) ? 1 : 0);
-}
+ * Built from internal.h's two primitives: srdhm(a, b), high_mul saturating where a = b =
+ * INT32_MIN, multiplies Qm.n by Qp.q into Q(m+p).(31-m-p); rounding_shift(a, e) divides by 2^e. */
+static int32_t srdhm(int32_t a, int32_t b) { return a == INT32_MIN && b == INT32_MIN ? INT32_MAX : high_mul(a, b); }
 
 /* a 2^e, saturated (e small) */
 static int32_t mul_pow2_sat(int32_t a, int32_t e) {
@@ -206,7 +195,7 @@ int32_t tq_exp_q31_ref(int32_t a) {
     const int32_t r = (a & (quarter - 1)) - quarter, q = r - a;
     const int32_t t = r * 32 + (1 << 28); /* Q5.26 -> Q0.31, plus 1/8 */
     const int32_t t2 = srdhm(t, t), t3 = srdhm(t2, t), t4 = srdhm(t2, t2);
-    const int32_t poly = t + rdbp(srdhm(rdbp(t4, 2) + t3, third) + t2, 1);
+    const int32_t poly = t + rounding_shift(srdhm(rounding_shift(t4, 2) + t3, third) + t2, 1);
     int32_t y = exp_m1_8 + srdhm(exp_m1_8, poly);
     for (int k = 0; k < 7; k++)
         if (q & (quarter << k)) y = srdhm(y, exp_bit[k]);
@@ -226,7 +215,7 @@ static int32_t one_over_one_plus(int32_t x) {
 }
 
 /* Per position, over its channels (the header gives the formula): the row's exponentials summed
- * in Q12.19 (each rdbp(e, 12) <= 2^19, so C <= 511 keeps the sum below 2^28), the sum's
+ * in Q12.19 (each rounding_shift(e, 12) <= 2^19, so C <= 511 keeps the sum below 2^28), the sum's
  * reciprocal from its normalized form 2^h sum = 2^31 (1 + x), then y = e / sum 256 - 128, which is
  * srdhm(1/(1+x), e) / 2^(12 + 23 - h). A difference below diff_min would overflow a once scaled:
  * its exponential counts as 0 (diff_min is -floor(31 2^26 / 2^shift), TFLite's input radius). */
@@ -238,7 +227,7 @@ void tq_softmax_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) {
         for (int32_t c = 1; c < C; c++) mx = x[c] > mx ? x[c] : mx;
         for (int32_t c = 0; c < C; c++) {
             const int32_t d = x[c] - mx;
-            if (d >= diff_min) sum += rdbp(tq_exp_q31_ref(srdhm((int32_t)(d * ((int64_t)1 << sh)), M0)), 12);
+            if (d >= diff_min) sum += rounding_shift(tq_exp_q31_ref(srdhm((int32_t)(d * ((int64_t)1 << sh)), M0)), 12);
         }
         const int32_t h = __builtin_clz((uint32_t)sum); /* sum >= 2^19: the maximum's exp is 1 */
         const int32_t recip = one_over_one_plus((int32_t)(((uint32_t)sum << h) - 0x80000000u));
@@ -246,7 +235,7 @@ void tq_softmax_s8_ref(const tq_s8_layer *L, const int8_t *x, int8_t *y) {
             const int32_t d = x[c] - mx;
             int32_t v = -128;
             if (d >= diff_min) {
-                v = rdbp(srdhm(recip, tq_exp_q31_ref(srdhm((int32_t)(d * ((int64_t)1 << sh)), M0))), 35 - h) - 128;
+                v = rounding_shift(srdhm(recip, tq_exp_q31_ref(srdhm((int32_t)(d * ((int64_t)1 << sh)), M0))), 35 - h) - 128;
                 v = v > 127 ? 127 : v;
             }
             y[c] = (int8_t)v;

@@ -362,11 +362,8 @@ int tq_softmax_multiplier(float s_in, int32_t *M0, int32_t *shift) {
     *M0 = *shift = 0;
     double M = fmin((double)s_in * 67108864.0, 2147483647.0);
     if (!(M >= 1.0)) return -1;
-    int e;
-    double q = frexp(M, &e);
-    int64_t m = (int64_t)round(q * 2147483648.0);
-    if (m == ((int64_t)1 << 31)) m /= 2, e++;
-    *M0 = (int32_t)m, *shift = e;
+    if (M < 1073741824.0) tq_quantize_multiplier(M, M0, shift);
+    else *M0 = (int32_t)round(M), *shift = 31; /* where tq_quantize_multiplier saturates: M = M0 2^0 */
     return 0;
 }
 

@@ -1329,6 +1329,11 @@ static void softmax_by_hand_and_rederivation(void **state) {
     /* s = 1: M = 2^26 = 2^30 2^(27 - 31) */
     assert_int_equal(tq_softmax_multiplier(1.0f, &m, &sh), 0);
     assert_true(m == 1 << 30 && sh == 27);
+    /* s 2^26 >= 2^30: shift 31, M0 = s 2^26 itself, capped at 2^31 - 1 */
+    assert_int_equal(tq_softmax_multiplier(24.0f, &m, &sh), 0);
+    assert_true(m == 3 << 29 && sh == 31);
+    assert_int_equal(tq_softmax_multiplier(100.0f, &m, &sh), 0);
+    assert_true(m == INT32_MAX && sh == 31);
     assert_int_equal(tq_softmax_multiplier(1e-9f, &m, &sh), -1); /* below 2^-26: no multiplier */
     for (int64_t a = 0; a >= -(31LL << 26); a -= 4099) { /* Q5.26 down to -31 */
         double want = exp((double)a / 67108864.0) * 2147483648.0, got = tq_exp_q31_ref((int32_t)a);
