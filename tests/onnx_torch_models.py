@@ -23,7 +23,7 @@ try:
     import numpy as np
     import torch
     import torch.nn as nn
-    from tq_mnist import test_images
+    from tq_mnist import out_folder_count, test_images
 except ImportError:
     print("SKIP: needs python3-torch")
     sys.exit(77)
@@ -172,10 +172,7 @@ def models():
 
 
 def main():
-    if len(sys.argv) < 3:
-        sys.exit(__doc__)
-    out, folder = sys.argv[1], sys.argv[2]
-    n = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
+    out, folder, n = out_folder_count(__doc__)
     torch.manual_seed(0)
     torch.set_num_threads(1)
     x = mnist(folder, n)

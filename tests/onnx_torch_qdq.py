@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """A model quantized in PyTorch (eager mode: fused conv + ReLU, post-training calibration on MNIST
-test images, the fbgemm backend's per-channel weights and uint8 activations) exported as ONNX by
+test images, per-channel weights and uint8 activations, on QNNPACK: Debian's torch has no FBGEMM) exported as ONNX by
 torch.onnx.export, which writes PyTorch's own QDQ layout (Constant nodes, uint8 activations with
 a Cast after each QuantizeLinear, int32 biases whose zero point comes from ConstantOfShape, a
 MaxPool and a Flatten between a DequantizeLinear and a QuantizeLinear), for
@@ -23,7 +23,7 @@ try:
     import torch
     import torch.nn as nn
     import torch.ao.quantization as tq
-    from tq_mnist import test_images
+    from tq_mnist import out_folder_count, test_images
 except ImportError:
     print("SKIP: needs python3-torch")
     sys.exit(77)
@@ -58,10 +58,7 @@ def quantized(x, narrow):
 
 
 def main():
-    if len(sys.argv) < 3:
-        sys.exit(__doc__)
-    out, folder = sys.argv[1], sys.argv[2]
-    n = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
+    out, folder, n = out_folder_count(__doc__)
     torch.set_num_threads(1)
     x = torch.from_numpy(test_images(folder, n, "onnx_torch_qdq").astype(np.float32) / 255).reshape(-1, 1, 28, 28)
     for narrow in (True, False):

@@ -936,43 +936,35 @@ static void random_depthwise(tq_rng *r, tq_qmodel *q, float mul) {
     if (tq_qmodel_convert(q, "random depthwise", src, 4) != TQ_OK) fail_msg("%s", tq_last_error());
 }
 
-/* The host's depthwise vector kernel (8 channels a vector) against the reference. */
-static void depthwise_fast_kernel_is_bit_identical(void **state) {
-    (void)state;
+/* `trials` networks from `make` (every third with small multipliers, which saturate less) on every
+ * vector kernel the machine has, each against the reference. */
+static void random_nets_match(void (*make)(tq_rng *, tq_qmodel *, float), uint64_t seed, int trials, const char *name) {
     tq_rng r;
-    tq_rng_seed(&r, 53);
+    tq_rng_seed(&r, seed);
     int checked = 0;
-    for (int t = 0; t < 40; t++) {
+    for (int t = 0; t < trials; t++) {
         tq_qmodel q;
-        random_depthwise(&r, &q, t % 3 == 2 ? 0.001f : 1.0f);
-        char what[40];
-        snprintf(what, sizeof what, "random depthwise %d", t);
+        make(&r, &q, t % 3 == 2 ? 0.001f : 1.0f);
+        char what[48];
+        snprintf(what, sizeof what, "%s %d", name, t);
         int has[TQ_KERNEL_VNNI + 1] = {0};
         kernels_match_reference(&r, &q, what, has);
         checked += has[TQ_KERNEL_AVX2] + has[TQ_KERNEL_VNNI];
         tq_qmodel_free(&q);
     }
-    print_message("%d kernel runs on random depthwise layers matched the reference\n", checked);
+    print_message("%d kernel runs on %ss matched the reference\n", checked, name);
     if (!checked) skip();
+}
+
+/* The host's depthwise vector kernel (8 channels a vector) against the reference. */
+static void depthwise_fast_kernel_is_bit_identical(void **state) {
+    (void)state;
+    random_nets_match(random_depthwise, 53, 40, "random depthwise layer");
 }
 
 static void graph_fast_kernels_are_bit_identical(void **state) {
     (void)state;
-    tq_rng r;
-    tq_rng_seed(&r, 51);
-    int checked = 0;
-    for (int t = 0; t < 16; t++) {
-        tq_qmodel q;
-        random_graph(&r, &q, t % 3 == 2 ? 0.001f : 1.0f);
-        char what[32];
-        snprintf(what, sizeof what, "random graph %d", t);
-        int has[TQ_KERNEL_VNNI + 1] = {0};
-        kernels_match_reference(&r, &q, what, has);
-        checked += has[TQ_KERNEL_AVX2] + has[TQ_KERNEL_VNNI];
-        tq_qmodel_free(&q);
-    }
-    print_message("%d kernel runs on random graphs matched the reference\n", checked);
-    if (!checked) skip();
+    random_nets_match(random_graph, 51, 16, "random graph");
 }
 
 /* ---- packed weights ---- */
