@@ -429,6 +429,39 @@ static void graph_round_trip(void **state) {
     tq_qmodel_free(&q);
 }
 
+/* A softmax's record (its head, then one M0 and one shift) cut anywhere, the CRC made right again
+ * so the loader reads that far: refused as truncated, naming the layer, never read past. */
+static void softmax_record_truncated(void **state) {
+    (void)state;
+    static const float W[3 * 4] = {0.5f, -0.25f, 0.125f, 1, -1, 0.5f, 0.25f, -0.5f, 0.75f, 0.1f, -0.2f, 0.3f}, B[3] = {0.1f, 0, -0.1f},
+                       S[3] = {0.01f, 0.01f, 0.01f};
+    tq_qlayer_src src[2] = {
+        {.in = 4, .out = 3, .w_bits = 8, .W = W, .b = B, .w_scale = S, .in_scale = 1.0f / 255, .out_scale = 0.05f, .in_zp = -128, .out_zp = 3},
+        {.in_scale = 0.05f, .out_scale = 1.0f / 256, .in_zp = 3, .out_zp = -128, .kind = TQ_S8_SOFTMAX, .in_h = 1, .in_w = 1, .in_c = 3,
+         .out_h = 1, .out_w = 1, .out_c = 3, .k = 1, .stride = 1},
+    };
+    tq_qmodel q;
+    assert_int_equal(tq_qmodel_convert(&q, "softmax", src, 2), TQ_OK);
+    assert_int_equal(tq_qmodel_save(&q, bad), TQ_OK);
+    tq_qmodel_free(&q);
+    unsigned char *d;
+    size_t n;
+    assert_int_equal(tq_file_read_all(bad, 1 << 20, &d, &n), TQ_OK);
+    /* the head ("TQI8", version, the spec, the count), the linear layer's record (108 bytes of
+     * fields, then per channel a scale, 4 weights, a bias, M0 and shift), then the softmax's: 108
+     * bytes of fields and 8 of multiplier, then the CRC */
+    const size_t head = 4 + 4 + 2 + strlen("softmax") + 4, rec1 = head + 108 + 3 * (4 + 4 + 4 + 4 + 4);
+    assert_int_equal(n, rec1 + 108 + 8 + 4);
+    unsigned char *c = tq_malloc(n);
+    for (size_t cut = rec1; cut < n - 4; cut++) {
+        memcpy(c, d, cut);
+        fix_crc(c, cut + 4);
+        expect_load_fails(c, cut + 4, TQ_E_FORMAT, "layer 1: truncated");
+    }
+    tq_free(c);
+    tq_free(d);
+}
+
 /* The converter quantizes the depthwise filter in place of its transpose: a hand-made filter. */
 static void depthwise_layout_by_hand(void **state) {
     (void)state;
@@ -703,6 +736,7 @@ int main(void) {
         cmocka_unit_test(save_clears_stale_temporaries),
         cmocka_unit_test(input_read_twice),
         cmocka_unit_test(graph_round_trip),
+        cmocka_unit_test(softmax_record_truncated),
         cmocka_unit_test(sixteen_bit_round_trip),
         cmocka_unit_test(round_trip_is_byte_identical),
         cmocka_unit_test(truncated_and_corrupted),
