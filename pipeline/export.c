@@ -213,7 +213,7 @@ tq_status tq_export_c_prefixed(const tq_qmodel *qm, const char *cdir, const char
         const tq_qlayer *L = &q.layer[l];
         putf(&c, "/* layer %d: %s %dx%dx%d -> %dx%dx%d", l, kind_names[L->kind] + 6, L->in_h, L->in_w, L->in_c, L->out_h, L->out_w,
              L->out_c);
-        const int two = L->kind == TQ_S8_ADD || L->kind == TQ_S8_CONCAT;
+        const int two = TQ_S8_IN(TQ_S8_BINARY, L->kind);
         if (L->kind != TQ_S8_LINEAR && L->kind != TQ_S8_FLATTEN && L->kind != TQ_S8_MEAN && L->kind != TQ_S8_SOFTMAX && !two) {
             if (L->kw)
                 putf(&c, ", kernel %dx%d stride %dx%d pad %dx%d", L->k, L->kw, L->stride, L->stride_w, L->pad, L->pad_w);

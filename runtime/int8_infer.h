@@ -137,6 +137,17 @@ typedef enum {
     TQ_S8_SOFTMAX = 9,
 } tq_s8_kind;
 
+/* What each kind is, as sets of kinds (bit k: kind k): the one place the runtime's checks and
+ * runners, the loader, the converter, the host's kernels and the exporters ask. */
+#define TQ_S8_WEIGHTED 0x007u  /* linear, conv, depthwise: weights, and per output channel a bias, M0 and shift */
+#define TQ_S8_WINDOWED 0x01eu  /* conv, depthwise, max and average pool: a k x kw window, strides, padding */
+#define TQ_S8_BINARY 0x0c0u    /* add, concat: two inputs */
+#define TQ_S8_INT8_ONLY 0x3c0u /* add, concat, mean, softmax: no 16-bit side, and no place in a format-3 chain */
+#define TQ_S8_IN(set, kind) ((uint32_t)(kind) < 32u && (((set) >> (uint32_t)(kind)) & 1u))
+/* The multiplier and shift pairs of a kind without weights: an add's three (its inputs', its
+ * output's), a mean's two (its multiplier, its form), a softmax's one; 0 for the others. */
+#define TQ_S8_FIXED_REQUANTS(kind) ((kind) == TQ_S8_ADD ? 3 : (kind) == TQ_S8_MEAN ? 2 : (kind) == TQ_S8_SOFTMAX ? 1 : 0)
+
 typedef struct {
     int32_t in, out;        /* values in and out: a linear layer's lengths, H*W*C for the others */
     const int8_t *w;        /* layouts above; NULL for pools and flatten */

@@ -122,7 +122,7 @@ __attribute__((noinline, unused)) static void output4(const tq_s8_layer *L, int3
 #define OUT16(L) ((ACT16(L) >> 1) & 1)
 #define OUT_BYTES(L) ((size_t)(L)->out << OUT16(L))
 
-/* Layers that read two inputs. */
+/* Layers that read two inputs (TQ_S8_BINARY, written as two comparisons: fewer instructions on a Cortex-M) */
 #define TWO_INPUTS(L) ((L)->kind == TQ_S8_ADD || (L)->kind == TQ_S8_CONCAT)
 
 /* A 1 x 1 convolution without padding: each output pixel is a linear layer of one input pixel,

@@ -71,10 +71,10 @@ static int layer_ok(const tq_s8_layer *L) {
         return 0;
     if (L->w_bits != 0 && L->w_bits != 8 && L->w_bits != 4 && L->w_bits != 2) return 0;
     if (!TWO_INPUTS(L) && SRC(L, 1) != 0) return 0;
-    int weights = L->kind == TQ_S8_LINEAR || L->kind == TQ_S8_CONV || L->kind == TQ_S8_DEPTHWISE;
+    int weights = TQ_S8_IN(TQ_S8_WEIGHTED, L->kind);
 #if TQ_INT8_ACT16
     if (ACT16(L) & ~3) return 0;
-    if (ACT16(L) && (TWO_INPUTS(L) || L->kind == TQ_S8_MEAN || L->kind == TQ_S8_SOFTMAX || (!weights && IN16(L) != OUT16(L))))
+    if (ACT16(L) && (TQ_S8_IN(TQ_S8_INT8_ONLY, L->kind) || (!weights && IN16(L) != OUT16(L))))
         return 0; /* int8 only: adds, concats, means, softmax; pools and flatten keep their type */
     if (ACT16(L) && weights && (!L->w || !L->bias64 || !L->mult || !L->shift)) return 0;
     if (!ACT16(L) && weights && !L->bias) return 0;
@@ -82,8 +82,7 @@ static int layer_ok(const tq_s8_layer *L) {
 #else
     if (weights && (!L->w || !L->bias || !L->mult || !L->shift)) return 0;
 #endif
-    int image = weights || L->kind == TQ_S8_MAXPOOL || L->kind == TQ_S8_AVGPOOL;
-    if ((!image || L->kind == TQ_S8_LINEAR) && (L->k != 1 || L->stride != 1 || L->pad != 0 || KW(L) != 1)) return 0;
+    if (!TQ_S8_IN(TQ_S8_WINDOWED, L->kind) && (L->k != 1 || L->stride != 1 || L->pad != 0 || KW(L) != 1)) return 0;
     /* (a kind this build leaves out is refused; an MLP's module keeps only the first case) */
     if (L->kind == TQ_S8_LINEAR && HAS(TQ_S8_LINEAR)) return L->in_h == 1 && L->in_w == 1 && L->out_h == 1 && L->out_w == 1;
     if (ONLY_LINEAR) return 0;

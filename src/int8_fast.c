@@ -758,7 +758,7 @@ static void cnn_slice(void *ctx, int t) {
             uint8_t *y = base + f->off[l];
             int8_t *lg = l == n_layers - 1 ? j->logits + i * nout : NULL;
             if (!f->fast[l]) {
-                const int two = Q->kind == TQ_S8_ADD || Q->kind == TQ_S8_CONCAT;
+                const int two = TQ_S8_IN(TQ_S8_BINARY, Q->kind);
                 flip((uint8_t *)sx, x, (size_t)Q->in);
                 if (two)
                     flip((uint8_t *)sx2, base + f->off[p2 < 0 ? n_layers : p2], in2_bytes(Q));

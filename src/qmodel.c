@@ -56,17 +56,17 @@ size_t tq_qlayer_weight_bytes(const tq_qlayer *L) {
 }
 
 int32_t tq_qlayer_channels(const tq_qlayer *L) {
-    return L->kind == TQ_S8_LINEAR || L->kind == TQ_S8_CONV || L->kind == TQ_S8_DEPTHWISE ? L->out_c : 0;
+    return TQ_S8_IN(TQ_S8_WEIGHTED, L->kind) ? L->out_c : 0;
 }
 
 int32_t tq_qlayer_requants(const tq_qlayer *L) {
-    return L->kind == TQ_S8_ADD ? 3 : L->kind == TQ_S8_MEAN ? 2 : L->kind == TQ_S8_SOFTMAX ? 1 : tq_qlayer_channels(L);
+    return TQ_S8_IN(TQ_S8_WEIGHTED, L->kind) ? L->out_c : TQ_S8_FIXED_REQUANTS(L->kind);
 }
 
 int tq_qmodel_is_chain(const tq_qmodel *q) {
     for (int l = 0; l < q->n_layers; l++) {
         const tq_qlayer *L = &q->layer[l];
-        if (L->kind == TQ_S8_ADD || L->kind == TQ_S8_CONCAT || L->kind == TQ_S8_MEAN || L->kind == TQ_S8_SOFTMAX || L->src[0] || L->src[1] || L->kw || L->stride_w || L->pad_w ||
+        if (TQ_S8_IN(TQ_S8_INT8_ONLY, L->kind) || L->src[0] || L->src[1] || L->kw || L->stride_w || L->pad_w ||
             L->in2_zp || L->in2_c || L->in2_scale != 0)
             return 0;
     }
@@ -112,7 +112,7 @@ static void put_weight(tq_qlayer *L, size_t i, int32_t v) {
 
 static tq_status alloc_layer(tq_qlayer *L) {
     size_t ch = (size_t)tq_qlayer_channels(L);
-    if (L->kind == TQ_S8_ADD || L->kind == TQ_S8_MEAN || L->kind == TQ_S8_SOFTMAX) {
+    if (TQ_S8_FIXED_REQUANTS(L->kind)) {
         L->mult = tq_calloc(3, sizeof(int32_t));
         L->shift = tq_calloc(3, sizeof(int32_t));
         if (!L->mult || !L->shift) TQ_FAIL(TQ_E_NOMEM, "integer model: out of memory");
@@ -154,8 +154,7 @@ const char *tq_qlayer_kind_name(int32_t kind) {
  * a patch of at most 2^20 values. */
 #define DIM_OK(v) ((v) >= 1 && (v) <= 65536)
 
-/* Layers that read two inputs. */
-static int two_inputs(const tq_qlayer *L) { return L->kind == TQ_S8_ADD || L->kind == TQ_S8_CONCAT; }
+static int two_inputs(const tq_qlayer *L) { return TQ_S8_IN(TQ_S8_BINARY, L->kind); }
 
 int tq_qmodel_producer(const tq_qmodel *q, int l, int j) { return q->layer[l].src[j] ? q->layer[l].src[j] - 1 : l - 1; }
 
@@ -174,11 +173,11 @@ static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
             L->out_c);
     L->in = L->in_h * L->in_w * L->in_c;
     L->out = L->out_h * L->out_w * L->out_c;
-    int image = L->kind == TQ_S8_CONV || L->kind == TQ_S8_DEPTHWISE || L->kind == TQ_S8_MAXPOOL || L->kind == TQ_S8_AVGPOOL;
+    int image = TQ_S8_IN(TQ_S8_WINDOWED, L->kind);
     if (L->kw < 0 || L->stride_w < 0 || L->pad_w < 0 || (!L->kw && (L->stride_w || L->pad_w)))
         BAD("%s: layer %d (%s): bad kernel width fields", path, l, kn);
     if (image) {
-        int conv = L->kind == TQ_S8_CONV || L->kind == TQ_S8_DEPTHWISE;
+        int conv = TQ_S8_IN(TQ_S8_WEIGHTED, L->kind);
         /* per axis: the padding after is what the output size implies: at most one more than
          * before (TFLite's SAME), less than a window, none for pools */
         const int32_t geo[2][5] = {{L->k, L->stride, L->pad, L->in_h, L->out_h},
@@ -236,7 +235,7 @@ static tq_status check_layer(tq_qmodel *q, int l, const char *path) {
      * change width; the others keep their input's, and adds and concats take int8 only */
     const int in16 = L->act16 & 1, out16 = (L->act16 >> 1) & 1;
     if (L->act16 & ~3) BAD("%s: layer %d (%s): bad activation width flags %d", path, l, kn, L->act16);
-    const int int8_only = two_inputs(L) || L->kind == TQ_S8_MEAN || L->kind == TQ_S8_SOFTMAX;
+    const int int8_only = TQ_S8_IN(TQ_S8_INT8_ONLY, L->kind);
     if (L->act16 && (int8_only || (!tq_qlayer_channels(L) && in16 != out16)))
         BAD("%s: layer %d (%s): 16-bit activations %s", path, l, kn,
             int8_only ? "are for layers with weights, pools and flatten, not an add, a concat, a mean or a softmax"
@@ -390,7 +389,7 @@ tq_status tq_qmodel_convert(tq_qmodel *q, const char *spec, const tq_qlayer_src 
         /* the input's width is its producer's; a layer with weights sets its output's */
         int p = s->src[0] && s->src[0] != l ? s->src[0] - 1 : l - 1;
         int32_t in16 = p >= 0 && p < l ? (q->layer[p].act16 >> 1) & 1 : 0;
-        int weights = s->kind == TQ_S8_LINEAR || s->kind == TQ_S8_CONV || s->kind == TQ_S8_DEPTHWISE;
+        int weights = TQ_S8_IN(TQ_S8_WEIGHTED, s->kind);
         int32_t out16 = weights ? s->out_bits == 16 : in16, top = out16 ? 32767 : 127;
         if (s->out_bits && s->out_bits != 8 && s->out_bits != 16) {
             st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "convert: layer %d (%s): %d-bit activations (8 or 16)", l,
