@@ -308,7 +308,73 @@ static inline __attribute__((always_inline)) void conv_dsp_body(const tq_s8_laye
     if (p < P) conv_dsp_one(L, x, y, patch, pw, p);
 }
 
-TQ_INTERNAL void tq_conv_dsp_(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) { conv_dsp_body(L, x, y, patch, 0); }
+/* Window (oy, ox) of a layer whose channels come in fours (in_c % 4 == 0: every four window
+ * values are four channels of one tap, and K % 4 == 0), gathered straight into its int16 pairs
+ * x - z_x (a tap outside the image: 0) with no int8 copy, in dot2x2_q15's interleaving: values
+ * i..i+3 to p16 + 4 i (lanes 0 and 2) and 8 bytes after it (lanes 1 and 3). */
+static void gather_q15(const tq_s8_layer *L, const int8_t *x, int32_t oy, int32_t ox, uint8_t *p16, uint32_t off2) {
+    const int32_t C = L->in_c, k = L->k, kw = KW(L), ix0 = ox * SW(L) - PW(L);
+    const int32_t kx0 = ix0 < 0 ? -ix0 : 0, kx1 = L->in_w - ix0 < kw ? L->in_w - ix0 : kw; /* kx in [kx0, kx1) is inside */
+    uint8_t *d = p16;
+    for (int32_t ky = 0; ky < k; ky++) {
+        const int32_t iy = oy * L->stride - L->pad + ky;
+        const int inside = iy >= 0 && iy < L->in_h && kx0 < kx1;
+        const int32_t a = inside ? kx0 * C : kw * C, b = inside ? kx1 * C : kw * C; /* [a, b): the image's */
+        int32_t i = 0;
+        for (; i < a; i += 4, d += 16) st32(d, 0), st32(d + 8, 0);
+        if (inside)
+            for (const int8_t *s = x + ((size_t)iy * (size_t)L->in_w + (size_t)(ix0 + kx0)) * (size_t)C; i < b; i += 4, s += 4, d += 16) {
+                uint32_t v = ld32(s);
+                st32(d, (uint32_t)__sxtab16((int16x2_t)off2, (int8x4_t)v));
+                st32(d + 8, sxtab16_r8(off2, v));
+            }
+        for (; i < kw * C; i += 4, d += 16) st32(d, 0), st32(d + 8, 0);
+    }
+}
+
+/* The convolution of conv_dsp_body when in_c % 4 == 0: the two windows gathered straight into
+ * their interleaved pairs (gather_q15), so the scratch is those 4 K bytes alone, no int8 window
+ * and no tail (K % 4 == 0). A last odd position is gathered into both halves, written once. */
+__attribute__((noinline)) static void conv_dsp_direct(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) {
+    const int32_t K = L->k * KW(L) * L->in_c, OC = L->out_c, P = L->out_h * L->out_w, OC4 = OC - OC % 4;
+    const size_t Ks = (size_t)K;
+    uint8_t *p16 = (uint8_t *)patch;
+    const uint32_t off2 = ((uint32_t)(-L->in_zp) & 0xffffu) * 0x10001u;
+    for (int32_t p = 0; p < P; p += 2) {
+        const int two = p + 1 < P;
+        for (int j = 0; j < 2; j++) {
+            const int32_t q = two ? p + j : p;
+            gather_q15(L, x, q / L->out_w, q % L->out_w, p16 + 4 * j, off2);
+        }
+        int8_t *out = y + (size_t)p * (size_t)OC;
+        for (int32_t o = 0; o < OC4; o += 4) {
+            const int8_t *w = L->w + (size_t)o * Ks;
+            int32_t lo[4] = {L->bias[o], L->bias[o + 1], L->bias[o], L->bias[o + 1]};
+            int32_t hi[4] = {L->bias[o + 2], L->bias[o + 3], L->bias[o + 2], L->bias[o + 3]};
+            dot2x2_q15(w, Ks, p16, K, lo);
+            dot2x2_q15(w + 2 * Ks, Ks, p16, K, hi);
+            int32_t a[4] = {lo[0], lo[1], hi[0], hi[1]}, b[4] = {lo[2], lo[3], hi[2], hi[3]};
+            output4(L, o, a, out + o);
+            if (two) output4(L, o, b, out + OC + o);
+        }
+        for (int32_t o = OC4; o < OC; o++) { /* the last OC % 4 channels: stride 0, both rows the one */
+            int32_t acc[4] = {L->bias[o], 0, L->bias[o], 0};
+            dot2x2_q15(L->w + (size_t)o * Ks, 0, p16, K, acc);
+            out[o] = output(L, o, acc[0]);
+            if (two) out[(size_t)OC + (size_t)o] = output(L, o, acc[2]);
+        }
+    }
+}
+
+/* (each form a function of its own, so that neither's code depends on the other's) */
+__attribute__((noinline)) static void conv_dsp_window(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) {
+    conv_dsp_body(L, x, y, patch, 0);
+}
+
+TQ_INTERNAL void tq_conv_dsp_(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) {
+    if (L->in_c % 4 == 0) conv_dsp_direct(L, x, y, patch);
+    else conv_dsp_window(L, x, y, patch);
+}
 /* A 1 x 1 convolution: its own copy of the loop, so the others pay nothing for the choice */
 TQ_INTERNAL void tq_pointwise_dsp_(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch) { conv_dsp_body(L, x, y, patch, 1); }
 

@@ -21,6 +21,9 @@ size_t tq_s8_layer_scratch_bytes(const tq_s8_layer *L) {
         return 2 * ((size_t)L->in - (size_t)L->in % (size_t)(32 / L->w_bits));
     if (L->kind != TQ_S8_CONV) return 0;
     if (POINTWISE(L) && !PACKED(L)) return 4 * (K - K % 4); /* no window: two positions' int16 pairs (DSP) */
+    /* channels in fours: two windows gathered straight into int16 pairs (DSP), where the int8
+     * window of the reference kernel fits too */
+    if (!PACKED(L) && L->in_c % 4 == 0) return 4 * K;
     /* the int8 window, two windows' int16 pairs (DSP); rows of packed weights that start
      * mid-byte: the weights unpacked (tq_conv_midbyte_dsp_) */
     size_t midbyte = TQ_INT8_PACKED && (L->w_bits == 4 || L->w_bits == 2) && K * (size_t)L->w_bits % 8 ? K * (size_t)L->out_c : 0;

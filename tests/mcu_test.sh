@@ -21,10 +21,11 @@ set -e
 cd "$tmp"
 # models: DigitsNet; DigitsCNN (conv, max pool, dense); and an odd one for the kernels' edges
 # (stride 2, padding, 6 and 12 channels, a max pool on channels not a multiple of 4, depthwise,
-# average pool)
+# a padded convolution of 12 channels in to an odd count of positions, 5x5: the windows gathered
+# straight into int16 pairs, two positions at a time and the last alone; global average pool)
 "$bin" train --epochs 1 --limit 10000 --out fp.tqf >/dev/null
 "$bin" train --model digitscnn --epochs 1 --limit 3000 --threads 2 --out cnn.tqf >/dev/null
-"$bin" train --model in-c6k3s2p1br-m2-d2k3r-a2-out --no-norm --epochs 1 --limit 2000 --threads 2 --out odd.tqf >/dev/null
+"$bin" train --model in-c6k3s2p1br-m2-d2k3r-c8k3p1r-g-out --no-norm --epochs 1 --limit 2000 --threads 2 --out odd.tqf >/dev/null
 pass=0 total=0
 for m in fp cnn odd fp4 fp2 odd4 cnn4 fpmix cnnmix fp16 cnn16 odd16; do
   # (fpmix, cnnmix: a width per layer, three widths in one module; fp16, cnn16, odd16: 16-bit
