@@ -225,11 +225,13 @@ void tq_s8_layer_run(const tq_s8_layer *L, const int8_t *x, const int8_t *x2, in
  * last is the network's output); TQ_INT8_E_ARG otherwise. The runners call it. */
 int tq_int8_net_check(const tq_int8_net *m);
 
-/* Bytes of scratch tq_int8_net_run needs: the largest patch, then the arena the outputs live in
+/* Bytes of scratch tq_int8_net_run needs: the arena the outputs and the layers' patches live in
  * (the network's input and output are the caller's). A chain alternates the arena's two ends (each
- * output goes to the end its input left free), so the arena is its largest input and output pair.
- * A graph places each output, largest first, at the lowest offset free for as long as it lives
- * (from its layer to the last layer reading it), as TFLite Micro's greedy planner does. */
+ * output goes to the end its input left free) and puts a layer's patch between its input and
+ * output, from a word, so the arena is the largest input, patch and output of a layer. A graph
+ * places each output and each patch, largest first, at the lowest offset free for as long as it
+ * lives (an output from its layer to the last layer reading it, a patch its layer), as TFLite
+ * Micro's greedy planner does. */
 size_t tq_int8_net_scratch_bytes(const tq_int8_net *m);
 
 /* Run all layers: in[layer[0].in] -> out[layer[n-1].out]. TQ_INT8_E_ARG when the scratch is

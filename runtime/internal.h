@@ -128,6 +128,12 @@ __attribute__((noinline, unused)) static void output4(const tq_s8_layer *L, int3
 /* A 1 x 1 convolution without padding: each output pixel is a linear layer of one input pixel,
  * which is in_c contiguous bytes already, so it needs no window gathered. */
 #define POINTWISE(L) ((L)->kind == TQ_S8_CONV && (L)->k == 1 && KW(L) == 1 && (L)->pad == 0 && PW(L) == 0)
+/* The DSP's 1 x 1 convolution puts its two positions' int16 pairs (4 (in_c - in_c % 4) bytes,
+ * from a word) in the last words of its own output, which the positions before them do not reach,
+ * and needs no scratch, when those pairs cover at most an eighth of its positions (the last ones,
+ * which then run one at a time, a little slower); otherwise they go in the scratch. */
+#define PW_TAIL_POSITIONS(L) ((4 * ((L)->in_c - (L)->in_c % 4) + 3 + (L)->out_c - 1) / (L)->out_c)
+#define PW_PAIRS_IN_OUTPUT(L) (8 * PW_TAIL_POSITIONS(L) <= (L)->out_h * (L)->out_w)
 
 #define HAS(kind) ((TQ_INT8_KINDS >> (kind)) & 1)
 #define ONLY_LINEAR (TQ_INT8_KINDS == (1 << TQ_S8_LINEAR)) /* an exported MLP: less code in flash */

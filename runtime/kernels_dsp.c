@@ -189,17 +189,15 @@ TQ_INTERNAL void tq_conv_packed_dsp_(const tq_s8_layer *L, const int8_t *x, int8
 /* The convolution on the DSP, one output position at a time from position p0 (of out_h out_w,
  * in raster order) on: gather the window (int8), unpack it once to int16 pairs, then four output
  * channels at a time as in tq_linear_dsp_. Scratch: K bytes, then 2 (K - K % 4) bytes. */
-static void conv_dsp_one(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch, const int pw, int32_t p0) {
+static void conv_dsp_one(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch, int32_t p0) {
     const int32_t K = L->k * KW(L) * L->in_c, OC = L->out_c;
     const size_t Ks = (size_t)K;
-    /* pw: the window is the pixel itself: no copy, the int16 pairs at the scratch's start */
-    uint8_t *p16 = (uint8_t *)patch + (pw ? 0 : K);
+    uint8_t *p16 = (uint8_t *)patch + K;
     const uint32_t off2 = ((uint32_t)(-L->in_zp) & 0xffffu) * 0x10001u;
     for (int32_t p = p0; p < L->out_h * L->out_w; p++) {
         const int32_t oy = p / L->out_w, ox = p % L->out_w;
         const int8_t *win = patch;
-        if (pw) win = x + ((size_t)(oy * L->stride) * (size_t)L->in_w + (size_t)(ox * SW(L))) * (size_t)L->in_c;
-        else tq_gather_patch_(L, x, oy, ox, patch);
+        tq_gather_patch_(L, x, oy, ox, patch);
         for (int32_t i = 0; i + 4 <= K; i += 4) {
             uint32_t v = ld32(win + i);
             st32(p16 + 2 * i, (uint32_t)__sxtab16((int16x2_t)off2, (int8x4_t)v));
@@ -252,20 +250,64 @@ static void dot2x2_q15(const int8_t *w, size_t stride, const uint8_t *p16, int32
     acc[0] = a0, acc[1] = a1, acc[2] = b0, acc[3] = b1;
 }
 
+/* One output position of a 1 x 1 convolution (px: its pixel) with no scratch: each word of the
+ * pixel extended in registers (SXTAB16 takes z_x off) serves four channels' weight words. */
+#define TQ_PW_ROW(s, wp)                                                                                  \
+    do {                                                                                                   \
+        const uint32_t wv = ld32(wp);                                                                      \
+        s = smlad(sxtb16_r8(wv), xo, smlad((uint32_t)__sxtb16((int8x4_t)wv), xe, s));                      \
+    } while (0)
+static void pointwise_one(const tq_s8_layer *L, const int8_t *px, int8_t *out, uint32_t off2) {
+    const int32_t K = L->in_c, OC = L->out_c, K4 = K - K % 4;
+    const size_t Ks = (size_t)K;
+    for (int32_t o = 0; o < OC; o += 4) {
+        const int32_t rows = OC - o < 4 ? OC - o : 4;
+        const int8_t *w = L->w + (size_t)o * Ks;
+        int32_t acc[4] = {0, 0, 0, 0};
+        for (int32_t r = 0; r < rows; r++) acc[r] = L->bias[o + r];
+        if (rows == 4) {
+            int32_t s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3];
+            for (int32_t i = 0; i < K4; i += 4) {
+                const uint32_t v = ld32(px + i), xe = (uint32_t)__sxtab16((int16x2_t)off2, (int8x4_t)v), xo = sxtab16_r8(off2, v);
+                TQ_PW_ROW(s0, w + i);
+                TQ_PW_ROW(s1, w + Ks + i);
+                TQ_PW_ROW(s2, w + 2 * Ks + i);
+                TQ_PW_ROW(s3, w + 3 * Ks + i);
+            }
+            acc[0] = s0, acc[1] = s1, acc[2] = s2, acc[3] = s3;
+        } else {
+            for (int32_t i = 0; i < K4; i += 4) {
+                const uint32_t v = ld32(px + i), xe = (uint32_t)__sxtab16((int16x2_t)off2, (int8x4_t)v), xo = sxtab16_r8(off2, v);
+                for (int32_t r = 0; r < rows; r++) TQ_PW_ROW(acc[r], w + (size_t)r * Ks + (size_t)i);
+            }
+        }
+        for (int32_t i = K4; i < K; i++)
+            for (int32_t r = 0; r < rows; r++) acc[r] += (int32_t)w[(size_t)r * Ks + (size_t)i] * ((int32_t)px[i] - L->in_zp);
+        if (rows == 4) output4(L, o, acc, out + o);
+        else
+            for (int32_t r = 0; r < rows; r++) out[o + r] = output(L, o + r, acc[r]);
+    }
+}
+
 /* The convolution on the DSP, two output positions at a time: each window (read in place for
  * a 1 x 1 convolution, pw; gathered into the scratch otherwise) unpacked once to int16 pairs
  * (x - z_x), interleaved for dot2x2_q15, then four channels at a time as two pairs of it; the
- * last K % 4 values from the int8 windows. A last odd position takes the one-position kernel. Scratch: an int8 window (K bytes, none for pw: the two
- * are gathered there in turn, their last K % 4 values kept aside), then 4 (K - K % 4) bytes of
- * pairs. */
+ * last K % 4 values from the int8 windows. A last odd position takes the one-position kernel.
+ * Scratch: an int8 window (K bytes: the two are gathered there in turn, their last K % 4 values
+ * kept aside), then 4 (K - K % 4) bytes of pairs; a 1 x 1 convolution needs only the pairs, or
+ * none where they fit in its output (PW_PAIRS_IN_OUTPUT: there from a word, the positions they
+ * cover run one at a time without pairs, as does a last odd one). */
 static inline __attribute__((always_inline)) void conv_dsp_body(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_t *patch,
                                                                 const int pw) {
     const int32_t K = L->k * KW(L) * L->in_c, OC = L->out_c, K4 = K - K % 4, P = L->out_h * L->out_w, OC4 = OC - OC % 4;
     const size_t Ks = (size_t)K;
-    uint8_t *p16 = (uint8_t *)patch + (pw ? 0 : Ks);
     const uint32_t off2 = ((uint32_t)(-L->in_zp) & 0xffffu) * 0x10001u;
+    const int in_out = pw && PW_PAIRS_IN_OUTPUT(L); /* the pairs in the output's last 4 K4 bytes, from a word */
+    uint8_t *p16 = in_out ? (uint8_t *)(((uintptr_t)(y + (size_t)P * (size_t)OC) - 4 * (uintptr_t)K4) & ~(uintptr_t)3)
+                          : (uint8_t *)patch + (pw ? 0 : Ks);
+    const int32_t P2 = in_out ? P - PW_TAIL_POSITIONS(L) : P;
     int32_t p = 0;
-    for (; p + 1 < P; p += 2) {
+    for (; p + 1 < P2; p += 2) {
         int32_t tail[2][3]; /* x - z_x of each window's last K % 4 values */
         for (int j = 0; j < 2; j++) {
             const int32_t oy = (p + j) / L->out_w, ox = (p + j) % L->out_w;
@@ -305,7 +347,11 @@ static inline __attribute__((always_inline)) void conv_dsp_body(const tq_s8_laye
             out[(size_t)OC + (size_t)o] = output(L, o, acc[2]);
         }
     }
-    if (p < P) conv_dsp_one(L, x, y, patch, pw, p);
+    if (pw)
+        for (; p < P; p++)
+            pointwise_one(L, x + ((size_t)(p / L->out_w * L->stride) * (size_t)L->in_w + (size_t)(p % L->out_w * SW(L))) * Ks,
+                          y + (size_t)p * (size_t)OC, off2);
+    else if (p < P) conv_dsp_one(L, x, y, patch, p);
 }
 
 /* Window (oy, ox) of a layer whose channels come in fours (in_c % 4 == 0: every four window

@@ -20,7 +20,8 @@ size_t tq_s8_layer_scratch_bytes(const tq_s8_layer *L) {
     if (TQ_INT8_PACKED && L->kind == TQ_S8_LINEAR && (L->w_bits == 4 || L->w_bits == 2)) /* the input as int16 (DSP) */
         return 2 * ((size_t)L->in - (size_t)L->in % (size_t)(32 / L->w_bits));
     if (L->kind != TQ_S8_CONV) return 0;
-    if (POINTWISE(L) && !PACKED(L)) return 4 * (K - K % 4); /* no window: two positions' int16 pairs (DSP) */
+    if (POINTWISE(L) && !PACKED(L)) /* no window; the DSP's two positions' int16 pairs, or none (PW_PAIRS_IN_OUTPUT) */
+        return PW_PAIRS_IN_OUTPUT(L) ? 0 : 4 * (K - K % 4);
     /* channels in fours: two windows gathered straight into int16 pairs (DSP), where the int8
      * window of the reference kernel fits too */
     if (!PACKED(L) && L->in_c % 4 == 0) return 4 * K;
@@ -180,28 +181,28 @@ static int is_chain(const tq_int8_net *m) {
     return 1;
 }
 
-/* The largest patch, rounded up to a word so the arena after it starts aligned. */
-static size_t patch_bytes(const tq_int8_net *m) {
-    size_t p = 0;
+/* A layer's scratch (its patch) as the chain places it: a whole number of words; none in a
+ * module whose kernels need none. */
+static size_t chain_patch(const tq_s8_layer *L) {
     if (!HAS(TQ_S8_CONV) && !TQ_INT8_PACKED) return 0;
-    for (int32_t l = 0; l < m->n_layers; l++) {
-        size_t b = tq_s8_layer_scratch_bytes(&m->layer[l]);
-        p = b > p ? b : p;
-    }
-    return (p + 3) / 4 * 4;
+    return (tq_s8_layer_scratch_bytes(L) + 3) / 4 * 4;
 }
 
-/* A chain's arena for layers first.. when the input of layer `first` is in it (in_bytes) or not
- * (0): each layer needs its input and its output at once; flatten moves nothing; the last layer
- * writes into the caller's buffer. */
+/* A chain's arena for layers first.. when the input of layer `first` is at its start (in_bytes)
+ * or the caller's (0): each layer's input and output at the arena's two ends (each output at the
+ * end its input left free; the last layer writes into the caller's buffer), its patch between
+ * them, from the first word after the one at the start. A layer needs the three at once. */
 static size_t chain_arena_bytes(const tq_int8_net *m, int32_t first, size_t in_bytes) {
     size_t need = in_bytes, cur = in_bytes;
-    int wide = 0;
+    int at = in_bytes ? 1 : 0, wide = 0; /* where the input is: the caller's (0), the start (1), the end (2) */
     for (int32_t l = first; l < m->n_layers; l++) {
         if (is_flatten(&m->layer[l])) continue;
-        size_t out = l == m->n_layers - 1 ? 0 : OUT_BYTES(&m->layer[l]);
-        need = cur + out > need ? cur + out : need;
+        size_t out = l == m->n_layers - 1 ? 0 : OUT_BYTES(&m->layer[l]), patch = chain_patch(&m->layer[l]);
+        size_t here = cur + out;
+        if (patch) here = ((at == 1 ? cur : out) + 3) / 4 * 4 + patch + (at == 1 ? out : cur);
+        need = here > need ? here : need;
         cur = out;
+        at = at == 1 ? 2 : 1;
         wide |= ACT16(&m->layer[l]);
     }
     /* int16 outputs go at the arena's end too: a whole number of words keeps them aligned */
@@ -261,14 +262,15 @@ static size_t plan_graph(const tq_int8_net *m, size_t in_bytes, int32_t *off) {
 }
 
 /* Chain layers first.. on x, which is the caller's (at = 0) or at the arena's start (1) or end (2);
- * each output goes to the end its input leaves free. */
-static void run_chain(const tq_int8_net *m, int32_t first, const int8_t *x, int at, int8_t *out, int8_t *patch, int8_t *arena,
-                      size_t arena_size) {
+ * each output goes to the end its input leaves free, the patch between the two. */
+static inline __attribute__((always_inline)) void run_chain(const tq_int8_net *m, int32_t first, const int8_t *x, int at, int8_t *out, int8_t *arena, size_t arena_size) {
     for (int32_t l = first; l < m->n_layers; l++) {
         const tq_s8_layer *L = &m->layer[l];
         if (is_flatten(L)) continue;
-        int8_t *y = l == m->n_layers - 1 ? out : at == 1 ? arena + arena_size - OUT_BYTES(L) : arena;
-        tq_s8_layer_run(L, x, 0, y, patch);
+        const int last = l == m->n_layers - 1;
+        int8_t *y = last ? out : at == 1 ? arena + arena_size - OUT_BYTES(L) : arena;
+        size_t start = !HAS(TQ_S8_CONV) && !TQ_INT8_PACKED ? 0 : at == 1 ? (size_t)L->in << IN16(L) : last ? 0 : OUT_BYTES(L);
+        tq_s8_layer_run(L, x, 0, y, arena + (start + 3) / 4 * 4);
         x = y;
         at = at == 1 ? 2 : 1;
     }
@@ -285,26 +287,24 @@ static void run_graph(const tq_int8_net *m, int32_t first, const int8_t *in, int
     }
 }
 
-/* The scratch of a run (in_bytes: the network's input's bytes when it goes into the arena): a
- * chain's largest patch, then its arena; a graph's plan, patches included (pb = 0). */
-static size_t scratch_for(const tq_int8_net *m, int chain, size_t in_bytes, int32_t *off, size_t *pb) {
-    *pb = chain ? patch_bytes(m) : 0;
-    return *pb + (chain ? chain_arena_bytes(m, 0, in_bytes) : plan_graph(m, in_bytes, off));
+/* The scratch of a run (in_bytes: the network's input's bytes when it goes into the arena): the
+ * arena, patches included. */
+static size_t scratch_for(const tq_int8_net *m, int chain, size_t in_bytes, int32_t *off) {
+    return chain ? chain_arena_bytes(m, 0, in_bytes) : plan_graph(m, in_bytes, off);
 }
 
 size_t tq_int8_net_scratch_bytes(const tq_int8_net *m) {
     int32_t off[PLAN_SLOTS];
-    size_t pb;
-    return net_ok(m) ? scratch_for(m, is_chain(m), 0, off, &pb) : 0;
+    return net_ok(m) ? scratch_for(m, is_chain(m), 0, off) : 0;
 }
 
 int tq_int8_net_run(const tq_int8_net *m, const int8_t *in, int8_t *out, void *scratch, size_t scratch_bytes) {
     if (!net_ok(m) || !scratch) return TQ_INT8_E_ARG;
     int32_t off[PLAN_SLOTS];
     int chain = is_chain(m);
-    size_t pb, need = scratch_for(m, chain, 0, off, &pb);
+    size_t need = scratch_for(m, chain, 0, off);
     if (scratch_bytes < need) return TQ_INT8_E_ARG;
-    if (chain) run_chain(m, 0, in, 0, out, (int8_t *)scratch, (int8_t *)scratch + pb, need - pb);
+    if (chain) run_chain(m, 0, in, 0, out, (int8_t *)scratch, need);
     else run_graph(m, 0, in, out, (int8_t *)scratch, off);
     return TQ_INT8_OK;
 }
@@ -315,8 +315,7 @@ static int reads_pixels_in_place(const tq_int8_net *m) { return (ONLY_LINEAR || 
 size_t tq_int8_net_predict_scratch_bytes(const tq_int8_net *m) {
     if (!net_ok(m)) return 0;
     int32_t off[PLAN_SLOTS];
-    size_t pb;
-    return scratch_for(m, is_chain(m), reads_pixels_in_place(m) ? 0 : (size_t)m->layer[0].in, off, &pb);
+    return scratch_for(m, is_chain(m), reads_pixels_in_place(m) ? 0 : (size_t)m->layer[0].in, off);
 }
 
 /* Layer 0 on raw pixels: x[i] - z_x = (p[i] - 128) - z_x, read in place. */
@@ -353,18 +352,18 @@ int tq_int8_net_predict_u8(const tq_int8_net *m, const uint8_t *pixels, int8_t *
     const tq_s8_layer *L0 = &m->layer[0];
     int in_place = reads_pixels_in_place(m), chain = is_chain(m);
     int32_t off[PLAN_SLOTS];
-    size_t pb, need = scratch_for(m, chain, in_place ? 0 : (size_t)L0->in, off, &pb), size = need - pb;
+    size_t need = scratch_for(m, chain, in_place ? 0 : (size_t)L0->in, off);
     if (scratch_bytes < need) return TQ_INT8_E_ARG;
-    int8_t *patch = (int8_t *)scratch, *arena = patch + pb;
-    if (in_place) {
+    int8_t *arena = (int8_t *)scratch;
+    if (in_place) { /* (a chain's layer 0: its output at the start, its patch after it) */
         int8_t *y = m->n_layers == 1 ? logits : chain ? arena : arena + off[0];
-        linear_u8_input(L0, pixels, y, chain ? patch : arena + off[m->n_layers + 1]);
-        if (chain) run_chain(m, 1, y, 1, logits, patch, arena, size);
+        linear_u8_input(L0, pixels, y, !chain ? arena + off[m->n_layers + 1] : !TQ_INT8_PACKED || m->n_layers == 1 ? arena : arena + (OUT_BYTES(L0) + 3) / 4 * 4);
+        if (chain) run_chain(m, 1, y, 1, logits, arena, need);
         else run_graph(m, 1, 0, logits, arena, off);
     } else {
         int8_t *x = chain ? arena : arena + off[m->n_layers];
         for (int32_t i = 0; i < L0->in; i++) x[i] = (int8_t)(pixels[i] ^ 0x80u); /* p - 128 */
-        if (chain) run_chain(m, 0, x, 1, logits, patch, arena, size);
+        if (chain) run_chain(m, 0, x, 1, logits, arena, need);
         else run_graph(m, 0, x, logits, arena, off);
     }
     const tq_s8_layer *last = &m->layer[m->n_layers - 1];
