@@ -51,17 +51,27 @@ static inline __attribute__((always_inline)) int32_t rounding_shift(int32_t a, i
 
 /* The requantization of §5: a = acc 2^max(shift, 0), saturated (TFLite leaves the overflow
  * undefined); out = rounding_shift(high_mul(a, M0), max(-shift, 0)). For M0 >= 0, which every
- * layer has (M0 in [2^30, 2^31 - 1], or 0), high_mul cannot meet its saturating case, so the
- * kernels skip the test; tq_requantize_ref keeps it. */
+ * layer has (M0 in [2^30, 2^31 - 1], or 0; a mean's down to 1), high_mul cannot meet its
+ * saturating case, so the kernels skip the test; tq_requantize_ref keeps it.
+ * A right shift, e = -shift >= 1 (the usual case), takes one multiply-accumulate and a shift.
+ * With P = acc M0 + 2^30 and h = floor(P / 2^31) (high_mul), rounding_shift gives
+ * floor((h + 2^(e-1) - [h < 0]) / 2^e), which is floor((P + (2^(e-1) - [h < 0]) 2^31) / 2^(31+e))
+ * (an integer added inside a floor passes through it): the high word of acc M0 + C shifted right
+ * by e - 1, with C = 2^30 + (2^(e-1) - [acc < 0]) 2^31. [acc < 0] stands in for [h < 0]: for
+ * M0 >= 0 they differ only when acc < 0 and P >= 0, where h = 0, which the correction cannot move
+ * (it matters only at h = 2^(e-1) mod 2^e). Without a right shift there is nothing to round. */
 static inline __attribute__((always_inline)) int32_t requantize_body(int32_t acc, int32_t M0, int32_t shift) {
-    int32_t a = acc, e = 0;
+    if (shift < 0) {
+        const uint32_t t = ((uint32_t)1 << (-shift - 1)) - ((uint32_t)acc >> 31);
+        const int64_t c = (int64_t)(((uint64_t)t << 31) | 0x40000000u);
+        return (int32_t)(((int64_t)acc * (int64_t)M0 + c) >> 32) >> (-shift - 1);
+    }
+    int32_t a = acc;
     if (shift > 0) { /* rare (M > 1): the left shift, saturated */
         int64_t a64 = (int64_t)acc * ((int64_t)1 << shift);
         a = a64 > INT32_MAX ? INT32_MAX : a64 < INT32_MIN ? INT32_MIN : (int32_t)a64;
-    } else {
-        e = -shift;
     }
-    return rounding_shift(high_mul(a, M0), e);
+    return high_mul(a, M0);
 }
 
 /* One call per output: inlined into every kernel it would crowd their loops' registers. */

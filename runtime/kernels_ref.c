@@ -5,6 +5,8 @@
 
 int32_t tq_requantize_ref(int32_t acc, int32_t M0, int32_t shift) {
     if (M0 == INT32_MIN && (shift > 0 ? (int64_t)acc * ((int64_t)1 << shift) : acc) <= INT32_MIN) return INT32_MAX;
+    if (M0 < 0 && shift < 0) /* outside the kernels' range (M0 >= 0, their one-step form): §5's two steps */
+        return rounding_shift(high_mul(acc, M0), -shift);
     return requantize(acc, M0, shift);
 }
 

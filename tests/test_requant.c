@@ -82,6 +82,13 @@ static void requant_hand_values(void **state) {
     /* 1000 * 0.75 / 8 = 93.75 -> 94;  -1000 * 0.75 / 8 = -93.75 -> -94 */
     assert_int_equal(tq_requantize_ref(1000, 1610612736, -3), 94);
     assert_int_equal(tq_requantize_ref(-1000, 1610612736, -3), -94);
+    /* acc = -1 at M0 = 2^30: the high product is 0 (P = 0), though acc < 0 */
+    for (int32_t sh = -31; sh <= 0; sh++) assert_int_equal(tq_requantize_ref(-1, half, sh), 0);
+    assert_int_equal(tq_requantize_ref(-1, half + 1, 0), -1);
+    /* exact halves after the high product: h = 2^(e-1) (+/-) rounds away from zero */
+    assert_int_equal(tq_requantize_ref(4, half, -2), 1);   /* h = 2, e = 2: 0.5 -> 1 */
+    assert_int_equal(tq_requantize_ref(-4, half, -2), -1); /* h = -2: -0.5 -> -1 */
+    assert_int_equal(tq_requantize_ref(-3, half, -2), 0);  /* h = -1 (-1.5 rounded up): -0.25 -> 0 */
     /* the saturating corner and a saturating left shift */
     assert_int_equal(tq_requantize_ref(INT32_MIN, INT32_MIN, 0), INT32_MAX);
     assert_int_equal(tq_requantize_ref(INT32_MAX, 1 << 30, 3), tq_requantize_ref(INT32_MAX, 1 << 30, 0));
@@ -107,10 +114,15 @@ static void requant_matches_independent_derivation(void **state) {
     tq_rng r;
     tq_rng_seed(&r, 32);
     long single_differs = 0, n = 0;
-    for (int i = 0; i < 200000; i++) {
+    for (int i = 0; i < 400000; i++) {
         int32_t acc = (int32_t)(tq_rng_u64(&r) >> 32) >> (int)tq_rng_below(&r, 24); /* many magnitudes */
-        int32_t M0 = (1 << 30) + (int32_t)tq_rng_below(&r, 1u << 30);
-        int32_t shift = (int32_t)tq_rng_below(&r, 26) - 24; /* -24 .. 1 */
+        /* the kernels' M0 in [2^30, 2^31 - 1]; every 8th anything from 0 (a mean's go down to 1), every
+         * 16th negative (tq_requantize_ref's own path); every 4th input small, where halves and the
+         * sign of the high product's rounding meet */
+        int32_t M0 = i % 8 == 3 ? (int32_t)(tq_rng_u64(&r) >> 33) : (1 << 30) + (int32_t)tq_rng_below(&r, 1u << 30);
+        if (i % 16 == 7) M0 = -1 - (int32_t)(tq_rng_u64(&r) >> 33);
+        if (i % 4 == 1) acc = (int32_t)tq_rng_below(&r, 4097) - 2048;
+        int32_t shift = (int32_t)tq_rng_below(&r, 33) - 31; /* -31 .. 1 */
         int32_t got = tq_requantize_ref(acc, M0, shift), want = requant_independent(acc, M0, shift);
         if (got != want) fail_msg("acc %d M0 %d shift %d: got %d want %d", acc, M0, shift, got, want);
         /* single rounding, (acc M0 + 2^(30-shift)) >> (31-shift): counted, never used */
