@@ -196,10 +196,9 @@ static void conv_dsp_one(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_
     const uint32_t off2 = ((uint32_t)(-L->in_zp) & 0xffffu) * 0x10001u;
     for (int32_t p = p0; p < L->out_h * L->out_w; p++) {
         const int32_t oy = p / L->out_w, ox = p % L->out_w;
-        const int8_t *win = patch;
         tq_gather_patch_(L, x, oy, ox, patch);
         for (int32_t i = 0; i + 4 <= K; i += 4) {
-            uint32_t v = ld32(win + i);
+            uint32_t v = ld32(patch + i);
             st32(p16 + 2 * i, (uint32_t)__sxtab16((int16x2_t)off2, (int8x4_t)v));
             st32(p16 + 2 * i + 4, sxtab16_r8(off2, v));
         }
@@ -208,11 +207,11 @@ static void conv_dsp_one(const tq_s8_layer *L, const int8_t *x, int8_t *y, int8_
             int32_t rows = OC - o < 4 ? OC - o : 4, acc[4];
             if (rows == 4) {
                 for (int k = 0; k < 4; k++) acc[k] = L->bias[o + k];
-                dot4_q15(L->w + (size_t)o * Ks, Ks, p16, win, K, L->in_zp, acc);
+                dot4_q15(L->w + (size_t)o * Ks, Ks, p16, patch, K, L->in_zp, acc);
             } else { /* stride 0: the four lanes are one row, as in tq_linear_dsp_ */
                 for (int32_t k = 0; k < rows; k++) {
                     int32_t a[4] = {L->bias[o + k], 0, 0, 0};
-                    dot4_q15(L->w + (size_t)(o + k) * Ks, 0, p16, win, K, L->in_zp, a);
+                    dot4_q15(L->w + (size_t)(o + k) * Ks, 0, p16, patch, K, L->in_zp, a);
                     acc[k] = a[0];
                 }
             }
