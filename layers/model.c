@@ -547,9 +547,10 @@ tq_status tq_model_quantize(tq_model *m, const tq_qat_cfg *cfg) {
     if (m->n_stages && m->stage[0].conv.pad && (m->in_mean != 0.0f || m->in_std != 1.0f))
         TQ_FAIL(TQ_E_ARG, "model %s: the first convolution pads its input, so the input normalization cannot be folded into it "
                           "exactly; train it with --no-norm to quantize it", m->spec);
-    int oc[TQ_MAX_STAGES], src[TQ_MAX_STAGES];
-    for (int s = 0; s < m->n_stages; s++) oc[s] = m->stage[s].conv.OC, src[s] = m->stage[s].src[0];
     const int units = m->n_stages + m->n_layers;
+    int oc[TQ_QAT_MAX_UNITS], src[TQ_QAT_MAX_UNITS];
+    for (int u = 0; u < units; u++) /* a dense layer reads the unit before it (the first: the last stage) */
+        oc[u] = u < m->n_stages ? m->stage[u].conv.OC : m->dims[u - m->n_stages + 1], src[u] = u < m->n_stages ? m->stage[u].src[0] : u - 1;
     for (int s = 0; s < m->n_stages; s++) { /* the int16 ADD is not TFLite's int8 one: not there yet */
         const tq_stage *S = &m->stage[s];
         const int two = S->kind != TQ_STAGE_CONV;
@@ -566,7 +567,7 @@ tq_status tq_model_quantize(tq_model *m, const tq_qat_cfg *cfg) {
     float *saved = cfg->ste == TQ_STE_LSQ ? tq_malloc(m->n_params * sizeof(float)) : NULL;
     if (cfg->ste == TQ_STE_LSQ && !saved) TQ_FAIL(TQ_E_NOMEM, "model %s: out of memory", m->spec);
     if (saved) memcpy(saved, m->params, m->n_params * sizeof(float));
-    tq_status st = tq_qat_new(&m->qat, cfg, m->n_stages, oc, src, m->n_layers, m->dims + 1);
+    tq_status st = tq_qat_new(&m->qat, cfg, units, m->n_stages, oc, src);
     for (int s = 0; s < m->n_stages && st == TQ_OK; s++)
         if (m->stage[s].kind == TQ_STAGE_CONCAT && (st = tq_qat_share_concat(m->qat, s, m->stage[s].src[0], m->stage[s].src[1])) != TQ_OK) {
             tq_error_set_(st, __FILE__, __LINE__, "model %s: %s", m->spec, tq_last_error());
@@ -613,8 +614,8 @@ static tq_status add_lsq_params(tq_model *m) {
     size_t n = 0, wmax = 1;
     for (int s = 0; s < m->n_stages; s++) /* (an add learns nothing: its output scale is its observer's) */
         if (m->stage[s].kind == TQ_STAGE_CONV)
-            n += (size_t)Q->swfq[s].n_ch + !Q->safq[s].ring, wmax = stage_weights(&m->stage[s]) > wmax ? stage_weights(&m->stage[s]) : wmax;
-    for (int l = 0; l < m->n_layers; l++) n += (size_t)Q->wfq[l].n_ch + 1;
+            n += (size_t)Q->wfq[s].n_ch + !Q->afq[s].ring, wmax = stage_weights(&m->stage[s]) > wmax ? stage_weights(&m->stage[s]) : wmax;
+    for (int l = 0; l < m->n_layers; l++) n += (size_t)Q->wfq[m->n_stages + l].n_ch + 1;
     float *p = tq_calloc(m->n_params + n, sizeof(float)), *gr = tq_calloc(m->n_params + n, sizeof(float));
     float *wf = tq_malloc(wmax * sizeof(float)), *bf = tq_malloc(4096 * sizeof(float));
     if (!p || !gr || !wf || !bf) {
@@ -641,20 +642,20 @@ static tq_status add_lsq_params(tq_model *m) {
         size_t OC = (size_t)m->stage[s].conv.OC;
         if (m->stage[s].kind != TQ_STAGE_CONV) continue;
         stage_folded(&m->stage[s], wf, bf);
-        (void)tq_fq_update(&Q->swfq[s], wf, (int)OC, (int)(stage_weights(&m->stage[s]) / OC), 0);
-        for (int c = 0; c < Q->swfq[s].n_ch; c++) v[c] = logf(Q->swfq[s].scale[c]);
-        Q->swfq[s].learned = v, Q->swfq[s].learned_grad = gr + (v - p), Q->swfq[s].lsq_log = 1;
-        v += Q->swfq[s].n_ch;
-        if (Q->safq[s].ring) continue; /* a concat's input: the scale it shares is its observers' */
-        Q->safq[s].learned = v, Q->safq[s].learned_grad = gr + (v - p), Q->safq[s].lsq_log = 1;
+        (void)tq_fq_update(&Q->wfq[s], wf, (int)OC, (int)(stage_weights(&m->stage[s]) / OC), 0);
+        for (int c = 0; c < Q->wfq[s].n_ch; c++) v[c] = logf(Q->wfq[s].scale[c]);
+        Q->wfq[s].learned = v, Q->wfq[s].learned_grad = gr + (v - p), Q->wfq[s].lsq_log = 1;
+        v += Q->wfq[s].n_ch;
+        if (Q->afq[s].ring) continue; /* a concat's input: the scale it shares is its observers' */
+        Q->afq[s].learned = v, Q->afq[s].learned_grad = gr + (v - p), Q->afq[s].lsq_log = 1;
         v += 1;
     }
     for (int l = 0; l < m->n_layers; l++) {
-        (void)tq_fq_update(&Q->wfq[l], m->W[l], m->dims[l + 1], m->dims[l], 0);
-        for (int c = 0; c < Q->wfq[l].n_ch; c++) v[c] = logf(Q->wfq[l].scale[c]);
-        Q->wfq[l].learned = v, Q->wfq[l].learned_grad = gr + (v - p), Q->wfq[l].lsq_log = 1;
-        v += Q->wfq[l].n_ch;
-        Q->afq[l].learned = v, Q->afq[l].learned_grad = gr + (v - p), Q->afq[l].lsq_log = 1;
+        (void)tq_fq_update(&Q->wfq[m->n_stages + l], m->W[l], m->dims[l + 1], m->dims[l], 0);
+        for (int c = 0; c < Q->wfq[m->n_stages + l].n_ch; c++) v[c] = logf(Q->wfq[m->n_stages + l].scale[c]);
+        Q->wfq[m->n_stages + l].learned = v, Q->wfq[m->n_stages + l].learned_grad = gr + (v - p), Q->wfq[m->n_stages + l].lsq_log = 1;
+        v += Q->wfq[m->n_stages + l].n_ch;
+        Q->afq[m->n_stages + l].learned = v, Q->afq[m->n_stages + l].learned_grad = gr + (v - p), Q->afq[m->n_stages + l].lsq_log = 1;
         v += 1;
     }
     tq_free(wf);
@@ -669,9 +670,9 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
     if (!Q->cfg.quant_bias)
         TQ_FAIL(TQ_E_ARG, "model %s keeps a float bias (--no-bias-quant): the integer path needs an int32 bias", m->spec);
     for (int s = 0; s < m->n_stages; s++) /* (a concat's quantizer reads its inputs' observers) */
-        if (Q->safq[s].obs->n_seen == 0) TQ_FAIL(TQ_E_ARG, "stage %d's activation range was never observed: calibrate first", s);
+        if (Q->afq[s].obs->n_seen == 0) TQ_FAIL(TQ_E_ARG, "stage %d's activation range was never observed: calibrate first", s);
     for (int l = 0; l < m->n_layers; l++)
-        if (Q->aobs[l].n_seen == 0) TQ_FAIL(TQ_E_ARG, "layer %d's activation range was never observed: calibrate first", l);
+        if (Q->aobs[m->n_stages + l].n_seen == 0) TQ_FAIL(TQ_E_ARG, "layer %d's activation range was never observed: calibrate first", l);
     size_t n_ch = 0, n_w = 0;
     for (int s = 0; s < m->n_stages; s++) n_ch += 2 * (size_t)m->stage[s].conv.OC, n_w += stage_weights(&m->stage[s]);
     for (int l = 0; l < m->n_layers; l++) n_ch += (size_t)m->dims[l + 1];
@@ -707,11 +708,11 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
                                    "convert: stage %d reads the model's input, which the integer runtime gives only its first layer", s);
                 break;
             }
-            if (r >= 0) from[j] = last[r] + 1, s_in[j] = Q->safq[r].scale[0], z_in[j] = Q->safq[r].zero_point[0];
+            if (r >= 0) from[j] = last[r] + 1, s_in[j] = Q->afq[r].scale[0], z_in[j] = Q->afq[r].zero_point[0];
         }
-        if (st != TQ_OK || (st = tq_fq_update(&Q->safq[s], NULL, 0, 0, 0)) != TQ_OK) break;
-        float out_scale = Q->safq[s].scale[0];
-        int32_t out_zp = Q->safq[s].zero_point[0];
+        if (st != TQ_OK || (st = tq_fq_update(&Q->afq[s], NULL, 0, 0, 0)) != TQ_OK) break;
+        float out_scale = Q->afq[s].scale[0];
+        int32_t out_zp = Q->afq[s].zero_point[0];
         if (S->kind == TQ_STAGE_CONCAT) { /* its inputs are on its grid already (tq_qat_share_concat) */
             src[n++] = (tq_qlayer_src){.in_scale = out_scale, .in2_scale = out_scale, .out_scale = out_scale, .in_zp = out_zp,
                                        .in2_zp = out_zp, .out_zp = out_zp, .kind = TQ_S8_CONCAT, .in_h = cs->H, .in_w = cs->W,
@@ -726,15 +727,15 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
             int OC = cs->OC, K = (int)(stage_weights(S) / (size_t)OC);
             float *bias = ch + OC;
             stage_folded(S, w, bias);
-            if ((st = tq_fq_update(&Q->swfq[s], w, OC, K, 0)) != TQ_OK) break;
-            for (int o = 0; o < OC; o++) ch[o] = Q->swfq[s].scale[Q->swfq[s].per_channel ? o : 0];
+            if ((st = tq_fq_update(&Q->wfq[s], w, OC, K, 0)) != TQ_OK) break;
+            for (int o = 0; o < OC; o++) ch[o] = Q->wfq[s].scale[Q->wfq[s].per_channel ? o : 0];
             src[n++] = (tq_qlayer_src){.in = cs->H * cs->W * cs->C, .out = cs->OH * cs->OW * OC, .relu = S->relu,
                                        .w_bits = tq_qat_cfg_bits(&Q->cfg, s), .W = w, .b = bias, .w_scale = ch, .in_scale = s_in[0],
                                        .out_scale = out_scale, .in_zp = z_in[0], .out_zp = out_zp,
                                        .kind = cs->depthwise ? TQ_S8_DEPTHWISE : TQ_S8_CONV, .in_h = cs->H, .in_w = cs->W,
                                        .in_c = cs->C, .out_h = cs->OH, .out_w = cs->OW, .out_c = OC, .k = cs->KH,
                                        .stride = cs->stride, .pad = cs->pad, .kw = cs->KW, .stride_w = cs->stride_w,
-                                       .pad_w = cs->pad_w, .src = {from[0], 0}, .out_bits = Q->safq[s].bits};
+                                       .pad_w = cs->pad_w, .src = {from[0], 0}, .out_bits = Q->afq[s].bits};
             ch += 2 * OC;
             w += stage_weights(S);
         }
@@ -755,18 +756,18 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
     }
     for (int l = 0; l < m->n_layers && st == TQ_OK; l++) {
         /* weight scales from the weights as they are now, as the next forward would compute */
-        if ((st = tq_fq_update(&Q->wfq[l], m->W[l], m->dims[l + 1], m->dims[l], 0)) != TQ_OK) break;
-        if ((st = tq_fq_update(&Q->afq[l], NULL, 0, 0, 0)) != TQ_OK) break;
+        if ((st = tq_fq_update(&Q->wfq[m->n_stages + l], m->W[l], m->dims[l + 1], m->dims[l], 0)) != TQ_OK) break;
+        if ((st = tq_fq_update(&Q->afq[m->n_stages + l], NULL, 0, 0, 0)) != TQ_OK) break;
         if (n >= TQ_INT8_MAX_LAYERS) {
             st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "convert: more than %d integer layers", TQ_INT8_MAX_LAYERS);
             break;
         }
-        for (int o = 0; o < m->dims[l + 1]; o++) ch[o] = Q->wfq[l].scale[Q->wfq[l].per_channel ? o : 0];
+        for (int o = 0; o < m->dims[l + 1]; o++) ch[o] = Q->wfq[m->n_stages + l].scale[Q->wfq[m->n_stages + l].per_channel ? o : 0];
         src[n++] = (tq_qlayer_src){.in = m->dims[l], .out = m->dims[l + 1], .relu = m->relu[l], .w_bits = tq_qat_cfg_bits(&Q->cfg, m->n_stages + l),
                                    .W = m->W[l], .b = m->b[l], .w_scale = ch, .in_scale = in_scale, .in_zp = in_zp,
-                                   .out_scale = Q->afq[l].scale[0], .out_zp = Q->afq[l].zero_point[0], .out_bits = Q->afq[l].bits};
-        in_scale = Q->afq[l].scale[0];
-        in_zp = Q->afq[l].zero_point[0];
+                                   .out_scale = Q->afq[m->n_stages + l].scale[0], .out_zp = Q->afq[m->n_stages + l].zero_point[0], .out_bits = Q->afq[m->n_stages + l].bits};
+        in_scale = Q->afq[m->n_stages + l].scale[0];
+        in_zp = Q->afq[m->n_stages + l].zero_point[0];
         ch += m->dims[l + 1];
     }
     if (st == TQ_OK) st = tq_qmodel_convert(q, m->spec, src, n);
@@ -783,9 +784,9 @@ size_t tq_model_int8_bytes(const tq_model *m) {
     size_t n = tq_model_int8_bytes_with(m, bits);
     /* a layer with a 16-bit side keeps int64 biases: 4 more bytes a channel */
     for (int s = 0; m->qat && s < m->n_stages; s++)
-        if (m->stage[s].kind == TQ_STAGE_CONV && m->qat->sbq[s].wide) n += 4 * (size_t)m->stage[s].conv.OC;
+        if (m->stage[s].kind == TQ_STAGE_CONV && m->qat->bq[s].wide) n += 4 * (size_t)m->stage[s].conv.OC;
     for (int l = 0; m->qat && l < m->n_layers; l++)
-        if (m->qat->bq[l].wide) n += 4 * (size_t)m->dims[l + 1];
+        if (m->qat->bq[m->n_stages + l].wide) n += 4 * (size_t)m->dims[l + 1];
     return n;
 }
 
@@ -856,11 +857,11 @@ tq_status tq_model_to_ckpt(const tq_model *m, tq_ckpt *c) {
     for (int u = 0; v && u < m->n_stages + m->n_layers; u++) { /* add_lsq_params's order */
         if (!tq_model_unit_has_weights(m, u)) continue;
         int is_stage = u < m->n_stages, k = is_stage ? u : u - m->n_stages;
-        int nw = is_stage ? m->qat->swfq[k].n_ch : m->qat->wfq[k].n_ch;
+        int nw = m->qat->wfq[u].n_ch;
         snprintf(name, sizeof name, "%s.%d.w_log_scale", is_stage ? "stages" : "layers", k);
         TQ_TRY(tq_ckpt_add(c, name, 1, (uint32_t)nw, v));
         v += nw;
-        if (is_stage && m->qat->safq[k].ring) continue; /* a concat's input: no learned activation scale */
+        if (m->qat->afq[u].ring) continue; /* a concat's input: no learned activation scale */
         snprintf(name, sizeof name, "%s.%d.a_log_scale", is_stage ? "stages" : "layers", k);
         TQ_TRY(tq_ckpt_add(c, name, 1, 1, v));
         v += 1;
@@ -898,8 +899,8 @@ static tq_status load_quant_state(tq_model *m, const tq_ckpt *c, const char *pat
     for (int u = 0; v && u < m->n_stages + m->n_layers; u++) {
         if (!tq_model_unit_has_weights(m, u)) continue;
         int is_stage = u < m->n_stages, k = is_stage ? u : u - m->n_stages;
-        for (int a = 0; a < 2 - (is_stage && m->qat->safq[k].ring); a++) { /* the weight scales, then the activation's */
-            int n = a ? 1 : is_stage ? m->qat->swfq[k].n_ch : m->qat->wfq[k].n_ch;
+        for (int a = 0; a < 2 - (m->qat->afq[u].ring != NULL); a++) { /* the weight scales, then the activation's */
+            int n = a ? 1 : m->qat->wfq[u].n_ch;
             char name[48];
             snprintf(name, sizeof name, "%s.%d.%s_log_scale", is_stage ? "stages" : "layers", k, a ? "a" : "w");
             const tq_ckpt_tensor *t = tq_ckpt_find(c, name);
@@ -909,11 +910,10 @@ static tq_status load_quant_state(tq_model *m, const tq_ckpt *c, const char *pat
             memcpy(v, t->data, (size_t)n * sizeof(float));
             v += n;
         }
-        tq_fq *af = is_stage ? &m->qat->safq[k] : &m->qat->afq[k]; /* its scale: the learned one */
-        TQ_TRY(tq_fq_update(af, NULL, 0, 0, 0));
+        TQ_TRY(tq_fq_update(&m->qat->afq[u], NULL, 0, 0, 0)); /* its scale: the learned one */
     }
     for (int l = 0; l < m->n_layers; l++) /* weight scales from the loaded weights (or learned) */
-        TQ_TRY(tq_fq_update(&m->qat->wfq[l], m->W[l], m->dims[l + 1], m->dims[l], 0));
+        TQ_TRY(tq_fq_update(&m->qat->wfq[m->n_stages + l], m->W[l], m->dims[l + 1], m->dims[l], 0));
     return TQ_OK;
 }
 
@@ -1052,7 +1052,7 @@ tq_status tq_net_init(tq_net *net, tq_model *m, int max_batch) {
         tq_node *W = tq_leaf(g, wname[l], m->dims[l + 1], m->dims[l], m->W[l], m->dW[l]);
         tq_node *b = tq_leaf(g, bname[l], 1, m->dims[l + 1], m->b[l], m->db[l]);
         if (m->qat) {
-            h = tq_qat_layer(g, m->qat, l, h, W, b, m->relu[l]); /* fake-quant W (and b), linear, ReLU, fake-quant output */
+            h = tq_qat_layer(g, m->qat, m->n_stages + l, h, W, b, m->relu[l]); /* fake-quant W (and b), linear, ReLU, fake-quant output */
         } else {
             h = tq_linear(g, h, W, b);
             if (m->relu[l]) h = tq_relu(g, h);

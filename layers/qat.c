@@ -53,23 +53,21 @@ static tq_status init_unit(const tq_qat_cfg *cfg, int u, int n_units, int channe
     return TQ_OK;
 }
 
-tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_stages, const int *stage_channels, const int *stage_src,
-                     int n_layers, const int *out_dims) {
+tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_units, int n_stages, const int *channels, const int *src) {
     *out = NULL;
-    if (n_layers < 1 || n_layers > TQ_QAT_MAX_LAYERS) TQ_FAIL(TQ_E_ARG, "quantization: %d layers (1..%d)", n_layers, TQ_QAT_MAX_LAYERS);
-    if (n_stages < 0 || n_stages > TQ_QAT_MAX_STAGES) TQ_FAIL(TQ_E_ARG, "quantization: %d stages (0..%d)", n_stages, TQ_QAT_MAX_STAGES);
+    if (n_units < 1 || n_units > TQ_QAT_MAX_UNITS || n_stages < 0 || n_stages >= n_units)
+        TQ_FAIL(TQ_E_ARG, "quantization: %d units of which %d stages (1..%d units, a dense layer last)", n_units, n_stages, TQ_QAT_MAX_UNITS);
     for (int u = 0; u < TQ_QAT_MAX_UNITS; u++) {
         int b = cfg->unit_bits[u];
         if (b && (b < 2 || b > 8)) TQ_FAIL(TQ_E_ARG, "quantization: unit %d's weights at %d bits (2..8)", u + 1, b);
-        if (b && u >= n_stages + n_layers)
-            TQ_FAIL(TQ_E_ARG, "quantization: a width for unit %d of a model with %d (its convolutions and dense layers)", u + 1,
-                    n_stages + n_layers);
+        if (b && u >= n_units)
+            TQ_FAIL(TQ_E_ARG, "quantization: a width for unit %d of a model with %d (its convolutions and dense layers)", u + 1, n_units);
         int a = cfg->unit_act_bits[u];
         if (a && a != 8 && a != 16) TQ_FAIL(TQ_E_ARG, "quantization: unit %d's activations at %d bits (8 or 16)", u + 1, a);
-        if (a && u >= n_stages + n_layers)
+        if (a && u >= n_units)
             TQ_FAIL(TQ_E_ARG, "quantization: an activation width for unit %d of a model with %d (its convolutions and dense layers)",
-                    u + 1, n_stages + n_layers);
-        if (a == 16 && u == n_stages + n_layers - 1)
+                    u + 1, n_units);
+        if (a == 16 && u == n_units - 1)
             TQ_FAIL(TQ_E_ARG, "quantization: the last layer's output at 16 bits: the logits are int8 (the runtime's output)");
     }
     if (cfg->act_bits && cfg->act_bits != 8 && cfg->act_bits != 16)
@@ -77,26 +75,14 @@ tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_stages, const in
     tq_qat *q = tq_calloc(1, sizeof *q);
     if (!q) TQ_FAIL(TQ_E_NOMEM, "cannot allocate quantization state");
     q->cfg = *cfg;
-    q->n_layers = n_layers;
+    q->n_units = n_units;
     q->n_stages = n_stages;
-    /* each unit reads an earlier one's quantized output (the first: the input, s = 1/255); the
-     * dense layers come after the stages */
-    for (int s = 0; s < n_stages; s++) {
-        int from = stage_src ? stage_src[s] : s - 1;
-        if (from < -1 || from >= s) {
-            tq_free(q);
-            TQ_FAIL(TQ_E_ARG, "quantization: stage %d reads stage %d (an earlier one, or -1 for the input)", s, from);
-        }
-        tq_status st = init_unit(cfg, s, n_stages + n_layers, stage_channels[s], &q->swfq[s], &q->safq[s], &q->saobs[s], &q->sbq[s],
-                                 from >= 0 ? &q->safq[from] : NULL);
-        if (st != TQ_OK) {
-            tq_free(q);
-            return st;
-        }
-    }
-    for (int l = 0; l < n_layers; l++) {
-        const tq_fq *in = l ? &q->afq[l - 1] : n_stages ? &q->safq[n_stages - 1] : NULL;
-        tq_status st = init_unit(cfg, n_stages + l, n_stages + n_layers, out_dims[l], &q->wfq[l], &q->afq[l], &q->aobs[l], &q->bq[l], in);
+    /* each unit reads an earlier one's quantized output (the first: the input, s = 1/255) */
+    for (int u = 0; u < n_units; u++) {
+        int from = src ? src[u] : u - 1;
+        tq_status st = from < -1 || from >= u ? tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "quantization: unit %d reads unit %d (an earlier one, or 0 for the input)", u + 1, from + 1)
+                                              : init_unit(cfg, u, n_units, channels[u], &q->wfq[u], &q->afq[u], &q->aobs[u], &q->bq[u],
+                                                          from >= 0 ? &q->afq[from] : NULL);
         if (st != TQ_OK) {
             tq_free(q);
             return st;
@@ -108,21 +94,18 @@ tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_stages, const in
 
 void tq_qat_free(tq_qat *q) {
     if (!q) return;
-    for (int l = 0; l < TQ_QAT_MAX_LAYERS; l++) tq_observer_free(&q->aobs[l]);
-    for (int s = 0; s < TQ_QAT_MAX_STAGES; s++) tq_observer_free(&q->saobs[s]);
+    for (int u = 0; u < TQ_QAT_MAX_UNITS; u++) tq_observer_free(&q->aobs[u]);
     tq_free(q);
 }
 
 void tq_qat_set_frozen(tq_qat *q, int frozen) {
-    for (int l = 0; q && l < q->n_layers; l++) q->aobs[l].frozen = frozen;
-    for (int s = 0; q && s < q->n_stages; s++) q->saobs[s].frozen = frozen;
+    for (int u = 0; q && u < q->n_units; u++) q->aobs[u].frozen = frozen;
 }
 
 void tq_qat_set_observer(tq_qat *q, tq_obs_kind kind) {
     if (!q) return;
     q->cfg.obs = kind;
-    for (int l = 0; l < q->n_layers; l++) q->aobs[l].kind = kind;
-    for (int s = 0; s < q->n_stages; s++) q->saobs[s].kind = kind;
+    for (int u = 0; u < q->n_units; u++) q->aobs[u].kind = kind;
 }
 
 /* The scale of the activation a quantizer gives (NULL: the network's input, p/255). */
@@ -262,9 +245,9 @@ tq_node *tq_qat_layer(tq_graph *g, tq_qat *q, int l, tq_node *x, tq_node *W, tq_
     tq_node *bq = q->cfg.quant_bias ? tq_graph_apply(g, &op_bias_quant, &q->bq[l], 1, &b) : b;
     tq_node *y = tq_linear(g, x, Wq, bq);
     if (relu) y = tq_relu(g, y);
-    q->lexact[l] = (tq_qexact){.w = &q->wfq[l], .in = q->bq[l].in};
+    q->exact[l] = (tq_qexact){.w = &q->wfq[l], .in = q->bq[l].in};
     tq_node *in[3] = {x, Wq, b};
-    return output_fq(g, y, &q->afq[l], &q->lexact[l], in, b ? 3 : 2, relu);
+    return output_fq(g, y, &q->afq[l], &q->exact[l], in, b ? 3 : 2, relu);
 }
 
 tq_node *tq_qat_stage(tq_graph *g, tq_qat *q, int s, tq_node *x, tq_node *W, tq_node *b, tq_node *gamma, tq_node *beta,
@@ -276,21 +259,21 @@ tq_node *tq_qat_stage(tq_graph *g, tq_qat *q, int s, tq_node *x, tq_node *W, tq_
     if (bn) { /* the fold: the quantizer sees W * s_bn, the weights the integer model will hold */
         if (q->cfg.quant_bias) { /* with the running statistics, the bias it will hold too */
             bn->round_bias = round_folded_bias;
-            bn->round_bias_ctx = &q->sbq[s];
+            bn->round_bias_ctx = &q->bq[s];
         }
-        tq_node *Wq = fake_quant(g, tq_bn_fold_weights(g, W, gamma, bn), &q->swfq[s]);
+        tq_node *Wq = fake_quant(g, tq_bn_fold_weights(g, W, gamma, bn), &q->wfq[s]);
         y = tq_bn_unfold_output(g, tq_conv2d(g, x, Wq, NULL, cs), gamma, bn);
         y = relu == 1 ? tq_batchnorm_relu(g, y, gamma, beta, bn) : tq_activation(g, tq_batchnorm(g, y, gamma, beta, bn), relu);
-        q->sexact[s] = (tq_qexact){.w = &q->swfq[s], .in = q->sbq[s].in, .cs = cs, .bn = bn, .gamma = gamma->val, .beta = beta->val};
+        q->exact[s] = (tq_qexact){.w = &q->wfq[s], .in = q->bq[s].in, .cs = cs, .bn = bn, .gamma = gamma->val, .beta = beta->val};
         tq_node *in[2] = {x, Wq};
-        return output_fq(g, y, &q->safq[s], &q->sexact[s], in, 2, relu);
+        return output_fq(g, y, &q->afq[s], &q->exact[s], in, 2, relu);
     }
-    tq_node *Wq = fake_quant(g, W, &q->swfq[s]);
-    tq_node *bq = b && q->cfg.quant_bias ? tq_graph_apply(g, &op_bias_quant, &q->sbq[s], 1, &b) : b;
+    tq_node *Wq = fake_quant(g, W, &q->wfq[s]);
+    tq_node *bq = b && q->cfg.quant_bias ? tq_graph_apply(g, &op_bias_quant, &q->bq[s], 1, &b) : b;
     y = tq_activation(g, tq_conv2d(g, x, Wq, bq, cs), relu);
-    q->sexact[s] = (tq_qexact){.w = &q->swfq[s], .in = q->sbq[s].in, .cs = cs};
+    q->exact[s] = (tq_qexact){.w = &q->wfq[s], .in = q->bq[s].in, .cs = cs};
     tq_node *in[3] = {x, Wq, b};
-    return output_fq(g, y, &q->safq[s], &q->sexact[s], in, b ? 3 : 2, relu);
+    return output_fq(g, y, &q->afq[s], &q->exact[s], in, b ? 3 : 2, relu);
 }
 
 /* ---- add and average pool on the integer grid ---- */
@@ -377,7 +360,7 @@ static const tq_op op_qadd = {"quantized_add", qadd_shape, qadd_forward, qadd_ba
 tq_node *tq_qat_add(tq_graph *g, tq_qat *q, int s, tq_node *a, tq_node *b, int src_b, int relu) {
     if (s < 0 || s >= q->n_stages || src_b < -1 || src_b >= s)
         return tq_graph_fail(g, tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "qat add: stage %d reading stage %d", s, src_b));
-    q->qadd[s] = (tq_qadd){.a = q->sbq[s].in, .b = src_b >= 0 ? &q->safq[src_b] : NULL, .y = &q->safq[s], .relu = relu};
+    q->qadd[s] = (tq_qadd){.a = q->bq[s].in, .b = src_b >= 0 ? &q->afq[src_b] : NULL, .y = &q->afq[s], .relu = relu};
     tq_node *in[2] = {a, b};
     return tq_graph_apply(g, &op_qadd, &q->qadd[s], 2, in);
 }
@@ -398,10 +381,10 @@ tq_status tq_qat_share_concat(tq_qat *q, int t, int a, int b) {
     if (t < 0 || t >= q->n_stages || a < 0 || b < 0 || a >= t || b >= t)
         TQ_FAIL(TQ_E_ARG, "quantization: concat stage %d joins %d and %d: want two earlier stages (not the network's input)", t + 1,
                 a + 1, b + 1);
-    tq_fq *ft = &q->safq[t];
-    ft->obs = &q->saobs[a]; /* read only: nothing observes through a concat's quantizer */
-    ring_join(&q->safq[a], &q->safq[b]);
-    ring_join(&q->safq[a], ft);
+    tq_fq *ft = &q->afq[t];
+    ft->obs = &q->aobs[a]; /* read only: nothing observes through a concat's quantizer */
+    ring_join(&q->afq[a], &q->afq[b]);
+    ring_join(&q->afq[a], ft);
     return TQ_OK;
 }
 
@@ -441,11 +424,23 @@ static const tq_op op_qpool = {"pool_round", same_shape, qpool_forward, qpool_ba
 tq_node *tq_qat_avgpool(tq_graph *g, tq_qat *q, int s, tq_node *x, const tq_pool_shape *ps) {
     tq_node *y = tq_pool2d(g, x, ps);
     if (!ps->avg) return y;
-    q->qpool[s] = (tq_qpool){.fq = &q->safq[s], .count = ps->K * ps->KW};
+    q->qpool[s] = (tq_qpool){.fq = &q->afq[s], .count = ps->K * ps->KW};
     return tq_graph_apply(g, &op_qpool, &q->qpool[s], 1, &y);
 }
 
 /* ---- files ---- */
+
+/* Unit u's observer record: stages.S.act_observer, or layers.L.act_observer for the dense layers
+ * (the names files have always used). */
+typedef struct {
+    char s[48];
+} record_name;
+static record_name observer_name(const tq_qat *q, int u) {
+    record_name r;
+    if (u < q->n_stages) snprintf(r.s, sizeof r.s, "stages.%d.act_observer", u);
+    else snprintf(r.s, sizeof r.s, "layers.%d.act_observer", u - q->n_stages);
+    return r;
+}
 
 tq_status tq_qat_save_state(const tq_qat *q, tq_ckpt *c) {
     char v[32];
@@ -455,16 +450,16 @@ tq_status tq_qat_save_state(const tq_qat *q, tq_ckpt *c) {
     for (int u = 0; u < TQ_QAT_MAX_UNITS; u++) mixed |= q->cfg.unit_bits[u] != 0;
     if (mixed) { /* "8,4,2": every unit's width (absent in files of one width, and before per-unit widths) */
         char list[3 * TQ_QAT_MAX_UNITS + 1] = "";
-        for (int u = 0, n = 0; u < q->n_stages + q->n_layers; u++)
+        for (int u = 0, n = 0; u < q->n_units; u++)
             n += snprintf(list + n, sizeof list - (size_t)n, "%s%d", u ? "," : "", tq_qat_cfg_bits(&q->cfg, u));
         TQ_TRY(tq_ckpt_set_meta(c, "unit_bits", list));
     }
     int wide = 0;
-    for (int u = 0; u < q->n_stages + q->n_layers; u++) wide |= tq_qat_cfg_act_bits(&q->cfg, u, q->n_stages + q->n_layers) == 16;
+    for (int u = 0; u < q->n_units; u++) wide |= tq_qat_cfg_act_bits(&q->cfg, u, q->n_units) == 16;
     if (wide) { /* "16,16,8": every unit's output width (absent where all are 8, and before 16-bit activations) */
         char list[3 * TQ_QAT_MAX_UNITS + 1] = "";
-        for (int u = 0, n = 0; u < q->n_stages + q->n_layers; u++)
-            n += snprintf(list + n, sizeof list - (size_t)n, "%s%d", u ? "," : "", tq_qat_cfg_act_bits(&q->cfg, u, q->n_stages + q->n_layers));
+        for (int u = 0, n = 0; u < q->n_units; u++)
+            n += snprintf(list + n, sizeof list - (size_t)n, "%s%d", u ? "," : "", tq_qat_cfg_act_bits(&q->cfg, u, q->n_units));
         TQ_TRY(tq_ckpt_set_meta(c, "unit_act_bits", list));
     }
     TQ_TRY(tq_ckpt_set_meta(c, "per_channel", q->cfg.per_channel ? "1" : "0"));
@@ -472,19 +467,10 @@ tq_status tq_qat_save_state(const tq_qat *q, tq_ckpt *c) {
     TQ_TRY(tq_ckpt_set_meta(c, "ste", q->cfg.ste == TQ_STE_PLAIN ? "plain" : q->cfg.ste == TQ_STE_LSQ ? "lsq" : "clipped"));
     TQ_TRY(tq_ckpt_set_meta(c, "observer", tq_obs_kind_name(q->cfg.obs)));
     TQ_TRY(tq_ckpt_set_meta(c, "w_range", q->cfg.w_mse ? "mse" : "maxabs"));
-    for (int l = 0; l < q->n_layers; l++) {
-        const tq_observer *o = &q->aobs[l];
+    for (int u = 0; u < q->n_units; u++) {
+        const tq_observer *o = &q->aobs[u];
         const float st[4] = {o->min, o->max, (float)o->n_seen, (float)o->frozen};
-        char name[48];
-        snprintf(name, sizeof name, "layers.%d.act_observer", l);
-        TQ_TRY(tq_ckpt_add_copy(c, name, 1, 4, st));
-    }
-    for (int s = 0; s < q->n_stages; s++) {
-        const tq_observer *o = &q->saobs[s];
-        const float st[4] = {o->min, o->max, (float)o->n_seen, (float)o->frozen};
-        char name[48];
-        snprintf(name, sizeof name, "stages.%d.act_observer", s);
-        TQ_TRY(tq_ckpt_add_copy(c, name, 1, 4, st));
+        TQ_TRY(tq_ckpt_add_copy(c, observer_name(q, u).s, 1, 4, st));
     }
     return TQ_OK;
 }
@@ -541,16 +527,8 @@ static tq_status load_observer(tq_observer *o, tq_fq *fq, const tq_ckpt *c, cons
 }
 
 tq_status tq_qat_load_observers(tq_qat *q, const tq_ckpt *c, const char *path) {
-    char name[48];
-    for (int l = 0; l < q->n_layers; l++) {
-        snprintf(name, sizeof name, "layers.%d.act_observer", l);
-        TQ_TRY(load_observer(&q->aobs[l], &q->afq[l], c, path, name));
-    }
-    for (int s = 0; s < q->n_stages; s++) {
-        snprintf(name, sizeof name, "stages.%d.act_observer", s);
-        TQ_TRY(load_observer(&q->saobs[s], &q->safq[s], c, path, name));
-    }
-    for (int s = 0; s < q->n_stages; s++) /* a concat's output: its inputs' scale, once both are back */
-        if (q->safq[s].ring) TQ_TRY(tq_fq_update(&q->safq[s], NULL, 0, 0, 0));
+    for (int u = 0; u < q->n_units; u++) TQ_TRY(load_observer(&q->aobs[u], &q->afq[u], c, path, observer_name(q, u).s));
+    for (int u = 0; u < q->n_stages; u++) /* a concat's output: its inputs' scale, once both are back */
+        if (q->afq[u].ring) TQ_TRY(tq_fq_update(&q->afq[u], NULL, 0, 0, 0));
     return TQ_OK;
 }

@@ -1,7 +1,7 @@
-/* Quantization state of a sequential model's layers: what QAT trains through and what PTQ
- * calibrates. It knows layer sizes, not the model (layers/model.h owns one and calls it).
+/* Quantization state of a model's units: what QAT trains through and what PTQ calibrates. It
+ * knows unit sizes and which unit reads which, not the model (layers/model.h owns one and calls it).
  *
- * Each linear layer l (in -> out) becomes
+ * Each weighted unit (a dense layer here; a convolution likewise) becomes
  *
  *     W^ = fq_w(W)                 symmetric, narrow, w_bits, per output channel (or per tensor)
  *     b^ = fq_b(b)                 int32 at s_in * s_w[o], optional (what the integer path adds)
@@ -73,19 +73,19 @@ typedef struct {
     const float *gamma, *beta;    /* and its scale and shift (the model's parameters) */
 } tq_qexact;
 
+/* One model's quantization state, indexed by unit: the feature stages (units 0 .. n_stages - 1),
+ * then the dense layers. A unit that holds weights has wfq and bq; every unit has its output's
+ * afq and observer (a concat's reads its inputs' observers); an add or average pool keeps what
+ * its integer rounding needs. */
 typedef struct tq_qat {
     tq_qat_cfg cfg;
-    int n_layers;
-    tq_fq wfq[TQ_QAT_MAX_LAYERS], afq[TQ_QAT_MAX_LAYERS];
-    tq_observer aobs[TQ_QAT_MAX_LAYERS];
-    tq_bias_q bq[TQ_QAT_MAX_LAYERS];
-    int n_stages;                 /* feature stages before the dense layers, quantized the same way */
-    tq_fq swfq[TQ_QAT_MAX_STAGES], safq[TQ_QAT_MAX_STAGES];
-    tq_observer saobs[TQ_QAT_MAX_STAGES];
-    tq_bias_q sbq[TQ_QAT_MAX_STAGES];
-    tq_qadd qadd[TQ_QAT_MAX_STAGES];
-    tq_qpool qpool[TQ_QAT_MAX_STAGES];
-    tq_qexact sexact[TQ_QAT_MAX_STAGES], lexact[TQ_QAT_MAX_LAYERS];
+    int n_units, n_stages;
+    tq_fq wfq[TQ_QAT_MAX_UNITS], afq[TQ_QAT_MAX_UNITS];
+    tq_observer aobs[TQ_QAT_MAX_UNITS];
+    tq_bias_q bq[TQ_QAT_MAX_UNITS];
+    tq_qexact exact[TQ_QAT_MAX_UNITS];
+    tq_qadd qadd[TQ_QAT_MAX_UNITS];
+    tq_qpool qpool[TQ_QAT_MAX_UNITS];
 } tq_qat;
 
 /* The integer input: x = p/255 is q = p - 128 with these (docs/QUANTIZATION.md §6). */
@@ -98,21 +98,20 @@ int tq_qat_cfg_bits(const tq_qat_cfg *c, int u);
 /* Unit u's output width (8 or 16) in a model of n_units units. */
 int tq_qat_cfg_act_bits(const tq_qat_cfg *c, int u, int n_units);
 
-/* Quantizers for n_stages feature stages of stage_channels[s] output channels, stage s reading
- * stage stage_src[s]'s output (-1: the network's input; stage_src NULL: the stage before), then
- * n_layers dense layers of out_dims[l] outputs, the first reading the last stage (TQ_E_ARG when a
- * unit_bits entry is not 0 or 2..8, an activation width not 0, 8 or 16 or the last unit's 16, or
- * one is set past the last unit). Observers start empty: calibrate (PTQ) or train (QAT)
- * before evaluating. *out is tq_malloc'd; tq_qat_free frees it. */
-tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_stages, const int *stage_channels, const int *stage_src,
-                     int n_layers, const int *out_dims);
+/* Quantizers for n_units units of channels[u] outputs each, unit u reading unit src[u]'s output
+ * (-1: the network's input; src NULL: the unit before); the first n_stages are feature stages,
+ * the rest dense layers (the names of their records in a file differ). TQ_E_ARG when a unit reads
+ * itself or a later one, a unit_bits entry is not 0 or 2..8, an activation width not 0, 8 or 16
+ * or the last unit's 16, or one is set past the last unit. Observers start empty: calibrate (PTQ)
+ * or train (QAT) before evaluating. *out is tq_malloc'd; tq_qat_free frees it. */
+tq_status tq_qat_new(tq_qat **out, const tq_qat_cfg *cfg, int n_units, int n_stages, const int *channels, const int *src);
 void tq_qat_free(tq_qat *q); /* NULL-safe */
 
 void tq_qat_set_frozen(tq_qat *q, int frozen);            /* observers stop (1) or go on (0) */
 void tq_qat_set_observer(tq_qat *q, tq_obs_kind kind);    /* switch kind, keep the range seen */
 
-/* Record layer l: fake-quant W (and b), x W^T + b, ReLU if relu, fake-quant the output. */
-tq_node *tq_qat_layer(tq_graph *g, tq_qat *q, int l, tq_node *x, tq_node *W, tq_node *b, int relu);
+/* Record dense unit u: fake-quant W (and b), x W^T + b, ReLU if relu, fake-quant the output. */
+tq_node *tq_qat_layer(tq_graph *g, tq_qat *q, int u, tq_node *x, tq_node *W, tq_node *b, int relu);
 
 /* Record stage s's convolution, fused with its batch norm when bn is given (docs/QUANTIZATION.md
  * §10): fake_quant(W * s_bn) convolved, divided by s_bn, then batch norm (gamma, beta); without
@@ -123,7 +122,7 @@ tq_node *tq_qat_stage(tq_graph *g, tq_qat *q, int s, tq_node *x, tq_node *W, tq_
                       tq_bn *bn, int relu, const tq_conv_shape *cs);
 
 /* Record add stage s: y = a + b (ReLU if relu) on the output's grid, b being stage src_b's output
- * (-1: the network's input; a is stage_src[s]'s). Calibration passes the float sum on while its
+ * (-1: the network's input; a is the unit s reads). Calibration passes the float sum on while its
  * observer watches it; training and evaluation (once the range is known) compute the sum as
  * the int8 ADD does (docs/QUANTIZATION.md §18): each input back to its integers, both rescaled
  * to twice the larger scale 20 bits down, summed, requantized to the output's scale, clamped, so

@@ -154,8 +154,8 @@ tq_status tq_gptq(tq_model *m, const tq_dataset *train, int n_batches, uint64_t 
         for (int i = 0; i < in; i++)
             for (int j = 0; j < i; j++) H[(size_t)j * in + i] = H[(size_t)i * in + j];
         /* the scales from the weights as they are (max|w|), fixed from here on */
-        if ((st = tq_fq_update(&m->qat->wfq[l], m->W[l], out, in, 0)) != TQ_OK) break;
-        st = gptq_layer(m->W[l], out, in, &m->qat->wfq[l], H, tmp, l);
+        if ((st = tq_fq_update(&m->qat->wfq[m->n_stages + l], m->W[l], out, in, 0)) != TQ_OK) break;
+        st = gptq_layer(m->W[l], out, in, &m->qat->wfq[m->n_stages + l], H, tmp, l);
     }
     tq_net_free(&net);
     tq_free(H);

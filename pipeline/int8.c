@@ -51,8 +51,8 @@ tq_status tq_int8_agreement(tq_model *sim, const tq_qmodel *q, const tq_dataset 
     if (st == TQ_OK) st = tq_int8_evaluate(q, ds, TQ_KERNEL_AUTO, &a->int_acc, logits, pred);
     if (st == TQ_OK) st = tq_predict_logits(sim, ds, z);
     if (st == TQ_OK) {
-        float s_out = sim->qat->afq[sim->n_layers - 1].scale[0];
-        int32_t z_out = sim->qat->afq[sim->n_layers - 1].zero_point[0];
+        float s_out = sim->qat->afq[sim->qat->n_units - 1].scale[0];
+        int32_t z_out = sim->qat->afq[sim->qat->n_units - 1].zero_point[0];
         long sim_correct = 0;
         for (size_t i = 0; i < n; i++) {
             const float *zi = z + i * (size_t)nout;

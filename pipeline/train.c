@@ -444,10 +444,8 @@ tq_status tq_predict_logits(tq_model *m, const tq_dataset *ds, float *logits) {
  * evaluating it would quantize with placeholders. (LSQ's scales start from the observer too.) */
 static tq_status check_calibrated(const tq_model *m) {
     if (!m->qat) return TQ_OK;
-    for (int l = 0; l < m->n_layers; l++)
-        if (!m->qat->aobs[l].n_seen) goto uncalibrated;
-    for (int s = 0; s < m->n_stages; s++)
-        if (!m->qat->safq[s].obs->n_seen) goto uncalibrated; /* (a concat reads its input's observer) */
+    for (int u = 0; u < m->qat->n_units; u++)
+        if (!m->qat->afq[u].obs->n_seen) goto uncalibrated; /* (a concat reads its input's observer) */
     return TQ_OK;
 uncalibrated:
     TQ_FAIL(TQ_E_ARG, "model %s is quantized but its activations were never calibrated (tq_calibrate, or train it)", m->spec);
@@ -505,8 +503,7 @@ tq_status tq_layer_sqnr(tq_model *m, tq_model *ref, const tq_dataset *ds, uint32
      * nothing moves */
     tq_qat *q = m->qat;
     int frozen[TQ_MAX_STAGES + TQ_MAX_LAYERS];
-    for (int s = 0; s < q->n_stages; s++) frozen[s] = q->saobs[s].frozen;
-    for (int l = 0; l < q->n_layers; l++) frozen[q->n_stages + l] = q->aobs[l].frozen;
+    for (int u = 0; u < q->n_units; u++) frozen[u] = q->aobs[u].frozen;
     tq_qat_set_frozen(q, 1);
     double sig[TQ_MAX_STAGES + TQ_MAX_LAYERS] = {0}, err[TQ_MAX_STAGES + TQ_MAX_LAYERS] = {0};
     size_t cap = 0;
@@ -538,8 +535,7 @@ tq_status tq_layer_sqnr(tq_model *m, tq_model *ref, const tq_dataset *ds, uint32
             off += len;
         }
     }
-    for (int s = 0; s < q->n_stages; s++) q->saobs[s].frozen = frozen[s];
-    for (int l = 0; l < q->n_layers; l++) q->aobs[l].frozen = frozen[q->n_stages + l];
+    for (int u = 0; u < q->n_units; u++) q->aobs[u].frozen = frozen[u];
     tq_free(quant);
     tq_net_free(&net);
     if (ref) tq_net_free(&rnet);

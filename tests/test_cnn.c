@@ -201,7 +201,7 @@ static void assert_integer_logits(const tq_model *m, const tq_qmodel *qm, const 
     const int D = tq_model_inputs(m), O = m->dims[m->n_layers];
     size_t sb = tq_int8_net_predict_scratch_bytes(&qm->net);
     int8_t *scratch = tq_malloc(sb), *logits = tq_malloc((size_t)O);
-    const tq_fq *fo = &m->qat->afq[m->n_layers - 1];
+    const tq_fq *fo = &m->qat->afq[m->qat->n_units - 1];
     for (int i = 0; i < n; i++) {
         tq_int8_net_predict_u8(&qm->net, px + (size_t)D * i, logits, scratch, sb);
         for (int k = 0; k < O; k++) {
@@ -436,11 +436,11 @@ static void quantized_concat(void **state) {
     /* a pooled stage and a ReLU6 stage joined, then a 1x1 and an average pool */
     assert_int_equal(tq_model_init(&m, "8x8x1-c4k3p1br-m2@a-c3k3p1br6-^a-c4k1br-a2-5"), TQ_OK);
     integer_equals_simulation(&m, &qm, 21);
-    const tq_fq *f = m.qat->safq;
+    const tq_fq *f = m.qat->afq;
     assert_true(f[0].scale[0] == f[1].scale[0] && f[1].scale[0] == f[2].scale[0]);
     assert_true(f[0].zero_point[0] == f[1].zero_point[0] && f[1].zero_point[0] == f[2].zero_point[0]);
     /* the shared range is the union: wider than either input's alone */
-    const tq_observer *o = m.qat->saobs;
+    const tq_observer *o = m.qat->aobs;
     float lo = fminf(o[0].min, o[1].min), hi = fmaxf(o[0].max, o[1].max);
     assert_true(o[0].min != o[1].min || o[0].max != o[1].max);
     tq_qparams want;
@@ -457,7 +457,7 @@ static void quantized_concat(void **state) {
     const char *spec = "8x8x1-c4k3p1br@a-c4k3p1b-+a-r@s-~a-c2k1br@t-^s@u-~a-c3k3p1br-^u-g-3";
     assert_int_equal(tq_model_init(&m, spec), TQ_OK);
     integer_equals_simulation(&m, &qm, 22);
-    f = m.qat->safq;
+    f = m.qat->afq;
     for (int s = 2; s < 6; s++) /* the add, the 1x1, the first concat, the 3x3: the last concat's group */
         if (f[s].scale[0] != f[6].scale[0]) fail_msg("stage %d's scale %g, the concat's %g", s + 1, f[s].scale[0], f[6].scale[0]);
     assert_true(f[0].scale[0] != f[6].scale[0]); /* a is no concat's input: its own */
@@ -488,7 +488,7 @@ static void quantized_concat(void **state) {
     assert_int_equal(tq_model_load(&m2, p1), TQ_OK);
     assert_int_equal(m2.n_lsq, m.n_lsq);
     assert_memory_equal(m2.params, m.params, m.n_params * sizeof(float)); /* the learned scales among them */
-    for (int s = 0; s < m.n_stages; s++) assert_true(m2.qat->safq[s].scale[0] == m.qat->safq[s].scale[0]);
+    for (int s = 0; s < m.n_stages; s++) assert_true(m2.qat->afq[s].scale[0] == m.qat->afq[s].scale[0]);
     assert_int_equal(tq_model_to_int8(&m2, &qm), TQ_OK);
     assert_int_equal(tq_net_init(&net, &m2, 4), TQ_OK);
     assert_int_equal(tq_net_set_batch(&net, &m2, px, NULL, 4), TQ_OK);
@@ -579,7 +579,7 @@ static void quantized_graph(void **state) {
     assert_int_equal(tq_graph_backward(net.g, net.loss), TQ_OK);
     tq_node *add = find_node(net.g, "quantized_add");
     assert_non_null(add);
-    const tq_fq *fy = &m.qat->safq[3];
+    const tq_fq *fy = &m.qat->afq[3];
     int passed = 0, stopped = 0;
     for (int i = 0; i < N; i++) {
         float sum = add->in[0]->val[i] + add->in[1]->val[i], u = (float)fy->zero_point[0] + nearbyintf(sum / fy->scale[0]);
@@ -603,8 +603,8 @@ static void quantized_graph(void **state) {
     assert_int_equal(tq_qmodel_producer(&qm, 3, 1), 1);
     /* the add's output against the int8 ADD kernel on its inputs' integers */
     int8_t qa[N], qb[N], qy[N], qp[B * 3];
-    to_int8(add->in[0]->val, N, &m.qat->safq[2], qa);
-    to_int8(add->in[1]->val, N, &m.qat->safq[1], qb);
+    to_int8(add->in[0]->val, N, &m.qat->afq[2], qa);
+    to_int8(add->in[1]->val, N, &m.qat->afq[1], qb);
     for (int b = 0; b < B; b++) tq_add_s8_ref(&qm.view[3], qa + b * 108, qb + b * 108, qy + b * 108);
     for (int i = 0; i < N; i++) {
         int want = qy[i], got = (int)nearbyintf(add->val[i] / fy->scale[0]) + fy->zero_point[0];
@@ -796,15 +796,15 @@ static void quantized_cnn(void **state) {
     assert_int_equal(tq_net_set_batch(&net, &m, px, y, 4), TQ_OK);
     assert_int_equal(tq_graph_forward(net.g, TQ_RUN_TRAIN), TQ_OK);
     assert_true(m.stage[0].running_var[0] != rv0[0]);
-    assert_int_equal(m.qat->saobs[0].n_seen, 1);
-    assert_true(m.qat->saobs[0].min >= 0.0f); /* after the ReLU */
+    assert_int_equal(m.qat->aobs[0].n_seen, 1);
+    assert_true(m.qat->aobs[0].min >= 0.0f); /* after the ReLU */
     tq_node *fq = NULL;
     for (size_t i = 0; i < tq_graph_size(net.g) && !fq; i++)
         if (!strcmp(tq_graph_node(net.g, i)->name, "fake_quant")) fq = tq_graph_node(net.g, i);
     assert_non_null(fq); /* the first fake quant is the stage's weights */
     assert_string_equal(fq->in[0]->name, "bn_fold_w");
     for (int o = 0; o < 4; o++) {
-        float s = m.qat->swfq[0].scale[o], sigma = sqrtf(rv0[o] + 1e-5f);
+        float s = m.qat->wfq[0].scale[o], sigma = sqrtf(rv0[o] + 1e-5f);
         for (int k = 0; k < 9; k++) {
             float folded = m.stage[0].W[o * 9 + k] * m.stage[0].gamma[o] / sigma, q = fq->val[o * 9 + k] / s;
             assert_float_equal(fq->in[0]->val[o * 9 + k], folded, 1e-6f);
@@ -841,7 +841,7 @@ static void quantized_cnn(void **state) {
     assert_int_equal(qm.layer[0].out, 6 * 6 * 4);
     assert_int_equal(qm.layer[3].in, 3 * 3 * 4);
     for (int o = 0; o < 4; o++) {
-        float step = TQ_INPUT_SCALE * m.qat->swfq[0].scale[o];
+        float step = TQ_INPUT_SCALE * m.qat->wfq[0].scale[o];
         if (fabsf(b_sim[o] / step - (float)qm.layer[0].bias[o]) > 0.01f)
             fail_msg("channel %d: the simulation adds %g steps of bias, the integer model %d", o, b_sim[o] / step,
                      qm.layer[0].bias[o]);

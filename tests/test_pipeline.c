@@ -864,8 +864,8 @@ static void sixteen_bit_activations(void **state) {
         } else {
             assert_int_equal(tq_ptq(&q, &fp, &qc, &tr, 8, 0), TQ_OK);
         }
-        assert_int_equal(q.qat->safq[0].bits, variant == 2 ? 8 : 16);
-        assert_int_equal(q.qat->afq[1].bits, 8); /* the logits */
+        assert_int_equal(q.qat->afq[0].bits, variant == 2 ? 8 : 16);
+        assert_int_equal(q.qat->afq[3].bits, 8); /* the logits: unit 3, after two stages and a dense layer */
         tq_qmodel qm;
         assert_int_equal(tq_model_to_int8(&q, &qm), TQ_OK);
         /* conv, depthwise, avg pool, flatten, dense, dense */
@@ -905,11 +905,11 @@ static void widths_per_layer(void **state) {
     qc.unit_bits[0] = 3, qc.unit_bits[1] = 2; /* the conv at 3 bits, the first dense layer at 2, the last at w_bits */
     qc.w_bits = 6;
     assert_int_equal(tq_ptq(&q, &fp, &qc, &tr, 4, 0), TQ_OK);
-    assert_int_equal(q.qat->swfq[0].qmax, 3);  /* narrow symmetric: 2^(b-1) - 1 */
-    assert_int_equal(q.qat->wfq[0].qmax, 1);
-    assert_int_equal(q.qat->wfq[1].qmax, 31);
+    assert_int_equal(q.qat->wfq[0].qmax, 3); /* narrow symmetric: 2^(b-1) - 1 */
+    assert_int_equal(q.qat->wfq[1].qmax, 1);
+    assert_int_equal(q.qat->wfq[2].qmax, 31);
     for (int c = 0; c < 4 * 9; c++) { /* the conv's fake-quantized weights take 7 levels at most */
-        float s = q.qat->swfq[0].scale[c / 9], v = q.stage[0].W[c] / s;
+        float s = q.qat->wfq[0].scale[c / 9], v = q.stage[0].W[c] / s;
         (void)v;
         assert_true(s > 0.0f);
     }
@@ -938,7 +938,7 @@ static void widths_per_layer(void **state) {
     tq_model back;
     assert_int_equal(tq_model_load(&back, path), TQ_OK);
     for (int u = 0; u < 3; u++) assert_int_equal(tq_qat_cfg_bits(&back.qat->cfg, u), widths[u]);
-    assert_int_equal(back.qat->wfq[0].qmax, 1);
+    assert_int_equal(back.qat->wfq[1].qmax, 1);
     tq_model_free(&back);
     tq_qmodel_free(&im);
     tq_model_free(&q);

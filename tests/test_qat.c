@@ -152,11 +152,11 @@ static void add_on_the_integer_grid(void **state) {
             tq_qat_cfg cfg;
             tq_qat_cfg_defaults(&cfg);
             tq_qat *q;
-            const int ch[3] = {1, 1, 1}, from[3] = {-1, -1, 0}, dims[1] = {2};
-            assert_int_equal(tq_qat_new(&q, &cfg, 3, ch, from, 1, dims), TQ_OK);
+            const int ch[4] = {1, 1, 1, 2}, from[4] = {-1, -1, 0, 2};
+            assert_int_equal(tq_qat_new(&q, &cfg, 4, 3, ch, from), TQ_OK);
             for (int j = 0; j < 3; j++) {
-                q->safq[j].scale[0] = scales[t][j], q->safq[j].zero_point[0] = zps[t][j];
-                q->saobs[j].n_seen = 1; /* a range seen: the forward quantizes */
+                q->afq[j].scale[0] = scales[t][j], q->afq[j].zero_point[0] = zps[t][j];
+                q->aobs[j].n_seen = 1; /* a range seen: the forward quantizes */
             }
             for (int i = 0; i < N; i++) {
                 qa[i] = (int8_t)(i % 256 - 128), qb[i] = (int8_t)(i / 256 - 128);
@@ -198,10 +198,10 @@ static void add_far_off_the_grid(void **state) {
     tq_qat_cfg cfg;
     tq_qat_cfg_defaults(&cfg);
     tq_qat *q;
-    const int ch[3] = {1, 1, 1}, from[3] = {-1, -1, 0}, dims[1] = {2};
-    assert_int_equal(tq_qat_new(&q, &cfg, 3, ch, from, 1, dims), TQ_OK);
+    const int ch[4] = {1, 1, 1, 2}, from[4] = {-1, -1, 0, 2};
+    assert_int_equal(tq_qat_new(&q, &cfg, 4, 3, ch, from), TQ_OK);
     const float s[3] = {0.02f, 0.03f, 0.05f};
-    for (int j = 0; j < 3; j++) q->safq[j].scale[0] = s[j], q->safq[j].zero_point[0] = 0, q->saobs[j].n_seen = 1;
+    for (int j = 0; j < 3; j++) q->afq[j].scale[0] = s[j], q->afq[j].zero_point[0] = 0, q->aobs[j].n_seen = 1;
     float a[6] = {8.3e13f, -8.3e13f, INFINITY, 1.0f, 3.0e38f, -INFINITY}, b[6] = {0.0f, 1.0f, 0.0f, -INFINITY, 3.0e38f, 0.5f};
     tq_graph *g = tq_graph_new();
     tq_node *an = tq_leaf(g, "a", 1, 6, a, NULL), *bn = tq_leaf(g, "b", 1, 6, b, NULL);
@@ -226,10 +226,10 @@ static void avgpool_on_the_integer_grid(void **state) {
     tq_qat_cfg cfg;
     tq_qat_cfg_defaults(&cfg);
     tq_qat *q;
-    const int ch[1] = {4}, dims[1] = {2};
-    assert_int_equal(tq_qat_new(&q, &cfg, 1, ch, NULL, 1, dims), TQ_OK);
-    q->safq[0].scale[0] = 0.037f, q->safq[0].zero_point[0] = -7;
-    q->saobs[0].n_seen = 1;
+    const int ch[2] = {4, 2};
+    assert_int_equal(tq_qat_new(&q, &cfg, 2, 1, ch, NULL), TQ_OK);
+    q->afq[0].scale[0] = 0.037f, q->afq[0].zero_point[0] = -7;
+    q->aobs[0].n_seen = 1;
     enum { B = 600, C = 4 }; /* 2x2 windows of 4 channels: B images of 2x2x4 */
     float *x = tq_malloc(B * 16 * sizeof(float));
     int8_t *qx = tq_malloc(B * 16), qy[C];
