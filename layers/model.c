@@ -100,7 +100,7 @@ static tq_status resolve(const char *spec, const int *in_shape, int classes, cha
 
 int tq_model_is_graph(const tq_model *m) {
     for (int s = 0; s < m->n_stages; s++)
-        if (m->stage[s].kind != TQ_STAGE_CONV || m->stage[s].src[0] != s - 1) return 1;
+        if (m->unit[s].kind != TQ_UNIT_CONV || m->unit[s].src[0] != s - 1) return 1;
     return 0;
 }
 
@@ -140,9 +140,9 @@ static int opt_num(const char **p, char key, int *v) {
 
 /* The output shape of stage s (-1: the model's input). */
 static void stage_out(const tq_model *m, int s, int *h, int *w, int *c) {
-    *h = s < 0 ? m->in_h : m->stage[s].out_h;
-    *w = s < 0 ? m->in_w : m->stage[s].out_w;
-    *c = s < 0 ? m->in_c : m->stage[s].out_c;
+    *h = s < 0 ? m->in_h : m->unit[s].out_h;
+    *w = s < 0 ? m->in_w : m->unit[s].out_w;
+    *c = s < 0 ? m->in_c : m->unit[s].out_c;
 }
 
 /* A stage token: cOkK[xL][sS[xT]][pP[xQ]|same][b][r|r6] or dMkK[...], reading stage `from`'s
@@ -150,7 +150,7 @@ static void stage_out(const tq_model *m, int s, int *h, int *w, int *c) {
  * output ceil(H / S) x ceil(W / T); an odd padding's extra row and column go below and right). */
 static tq_status parse_stage(tq_model *m, const char *spec, const char *tok, int from) {
     if (m->n_stages == TQ_MAX_STAGES) TQ_FAIL(TQ_E_ARG, "model spec '%s': more than %d stages", spec, TQ_MAX_STAGES);
-    tq_stage *st = &m->stage[m->n_stages];
+    tq_unit *st = &m->unit[m->n_stages];
     int h, w, c;
     stage_out(m, from, &h, &w, &c);
     st->src[0] = from, st->src[1] = -1;
@@ -182,7 +182,7 @@ static tq_status parse_stage(tq_model *m, const char *spec, const char *tok, int
 
 /* A pool token mK[sS] or aK[sS], or g (global average), after the last stage. */
 static tq_status parse_pool(tq_model *m, const char *spec, const char *tok) {
-    tq_stage *st = m->n_stages ? &m->stage[m->n_stages - 1] : NULL;
+    tq_unit *st = m->n_stages ? &m->unit[m->n_stages - 1] : NULL;
     if (!st || st->pool) TQ_FAIL(TQ_E_ARG, "model spec '%s': a pool must follow a stage (one pool each)", spec);
     const int h = st->out_h, w = st->out_w, c = st->out_c, global = tok[0] == 'g';
     int k = h, stride = h;
@@ -211,8 +211,8 @@ static tq_status parse_add(tq_model *m, const char *spec, int a, int b, const ch
     stage_out(m, b, &h[1], &w[1], &c[1]);
     if (h[0] != h[1] || w[0] != w[1] || c[0] != c[1])
         TQ_FAIL(TQ_E_SHAPE, "model spec '%s': +%s adds %dx%dx%d to %dx%dx%d (one shape)", spec, name, h[1], w[1], c[1], h[0], w[0], c[0]);
-    tq_stage *st = &m->stage[m->n_stages++];
-    st->kind = TQ_STAGE_ADD;
+    tq_unit *st = &m->unit[m->n_stages++];
+    st->kind = TQ_UNIT_ADD;
     st->src[0] = a, st->src[1] = b;
     TQ_TRY(tq_conv_shape_init(&st->conv, h[0], w[0], c[0], 1, 1, 0, c[0], 1)); /* the shape only: no weights */
     st->out_h = h[0], st->out_w = w[0], st->out_c = c[0];
@@ -229,8 +229,8 @@ static tq_status parse_concat(tq_model *m, const char *spec, int a, int b, const
         TQ_FAIL(TQ_E_SHAPE, "model spec '%s': ^%s joins %dx%dx%d to %dx%dx%d (one height and width)", spec, name, h[1], w[1], c[1], h[0],
                 w[0], c[0]);
     if (c[0] + c[1] > TQ_FQ_MAX_CH) TQ_FAIL(TQ_E_ARG, "model spec '%s': ^%s: more than %d channels", spec, name, TQ_FQ_MAX_CH);
-    tq_stage *st = &m->stage[m->n_stages++];
-    st->kind = TQ_STAGE_CONCAT;
+    tq_unit *st = &m->unit[m->n_stages++];
+    st->kind = TQ_UNIT_CONCAT;
     st->src[0] = a, st->src[1] = b;
     st->cat = (tq_concat_shape){{c[0], c[1]}};
     TQ_TRY(tq_conv_shape_init(&st->conv, h[0], w[0], c[0], 1, 1, 0, c[0] + c[1], 0)); /* the shape only: no weights */
@@ -296,14 +296,14 @@ static tq_status parse_stages(tq_model *m, const char *spec, const char *p, cons
             TQ_FAIL(TQ_E_ARG, "model spec '%s': '%s': a %s must follow the stage it acts on (a convolution, an add or a concat)", spec, tok,
                     tok[0] == 'r' ? "ReLU" : is_drop(tok) ? "dropout" : "pool");
         } else if (is_drop(tok)) {
-            tq_stage *st = &m->stage[cur];
+            tq_unit *st = &m->unit[cur];
             if (st->drop || drop_pct(tok) < 0)
                 TQ_FAIL(TQ_E_ARG, "model spec '%s': '%s': want dropP, P from 1 to 90 percent, once a stage", spec, tok);
             st->drop = drop_pct(tok);
         } else if (tok[0] == 'r') {
-            tq_stage *st = &m->stage[cur];
+            tq_unit *st = &m->unit[cur];
             if (st->relu || st->pool) TQ_FAIL(TQ_E_ARG, "model spec '%s': 'r' after stage %d, which has its ReLU or pool already", spec, cur + 1);
-            if (st->kind == TQ_STAGE_CONCAT)
+            if (st->kind == TQ_UNIT_CONCAT)
                 TQ_FAIL(TQ_E_ARG, "model spec '%s': 'r' after stage %d, a concat: it copies, put the ReLU on its inputs", spec, cur + 1);
             st->relu = 1;
         } else {
@@ -324,11 +324,21 @@ static tq_status parse_stages(tq_model *m, const char *spec, const char *p, cons
         TQ_FAIL(TQ_E_ARG, "model spec '%s': the dense layers read the last stage, but a ~ went back from it", spec);
     for (int s = 0; s + 1 < m->n_stages; s++) { /* every output is read */
         int read = 0;
-        for (int t = s + 1; t < m->n_stages; t++) read |= m->stage[t].src[0] == s || m->stage[t].src[1] == s;
+        for (int t = s + 1; t < m->n_stages; t++) read |= m->unit[t].src[0] == s || m->unit[t].src[1] == s;
         if (!read) TQ_FAIL(TQ_E_ARG, "model spec '%s': stage %d's output is read by nothing", spec, s + 1);
     }
     *rest = p;
     return TQ_OK;
+}
+
+/* A dense layer of `in` inputs and `out` outputs after the last unit: its shape the 1 x 1
+ * convolution of a 1 x 1 x in image (tq_unit). */
+static tq_unit *add_dense(tq_model *m, int in, int out) {
+    tq_unit *L = &m->unit[m->n_units];
+    *L = (tq_unit){.kind = TQ_UNIT_DENSE, .src = {m->n_units - 1, -1}, .out_h = 1, .out_w = 1, .out_c = out};
+    L->conv = (tq_conv_shape){.H = 1, .W = 1, .C = in, .KH = 1, .KW = 1, .stride = 1, .stride_w = 1, .OC = out, .OH = 1, .OW = 1};
+    m->n_units++, m->n_layers++;
+    return L;
 }
 
 static tq_status parse_spec(tq_model *m, const char *spec) {
@@ -347,14 +357,15 @@ static tq_status parse_spec(tq_model *m, const char *spec) {
     }
     const char *p = spec + used;
     if (used && *p == '-') p++;
-    int n = used ? 1 : 0; /* widths seen; an image input counts as the first */
+    int n = used ? 1 : 0, width = 0; /* widths seen (an image input counts as the first); the next dense layer's input */
     if (used) {
         /* stages, then the dense layers' input is the last stage's output */
         TQ_TRY(parse_stages(m, spec, p, &p));
         if (!*p) TQ_FAIL(TQ_E_ARG, "model spec '%s': needs at least one dense layer after the input (the classifier)", spec);
         if (m->n_stages) stage_out(m, m->n_stages - 1, &h, &w, &c);
-        m->dims[0] = h * w * c;
+        width = h * w * c;
     }
+    m->n_units = m->n_stages;
     for (;;) {
         if (is_stage_token(p)) TQ_FAIL(TQ_E_ARG, "model spec '%s': a convolution needs an image input (HxWxC) and comes before the dense layers", spec);
         if ((p[0] == 'm' || p[0] == 'a') && isdigit((unsigned char)p[1]))
@@ -364,18 +375,19 @@ static tq_status parse_spec(tq_model *m, const char *spec) {
         long wd = strtol(p, &end, 10);
         if (wd < 1 || wd > 65536) TQ_FAIL(TQ_E_ARG, "model spec '%s': width %ld out of range 1..65536", spec, wd);
         if (n > TQ_MAX_LAYERS) TQ_FAIL(TQ_E_ARG, "model spec '%s': more than %d layers", spec, TQ_MAX_LAYERS);
-        m->dims[n] = (int)wd;
+        tq_unit *L = n ? add_dense(m, width, (int)wd) : NULL; /* (a dense-only model's first width is its input) */
+        width = (int)wd;
         p = end;
         if (*p == 'r') {
-            if (n == 0) TQ_FAIL(TQ_E_ARG, "model spec '%s': a ReLU needs a layer before it", spec);
-            m->relu[n - 1] = 1;
+            if (!L) TQ_FAIL(TQ_E_ARG, "model spec '%s': a ReLU needs a layer before it", spec);
+            L->relu = 1;
             p++;
         }
         if (!strncmp(p, "-drop", 5)) {
-            if (n == 0 || drop_pct(p + 1) < 0)
+            if (!L || drop_pct(p + 1) < 0)
                 TQ_FAIL(TQ_E_ARG, "model spec '%s': '%.*s': want dropP (P from 1 to 90 percent) after a dense layer", spec,
                         (int)strcspn(p + 1, "-"), p + 1);
-            m->drop[n - 1] = drop_pct(p + 1);
+            L->drop = drop_pct(p + 1);
             p += 1 + strcspn(p + 1, "-");
         }
         n++;
@@ -384,24 +396,20 @@ static tq_status parse_spec(tq_model *m, const char *spec) {
         p++;
     }
     if (n < 2) TQ_FAIL(TQ_E_ARG, "model spec '%s': needs an input and at least one layer", spec);
-    m->n_layers = n - 1;
-    if (m->drop[n - 2]) TQ_FAIL(TQ_E_ARG, "model spec '%s': a dropout after the last layer (the logits)", spec);
-    if (!used) m->in_h = m->in_w = 1, m->in_c = m->dims[0];
+    if (m->unit[m->n_units - 1].drop) TQ_FAIL(TQ_E_ARG, "model spec '%s': a dropout after the last layer (the logits)", spec);
+    if (!used) m->in_h = m->in_w = 1, m->in_c = m->unit[m->n_stages].conv.C;
     strcpy(m->spec, spec);
     return TQ_OK;
 }
 
-/* Floats of stage st's parameters (W, then b or gamma and beta) and of its buffers (an add has none). */
-static size_t stage_params(const tq_stage *st) {
-    if (st->kind != TQ_STAGE_CONV) return 0;
-    size_t K = (size_t)st->conv.KH * st->conv.KW * (st->conv.depthwise ? 1 : st->conv.C);
-    return (size_t)st->conv.OC * K + (size_t)st->conv.OC * (st->bn ? 2 : 1);
+/* Floats of unit u's weights, of its parameters (W, then b or gamma and beta) and of its buffers
+ * (the running statistics). An add or a concat has none. */
+size_t tq_unit_weights(const tq_unit *u) {
+    if (u->kind != TQ_UNIT_CONV && u->kind != TQ_UNIT_DENSE) return 0;
+    return (size_t)u->conv.OC * u->conv.KH * u->conv.KW * (u->conv.depthwise ? 1 : u->conv.C);
 }
-static size_t stage_buffers(const tq_stage *st) { return st->bn ? 2 * (size_t)st->conv.OC : 0; }
-static size_t stage_weights(const tq_stage *st) {
-    if (st->kind != TQ_STAGE_CONV) return 0;
-    return (size_t)st->conv.OC * st->conv.KH * st->conv.KW * (st->conv.depthwise ? 1 : st->conv.C);
-}
+static size_t unit_params(const tq_unit *u) { return tq_unit_weights(u) ? tq_unit_weights(u) + (size_t)u->conv.OC * (u->bn ? 2 : 1) : 0; }
+static size_t unit_buffers(const tq_unit *u) { return u->bn ? 2 * (size_t)u->conv.OC : 0; }
 
 tq_status tq_model_init(tq_model *m, const char *spec) {
     memset(m, 0, sizeof *m);
@@ -409,8 +417,7 @@ tq_status tq_model_init(tq_model *m, const char *spec) {
     m->in_mean = 0.0f;
     m->in_std = 1.0f;
     size_t n = 0, nb = 0;
-    for (int s = 0; s < m->n_stages; s++) n += stage_params(&m->stage[s]), nb += stage_buffers(&m->stage[s]);
-    for (int l = 0; l < m->n_layers; l++) n += (size_t)m->dims[l + 1] * (m->dims[l] + 1);
+    for (int u = 0; u < m->n_units; u++) n += unit_params(&m->unit[u]), nb += unit_buffers(&m->unit[u]);
     if (n > ((size_t)1 << 26)) TQ_FAIL(TQ_E_ARG, "model spec '%s': %zu parameters, more than the 67,108,864 tinyqat allows", spec, n);
     m->n_params = n;
     m->n_buffers = nb;
@@ -421,55 +428,45 @@ tq_status tq_model_init(tq_model *m, const char *spec) {
         tq_model_free(m);
         TQ_FAIL(TQ_E_NOMEM, "model %s: cannot allocate %zu parameters", spec, n);
     }
-    /* Carve the views: the stages' W, b (or gamma, beta), then W0 b0 W1 b1 ... in both blocks, same
-     * offsets (a dense-only model's block is exactly what it was before stages existed). */
+    /* Carve the views in unit order, W then b (or gamma, beta), in both blocks at the same offsets:
+     * the stages' first, then W0 b0 W1 b1 ... (a dense-only model's block is what it was before
+     * stages existed). */
     size_t off = 0, boff = 0;
-    for (int s = 0; s < m->n_stages; s++) {
-        tq_stage *st = &m->stage[s];
-        size_t OC = (size_t)st->conv.OC;
-        if (st->kind != TQ_STAGE_CONV) continue;
-        st->W = m->params + off, st->dW = m->grads + off;
-        off += stage_weights(st);
-        if (st->bn) {
-            st->gamma = m->params + off, st->dgamma = m->grads + off;
-            st->beta = m->params + off + OC, st->dbeta = m->grads + off + OC;
+    for (int i = 0; i < m->n_units; i++) {
+        tq_unit *u = &m->unit[i];
+        size_t OC = (size_t)u->conv.OC;
+        if (!tq_unit_weights(u)) continue;
+        u->W = m->params + off, u->dW = m->grads + off;
+        off += tq_unit_weights(u);
+        if (u->bn) {
+            u->gamma = m->params + off, u->dgamma = m->grads + off;
+            u->beta = m->params + off + OC, u->dbeta = m->grads + off + OC;
             off += 2 * OC;
-            st->running_mean = m->buffers + boff, st->running_var = m->buffers + boff + OC;
+            u->running_mean = m->buffers + boff, u->running_var = m->buffers + boff + OC;
             boff += 2 * OC;
-            tq_bn_init(&st->bn_state, (int)OC, st->running_mean, st->running_var);
+            tq_bn_init(&u->bn_state, (int)OC, u->running_mean, u->running_var);
         } else {
-            st->b = m->params + off, st->db = m->grads + off;
+            u->b = m->params + off, u->db = m->grads + off;
             off += OC;
         }
-    }
-    for (int l = 0; l < m->n_layers; l++) {
-        size_t nw = (size_t)m->dims[l + 1] * m->dims[l];
-        m->W[l] = m->params + off;
-        m->dW[l] = m->grads + off;
-        off += nw;
-        m->b[l] = m->params + off;
-        m->db[l] = m->grads + off;
-        off += (size_t)m->dims[l + 1];
     }
     return TQ_OK;
 }
 
 void tq_model_init_params(tq_model *m, tq_rng *rng) {
-    for (int s = 0; s < m->n_stages; s++) { /* PyTorch's Conv2d and BatchNorm2d defaults */
-        tq_stage *st = &m->stage[s];
-        if (st->kind != TQ_STAGE_CONV) continue;
+    for (int u = 0; u < m->n_units; u++) { /* PyTorch's Conv2d, Linear and BatchNorm2d defaults (a dense layer's are its 1 x 1 conv's) */
+        tq_unit *st = &m->unit[u];
+        if (!st->W) continue;
         tq_conv_init(st->W, st->b, &st->conv, rng);
         for (int c = 0; st->bn && c < st->conv.OC; c++) st->gamma[c] = 1.0f, st->beta[c] = 0.0f;
         if (st->bn) tq_bn_init(&st->bn_state, st->conv.OC, st->running_mean, st->running_var);
     }
-    for (int l = 0; l < m->n_layers; l++) tq_linear_init(m->W[l], m->b[l], m->dims[l], m->dims[l + 1], rng);
 }
 
 void tq_model_decay_mask(const tq_model *m, uint8_t *mask) {
     memset(mask, 0, m->n_params);
-    for (int s = 0; s < m->n_stages; s++)
-        if (m->stage[s].W) memset(mask + (m->stage[s].W - m->params), 1, stage_weights(&m->stage[s]));
-    for (int l = 0; l < m->n_layers; l++) memset(mask + (m->W[l] - m->params), 1, (size_t)m->dims[l + 1] * m->dims[l]);
+    for (int u = 0; u < m->n_units; u++)
+        if (m->unit[u].W) memset(mask + (m->unit[u].W - m->params), 1, tq_unit_weights(&m->unit[u]));
 }
 
 void tq_model_free(tq_model *m) {
@@ -491,14 +488,14 @@ tq_status tq_model_clone(tq_model *dst, const tq_model *src) {
 }
 
 void tq_model_freeze_bn(tq_model *m, int frozen) {
-    for (int s = 0; s < m->n_stages; s++) m->stage[s].bn_state.frozen = frozen;
+    for (int s = 0; s < m->n_stages; s++) m->unit[s].bn_state.frozen = frozen;
 }
 
 /* conv((p/255 - mean) / std) = conv_{W/std}(p/255) - shift, shift[o] = (mean/std) sum W[o]: the
  * shift moves into the bias (b - shift) or, ahead of a batch norm, into its running mean
  * (rm + shift), exact wherever no padding is read. */
-static void fold_into_stage(tq_stage *st, float mean, float std) {
-    size_t K = stage_weights(st) / (size_t)st->conv.OC;
+static void fold_into_unit(tq_unit *st, float mean, float std) {
+    size_t K = tq_unit_weights(st) / (size_t)st->conv.OC;
     float inv = 1.0f / std, k = mean / std;
     for (int o = 0; o < st->conv.OC; o++) {
         float *w = st->W + (size_t)o * K;
@@ -511,20 +508,7 @@ static void fold_into_stage(tq_stage *st, float mean, float std) {
 }
 
 void tq_model_fold_input_norm(tq_model *m) {
-    if (m->n_stages) {
-        fold_into_stage(&m->stage[0], m->in_mean, m->in_std);
-        m->in_mean = 0.0f;
-        m->in_std = 1.0f;
-        return;
-    }
-    int in = m->dims[0], out = m->dims[1];
-    float inv = 1.0f / m->in_std, shift = m->in_mean / m->in_std;
-    for (int o = 0; o < out; o++) {
-        double rowsum = 0;
-        for (int i = 0; i < in; i++) rowsum += m->W[0][o * in + i];
-        m->b[0][o] -= (float)(shift * rowsum);
-        for (int i = 0; i < in; i++) m->W[0][o * in + i] *= inv;
-    }
+    fold_into_unit(&m->unit[0], m->in_mean, m->in_std);
     m->in_mean = 0.0f;
     m->in_std = 1.0f;
 }
@@ -544,22 +528,21 @@ static tq_status add_lsq_params(tq_model *m);
 
 tq_status tq_model_quantize(tq_model *m, const tq_qat_cfg *cfg) {
     if (m->qat) TQ_FAIL(TQ_E_ARG, "model %s is already quantized", m->spec);
-    if (m->n_stages && m->stage[0].conv.pad && (m->in_mean != 0.0f || m->in_std != 1.0f))
+    if (m->n_stages && m->unit[0].conv.pad && (m->in_mean != 0.0f || m->in_std != 1.0f))
         TQ_FAIL(TQ_E_ARG, "model %s: the first convolution pads its input, so the input normalization cannot be folded into it "
                           "exactly; train it with --no-norm to quantize it", m->spec);
-    const int units = m->n_stages + m->n_layers;
-    int oc[TQ_QAT_MAX_UNITS], src[TQ_QAT_MAX_UNITS];
-    for (int u = 0; u < units; u++) /* a dense layer reads the unit before it (the first: the last stage) */
-        oc[u] = u < m->n_stages ? m->stage[u].conv.OC : m->dims[u - m->n_stages + 1], src[u] = u < m->n_stages ? m->stage[u].src[0] : u - 1;
+    const int units = m->n_units;
+    int oc[TQ_MAX_UNITS], src[TQ_MAX_UNITS];
+    for (int u = 0; u < units; u++) oc[u] = m->unit[u].conv.OC, src[u] = m->unit[u].src[0];
     for (int s = 0; s < m->n_stages; s++) { /* the int16 ADD is not TFLite's int8 one: not there yet */
-        const tq_stage *S = &m->stage[s];
-        const int two = S->kind != TQ_STAGE_CONV;
+        const tq_unit *S = &m->unit[s];
+        const int two = S->kind != TQ_UNIT_CONV;
         int wide = two && tq_qat_cfg_act_bits(cfg, s, units) == 16;
         for (int j = 0; j < 2 && two; j++) wide |= S->src[j] >= 0 && tq_qat_cfg_act_bits(cfg, S->src[j], units) == 16;
         if (wide)
             TQ_FAIL(TQ_E_ARG, "model %s: stage %d is %s: 16-bit activations are for convolutions, pools and dense layers; keep the "
                               "%s and the stages it reads at 8 bits (--act-bits per layer)", m->spec, s + 1,
-                    S->kind == TQ_STAGE_ADD ? "an add" : "a concat", S->kind == TQ_STAGE_ADD ? "add" : "concat");
+                    S->kind == TQ_UNIT_ADD ? "an add" : "a concat", S->kind == TQ_UNIT_ADD ? "add" : "concat");
     }
     /* LSQ's set-up can fail after the fold: the parameters are kept to put back, so that a failure
      * leaves the float model as it was (and a retry is possible) */
@@ -569,7 +552,7 @@ tq_status tq_model_quantize(tq_model *m, const tq_qat_cfg *cfg) {
     if (saved) memcpy(saved, m->params, m->n_params * sizeof(float));
     tq_status st = tq_qat_new(&m->qat, cfg, units, m->n_stages, oc, src);
     for (int s = 0; s < m->n_stages && st == TQ_OK; s++)
-        if (m->stage[s].kind == TQ_STAGE_CONCAT && (st = tq_qat_share_concat(m->qat, s, m->stage[s].src[0], m->stage[s].src[1])) != TQ_OK) {
+        if (m->unit[s].kind == TQ_UNIT_CONCAT && (st = tq_qat_share_concat(m->qat, s, m->unit[s].src[0], m->unit[s].src[1])) != TQ_OK) {
             tq_error_set_(st, __FILE__, __LINE__, "model %s: %s", m->spec, tq_last_error());
             tq_qat_free(m->qat);
             m->qat = NULL;
@@ -585,11 +568,11 @@ tq_status tq_model_quantize(tq_model *m, const tq_qat_cfg *cfg) {
     return st;
 }
 
-/* Stage s's weights and bias as the integer model holds them: with batch norm, folded exactly as
+/* A unit's weights and bias as the integer model holds them: with batch norm, folded exactly as
  * the fake quant saw them (layers/batchnorm.c's float expressions: s = gamma * (1 / sqrtf(var + eps))),
  * and the bias the evaluation's batch norm adds, beta - s mean. W: [OC][K], b: [OC]. */
-static void stage_folded(const tq_stage *st, float *W, float *b) {
-    size_t OC = (size_t)st->conv.OC, K = stage_weights(st) / OC;
+static void unit_folded(const tq_unit *st, float *W, float *b) {
+    size_t OC = (size_t)st->conv.OC, K = tq_unit_weights(st) / OC;
     for (size_t c = 0; c < OC; c++) {
         float sc = 1.0f, bias = st->b ? st->b[c] : 0.0f;
         if (st->bn) {
@@ -606,31 +589,31 @@ static void stage_folded(const tq_stage *st, float *W, float *b) {
  * gradient checks and checkpoints treat them as any other parameter. The weight scales start
  * where PTQ's rule puts them (max|w|, or the MSE clip); an activation scale where its observer
  * puts it on the first training batch (the fake quant sets it then). The blocks are reallocated
- * and every view moved with them. Order: per stage, then per dense layer, the weight scales then
- * the activation scale. A residual add learns none: its output's scale stays its observer's; nor
+ * and every view moved with them. Order: per unit with weights, the weight scales then the
+ * activation scale. A residual add learns none: its output's scale stays its observer's; nor
  * do a concat and its inputs: their one scale follows their observers (tq_qat_share_concat). */
 static tq_status add_lsq_params(tq_model *m) {
     tq_qat *Q = m->qat;
-    size_t n = 0, wmax = 1;
-    for (int s = 0; s < m->n_stages; s++) /* (an add learns nothing: its output scale is its observer's) */
-        if (m->stage[s].kind == TQ_STAGE_CONV)
-            n += (size_t)Q->wfq[s].n_ch + !Q->afq[s].ring, wmax = stage_weights(&m->stage[s]) > wmax ? stage_weights(&m->stage[s]) : wmax;
-    for (int l = 0; l < m->n_layers; l++) n += (size_t)Q->wfq[m->n_stages + l].n_ch + 1;
+    size_t n = 0, wmax = 1, ocmax = 1;
+    for (int u = 0; u < m->n_units; u++) /* (an add learns nothing: its output scale is its observer's) */
+        if (m->unit[u].W) {
+            n += (size_t)Q->wfq[u].n_ch + !Q->afq[u].ring;
+            wmax = tq_unit_weights(&m->unit[u]) > wmax ? tq_unit_weights(&m->unit[u]) : wmax;
+            ocmax = (size_t)m->unit[u].conv.OC > ocmax ? (size_t)m->unit[u].conv.OC : ocmax;
+        }
     float *p = tq_calloc(m->n_params + n, sizeof(float)), *gr = tq_calloc(m->n_params + n, sizeof(float));
-    float *wf = tq_malloc(wmax * sizeof(float)), *bf = tq_malloc(4096 * sizeof(float));
+    float *wf = tq_malloc(wmax * sizeof(float)), *bf = tq_malloc(ocmax * sizeof(float));
     if (!p || !gr || !wf || !bf) {
         tq_free(p), tq_free(gr), tq_free(wf), tq_free(bf);
         TQ_FAIL(TQ_E_NOMEM, "model %s: cannot allocate the learned scales", m->spec);
     }
     memcpy(p, m->params, m->n_params * sizeof(float));
 #define MOVE(v, from, to) ((v) = (v) ? (to) + ((v) - (from)) : NULL)
-    for (int s = 0; s < m->n_stages; s++) {
-        tq_stage *st = &m->stage[s];
+    for (int u = 0; u < m->n_units; u++) {
+        tq_unit *st = &m->unit[u];
         MOVE(st->W, m->params, p), MOVE(st->b, m->params, p), MOVE(st->gamma, m->params, p), MOVE(st->beta, m->params, p);
         MOVE(st->dW, m->grads, gr), MOVE(st->db, m->grads, gr), MOVE(st->dgamma, m->grads, gr), MOVE(st->dbeta, m->grads, gr);
     }
-    for (int l = 0; l < m->n_layers; l++)
-        MOVE(m->W[l], m->params, p), MOVE(m->b[l], m->params, p), MOVE(m->dW[l], m->grads, gr), MOVE(m->db[l], m->grads, gr);
 #undef MOVE
     tq_free(m->params);
     tq_free(m->grads);
@@ -638,24 +621,16 @@ static tq_status add_lsq_params(tq_model *m) {
     m->lsq = p + m->n_params, m->n_lsq = n;
     m->n_params += n;
     float *v = m->lsq;
-    for (int s = 0; s < m->n_stages; s++) {
-        size_t OC = (size_t)m->stage[s].conv.OC;
-        if (m->stage[s].kind != TQ_STAGE_CONV) continue;
-        stage_folded(&m->stage[s], wf, bf);
-        (void)tq_fq_update(&Q->wfq[s], wf, (int)OC, (int)(stage_weights(&m->stage[s]) / OC), 0);
-        for (int c = 0; c < Q->wfq[s].n_ch; c++) v[c] = logf(Q->wfq[s].scale[c]);
-        Q->wfq[s].learned = v, Q->wfq[s].learned_grad = gr + (v - p), Q->wfq[s].lsq_log = 1;
-        v += Q->wfq[s].n_ch;
-        if (Q->afq[s].ring) continue; /* a concat's input: the scale it shares is its observers' */
-        Q->afq[s].learned = v, Q->afq[s].learned_grad = gr + (v - p), Q->afq[s].lsq_log = 1;
-        v += 1;
-    }
-    for (int l = 0; l < m->n_layers; l++) {
-        (void)tq_fq_update(&Q->wfq[m->n_stages + l], m->W[l], m->dims[l + 1], m->dims[l], 0);
-        for (int c = 0; c < Q->wfq[m->n_stages + l].n_ch; c++) v[c] = logf(Q->wfq[m->n_stages + l].scale[c]);
-        Q->wfq[m->n_stages + l].learned = v, Q->wfq[m->n_stages + l].learned_grad = gr + (v - p), Q->wfq[m->n_stages + l].lsq_log = 1;
-        v += Q->wfq[m->n_stages + l].n_ch;
-        Q->afq[m->n_stages + l].learned = v, Q->afq[m->n_stages + l].learned_grad = gr + (v - p), Q->afq[m->n_stages + l].lsq_log = 1;
+    for (int u = 0; u < m->n_units; u++) {
+        size_t OC = (size_t)m->unit[u].conv.OC;
+        if (!m->unit[u].W) continue;
+        unit_folded(&m->unit[u], wf, bf);
+        (void)tq_fq_update(&Q->wfq[u], wf, (int)OC, (int)(tq_unit_weights(&m->unit[u]) / OC), 0);
+        for (int c = 0; c < Q->wfq[u].n_ch; c++) v[c] = logf(Q->wfq[u].scale[c]);
+        Q->wfq[u].learned = v, Q->wfq[u].learned_grad = gr + (v - p), Q->wfq[u].lsq_log = 1;
+        v += Q->wfq[u].n_ch;
+        if (Q->afq[u].ring) continue; /* a concat's input: the scale it shares is its observers' */
+        Q->afq[u].learned = v, Q->afq[u].learned_grad = gr + (v - p), Q->afq[u].lsq_log = 1;
         v += 1;
     }
     tq_free(wf);
@@ -669,14 +644,11 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
     if (!Q) TQ_FAIL(TQ_E_ARG, "model %s is not quantized: run ptq or qat first", m->spec);
     if (!Q->cfg.quant_bias)
         TQ_FAIL(TQ_E_ARG, "model %s keeps a float bias (--no-bias-quant): the integer path needs an int32 bias", m->spec);
-    for (int s = 0; s < m->n_stages; s++) /* (a concat's quantizer reads its inputs' observers) */
-        if (Q->afq[s].obs->n_seen == 0) TQ_FAIL(TQ_E_ARG, "stage %d's activation range was never observed: calibrate first", s);
-    for (int l = 0; l < m->n_layers; l++)
-        if (Q->aobs[m->n_stages + l].n_seen == 0) TQ_FAIL(TQ_E_ARG, "layer %d's activation range was never observed: calibrate first", l);
+    for (int u = 0; u < m->n_units; u++) /* (a concat's quantizer reads its inputs' observers) */
+        if (Q->afq[u].obs->n_seen == 0) TQ_FAIL(TQ_E_ARG, "unit %d's activation range was never observed: calibrate first", u + 1);
     size_t n_ch = 0, n_w = 0;
-    for (int s = 0; s < m->n_stages; s++) n_ch += 2 * (size_t)m->stage[s].conv.OC, n_w += stage_weights(&m->stage[s]);
-    for (int l = 0; l < m->n_layers; l++) n_ch += (size_t)m->dims[l + 1];
-    /* every unit's per-channel weight scales (and the stages' folded biases), the folded weights */
+    for (int u = 0; u < m->n_units; u++) n_ch += 2 * (size_t)m->unit[u].conv.OC, n_w += tq_unit_weights(&m->unit[u]);
+    /* every unit's per-channel weight scales and folded biases, the folded weights */
     float *chan = tq_malloc(n_ch * sizeof(float)), *wf = tq_malloc((n_w ? n_w : 1) * sizeof(float));
     if (!chan || !wf) {
         tq_free(chan);
@@ -684,91 +656,74 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
         TQ_FAIL(TQ_E_NOMEM, "convert: out of memory");
     }
     tq_qlayer_src src[TQ_INT8_MAX_LAYERS];
-    int n = 0, last[TQ_MAX_STAGES]; /* the integer layer that holds stage s's output */
+    int n = 0, last[TQ_MAX_UNITS]; /* the integer layer that holds unit u's output */
     tq_status st = TQ_OK;
     float *ch = chan, *w = wf;
-    float in_scale = TQ_INPUT_SCALE;
-    int32_t in_zp = TQ_INPUT_ZERO_POINT;
-    for (int s = 0; s < m->n_stages && st == TQ_OK; s++) {
-        const tq_stage *S = &m->stage[s];
+    for (int u = 0; u < m->n_units && st == TQ_OK; u++) {
+        const tq_unit *S = &m->unit[u];
         const tq_conv_shape *cs = &S->conv;
-        int need = 1 + (S->pool != 0) + (s == m->n_stages - 1);
+        int need = 1 + (S->pool != 0) + (u == m->n_stages - 1);
         if (n + need > TQ_INT8_MAX_LAYERS) {
             st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "convert: more than %d integer layers", TQ_INT8_MAX_LAYERS);
             break;
         }
-        /* each input: the integer layer of the stage it reads (src = layer + 1), its scale and zero point */
+        /* each input: the integer layer of the unit it reads (src = layer + 1), its scale and zero point */
         int from[2] = {0, 0};
         float s_in[2] = {TQ_INPUT_SCALE, TQ_INPUT_SCALE};
         int32_t z_in[2] = {TQ_INPUT_ZERO_POINT, TQ_INPUT_ZERO_POINT};
-        for (int j = 0; j < (S->kind == TQ_STAGE_CONV ? 1 : 2); j++) {
+        for (int j = 0; j < (S->kind == TQ_UNIT_ADD || S->kind == TQ_UNIT_CONCAT ? 2 : 1); j++) {
             int r = S->src[j];
             if (r < 0 && n > 0) {
                 st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__,
-                                   "convert: stage %d reads the model's input, which the integer runtime gives only its first layer", s);
+                                   "convert: unit %d reads the model's input, which the integer runtime gives only its first layer", u + 1);
                 break;
             }
             if (r >= 0) from[j] = last[r] + 1, s_in[j] = Q->afq[r].scale[0], z_in[j] = Q->afq[r].zero_point[0];
         }
-        if (st != TQ_OK || (st = tq_fq_update(&Q->afq[s], NULL, 0, 0, 0)) != TQ_OK) break;
-        float out_scale = Q->afq[s].scale[0];
-        int32_t out_zp = Q->afq[s].zero_point[0];
-        if (S->kind == TQ_STAGE_CONCAT) { /* its inputs are on its grid already (tq_qat_share_concat) */
+        if (st != TQ_OK || (st = tq_fq_update(&Q->afq[u], NULL, 0, 0, 0)) != TQ_OK) break;
+        float out_scale = Q->afq[u].scale[0];
+        int32_t out_zp = Q->afq[u].zero_point[0];
+        if (S->kind == TQ_UNIT_CONCAT) { /* its inputs are on its grid already (tq_qat_share_concat) */
             src[n++] = (tq_qlayer_src){.in_scale = out_scale, .in2_scale = out_scale, .out_scale = out_scale, .in_zp = out_zp,
                                        .in2_zp = out_zp, .out_zp = out_zp, .kind = TQ_S8_CONCAT, .in_h = cs->H, .in_w = cs->W,
                                        .in_c = S->cat.c[0], .in2_c = S->cat.c[1], .out_h = cs->H, .out_w = cs->W, .out_c = cs->OC,
                                        .k = 1, .stride = 1, .src = {from[0], from[1]}};
-        } else if (S->kind == TQ_STAGE_ADD) {
+        } else if (S->kind == TQ_UNIT_ADD) {
             src[n++] = (tq_qlayer_src){.relu = S->relu, .in_scale = s_in[0], .in2_scale = s_in[1], .out_scale = out_scale,
                                        .in_zp = z_in[0], .in2_zp = z_in[1], .out_zp = out_zp, .kind = TQ_S8_ADD, .in_h = cs->H,
                                        .in_w = cs->W, .in_c = cs->C, .out_h = cs->H, .out_w = cs->W, .out_c = cs->C, .k = 1,
                                        .stride = 1, .src = {from[0], from[1]}};
-        } else {
-            int OC = cs->OC, K = (int)(stage_weights(S) / (size_t)OC);
+        } else { /* weights: a convolution's, or a dense layer's (the layer after it, or the flatten, its input) */
+            int OC = cs->OC, K = (int)(tq_unit_weights(S) / (size_t)OC);
             float *bias = ch + OC;
-            stage_folded(S, w, bias);
-            if ((st = tq_fq_update(&Q->wfq[s], w, OC, K, 0)) != TQ_OK) break;
-            for (int o = 0; o < OC; o++) ch[o] = Q->wfq[s].scale[Q->wfq[s].per_channel ? o : 0];
-            src[n++] = (tq_qlayer_src){.in = cs->H * cs->W * cs->C, .out = cs->OH * cs->OW * OC, .relu = S->relu,
-                                       .w_bits = tq_qat_cfg_bits(&Q->cfg, s), .W = w, .b = bias, .w_scale = ch, .in_scale = s_in[0],
-                                       .out_scale = out_scale, .in_zp = z_in[0], .out_zp = out_zp,
-                                       .kind = cs->depthwise ? TQ_S8_DEPTHWISE : TQ_S8_CONV, .in_h = cs->H, .in_w = cs->W,
-                                       .in_c = cs->C, .out_h = cs->OH, .out_w = cs->OW, .out_c = OC, .k = cs->KH,
-                                       .stride = cs->stride, .pad = cs->pad, .kw = cs->KW, .stride_w = cs->stride_w,
-                                       .pad_w = cs->pad_w, .src = {from[0], 0}, .out_bits = Q->afq[s].bits};
+            unit_folded(S, w, bias);
+            if ((st = tq_fq_update(&Q->wfq[u], w, OC, K, 0)) != TQ_OK) break;
+            for (int o = 0; o < OC; o++) ch[o] = Q->wfq[u].scale[Q->wfq[u].per_channel ? o : 0];
+            tq_qlayer_src L = {.in = cs->H * cs->W * cs->C, .out = cs->OH * cs->OW * OC, .relu = S->relu,
+                               .w_bits = tq_qat_cfg_bits(&Q->cfg, u), .W = w, .b = bias, .w_scale = ch, .in_scale = s_in[0],
+                               .out_scale = out_scale, .in_zp = z_in[0], .out_zp = out_zp, .out_bits = Q->afq[u].bits};
+            if (S->kind == TQ_UNIT_CONV) {
+                L.kind = cs->depthwise ? TQ_S8_DEPTHWISE : TQ_S8_CONV;
+                L.in_h = cs->H, L.in_w = cs->W, L.in_c = cs->C, L.out_h = cs->OH, L.out_w = cs->OW, L.out_c = OC;
+                L.k = cs->KH, L.stride = cs->stride, L.pad = cs->pad, L.kw = cs->KW, L.stride_w = cs->stride_w, L.pad_w = cs->pad_w;
+                L.src[0] = from[0];
+            }
+            src[n++] = L;
             ch += 2 * OC;
-            w += stage_weights(S);
+            w += tq_unit_weights(S);
         }
-        if (S->pool) { /* on the stage's quantized output: the same scale and zero point */
+        if (S->pool) { /* on the unit's quantized output: the same scale and zero point */
             const tq_pool_shape *ps = &S->pool_shape;
             src[n++] = (tq_qlayer_src){.in_scale = out_scale, .out_scale = out_scale, .in_zp = out_zp, .out_zp = out_zp,
                                        .kind = ps->avg ? TQ_S8_AVGPOOL : TQ_S8_MAXPOOL, .in_h = ps->H, .in_w = ps->W,
                                        .in_c = ps->C, .out_h = ps->OH, .out_w = ps->OW, .out_c = ps->C, .k = ps->K, .kw = ps->KW, .stride_w = ps->stride,
                                        .stride = ps->stride};
         }
-        last[s] = n - 1;
-        if (s == m->n_stages - 1) /* NHWC flattens to the dense layers' input order as it is */
+        last[u] = n - 1;
+        if (u == m->n_stages - 1) /* NHWC flattens to the dense layers' input order as it is */
             src[n++] = (tq_qlayer_src){.in_scale = out_scale, .out_scale = out_scale, .in_zp = out_zp, .out_zp = out_zp,
                                        .kind = TQ_S8_FLATTEN, .in_h = S->out_h, .in_w = S->out_w, .in_c = S->out_c,
                                        .out_h = 1, .out_w = 1, .out_c = S->out_h * S->out_w * S->out_c, .k = 1, .stride = 1};
-        in_scale = out_scale; /* the dense layers read the last stage */
-        in_zp = out_zp;
-    }
-    for (int l = 0; l < m->n_layers && st == TQ_OK; l++) {
-        /* weight scales from the weights as they are now, as the next forward would compute */
-        if ((st = tq_fq_update(&Q->wfq[m->n_stages + l], m->W[l], m->dims[l + 1], m->dims[l], 0)) != TQ_OK) break;
-        if ((st = tq_fq_update(&Q->afq[m->n_stages + l], NULL, 0, 0, 0)) != TQ_OK) break;
-        if (n >= TQ_INT8_MAX_LAYERS) {
-            st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "convert: more than %d integer layers", TQ_INT8_MAX_LAYERS);
-            break;
-        }
-        for (int o = 0; o < m->dims[l + 1]; o++) ch[o] = Q->wfq[m->n_stages + l].scale[Q->wfq[m->n_stages + l].per_channel ? o : 0];
-        src[n++] = (tq_qlayer_src){.in = m->dims[l], .out = m->dims[l + 1], .relu = m->relu[l], .w_bits = tq_qat_cfg_bits(&Q->cfg, m->n_stages + l),
-                                   .W = m->W[l], .b = m->b[l], .w_scale = ch, .in_scale = in_scale, .in_zp = in_zp,
-                                   .out_scale = Q->afq[m->n_stages + l].scale[0], .out_zp = Q->afq[m->n_stages + l].zero_point[0], .out_bits = Q->afq[m->n_stages + l].bits};
-        in_scale = Q->afq[m->n_stages + l].scale[0];
-        in_zp = Q->afq[m->n_stages + l].zero_point[0];
-        ch += m->dims[l + 1];
     }
     if (st == TQ_OK) st = tq_qmodel_convert(q, m->spec, src, n);
     tq_free(chan);
@@ -780,90 +735,84 @@ size_t tq_model_float_bytes(const tq_model *m) { return m->n_params * sizeof(flo
 
 size_t tq_model_int8_bytes(const tq_model *m) {
     int bits[TQ_QAT_MAX_UNITS];
-    for (int u = 0; u < m->n_stages + m->n_layers; u++) bits[u] = m->qat ? tq_qat_cfg_bits(&m->qat->cfg, u) : 8;
+    for (int u = 0; u < m->n_units; u++) bits[u] = m->qat ? tq_qat_cfg_bits(&m->qat->cfg, u) : 8;
     size_t n = tq_model_int8_bytes_with(m, bits);
     /* a layer with a 16-bit side keeps int64 biases: 4 more bytes a channel */
-    for (int s = 0; m->qat && s < m->n_stages; s++)
-        if (m->stage[s].kind == TQ_STAGE_CONV && m->qat->bq[s].wide) n += 4 * (size_t)m->stage[s].conv.OC;
-    for (int l = 0; m->qat && l < m->n_layers; l++)
-        if (m->qat->bq[m->n_stages + l].wide) n += 4 * (size_t)m->dims[l + 1];
+    for (int u = 0; m->qat && u < m->n_units; u++)
+        if (m->unit[u].W && m->qat->bq[u].wide) n += 4 * (size_t)m->unit[u].conv.OC;
     return n;
 }
 
 size_t tq_model_int8_bytes_with(const tq_model *m, const int *unit_bits) {
     size_t n = 0;
-    for (int s = 0; s < m->n_stages; s++) {
-        if (m->stage[s].kind == TQ_STAGE_ADD) {
+    for (int u = 0; u < m->n_units; u++) {
+        const tq_unit *U = &m->unit[u];
+        if (U->kind == TQ_UNIT_ADD) {
             n += 3 * 8 + 4 * 4; /* three M0/shift pairs, zero points */
-            continue;
-        }
-        if (m->stage[s].kind == TQ_STAGE_CONCAT) {
+        } else if (U->kind == TQ_UNIT_CONCAT) {
             n += 4 * 4; /* zero points and the second input's channels */
-            continue;
+        } else { /* the weights packed (BN folded: src/qmodel.h), int32 bias, M0/shift, zero points and clamp */
+            size_t OC = (size_t)U->conv.OC, sb = (size_t)tq_qlayer_storage_bits(unit_bits[u]);
+            n += (tq_unit_weights(U) * sb + 7) / 8 + OC * 4 + OC * 8 + 4 * 4;
         }
-        size_t OC = (size_t)m->stage[s].conv.OC, sb = (size_t)tq_qlayer_storage_bits(unit_bits[s]);
-        /* packed W (BN folded), int32 bias, M0/shift, zero points */
-        n += (stage_weights(&m->stage[s]) * sb + 7) / 8 + OC * 4 + OC * 8 + 4 * 4;
-    }
-    for (int l = 0; l < m->n_layers; l++) {
-        size_t out = (size_t)m->dims[l + 1], sb = (size_t)tq_qlayer_storage_bits(unit_bits[m->n_stages + l]);
-        n += (out * (size_t)m->dims[l] * sb + 7) / 8; /* the weights, packed (src/qmodel.h) */
-        n += out * 4;                  /* int32 bias */
-        n += out * 8;                  /* int32 M0 and shift per channel */
-        n += 4 * 4;                    /* zero points in/out and the clamp */
     }
     return n;
 }
 
 /* ---- files ---- */
 
+/* The name of unit u's record `what` in a model file: stages.S.what for a feature unit,
+ * layers.L.what for dense layer L (the names files have always used). */
+typedef struct {
+    char s[48];
+} record_name;
+static record_name record(const tq_model *m, int u, const char *what) {
+    record_name r;
+    if (u < m->n_stages) snprintf(r.s, sizeof r.s, "stages.%d.%s", u, what);
+    else snprintf(r.s, sizeof r.s, "layers.%d.%s", u - m->n_stages, what);
+    return r;
+}
+
+/* Unit u's parameter and buffer records, in file order, with their sizes and where they live. */
+typedef struct {
+    const char *what;
+    float *data;
+    uint32_t rows, cols;
+} unit_record;
+static int unit_records(const tq_unit *U, unit_record *r) {
+    uint32_t OC = (uint32_t)U->conv.OC, K = (uint32_t)(tq_unit_weights(U) / OC);
+    int n = 0;
+    if (!U->W) return 0; /* an add or a concat: no parameters */
+    r[n++] = (unit_record){"weight", U->W, OC, K};
+    if (U->b) r[n++] = (unit_record){"bias", U->b, 1, OC};
+    if (U->bn) {
+        r[n++] = (unit_record){"bn_weight", U->gamma, 1, OC};
+        r[n++] = (unit_record){"bn_bias", U->beta, 1, OC};
+        r[n++] = (unit_record){"running_mean", U->running_mean, 1, OC};
+        r[n++] = (unit_record){"running_var", U->running_var, 1, OC};
+    }
+    return n;
+}
+
 tq_status tq_model_to_ckpt(const tq_model *m, tq_ckpt *c) {
-    char names[TQ_MAX_LAYERS][2][48]; /* tq_ckpt_add copies names */
     const float norm[2] = {m->in_mean, m->in_std};
     TQ_TRY(tq_ckpt_set_meta(c, "format", "tinyqat-model"));
     TQ_TRY(tq_ckpt_set_meta(c, "spec", m->spec));
     TQ_TRY(tq_ckpt_set_meta(c, "kind", m->qat ? "quantized" : "fp32"));
     TQ_TRY(tq_ckpt_add_copy(c, "input_norm", 1, 2, norm));
-    for (int s = 0; s < m->n_stages; s++) {
-        const tq_stage *st = &m->stage[s];
-        uint32_t OC = (uint32_t)st->conv.OC;
-        char name[48];
-        if (st->kind != TQ_STAGE_CONV) continue; /* no parameters */
-        snprintf(name, sizeof name, "stages.%d.weight", s);
-        TQ_TRY(tq_ckpt_add(c, name, OC, (uint32_t)(stage_weights(st) / OC), st->W));
-        const char *what[4] = {"bias", "bn_weight", "bn_bias", NULL};
-        float *arr[4] = {st->b, st->gamma, st->beta, NULL};
-        for (int k = 0; k < 3; k++)
-            if (arr[k]) {
-                snprintf(name, sizeof name, "stages.%d.%s", s, what[k]);
-                TQ_TRY(tq_ckpt_add(c, name, 1, OC, arr[k]));
-            }
-        if (st->bn) {
-            snprintf(name, sizeof name, "stages.%d.running_mean", s);
-            TQ_TRY(tq_ckpt_add(c, name, 1, OC, st->running_mean));
-            snprintf(name, sizeof name, "stages.%d.running_var", s);
-            TQ_TRY(tq_ckpt_add(c, name, 1, OC, st->running_var));
-        }
-    }
-    for (int l = 0; l < m->n_layers; l++) {
-        snprintf(names[l][0], sizeof names[l][0], "layers.%d.weight", l);
-        snprintf(names[l][1], sizeof names[l][1], "layers.%d.bias", l);
-        TQ_TRY(tq_ckpt_add(c, names[l][0], (uint32_t)m->dims[l + 1], (uint32_t)m->dims[l], m->W[l]));
-        TQ_TRY(tq_ckpt_add(c, names[l][1], 1, (uint32_t)m->dims[l + 1], m->b[l]));
+    for (int u = 0; u < m->n_units; u++) {
+        unit_record r[6];
+        for (int k = 0, n = unit_records(&m->unit[u], r); k < n; k++) TQ_TRY(tq_ckpt_add(c, record(m, u, r[k].what).s, r[k].rows, r[k].cols, r[k].data));
     }
     if (m->qat) TQ_TRY(tq_qat_save_state(m->qat, c));
-    char name[48];
     float *v = m->lsq;
-    for (int u = 0; v && u < m->n_stages + m->n_layers; u++) { /* add_lsq_params's order */
-        if (!tq_model_unit_has_weights(m, u)) continue;
-        int is_stage = u < m->n_stages, k = is_stage ? u : u - m->n_stages;
+    for (int u = 0; v && u < m->n_units; u++) { /* add_lsq_params's order */
+        if (!m->unit[u].W) continue;
         int nw = m->qat->wfq[u].n_ch;
-        snprintf(name, sizeof name, "%s.%d.w_log_scale", is_stage ? "stages" : "layers", k);
-        TQ_TRY(tq_ckpt_add(c, name, 1, (uint32_t)nw, v));
+        TQ_TRY(tq_ckpt_add(c, record(m, u, "w_log_scale").s, 1, (uint32_t)nw, v));
         v += nw;
         if (m->qat->afq[u].ring) continue; /* a concat's input: no learned activation scale */
-        snprintf(name, sizeof name, "%s.%d.a_log_scale", is_stage ? "stages" : "layers", k);
-        TQ_TRY(tq_ckpt_add(c, name, 1, 1, v));
+        TQ_TRY(tq_ckpt_add(c, record(m, u, "a_log_scale").s, 1, 1, v));
         v += 1;
     }
     return TQ_OK;
@@ -896,24 +845,22 @@ static tq_status load_quant_state(tq_model *m, const tq_ckpt *c, const char *pat
     if (s != TQ_OK) return tq_error_set_(s, __FILE__, __LINE__, "%s: %s", path, tq_last_error());
     TQ_TRY(tq_qat_load_observers(m->qat, c, path));
     float *v = m->lsq; /* LSQ: the learned scales replace the ones quantize started from */
-    for (int u = 0; v && u < m->n_stages + m->n_layers; u++) {
-        if (!tq_model_unit_has_weights(m, u)) continue;
-        int is_stage = u < m->n_stages, k = is_stage ? u : u - m->n_stages;
+    for (int u = 0; v && u < m->n_units; u++) {
+        if (!m->unit[u].W) continue;
         for (int a = 0; a < 2 - (m->qat->afq[u].ring != NULL); a++) { /* the weight scales, then the activation's */
             int n = a ? 1 : m->qat->wfq[u].n_ch;
-            char name[48];
-            snprintf(name, sizeof name, "%s.%d.%s_log_scale", is_stage ? "stages" : "layers", k, a ? "a" : "w");
-            const tq_ckpt_tensor *t = tq_ckpt_find(c, name);
-            if (!t || t->rows != 1 || t->cols != (uint32_t)n) TQ_FAIL(TQ_E_FORMAT, "%s: missing or bad %s (an LSQ model)", path, name);
+            record_name name = record(m, u, a ? "a_log_scale" : "w_log_scale");
+            const tq_ckpt_tensor *t = tq_ckpt_find(c, name.s);
+            if (!t || t->rows != 1 || t->cols != (uint32_t)n) TQ_FAIL(TQ_E_FORMAT, "%s: missing or bad %s (an LSQ model)", path, name.s);
             for (int i = 0; i < n; i++)
-                if (!(t->data[i] > -80.0f && t->data[i] < 80.0f)) TQ_FAIL(TQ_E_FORMAT, "%s: %s[%d] is no log scale", path, name, i);
+                if (!(t->data[i] > -80.0f && t->data[i] < 80.0f)) TQ_FAIL(TQ_E_FORMAT, "%s: %s[%d] is no log scale", path, name.s, i);
             memcpy(v, t->data, (size_t)n * sizeof(float));
             v += n;
         }
         TQ_TRY(tq_fq_update(&m->qat->afq[u], NULL, 0, 0, 0)); /* its scale: the learned one */
     }
-    for (int l = 0; l < m->n_layers; l++) /* weight scales from the loaded weights (or learned) */
-        TQ_TRY(tq_fq_update(&m->qat->wfq[m->n_stages + l], m->W[l], m->dims[l + 1], m->dims[l], 0));
+    for (int u = m->n_stages; u < m->n_units; u++) /* the dense layers' weight scales from the loaded weights (or learned) */
+        TQ_TRY(tq_fq_update(&m->qat->wfq[u], m->unit[u].W, m->unit[u].conv.OC, m->unit[u].conv.C, 0));
     return TQ_OK;
 }
 
@@ -936,46 +883,22 @@ tq_status tq_model_from_ckpt(tq_model *m, const tq_ckpt *cp, const char *path) {
     }
     m->in_mean = norm->data[0];
     m->in_std = norm->data[1];
-    for (int si = 0; si < m->n_stages; si++) {
-        tq_stage *sg = &m->stage[si];
-        uint32_t OC = (uint32_t)sg->conv.OC;
-        if (sg->kind != TQ_STAGE_CONV) continue;
-        const char *what[5] = {"weight", "bias", "bn_weight", "bn_bias", NULL};
-        float *dst[5] = {sg->W, sg->b, sg->gamma, sg->beta, NULL};
-        const char *bufs[2] = {"running_mean", "running_var"};
-        float *bdst[2] = {sg->running_mean, sg->running_var};
-        for (int k = 0; k < 6 && st == TQ_OK; k++) {
-            float *d = k < 4 ? dst[k] : sg->bn ? bdst[k - 4] : NULL;
-            if (!d) continue;
-            char name[48];
-            snprintf(name, sizeof name, "stages.%d.%s", si, k < 4 ? what[k] : bufs[k - 4]);
-            uint32_t rows = k == 0 ? OC : 1, cols = k == 0 ? (uint32_t)(stage_weights(sg) / OC) : OC;
-            const tq_ckpt_tensor *t = tq_ckpt_find(cp, name);
-            if (!t || t->rows != rows || t->cols != cols)
-                st = tq_error_set_(TQ_E_FORMAT, __FILE__, __LINE__, "%s: %s is missing or does not match spec %s", path, name, spec);
-            else memcpy(d, t->data, (size_t)rows * cols * sizeof(float));
+    for (int u = 0; u < m->n_units; u++) {
+        unit_record r[6];
+        for (int k = 0, n = unit_records(&m->unit[u], r); k < n; k++) {
+            record_name name = record(m, u, r[k].what);
+            const tq_ckpt_tensor *t = tq_ckpt_find(cp, name.s);
+            if (!t || t->rows != r[k].rows || t->cols != r[k].cols) {
+                st = tq_error_set_(TQ_E_FORMAT, __FILE__, __LINE__, "%s: %s is missing or does not match spec %s", path, name.s, spec);
+                goto done;
+            }
+            memcpy(r[k].data, t->data, (size_t)r[k].rows * r[k].cols * sizeof(float));
         }
-        if (st == TQ_OK && sg->bn)
-            for (uint32_t c = 0; c < OC; c++)
-                if (!(sg->running_var[c] >= 0.0f)) {
-                    st = tq_error_set_(TQ_E_FORMAT, __FILE__, __LINE__, "%s: stage %d has a negative running variance", path, si);
-                    break;
-                }
-        if (st != TQ_OK) goto done;
-    }
-    for (int l = 0; l < m->n_layers; l++) {
-        char wn[48], bn[48];
-        snprintf(wn, sizeof wn, "layers.%d.weight", l);
-        snprintf(bn, sizeof bn, "layers.%d.bias", l);
-        const tq_ckpt_tensor *w = tq_ckpt_find(cp, wn), *b = tq_ckpt_find(cp, bn);
-        if (!w || !b || w->rows != (uint32_t)m->dims[l + 1] || w->cols != (uint32_t)m->dims[l] || b->rows != 1 ||
-            b->cols != (uint32_t)m->dims[l + 1]) {
-            st = tq_error_set_(TQ_E_FORMAT, __FILE__, __LINE__, "%s: layer %d's tensors are missing or do not match spec %s",
-                               path, l, spec);
-            goto done;
-        }
-        memcpy(m->W[l], w->data, (size_t)w->rows * w->cols * sizeof(float));
-        memcpy(m->b[l], b->data, (size_t)b->cols * sizeof(float));
+        for (int c = 0; m->unit[u].bn && c < m->unit[u].conv.OC; c++)
+            if (!(m->unit[u].running_var[c] >= 0.0f)) {
+                st = tq_error_set_(TQ_E_FORMAT, __FILE__, __LINE__, "%s: %s has a negative running variance", path, record(m, u, "running_var").s);
+                goto done;
+            }
     }
     const char *kind = tq_ckpt_meta(cp, "kind");
     if (kind && !strcmp(kind, "quantized")) st = load_quant_state(m, cp, path);
@@ -986,21 +909,21 @@ done:
 
 /* ---- the graph ---- */
 
-/* Stage s's convolution (with its batch norm and ReLU) on h: float, or as QAT simulates it. */
-static tq_node *conv_stage(tq_graph *g, tq_model *m, int s, tq_node *h) {
-#define SN(i) {"c" #i ".W", "c" #i ".b", "c" #i ".gamma", "c" #i ".beta"}
-    static const char *sname[TQ_MAX_STAGES][4] = {SN(0),  SN(1),  SN(2),  SN(3),  SN(4),  SN(5),  SN(6),  SN(7),
-                                                  SN(8),  SN(9),  SN(10), SN(11), SN(12), SN(13), SN(14), SN(15),
-                                                  SN(16), SN(17), SN(18), SN(19), SN(20), SN(21), SN(22), SN(23),
-                                                  SN(24), SN(25), SN(26), SN(27), SN(28), SN(29), SN(30), SN(31)};
-#undef SN
-    tq_stage *st = &m->stage[s];
-    int OC = st->conv.OC, K = (int)(stage_weights(st) / (size_t)OC);
-    tq_node *W = tq_leaf(g, sname[s][0], OC, K, st->W, st->dW);
-    tq_node *b = st->b ? tq_leaf(g, sname[s][1], 1, OC, st->b, st->db) : NULL;
-    tq_node *gm = st->bn ? tq_leaf(g, sname[s][2], 1, OC, st->gamma, st->dgamma) : NULL;
-    tq_node *bt = st->bn ? tq_leaf(g, sname[s][3], 1, OC, st->beta, st->dbeta) : NULL;
-    if (m->qat) return tq_qat_stage(g, m->qat, s, h, W, b, gm, bt, st->bn ? &st->bn_state : NULL, st->relu, &st->conv);
+/* Unit u's weighted op on h: a convolution with its batch norm and ReLU, or a dense layer and its
+ * ReLU; float, or as QAT simulates it. */
+static tq_node *weighted_unit(tq_graph *g, tq_model *m, int u, tq_node *h) {
+    tq_unit *st = &m->unit[u];
+    int OC = st->conv.OC, K = (int)(tq_unit_weights(st) / (size_t)OC);
+    tq_node *W = tq_leaf(g, "W", OC, K, st->W, st->dW);
+    tq_node *b = st->b ? tq_leaf(g, "b", 1, OC, st->b, st->db) : NULL;
+    if (st->kind == TQ_UNIT_DENSE) {
+        if (m->qat) return tq_qat_layer(g, m->qat, u, h, W, b, st->relu); /* fake-quant W (and b), linear, ReLU, fake-quant output */
+        h = tq_linear(g, h, W, b);
+        return st->relu ? tq_relu(g, h) : h;
+    }
+    tq_node *gm = st->bn ? tq_leaf(g, "gamma", 1, OC, st->gamma, st->dgamma) : NULL;
+    tq_node *bt = st->bn ? tq_leaf(g, "beta", 1, OC, st->beta, st->dbeta) : NULL;
+    if (m->qat) return tq_qat_stage(g, m->qat, u, h, W, b, gm, bt, st->bn ? &st->bn_state : NULL, st->relu, &st->conv);
     h = tq_conv2d(g, h, W, b, &st->conv);
     if (st->bn && st->relu == 1) return tq_batchnorm_relu(g, h, gm, bt, &st->bn_state);
     if (st->bn) h = tq_batchnorm(g, h, gm, bt, &st->bn_state);
@@ -1027,38 +950,24 @@ tq_status tq_net_init(tq_net *net, tq_model *m, int max_batch) {
     }
     tq_graph *g = net->g;
     tq_node *h = net->x = tq_leaf(g, "x", max_batch, m->in_h * m->in_w * m->in_c, net->xbuf, NULL);
-    for (int s = 0; s < m->n_stages; s++) {
-        tq_stage *st = &m->stage[s];
+    for (int u = 0; u < m->n_units; u++) {
+        tq_unit *st = &m->unit[u];
         h = st->src[0] < 0 ? net->x : net->out[st->src[0]];
-        if (st->kind == TQ_STAGE_CONCAT) { /* quantized: its inputs share its grid, the join is exact */
+        if (st->kind == TQ_UNIT_CONCAT) { /* quantized: its inputs share its grid, the join is exact */
             h = tq_concat(g, h, st->src[1] < 0 ? net->x : net->out[st->src[1]], &st->cat);
-        } else if (st->kind == TQ_STAGE_ADD) { /* a residual add; quantized: the int8 ADD's (layers/qat.h) */
+        } else if (st->kind == TQ_UNIT_ADD) { /* a residual add; quantized: the int8 ADD's (layers/qat.h) */
             tq_node *b = st->src[1] < 0 ? net->x : net->out[st->src[1]];
             if (m->qat) {
-                h = tq_qat_add(g, m->qat, s, h, b, st->src[1], st->relu);
+                h = tq_qat_add(g, m->qat, u, h, b, st->src[1], st->relu);
             } else {
                 h = tq_activation(g, tq_add(g, h, b), st->relu);
             }
         } else {
-            h = conv_stage(g, m, s, h);
+            h = weighted_unit(g, m, u, h);
         }
-        if (st->pool) h = m->qat ? tq_qat_avgpool(g, m->qat, s, h, &st->pool_shape) : tq_pool2d(g, h, &st->pool_shape);
-        if (st->drop) h = net_dropout(net, h, s, st->drop);
-        net->out[s] = h;
-    }
-    static const char *wname[TQ_MAX_LAYERS] = {"W0", "W1", "W2", "W3", "W4", "W5", "W6", "W7"};
-    static const char *bname[TQ_MAX_LAYERS] = {"b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7"};
-    for (int l = 0; l < m->n_layers; l++) {
-        tq_node *W = tq_leaf(g, wname[l], m->dims[l + 1], m->dims[l], m->W[l], m->dW[l]);
-        tq_node *b = tq_leaf(g, bname[l], 1, m->dims[l + 1], m->b[l], m->db[l]);
-        if (m->qat) {
-            h = tq_qat_layer(g, m->qat, m->n_stages + l, h, W, b, m->relu[l]); /* fake-quant W (and b), linear, ReLU, fake-quant output */
-        } else {
-            h = tq_linear(g, h, W, b);
-            if (m->relu[l]) h = tq_relu(g, h);
-        }
-        if (m->drop[l]) h = net_dropout(net, h, m->n_stages + l, m->drop[l]);
-        net->out[m->n_stages + l] = h;
+        if (st->pool) h = m->qat ? tq_qat_avgpool(g, m->qat, u, h, &st->pool_shape) : tq_pool2d(g, h, &st->pool_shape);
+        if (st->drop) h = net_dropout(net, h, u, st->drop);
+        net->out[u] = h;
     }
     net->logits = h;
     net->loss = tq_softmax_xent(g, h, &net->labels);

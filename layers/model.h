@@ -1,11 +1,13 @@
 /* A model described by a spec string, its parameters in one flat block, optional quantization
  * state, and the graph that trains or evaluates it.
  *
- * A model is feature stages, then dense layers. A stage is a convolution (or a depthwise one),
- * optionally batch norm, optionally ReLU, optionally a pool; or the sum of two earlier stages'
- * outputs (a residual add), optionally ReLU, optionally a pool. A stage reads the stage before
- * it, or (in a graph) any earlier one. A dense layer is x W^T + b, optionally ReLU. Activations
- * are NHWC (layers/conv.h).
+ * A model is a list of units (tq_unit), each reading earlier ones: the feature stages, then the
+ * dense layers. A stage is a convolution (or a depthwise one), optionally batch norm, optionally
+ * ReLU, optionally a pool; or the sum of two earlier units' outputs (a residual add), optionally
+ * ReLU, optionally a pool; or their channels joined (a concat). A stage reads the unit before it,
+ * or (in a graph) any earlier one. A dense layer is x W^T + b, optionally ReLU, and reads the unit
+ * before it. Every other part (QAT, PTQ, the files, the converter, the exporters) walks this one
+ * list. Activations are NHWC (layers/conv.h).
  *
  * Spec: tokens joined by '-', the input first:
  *   N or HxWxC     the input: N values (dense only), or an H x W image of C channels
@@ -44,8 +46,8 @@
  *               stride 2 with 1x1 shortcuts), global average pool, dense
  *   article     in-100-100-outr                 (the seed article's network, ReLU on the logits)
  *
- * Parameters: one block, W0 b0 W1 b1 ... (W row-major [out][in]), and a gradient block of the
- * same layout, so an optimizer step is one loop and zero_grad one memset.
+ * Parameters: one block, unit by unit, W then b (or batch norm's gamma and beta): W0 b0 W1 b1 ...
+ * (W row-major [out][in]), and a gradient block of the same layout, so an optimizer step is one loop and zero_grad one memset.
  *
  * Input: a raw pixel p in 0..255 enters as x = (p/255 - in_mean) / in_std, with the training
  * set's statistics (tq_dataset_norm). Quantizing the model folds the normalization into the first
@@ -75,47 +77,57 @@ extern "C" {
 #define TQ_MAX_LAYERS TQ_QAT_MAX_LAYERS
 #define TQ_MAX_STAGES TQ_QAT_MAX_STAGES
 
-enum { TQ_STAGE_CONV = 0, TQ_STAGE_ADD = 1, TQ_STAGE_CONCAT = 2 };
+#define TQ_MAX_UNITS TQ_QAT_MAX_UNITS
 
-/* A feature stage: conv (or depthwise), [batch norm], [ReLU], [pool]; or add, [ReLU], [pool]; or
- * concat, [pool]. */
+/* The kinds of unit. A layer kind that holds weights is a unit of its own kind; ReLU, pools and
+ * dropout are a unit's options, fused as the integer path fuses them. */
+enum { TQ_UNIT_CONV = 0, TQ_UNIT_ADD = 1, TQ_UNIT_CONCAT = 2, TQ_UNIT_DENSE = 3 };
+
+/* A unit: one node of the model's graph.
+ *   conv (or depthwise), [batch norm], [ReLU], [pool]      reads src[0]
+ *   add of two tensors of one shape, [ReLU], [pool]        reads src[0] and src[1]
+ *   concat of two tensors' channels, [pool]                reads src[0] and src[1]
+ *   dense x W^T + b, [ReLU]                                reads src[0], flattened (NHWC order)
+ * Every unit has a conv shape: a dense layer's is the 1 x 1 convolution of a 1 x 1 x IN image to
+ * OUT channels (what it computes), so conv.C and conv.OC are its widths and code that walks
+ * weights walks both kinds alike. */
 typedef struct {
-    int kind;                      /* TQ_STAGE_CONV, TQ_STAGE_ADD or TQ_STAGE_CONCAT */
-    int src[2];                    /* the stages whose outputs it reads (-1: the model's input); an add or concat reads two */
+    int kind;                      /* TQ_UNIT_* */
+    int src[2];                    /* the units whose outputs it reads (-1: the model's input); an add or concat reads two */
     tq_conv_shape conv;            /* input H x W x C -> OH x OW x OC (an add: H x W x C both; a concat: C its first input's) */
     tq_concat_shape cat;           /* a concat's two inputs' channels */
-    int bn, relu;                  /* relu: 1 ReLU, 2 ReLU6 (an add: ReLU only) */
+    int bn, relu;                  /* relu: 1 ReLU, 2 ReLU6 (an add or dense: ReLU only) */
     int pool;                      /* 0 none, 1 max, 2 average */
     tq_pool_shape pool_shape;
     int drop;                      /* percent of the output dropped in training (0: no dropout) */
-    int out_h, out_w, out_c;       /* after the pool */
+    int out_h, out_w, out_c;       /* after the pool (a dense layer: 1 x 1 x OUT) */
     float *W, *b;                  /* views into params: W [OC][K]; b [OC], NULL with batch norm */
     float *gamma, *beta;           /* batch norm's, or NULL */
     float *dW, *db, *dgamma, *dbeta;
     float *running_mean, *running_var; /* views into buffers */
     tq_bn bn_state;
-} tq_stage;
+} tq_unit;
 
 typedef struct tq_model {
     char spec[TQ_SPEC_MAX];        /* resolved: numbers only */
-    int in_h, in_w, in_c;          /* the input image (a dense-only model: 1 x 1 x dims[0]) */
-    int n_stages;
-    tq_stage stage[TQ_MAX_STAGES];
+    int in_h, in_w, in_c;          /* the input image (a dense-only model: 1 x 1 x its inputs) */
+    /* The graph: units in an order where each reads earlier ones. The feature units (stages:
+     * conv, add, concat) come first, then the n_layers dense layers, each reading the one
+     * before it (the first: the last stage, or the input). */
+    int n_units, n_stages, n_layers;
+    tq_unit unit[TQ_MAX_UNITS];
     float *buffers;                /* the stages' running statistics (not trained), owned */
     size_t n_buffers;
-    int n_layers;
-    int dims[TQ_MAX_LAYERS + 1];   /* dense layers: dims[0] inputs (the last stage's output) ... dims[n_layers] outputs */
-    int relu[TQ_MAX_LAYERS];       /* ReLU after layer l */
-    int drop[TQ_MAX_LAYERS];       /* percent of layer l's output dropped in training */
     float in_mean, in_std;         /* input normalization (0 and 1 once folded) */
     size_t n_params;
     float *params, *grads;         /* the flat blocks, tq_calloc'd, owned */
-    float *W[TQ_MAX_LAYERS], *b[TQ_MAX_LAYERS];    /* views into params */
-    float *dW[TQ_MAX_LAYERS], *db[TQ_MAX_LAYERS];  /* views into grads */
     tq_qat *qat;                   /* owned; NULL = float model */
     float *lsq;                    /* LSQ training: the log weight scales, the last n_lsq of params (NULL otherwise) */
     size_t n_lsq;
 } tq_model;
+
+/* Dense layer l (unit n_stages + l). */
+#define TQ_DENSE(m, l) ((m)->unit[(m)->n_stages + (l)])
 
 /* A preset name or a spec, with `in` and `out` replaced by the data's: in_shape = {H, W, C}
  * (NULL when not known) and classes (0 when not known). A spec whose input or output does not
@@ -127,13 +139,18 @@ tq_status tq_model_spec_check(const char *spec);
 /* 1 when some stage reads other than the stage before it (an add, a branch). */
 int tq_model_is_graph(const tq_model *m);
 
-/* 1 when unit u (stage u, or dense layer u - n_stages) holds weights: every unit but an add or a concat. */
+/* 1 when unit u holds weights: a convolution or a dense layer. */
 static inline int tq_model_unit_has_weights(const tq_model *m, int u) {
-    return u >= m->n_stages || m->stage[u].kind == TQ_STAGE_CONV;
+    return m->unit[u].kind == TQ_UNIT_CONV || m->unit[u].kind == TQ_UNIT_DENSE;
 }
 
-/* Values of one input image: in_h * in_w * in_c (a dense-only model: dims[0]). */
+/* Weights unit u holds: OC x KH x KW x C (depthwise: OC x KH x KW); 0 for an add or a concat. */
+size_t tq_unit_weights(const tq_unit *u);
+
+/* Values of one input image: in_h * in_w * in_c. */
 static inline int tq_model_inputs(const tq_model *m) { return m->in_h * m->in_w * m->in_c; }
+/* The outputs (logits, one per class): the last unit's. */
+static inline int tq_model_classes(const tq_model *m) { return m->unit[m->n_units - 1].out_c; }
 
 /* Parse a resolved spec and allocate zeroed parameters (normalization 0/1). TQ_E_ARG on a bad spec. */
 tq_status tq_model_init(tq_model *m, const char *spec);
@@ -154,7 +171,7 @@ tq_status tq_model_clone(tq_model *dst, const tq_model *src);
  * float rounding, except where a first convolution pads its input (tq_model_quantize refuses that). */
 void tq_model_fold_input_norm(tq_model *m);
 
-/* pixels: n*dims[0] bytes -> x: n*dims[0] floats, with the model's normalization. */
+/* pixels: n * tq_model_inputs bytes -> x: as many floats, with the model's normalization. */
 void tq_model_input(const tq_model *m, const uint8_t *pixels, size_t n, float *x);
 
 /* Give a float model quantization state (folding the input normalization first). Observers start
@@ -193,12 +210,12 @@ void tq_model_freeze_bn(tq_model *m, int frozen);
 typedef struct {
     tq_graph *g;
     tq_node *x, *logits, *loss;
-    tq_node *out[TQ_MAX_STAGES + TQ_MAX_LAYERS]; /* each stage's output (after its pool), then each dense layer's */
+    tq_node *out[TQ_MAX_UNITS]; /* each unit's output (after its pool) */
     tq_labels labels;
-    float *xbuf;        /* [max_batch][dims[0]] owned input buffer */
+    float *xbuf;        /* [max_batch][tq_model_inputs] owned input buffer */
     uint8_t *no_labels; /* [max_batch] zeros: the loss's labels when only logits are wanted */
     uint64_t run[2];    /* dropout's draws: the run's seed and the step, set by tq_train before each step */
-    tq_dropout_cfg drop[TQ_MAX_STAGES + TQ_MAX_LAYERS]; /* the dropout layers' settings (they point at run) */
+    tq_dropout_cfg drop[TQ_MAX_UNITS]; /* the dropout layers' settings (they point at run) */
     int max_batch;
 } tq_net;
 

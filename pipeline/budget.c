@@ -13,7 +13,7 @@ const int tq_budget_widths[TQ_BUDGET_N_WIDTHS] = {2, 3, 4, 6, 8};
 static tq_status loss_on(tq_model *m, const tq_dataset *ds, uint32_t n, double *loss) {
     tq_dataset sub = *ds; /* a view of the first n (read only, never freed) */
     sub.n = n < ds->n ? n : ds->n;
-    const int C = m->dims[m->n_layers];
+    const int C = tq_model_classes(m);
     float *z = tq_malloc((size_t)sub.n * (size_t)C * sizeof(float));
     if (!z) TQ_FAIL(TQ_E_NOMEM, "budget: out of memory");
     tq_status st = tq_predict_logits(m, &sub, z);
@@ -60,7 +60,7 @@ tq_status tq_budget_choose(const tq_model *fp, const tq_qat_cfg *base, const tq_
     if (fp->qat) TQ_FAIL(TQ_E_ARG, "budget: model %s is already quantized (give the float model)", fp->spec);
     if (calib_batches < 1) TQ_FAIL(TQ_E_ARG, "budget: at least one calibration batch is needed");
     memset(r, 0, sizeof *r);
-    const int U = fp->n_stages + fp->n_layers, N = TQ_BUDGET_N_WIDTHS;
+    const int U = fp->n_units, N = TQ_BUDGET_N_WIDTHS;
     r->units = U;
     int k[TQ_QAT_MAX_UNITS] = {0}, best[TQ_QAT_MAX_UNITS] = {0};
     for (int u = 0; u < U; u++) k[u] = 0;

@@ -114,8 +114,9 @@ tq_status tq_gptq(tq_model *m, const tq_dataset *train, int n_batches, uint64_t 
     const int D = tq_model_inputs(m), B = 64;
     int max_in = 1, max_out = 1;
     for (int l = 0; l < m->n_layers; l++) {
-        max_in = m->dims[l] > max_in ? m->dims[l] : max_in;
-        max_out = m->dims[l + 1] > max_out ? m->dims[l + 1] : max_out;
+        const tq_conv_shape *cs = &TQ_DENSE(m, l).conv;
+        max_in = cs->C > max_in ? cs->C : max_in;
+        max_out = cs->OC > max_out ? cs->OC : max_out;
     }
     double *H = tq_malloc((size_t)max_in * max_in * sizeof(double));
     double *tmp = tq_malloc(((size_t)max_in * max_in + 2 * (size_t)max_out) * sizeof(double));
@@ -131,7 +132,7 @@ tq_status tq_gptq(tq_model *m, const tq_dataset *train, int n_batches, uint64_t 
             tq_node *n = tq_graph_node(net.g, k);
             if (n->op && !strcmp(n->op->name, "matmul_bt") && seen++ == (size_t)l) x = n->in[0];
         }
-        const int in = m->dims[l], out = m->dims[l + 1];
+        const int in = TQ_DENSE(m, l).conv.C, out = TQ_DENSE(m, l).conv.OC;
         memset(H, 0, (size_t)in * in * sizeof(double));
         tq_rng rng; /* the calibration's batches (tq_calibrate draws them the same way) */
         tq_rng_seed(&rng, seed ^ 0xCA11B4A7Eull);
@@ -154,8 +155,8 @@ tq_status tq_gptq(tq_model *m, const tq_dataset *train, int n_batches, uint64_t 
         for (int i = 0; i < in; i++)
             for (int j = 0; j < i; j++) H[(size_t)j * in + i] = H[(size_t)i * in + j];
         /* the scales from the weights as they are (max|w|), fixed from here on */
-        if ((st = tq_fq_update(&m->qat->wfq[m->n_stages + l], m->W[l], out, in, 0)) != TQ_OK) break;
-        st = gptq_layer(m->W[l], out, in, &m->qat->wfq[m->n_stages + l], H, tmp, l);
+        if ((st = tq_fq_update(&m->qat->wfq[m->n_stages + l], TQ_DENSE(m, l).W, out, in, 0)) != TQ_OK) break;
+        st = gptq_layer(TQ_DENSE(m, l).W, out, in, &m->qat->wfq[m->n_stages + l], H, tmp, l);
     }
     tq_net_free(&net);
     tq_free(H);

@@ -41,7 +41,7 @@ tq_status tq_int8_agreement(tq_model *sim, const tq_qmodel *q, const tq_dataset 
     TQ_TRY(tq_qmodel_check_pixels(q, "agreement"));
     memset(a, 0, sizeof *a);
     int nout = q->layer[q->n_layers - 1].out;
-    if (!sim->qat || sim->dims[sim->n_layers] != nout || tq_model_inputs(sim) != q->layer[0].in)
+    if (!sim->qat || tq_model_classes(sim) != nout || tq_model_inputs(sim) != q->layer[0].in)
         TQ_FAIL(TQ_E_ARG, "model %s is not the quantized model of %s (%d -> %d)", sim->spec, q->spec, q->layer[0].in, nout);
     size_t n = (size_t)ds->n;
     int8_t *logits = tq_malloc(n * (size_t)nout);

@@ -384,7 +384,7 @@ tq_status tq_export_onnx(const tq_qmodel *q, const char *path, int softmax) {
 /* ---- the float model ---- */
 
 /* Stage s's convolution and batch norm, reading g->x. */
-static tq_status conv_float(ox_graph *g, const tq_stage *S, int s) {
+static tq_status conv_float(ox_graph *g, const tq_unit *S, int s) {
     const tq_conv_shape *cs = &S->conv;
     char nm[48], wn[48], bn[48];
     const int IC = cs->depthwise ? 1 : cs->C;
@@ -449,13 +449,13 @@ static tq_status build_float(ox_graph *g, const tq_model *m) {
     char nm[48], wn[48], bn[48], in_name[sizeof g->x], out_of[TQ_MAX_STAGES][sizeof g->x];
     snprintf(in_name, sizeof in_name, "%s", g->x);
     for (int s = 0; s < m->n_stages; s++) {
-        const tq_stage *S = &m->stage[s];
+        const tq_unit *S = &m->unit[s];
         /* a graph: the stage reads its source's output, not necessarily the value before it */
         snprintf(g->x, sizeof g->x, "%s", S->src[0] < 0 ? in_name : out_of[S->src[0]]);
-        if (S->kind == TQ_STAGE_ADD) {
+        if (S->kind == TQ_UNIT_ADD) {
             snprintf(nm, sizeof nm, "s%d_add", s);
             node3(g, "Add", g->x, out_of[S->src[1]], NULL, nm);
-        } else if (S->kind == TQ_STAGE_CONCAT) { /* along NCHW's channels */
+        } else if (S->kind == TQ_UNIT_CONCAT) { /* along NCHW's channels */
             ox_node n;
             node_begin(&n, "Concat");
             node_in(&n, g->x);
@@ -491,7 +491,7 @@ static tq_status build_float(ox_graph *g, const tq_model *m) {
     }
     int fh = 1, fw = 1, fc = 1;
     if (m->n_stages) {
-        const tq_stage *S = &m->stage[m->n_stages - 1];
+        const tq_unit *S = &m->unit[m->n_stages - 1];
         fh = S->out_h, fw = S->out_w, fc = S->out_c;
         ox_node n;
         node_begin(&n, "Flatten");
@@ -500,26 +500,27 @@ static tq_status build_float(ox_graph *g, const tq_model *m) {
         node_end(g, &n, "flat");
     }
     for (int l = 0; l < m->n_layers; l++) {
-        const int in = m->dims[l], out = m->dims[l + 1];
+        const tq_unit *L = &TQ_DENSE(m, l);
+        const int in = L->conv.C, out = L->conv.OC;
         float *w = tq_malloc((size_t)in * (size_t)out * sizeof(float));
         if (!w) TQ_FAIL(TQ_E_NOMEM, "onnx: out of memory");
         for (int o = 0; o < out; o++) /* columns in ONNX's flatten order (the first layer after stages) */
             for (size_t j = 0; j < (size_t)in; j++)
-                w[(size_t)o * (size_t)in + j] = m->W[l][(size_t)o * (size_t)in + (l ? j : nhwc_col(j, fh, fw, fc))];
+                w[(size_t)o * (size_t)in + j] = L->W[(size_t)o * (size_t)in + (l ? j : nhwc_col(j, fh, fw, fc))];
         snprintf(wn, sizeof wn, "d%d_w", l);
         snprintf(bn, sizeof bn, "d%d_b", l);
         init_tensor(g, wn, DT_FLOAT, (const int64_t[]){out, in}, 2, w, (size_t)in * (size_t)out);
         tq_free(w);
         const int64_t o64 = out;
-        init_tensor(g, bn, DT_FLOAT, &o64, 1, m->b[l], (size_t)out);
+        init_tensor(g, bn, DT_FLOAT, &o64, 1, L->b, (size_t)out);
         const int last = l == m->n_layers - 1;
         ox_node n;
         node_begin(&n, "Gemm");
         node_in(&n, g->x), node_in(&n, wn), node_in(&n, bn);
         attr_int(&n, "transB", 1);
         snprintf(nm, sizeof nm, "d%d", l);
-        node_end(g, &n, last && !m->relu[l] ? "logits" : nm);
-        if (m->relu[l]) {
+        node_end(g, &n, last && !L->relu ? "logits" : nm);
+        if (L->relu) {
             snprintf(nm, sizeof nm, "d%d_relu", l);
             node3(g, "Relu", g->x, NULL, NULL, last ? "logits" : nm);
         }
@@ -539,9 +540,9 @@ tq_status tq_export_onnx_float(const tq_model *m, const char *path, int softmax)
     tq_status st = build_float(&g, m);
     int64_t dims[4];
     int nd;
-    input_dims(m->in_h, m->in_w, m->in_c, m->n_stages ? 0 : m->dims[0], dims, &nd);
+    input_dims(m->in_h, m->in_w, m->in_c, m->n_stages ? 0 : tq_model_inputs(m), dims, &nd);
     if (st == TQ_OK)
-        st = save_model(&g, path, dims, nd, m->dims[m->n_layers], softmax, "tinyqat float model. Input: p/255 for pixels p, NCHW. Output: the logits.");
+        st = save_model(&g, path, dims, nd, tq_model_classes(m), softmax, "tinyqat float model. Input: p/255 for pixels p, NCHW. Output: the logits.");
     graph_free(&g);
     return st;
 }

@@ -429,7 +429,7 @@ static tq_status tensor_floats(const ctx *c, pv t, const char *what, float **out
 /* ---- the graph as tinyqat stages and dense layers ---- */
 
 typedef struct {
-    int kind;               /* TQ_STAGE_CONV, TQ_STAGE_ADD or TQ_STAGE_CONCAT */
+    int kind;               /* TQ_UNIT_CONV, TQ_UNIT_ADD or TQ_UNIT_CONCAT */
     int src[2];             /* the stages read (-1: the input) */
     int depthwise, O, KH, KW, stride, stride_w, pad, pad_w;
     int same;               /* TFLite's SAME: pad above and left, one more below or right where odd */
@@ -634,7 +634,7 @@ static tq_status walk(ctx *c, layers_in *ch, float *mean, float *sd, tq_onnx_inf
                 }
                 stage_in *T = new_stage(c, ch, i, nd, &st);
                 if (!T) break;
-                T->kind = TQ_STAGE_CONCAT, T->src[0] = cur - STAGE0, T->src[1] = y->slot - STAGE0;
+                T->kind = TQ_UNIT_CONCAT, T->src[0] = cur - STAGE0, T->src[1] = y->slot - STAGE0;
                 T->C = A->out_c, T->O = T->out_c = A->out_c + B->out_c;
                 T->H = T->OH = T->out_h = A->out_h, T->W = T->OW = T->out_w = A->out_w;
                 vs.sealed[cur] = vs.sealed[y->slot] = 1;
@@ -725,7 +725,7 @@ static tq_status walk(ctx *c, layers_in *ch, float *mean, float *sd, tq_onnx_inf
             }
             stage_in *T = new_stage(c, ch, i, nd, &st);
             if (!T) break;
-            T->kind = TQ_STAGE_ADD, T->src[0] = slot - STAGE0, T->src[1] = y->slot - STAGE0;
+            T->kind = TQ_UNIT_ADD, T->src[0] = slot - STAGE0, T->src[1] = y->slot - STAGE0;
             T->C = T->O = T->out_c = A->out_c, T->H = T->OH = T->out_h = A->out_h, T->W = T->OW = T->out_w = A->out_w;
             vs.sealed[slot] = vs.sealed[y->slot] = 1;
             val_add(&vs, next, STAGE0 + ch->n_st++);
@@ -790,7 +790,7 @@ static tq_status walk(ctx *c, layers_in *ch, float *mean, float *sd, tq_onnx_inf
             if (!T) break;
             vs.sealed[slot] = 1;
             const int h = S ? S->out_h : H, w = S ? S->out_w : W, ci = S ? S->out_c : C;
-            T->kind = TQ_STAGE_CONV, T->src[0] = S ? slot - STAGE0 : -1, T->src[1] = -1;
+            T->kind = TQ_UNIT_CONV, T->src[0] = S ? slot - STAGE0 : -1, T->src[1] = -1;
             val_add(&vs, next, STAGE0 + ch->n_st++);
             tinfo ti;
             if ((st = const_input(c, i, nd, 1, &T->Wt, &ti)) != TQ_OK) break;
@@ -861,7 +861,7 @@ static tq_status walk(ctx *c, layers_in *ch, float *mean, float *sd, tq_onnx_inf
             T->OW = (w + T->pad_w + (int)(np == 4 ? pd[3] : 0) - T->KW) / T->stride_w + 1;
             T->out_h = T->OH, T->out_w = T->OW, T->out_c = T->O;
         } else if (pv_is(op, "BatchNormalization")) {
-            if (!S || S->kind != TQ_STAGE_CONV || S->bn || S->relu || S->pool || S->drop) {
+            if (!S || S->kind != TQ_UNIT_CONV || S->bn || S->relu || S->pool || S->drop) {
                 st = node_fail(c, i, nd, TQ_E_ARG, "a batch norm that does not follow a convolution%s",
                                S && S->drop ? " (tinyqat's dropout comes last in a layer)" : "");
                 break;
@@ -903,10 +903,10 @@ static tq_status walk(ctx *c, layers_in *ch, float *mean, float *sd, tq_onnx_inf
                 }
                 L->relu = 1;
             } else if (S) { /* after a max pool: the ReLU commutes with it; after an average pool it does not */
-                if (S->relu || S->pool == 2 || (S->kind == TQ_STAGE_ADD && relu == 2) || S->kind == TQ_STAGE_CONCAT) {
+                if (S->relu || S->pool == 2 || (S->kind == TQ_UNIT_ADD && relu == 2) || S->kind == TQ_UNIT_CONCAT) {
                     st = node_fail(c, i, nd, TQ_E_ARG, "%s", S->relu ? "two ReLUs in a row"
                                                          : S->pool == 2 ? "a ReLU after an average pool: tinyqat's stages put the ReLU before the pool"
-                                                         : S->kind == TQ_STAGE_CONCAT ? "a ReLU after a Concat: tinyqat's concat copies (put the ReLU on each of its inputs)"
+                                                         : S->kind == TQ_UNIT_CONCAT ? "a ReLU after a Concat: tinyqat's concat copies (put the ReLU on each of its inputs)"
                                                                         : "a ReLU6 after an add: tinyqat's adds take ReLU");
                     break;
                 }
@@ -1063,22 +1063,22 @@ static tq_status build(const ctx *c, const layers_in *ch, tq_model *m) {
     for (int s = 0; s < ch->n_st; s++) { /* the stages a later one reads other than as the one before it */
         const stage_in *S = &ch->st[s];
         if (S->src[0] >= 0 && S->src[0] != s - 1) named[S->src[0]] = 1;
-        if (S->kind == TQ_STAGE_ADD && S->src[0] == s - 1) named[S->src[1]] = 1;
-        else if (S->kind == TQ_STAGE_ADD && S->src[1] != s - 1) named[S->src[1]] = 1;
-        else if (S->kind == TQ_STAGE_CONCAT) named[S->src[1]] = 1; /* ^NAME, whichever stage it is */
+        if (S->kind == TQ_UNIT_ADD && S->src[0] == s - 1) named[S->src[1]] = 1;
+        else if (S->kind == TQ_UNIT_ADD && S->src[1] != s - 1) named[S->src[1]] = 1;
+        else if (S->kind == TQ_UNIT_CONCAT) named[S->src[1]] = 1; /* ^NAME, whichever stage it is */
     }
 #define PUT(...) (n += snprintf(spec + n, sizeof spec - (size_t)n, __VA_ARGS__), n = n < (int)sizeof spec ? n : (int)sizeof spec - 1)
     if (c->in_rank == 4 && ch->n_st) PUT("%lldx%lldx%lld", (long long)c->in_dims[2], (long long)c->in_dims[3], (long long)c->in_dims[1]);
     else PUT("%d", ch->dl[0].in);
     for (int s = 0; s < ch->n_st; s++) {
         const stage_in *S = &ch->st[s];
-        if (S->kind == TQ_STAGE_ADD) {
+        if (S->kind == TQ_UNIT_ADD) {
             int x = S->src[0], y = S->src[1];
             if (y == s - 1) x = S->src[1], y = S->src[0]; /* the add reads the stage before it and a named one */
             stage_name(b, sizeof b, y);
             if (x != s - 1) stage_name(a, sizeof a, x), PUT("-~%s", a);
             PUT("-+%s%s", b, S->relu ? "-r" : "");
-        } else if (S->kind == TQ_STAGE_CONCAT) { /* the first input current, the second named: its channels come after */
+        } else if (S->kind == TQ_UNIT_CONCAT) { /* the first input current, the second named: its channels come after */
             if (S->src[0] != s - 1) stage_name(a, sizeof a, S->src[0]), PUT("-~%s", a);
             stage_name(b, sizeof b, S->src[1]);
             PUT("-^%s", b);
@@ -1109,8 +1109,8 @@ static tq_status build(const ctx *c, const layers_in *ch, tq_model *m) {
     if (st != TQ_OK) return tq_error_set_(st, __FILE__, __LINE__, "%s: %s", c->file, tq_last_error());
     for (int s = 0; s < ch->n_st; s++) {
         const stage_in *S = &ch->st[s];
-        tq_stage *T = &m->stage[s];
-        if (S->kind != TQ_STAGE_CONV) continue;
+        tq_unit *T = &m->unit[s];
+        if (S->kind != TQ_UNIT_CONV) continue;
         const size_t IC = S->depthwise ? 1 : (size_t)S->C, KH = (size_t)S->KH, KW = (size_t)S->KW;
         for (size_t o = 0; o < (size_t)S->O; o++) /* OIHW -> OHWI (depthwise: [O][1][KH][KW] is [O][KH*KW] already) */
             for (size_t ky = 0; ky < KH; ky++)
@@ -1137,8 +1137,8 @@ static tq_status build(const ctx *c, const layers_in *ch, tq_model *m) {
         const dense_in *L = &ch->dl[l];
         const size_t in = (size_t)L->in, hw = (size_t)L->perm_h * (size_t)L->perm_w, C = (size_t)L->perm_c;
         for (int o = 0; o < L->out; o++) { /* ONNX's column c*H*W + p is tinyqat's p*C + c */
-            for (size_t j = 0; j < in; j++) m->W[l][(size_t)o * in + (j % hw) * C + j / hw] = L->Wt[(size_t)o * in + j];
-            m->b[l][o] = L->b[o];
+            for (size_t j = 0; j < in; j++) TQ_DENSE(m, l).W[(size_t)o * in + (j % hw) * C + j / hw] = L->Wt[(size_t)o * in + j];
+            TQ_DENSE(m, l).b[o] = L->b[o];
         }
     }
     return TQ_OK;

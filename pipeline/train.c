@@ -225,7 +225,7 @@ static tq_status train(tq_model *m, const tq_dataset *train, const tq_dataset *t
     if (cfg->shift < 0 || cfg->shift > 64 || (cfg->shift && (cfg->shift >= (int)train->h || cfg->shift >= (int)train->w)))
         TQ_FAIL(TQ_E_ARG, "train: a shift of %d pixels for %ux%u images (0 to less than the image)", cfg->shift, train->h, train->w);
     TQ_TRY(tq_model_check_data(m, train)); /* its labels too */
-    if (test) TQ_TRY(tq_dataset_check_labels(test, m->dims[m->n_layers]));
+    if (test) TQ_TRY(tq_dataset_check_labels(test, tq_model_classes(m)));
     /* dense-only models: threaded OpenBLAS, as always; with stages, the ops' own slices run on
      * tinyqat's pool and each GEMM is single-threaded (nested threads would only fight) */
     if (cfg->threads > 0) { /* 0: the process's settings as they are (threads training side by side) */
@@ -402,7 +402,7 @@ tq_status tq_calibrate(tq_model *m, const tq_dataset *train, int n_batches, int 
 static int eval_batch(const tq_model *m) {
     size_t per_image = 1;
     for (int s = 0; s < m->n_stages; s++) {
-        const tq_conv_shape *c = &m->stage[s].conv;
+        const tq_conv_shape *c = &m->unit[s].conv;
         size_t cols = (size_t)c->OH * c->OW * c->KH * c->KW * (c->depthwise ? 1 : c->C);
         per_image = cols > per_image ? cols : per_image;
     }
@@ -419,14 +419,14 @@ tq_status tq_model_check_data(const tq_model *m, const tq_dataset *ds) {
     if (tq_dataset_pixels(ds) != (size_t)tq_model_inputs(m))
         TQ_FAIL(TQ_E_SHAPE, "model %s takes %d inputs, the images of %s have %zu values", m->spec, tq_model_inputs(m), ds->source,
                 tq_dataset_pixels(ds));
-    return tq_dataset_check_labels(ds, m->dims[m->n_layers]);
+    return tq_dataset_check_labels(ds, tq_model_classes(m));
 }
 
 tq_status tq_predict_logits(tq_model *m, const tq_dataset *ds, float *logits) {
     if (!logits) TQ_FAIL(TQ_E_ARG, "predict: logits is required");
     TQ_TRY(tq_model_check_data(m, ds));
     TQ_TRY(check_calibrated(m));
-    const int B = eval_batch(m), D = tq_model_inputs(m), C = m->dims[m->n_layers];
+    const int B = eval_batch(m), D = tq_model_inputs(m), C = tq_model_classes(m);
     tq_net net;
     TQ_TRY(tq_net_init(&net, m, B));
     tq_status st = TQ_OK;
@@ -455,7 +455,7 @@ tq_status tq_evaluate(tq_model *m, const tq_dataset *ds, float *acc, int64_t *co
     if (!acc) TQ_FAIL(TQ_E_ARG, "evaluate: acc is required");
     TQ_TRY(tq_model_check_data(m, ds));
     TQ_TRY(check_calibrated(m));
-    const int B = eval_batch(m), D = tq_model_inputs(m), C = m->dims[m->n_layers];
+    const int B = eval_batch(m), D = tq_model_inputs(m), C = tq_model_classes(m);
     tq_net net;
     TQ_TRY(tq_net_init(&net, m, B));
     long correct = 0;
@@ -486,10 +486,10 @@ tq_status tq_evaluate(tq_model *m, const tq_dataset *ds, float *acc, int64_t *co
 
 tq_status tq_layer_sqnr(tq_model *m, tq_model *ref, const tq_dataset *ds, uint32_t n_images, double *db) {
     if (!m->qat) TQ_FAIL(TQ_E_ARG, "layer SQNR: model %s is not quantized", m->spec);
-    if (ref && (ref->n_stages != m->n_stages || ref->n_layers != m->n_layers || strcmp(ref->spec, m->spec)))
+    if (ref && (ref->n_units != m->n_units || strcmp(ref->spec, m->spec)))
         TQ_FAIL(TQ_E_SHAPE, "layer SQNR: the reference model is %s, the quantized one %s", ref->spec, m->spec);
     TQ_TRY(tq_model_check_data(m, ds));
-    const int B = eval_batch(m), D = tq_model_inputs(m), L = m->n_stages + m->n_layers;
+    const int B = eval_batch(m), D = tq_model_inputs(m), L = m->n_units;
     if (n_images == 0 || n_images > ds->n) n_images = ds->n;
     tq_net net, rnet;
     TQ_TRY(tq_net_init(&net, m, B));
@@ -502,10 +502,10 @@ tq_status tq_layer_sqnr(tq_model *m, tq_model *ref, const tq_dataset *ds, uint32
      * values through, batch norm uses its running statistics) with every observer frozen, so
      * nothing moves */
     tq_qat *q = m->qat;
-    int frozen[TQ_MAX_STAGES + TQ_MAX_LAYERS];
+    int frozen[TQ_MAX_UNITS];
     for (int u = 0; u < q->n_units; u++) frozen[u] = q->aobs[u].frozen;
     tq_qat_set_frozen(q, 1);
-    double sig[TQ_MAX_STAGES + TQ_MAX_LAYERS] = {0}, err[TQ_MAX_STAGES + TQ_MAX_LAYERS] = {0};
+    double sig[TQ_MAX_UNITS] = {0}, err[TQ_MAX_UNITS] = {0};
     size_t cap = 0;
     for (int k = 0; k < L; k++) cap += tq_node_numel(net.out[k]);
     float *quant = tq_malloc(cap * sizeof(float));
@@ -569,6 +569,6 @@ tq_status tq_model_for_data(tq_model *m, const char *spec, const tq_dataset *ds,
     /* a first convolution that pads its input would pad the normalized image with zeros, which no
      * integer input represents once the normalization is folded (tq_model_quantize): such a model
      * takes p/255 as it is, the batch norm after it doing the normalizing */
-    if (!(m->n_stages && m->stage[0].conv.pad)) tq_dataset_norm(ds, &m->in_mean, &m->in_std);
+    if (!(m->n_stages && m->unit[0].conv.pad)) tq_dataset_norm(ds, &m->in_mean, &m->in_std);
     return TQ_OK;
 }

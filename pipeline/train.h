@@ -120,7 +120,7 @@ tq_status tq_calibrate(tq_model *m, const tq_dataset *train, int n_batches, int 
  * fake quant and bias rounding off (the noise its quantizers add to its own weights). For each
  * feature stage (its output after the pool) and each dense layer, in order, the SQNR of its output
  * in dB: 10 log10(sum y_ref^2 / sum (y_quant - y_ref)^2), the error being what every layer up to it
- * added. db holds n_stages + n_layers values. TQ_E_ARG for a float m, TQ_E_SHAPE when ref's
+ * added. db holds n_units values. TQ_E_ARG for a float m, TQ_E_SHAPE when ref's
  * layers differ; observers do not move. */
 tq_status tq_layer_sqnr(tq_model *m, tq_model *ref, const tq_dataset *ds, uint32_t n_images, double *db);
 

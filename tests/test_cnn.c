@@ -28,9 +28,9 @@ static void digitscnn_preset(void **state) {
     tq_model m;
     assert_int_equal(tq_model_init(&m, r), TQ_OK);
     assert_int_equal(m.n_stages, 2);
-    assert_int_equal(m.stage[0].out_h, 12); /* 28 -conv5-> 24 -pool2-> 12 */
-    assert_int_equal(m.stage[1].out_h, 4);  /* 12 -conv5-> 8 -pool2-> 4 */
-    assert_int_equal(m.dims[0], 256);       /* 4 x 4 x 16 */
+    assert_int_equal(m.unit[0].out_h, 12); /* 28 -conv5-> 24 -pool2-> 12 */
+    assert_int_equal(m.unit[1].out_h, 4);  /* 12 -conv5-> 8 -pool2-> 4 */
+    assert_int_equal(TQ_DENSE(&m, 0).conv.C, 256);       /* 4 x 4 x 16 */
     /* conv 8*25 + BN 16, conv 16*200 + BN 32, dense 256*10 + 10 */
     assert_int_equal(m.n_params, 200 + 16 + 3200 + 32 + 2570);
     assert_int_equal(m.n_buffers, 2 * 8 + 2 * 16);
@@ -43,7 +43,7 @@ static void digitscnn_preset(void **state) {
     const size_t runs[][3] = {{0, 200, 1}, {200, 216, 0}, {216, 3416, 1}, {3416, 3448, 0}, {3448, 6008, 1}, {6008, 6018, 0}};
     for (int k = 0; k < 6; k++)
         for (size_t i = runs[k][0]; i < runs[k][1]; i++) assert_int_equal(mask[i], runs[k][2]);
-    assert_ptr_equal(m.stage[1].gamma, m.params + 3416);
+    assert_ptr_equal(m.unit[1].gamma, m.params + 3416);
     tq_model_free(&m);
     /* a dense-only spec still resolves `in` to a number (its files stay what they were) */
     assert_int_equal(tq_model_spec_resolve("digitsnet", mnist, 10, r, sizeof r), TQ_OK);
@@ -101,7 +101,7 @@ static void forward_matches_composition(void **state) {
     tq_rng r;
     tq_rng_seed(&r, 4);
     tq_model_init_params(&m, &r);
-    tq_stage *s0 = &m.stage[0], *s1 = &m.stage[1];
+    tq_unit *s0 = &m.unit[0], *s1 = &m.unit[1];
     for (int c = 0; c < 3; c++) { /* statistics and affine away from the identity */
         s0->running_mean[c] = 0.1f * (float)c - 0.05f;
         s0->running_var[c] = 0.5f + 0.3f * (float)c;
@@ -138,8 +138,8 @@ static void forward_matches_composition(void **state) {
     tq_conv2d_ref(c1, p0, s1->W, s1->b, B, &s1->conv);
     for (int b = 0; b < B; b++)
         for (int o = 0; o < 4; o++) {
-            double acc = m.b[0][o];
-            for (int i = 0; i < 24; i++) acc += (double)m.W[0][o * 24 + i] * c1[b * 24 + i];
+            double acc = TQ_DENSE(&m, 0).b[o];
+            for (int i = 0; i < 24; i++) acc += (double)TQ_DENSE(&m, 0).W[o * 24 + i] * c1[b * 24 + i];
             z[b * 4 + o] = (float)acc;
         }
     for (int i = 0; i < B * 4; i++) assert_float_equal(net.logits->val[i], z[i], 1e-4f);
@@ -161,18 +161,18 @@ static void resnet8_preset(void **state) {
     const int kind[12] = {0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1}, src0[12] = {-1, 0, 1, 2, 3, 4, 3, 6, 7, 8, 7, 10},
               src1[12] = {-1, -1, -1, 0, -1, -1, -1, 5, -1, -1, -1, 9};
     for (int s = 0; s < 12; s++) {
-        assert_int_equal(m.stage[s].kind, kind[s]);
-        assert_int_equal(m.stage[s].src[0], src0[s]);
-        if (kind[s]) assert_int_equal(m.stage[s].src[1], src1[s]);
+        assert_int_equal(m.unit[s].kind, kind[s]);
+        assert_int_equal(m.unit[s].src[0], src0[s]);
+        if (kind[s]) assert_int_equal(m.unit[s].src[1], src1[s]);
     }
-    assert_int_equal(m.stage[11].pool, 2); /* the global average pool: 8x8 -> 1x1 */
-    assert_int_equal(m.stage[11].out_h, 1);
-    assert_int_equal(m.dims[0], 64);
+    assert_int_equal(m.unit[11].pool, 2); /* the global average pool: 8x8 -> 1x1 */
+    assert_int_equal(m.unit[11].out_h, 1);
+    assert_int_equal(TQ_DENSE(&m, 0).conv.C, 64);
     /* MACs: convolutions OH OW OC K, the dense layer: MLPerf's 12,501,632 */
-    uint64_t macs = (uint64_t)m.dims[0] * (uint64_t)m.dims[1];
+    uint64_t macs = (uint64_t)TQ_DENSE(&m, 0).conv.C * (uint64_t)TQ_DENSE(&m, 0).conv.OC;
     for (int s = 0; s < m.n_stages; s++) {
-        const tq_conv_shape *c = &m.stage[s].conv;
-        if (m.stage[s].kind == TQ_STAGE_CONV) macs += (uint64_t)c->OH * c->OW * c->OC * c->KH * c->KW * c->C;
+        const tq_conv_shape *c = &m.unit[s].conv;
+        if (m.unit[s].kind == TQ_UNIT_CONV) macs += (uint64_t)c->OH * c->OW * c->OC * c->KH * c->KW * c->C;
     }
     assert_int_equal(macs, 12501632);
     /* parameters: 3x3 convolutions with batch norm (no bias), 1x1 shortcuts with a bias, dense;
@@ -188,17 +188,17 @@ static void resnet8_preset(void **state) {
 static uint64_t model_macs(const tq_model *m) {
     uint64_t macs = 0;
     for (int s = 0; s < m->n_stages; s++) {
-        const tq_conv_shape *c = &m->stage[s].conv;
-        if (m->stage[s].kind == TQ_STAGE_CONV) macs += (uint64_t)c->OH * c->OW * c->OC * c->KH * c->KW * (c->depthwise ? 1 : c->C);
+        const tq_conv_shape *c = &m->unit[s].conv;
+        if (m->unit[s].kind == TQ_UNIT_CONV) macs += (uint64_t)c->OH * c->OW * c->OC * c->KH * c->KW * (c->depthwise ? 1 : c->C);
     }
-    for (int l = 0; l < m->n_layers; l++) macs += (uint64_t)m->dims[l] * (uint64_t)m->dims[l + 1];
+    for (int l = 0; l < m->n_layers; l++) macs += (uint64_t)TQ_DENSE(m, l).conv.C * (uint64_t)TQ_DENSE(m, l).conv.OC;
     return macs;
 }
 
 /* The integer model qm of quantized model m on n images px: each logit is the simulation's (sim,
  * [n][outputs], fake-quantized: q = round(x / s) + z of the last layer's output quantizer). */
 static void assert_integer_logits(const tq_model *m, const tq_qmodel *qm, const uint8_t *px, int n, const float *sim) {
-    const int D = tq_model_inputs(m), O = m->dims[m->n_layers];
+    const int D = tq_model_inputs(m), O = tq_model_classes(m);
     size_t sb = tq_int8_net_predict_scratch_bytes(&qm->net);
     int8_t *scratch = tq_malloc(sb), *logits = tq_malloc((size_t)O);
     const tq_fq *fo = &m->qat->afq[m->qat->n_units - 1];
@@ -248,7 +248,7 @@ static void quantized_kxl_relu6(void **state) {
     tq_model m;
     tq_qmodel qm;
     assert_int_equal(tq_model_init(&m, "9x7x2-c4k5x3s2p2x1br6-d1k3p1br6-c4k1br-m2-3"), TQ_OK);
-    assert_true(m.stage[0].conv.OH == 5 && m.stage[0].conv.OW == 4);
+    assert_true(m.unit[0].conv.OH == 5 && m.unit[0].conv.OW == 4);
     integer_equals_simulation(&m, &qm, 11);
     const tq_qlayer *L = &qm.layer[0];
     assert_true(L->k == 5 && L->kw == 3 && L->pad == 2 && L->pad_w == 1 && L->stride == 2 && L->stride_w == 2);
@@ -328,16 +328,16 @@ static void dscnn_and_mobilenet_presets(void **state) {
     assert_int_equal(tq_model_init(&m, r), TQ_OK);
     assert_false(tq_model_is_graph(&m));
     assert_int_equal(m.n_stages, 9);
-    const tq_conv_shape *c0 = &m.stage[0].conv; /* 10x4, stride 2, padded 4 and 1: 14x14x64 */
+    const tq_conv_shape *c0 = &m.unit[0].conv; /* 10x4, stride 2, padded 4 and 1: 14x14x64 */
     assert_true(c0->KH == 10 && c0->KW == 4 && c0->stride == 2 && c0->pad == 4 && c0->pad_w == 1);
     assert_true(c0->OH == 14 && c0->OW == 14 && c0->OC == 64);
     for (int s = 1; s < 9; s++) {
-        const tq_conv_shape *c = &m.stage[s].conv;
+        const tq_conv_shape *c = &m.unit[s].conv;
         assert_int_equal(c->depthwise, s % 2);
         assert_int_equal(c->KH, s % 2 ? 3 : 1);
-        assert_true(c->OH == 14 && c->OW == 14 && c->OC == 64 && m.stage[s].bn && m.stage[s].relu == 1);
+        assert_true(c->OH == 14 && c->OW == 14 && c->OC == 64 && m.unit[s].bn && m.unit[s].relu == 1);
     }
-    assert_true(m.stage[8].pool == 2 && m.stage[8].out_h == 1 && m.dims[0] == 64);
+    assert_true(m.unit[8].pool == 2 && m.unit[8].out_h == 1 && TQ_DENSE(&m, 0).conv.C == 64);
     /* conv 14*14*64*40, four blocks of a 3x3 depthwise and a 64 -> 64 pointwise, dense 64*10 */
     assert_int_equal(model_macs(&m), 14 * 14 * 64 * 40 + 4 * (14 * 14 * 64 * 9 + 14 * 14 * 64 * 64) + 64 * 10);
     tq_model_free(&m);
@@ -345,7 +345,7 @@ static void dscnn_and_mobilenet_presets(void **state) {
      * the global pool over all 120 positions */
     assert_int_equal(tq_model_spec_resolve("dscnn", (const int[3]){49, 10, 1}, 12, r, sizeof r), TQ_OK);
     assert_int_equal(tq_model_init(&m, r), TQ_OK);
-    assert_true(m.stage[0].conv.OH == 24 && m.stage[0].conv.OW == 5 && m.stage[8].pool_shape.K == 24 && m.stage[8].pool_shape.KW == 5);
+    assert_true(m.unit[0].conv.OH == 24 && m.unit[0].conv.OW == 5 && m.unit[8].pool_shape.K == 24 && m.unit[8].pool_shape.KW == 5);
     assert_int_equal(model_macs(&m), 24 * 5 * 64 * 40 + 4 * (24 * 5 * 64 * 9 + 24 * 5 * 64 * 64) + 64 * 12);
     tq_model_free(&m);
 
@@ -353,14 +353,14 @@ static void dscnn_and_mobilenet_presets(void **state) {
     assert_int_equal(tq_model_init(&m, r), TQ_OK);
     assert_int_equal(m.n_stages, 27);
     int dw = 0;
-    for (int s = 0; s < 27; s++) dw += m.stage[s].conv.depthwise, assert_int_equal(m.stage[s].relu, 2); /* ReLU6 */
+    for (int s = 0; s < 27; s++) dw += m.unit[s].conv.depthwise, assert_int_equal(m.unit[s].relu, 2); /* ReLU6 */
     assert_int_equal(dw, 13);
     /* channels 8 (stride 2: 14x14), then the blocks' pointwise outputs; stride 2 in blocks 2, 4, 6 and 12 */
     const int pw[13] = {16, 32, 32, 64, 64, 128, 128, 128, 128, 128, 128, 256, 256}, side[13] = {14, 7, 7, 4, 4, 2, 2, 2, 2, 2, 2, 1, 1};
     uint64_t want = 14 * 14 * 8 * 9;
     int ch = 8;
     for (int b = 0; b < 13; b++) {
-        const tq_stage *d = &m.stage[1 + 2 * b], *p = &m.stage[2 + 2 * b];
+        const tq_unit *d = &m.unit[1 + 2 * b], *p = &m.unit[2 + 2 * b];
         assert_true(d->conv.depthwise && d->conv.OH == side[b] && p->conv.OC == pw[b] && p->conv.KH == 1);
         want += (uint64_t)side[b] * side[b] * ch * 9 + (uint64_t)side[b] * side[b] * ch * pw[b];
         ch = pw[b];
@@ -392,8 +392,8 @@ static void concat_forward_gradients(void **state) {
     (void)state;
     tq_model m;
     assert_int_equal(tq_model_init(&m, "6x6x2-c3k3p1b@a-c2k1b-^a-c4k3p1-g-4"), TQ_OK);
-    assert_true(m.stage[2].kind == TQ_STAGE_CONCAT && m.stage[2].src[0] == 1 && m.stage[2].src[1] == 0);
-    assert_true(m.stage[2].out_c == 5 && m.stage[3].conv.C == 5 && tq_model_is_graph(&m));
+    assert_true(m.unit[2].kind == TQ_UNIT_CONCAT && m.unit[2].src[0] == 1 && m.unit[2].src[1] == 0);
+    assert_true(m.unit[2].out_c == 5 && m.unit[3].conv.C == 5 && tq_model_is_graph(&m));
     assert_false(tq_model_unit_has_weights(&m, 2));
     tq_rng r;
     tq_rng_seed(&r, 4);
@@ -514,7 +514,7 @@ static void residual_forward(void **state) {
     (void)state;
     tq_model m;
     assert_int_equal(tq_model_init(&m, "6x6x2-c3k3p1br@a-c3k3p1b@m-~a-c3k1-+m-r-g-4"), TQ_OK);
-    assert_int_equal(m.stage[2].src[0], 0); /* the 1x1 branch reads a, not m */
+    assert_int_equal(m.unit[2].src[0], 0); /* the 1x1 branch reads a, not m */
     tq_rng r;
     tq_rng_seed(&r, 6);
     tq_model_init_params(&m, &r);
@@ -527,7 +527,7 @@ static void residual_forward(void **state) {
     assert_int_equal(tq_graph_forward(net.g, 0), TQ_OK);
     /* the branch by hand from a's output */
     float br[B * 36 * 3], sum[B * 36 * 3];
-    tq_conv2d_ref(br, net.out[0]->val, m.stage[2].W, m.stage[2].b, B, &m.stage[2].conv);
+    tq_conv2d_ref(br, net.out[0]->val, m.unit[2].W, m.unit[2].b, B, &m.unit[2].conv);
     for (int i = 0; i < B * 36 * 3; i++) assert_float_equal(net.out[2]->val[i], br[i], 1e-5f);
     /* the add and its ReLU, then the global average pool */
     for (int i = 0; i < B * 36 * 3; i++) sum[i] = fmaxf(br[i] + net.out[1]->val[i], 0.0f);
@@ -696,7 +696,7 @@ static void whole_model_gradients(void **state) {
     tq_rng r;
     tq_rng_seed(&r, 8);
     tq_model_init_params(&m, &r);
-    for (int c = 0; c < 3; c++) m.stage[0].gamma[c] = 0.7f + 0.3f * (float)c, m.stage[0].beta[c] = 0.2f * (float)c;
+    for (int c = 0; c < 3; c++) m.unit[0].gamma[c] = 0.7f + 0.3f * (float)c, m.unit[0].beta[c] = 0.2f * (float)c;
     enum { B = 3 };
     uint8_t px[B * 72];
     uint8_t y[B] = {0, 3, 1};
@@ -716,7 +716,7 @@ static void files_keep_the_statistics(void **state) {
     tq_rng r;
     tq_rng_seed(&r, 2);
     tq_model_init_params(&m, &r);
-    for (int c = 0; c < 4; c++) m.stage[0].running_mean[c] = 0.5f * (float)c, m.stage[0].running_var[c] = 2.0f + (float)c;
+    for (int c = 0; c < 4; c++) m.unit[0].running_mean[c] = 0.5f * (float)c, m.unit[0].running_var[c] = 2.0f + (float)c;
     char p1[128], p2[128];
     snprintf(p1, sizeof p1, "%s/c.tqf", dir);
     snprintf(p2, sizeof p2, "%s/c2.tqf", dir);
@@ -783,19 +783,19 @@ static void quantized_cnn(void **state) {
     tq_rng r;
     tq_rng_seed(&r, 6);
     tq_model_init_params(&m, &r);
-    for (int c = 0; c < 4; c++) m.stage[0].gamma[c] = 0.5f + 0.25f * (float)c, m.stage[0].running_var[c] = 0.3f + (float)c;
+    for (int c = 0; c < 4; c++) m.unit[0].gamma[c] = 0.5f + 0.25f * (float)c, m.unit[0].running_var[c] = 0.3f + (float)c;
     assert_int_equal(tq_model_quantize(&m, &qc), TQ_OK);
     assert_int_equal(m.qat->n_stages, 1);
     uint8_t px[4 * 64];
     uint8_t y[4] = {0, 1, 2, 1};
     for (int i = 0; i < 256; i++) px[i] = (uint8_t)tq_rng_below(&r, 256);
     float rv0[4]; /* the fold reads the running variance before this run's batch updates it */
-    memcpy(rv0, m.stage[0].running_var, sizeof rv0);
+    memcpy(rv0, m.unit[0].running_var, sizeof rv0);
     tq_net net;
     assert_int_equal(tq_net_init(&net, &m, 4), TQ_OK);
     assert_int_equal(tq_net_set_batch(&net, &m, px, y, 4), TQ_OK);
     assert_int_equal(tq_graph_forward(net.g, TQ_RUN_TRAIN), TQ_OK);
-    assert_true(m.stage[0].running_var[0] != rv0[0]);
+    assert_true(m.unit[0].running_var[0] != rv0[0]);
     assert_int_equal(m.qat->aobs[0].n_seen, 1);
     assert_true(m.qat->aobs[0].min >= 0.0f); /* after the ReLU */
     tq_node *fq = NULL;
@@ -806,7 +806,7 @@ static void quantized_cnn(void **state) {
     for (int o = 0; o < 4; o++) {
         float s = m.qat->wfq[0].scale[o], sigma = sqrtf(rv0[o] + 1e-5f);
         for (int k = 0; k < 9; k++) {
-            float folded = m.stage[0].W[o * 9 + k] * m.stage[0].gamma[o] / sigma, q = fq->val[o * 9 + k] / s;
+            float folded = m.unit[0].W[o * 9 + k] * m.unit[0].gamma[o] / sigma, q = fq->val[o * 9 + k] / s;
             assert_float_equal(fq->in[0]->val[o * 9 + k], folded, 1e-6f);
             assert_float_equal(q, nearbyintf(q), 1e-3f); /* on the grid */
             assert_true(fabsf(nearbyintf(q)) <= 127.0f);
@@ -826,7 +826,7 @@ static void quantized_cnn(void **state) {
     assert_non_null(bn);
     float b_sim[4];
     for (int o = 0; o < 4; o++) {
-        float sc = m.stage[0].gamma[o] * (1.0f / sqrtf(m.stage[0].running_var[o] + 1e-5f));
+        float sc = m.unit[0].gamma[o] * (1.0f / sqrtf(m.unit[0].running_var[o] + 1e-5f));
         size_t at = (size_t)o;
         while (at < tq_node_numel(bn) && !(bn->val[at] > 0.0f)) at += 4; /* the first positive output of channel o */
         assert_true(at < tq_node_numel(bn));
@@ -850,7 +850,7 @@ static void quantized_cnn(void **state) {
     tq_qmodel_free(&qm);
     /* batch norm can be frozen for the whole model */
     tq_model_freeze_bn(&m, 1);
-    assert_int_equal(m.stage[0].bn_state.frozen, 1);
+    assert_int_equal(m.unit[0].bn_state.frozen, 1);
     tq_model_free(&m);
 }
 

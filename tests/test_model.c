@@ -23,25 +23,25 @@ static void spec_parsing(void **state) {
     tq_model m;
     assert_int_equal(tq_model_init(&m, "784-100r-100r-10"), TQ_OK);
     assert_int_equal(m.n_layers, 3);
-    assert_int_equal(m.dims[0], 784);
-    assert_int_equal(m.dims[3], 10);
-    assert_true(m.relu[0] && m.relu[1] && !m.relu[2]);
+    assert_int_equal(TQ_DENSE(&m, 0).conv.C, 784);
+    assert_int_equal(TQ_DENSE(&m, 2).conv.OC, 10);
+    assert_true(TQ_DENSE(&m, 0).relu && TQ_DENSE(&m, 1).relu && !TQ_DENSE(&m, 2).relu);
     assert_int_equal(m.n_params, 784 * 100 + 100 + 100 * 100 + 100 + 100 * 10 + 10);
     /* views carved in order W0 b0 W1 b1 W2 b2 */
-    assert_ptr_equal(m.b[0], m.W[0] + 78400);
-    assert_ptr_equal(m.W[1], m.b[0] + 100);
-    assert_ptr_equal(m.db[2] + 10, m.grads + m.n_params);
+    assert_ptr_equal(TQ_DENSE(&m, 0).b, TQ_DENSE(&m, 0).W + 78400);
+    assert_ptr_equal(TQ_DENSE(&m, 1).W, TQ_DENSE(&m, 0).b + 100);
+    assert_ptr_equal(TQ_DENSE(&m, 2).db + 10, m.grads + m.n_params);
     tq_model_free(&m);
     assert_int_equal(tq_model_init(&m, "784-100-100-10r"), TQ_OK); /* the article's variant */
-    assert_true(!m.relu[0] && !m.relu[1] && m.relu[2]);
+    assert_true(!TQ_DENSE(&m, 0).relu && !TQ_DENSE(&m, 1).relu && TQ_DENSE(&m, 2).relu);
     tq_model_free(&m);
     /* dropout after a dense layer and after stages (a pool's or an add's too): no parameters */
     assert_int_equal(tq_model_init(&m, "784-100r-drop20-100r-drop5-10"), TQ_OK);
-    assert_true(m.drop[0] == 20 && m.drop[1] == 5 && !m.drop[2] && m.n_layers == 3);
+    assert_true(TQ_DENSE(&m, 0).drop == 20 && TQ_DENSE(&m, 1).drop == 5 && !TQ_DENSE(&m, 2).drop && m.n_layers == 3);
     assert_int_equal(m.n_params, 784 * 100 + 100 + 100 * 100 + 100 + 100 * 10 + 10);
     tq_model_free(&m);
     assert_int_equal(tq_model_init(&m, "8x8x1-c4k3p1br@a-drop10-c4k3p1b-+a-r-m2-drop30-10"), TQ_OK);
-    assert_true(m.stage[0].drop == 10 && !m.stage[1].drop && m.stage[2].drop == 30 && m.n_stages == 3);
+    assert_true(m.unit[0].drop == 10 && !m.unit[1].drop && m.unit[2].drop == 30 && m.n_stages == 3);
     tq_model_free(&m);
     const char *bad[] = {"", "784", "784-", "784r-10", "784-0-10", "784-x-10", "784--10", "784-10rr",
                          "784-100-10-drop20" /* the logits */, "784-drop20-10", "784-100-drop0-10", "784-100-drop91-10",
@@ -62,8 +62,8 @@ static void spec_parsing(void **state) {
      * 3x3 stride 1 down, 2 across, padded 1 -> 25x3; refused: a stride of 0 across, `same` with
      * explicit padding, a stride beyond 64 */
     assert_int_equal(tq_model_init(&m, "49x10x1-c8k10x4s2samebr-c4k3s1x2p1-10"), TQ_OK);
-    assert_true(m.stage[0].out_h == 25 && m.stage[0].out_w == 5 && m.stage[0].conv.pad == 4 && m.stage[0].conv.pad_b == 5);
-    assert_true(m.stage[1].out_h == 25 && m.stage[1].out_w == 3 && m.stage[1].conv.stride == 1 && m.stage[1].conv.stride_w == 2);
+    assert_true(m.unit[0].out_h == 25 && m.unit[0].out_w == 5 && m.unit[0].conv.pad == 4 && m.unit[0].conv.pad_b == 5);
+    assert_true(m.unit[1].out_h == 25 && m.unit[1].out_w == 3 && m.unit[1].conv.stride == 1 && m.unit[1].conv.stride_w == 2);
     tq_model_free(&m);
     assert_int_equal(tq_model_init(&m, "8x8x1-c4k3s2x0-10"), TQ_E_ARG);
     assert_int_equal(tq_model_init(&m, "8x8x1-c4k3s2samep1-10"), TQ_E_ARG);
@@ -83,13 +83,13 @@ static void init_matches_pytorch_bounds(void **state) {
     float bound0 = 1.0f / sqrtf(784.0f), bound1 = 0.1f, mx = 0;
     double mean = 0;
     for (int i = 0; i < 78400; i++) {
-        assert_true(fabsf(m.W[0][i]) <= bound0);
-        mx = fmaxf(mx, fabsf(m.W[0][i]));
-        mean += m.W[0][i];
+        assert_true(fabsf(TQ_DENSE(&m, 0).W[i]) <= bound0);
+        mx = fmaxf(mx, fabsf(TQ_DENSE(&m, 0).W[i]));
+        mean += TQ_DENSE(&m, 0).W[i];
     }
     assert_true(mx > 0.99f * bound0); /* uses the whole range */
     assert_true(fabs(mean / 78400) < 0.01 * bound0 * 10);
-    for (int i = 0; i < 10; i++) assert_true(fabsf(m.b[1][i]) <= bound1);
+    for (int i = 0; i < 10; i++) assert_true(fabsf(TQ_DENSE(&m, 1).b[i]) <= bound1);
     tq_model_free(&m);
 }
 
@@ -101,7 +101,7 @@ static void run_logits(tq_model *m, const uint8_t *px, int n, float *out) {
     /* a batch above the capacity the net was built for is refused, not written past the buffer */
     assert_int_equal(tq_net_set_batch(&net, m, px, NULL, n + 1), TQ_E_ARG);
     assert_int_equal(tq_net_set_batch(&net, m, px, NULL, 0), TQ_E_ARG);
-    memcpy(out, net.logits->val, (size_t)n * m->dims[m->n_layers] * sizeof(float));
+    memcpy(out, net.logits->val, (size_t)n * tq_model_classes(m) * sizeof(float));
     tq_net_free(&net);
 }
 
@@ -184,7 +184,7 @@ static void damaged_files_are_rejected(void **state) {
     assert_non_null(strstr(tq_last_error(), "/nonexistent/x.tqf"));
     tq_free(d);
     /* NaN weights are refused on load */
-    m.W[0][5] = NAN;
+    TQ_DENSE(&m, 0).W[5] = NAN;
     assert_int_equal(tq_model_save(&m, bad), TQ_OK);
     assert_int_equal(tq_model_load(&m2, bad), TQ_E_NUMERIC);
     assert_non_null(strstr(tq_last_error(), "NaN"));

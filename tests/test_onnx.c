@@ -289,7 +289,7 @@ static void float_graph_reads_back(void **state) {
     tq_rng r;
     tq_rng_seed(&r, 3);
     tq_model_init_params(&m, &r);
-    for (int c = 0; c < 3; c++) m.stage[0].running_mean[c] = 0.1f * (float)c, m.stage[0].running_var[c] = 1.0f + (float)c;
+    for (int c = 0; c < 3; c++) m.unit[0].running_mean[c] = 0.1f * (float)c, m.unit[0].running_var[c] = 1.0f + (float)c;
     m.in_mean = 0.13f, m.in_std = 0.31f;
     char path[128];
     snprintf(path, sizeof path, "%s/f.onnx", dir);
@@ -311,10 +311,10 @@ static void float_graph_reads_back(void **state) {
     assert_true(w.type == 1 && w.dims[0] == 3 && w.dims[1] == 2 && w.dims[2] == 3 && w.dims[3] == 3);
     for (int o = 0; o < 3; o++)
         for (int c = 0; c < 2; c++)
-            for (int k = 0; k < 9; k++) assert_true(f32_at(w.raw.p + 4 * ((o * 2 + c) * 9 + k)) == m.stage[0].W[(o * 9 + k) * 2 + c]);
+            for (int k = 0; k < 9; k++) assert_true(f32_at(w.raw.p + 4 * ((o * 2 + c) * 9 + k)) == m.unit[0].W[(o * 9 + k) * 2 + c]);
     w = init_named(g, "s1_w");
     assert_true(w.dims[0] == 6 && w.dims[1] == 1);
-    for (int i = 0; i < 24; i++) assert_true(f32_at(w.raw.p + 4 * i) == m.stage[1].W[i]);
+    for (int i = 0; i < 24; i++) assert_true(f32_at(w.raw.p + 4 * i) == m.unit[1].W[i]);
     assert_int_equal(attr_i(nodes[5], "group", -1), 3);
     /* the first dense layer's columns in NCHW order (3x3x6 -> 54), the second's as they are */
     const int HW = 9, C = 6;
@@ -323,9 +323,9 @@ static void float_graph_reads_back(void **state) {
     for (int o = 0; o < 4; o++)
         for (int c = 0; c < C; c++)
             for (int p = 0; p < HW; p++)
-                assert_true(f32_at(w.raw.p + 4 * (o * HW * C + c * HW + p)) == m.W[0][o * HW * C + p * C + c]);
+                assert_true(f32_at(w.raw.p + 4 * (o * HW * C + c * HW + p)) == TQ_DENSE(&m, 0).W[o * HW * C + p * C + c]);
     w = init_named(g, "d1_w");
-    for (int i = 0; i < 12; i++) assert_true(f32_at(w.raw.p + 4 * i) == m.W[1][i]);
+    for (int i = 0; i < 12; i++) assert_true(f32_at(w.raw.p + 4 * i) == TQ_DENSE(&m, 1).W[i]);
     /* the last Gemm writes the graph's output */
     assert_true(is_str(nth(nodes[11], 2, 0).sub, "logits"));
     assert_true(is_str(nth(nth(g, 12, 0).sub, 1, 0).sub, "logits"));

@@ -29,11 +29,11 @@ static void make_model(tq_model *m, const char *spec) {
     tq_rng_seed(&r, 11);
     tq_model_init_params(m, &r);
     for (int s = 0; s < m->n_stages; s++)
-        if (m->stage[s].bn)
-            for (int c = 0; c < m->stage[s].conv.OC; c++) {
-                m->stage[s].running_mean[c] = tq_rng_uniform_in(&r, -0.5f, 0.5f);
-                m->stage[s].running_var[c] = tq_rng_uniform_in(&r, 0.5f, 2.0f);
-                m->stage[s].gamma[c] = tq_rng_uniform_in(&r, 0.5f, 1.5f);
+        if (m->unit[s].bn)
+            for (int c = 0; c < m->unit[s].conv.OC; c++) {
+                m->unit[s].running_mean[c] = tq_rng_uniform_in(&r, -0.5f, 0.5f);
+                m->unit[s].running_var[c] = tq_rng_uniform_in(&r, 0.5f, 2.0f);
+                m->unit[s].gamma[c] = tq_rng_uniform_in(&r, 0.5f, 1.5f);
             }
 }
 

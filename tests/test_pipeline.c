@@ -625,7 +625,7 @@ static void lsq_learns_the_scales(void **state) {
     tq_fq ref;
     assert_int_equal(tq_fq_init_weight(&ref, 2, 1, 16), TQ_OK);
     ref.mse_range = 1;
-    assert_int_equal(tq_fq_update(&ref, m.W[0], 16, m.dims[0], 0), TQ_OK);
+    assert_int_equal(tq_fq_update(&ref, TQ_DENSE(&m, 0).W, 16, TQ_DENSE(&m, 0).conv.C, 0), TQ_OK);
     for (int c = 0; c < 16; c++) assert_float_equal(m.lsq[c], logf(ref.scale[c]), 1e-6f);
     float start[64];
     memcpy(start, m.lsq, m.n_lsq * sizeof(float));
@@ -691,9 +691,9 @@ static void gptq_beats_rounding(void **state) {
     tq_qat_cfg_defaults(&qc);
     qc.w_bits = 3;
     assert_int_equal(tq_ptq(&q, &fp, &qc, &tr, 8, 0), TQ_OK);
-    const int in = q.dims[0], out = q.dims[1];
+    const int in = TQ_DENSE(&q, 0).conv.C, out = TQ_DENSE(&q, 0).conv.OC;
     float *w0 = tq_malloc((size_t)in * out * sizeof(float)), *rtn = tq_malloc((size_t)in * out * sizeof(float)), s[16];
-    memcpy(w0, q.W[0], (size_t)in * out * sizeof(float));
+    memcpy(w0, TQ_DENSE(&q, 0).W, (size_t)in * out * sizeof(float));
     assert_int_equal(tq_fq_update(&q.qat->wfq[0], w0, out, in, 0), TQ_OK);
     for (int o = 0; o < out; o++) {
         s[o] = q.qat->wfq[0].scale[o];
@@ -703,14 +703,14 @@ static void gptq_beats_rounding(void **state) {
     for (int o = 0; o < out; o++) {
         int top = 0;
         for (int i = 0; i < in; i++) {
-            float v = q.W[0][o * in + i] / s[o];
+            float v = TQ_DENSE(&q, 0).W[o * in + i] / s[o];
             assert_float_equal(v, nearbyintf(v), 1e-4f); /* on the grid */
             assert_true(fabsf(v) <= 3.0f + 1e-4f);
             top |= fabsf(v) > 3.0f - 1e-4f;
         }
         assert_true(top); /* max|q| = qmax: the scale comes out the same again */
     }
-    assert_int_equal(tq_fq_update(&q.qat->wfq[0], q.W[0], out, in, 0), TQ_OK);
+    assert_int_equal(tq_fq_update(&q.qat->wfq[0], TQ_DENSE(&q, 0).W, out, in, 0), TQ_OK);
     for (int o = 0; o < out; o++) assert_float_equal(q.qat->wfq[0].scale[o], s[o], 1e-6f * s[o]);
     double e_rtn = 0, e_gptq = 0;
     for (uint32_t n = 0; n < tr.n; n++)
@@ -718,7 +718,7 @@ static void gptq_beats_rounding(void **state) {
             double a = 0, r = 0, g = 0;
             for (int i = 0; i < in; i++) {
                 double x = tr.images[(size_t)n * in + i] / 255.0;
-                a += x * w0[o * in + i], r += x * rtn[o * in + i], g += x * q.W[0][o * in + i];
+                a += x * w0[o * in + i], r += x * rtn[o * in + i], g += x * TQ_DENSE(&q, 0).W[o * in + i];
             }
             e_rtn += (r - a) * (r - a), e_gptq += (g - a) * (g - a);
         }
@@ -754,7 +754,7 @@ static void layer_sqnr_measures_the_noise(void **state) {
     assert_float_equal(q8.qat->aobs[1].min, before.min, 0);
     assert_float_equal(q8.qat->aobs[1].max, before.max, 0);
     /* the last layer, by hand: quantized logits against the float twin's */
-    const int C = q8.dims[q8.n_layers];
+    const int C = tq_model_classes(&q8);
     float *lq = tq_malloc((size_t)te.n * C * sizeof(float)), *lf = tq_malloc((size_t)te.n * C * sizeof(float));
     assert_int_equal(tq_model_clone(&twin, &q8), TQ_OK);
     assert_int_equal(tq_predict_logits(&q8, &te, lq), TQ_OK);
@@ -909,7 +909,7 @@ static void widths_per_layer(void **state) {
     assert_int_equal(q.qat->wfq[1].qmax, 1);
     assert_int_equal(q.qat->wfq[2].qmax, 31);
     for (int c = 0; c < 4 * 9; c++) { /* the conv's fake-quantized weights take 7 levels at most */
-        float s = q.qat->wfq[0].scale[c / 9], v = q.stage[0].W[c] / s;
+        float s = q.qat->wfq[0].scale[c / 9], v = q.unit[0].W[c] / s;
         (void)v;
         assert_true(s > 0.0f);
     }

@@ -22,8 +22,8 @@
 static void tiny_model(tq_model *m) {
     assert_int_equal(tq_model_init(m, "2-2"), TQ_OK);
     const float W[4] = {0.5f, -1.27f, 0.1f, 0.2f}, b[2] = {0.30002f, -0.001f};
-    memcpy(m->W[0], W, sizeof W);
-    memcpy(m->b[0], b, sizeof b);
+    memcpy(TQ_DENSE(m, 0).W, W, sizeof W);
+    memcpy(TQ_DENSE(m, 0).b, b, sizeof b);
     tq_qat_cfg qc;
     tq_qat_cfg_defaults(&qc);
     assert_int_equal(tq_model_quantize(m, &qc), TQ_OK);
@@ -55,16 +55,16 @@ static void bias_fake_quant_by_hand(void **state) {
     assert_non_null(bq);
     /* calibration: the bias passes unquantized */
     assert_int_equal(tq_graph_forward(net.g, TQ_RUN_CALIBRATE), TQ_OK);
-    assert_true(bq->val[0] == m.b[0][0] && bq->val[1] == m.b[0][1]);
+    assert_true(bq->val[0] == TQ_DENSE(&m, 0).b[0] && bq->val[1] == TQ_DENSE(&m, 0).b[1]);
     assert_int_equal(tq_graph_forward(net.g, TQ_RUN_TRAIN), TQ_OK);
     assert_float_equal(m.qat->wfq[0].scale[0], 0.01f, 1e-9f);
     assert_float_equal(m.qat->wfq[0].scale[1], 0.2f / 127.0f, 1e-9f);
     assert_float_equal(bq->val[0], 0.30003923f, 1e-8f);
     assert_float_equal(bq->val[1], -0.0010004633f, 1e-10f);
-    assert_true(bq->val[0] != m.b[0][0]); /* it did round */
+    assert_true(bq->val[0] != TQ_DENSE(&m, 0).b[0]); /* it did round */
     memset(m.grads, 0, m.n_params * sizeof(float));
     assert_int_equal(tq_graph_backward(net.g, net.loss), TQ_OK);
-    for (int o = 0; o < 2; o++) assert_true(m.db[0][o] == bq->grad[o] && bq->grad[o] != 0.0f);
+    for (int o = 0; o < 2; o++) assert_true(TQ_DENSE(&m, 0).db[o] == bq->grad[o] && bq->grad[o] != 0.0f);
     tq_net_free(&net);
     tq_model_free(&m);
 }
@@ -78,7 +78,7 @@ static void stage_refuses_a_bias_with_batch_norm(void **state) {
     tq_qat_cfg qc;
     tq_qat_cfg_defaults(&qc);
     assert_int_equal(tq_model_quantize(&m, &qc), TQ_OK);
-    tq_stage *st = &m.stage[0];
+    tq_unit *st = &m.unit[0];
     float x[36] = {0}, W[18] = {0}, b[2] = {0}, db[2], gm[2] = {1, 1}, bt[2] = {0};
     tq_graph *g = tq_graph_new();
     tq_node *xn = tq_leaf(g, "x", 1, 36, x, NULL), *Wn = tq_leaf(g, "W", 2, 9, W, NULL), *bn = tq_leaf(g, "b", 1, 2, b, db);
@@ -274,10 +274,10 @@ static void sixteen_bit_outputs_are_the_integer_layer(void **state) {
     assert_int_equal(tq_model_init(&m, "784-256r-256r-10"), TQ_OK);
     tq_rng r;
     tq_rng_seed(&r, 19);
-    for (int i = 0; i < IN * HID; i++) m.W[0][i] = tq_rng_uniform_in(&r, -0.05f, 0.05f);
-    for (int i = 0; i < HID * HID; i++) m.W[1][i] = tq_rng_uniform_in(&r, -0.1f, 0.1f);
-    for (int i = 0; i < HID; i++) m.b[0][i] = tq_rng_uniform_in(&r, -0.2f, 0.2f), m.b[1][i] = tq_rng_uniform_in(&r, -0.2f, 0.2f);
-    for (int i = 0; i < HID * 10; i++) m.W[2][i] = tq_rng_uniform_in(&r, -0.1f, 0.1f);
+    for (int i = 0; i < IN * HID; i++) TQ_DENSE(&m, 0).W[i] = tq_rng_uniform_in(&r, -0.05f, 0.05f);
+    for (int i = 0; i < HID * HID; i++) TQ_DENSE(&m, 1).W[i] = tq_rng_uniform_in(&r, -0.1f, 0.1f);
+    for (int i = 0; i < HID; i++) TQ_DENSE(&m, 0).b[i] = tq_rng_uniform_in(&r, -0.2f, 0.2f), TQ_DENSE(&m, 1).b[i] = tq_rng_uniform_in(&r, -0.2f, 0.2f);
+    for (int i = 0; i < HID * 10; i++) TQ_DENSE(&m, 2).W[i] = tq_rng_uniform_in(&r, -0.1f, 0.1f);
     tq_qat_cfg qc;
     tq_qat_cfg_defaults(&qc);
     qc.act_bits = 16;

@@ -26,25 +26,20 @@ typedef struct {
 
 static int step_gemms(const tq_model *m, int B, gemm_shape *g) {
     int n = 0;
-    for (int s = 0; s < m->n_stages; s++) {
-        const tq_conv_shape *c = &m->stage[s].conv;
-        if (m->stage[s].kind != TQ_STAGE_CONV || c->depthwise || tq_conv_direct(c)) continue; /* direct convolutions: direct_epoch */
+    for (int u = 0; u < m->n_units; u++) { /* (a dense layer: its 1 x 1 convolution, P = B) */
+        const tq_unit *U = &m->unit[u];
+        const tq_conv_shape *c = &U->conv;
+        if (!U->W || (U->kind == TQ_UNIT_CONV && (c->depthwise || tq_conv_direct(c)))) continue; /* direct convolutions: direct_epoch */
         int P = B * c->OH * c->OW, K = c->KH * c->KW * c->C;
         g[n++] = (gemm_shape){0, 1, P, c->OC, K};
         g[n++] = (gemm_shape){1, 0, c->OC, K, P};
-        if (s > 0) g[n++] = (gemm_shape){0, 0, P, K, c->OC};
-    }
-    for (int l = 0; l < m->n_layers; l++) {
-        int in = m->dims[l], out = m->dims[l + 1];
-        g[n++] = (gemm_shape){0, 1, B, out, in};
-        g[n++] = (gemm_shape){1, 0, out, in, B};
-        if (l > 0 || m->n_stages) g[n++] = (gemm_shape){0, 0, B, in, out};
+        if (u > 0) g[n++] = (gemm_shape){0, 0, P, K, c->OC};
     }
     return n;
 }
 
 static double gemm_epoch(const tq_model *m, int B, int steps) {
-    gemm_shape g[3 * (TQ_MAX_STAGES + TQ_MAX_LAYERS)];
+    gemm_shape g[3 * TQ_MAX_UNITS];
     int n = step_gemms(m, B, g);
     size_t big = 1;
     for (int i = 0; i < n; i++) {
@@ -77,8 +72,8 @@ static double gemm_epoch(const tq_model *m, int B, int steps) {
 static double direct_epoch(const tq_model *m, int B, int steps) {
     double total = 0;
     for (int st = 0; st < m->n_stages; st++) {
-        const tq_conv_shape *c = &m->stage[st].conv;
-        if (m->stage[st].kind != TQ_STAGE_CONV || !tq_conv_direct(c)) continue;
+        const tq_conv_shape *c = &m->unit[st].conv;
+        if (m->unit[st].kind != TQ_UNIT_CONV || !tq_conv_direct(c)) continue;
         tq_direct_geom g = tq_conv_direct_geom(c);
         size_t nx = (size_t)B * g.H * g.W * g.C, ny = (size_t)B * g.OH * g.OW * g.OC, nw = (size_t)g.KH * g.KW * g.C * g.OCp;
         float *x = tq_calloc(nx, sizeof(float)), *dx = tq_calloc(nx, sizeof(float)), *y = tq_calloc(ny, sizeof(float));

@@ -272,7 +272,7 @@ int cmd_experiment(int argc, char **argv) {
     static tq_train_result fp_res0, qat_res0;
     static fig_rounding_data rounding[MAX_BITS];
     int plot_rc = 0;
-    static double sqnr0[MAX_BITS][5][TQ_MAX_STAGES + TQ_MAX_LAYERS]; /* [width][method][layer], seed 0 */
+    static double sqnr0[MAX_BITS][5][TQ_MAX_UNITS]; /* [width][method][layer], seed 0 */
     int n_sqnr_layers = 0, n_stages0 = 0;
     fig_flip_counter flips[MAX_BITS];
     memset(flips, 0, sizeof flips);
@@ -427,7 +427,7 @@ int cmd_experiment(int argc, char **argv) {
                 rq->seconds[s] = res.seconds_total;
                 rq->bytes = tq_model_int8_bytes(&qq);
                 if (keep && tq_layer_sqnr(&qq, &fp, &te, 2000, sqnr0[b][nm + k]) != TQ_OK) rc = cli_fail("experiment: layer SQNR");
-                n_sqnr_layers = qq.n_stages + qq.n_layers;
+                n_sqnr_layers = qq.n_units;
                 if (keep && k == 0 && b == 0) {
                     float a1;
                     qat_res0 = res;
@@ -517,9 +517,9 @@ int cmd_experiment(int argc, char **argv) {
         char mt[3][160]; /* room for any title tbuf holds, and ": mistakes" */
         for (int k = 0; k < 3; k++) snprintf(mt[k], sizeof mt[k], "%s: mistakes", tbuf[k]), pm_.mis_titles[k] = mt[k];
         /* the SQNR figure's values in its order, and the layers' names */
-        static double sqnr_flat[MAX_BITS * 5 * (TQ_MAX_STAGES + TQ_MAX_LAYERS)];
-        static char lnames[TQ_MAX_STAGES + TQ_MAX_LAYERS][24];
-        const char *lname_p[TQ_MAX_STAGES + TQ_MAX_LAYERS];
+        static double sqnr_flat[MAX_BITS * 5 * TQ_MAX_UNITS];
+        static char lnames[TQ_MAX_UNITS][24];
+        const char *lname_p[TQ_MAX_UNITS];
         for (int l = 0; l < n_sqnr_layers; l++)
             for (int k = 0; k < per_b; k++)
                 for (int b = 0; b < nb; b++) sqnr_flat[((size_t)b * per_b + k) * n_sqnr_layers + l] = sqnr0[b][k][l];

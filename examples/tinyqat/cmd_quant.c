@@ -28,23 +28,11 @@ static void quant_opts_defaults(quant_opts *q, const char *observer) {
     q->flash_budget = 0;
 }
 
-/* Unit u of m (a stage's convolution, or a dense layer) in words. */
+/* Unit u of m (a convolution, or a dense layer) in words. */
 static void unit_name(const tq_model *m, int u, char *buf, size_t cap) {
-    if (u < m->n_stages) {
-        const tq_conv_shape *c = &m->stage[u].conv;
-        snprintf(buf, cap, "%s %dx%d -> %d", c->depthwise ? "depthwise" : "conv", c->KH, c->KW, c->OC);
-    } else {
-        int l = u - m->n_stages;
-        snprintf(buf, cap, "dense %d -> %d", m->dims[l], m->dims[l + 1]);
-    }
-}
-
-static size_t unit_weights(const tq_model *m, int u) {
-    if (u < m->n_stages) {
-        const tq_conv_shape *c = &m->stage[u].conv;
-        return (size_t)c->OC * (size_t)c->KH * (size_t)c->KW * (size_t)(c->depthwise ? 1 : c->C);
-    }
-    return (size_t)m->dims[u - m->n_stages] * (size_t)m->dims[u - m->n_stages + 1];
+    const tq_conv_shape *c = &m->unit[u].conv;
+    if (m->unit[u].kind == TQ_UNIT_DENSE) snprintf(buf, cap, "dense %d -> %d", c->C, c->OC);
+    else snprintf(buf, cap, "%s %dx%d -> %d", c->depthwise ? "depthwise" : "conv", c->KH, c->KW, c->OC);
 }
 
 /* --layer-bits or --flash-budget into cfg->unit_bits for the float model fp (tr: the data a budget
@@ -52,7 +40,7 @@ static size_t unit_weights(const tq_model *m, int u) {
 /* A width per unit with weights of fp, in order, comma-separated (an add has none), into out[unit]:
  * each from lo to hi (16 alone above 8: activations). Returns 0, or 2 after saying what it wants. */
 static int per_unit_widths(const char *cmd, const char *opt, const char *text, const tq_model *fp, int lo, int hi, int *out) {
-    const int U = fp->n_stages + fp->n_layers;
+    const int U = fp->n_units;
     int n = 0, want = 0, u = 0;
     char range[16];
     if (hi == 16) snprintf(range, sizeof range, "8 or 16");
@@ -79,7 +67,7 @@ static int per_unit_widths(const char *cmd, const char *opt, const char *text, c
 }
 
 static int unit_widths(const char *cmd, const quant_opts *q, const tq_model *fp, const tq_dataset *tr, uint64_t seed, tq_qat_cfg *cfg) {
-    const int U = fp->n_stages + fp->n_layers;
+    const int U = fp->n_units;
     char name[64];
     int rc;
     if (q->act_bits && !strchr(q->act_bits, ',')) /* one width: every layer's output but the logits (quant_cfg checked it) */
@@ -103,7 +91,7 @@ static int unit_widths(const char *cmd, const quant_opts *q, const tq_model *fp,
         if (!tq_model_unit_has_weights(fp, u)) continue;
         unit_name(fp, u, name, sizeof name);
         snprintf(inc, sizeof inc, "%.4f / %.4f / %.4f / %.4f", r.delta[u][0], r.delta[u][1], r.delta[u][2], r.delta[u][3]);
-        printf("  %d %-24s %8zu   %-40s %4d\n", u + 1, name, unit_weights(fp, u), inc, r.bits[u]);
+        printf("  %d %-24s %8zu   %-40s %4d\n", u + 1, name, tq_unit_weights(&fp->unit[u]), inc, r.bits[u]);
         cfg->unit_bits[u] = r.bits[u];
     }
     printf("  integer model: %zu bytes (the loss with every layer at 8 bits: %.4f)\n", r.bytes, r.loss8);
@@ -113,7 +101,7 @@ static int unit_widths(const char *cmd, const quant_opts *q, const tq_model *fp,
 /* ", 16-bit activations" (all but the logits), ", activations 16,16,8" (per layer with weights), or "" */
 static void act_text(const tq_model *m, char *buf, size_t cap) {
     const tq_qat_cfg *c = &m->qat->cfg;
-    const int U = m->n_stages + m->n_layers;
+    const int U = m->n_units;
     int all = 1, any = 0, n = 0;
     for (int u = 0; u < U; u++) {
         int b = tq_qat_cfg_act_bits(c, u, U);
@@ -135,13 +123,13 @@ static void act_text(const tq_model *m, char *buf, size_t cap) {
 static void widths_text(const tq_model *m, char *buf, size_t cap) {
     const tq_qat_cfg *c = &m->qat->cfg;
     int n = 0, mixed = 0;
-    for (int u = 0; u < m->n_stages + m->n_layers; u++) mixed |= tq_qat_cfg_bits(c, u) != tq_qat_cfg_bits(c, 0);
+    for (int u = 0; u < m->n_units; u++) mixed |= tq_qat_cfg_bits(c, u) != tq_qat_cfg_bits(c, 0);
     if (!mixed) {
         snprintf(buf, cap, "%d", tq_qat_cfg_bits(c, 0));
         return;
     }
     buf[0] = '\0';
-    for (int u = 0; u < m->n_stages + m->n_layers && n < (int)cap; u++)
+    for (int u = 0; u < m->n_units && n < (int)cap; u++)
         if (tq_model_unit_has_weights(m, u)) n += snprintf(buf + n, cap - (size_t)n, "%s%d", n ? "," : "", tq_qat_cfg_bits(c, u));
 }
 

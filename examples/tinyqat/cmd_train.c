@@ -108,7 +108,7 @@ int cmd_train(int argc, char **argv) {
             goto out_model;
         }
     }
-    if (m.n_stages && m.stage[0].conv.pad && (m.in_mean != 0.0f || m.in_std != 1.0f))
+    if (m.n_stages && m.unit[0].conv.pad && (m.in_mean != 0.0f || m.in_std != 1.0f))
         fprintf(stderr, "tinyqat train: note: the first convolution pads its input, so with the input normalization (mean %.4f, std "
                         "%.4f) this model can be trained and evaluated but not quantized (ptq and qat refuse it); a new model of its "
                         "spec (--model) takes p/255 as it is and quantizes\n", (double)m.in_mean, (double)m.in_std);
@@ -180,7 +180,7 @@ int cmd_eval(int argc, char **argv) {
         tq_model_free(&m);
         return rc;
     }
-    const int K = m.dims[m.n_layers];
+    const int K = tq_model_classes(&m);
     float acc;
     int64_t *conf = tq_calloc((size_t)K * (size_t)K, sizeof *conf);
     if (!conf) rc = cli_fail("eval");

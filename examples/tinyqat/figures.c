@@ -211,10 +211,10 @@ void fig_frac_hist(const tq_model *m, int bits, double *hist) {
     double total = 0;
     for (int k = 0; k < FIG_FRAC_BINS; k++) hist[k] = 0;
     for (int l = 0; l < m->n_layers; l++)
-        for (int o = 0; o < m->dims[l + 1]; o++) {
-            const float *w = m->W[l] + (size_t)o * m->dims[l];
-            float s = row_scale(w, m->dims[l], qmax);
-            for (int i = 0; i < m->dims[l]; i++) {
+        for (int o = 0, in = TQ_DENSE(m, l).conv.C; o < TQ_DENSE(m, l).conv.OC; o++) {
+            const float *w = TQ_DENSE(m, l).W + (size_t)o * in;
+            float s = row_scale(w, in, qmax);
+            for (int i = 0; i < in; i++) {
                 double v = w[i] / s, f = v - nearbyint(v); /* in [-0.5, 0.5] */
                 int k = (int)floor((f + 0.5) * FIG_FRAC_BINS);
                 hist[k < 0 ? 0 : k >= FIG_FRAC_BINS ? FIG_FRAC_BINS - 1 : k]++;
@@ -230,10 +230,10 @@ static size_t codes_of(const tq_model *m, int bits, int8_t *codes) {
     tq_qrange(bits, 1, &qmin, &qmax);
     size_t j = 0, changed = 0;
     for (int l = 0; l < m->n_layers; l++)
-        for (int o = 0; o < m->dims[l + 1]; o++) {
-            const float *w = m->W[l] + (size_t)o * m->dims[l];
-            float s = row_scale(w, m->dims[l], qmax);
-            for (int i = 0; i < m->dims[l]; i++, j++) {
+        for (int o = 0, in = TQ_DENSE(m, l).conv.C; o < TQ_DENSE(m, l).conv.OC; o++) {
+            const float *w = TQ_DENSE(m, l).W + (size_t)o * in;
+            float s = row_scale(w, in, qmax);
+            for (int i = 0; i < in; i++, j++) {
                 float u = nearbyintf(w[i] / s);
                 int8_t q = (int8_t)(u < (float)qmin ? qmin : u > (float)qmax ? qmax : u);
                 changed += codes[j] != q;
@@ -245,7 +245,7 @@ static size_t codes_of(const tq_model *m, int bits, int8_t *codes) {
 
 tq_status fig_flips_init(fig_flip_counter *f, const tq_model *m, int bits, int max_steps) {
     memset(f, 0, sizeof *f);
-    for (int l = 0; l < m->n_layers; l++) f->n += (size_t)m->dims[l] * (size_t)m->dims[l + 1];
+    for (int l = 0; l < m->n_layers; l++) f->n += tq_unit_weights(&TQ_DENSE(m, l));
     f->m = m, f->bits = bits, f->cap = max_steps;
     f->codes = tq_calloc(f->n ? f->n : 1, 1);
     f->flips = tq_calloc(max_steps > 0 ? (size_t)max_steps : 1, sizeof(float));
@@ -347,7 +347,7 @@ tq_status fig_sqnr(const char *path, const int *bits, int nb, const char *const 
         tq_canvas_text(c, lx + 24, 48.5, s[k].label, 12, TQ_INK, TQ_ANCHOR_START, 0, 0);
         lx += 26 + tq_canvas_text_width(c, s[k].label, 12, 0) + 18;
     }
-    double pos[TQ_MAX_STAGES + TQ_MAX_LAYERS];
+    double pos[TQ_MAX_UNITS];
     for (int l = 0; l < n_layers; l++) pos[l] = l;
     for (int b = 0; b < nb; b++) {
         char t[64];

@@ -7,7 +7,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *p = fuzz_write(data, size, ".tqf");
     tq_model m;
     if (tq_model_load(&m, p) == TQ_OK) {
-        if (m.dims[0] <= 4096) {
+        if (TQ_DENSE(&m, 0).conv.C <= 4096) {
             tq_net net;
             if (tq_net_init(&net, &m, 2) == TQ_OK) {
                 static uint8_t px[2 * 4096];

@@ -9,7 +9,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     tq_model m;
     if (tq_import_onnx_bytes(&m, data, size, "fuzz.onnx", NAN, NAN, NULL) == TQ_OK) {
-        if (m.dims[0] <= 4096 && m.n_params <= ((size_t)1 << 22)) {
+        if (TQ_DENSE(&m, 0).conv.C <= 4096 && m.n_params <= ((size_t)1 << 22)) {
             tq_net net;
             if (tq_net_init(&net, &m, 1) == TQ_OK) {
                 static uint8_t px[4096];
