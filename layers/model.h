@@ -135,6 +135,10 @@ typedef struct tq_model {
 tq_status tq_model_spec_resolve(const char *spec, const int *in_shape, int classes, char *out, size_t cap);
 /* The spec (or preset) is well formed, whatever the data: TQ_E_ARG with a message if not. */
 tq_status tq_model_spec_check(const char *spec);
+/* Read a resolved spec into m's units, shapes and input (no parameters: tq_model_init allocates
+ * them). m must start zeroed. TQ_E_ARG (a malformed spec) or TQ_E_SHAPE (layers that do not
+ * meet), with a message naming the token. */
+tq_status tq_model_parse_spec(tq_model *m, const char *spec);
 
 /* 1 when some stage reads other than the stage before it (an add, a branch). */
 int tq_model_is_graph(const tq_model *m);
