@@ -137,6 +137,146 @@ void tq_model_input(const tq_model *m, const uint8_t *pixels, size_t n, float *x
     for (size_t i = 0; i < total; i++) x[i] = lut[pixels[i]];
 }
 
+/* A unit's weights and bias as the integer model holds them: with batch norm, folded exactly as
+ * the fake quant saw them (layers/batchnorm.c's float expressions: s = gamma * (1 / sqrtf(var + eps))),
+ * and the bias the evaluation's batch norm adds, beta - s mean. W: [OC][K], b: [OC]. */
+static void unit_folded(const tq_unit *st, float *W, float *b) {
+    size_t OC = (size_t)st->conv.OC, K = tq_unit_weights(st) / OC;
+    for (size_t c = 0; c < OC; c++) {
+        float sc = 1.0f, bias = st->b ? st->b[c] : 0.0f;
+        if (st->bn) {
+            sc = tq_bn_fold_scale(st->gamma[c], st->running_var[c], st->bn_state.eps);
+            bias = st->beta[c] - sc * st->running_mean[c];
+        }
+        for (size_t k = 0; k < K; k++) W[c * K + k] = st->W[c * K + k] * sc;
+        b[c] = bias;
+    }
+}
+
+/* ---- the kinds of unit ----
+ * What each kind of unit is, in one place: its graph (float, or as QAT simulates it), its integer
+ * layer and that layer's bytes. The spec grammar reads each kind's token (layers/spec.c), the
+ * quantization state wires each (layers/qat.h) and the integer kernels are the runtime's
+ * (runtime/int8_infer.h); a new kind is a row here and its functions. */
+
+/* What the converter knows of a unit's integer layer before its kind fills it in: each input's
+ * integer layer (src = layer + 1), scale and zero point; the output's scale and zero point; the
+ * buffers a weighted kind puts its folded weights and per-channel values in (and moves past). */
+typedef struct {
+    int from[2];
+    float s_in[2], s_out;
+    int32_t z_in[2], z_out;
+    float *ch, *w;
+} int8_ctx;
+
+typedef struct {
+    const char *name;    /* "an add": in messages */
+    int inputs;          /* 1 or 2 */
+    int act16;           /* 16-bit activations on its sides (TFLite's 16x8 kinds) */
+    tq_node *(*graph)(tq_graph *g, tq_model *m, int u, tq_node *a, tq_node *b);
+    tq_status (*int8)(tq_model *m, int u, int8_ctx *c, tq_qlayer_src *L);
+    size_t (*int8_bytes)(const tq_unit *U, int w_bits); /* its integer layer's bytes, its weights at w_bits */
+} unit_kind;
+
+/* A convolution with its batch norm and ReLU, or a dense layer and its ReLU. */
+static tq_node *weighted_graph(tq_graph *g, tq_model *m, int u, tq_node *h, tq_node *unused) {
+    (void)unused;
+    tq_unit *st = &m->unit[u];
+    int OC = st->conv.OC, K = (int)(tq_unit_weights(st) / (size_t)OC);
+    tq_node *W = tq_leaf(g, "W", OC, K, st->W, st->dW);
+    tq_node *b = st->b ? tq_leaf(g, "b", 1, OC, st->b, st->db) : NULL;
+    if (st->kind == TQ_UNIT_DENSE) {
+        if (m->qat) return tq_qat_layer(g, m->qat, u, h, W, b, st->relu); /* fake-quant W (and b), linear, ReLU, fake-quant output */
+        h = tq_linear(g, h, W, b);
+        return st->relu ? tq_relu(g, h) : h;
+    }
+    tq_node *gm = st->bn ? tq_leaf(g, "gamma", 1, OC, st->gamma, st->dgamma) : NULL;
+    tq_node *bt = st->bn ? tq_leaf(g, "beta", 1, OC, st->beta, st->dbeta) : NULL;
+    if (m->qat) return tq_qat_stage(g, m->qat, u, h, W, b, gm, bt, st->bn ? &st->bn_state : NULL, st->relu, &st->conv);
+    h = tq_conv2d(g, h, W, b, &st->conv);
+    if (st->bn && st->relu == 1) return tq_batchnorm_relu(g, h, gm, bt, &st->bn_state);
+    if (st->bn) h = tq_batchnorm(g, h, gm, bt, &st->bn_state);
+    return tq_activation(g, h, st->relu);
+}
+
+/* Weights folded (batch norm) and quantized as the fake quant saw them; a dense layer reads the
+ * layer before it, or the flatten, so it needs no image shape. */
+static tq_status weighted_int8(tq_model *m, int u, int8_ctx *c, tq_qlayer_src *L) {
+    const tq_unit *S = &m->unit[u];
+    const tq_conv_shape *cs = &S->conv;
+    tq_qat *Q = m->qat;
+    int OC = cs->OC, K = (int)(tq_unit_weights(S) / (size_t)OC);
+    float *bias = c->ch + OC;
+    unit_folded(S, c->w, bias);
+    TQ_TRY(tq_fq_update(&Q->wfq[u], c->w, OC, K, 0));
+    for (int o = 0; o < OC; o++) c->ch[o] = Q->wfq[u].scale[Q->wfq[u].per_channel ? o : 0];
+    *L = (tq_qlayer_src){.in = cs->H * cs->W * cs->C, .out = cs->OH * cs->OW * OC, .relu = S->relu, .w_bits = tq_qat_cfg_bits(&Q->cfg, u),
+                         .W = c->w, .b = bias, .w_scale = c->ch, .in_scale = c->s_in[0], .out_scale = c->s_out, .in_zp = c->z_in[0],
+                         .out_zp = c->z_out, .out_bits = Q->afq[u].bits};
+    if (S->kind == TQ_UNIT_CONV) {
+        L->kind = cs->depthwise ? TQ_S8_DEPTHWISE : TQ_S8_CONV;
+        L->in_h = cs->H, L->in_w = cs->W, L->in_c = cs->C, L->out_h = cs->OH, L->out_w = cs->OW, L->out_c = OC;
+        L->k = cs->KH, L->stride = cs->stride, L->pad = cs->pad, L->kw = cs->KW, L->stride_w = cs->stride_w, L->pad_w = cs->pad_w;
+        L->src[0] = c->from[0];
+    }
+    c->ch += 2 * OC;
+    c->w += tq_unit_weights(S);
+    return TQ_OK;
+}
+
+/* The weights packed (src/qmodel.h), the int32 bias, M0 and shift per channel, zero points and clamp. */
+static size_t weighted_bytes(const tq_unit *U, int w_bits) {
+    return (tq_unit_weights(U) * (size_t)tq_qlayer_storage_bits(w_bits) + 7) / 8 + (size_t)U->conv.OC * (4 + 8) + 4 * 4;
+}
+
+/* A residual add; quantized, the int8 ADD's arithmetic (layers/qat.h). */
+static tq_node *add_graph(tq_graph *g, tq_model *m, int u, tq_node *a, tq_node *b) {
+    const tq_unit *st = &m->unit[u];
+    if (m->qat) return tq_qat_add(g, m->qat, u, a, b, st->src[1], st->relu);
+    return tq_activation(g, tq_add(g, a, b), st->relu);
+}
+
+static tq_status add_int8(tq_model *m, int u, int8_ctx *c, tq_qlayer_src *L) {
+    const tq_unit *S = &m->unit[u];
+    const tq_conv_shape *cs = &S->conv;
+    *L = (tq_qlayer_src){.relu = S->relu, .in_scale = c->s_in[0], .in2_scale = c->s_in[1], .out_scale = c->s_out, .in_zp = c->z_in[0],
+                         .in2_zp = c->z_in[1], .out_zp = c->z_out, .kind = TQ_S8_ADD, .in_h = cs->H, .in_w = cs->W, .in_c = cs->C,
+                         .out_h = cs->H, .out_w = cs->W, .out_c = cs->C, .k = 1, .stride = 1, .src = {c->from[0], c->from[1]}};
+    return TQ_OK;
+}
+
+static size_t add_bytes(const tq_unit *U, int w_bits) {
+    (void)U, (void)w_bits;
+    return 3 * 8 + 4 * 4; /* three M0/shift pairs, zero points */
+}
+
+/* A channel concat; quantized, its inputs share its grid (tq_qat_share_concat), so the join copies. */
+static tq_node *concat_graph(tq_graph *g, tq_model *m, int u, tq_node *a, tq_node *b) {
+    return tq_concat(g, a, b, &m->unit[u].cat);
+}
+
+static tq_status concat_int8(tq_model *m, int u, int8_ctx *c, tq_qlayer_src *L) {
+    const tq_unit *S = &m->unit[u];
+    const tq_conv_shape *cs = &S->conv;
+    *L = (tq_qlayer_src){.in_scale = c->s_out, .in2_scale = c->s_out, .out_scale = c->s_out, .in_zp = c->z_out, .in2_zp = c->z_out,
+                         .out_zp = c->z_out, .kind = TQ_S8_CONCAT, .in_h = cs->H, .in_w = cs->W, .in_c = S->cat.c[0],
+                         .in2_c = S->cat.c[1], .out_h = cs->H, .out_w = cs->W, .out_c = cs->OC, .k = 1, .stride = 1,
+                         .src = {c->from[0], c->from[1]}};
+    return TQ_OK;
+}
+
+static size_t concat_bytes(const tq_unit *U, int w_bits) {
+    (void)U, (void)w_bits;
+    return 4 * 4; /* zero points and the second input's channels */
+}
+
+static const unit_kind KINDS[] = {
+    [TQ_UNIT_CONV] = {"a convolution", 1, 1, weighted_graph, weighted_int8, weighted_bytes},
+    [TQ_UNIT_ADD] = {"an add", 2, 0, add_graph, add_int8, add_bytes},
+    [TQ_UNIT_CONCAT] = {"a concat", 2, 0, concat_graph, concat_int8, concat_bytes},
+    [TQ_UNIT_DENSE] = {"a dense layer", 1, 1, weighted_graph, weighted_int8, weighted_bytes},
+};
+
 /* ---- quantization ---- */
 
 static tq_status add_lsq_params(tq_model *m);
@@ -149,15 +289,14 @@ tq_status tq_model_quantize(tq_model *m, const tq_qat_cfg *cfg) {
     const int units = m->n_units;
     int oc[TQ_MAX_UNITS], src[TQ_MAX_UNITS];
     for (int u = 0; u < units; u++) oc[u] = m->unit[u].conv.OC, src[u] = m->unit[u].src[0];
-    for (int s = 0; s < m->n_stages; s++) { /* the int16 ADD is not TFLite's int8 one: not there yet */
-        const tq_unit *S = &m->unit[s];
-        const int two = S->kind != TQ_UNIT_CONV;
-        int wide = two && tq_qat_cfg_act_bits(cfg, s, units) == 16;
-        for (int j = 0; j < 2 && two; j++) wide |= S->src[j] >= 0 && tq_qat_cfg_act_bits(cfg, S->src[j], units) == 16;
+    for (int u = 0; u < units; u++) { /* (the int16 ADD is not TFLite's int8 one: not there yet) */
+        const tq_unit *S = &m->unit[u];
+        const unit_kind *k = &KINDS[S->kind];
+        int wide = !k->act16 && tq_qat_cfg_act_bits(cfg, u, units) == 16;
+        for (int j = 0; j < k->inputs && !k->act16; j++) wide |= S->src[j] >= 0 && tq_qat_cfg_act_bits(cfg, S->src[j], units) == 16;
         if (wide)
-            TQ_FAIL(TQ_E_ARG, "model %s: stage %d is %s: 16-bit activations are for convolutions, pools and dense layers; keep the "
-                              "%s and the stages it reads at 8 bits (--act-bits per layer)", m->spec, s + 1,
-                    S->kind == TQ_UNIT_ADD ? "an add" : "a concat", S->kind == TQ_UNIT_ADD ? "add" : "concat");
+            TQ_FAIL(TQ_E_ARG, "model %s: stage %d is %s: 16-bit activations are for convolutions, pools and dense layers; keep it and "
+                              "the stages it reads at 8 bits (--act-bits per layer)", m->spec, u + 1, k->name);
     }
     /* LSQ's set-up can fail after the fold: the parameters are kept to put back, so that a failure
      * leaves the float model as it was (and a retry is possible) */
@@ -181,22 +320,6 @@ tq_status tq_model_quantize(tq_model *m, const tq_qat_cfg *cfg) {
     }
     tq_free(saved);
     return st;
-}
-
-/* A unit's weights and bias as the integer model holds them: with batch norm, folded exactly as
- * the fake quant saw them (layers/batchnorm.c's float expressions: s = gamma * (1 / sqrtf(var + eps))),
- * and the bias the evaluation's batch norm adds, beta - s mean. W: [OC][K], b: [OC]. */
-static void unit_folded(const tq_unit *st, float *W, float *b) {
-    size_t OC = (size_t)st->conv.OC, K = tq_unit_weights(st) / OC;
-    for (size_t c = 0; c < OC; c++) {
-        float sc = 1.0f, bias = st->b ? st->b[c] : 0.0f;
-        if (st->bn) {
-            sc = tq_bn_fold_scale(st->gamma[c], st->running_var[c], st->bn_state.eps);
-            bias = st->beta[c] - sc * st->running_mean[c];
-        }
-        for (size_t k = 0; k < K; k++) W[c * K + k] = st->W[c * K + k] * sc;
-        b[c] = bias;
-    }
 }
 
 /* LSQ (docs/QUANTIZATION.md §3): every unit's weight scales and its output's activation scale
@@ -276,57 +399,28 @@ tq_status tq_model_to_int8(tq_model *m, tq_qmodel *q) {
     float *ch = chan, *w = wf;
     for (int u = 0; u < m->n_units && st == TQ_OK; u++) {
         const tq_unit *S = &m->unit[u];
-        const tq_conv_shape *cs = &S->conv;
         int need = 1 + (S->pool != 0) + (u == m->n_stages - 1);
         if (n + need > TQ_INT8_MAX_LAYERS) {
             st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__, "convert: more than %d integer layers", TQ_INT8_MAX_LAYERS);
             break;
         }
         /* each input: the integer layer of the unit it reads (src = layer + 1), its scale and zero point */
-        int from[2] = {0, 0};
-        float s_in[2] = {TQ_INPUT_SCALE, TQ_INPUT_SCALE};
-        int32_t z_in[2] = {TQ_INPUT_ZERO_POINT, TQ_INPUT_ZERO_POINT};
-        for (int j = 0; j < (S->kind == TQ_UNIT_ADD || S->kind == TQ_UNIT_CONCAT ? 2 : 1); j++) {
+        int8_ctx c = {.from = {0, 0}, .s_in = {TQ_INPUT_SCALE, TQ_INPUT_SCALE}, .z_in = {TQ_INPUT_ZERO_POINT, TQ_INPUT_ZERO_POINT}, .ch = ch, .w = w};
+        for (int j = 0; j < KINDS[S->kind].inputs; j++) {
             int r = S->src[j];
             if (r < 0 && n > 0) {
                 st = tq_error_set_(TQ_E_ARG, __FILE__, __LINE__,
                                    "convert: unit %d reads the model's input, which the integer runtime gives only its first layer", u + 1);
                 break;
             }
-            if (r >= 0) from[j] = last[r] + 1, s_in[j] = Q->afq[r].scale[0], z_in[j] = Q->afq[r].zero_point[0];
+            if (r >= 0) c.from[j] = last[r] + 1, c.s_in[j] = Q->afq[r].scale[0], c.z_in[j] = Q->afq[r].zero_point[0];
         }
         if (st != TQ_OK || (st = tq_fq_update(&Q->afq[u], NULL, 0, 0, 0)) != TQ_OK) break;
-        float out_scale = Q->afq[u].scale[0];
-        int32_t out_zp = Q->afq[u].zero_point[0];
-        if (S->kind == TQ_UNIT_CONCAT) { /* its inputs are on its grid already (tq_qat_share_concat) */
-            src[n++] = (tq_qlayer_src){.in_scale = out_scale, .in2_scale = out_scale, .out_scale = out_scale, .in_zp = out_zp,
-                                       .in2_zp = out_zp, .out_zp = out_zp, .kind = TQ_S8_CONCAT, .in_h = cs->H, .in_w = cs->W,
-                                       .in_c = S->cat.c[0], .in2_c = S->cat.c[1], .out_h = cs->H, .out_w = cs->W, .out_c = cs->OC,
-                                       .k = 1, .stride = 1, .src = {from[0], from[1]}};
-        } else if (S->kind == TQ_UNIT_ADD) {
-            src[n++] = (tq_qlayer_src){.relu = S->relu, .in_scale = s_in[0], .in2_scale = s_in[1], .out_scale = out_scale,
-                                       .in_zp = z_in[0], .in2_zp = z_in[1], .out_zp = out_zp, .kind = TQ_S8_ADD, .in_h = cs->H,
-                                       .in_w = cs->W, .in_c = cs->C, .out_h = cs->H, .out_w = cs->W, .out_c = cs->C, .k = 1,
-                                       .stride = 1, .src = {from[0], from[1]}};
-        } else { /* weights: a convolution's, or a dense layer's (the layer after it, or the flatten, its input) */
-            int OC = cs->OC, K = (int)(tq_unit_weights(S) / (size_t)OC);
-            float *bias = ch + OC;
-            unit_folded(S, w, bias);
-            if ((st = tq_fq_update(&Q->wfq[u], w, OC, K, 0)) != TQ_OK) break;
-            for (int o = 0; o < OC; o++) ch[o] = Q->wfq[u].scale[Q->wfq[u].per_channel ? o : 0];
-            tq_qlayer_src L = {.in = cs->H * cs->W * cs->C, .out = cs->OH * cs->OW * OC, .relu = S->relu,
-                               .w_bits = tq_qat_cfg_bits(&Q->cfg, u), .W = w, .b = bias, .w_scale = ch, .in_scale = s_in[0],
-                               .out_scale = out_scale, .in_zp = z_in[0], .out_zp = out_zp, .out_bits = Q->afq[u].bits};
-            if (S->kind == TQ_UNIT_CONV) {
-                L.kind = cs->depthwise ? TQ_S8_DEPTHWISE : TQ_S8_CONV;
-                L.in_h = cs->H, L.in_w = cs->W, L.in_c = cs->C, L.out_h = cs->OH, L.out_w = cs->OW, L.out_c = OC;
-                L.k = cs->KH, L.stride = cs->stride, L.pad = cs->pad, L.kw = cs->KW, L.stride_w = cs->stride_w, L.pad_w = cs->pad_w;
-                L.src[0] = from[0];
-            }
-            src[n++] = L;
-            ch += 2 * OC;
-            w += tq_unit_weights(S);
-        }
+        c.s_out = Q->afq[u].scale[0], c.z_out = Q->afq[u].zero_point[0];
+        if ((st = KINDS[S->kind].int8(m, u, &c, &src[n++])) != TQ_OK) break;
+        ch = c.ch, w = c.w;
+        const float out_scale = c.s_out;
+        const int32_t out_zp = c.z_out;
         if (S->pool) { /* on the unit's quantized output: the same scale and zero point */
             const tq_pool_shape *ps = &S->pool_shape;
             src[n++] = (tq_qlayer_src){.in_scale = out_scale, .out_scale = out_scale, .in_zp = out_zp, .out_zp = out_zp,
@@ -360,41 +454,8 @@ size_t tq_model_int8_bytes(const tq_model *m) {
 
 size_t tq_model_int8_bytes_with(const tq_model *m, const int *unit_bits) {
     size_t n = 0;
-    for (int u = 0; u < m->n_units; u++) {
-        const tq_unit *U = &m->unit[u];
-        if (U->kind == TQ_UNIT_ADD) {
-            n += 3 * 8 + 4 * 4; /* three M0/shift pairs, zero points */
-        } else if (U->kind == TQ_UNIT_CONCAT) {
-            n += 4 * 4; /* zero points and the second input's channels */
-        } else { /* the weights packed (BN folded: src/qmodel.h), int32 bias, M0/shift, zero points and clamp */
-            size_t OC = (size_t)U->conv.OC, sb = (size_t)tq_qlayer_storage_bits(unit_bits[u]);
-            n += (tq_unit_weights(U) * sb + 7) / 8 + OC * 4 + OC * 8 + 4 * 4;
-        }
-    }
+    for (int u = 0; u < m->n_units; u++) n += KINDS[m->unit[u].kind].int8_bytes(&m->unit[u], unit_bits[u]);
     return n;
-}
-
-/* ---- the graph ---- */
-
-/* Unit u's weighted op on h: a convolution with its batch norm and ReLU, or a dense layer and its
- * ReLU; float, or as QAT simulates it. */
-static tq_node *weighted_unit(tq_graph *g, tq_model *m, int u, tq_node *h) {
-    tq_unit *st = &m->unit[u];
-    int OC = st->conv.OC, K = (int)(tq_unit_weights(st) / (size_t)OC);
-    tq_node *W = tq_leaf(g, "W", OC, K, st->W, st->dW);
-    tq_node *b = st->b ? tq_leaf(g, "b", 1, OC, st->b, st->db) : NULL;
-    if (st->kind == TQ_UNIT_DENSE) {
-        if (m->qat) return tq_qat_layer(g, m->qat, u, h, W, b, st->relu); /* fake-quant W (and b), linear, ReLU, fake-quant output */
-        h = tq_linear(g, h, W, b);
-        return st->relu ? tq_relu(g, h) : h;
-    }
-    tq_node *gm = st->bn ? tq_leaf(g, "gamma", 1, OC, st->gamma, st->dgamma) : NULL;
-    tq_node *bt = st->bn ? tq_leaf(g, "beta", 1, OC, st->beta, st->dbeta) : NULL;
-    if (m->qat) return tq_qat_stage(g, m->qat, u, h, W, b, gm, bt, st->bn ? &st->bn_state : NULL, st->relu, &st->conv);
-    h = tq_conv2d(g, h, W, b, &st->conv);
-    if (st->bn && st->relu == 1) return tq_batchnorm_relu(g, h, gm, bt, &st->bn_state);
-    if (st->bn) h = tq_batchnorm(g, h, gm, bt, &st->bn_state);
-    return tq_activation(g, h, st->relu);
 }
 
 /* Unit u's dropout of pct percent after h (evaluation passes h through). */
@@ -419,19 +480,9 @@ tq_status tq_net_init(tq_net *net, tq_model *m, int max_batch) {
     tq_node *h = net->x = tq_leaf(g, "x", max_batch, m->in_h * m->in_w * m->in_c, net->xbuf, NULL);
     for (int u = 0; u < m->n_units; u++) {
         tq_unit *st = &m->unit[u];
-        h = st->src[0] < 0 ? net->x : net->out[st->src[0]];
-        if (st->kind == TQ_UNIT_CONCAT) { /* quantized: its inputs share its grid, the join is exact */
-            h = tq_concat(g, h, st->src[1] < 0 ? net->x : net->out[st->src[1]], &st->cat);
-        } else if (st->kind == TQ_UNIT_ADD) { /* a residual add; quantized: the int8 ADD's (layers/qat.h) */
-            tq_node *b = st->src[1] < 0 ? net->x : net->out[st->src[1]];
-            if (m->qat) {
-                h = tq_qat_add(g, m->qat, u, h, b, st->src[1], st->relu);
-            } else {
-                h = tq_activation(g, tq_add(g, h, b), st->relu);
-            }
-        } else {
-            h = weighted_unit(g, m, u, h);
-        }
+        tq_node *in[2] = {NULL, NULL};
+        for (int j = 0; j < KINDS[st->kind].inputs; j++) in[j] = st->src[j] < 0 ? net->x : net->out[st->src[j]];
+        h = KINDS[st->kind].graph(g, m, u, in[0], in[1]);
         if (st->pool) h = m->qat ? tq_qat_avgpool(g, m->qat, u, h, &st->pool_shape) : tq_pool2d(g, h, &st->pool_shape);
         if (st->drop) h = net_dropout(net, h, u, st->drop);
         net->out[u] = h;
