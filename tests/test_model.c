@@ -211,12 +211,69 @@ static void failed_save_leaves_old_file_intact(void **state) {
     tq_model_free(&m);
 }
 
+/* The model file's records are its format (docs/QUANTIZATION.md §8), whatever the code's layout:
+ * unit by unit, a stage's as stages.S.*, a dense layer's as layers.L.*. A graph's file lists them
+ * in that order, and a file written record by record loads each value into the unit that owns it. */
+static void file_records_by_unit(void **state) {
+    (void)state;
+    tq_model m;
+    /* units: conv with batch norm, conv with a bias, add (no records), two dense layers */
+    assert_int_equal(tq_model_init(&m, "6x6x1-c2k3b@a-c2k1-+a-r-3r-2"), TQ_OK);
+    assert_true(m.n_units == 5 && m.n_stages == 3 && m.n_layers == 2 && m.unit[3].kind == TQ_UNIT_DENSE && m.unit[3].src[0] == 2);
+    static const struct {
+        const char *name;
+        uint32_t rows, cols;
+    } want[] = {{"input_norm", 1, 2},         {"stages.0.weight", 2, 9},    {"stages.0.bn_weight", 1, 2}, {"stages.0.bn_bias", 1, 2},
+                {"stages.0.running_mean", 1, 2}, {"stages.0.running_var", 1, 2}, {"stages.1.weight", 2, 2}, {"stages.1.bias", 1, 2},
+                {"layers.0.weight", 3, 32},   {"layers.0.bias", 1, 3},      {"layers.1.weight", 2, 3},    {"layers.1.bias", 1, 2}};
+    enum { N = sizeof want / sizeof want[0] };
+    tq_ckpt c;
+    tq_ckpt_init(&c);
+    assert_int_equal(tq_model_to_ckpt(&m, &c), TQ_OK);
+    assert_int_equal(c.n_tensors, N);
+    for (int i = 0; i < N; i++) {
+        assert_string_equal(c.t[i].name, want[i].name);
+        assert_true(c.t[i].rows == want[i].rows && c.t[i].cols == want[i].cols);
+    }
+    tq_ckpt_free(&c);
+    /* by hand: record i's value j is 1000 i + j (a variance too: all positive) */
+    tq_ckpt_init(&c);
+    assert_int_equal(tq_ckpt_set_meta(&c, "format", "tinyqat-model"), TQ_OK);
+    assert_int_equal(tq_ckpt_set_meta(&c, "spec", m.spec), TQ_OK);
+    assert_int_equal(tq_ckpt_set_meta(&c, "kind", "fp32"), TQ_OK);
+    float v[96];
+    for (int i = 0; i < N; i++) {
+        for (uint32_t j = 0; j < want[i].rows * want[i].cols; j++) v[j] = (float)(1000 * i + (int)j);
+        if (i == 0) v[0] = 0.5f, v[1] = 2.0f; /* the normalization: a positive std */
+        assert_int_equal(tq_ckpt_add_copy(&c, want[i].name, want[i].rows, want[i].cols, v), TQ_OK);
+    }
+    tq_model back;
+    assert_int_equal(tq_model_from_ckpt(&back, &c, "by-hand.tqf"), TQ_OK);
+    assert_true(back.in_mean == 0.5f && back.in_std == 2.0f);
+    const tq_unit *u = back.unit;
+    assert_true(u[0].W[17] == 1017.0f && u[0].gamma[1] == 2001.0f && u[0].beta[0] == 3000.0f && u[0].running_mean[1] == 4001.0f &&
+                u[0].running_var[0] == 5000.0f && !u[0].b);
+    assert_true(u[1].W[3] == 6003.0f && u[1].b[1] == 7001.0f && !u[2].W);
+    assert_true(u[3].W[95] == 8095.0f && u[3].b[2] == 9002.0f && u[4].W[5] == 10005.0f && u[4].b[1] == 11001.0f);
+    tq_model_free(&back);
+    /* a record of the wrong shape is refused, naming it */
+    tq_ckpt_free(&c);
+    tq_ckpt_init(&c);
+    assert_int_equal(tq_model_to_ckpt(&m, &c), TQ_OK);
+    c.t[8].cols = 31; /* layers.0.weight */
+    assert_int_equal(tq_model_from_ckpt(&back, &c, "short.tqf"), TQ_E_FORMAT);
+    assert_non_null(strstr(tq_last_error(), "short.tqf: layers.0.weight is missing or does not match"));
+    tq_ckpt_free(&c);
+    tq_model_free(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(spec_parsing),
         cmocka_unit_test(init_matches_pytorch_bounds),
         cmocka_unit_test(folding_input_norm_keeps_the_function),
         cmocka_unit_test(save_load_round_trip_is_byte_identical),
+        cmocka_unit_test(file_records_by_unit),
         cmocka_unit_test(damaged_files_are_rejected),
         cmocka_unit_test(failed_save_leaves_old_file_intact),
     };
