@@ -191,7 +191,7 @@ static void exact_forward(tq_node *n, int mode) {
     for (int o = 0; o < OC; o++) {
         float sw = E->w->scale[E->w->per_channel ? o : 0], b = 0.0f;
         for (int k = 0; k < K; k++) wq[(size_t)o * K + k] = (int32_t)nearbyintf(W[(size_t)o * K + k] / sw);
-        if (E->bn) { /* the folded bias as layers/model.c's stage_folded computes it */
+        if (E->bn) { /* the folded bias as layers/model.c's unit_folded computes it */
             b = E->beta[o] - tq_bn_fold_scale(E->gamma[o], E->bn->running_var[o], E->bn->eps) * E->bn->running_mean[o];
         } else if (n->n_in > 2) {
             b = n->in[2]->val[o];

@@ -29,9 +29,9 @@ extern "C" {
 
 typedef struct {
     int w_bits;          /* 2..8 */
-    /* Per unit, in the integer model's order (the stages, then the dense layers): that unit's
-     * weight width, 2..8, or 0 for w_bits. A unit is one set of weights: a stage's convolution
-     * (batch norm folded in) or a dense layer. */
+    /* Per unit, in the model's order (layers/model.h: the stages, then the dense layers): that
+     * unit's weight width, 2..8, or 0 for w_bits. A convolution's weights are quantized with its
+     * batch norm folded in; an add or a concat has none, and its entry is not read. */
     int unit_bits[TQ_QAT_MAX_UNITS];
     int per_channel;     /* 1: one weight scale per output channel (default) */
     int quant_bias;      /* 1: fake-quantize the bias to int32 (default) */
