@@ -896,6 +896,69 @@ static void sixteen_bit_activations(void **state) {
     tq_model_free(&fp);
 }
 
+/* GPTQ on a convolution with batch norm: its folded weights (what the quantizer and the integer
+ * model see) end on their grid at PTQ's scales, its outputs on the training images are closer to
+ * the float convolution's than with each folded weight rounded to nearest, and the converted
+ * model still computes the simulation to the logit. */
+static void gptq_rounds_convolutions(void **state) {
+    (void)state;
+    tq_model fp, q;
+    trained(&fp, "in-c6k3br-m2-12r-out", 3, 1);
+    tq_qat_cfg qc;
+    tq_qat_cfg_defaults(&qc);
+    qc.w_bits = 3;
+    assert_int_equal(tq_ptq(&q, &fp, &qc, &tr, 8, 0), TQ_OK);
+    const tq_unit *U = &q.unit[0];
+    enum { OC = 6, KK = 9 };
+    assert_true(U->bn && U->conv.OC == OC && tq_unit_weights(U) == OC * KK);
+    float f[OC], w0[OC * KK], rtn[OC * KK], gq[OC * KK], s[OC];
+    for (int o = 0; o < OC; o++) {
+        f[o] = tq_bn_fold_scale(U->gamma[o], U->running_var[o], U->bn_state.eps);
+        for (int k = 0; k < KK; k++) w0[o * KK + k] = U->W[o * KK + k] * f[o];
+    }
+    assert_int_equal(tq_fq_update(&q.qat->wfq[0], w0, OC, KK, 0), TQ_OK);
+    for (int o = 0; o < OC; o++) {
+        s[o] = q.qat->wfq[0].scale[o];
+        for (int k = 0; k < KK; k++) rtn[o * KK + k] = (float)tq_quantize_ref(w0[o * KK + k], s[o], 0, -3, 3) * s[o];
+    }
+    assert_int_equal(tq_gptq(&q, &tr, 8, 0), TQ_OK);
+    for (int o = 0; o < OC; o++) {
+        int top = 0;
+        for (int k = 0; k < KK; k++) {
+            gq[o * KK + k] = U->W[o * KK + k] * f[o];
+            float v = gq[o * KK + k] / s[o];
+            assert_float_equal(v, nearbyintf(v), 1e-4f); /* on the grid, once folded again */
+            assert_true(fabsf(v) <= 3.0f + 1e-4f);
+            top |= fabsf(v) > 3.0f - 1e-4f;
+        }
+        assert_true(top);
+    }
+    /* the convolution's output error (its bias aside: the same in all three) over the training images */
+    const tq_conv_shape *cs = &U->conv;
+    const size_t D = (size_t)cs->H * cs->W * cs->C, Y = (size_t)cs->OH * cs->OW * OC;
+    float *x = tq_malloc(tr.n * D * sizeof(float)), *ya = tq_malloc(tr.n * Y * sizeof(float)), *yr = tq_malloc(tr.n * Y * sizeof(float)),
+          *yg = tq_malloc(tr.n * Y * sizeof(float));
+    for (size_t i = 0; i < tr.n * D; i++) x[i] = (float)tr.images[i] / 255.0f; /* the quantized model's input: the norm is folded */
+    tq_conv2d_ref(ya, x, w0, NULL, (int)tr.n, cs);
+    tq_conv2d_ref(yr, x, rtn, NULL, (int)tr.n, cs);
+    tq_conv2d_ref(yg, x, gq, NULL, (int)tr.n, cs);
+    double e_rtn = 0, e_gptq = 0;
+    for (size_t i = 0; i < tr.n * Y; i++)
+        e_rtn += (double)(yr[i] - ya[i]) * (yr[i] - ya[i]), e_gptq += (double)(yg[i] - ya[i]) * (yg[i] - ya[i]);
+    print_message("conv 0 output error on the training images: GPTQ %.4g, rounding to nearest %.4g\n", e_gptq, e_rtn);
+    assert_true(e_gptq < 0.8 * e_rtn);
+    tq_qmodel qm;
+    assert_int_equal(tq_model_to_int8(&q, &qm), TQ_OK);
+    tq_agreement ag;
+    assert_int_equal(tq_int8_agreement(&q, &qm, &te, &ag), TQ_OK);
+    assert_int_equal(ag.disagreements, 0);
+    assert_int_equal(ag.max_logit_diff, 0);
+    tq_qmodel_free(&qm);
+    tq_free(x), tq_free(ya), tq_free(yr), tq_free(yg);
+    tq_model_free(&q);
+    tq_model_free(&fp);
+}
+
 static void widths_per_layer(void **state) {
     (void)state;
     tq_model fp, q;
@@ -1010,7 +1073,7 @@ int main(void) {
         cmocka_unit_test(qat_from_scratch),
         cmocka_unit_test(exported_module_compiles_and_runs), cmocka_unit_test(library_refuses_bad_arguments),
         cmocka_unit_test(two_trainings_side_by_side),      cmocka_unit_test(failed_quantization_leaves_the_model),
-        cmocka_unit_test(lsq_learns_the_scales),     cmocka_unit_test(gptq_beats_rounding),          cmocka_unit_test(calibration_observes_only),
+        cmocka_unit_test(lsq_learns_the_scales),     cmocka_unit_test(gptq_beats_rounding), cmocka_unit_test(gptq_rounds_convolutions), cmocka_unit_test(calibration_observes_only),
         cmocka_unit_test(callback_stops_the_run),     cmocka_unit_test(widths_per_layer), cmocka_unit_test(widths_for_a_budget),     cmocka_unit_test(layer_sqnr_measures_the_noise),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
