@@ -6,18 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The name of unit u's record `what` in a model file: stages.S.what for a feature unit,
- * layers.L.what for dense layer L (the names files have always used). */
-typedef struct {
-    char s[48];
-} record_name;
-static record_name record(const tq_model *m, int u, const char *what) {
-    record_name r;
-    if (u < m->n_stages) snprintf(r.s, sizeof r.s, "stages.%d.%s", u, what);
-    else snprintf(r.s, sizeof r.s, "layers.%d.%s", u - m->n_stages, what);
-    return r;
-}
-
 /* Unit u's parameter and buffer records, in file order, with their sizes and where they live. */
 typedef struct {
     const char *what;
@@ -47,17 +35,17 @@ tq_status tq_model_to_ckpt(const tq_model *m, tq_ckpt *c) {
     TQ_TRY(tq_ckpt_add_copy(c, "input_norm", 1, 2, norm));
     for (int u = 0; u < m->n_units; u++) {
         unit_record r[6];
-        for (int k = 0, n = unit_records(&m->unit[u], r); k < n; k++) TQ_TRY(tq_ckpt_add(c, record(m, u, r[k].what).s, r[k].rows, r[k].cols, r[k].data));
+        for (int k = 0, n = unit_records(&m->unit[u], r); k < n; k++) TQ_TRY(tq_ckpt_add(c, tq_unit_record(u, m->n_stages, r[k].what).s, r[k].rows, r[k].cols, r[k].data));
     }
     if (m->qat) TQ_TRY(tq_qat_save_state(m->qat, c));
     float *v = m->lsq;
     for (int u = 0; v && u < m->n_units; u++) { /* add_lsq_params's order */
         if (!m->unit[u].W) continue;
         int nw = m->qat->wfq[u].n_ch;
-        TQ_TRY(tq_ckpt_add(c, record(m, u, "w_log_scale").s, 1, (uint32_t)nw, v));
+        TQ_TRY(tq_ckpt_add(c, tq_unit_record(u, m->n_stages, "w_log_scale").s, 1, (uint32_t)nw, v));
         v += nw;
         if (m->qat->afq[u].ring) continue; /* a concat's input: no learned activation scale */
-        TQ_TRY(tq_ckpt_add(c, record(m, u, "a_log_scale").s, 1, 1, v));
+        TQ_TRY(tq_ckpt_add(c, tq_unit_record(u, m->n_stages, "a_log_scale").s, 1, 1, v));
         v += 1;
     }
     return TQ_OK;
@@ -94,7 +82,7 @@ static tq_status load_quant_state(tq_model *m, const tq_ckpt *c, const char *pat
         if (!m->unit[u].W) continue;
         for (int a = 0; a < 2 - (m->qat->afq[u].ring != NULL); a++) { /* the weight scales, then the activation's */
             int n = a ? 1 : m->qat->wfq[u].n_ch;
-            record_name name = record(m, u, a ? "a_log_scale" : "w_log_scale");
+            tq_record_name name = tq_unit_record(u, m->n_stages, a ? "a_log_scale" : "w_log_scale");
             const tq_ckpt_tensor *t = tq_ckpt_find(c, name.s);
             if (!t || t->rows != 1 || t->cols != (uint32_t)n) TQ_FAIL(TQ_E_FORMAT, "%s: missing or bad %s (an LSQ model)", path, name.s);
             for (int i = 0; i < n; i++)
@@ -131,7 +119,7 @@ tq_status tq_model_from_ckpt(tq_model *m, const tq_ckpt *cp, const char *path) {
     for (int u = 0; u < m->n_units; u++) {
         unit_record r[6];
         for (int k = 0, n = unit_records(&m->unit[u], r); k < n; k++) {
-            record_name name = record(m, u, r[k].what);
+            tq_record_name name = tq_unit_record(u, m->n_stages, r[k].what);
             const tq_ckpt_tensor *t = tq_ckpt_find(cp, name.s);
             if (!t || t->rows != r[k].rows || t->cols != r[k].cols) {
                 st = tq_error_set_(TQ_E_FORMAT, __FILE__, __LINE__, "%s: %s is missing or does not match spec %s", path, name.s, spec);
@@ -141,7 +129,7 @@ tq_status tq_model_from_ckpt(tq_model *m, const tq_ckpt *cp, const char *path) {
         }
         for (int c = 0; m->unit[u].bn && c < m->unit[u].conv.OC; c++)
             if (!(m->unit[u].running_var[c] >= 0.0f)) {
-                st = tq_error_set_(TQ_E_FORMAT, __FILE__, __LINE__, "%s: %s has a negative running variance", path, record(m, u, "running_var").s);
+                st = tq_error_set_(TQ_E_FORMAT, __FILE__, __LINE__, "%s: %s has a negative running variance", path, tq_unit_record(u, m->n_stages, "running_var").s);
                 goto done;
             }
     }

@@ -430,15 +430,10 @@ tq_node *tq_qat_avgpool(tq_graph *g, tq_qat *q, int s, tq_node *x, const tq_pool
 
 /* ---- files ---- */
 
-/* Unit u's observer record: stages.S.act_observer, or layers.L.act_observer for the dense layers
- * (the names files have always used). */
-typedef struct {
-    char s[48];
-} record_name;
-static record_name observer_name(const tq_qat *q, int u) {
-    record_name r;
-    if (u < q->n_stages) snprintf(r.s, sizeof r.s, "stages.%d.act_observer", u);
-    else snprintf(r.s, sizeof r.s, "layers.%d.act_observer", u - q->n_stages);
+tq_record_name tq_unit_record(int u, int n_stages, const char *what) {
+    tq_record_name r;
+    if (u < n_stages) snprintf(r.s, sizeof r.s, "stages.%d.%s", u, what);
+    else snprintf(r.s, sizeof r.s, "layers.%d.%s", u - n_stages, what);
     return r;
 }
 
@@ -470,7 +465,7 @@ tq_status tq_qat_save_state(const tq_qat *q, tq_ckpt *c) {
     for (int u = 0; u < q->n_units; u++) {
         const tq_observer *o = &q->aobs[u];
         const float st[4] = {o->min, o->max, (float)o->n_seen, (float)o->frozen};
-        TQ_TRY(tq_ckpt_add_copy(c, observer_name(q, u).s, 1, 4, st));
+        TQ_TRY(tq_ckpt_add_copy(c, tq_unit_record(u, q->n_stages, "act_observer").s, 1, 4, st));
     }
     return TQ_OK;
 }
@@ -527,7 +522,7 @@ static tq_status load_observer(tq_observer *o, tq_fq *fq, const tq_ckpt *c, cons
 }
 
 tq_status tq_qat_load_observers(tq_qat *q, const tq_ckpt *c, const char *path) {
-    for (int u = 0; u < q->n_units; u++) TQ_TRY(load_observer(&q->aobs[u], &q->afq[u], c, path, observer_name(q, u).s));
+    for (int u = 0; u < q->n_units; u++) TQ_TRY(load_observer(&q->aobs[u], &q->afq[u], c, path, tq_unit_record(u, q->n_stages, "act_observer").s));
     for (int u = 0; u < q->n_stages; u++) /* a concat's output: its inputs' scale, once both are back */
         if (q->afq[u].ring) TQ_TRY(tq_fq_update(&q->afq[u], NULL, 0, 0, 0));
     return TQ_OK;

@@ -144,6 +144,14 @@ tq_status tq_qat_share_concat(tq_qat *q, int t, int a, int b);
  * grid; gradients as the float pool's. */
 tq_node *tq_qat_avgpool(tq_graph *g, tq_qat *q, int s, tq_node *x, const tq_pool_shape *ps);
 
+/* The name of unit u's record `what` in a model file, the first n_stages units being feature
+ * stages: stages.S.what, or layers.L.what for dense layer L = u - n_stages (the names files have
+ * always used: docs/QUANTIZATION.md §8). */
+typedef struct {
+    char s[48];
+} tq_record_name;
+tq_record_name tq_unit_record(int u, int n_stages, const char *what);
+
 /* The configuration and each layer's activation observer (range, batches seen, frozen) into a
  * checkpoint (copied), and back. Weight scales are not stored: they follow from the weights. */
 tq_status tq_qat_save_state(const tq_qat *q, tq_ckpt *c);

@@ -680,6 +680,30 @@ static void lsq_learns_the_scales(void **state) {
     tq_model_free(&m);
 }
 
+/* GPTQ's tests, at 3 bits: the scales PTQ gives weights w [out][in] (unit 0's quantizer, max|w|)
+ * into s, and w rounded to nearest on them into rtn, what GPTQ is measured against; then every
+ * GPTQ weight on its row's grid (|q| <= 3), each row with one at +-3 so that max|w| / 3 gives s again. */
+static void rounded_to_nearest(tq_model *q, const float *w, int out, int in, float *s, float *rtn) {
+    assert_int_equal(tq_fq_update(&q->qat->wfq[0], w, out, in, 0), TQ_OK);
+    for (int o = 0; o < out; o++) {
+        s[o] = q->qat->wfq[0].scale[o];
+        for (int i = 0; i < in; i++) rtn[o * in + i] = (float)tq_quantize_ref(w[o * in + i], s[o], 0, -3, 3) * s[o];
+    }
+}
+
+static void assert_on_3bit_grid(const float *w, const float *s, int out, int in) {
+    for (int o = 0; o < out; o++) {
+        int top = 0;
+        for (int i = 0; i < in; i++) {
+            float v = w[o * in + i] / s[o];
+            assert_float_equal(v, nearbyintf(v), 1e-4f);
+            assert_true(fabsf(v) <= 3.0f + 1e-4f);
+            top |= fabsf(v) > 3.0f - 1e-4f;
+        }
+        assert_true(top);
+    }
+}
+
 /* GPTQ: the first layer's weights end on their grid with the scales PTQ gave them, and its
  * outputs on the training images are closer to the float layer's than with each weight rounded
  * to nearest (what GPTQ minimizes, on the calibration batches). */
@@ -694,22 +718,9 @@ static void gptq_beats_rounding(void **state) {
     const int in = TQ_DENSE(&q, 0).conv.C, out = TQ_DENSE(&q, 0).conv.OC;
     float *w0 = tq_malloc((size_t)in * out * sizeof(float)), *rtn = tq_malloc((size_t)in * out * sizeof(float)), s[16];
     memcpy(w0, TQ_DENSE(&q, 0).W, (size_t)in * out * sizeof(float));
-    assert_int_equal(tq_fq_update(&q.qat->wfq[0], w0, out, in, 0), TQ_OK);
-    for (int o = 0; o < out; o++) {
-        s[o] = q.qat->wfq[0].scale[o];
-        for (int i = 0; i < in; i++) rtn[o * in + i] = (float)tq_quantize_ref(w0[o * in + i], s[o], 0, -3, 3) * s[o];
-    }
+    rounded_to_nearest(&q, w0, out, in, s, rtn);
     assert_int_equal(tq_gptq(&q, &tr, 8, 0), TQ_OK);
-    for (int o = 0; o < out; o++) {
-        int top = 0;
-        for (int i = 0; i < in; i++) {
-            float v = TQ_DENSE(&q, 0).W[o * in + i] / s[o];
-            assert_float_equal(v, nearbyintf(v), 1e-4f); /* on the grid */
-            assert_true(fabsf(v) <= 3.0f + 1e-4f);
-            top |= fabsf(v) > 3.0f - 1e-4f;
-        }
-        assert_true(top); /* max|q| = qmax: the scale comes out the same again */
-    }
+    assert_on_3bit_grid(TQ_DENSE(&q, 0).W, s, out, in);
     assert_int_equal(tq_fq_update(&q.qat->wfq[0], TQ_DENSE(&q, 0).W, out, in, 0), TQ_OK);
     for (int o = 0; o < out; o++) assert_float_equal(q.qat->wfq[0].scale[o], s[o], 1e-6f * s[o]);
     double e_rtn = 0, e_gptq = 0;
@@ -916,23 +927,11 @@ static void gptq_rounds_convolutions(void **state) {
         f[o] = tq_bn_fold_scale(U->gamma[o], U->running_var[o], U->bn_state.eps);
         for (int k = 0; k < KK; k++) w0[o * KK + k] = U->W[o * KK + k] * f[o];
     }
-    assert_int_equal(tq_fq_update(&q.qat->wfq[0], w0, OC, KK, 0), TQ_OK);
-    for (int o = 0; o < OC; o++) {
-        s[o] = q.qat->wfq[0].scale[o];
-        for (int k = 0; k < KK; k++) rtn[o * KK + k] = (float)tq_quantize_ref(w0[o * KK + k], s[o], 0, -3, 3) * s[o];
-    }
+    rounded_to_nearest(&q, w0, OC, KK, s, rtn);
     assert_int_equal(tq_gptq(&q, &tr, 8, 0), TQ_OK);
-    for (int o = 0; o < OC; o++) {
-        int top = 0;
-        for (int k = 0; k < KK; k++) {
-            gq[o * KK + k] = U->W[o * KK + k] * f[o];
-            float v = gq[o * KK + k] / s[o];
-            assert_float_equal(v, nearbyintf(v), 1e-4f); /* on the grid, once folded again */
-            assert_true(fabsf(v) <= 3.0f + 1e-4f);
-            top |= fabsf(v) > 3.0f - 1e-4f;
-        }
-        assert_true(top);
-    }
+    for (int o = 0; o < OC; o++)
+        for (int k = 0; k < KK; k++) gq[o * KK + k] = U->W[o * KK + k] * f[o];
+    assert_on_3bit_grid(gq, s, OC, KK); /* once folded again */
     /* the convolution's output error (its bias aside: the same in all three) over the training images */
     const tq_conv_shape *cs = &U->conv;
     const size_t D = (size_t)cs->H * cs->W * cs->C, Y = (size_t)cs->OH * cs->OW * OC;
